@@ -1,0 +1,25 @@
+//! portwarden: a port-exposure scanner and compliance auditor.
+//!
+//! Layers, top to bottom (an arrow never points up):
+//!
+//! ```text
+//! cli (the binary: the only place that prints or exits)
+//!  └─ app: audit = targets → scan → identify → evaluate → report
+//!      ├─ target    target and port specs
+//!      ├─ scan      probe engines (connect, SYN) and their schedule
+//!      ├─ identify  service identification
+//!      ├─ policy    declared policy + compliance profiles → findings
+//!      ├─ report    renderers and the evidence bundle
+//!      └─ store     audit history
+//!  rules: the data files of `rules/`, embedded and overridable
+//!  model: the plain data every layer shares
+//! ```
+//!
+//! The library never prints, never exits and never sees clap types: the
+//! engine emits [`model::ScanEvent`]s and returns typed errors.
+
+pub mod app;
+pub mod model;
+pub mod rules;
+pub mod scan;
+pub mod target;

@@ -1,0 +1,368 @@
+//! Model layer: the plain data every other layer shares.
+//!
+//! Nothing here does I/O or knows about the network, the CLI or the report
+//! format. The serde field names of [`Observation`] are the JSONL format
+//! (`{"ip","port","proto","state","reason","rtt_ms",…}`): other tools and
+//! later audits read them, so they stay stable once released.
+
+use std::fmt;
+use std::net::IpAddr;
+use std::str::FromStr;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+/// Transport protocol of a probed port.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Proto {
+    Tcp,
+    Udp,
+}
+
+impl Proto {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Proto::Tcp => "tcp",
+            Proto::Udp => "udp",
+        }
+    }
+}
+
+impl fmt::Display for Proto {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Proto {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.to_ascii_lowercase().as_str() {
+            "tcp" => Ok(Proto::Tcp),
+            "udp" => Ok(Proto::Udp),
+            other => Err(format!("unknown protocol '{other}' (expected tcp or udp)")),
+        }
+    }
+}
+
+/// What a probe concluded about one (address, port).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PortState {
+    /// The service accepted a connection (SYN-ACK, or a completed connect).
+    Open,
+    /// The host answered that nothing listens (RST, connection refused).
+    Closed,
+    /// No answer, or an ICMP error that says something in the path blocks it.
+    Filtered,
+}
+
+impl PortState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PortState::Open => "open",
+            PortState::Closed => "closed",
+            PortState::Filtered => "filtered",
+        }
+    }
+}
+
+impl fmt::Display for PortState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Why a state was concluded. Names follow nmap's `reason` vocabulary so
+/// people who read nmap output can read ours.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Reason {
+    /// A SYN-ACK answered our SYN (SYN scan).
+    SynAck,
+    /// A TCP connect() completed (connect scan).
+    Connected,
+    /// A RST answered our SYN (SYN scan).
+    Reset,
+    /// connect() failed with ECONNREFUSED (connect scan).
+    ConnRefused,
+    /// Nothing came back before the last retry timed out.
+    NoResponse,
+    /// ICMP / ICMPv6 host unreachable (or connect's EHOSTUNREACH).
+    HostUnreach,
+    /// ICMP / ICMPv6 network unreachable (or connect's ENETUNREACH).
+    NetUnreach,
+    /// ICMP port unreachable on a TCP probe (a firewall's "reject").
+    PortUnreach,
+    /// ICMP protocol unreachable.
+    ProtoUnreach,
+    /// ICMP communication administratively prohibited (type 3 code 13;
+    /// ICMPv6 type 1 code 1), or the host/net-prohibited codes 9 and 10.
+    AdminProhibited,
+    /// Any other ICMP destination-unreachable code.
+    IcmpUnreach,
+}
+
+impl Reason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Reason::SynAck => "syn-ack",
+            Reason::Connected => "connected",
+            Reason::Reset => "reset",
+            Reason::ConnRefused => "conn-refused",
+            Reason::NoResponse => "no-response",
+            Reason::HostUnreach => "host-unreach",
+            Reason::NetUnreach => "net-unreach",
+            Reason::PortUnreach => "port-unreach",
+            Reason::ProtoUnreach => "proto-unreach",
+            Reason::AdminProhibited => "admin-prohibited",
+            Reason::IcmpUnreach => "icmp-unreach",
+        }
+    }
+
+    /// The state a reason implies. Every reason maps to exactly one state.
+    pub fn state(self) -> PortState {
+        match self {
+            Reason::SynAck | Reason::Connected => PortState::Open,
+            Reason::Reset | Reason::ConnRefused => PortState::Closed,
+            _ => PortState::Filtered,
+        }
+    }
+}
+
+impl fmt::Display for Reason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// How the ports were probed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ScanKind {
+    /// Full TCP handshake through the operating system (no privilege needed).
+    Connect,
+    /// Half-open stateless SYN scan over raw sockets (root or CAP_NET_RAW).
+    Syn,
+}
+
+impl fmt::Display for ScanKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            ScanKind::Connect => "connect",
+            ScanKind::Syn => "syn",
+        })
+    }
+}
+
+/// One probe result: the unit of the JSONL stream and of `observations.jsonl`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Observation {
+    pub ip: IpAddr,
+    pub port: u16,
+    pub proto: Proto,
+    pub state: PortState,
+    pub reason: Reason,
+    /// Round-trip time of the answering probe; `None` when nothing answered.
+    pub rtt_ms: Option<f64>,
+    /// When the answer (or the final time-out) was seen.
+    pub time: DateTime<Utc>,
+    /// Host names (from the target specs) that resolved to `ip`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub hostnames: Vec<String>,
+    /// How many probes were sent before the conclusion (1 = no retry).
+    #[serde(default = "one")]
+    pub tries: u8,
+    /// What answers on the port, once identification has run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service: Option<ServiceInfo>,
+}
+
+fn one() -> u8 {
+    1
+}
+
+impl Observation {
+    /// A fresh observation stamped with the current time.
+    pub fn new(ip: IpAddr, port: u16, proto: Proto, reason: Reason, rtt_ms: Option<f64>) -> Self {
+        Observation {
+            ip,
+            port,
+            proto,
+            state: reason.state(),
+            reason,
+            rtt_ms,
+            time: Utc::now(),
+            hostnames: Vec::new(),
+            tries: 1,
+            service: None,
+        }
+    }
+}
+
+/// Authentication status of an identified service.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AuthStatus {
+    /// The service demanded credentials before doing anything useful.
+    Required,
+    /// The service answered a real command without any credentials.
+    None,
+    #[default]
+    Unknown,
+}
+
+/// Certificate facts gathered from a TLS handshake.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct TlsInfo {
+    /// Negotiated protocol version, e.g. `TLSv1.3`.
+    pub version: Option<String>,
+    pub subject: Option<String>,
+    pub issuer: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sans: Vec<String>,
+    pub not_after: Option<DateTime<Utc>>,
+    pub self_signed: bool,
+    pub expired: bool,
+}
+
+/// What identification learned about the service on an open port.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct ServiceInfo {
+    /// Service name in the catalogue's vocabulary (`ssh`, `http`, `redis`, …).
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub product: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<TlsInfo>,
+    #[serde(default)]
+    pub auth: AuthStatus,
+    /// The first bytes the service sent, escaped so the text is printable
+    /// ASCII (`\xNN` for anything else). Bounded in length.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub banner: Option<String>,
+    /// 0.0–1.0: how sure the match is.
+    pub confidence: f32,
+    /// True when the identified service differs from the one registered for
+    /// the port in the catalogue (SSH on 8022, telnet on 2323).
+    #[serde(default)]
+    pub unexpected: bool,
+    /// Free-form extra facts (HTTP title, Redis role, cluster name, …).
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub extra: std::collections::BTreeMap<String, String>,
+}
+
+/// Severity of a finding, ordered from least to most severe.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    Info,
+    Low,
+    Medium,
+    High,
+    Critical,
+}
+
+impl Severity {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Info => "info",
+            Severity::Low => "low",
+            Severity::Medium => "medium",
+            Severity::High => "high",
+            Severity::Critical => "critical",
+        }
+    }
+    pub const ALL: [Severity; 5] = [
+        Severity::Info,
+        Severity::Low,
+        Severity::Medium,
+        Severity::High,
+        Severity::Critical,
+    ];
+}
+
+impl fmt::Display for Severity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Severity {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Severity::ALL
+            .into_iter()
+            .find(|v| v.as_str().eq_ignore_ascii_case(s))
+            .ok_or_else(|| {
+                format!("unknown severity '{s}' (expected one of: info, low, medium, high, critical)")
+            })
+    }
+}
+
+/// Something the engine emits while it works; the caller (the CLI) decides
+/// how to show it. The library itself never prints.
+#[derive(Debug, Clone)]
+pub enum ScanEvent {
+    /// A final conclusion about one port.
+    Observation(Observation),
+    /// Periodic progress: probes sent so far out of the planned total.
+    Progress(Progress),
+    /// Something the operator should know that is not an error
+    /// (a fallback, a host name that did not resolve, a back-off).
+    Notice(String),
+}
+
+/// A progress snapshot.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Progress {
+    /// (address, port) pairs concluded so far.
+    pub done: u64,
+    /// (address, port) pairs planned in all.
+    pub total: u64,
+    /// Open ports found so far.
+    pub open: u64,
+    /// Probes sent per second over the last interval.
+    pub rate: f64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn observation_jsonl_field_names_are_stable() {
+        let mut o = Observation::new(
+            "198.18.0.5".parse().unwrap(),
+            22,
+            Proto::Tcp,
+            Reason::SynAck,
+            Some(1.5),
+        );
+        o.time = "2026-01-02T03:04:05Z".parse().unwrap();
+        let s = serde_json::to_string(&o).unwrap();
+        assert_eq!(
+            s,
+            r#"{"ip":"198.18.0.5","port":22,"proto":"tcp","state":"open","reason":"syn-ack","rtt_ms":1.5,"time":"2026-01-02T03:04:05Z","tries":1}"#
+        );
+        let back: Observation = serde_json::from_str(&s).unwrap();
+        assert_eq!(back, o);
+    }
+
+    #[test]
+    fn every_reason_has_one_state() {
+        assert_eq!(Reason::ConnRefused.state(), PortState::Closed);
+        assert_eq!(Reason::AdminProhibited.state(), PortState::Filtered);
+        assert_eq!(Reason::Connected.state(), PortState::Open);
+    }
+
+    #[test]
+    fn severity_orders_and_parses() {
+        assert!(Severity::Critical > Severity::High);
+        assert_eq!("HIGH".parse::<Severity>().unwrap(), Severity::High);
+        assert!("urgent".parse::<Severity>().is_err());
+    }
+}

@@ -1,0 +1,16 @@
+//! Connect scan engine.
+use tokio::sync::mpsc;
+
+use super::{ScanConfig, ScanError, ScanSummary};
+use crate::model::ScanEvent;
+use crate::target::{PortSet, Targets};
+
+pub async fn run(
+    targets: &Targets,
+    ports: &PortSet,
+    cfg: &ScanConfig,
+    events: mpsc::Sender<ScanEvent>,
+) -> Result<ScanSummary, ScanError> {
+    let _ = (targets, ports, cfg, events);
+    todo!()
+}

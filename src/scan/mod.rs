@@ -1,0 +1,107 @@
+//! Scan layer: probes (address, port) pairs and concludes open / closed /
+//! filtered for each, emitting [`ScanEvent`]s as it goes.
+//!
+//! Two probe engines share one contract: [`connect`] (full handshakes through
+//! the kernel, no privilege) and [`syn`] (stateless half-open scanning over
+//! raw sockets). Both walk a seeded permutation of the (address × port)
+//! index space so no host receives its ports back to back.
+
+pub mod connect;
+pub mod permute;
+pub mod syn;
+
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+
+use crate::model::{ScanEvent, ScanKind};
+use crate::target::{PortSet, Targets};
+
+/// Time-out bounds for one probe. The engine adapts between `min` and `max`
+/// from the round-trip times it measures, starting at `initial`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct TimeoutConfig {
+    pub initial: Duration,
+    pub min: Duration,
+    pub max: Duration,
+}
+
+impl Default for TimeoutConfig {
+    fn default() -> Self {
+        TimeoutConfig {
+            initial: Duration::from_secs(1),
+            min: Duration::from_millis(100),
+            max: Duration::from_secs(3),
+        }
+    }
+}
+
+/// A validated scan configuration (built by the CLI or the app from flags).
+#[derive(Debug, Clone)]
+pub struct ScanConfig {
+    pub kind: ScanKind,
+    /// Cap on probes per second; `None` lets the engine choose/adapt.
+    pub rate: Option<u64>,
+    /// Extra probes for a port that did not answer.
+    pub retries: u8,
+    pub timeout: TimeoutConfig,
+    /// Upper bound on probes in flight (connect scan); `None` sizes it from
+    /// the open-file limit.
+    pub concurrency: Option<usize>,
+    /// Seed of the probe order permutation.
+    pub seed: u64,
+}
+
+impl Default for ScanConfig {
+    fn default() -> Self {
+        ScanConfig {
+            kind: ScanKind::Connect,
+            rate: None,
+            retries: 1,
+            timeout: TimeoutConfig::default(),
+            concurrency: None,
+            seed: 0,
+        }
+    }
+}
+
+/// What a finished scan reports about itself (the observations went out as events).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ScanSummary {
+    /// (address, port) pairs concluded.
+    pub probed: u64,
+    /// Probes sent, retries included.
+    pub sent: u64,
+    pub open: u64,
+    pub closed: u64,
+    pub filtered: u64,
+    /// Wall time of the scan.
+    pub elapsed: Duration,
+    /// Probes per second actually achieved.
+    pub rate: f64,
+    /// True when the scan was stopped before it finished (Ctrl-C / SIGTERM).
+    pub interrupted: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ScanError {
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+    #[error("SYN scan needs raw sockets: run as root or grant the capability with `sudo setcap cap_net_raw,cap_net_admin+ep {0}`")]
+    NoRawSocketPrivilege(String),
+    #[error("{0}")]
+    Config(String),
+}
+
+/// Runs the scan described by `cfg` and sends every conclusion to `events`.
+pub async fn run(
+    targets: &Targets,
+    ports: &PortSet,
+    cfg: &ScanConfig,
+    events: mpsc::Sender<ScanEvent>,
+) -> Result<ScanSummary, ScanError> {
+    match cfg.kind {
+        ScanKind::Connect => connect::run(targets, ports, cfg, events).await,
+        ScanKind::Syn => syn::run(targets, ports, cfg, events).await,
+    }
+}

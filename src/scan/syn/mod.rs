@@ -1,0 +1,17 @@
+//! Stateless SYN scan engine (raw sockets).
+
+use tokio::sync::mpsc;
+
+use super::{ScanConfig, ScanError, ScanSummary};
+use crate::model::ScanEvent;
+use crate::target::{PortSet, Targets};
+
+pub async fn run(
+    targets: &Targets,
+    ports: &PortSet,
+    cfg: &ScanConfig,
+    events: mpsc::Sender<ScanEvent>,
+) -> Result<ScanSummary, ScanError> {
+    let _ = (targets, ports, cfg, events);
+    Err(ScanError::Config("SYN scan is not built yet".into()))
+}
