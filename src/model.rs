@@ -307,6 +307,9 @@ impl FromStr for Severity {
 
 /// Something the engine emits while it works; the caller (the CLI) decides
 /// how to show it. The library itself never prints.
+// Observations dominate the stream; boxing each would cost an allocation
+// per port for no gain, so the size difference is accepted.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone)]
 pub enum ScanEvent {
     /// A final conclusion about one port.
