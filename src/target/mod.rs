@@ -1,0 +1,610 @@
+//! Target layer: turns what the operator typed (addresses, CIDRs, ranges,
+//! host names, `@file` lists, excludes, port specs) into the sets the scan
+//! engine iterates. Address sets are kept as sorted, disjoint ranges so a
+//! /8 costs a few bytes, and any address can be fetched by index — the scan
+//! schedule permutes indices, never materialised lists.
+//!
+//! Accepted spec forms (targets and excludes alike):
+//!
+//! | form | example |
+//! |---|---|
+//! | address | `198.18.0.1`, `2001:db8::1` |
+//! | CIDR (host bits are dropped, as nmap does) | `198.18.0.0/24`, `2001:db8::/120` |
+//! | IPv4 range, last-octet form | `198.18.0.1-20` |
+//! | range, full form | `198.18.0.1-198.18.1.5`, `2001:db8::1-2001:db8::ff` |
+//! | host name (A and AAAA, system resolver config and `/etc/hosts`) | `localhost` |
+//! | list file: one spec per line, `#` comments, blank lines ignored | `@targets.txt` |
+//!
+//! Target CIDRs of IPv4 shorter than /31 skip their network and broadcast
+//! addresses; excludes never do (excluding a /24 removes all 256 addresses).
+
+pub mod ports;
+mod ranges;
+mod spec;
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::fmt;
+use std::future::Future;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use ipnet::IpNet;
+
+pub use ports::{PortSet, PortSpecError};
+pub use spec::SpecError;
+
+use ranges::RangeSet;
+use spec::Spec;
+
+/// Addresses accepted without [`TargetOptions::allow_large`].
+pub const LARGE_LIMIT: u64 = 16_777_216;
+
+/// IPv6 prefixes shorter than this (and IPv6 ranges wider than one such
+/// prefix) need [`TargetOptions::allow_large`].
+pub const IPV6_MIN_PREFIX: u8 = 112;
+
+/// How long one DNS query may take. The scan waits for name resolution
+/// before it starts, so a dead resolver must cost seconds, not minutes.
+const DNS_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Names looked up at once; bounds sockets when an @file holds thousands.
+const DNS_PARALLEL: usize = 32;
+
+/// Options that change what target specs are accepted.
+#[derive(Debug, Clone, Default)]
+pub struct TargetOptions {
+    /// Accept more than [`LARGE_LIMIT`] (16,777,216) addresses — counted
+    /// after excludes are removed — or IPv6 prefixes shorter than /112.
+    /// Totals beyond `u64::MAX` are refused even so.
+    pub allow_large: bool,
+}
+
+/// A host name from the specs that did not resolve; the scan goes on without it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unresolved {
+    pub name: String,
+    pub error: String,
+}
+
+/// Where a spec came from: the command line, or a line of an `@file`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Origin(Option<(PathBuf, usize)>);
+
+impl Origin {
+    const ARG: Origin = Origin(None);
+}
+
+/// `file:line: ` for specs read from a list, nothing for arguments.
+impl fmt::Display for Origin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.0 {
+            Some((path, line)) => write!(f, "{}:{line}: ", path.display()),
+            None => Ok(()),
+        }
+    }
+}
+
+/// Errors in target specs. Each names the offending value (and file:line for `@file` lists).
+#[derive(Debug, thiserror::Error)]
+pub enum TargetError {
+    #[error("{at}{problem}")]
+    Spec { at: Origin, problem: SpecError },
+    #[error("cannot read target list {}: {source}", path.display())]
+    File {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(
+        "{at}IPv6 target `{value}` covers {count} addresses; prefixes shorter than /112 \
+         are refused by default: narrow it or pass --allow-large"
+    )]
+    LargeIpv6 {
+        at: Origin,
+        value: String,
+        count: String,
+    },
+    #[error(
+        "the targets add up to {} addresses after excludes, more than the {} allowed by \
+         default: narrow them, add excludes, or pass --allow-large",
+        group(*count), group(LARGE_LIMIT)
+    )]
+    TooLarge { count: u64 },
+    #[error(
+        "{what} covers {count} addresses, more than can be scanned (at most 2^64 - 1) \
+         even with --allow-large; narrow it"
+    )]
+    Overflow { what: String, count: String },
+    #[error("{at}exclude `{name}` did not resolve ({error}); refusing to scan without it")]
+    UnresolvedExclude {
+        at: Origin,
+        name: String,
+        error: String,
+    },
+    #[error("{at}host name `{name}` needs resolving; use Targets::resolve")]
+    NeedsResolution { at: Origin, name: String },
+    #[error("no targets given; name addresses, CIDRs, ranges, host names or @file lists")]
+    NoTargets,
+    #[error("nothing to scan: {reason}")]
+    NothingToScan { reason: String },
+}
+
+/// Whether a spec adds to the scan or removes from it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Role {
+    Target,
+    Exclude,
+}
+
+/// Specs after parsing and reading lists, before names are resolved.
+#[derive(Debug, Default)]
+struct Plan {
+    v4: Vec<(u32, u32)>,
+    v6: Vec<(u128, u128)>,
+    ex4: Vec<(u32, u32)>,
+    ex6: Vec<(u128, u128)>,
+    /// Target names in first-seen order, without repeats.
+    names: Vec<(String, Origin)>,
+    ex_names: Vec<(String, Origin)>,
+    given: bool,
+}
+
+/// The resolved set of addresses to scan (specs minus excludes).
+#[derive(Debug, Clone, Default)]
+pub struct Targets {
+    v4: RangeSet<u32>,
+    v6: RangeSet<u128>,
+    names: BTreeMap<IpAddr, Vec<String>>,
+    unresolved: Vec<Unresolved>,
+}
+
+impl Targets {
+    /// Parses the specs, resolves host names (A and AAAA), reads `@file` lists
+    /// and removes the excludes (which take the same forms).
+    ///
+    /// Names use the system configuration (`/etc/resolv.conf`, `/etc/hosts`)
+    /// with a 2 s timeout and no retry. A target name that does not resolve is
+    /// listed in [`Targets::unresolved`] and the rest is scanned; an exclude
+    /// that does not resolve is an error, because its addresses cannot be
+    /// kept out of the scan.
+    pub async fn resolve(
+        specs: &[String],
+        excludes: &[String],
+        opts: &TargetOptions,
+    ) -> Result<Targets, TargetError> {
+        let plan = Plan::read(specs, excludes, opts)?;
+        if plan.names.is_empty() && plan.ex_names.is_empty() {
+            return plan.finish(&HashMap::new(), opts);
+        }
+        let resolver = system_resolver();
+        Self::finish_with(plan, opts, move |name| {
+            let resolver = resolver.clone();
+            async move {
+                match resolver {
+                    Ok(r) => r
+                        .lookup_ip(name.as_str())
+                        .await
+                        .map(|found| found.iter().collect())
+                        .map_err(|e| e.to_string()),
+                    Err(e) => Err(e),
+                }
+            }
+        })
+        .await
+    }
+
+    /// [`Targets::resolve`] with a caller-supplied lookup (a fake in tests,
+    /// or a resolver configured differently). `lookup` gets each distinct
+    /// name once and returns its addresses or why it failed.
+    pub async fn resolve_with<F, Fut>(
+        specs: &[String],
+        excludes: &[String],
+        opts: &TargetOptions,
+        lookup: F,
+    ) -> Result<Targets, TargetError>
+    where
+        F: Fn(String) -> Fut,
+        Fut: Future<Output = Result<Vec<IpAddr>, String>> + Send + 'static,
+    {
+        let plan = Plan::read(specs, excludes, opts)?;
+        Self::finish_with(plan, opts, lookup).await
+    }
+
+    /// Parses specs that need no name resolution (addresses, CIDRs, ranges,
+    /// lists of those); a host name is an error.
+    pub fn parse_static(
+        specs: &[String],
+        excludes: &[String],
+        opts: &TargetOptions,
+    ) -> Result<Targets, TargetError> {
+        let plan = Plan::read(specs, excludes, opts)?;
+        if let Some((name, at)) = plan.names.first().or(plan.ex_names.first()) {
+            return Err(TargetError::NeedsResolution {
+                at: at.clone(),
+                name: name.clone(),
+            });
+        }
+        plan.finish(&HashMap::new(), opts)
+    }
+
+    async fn finish_with<F, Fut>(
+        plan: Plan,
+        opts: &TargetOptions,
+        lookup: F,
+    ) -> Result<Targets, TargetError>
+    where
+        F: Fn(String) -> Fut,
+        Fut: Future<Output = Result<Vec<IpAddr>, String>> + Send + 'static,
+    {
+        let wanted: BTreeSet<String> = plan
+            .names
+            .iter()
+            .chain(&plan.ex_names)
+            .map(|(n, _)| n.clone())
+            .collect();
+        let mut pending = wanted.into_iter();
+        let mut found = HashMap::new();
+        let mut tasks = tokio::task::JoinSet::new();
+        loop {
+            while tasks.len() < DNS_PARALLEL {
+                let Some(name) = pending.next() else { break };
+                let query = lookup(name.clone());
+                tasks.spawn(async move { (name, query.await) });
+            }
+            match tasks.join_next().await {
+                Some(Ok((name, result))) => {
+                    found.insert(name, result);
+                }
+                // A lookup that panicked or was cancelled leaves its name out
+                // of `found`, which `finish` reports as unresolved.
+                Some(Err(_)) => {}
+                None => break,
+            }
+        }
+        plan.finish(&found, opts)
+    }
+
+    /// Number of addresses.
+    pub fn len(&self) -> u64 {
+        // `finish` guarantees the sum fits.
+        self.v4.len() + self.v6.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The address at `index` in ascending order (IPv4 before IPv6), in O(log ranges).
+    pub fn get(&self, index: u64) -> Option<IpAddr> {
+        match index.checked_sub(self.v4.len()) {
+            None => self.v4.get(index).map(|a| IpAddr::V4(Ipv4Addr::from(a))),
+            Some(i) => self.v6.get(i).map(|a| IpAddr::V6(Ipv6Addr::from(a))),
+        }
+    }
+
+    /// Addresses in ascending order, lazily.
+    pub fn iter(&self) -> impl Iterator<Item = IpAddr> + '_ {
+        let v4 = self
+            .v4
+            .ranges()
+            .iter()
+            .flat_map(|&(s, e)| (s..=e).map(|a| IpAddr::V4(Ipv4Addr::from(a))));
+        let v6 = self
+            .v6
+            .ranges()
+            .iter()
+            .flat_map(|&(s, e)| (s..=e).map(|a| IpAddr::V6(Ipv6Addr::from(a))));
+        v4.chain(v6)
+    }
+
+    /// The set as inclusive `(first, last)` ranges, ascending, IPv4 first.
+    pub fn ranges(&self) -> impl Iterator<Item = (IpAddr, IpAddr)> + '_ {
+        let v4 = self.v4.ranges().iter().map(|&(s, e)| {
+            (
+                IpAddr::V4(Ipv4Addr::from(s)),
+                IpAddr::V4(Ipv4Addr::from(e)),
+            )
+        });
+        let v6 = self.v6.ranges().iter().map(|&(s, e)| {
+            (
+                IpAddr::V6(Ipv6Addr::from(s)),
+                IpAddr::V6(Ipv6Addr::from(e)),
+            )
+        });
+        v4.chain(v6)
+    }
+
+    /// Whether `ip` is in the set, in O(log ranges).
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        match ip {
+            IpAddr::V4(a) => self.v4.contains(u32::from(a)),
+            IpAddr::V6(a) => self.v6.contains(u128::from(a)),
+        }
+    }
+
+    /// Host names from the specs that resolved to `ip`.
+    pub fn hostnames(&self, ip: IpAddr) -> Vec<String> {
+        self.names.get(&ip).cloned().unwrap_or_default()
+    }
+
+    /// Host names that did not resolve.
+    pub fn unresolved(&self) -> &[Unresolved] {
+        &self.unresolved
+    }
+}
+
+impl Plan {
+    fn read(
+        specs: &[String],
+        excludes: &[String],
+        opts: &TargetOptions,
+    ) -> Result<Plan, TargetError> {
+        let mut plan = Plan::default();
+        for s in specs {
+            plan.add_arg(s, Role::Target, opts)?;
+        }
+        if !plan.given {
+            return Err(TargetError::NoTargets);
+        }
+        for s in excludes {
+            plan.add_arg(s, Role::Exclude, opts)?;
+        }
+        Ok(plan)
+    }
+
+    fn add_arg(&mut self, raw: &str, role: Role, opts: &TargetOptions) -> Result<(), TargetError> {
+        let spec = spec::parse(raw).map_err(|problem| TargetError::Spec {
+            at: Origin::ARG,
+            problem,
+        })?;
+        let Spec::File(path) = spec else {
+            return self.add(spec, raw.trim(), Origin::ARG, role, opts);
+        };
+        let path = PathBuf::from(path);
+        let text = std::fs::read_to_string(&path).map_err(|source| TargetError::File {
+            path: path.clone(),
+            source,
+        })?;
+        for (i, line) in text.lines().enumerate() {
+            let at = Origin(Some((path.clone(), i + 1)));
+            let line = line.split_once('#').map_or(line, |(l, _)| l).trim();
+            if line.is_empty() {
+                continue;
+            }
+            let spec = match spec::parse(line) {
+                Ok(Spec::File(_)) => Err(SpecError::NestedFile {
+                    value: line.to_string(),
+                }),
+                other => other,
+            }
+            .map_err(|problem| TargetError::Spec {
+                at: at.clone(),
+                problem,
+            })?;
+            self.add(spec, line, at, role, opts)?;
+        }
+        Ok(())
+    }
+
+    fn add(
+        &mut self,
+        spec: Spec,
+        value: &str,
+        at: Origin,
+        role: Role,
+        opts: &TargetOptions,
+    ) -> Result<(), TargetError> {
+        if role == Role::Target {
+            self.given = true;
+        }
+        let (v4, v6, names) = match role {
+            Role::Target => (&mut self.v4, &mut self.v6, &mut self.names),
+            Role::Exclude => (&mut self.ex4, &mut self.ex6, &mut self.ex_names),
+        };
+        match spec {
+            Spec::Addr(IpAddr::V4(a)) => v4.push((a.into(), a.into())),
+            Spec::Addr(IpAddr::V6(a)) => v6.push((a.into(), a.into())),
+            Spec::Range(IpAddr::V4(s), IpAddr::V4(e)) => v4.push((s.into(), e.into())),
+            Spec::Range(IpAddr::V6(s), IpAddr::V6(e)) => {
+                let (s, e) = (u128::from(s), u128::from(e));
+                if role == Role::Target {
+                    // A /112 holds 2^16 addresses; a wider range is as large.
+                    check_ipv6(value, &at, (e - s).checked_add(1), e - s >= 1 << 16, opts)?;
+                }
+                v6.push((s, e));
+            }
+            // The parser only builds ranges of one family.
+            Spec::Range(..) => {}
+            Spec::Net(IpNet::V4(n)) => {
+                let (mut s, mut e) = (u32::from(n.network()), u32::from(n.broadcast()));
+                if role == Role::Target && n.prefix_len() < 31 {
+                    s += 1;
+                    e -= 1;
+                }
+                v4.push((s, e));
+            }
+            Spec::Net(IpNet::V6(n)) => {
+                let (s, e) = (u128::from(n.network()), u128::from(n.broadcast()));
+                if role == Role::Target {
+                    let bits = 128 - u32::from(n.prefix_len());
+                    let count = 1u128.checked_shl(bits).filter(|_| bits < 128);
+                    check_ipv6(value, &at, count, n.prefix_len() < IPV6_MIN_PREFIX, opts)?;
+                }
+                v6.push((s, e));
+            }
+            Spec::Name(name) => {
+                if !names.iter().any(|(n, _)| *n == name) {
+                    names.push((name, at));
+                }
+            }
+            // Lists are expanded by `add_arg`; a nested one was refused there.
+            Spec::File(_) => {}
+        }
+        Ok(())
+    }
+
+    /// Merges resolved names in, subtracts excludes and applies the limits.
+    /// `found` maps each name to its lookup result; a missing name failed.
+    fn finish(
+        mut self,
+        found: &HashMap<String, Result<Vec<IpAddr>, String>>,
+        opts: &TargetOptions,
+    ) -> Result<Targets, TargetError> {
+        let lookup = |name: &str| -> Result<&[IpAddr], String> {
+            match found.get(name) {
+                Some(Ok(addrs)) if !addrs.is_empty() => Ok(addrs),
+                Some(Ok(_)) => Err("no addresses".to_string()),
+                Some(Err(e)) => Err(e.clone()),
+                None => Err("lookup did not complete".to_string()),
+            }
+        };
+        for (name, at) in &self.ex_names {
+            let addrs = lookup(name).map_err(|error| TargetError::UnresolvedExclude {
+                at: at.clone(),
+                name: name.clone(),
+                error,
+            })?;
+            push_addrs(&mut self.ex4, &mut self.ex6, addrs);
+        }
+        let mut names: BTreeMap<IpAddr, Vec<String>> = BTreeMap::new();
+        let mut unresolved = Vec::new();
+        for (name, _) in &self.names {
+            match lookup(name) {
+                Ok(addrs) => {
+                    push_addrs(&mut self.v4, &mut self.v6, addrs);
+                    for &ip in addrs {
+                        let list = names.entry(ip).or_default();
+                        if !list.contains(name) {
+                            list.push(name.clone());
+                        }
+                    }
+                }
+                Err(error) => unresolved.push(Unresolved {
+                    name: name.clone(),
+                    error,
+                }),
+            }
+        }
+
+        let v4 = ranges::subtract(&ranges::normalize(self.v4), &ranges::normalize(self.ex4));
+        let v6 = ranges::subtract(&ranges::normalize(self.v6), &ranges::normalize(self.ex6));
+        let n4 = ranges::total(&v4).unwrap_or(0);
+        let total = ranges::total(&v6).and_then(|n6| n6.checked_add(n4));
+        let count = match total.map(u64::try_from) {
+            Some(Ok(n)) => n,
+            Some(Err(_)) | None => {
+                return Err(TargetError::Overflow {
+                    what: "the target set".to_string(),
+                    count: total.map_or("2^128".to_string(), |n| n.to_string()),
+                });
+            }
+        };
+        if count == 0 {
+            return Err(TargetError::NothingToScan {
+                reason: nothing_reason(&unresolved),
+            });
+        }
+        if count > LARGE_LIMIT && !opts.allow_large {
+            return Err(TargetError::TooLarge { count });
+        }
+        // The total fits u64, so each family's does.
+        let v4 = RangeSet::new(v4).unwrap_or_default();
+        let v6 = RangeSet::new(v6).unwrap_or_default();
+        let mut targets = Targets {
+            v4,
+            v6,
+            names: BTreeMap::new(),
+            unresolved,
+        };
+        names.retain(|ip, _| targets.contains(*ip));
+        targets.names = names;
+        Ok(targets)
+    }
+}
+
+fn push_addrs(v4: &mut Vec<(u32, u32)>, v6: &mut Vec<(u128, u128)>, addrs: &[IpAddr]) {
+    for &ip in addrs {
+        match ip {
+            IpAddr::V4(a) => v4.push((a.into(), a.into())),
+            IpAddr::V6(a) => v6.push((a.into(), a.into())),
+        }
+    }
+}
+
+/// Refuses an IPv6 target spec that is too large: beyond `u64` always,
+/// beyond a /112 unless `allow_large`. `count` is `None` for all of `::/0`.
+fn check_ipv6(
+    value: &str,
+    at: &Origin,
+    count: Option<u128>,
+    large: bool,
+    opts: &TargetOptions,
+) -> Result<(), TargetError> {
+    let shown = count.map_or("2^128".to_string(), |n| match u64::try_from(n) {
+        Ok(n) => group(n),
+        Err(_) => format!("2^{}", n.ilog2()),
+    });
+    if large && !opts.allow_large {
+        return Err(TargetError::LargeIpv6 {
+            at: at.clone(),
+            value: value.to_string(),
+            count: shown,
+        });
+    }
+    if count.is_none_or(|n| n > u128::from(u64::MAX)) {
+        return Err(TargetError::Overflow {
+            what: format!("{at}IPv6 target `{value}`"),
+            count: shown,
+        });
+    }
+    Ok(())
+}
+
+fn nothing_reason(unresolved: &[Unresolved]) -> String {
+    if unresolved.is_empty() {
+        return "the excludes remove every target".to_string();
+    }
+    let failed: Vec<String> = unresolved
+        .iter()
+        .map(|u| format!("`{}` ({})", u.name, u.error))
+        .collect();
+    format!(
+        "no address is left after excludes, and these names did not resolve: {}",
+        failed.join(", ")
+    )
+}
+
+/// `16777216` → `16,777,216`, for counts in messages.
+fn group(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// The system resolver, with short timeouts. An unreadable
+/// `/etc/resolv.conf` still leaves `/etc/hosts` and the built-in
+/// `localhost`, so it is not fatal.
+fn system_resolver() -> Result<hickory_resolver::TokioResolver, String> {
+    use hickory_resolver::config::{LookupIpStrategy, ResolverConfig};
+    use hickory_resolver::net::runtime::TokioRuntimeProvider;
+    let mut builder = hickory_resolver::TokioResolver::builder_tokio().unwrap_or_else(|_| {
+        hickory_resolver::TokioResolver::builder_with_config(
+            ResolverConfig::from_name_servers(Vec::new()),
+            TokioRuntimeProvider::default(),
+        )
+    });
+    let o = builder.options_mut();
+    o.timeout = DNS_TIMEOUT;
+    o.attempts = 1;
+    o.ip_strategy = LookupIpStrategy::Ipv4AndIpv6;
+    builder
+        .build()
+        .map_err(|e| format!("cannot set up the name resolver: {e}"))
+}
