@@ -186,7 +186,7 @@ impl Targets {
                         .lookup_ip(name.as_str())
                         .await
                         .map(|found| found.iter().collect())
-                        .map_err(|e| e.to_string()),
+                        .map_err(|e| lookup_error(&e)),
                     Err(e) => Err(e),
                 }
             }
@@ -300,18 +300,16 @@ impl Targets {
 
     /// The set as inclusive `(first, last)` ranges, ascending, IPv4 first.
     pub fn ranges(&self) -> impl Iterator<Item = (IpAddr, IpAddr)> + '_ {
-        let v4 = self.v4.ranges().iter().map(|&(s, e)| {
-            (
-                IpAddr::V4(Ipv4Addr::from(s)),
-                IpAddr::V4(Ipv4Addr::from(e)),
-            )
-        });
-        let v6 = self.v6.ranges().iter().map(|&(s, e)| {
-            (
-                IpAddr::V6(Ipv6Addr::from(s)),
-                IpAddr::V6(Ipv6Addr::from(e)),
-            )
-        });
+        let v4 = self
+            .v4
+            .ranges()
+            .iter()
+            .map(|&(s, e)| (IpAddr::V4(Ipv4Addr::from(s)), IpAddr::V4(Ipv4Addr::from(e))));
+        let v6 = self
+            .v6
+            .ranges()
+            .iter()
+            .map(|&(s, e)| (IpAddr::V6(Ipv6Addr::from(s)), IpAddr::V6(Ipv6Addr::from(e))));
         v4.chain(v6)
     }
 
@@ -580,12 +578,30 @@ fn group(n: u64) -> String {
     let digits = n.to_string();
     let mut out = String::with_capacity(digits.len() + digits.len() / 3);
     for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(c);
     }
     out
+}
+
+/// A resolver failure in words an operator can act on; the resolver's own
+/// text (which dumps its query struct) is kept for anything unusual.
+fn lookup_error(e: &hickory_resolver::net::NetError) -> String {
+    use hickory_resolver::net::NetError;
+    if e.is_nx_domain() {
+        "no such host".to_string()
+    } else if e.is_no_records_found() {
+        "no A or AAAA records".to_string()
+    } else if matches!(e, NetError::Timeout) {
+        format!(
+            "DNS timed out after {} s; check /etc/resolv.conf",
+            DNS_TIMEOUT.as_secs()
+        )
+    } else {
+        e.to_string()
+    }
 }
 
 /// The system resolver, with short timeouts. An unreadable
@@ -607,4 +623,475 @@ fn system_resolver() -> Result<hickory_resolver::TokioResolver, String> {
     builder
         .build()
         .map_err(|e| format!("cannot set up the name resolver: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    fn s(list: &[&str]) -> Vec<String> {
+        list.iter().map(|x| x.to_string()).collect()
+    }
+
+    fn ip(x: &str) -> IpAddr {
+        x.parse().unwrap()
+    }
+
+    fn stat(specs: &[&str], excludes: &[&str]) -> Result<Targets, TargetError> {
+        Targets::parse_static(&s(specs), &s(excludes), &TargetOptions::default())
+    }
+
+    fn large(specs: &[&str]) -> Result<Targets, TargetError> {
+        Targets::parse_static(&s(specs), &[], &TargetOptions { allow_large: true })
+    }
+
+    fn all(t: &Targets) -> Vec<String> {
+        t.iter().map(|a| a.to_string()).collect()
+    }
+
+    /// A list file in the temp dir, removed on drop.
+    struct TempList(PathBuf);
+
+    impl TempList {
+        fn new(body: &str) -> TempList {
+            static N: AtomicUsize = AtomicUsize::new(0);
+            let n = N.fetch_add(1, Ordering::Relaxed);
+            let path = std::env::temp_dir()
+                .join(format!("portwarden-targets-{}-{n}.txt", std::process::id()));
+            std::fs::write(&path, body).unwrap();
+            TempList(path)
+        }
+        fn arg(&self) -> String {
+            format!("@{}", self.0.display())
+        }
+    }
+
+    impl Drop for TempList {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_file(&self.0);
+        }
+    }
+
+    #[test]
+    fn single_addresses_of_both_families() {
+        let t = stat(&["2001:db8::1", "198.18.0.7"], &[]).unwrap();
+        assert_eq!(t.len(), 2);
+        assert_eq!(all(&t), vec!["198.18.0.7", "2001:db8::1"]);
+        assert_eq!(t.get(0), Some(ip("198.18.0.7")));
+        assert_eq!(t.get(1), Some(ip("2001:db8::1")));
+        assert_eq!(t.get(2), None);
+        assert!(t.contains(ip("2001:db8::1")));
+        assert!(!t.contains(ip("2001:db8::2")));
+    }
+
+    #[test]
+    fn ipv4_cidr_skips_network_and_broadcast() {
+        let t = stat(&["198.18.0.0/24"], &[]).unwrap();
+        assert_eq!(t.len(), 254);
+        assert_eq!(t.get(0), Some(ip("198.18.0.1")));
+        assert_eq!(t.get(253), Some(ip("198.18.0.254")));
+        assert!(!t.contains(ip("198.18.0.0")) && !t.contains(ip("198.18.0.255")));
+
+        let t = stat(&["198.18.0.4/30"], &[]).unwrap();
+        assert_eq!(all(&t), vec!["198.18.0.5", "198.18.0.6"]);
+        let t = stat(&["198.18.0.4/31"], &[]).unwrap();
+        assert_eq!(all(&t), vec!["198.18.0.4", "198.18.0.5"]);
+        let t = stat(&["198.18.0.4/32"], &[]).unwrap();
+        assert_eq!(all(&t), vec!["198.18.0.4"]);
+        // Host bits are dropped: the whole /24 is meant.
+        let t = stat(&["198.18.0.99/24"], &[]).unwrap();
+        assert_eq!(t.len(), 254);
+    }
+
+    #[test]
+    fn ipv6_cidr_keeps_every_address() {
+        let t = stat(&["2001:db8::/120"], &[]).unwrap();
+        assert_eq!(t.len(), 256);
+        assert_eq!(t.get(0), Some(ip("2001:db8::")));
+        assert_eq!(t.get(255), Some(ip("2001:db8::ff")));
+        let t = stat(&["2001:db8::/112"], &[]).unwrap();
+        assert_eq!(t.len(), 65_536);
+    }
+
+    #[test]
+    fn ranges_in_every_form() {
+        let t = stat(&["198.18.0.1-20"], &[]).unwrap();
+        assert_eq!(t.len(), 20);
+        assert_eq!(t.get(19), Some(ip("198.18.0.20")));
+        let t = stat(&["198.18.0.250-198.18.1.5"], &[]).unwrap();
+        assert_eq!(t.len(), 12);
+        assert_eq!(t.get(6), Some(ip("198.18.1.0")));
+        let t = stat(&["2001:db8::1-2001:db8::ff"], &[]).unwrap();
+        assert_eq!(t.len(), 255);
+        assert_eq!(t.get(254), Some(ip("2001:db8::ff")));
+    }
+
+    #[test]
+    fn duplicates_and_overlaps_merge() {
+        let t = stat(
+            &[
+                "198.18.0.10",
+                "198.18.0.1-20",
+                "198.18.0.15-198.18.0.30",
+                "198.18.0.31",
+                "198.18.0.10",
+                "198.18.0.0/28",
+                "2001:db8::5",
+                "2001:db8::1-2001:db8::9",
+            ],
+            &[],
+        )
+        .unwrap();
+        // /28 gives .1-.14, inside .1-.20; .31 touches .30.
+        assert_eq!(t.len(), 31 + 9);
+        assert_eq!(
+            t.ranges().collect::<Vec<_>>(),
+            vec![
+                (ip("198.18.0.1"), ip("198.18.0.31")),
+                (ip("2001:db8::1"), ip("2001:db8::9"))
+            ]
+        );
+        let listed = all(&t);
+        let unique: BTreeSet<&String> = listed.iter().collect();
+        assert_eq!(unique.len(), listed.len());
+    }
+
+    #[test]
+    fn excludes_take_every_form_and_are_subtracted_whole() {
+        let t = stat(
+            &["198.18.0.0/24", "2001:db8::/120"],
+            &[
+                "198.18.0.1-10",
+                "198.18.0.128/25",
+                "198.18.0.50",
+                "2001:db8::-2001:db8::7f",
+            ],
+        )
+        .unwrap();
+        // .11-.127 minus .50
+        assert_eq!(t.len(), 116 + 128);
+        assert_eq!(t.get(0), Some(ip("198.18.0.11")));
+        assert!(!t.contains(ip("198.18.0.50")));
+        assert!(!t.contains(ip("198.18.0.200")));
+        assert_eq!(t.get(116), Some(ip("2001:db8::80")));
+        // An exclude that touches nothing changes nothing.
+        let t = stat(&["198.18.0.1"], &["198.19.0.0/16"]).unwrap();
+        assert_eq!(all(&t), vec!["198.18.0.1"]);
+    }
+
+    #[test]
+    fn excluding_everything_is_an_error() {
+        let e = stat(&["198.18.0.1-5"], &["198.18.0.0/24"]).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "nothing to scan: the excludes remove every target"
+        );
+    }
+
+    #[test]
+    fn no_specs_is_an_error() {
+        assert!(matches!(stat(&[], &[]), Err(TargetError::NoTargets)));
+        assert!(matches!(
+            stat(&[], &["198.18.0.1"]),
+            Err(TargetError::NoTargets)
+        ));
+    }
+
+    #[test]
+    fn malformed_specs_name_the_value() {
+        let cases = [
+            (
+                "198.18.0.0/33",
+                "bad prefix length `/33` in `198.18.0.0/33`",
+            ),
+            ("198.18.0.20-1", "range `198.18.0.20-1` is reversed"),
+            ("", "empty target spec"),
+            (
+                "!!",
+                "`!!` is not an address, CIDR, range, host name or @file",
+            ),
+            (
+                "198.18.0.256",
+                "octet `256` in `198.18.0.256` is out of range",
+            ),
+        ];
+        for (spec, want) in cases {
+            let e = stat(&[spec], &[]).unwrap_err().to_string();
+            assert!(e.starts_with(want), "{spec}: {e}");
+        }
+        let e = stat(&["198.18.0.1"], &["198.18.0.0/40"]).unwrap_err();
+        assert!(matches!(e, TargetError::Spec { .. }), "{e}");
+    }
+
+    #[test]
+    fn list_files_skip_comments_and_blank_lines() {
+        let list = TempList::new(
+            "# lab hosts\n\n198.18.0.1\n  198.18.0.5-6   # two more\n2001:db8::1\n\t\n",
+        );
+        let t = stat(&[&list.arg()], &[]).unwrap();
+        assert_eq!(
+            all(&t),
+            vec!["198.18.0.1", "198.18.0.5", "198.18.0.6", "2001:db8::1"]
+        );
+        let ex = TempList::new("198.18.0.5\n# keep .6\n");
+        let t = stat(&[&list.arg(), "198.18.0.9"], &[&ex.arg()]).unwrap();
+        assert_eq!(
+            all(&t),
+            vec!["198.18.0.1", "198.18.0.6", "198.18.0.9", "2001:db8::1"]
+        );
+    }
+
+    #[test]
+    fn list_file_errors_name_file_and_line() {
+        let list = TempList::new("198.18.0.1\n# fine\n198.18.0.999\n");
+        let e = stat(&[&list.arg()], &[]).unwrap_err().to_string();
+        assert_eq!(
+            e,
+            format!(
+                "{}:3: octet `999` in `198.18.0.999` is out of range: each octet is 0 to 255",
+                list.0.display()
+            )
+        );
+        let nested = TempList::new("@other.txt\n");
+        let e = stat(&[&nested.arg()], &[]).unwrap_err().to_string();
+        assert_eq!(
+            e,
+            format!(
+                "{}:1: `@other.txt`: @file lists cannot include other @file lists",
+                nested.0.display()
+            )
+        );
+        let wide = TempList::new("\n2001:db8::/64\n");
+        let e = stat(&[&wide.arg()], &[]).unwrap_err().to_string();
+        assert!(
+            e.starts_with(&format!(
+                "{}:2: IPv6 target `2001:db8::/64`",
+                wide.0.display()
+            )),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn unreadable_list_names_path_and_os_error() {
+        let path =
+            std::env::temp_dir().join(format!("portwarden-missing-{}.txt", std::process::id()));
+        let e = stat(&[&format!("@{}", path.display())], &[]).unwrap_err();
+        let TargetError::File { path: p, source } = &e else {
+            panic!("{e}")
+        };
+        assert_eq!(p, &path);
+        assert_eq!(source.kind(), std::io::ErrorKind::NotFound);
+        let msg = e.to_string();
+        assert!(
+            msg.starts_with(&format!("cannot read target list {}: ", path.display())),
+            "{msg}"
+        );
+        assert!(msg.contains("No such file"), "{msg}");
+    }
+
+    #[test]
+    fn large_sets_need_allow_large() {
+        // A /8 is exactly at the limit (minus network and broadcast).
+        assert_eq!(stat(&["10.0.0.0/8"], &[]).unwrap().len(), 16_777_214);
+        let e = stat(&["10.0.0.0/7"], &[]).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "the targets add up to 33,554,430 addresses after excludes, more than the \
+             16,777,216 allowed by default: narrow them, add excludes, or pass --allow-large"
+        );
+        // Counted after excludes.
+        let t = stat(&["10.0.0.0/7"], &["11.0.0.0/8"]).unwrap();
+        assert_eq!(t.len(), 16_777_215);
+        assert!(matches!(
+            stat(&["0.0.0.0/0"], &[]),
+            Err(TargetError::TooLarge {
+                count: 4_294_967_294
+            })
+        ));
+        assert_eq!(large(&["0.0.0.0/0"]).unwrap().len(), 4_294_967_294);
+        // The limit is on the total, not per spec.
+        let e = stat(&["10.0.0.0/8", "12.0.0.0/24"], &[]).unwrap_err();
+        assert!(
+            matches!(e, TargetError::TooLarge { count: 16_777_468 }),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn wide_ipv6_needs_allow_large() {
+        let e = stat(&["2001:db8::/111"], &[]).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "IPv6 target `2001:db8::/111` covers 131,072 addresses; prefixes shorter than \
+             /112 are refused by default: narrow it or pass --allow-large"
+        );
+        let e = stat(&["2001:db8::1-2001:db8::1:1"], &[]).unwrap_err();
+        assert!(matches!(e, TargetError::LargeIpv6 { .. }), "{e}");
+        assert_eq!(
+            stat(&["2001:db8::1-2001:db8::1:0"], &[]).unwrap().len(),
+            65_536
+        );
+        assert!(matches!(
+            stat(&["::/0"], &[]),
+            Err(TargetError::LargeIpv6 { .. })
+        ));
+        // An exclude may be as wide as it likes.
+        let t = stat(&["2001:db8::1"], &["2001:db8::/32"]);
+        assert!(matches!(t, Err(TargetError::NothingToScan { .. })));
+        // With allow_large: fine while the count fits u64, refused beyond.
+        assert_eq!(large(&["2001:db8::/65"]).unwrap().len(), 1 << 63);
+        let e = large(&["2001:db8::/64"]).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "IPv6 target `2001:db8::/64` covers 2^64 addresses, more than can be scanned \
+             (at most 2^64 - 1) even with --allow-large; narrow it"
+        );
+        assert!(matches!(
+            large(&["::/0"]),
+            Err(TargetError::Overflow { .. })
+        ));
+        let e = large(&["2001:db8::/65", "2001:db8:0:0:8000::/65"]).unwrap_err();
+        assert!(matches!(e, TargetError::Overflow { .. }), "{e}");
+    }
+
+    #[test]
+    fn get_on_a_slash_8_is_lazy() {
+        let t = large(&["10.0.0.0/8", "198.18.0.0/24", "2001:db8::/112"]).unwrap();
+        // Three ranges are stored, not sixteen million addresses.
+        assert_eq!(t.ranges().count(), 3);
+        assert_eq!(t.len(), 16_777_214 + 254 + 65_536);
+        assert_eq!(t.get(0), Some(ip("10.0.0.1")));
+        assert_eq!(t.get(12_345_678), Some(ip("10.188.97.79")));
+        assert_eq!(t.get(16_777_213), Some(ip("10.255.255.254")));
+        assert_eq!(t.get(16_777_214), Some(ip("198.18.0.1")));
+        assert_eq!(t.get(16_777_214 + 254), Some(ip("2001:db8::")));
+        assert_eq!(t.get(t.len() - 1), Some(ip("2001:db8::ffff")));
+        assert_eq!(t.get(t.len()), None);
+        assert_eq!(
+            t.iter().take(3).collect::<Vec<_>>(),
+            vec![ip("10.0.0.1"), ip("10.0.0.2"), ip("10.0.0.3")]
+        );
+    }
+
+    #[test]
+    fn names_need_resolve() {
+        let e = stat(&["198.18.0.1", "web.example"], &[]).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "host name `web.example` needs resolving; use Targets::resolve"
+        );
+    }
+
+    /// A fake resolver: `web` has two addresses, `alias` shares one, `gone` fails.
+    async fn fake(name: String) -> Result<Vec<IpAddr>, String> {
+        match name.as_str() {
+            "web" => Ok(vec![ip("198.18.0.10"), ip("2001:db8::10")]),
+            "alias" => Ok(vec![ip("198.18.0.10")]),
+            "db" => Ok(vec![ip("198.18.0.20")]),
+            "empty" => Ok(vec![]),
+            _ => Err("no such host".to_string()),
+        }
+    }
+
+    #[tokio::test]
+    async fn names_keep_which_name_gave_which_address() {
+        let opts = TargetOptions::default();
+        let t = Targets::resolve_with(
+            &s(&["web", "alias", "gone", "198.18.0.10", "empty", "web"]),
+            &[],
+            &opts,
+            fake,
+        )
+        .await
+        .unwrap();
+        assert_eq!(all(&t), vec!["198.18.0.10", "2001:db8::10"]);
+        assert_eq!(t.hostnames(ip("198.18.0.10")), vec!["web", "alias"]);
+        assert_eq!(t.hostnames(ip("2001:db8::10")), vec!["web"]);
+        assert!(t.hostnames(ip("198.18.0.11")).is_empty());
+        assert_eq!(
+            t.unresolved(),
+            &[
+                Unresolved {
+                    name: "gone".into(),
+                    error: "no such host".into()
+                },
+                Unresolved {
+                    name: "empty".into(),
+                    error: "no addresses".into()
+                },
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn names_as_excludes() {
+        let opts = TargetOptions::default();
+        let t = Targets::resolve_with(&s(&["198.18.0.0/27"]), &s(&["db", "web"]), &opts, fake)
+            .await
+            .unwrap();
+        assert_eq!(t.len(), 28);
+        assert!(!t.contains(ip("198.18.0.10")) && !t.contains(ip("198.18.0.20")));
+        // An excluded address keeps no host name.
+        let t = Targets::resolve_with(&s(&["web"]), &s(&["198.18.0.10"]), &opts, fake)
+            .await
+            .unwrap();
+        assert_eq!(all(&t), vec!["2001:db8::10"]);
+        assert!(t.hostnames(ip("198.18.0.10")).is_empty());
+        let e = Targets::resolve_with(&s(&["198.18.0.1"]), &s(&["gone"]), &opts, fake)
+            .await
+            .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "exclude `gone` did not resolve (no such host); refusing to scan without it"
+        );
+    }
+
+    #[tokio::test]
+    async fn only_unresolved_names_is_an_error() {
+        let opts = TargetOptions::default();
+        let e = Targets::resolve_with(&s(&["gone"]), &[], &opts, fake)
+            .await
+            .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "nothing to scan: no address is left after excludes, and these names did not \
+             resolve: `gone` (no such host)"
+        );
+    }
+
+    #[tokio::test]
+    async fn localhost_resolves_and_invalid_does_not() {
+        let opts = TargetOptions::default();
+        let t = Targets::resolve(&s(&["localhost", "does-not-exist.invalid"]), &[], &opts)
+            .await
+            .unwrap();
+        assert!(t.contains(ip("127.0.0.1")), "{:?}", all(&t));
+        assert!(t.iter().all(|a| a.is_loopback()), "{:?}", all(&t));
+        assert_eq!(t.hostnames(ip("127.0.0.1")), vec!["localhost"]);
+        assert_eq!(t.unresolved().len(), 1);
+        assert_eq!(t.unresolved()[0].name, "does-not-exist.invalid");
+        // `.invalid` is answered inside the resolver (RFC 6761), never sent.
+        assert_eq!(t.unresolved()[0].error, "no such host");
+    }
+
+    #[tokio::test]
+    async fn resolve_without_names_needs_no_resolver() {
+        let opts = TargetOptions::default();
+        let t = Targets::resolve(&s(&["198.18.0.1-3"]), &s(&["198.18.0.2"]), &opts)
+            .await
+            .unwrap();
+        assert_eq!(all(&t), vec!["198.18.0.1", "198.18.0.3"]);
+        assert!(t.unresolved().is_empty());
+    }
+
+    #[test]
+    fn group_digits() {
+        assert_eq!(group(0), "0");
+        assert_eq!(group(999), "999");
+        assert_eq!(group(1000), "1,000");
+        assert_eq!(group(16_777_216), "16,777,216");
+        assert_eq!(group(u64::MAX), "18,446,744,073,709,551,615");
+    }
 }

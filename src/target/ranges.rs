@@ -138,7 +138,14 @@ mod tests {
 
     #[test]
     fn normalize_merges_overlaps_and_neighbours() {
-        let r = normalize(vec![(10u32, 20), (1, 3), (4, 5), (15, 30), (40, 40), (7, 6)]);
+        let r = normalize(vec![
+            (10u32, 20),
+            (1, 3),
+            (4, 5),
+            (15, 30),
+            (40, 40),
+            (7, 6),
+        ]);
         assert_eq!(r, vec![(1, 5), (10, 30), (40, 40)]);
     }
 

@@ -124,7 +124,9 @@ fn parse_range(value: &str, start: IpAddr, right: &str) -> Result<Spec, SpecErro
                 value: value.to_string(),
             });
         }
-        (IpAddr::V4(s), Err(_)) if !right.is_empty() && right.bytes().all(|b| b.is_ascii_digit()) => {
+        (IpAddr::V4(s), Err(_))
+            if !right.is_empty() && right.bytes().all(|b| b.is_ascii_digit()) =>
+        {
             let octet: u8 = right.parse().map_err(|_| SpecError::Octet {
                 value: value.to_string(),
                 octet: right.to_string(),
@@ -154,7 +156,9 @@ fn parse_range(value: &str, start: IpAddr, right: &str) -> Result<Spec, SpecErro
 /// failure is reported as a bad address, never tried as a host name (a real
 /// top-level domain is never all digits).
 fn looks_numeric(s: &str) -> bool {
-    !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit() || b == b'.' || b == b'-')
+    !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_digit() || b == b'.' || b == b'-')
 }
 
 fn ipv4_problem(value: &str, part: &str) -> SpecError {
@@ -201,7 +205,10 @@ mod tests {
     fn addresses() {
         assert_eq!(parse("198.18.0.1"), Ok(Spec::Addr(ip("198.18.0.1"))));
         assert_eq!(parse("  2001:db8::1 "), Ok(Spec::Addr(ip("2001:db8::1"))));
-        assert_eq!(parse("::ffff:198.18.0.1"), Ok(Spec::Addr(ip("::ffff:198.18.0.1"))));
+        assert_eq!(
+            parse("::ffff:198.18.0.1"),
+            Ok(Spec::Addr(ip("::ffff:198.18.0.1")))
+        );
     }
 
     #[test]
@@ -218,7 +225,10 @@ mod tests {
             parse("2001:db8::1234/120"),
             Ok(Spec::Net("2001:db8::1200/120".parse().unwrap()))
         );
-        assert_eq!(parse("0.0.0.0/0"), Ok(Spec::Net("0.0.0.0/0".parse().unwrap())));
+        assert_eq!(
+            parse("0.0.0.0/0"),
+            Ok(Spec::Net("0.0.0.0/0".parse().unwrap()))
+        );
     }
 
     #[test]
@@ -272,7 +282,12 @@ mod tests {
                 prefix: "129".into()
             })
         );
-        for bad in ["198.18.0.0/", "198.18.0.0/x", "198.18.0.0/-1", "198.18.0.0/99999"] {
+        for bad in [
+            "198.18.0.0/",
+            "198.18.0.0/x",
+            "198.18.0.0/-1",
+            "198.18.0.0/99999",
+        ] {
             assert!(
                 matches!(parse(bad), Err(SpecError::BadPrefix { .. })),
                 "{bad}"
@@ -368,7 +383,10 @@ mod tests {
             "`not a host!` is not an address, CIDR, range, host name or @file"
         );
         for bad in ["-leading.example", "a..b", "trailing-.example", "x,y"] {
-            assert!(matches!(parse(bad), Err(SpecError::Garbage { .. })), "{bad}");
+            assert!(
+                matches!(parse(bad), Err(SpecError::Garbage { .. })),
+                "{bad}"
+            );
         }
     }
 }
