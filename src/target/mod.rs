@@ -73,6 +73,11 @@ pub struct Origin(Option<(PathBuf, usize)>);
 
 impl Origin {
     const ARG: Origin = Origin(None);
+
+    /// The list file and 1-based line, or `None` for a command-line spec.
+    pub fn file_line(&self) -> Option<(&std::path::Path, usize)> {
+        self.0.as_ref().map(|(p, l)| (p.as_path(), *l))
+    }
 }
 
 /// `file:line: ` for specs read from a list, nothing for arguments.
@@ -97,8 +102,8 @@ pub enum TargetError {
         source: std::io::Error,
     },
     #[error(
-        "{at}IPv6 target `{value}` covers {count} addresses; prefixes shorter than /112 \
-         are refused by default: narrow it or pass --allow-large"
+        "{at}IPv6 target `{value}` covers {count} addresses; IPv6 targets wider than a /112 \
+         (65,536 addresses) are refused by default: narrow it or pass --allow-large"
     )]
     LargeIpv6 {
         at: Origin,
@@ -147,7 +152,6 @@ struct Plan {
     /// Target names in first-seen order, without repeats.
     names: Vec<(String, Origin)>,
     ex_names: Vec<(String, Origin)>,
-    given: bool,
 }
 
 /// The resolved set of addresses to scan (specs minus excludes).
@@ -338,12 +342,12 @@ impl Plan {
         excludes: &[String],
         opts: &TargetOptions,
     ) -> Result<Plan, TargetError> {
+        if specs.is_empty() {
+            return Err(TargetError::NoTargets);
+        }
         let mut plan = Plan::default();
         for s in specs {
             plan.add_arg(s, Role::Target, opts)?;
-        }
-        if !plan.given {
-            return Err(TargetError::NoTargets);
         }
         for s in excludes {
             plan.add_arg(s, Role::Exclude, opts)?;
@@ -364,6 +368,8 @@ impl Plan {
             path: path.clone(),
             source,
         })?;
+        // A byte-order mark from a Windows editor is not part of the first spec.
+        let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
         for (i, line) in text.lines().enumerate() {
             let at = Origin(Some((path.clone(), i + 1)));
             let line = line.split_once('#').map_or(line, |(l, _)| l).trim();
@@ -393,9 +399,6 @@ impl Plan {
         role: Role,
         opts: &TargetOptions,
     ) -> Result<(), TargetError> {
-        if role == Role::Target {
-            self.given = true;
-        }
         let (v4, v6, names) = match role {
             Role::Target => (&mut self.v4, &mut self.v6, &mut self.names),
             Role::Exclude => (&mut self.ex4, &mut self.ex6, &mut self.ex_names),
@@ -485,6 +488,7 @@ impl Plan {
             }
         }
 
+        let had_targets = !(self.v4.is_empty() && self.v6.is_empty());
         let v4 = ranges::subtract(&ranges::normalize(self.v4), &ranges::normalize(self.ex4));
         let v6 = ranges::subtract(&ranges::normalize(self.v6), &ranges::normalize(self.ex6));
         let n4 = ranges::total(&v4).unwrap_or(0);
@@ -500,7 +504,7 @@ impl Plan {
         };
         if count == 0 {
             return Err(TargetError::NothingToScan {
-                reason: nothing_reason(&unresolved),
+                reason: nothing_reason(had_targets, &unresolved),
             });
         }
         if count > LARGE_LIMIT && !opts.allow_large {
@@ -559,18 +563,25 @@ fn check_ipv6(
     Ok(())
 }
 
-fn nothing_reason(unresolved: &[Unresolved]) -> String {
-    if unresolved.is_empty() {
-        return "the excludes remove every target".to_string();
+/// Why the set came out empty: `had_targets` says whether there were
+/// addresses before the excludes were taken away.
+fn nothing_reason(had_targets: bool, unresolved: &[Unresolved]) -> String {
+    let mut reason = if had_targets {
+        "the excludes remove every target".to_string()
+    } else if unresolved.is_empty() {
+        "the target lists hold no specs".to_string()
+    } else {
+        "no target name resolved".to_string()
+    };
+    if !unresolved.is_empty() {
+        let failed: Vec<String> = unresolved
+            .iter()
+            .map(|u| format!("`{}` ({})", u.name, u.error))
+            .collect();
+        reason.push_str("; did not resolve: ");
+        reason.push_str(&failed.join(", "));
     }
-    let failed: Vec<String> = unresolved
-        .iter()
-        .map(|u| format!("`{}` ({})", u.name, u.error))
-        .collect();
-    format!(
-        "no address is left after excludes, and these names did not resolve: {}",
-        failed.join(", ")
-    )
+    reason
 }
 
 /// `16777216` → `16,777,216`, for counts in messages.
@@ -843,6 +854,23 @@ mod tests {
     }
 
     #[test]
+    fn list_files_tolerate_crlf_and_bom() {
+        let list = TempList::new("\u{feff}198.18.0.1\r\n198.18.0.2 # x\r\n");
+        let t = stat(&[&list.arg()], &[]).unwrap();
+        assert_eq!(all(&t), vec!["198.18.0.1", "198.18.0.2"]);
+    }
+
+    #[test]
+    fn an_empty_list_is_nothing_to_scan() {
+        let list = TempList::new("# nothing yet\n\n");
+        let e = stat(&[&list.arg()], &[]).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "nothing to scan: the target lists hold no specs"
+        );
+    }
+
+    #[test]
     fn list_file_errors_name_file_and_line() {
         let list = TempList::new("198.18.0.1\n# fine\n198.18.0.999\n");
         let e = stat(&[&list.arg()], &[]).unwrap_err().to_string();
@@ -853,6 +881,10 @@ mod tests {
                 list.0.display()
             )
         );
+        let TargetError::Spec { at, .. } = stat(&[&list.arg()], &[]).unwrap_err() else {
+            panic!("not a spec error")
+        };
+        assert_eq!(at.file_line(), Some((list.0.as_path(), 3)));
         let nested = TempList::new("@other.txt\n");
         let e = stat(&[&nested.arg()], &[]).unwrap_err().to_string();
         assert_eq!(
@@ -924,8 +956,8 @@ mod tests {
         let e = stat(&["2001:db8::/111"], &[]).unwrap_err();
         assert_eq!(
             e.to_string(),
-            "IPv6 target `2001:db8::/111` covers 131,072 addresses; prefixes shorter than \
-             /112 are refused by default: narrow it or pass --allow-large"
+            "IPv6 target `2001:db8::/111` covers 131,072 addresses; IPv6 targets wider than \
+             a /112 (65,536 addresses) are refused by default: narrow it or pass --allow-large"
         );
         let e = stat(&["2001:db8::1-2001:db8::1:1"], &[]).unwrap_err();
         assert!(matches!(e, TargetError::LargeIpv6 { .. }), "{e}");
@@ -1056,8 +1088,20 @@ mod tests {
             .unwrap_err();
         assert_eq!(
             e.to_string(),
-            "nothing to scan: no address is left after excludes, and these names did not \
-             resolve: `gone` (no such host)"
+            "nothing to scan: no target name resolved; did not resolve: `gone` (no such host)"
+        );
+    }
+
+    #[tokio::test]
+    async fn excluded_and_unresolved_together() {
+        let opts = TargetOptions::default();
+        let e = Targets::resolve_with(&s(&["db", "gone"]), &s(&["198.18.0.20"]), &opts, fake)
+            .await
+            .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "nothing to scan: the excludes remove every target; did not resolve: `gone` \
+             (no such host)"
         );
     }
 
