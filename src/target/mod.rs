@@ -17,6 +17,11 @@
 //!
 //! Target CIDRs of IPv4 shorter than /31 skip their network and broadcast
 //! addresses; excludes never do (excluding a /24 removes all 256 addresses).
+//!
+//! Limits: more than [`LARGE_LIMIT`] addresses in total, counted after the
+//! excludes are removed, or any IPv6 target wider than a /112 (checked per
+//! spec, before excludes), is refused unless [`TargetOptions::allow_large`];
+//! a total beyond `u64::MAX` is refused always.
 
 pub mod ports;
 mod ranges;
@@ -93,14 +98,17 @@ impl fmt::Display for Origin {
 /// Errors in target specs. Each names the offending value (and file:line for `@file` lists).
 #[derive(Debug, thiserror::Error)]
 pub enum TargetError {
+    /// A malformed spec.
     #[error("{at}{problem}")]
     Spec { at: Origin, problem: SpecError },
+    /// An `@file` list that cannot be read.
     #[error("cannot read target list {}: {source}", path.display())]
     File {
         path: PathBuf,
         #[source]
         source: std::io::Error,
     },
+    /// An IPv6 target wider than a /112 without `allow_large`.
     #[error(
         "{at}IPv6 target `{value}` covers {count} addresses; IPv6 targets wider than a /112 \
          (65,536 addresses) are refused by default: narrow it or pass --allow-large"
@@ -110,27 +118,37 @@ pub enum TargetError {
         value: String,
         count: String,
     },
+    /// More than [`LARGE_LIMIT`] addresses without `allow_large`.
     #[error(
         "the targets add up to {} addresses after excludes, more than the {} allowed by \
          default: narrow them, add excludes, or pass --allow-large",
         group(*count), group(LARGE_LIMIT)
     )]
     TooLarge { count: u64 },
+    /// More addresses than a `u64` index can reach.
     #[error(
         "{what} covers {count} addresses, more than can be scanned (at most 2^64 - 1) \
          even with --allow-large; narrow it"
     )]
     Overflow { what: String, count: String },
-    #[error("{at}exclude `{name}` did not resolve ({error}); refusing to scan without it")]
+    /// An exclude name that did not resolve: scanning anyway could hit the
+    /// very host the operator meant to spare.
+    #[error(
+        "{at}exclude `{name}` did not resolve ({error}); its addresses cannot be kept out \
+         of the scan: fix the name or exclude its addresses instead"
+    )]
     UnresolvedExclude {
         at: Origin,
         name: String,
         error: String,
     },
+    /// A host name given to [`Targets::parse_static`].
     #[error("{at}host name `{name}` needs resolving; use Targets::resolve")]
     NeedsResolution { at: Origin, name: String },
+    /// No target specs at all.
     #[error("no targets given; name addresses, CIDRs, ranges, host names or @file lists")]
     NoTargets,
+    /// Specs were given but no address is left to scan.
     #[error("nothing to scan: {reason}")]
     NothingToScan { reason: String },
 }
@@ -629,7 +647,8 @@ fn system_resolver() -> Result<hickory_resolver::TokioResolver, String> {
     });
     let o = builder.options_mut();
     o.timeout = DNS_TIMEOUT;
-    o.attempts = 1;
+    // hickory counts retries after the first try: 0 means one query.
+    o.attempts = 0;
     o.ip_strategy = LookupIpStrategy::Ipv4AndIpv6;
     builder
         .build()
@@ -1076,7 +1095,8 @@ mod tests {
             .unwrap_err();
         assert_eq!(
             e.to_string(),
-            "exclude `gone` did not resolve (no such host); refusing to scan without it"
+            "exclude `gone` did not resolve (no such host); its addresses cannot be kept out \
+             of the scan: fix the name or exclude its addresses instead"
         );
     }
 
