@@ -189,7 +189,10 @@ impl Catalogue {
                 let (line, _) = super::line_col(text, prev);
                 return Err(err(
                     at,
-                    format!("duplicate entry for {port}/{} (first defined at line {line}); keep one", r.proto),
+                    format!(
+                        "duplicate entry for {port}/{} (first defined at line {line}); keep one",
+                        r.proto
+                    ),
                 ));
             }
             let service = checked_name(r.service, "service name", &err)?;
@@ -441,8 +444,9 @@ fn is_spec_name(s: &str) -> bool {
     !s.is_empty()
         && s != "all"
         && s.bytes().any(|b| b.is_ascii_lowercase())
-        && s.bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'-' | b'_' | b'.'))
+        && s.bytes().all(|b| {
+            b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'-' | b'_' | b'.')
+        })
 }
 
 /// `"22"` or `"8000-8100"` (1-65535, low first).
@@ -511,7 +515,9 @@ aliases = ["SFTP-x"]
         let high = cat().set("high-risk").unwrap();
         for &p in RESEARCH_TCP {
             assert!(high.contains(&p), "{p}/tcp missing from high-risk");
-            let e = cat().entry(p, Proto::Tcp).unwrap_or_else(|| panic!("{p}/tcp"));
+            let e = cat()
+                .entry(p, Proto::Tcp)
+                .unwrap_or_else(|| panic!("{p}/tcp"));
             assert!(e.risk >= Severity::High, "{p}/tcp is only {}", e.risk);
         }
         let mut expected: Vec<u16> = RESEARCH_TCP.to_vec();
@@ -521,7 +527,9 @@ aliases = ["SFTP-x"]
         assert_eq!(udp.proto, Proto::Udp);
         for &p in RESEARCH_UDP {
             assert!(udp.ports.contains(&p));
-            let e = cat().entry(p, Proto::Udp).unwrap_or_else(|| panic!("{p}/udp"));
+            let e = cat()
+                .entry(p, Proto::Udp)
+                .unwrap_or_else(|| panic!("{p}/udp"));
             assert!(e.risk >= Severity::High, "{p}/udp is only {}", e.risk);
         }
     }
@@ -537,7 +545,11 @@ aliases = ["SFTP-x"]
             assert!(common.contains(&p), "common lacks {p}");
         }
         for e in cat().entries().iter().filter(|e| e.proto == Proto::Tcp) {
-            assert!(common.contains(&e.port), "common lacks catalogued {}", e.port);
+            assert!(
+                common.contains(&e.port),
+                "common lacks catalogued {}",
+                e.port
+            );
         }
     }
 
@@ -547,7 +559,11 @@ aliases = ["SFTP-x"]
         assert_eq!(ssh.service, "ssh");
         assert_eq!(ssh.systemd_unit.as_deref(), Some("ssh"));
         assert_eq!(
-            cat().entry(6379, Proto::Tcp).unwrap().systemd_unit.as_deref(),
+            cat()
+                .entry(6379, Proto::Tcp)
+                .unwrap()
+                .systemd_unit
+                .as_deref(),
             Some("redis-server")
         );
         assert!(cat().entry(22, Proto::Udp).is_none());
@@ -560,8 +576,11 @@ aliases = ["SFTP-x"]
             .map(|e| (e.port, e.proto))
             .collect();
         assert_eq!(smb, vec![(445, Proto::Tcp)]);
-        let snmp: Vec<(u16, Proto)> =
-            cat().by_service("snmp").iter().map(|e| (e.port, e.proto)).collect();
+        let snmp: Vec<(u16, Proto)> = cat()
+            .by_service("snmp")
+            .iter()
+            .map(|e| (e.port, e.proto))
+            .collect();
         assert_eq!(snmp, vec![(161, Proto::Udp)]);
         assert!(cat().by_service("nope").is_empty());
         assert!(cat().service_names().contains(&"postgres"));
@@ -599,13 +618,19 @@ aliases = ["SFTP-x"]
     #[test]
     fn unknown_key_is_reported_with_line() {
         let err = parse_err(&ONE.replace("why =", "whyy ="));
-        assert!(err.starts_with("t/ports.toml:8:1: unknown field `whyy`"), "{err}");
+        assert!(
+            err.starts_with("t/ports.toml:8:1: unknown field `whyy`"),
+            "{err}"
+        );
     }
 
     #[test]
     fn risk_typo_is_reported_with_line() {
         let err = parse_err(&ONE.replace("\"high\"", "\"hihg\""));
-        assert!(err.starts_with("t/ports.toml:7:8: unknown variant `hihg`"), "{err}");
+        assert!(
+            err.starts_with("t/ports.toml:7:8: unknown variant `hihg`"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -620,7 +645,10 @@ aliases = ["SFTP-x"]
 
     #[test]
     fn high_risk_needs_why() {
-        let err = parse_err(&ONE.replace("SFTP-x", "sftp").replace("why = \"remote admin\"\n", ""));
+        let err = parse_err(
+            &ONE.replace("SFTP-x", "sftp")
+                .replace("why = \"remote admin\"\n", ""),
+        );
         assert_eq!(
             err,
             "t/ports.toml:3:8: 22/tcp (ssh) has risk high but no `why`: say why exposing it is risky"
@@ -632,7 +660,10 @@ aliases = ["SFTP-x"]
         let err = parse_err(&ONE.replace("port = 22", "port = 70000"));
         assert!(err.starts_with("t/ports.toml:3:8: "), "{err}");
         let err = parse_err(&ONE.replace("port = 22", "port = 0"));
-        assert_eq!(err, "t/ports.toml:3:8: port 0 is not a valid port (use 1-65535)");
+        assert_eq!(
+            err,
+            "t/ports.toml:3:8: port 0 is not a valid port (use 1-65535)"
+        );
     }
 
     #[test]
