@@ -717,12 +717,4 @@ aliases = ["SFTP-x"]
         assert_eq!(parse_range("a"), None);
         assert_eq!(parse_range("+5"), None);
     }
-    pub fn entry(&self, port: u16, proto: Proto) -> Option<&PortEntry> {
-        let _ = (port, proto);
-        todo!()
-    }
-    pub fn load_dir(dir: &std::path::Path) -> Result<Catalogue, std::io::Error> {
-        let _ = dir;
-        todo!()
-    }
 }
