@@ -179,6 +179,9 @@ impl Catalogue {
 
         let mut entries: Vec<(PortEntry, usize)> = Vec::with_capacity(raw.port.len());
         let mut first_seen: HashMap<(u16, Proto), usize> = HashMap::new();
+        // Tags and set names share the spec namespace with service names;
+        // their positions are kept to report a clash after all entries are in.
+        let mut spec_names_at: Vec<(String, &'static str, usize)> = Vec::new();
         for r in raw.port {
             let at = r.port.span().start;
             let port = *r.port.get_ref();
@@ -204,7 +207,12 @@ impl Catalogue {
             let tags = r
                 .tags
                 .into_iter()
-                .map(|t| checked_name(t, "tag", &err))
+                .map(|t| {
+                    let at = t.span().start;
+                    let t = checked_name(t, "tag", &err)?;
+                    spec_names_at.push((t.clone(), "tag", at));
+                    Ok(t)
+                })
                 .collect::<Result<Vec<_>, _>>()?;
             let sources = r
                 .sources
@@ -268,6 +276,13 @@ impl Catalogue {
                     ),
                 ));
             }
+            if sets.contains_key(&name) {
+                return Err(err(
+                    at,
+                    format!("set '{name}' is defined twice (set names ignore case)"),
+                ));
+            }
+            spec_names_at.push((name.clone(), "set name", at));
             let set = set.into_inner();
             let mut ports = Vec::with_capacity(set.ports.len());
             for item in set.ports {
@@ -320,6 +335,19 @@ impl Catalogue {
             names.extend(e.aliases.iter().map(String::as_str));
             for n in names {
                 by_name.entry(n.to_string()).or_default().push(i);
+            }
+        }
+
+        for (name, what, at) in &spec_names_at {
+            if let Some(ix) = by_name.get(name) {
+                let e = &entries[ix[0]];
+                return Err(err(
+                    *at,
+                    format!(
+                        "{what} '{name}' is also a service name ({}/{}); port specs could not tell them apart: rename one",
+                        e.port, e.proto
+                    ),
+                ));
             }
         }
 
@@ -680,6 +708,23 @@ aliases = ["SFTP-x"]
         );
         let text = "[sets.mine]\nports = [\"100-10\"]\n";
         assert!(parse_err(text).contains("cannot read '100-10'"));
+    }
+
+    #[test]
+    fn names_must_not_clash_with_services() {
+        let base = ONE.replace("SFTP-x", "sftp");
+        let err = parse_err(&base.replace("tags = [\"remote-admin\"]", "tags = [\"sftp\"]"));
+        assert_eq!(
+            err,
+            "t/ports.toml:9:9: tag 'sftp' is also a service name (22/tcp); port specs could not tell them apart: rename one"
+        );
+        let err = parse_err(&format!("{base}\n[sets.ssh]\nports = [22]\n"));
+        assert!(
+            err.starts_with("t/ports.toml:12:1: set name 'ssh' is also a service name (22/tcp)"),
+            "{err}"
+        );
+        let err = parse_err("[sets.a]\nports = [1]\n[sets.A]\nports = [2]\n");
+        assert!(err.contains("set 'a' is defined twice"), "{err}");
     }
 
     #[test]
