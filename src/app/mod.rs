@@ -141,6 +141,9 @@ pub struct AuditRequest {
 #[derive(Debug)]
 pub struct AuditOutcome {
     pub summary: ScanSummary,
+    /// Addresses and ports in scope.
+    pub hosts: u64,
+    pub ports: usize,
     pub out: PathBuf,
     pub observations: Vec<Observation>,
 }
@@ -172,6 +175,8 @@ pub async fn audit(req: &AuditRequest, events: mpsc::Sender<ScanEvent>) -> Resul
     })?;
     Ok(AuditOutcome {
         summary,
+        hosts: prepared.targets.len(),
+        ports: prepared.ports.len(),
         out: req.out.clone(),
         observations,
     })

@@ -155,15 +155,9 @@ async fn audit(cmd: AuditCmd) -> Result<u8> {
         );
     };
     let outcome = outcome?;
-    let hosts = outcome
-        .observations
-        .iter()
-        .map(|o| o.ip)
-        .collect::<std::collections::BTreeSet<_>>()
-        .len();
     eprintln!(
         "{}\nreport written to {}",
-        summary_line(&outcome.summary, hosts as u64, 0),
+        summary_line(&outcome.summary, outcome.hosts, outcome.ports),
         outcome.out.join("observations.jsonl").display()
     );
     Ok(exit::OK)
@@ -259,11 +253,12 @@ fn progress_bar(total: u64) -> Option<ProgressBar> {
 }
 
 fn summary_line(s: &ScanSummary, hosts: u64, ports: usize) -> String {
-    let scope = if ports > 0 {
-        format!("{hosts} hosts × {ports} ports")
-    } else {
-        format!("{hosts} hosts")
-    };
+    let plural = |n: u64, word: &str| format!("{n} {word}{}", if n == 1 { "" } else { "s" });
+    let scope = format!(
+        "{} × {}",
+        plural(hosts, "host"),
+        plural(ports as u64, "port")
+    );
     format!(
         "scanned {scope} in {:.2} s ({:.0} probes/s{}): {} open, {} closed, {} filtered",
         s.elapsed.as_secs_f64(),
