@@ -361,10 +361,10 @@ impl RemediationCatalog {
     ) -> Vec<RenderedRemediation> {
         let mut order: Vec<usize> = Vec::with_capacity(self.platforms.len());
         for id in preferred {
-            if let Some(i) = self.platforms.iter().position(|p| &p.id == id) {
-                if !order.contains(&i) {
-                    order.push(i);
-                }
+            if let Some(i) = self.platforms.iter().position(|p| &p.id == id)
+                && !order.contains(&i)
+            {
+                order.push(i);
             }
         }
         for i in 0..self.platforms.len() {
@@ -727,22 +727,927 @@ fn did_you_mean<'a>(name: &str, known: &[&'a str]) -> Option<&'a str> {
 mod tests {
     use super::*;
 
-    #[test]
-    fn dump() {
-        let c = RemediationCatalog::embedded();
-        for t in samples() {
-            for r in c.render(&t, &[]) {
-                println!(
-                    "=== {} [{}] {} / {}\n{}\n--- verify [{}]\n{}\n",
-                    r.platform,
-                    r.language,
-                    r.title_en,
-                    r.title_zh,
-                    r.commands,
-                    r.verify_language,
-                    r.verify
-                );
-            }
+    fn tcp_target() -> RemediationTarget {
+        RemediationTarget {
+            ip: "198.18.0.10".parse().unwrap(),
+            port: 6379,
+            proto: Proto::Tcp,
+            service: Some("redis".into()),
+            unit: Some("redis-server.service".into()),
         }
     }
+
+    fn udp_target() -> RemediationTarget {
+        RemediationTarget {
+            ip: "2001:2::5".parse().unwrap(),
+            port: 161,
+            proto: Proto::Udp,
+            service: Some("snmp".into()),
+            unit: None,
+        }
+    }
+
+    const ALL_IDS: &[&str] = &[
+        "ufw",
+        "iptables",
+        "nftables",
+        "firewalld",
+        "systemd",
+        "windows-powershell",
+        "windows-netsh",
+        "aliyun",
+        "aws",
+        "azure",
+        "gcp",
+        "kubernetes",
+        "ansible",
+        "terraform",
+    ];
+
+    fn ids(rendered: &[RenderedRemediation]) -> Vec<&str> {
+        rendered.iter().map(|r| r.platform.as_str()).collect()
+    }
+
+    fn assert_renders(target: &RemediationTarget, expected: &[(&str, &str, &str)]) {
+        let rendered = RemediationCatalog::embedded().render(target, &[]);
+        assert_eq!(
+            ids(&rendered),
+            expected.iter().map(|e| e.0).collect::<Vec<_>>()
+        );
+        for (r, (id, commands, verify)) in rendered.iter().zip(expected) {
+            assert_eq!(r.commands, *commands, "commands of {id}");
+            assert_eq!(r.verify, *verify, "verify of {id}");
+        }
+    }
+
+    #[test]
+    fn embedded_has_every_platform_in_file_order() {
+        let c = RemediationCatalog::embedded();
+        let ids: Vec<&str> = c.platforms().iter().map(|p| p.id.as_str()).collect();
+        assert_eq!(ids, ALL_IDS);
+        let langs: Vec<(&str, &str)> = c
+            .platforms()
+            .iter()
+            .map(|p| (p.language.as_str(), p.verify_language.as_str()))
+            .collect();
+        assert_eq!(
+            langs,
+            [
+                ("sh", "sh"),
+                ("sh", "sh"),
+                ("sh", "sh"),
+                ("sh", "sh"),
+                ("sh", "sh"),
+                ("powershell", "powershell"),
+                ("powershell", "powershell"),
+                ("sh", "sh"),
+                ("sh", "sh"),
+                ("sh", "sh"),
+                ("sh", "sh"),
+                ("yaml", "sh"),
+                ("yaml", "sh"),
+                ("hcl", "sh"),
+            ]
+        );
+        let ufw = &c.platforms()[0];
+        assert_eq!(ufw.title_en, "ufw (Ubuntu, Debian)");
+        assert_eq!(ufw.title_zh, "ufw 防火墙（Ubuntu、Debian）");
+    }
+
+    #[test]
+    fn every_platform_renders_a_tcp_port_on_ipv4_exactly() {
+        assert_renders(&tcp_target(), TCP_EXPECTED);
+    }
+
+    #[test]
+    fn every_platform_renders_a_udp_port_on_ipv6_exactly() {
+        assert_renders(&udp_target(), UDP_EXPECTED);
+    }
+
+    #[test]
+    fn rendered_entries_carry_titles_and_languages() {
+        let r = RemediationCatalog::embedded().render(&tcp_target(), &["kubernetes".into()]);
+        assert_eq!(
+            (
+                r[0].platform.as_str(),
+                r[0].title_en.as_str(),
+                r[0].title_zh.as_str(),
+                r[0].language.as_str(),
+                r[0].verify_language.as_str()
+            ),
+            (
+                "kubernetes",
+                "Kubernetes NetworkPolicy",
+                "Kubernetes 网络策略（NetworkPolicy）",
+                "yaml",
+                "sh"
+            )
+        );
+    }
+
+    #[test]
+    fn preferred_platforms_come_first_in_the_given_order() {
+        let c = RemediationCatalog::embedded();
+        let preferred: Vec<String> = ["aws", "systemd", "no-such", "aws", "ufw"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        let r = c.render(&tcp_target(), &preferred);
+        assert_eq!(
+            ids(&r),
+            [
+                "aws",
+                "systemd",
+                "ufw",
+                "iptables",
+                "nftables",
+                "firewalld",
+                "windows-powershell",
+                "windows-netsh",
+                "aliyun",
+                "azure",
+                "gcp",
+                "kubernetes",
+                "ansible",
+                "terraform",
+            ]
+        );
+        assert_eq!(ids(&c.render(&tcp_target(), &[])), ALL_IDS);
+    }
+
+    #[test]
+    fn check_platforms_names_the_unknown_id_and_suggests() {
+        let c = RemediationCatalog::embedded();
+        assert!(c.check_platforms(&["aws".into(), "gcp".into()]).is_ok());
+        let err = c
+            .check_platforms(&["aws".into(), "ufx".into()])
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "unknown remediation platform 'ufx' (did you mean 'ufw'?); known: {}",
+                ALL_IDS.join(", ")
+            )
+        );
+    }
+
+    #[test]
+    fn names_unsafe_for_a_shell_become_placeholders() {
+        let c = RemediationCatalog::embedded();
+        let mut t = tcp_target();
+        t.service = Some("redis; rm -rf /".into());
+        t.unit = Some("-x".into());
+        let r = c.render(&t, &["firewalld".into(), "systemd".into()]);
+        assert!(
+            r[0].commands.contains("--remove-service=<SERVICE>\n"),
+            "{}",
+            r[0].commands
+        );
+        assert!(
+            r[0].commands
+                .starts_with("# portwarden finding: 198.18.0.10 6379/tcp\n")
+        );
+        assert!(
+            r[1].commands
+                .contains("sudo systemctl disable --now <SYSTEMD_UNIT>\n")
+        );
+
+        assert_eq!(safe_name(" redis "), Some("redis"));
+        assert_eq!(safe_name("$(reboot)"), None);
+        assert_eq!(safe_name("a`b`"), None);
+        assert_eq!(safe_name(""), None);
+        assert_eq!(safe_name(&"a".repeat(65)), None);
+        assert_eq!(unit_base("redis-server.service"), Some("redis-server"));
+        assert_eq!(unit_base("cups.socket"), Some("cups"));
+        assert_eq!(unit_base("getty@tty1.service"), Some("getty@tty1"));
+        assert_eq!(unit_base(".service"), None);
+    }
+
+    fn parse_err(toml: &str) -> RemediationError {
+        RemediationCatalog::parse(toml, "test.toml").unwrap_err()
+    }
+
+    /// A platform without its templates: lines 1-5 of the test files.
+    const HEAD: &str = "[[platform]]\nid = \"demo\"\ntitle_en = \"Demo\"\ntitle_zh = \"演示\"\nlanguage = \"sh\"\n";
+
+    #[test]
+    fn unknown_placeholder_fails_at_load_naming_platform_and_placeholder() {
+        let toml = format!(
+            "{HEAD}commands = '''\nsudo ufw deny {{{{port}}}}/{{{{prot}}}}\n'''\nverify = \"true\"\n"
+        );
+        match parse_err(&toml) {
+            RemediationError::UnknownPlaceholder {
+                file,
+                line,
+                place,
+                name,
+                hint,
+            } => {
+                assert_eq!(
+                    (
+                        file.as_str(),
+                        line,
+                        place.as_str(),
+                        name.as_str(),
+                        hint.as_str()
+                    ),
+                    (
+                        "test.toml",
+                        7,
+                        "platform 'demo', commands",
+                        "prot",
+                        " (did you mean {{proto}}?)"
+                    )
+                );
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+        let msg = parse_err(&toml).to_string();
+        assert!(
+            msg.starts_with(
+                "test.toml:7: platform 'demo', commands: unknown placeholder {{prot}} \
+                 (did you mean {{proto}}?); known: ip, port, proto,"
+            ),
+            "{msg}"
+        );
+    }
+
+    #[test]
+    fn unknown_placeholder_in_an_untaken_branch_is_still_found() {
+        let toml = format!(
+            "{HEAD}commands = \"x\"\nverify = '''\nok\n{{{{#if udp}}}}\n\
+             {{{{#unless ipv6}}}}{{{{hostname}}}}{{{{/unless}}}}\n{{{{/if}}}}\n'''\n"
+        );
+        let err = parse_err(&toml);
+        assert!(
+            matches!(&err, RemediationError::UnknownPlaceholder { line: 10, place, name, .. }
+                if place == "platform 'demo', verify" && name == "hostname"),
+            "{err:?}"
+        );
+    }
+
+    #[test]
+    fn partials_are_checked_too() {
+        let toml = format!(
+            "[partials]\nrecheck = \"portwarden scan {{{{host}}}}\"\n\n\
+             {HEAD}commands = \"{{{{> recheck}}}}\"\nverify = \"v\"\n"
+        );
+        let err = parse_err(&toml);
+        assert!(
+            matches!(&err, RemediationError::UnknownPlaceholder { line: 2, place, name, .. }
+                if place == "partial 'recheck'" && name == "host"),
+            "{err:?}"
+        );
+
+        let toml = format!("{HEAD}commands = \"{{{{> nowhere}}}}\"\nverify = \"v\"\n");
+        assert_eq!(
+            parse_err(&toml).to_string(),
+            "test.toml:6: platform 'demo', commands: unknown partial 'nowhere'; \
+             known: none (define them under [partials])"
+        );
+    }
+
+    #[test]
+    fn unsupported_helpers_and_syntax_errors_are_reported_with_the_line() {
+        let toml =
+            format!("{HEAD}commands = \"{{{{#each port}}}}x{{{{/each}}}}\"\nverify = \"v\"\n");
+        assert_eq!(
+            parse_err(&toml).to_string(),
+            "test.toml:6: platform 'demo', commands: unsupported helper 'each'; \
+             known: if, unless, eq, ne, and, or, not"
+        );
+        let toml =
+            format!("{HEAD}commands = \"ok\"\nverify = '''\nline one\n{{{{#if udp}}}}\n'''\n");
+        let err = parse_err(&toml);
+        // The unclosed block is noticed where the template ends.
+        assert!(
+            err.to_string()
+                .starts_with("test.toml:10: platform 'demo', verify: invalid handlebars syntax"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn toml_errors_and_bad_fields_name_file_and_line() {
+        let err = parse_err("[[platform]]\nid = \"demo\"\ntitle_en = \n");
+        assert!(
+            matches!(&err, RemediationError::Toml { file, line: 3, .. } if file == "test.toml"),
+            "{err:?}"
+        );
+        let err = parse_err(&format!(
+            "{HEAD}commands = \"a\"\nverify = \"b\"\ncolour = \"red\"\n"
+        ));
+        assert!(
+            matches!(&err, RemediationError::Toml { line: 8, message, .. } if message.contains("colour")),
+            "{err:?}"
+        );
+        let err = parse_err(&format!("{HEAD}commands = \"a\"\n"));
+        assert!(
+            matches!(&err, RemediationError::Toml { message, .. } if message.contains("verify")),
+            "{err:?}"
+        );
+        let twice = format!(
+            "{HEAD}commands = \"a\"\nverify = \"b\"\n\n{HEAD}commands = \"a\"\nverify = \"b\"\n"
+        );
+        assert_eq!(
+            parse_err(&twice).to_string(),
+            "test.toml:9: platform id 'demo' is used twice"
+        );
+        let bad_id =
+            HEAD.replace("\"demo\"", "\"Demo Platform\"") + "commands = \"a\"\nverify = \"b\"\n";
+        assert_eq!(
+            parse_err(&bad_id).to_string(),
+            "test.toml:1: platform id 'Demo Platform': use lower-case letters, digits and '-'"
+        );
+        let empty_title = HEAD.replace("\"Demo\"", "\" \"") + "commands = \"a\"\nverify = \"b\"\n";
+        assert_eq!(
+            parse_err(&empty_title).to_string(),
+            "test.toml:1: platform 'demo': title_en is empty"
+        );
+    }
+
+    #[test]
+    fn templates_render_without_html_escaping_and_verify_language_defaults() {
+        let toml = format!(
+            "{HEAD}commands = '''\necho \"<A>\" 'b' & {{{{finding}}}}\n'''\n\
+             verify = \"{{{{host_cidr}}}} {{{{any_cidr}}}} {{{{ip_family}}}} {{{{proto_title}}}}\"\n"
+        );
+        let c = RemediationCatalog::parse(&toml, "test.toml").unwrap();
+        let r = c.render(&udp_target(), &[]);
+        assert_eq!(
+            (
+                r[0].commands.as_str(),
+                r[0].verify.as_str(),
+                r[0].verify_language.as_str()
+            ),
+            (
+                "echo \"<A>\" 'b' & 2001:2::5 161/udp (snmp)",
+                "2001:2::5/128 ::/0 ipv6 Udp",
+                "sh"
+            )
+        );
+    }
+
+    #[test]
+    fn load_dir_uses_the_directory_file_when_there_is_one() {
+        let dir = std::env::temp_dir().join(format!("portwarden-remed-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let c = RemediationCatalog::load_dir(&dir).unwrap();
+        assert_eq!(c.platforms().len(), ALL_IDS.len());
+
+        let path = dir.join(FILE_NAME);
+        std::fs::write(
+            &path,
+            format!("{HEAD}commands = \"a {{{{port}}}}\"\nverify = \"b\"\n"),
+        )
+        .unwrap();
+        let c = RemediationCatalog::load_dir(&dir).unwrap();
+        let r = c.render(&tcp_target(), &[]);
+        assert_eq!((ids(&r), r[0].commands.as_str()), (vec!["demo"], "a 6379"));
+
+        std::fs::write(
+            &path,
+            format!("{HEAD}commands = \"{{{{nope}}}}\"\nverify = \"b\"\n"),
+        )
+        .unwrap();
+        let msg = RemediationCatalog::load_dir(&dir).unwrap_err().to_string();
+        let _ = std::fs::remove_dir_all(&dir);
+        let want = format!(
+            "{}:6: platform 'demo', commands: unknown placeholder {{{{nope}}}};",
+            path.display()
+        );
+        assert!(msg.starts_with(&want), "{msg}");
+    }
+
+    #[test]
+    fn tidy_keeps_single_blank_lines_only() {
+        assert_eq!(tidy("\n\na  \n\n\n\nb\n\n"), "a\n\nb");
+    }
+
+    // What every platform renders for the two targets. Reviewed by hand:
+    // a change here is a change of the commands users will run.
+
+    const TCP_EXPECTED: &[(&str, &str, &str)] = &[
+        (
+            "ufw",
+            r##"# portwarden finding: 198.18.0.10 6379/tcp (redis)
+# Remove the rule that opens the port ("Could not delete non-existent rule" means there was none).
+# `sudo ufw status numbered` shows other rules for it (e.g. `allow 6379` or an app profile): delete those by number.
+sudo ufw delete allow 6379/tcp
+# ufw applies the first rule that matches. An appended deny would sit below any allow that still
+# matches the port and never be reached, so insert the deny at position 1, above every allow.
+sudo ufw insert 1 deny 6379/tcp
+# If ufw answers "Invalid position '1'", the rule list is empty: use `sudo ufw deny 6379/tcp`."##,
+            r##"sudo ufw status numbered
+# Is anything still listening? A firewall rule leaves the listener in place: the re-scan is what counts.
+sudo ss -tlnp 'sport = :6379'
+# From another host, re-check the finding: the port must no longer show as open.
+portwarden scan 198.18.0.10 -p 6379"##,
+        ),
+        (
+            "iptables",
+            r##"# portwarden finding: 198.18.0.10 6379/tcp (redis)
+# The address is IPv4, so the rule goes into iptables (ip6tables filters IPv6).
+# -I puts the rule at the top of INPUT: appended with -A it would come after an ACCEPT that lets the port in.
+sudo iptables -I INPUT -p tcp --dport 6379 -j DROP
+# If the host also answers on this port over IPv6, repeat the rule with ip6tables.
+# Keep the rules across reboots (Debian/Ubuntu package iptables-persistent; saves IPv4 and IPv6):
+sudo netfilter-persistent save
+# A port published by Docker never passes INPUT; drop it in the DOCKER-USER chain instead:
+# sudo iptables -I DOCKER-USER -p tcp -m conntrack --ctorigdstport 6379 --ctdir ORIGINAL -j DROP"##,
+            r##"sudo iptables -L INPUT -n --line-numbers
+# Is anything still listening? A firewall rule leaves the listener in place: the re-scan is what counts.
+sudo ss -tlnp 'sport = :6379'
+# From another host, re-check the finding: the port must no longer show as open.
+portwarden scan 198.18.0.10 -p 6379"##,
+        ),
+        (
+            "nftables",
+            r##"# portwarden finding: 198.18.0.10 6379/tcp (redis)
+# The inet family filters IPv4 and IPv6 alike. This assumes the usual table `inet filter` with the
+# chain `input`; `sudo nft list ruleset` shows the names on this host.
+# `insert` puts the rule at the top of the chain, ahead of any accept for the port (`add` would append it).
+sudo nft insert rule inet filter input tcp dport 6379 drop
+# The rule lasts until reboot. To keep it, add the same rule at the top of the input chain in
+# /etc/nftables.conf (the file the nftables service loads at boot), then check the file:
+sudo nft -c -f /etc/nftables.conf"##,
+            r##"sudo nft -a list chain inet filter input
+# Is anything still listening? A firewall rule leaves the listener in place: the re-scan is what counts.
+sudo ss -tlnp 'sport = :6379'
+# From another host, re-check the finding: the port must no longer show as open.
+portwarden scan 198.18.0.10 -p 6379"##,
+        ),
+        (
+            "firewalld",
+            r##"# portwarden finding: 198.18.0.10 6379/tcp (redis)
+# <ZONE> is the zone of the interface that carries 198.18.0.10: `sudo firewall-cmd --get-active-zones`.
+sudo firewall-cmd --permanent --zone=<ZONE> --remove-port=6379/tcp
+# If a firewalld service opens the port instead (see `sudo firewall-cmd --zone=<ZONE> --list-services`),
+# remove the service; firewalld names its services itself (`firewall-cmd --get-services` lists them).
+sudo firewall-cmd --permanent --zone=<ZONE> --remove-service=redis
+# --permanent changes only the saved configuration; --reload makes it the running one.
+sudo firewall-cmd --reload"##,
+            r##"# The port and the service must be gone from the zone (check rich rules too):
+sudo firewall-cmd --zone=<ZONE> --list-all
+# Is anything still listening? A firewall rule leaves the listener in place: the re-scan is what counts.
+sudo ss -tlnp 'sport = :6379'
+# From another host, re-check the finding: the port must no longer show as open.
+portwarden scan 198.18.0.10 -p 6379"##,
+        ),
+        (
+            "systemd",
+            r##"# portwarden finding: 198.18.0.10 6379/tcp (redis)
+# Socket first: while redis-server.socket listens, systemd starts the service again on the next connection.
+# ("Unit file redis-server.socket does not exist" means the service is not socket-activated: go on.)
+sudo systemctl disable --now redis-server.socket
+sudo systemctl disable --now redis-server
+# To stop anything else from starting it again:  sudo systemctl mask redis-server"##,
+            r##"systemctl is-active redis-server    # expect: inactive
+systemctl is-enabled redis-server   # expect: disabled (or masked)
+# Nothing may listen any more: expect only the header line.
+sudo ss -tlnp 'sport = :6379'
+# From another host, re-check the finding: the port must no longer show as open.
+portwarden scan 198.18.0.10 -p 6379"##,
+        ),
+        (
+            "windows-powershell",
+            r##"# portwarden finding: 198.18.0.10 6379/tcp (redis)
+# Run in an elevated PowerShell. In Windows Firewall a block rule wins over every allow rule,
+# so this one rule closes the port whatever else allows it.
+New-NetFirewallRule -DisplayName "Block-In-TCP-6379" -Direction Inbound -Protocol TCP -LocalPort 6379 -Action Block -Profile Any
+# The allow rules that opened the port, to review or remove (pipe them into Remove-NetFirewallRule):
+Get-NetFirewallPortFilter -Protocol TCP | Where-Object LocalPort -eq 6379 | Get-NetFirewallRule | Where-Object { $_.Direction -eq 'Inbound' -and $_.Action -eq 'Allow' }
+# Or stop the service itself:
+# Stop-Service -Name <WINDOWS_SERVICE>; Set-Service -Name <WINDOWS_SERVICE> -StartupType Disabled"##,
+            r##"Get-NetFirewallRule -DisplayName "Block-In-TCP-6379" | Format-Table DisplayName, Enabled, Direction, Action
+# The listener stays (the firewall closes the port, not the service); the re-scan is what counts.
+Get-NetTCPConnection -LocalPort 6379 -State Listen -ErrorAction SilentlyContinue
+# From another host, re-check the finding: the port must no longer show as open.
+portwarden scan 198.18.0.10 -p 6379"##,
+        ),
+        (
+            "windows-netsh",
+            r##"# portwarden finding: 198.18.0.10 6379/tcp (redis)
+# Run in an elevated prompt. In Windows Firewall a block rule wins over every allow rule.
+netsh advfirewall firewall add rule name="Block-In-TCP-6379" dir=in action=block protocol=TCP localport=6379 profile=any"##,
+            r##"netsh advfirewall firewall show rule name="Block-In-TCP-6379"
+# The listener stays (the firewall closes the port, not the service); the re-scan is what counts.
+netstat -ano -p TCP | findstr /C:":6379 "
+# From another host, re-check the finding: the port must no longer show as open.
+portwarden scan 198.18.0.10 -p 6379"##,
+        ),
+        (
+            "aliyun",
+            r##"# portwarden finding: 198.18.0.10 6379/tcp (redis)
+# 1. Find the ingress rule that lets 6379/tcp in and note its SecurityGroupRuleId:
+aliyun ecs DescribeSecurityGroupAttribute --RegionId <REGION> --SecurityGroupId <SECURITY_GROUP_ID> --Direction ingress
+# 2. Revoke it:
+aliyun ecs RevokeSecurityGroup --RegionId <REGION> --SecurityGroupId <SECURITY_GROUP_ID> --SecurityGroupRuleId.1 <SECURITY_GROUP_RULE_ID>
+# 3. Add an explicit Drop rule at priority 1 (1-100, lower wins; at equal priority Drop beats Accept),
+#    so no Accept rule added later can open the port again:
+aliyun ecs AuthorizeSecurityGroup --RegionId <REGION> --SecurityGroupId <SECURITY_GROUP_ID> --Policy Drop --Priority 1 --IpProtocol tcp --PortRange 6379/6379 --SourceCidrIp 0.0.0.0/0 --Description "portwarden: close 6379/tcp""##,
+            r##"aliyun ecs DescribeSecurityGroupAttribute --RegionId <REGION> --SecurityGroupId <SECURITY_GROUP_ID> --Direction ingress
+# From another host, re-check the finding: the port must no longer show as open.
+portwarden scan 198.18.0.10 -p 6379"##,
+        ),
+        (
+            "aws",
+            r##"# portwarden finding: 198.18.0.10 6379/tcp (redis)
+# Security groups can only allow: revoke the rule that allows the port.
+aws ec2 revoke-security-group-ingress --region <REGION> --group-id <SECURITY_GROUP_ID> --protocol tcp --port 6379 --cidr 0.0.0.0/0
+# A rule with another source does not match the command above: find its SecurityGroupRuleId and revoke that.
+aws ec2 describe-security-group-rules --region <REGION> --filters Name=group-id,Values=<SECURITY_GROUP_ID>
+# aws ec2 revoke-security-group-ingress --region <REGION> --group-id <SECURITY_GROUP_ID> --security-group-rule-ids <SECURITY_GROUP_RULE_ID>
+# The subnet's network ACL can deny. It applies the lowest matching rule number first:
+# pick a <RULE_NUMBER> below the ACL's allow rules.
+aws ec2 create-network-acl-entry --region <REGION> --network-acl-id <NETWORK_ACL_ID> --ingress --rule-number <RULE_NUMBER> --protocol 6 --port-range From=6379,To=6379 --cidr-block 0.0.0.0/0 --rule-action deny"##,
+            r##"aws ec2 describe-security-group-rules --region <REGION> --filters Name=group-id,Values=<SECURITY_GROUP_ID>
+aws ec2 describe-network-acls --region <REGION> --network-acl-ids <NETWORK_ACL_ID>
+# From another host, re-check the finding: the port must no longer show as open.
+portwarden scan 198.18.0.10 -p 6379"##,
+        ),
+        (
+            "azure",
+            r##"# portwarden finding: 198.18.0.10 6379/tcp (redis)
+# NSG rules apply in priority order (100-4096, lower first): pick a <PRIORITY> below the rule that allows the port.
+az network nsg rule create --resource-group <RESOURCE_GROUP> --nsg-name <NSG_NAME> --name Deny-In-TCP-6379 --priority <PRIORITY> --direction Inbound --access Deny --protocol Tcp --source-address-prefixes '*' --source-port-ranges '*' --destination-address-prefixes '*' --destination-port-ranges 6379
+# The allow rule itself, to review and delete (az network nsg rule delete ... --name <RULE_NAME>):
+az network nsg rule list --resource-group <RESOURCE_GROUP> --nsg-name <NSG_NAME> --output table"##,
+            r##"az network nsg rule show --resource-group <RESOURCE_GROUP> --nsg-name <NSG_NAME> --name Deny-In-TCP-6379 --output table
+# The rules in force on the VM's network interface, all NSGs combined:
+az network nic list-effective-nsg --resource-group <RESOURCE_GROUP> --name <NIC_NAME>
+# From another host, re-check the finding: the port must no longer show as open.
+portwarden scan 198.18.0.10 -p 6379"##,
+        ),
+        (
+            "gcp",
+            r##"# portwarden finding: 198.18.0.10 6379/tcp (redis)
+# Rules apply in priority order (0-65535, lower first; at equal priority deny beats allow):
+# pick a <PRIORITY> no higher than that of the rule that allows the port.
+gcloud compute firewall-rules create deny-in-tcp-6379 --project=<PROJECT_ID> --network=<NETWORK> --direction=INGRESS --action=DENY --rules=tcp:6379 --source-ranges=0.0.0.0/0 --priority=<PRIORITY>
+# The allow rules, to review and delete (gcloud compute firewall-rules delete <RULE_NAME>):
+gcloud compute firewall-rules list --project=<PROJECT_ID> --format="table(name,network,direction,priority,sourceRanges.list(),allowed[].map().firewall_rule().list())""##,
+            r##"gcloud compute firewall-rules describe deny-in-tcp-6379 --project=<PROJECT_ID>
+# From another host, re-check the finding: the port must no longer show as open.
+portwarden scan 198.18.0.10 -p 6379"##,
+        ),
+        (
+            "kubernetes",
+            r##"# portwarden finding: 198.18.0.10 6379/tcp (redis)
+# A NetworkPolicy can only allow. Once a policy selects a pod, the pod accepts only the ingress some
+# policy lists, so 6379/tcp is closed by leaving it out of `ports` below.
+# Needs a network plugin that enforces NetworkPolicy (Calico, Cilium, ...). Apply: kubectl apply -f policy.yaml
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata:
+  name: allow-listed-ports-only
+  namespace: <NAMESPACE>
+spec:
+  podSelector:
+    matchLabels:
+      app: <APP_LABEL>
+  policyTypes:
+    - Ingress
+  ingress:
+    # List only the ports the pods must serve (6379/tcp is not one of them).
+    # With no port to allow at all, delete `ingress:` and everything below it: all ingress is then denied.
+    - ports:
+        - protocol: TCP
+          port: <ALLOWED_PORT>"##,
+            r##"kubectl -n <NAMESPACE> describe networkpolicy allow-listed-ports-only
+# From another host, re-check the finding: the port must no longer show as open.
+portwarden scan 198.18.0.10 -p 6379"##,
+        ),
+        (
+            "ansible",
+            r##"# portwarden finding: 198.18.0.10 6379/tcp (redis)
+# Keep the tasks for the host's firewall: ufw (Ubuntu, Debian) or firewalld (RHEL, Fedora, SUSE).
+- name: Delete the ufw rule that allows 6379/tcp
+  community.general.ufw:
+    rule: allow
+    port: "6379"
+    proto: tcp
+    delete: true
+
+- name: Deny 6379/tcp in ufw, above every allow (ufw applies the first match)
+  community.general.ufw:
+    rule: deny
+    port: "6379"
+    proto: tcp
+    insert: 1
+
+- name: Remove 6379/tcp from the firewalld zone
+  ansible.posix.firewalld:
+    zone: <ZONE>
+    port: 6379/tcp
+    permanent: true
+    immediate: true
+    state: disabled"##,
+            r##"ansible-playbook --check --diff <PLAYBOOK>   # dry run: shows what would change
+ansible-playbook <PLAYBOOK>
+# From another host, re-check the finding: the port must no longer show as open.
+portwarden scan 198.18.0.10 -p 6379"##,
+        ),
+        (
+            "terraform",
+            r##"# portwarden finding: 198.18.0.10 6379/tcp (redis)
+# 1. Security groups can only allow: delete the rule that opens 6379/tcp (an
+#    aws_security_group_rule, an aws_vpc_security_group_ingress_rule or an ingress block of the
+#    aws_security_group) from the configuration.
+# 2. Deny the port in the subnet's network ACL, which applies the lowest matching rule number first:
+#    <RULE_NUMBER> must be below the ACL's allow rules.
+resource "aws_network_acl_rule" "deny_in_tcp_6379" {
+  network_acl_id = "<NETWORK_ACL_ID>"
+  egress         = false
+  rule_number    = <RULE_NUMBER>
+  rule_action    = "deny"
+  protocol       = "6"
+  from_port      = 6379
+  to_port        = 6379
+
+  cidr_block = "0.0.0.0/0"
+}"##,
+            r##"terraform plan    # expect: the security group rule destroyed, aws_network_acl_rule.deny_in_tcp_6379 created
+terraform apply
+# From another host, re-check the finding: the port must no longer show as open.
+portwarden scan 198.18.0.10 -p 6379"##,
+        ),
+    ];
+
+    const UDP_EXPECTED: &[(&str, &str, &str)] = &[
+        (
+            "ufw",
+            r##"# portwarden finding: 2001:2::5 161/udp (snmp)
+# Remove the rule that opens the port ("Could not delete non-existent rule" means there was none).
+# `sudo ufw status numbered` shows other rules for it (e.g. `allow 161` or an app profile): delete those by number.
+sudo ufw delete allow 161/udp
+# ufw applies the first rule that matches. An appended deny would sit below any allow that still
+# matches the port and never be reached, so insert the deny at position 1, above every allow.
+sudo ufw insert 1 deny 161/udp
+# If ufw answers "Invalid position '1'", the rule list is empty: use `sudo ufw deny 161/udp`."##,
+            r##"sudo ufw status numbered
+# Is anything still listening? A firewall rule leaves the listener in place: the re-scan is what counts.
+sudo ss -ulnp 'sport = :161'
+# From another host, re-check the finding: the port must no longer show as open.
+portwarden scan 2001:2::5 -p 161
+# UDP gives no answer when dropped: nmap shows open|filtered or closed once the fix works (needs root).
+nmap -sU -6 -p 161 2001:2::5"##,
+        ),
+        (
+            "iptables",
+            r##"# portwarden finding: 2001:2::5 161/udp (snmp)
+# The address is IPv6, so the rule goes into ip6tables (iptables only filters IPv4).
+# -I puts the rule at the top of INPUT: appended with -A it would come after an ACCEPT that lets the port in.
+sudo ip6tables -I INPUT -p udp --dport 161 -j DROP
+# If the host also answers on this port over IPv4, repeat the rule with iptables.
+# Keep the rules across reboots (Debian/Ubuntu package iptables-persistent; saves IPv4 and IPv6):
+sudo netfilter-persistent save
+# A port published by Docker never passes INPUT; drop it in the DOCKER-USER chain instead:
+# sudo ip6tables -I DOCKER-USER -p udp -m conntrack --ctorigdstport 161 --ctdir ORIGINAL -j DROP"##,
+            r##"sudo ip6tables -L INPUT -n --line-numbers
+# Is anything still listening? A firewall rule leaves the listener in place: the re-scan is what counts.
+sudo ss -ulnp 'sport = :161'
+# From another host, re-check the finding: the port must no longer show as open.
+portwarden scan 2001:2::5 -p 161
+# UDP gives no answer when dropped: nmap shows open|filtered or closed once the fix works (needs root).
+nmap -sU -6 -p 161 2001:2::5"##,
+        ),
+        (
+            "nftables",
+            r##"# portwarden finding: 2001:2::5 161/udp (snmp)
+# The inet family filters IPv4 and IPv6 alike. This assumes the usual table `inet filter` with the
+# chain `input`; `sudo nft list ruleset` shows the names on this host.
+# `insert` puts the rule at the top of the chain, ahead of any accept for the port (`add` would append it).
+sudo nft insert rule inet filter input udp dport 161 drop
+# The rule lasts until reboot. To keep it, add the same rule at the top of the input chain in
+# /etc/nftables.conf (the file the nftables service loads at boot), then check the file:
+sudo nft -c -f /etc/nftables.conf"##,
+            r##"sudo nft -a list chain inet filter input
+# Is anything still listening? A firewall rule leaves the listener in place: the re-scan is what counts.
+sudo ss -ulnp 'sport = :161'
+# From another host, re-check the finding: the port must no longer show as open.
+portwarden scan 2001:2::5 -p 161
+# UDP gives no answer when dropped: nmap shows open|filtered or closed once the fix works (needs root).
+nmap -sU -6 -p 161 2001:2::5"##,
+        ),
+        (
+            "firewalld",
+            r##"# portwarden finding: 2001:2::5 161/udp (snmp)
+# <ZONE> is the zone of the interface that carries 2001:2::5: `sudo firewall-cmd --get-active-zones`.
+sudo firewall-cmd --permanent --zone=<ZONE> --remove-port=161/udp
+# If a firewalld service opens the port instead (see `sudo firewall-cmd --zone=<ZONE> --list-services`),
+# remove the service; firewalld names its services itself (`firewall-cmd --get-services` lists them).
+sudo firewall-cmd --permanent --zone=<ZONE> --remove-service=snmp
+# --permanent changes only the saved configuration; --reload makes it the running one.
+sudo firewall-cmd --reload"##,
+            r##"# The port and the service must be gone from the zone (check rich rules too):
+sudo firewall-cmd --zone=<ZONE> --list-all
+# Is anything still listening? A firewall rule leaves the listener in place: the re-scan is what counts.
+sudo ss -ulnp 'sport = :161'
+# From another host, re-check the finding: the port must no longer show as open.
+portwarden scan 2001:2::5 -p 161
+# UDP gives no answer when dropped: nmap shows open|filtered or closed once the fix works (needs root).
+nmap -sU -6 -p 161 2001:2::5"##,
+        ),
+        (
+            "systemd",
+            r##"# portwarden finding: 2001:2::5 161/udp (snmp)
+# Find the unit that owns the listener: take the pid from `sudo ss -ulnp 'sport = :161'`,
+# then `systemctl status <PID>` names the unit. Put its name in place of <SYSTEMD_UNIT>.
+# Socket first: while <SYSTEMD_UNIT>.socket listens, systemd starts the service again on the next connection.
+# ("Unit file <SYSTEMD_UNIT>.socket does not exist" means the service is not socket-activated: go on.)
+sudo systemctl disable --now <SYSTEMD_UNIT>.socket
+sudo systemctl disable --now <SYSTEMD_UNIT>
+# To stop anything else from starting it again:  sudo systemctl mask <SYSTEMD_UNIT>"##,
+            r##"systemctl is-active <SYSTEMD_UNIT>    # expect: inactive
+systemctl is-enabled <SYSTEMD_UNIT>   # expect: disabled (or masked)
+# Nothing may listen any more: expect only the header line.
+sudo ss -ulnp 'sport = :161'
+# From another host, re-check the finding: the port must no longer show as open.
+portwarden scan 2001:2::5 -p 161
+# UDP gives no answer when dropped: nmap shows open|filtered or closed once the fix works (needs root).
+nmap -sU -6 -p 161 2001:2::5"##,
+        ),
+        (
+            "windows-powershell",
+            r##"# portwarden finding: 2001:2::5 161/udp (snmp)
+# Run in an elevated PowerShell. In Windows Firewall a block rule wins over every allow rule,
+# so this one rule closes the port whatever else allows it.
+New-NetFirewallRule -DisplayName "Block-In-UDP-161" -Direction Inbound -Protocol UDP -LocalPort 161 -Action Block -Profile Any
+# The allow rules that opened the port, to review or remove (pipe them into Remove-NetFirewallRule):
+Get-NetFirewallPortFilter -Protocol UDP | Where-Object LocalPort -eq 161 | Get-NetFirewallRule | Where-Object { $_.Direction -eq 'Inbound' -and $_.Action -eq 'Allow' }
+# Or stop the service itself:
+# Stop-Service -Name <WINDOWS_SERVICE>; Set-Service -Name <WINDOWS_SERVICE> -StartupType Disabled"##,
+            r##"Get-NetFirewallRule -DisplayName "Block-In-UDP-161" | Format-Table DisplayName, Enabled, Direction, Action
+# The listener stays (the firewall closes the port, not the service); the re-scan is what counts.
+Get-NetUDPEndpoint -LocalPort 161 -ErrorAction SilentlyContinue
+# From another host, re-check the finding: the port must no longer show as open.
+portwarden scan 2001:2::5 -p 161
+# UDP gives no answer when dropped: nmap shows open|filtered or closed once the fix works (needs root).
+nmap -sU -6 -p 161 2001:2::5"##,
+        ),
+        (
+            "windows-netsh",
+            r##"# portwarden finding: 2001:2::5 161/udp (snmp)
+# Run in an elevated prompt. In Windows Firewall a block rule wins over every allow rule.
+netsh advfirewall firewall add rule name="Block-In-UDP-161" dir=in action=block protocol=UDP localport=161 profile=any"##,
+            r##"netsh advfirewall firewall show rule name="Block-In-UDP-161"
+# The listener stays (the firewall closes the port, not the service); the re-scan is what counts.
+netstat -ano -p UDPv6 | findstr /C:":161 "
+# From another host, re-check the finding: the port must no longer show as open.
+portwarden scan 2001:2::5 -p 161
+# UDP gives no answer when dropped: nmap shows open|filtered or closed once the fix works (needs root).
+nmap -sU -6 -p 161 2001:2::5"##,
+        ),
+        (
+            "aliyun",
+            r##"# portwarden finding: 2001:2::5 161/udp (snmp)
+# 1. Find the ingress rule that lets 161/udp in and note its SecurityGroupRuleId:
+aliyun ecs DescribeSecurityGroupAttribute --RegionId <REGION> --SecurityGroupId <SECURITY_GROUP_ID> --Direction ingress
+# 2. Revoke it:
+aliyun ecs RevokeSecurityGroup --RegionId <REGION> --SecurityGroupId <SECURITY_GROUP_ID> --SecurityGroupRuleId.1 <SECURITY_GROUP_RULE_ID>
+# 3. Add an explicit Drop rule at priority 1 (1-100, lower wins; at equal priority Drop beats Accept),
+#    so no Accept rule added later can open the port again:
+aliyun ecs AuthorizeSecurityGroup --RegionId <REGION> --SecurityGroupId <SECURITY_GROUP_ID> --Policy Drop --Priority 1 --IpProtocol udp --PortRange 161/161 --Ipv6SourceCidrIp ::/0 --Description "portwarden: close 161/udp""##,
+            r##"aliyun ecs DescribeSecurityGroupAttribute --RegionId <REGION> --SecurityGroupId <SECURITY_GROUP_ID> --Direction ingress
+# From another host, re-check the finding: the port must no longer show as open.
+portwarden scan 2001:2::5 -p 161
+# UDP gives no answer when dropped: nmap shows open|filtered or closed once the fix works (needs root).
+nmap -sU -6 -p 161 2001:2::5"##,
+        ),
+        (
+            "aws",
+            r##"# portwarden finding: 2001:2::5 161/udp (snmp)
+# Security groups can only allow: revoke the rule that allows the port.
+aws ec2 revoke-security-group-ingress --region <REGION> --group-id <SECURITY_GROUP_ID> --ip-permissions 'IpProtocol=udp,FromPort=161,ToPort=161,Ipv6Ranges=[{CidrIpv6=::/0}]'
+# A rule with another source does not match the command above: find its SecurityGroupRuleId and revoke that.
+aws ec2 describe-security-group-rules --region <REGION> --filters Name=group-id,Values=<SECURITY_GROUP_ID>
+# aws ec2 revoke-security-group-ingress --region <REGION> --group-id <SECURITY_GROUP_ID> --security-group-rule-ids <SECURITY_GROUP_RULE_ID>
+# The subnet's network ACL can deny. It applies the lowest matching rule number first:
+# pick a <RULE_NUMBER> below the ACL's allow rules.
+aws ec2 create-network-acl-entry --region <REGION> --network-acl-id <NETWORK_ACL_ID> --ingress --rule-number <RULE_NUMBER> --protocol 17 --port-range From=161,To=161 --ipv6-cidr-block ::/0 --rule-action deny"##,
+            r##"aws ec2 describe-security-group-rules --region <REGION> --filters Name=group-id,Values=<SECURITY_GROUP_ID>
+aws ec2 describe-network-acls --region <REGION> --network-acl-ids <NETWORK_ACL_ID>
+# From another host, re-check the finding: the port must no longer show as open.
+portwarden scan 2001:2::5 -p 161
+# UDP gives no answer when dropped: nmap shows open|filtered or closed once the fix works (needs root).
+nmap -sU -6 -p 161 2001:2::5"##,
+        ),
+        (
+            "azure",
+            r##"# portwarden finding: 2001:2::5 161/udp (snmp)
+# NSG rules apply in priority order (100-4096, lower first): pick a <PRIORITY> below the rule that allows the port.
+az network nsg rule create --resource-group <RESOURCE_GROUP> --nsg-name <NSG_NAME> --name Deny-In-UDP-161 --priority <PRIORITY> --direction Inbound --access Deny --protocol Udp --source-address-prefixes '*' --source-port-ranges '*' --destination-address-prefixes '*' --destination-port-ranges 161
+# The allow rule itself, to review and delete (az network nsg rule delete ... --name <RULE_NAME>):
+az network nsg rule list --resource-group <RESOURCE_GROUP> --nsg-name <NSG_NAME> --output table"##,
+            r##"az network nsg rule show --resource-group <RESOURCE_GROUP> --nsg-name <NSG_NAME> --name Deny-In-UDP-161 --output table
+# The rules in force on the VM's network interface, all NSGs combined:
+az network nic list-effective-nsg --resource-group <RESOURCE_GROUP> --name <NIC_NAME>
+# From another host, re-check the finding: the port must no longer show as open.
+portwarden scan 2001:2::5 -p 161
+# UDP gives no answer when dropped: nmap shows open|filtered or closed once the fix works (needs root).
+nmap -sU -6 -p 161 2001:2::5"##,
+        ),
+        (
+            "gcp",
+            r##"# portwarden finding: 2001:2::5 161/udp (snmp)
+# Rules apply in priority order (0-65535, lower first; at equal priority deny beats allow):
+# pick a <PRIORITY> no higher than that of the rule that allows the port.
+gcloud compute firewall-rules create deny-in-udp-161 --project=<PROJECT_ID> --network=<NETWORK> --direction=INGRESS --action=DENY --rules=udp:161 --source-ranges=::/0 --priority=<PRIORITY>
+# The allow rules, to review and delete (gcloud compute firewall-rules delete <RULE_NAME>):
+gcloud compute firewall-rules list --project=<PROJECT_ID> --format="table(name,network,direction,priority,sourceRanges.list(),allowed[].map().firewall_rule().list())""##,
+            r##"gcloud compute firewall-rules describe deny-in-udp-161 --project=<PROJECT_ID>
+# From another host, re-check the finding: the port must no longer show as open.
+portwarden scan 2001:2::5 -p 161
+# UDP gives no answer when dropped: nmap shows open|filtered or closed once the fix works (needs root).
+nmap -sU -6 -p 161 2001:2::5"##,
+        ),
+        (
+            "kubernetes",
+            r##"# portwarden finding: 2001:2::5 161/udp (snmp)
+# A NetworkPolicy can only allow. Once a policy selects a pod, the pod accepts only the ingress some
+# policy lists, so 161/udp is closed by leaving it out of `ports` below.
+# Needs a network plugin that enforces NetworkPolicy (Calico, Cilium, ...). Apply: kubectl apply -f policy.yaml
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata:
+  name: allow-listed-ports-only
+  namespace: <NAMESPACE>
+spec:
+  podSelector:
+    matchLabels:
+      app: <APP_LABEL>
+  policyTypes:
+    - Ingress
+  ingress:
+    # List only the ports the pods must serve (161/udp is not one of them).
+    # With no port to allow at all, delete `ingress:` and everything below it: all ingress is then denied.
+    - ports:
+        - protocol: TCP
+          port: <ALLOWED_PORT>"##,
+            r##"kubectl -n <NAMESPACE> describe networkpolicy allow-listed-ports-only
+# From another host, re-check the finding: the port must no longer show as open.
+portwarden scan 2001:2::5 -p 161
+# UDP gives no answer when dropped: nmap shows open|filtered or closed once the fix works (needs root).
+nmap -sU -6 -p 161 2001:2::5"##,
+        ),
+        (
+            "ansible",
+            r##"# portwarden finding: 2001:2::5 161/udp (snmp)
+# Keep the tasks for the host's firewall: ufw (Ubuntu, Debian) or firewalld (RHEL, Fedora, SUSE).
+- name: Delete the ufw rule that allows 161/udp
+  community.general.ufw:
+    rule: allow
+    port: "161"
+    proto: udp
+    delete: true
+
+- name: Deny 161/udp in ufw, above every allow (ufw applies the first match)
+  community.general.ufw:
+    rule: deny
+    port: "161"
+    proto: udp
+    insert: 1
+
+- name: Remove 161/udp from the firewalld zone
+  ansible.posix.firewalld:
+    zone: <ZONE>
+    port: 161/udp
+    permanent: true
+    immediate: true
+    state: disabled"##,
+            r##"ansible-playbook --check --diff <PLAYBOOK>   # dry run: shows what would change
+ansible-playbook <PLAYBOOK>
+# From another host, re-check the finding: the port must no longer show as open.
+portwarden scan 2001:2::5 -p 161
+# UDP gives no answer when dropped: nmap shows open|filtered or closed once the fix works (needs root).
+nmap -sU -6 -p 161 2001:2::5"##,
+        ),
+        (
+            "terraform",
+            r##"# portwarden finding: 2001:2::5 161/udp (snmp)
+# 1. Security groups can only allow: delete the rule that opens 161/udp (an
+#    aws_security_group_rule, an aws_vpc_security_group_ingress_rule or an ingress block of the
+#    aws_security_group) from the configuration.
+# 2. Deny the port in the subnet's network ACL, which applies the lowest matching rule number first:
+#    <RULE_NUMBER> must be below the ACL's allow rules.
+resource "aws_network_acl_rule" "deny_in_udp_161" {
+  network_acl_id = "<NETWORK_ACL_ID>"
+  egress         = false
+  rule_number    = <RULE_NUMBER>
+  rule_action    = "deny"
+  protocol       = "17"
+  from_port      = 161
+  to_port        = 161
+
+  ipv6_cidr_block = "::/0"
+}"##,
+            r##"terraform plan    # expect: the security group rule destroyed, aws_network_acl_rule.deny_in_udp_161 created
+terraform apply
+# From another host, re-check the finding: the port must no longer show as open.
+portwarden scan 2001:2::5 -p 161
+# UDP gives no answer when dropped: nmap shows open|filtered or closed once the fix works (needs root).
+nmap -sU -6 -p 161 2001:2::5"##,
+        ),
+    ];
 }
