@@ -6,5 +6,5 @@
 pub mod remediation;
 
 pub use remediation::{
-    RemediationCatalog, RemediationError, RemediationTarget, RenderedRemediation,
+    Platform, RemediationCatalog, RemediationError, RemediationTarget, RenderedRemediation,
 };

@@ -245,7 +245,8 @@ impl RemediationCatalog {
                     ),
                 });
             }
-            compile(text, file, &place, src, &partial_names)?;
+            // A partial may not include partials: that rules out recursion.
+            compile(text, file, &place, src, None)?;
             registry
                 .register_partial(name, src.get_ref().as_str())
                 .map_err(|e| {
@@ -253,6 +254,13 @@ impl RemediationCatalog {
                 })?;
         }
 
+        if raw.platform.is_empty() {
+            return Err(RemediationError::Invalid {
+                file: file.to_owned(),
+                line: 1,
+                message: "no [[platform]] entries: a remediation file needs at least one".into(),
+            });
+        }
         let mut platforms = Vec::with_capacity(raw.platform.len());
         let mut seen: HashSet<String> = HashSet::new();
         for entry in &raw.platform {
@@ -285,7 +293,7 @@ impl RemediationCatalog {
             }
             for (field, src) in [("commands", &p.commands), ("verify", &p.verify)] {
                 let place = format!("platform '{id}', {field}");
-                let tpl = compile(text, file, &place, src, &partial_names)?;
+                let tpl = compile(text, file, &place, src, Some(&partial_names))?;
                 registry.register_template(&template_name(id, field), tpl);
             }
             platforms.push(Platform {
@@ -514,7 +522,7 @@ fn compile(
     file: &str,
     place: &str,
     src: &Spanned<String>,
-    partials: &HashSet<&str>,
+    partials: Option<&HashSet<&str>>,
 ) -> Result<Template, RemediationError> {
     let tpl = Template::compile(src.get_ref())
         .map_err(|e| template_error(text, file, place, src, e.pos().map(|p| p.0), e.reason()))?;
@@ -540,9 +548,13 @@ fn compile(
                 name.clone(),
                 format!("unsupported helper '{name}'; known: {}", HELPERS.join(", ")),
             )),
-            Ref::Partial(name) if partials.contains(name.as_str()) => None,
+            Ref::Partial(name) if partials.is_some_and(|p| p.contains(name.as_str())) => None,
+            Ref::Partial(name) if partials.is_none() => Some((
+                name.clone(),
+                format!("'{{{{> {name}}}}}': a partial cannot include another partial"),
+            )),
             Ref::Partial(name) => {
-                let mut known: Vec<&str> = partials.iter().copied().collect();
+                let mut known: Vec<&str> = partials.into_iter().flatten().copied().collect();
                 known.sort_unstable();
                 Some((
                     name.clone(),
@@ -1004,6 +1016,21 @@ mod tests {
             parse_err(&toml).to_string(),
             "test.toml:6: platform 'demo', commands: unknown partial 'nowhere'; \
              known: none (define them under [partials])"
+        );
+    }
+
+    #[test]
+    fn a_partial_cannot_include_a_partial_and_a_file_needs_a_platform() {
+        let toml = format!(
+            "[partials]\na = \"{{{{> b}}}}\"\nb = \"x\"\n\n{HEAD}commands = \"c\"\nverify = \"v\"\n"
+        );
+        assert_eq!(
+            parse_err(&toml).to_string(),
+            "test.toml:2: partial 'a': '{{> b}}': a partial cannot include another partial"
+        );
+        assert_eq!(
+            parse_err("# nothing here\n").to_string(),
+            "test.toml:1: no [[platform]] entries: a remediation file needs at least one"
         );
     }
 
