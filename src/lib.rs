@@ -20,6 +20,7 @@
 
 pub mod app;
 pub mod model;
+pub mod report;
 pub mod rules;
 pub mod scan;
 pub mod target;
