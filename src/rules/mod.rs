@@ -4,5 +4,6 @@
 //! validated at start; errors name the file and line.
 
 pub mod ports;
+pub mod profiles;
 
 pub use ports::{Catalogue, PortEntry};
