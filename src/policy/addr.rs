@@ -160,7 +160,11 @@ mod tests {
     fn errors() {
         assert!(AddrRange::parse("198.18.0.0/33").is_err());
         assert!(AddrRange::parse("198.18.0.9-3").is_err());
-        assert!(AddrRange::parse("db.example").unwrap_err().contains("host names"));
+        assert!(
+            AddrRange::parse("db.example")
+                .unwrap_err()
+                .contains("host names")
+        );
         assert!(AddrRange::parse("198.18.0.1-2001:2::1").is_err());
     }
 

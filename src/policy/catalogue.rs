@@ -43,7 +43,14 @@ impl StaticCatalogue {
     }
 
     /// Adds an entry; `tags` is a list of tag names.
-    pub fn with(mut self, port: u16, proto: Proto, service: &str, risk: Severity, tags: &[&str]) -> Self {
+    pub fn with(
+        mut self,
+        port: u16,
+        proto: Proto,
+        service: &str,
+        risk: Severity,
+        tags: &[&str],
+    ) -> Self {
         self.entries.push((
             port,
             proto,

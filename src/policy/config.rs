@@ -207,8 +207,9 @@ impl<'de> Deserialize<'de> for DateField {
         let v = toml::Value::deserialize(d)?;
         let bad = |s: &str| format!("'{s}' is not a date; write YYYY-MM-DD, e.g. 2027-01-31");
         Ok(DateField(match v {
-            toml::Value::String(s) => NaiveDate::parse_from_str(s.trim(), "%Y-%m-%d")
-                .map_err(|_| bad(&s)),
+            toml::Value::String(s) => {
+                NaiveDate::parse_from_str(s.trim(), "%Y-%m-%d").map_err(|_| bad(&s))
+            }
             toml::Value::Datetime(dt) => match (dt.date, dt.time) {
                 (Some(date), None) => NaiveDate::from_ymd_opt(
                     i32::from(date.year),
@@ -575,15 +576,17 @@ impl Policy {
             for sa in g.allow {
                 let aspan = sa.span();
                 let a = sa.into_inner();
-                let ports =
-                    a.port.get_ref().0.clone().map_err(|m| {
-                        src.invalid(a.port.span(), m, "port = 443 or port = \"8000-8010\"")
-                    })?;
+                let ports = a.port.get_ref().0.clone().map_err(|m| {
+                    src.invalid(a.port.span(), m, "port = 443 or port = \"8000-8010\"")
+                })?;
                 let review_by = match &a.review_by {
                     None => None,
-                    Some(d) => Some(d.get_ref().0.clone().map_err(|m| {
-                        src.invalid(d.span(), m, "review_by = 2027-06-30")
-                    })?),
+                    Some(d) => Some(
+                        d.get_ref()
+                            .0
+                            .clone()
+                            .map_err(|m| src.invalid(d.span(), m, "review_by = 2027-06-30"))?,
+                    ),
                 };
                 allow.push(AllowRule {
                     ports,
@@ -638,12 +641,13 @@ impl Policy {
                     }
                 }
             };
-            let ports = match &e.port {
-                None => None,
-                Some(p) => Some(p.get_ref().0.clone().map_err(|m| {
-                    src.invalid(p.span(), m, "port = 23 or port = \"8000-8010\"")
-                })?),
-            };
+            let ports =
+                match &e.port {
+                    None => None,
+                    Some(p) => Some(p.get_ref().0.clone().map_err(|m| {
+                        src.invalid(p.span(), m, "port = 23 or port = \"8000-8010\"")
+                    })?),
+                };
             let check = match &e.check {
                 None => None,
                 Some(c) => Some(c.get_ref().parse::<CheckKind>().map_err(|m| {
@@ -679,11 +683,10 @@ impl Policy {
                     )
                 })?),
             };
-            let id = e
-                .id
-                .clone()
-                .or_else(|| e.ticket.clone())
-                .unwrap_or_else(|| format!("exception-{}", n + 1));
+            let id =
+                e.id.clone()
+                    .or_else(|| e.ticket.clone())
+                    .unwrap_or_else(|| format!("exception-{}", n + 1));
             exceptions.push(Exception {
                 id,
                 target_spec: spec,
@@ -805,7 +808,10 @@ mod tests {
             p.exceptions[1].window.unwrap().to_string(),
             "last 14 days of each quarter"
         );
-        assert_eq!(p.groups[0].allow[0].review_by, NaiveDate::from_ymd_opt(2027, 5, 31));
+        assert_eq!(
+            p.groups[0].allow[0].review_by,
+            NaiveDate::from_ymd_opt(2027, 5, 31)
+        );
     }
 
     #[test]
@@ -822,18 +828,29 @@ mod tests {
         let e = err(&format!(
             "{GROUP}[[group.allow]]\nport = 22\nreview_by = \"2027/01/31\"\n"
         ));
-        assert!(e.starts_with("p.toml:6:13: '2027/01/31' is not a date"), "{e}");
+        assert!(
+            e.starts_with("p.toml:6:13: '2027/01/31' is not a date"),
+            "{e}"
+        );
         assert!(e.contains("hint: review_by = 2027-06-30"), "{e}");
-        let e = err(&format!("{GROUP}[[group.allow]]\nport = 22\nreview_by = 2027-02-30\n"));
+        let e = err(&format!(
+            "{GROUP}[[group.allow]]\nport = 22\nreview_by = 2027-02-30\n"
+        ));
         assert!(e.starts_with("p.toml:6:"), "{e}");
         let e = err(&format!("{GROUP}[[group.allow]]\nport = 70000\n"));
-        assert!(e.starts_with("p.toml:5:8: port 70000 is outside 1-65535"), "{e}");
+        assert!(
+            e.starts_with("p.toml:5:8: port 70000 is outside 1-65535"),
+            "{e}"
+        );
     }
 
     #[test]
     fn unknown_profile_suggests() {
         let e = err(&format!("{GROUP}profiles = [\"pci-dss-4\"]\n"));
-        assert!(e.starts_with("p.toml:4:13: unknown profile 'pci-dss-4'"), "{e}");
+        assert!(
+            e.starts_with("p.toml:4:13: unknown profile 'pci-dss-4'"),
+            "{e}"
+        );
         assert!(e.contains("did you mean 'pci-dss-4.0'?"), "{e}");
         match parse(&format!("{GROUP}profiles = [\"sox\"]\n")).unwrap_err() {
             PolicyError::UnknownProfile { at, name, .. } => {
@@ -846,21 +863,36 @@ mod tests {
     #[test]
     fn bad_target_and_exception_fields() {
         let e = err("[[group]]\nname = \"a\"\ntargets = [\"db.example\"]\n");
-        assert!(e.starts_with("p.toml:3:12: 'db.example' is not an address"), "{e}");
+        assert!(
+            e.starts_with("p.toml:3:12: 'db.example' is not an address"),
+            "{e}"
+        );
         let exc = "[[exception]]\ntarget = \"198.18.0.1\"\nreason = \"r\"\napprover = \"a\"\n";
         let e = err(&format!("{GROUP}{exc}"));
         assert!(e.starts_with("p.toml:4:1: missing field `expires`"), "{e}");
-        let e = err(&format!("{GROUP}{exc}expires = 2027-01-01\ncheck = \"cleartext\"\n"));
-        assert!(e.starts_with("p.toml:9:9: unknown check 'cleartext'"), "{e}");
+        let e = err(&format!(
+            "{GROUP}{exc}expires = 2027-01-01\ncheck = \"cleartext\"\n"
+        ));
+        assert!(
+            e.starts_with("p.toml:9:9: unknown check 'cleartext'"),
+            "{e}"
+        );
         assert!(e.contains("did you mean 'cleartext-admin'?"), "{e}");
         let e = err(&format!(
             "{GROUP}{exc}expires = 2027-01-01\nwindow = {{ every = \"month\", last_days = 40 }}\n"
         ));
-        assert!(e.starts_with("p.toml:9:10: a month window covers 1-31 days, not 40"), "{e}");
-        let e = err(&format!("{GROUP}[[exception]]\ntarget = \"nowhere\"\nreason = \"r\"\napprover = \"a\"\nexpires = 2027-01-01\n"));
+        assert!(
+            e.starts_with("p.toml:9:10: a month window covers 1-31 days, not 40"),
+            "{e}"
+        );
+        let e = err(&format!(
+            "{GROUP}[[exception]]\ntarget = \"nowhere\"\nreason = \"r\"\napprover = \"a\"\nexpires = 2027-01-01\n"
+        ));
         assert!(e.contains("nor the name of a group"), "{e}");
         assert!(e.contains("one of the groups: web"), "{e}");
-        let e = err(&format!("{GROUP}{exc}expires = 2027-01-01\nwindow = {{ every = \"fortnight\", days = \"1\" }}\n"));
+        let e = err(&format!(
+            "{GROUP}{exc}expires = 2027-01-01\nwindow = {{ every = \"fortnight\", days = \"1\" }}\n"
+        ));
         assert!(e.starts_with("p.toml:9:"), "{e}");
         assert!(e.contains("unknown variant `fortnight`"), "{e}");
     }
@@ -885,7 +917,13 @@ mod tests {
         assert!(err(svc).contains("different services on 8000-8100/tcp ('http' vs 'ssh')"));
         // Agreeing overlap is fine; a duplicate name is not.
         let ok = "[[group]]\nname = \"a\"\ntargets = [\"198.18.0.0/28\"]\n[[group]]\nname = \"b\"\ntargets = [\"198.18.0.4\"]\ntags = [\"x\"]\n";
-        assert_eq!(parse(ok).unwrap().groups_of("198.18.0.4".parse().unwrap()).len(), 2);
+        assert_eq!(
+            parse(ok)
+                .unwrap()
+                .groups_of("198.18.0.4".parse().unwrap())
+                .len(),
+            2
+        );
         let dup = "[[group]]\nname = \"a\"\ntargets = [\"198.18.0.0/28\"]\n[[group]]\nname = \"a\"\ntargets = [\"198.18.1.0/28\"]\n";
         assert!(err(dup).starts_with("p.toml:5:8: group 'a' is declared twice"));
     }

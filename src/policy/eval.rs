@@ -27,7 +27,9 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use super::catalogue::{PortCatalogue, PortFacts};
-use super::config::{AllowRule, Exception, ExceptionState, ExceptionTarget, Group, Policy, Vantage};
+use super::config::{
+    AllowRule, Exception, ExceptionState, ExceptionTarget, Group, Policy, Vantage,
+};
 use crate::model::{
     AuthStatus, Evidence, Finding, FindingStatus, Observation, PortState, ProfileVerdict, Proto,
     RequirementStatus, RequirementVerdict, Severity,
@@ -167,8 +169,7 @@ fn view(cat: &dyn PortCatalogue, o: &Observation) -> PortView {
 
 fn selects(params: &CheckParams, v: &PortView) -> bool {
     v.name.as_ref().is_some_and(|n| params.services.contains(n))
-        || v
-            .facts
+        || v.facts
             .as_ref()
             .is_some_and(|f| f.tags.iter().any(|t| params.tags.contains(t)))
 }
@@ -263,8 +264,12 @@ fn port_checks(
         Some(rule) => {
             if !rule.is_justified() {
                 let missing = match (
-                    rule.justification.as_deref().is_some_and(|s| !s.trim().is_empty()),
-                    rule.approver.as_deref().is_some_and(|s| !s.trim().is_empty()),
+                    rule.justification
+                        .as_deref()
+                        .is_some_and(|s| !s.trim().is_empty()),
+                    rule.approver
+                        .as_deref()
+                        .is_some_and(|s| !s.trim().is_empty()),
                 ) {
                     (false, false) => "a justification and an approver",
                     (false, true) => "a justification",
@@ -354,7 +359,10 @@ fn port_checks(
             }
         }
     }
-    if o.service.as_ref().is_some_and(|s| s.auth == AuthStatus::None) {
+    if o.service
+        .as_ref()
+        .is_some_and(|s| s.auth == AuthStatus::None)
+    {
         push(
             CheckKind::UnauthService,
             profiles.check(CheckKind::UnauthService).severity,
@@ -509,7 +517,12 @@ fn settle(
         .iter()
         .filter(|e| exception_matches(e, ctx, ip, &d))
         .collect();
-    let by_state = |s: ExceptionState| matching.iter().copied().filter(move |e| e.state(today) == s);
+    let by_state = |s: ExceptionState| {
+        matching
+            .iter()
+            .copied()
+            .filter(move |e| e.state(today) == s)
+    };
     let mut message = d.message;
     let mut status = FindingStatus::Fail;
     let mut exception = None;
@@ -648,4 +661,493 @@ fn verdicts(profiles: &Profiles, ctxs: &[HostCtx], findings: &[Finding]) -> Vec<
         });
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Reason, ServiceInfo, TlsInfo};
+    use crate::policy::StaticCatalogue;
+
+    const POLICY: &str = r#"
+[[group]]
+name = "cardholder"
+targets = ["198.18.0.0/28"]
+tags = ["cardholder"]
+profiles = ["pci-dss-4.0", "mlps2-level3"]
+max_open_ports = 3
+
+[[group.allow]]
+port = 443
+service = "https"
+justification = "payment API"
+approver = "ciso"
+review_by = 2027-01-31
+
+[[group.allow]]
+port = 22
+justification = "admin from the jump host"
+review_by = 2026-06-30
+
+[[group.allow]]
+port = 5432
+service = "postgresql"
+justification = "card vault"
+approver = "ciso"
+
+[[group]]
+name = "dmz"
+targets = ["198.18.0.16/28"]
+vantage = "internet"
+profiles = ["pci-dss-4.0", "iso27001-2022", "cis-v8", "nist-800-53r5"]
+
+[[group.allow]]
+port = 443
+service = "https"
+justification = "web site"
+approver = "lead"
+
+[[group.allow]]
+port = 22
+service = "ssh"
+justification = "admin"
+approver = "lead"
+
+[[group]]
+name = "ot"
+targets = ["198.18.0.32/28"]
+profiles = ["mlps2-level3"]
+max_open_ports = 2
+
+[[group.allow]]
+port = 502
+justification = "SCADA polling"
+approver = "ot-sec"
+
+[[exception]]
+id = "RISK-1"
+target = "198.18.0.33"
+port = 23
+reason = "legacy PLC"
+approver = "ot-sec"
+expires = 2027-06-30
+
+[[exception]]
+id = "RISK-2"
+target = "198.18.0.2"
+port = 3389
+reason = "vendor support"
+approver = "ciso"
+expires = 2026-10-31
+
+[[exception]]
+id = "RISK-3"
+target = "dmz"
+port = 6379
+check = "database-internet"
+reason = "month-end batch"
+approver = "ciso"
+expires = 2027-12-31
+window = { every = "month", days = "25-31" }
+"#;
+
+    fn catalogue() -> StaticCatalogue {
+        use Severity::*;
+        StaticCatalogue::new()
+            .with(22, Proto::Tcp, "ssh", Medium, &["remote-admin"])
+            .with(
+                23,
+                Proto::Tcp,
+                "telnet",
+                High,
+                &["cleartext", "remote-admin"],
+            )
+            .with(443, Proto::Tcp, "https", Low, &[])
+            .with(445, Proto::Tcp, "microsoft-ds", Critical, &[])
+            .with(502, Proto::Tcp, "modbus", High, &["ot"])
+            .with(3389, Proto::Tcp, "rdp", High, &["remote-admin"])
+            .with(5432, Proto::Tcp, "postgresql", High, &["database"])
+            .with(6379, Proto::Tcp, "redis", High, &["database", "cache"])
+    }
+
+    fn at(day: &str) -> DateTime<Utc> {
+        format!("{day}T12:00:00Z").parse().unwrap()
+    }
+
+    fn obs(ip: &str, port: u16, reason: Reason, service: Option<ServiceInfo>) -> Observation {
+        let mut o = Observation::new(ip.parse().unwrap(), port, Proto::Tcp, reason, Some(1.0));
+        o.time = "2026-11-24T08:00:00Z".parse().unwrap();
+        o.service = service;
+        o
+    }
+
+    fn svc(name: &str) -> Option<ServiceInfo> {
+        Some(ServiceInfo {
+            name: name.into(),
+            confidence: 1.0,
+            ..Default::default()
+        })
+    }
+
+    fn observations() -> Vec<Observation> {
+        use Reason::{ConnRefused, Connected, NoResponse, SynAck};
+        let mut stale = obs("198.18.0.17", 443, ConnRefused, None);
+        stale.time = "2026-11-01T00:00:00Z".parse().unwrap();
+        let tls = |self_signed| {
+            let mut s = svc("https").unwrap();
+            s.tls = Some(TlsInfo {
+                self_signed,
+                ..Default::default()
+            });
+            Some(s)
+        };
+        let mut redis = svc("redis").unwrap();
+        redis.auth = AuthStatus::None;
+        vec![
+            obs("198.18.0.2", 443, SynAck, tls(false)),
+            obs("198.18.0.2", 22, SynAck, svc("ssh")),
+            obs("198.18.0.2", 3389, SynAck, None),
+            obs("198.18.0.2", 5432, SynAck, svc("postgresql")),
+            obs("198.18.0.2", 80, ConnRefused, None),
+            obs("198.18.0.3", 443, SynAck, svc("ssh")),
+            obs("198.18.0.17", 22, Connected, svc("ssh")),
+            obs("198.18.0.17", 443, Connected, tls(true)),
+            stale,
+            obs("198.18.0.17", 6379, Connected, Some(redis)),
+            obs("198.18.0.33", 502, SynAck, None),
+            obs("198.18.0.33", 23, SynAck, svc("telnet")),
+            obs("198.18.0.33", 2323, SynAck, svc("telnet")),
+            obs("198.18.0.99", 445, SynAck, None),
+            obs("198.18.0.99", 80, ConnRefused, None),
+            obs("198.18.0.200", 22, NoResponse, None),
+        ]
+    }
+
+    fn run(day: &str) -> Evaluation {
+        let profiles = Profiles::embedded().unwrap();
+        let policy = Policy::parse(POLICY, "policy.toml", &profiles).unwrap();
+        evaluate(&policy, &profiles, &catalogue(), &observations(), at(day))
+    }
+
+    fn brief(f: &Finding) -> String {
+        let port = f.port.map(|p| p.to_string()).unwrap_or_else(|| "-".into());
+        format!("{} {port} {} {} {}", f.ip, f.check, f.status, f.severity)
+    }
+
+    fn find<'a>(e: &'a Evaluation, ip: &str, port: Option<u16>, check: &str) -> &'a Finding {
+        let ip: IpAddr = ip.parse().unwrap();
+        e.findings
+            .iter()
+            .find(|f| f.ip == ip && f.port == port && f.check == check)
+            .unwrap_or_else(|| panic!("no {check} on {ip}:{port:?}"))
+    }
+
+    #[test]
+    fn every_check_kind_with_exact_statuses() {
+        let e = run("2026-11-24");
+        let got: Vec<String> = e.findings.iter().map(brief).collect();
+        assert_eq!(
+            got,
+            [
+                "198.18.0.2 - port-cap fail medium",
+                "198.18.0.2 22 allowed-review-overdue fail low",
+                "198.18.0.2 22 allowed-unjustified fail low",
+                "198.18.0.2 3389 exception-expired fail medium",
+                "198.18.0.2 3389 high-risk-exposed expired-waiver high",
+                "198.18.0.2 3389 not-allowed expired-waiver high",
+                "198.18.0.3 443 unexpected-service fail medium",
+                "198.18.0.17 22 remote-admin-internet fail high",
+                "198.18.0.17 443 tls-cert fail medium",
+                "198.18.0.17 6379 database-internet fail critical",
+                "198.18.0.17 6379 high-risk-exposed fail high",
+                "198.18.0.17 6379 not-allowed fail high",
+                "198.18.0.17 6379 unauth-service fail critical",
+                "198.18.0.33 - port-cap fail medium",
+                "198.18.0.33 23 cleartext-admin waived high",
+                "198.18.0.33 23 high-risk-exposed waived high",
+                "198.18.0.33 23 not-allowed waived high",
+                "198.18.0.33 2323 cleartext-admin fail high",
+                "198.18.0.33 2323 high-risk-exposed fail high",
+                "198.18.0.33 2323 not-allowed fail high",
+                "198.18.0.99 - unmanaged-host fail medium",
+                "198.18.0.99 445 high-risk-exposed fail critical",
+            ]
+        );
+        let kinds: BTreeSet<&str> = e.findings.iter().map(|f| f.check.as_str()).collect();
+        assert_eq!(kinds.len(), CheckKind::ALL.len());
+    }
+
+    #[test]
+    fn control_refs_are_exact() {
+        let e = run("2026-11-24");
+        assert_eq!(
+            find(&e, "198.18.0.2", Some(3389), "not-allowed").controls,
+            [
+                "pci-dss-4.0:1.2.5",
+                "pci-dss-4.0:1.3.1",
+                "pci-dss-4.0:2.2.4",
+                "mlps2-level3:8.1.3.2 a)",
+                "mlps2-level3:8.1.4.4 b)",
+            ]
+        );
+        // Internet vantage: 1.4.2 instead of 1.3.1 (no cardholder tag).
+        assert_eq!(
+            find(&e, "198.18.0.17", Some(6379), "not-allowed").controls,
+            [
+                "pci-dss-4.0:1.2.5",
+                "pci-dss-4.0:1.4.2",
+                "pci-dss-4.0:2.2.4",
+                "iso27001-2022:A.8.20",
+                "iso27001-2022:A.8.21",
+                "cis-v8:4.4",
+                "cis-v8:4.8",
+                "cis-v8:13.9",
+                "nist-800-53r5:CM-7 b",
+                "nist-800-53r5:SC-7(5)",
+            ]
+        );
+        assert_eq!(
+            find(&e, "198.18.0.2", Some(3389), "exception-expired").controls,
+            [
+                "pci-dss-4.0:1.2.5",
+                "pci-dss-4.0:1.2.7",
+                "mlps2-level3:8.1.10.10 a)"
+            ]
+        );
+        assert_eq!(
+            find(&e, "198.18.0.17", Some(22), "remote-admin-internet").controls,
+            [
+                "pci-dss-4.0:1.4.1",
+                "pci-dss-4.0:1.4.2",
+                "iso27001-2022:A.8.20",
+                "iso27001-2022:A.8.22",
+                "cis-v8:12.2",
+                "cis-v8:13.4",
+                "nist-800-53r5:AC-17",
+                "nist-800-53r5:SC-7",
+            ]
+        );
+        assert_eq!(
+            find(&e, "198.18.0.33", Some(2323), "cleartext-admin").controls,
+            ["mlps2-level3:8.1.4.1 c)"]
+        );
+        assert_eq!(
+            find(&e, "198.18.0.2", Some(22), "allowed-unjustified").controls,
+            ["pci-dss-4.0:1.2.5", "mlps2-level3:8.1.3.2 b)"]
+        );
+        assert_eq!(
+            find(&e, "198.18.0.99", None, "unmanaged-host").controls,
+            [
+                "pci-dss-4.0:1.2.4",
+                "pci-dss-4.0:12.5.1",
+                "iso27001-2022:A.5.9",
+                "mlps2-level3:8.1.10.2 a)",
+                "cis-v8:1.1",
+                "nist-800-53r5:CM-8",
+            ]
+        );
+        assert_eq!(
+            find(&e, "198.18.0.17", Some(6379), "unauth-service").controls,
+            [
+                "pci-dss-4.0:2.2.2",
+                "pci-dss-4.0:8.2.1",
+                "iso27001-2022:A.8.5",
+                "cis-v8:4.7",
+                "nist-800-53r5:AC-3",
+                "nist-800-53r5:IA-2",
+            ]
+        );
+    }
+
+    #[test]
+    fn messages_evidence_and_remediation() {
+        let e = run("2026-11-24");
+        let f = find(&e, "198.18.0.2", Some(3389), "not-allowed");
+        assert_eq!(
+            f.message,
+            "3389/tcp (rdp) is open but not allowed for group 'cardholder' — exception expired on 2026-10-31 (RISK-2)"
+        );
+        assert_eq!(f.exception.as_deref(), Some("RISK-2"));
+        assert_eq!(f.remediation, "close-port");
+        assert_eq!(f.group.as_deref(), Some("cardholder"));
+        let ev = f.evidence.as_ref().unwrap();
+        assert_eq!((ev.state, ev.reason), (PortState::Open, Reason::SynAck));
+        assert_eq!(
+            find(&e, "198.18.0.2", Some(3389), "exception-expired").message,
+            "exception RISK-2 (policy line 64) expired on 2026-10-31: renew it with a fresh approval, or fix the exposure and remove it"
+        );
+        assert_eq!(
+            find(&e, "198.18.0.17", Some(6379), "database-internet").message,
+            "database/cache 6379/tcp (redis) is reachable from the internet — exception RISK-3 applies only in its window (days 25-31 of each month); 2026-11-24 is outside it"
+        );
+        assert_eq!(
+            find(&e, "198.18.0.2", None, "port-cap").message,
+            "4 open ports, above the cap of 3 for group 'cardholder': 22/tcp, 443/tcp, 3389/tcp, 5432/tcp"
+        );
+        assert_eq!(
+            find(&e, "198.18.0.3", Some(443), "unexpected-service").message,
+            "443/tcp is allowed for 'https' but 'ssh' answers"
+        );
+        assert_eq!(
+            find(&e, "198.18.0.17", Some(443), "tls-cert").message,
+            "the certificate of 443/tcp (https) is self-signed"
+        );
+        assert_eq!(
+            find(&e, "198.18.0.2", Some(22), "allowed-review-overdue").message,
+            "the allowance of 22/tcp (ssh) (policy line 16) was due for review on 2026-06-30"
+        );
+        assert!(
+            find(&e, "198.18.0.33", Some(23), "cleartext-admin")
+                .message
+                .ends_with(
+                    "— waived by exception RISK-1 until 2027-06-30 (legacy PLC; approved by ot-sec)"
+                )
+        );
+        assert_eq!(find(&e, "198.18.0.99", None, "unmanaged-host").group, None);
+    }
+
+    #[test]
+    fn window_and_expiry_follow_the_clock() {
+        // Inside RISK-3's window (day 26): waived.
+        let e = run("2026-11-26");
+        let f = find(&e, "198.18.0.17", Some(6379), "database-internet");
+        assert_eq!(f.status, FindingStatus::Waived);
+        // Other checks on that port are not covered: RISK-3 names one check.
+        assert_eq!(
+            find(&e, "198.18.0.17", Some(6379), "unauth-service").status,
+            FindingStatus::Fail
+        );
+        // After RISK-1 expires the telnet port fails again, with the date.
+        let e = run("2027-07-01");
+        let f = find(&e, "198.18.0.33", Some(23), "cleartext-admin");
+        assert_eq!(f.status, FindingStatus::ExpiredWaiver);
+        assert!(
+            f.message
+                .ends_with("— exception expired on 2027-06-30 (RISK-1)"),
+            "{}",
+            f.message
+        );
+        assert_eq!(
+            find(&e, "198.18.0.33", Some(23), "exception-expired").status,
+            FindingStatus::Fail
+        );
+        // On its last day it still holds.
+        let e = run("2027-06-30");
+        assert_eq!(
+            find(&e, "198.18.0.33", Some(23), "cleartext-admin").status,
+            FindingStatus::Waived
+        );
+    }
+
+    #[test]
+    fn ids_are_stable() {
+        let a = run("2026-11-24");
+        let b = run("2026-11-26");
+        let id = |e: &Evaluation| find(e, "198.18.0.2", Some(3389), "not-allowed").id.clone();
+        assert_eq!(id(&a), id(&b));
+        assert_eq!(
+            id(&a),
+            finding_id(
+                "198.18.0.2".parse().unwrap(),
+                Some(3389),
+                Some(Proto::Tcp),
+                CheckKind::NotAllowed
+            )
+        );
+        assert_eq!(id(&a).len(), 16);
+        assert_ne!(
+            id(&a),
+            finding_id(
+                "198.18.0.2".parse().unwrap(),
+                Some(3389),
+                Some(Proto::Tcp),
+                CheckKind::HighRiskExposed
+            )
+        );
+    }
+
+    #[test]
+    fn profile_verdicts() {
+        let e = run("2026-11-24");
+        let pci = &e.profiles[0];
+        assert_eq!(pci.profile, "pci-dss-4.0");
+        let req = |id: &str| pci.requirements.iter().find(|r| r.id == id).unwrap();
+        assert_eq!(req("1.2.8").status, RequirementStatus::NotAssessed);
+        assert_eq!(req("2.2.7").status, RequirementStatus::Pass);
+        let r = req("1.3.1");
+        assert_eq!(r.status, RequirementStatus::Fail);
+        assert_eq!(
+            r.findings,
+            [
+                find(&e, "198.18.0.2", Some(3389), "not-allowed").id.clone(),
+                find(&e, "198.18.0.17", Some(6379), "database-internet")
+                    .id
+                    .clone(),
+            ]
+        );
+        assert!(!req("4.2.1").confirmed);
+        assert_eq!(req("4.2.1").status, RequirementStatus::Fail);
+        assert_eq!((pci.passed, pci.failed, pci.not_assessed), (1, 14, 7));
+        assert_eq!(pci.score, Some(1.0 / 15.0));
+        // Waived findings do not fail a requirement: only 198.18.0.33 (ot) is
+        // in MLPS scope with cleartext, and 2323 fails.
+        let mlps = &e.profiles[2];
+        let c = mlps
+            .requirements
+            .iter()
+            .find(|r| r.id == "8.1.4.1 c)")
+            .unwrap();
+        assert_eq!(
+            c.findings,
+            [find(&e, "198.18.0.33", Some(2323), "cleartext-admin")
+                .id
+                .clone()]
+        );
+    }
+
+    #[test]
+    fn profile_without_hosts_is_not_assessed() {
+        let profiles = Profiles::embedded().unwrap();
+        let policy = Policy::parse(
+            "[[group]]\nname = \"a\"\ntargets = [\"198.18.0.0/28\"]\nprofiles = [\"cis-v8\"]\n",
+            "p.toml",
+            &profiles,
+        )
+        .unwrap();
+        let o = vec![obs("198.18.0.1", 443, Reason::ConnRefused, None)];
+        let e = evaluate(&policy, &profiles, &catalogue(), &o, at("2026-11-24"));
+        assert!(e.findings.is_empty());
+        let pci = &e.profiles[0];
+        assert_eq!(pci.passed + pci.failed, 0);
+        assert_eq!(pci.score, None);
+        assert_eq!(
+            pci.requirements[4].reason.as_deref(),
+            Some("no audited host is in a group that declares this profile")
+        );
+        let cis = &e.profiles[3];
+        assert_eq!((cis.passed, cis.failed), (8, 0));
+        assert_eq!(cis.score, Some(1.0));
+    }
+
+    #[test]
+    fn gate_ignores_waived_findings() {
+        let e = run("2026-11-24");
+        assert!(gate(&e.findings, Severity::Critical));
+        let waived: Vec<Finding> = e
+            .findings
+            .iter()
+            .filter(|f| f.status == FindingStatus::Waived)
+            .cloned()
+            .collect();
+        assert_eq!(waived.len(), 3);
+        assert!(!gate(&waived, Severity::Info));
+        let low: Vec<Finding> = e
+            .findings
+            .iter()
+            .filter(|f| f.severity == Severity::Low)
+            .cloned()
+            .collect();
+        assert!(gate(&low, Severity::Low));
+        assert!(!gate(&low, Severity::Medium));
+    }
 }

@@ -554,7 +554,10 @@ mod tests {
         assert_eq!(p.ids(), BUILTIN_PROFILES.to_vec());
         assert_eq!(p.checks().len(), CheckKind::ALL.len());
         assert_eq!(p.check(CheckKind::TlsCert).kind, CheckKind::TlsCert);
-        assert_eq!(p.check(CheckKind::UnauthService).severity, Severity::Critical);
+        assert_eq!(
+            p.check(CheckKind::UnauthService).severity,
+            Severity::Critical
+        );
     }
 
     #[test]
@@ -621,7 +624,10 @@ mod tests {
     fn bad_profile_names_line() {
         let text = "id = \"x\"\nname = \"X\"\n\n[[requirement]]\nid = \"1\"\ntitle_en = \"a\"\ntitle_zh = \"b\"\nchecks = [\"nope\"]\n";
         let e = Profile::parse(text, "x.toml").unwrap_err().to_string();
-        assert!(e.starts_with("x.toml:4:1: requirement '1': unknown check 'nope'"), "{e}");
+        assert!(
+            e.starts_with("x.toml:4:1: requirement '1': unknown check 'nope'"),
+            "{e}"
+        );
         let text = "id = \"x\"\nname = \"X\"\ncolour = 1\nrequirement = []\n";
         let e = Profile::parse(text, "x.toml").unwrap_err().to_string();
         assert!(e.starts_with("x.toml:3:1: unknown field `colour`"), "{e}");
