@@ -169,9 +169,12 @@ fn view(cat: &dyn PortCatalogue, o: &Observation) -> PortView {
 
 fn selects(params: &CheckParams, v: &PortView) -> bool {
     v.name.as_ref().is_some_and(|n| params.services.contains(n))
-        || v.facts
-            .as_ref()
-            .is_some_and(|f| f.tags.iter().any(|t| params.tags.contains(t)))
+        || v.facts.as_ref().is_some_and(|f| {
+            params.tags.iter().any(|want| {
+                want.split('+')
+                    .all(|t| f.tags.iter().any(|h| h.eq_ignore_ascii_case(t.trim())))
+            })
+        })
 }
 
 /// `https` is HTTP over TLS; identification may report either.
@@ -713,6 +716,11 @@ service = "ssh"
 justification = "admin"
 approver = "lead"
 
+[[group.allow]]
+port = 80
+justification = "redirect to HTTPS"
+approver = "lead"
+
 [[group]]
 name = "ot"
 targets = ["198.18.0.32/28"]
@@ -763,6 +771,7 @@ window = { every = "month", days = "25-31" }
                 &["cleartext", "remote-admin"],
             )
             .with(443, Proto::Tcp, "https", Low, &[])
+            .with(80, Proto::Tcp, "http", Low, &["web", "cleartext"])
             .with(445, Proto::Tcp, "microsoft-ds", Critical, &[])
             .with(502, Proto::Tcp, "modbus", High, &["ot"])
             .with(3389, Proto::Tcp, "rdp", High, &["remote-admin"])
@@ -811,6 +820,7 @@ window = { every = "month", days = "25-31" }
             obs("198.18.0.2", 80, ConnRefused, None),
             obs("198.18.0.3", 443, SynAck, svc("ssh")),
             obs("198.18.0.17", 22, Connected, svc("ssh")),
+            obs("198.18.0.17", 80, Connected, svc("http")),
             obs("198.18.0.17", 443, Connected, tls(true)),
             stale,
             obs("198.18.0.17", 6379, Connected, Some(redis)),
@@ -974,7 +984,7 @@ window = { every = "month", days = "25-31" }
         assert_eq!((ev.state, ev.reason), (PortState::Open, Reason::SynAck));
         assert_eq!(
             find(&e, "198.18.0.2", Some(3389), "exception-expired").message,
-            "exception RISK-2 (policy line 64) expired on 2026-10-31: renew it with a fresh approval, or fix the exposure and remove it"
+            "exception RISK-2 (policy line 69) expired on 2026-10-31: renew it with a fresh approval, or fix the exposure and remove it"
         );
         assert_eq!(
             find(&e, "198.18.0.17", Some(6379), "database-internet").message,
