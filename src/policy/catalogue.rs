@@ -89,3 +89,28 @@ where
         self(port, proto)
     }
 }
+
+/// The real catalogue (`rules/ports.toml`) as the evaluator sees it.
+impl PortCatalogue for crate::rules::Catalogue {
+    fn port(&self, port: u16, proto: Proto) -> Option<PortFacts> {
+        self.entry(port, proto).map(facts)
+    }
+
+    fn service(&self, name: &str) -> Option<PortFacts> {
+        // Prefer the TCP registration: identification only runs over TCP.
+        let entries = self.by_service(name);
+        entries
+            .iter()
+            .find(|e| e.proto == Proto::Tcp)
+            .or(entries.first())
+            .map(|e| facts(e))
+    }
+}
+
+fn facts(e: &crate::rules::PortEntry) -> PortFacts {
+    PortFacts {
+        service: e.service.clone(),
+        risk: e.risk,
+        tags: e.tags.clone(),
+    }
+}
