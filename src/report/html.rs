@@ -1,0 +1,149 @@
+//! Report layer: `index.html`, one self-contained page (inline CSS, JS and
+//! SVG, no network fetches) that reads well with JavaScript off and gains
+//! filtering, sorting and copy buttons with it on.
+//!
+//! The page is a handlebars template (`report-templates/index.hbs`) rendered
+//! with HTML escaping on, so every string from the network or the policy
+//! file is text, never markup. Only our own embedded CSS and JS are inserted
+//! raw; a Content-Security-Policy that allows exactly their hashes and
+//! nothing else backs that up: an injected script or a fetch would not run.
+
+use std::collections::BTreeSet;
+
+use handlebars::Handlebars;
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+use super::ReportError;
+use super::i18n::Labels;
+use super::model::ReportModel;
+
+const INDEX: &str = include_str!("../../report-templates/index.hbs");
+const CSS: &str = include_str!("../../report-templates/report.css");
+const JS: &str = include_str!("../../report-templates/report.js");
+
+/// Renders `index.html` for a model.
+pub fn render(model: &ReportModel) -> Result<String, ReportError> {
+    let labels = Labels::embedded(model.lang)?;
+    let mut hb = Handlebars::new();
+    hb.set_strict_mode(false);
+    hb.register_template_string("index", INDEX)
+        .map_err(|e| ReportError::Template {
+            file: "report-templates/index.hbs".into(),
+            message: e.to_string(),
+        })?;
+    let data = context(model, &labels)?;
+    hb.render("index", &data).map_err(|e| ReportError::Render {
+        file: "index.html".into(),
+        message: e.to_string(),
+    })
+}
+
+fn csp_hash(text: &str) -> String {
+    use base64_lite::encode;
+    format!("'sha256-{}'", encode(&Sha256::digest(text.as_bytes())))
+}
+
+fn context(model: &ReportModel, labels: &Labels) -> Result<Value, ReportError> {
+    let hosts: BTreeSet<String> = model.findings.iter().map(|f| f.ip.to_string()).collect();
+    let frameworks: Vec<Value> = model
+        .compliance
+        .iter()
+        .map(|f| json!({"id": f.id, "name": f.name}))
+        .collect();
+    let m = serde_json::to_value(model).map_err(ReportError::Json)?;
+    Ok(json!({
+        "m": m,
+        "t": labels.tree(),
+        "lang": model.lang.as_str(),
+        "css": CSS,
+        "js": JS,
+        "csp": format!(
+            "default-src 'none'; style-src {}; script-src {}; img-src data:; base-uri 'none'; form-action 'none'",
+            csp_hash(CSS),
+            csp_hash(JS)
+        ),
+        "chart": chart(model),
+        "filter_hosts": hosts,
+        "filter_frameworks": frameworks,
+        "finding_total": model.findings.len(),
+    }))
+}
+
+/// Geometry of the bar chart of failing findings by severity.
+fn chart(model: &ReportModel) -> Value {
+    const BAR_AREA: f64 = 360.0;
+    const ROW: f64 = 30.0;
+    const LEFT: f64 = 110.0;
+    let max = model
+        .summary
+        .by_severity
+        .iter()
+        .map(|s| s.count)
+        .max()
+        .unwrap_or(0)
+        .max(1);
+    let bars: Vec<Value> = model
+        .summary
+        .by_severity
+        .iter()
+        .enumerate()
+        .map(|(i, s)| {
+            let w = (s.count as f64 / max as f64 * BAR_AREA).round();
+            let y = i as f64 * ROW + 6.0;
+            json!({
+                "severity": s.severity,
+                "label": s.label,
+                "count": s.count,
+                "x": LEFT,
+                "y": y,
+                "w": if s.count > 0 { w.max(2.0) } else { 0.0 },
+                "h": ROW - 10.0,
+                "ty": y + 15.0,
+                "cx": LEFT + w + 8.0,
+            })
+        })
+        .collect();
+    json!({
+        "width": LEFT + BAR_AREA + 60.0,
+        "height": ROW * model.summary.by_severity.len() as f64 + 6.0,
+        "bars": bars,
+    })
+}
+
+/// Standard base64 (RFC 4648, with padding), for the CSP hashes. Small
+/// enough to keep here rather than add a dependency.
+mod base64_lite {
+    const ALPHABET: &[u8; 64] =
+        b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+    pub fn encode(bytes: &[u8]) -> String {
+        let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
+        for chunk in bytes.chunks(3) {
+            let b = [
+                chunk[0],
+                chunk.get(1).copied().unwrap_or(0),
+                chunk.get(2).copied().unwrap_or(0),
+            ];
+            let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+            for i in 0..4 {
+                if i <= chunk.len() {
+                    out.push(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize] as char);
+                } else {
+                    out.push('=');
+                }
+            }
+        }
+        out
+    }
+
+    #[cfg(test)]
+    #[test]
+    fn encodes_rfc4648_vectors() {
+        assert_eq!(encode(b""), "");
+        assert_eq!(encode(b"f"), "Zg==");
+        assert_eq!(encode(b"fo"), "Zm8=");
+        assert_eq!(encode(b"foo"), "Zm9v");
+        assert_eq!(encode(b"foobar"), "Zm9vYmFy");
+    }
+}
