@@ -22,6 +22,9 @@ const INDEX: &str = include_str!("../../report-templates/index.hbs");
 const CSS: &str = include_str!("../../report-templates/report.css");
 const JS: &str = include_str!("../../report-templates/report.js");
 
+/// How times are shown (report.json keeps RFC 3339).
+const TIME_FORMAT: &str = "%Y-%m-%d %H:%M:%S UTC";
+
 /// Renders `index.html` for a model.
 pub fn render(model: &ReportModel) -> Result<String, ReportError> {
     let labels = Labels::embedded(model.lang)?;
@@ -67,6 +70,8 @@ fn context(model: &ReportModel, labels: &Labels) -> Result<Value, ReportError> {
         "filter_hosts": hosts,
         "filter_frameworks": frameworks,
         "finding_total": model.findings.len(),
+        "started": model.scope.started.format(TIME_FORMAT).to_string(),
+        "finished": model.scope.finished.format(TIME_FORMAT).to_string(),
     }))
 }
 
