@@ -43,7 +43,8 @@ fn listener() -> u16 {
     let port = l.local_addr().unwrap().port();
     std::thread::spawn(move || {
         for mut c in l.incoming().flatten() {
-            let _ = c.write_all(b"<script>alert(1)</script>\x1b[31m=HYPERLINK(\"http://x\")\xff\r\n");
+            let _ =
+                c.write_all(b"<script>alert(1)</script>\x1b[31m=HYPERLINK(\"http://x\")\xff\r\n");
         }
     });
     port
@@ -97,7 +98,16 @@ expires = 2026-01-31
     let output = Command::new(EXE)
         .args(["audit", "127.0.0.1", "-p"])
         .arg(format!("{allowed},{other}"))
-        .args(["--scan", "connect", "--as-of", "2026-06-01", "--fail-on", "low", "--lang", lang])
+        .args([
+            "--scan",
+            "connect",
+            "--as-of",
+            "2026-06-01",
+            "--fail-on",
+            "low",
+            "--lang",
+            lang,
+        ])
         .args(["--operator", "<b>auditor</b>"])
         .arg("--policy")
         .arg(&policy)
@@ -127,7 +137,8 @@ fn audit_writes_a_verifiable_bundle_and_verify_names_tampering() {
         assert!(out.join(f).is_file(), "{f} missing");
     }
 
-    let report: Value = serde_json::from_slice(&std::fs::read(out.join("report.json")).unwrap()).unwrap();
+    let report: Value =
+        serde_json::from_slice(&std::fs::read(out.join("report.json")).unwrap()).unwrap();
     assert_eq!(report["schema_version"], 1);
     assert_eq!(report["scope"]["operator"], "<b>auditor</b>");
     assert_eq!(report["scope"]["tool_version"], env!("CARGO_PKG_VERSION"));
@@ -136,14 +147,30 @@ fn audit_writes_a_verifiable_bundle_and_verify_names_tampering() {
     let expired = &report["exceptions"][0];
     assert_eq!(expired["expired"], true);
 
-    let manifest: Value = serde_json::from_slice(&std::fs::read(out.join("manifest.json")).unwrap()).unwrap();
-    let listed: Vec<&str> = manifest["files"].as_object().unwrap().keys().map(String::as_str).collect();
-    let mut expected: Vec<&str> = FILES.iter().copied().filter(|f| *f != "manifest.json").collect();
+    let manifest: Value =
+        serde_json::from_slice(&std::fs::read(out.join("manifest.json")).unwrap()).unwrap();
+    let listed: Vec<&str> = manifest["files"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    let mut expected: Vec<&str> = FILES
+        .iter()
+        .copied()
+        .filter(|f| *f != "manifest.json")
+        .collect();
     expected.sort();
     assert_eq!(listed, expected);
     assert_eq!(manifest["operator"], "<b>auditor</b>");
     assert!(manifest["policy_sha256"].as_str().unwrap().len() == 64);
-    assert!(manifest["command_line"].as_array().unwrap().iter().any(|a| a == "--out"));
+    assert!(
+        manifest["command_line"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a == "--out")
+    );
 
     // Hostile policy text is escaped in HTML and inert in CSV.
     let html = std::fs::read_to_string(out.join("index.html")).unwrap();
@@ -157,7 +184,13 @@ fn audit_writes_a_verifiable_bundle_and_verify_names_tampering() {
     assert!(!inventory.contains(",=HYPERLINK"), "{inventory}");
 
     let ok = verify(&out);
-    assert_eq!(ok.status.code(), Some(0), "{}{}", text(&ok.stdout), text(&ok.stderr));
+    assert_eq!(
+        ok.status.code(),
+        Some(0),
+        "{}{}",
+        text(&ok.stdout),
+        text(&ok.stderr)
+    );
 
     // One altered file: named, exit 1.
     let csv = out.join("findings.csv");
@@ -166,7 +199,10 @@ fn audit_writes_a_verifiable_bundle_and_verify_names_tampering() {
     std::fs::write(&csv, body).unwrap();
     let bad = verify(&out);
     assert_eq!(bad.status.code(), Some(1));
-    assert_eq!(text(&bad.stdout).lines().next(), Some("ALTERED  findings.csv"));
+    assert_eq!(
+        text(&bad.stdout).lines().next(),
+        Some("ALTERED  findings.csv")
+    );
 
     // A removed and an added file are named too.
     std::fs::remove_file(out.join("compliance.csv")).unwrap();
@@ -176,13 +212,21 @@ fn audit_writes_a_verifiable_bundle_and_verify_names_tampering() {
     let lines: Vec<String> = text(&worse.stdout).lines().map(String::from).collect();
     assert_eq!(
         lines[..3],
-        ["ALTERED  findings.csv", "MISSING  compliance.csv", "EXTRA    notes.txt"]
+        [
+            "ALTERED  findings.csv",
+            "MISSING  compliance.csv",
+            "EXTRA    notes.txt"
+        ]
     );
 
     // Not a report directory: an error (exit 2) that says what is wrong.
     let none = verify(&scratch.0);
     assert_eq!(none.status.code(), Some(2));
-    assert!(text(&none.stderr).contains("manifest.json"), "{}", text(&none.stderr));
+    assert!(
+        text(&none.stderr).contains("manifest.json"),
+        "{}",
+        text(&none.stderr)
+    );
 }
 
 #[test]
@@ -262,10 +306,10 @@ fn try_http(port: u16, method: &str, path: &str, body: Option<&Value>) -> std::i
 
 fn dechunk(mut b: &[u8]) -> Vec<u8> {
     let mut out = Vec::new();
-    loop {
-        let Some(eol) = b.windows(2).position(|w| w == b"\r\n") else { break };
-        let size = usize::from_str_radix(String::from_utf8_lossy(&b[..eol]).trim(), 16).unwrap_or(0);
-        if size == 0 {
+    while let Some(eol) = b.windows(2).position(|w| w == b"\r\n") {
+        let size =
+            usize::from_str_radix(String::from_utf8_lossy(&b[..eol]).trim(), 16).unwrap_or(0);
+        if size == 0 || b.len() < eol + 4 + size {
             break;
         }
         out.extend_from_slice(&b[eol + 2..eol + 2 + size]);
@@ -288,7 +332,10 @@ fn base64_decode(s: &str) -> Vec<u8> {
     let digits: Vec<u32> = s.bytes().filter_map(val).collect();
     let mut out = Vec::with_capacity(digits.len() * 3 / 4);
     for chunk in digits.chunks(4) {
-        let n = chunk.iter().enumerate().fold(0u32, |acc, (i, d)| acc | (d << (18 - 6 * i)));
+        let n = chunk
+            .iter()
+            .enumerate()
+            .fold(0u32, |acc, (i, d)| acc | (d << (18 - 6 * i)));
         let bytes = [(n >> 16) as u8, (n >> 8) as u8, n as u8];
         out.extend_from_slice(&bytes[..chunk.len().saturating_sub(1)]);
     }
@@ -304,7 +351,12 @@ struct Driver {
 
 impl Drop for Driver {
     fn drop(&mut self) {
-        let _ = try_http(self.port, "DELETE", &format!("/session/{}", self.session), None);
+        let _ = try_http(
+            self.port,
+            "DELETE",
+            &format!("/session/{}", self.session),
+            None,
+        );
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
@@ -319,7 +371,11 @@ impl Driver {
         let driver = ["/usr/bin/chromedriver", "/usr/lib/chromium/chromedriver"]
             .into_iter()
             .find(|p| Path::new(p).exists())?;
-        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
         let child = Command::new(driver)
             .arg(format!("--port={port}"))
             .stdout(Stdio::null())
@@ -358,7 +414,12 @@ impl Driver {
     }
 
     fn cmd(&self, method: &str, path: &str, body: Option<Value>) -> Value {
-        let r = http(self.port, method, &format!("/session/{}{path}", self.session), body.as_ref());
+        let r = http(
+            self.port,
+            method,
+            &format!("/session/{}{path}", self.session),
+            body.as_ref(),
+        );
         if r["value"].get("error").is_some() {
             panic!("WebDriver {method} {path}: {}", r["value"]);
         }
@@ -366,11 +427,19 @@ impl Driver {
     }
 
     fn js(&self, script: &str) -> Value {
-        self.cmd("POST", "/execute/sync", Some(json!({"script": script, "args": []})))
+        self.cmd(
+            "POST",
+            "/execute/sync",
+            Some(json!({"script": script, "args": []})),
+        )
     }
 
     fn click(&self, css: &str) {
-        let el = self.cmd("POST", "/element", Some(json!({"using": "css selector", "value": css})));
+        let el = self.cmd(
+            "POST",
+            "/element",
+            Some(json!({"using": "css selector", "value": css})),
+        );
         let id = el["element-6066-11e4-a52e-4f735466cecf"]
             .as_str()
             .unwrap_or_else(|| panic!("no element {css}: {el}"))
@@ -380,26 +449,39 @@ impl Driver {
 
     /// A screenshot of the whole page (the window is grown to fit it).
     fn screenshot(&self, path: &Path) {
-        let h = self.js("return document.documentElement.scrollHeight").as_u64().unwrap_or(2000);
-        self.cmd("POST", "/window/rect", Some(json!({"width": 1300, "height": h.min(12000) + 100})));
+        let h = self
+            .js("return document.documentElement.scrollHeight")
+            .as_u64()
+            .unwrap_or(2000);
+        self.cmd(
+            "POST",
+            "/window/rect",
+            Some(json!({"width": 1300, "height": h.min(12000) + 100})),
+        );
         let png = self.cmd("GET", "/screenshot", None);
         std::fs::write(path, base64_decode(png.as_str().unwrap())).unwrap();
-        self.cmd("POST", "/window/rect", Some(json!({"width": 1300, "height": 1000})));
+        self.cmd(
+            "POST",
+            "/window/rect",
+            Some(json!({"width": 1300, "height": 1000})),
+        );
     }
 }
 
-const VISIBLE_ROWS: &str =
-    "return Array.from(document.querySelectorAll('#findings-table tbody tr')).filter(r => !r.hidden && r.offsetParent !== null).length";
+const VISIBLE_ROWS: &str = "return Array.from(document.querySelectorAll('#findings-table tbody tr')).filter(r => !r.hidden && r.offsetParent !== null).length";
 
 fn browser_check(lang: &str) {
     let Some(driver) = Driver::start() else {
-        eprintln!("skipping the browser test: chromium and chromium-driver are not installed (tests/setup.sh)");
+        eprintln!(
+            "skipping the browser test: chromium and chromium-driver are not installed (tests/setup.sh)"
+        );
         return;
     };
     let scratch = Scratch::new(&format!("browser-{lang}"));
     let (out, run) = audit(&scratch.0, lang);
     assert_eq!(run.status.code(), Some(1), "stderr: {}", text(&run.stderr));
-    let report: Value = serde_json::from_slice(&std::fs::read(out.join("report.json")).unwrap()).unwrap();
+    let report: Value =
+        serde_json::from_slice(&std::fs::read(out.join("report.json")).unwrap()).unwrap();
     let findings = report["findings"].as_array().unwrap();
     let total = findings.len();
     // A requirement that some findings fail and others do not.
@@ -412,7 +494,13 @@ fn browser_check(lang: &str) {
             let c = r["control"].as_str().unwrap().to_string();
             let n = findings
                 .iter()
-                .filter(|f| f["controls"].as_array().unwrap().iter().any(|x| x == c.as_str()))
+                .filter(|f| {
+                    f["controls"]
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .any(|x| x == c.as_str())
+                })
                 .count();
             (c, n)
         })
@@ -421,22 +509,34 @@ fn browser_check(lang: &str) {
 
     let url = format!("file://{}", out.join("index.html").display());
     driver.cmd("POST", "/url", Some(json!({"url": url})));
-    let compliance = driver.js("return document.querySelectorAll('#compliance article.framework').length");
+    let compliance =
+        driver.js("return document.querySelectorAll('#compliance article.framework').length");
     assert_eq!(compliance, json!(5));
     let reqs = driver.js("return document.querySelectorAll('#compliance a.req').length");
     assert!(reqs.as_u64().unwrap() > 20, "{reqs}");
     assert_eq!(driver.js(VISIBLE_ROWS), json!(total));
     // Scripts ran (the filter bar is shown) and nothing injected ran.
-    assert_eq!(driver.js("return document.getElementById('filters').hidden"), json!(false));
-    assert_eq!(driver.js("return document.querySelectorAll('img').length"), json!(0));
+    assert_eq!(
+        driver.js("return document.getElementById('filters').hidden"),
+        json!(false)
+    );
+    assert_eq!(
+        driver.js("return document.querySelectorAll('img').length"),
+        json!(0)
+    );
     let shot = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("report-{lang}.png"));
     driver.screenshot(&shot);
 
     driver.click(&format!("a.req[data-req=\"{control}\"]"));
-    assert_eq!(driver.js(VISIBLE_ROWS), json!(expected), "filter on {control}");
+    assert_eq!(
+        driver.js(VISIBLE_ROWS),
+        json!(expected),
+        "filter on {control}"
+    );
     let hash = driver.js("return decodeURIComponent(location.hash)");
     assert_eq!(hash, json!(format!("#req={control}")));
-    let shot = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("report-{lang}-filtered.png"));
+    let shot =
+        PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("report-{lang}-filtered.png"));
     driver.screenshot(&shot);
 
     driver.click("#f-req-clear");
@@ -444,7 +544,10 @@ fn browser_check(lang: &str) {
 
     // Severity filter and sorting.
     let sev = findings[0]["severity"].as_str().unwrap().to_string();
-    let same = findings.iter().filter(|f| f["severity"] == sev.as_str()).count();
+    let same = findings
+        .iter()
+        .filter(|f| f["severity"] == sev.as_str())
+        .count();
     driver.js(&format!(
         "var s = document.getElementById('f-sev'); s.value = '{sev}'; s.dispatchEvent(new Event('change')); return 0"
     ));

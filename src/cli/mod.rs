@@ -282,7 +282,10 @@ fn verify(cmd: VerifyCmd) -> Result<u8> {
     }
     println!("manifest.json sha256 {}", r.manifest_sha256);
     if r.is_intact() {
-        eprintln!("{dir}: intact ({} files match the manifest)", r.intact.len());
+        eprintln!(
+            "{dir}: intact ({} files match the manifest)",
+            r.intact.len()
+        );
         Ok(exit::OK)
     } else {
         eprintln!(

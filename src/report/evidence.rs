@@ -26,9 +26,18 @@ pub const MANIFEST_VERSION: u32 = 1;
 /// The embedded rule files, by the name they have in a rules directory.
 const EMBEDDED_RULES: &[(&str, &str)] = &[
     ("ports.toml", include_str!("../../rules/ports.toml")),
-    ("remediation.toml", include_str!("../../rules/remediation.toml")),
-    ("profiles/checks.toml", include_str!("../../rules/profiles/checks.toml")),
-    ("profiles/cis-v8.toml", include_str!("../../rules/profiles/cis-v8.toml")),
+    (
+        "remediation.toml",
+        include_str!("../../rules/remediation.toml"),
+    ),
+    (
+        "profiles/checks.toml",
+        include_str!("../../rules/profiles/checks.toml"),
+    ),
+    (
+        "profiles/cis-v8.toml",
+        include_str!("../../rules/profiles/cis-v8.toml"),
+    ),
     (
         "profiles/iso27001-2022.toml",
         include_str!("../../rules/profiles/iso27001-2022.toml"),
@@ -129,8 +138,8 @@ pub fn rules_info(rules_dir: Option<&Path>) -> Result<RulesInfo, ReportError> {
                 let p = e.path();
                 if p.extension().is_some_and(|x| x == "toml") {
                     let name = format!("profiles/{}", e.file_name().to_string_lossy());
-                    if !files.contains_key(&name) {
-                        files.insert(name, file_sha256(&p)?);
+                    if let std::collections::btree_map::Entry::Vacant(slot) = files.entry(name) {
+                        slot.insert(file_sha256(&p)?);
                     }
                 }
             }
@@ -298,7 +307,10 @@ mod tests {
     fn embedded_rules_are_all_hashed() {
         let r = rules_info(None).unwrap();
         assert_eq!(r.files.len(), EMBEDDED_RULES.len());
-        assert_eq!(r.files["ports.toml"], sha256_hex(EMBEDDED_RULES[0].1.as_bytes()));
+        assert_eq!(
+            r.files["ports.toml"],
+            sha256_hex(EMBEDDED_RULES[0].1.as_bytes())
+        );
         assert!(r.version.starts_with("embedded (portwarden "));
         assert_eq!(r.sha256.len(), 64);
     }

@@ -119,8 +119,7 @@ fn chart(model: &ReportModel) -> Value {
 /// Standard base64 (RFC 4648, with padding), for the CSP hashes. Small
 /// enough to keep here rather than add a dependency.
 mod base64_lite {
-    const ALPHABET: &[u8; 64] =
-        b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 
     pub fn encode(bytes: &[u8]) -> String {
         let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
@@ -150,5 +149,85 @@ mod base64_lite {
         assert_eq!(encode(b"fo"), "Zm8=");
         assert_eq!(encode(b"foo"), "Zm9v");
         assert_eq!(encode(b"foobar"), "Zm9vYmFy");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::i18n::Lang;
+    use crate::report::model::fixture::{self, CMD, FORMULA, SCRIPT};
+
+    #[test]
+    fn hostile_text_is_escaped_and_the_page_is_self_contained() {
+        let html = render(&fixture::model(Lang::En)).unwrap();
+        // Our one script element, and no other.
+        assert_eq!(html.matches("<script").count(), 1);
+        assert!(!html.contains(SCRIPT));
+        assert!(!html.contains("<img"));
+        assert!(!html.contains("onerror=alert"));
+        assert!(!html.contains('\x1b'));
+        assert!(html.contains("&lt;script&gt;alert(1)&lt;/script&gt;"));
+        assert!(html.contains("&quot;&gt;&lt;img src&#x3D;x onerror&#x3D;alert(1)&gt;"));
+        assert!(html.contains(&FORMULA.replace('"', "&quot;").replace('=', "&#x3D;")));
+        assert!(html.contains(&CMD.replace('\'', "&#x27;")));
+        // No network: no external URL in any src/href, nothing fetched.
+        assert!(!html.contains("src=\"http"));
+        assert!(!html.contains("href=\"http"));
+        assert!(!html.contains("<link"));
+        assert!(html.contains("default-src &#x27;none&#x27;"));
+    }
+
+    #[test]
+    fn csp_allows_exactly_our_script_and_style() {
+        let html = render(&fixture::model(Lang::En)).unwrap();
+        // Escaped as attribute text; the browser reads it unescaped.
+        let esc = |s: String| s.replace('\'', "&#x27;").replace('=', "&#x3D;");
+        let js_hash = esc(csp_hash(JS));
+        let css_hash = esc(csp_hash(CSS));
+        assert!(html.contains(&format!("script-src {js_hash}")));
+        assert!(html.contains(&format!("style-src {css_hash}")));
+        assert!(html.contains(&format!("<script>{JS}</script>")));
+        assert!(html.contains(&format!("<style>{CSS}</style>")));
+    }
+
+    #[test]
+    fn page_has_every_section_the_chart_and_filters() {
+        let m = fixture::model(Lang::En);
+        let html = render(&m).unwrap();
+        for id in [
+            "scope",
+            "summary",
+            "compliance",
+            "findings",
+            "hosts",
+            "remediation",
+            "exceptions",
+        ] {
+            assert!(html.contains(&format!("<section id=\"{id}\">")), "{id}");
+        }
+        assert!(html.contains("<svg"));
+        assert_eq!(html.matches("<rect ").count(), 5);
+        assert!(html.contains("data-req=\"pci-dss-4.0:1.2.5\""));
+        assert_eq!(html.matches("<tr id=\"f-").count(), m.findings.len());
+        // Tabs work without JS: one radio group per block, first one checked.
+        assert_eq!(
+            html.matches("type=\"radio\" name=\"r1\"").count(),
+            m.remediation[0].platforms.len()
+        );
+        assert!(html.contains("id=\"r1-0\" checked"));
+        assert!(html.contains("<tr class=\"expired\">"));
+        assert!(html.contains("<h2>Compliance</h2>"));
+    }
+
+    #[test]
+    fn zh_cn_page_is_in_chinese() {
+        let html = render(&fixture::model(Lang::ZhCn)).unwrap();
+        assert!(html.contains("<html lang=\"zh-CN\">"));
+        assert!(html.contains("<h2>合规评估</h2>"));
+        assert!(html.contains("<h2>整改措施</h2>"));
+        assert!(html.contains("安全区域边界 / 访问控制"));
+        assert!(html.contains(">已过期<"));
+        assert!(!html.contains("<h2>Findings</h2>"));
     }
 }

@@ -59,7 +59,9 @@ impl FromStr for Lang {
         match s.to_ascii_lowercase().replace('_', "-").as_str() {
             "en" | "en-us" | "en-gb" => Ok(Lang::En),
             "zh" | "zh-cn" | "zh-hans" => Ok(Lang::ZhCn),
-            _ => Err(format!("unknown report language '{s}' (expected en or zh-CN)")),
+            _ => Err(format!(
+                "unknown report language '{s}' (expected en or zh-CN)"
+            )),
         }
     }
 }
@@ -116,7 +118,10 @@ impl Labels {
     /// The label at a dotted key; the key itself when there is none, so a
     /// gap shows as a visible key rather than an empty cell.
     pub fn get(&self, key: &str) -> String {
-        self.flat.get(key).cloned().unwrap_or_else(|| key.to_string())
+        self.flat
+            .get(key)
+            .cloned()
+            .unwrap_or_else(|| key.to_string())
     }
 
     /// Like [`Self::get`] but `None` when the key is absent.
@@ -180,7 +185,10 @@ mod tests {
     fn embedded_languages_have_the_same_keys() {
         let en = Labels::embedded(Lang::En).unwrap();
         let zh = Labels::embedded(Lang::ZhCn).unwrap();
-        assert_eq!(en.flat.keys().collect::<Vec<_>>(), zh.flat.keys().collect::<Vec<_>>());
+        assert_eq!(
+            en.flat.keys().collect::<Vec<_>>(),
+            zh.flat.keys().collect::<Vec<_>>()
+        );
         assert_eq!(en.get("severity.high"), "High");
         assert_eq!(zh.get("severity.high"), "高危");
         assert_eq!(zh.get("mlps.8.1.3"), "安全区域边界");
@@ -191,9 +199,13 @@ mod tests {
 
     #[test]
     fn a_key_missing_in_one_language_is_named() {
-        let err = Labels::from_pair(Lang::En, "[a]\nx = \"1\"\ny = \"2\"\n", "[a]\nx = \"1\"\nz = \"3\"\n")
-            .unwrap_err()
-            .to_string();
+        let err = Labels::from_pair(
+            Lang::En,
+            "[a]\nx = \"1\"\ny = \"2\"\n",
+            "[a]\nx = \"1\"\nz = \"3\"\n",
+        )
+        .unwrap_err()
+        .to_string();
         assert_eq!(
             err,
             "report labels differ between languages: missing in en.toml: a.z; missing in zh-CN.toml: a.y"

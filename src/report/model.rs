@@ -363,7 +363,10 @@ impl ReportModel {
             scan_type: facts.scan_type,
             scan_type_label: t(&format!("scan_type.{}", facts.scan_type)),
             rate: facts.rate,
-            vantage_labels: vantages.iter().map(|v| t(&format!("vantage.{v}"))).collect(),
+            vantage_labels: vantages
+                .iter()
+                .map(|v| t(&format!("vantage.{v}")))
+                .collect(),
             vantages,
             started: facts.started,
             finished: facts.finished,
@@ -481,7 +484,9 @@ impl ReportModel {
                     id: pv.profile.clone(),
                     name,
                     score: pv.score,
-                    score_pct: pv.score.map(|s| (s * 100.0).round().clamp(0.0, 100.0) as u32),
+                    score_pct: pv
+                        .score
+                        .map(|s| (s * 100.0).round().clamp(0.0, 100.0) as u32),
                     passed: pv.passed,
                     failed: pv.failed,
                     not_assessed: pv.not_assessed,
@@ -527,14 +532,18 @@ impl ReportModel {
                     .copied()
                     .filter(|f| f.ip == *ip && f.port == Some(o.port) && f.proto == Some(o.proto))
                     .collect();
-                let rule = groups
-                    .iter()
-                    .find_map(|g| g.allow.iter().find(|a| a.matches(o.port, o.proto)).map(|a| (g, a)));
-                let service = o
-                    .service
-                    .as_ref()
-                    .map(|s| s.name.clone())
-                    .or_else(|| input.catalogue.entry(o.port, o.proto).map(|e| e.service.clone()));
+                let rule = groups.iter().find_map(|g| {
+                    g.allow
+                        .iter()
+                        .find(|a| a.matches(o.port, o.proto))
+                        .map(|a| (g, a))
+                });
+                let service = o.service.as_ref().map(|s| s.name.clone()).or_else(|| {
+                    input
+                        .catalogue
+                        .entry(o.port, o.proto)
+                        .map(|e| e.service.clone())
+                });
                 let worst = on_port
                     .iter()
                     .filter(|f| f.status.is_failing())
@@ -582,7 +591,11 @@ impl ReportModel {
                     port: o.port,
                     proto: o.proto,
                     service,
-                    allowed: if groups.is_empty() { None } else { Some(rule.is_some()) },
+                    allowed: if groups.is_empty() {
+                        None
+                    } else {
+                        Some(rule.is_some())
+                    },
                     justification: rule.and_then(|(_, a)| a.justification.clone()),
                     approver: rule.and_then(|(_, a)| a.approver.clone()),
                     ticket: rule.and_then(|(_, a)| a.ticket.clone()),
@@ -603,11 +616,18 @@ impl ReportModel {
         }
         // Hosts with only host-level findings (no open port) still get a card.
         for f in &findings {
-            if f.port.is_none() && !by_host.contains_key(&f.ip) && !hosts.iter().any(|h: &HostCard| h.ip == f.ip) {
+            if f.port.is_none()
+                && !by_host.contains_key(&f.ip)
+                && !hosts.iter().any(|h: &HostCard| h.ip == f.ip)
+            {
                 hosts.push(HostCard {
                     ip: f.ip,
                     hostnames: hostnames_of(f.ip),
-                    groups: policy.groups_of(f.ip).iter().map(|g| g.name.clone()).collect(),
+                    groups: policy
+                        .groups_of(f.ip)
+                        .iter()
+                        .map(|g| g.name.clone())
+                        .collect(),
                     ports: Vec::new(),
                     host_findings: findings
                         .iter()
@@ -628,7 +648,11 @@ impl ReportModel {
         let mut remediation: Vec<RemediationBlock> = blocks
             .into_iter()
             .map(|((ip, port, proto), fs)| {
-                let severity = fs.iter().map(|f| f.severity).max().unwrap_or(Severity::Info);
+                let severity = fs
+                    .iter()
+                    .map(|f| f.severity)
+                    .max()
+                    .unwrap_or(Severity::Info);
                 let service = fs.iter().find_map(|f| f.service.clone());
                 let unit = input
                     .catalogue
@@ -732,10 +756,9 @@ fn preferred_platforms(policy: &Policy, ip: IpAddr, catalog: &RemediationCatalog
     for g in policy.groups_of(ip) {
         for want in &g.platforms {
             for p in catalog.platforms() {
-                let family = p
-                    .id
-                    .strip_prefix(want.as_str())
-                    .is_some_and(|rest| rest.starts_with('-'));
+                let family =
+                    p.id.strip_prefix(want.as_str())
+                        .is_some_and(|rest| rest.starts_with('-'));
                 if (p.id == *want || family) && !out.contains(&p.id) {
                     out.push(p.id.clone());
                 }
@@ -755,4 +778,203 @@ fn excerpt(s: &str, max: usize) -> String {
     let mut out: String = safe.chars().take(max).collect();
     out.push('…');
     out
+}
+
+/// A small audit with hostile text everywhere the network or the policy
+/// can put it, for the renderers' tests.
+#[cfg(test)]
+pub(crate) mod fixture {
+    use super::*;
+    use crate::model::{Reason, ServiceInfo};
+    use crate::policy::{Profiles, evaluate};
+
+    pub const SCRIPT: &str = "<script>alert(1)</script>";
+    pub const IMG: &str = "\"><img src=x onerror=alert(1)>";
+    pub const FORMULA: &str = "=HYPERLINK(\"http://x\")";
+    pub const CMD: &str = "+cmd|'/C calc'!A0";
+
+    pub fn model(lang: Lang) -> ReportModel {
+        let profiles = Profiles::embedded().unwrap();
+        let policy_text = format!(
+            r#"name = '{IMG}'
+[[group]]
+name = "lab"
+targets = ["198.18.0.0/28"]
+profiles = ["pci-dss-4.0", "mlps2-level3"]
+
+[[group.allow]]
+port = 443
+justification = '{FORMULA}'
+approver = "{CMD}"
+ticket = "@SUM(A1)"
+
+[[exception]]
+target = "198.18.0.5"
+port = 23
+reason = "{SCRIPT}"
+approver = "-2+3"
+expires = 2026-01-31
+"#
+        );
+        let policy = Policy::parse(&policy_text, "hostile.toml", &profiles).unwrap();
+        let catalogue = Catalogue::embedded();
+        let time: DateTime<Utc> = "2026-06-01T12:00:00Z".parse().unwrap();
+        let ip: IpAddr = "198.18.0.5".parse().unwrap();
+        let mut observations = Vec::new();
+        for (port, name) in [(23, "telnet"), (443, "https"), (6379, SCRIPT)] {
+            let mut o = Observation::new(ip, port, Proto::Tcp, Reason::SynAck, Some(1.0));
+            o.time = time;
+            o.hostnames = vec![format!("{SCRIPT}{FORMULA}")];
+            o.service = Some(ServiceInfo {
+                name: name.to_string(),
+                product: Some(IMG.to_string()),
+                banner: Some(format!("{SCRIPT}{IMG}\x1b[31m{FORMULA}\u{FFFD}")),
+                confidence: 1.0,
+                ..ServiceInfo::default()
+            });
+            observations.push(o);
+        }
+        let evaluation = evaluate(&policy, &profiles, &catalogue, &observations, time);
+        let facts = RunFacts {
+            targets: vec![format!("{CMD}")],
+            excludes: vec![],
+            ports: "common".into(),
+            port_count: 3,
+            host_count: 1,
+            scan_type: ScanKind::Syn,
+            rate: Some(100),
+            started: time,
+            finished: time,
+            operator: SCRIPT.into(),
+            command_line: vec!["portwarden".into(), IMG.into()],
+            as_of: time.date_naive(),
+            fail_on: Severity::High,
+            gate_tripped: true,
+            rules_dir: None,
+            policy_path: None,
+        };
+        ReportModel::build(&ReportInput {
+            lang,
+            facts,
+            observations: &observations,
+            evaluation: &evaluation,
+            policy: &policy,
+            profiles: &profiles,
+            catalogue: &catalogue,
+            remediation: &RemediationCatalog::embedded(),
+        })
+        .unwrap()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::fixture::*;
+    use super::*;
+
+    #[test]
+    fn model_holds_the_audit_in_the_chosen_language() {
+        let m = model(Lang::En);
+        assert_eq!(m.schema_version, SCHEMA_VERSION);
+        assert_eq!(m.summary.open_ports, 3);
+        assert_eq!(m.summary.hosts_with_open_ports, 1);
+        assert_eq!(m.scope.vantages, vec!["internal"]);
+        assert_eq!(m.scope.scan_type_label, "TCP SYN (half-open)");
+        assert_eq!(
+            m.summary
+                .by_severity
+                .iter()
+                .map(|s| s.severity)
+                .collect::<Vec<_>>(),
+            vec![
+                Severity::Critical,
+                Severity::High,
+                Severity::Medium,
+                Severity::Low,
+                Severity::Info
+            ]
+        );
+        assert_eq!(
+            m.summary.by_severity.iter().map(|s| s.count).sum::<usize>(),
+            m.summary.failing
+        );
+        // Findings sorted most severe first.
+        assert!(
+            m.findings
+                .windows(2)
+                .all(|w| w[0].severity >= w[1].severity)
+        );
+        // The expired exception is flagged.
+        assert_eq!(m.exceptions.len(), 1);
+        assert!(m.exceptions[0].expired);
+        assert_eq!(m.exceptions[0].state_label, "EXPIRED");
+        // Inventory: 443 allowed with its approval, the others not.
+        let allowed: Vec<(u16, Option<bool>)> =
+            m.inventory.iter().map(|r| (r.port, r.allowed)).collect();
+        assert_eq!(
+            allowed,
+            vec![(23, Some(false)), (443, Some(true)), (6379, Some(false))]
+        );
+        assert_eq!(m.inventory[1].approver.as_deref(), Some(CMD));
+        // Banners lose their control characters and are cut.
+        let banner = m.hosts[0].ports[0].banner.as_deref().unwrap();
+        assert!(!banner.contains('\x1b'));
+        assert!(banner.starts_with(SCRIPT));
+        // Each failing port has remediation commands for every platform.
+        assert!(!m.remediation.is_empty());
+        assert_eq!(m.remediation[0].key, "r1");
+        assert_eq!(
+            m.remediation[0].platforms.len(),
+            RemediationCatalog::embedded().platforms().len()
+        );
+        let pci = m.compliance.iter().find(|f| f.id == "pci-dss-4.0").unwrap();
+        let r125 = pci.requirements.iter().find(|r| r.id == "1.2.5").unwrap();
+        assert_eq!(r125.control, "pci-dss-4.0:1.2.5");
+        assert_eq!(r125.status, RequirementStatus::Fail);
+        assert!(!r125.findings.is_empty());
+    }
+
+    #[test]
+    fn zh_cn_model_uses_chinese_titles_and_mlps_clause_names() {
+        let m = model(Lang::ZhCn);
+        let mlps = m
+            .compliance
+            .iter()
+            .find(|f| f.id == "mlps2-level3")
+            .unwrap();
+        assert_eq!(mlps.name, "网络安全等级保护2.0 第三级 (GB/T 22239-2019)");
+        let r = mlps
+            .requirements
+            .iter()
+            .find(|r| r.id == "8.1.3.2 a)")
+            .unwrap();
+        assert_eq!(r.category.as_deref(), Some("安全区域边界 / 访问控制"));
+        assert!(r.title.starts_with("应在网络边界或区域之间"));
+        let r = mlps
+            .requirements
+            .iter()
+            .find(|r| r.id == "8.1.4.4 b)")
+            .unwrap();
+        assert_eq!(r.category.as_deref(), Some("安全计算环境 / 入侵防范"));
+        assert_eq!(r.status_label, "不通过");
+        assert_eq!(m.summary.by_severity[0].label, "严重");
+        assert_eq!(m.scope.fail_on_label, "高危");
+    }
+
+    #[test]
+    fn windows_family_names_its_platforms() {
+        let profiles = Profiles::embedded().unwrap();
+        let policy = Policy::parse(
+            "[[group]]\nname = \"w\"\ntargets = [\"198.18.0.1\"]\nplatforms = [\"windows\", \"aws\"]\n",
+            "p.toml",
+            &profiles,
+        )
+        .unwrap();
+        let ids = preferred_platforms(
+            &policy,
+            "198.18.0.1".parse().unwrap(),
+            &RemediationCatalog::embedded(),
+        );
+        assert_eq!(ids, vec!["windows-powershell", "windows-netsh", "aws"]);
+    }
 }

@@ -62,8 +62,19 @@ pub(super) fn write_findings(path: &Path, m: &ReportModel) -> Result<(), ReportE
     write_rows(
         path,
         &[
-            "id", "severity", "status", "check", "ip", "hostnames", "port", "proto", "service",
-            "group", "controls", "exception", "message",
+            "id",
+            "severity",
+            "status",
+            "check",
+            "ip",
+            "hostnames",
+            "port",
+            "proto",
+            "service",
+            "group",
+            "controls",
+            "exception",
+            "message",
         ],
         findings_rows(m),
     )
@@ -133,7 +144,105 @@ pub(super) fn compliance_rows(m: &ReportModel) -> Vec<Vec<String>> {
 pub(super) fn write_compliance(path: &Path, m: &ReportModel) -> Result<(), ReportError> {
     write_rows(
         path,
-        &["framework", "requirement", "title", "status", "finding_count"],
+        &[
+            "framework",
+            "requirement",
+            "title",
+            "status",
+            "finding_count",
+        ],
         compliance_rows(m),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::i18n::Lang;
+    use crate::report::model::fixture::{self, CMD, FORMULA, SCRIPT};
+
+    fn parse(path: &Path) -> Vec<Vec<String>> {
+        let mut r = csv::ReaderBuilder::new()
+            .has_headers(false)
+            .from_path(path)
+            .unwrap();
+        r.records()
+            .map(|rec| rec.unwrap().iter().map(String::from).collect())
+            .collect()
+    }
+
+    #[test]
+    fn every_cell_is_inert() {
+        let m = fixture::model(Lang::En);
+        let dir = std::env::temp_dir().join(format!("pw-tables-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        write_findings(&dir.join("f.csv"), &m).unwrap();
+        write_inventory(&dir.join("i.csv"), &m).unwrap();
+        write_compliance(&dir.join("c.csv"), &m).unwrap();
+        let f = parse(&dir.join("f.csv"));
+        let i = parse(&dir.join("i.csv"));
+        let c = parse(&dir.join("c.csv"));
+        std::fs::remove_dir_all(&dir).unwrap();
+
+        for row in f.iter().chain(&i).chain(&c) {
+            for cell in row {
+                assert!(
+                    !cell.starts_with(['=', '+', '-', '@', '\t', '\r']),
+                    "live cell {cell:?}"
+                );
+                assert!(!cell.contains('\x1b'), "control character in {cell:?}");
+            }
+        }
+        assert_eq!(
+            i[0],
+            [
+                "host",
+                "hostnames",
+                "group",
+                "port",
+                "proto",
+                "service",
+                "allowed",
+                "justification",
+                "approver",
+                "ticket",
+                "review_by"
+            ]
+        );
+        let allowed = i.iter().find(|r| r[3] == "443").unwrap();
+        assert_eq!(allowed[0], "198.18.0.5");
+        assert_eq!(allowed[1], format!("{SCRIPT}{FORMULA}"));
+        assert_eq!(allowed[6], "yes");
+        assert_eq!(allowed[7], format!("'{FORMULA}"));
+        assert_eq!(allowed[8], format!("'{CMD}"));
+        assert_eq!(allowed[9], "'@SUM(A1)");
+        let redis = i.iter().find(|r| r[3] == "6379").unwrap();
+        assert_eq!(redis[5], SCRIPT);
+        assert_eq!(redis[6], "no");
+        assert_eq!(f[0][0], "id");
+        assert_eq!(f.len(), m.findings.len() + 1);
+        assert_eq!(
+            c[0],
+            [
+                "framework",
+                "requirement",
+                "title",
+                "status",
+                "finding_count"
+            ]
+        );
+        let r125 = c
+            .iter()
+            .find(|r| r[0] == "pci-dss-4.0" && r[1] == "1.2.5")
+            .unwrap();
+        assert_eq!(r125[3], "fail");
+    }
+
+    #[test]
+    fn a_cell_starting_with_cr_or_tab_keeps_its_apostrophe() {
+        assert_eq!(cell("\r=1"), "'\u{FFFD}=1");
+        assert_eq!(cell("\t@x"), "'\u{FFFD}@x");
+        assert_eq!(cell("-5"), "'-5");
+        assert_eq!(cell("ok"), "ok");
+    }
 }
