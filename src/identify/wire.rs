@@ -627,3 +627,18 @@ pub(super) fn parse_kafka(b: &[u8]) -> Option<ServiceInfo> {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+pub(super) mod tests_support {
+    use super::*;
+
+    /// An OP_MSG reply whose fields are (name, int, text): text when not
+    /// empty, else the int.
+    pub fn mongo_reply_doc(fields: &[(&str, i32, &str)]) -> Vec<u8> {
+        let f: Vec<(&str, BsonIn<'_>)> = fields
+            .iter()
+            .map(|(k, i, s)| (*k, if s.is_empty() { BsonIn::Int(*i) } else { BsonIn::Str(s) }))
+            .collect();
+        op_msg(7, &bson_doc(&f))
+    }
+}
