@@ -495,9 +495,20 @@ impl Ctx<'_> {
 
     /// Sends `data` and reads the answer with `read_timeout`.
     pub async fn exchange<S: Io + ?Sized>(&self, s: &mut S, data: &[u8], until: Until<'_>) -> Option<Vec<u8>> {
+        self.exchange_wait(s, data, self.cfg().read_timeout, until).await
+    }
+
+    /// [`Ctx::exchange`] with its own wait.
+    pub async fn exchange_wait<S: Io + ?Sized>(
+        &self,
+        s: &mut S,
+        data: &[u8],
+        wait: Duration,
+        until: Until<'_>,
+    ) -> Option<Vec<u8>> {
         self.send(s, data).await.ok()?;
         let mut buf = Vec::new();
-        self.read(s, &mut buf, self.cfg().read_timeout, until).await;
+        self.read(s, &mut buf, wait, until).await;
         (!buf.is_empty()).then_some(buf)
     }
 

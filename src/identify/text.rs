@@ -93,15 +93,17 @@ async fn ftp<S: Io + ?Sized>(ctx: &Ctx<'_>, s: &mut S, info: &mut ServiceInfo) {
     match code(&user).as_deref() {
         Some(b"230") => anonymous(info, true),
         Some(b"331") => {
-            if let Some(pass) = ctx
-                .exchange(s, b"PASS anonymous@example.org\r\n", Until::Done(&reply_done))
-                .await
-            {
-                match code(&pass).as_deref() {
-                    Some(b"230") => anonymous(info, true),
-                    Some(c) if c.starts_with(b"5") => anonymous(info, false),
-                    _ => {}
-                }
+            // Servers delay a failed login (vsftpd and PAM: about 3 s) while
+            // a welcome comes at once, so a long silence is a refusal.
+            let wait = ctx.cfg().read_timeout * 2;
+            let pass = ctx
+                .exchange_wait(s, b"PASS anonymous@example.org\r\n", wait, Until::Done(&reply_done))
+                .await;
+            match pass.as_deref().and_then(code).as_deref() {
+                Some(b"230") => anonymous(info, true),
+                Some(c) if c.starts_with(b"5") => anonymous(info, false),
+                None => anonymous(info, false),
+                _ => {}
             }
         }
         Some(c) if c.starts_with(b"5") => anonymous(info, false),
