@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use portwarden::identify::{IdentifyConfig, Identifier, ProbeSet};
+use portwarden::identify::{Identifier, IdentifyConfig, ProbeSet};
 use portwarden::model::{AuthStatus, ServiceInfo};
 
 /// A scratch directory removed on drop.
@@ -80,8 +80,12 @@ fn port(preferred: u16) -> u16 {
 
 /// Starts `cmd` and waits until it accepts on `port`.
 fn start(mut cmd: Command, port: u16, dir: Scratch) -> Server {
-    cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null());
-    let child = cmd.spawn().expect("server binary exists but does not start");
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    let child = cmd
+        .spawn()
+        .expect("server binary exists but does not start");
     let mut server = Server { child, _dir: dir };
     let deadline = Instant::now() + Duration::from_secs(15);
     while Instant::now() < deadline {
@@ -135,7 +139,9 @@ fn openssl_cert(dir: &Scratch) -> Option<(PathBuf, PathBuf)> {
     let openssl = binary(&["/usr/bin/openssl"], "openssl")?;
     let (cert, key) = (dir.path("cert.pem"), dir.path("key.pem"));
     let ok = Command::new(openssl)
-        .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "30"])
+        .args([
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "30",
+        ])
         .args(["-subj", "/CN=localhost/O=portwarden-test"])
         .args(["-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"])
         .arg("-keyout")
@@ -167,7 +173,12 @@ fn sshd(port: u16) -> Option<Server> {
     let mut cmd = Command::new(sshd);
     cmd.args(["-D", "-e", "-f", "/dev/null", "-h"])
         .arg(&key)
-        .args(["-o", &format!("Port={port}"), "-o", "ListenAddress=127.0.0.1"])
+        .args([
+            "-o",
+            &format!("Port={port}"),
+            "-o",
+            "ListenAddress=127.0.0.1",
+        ])
         .args(["-o", "PidFile=none"]);
     Some(start(cmd, port, dir))
 }
@@ -181,7 +192,12 @@ async fn ssh_on_standard_and_nonstandard_ports() {
         assert_eq!(info.name, "ssh", "{info:?}");
         assert_eq!(info.product.as_deref(), Some("OpenSSH"));
         assert_eq!(info.auth, AuthStatus::Required);
-        assert!(info.banner.as_deref().unwrap().starts_with("SSH-2.0-OpenSSH_"));
+        assert!(
+            info.banner
+                .as_deref()
+                .unwrap()
+                .starts_with("SSH-2.0-OpenSSH_")
+        );
         // SSH on 8022 (registered oa-system) is a surprise; on 22 it is not.
         assert_eq!(info.unexpected, p == 8022, "port {p}: {info:?}");
     }
@@ -228,7 +244,12 @@ http {{
     let conf_path = dir.path("nginx.conf");
     std::fs::write(&conf_path, conf).unwrap();
     let mut cmd = Command::new(nginx);
-    cmd.arg("-c").arg(&conf_path).arg("-p").arg(&dir.0).arg("-e").arg(dir.path("error.log"));
+    cmd.arg("-c")
+        .arg(&conf_path)
+        .arg("-p")
+        .arg(&dir.0)
+        .arg("-e")
+        .arg(dir.path("error.log"));
     let server = start(cmd, http, dir);
     for p in [https, redirect] {
         let deadline = Instant::now() + Duration::from_secs(10);
@@ -242,31 +263,48 @@ http {{
 #[tokio::test]
 async fn nginx_http_https_and_redirect() {
     let (http, https, redirect) = (port(8080), port(8443), port(18081));
-    let Some(_server) = nginx(http, https, redirect) else { return };
+    let Some(_server) = nginx(http, https, redirect) else {
+        return;
+    };
 
     let info = identify(http).await;
     assert_eq!(info.name, "http", "{info:?}");
     assert_eq!(info.product.as_deref(), Some("nginx"));
-    assert_eq!(info.extra.get("title").map(String::as_str), Some("portwarden plain"));
+    assert_eq!(
+        info.extra.get("title").map(String::as_str),
+        Some("portwarden plain")
+    );
     assert!(info.tls.is_none());
     assert!(!info.unexpected);
 
     let info = identify(https).await;
     assert_eq!(info.name, "https", "{info:?}");
     assert_eq!(info.product.as_deref(), Some("nginx"));
-    assert_eq!(info.extra.get("title").map(String::as_str), Some("portwarden tls"));
+    assert_eq!(
+        info.extra.get("title").map(String::as_str),
+        Some("portwarden tls")
+    );
     let tls = info.tls.expect("TLS facts");
     assert!(tls.self_signed);
     assert!(!tls.expired);
-    assert_eq!(tls.subject.as_deref(), Some("CN=localhost, O=portwarden-test"));
+    assert_eq!(
+        tls.subject.as_deref(),
+        Some("CN=localhost, O=portwarden-test")
+    );
     assert_eq!(tls.sans, vec!["DNS:localhost", "IP:127.0.0.1"]);
-    assert!(matches!(tls.version.as_deref(), Some("TLSv1.3" | "TLSv1.2")));
+    assert!(matches!(
+        tls.version.as_deref(),
+        Some("TLSv1.3" | "TLSv1.2")
+    ));
     assert!(!info.unexpected);
 
     let info = identify(redirect).await;
     assert_eq!(info.name, "http", "{info:?}");
     assert_eq!(info.extra.get("status").map(String::as_str), Some("301"));
-    assert_eq!(info.extra.get("redirects_to_https").map(String::as_str), Some("true"));
+    assert_eq!(
+        info.extra.get("redirects_to_https").map(String::as_str),
+        Some("true")
+    );
 }
 
 fn redis(port: u16, password: Option<&str>) -> Option<Server> {
@@ -286,16 +324,24 @@ fn redis(port: u16, password: Option<&str>) -> Option<Server> {
 #[tokio::test]
 async fn redis_with_and_without_a_password() {
     let open_port = port(16379);
-    let Some(_open) = redis(open_port, None) else { return };
+    let Some(_open) = redis(open_port, None) else {
+        return;
+    };
     let info = identify(open_port).await;
     assert_eq!(info.name, "redis", "{info:?}");
     assert_eq!(info.auth, AuthStatus::None);
-    assert!(info.version.as_deref().is_some_and(|v| v.starts_with(|c: char| c.is_ascii_digit())));
+    assert!(
+        info.version
+            .as_deref()
+            .is_some_and(|v| v.starts_with(|c: char| c.is_ascii_digit()))
+    );
     // Nothing is registered for 16379: not a surprise, just unlisted.
     assert!(!info.unexpected);
 
     let locked_port = port(6379);
-    let Some(_locked) = redis(locked_port, Some("s3cret-test")) else { return };
+    let Some(_locked) = redis(locked_port, Some("s3cret-test")) else {
+        return;
+    };
     let info = identify(locked_port).await;
     assert_eq!(info.name, "redis", "{info:?}");
     assert_eq!(info.auth, AuthStatus::Required);
@@ -304,11 +350,22 @@ async fn redis_with_and_without_a_password() {
 
 #[tokio::test]
 async fn memcached_answers_without_credentials() {
-    let Some(bin) = binary(&["/usr/bin/memcached"], "memcached") else { return };
+    let Some(bin) = binary(&["/usr/bin/memcached"], "memcached") else {
+        return;
+    };
     for want in [11211, 21211] {
         let p = port(want);
         let mut cmd = Command::new(&bin);
-        cmd.args(["-l", "127.0.0.1", "-p", &p.to_string(), "-U", "0", "-u", "nobody"]);
+        cmd.args([
+            "-l",
+            "127.0.0.1",
+            "-p",
+            &p.to_string(),
+            "-U",
+            "0",
+            "-u",
+            "nobody",
+        ]);
         let _server = start(cmd, p, Scratch::new("memcached"));
         let info = identify(p).await;
         assert_eq!(info.name, "memcached", "{info:?}");
@@ -323,17 +380,29 @@ async fn telnet_daemon_is_recognised() {
     let Some(bb) = binary(&["/bin/busybox", "/usr/bin/busybox"], "busybox-static") else {
         return;
     };
-    let has_telnetd = Command::new(&bb)
-        .arg("--list")
-        .output()
-        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).lines().any(|l| l == "telnetd"));
+    let has_telnetd = Command::new(&bb).arg("--list").output().is_ok_and(|o| {
+        String::from_utf8_lossy(&o.stdout)
+            .lines()
+            .any(|l| l == "telnetd")
+    });
     if !has_telnetd {
-        eprintln!("SKIPPED: {bb:?} has no telnetd applet; install the Debian package 'busybox-static'");
+        eprintln!(
+            "SKIPPED: {bb:?} has no telnetd applet; install the Debian package 'busybox-static'"
+        );
         return;
     }
     let p = port(2323);
     let mut cmd = Command::new(&bb);
-    cmd.args(["telnetd", "-F", "-p", &p.to_string(), "-b", "127.0.0.1", "-l", "/bin/false"]);
+    cmd.args([
+        "telnetd",
+        "-F",
+        "-p",
+        &p.to_string(),
+        "-b",
+        "127.0.0.1",
+        "-l",
+        "/bin/false",
+    ]);
     let _server = start(cmd, p, Scratch::new("telnetd"));
     let info = identify(p).await;
     assert_eq!(info.name, "telnet", "{info:?}");
@@ -376,7 +445,9 @@ fn set_mode(p: &Path, mode: u32) {
 async fn vsftpd_anonymous_allowed_and_refused() {
     for (want, anonymous) in [(2121, true), (21, false)] {
         let p = port(want);
-        let Some(_server) = vsftpd(p, anonymous) else { return };
+        let Some(_server) = vsftpd(p, anonymous) else {
+            return;
+        };
         let info = identify(p).await;
         assert_eq!(info.name, "ftp", "{info:?}");
         assert_eq!(info.product.as_deref(), Some("vsFTPd"));

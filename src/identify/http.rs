@@ -79,23 +79,28 @@ pub(super) fn parse(buf: &[u8]) -> Option<Response> {
         .take(100)
         .collect();
     let mut body = buf[body_start..].to_vec();
-    let chunked = headers
-        .iter()
-        .any(|(k, v)| k.eq_ignore_ascii_case("transfer-encoding") && v.to_ascii_lowercase().contains("chunked"));
+    let chunked = headers.iter().any(|(k, v)| {
+        k.eq_ignore_ascii_case("transfer-encoding") && v.to_ascii_lowercase().contains("chunked")
+    });
     if chunked {
         body = dechunk(&body);
     }
-    Some(Response { status, headers, body })
+    Some(Response {
+        status,
+        headers,
+        body,
+    })
 }
 
 /// Joins the chunks of a chunked body, as far as they are present.
 fn dechunk(mut b: &[u8]) -> Vec<u8> {
     let mut out = Vec::new();
-    loop {
-        let Some(eol) = find(b, b"\r\n") else { break };
+    while let Some(eol) = find(b, b"\r\n") {
         let size_txt = String::from_utf8_lossy(&b[..eol]);
         let size_txt = size_txt.split(';').next().unwrap_or("").trim().to_string();
-        let Ok(size) = usize::from_str_radix(&size_txt, 16) else { break };
+        let Ok(size) = usize::from_str_radix(&size_txt, 16) else {
+            break;
+        };
         if size == 0 {
             break;
         }
@@ -161,7 +166,12 @@ fn server_product(server: &str) -> (Option<String>, Option<String>) {
 }
 
 /// Sends the request, reads the response and identifies what serves it.
-pub(super) async fn probe<S: Io + ?Sized>(ctx: &Ctx<'_>, s: &mut S, payload: &[u8], tls: bool) -> ProbeOutcome {
+pub(super) async fn probe<S: Io + ?Sized>(
+    ctx: &Ctx<'_>,
+    s: &mut S,
+    payload: &[u8],
+    tls: bool,
+) -> ProbeOutcome {
     let Some(reply) = ctx.exchange(s, payload, Until::Done(&complete)).await else {
         return ProbeOutcome::default();
     };
@@ -194,7 +204,8 @@ pub(super) fn describe(resp: &Response, tls: bool) -> ServiceInfo {
         let (p, v) = server_product(server);
         info.product = p;
         info.version = v;
-        info.extra.insert("server".into(), escape_bytes(server.as_bytes(), 128));
+        info.extra
+            .insert("server".into(), escape_bytes(server.as_bytes(), 128));
     }
     info.extra.insert("status".into(), resp.status.to_string());
     if let Some(t) = title(&resp.body) {
@@ -203,15 +214,18 @@ pub(super) fn describe(resp: &Response, tls: bool) -> ServiceInfo {
     if (300..400).contains(&resp.status)
         && let Some(loc) = resp.header("location")
     {
-        info.extra.insert("location".into(), escape_bytes(loc.as_bytes(), 200));
+        info.extra
+            .insert("location".into(), escape_bytes(loc.as_bytes(), 200));
         if !tls && loc.to_ascii_lowercase().starts_with("https://") {
-            info.extra.insert("redirects_to_https".into(), "true".into());
+            info.extra
+                .insert("redirects_to_https".into(), "true".into());
         }
     }
     if matches!(resp.status, 401 | 407) {
         info.auth = AuthStatus::Required;
         if let Some(w) = resp.header("www-authenticate") {
-            info.extra.insert("www_authenticate".into(), escape_bytes(w.as_bytes(), 128));
+            info.extra
+                .insert("www_authenticate".into(), escape_bytes(w.as_bytes(), 128));
         }
     }
     info
@@ -250,7 +264,14 @@ async fn refine(ctx: &Ctx<'_>, root: &Response, info: &mut ServiceInfo, tls: boo
     {
         info.name = "elasticsearch".into();
         let dist = str_at(j, &["version", "distribution"]);
-        info.product = Some(if dist == Some("opensearch") { "OpenSearch" } else { "Elasticsearch" }.into());
+        info.product = Some(
+            if dist == Some("opensearch") {
+                "OpenSearch"
+            } else {
+                "Elasticsearch"
+            }
+            .into(),
+        );
         info.version = str_at(j, &["version", "number"]).map(bounded);
         if let Some(c) = str_at(j, &["cluster_name"]) {
             info.extra.insert("cluster_name".into(), bounded(c));
@@ -276,11 +297,11 @@ async fn refine(ctx: &Ctx<'_>, root: &Response, info: &mut ServiceInfo, tls: boo
 
     // Docker Engine API: its headers give it away; /version proves access.
     let docker_hint = root.header("api-version").is_some()
-        || root.header("server").is_some_and(|s| s.starts_with("Docker/"))
+        || root
+            .header("server")
+            .is_some_and(|s| s.starts_with("Docker/"))
         || registered.starts_with("docker");
-    if docker_hint
-        && let Some(v) = get(ctx, "/version", tls).await
-    {
+    if docker_hint && let Some(v) = get(ctx, "/version", tls).await {
         let vj = v.json();
         if v.status == 200
             && let Some(j) = vj.as_ref().filter(|j| j.get("ApiVersion").is_some())
@@ -330,7 +351,10 @@ async fn refine(ctx: &Ctx<'_>, root: &Response, info: &mut ServiceInfo, tls: boo
             info.confidence = 0.95;
             if let Some(v) = get(ctx, "/version", tls).await
                 && v.status == 200
-                && let Some(g) = v.json().as_ref().and_then(|j| str_at(j, &["gitVersion"]).map(bounded))
+                && let Some(g) = v
+                    .json()
+                    .as_ref()
+                    .and_then(|j| str_at(j, &["gitVersion"]).map(bounded))
             {
                 info.version = Some(g);
             }
@@ -380,14 +404,21 @@ mod tests {
         assert_eq!(info.name, "http");
         assert_eq!(info.product.as_deref(), Some("nginx"));
         assert_eq!(info.version.as_deref(), Some("1.22.1"));
-        assert_eq!(info.extra.get("title").map(String::as_str), Some("Moved Here"));
-        assert_eq!(info.extra.get("redirects_to_https").map(String::as_str), Some("true"));
+        assert_eq!(
+            info.extra.get("title").map(String::as_str),
+            Some("Moved Here")
+        );
+        assert_eq!(
+            info.extra.get("redirects_to_https").map(String::as_str),
+            Some("true")
+        );
         assert_eq!(info.auth, AuthStatus::Unknown);
     }
 
     #[test]
     fn unauthorized_means_auth_required() {
-        let r = parse(b"HTTP/1.0 401 Unauthorized\r\nWWW-Authenticate: Basic realm=\"x\"\r\n\r\n").unwrap();
+        let r = parse(b"HTTP/1.0 401 Unauthorized\r\nWWW-Authenticate: Basic realm=\"x\"\r\n\r\n")
+            .unwrap();
         let info = describe(&r, true);
         assert_eq!(info.name, "https");
         assert_eq!(info.auth, AuthStatus::Required);
@@ -395,11 +426,19 @@ mod tests {
 
     #[test]
     fn completeness() {
-        assert!(!complete(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nabc"));
-        assert!(complete(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nabcde"));
+        assert!(!complete(
+            b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nabc"
+        ));
+        assert!(complete(
+            b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nabcde"
+        ));
         assert!(complete(b"HTTP/1.1 204 No Content\r\n\r\n"));
-        assert!(!complete(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n"));
-        assert!(complete(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n"));
+        assert!(!complete(
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n"
+        ));
+        assert!(complete(
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n"
+        ));
         assert!(!complete(b"HTTP/1.0 200 OK\r\n\r\nuntil close"));
         assert!(!complete(b"HTTP/1.1 200 OK\r\nContent-Length: 5"));
     }
@@ -424,8 +463,14 @@ mod tests {
     #[test]
     fn title_edge_cases() {
         assert_eq!(title(b"<TITLE lang=en>Hi</TITLE>").as_deref(), Some("Hi"));
-        assert_eq!(title(b"<title>unterminated").as_deref(), Some("unterminated"));
+        assert_eq!(
+            title(b"<title>unterminated").as_deref(),
+            Some("unterminated")
+        );
         assert_eq!(title(b"<title></title>"), None);
-        assert_eq!(title(b"<title>\x01bin</title>").as_deref(), Some("\\x01bin"));
+        assert_eq!(
+            title(b"<title>\x01bin</title>").as_deref(),
+            Some("\\x01bin")
+        );
     }
 }

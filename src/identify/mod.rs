@@ -48,11 +48,12 @@ const SETTLE: Duration = Duration::from_millis(150);
 pub struct IdentifyConfig {
     /// Ports identified at the same time.
     pub concurrency: usize,
-    /// Time-out of one TCP connect (and of a TLS handshake).
+    /// Time-out of one TCP connect.
     pub connect_timeout: Duration,
     /// How long to wait for a service to speak first.
     pub banner_timeout: Duration,
-    /// How long to wait for the answer to one probe.
+    /// How long to wait for the answer to one probe (and for a TLS
+    /// handshake).
     pub read_timeout: Duration,
     /// Bytes kept from one answer; the rest is never read.
     pub max_bytes: usize,
@@ -63,7 +64,7 @@ pub struct IdentifyConfig {
 impl Default for IdentifyConfig {
     fn default() -> Self {
         IdentifyConfig {
-            concurrency: 128,
+            concurrency: 256,
             connect_timeout: Duration::from_secs(3),
             banner_timeout: Duration::from_millis(1000),
             read_timeout: Duration::from_secs(2),
@@ -157,7 +158,11 @@ impl Identifier {
 
     /// Identifies the open TCP observations of a slice, at most
     /// `concurrency` at a time.
-    pub async fn run<F>(self: &Arc<Self>, observations: &mut [Observation], registered: F) -> IdentifyStats
+    pub async fn run<F>(
+        self: &Arc<Self>,
+        observations: &mut [Observation],
+        registered: F,
+    ) -> IdentifyStats
     where
         F: Fn(u16) -> Option<String>,
     {
@@ -267,8 +272,15 @@ impl Identifier {
     /// HTTP Host header (the address when `None`); `registered` is the
     /// catalogue's service for the port. Never takes longer than about
     /// `port_deadline`.
-    pub async fn identify(&self, addr: SocketAddr, host: Option<&str>, registered: Option<&str>) -> ServiceInfo {
-        let host = host.map(str::to_string).unwrap_or_else(|| addr.ip().to_string());
+    pub async fn identify(
+        &self,
+        addr: SocketAddr,
+        host: Option<&str>,
+        registered: Option<&str>,
+    ) -> ServiceInfo {
+        let host = host
+            .map(str::to_string)
+            .unwrap_or_else(|| addr.ip().to_string());
         let ctx = Ctx {
             id: self,
             addr,
@@ -279,7 +291,10 @@ impl Identifier {
         // The inner steps honour the deadline themselves; this outer cap is
         // the guarantee if one of them forgets.
         let grace = self.cfg.port_deadline + Duration::from_millis(500);
-        let found = tokio::time::timeout(grace, ctx.identify()).await.ok().flatten();
+        let found = tokio::time::timeout(grace, ctx.identify())
+            .await
+            .ok()
+            .flatten();
         finish(found, registered)
     }
 }
@@ -307,8 +322,8 @@ fn finish(found: Option<Found>, registered: Option<&str>) -> ServiceInfo {
                 info.name = registered.unwrap_or("unknown").to_string();
                 info.confidence = info.confidence.min(0.2);
             }
-            info.unexpected =
-                info.confidence >= IDENTIFIED && registered.is_some_and(|r| !same_service(r, &info.name));
+            info.unexpected = info.confidence >= IDENTIFIED
+                && registered.is_some_and(|r| !same_service(r, &info.name));
             info
         }
         None => ServiceInfo {
@@ -323,6 +338,10 @@ fn finish(found: Option<Found>, registered: Option<&str>) -> ServiceInfo {
 /// (`https`/`http`, `imaps`/`imap`) and `-alt` names count as the same, and
 /// so do a few common aliases, so only real surprises are flagged.
 pub fn same_service(registered: &str, identified: &str) -> bool {
+    // TLS that would not let us see inside cannot contradict anything.
+    if identified == "tls" {
+        return true;
+    }
     fn norm(s: &str) -> String {
         let s = s.to_ascii_lowercase();
         let s = s
@@ -459,7 +478,13 @@ impl Ctx<'_> {
 
     /// Reads into `buf` (which keeps at most `max_bytes`) for at most
     /// `wait` (and never past the port deadline).
-    pub async fn read<S: Io + ?Sized>(&self, s: &mut S, buf: &mut Vec<u8>, wait: Duration, until: Until<'_>) -> ReadEnd {
+    pub async fn read<S: Io + ?Sized>(
+        &self,
+        s: &mut S,
+        buf: &mut Vec<u8>,
+        wait: Duration,
+        until: Until<'_>,
+    ) -> ReadEnd {
         let max = self.cfg().max_bytes;
         let hard = Instant::now() + wait.min(self.left());
         let mut chunk = [0u8; 2048];
@@ -494,8 +519,14 @@ impl Ctx<'_> {
     }
 
     /// Sends `data` and reads the answer with `read_timeout`.
-    pub async fn exchange<S: Io + ?Sized>(&self, s: &mut S, data: &[u8], until: Until<'_>) -> Option<Vec<u8>> {
-        self.exchange_wait(s, data, self.cfg().read_timeout, until).await
+    pub async fn exchange<S: Io + ?Sized>(
+        &self,
+        s: &mut S,
+        data: &[u8],
+        until: Until<'_>,
+    ) -> Option<Vec<u8>> {
+        self.exchange_wait(s, data, self.cfg().read_timeout, until)
+            .await
     }
 
     /// [`Ctx::exchange`] with its own wait.
@@ -516,10 +547,15 @@ impl Ctx<'_> {
         let mut first = self.connect().await.ok()?;
         let mut banner = Vec::new();
         let end = self
-            .read(&mut first, &mut banner, self.cfg().banner_timeout, Until::Settle)
+            .read(
+                &mut first,
+                &mut banner,
+                self.cfg().banner_timeout,
+                Until::Settle,
+            )
             .await;
         if !banner.is_empty() {
-            return Some(self.from_banner(&mut first, banner, None).await);
+            return Some(self.banner_service(&mut first, banner, None).await);
         }
         // A service that closed on us without a word cannot take a probe on
         // this connection; every probe then gets a fresh one.
@@ -581,7 +617,7 @@ impl Ctx<'_> {
 
     /// Identifies a service that spoke first; `tls` holds the handshake facts
     /// when the banner came through TLS.
-    pub async fn from_banner<S: Io + ?Sized>(
+    pub async fn banner_service<S: Io + ?Sized>(
         &self,
         s: &mut S,
         banner: Vec<u8>,

@@ -47,7 +47,11 @@ impl Parser {
     }
 
     fn known() -> String {
-        Self::NAMES.iter().map(|(n, _)| *n).collect::<Vec<_>>().join(", ")
+        Self::NAMES
+            .iter()
+            .map(|(n, _)| *n)
+            .collect::<Vec<_>>()
+            .join(", ")
     }
 }
 
@@ -350,7 +354,9 @@ pub fn unescape(s: &str) -> Result<Vec<u8>, String> {
                     .get(i + 2..i + 4)
                     .and_then(|h| std::str::from_utf8(h).ok())
                     .and_then(|h| u8::from_str_radix(h, 16).ok())
-                    .ok_or_else(|| format!("bad \\x escape at byte {i} (expected two hex digits)"))?;
+                    .ok_or_else(|| {
+                        format!("bad \\x escape at byte {i} (expected two hex digits)")
+                    })?;
                 out.push(hex);
                 i += 2;
             }
@@ -410,7 +416,11 @@ mod tests {
         g.extend_from_slice(b"5.5.5-10.11.6-MariaDB-0+deb12u1\0\x08\0\0\0abc");
         let hit = set.match_banner(&g).unwrap();
         assert_eq!(
-            (hit.service.as_str(), hit.product.as_deref(), hit.version.as_deref()),
+            (
+                hit.service.as_str(),
+                hit.product.as_deref(),
+                hit.version.as_deref()
+            ),
             ("mysql", Some("MariaDB"), Some("10.11.6"))
         );
         let mut g = vec![0x4a, 0, 0, 0, 0x0a];
@@ -425,10 +435,19 @@ mod tests {
     #[test]
     fn telnet_ftp_smtp_vnc_banners() {
         let set = ProbeSet::embedded().unwrap();
-        assert_eq!(set.match_banner(b"\xff\xfd\x18\xff\xfd\x20").unwrap().service, "telnet");
+        assert_eq!(
+            set.match_banner(b"\xff\xfd\x18\xff\xfd\x20")
+                .unwrap()
+                .service,
+            "telnet"
+        );
         let ftp = set.match_banner(b"220 (vsFTPd 3.0.3)\r\n").unwrap();
         assert_eq!(
-            (ftp.service.as_str(), ftp.product.as_deref(), ftp.version.as_deref()),
+            (
+                ftp.service.as_str(),
+                ftp.product.as_deref(),
+                ftp.version.as_deref()
+            ),
             ("ftp", Some("vsFTPd"), Some("3.0.3"))
         );
         let smtp = set
@@ -477,21 +496,29 @@ mod tests {
             .map(|p| p.name.as_str())
             .collect();
         assert_eq!(names[0], "redis");
-        let names: Vec<&str> = set.ordered(11211, None).iter().map(|p| p.name.as_str()).collect();
+        let names: Vec<&str> = set
+            .ordered(11211, None)
+            .iter()
+            .map(|p| p.name.as_str())
+            .collect();
         assert_eq!(names[0], "memcached");
-        let names: Vec<&str> = set.ordered(1, None).iter().map(|p| p.name.as_str()).collect();
-        assert_eq!(&names[..2], &["tls", "http"]);
+        let names: Vec<&str> = set
+            .ordered(1, None)
+            .iter()
+            .map(|p| p.name.as_str())
+            .collect();
+        assert_eq!(&names[..2], &["http", "tls"]);
     }
 
     #[test]
     fn bad_files_name_the_entry() {
-        let e = ProbeSet::parse(
-            "[[banner]]\nservice='x'\npattern='('\n",
-            "p.toml",
-        )
-        .unwrap_err()
-        .to_string();
-        assert!(e.starts_with("p.toml: banner #1 (service x): bad pattern"), "{e}");
+        let e = ProbeSet::parse("[[banner]]\nservice='x'\npattern='('\n", "p.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("p.toml: banner #1 (service x): bad pattern"),
+            "{e}"
+        );
         let e = ProbeSet::parse("[[probe]]\nname='a'\nparser='nope'\n", "p.toml")
             .unwrap_err()
             .to_string();
@@ -505,6 +532,9 @@ mod tests {
             "p.toml",
         )
         .unwrap();
-        assert_eq!(p.probes[0].payload_for("example.org"), b"GET example.org".to_vec());
+        assert_eq!(
+            p.probes[0].payload_for("example.org"),
+            b"GET example.org".to_vec()
+        );
     }
 }

@@ -89,12 +89,17 @@ async fn http_fake(route: fn(&str) -> (&'static str, &'static str, &'static str)
 
 #[test]
 fn escape_is_printable_and_bounded() {
-    assert_eq!(escape_bytes(b"SSH-2.0\r\n\x00\xff\\", 100), "SSH-2.0\\r\\n\\x00\\xff\\\\");
+    assert_eq!(
+        escape_bytes(b"SSH-2.0\r\n\x00\xff\\", 100),
+        "SSH-2.0\\r\\n\\x00\\xff\\\\"
+    );
     let e = escape_bytes(&[0u8; 1000], 256);
-    assert!(e.len() <= 256 && e.len() % 4 == 0, "{}", e.len());
-    assert!(escape_bytes(&(0..=255u8).collect::<Vec<_>>(), 2000)
-        .bytes()
-        .all(|c| (0x20..0x7f).contains(&c)));
+    assert!(e.len() <= 256 && e.len().is_multiple_of(4), "{}", e.len());
+    assert!(
+        escape_bytes(&(0..=255u8).collect::<Vec<_>>(), 2000)
+            .bytes()
+            .all(|c| (0x20..0x7f).contains(&c))
+    );
 }
 
 #[test]
@@ -111,10 +116,12 @@ fn same_service_aliases() {
 fn config_is_validated() {
     let mut c = cfg();
     c.concurrency = 0;
-    assert!(Identifier::new(c, ProbeSet::embedded().unwrap())
-        .unwrap_err()
-        .to_string()
-        .contains("concurrency"));
+    assert!(
+        Identifier::new(c, ProbeSet::embedded().unwrap())
+            .unwrap_err()
+            .to_string()
+            .contains("concurrency")
+    );
     let mut c = cfg();
     c.max_bytes = 10;
     assert!(c.validate().is_err());
@@ -132,7 +139,10 @@ async fn ssh_banner_and_unexpected_port() {
     assert_eq!(info.product.as_deref(), Some("OpenSSH"));
     assert_eq!(info.version.as_deref(), Some("9.2p1"));
     assert_eq!(info.auth, AuthStatus::Required);
-    assert_eq!(info.banner.as_deref(), Some("SSH-2.0-OpenSSH_9.2p1 Debian-2\\r\\n"));
+    assert_eq!(
+        info.banner.as_deref(),
+        Some("SSH-2.0-OpenSSH_9.2p1 Debian-2\\r\\n")
+    );
     assert!(!info.unexpected);
     let info = ident(addr, Some("http-alt")).await;
     assert_eq!(info.name, "ssh");
@@ -239,7 +249,10 @@ async fn redis_auth_none_and_required() {
     })
     .await;
     let info = ident(locked, Some("redis")).await;
-    assert_eq!((info.name.as_str(), info.auth), ("redis", AuthStatus::Required));
+    assert_eq!(
+        (info.name.as_str(), info.auth),
+        ("redis", AuthStatus::Required)
+    );
 }
 
 #[tokio::test]
@@ -275,8 +288,14 @@ async fn http_redirect_title_and_server() {
     let info = ident(addr, Some("http")).await;
     assert_eq!(info.name, "http");
     assert_eq!(info.product.as_deref(), Some("nginx"));
-    assert_eq!(info.extra.get("redirects_to_https").map(String::as_str), Some("true"));
-    assert_eq!(info.extra.get("title").map(String::as_str), Some("301 Moved"));
+    assert_eq!(
+        info.extra.get("redirects_to_https").map(String::as_str),
+        Some("true")
+    );
+    assert_eq!(
+        info.extra.get("title").map(String::as_str),
+        Some("301 Moved")
+    );
     assert!(!info.unexpected);
 }
 
@@ -295,7 +314,10 @@ async fn elasticsearch_open_and_locked() {
         (info.name.as_str(), info.version.as_deref(), info.auth),
         ("elasticsearch", Some("8.11.1"), AuthStatus::None)
     );
-    assert_eq!(info.extra.get("cluster_name").map(String::as_str), Some("prod-logs"));
+    assert_eq!(
+        info.extra.get("cluster_name").map(String::as_str),
+        Some("prod-logs")
+    );
     let locked = http_fake(|_| {
         (
             "401 Unauthorized",
@@ -305,7 +327,10 @@ async fn elasticsearch_open_and_locked() {
     })
     .await;
     let info = ident(locked, Some("elasticsearch")).await;
-    assert_eq!((info.name.as_str(), info.auth), ("elasticsearch", AuthStatus::Required));
+    assert_eq!(
+        (info.name.as_str(), info.auth),
+        ("elasticsearch", AuthStatus::Required)
+    );
 }
 
 #[tokio::test]
@@ -347,18 +372,31 @@ async fn kubernetes_api_and_kubelet() {
         ("kubernetes", Some("v1.29.2"), AuthStatus::Required)
     );
     let kubelet = http_fake(|p| match p {
-        "/pods" => ("200 OK", "", r#"{"kind":"PodList","apiVersion":"v1","items":[]}"#),
-        _ => ("404 Not Found", "Content-Type: text/plain\r\n", "404 page not found\n"),
+        "/pods" => (
+            "200 OK",
+            "",
+            r#"{"kind":"PodList","apiVersion":"v1","items":[]}"#,
+        ),
+        _ => (
+            "404 Not Found",
+            "Content-Type: text/plain\r\n",
+            "404 page not found\n",
+        ),
     })
     .await;
     let info = ident(kubelet, None).await;
-    assert_eq!((info.name.as_str(), info.auth), ("kubelet", AuthStatus::None));
+    assert_eq!(
+        (info.name.as_str(), info.auth),
+        ("kubelet", AuthStatus::None)
+    );
 }
 
 fn tls_acceptor() -> tokio_rustls::TlsAcceptor {
     use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
     let cert = CertificateDer::from(include_bytes!("testdata/cert.der").to_vec());
-    let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(include_bytes!("testdata/key.der").to_vec()));
+    let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(
+        include_bytes!("testdata/key.der").to_vec(),
+    ));
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let cfg = rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
@@ -375,7 +413,9 @@ async fn https_with_self_signed_certificate() {
     let addr = fake(move |s| {
         let acceptor = acceptor.clone();
         async move {
-            let Ok(mut t) = acceptor.accept(s).await else { return };
+            let Ok(mut t) = acceptor.accept(s).await else {
+                return;
+            };
             let _ = read_request_tls(&mut t).await;
             let body = "<title>secure</title>";
             let resp = format!(
@@ -392,7 +432,10 @@ async fn https_with_self_signed_certificate() {
     assert_eq!(info.extra.get("title").map(String::as_str), Some("secure"));
     let tls = info.tls.unwrap();
     assert_eq!(tls.version.as_deref(), Some("TLSv1.3"));
-    assert_eq!(tls.subject.as_deref(), Some("CN=portwarden.test, O=Portwarden Test"));
+    assert_eq!(
+        tls.subject.as_deref(),
+        Some("CN=portwarden.test, O=Portwarden Test")
+    );
     assert!(tls.self_signed);
     assert!(!tls.expired);
     assert!(tls.sans.contains(&"DNS:portwarden.test".to_string()));
@@ -418,8 +461,12 @@ async fn imaps_greeting_inside_tls() {
     let addr = fake(move |s| {
         let acceptor = acceptor.clone();
         async move {
-            let Ok(mut t) = acceptor.accept(s).await else { return };
-            let _ = t.write_all(b"* OK [CAPABILITY IMAP4rev1] Dovecot ready.\r\n").await;
+            let Ok(mut t) = acceptor.accept(s).await else {
+                return;
+            };
+            let _ = t
+                .write_all(b"* OK [CAPABILITY IMAP4rev1] Dovecot ready.\r\n")
+                .await;
             let mut b = [0u8; 256];
             if let Ok(n) = t.read(&mut b).await
                 && b[..n].starts_with(b"pw1 CAPABILITY")
@@ -433,8 +480,14 @@ async fn imaps_greeting_inside_tls() {
     })
     .await;
     let info = ident(addr, Some("imaps")).await;
-    assert_eq!((info.name.as_str(), info.auth), ("imaps", AuthStatus::Required));
-    assert_eq!(info.extra.get("starttls").map(String::as_str), Some("false"));
+    assert_eq!(
+        (info.name.as_str(), info.auth),
+        ("imaps", AuthStatus::Required)
+    );
+    assert_eq!(
+        info.extra.get("starttls").map(String::as_str),
+        Some("false")
+    );
     assert!(info.tls.is_some());
 }
 
@@ -454,9 +507,15 @@ async fn smtp_ehlo_reports_starttls() {
     })
     .await;
     let info = ident(addr, Some("smtp")).await;
-    assert_eq!((info.name.as_str(), info.product.as_deref()), ("smtp", Some("Postfix")));
+    assert_eq!(
+        (info.name.as_str(), info.product.as_deref()),
+        ("smtp", Some("Postfix"))
+    );
     assert_eq!(info.extra.get("starttls").map(String::as_str), Some("true"));
-    assert_eq!(info.extra.get("auth_methods").map(String::as_str), Some("PLAIN LOGIN"));
+    assert_eq!(
+        info.extra.get("auth_methods").map(String::as_str),
+        Some("PLAIN LOGIN")
+    );
 }
 
 #[tokio::test]
@@ -486,7 +545,10 @@ async fn ftp_anonymous_login_is_detected() {
         (info.name.as_str(), info.product.as_deref(), info.auth),
         ("ftp", Some("vsFTPd"), AuthStatus::None)
     );
-    assert_eq!(info.extra.get("anonymous_login").map(String::as_str), Some("true"));
+    assert_eq!(
+        info.extra.get("anonymous_login").map(String::as_str),
+        Some("true")
+    );
     assert_eq!(info.extra.get("starttls").map(String::as_str), Some("true"));
 }
 
@@ -503,7 +565,10 @@ async fn vnc_security_type_none() {
     .await;
     let info = ident(addr, Some("vnc")).await;
     assert_eq!((info.name.as_str(), info.auth), ("vnc", AuthStatus::None));
-    assert_eq!(info.extra.get("security_types").map(String::as_str), Some("1,2"));
+    assert_eq!(
+        info.extra.get("security_types").map(String::as_str),
+        Some("1,2")
+    );
 }
 
 #[tokio::test]
@@ -515,7 +580,10 @@ async fn telnet_negotiation() {
     .await;
     let info = ident(addr, Some("telnet")).await;
     assert_eq!(info.name, "telnet");
-    assert_eq!(info.banner.as_deref(), Some("\\xff\\xfd\\x18\\xff\\xfd \\xff\\xfd#"));
+    assert_eq!(
+        info.banner.as_deref(),
+        Some("\\xff\\xfd\\x18\\xff\\xfd \\xff\\xfd#")
+    );
 }
 
 #[tokio::test]
@@ -564,7 +632,10 @@ async fn postgresql_ssl_refused_and_password_required() {
     })
     .await;
     let info = ident(addr, Some("postgresql")).await;
-    assert_eq!((info.name.as_str(), info.auth), ("postgresql", AuthStatus::Required));
+    assert_eq!(
+        (info.name.as_str(), info.auth),
+        ("postgresql", AuthStatus::Required)
+    );
     assert_eq!(info.extra.get("ssl").map(String::as_str), Some("false"));
 }
 
@@ -596,7 +667,10 @@ async fn run_fills_open_tcp_observations_only() {
         }
     );
     let s = obs[0].service.as_ref().unwrap();
-    assert_eq!((s.name.as_str(), s.product.as_deref()), ("ssh", Some("dropbear")));
+    assert_eq!(
+        (s.name.as_str(), s.product.as_deref()),
+        ("ssh", Some("dropbear"))
+    );
     assert!(obs[1].service.is_none() && obs[2].service.is_none());
 }
 
@@ -612,11 +686,23 @@ async fn run_stream_passes_everything_on() {
     let e = engine();
     let worker = tokio::spawn(async move { e.run_stream(in_rx, out_tx, |_| None).await });
     in_tx
-        .send(Observation::new(ssh.ip(), ssh.port(), Proto::Tcp, Reason::SynAck, None))
+        .send(Observation::new(
+            ssh.ip(),
+            ssh.port(),
+            Proto::Tcp,
+            Reason::SynAck,
+            None,
+        ))
         .await
         .unwrap();
     in_tx
-        .send(Observation::new(ssh.ip(), 1, Proto::Tcp, Reason::Reset, None))
+        .send(Observation::new(
+            ssh.ip(),
+            1,
+            Proto::Tcp,
+            Reason::Reset,
+            None,
+        ))
         .await
         .unwrap();
     drop(in_tx);
@@ -629,4 +715,53 @@ async fn run_stream_passes_everything_on() {
     assert_eq!((stats.attempted, stats.identified), (1, 1));
     let open = got.iter().find(|o| o.port == ssh.port()).unwrap();
     assert_eq!(open.service.as_ref().unwrap().name, "ssh");
+}
+
+/// The performance experiment of the brief, run by hand:
+/// `cargo test --release --lib perf_500 -- --ignored --nocapture`.
+/// It only reports (wall time, peak RSS of the whole process, servers
+/// included); nothing here passes or fails on timing.
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "measurement, run by hand"]
+async fn perf_500_ports() {
+    for kind in ["ssh-banner", "http-silent"] {
+        let mut obs = Vec::new();
+        for _ in 0..500 {
+            let addr = if kind == "ssh-banner" {
+                fake(|mut s| async move {
+                    let _ = s.write_all(b"SSH-2.0-OpenSSH_9.6\r\n").await;
+                    tokio::time::sleep(Duration::from_secs(3)).await;
+                })
+                .await
+            } else {
+                http_fake(|_| ("200 OK", "Server: fake/1.0\r\n", "<title>x</title>")).await
+            };
+            obs.push(Observation::new(
+                addr.ip(),
+                addr.port(),
+                Proto::Tcp,
+                Reason::Connected,
+                None,
+            ));
+        }
+        let t = std::time::Instant::now();
+        let stats = run(
+            &mut obs,
+            IdentifyConfig::default(),
+            ProbeSet::embedded().unwrap(),
+            |_| None,
+        )
+        .await
+        .unwrap();
+        let took = t.elapsed();
+        let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+        let hwm = status
+            .lines()
+            .find(|l| l.starts_with("VmHWM"))
+            .unwrap_or("VmHWM: ?");
+        println!(
+            "{kind}: {} ports in {took:?}, identified {}, {hwm}",
+            stats.attempted, stats.identified
+        );
+    }
 }

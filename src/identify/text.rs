@@ -9,7 +9,12 @@ use crate::model::AuthStatus;
 
 /// Asks the follow-up question for `info.name`, on the connection that
 /// delivered `banner`, and records the answers in `info`.
-pub(super) async fn follow_up<S: Io + ?Sized>(ctx: &Ctx<'_>, s: &mut S, banner: &[u8], info: &mut ServiceInfo) {
+pub(super) async fn follow_up<S: Io + ?Sized>(
+    ctx: &Ctx<'_>,
+    s: &mut S,
+    banner: &[u8],
+    info: &mut ServiceInfo,
+) {
     match info.name.as_str() {
         "smtp" => smtp(ctx, s, info).await,
         "ftp" => ftp(ctx, s, info).await,
@@ -70,8 +75,10 @@ async fn smtp<S: Io + ?Sized>(ctx: &Ctx<'_>, s: &mut S, info: &mut ServiceInfo) 
     let starttls = exts.iter().any(|e| e == "STARTTLS");
     info.extra.insert("starttls".into(), starttls.to_string());
     if let Some(auth) = exts.iter().find(|e| e.starts_with("AUTH")) {
-        info.extra
-            .insert("auth_methods".into(), escape_bytes(auth[4..].trim().as_bytes(), 96));
+        info.extra.insert(
+            "auth_methods".into(),
+            escape_bytes(auth[4..].trim().as_bytes(), 96),
+        );
     }
     let _ = ctx.send(s, b"QUIT\r\n").await;
 }
@@ -79,7 +86,9 @@ async fn smtp<S: Io + ?Sized>(ctx: &Ctx<'_>, s: &mut S, info: &mut ServiceInfo) 
 async fn ftp<S: Io + ?Sized>(ctx: &Ctx<'_>, s: &mut S, info: &mut ServiceInfo) {
     if let Some(reply) = ctx.exchange(s, b"FEAT\r\n", Until::Done(&reply_done)).await {
         let feats = lines_upper(&reply);
-        let tls = feats.iter().any(|l| l == "AUTH TLS" || l == "AUTH SSL" || l.starts_with("AUTH TLS"));
+        let tls = feats
+            .iter()
+            .any(|l| l == "AUTH TLS" || l == "AUTH SSL" || l.starts_with("AUTH TLS"));
         info.extra.insert("starttls".into(), tls.to_string());
     }
     // An anonymous login is the question auditors ask of every FTP server.
@@ -97,7 +106,12 @@ async fn ftp<S: Io + ?Sized>(ctx: &Ctx<'_>, s: &mut S, info: &mut ServiceInfo) {
             // a welcome comes at once, so a long silence is a refusal.
             let wait = ctx.cfg().read_timeout * 2;
             let pass = ctx
-                .exchange_wait(s, b"PASS anonymous@example.org\r\n", wait, Until::Done(&reply_done))
+                .exchange_wait(
+                    s,
+                    b"PASS anonymous@example.org\r\n",
+                    wait,
+                    Until::Done(&reply_done),
+                )
                 .await;
             match pass.as_deref().and_then(code).as_deref() {
                 Some(b"230") => anonymous(info, true),
@@ -113,7 +127,8 @@ async fn ftp<S: Io + ?Sized>(ctx: &Ctx<'_>, s: &mut S, info: &mut ServiceInfo) {
 }
 
 fn anonymous(info: &mut ServiceInfo, allowed: bool) {
-    info.extra.insert("anonymous_login".into(), allowed.to_string());
+    info.extra
+        .insert("anonymous_login".into(), allowed.to_string());
     set_auth(
         info,
         if allowed {
@@ -125,7 +140,9 @@ fn anonymous(info: &mut ServiceInfo, allowed: bool) {
 }
 
 fn pop3_done(buf: &[u8]) -> bool {
-    buf.starts_with(b"-ERR") && buf.ends_with(b"\n") || buf.ends_with(b"\r\n.\r\n") || buf == b".\r\n"
+    buf.starts_with(b"-ERR") && buf.ends_with(b"\n")
+        || buf.ends_with(b"\r\n.\r\n")
+        || buf == b".\r\n"
 }
 
 async fn pop3<S: Io + ?Sized>(ctx: &Ctx<'_>, s: &mut S, info: &mut ServiceInfo) {
@@ -158,7 +175,8 @@ async fn imap<S: Io + ?Sized>(ctx: &Ctx<'_>, s: &mut S, banner: &[u8], info: &mu
     {
         let caps = String::from_utf8_lossy(&reply).to_ascii_uppercase();
         let has = |w: &str| caps.split_whitespace().any(|c| c == w);
-        info.extra.insert("starttls".into(), has("STARTTLS").to_string());
+        info.extra
+            .insert("starttls".into(), has("STARTTLS").to_string());
         if has("LOGINDISABLED") {
             info.extra.insert("login_disabled".into(), "true".into());
         }
@@ -180,7 +198,11 @@ fn rfb_minor(banner: &[u8]) -> Option<u16> {
 pub(super) fn vnc_security_types(minor: u16, answer: &[u8]) -> Option<Vec<u8>> {
     if minor < 7 {
         let t = u32::from_be_bytes(answer.get(..4)?.try_into().ok()?);
-        return Some(if t == 0 { Vec::new() } else { vec![u8::try_from(t).unwrap_or(u8::MAX)] });
+        return Some(if t == 0 {
+            Vec::new()
+        } else {
+            vec![u8::try_from(t).unwrap_or(u8::MAX)]
+        });
     }
     let n = usize::from(*answer.first()?);
     answer.get(1..1 + n).map(<[u8]>::to_vec)
@@ -251,7 +273,9 @@ mod tests {
         assert!(pop3_done(b"+OK\r\nUSER\r\nSTLS\r\n.\r\n"));
         assert!(pop3_done(b"-ERR no\r\n"));
         assert!(!pop3_done(b"+OK\r\nUSER\r\n"));
-        assert!(imap_done(b"* CAPABILITY IMAP4rev1 STARTTLS\r\npw1 OK done\r\n"));
+        assert!(imap_done(
+            b"* CAPABILITY IMAP4rev1 STARTTLS\r\npw1 OK done\r\n"
+        ));
         assert!(!imap_done(b"* CAPABILITY IMAP4rev1\r\n"));
     }
 }

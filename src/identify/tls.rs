@@ -90,14 +90,18 @@ pub(super) async fn handshake(
     let name = ServerName::try_from(ctx.host.clone())
         .unwrap_or_else(|_| ServerName::IpAddress(ctx.addr.ip().into()));
     let connector = TlsConnector::from(ctx.id.tls.clone());
-    let wait = ctx.cfg().connect_timeout.min(ctx.left());
+    let wait = ctx.cfg().read_timeout.min(ctx.left());
     let stream = match tokio::time::timeout(wait, connector.connect(name, tcp)).await {
         Ok(Ok(s)) => s,
         Ok(Err(e)) => {
             let tls_err = e.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>());
             return Err(match tls_err {
-                Some(rustls::Error::AlertReceived(a)) => HandshakeFail::Refused(format!("alert {a:?}")),
-                Some(rustls::Error::PeerIncompatible(p)) => HandshakeFail::Refused(format!("{p:?}")),
+                Some(rustls::Error::AlertReceived(a)) => {
+                    HandshakeFail::Refused(format!("alert {a:?}"))
+                }
+                Some(rustls::Error::PeerIncompatible(p)) => {
+                    HandshakeFail::Refused(format!("{p:?}"))
+                }
                 _ => HandshakeFail::NotTls,
             });
         }
@@ -166,7 +170,8 @@ pub(super) async fn probe(ctx: &Ctx<'_>, tcp: TcpStream) -> ProbeOutcome {
                 confidence: 0.7,
                 ..ServiceInfo::default()
             };
-            svc.extra.insert("tls_handshake".into(), format!("refused: {why}"));
+            svc.extra
+                .insert("tls_handshake".into(), format!("refused: {why}"));
             return ProbeOutcome::found(Found {
                 info: svc,
                 first_bytes: Vec::new(),
@@ -177,10 +182,15 @@ pub(super) async fn probe(ctx: &Ctx<'_>, tcp: TcpStream) -> ProbeOutcome {
     // Inside TLS the same order applies: let the service speak first
     // (IMAPS, POP3S, SMTPS greet), then try HTTP.
     let mut banner = Vec::new();
-    ctx.read(&mut stream, &mut banner, ctx.cfg().banner_timeout, Until::Settle)
-        .await;
+    ctx.read(
+        &mut stream,
+        &mut banner,
+        ctx.cfg().banner_timeout,
+        Until::Settle,
+    )
+    .await;
     if !banner.is_empty() {
-        return ProbeOutcome::found(ctx.from_banner(&mut stream, banner, Some(info)).await);
+        return ProbeOutcome::found(ctx.banner_service(&mut stream, banner, Some(info)).await);
     }
     let payload = super::http::default_request(&ctx.host);
     let out = super::http::probe(ctx, &mut stream, &payload, true).await;
@@ -209,13 +219,20 @@ mod tests {
     fn cert_facts_of_the_fixture() {
         let now = "2026-01-01T00:00:00Z".parse().unwrap();
         let t = cert_facts(CERT, now).unwrap();
-        assert_eq!(t.subject.as_deref(), Some("CN=portwarden.test, O=Portwarden Test"));
+        assert_eq!(
+            t.subject.as_deref(),
+            Some("CN=portwarden.test, O=Portwarden Test")
+        );
         assert_eq!(t.issuer, t.subject);
         assert!(t.self_signed);
         assert!(!t.expired);
         assert_eq!(
             t.sans,
-            vec!["DNS:portwarden.test", "DNS:www.portwarden.test", "IP:127.0.0.1"]
+            vec![
+                "DNS:portwarden.test",
+                "DNS:www.portwarden.test",
+                "IP:127.0.0.1"
+            ]
         );
         assert_eq!(
             t.not_after.unwrap().format("%Y-%m-%d").to_string(),

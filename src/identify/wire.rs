@@ -11,7 +11,12 @@ use super::{Ctx, Found, ProbeOutcome, ServiceInfo, Until, escape_bytes};
 use crate::model::AuthStatus;
 
 /// Runs a code-backed probe on `stream`.
-pub(super) async fn probe(ctx: &Ctx<'_>, parser: Parser, probe: &Probe, mut stream: TcpStream) -> ProbeOutcome {
+pub(super) async fn probe(
+    ctx: &Ctx<'_>,
+    parser: Parser,
+    probe: &Probe,
+    mut stream: TcpStream,
+) -> ProbeOutcome {
     let payload = probe.payload_for(&ctx.host);
     let (info, reply) = match parser {
         Parser::MongoDb => mongodb(ctx, &mut stream).await,
@@ -171,7 +176,10 @@ pub(super) fn bson_get(doc: &[u8], key: &str) -> Option<Bson> {
         let name = doc.get(i + 1..i + 1 + name_len)?;
         let v = i + 2 + name_len;
         let (val, size) = match t {
-            0x01 => (Bson::Num(f64::from_le_bytes(doc.get(v..v + 8)?.try_into().ok()?)), 8),
+            0x01 => (
+                Bson::Num(f64::from_le_bytes(doc.get(v..v + 8)?.try_into().ok()?)),
+                8,
+            ),
             0x02 => {
                 let n = le32(doc, v)? as usize;
                 let s = doc.get(v + 4..(v + 4).checked_add(n)?)?;
@@ -185,7 +193,10 @@ pub(super) fn bson_get(doc: &[u8], key: &str) -> Option<Bson> {
             0x09 | 0x11 => (Bson::Other, 8),
             0x0A => (Bson::Other, 0),
             0x10 => (Bson::Num(f64::from(le32(doc, v)? as i32)), 4),
-            0x12 => (Bson::Num(i64::from_le_bytes(doc.get(v..v + 8)?.try_into().ok()?) as f64), 8),
+            0x12 => (
+                Bson::Num(i64::from_le_bytes(doc.get(v..v + 8)?.try_into().ok()?) as f64),
+                8,
+            ),
             0x13 => (Bson::Other, 16),
             _ => return None,
         };
@@ -227,7 +238,13 @@ async fn mongodb(ctx: &Ctx<'_>, s: &mut TcpStream) -> (Option<ServiceInfo>, Vec<
         return (None, reply);
     }
     let mut info = svc("mongodb", Some("MongoDB"), 0.95);
-    if let Some(b) = mongo_command(ctx, s, 2, &bson_doc(&[("buildInfo", BsonIn::Int(1)), ("$db", BsonIn::Str("admin"))])).await
+    if let Some(b) = mongo_command(
+        ctx,
+        s,
+        2,
+        &bson_doc(&[("buildInfo", BsonIn::Int(1)), ("$db", BsonIn::Str("admin"))]),
+    )
+    .await
         && let Some(Bson::Str(v)) = bson_get(&b, "version")
     {
         info.version = Some(escape_bytes(v.as_bytes(), 32));
@@ -284,7 +301,11 @@ fn pg_msg_complete(b: &[u8]) -> bool {
     be32(b, 1).is_some_and(|n| b.len() > n as usize)
 }
 
-async fn postgresql(ctx: &Ctx<'_>, s: &mut TcpStream, ssl_request: &[u8]) -> (Option<ServiceInfo>, Vec<u8>) {
+async fn postgresql(
+    ctx: &Ctx<'_>,
+    s: &mut TcpStream,
+    ssl_request: &[u8],
+) -> (Option<ServiceInfo>, Vec<u8>) {
     let Some(reply) = ctx
         .exchange(s, ssl_request, Until::Done(&|b: &[u8]| !b.is_empty()))
         .await
@@ -394,8 +415,10 @@ pub(super) fn parse_rdp(b: &[u8]) -> Option<ServiceInfo> {
             info.confidence = 0.97;
         }
         Some(3) => {
-            info.extra
-                .insert("negotiation_failure".into(), le32(b, 15).unwrap_or(0).to_string());
+            info.extra.insert(
+                "negotiation_failure".into(),
+                le32(b, 15).unwrap_or(0).to_string(),
+            );
             info.confidence = 0.95;
         }
         _ => {}
@@ -414,7 +437,8 @@ pub(super) fn parse_smb(b: &[u8]) -> Option<ServiceInfo> {
     let msg = b.get(4..)?;
     let mut info = svc("smb", None, 0.95);
     if msg.starts_with(b"\xffSMB") {
-        info.extra.insert("dialect".into(), "NT LM 0.12 (SMB1)".into());
+        info.extra
+            .insert("dialect".into(), "NT LM 0.12 (SMB1)".into());
         info.extra.insert("smb1".into(), "true".into());
         return Some(info);
     }
@@ -490,7 +514,9 @@ pub(super) fn parse_ldap(b: &[u8]) -> Option<ServiceInfo> {
             let (_, mut attrs, _) = ber(body.get(name_len..)?)?;
             while let Some((_, attr, used)) = ber(attrs) {
                 attrs = &attrs[used..];
-                let Some((_, ty, ty_len)) = ber(attr) else { continue };
+                let Some((_, ty, ty_len)) = ber(attr) else {
+                    continue;
+                };
                 let Some((_, mut vals, _)) = attr.get(ty_len..).and_then(ber) else {
                     continue;
                 };
@@ -504,7 +530,10 @@ pub(super) fn parse_ldap(b: &[u8]) -> Option<ServiceInfo> {
                     b"vendorName" => info.product = Some(joined),
                     b"vendorVersion" => info.version = Some(joined),
                     b"namingContexts" => {
-                        info.extra.insert("naming_contexts".into(), escape_bytes(joined.as_bytes(), 200));
+                        info.extra.insert(
+                            "naming_contexts".into(),
+                            escape_bytes(joined.as_bytes(), 200),
+                        );
                     }
                     b"supportedLDAPVersion" => {
                         info.extra.insert("ldap_versions".into(), joined);
@@ -592,7 +621,8 @@ pub(super) fn parse_amqp(b: &[u8]) -> Option<ServiceInfo> {
         } else {
             AuthStatus::Required
         };
-        info.extra.insert("mechanisms".into(), escape_bytes(mechs.as_bytes(), 96));
+        info.extra
+            .insert("mechanisms".into(), escape_bytes(mechs.as_bytes(), 96));
     }
     info.confidence = 0.97;
     Some(info)
@@ -637,7 +667,16 @@ pub(super) mod tests_support {
     pub fn mongo_reply_doc(fields: &[(&str, i32, &str)]) -> Vec<u8> {
         let f: Vec<(&str, BsonIn<'_>)> = fields
             .iter()
-            .map(|(k, i, s)| (*k, if s.is_empty() { BsonIn::Int(*i) } else { BsonIn::Str(s) }))
+            .map(|(k, i, s)| {
+                (
+                    *k,
+                    if s.is_empty() {
+                        BsonIn::Int(*i)
+                    } else {
+                        BsonIn::Str(s)
+                    },
+                )
+            })
             .collect();
         op_msg(7, &bson_doc(&f))
     }

@@ -34,10 +34,20 @@ fn hello_request_bytes_are_exact() {
     assert_eq!(
         hex::encode(&m),
         concat!(
-            "34000000", "01000000", "00000000", "dd070000", // header
-            "00000000", "00",                               // flags, section 0
-            "1f000000", "10", "68656c6c6f00", "01000000",   // hello: 1
-            "02", "24646200", "06000000", "61646d696e00",   // $db: "admin"
+            "34000000",
+            "01000000",
+            "00000000",
+            "dd070000", // header
+            "00000000",
+            "00", // flags, section 0
+            "1f000000",
+            "10",
+            "68656c6c6f00",
+            "01000000", // hello: 1
+            "02",
+            "24646200",
+            "06000000",
+            "61646d696e00", // $db: "admin"
             "00"
         )
     );
@@ -63,9 +73,18 @@ fn postgres_startup_and_auth_answers() {
     assert_eq!(be32(&s, 4), Some(0x0003_0000));
     assert!(s.ends_with(b"database\0postgres\0\0"));
     assert_eq!(pg_auth(b"R\0\0\0\x08\0\0\0\0"), Some(AuthStatus::None));
-    assert_eq!(pg_auth(b"R\0\0\0\x0c\0\0\0\x05salt"), Some(AuthStatus::Required));
-    assert_eq!(pg_auth(b"R\0\0\0\x17\0\0\0\x0aSCRAM-SHA-256\0\0"), Some(AuthStatus::Required));
-    assert_eq!(pg_auth(b"EFATAL no pg_hba.conf entry"), Some(AuthStatus::Required));
+    assert_eq!(
+        pg_auth(b"R\0\0\0\x0c\0\0\0\x05salt"),
+        Some(AuthStatus::Required)
+    );
+    assert_eq!(
+        pg_auth(b"R\0\0\0\x17\0\0\0\x0aSCRAM-SHA-256\0\0"),
+        Some(AuthStatus::Required)
+    );
+    assert_eq!(
+        pg_auth(b"EFATAL no pg_hba.conf entry"),
+        Some(AuthStatus::Required)
+    );
     assert_eq!(pg_auth(b"R\0\0"), None);
     assert_eq!(pg_auth(b"X"), None);
     assert!(pg_msg_complete(b"R\0\0\0\x08\0\0\0\0"));
@@ -91,7 +110,10 @@ fn mssql_prelogin_response() {
     let info = parse_mssql(&pkt).unwrap();
     assert_eq!(info.name, "mssql");
     assert_eq!(info.version.as_deref(), Some("16.0.1000"));
-    assert_eq!(info.extra.get("encryption").map(String::as_str), Some("off"));
+    assert_eq!(
+        info.extra.get("encryption").map(String::as_str),
+        Some("off")
+    );
     // An option pointing past the end is rejected, not read.
     let mut bad = pkt.clone();
     bad[8 + 2] = 0xf0;
@@ -105,7 +127,10 @@ fn rdp_connection_confirm() {
     assert!(tpkt_complete(cc_nla));
     let info = parse_rdp(cc_nla).unwrap();
     assert_eq!(info.name, "rdp");
-    assert_eq!(info.extra.get("security").map(String::as_str), Some("credssp"));
+    assert_eq!(
+        info.extra.get("security").map(String::as_str),
+        Some("credssp")
+    );
     assert_eq!(info.auth, AuthStatus::Required);
     let cc_std = b"\x03\x00\x00\x13\x0e\xd0\x00\x00\x12\x34\x00\x02\x00\x08\x00\x00\x00\x00\x00";
     let info = parse_rdp(cc_std).unwrap();
@@ -135,12 +160,25 @@ fn smb2_negotiate_dialect_and_signing() {
     assert!(netbios_complete(&r));
     let info = parse_smb(&r).unwrap();
     assert_eq!(info.extra.get("dialect").map(String::as_str), Some("3.0.2"));
-    assert_eq!(info.extra.get("signing_required").map(String::as_str), Some("true"));
+    assert_eq!(
+        info.extra.get("signing_required").map(String::as_str),
+        Some("true")
+    );
     let info = parse_smb(&smb2_negotiate_response(0x0210, 0x01)).unwrap();
     assert_eq!(info.extra.get("dialect").map(String::as_str), Some("2.1"));
-    assert_eq!(info.extra.get("signing_required").map(String::as_str), Some("false"));
+    assert_eq!(
+        info.extra.get("signing_required").map(String::as_str),
+        Some("false")
+    );
     let smb1 = b"\x00\x00\x00\x05\xffSMBr";
-    assert_eq!(parse_smb(smb1).unwrap().extra.get("smb1").map(String::as_str), Some("true"));
+    assert_eq!(
+        parse_smb(smb1)
+            .unwrap()
+            .extra
+            .get("smb1")
+            .map(String::as_str),
+        Some("true")
+    );
     assert!(parse_smb(b"\x00\x00\x00\x04\xfeSMB").is_none());
 }
 
@@ -160,7 +198,10 @@ fn tlv(tag: u8, content: &[u8]) -> Vec<u8> {
 fn ldap_rootdse_entry_and_refusal() {
     let attr = |name: &str, vals: &[&str]| {
         let set: Vec<u8> = vals.iter().flat_map(|v| tlv(0x04, v.as_bytes())).collect();
-        tlv(0x30, &[tlv(0x04, name.as_bytes()), tlv(0x31, &set)].concat())
+        tlv(
+            0x30,
+            &[tlv(0x04, name.as_bytes()), tlv(0x31, &set)].concat(),
+        )
     };
     let attrs = [
         attr("namingContexts", &["dc=example,dc=org"]),
@@ -180,11 +221,17 @@ fn ldap_rootdse_entry_and_refusal() {
         info.extra.get("naming_contexts").map(String::as_str),
         Some("dc=example,dc=org")
     );
-    let done = tlv(0x65, &[tlv(0x0a, &[50]), tlv(0x04, b""), tlv(0x04, b"")].concat());
+    let done = tlv(
+        0x65,
+        &[tlv(0x0a, &[50]), tlv(0x04, b""), tlv(0x04, b"")].concat(),
+    );
     let msg = tlv(0x30, &[tlv(0x02, &[1]), done].concat());
     let info = parse_ldap(&msg).unwrap();
     assert_eq!(info.auth, AuthStatus::Required);
-    assert_eq!(info.extra.get("result_code").map(String::as_str), Some("50"));
+    assert_eq!(
+        info.extra.get("result_code").map(String::as_str),
+        Some("50")
+    );
     assert!(parse_ldap(b"\x30\x84\xff\xff\xff\xff").is_none());
     assert!(parse_ldap(b"HTTP/1.1 400 Bad").is_none());
 }
@@ -235,7 +282,10 @@ fn amqp_connection_start() {
     assert_eq!(info.product.as_deref(), Some("RabbitMQ"));
     assert_eq!(info.version.as_deref(), Some("3.12.1"));
     assert_eq!(info.auth, AuthStatus::Required);
-    assert_eq!(parse_amqp(&amqp_start("PLAIN ANONYMOUS")).unwrap().auth, AuthStatus::None);
+    assert_eq!(
+        parse_amqp(&amqp_start("PLAIN ANONYMOUS")).unwrap().auth,
+        AuthStatus::None
+    );
     let hdr = parse_amqp(b"AMQP\x00\x00\x09\x01").unwrap();
     assert_eq!(hdr.extra.get("protocol").map(String::as_str), Some("0-9-1"));
     for cut in 0..f.len() {
