@@ -235,7 +235,11 @@ pub(super) fn describe(resp: &Response, tls: bool) -> ServiceInfo {
 async fn get(ctx: &Ctx<'_>, path: &str, tls: bool) -> Option<Response> {
     let mut s = ctx.open(tls).await?;
     let reply = ctx
-        .exchange(&mut s, &request(path, &ctx.host), Until::Done(&complete))
+        .exchange(
+            &mut s,
+            &request(path, &ctx.host_header()),
+            Until::Done(&complete),
+        )
         .await?;
     parse(&reply)
 }

@@ -291,11 +291,16 @@ impl Identifier {
         // The inner steps honour the deadline themselves; this outer cap is
         // the guarantee if one of them forgets.
         let grace = self.cfg.port_deadline + Duration::from_millis(500);
-        let found = tokio::time::timeout(grace, ctx.identify())
-            .await
-            .ok()
-            .flatten();
-        finish(found, registered)
+        let (found, note) = match tokio::time::timeout(grace, ctx.identify()).await {
+            Ok(Some(f)) => (Some(f), None),
+            Ok(None) => (None, Some("could not connect to identify")),
+            Err(_) => (None, Some("identification ran out of time")),
+        };
+        let mut info = finish(found, registered);
+        if let Some(n) = note {
+            info.extra.insert("note".into(), n.into());
+        }
+        info
     }
 }
 
@@ -433,6 +438,16 @@ pub(crate) struct Ctx<'a> {
 impl Ctx<'_> {
     pub fn cfg(&self) -> &IdentifyConfig {
         &self.id.cfg
+    }
+
+    /// The host as it goes into `{host}` and HTTP `Host:` (IPv6
+    /// literals in brackets).
+    pub fn host_header(&self) -> String {
+        if self.host.parse::<std::net::Ipv6Addr>().is_ok() {
+            format!("[{}]", self.host)
+        } else {
+            self.host.clone()
+        }
     }
 
     /// Time left before the port's deadline.
@@ -592,12 +607,12 @@ impl Ctx<'_> {
         match probe.parser {
             Some(Parser::Tls) => tls::probe(self, stream).await,
             Some(Parser::Http) => {
-                let payload = probe.payload_for(&self.host);
+                let payload = probe.payload_for(&self.host_header());
                 http::probe(self, &mut stream, &payload, false).await
             }
             Some(p) => wire::probe(self, p, probe, stream).await,
             None => {
-                let payload = probe.payload_for(&self.host);
+                let payload = probe.payload_for(&self.host_header());
                 let Some(reply) = self.exchange(&mut stream, &payload, Until::Settle).await else {
                     return ProbeOutcome::default();
                 };

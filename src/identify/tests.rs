@@ -765,3 +765,104 @@ async fn perf_500_ports() {
         );
     }
 }
+
+/// A server that reads one request and answers `reply` whatever it was.
+async fn reply_fake(reply: Vec<u8>) -> SocketAddr {
+    let reply = Arc::new(reply);
+    fake(move |mut s| {
+        let reply = reply.clone();
+        async move {
+            let mut b = [0u8; 1024];
+            if matches!(s.read(&mut b).await, Ok(n) if n > 0) {
+                let _ = s.write_all(&reply).await;
+            }
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+    })
+    .await
+}
+
+#[tokio::test]
+async fn binary_protocols_through_the_engine() {
+    use super::wire::tests::{amqp_start, smb2_negotiate_response};
+    let rdp =
+        b"\x03\x00\x00\x13\x0e\xd0\x00\x00\x12\x34\x00\x02\x1f\x08\x00\x02\x00\x00\x00".to_vec();
+    let mut kafka = vec![
+        0, 0, 0, 12, 0x70, 0x77, 0, 1, 0, 0, 0, 0, 0, 1, 0, 18, 0, 0, 0, 3,
+    ];
+    kafka[3] = (kafka.len() - 4) as u8;
+    let mut ldap_done = b"\x30\x0c\x02\x01\x01\x65\x07\x0a\x01\x32\x04\x00\x04\x00".to_vec();
+    ldap_done[1] = (ldap_done.len() - 2) as u8;
+    let cases: Vec<(&str, Vec<u8>, &str, AuthStatus)> = vec![
+        ("ms-wbt-server", rdp, "rdp", AuthStatus::Required),
+        (
+            "microsoft-ds",
+            smb2_negotiate_response(0x0302, 1),
+            "smb",
+            AuthStatus::Unknown,
+        ),
+        (
+            "amqp",
+            amqp_start("PLAIN AMQPLAIN"),
+            "amqp",
+            AuthStatus::Required,
+        ),
+        ("kafka", kafka, "kafka", AuthStatus::Unknown),
+        ("ldap", ldap_done, "ldap", AuthStatus::Required),
+    ];
+    for (registered, reply, name, auth) in cases {
+        let addr = reply_fake(reply).await;
+        let info = ident(addr, Some(registered)).await;
+        assert_eq!(
+            (info.name.as_str(), info.auth),
+            (name, auth),
+            "{registered}: {info:?}"
+        );
+        assert!(!info.unexpected, "{registered}");
+        assert!(info.confidence >= IDENTIFIED);
+    }
+}
+
+#[tokio::test]
+async fn mysql_greeting_and_pop3_capabilities() {
+    let mut greeting = vec![0, 0, 0, 0, 0x0a];
+    greeting.extend_from_slice(b"8.0.36\0\x08\0\0\0abcdefgh\0");
+    greeting[0] = (greeting.len() - 4) as u8;
+    let addr = fake(move |mut s| {
+        let g = greeting.clone();
+        async move {
+            let _ = s.write_all(&g).await;
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+    })
+    .await;
+    // MySQL on the PostgreSQL port is worth a flag.
+    let info = ident(addr, Some("postgresql")).await;
+    assert_eq!(
+        (
+            info.name.as_str(),
+            info.product.as_deref(),
+            info.version.as_deref()
+        ),
+        ("mysql", Some("MySQL"), Some("8.0.36"))
+    );
+    assert!(info.unexpected);
+    assert!(info.banner.unwrap().contains("8.0.36\\x00"));
+
+    let pop = fake(|mut s| async move {
+        let _ = s.write_all(b"+OK Dovecot ready.\r\n").await;
+        let mut b = [0u8; 64];
+        if matches!(s.read(&mut b).await, Ok(n) if b[..n].starts_with(b"CAPA")) {
+            let _ = s.write_all(b"+OK\r\nCAPA\r\nSTLS\r\nUSER\r\n.\r\n").await;
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    })
+    .await;
+    let info = ident(pop, Some("pop3")).await;
+    assert_eq!(
+        (info.name.as_str(), info.auth),
+        ("pop3", AuthStatus::Required)
+    );
+    assert_eq!(info.product.as_deref(), Some("Dovecot"));
+    assert_eq!(info.extra.get("starttls").map(String::as_str), Some("true"));
+}

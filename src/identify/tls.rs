@@ -192,7 +192,7 @@ pub(super) async fn probe(ctx: &Ctx<'_>, tcp: TcpStream) -> ProbeOutcome {
     if !banner.is_empty() {
         return ProbeOutcome::found(ctx.banner_service(&mut stream, banner, Some(info)).await);
     }
-    let payload = super::http::default_request(&ctx.host);
+    let payload = super::http::default_request(&ctx.host_header());
     let out = super::http::probe(ctx, &mut stream, &payload, true).await;
     if let Some(mut f) = out.found {
         f.info.tls = Some(info);

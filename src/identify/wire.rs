@@ -17,7 +17,7 @@ pub(super) async fn probe(
     probe: &Probe,
     mut stream: TcpStream,
 ) -> ProbeOutcome {
-    let payload = probe.payload_for(&ctx.host);
+    let payload = probe.payload_for(&ctx.host_header());
     let (info, reply) = match parser {
         Parser::MongoDb => mongodb(ctx, &mut stream).await,
         Parser::Postgresql => postgresql(ctx, &mut stream, &payload).await,
@@ -656,7 +656,7 @@ pub(super) fn parse_kafka(b: &[u8]) -> Option<ServiceInfo> {
 }
 
 #[cfg(test)]
-mod tests;
+pub(super) mod tests;
 
 #[cfg(test)]
 pub(super) mod tests_support {

@@ -140,7 +140,7 @@ fn rdp_connection_confirm() {
     assert!(parse_rdp(b"HTTP/1.1 400").is_none());
 }
 
-fn smb2_negotiate_response(dialect: u16, mode: u16) -> Vec<u8> {
+pub(crate) fn smb2_negotiate_response(dialect: u16, mode: u16) -> Vec<u8> {
     let mut hdr = b"\xfeSMB".to_vec();
     hdr.extend_from_slice(&64u16.to_le_bytes());
     hdr.resize(64, 0);
@@ -247,7 +247,7 @@ fn ldap_request_in_probe_file_is_well_formed() {
     assert_eq!(op, 0x63);
 }
 
-fn amqp_start(mechs: &str) -> Vec<u8> {
+pub(crate) fn amqp_start(mechs: &str) -> Vec<u8> {
     let mut table = Vec::new();
     for (k, v) in [("product", "RabbitMQ"), ("version", "3.12.1")] {
         table.push(k.len() as u8);
