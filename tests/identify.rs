@@ -266,6 +266,14 @@ async fn nginx_http_https_and_redirect() {
     let Some(_server) = nginx(http, https, redirect) else {
         return;
     };
+    let tls_unlisted = port(18443);
+    let Some(_server2) = nginx(port(18080), tls_unlisted, port(18082)) else {
+        return;
+    };
+    // HTTPS where nothing is registered: the plain GET is refused first.
+    let info = identify(tls_unlisted).await;
+    assert_eq!(info.name, "https", "{info:?}");
+    assert!(info.tls.is_some());
 
     let info = identify(http).await;
     assert_eq!(info.name, "http", "{info:?}");

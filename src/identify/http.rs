@@ -185,12 +185,26 @@ pub(super) async fn probe<S: Io + ?Sized>(
             None => ProbeOutcome::nothing(reply),
         };
     };
+    if !tls && plain_to_tls_port(&resp) {
+        // The TLS probe will see the real service.
+        return ProbeOutcome::nothing(reply);
+    }
     let mut info = describe(&resp, tls);
     refine(ctx, &resp, &mut info, tls).await;
     ProbeOutcome::found(Found {
         info,
         first_bytes: reply,
     })
+}
+
+/// A TLS server's complaint about a plain request (nginx, Apache).
+pub(super) fn plain_to_tls_port(resp: &Response) -> bool {
+    if resp.status != 400 {
+        return false;
+    }
+    let body = String::from_utf8_lossy(&resp.body).to_ascii_lowercase();
+    body.contains("plain http request was sent to https port")
+        || body.contains("speaking plain http to an ssl-enabled server")
 }
 
 /// The generic facts of a web response.
@@ -417,6 +431,14 @@ mod tests {
             Some("true")
         );
         assert_eq!(info.auth, AuthStatus::Unknown);
+    }
+
+    #[test]
+    fn plain_request_to_a_tls_port() {
+        let r = parse(b"HTTP/1.1 400 Bad Request\r\n\r\n<center>The plain HTTP request was sent to HTTPS port</center>").unwrap();
+        assert!(plain_to_tls_port(&r));
+        let r = parse(b"HTTP/1.1 400 Bad Request\r\n\r\nbad").unwrap();
+        assert!(!plain_to_tls_port(&r));
     }
 
     #[test]
