@@ -1,3 +1,3 @@
 //! Integration tests: one binary, one module per area.
-
+mod identify;
 mod report;
