@@ -301,9 +301,9 @@ fn status_key(s: FindingStatus) -> &'static str {
 
 fn requirement_status_key(s: RequirementStatus) -> &'static str {
     match s {
-        RequirementStatus::Pass => "status.pass",
-        RequirementStatus::Fail => "status.fail",
-        RequirementStatus::NotAssessed => "status.not_assessed",
+        RequirementStatus::Pass => "req_status.pass",
+        RequirementStatus::Fail => "req_status.fail",
+        RequirementStatus::NotAssessed => "req_status.not_assessed",
     }
 }
 
@@ -956,7 +956,7 @@ mod tests {
             .find(|r| r.id == "8.1.4.4 b)")
             .unwrap();
         assert_eq!(r.category.as_deref(), Some("安全计算环境 / 入侵防范"));
-        assert_eq!(r.status_label, "不通过");
+        assert_eq!(r.status_label, "不符合");
         assert_eq!(m.summary.by_severity[0].label, "严重");
         assert_eq!(m.scope.fail_on_label, "高危");
     }
