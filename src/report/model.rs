@@ -172,6 +172,8 @@ pub struct RequirementRow {
 pub struct FindingRow {
     pub id: String,
     pub check: String,
+    /// The check in words, in the report's language.
+    pub check_label: String,
     pub severity: Severity,
     pub severity_label: String,
     /// 0 (info) – 4 (critical), for sorting.
@@ -421,6 +423,10 @@ impl ReportModel {
                 FindingRow {
                     id: f.id.clone(),
                     check: f.check.clone(),
+                    check_label: labels
+                        .find(&format!("check.{}", f.check))
+                        .unwrap_or(&f.check)
+                        .to_string(),
                     severity: f.severity,
                     severity_label: t(&format!("severity.{}", f.severity)),
                     severity_rank: severity_rank(f.severity),
@@ -959,6 +965,24 @@ mod tests {
         assert_eq!(r.status_label, "不符合");
         assert_eq!(m.summary.by_severity[0].label, "严重");
         assert_eq!(m.scope.fail_on_label, "高危");
+        let f = m
+            .findings
+            .iter()
+            .find(|f| f.check == "not-allowed")
+            .unwrap();
+        assert_eq!(f.check_label, "端口开放但未获批准");
+    }
+
+    #[test]
+    fn every_check_kind_has_a_label_in_both_languages() {
+        let profiles = Profiles::embedded().unwrap();
+        for lang in [Lang::En, Lang::ZhCn] {
+            let labels = Labels::embedded(lang).unwrap();
+            for c in profiles.checks() {
+                let key = format!("check.{}", c.kind.as_str());
+                assert!(labels.find(&key).is_some(), "{lang}: no label {key}");
+            }
+        }
     }
 
     #[test]
