@@ -63,6 +63,8 @@ const FILES: &[&str] = &[
 
 /// Runs an audit of two loopback listeners: one allowed without a
 /// justification, one not allowed and covered by an expired exception.
+/// The locale says zh_CN; `lang` (`en`, `zh-CN`, or empty for none) is
+/// passed as `--lang`.
 fn audit(dir: &Path, lang: &str) -> (PathBuf, Output) {
     let allowed = listener();
     let other = listener();
@@ -114,6 +116,8 @@ expires = 2026-01-31
         .arg("--out")
         .arg(&out)
         .env_remove("LC_ALL")
+        .env_remove("LC_MESSAGES")
+        .env("LANG", "zh_CN.UTF-8")
         .output()
         .unwrap();
     (out, output)
@@ -227,6 +231,19 @@ fn audit_writes_a_verifiable_bundle_and_verify_names_tampering() {
         "{}",
         text(&none.stderr)
     );
+}
+
+#[test]
+fn report_language_defaults_to_the_locale() {
+    let scratch = Scratch::new("locale");
+    // LANG=zh_CN.UTF-8 and no --lang.
+    let (out, run) = audit(&scratch.0, "");
+    assert_eq!(run.status.code(), Some(1), "stderr: {}", text(&run.stderr));
+    let html = std::fs::read_to_string(out.join("index.html")).unwrap();
+    assert!(html.contains("<html lang=\"zh-CN\">"));
+    let report: Value =
+        serde_json::from_slice(&std::fs::read(out.join("report.json")).unwrap()).unwrap();
+    assert_eq!(report["lang"], "zh-CN");
 }
 
 #[test]
@@ -364,7 +381,7 @@ impl Drop for Driver {
 
 impl Driver {
     /// `None` when Chromium or chromedriver is not installed (see tests/setup.sh).
-    fn start() -> Option<Driver> {
+    fn start(scripts: bool) -> Option<Driver> {
         let chromium = ["/usr/bin/chromium", "/usr/bin/chromium-browser"]
             .into_iter()
             .find(|p| Path::new(p).exists())?;
@@ -396,6 +413,7 @@ impl Driver {
                     "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                     "--disable-component-update", "--disable-sync", "--no-first-run",
                     format!("--user-data-dir={}", profile.0.display()), "--window-size=1300,1000",
+                    format!("--blink-settings=scriptEnabled={scripts}"),
                 ]
             }
         }}});
@@ -471,7 +489,7 @@ impl Driver {
 const VISIBLE_ROWS: &str = "return Array.from(document.querySelectorAll('#findings-table tbody tr')).filter(r => !r.hidden && r.offsetParent !== null).length";
 
 fn browser_check(lang: &str) {
-    let Some(driver) = Driver::start() else {
+    let Some(driver) = Driver::start(true) else {
         eprintln!(
             "skipping the browser test: chromium and chromium-driver are not installed (tests/setup.sh)"
         );
@@ -542,7 +560,17 @@ fn browser_check(lang: &str) {
     driver.click("#f-req-clear");
     assert_eq!(driver.js(VISIBLE_ROWS), json!(total));
 
-    // Severity filter and sorting.
+    // Sorting: a numeric column sorts descending first, then ascending.
+    let ports = "return Array.from(document.querySelectorAll('#findings-table tbody tr')).map(r => Number(r.cells[3].getAttribute('data-v')))";
+    driver.click("th[data-sort=\"port\"]");
+    let desc: Vec<u64> = serde_json::from_value(driver.js(ports)).unwrap();
+    assert!(desc.windows(2).all(|w| w[0] >= w[1]), "{desc:?}");
+    driver.click("th[data-sort=\"port\"]");
+    let asc: Vec<u64> = serde_json::from_value(driver.js(ports)).unwrap();
+    assert!(asc.windows(2).all(|w| w[0] <= w[1]), "{asc:?}");
+    assert_ne!(desc, asc);
+
+    // Severity filter.
     let sev = findings[0]["severity"].as_str().unwrap().to_string();
     let same = findings
         .iter()
@@ -556,6 +584,56 @@ fn browser_check(lang: &str) {
     // With JS off every finding is in the page and visible: nothing starts hidden.
     let html = std::fs::read_to_string(out.join("index.html")).unwrap();
     assert_eq!(html.matches("<tr id=\"f-").count(), total);
+}
+
+/// With scripts off the page still shows every finding, no filter bar, no
+/// copy buttons, and the first remediation tab of each block.
+#[test]
+fn report_page_reads_with_javascript_off_in_chromium() {
+    let Some(driver) = Driver::start(false) else {
+        eprintln!(
+            "skipping the browser test: chromium and chromium-driver are not installed (tests/setup.sh)"
+        );
+        return;
+    };
+    let scratch = Scratch::new("browser-nojs");
+    let (out, _) = audit(&scratch.0, "en");
+    let report: Value =
+        serde_json::from_slice(&std::fs::read(out.join("report.json")).unwrap()).unwrap();
+    let total = report["findings"].as_array().unwrap().len();
+    let url = format!("file://{}", out.join("index.html").display());
+    driver.cmd("POST", "/url", Some(json!({"url": url})));
+    let displayed = |css: &str| -> Vec<bool> {
+        let els = driver.cmd(
+            "POST",
+            "/elements",
+            Some(json!({"using": "css selector", "value": css})),
+        );
+        els.as_array()
+            .unwrap()
+            .iter()
+            .map(|e| {
+                let id = e["element-6066-11e4-a52e-4f735466cecf"].as_str().unwrap();
+                driver.cmd("GET", &format!("/element/{id}/displayed"), None) == json!(true)
+            })
+            .collect()
+    };
+    let rows = displayed("#findings-table tbody tr");
+    assert_eq!(rows.len(), total);
+    assert!(rows.iter().all(|d| *d), "every finding visible");
+    assert_eq!(displayed("#filters"), vec![false]);
+    assert!(displayed("button.copy").iter().all(|d| !d));
+    // CSS-only tabs: exactly one panel per remediation block is shown.
+    let blocks = report["remediation"].as_array().unwrap().len();
+    let panels = displayed(".tabs > .panel");
+    assert_eq!(panels.iter().filter(|d| **d).count(), blocks);
+    // Clicking another tab's label switches panels without scripts.
+    driver.click("label[for=\"r1-2\"]");
+    let after = displayed("#r1 .tabs > .panel");
+    assert_eq!(after.iter().position(|d| *d), Some(2));
+    let png = driver.cmd("GET", "/screenshot", None);
+    let shot = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("report-nojs.png");
+    std::fs::write(shot, base64_decode(png.as_str().unwrap())).unwrap();
 }
 
 #[test]
