@@ -107,9 +107,12 @@ expires = 2026-01-31
             "2026-06-01",
             "--fail-on",
             "low",
-            "--lang",
-            lang,
         ])
+        .args(if lang.is_empty() {
+            vec![]
+        } else {
+            vec!["--lang", lang]
+        })
         .args(["--operator", "<b>auditor</b>"])
         .arg("--policy")
         .arg(&policy)
