@@ -54,7 +54,8 @@ fn context(model: &ReportModel, labels: &Labels) -> Result<Value, ReportError> {
         .iter()
         .map(|f| json!({"id": f.id, "name": f.name}))
         .collect();
-    let m = serde_json::to_value(model).map_err(ReportError::Json)?;
+    let mut m = serde_json::to_value(model).map_err(ReportError::Json)?;
+    strip_controls(&mut m);
     Ok(json!({
         "m": m,
         "t": labels.tree(),
@@ -73,6 +74,31 @@ fn context(model: &ReportModel, labels: &Labels) -> Result<Value, ReportError> {
         "started": model.scope.started.format(TIME_FORMAT).to_string(),
         "finished": model.scope.finished.format(TIME_FORMAT).to_string(),
     }))
+}
+
+/// Replaces control characters other than newline and tab in every string
+/// of the model: escaping makes markup inert, this keeps terminal escapes
+/// and stray CRs out of the page too.
+fn strip_controls(v: &mut Value) {
+    match v {
+        Value::String(s) => {
+            if s.chars().any(|c| c.is_control() && c != '\n' && c != '\t') {
+                *s = s
+                    .chars()
+                    .map(|c| {
+                        if c.is_control() && c != '\n' && c != '\t' {
+                            '\u{FFFD}'
+                        } else {
+                            c
+                        }
+                    })
+                    .collect();
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(strip_controls),
+        Value::Object(map) => map.values_mut().for_each(strip_controls),
+        _ => {}
+    }
 }
 
 /// Geometry of the bar chart of failing findings by severity.
@@ -176,6 +202,25 @@ mod tests {
         assert!(!html.contains("href=\"http"));
         assert!(!html.contains("<link"));
         assert!(html.contains("default-src &#x27;none&#x27;"));
+    }
+
+    #[test]
+    fn control_characters_never_reach_the_page() {
+        let mut m = fixture::model(Lang::En);
+        m.findings[0].message = "a\x1b[2J\rb\u{9b}c".into();
+        m.hosts[0].hostnames = vec!["h\x07\x00".into()];
+        let html = render(&m).unwrap();
+        assert!(html.contains("a\u{FFFD}[2J\u{FFFD}b\u{FFFD}c"));
+        assert!(html.contains("h\u{FFFD}\u{FFFD}"));
+        assert!(
+            !html
+                .chars()
+                .any(|c| c.is_control() && c != '\n' && c != '\t')
+        );
+        // Commands keep their lines.
+        assert!(html.contains(
+            &format!("{}\n", m.remediation[0].platforms[0].commands.lines().next().unwrap())
+        ));
     }
 
     #[test]

@@ -166,6 +166,7 @@ pub struct RequirementRow {
     pub reason: Option<String>,
     /// Ids of the findings that fail it.
     pub findings: Vec<String>,
+    pub finding_count: usize,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -516,6 +517,7 @@ impl ReportModel {
                             confirmed: r.confirmed,
                             reason: r.reason.clone(),
                             findings: r.findings.clone(),
+                            finding_count: r.findings.len(),
                         })
                         .collect(),
                 }
