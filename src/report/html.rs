@@ -80,20 +80,13 @@ fn context(model: &ReportModel, labels: &Labels) -> Result<Value, ReportError> {
 /// of the model: escaping makes markup inert, this keeps terminal escapes
 /// and stray CRs out of the page too.
 fn strip_controls(v: &mut Value) {
+    let bad = |c: char| c.is_control() && c != '\n' && c != '\t';
     match v {
-        Value::String(s) => {
-            if s.chars().any(|c| c.is_control() && c != '\n' && c != '\t') {
-                *s = s
-                    .chars()
-                    .map(|c| {
-                        if c.is_control() && c != '\n' && c != '\t' {
-                            '\u{FFFD}'
-                        } else {
-                            c
-                        }
-                    })
-                    .collect();
-            }
+        Value::String(s) if s.chars().any(bad) => {
+            *s = s
+                .chars()
+                .map(|c| if bad(c) { '\u{FFFD}' } else { c })
+                .collect();
         }
         Value::Array(items) => items.iter_mut().for_each(strip_controls),
         Value::Object(map) => map.values_mut().for_each(strip_controls),
