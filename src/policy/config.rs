@@ -49,7 +49,8 @@ use toml::Spanned;
 use super::addr::AddrRange;
 use super::window::{RawWindow, Window};
 use crate::model::Proto;
-use crate::rules::profiles::{CheckKind, Profiles, line_col};
+use crate::rules::line_col;
+use crate::rules::profiles::{CheckKind, Profiles};
 
 /// Where a policy error is: `file:line:column`.
 #[derive(Debug, Clone, PartialEq, Eq)]

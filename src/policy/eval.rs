@@ -1160,4 +1160,25 @@ window = { every = "month", days = "25-31" }
         assert!(gate(&low, Severity::Low));
         assert!(!gate(&low, Severity::Medium));
     }
+
+    #[test]
+    fn real_catalogue_http_is_not_cleartext_admin_but_telnet_anywhere_is() {
+        let profiles = Profiles::embedded().unwrap();
+        let policy = Policy::parse(
+            "[[group]]\nname = \"web\"\ntargets = [\"198.18.0.0/28\"]\nprofiles = [\"cis-v8\"]\n[[group.allow]]\nport = 80\njustification = \"web\"\napprover = \"lead\"\n[[group.allow]]\nport = 2323\njustification = \"odd\"\napprover = \"lead\"\n[[group.allow]]\nport = 8022\njustification = \"odd\"\napprover = \"lead\"\n",
+            "p.toml",
+            &profiles,
+        )
+        .unwrap();
+        let o = vec![
+            obs("198.18.0.1", 80, Reason::SynAck, svc("http")),
+            obs("198.18.0.1", 8022, Reason::SynAck, svc("telnet")),
+            obs("198.18.0.1", 2323, Reason::SynAck, svc("ssh")),
+        ];
+        let cat = crate::rules::Catalogue::embedded();
+        let e = evaluate(&policy, &profiles, &cat, &o, at("2026-11-24"));
+        let got: Vec<String> = e.findings.iter().map(brief).collect();
+        assert_eq!(got, ["198.18.0.1 8022 cleartext-admin fail high"]);
+        assert_eq!(e.findings[0].controls, ["cis-v8:3.10"]);
+    }
 }
