@@ -659,6 +659,13 @@ impl Policy {
                     src.invalid(c.span(), m, &hint)
                 })?),
             };
+            if let (Some(CheckKind::ExceptionExpired), Some(c)) = (check, &e.check) {
+                return Err(src.invalid(
+                    c.span(),
+                    "an exception cannot waive 'exception-expired'".into(),
+                    "extend the expired exception's `expires` instead, with a fresh approval",
+                ));
+            }
             for (field, v) in [("reason", &e.reason), ("approver", &e.approver)] {
                 if v.get_ref().trim().is_empty() {
                     return Err(src.invalid(
@@ -884,6 +891,13 @@ mod tests {
         ));
         assert!(
             e.starts_with("p.toml:9:10: a month window covers 1-31 days, not 40"),
+            "{e}"
+        );
+        let e = err(&format!(
+            "{GROUP}{exc}expires = 2027-01-01\ncheck = \"exception-expired\"\n"
+        ));
+        assert!(
+            e.starts_with("p.toml:9:9: an exception cannot waive 'exception-expired'"),
             "{e}"
         );
         let e = err(&format!(
