@@ -195,11 +195,11 @@ mod tests {
         assert_eq!(
             s.warnings,
             [
-                "starter.toml:42: group 'cardholder' allowance 443/tcp was due for review on 2027-05-31",
-                "starter.toml:51: group 'cardholder' allowance 22/tcp was due for review on 2027-05-31",
-                "starter.toml:66: group 'dmz' allowance 80/tcp was due for review on 2027-03-31",
-                "starter.toml:74: group 'dmz' allowance 443/tcp was due for review on 2027-03-31",
-                "starter.toml:90: group 'ot' allowance 502/tcp was due for review on 2027-02-28",
+                "starter.toml:45: group 'cardholder' allowance 443/tcp was due for review on 2027-05-31",
+                "starter.toml:54: group 'cardholder' allowance 22/tcp was due for review on 2027-05-31",
+                "starter.toml:69: group 'dmz' allowance 80/tcp was due for review on 2027-03-31",
+                "starter.toml:77: group 'dmz' allowance 443/tcp was due for review on 2027-03-31",
+                "starter.toml:93: group 'ot' allowance 502/tcp was due for review on 2027-02-28",
             ]
         );
         let later = check_summary(&p, NaiveDate::from_ymd_opt(2027, 7, 1).unwrap());
