@@ -21,6 +21,7 @@
 pub mod app;
 pub mod model;
 pub mod policy;
+pub mod report;
 pub mod rules;
 pub mod scan;
 pub mod target;
