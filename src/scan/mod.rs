@@ -87,7 +87,9 @@ pub struct ScanSummary {
 pub enum ScanError {
     #[error("{0}")]
     Io(#[from] std::io::Error),
-    #[error("SYN scan needs raw sockets: run as root or grant the capability with `sudo setcap cap_net_raw,cap_net_admin+ep {0}`")]
+    #[error(
+        "SYN scan needs raw sockets: run as root or grant the capability with `sudo setcap cap_net_raw,cap_net_admin+ep {0}`"
+    )]
     NoRawSocketPrivilege(String),
     #[error("{0}")]
     Config(String),

@@ -15,3 +15,8 @@ pub async fn run(
     let _ = (targets, ports, cfg, events);
     Err(ScanError::Config("SYN scan is not built yet".into()))
 }
+
+/// True when this process may open raw sockets (root or CAP_NET_RAW).
+pub fn raw_sockets_available() -> bool {
+    false
+}
