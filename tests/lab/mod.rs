@@ -947,6 +947,51 @@ fn loss_rule(matching: &str, permille: u32) -> String {
     }
 }
 
+/// A bare network namespace (only `lo`, up; no routes out), for running
+/// the binary where a bug could not send a packet anywhere. Deleted on drop.
+#[derive(Debug)]
+pub struct Netns {
+    name: String,
+}
+
+impl Netns {
+    pub fn new() -> Netns {
+        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+        let ns = Netns {
+            name: format!("pw{}x{n}e", std::process::id()),
+        };
+        let made = ip_cmd(&["netns", "add", &ns.name])
+            .and_then(|()| ip_cmd(&["-n", &ns.name, "link", "set", "lo", "up"]));
+        if let Err(e) = made {
+            drop(ns);
+            panic!("bare namespace: {e}");
+        }
+        ns
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// `program` set up to run inside the namespace.
+    pub fn command(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
+        let mut c = Command::new("ip");
+        c.args(["netns", "exec", &self.name]).arg(program);
+        c
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        if netns_exists(&self.name) {
+            let _ = Command::new("ip")
+                .args(["netns", "del", &self.name])
+                .stderr(Stdio::null())
+                .status();
+        }
+    }
+}
+
 /// True when a namespace of that name exists (teardown checks).
 pub fn netns_exists(name: &str) -> bool {
     std::path::Path::new(&format!("/var/run/netns/{name}")).exists()
