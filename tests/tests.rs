@@ -4,4 +4,8 @@
 
 mod cli_errors;
 mod lab;
+// The lab's own test lives beside it but is declared here, so the lab can
+// also be compiled into `benches/lab.rs` without it.
+#[path = "lab/selftest.rs"]
+mod lab_selftest;
 mod scan_connect;

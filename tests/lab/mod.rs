@@ -1081,6 +1081,3 @@ fn serve(socks: &[Listener], stop: &AtomicBool) {
         }
     }
 }
-
-#[cfg(test)]
-mod selftest;

@@ -6,7 +6,7 @@ use std::io::{ErrorKind, Read};
 use std::net::{IpAddr, SocketAddr, TcpStream};
 use std::time::Duration;
 
-use super::{Lab, Truth, netns_exists};
+use crate::lab::{Faults, Lab, Truth, netns_exists};
 
 fn v4(s: &str) -> IpAddr {
     s.parse().unwrap()
@@ -113,38 +113,47 @@ fn ground_truth_matches_the_layout() {
 
 #[test]
 fn standard_lab_has_the_promised_shape() {
-    // Only the layout: building the namespaces is covered above.
-    let b = Lab::standard_builder();
-    let lab_like = |f: &dyn Fn(&super::LabBuilder) -> usize| f(&b);
-    let v4_live = lab_like(&|b| {
-        (0u32..256)
-            .map(|i| IpAddr::V4(std::net::Ipv4Addr::from(0xC613_0100 + i)))
-            .filter(|ip| !b.down.contains(ip))
-            .count()
-    });
-    let v4_open = lab_like(&|b| b.open.keys().filter(|(ip, _)| ip.is_ipv4()).count());
-    assert_eq!(v4_live, 154);
-    assert_eq!(v4_open, 130);
-    assert_eq!(b.dropped.iter().filter(|(ip, _)| ip.is_ipv4()).count(), 40);
-    assert_eq!(b.rejected.iter().filter(|(ip, _)| ip.is_ipv4()).count(), 40);
-    let hosts_with_open: std::collections::BTreeSet<_> = b
-        .open
-        .keys()
+    let lab = Lab::standard();
+    let is_v4 = |ip: &IpAddr| ip.is_ipv4();
+    let live: Vec<IpAddr> = lab.live_hosts().into_iter().filter(is_v4).collect();
+    assert_eq!(live.len(), 154);
+    assert!(!live.contains(&v4("198.19.1.0")) && !live.contains(&v4("198.19.1.255")));
+    let open: Vec<_> = lab
+        .open_pairs()
+        .into_iter()
         .filter(|(ip, _)| ip.is_ipv4())
-        .map(|(ip, _)| *ip)
         .collect();
-    assert!(hosts_with_open.len() > 60, "open pairs spread over hosts");
-    // Same seed, same lab.
+    assert_eq!(open.len(), 130);
     assert_eq!(
-        Lab::standard_builder().open.keys().collect::<Vec<_>>(),
-        b.open.keys().collect::<Vec<_>>()
+        lab.dropped_pairs()
+            .iter()
+            .filter(|(ip, _)| ip.is_ipv4())
+            .count(),
+        40
     );
+    assert_eq!(
+        lab.rejected_pairs()
+            .iter()
+            .filter(|(ip, _)| ip.is_ipv4())
+            .count(),
+        40
+    );
+    let hosts_with_open: std::collections::BTreeSet<_> = open.iter().map(|(ip, _)| *ip).collect();
+    assert!(hosts_with_open.len() > 60, "open pairs spread over hosts");
+    assert_eq!(lab.open_pairs().len(), 170);
+    // Same seed, same lab (the layout alone, without building it).
+    let again: Vec<_> = Lab::standard().open_pairs().into_iter().collect();
+    assert_eq!(again, lab.open_pairs().into_iter().collect::<Vec<_>>());
+    // A sample of the listeners really accepts.
+    let first = open[0];
+    let r = lab.in_scanner(|| probe(first.0, first.1, 1000));
+    assert_eq!(r, "open");
 }
 
 #[test]
 fn fault_knobs_load() {
     let mut lab = small_lab();
-    lab.set_faults(super::Faults {
+    lab.set_faults(Faults {
         syn_loss_permille: 1000,
         syn_rate_limit: Some(50),
         reply_loss_permille: 0,
@@ -152,7 +161,7 @@ fn fault_knobs_load() {
     // Every SYN is lost now: the open port goes silent.
     let r = lab.in_scanner(|| probe(v4("198.19.7.1"), 80, 300));
     assert_eq!(r, "timeout");
-    lab.set_faults(super::Faults::default());
+    lab.set_faults(Faults::default());
     let r = lab.in_scanner(|| probe(v4("198.19.7.1"), 80, 1000));
     assert_eq!(r, "open");
 }
