@@ -20,6 +20,8 @@
 
 pub mod app;
 pub mod model;
+pub mod policy;
+pub mod report;
 pub mod rules;
 pub mod scan;
 pub mod target;

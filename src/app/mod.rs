@@ -10,7 +10,10 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use tokio::sync::mpsc;
 
-use crate::model::{Observation, ScanEvent, ScanKind};
+use chrono::{DateTime, NaiveDate, Utc};
+
+use crate::model::{Observation, ScanEvent, ScanKind, Severity};
+use crate::policy::{self, Evaluation, Policy, Profiles};
 use crate::rules::Catalogue;
 use crate::scan::{self, ScanConfig, ScanSummary};
 use crate::target::{PortSet, TargetOptions, Targets};
@@ -131,16 +134,60 @@ pub async fn scan(
 /// What the operator asked an audit to do.
 #[derive(Debug, Clone)]
 pub struct AuditRequest {
+    /// Targets may be empty when a policy is given: its groups are scanned.
     pub scope: Scope,
     pub engine: ScanChoice,
     pub scan: ScanConfig,
     pub out: PathBuf,
+    /// The declared port policy; without one every host is unmanaged and
+    /// judged against the built-in baseline.
+    pub policy: Option<PathBuf>,
+    /// Gate: non-waived findings at or above this make the audit fail.
+    pub fail_on: Severity,
+    /// Judge expiries, windows and review dates as of this day (default: today).
+    pub as_of: Option<NaiveDate>,
+}
+
+/// The evaluation clock: noon UTC of `as_of`, else now.
+pub fn clock(as_of: Option<NaiveDate>) -> DateTime<Utc> {
+    match as_of.and_then(|d| d.and_hms_opt(12, 0, 0)) {
+        Some(t) => t.and_utc(),
+        None => Utc::now(),
+    }
+}
+
+/// Loads the compliance profiles (embedded, or overridden from a rules dir).
+pub fn load_profiles(rules_dir: Option<&Path>) -> Result<Profiles> {
+    Ok(match rules_dir {
+        Some(dir) => Profiles::load_dir(dir)?,
+        None => Profiles::embedded()?,
+    })
+}
+
+/// Loads the declared policy, or the empty one (every host unmanaged).
+pub fn load_policy(path: Option<&Path>, profiles: &Profiles) -> Result<Policy> {
+    Ok(match path {
+        Some(p) => Policy::load(p, profiles)?,
+        None => Policy {
+            file: "(no policy: built-in baseline)".into(),
+            name: None,
+            owner: None,
+            groups: Vec::new(),
+            exceptions: Vec::new(),
+        },
+    })
 }
 
 /// What an audit produced.
 #[derive(Debug)]
 pub struct AuditOutcome {
+    pub evaluation: Evaluation,
+    /// True when a non-waived finding is at or above the gate severity.
+    pub gate_tripped: bool,
     pub summary: ScanSummary,
+    /// Addresses and ports in scope.
+    pub hosts: u64,
+    pub ports: usize,
     pub out: PathBuf,
     pub observations: Vec<Observation>,
 }
@@ -148,7 +195,21 @@ pub struct AuditOutcome {
 /// Runs a whole audit and writes its report directory. Events (progress,
 /// notices, observations) are forwarded to `events` as they happen.
 pub async fn audit(req: &AuditRequest, events: mpsc::Sender<ScanEvent>) -> Result<AuditOutcome> {
-    let prepared = prepare(&req.scope).await?;
+    // Rules and policy first: a typo there must not cost a scan.
+    let profiles = load_profiles(req.scope.rules_dir.as_deref())?;
+    let policy = load_policy(req.policy.as_deref(), &profiles)?;
+    let mut scope = req.scope.clone();
+    if scope.targets.is_empty() {
+        scope.targets = policy
+            .groups
+            .iter()
+            .flat_map(|g| g.targets.iter().cloned())
+            .collect();
+        if scope.targets.is_empty() {
+            anyhow::bail!("no targets: name some, or give a --policy whose groups list targets");
+        }
+    }
+    let prepared = prepare(&scope).await?;
     let mut cfg = req.scan.clone();
     cfg.kind = choose_engine(req.engine, &events).await?;
 
@@ -167,11 +228,34 @@ pub async fn audit(req: &AuditRequest, events: mpsc::Sender<ScanEvent>) -> Resul
     let summary = summary?;
     observations.sort_by_key(|o| (o.ip, o.port, o.proto));
 
+    let evaluation = policy::evaluate(
+        &policy,
+        &profiles,
+        &prepared.catalogue,
+        &observations,
+        clock(req.as_of),
+    );
+    let gate_tripped = policy::gate(&evaluation.findings, req.fail_on);
+    let findings_doc = serde_json::json!({
+        "schema_version": 1,
+        "policy": policy.file,
+        "as_of": clock(req.as_of).date_naive(),
+        "fail_on": req.fail_on,
+        "findings": evaluation.findings,
+        "profiles": evaluation.profiles,
+    });
     write_report_dir(&req.out, |dir| {
-        write_jsonl(&dir.join("observations.jsonl"), &observations)
+        write_jsonl(&dir.join("observations.jsonl"), &observations)?;
+        let path = dir.join("findings.json");
+        fs::write(&path, serde_json::to_vec_pretty(&findings_doc)?)
+            .with_context(|| format!("cannot write {}", path.display()))
     })?;
     Ok(AuditOutcome {
+        evaluation,
+        gate_tripped,
         summary,
+        hosts: prepared.targets.len(),
+        ports: prepared.ports.len(),
         out: req.out.clone(),
         observations,
     })

@@ -250,7 +250,7 @@ async fn finish(
         job.addr.port(),
         Proto::Tcp,
         reason,
-        rtt.map(|d| d.as_secs_f64() * 1000.0),
+        rtt.map(|d| d.as_micros() as f64 / 1000.0),
     );
     obs.tries = job.tries;
     // A closed receiver means the caller stopped listening: stop scanning.
