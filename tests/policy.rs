@@ -310,6 +310,45 @@ fn audit_with_a_three_group_policy_gives_exact_findings() {
             "nist-800-53r5:CM-8"
         ]
     );
+    // The PCI verdict: 1.3.1 fails on exactly the cardholder port that is
+    // not allowed and the database reachable from the internet; 1.2.8 is
+    // outside what a scan can judge.
+    let doc: Value =
+        serde_json::from_str(&std::fs::read_to_string(out_dir.join("findings.json")).unwrap())
+            .unwrap();
+    let pci = doc["profiles"]
+        .as_array()
+        .expect("profiles")
+        .iter()
+        .find(|p| p["profile"] == "pci-dss-4.0")
+        .expect("pci-dss-4.0 verdict");
+    let req = |id: &str| {
+        pci["requirements"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["id"] == id)
+            .unwrap_or_else(|| panic!("requirement {id}"))
+    };
+    assert_eq!(req("1.3.1")["status"], "fail");
+    let mut ids: Vec<&str> = req("1.3.1")["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    ids.sort();
+    let mut want_ids = vec![
+        f["198.19.1.2 3389 not-allowed"]["id"].as_str().unwrap(),
+        f["198.19.1.17 6379 database-internet"]["id"]
+            .as_str()
+            .unwrap(),
+    ];
+    want_ids.sort();
+    assert_eq!(ids, want_ids);
+    assert_eq!(req("1.2.8")["status"], "not-assessed");
+    assert_eq!(req("2.2.7")["status"], "pass");
+
     // Evidence: every port finding rests on an open observation.
     for v in &all {
         if v["port"].is_u64() {
