@@ -136,6 +136,12 @@ impl Vantage {
     }
 }
 
+impl fmt::Display for Vantage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// An inclusive port range (a single port has `lo == hi`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct PortRange {
@@ -388,6 +394,22 @@ pub enum ExceptionState {
     /// Not expired, but today is outside its window.
     OutsideWindow,
     Expired,
+}
+
+impl ExceptionState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ExceptionState::Active => "active",
+            ExceptionState::OutsideWindow => "outside-window",
+            ExceptionState::Expired => "expired",
+        }
+    }
+}
+
+impl fmt::Display for ExceptionState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 impl Exception {
@@ -955,6 +977,7 @@ mod tests {
         assert_eq!(e.state(d("2026-12-20")), ExceptionState::Active);
         assert_eq!(e.state(d("2026-12-31")), ExceptionState::Active);
         assert_eq!(e.state(d("2026-11-20")), ExceptionState::OutsideWindow);
+        assert_eq!(ExceptionState::OutsideWindow.to_string(), "outside-window");
         assert_eq!(e.state(d("2027-01-01")), ExceptionState::Expired);
     }
 }
