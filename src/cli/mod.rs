@@ -304,7 +304,7 @@ fn policy_cmd(cmd: PolicyCmd) -> Result<u8> {
                     .unwrap_or_default();
                 writeln!(
                     w,
-                    "exception {} on {} {}: {:?}, expires {} ({} days){window}",
+                    "exception {} on {} {}: {}, expires {} ({} days){window}",
                     e.id, e.target, e.ports, e.state, e.expires, e.days_left
                 )?;
             }
