@@ -19,6 +19,7 @@
 //! engine emits [`model::ScanEvent`]s and returns typed errors.
 
 pub mod app;
+pub mod identify;
 pub mod model;
 pub mod policy;
 pub mod report;
