@@ -12,7 +12,8 @@ use tokio::sync::mpsc;
 
 use chrono::{DateTime, NaiveDate, Utc};
 
-use crate::model::{Observation, ScanEvent, ScanKind, Severity};
+use crate::identify::{Identifier, IdentifyConfig, ProbeSet};
+use crate::model::{Observation, Proto, ScanEvent, ScanKind, Severity};
 use crate::policy::{self, Evaluation, Policy, Profiles};
 use crate::report;
 use crate::rules::Catalogue;
@@ -50,6 +51,8 @@ pub struct Prepared {
     pub targets: Targets,
     pub ports: PortSet,
     pub catalogue: Catalogue,
+    /// Identification probes (`rules/probes.toml`).
+    pub probes: ProbeSet,
 }
 
 /// Loads the rules and resolves targets and ports.
@@ -57,6 +60,10 @@ pub async fn prepare(scope: &Scope) -> Result<Prepared> {
     let catalogue = match &scope.rules_dir {
         Some(dir) => Catalogue::load_dir(dir)?,
         None => Catalogue::embedded(),
+    };
+    let probes = match scope.rules_dir.as_deref().map(|d| d.join("probes.toml")) {
+        Some(path) if path.exists() => ProbeSet::load(&path)?,
+        _ => ProbeSet::embedded()?,
     };
     let ports = PortSet::parse(&scope.ports, &catalogue)?;
     let opts = TargetOptions {
@@ -67,6 +74,7 @@ pub async fn prepare(scope: &Scope) -> Result<Prepared> {
         targets,
         ports,
         catalogue,
+        probes,
     })
 }
 
@@ -101,10 +109,13 @@ pub async fn choose_engine(
 }
 
 /// Runs the scan and forwards its events, with host names filled in and
-/// unresolved names announced first.
+/// unresolved names announced first. With `identify`, every open port is
+/// identified as soon as it is found (while the scan goes on) before its
+/// observation is forwarded.
 pub async fn scan(
     prepared: &Prepared,
     cfg: &ScanConfig,
+    identify: Option<&IdentifyConfig>,
     events: mpsc::Sender<ScanEvent>,
 ) -> Result<ScanSummary> {
     for u in prepared.targets.unresolved() {
@@ -115,20 +126,58 @@ pub async fn scan(
             )))
             .await;
     }
+    let identifier = match identify {
+        Some(c) => Some(std::sync::Arc::new(Identifier::new(
+            c.clone(),
+            prepared.probes.clone(),
+        )?)),
+        None => None,
+    };
     let (tx, mut rx) = mpsc::channel(4096);
+    let (to_identify, identify_rx) = mpsc::channel::<Observation>(4096);
+    let (identified_tx, mut identified_rx) = mpsc::channel::<Observation>(4096);
     let targets = &prepared.targets;
-    let forward = async {
-        while let Some(mut ev) = rx.recv().await {
-            if let ScanEvent::Observation(o) = &mut ev {
-                o.hostnames = targets.hostnames(o.ip);
+    let forward = {
+        let events = events.clone();
+        let identifying = identifier.is_some();
+        async move {
+            while let Some(ev) = rx.recv().await {
+                let ev = match ev {
+                    ScanEvent::Observation(mut o) => {
+                        o.hostnames = targets.hostnames(o.ip);
+                        if identifying {
+                            if to_identify.send(o).await.is_err() {
+                                break;
+                            }
+                            continue;
+                        }
+                        ScanEvent::Observation(o)
+                    }
+                    other => other,
+                };
+                if events.send(ev).await.is_err() {
+                    break;
+                }
             }
-            if events.send(ev).await.is_err() {
+            // Dropping `to_identify` here lets identification finish.
+        }
+    };
+    let catalogue = &prepared.catalogue;
+    let registered = |port: u16| catalogue.entry(port, Proto::Tcp).map(|e| e.service.clone());
+    let identify_all = async {
+        if let Some(idf) = &identifier {
+            idf.run_stream(identify_rx, identified_tx, registered).await;
+        }
+    };
+    let pass_on = async {
+        while let Some(o) = identified_rx.recv().await {
+            if events.send(ScanEvent::Observation(o)).await.is_err() {
                 break;
             }
         }
     };
     let run = scan::run(&prepared.targets, &prepared.ports, cfg, tx);
-    let (summary, ()) = tokio::join!(run, forward);
+    let (summary, (), (), ()) = tokio::join!(run, forward, identify_all, pass_on);
     Ok(summary?)
 }
 
@@ -140,6 +189,8 @@ pub struct AuditRequest {
     pub engine: ScanChoice,
     pub scan: ScanConfig,
     pub out: PathBuf,
+    /// Service identification of open ports (`None`: off).
+    pub identify: Option<IdentifyConfig>,
     /// The declared port policy; without one every host is unmanaged and
     /// judged against the built-in baseline.
     pub policy: Option<PathBuf>,
@@ -238,7 +289,8 @@ pub async fn audit(req: &AuditRequest, events: mpsc::Sender<ScanEvent>) -> Resul
         }
         observations
     };
-    let (summary, mut observations) = tokio::join!(scan(&prepared, &cfg, tx), collect);
+    let (summary, mut observations) =
+        tokio::join!(scan(&prepared, &cfg, req.identify.as_ref(), tx), collect);
     let summary = summary?;
     observations.sort_by_key(|o| (o.ip, o.port, o.proto));
 

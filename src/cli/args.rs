@@ -78,6 +78,12 @@ pub struct ScanCmd {
     /// Only report open ports (the table always shows only open ports).
     #[arg(long)]
     pub open: bool,
+    /// Identify the service on every open port (banners, TLS, protocol probes).
+    #[arg(long)]
+    pub identify: bool,
+    /// Ports identified at the same time.
+    #[arg(long, value_name = "N", default_value_t = 256)]
+    pub identify_concurrency: usize,
 }
 
 #[derive(Debug, Args)]
@@ -86,6 +92,12 @@ pub struct AuditCmd {
     pub scope: ScopeArgs,
     #[command(flatten)]
     pub engine: EngineArgs,
+    /// Skip service identification (on by default in audits).
+    #[arg(long)]
+    pub no_identify: bool,
+    /// Ports identified at the same time.
+    #[arg(long, value_name = "N", default_value_t = 256)]
+    pub identify_concurrency: usize,
     /// Report directory (replaced atomically).
     #[arg(long, value_name = "DIR", default_value = "portwarden-report")]
     pub out: PathBuf,

@@ -14,6 +14,7 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use tokio::sync::mpsc;
 
 use portwarden::app::{self, AuditRequest, ScanChoice, Scope};
+use portwarden::identify::IdentifyConfig;
 use portwarden::model::ScanEvent;
 use portwarden::rules::Catalogue;
 use portwarden::scan::{ScanConfig, ScanSummary, TimeoutConfig};
@@ -99,6 +100,19 @@ fn scan_config(e: &EngineArgs) -> Result<(ScanChoice, ScanConfig)> {
     Ok((choice, cfg))
 }
 
+fn identify_config(on: bool, concurrency: usize) -> Result<Option<IdentifyConfig>> {
+    if !on {
+        return Ok(None);
+    }
+    if concurrency == 0 {
+        bail!("--identify-concurrency must be at least 1");
+    }
+    Ok(Some(IdentifyConfig {
+        concurrency,
+        ..IdentifyConfig::default()
+    }))
+}
+
 async fn scan(cmd: ScanCmd) -> Result<u8> {
     if cmd.scope.targets.is_empty() {
         bail!("no targets given (e.g. `portwarden scan 198.18.0.0/24 -p common`)");
@@ -123,7 +137,8 @@ async fn scan(cmd: ScanCmd) -> Result<u8> {
     let (tx, rx) = mpsc::channel(4096);
     cfg.kind = app::choose_engine(choice, &tx).await?;
     let consumer = tokio::spawn(consume(rx, progress_bar(total), Some(out)));
-    let outcome = interruptible(app::scan(&prepared, &cfg, tx)).await;
+    let identify = identify_config(cmd.identify, cmd.identify_concurrency)?;
+    let outcome = interruptible(app::scan(&prepared, &cfg, identify.as_ref(), tx)).await;
     let out = consumer.await.context("output task failed")??;
     let summary = match outcome {
         Some(r) => r?,
@@ -149,6 +164,7 @@ async fn audit(cmd: AuditCmd) -> Result<u8> {
         engine: choice,
         scan: cfg,
         out: cmd.out.clone(),
+        identify: identify_config(!cmd.no_identify, cmd.identify_concurrency)?,
         policy: cmd.policy.clone(),
         fail_on: cmd.fail_on,
         as_of: cmd.as_of,
@@ -367,7 +383,7 @@ fn policy_cmd(cmd: PolicyCmd) -> Result<u8> {
                     .unwrap_or_default();
                 writeln!(
                     w,
-                    "exception {} on {} {}: {:?}, expires {} ({} days){window}",
+                    "exception {} on {} {}: {}, expires {} ({} days){window}",
                     e.id, e.target, e.ports, e.state, e.expires, e.days_left
                 )?;
             }
