@@ -179,12 +179,16 @@ fn audit_writes_a_verifiable_bundle_and_verify_names_tampering() {
             .any(|a| a == "--out")
     );
 
-    // Hostile policy text is escaped in HTML and inert in CSV.
+    // Identification grabbed the hostile banner; it reaches the page as text.
+    let banner = report["hosts"][0]["ports"][0]["banner"].as_str().unwrap();
+    assert!(banner.starts_with("<script>alert(1)</script>"), "{banner}");
+    // Hostile banner and policy text is escaped in HTML and inert in CSV.
     let html = std::fs::read_to_string(out.join("index.html")).unwrap();
     assert!(!html.contains("<script>alert"));
     assert!(!html.contains("<img src=x"));
     assert!(!html.contains("<b>auditor"));
     assert!(html.contains("&lt;script&gt;alert(1)&lt;/script&gt;"));
+    assert_eq!(html.matches("<script").count(), 1);
     let inventory = std::fs::read_to_string(out.join("inventory.csv")).unwrap();
     assert!(inventory.contains(",'+cmd|'/C calc'!A0,"), "{inventory}");
     assert!(inventory.contains("'=HYPERLINK"), "{inventory}");
