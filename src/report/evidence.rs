@@ -304,6 +304,27 @@ mod tests {
     }
 
     #[test]
+    fn a_rules_directory_overrides_what_it_holds() {
+        let dir = std::env::temp_dir().join(format!("pw-evidence-rules-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(dir.join("profiles")).unwrap();
+        fs::write(dir.join("ports.toml"), "x").unwrap();
+        fs::write(dir.join("profiles/extra.toml"), "y").unwrap();
+        let own = rules_info(Some(&dir)).unwrap();
+        let embedded = rules_info(None).unwrap();
+        fs::remove_dir_all(&dir).unwrap();
+        assert_eq!(own.files["ports.toml"], sha256_hex(b"x"));
+        assert_eq!(own.files["profiles/extra.toml"], sha256_hex(b"y"));
+        assert_eq!(
+            own.files["remediation.toml"],
+            embedded.files["remediation.toml"]
+        );
+        assert_eq!(own.files.len(), embedded.files.len() + 1);
+        assert_ne!(own.sha256, embedded.sha256);
+        assert!(own.version.ends_with("(overrides the embedded rules)"));
+    }
+
+    #[test]
     fn embedded_rules_are_all_hashed() {
         let r = rules_info(None).unwrap();
         assert_eq!(r.files.len(), EMBEDDED_RULES.len());

@@ -24,6 +24,9 @@ use crate::model::{
 use crate::policy::{Evaluation, ExceptionState, Policy, Profiles};
 use crate::rules::Catalogue;
 
+/// A finding's place: host, and port/protocol (`None` for host-level checks).
+type PortKey = (IpAddr, Option<u16>, Option<Proto>);
+
 /// Version of the `report.json` layout; bumped when a field changes meaning.
 pub const SCHEMA_VERSION: u32 = 1;
 
@@ -393,14 +396,16 @@ impl ReportModel {
             .iter()
             .filter(|o| o.state == PortState::Open)
             .collect();
-        let hostnames_of = |ip: IpAddr| -> Vec<String> {
-            input
-                .observations
-                .iter()
-                .find(|o| o.ip == ip && !o.hostnames.is_empty())
-                .map(|o| o.hostnames.clone())
-                .unwrap_or_default()
-        };
+        // Indexes, so that large audits (a million closed ports, thousands
+        // of findings) build in linear time.
+        let mut names: BTreeMap<IpAddr, Vec<String>> = BTreeMap::new();
+        for o in input.observations {
+            if !o.hostnames.is_empty() {
+                names.entry(o.ip).or_insert_with(|| o.hostnames.clone());
+            }
+        }
+        let hostnames_of =
+            |ip: IpAddr| -> Vec<String> { names.get(&ip).cloned().unwrap_or_default() };
 
         // Findings, most severe first, then by host and port.
         let mut findings: Vec<&Finding> = input.evaluation.findings.iter().collect();
@@ -529,17 +534,26 @@ impl ReportModel {
         for o in &open {
             by_host.entry(o.ip).or_default().push(o);
         }
+        let mut by_port: BTreeMap<PortKey, Vec<&Finding>> = BTreeMap::new();
+        for f in &findings {
+            by_port.entry((f.ip, f.port, f.proto)).or_default().push(f);
+        }
+        let host_level = |ip: IpAddr| -> Vec<String> {
+            by_port
+                .get(&(ip, None, None))
+                .map(|fs| fs.iter().map(|f| f.id.clone()).collect())
+                .unwrap_or_default()
+        };
         let mut hosts = Vec::new();
         let mut inventory = Vec::new();
         for (ip, obs) in &by_host {
             let groups = policy.groups_of(*ip);
             let mut ports = Vec::new();
             for o in obs {
-                let on_port: Vec<&Finding> = findings
-                    .iter()
-                    .copied()
-                    .filter(|f| f.ip == *ip && f.port == Some(o.port) && f.proto == Some(o.proto))
-                    .collect();
+                let on_port: Vec<&Finding> = by_port
+                    .get(&(*ip, Some(o.port), Some(o.proto)))
+                    .cloned()
+                    .unwrap_or_default();
                 let rule = groups.iter().find_map(|g| {
                     g.allow
                         .iter()
@@ -615,35 +629,27 @@ impl ReportModel {
                 hostnames: hostnames_of(*ip),
                 groups: groups.iter().map(|g| g.name.clone()).collect(),
                 ports,
-                host_findings: findings
-                    .iter()
-                    .filter(|f| f.ip == *ip && f.port.is_none())
-                    .map(|f| f.id.clone())
-                    .collect(),
+                host_findings: host_level(*ip),
             });
         }
         // Hosts with only host-level findings (no open port) still get a card.
-        for f in &findings {
-            if f.port.is_none()
-                && !by_host.contains_key(&f.ip)
-                && !hosts.iter().any(|h: &HostCard| h.ip == f.ip)
-            {
-                hosts.push(HostCard {
-                    ip: f.ip,
-                    hostnames: hostnames_of(f.ip),
-                    groups: policy
-                        .groups_of(f.ip)
-                        .iter()
-                        .map(|g| g.name.clone())
-                        .collect(),
-                    ports: Vec::new(),
-                    host_findings: findings
-                        .iter()
-                        .filter(|g| g.ip == f.ip && g.port.is_none())
-                        .map(|g| g.id.clone())
-                        .collect(),
-                });
-            }
+        let lone: BTreeSet<IpAddr> = findings
+            .iter()
+            .filter(|f| f.port.is_none() && !by_host.contains_key(&f.ip))
+            .map(|f| f.ip)
+            .collect();
+        for ip in lone {
+            hosts.push(HostCard {
+                ip,
+                hostnames: hostnames_of(ip),
+                groups: policy
+                    .groups_of(ip)
+                    .iter()
+                    .map(|g| g.name.clone())
+                    .collect(),
+                ports: Vec::new(),
+                host_findings: host_level(ip),
+            });
         }
 
         // Remediation: one block per failing port, the group's platforms first.
