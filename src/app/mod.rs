@@ -294,18 +294,14 @@ pub async fn audit(req: &AuditRequest, events: mpsc::Sender<ScanEvent>) -> Resul
     let summary = summary?;
     observations.sort_by_key(|o| (o.ip, o.port, o.proto));
 
-    let evaluation = policy::evaluate(
-        &policy,
-        &profiles,
-        &prepared.catalogue,
-        &observations,
-        clock(req.as_of),
-    );
+    // One clock for the whole evaluation and its records.
+    let now = clock(req.as_of);
+    let evaluation = policy::evaluate(&policy, &profiles, &prepared.catalogue, &observations, now);
     let gate_tripped = policy::gate(&evaluation.findings, req.fail_on);
     let findings_doc = serde_json::json!({
         "schema_version": 1,
         "policy": policy.file,
-        "as_of": clock(req.as_of).date_naive(),
+        "as_of": now.date_naive(),
         "fail_on": req.fail_on,
         "findings": evaluation.findings,
         "profiles": evaluation.profiles,
@@ -327,7 +323,7 @@ pub async fn audit(req: &AuditRequest, events: mpsc::Sender<ScanEvent>) -> Resul
             finished: Utc::now(),
             operator: req.operator.clone(),
             command_line: req.command_line.clone(),
-            as_of: clock(req.as_of).date_naive(),
+            as_of: now.date_naive(),
             fail_on: req.fail_on,
             gate_tripped,
             rules_dir: req.scope.rules_dir.clone(),
