@@ -25,4 +25,5 @@ pub mod policy;
 pub mod report;
 pub mod rules;
 pub mod scan;
+pub mod store;
 pub mod target;
