@@ -225,6 +225,7 @@ pub fn load_policy(path: Option<&Path>, profiles: &Profiles) -> Result<Policy> {
             owner: None,
             groups: Vec::new(),
             exceptions: Vec::new(),
+            changes: Vec::new(),
         },
     })
 }
