@@ -17,6 +17,7 @@ use crate::model::{Observation, Proto, ScanEvent, ScanKind, Severity};
 use crate::policy::{self, Evaluation, Policy, Profiles};
 use crate::rules::Catalogue;
 use crate::scan::{self, ScanConfig, ScanSummary};
+use crate::store::{self, Drift, Store};
 use crate::target::{PortSet, TargetOptions, Targets};
 
 /// Ports an audit scans when none are given.
@@ -197,6 +198,13 @@ pub struct AuditRequest {
     pub fail_on: Severity,
     /// Judge expiries, windows and review dates as of this day (default: today).
     pub as_of: Option<NaiveDate>,
+    /// The audit history database (`None`: the run is not recorded and no
+    /// drift is judged).
+    pub store: Option<PathBuf>,
+    /// Audit these existing scan results instead of scanning.
+    pub import: Vec<crate::import::Source>,
+    /// Write Prometheus textfile-collector metrics here.
+    pub metrics: Option<PathBuf>,
 }
 
 /// The evaluation clock: noon UTC of `as_of`, else now.
@@ -242,15 +250,42 @@ pub struct AuditOutcome {
     pub ports: usize,
     pub out: PathBuf,
     pub observations: Vec<Observation>,
+    /// The run's id in the history (`None` without a store).
+    pub run_id: Option<i64>,
+    /// What changed since the previous run of the same scope.
+    pub drift: Option<Drift>,
 }
 
 /// Runs a whole audit and writes its report directory. Events (progress,
 /// notices, observations) are forwarded to `events` as they happen.
 pub async fn audit(req: &AuditRequest, events: mpsc::Sender<ScanEvent>) -> Result<AuditOutcome> {
-    // Rules and policy first: a typo there must not cost a scan.
+    let started = Utc::now();
+    // Rules, policy and history first: a typo there must not cost a scan.
     let profiles = load_profiles(req.scope.rules_dir.as_deref())?;
     let policy = load_policy(req.policy.as_deref(), &profiles)?;
+    let mut history = req.store.as_deref().map(Store::open).transpose()?;
     let mut scope = req.scope.clone();
+    if !req.import.is_empty() {
+        // Without targets, an import's scope is the policy's groups (or,
+        // failing those, the addresses in the files).
+        if scope.targets.is_empty() {
+            scope.targets = policy
+                .groups
+                .iter()
+                .flat_map(|g| g.targets.iter().cloned())
+                .collect();
+        }
+        let imported = import_audit(req)?;
+        return finish_audit(
+            req,
+            &scope,
+            &policy,
+            &profiles,
+            history.as_mut(),
+            imported,
+            started,
+        );
+    }
     if scope.targets.is_empty() {
         scope.targets = policy
             .groups
@@ -280,18 +315,133 @@ pub async fn audit(req: &AuditRequest, events: mpsc::Sender<ScanEvent>) -> Resul
         tokio::join!(scan(&prepared, &cfg, req.identify.as_ref(), tx), collect);
     let summary = summary?;
     observations.sort_by_key(|o| (o.ip, o.port, o.proto));
-
-    let evaluation = policy::evaluate(
+    let collected = Collected {
+        catalogue: prepared.catalogue,
+        summary,
+        hosts: prepared.targets.len(),
+        ports: prepared.ports.len(),
+        observations,
+        source: serde_json::json!({
+            "kind": "scan",
+            "engine": cfg.kind,
+            "rate": cfg.rate,
+            "retries": cfg.retries,
+            "seed": cfg.seed,
+            "identify": req.identify.is_some(),
+        }),
+    };
+    finish_audit(
+        req,
+        &scope,
         &policy,
         &profiles,
-        &prepared.catalogue,
+        history.as_mut(),
+        collected,
+        started,
+    )
+}
+
+/// Observations gathered by a scan or an import, and what to say about them.
+struct Collected {
+    catalogue: Catalogue,
+    summary: ScanSummary,
+    hosts: u64,
+    ports: usize,
+    observations: Vec<Observation>,
+    /// How they were gathered (recorded with the run).
+    source: serde_json::Value,
+}
+
+/// Reads the scan results an import audit judges.
+fn import_audit(req: &AuditRequest) -> Result<Collected> {
+    let catalogue = match &req.scope.rules_dir {
+        Some(dir) => Catalogue::load_dir(dir)?,
+        None => Catalogue::embedded(),
+    };
+    let observations = crate::import::load(&req.import)?;
+    let mut summary = ScanSummary::default();
+    for o in &observations {
+        summary.probed += 1;
+        match o.state {
+            crate::model::PortState::Open => summary.open += 1,
+            crate::model::PortState::Closed => summary.closed += 1,
+            crate::model::PortState::Filtered => summary.filtered += 1,
+        }
+    }
+    let hosts: std::collections::BTreeSet<_> = observations.iter().map(|o| o.ip).collect();
+    let ports: std::collections::BTreeSet<_> = observations.iter().map(|o| o.port).collect();
+    Ok(Collected {
+        catalogue,
+        summary,
+        hosts: hosts.len() as u64,
+        ports: ports.len(),
+        observations,
+        source: serde_json::json!({
+            "kind": "import",
+            "files": req.import.iter().map(|s| s.label()).collect::<Vec<_>>(),
+        }),
+    })
+}
+
+/// Evaluates against the policy and the previous run of the same scope,
+/// writes the report (with `drift.json` when there is a previous run),
+/// records the run and writes the metrics.
+fn finish_audit(
+    req: &AuditRequest,
+    scope: &Scope,
+    policy: &Policy,
+    profiles: &Profiles,
+    history: Option<&mut Store>,
+    collected: Collected,
+    started: DateTime<Utc>,
+) -> Result<AuditOutcome> {
+    let Collected {
+        catalogue,
+        summary,
+        hosts,
+        ports,
+        observations,
+        source,
+    } = collected;
+    let record = store::audit_record(store::AuditFacts {
+        started,
+        scope_targets: &scope.targets,
+        scope_excludes: &scope.excludes,
+        ports: &scope.ports,
+        policy,
+        policy_path: req.policy.as_deref(),
+        params: serde_json::json!({
+            "source": source,
+            "fail_on": req.fail_on,
+            "as_of": req.as_of,
+        }),
+        observations: &observations,
+    });
+    let previous = match history.as_deref() {
+        Some(h) => h
+            .latest_of_scope(&record.scope.key, None)?
+            .map(|id| h.load(id))
+            .transpose()?,
+        None => None,
+    };
+    let baseline = previous.as_ref().map(store::baseline);
+    let evaluation = policy::evaluate_with_history(
+        policy,
+        profiles,
+        &catalogue,
         &observations,
         clock(req.as_of),
+        baseline.as_ref(),
     );
+    let mut record = record;
+    record.findings = evaluation.findings.clone();
+    let drift = previous
+        .as_ref()
+        .map(|p| store::drift((&p.record, Some(p.id)), (&record, None)));
     let gate_tripped = policy::gate(&evaluation.findings, req.fail_on);
     let findings_doc = serde_json::json!({
         "schema_version": 1,
-        "policy": policy.file,
+        "policy": &policy.file,
         "as_of": clock(req.as_of).date_naive(),
         "fail_on": req.fail_on,
         "findings": evaluation.findings,
@@ -299,18 +449,49 @@ pub async fn audit(req: &AuditRequest, events: mpsc::Sender<ScanEvent>) -> Resul
     });
     write_report_dir(&req.out, |dir| {
         write_jsonl(&dir.join("observations.jsonl"), &observations)?;
+        if let Some(d) = &drift {
+            let path = dir.join("drift.json");
+            fs::write(&path, serde_json::to_vec_pretty(d)?)
+                .with_context(|| format!("cannot write {}", path.display()))?;
+        }
         let path = dir.join("findings.json");
         fs::write(&path, serde_json::to_vec_pretty(&findings_doc)?)
             .with_context(|| format!("cannot write {}", path.display()))
     })?;
+    record.finished = Utc::now();
+    record.manifest_hash = store::file_sha256(&req.out.join("manifest.json"));
+    let run_id = match history {
+        Some(h) => Some(h.record(&record).with_context(|| {
+            format!(
+                "the report is in {} but the run was not recorded in the history",
+                req.out.display()
+            )
+        })?),
+        None => None,
+    };
+    if let Some(path) = &req.metrics {
+        store::metrics::write(
+            path,
+            &store::metrics::Metrics {
+                scope: &record.scope.key,
+                observations: &observations,
+                evaluation: &evaluation,
+                duration: (record.finished - started).to_std().unwrap_or_default(),
+                finished: record.finished,
+            },
+        )
+        .with_context(|| format!("cannot write the metrics file {}", path.display()))?;
+    }
     Ok(AuditOutcome {
         evaluation,
         gate_tripped,
         summary,
-        hosts: prepared.targets.len(),
-        ports: prepared.ports.len(),
+        hosts,
+        ports,
         out: req.out.clone(),
         observations,
+        run_id,
+        drift,
     })
 }
 

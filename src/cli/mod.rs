@@ -3,6 +3,7 @@
 //! The only place that prints; `main` maps the outcome to an exit code.
 
 pub mod args;
+mod history;
 mod output;
 
 use std::fs::File;
@@ -41,6 +42,8 @@ pub async fn run(cli: Cli) -> Result<u8> {
         Command::Audit(cmd) => audit(cmd).await,
         Command::Ports(cmd) => ports(cmd),
         Command::Policy(cmd) => policy_cmd(cmd),
+        Command::History(cmd) => history::history(cmd),
+        Command::Diff(cmd) => history::diff(cmd),
     }
 }
 
@@ -134,6 +137,7 @@ async fn scan(cmd: ScanCmd) -> Result<u8> {
 
     let (tx, rx) = mpsc::channel(4096);
     cfg.kind = app::choose_engine(choice, &tx).await?;
+    let out = out.with_engine(cfg.kind);
     let consumer = tokio::spawn(consume(rx, progress_bar(total), Some(out)));
     let identify = identify_config(cmd.identify, cmd.identify_concurrency)?;
     let outcome = interruptible(app::scan(&prepared, &cfg, identify.as_ref(), tx)).await;
@@ -166,6 +170,9 @@ async fn audit(cmd: AuditCmd) -> Result<u8> {
         policy: cmd.policy.clone(),
         fail_on: cmd.fail_on,
         as_of: cmd.as_of,
+        store: history::audit_store(&cmd.store, cmd.no_store)?,
+        import: history::import_sources(&cmd),
+        metrics: cmd.metrics.clone(),
     };
     let (tx, rx) = mpsc::channel(4096);
     // The total is unknown until targets resolve; the bar learns it from progress events.
@@ -180,6 +187,7 @@ async fn audit(cmd: AuditCmd) -> Result<u8> {
     };
     let outcome = outcome?;
     print_findings(&outcome.evaluation)?;
+    history::print_audit_history(&outcome);
     eprintln!(
         "{}\nreport written to {}/",
         summary_line(&outcome.summary, outcome.hosts, outcome.ports),

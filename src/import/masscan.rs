@@ -44,7 +44,8 @@ struct ServiceRec {
     banner: Option<String>,
 }
 
-const HINT: &str = "give the file masscan wrote with -oJ (one {\"ip\":…,\"ports\":[…]} record a line)";
+const HINT: &str =
+    "give the file masscan wrote with -oJ (one {\"ip\":…,\"ports\":[…]} record a line)";
 
 fn time_of(v: &Option<serde_json::Value>) -> Option<DateTime<Utc>> {
     let secs = match v.as_ref()? {
@@ -86,8 +87,7 @@ pub fn parse(text: &str, file: &str) -> Result<Vec<Observation>, ImportError> {
             message,
             hint: HINT.into(),
         };
-        let rec: Record =
-            serde_json::from_str(line).map_err(|e| err(e.column(), e.to_string()))?;
+        let rec: Record = serde_json::from_str(line).map_err(|e| err(e.column(), e.to_string()))?;
         let ip: IpAddr = rec
             .ip
             .trim()
@@ -180,9 +180,15 @@ mod tests {
         let e = parse("[\n{\"ip\": \"1.2.3\", \"ports\": []}\n]", "m.json")
             .unwrap_err()
             .to_string();
-        assert!(e.starts_with("m.json:2:1: '1.2.3' is not an IP address"), "{e}");
+        assert!(
+            e.starts_with("m.json:2:1: '1.2.3' is not an IP address"),
+            "{e}"
+        );
         let e = parse("{\"ip\": 5}", "m.json").unwrap_err().to_string();
         assert!(e.starts_with("m.json:1:"), "{e}");
-        assert!(e.contains("hint: give the file masscan wrote with -oJ"), "{e}");
+        assert!(
+            e.contains("hint: give the file masscan wrote with -oJ"),
+            "{e}"
+        );
     }
 }

@@ -151,9 +151,13 @@ pub fn parse(text: &str, file: &str) -> Result<NmapRun, ImportError> {
     let mut observations = Vec::new();
     loop {
         let at = reader.buffer_position();
-        let ev = reader
-            .read_event()
-            .map_err(|e| p.err(reader.buffer_position(), format!("not well-formed XML: {e}"), XML_HINT))?;
+        let ev = reader.read_event().map_err(|e| {
+            p.err(
+                reader.buffer_position(),
+                format!("not well-formed XML: {e}"),
+                XML_HINT,
+            )
+        })?;
         let (e, empty) = match &ev {
             Event::Start(e) => (e, false),
             Event::Empty(e) => (e, true),
@@ -232,9 +236,7 @@ pub fn parse(text: &str, file: &str) -> Result<NmapRun, ImportError> {
                 let n = a
                     .get("portid")
                     .and_then(|v| v.parse::<u16>().ok())
-                    .ok_or_else(|| {
-                        p.err(at, "a <port> without a valid portid".into(), XML_HINT)
-                    })?;
+                    .ok_or_else(|| p.err(at, "a <port> without a valid portid".into(), XML_HINT))?;
                 let proto = match a.get("protocol").map(String::as_str) {
                     Some("udp") => Proto::Udp,
                     Some("tcp") | None => Proto::Tcp,
@@ -252,9 +254,10 @@ pub fn parse(text: &str, file: &str) -> Result<NmapRun, ImportError> {
             b"state" => {
                 if let Some(pt) = port.as_mut() {
                     let s = a.get("state").map(String::as_str).unwrap_or_default();
-                    pt.2 = Some(state_of(s).ok_or_else(|| {
-                        p.err(at, format!("unknown port state '{s}'"), XML_HINT)
-                    })?);
+                    pt.2 =
+                        Some(state_of(s).ok_or_else(|| {
+                            p.err(at, format!("unknown port state '{s}'"), XML_HINT)
+                        })?);
                     pt.3 = a.get("reason").cloned().unwrap_or_default();
                 }
             }
@@ -314,12 +317,13 @@ pub fn parse(text: &str, file: &str) -> Result<NmapRun, ImportError> {
         }
     }
     if !seen_root {
-        return Err(p.err(0, "no <nmaprun> element: not an nmap XML file".into(), XML_HINT));
+        return Err(p.err(
+            0,
+            "no <nmaprun> element: not an nmap XML file".into(),
+            XML_HINT,
+        ));
     }
-    Ok(NmapRun {
-        args,
-        observations,
-    })
+    Ok(NmapRun { args, observations })
 }
 
 fn esc(s: &str) -> String {
@@ -521,16 +525,24 @@ mod tests {
 
     #[test]
     fn errors_point_at_the_place() {
-        let e = parse("<nmaprun>\n<host><address addr=\"nope\" addrtype=\"ipv4\"/></host></nmaprun>", "x.xml")
-            .unwrap_err()
-            .to_string();
-        assert!(e.starts_with("x.xml:2:7: address 'nope' is not an IP address"), "{e}");
+        let e = parse(
+            "<nmaprun>\n<host><address addr=\"nope\" addrtype=\"ipv4\"/></host></nmaprun>",
+            "x.xml",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.starts_with("x.xml:2:7: address 'nope' is not an IP address"),
+            "{e}"
+        );
         let e = parse("Starting Nmap 7.94\nNmap scan report", "n.txt")
             .unwrap_err()
             .to_string();
         assert!(e.contains("no <nmaprun> element"), "{e}");
         assert!(e.contains("hint: give the file nmap wrote with -oX"), "{e}");
-        let e = parse("<nmaprun><host></nmaprun>", "b.xml").unwrap_err().to_string();
+        let e = parse("<nmaprun><host></nmaprun>", "b.xml")
+            .unwrap_err()
+            .to_string();
         assert!(e.starts_with("b.xml:1:"), "{e}");
         assert!(e.contains("not well-formed XML"), "{e}");
     }

@@ -925,10 +925,16 @@ fn parse_changes(
         if let Some(w) = &c.window {
             let raw = w.get_ref();
             if let Some(f) = &raw.from {
-                from = Some(date(f, "window = { from = 2026-11-21, until = 2026-11-28 }")?);
+                from = Some(date(
+                    f,
+                    "window = { from = 2026-11-21, until = 2026-11-28 }",
+                )?);
             }
             if let Some(u) = &raw.until {
-                until = Some(date(u, "window = { from = 2026-11-21, until = 2026-11-28 }")?);
+                until = Some(date(
+                    u,
+                    "window = { from = 2026-11-21, until = 2026-11-28 }",
+                )?);
             }
             if let (Some(f), Some(u)) = (from, until)
                 && u < f
@@ -942,7 +948,9 @@ fn parse_changes(
             if let Some(f) = from.filter(|f| *f < approved) {
                 return Err(src.invalid(
                     w.span(),
-                    format!("change {ticket}'s window starts ({f}) before its approval ({approved})"),
+                    format!(
+                        "change {ticket}'s window starts ({f}) before its approval ({approved})"
+                    ),
                     "a change may only be carried out once approved: move `from` or `approved`",
                 ));
             }
@@ -1087,7 +1095,10 @@ mod tests {
         assert!(e.starts_with("p.toml:10:1: unknown field `approve`"), "{e}");
         assert!(e.contains("did you mean `approved`?"), "{e}");
         let e = err(&head);
-        assert!(e.starts_with("p.toml:4:1: change CHG-1 opens and closes no port"), "{e}");
+        assert!(
+            e.starts_with("p.toml:4:1: change CHG-1 opens and closes no port"),
+            "{e}"
+        );
         let e = err(&format!(
             "{head}opens = [80]\nwindow = {{ from = 2026-11-19 }}\n"
         ));
@@ -1096,9 +1107,17 @@ mod tests {
             "{e}"
         );
         let e = err(&format!("{head}opens = [0]\n"));
-        assert!(e.starts_with("p.toml:9:10: port 0 is outside 1-65535"), "{e}");
-        let e = err(&format!("{head}opens = [80]\n[[change]]\nticket = \"CHG-1\"\napprover = \"x\"\napproved = 2026-11-20\ntarget = \"nowhere\"\nopens = [1]\n"));
-        assert!(e.starts_with("p.toml:11:10: change CHG-1 is recorded twice"), "{e}");
+        assert!(
+            e.starts_with("p.toml:9:10: port 0 is outside 1-65535"),
+            "{e}"
+        );
+        let e = err(&format!(
+            "{head}opens = [80]\n[[change]]\nticket = \"CHG-1\"\napprover = \"x\"\napproved = 2026-11-20\ntarget = \"nowhere\"\nopens = [1]\n"
+        ));
+        assert!(
+            e.starts_with("p.toml:11:10: change CHG-1 is recorded twice"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -479,7 +479,16 @@ pub fn evaluate_with_history(
         let mut drafts = Vec::new();
         for o in open {
             port_checks(&ctx, profiles, catalogue, o, today, now, &mut drafts);
-            change_checks(policy, &ctx, profiles, catalogue, o, today, baseline, &mut drafts);
+            change_checks(
+                policy,
+                &ctx,
+                profiles,
+                catalogue,
+                o,
+                today,
+                baseline,
+                &mut drafts,
+            );
         }
         if let Some(newest) = open.iter().max_by_key(|o| o.time) {
             let ports = || {
@@ -648,10 +657,15 @@ fn change_checks(
         .iter()
         .filter(|c| c.targets(o.ip, &groups) && c.opens_port(o.port, o.proto))
         .collect();
-    if covering.iter().any(|c| c.state(today) == ChangeState::Active) {
+    if covering
+        .iter()
+        .any(|c| c.state(today) == ChangeState::Active)
+    {
         return;
     }
-    let allowed = ctx.allowance(o.port, o.proto).is_some_and(|a| a.is_justified());
+    let allowed = ctx
+        .allowance(o.port, o.proto)
+        .is_some_and(|a| a.is_justified());
     let v = view(cat, o);
     let label = port_label(o, &v);
     let ended = covering
@@ -1079,7 +1093,9 @@ opens = [7000]
         let e = evaluate(&policy, &profiles, &catalogue(), &o, at("2026-11-24"));
         assert_eq!(
             changes(&e),
-            ["9000 9000/tcp on 198.18.0.5 is still open after temporary change CHG-2 ended on 2026-11-10: close it, or record a new approved change"]
+            [
+                "9000 9000/tcp on 198.18.0.5 is still open after temporary change CHG-2 ended on 2026-11-10: close it, or record a new approved change"
+            ]
         );
         assert_eq!(
             req(&e, "pci-dss-4.0", "1.2.2"),
@@ -1090,7 +1106,10 @@ opens = [7000]
         );
         // ISO A.8.32 is also judged by exception-expired: assessed, and the
         // unapproved-change finding of CHG-2 fails it.
-        assert_eq!(req(&e, "iso27001-2022", "A.8.32").0, RequirementStatus::Fail);
+        assert_eq!(
+            req(&e, "iso27001-2022", "A.8.32").0,
+            RequirementStatus::Fail
+        );
 
         // With a baseline where only 443 was open: 8443 is approved by
         // CHG-1, 9000's window ended, 7000's change is not yet in force,
@@ -1101,7 +1120,14 @@ opens = [7000]
                 .into_iter()
                 .collect(),
         };
-        let e = evaluate_with_history(&policy, &profiles, &catalogue(), &o, at("2026-11-24"), Some(&b));
+        let e = evaluate_with_history(
+            &policy,
+            &profiles,
+            &catalogue(),
+            &o,
+            at("2026-11-24"),
+            Some(&b),
+        );
         assert_eq!(
             changes(&e),
             [
@@ -1132,7 +1158,14 @@ opens = [7000]
         };
         let mut o2 = o.clone();
         o2.retain(|x| x.port != 9000);
-        let e = evaluate_with_history(&policy, &profiles, &catalogue(), &o2, at("2026-11-24"), Some(&b));
+        let e = evaluate_with_history(
+            &policy,
+            &profiles,
+            &catalogue(),
+            &o2,
+            at("2026-11-24"),
+            Some(&b),
+        );
         assert!(changes(&e).is_empty());
         assert_eq!(req(&e, "pci-dss-4.0", "1.2.2").0, RequirementStatus::Pass);
     }

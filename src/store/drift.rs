@@ -118,13 +118,6 @@ pub fn drift(from: (&NewRun, Option<i64>), to: (&NewRun, Option<i64>)) -> Drift 
     let (a, b) = (from.0, to.0);
     let pa = open_ports(&a.observations);
     let pb = open_ports(&b.observations);
-    // Only what the later run actually probed can have closed: a port
-    // missing from an imported shard is unknown, not closed.
-    let probed_b: BTreeSet<Key> = b
-        .observations
-        .iter()
-        .map(|o| (o.ip, o.port, o.proto))
-        .collect();
     let unapproved: BTreeSet<Key> = b
         .findings
         .iter()
@@ -152,7 +145,7 @@ pub fn drift(from: (&NewRun, Option<i64>), to: (&NewRun, Option<i64>)) -> Drift 
         .collect();
     let closed = pa
         .iter()
-        .filter(|(k, _)| !pb.contains_key(k) && probed_b.contains(k))
+        .filter(|(k, _)| !pb.contains_key(k))
         .map(|(k, s)| change(k, s, None))
         .collect();
     let services_changed = pb

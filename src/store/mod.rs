@@ -15,6 +15,7 @@
 //! user_version` and migrated forward on open.
 
 pub mod drift;
+pub mod metrics;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -102,9 +103,7 @@ pub enum StoreError {
         what: &'static str,
         source: serde_json::Error,
     },
-    #[error(
-        "history {path}: no run {id}; `portwarden history list` shows the runs it holds"
-    )]
+    #[error("history {path}: no run {id}; `portwarden history list` shows the runs it holds")]
     NoSuchRun { path: PathBuf, id: i64 },
 }
 
@@ -114,8 +113,9 @@ pub enum StoreError {
 pub fn default_path() -> Option<PathBuf> {
     let base = match std::env::var_os("XDG_DATA_HOME").filter(|v| !v.is_empty()) {
         Some(d) => PathBuf::from(d),
-        None => PathBuf::from(std::env::var_os("HOME").filter(|v| !v.is_empty())?)
-            .join(".local/share"),
+        None => {
+            PathBuf::from(std::env::var_os("HOME").filter(|v| !v.is_empty())?).join(".local/share")
+        }
     };
     Some(base.join("portwarden").join("history.db"))
 }
@@ -404,9 +404,11 @@ impl Store {
             params: serde_json::to_string(&run.params).map_err(self.corrupt(0, "params"))?,
             policy_hash: run.policy_hash.clone(),
             manifest_hash: run.manifest_hash.clone(),
-            exceptions: serde_json::to_string(&run.exceptions).map_err(self.corrupt(0, "exceptions"))?,
+            exceptions: serde_json::to_string(&run.exceptions)
+                .map_err(self.corrupt(0, "exceptions"))?,
             open_ports,
-            severities: serde_json::to_string(&severities).map_err(self.corrupt(0, "severities"))?,
+            severities: serde_json::to_string(&severities)
+                .map_err(self.corrupt(0, "severities"))?,
             prev_hash: String::new(),
             content_hash: String::new(),
         };
@@ -712,3 +714,64 @@ pub fn file_sha256(path: &Path) -> Option<String> {
 
 #[cfg(test)]
 mod tests;
+
+/// What an audit knows when it builds its run record.
+#[derive(Debug)]
+pub struct AuditFacts<'a> {
+    pub started: DateTime<Utc>,
+    /// Empty for an import without targets: the addresses seen stand in.
+    pub scope_targets: &'a [String],
+    pub scope_excludes: &'a [String],
+    pub ports: &'a str,
+    pub policy: &'a crate::policy::Policy,
+    pub policy_path: Option<&'a Path>,
+    pub params: serde_json::Value,
+    pub observations: &'a [Observation],
+}
+
+/// The run record of an audit, findings still empty. Only open ports are
+/// kept: they are what drift compares, and a full-range scan's closed and
+/// filtered ports would swamp the history (the report keeps them all).
+pub fn audit_record(f: AuditFacts) -> NewRun {
+    let targets: Vec<String> = if f.scope_targets.is_empty() {
+        let ips: std::collections::BTreeSet<_> = f.observations.iter().map(|o| o.ip).collect();
+        ips.iter().map(|ip| ip.to_string()).collect()
+    } else {
+        f.scope_targets.to_vec()
+    };
+    NewRun {
+        started: f.started,
+        finished: f.started,
+        scope: ScopeRecord::new(&targets, f.scope_excludes, f.ports),
+        params: f.params,
+        policy_hash: f.policy_path.and_then(file_sha256),
+        manifest_hash: None,
+        exceptions: f
+            .policy
+            .exceptions
+            .iter()
+            .map(|e| ExceptionNote {
+                id: e.id.clone(),
+                target: e.target_spec.clone(),
+                expires: e.expires,
+            })
+            .collect(),
+        observations: f
+            .observations
+            .iter()
+            .filter(|o| o.state == PortState::Open)
+            .cloned()
+            .collect(),
+        findings: Vec::new(),
+    }
+}
+
+/// The previous run as the policy engine's baseline for change checks.
+pub fn baseline(run: &Run) -> crate::policy::Baseline {
+    crate::policy::Baseline {
+        run: run.id,
+        open: drift::open_ports(&run.record.observations)
+            .into_keys()
+            .collect(),
+    }
+}

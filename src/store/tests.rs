@@ -72,7 +72,13 @@ fn three_runs(path: &Path) -> Store {
                 Some("ssh"),
                 &format!("{day}T10:01:00Z"),
             )],
-            vec![finding("f1", "198.18.0.5", 22, "not-allowed", Severity::High)],
+            vec![finding(
+                "f1",
+                "198.18.0.5",
+                22,
+                "not-allowed",
+                Severity::High,
+            )],
         );
         s.record(&r).unwrap();
     }
@@ -138,7 +144,10 @@ fn scope_key_ignores_order() {
     assert_eq!(a.key, b.key);
     assert_eq!(a.key.len(), 16);
     assert_ne!(a.key, ScopeRecord::new(&["a".into()], &[], "22").key);
-    assert_ne!(a.key, ScopeRecord::new(&["a".into(), "b".into()], &[], "23").key);
+    assert_ne!(
+        a.key,
+        ScopeRecord::new(&["a".into(), "b".into()], &[], "23").key
+    );
 }
 
 #[test]
@@ -253,10 +262,34 @@ fn drift_between_two_runs() {
     let a = run(
         "2026-11-01",
         vec![
-            obs("198.18.0.5", 22, Reason::Connected, Some("ssh"), "2026-11-01T10:01:00Z"),
-            obs("198.18.0.5", 80, Reason::Connected, Some("http"), "2026-11-01T10:01:00Z"),
-            obs("198.18.0.5", 23, Reason::Connected, None, "2026-11-01T10:01:00Z"),
-            obs("198.18.0.6", 25, Reason::Connected, None, "2026-11-01T10:01:00Z"),
+            obs(
+                "198.18.0.5",
+                22,
+                Reason::Connected,
+                Some("ssh"),
+                "2026-11-01T10:01:00Z",
+            ),
+            obs(
+                "198.18.0.5",
+                80,
+                Reason::Connected,
+                Some("http"),
+                "2026-11-01T10:01:00Z",
+            ),
+            obs(
+                "198.18.0.5",
+                23,
+                Reason::Connected,
+                None,
+                "2026-11-01T10:01:00Z",
+            ),
+            obs(
+                "198.18.0.6",
+                25,
+                Reason::Connected,
+                None,
+                "2026-11-01T10:01:00Z",
+            ),
         ],
         vec![
             finding("f23", "198.18.0.5", 23, "cleartext-admin", Severity::High),
@@ -266,15 +299,51 @@ fn drift_between_two_runs() {
     let mut b = run(
         "2026-11-15",
         vec![
-            obs("198.18.0.5", 22, Reason::Connected, Some("ssh"), "2026-11-15T10:01:00Z"),
-            obs("198.18.0.5", 80, Reason::Connected, Some("nginx"), "2026-11-15T10:01:00Z"),
-            obs("198.18.0.5", 23, Reason::ConnRefused, None, "2026-11-15T10:01:00Z"),
-            obs("198.18.0.5", 8443, Reason::Connected, None, "2026-11-15T10:01:00Z"),
-            obs("198.18.0.5", 9000, Reason::Connected, None, "2026-11-15T10:01:00Z"),
+            obs(
+                "198.18.0.5",
+                22,
+                Reason::Connected,
+                Some("ssh"),
+                "2026-11-15T10:01:00Z",
+            ),
+            obs(
+                "198.18.0.5",
+                80,
+                Reason::Connected,
+                Some("nginx"),
+                "2026-11-15T10:01:00Z",
+            ),
+            obs(
+                "198.18.0.5",
+                23,
+                Reason::ConnRefused,
+                None,
+                "2026-11-15T10:01:00Z",
+            ),
+            obs(
+                "198.18.0.5",
+                8443,
+                Reason::Connected,
+                None,
+                "2026-11-15T10:01:00Z",
+            ),
+            obs(
+                "198.18.0.5",
+                9000,
+                Reason::Connected,
+                None,
+                "2026-11-15T10:01:00Z",
+            ),
         ],
         vec![
             finding("f22", "198.18.0.5", 22, "not-allowed", Severity::Medium),
-            finding("f8443", "198.18.0.5", 8443, "unapproved-change", Severity::High),
+            finding(
+                "f8443",
+                "198.18.0.5",
+                8443,
+                "unapproved-change",
+                Severity::High,
+            ),
         ],
     );
     b.exceptions.push(ExceptionNote {
@@ -295,8 +364,11 @@ fn drift_between_two_runs() {
             "198.18.0.5:9000 Some(\"approved\")"
         ]
     );
-    // 198.18.0.6:25 was not probed by the second run: unknown, not closed.
-    assert_eq!(brief(&d.closed), ["198.18.0.5:23 None"]);
+    // The history keeps open ports only: not open any more is closed.
+    assert_eq!(
+        brief(&d.closed),
+        ["198.18.0.5:23 None", "198.18.0.6:25 None"]
+    );
     assert_eq!(d.services_changed.len(), 1);
     assert_eq!(d.services_changed[0].before.as_deref(), Some("http"));
     assert_eq!(d.services_changed[0].after.as_deref(), Some("nginx"));
@@ -309,7 +381,7 @@ fn drift_between_two_runs() {
     assert_eq!(d.from.id, Some(1));
     assert_eq!(d.to.id, None);
     let rows = drift::rows(&d);
-    assert_eq!(rows.len(), 7);
+    assert_eq!(rows.len(), 8);
     assert_eq!(
         rows[0],
         [
