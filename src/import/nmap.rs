@@ -96,6 +96,9 @@ struct Host {
     ports: Vec<(u16, Proto, PortState, Reason, Option<ServiceInfo>)>,
 }
 
+/// The `<port>` being read: number, protocol, state, nmap's reason, service.
+type PortRead = (u16, Proto, Option<PortState>, String, Option<ServiceInfo>);
+
 struct Parser<'a> {
     text: &'a str,
     file: &'a str,
@@ -146,8 +149,7 @@ pub fn parse(text: &str, file: &str) -> Result<NmapRun, ImportError> {
     let mut run_time: Option<DateTime<Utc>> = None;
     let mut seen_root = false;
     let mut host: Option<Host> = None;
-    // (port, proto, state, reason) of the <port> being read.
-    let mut port: Option<(u16, Proto, Option<PortState>, String, Option<ServiceInfo>)> = None;
+    let mut port: Option<PortRead> = None;
     let mut observations = Vec::new();
     loop {
         let at = reader.buffer_position();
