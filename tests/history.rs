@@ -284,6 +284,25 @@ fn drift_unapproved_change_and_approval() {
         .map(|f| f["check"].as_str().unwrap())
         .collect();
     assert!(resolved.contains(&"unapproved-change"), "{resolved:?}");
+    // Run 1 → run 3 spans run 2, where both ports were judged unapproved.
+    let o = offline(&[
+        "diff",
+        "1",
+        "3",
+        "--store",
+        store.to_str().unwrap(),
+        "--format",
+        "json",
+    ]);
+    assert_eq!(code(&o), 0, "{}", text(&o.stderr));
+    let dj: Value = serde_json::from_slice(&o.stdout).unwrap();
+    let approvals: Vec<&str> = dj["opened"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["approval"].as_str().unwrap())
+        .collect();
+    assert_eq!(approvals, ["unapproved", "unapproved"]);
 
     // With a fresh history whose baseline predates the listeners, the same
     // policy approves 8080 at once: drift, but no finding for it.

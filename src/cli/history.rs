@@ -201,7 +201,17 @@ pub fn diff(cmd: DiffCmd) -> Result<u8> {
             })?,
     };
     let run_a = s.load(a)?;
-    let d = store::drift((&run_a.record, Some(a)), (&run_b.record, Some(b)));
+    let mut d = store::drift((&run_a.record, Some(a)), (&run_b.record, Some(b)));
+    // A port opened in a run between the two was judged in that run.
+    let between: Vec<store::Run> = s
+        .list(Some(&run_b.record.scope.key))?
+        .iter()
+        .filter(|r| r.id > a && r.id < b)
+        .map(|r| s.load(r.id))
+        .collect::<Result<_, _>>()?;
+    let mut judged: Vec<&store::NewRun> = between.iter().map(|r| &r.record).collect();
+    judged.push(&run_b.record);
+    drift::judge_approval(&mut d, &judged);
     let mut w = BufWriter::new(io::stdout());
     match cmd.format {
         DiffFormat::Json => {

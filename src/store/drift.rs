@@ -118,12 +118,6 @@ pub fn drift(from: (&NewRun, Option<i64>), to: (&NewRun, Option<i64>)) -> Drift 
     let (a, b) = (from.0, to.0);
     let pa = open_ports(&a.observations);
     let pb = open_ports(&b.observations);
-    let unapproved: BTreeSet<Key> = b
-        .findings
-        .iter()
-        .filter(|f| f.check == "unapproved-change" && f.status.is_failing())
-        .filter_map(|f| Some((f.ip, f.port?, f.proto?)))
-        .collect();
     let change = |k: &Key, service: &Option<String>, approval: Option<String>| PortChange {
         ip: k.0,
         port: k.1,
@@ -134,14 +128,7 @@ pub fn drift(from: (&NewRun, Option<i64>), to: (&NewRun, Option<i64>)) -> Drift 
     let opened = pb
         .iter()
         .filter(|(k, _)| !pa.contains_key(k))
-        .map(|(k, s)| {
-            let approval = if unapproved.contains(k) {
-                "unapproved"
-            } else {
-                "approved"
-            };
-            change(k, s, Some(approval.into()))
-        })
+        .map(|(k, s)| change(k, s, None))
         .collect();
     let closed = pa
         .iter()
@@ -188,7 +175,7 @@ pub fn drift(from: (&NewRun, Option<i64>), to: (&NewRun, Option<i64>)) -> Drift 
         }
     }
     exceptions_expired.sort_by(|x, y| (x.expires, &x.id).cmp(&(y.expires, &y.id)));
-    Drift {
+    let mut d = Drift {
         schema_version: 1,
         from: RunRef {
             id: from.1,
@@ -206,6 +193,41 @@ pub fn drift(from: (&NewRun, Option<i64>), to: (&NewRun, Option<i64>)) -> Drift 
         findings_new,
         findings_resolved,
         exceptions_expired,
+    };
+    judge_approval(&mut d, &[b]);
+    d
+}
+
+/// Marks each opened port `unapproved` (a failing `unapproved-change`
+/// finding for it in one of `runs`), `waived` (only waived ones) or
+/// `approved`. `runs` are the runs after `from` up to `to`: a port opened
+/// in an intermediate run was judged there, not in `to`.
+pub fn judge_approval(d: &mut Drift, runs: &[&NewRun]) {
+    let mut failing: BTreeSet<Key> = BTreeSet::new();
+    let mut waived: BTreeSet<Key> = BTreeSet::new();
+    for f in runs
+        .iter()
+        .flat_map(|r| &r.findings)
+        .filter(|f| f.check == "unapproved-change")
+    {
+        if let (Some(port), Some(proto)) = (f.port, f.proto) {
+            if f.status.is_failing() {
+                failing.insert((f.ip, port, proto));
+            } else {
+                waived.insert((f.ip, port, proto));
+            }
+        }
+    }
+    for c in &mut d.opened {
+        let k = (c.ip, c.port, c.proto);
+        let label = if failing.contains(&k) {
+            "unapproved"
+        } else if waived.contains(&k) {
+            "waived"
+        } else {
+            "approved"
+        };
+        c.approval = Some(label.into());
     }
 }
 

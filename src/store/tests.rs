@@ -392,5 +392,24 @@ fn drift_between_two_runs() {
         ]
     );
     assert!(!d.is_empty());
+    // Judged over the runs in between too: 9000's finding was waived there.
+    let mut mid = b.clone();
+    mid.findings = vec![finding(
+        "f9000",
+        "198.18.0.5",
+        9000,
+        "unapproved-change",
+        Severity::High,
+    )];
+    mid.findings[0].status = FindingStatus::Waived;
+    let mut d2 = d.clone();
+    drift::judge_approval(&mut d2, &[&mid, &b]);
+    assert_eq!(
+        brief(&d2.opened),
+        [
+            "198.18.0.5:8443 Some(\"unapproved\")",
+            "198.18.0.5:9000 Some(\"waived\")"
+        ]
+    );
     assert!(drift((&a, None), (&a, None)).is_empty());
 }
