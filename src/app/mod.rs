@@ -403,7 +403,7 @@ fn finish_audit(
         observations,
         source,
     } = collected;
-    let record = store::audit_record(store::AuditFacts {
+    let mut record = store::audit_record(store::AuditFacts {
         started,
         scope_targets: &scope.targets,
         scope_excludes: &scope.excludes,
@@ -433,7 +433,6 @@ fn finish_audit(
         clock(req.as_of),
         baseline.as_ref(),
     );
-    let mut record = record;
     record.findings = evaluation.findings.clone();
     let drift = previous
         .as_ref()

@@ -62,6 +62,20 @@ pub fn print_audit_history(o: &AuditOutcome) {
     }
 }
 
+/// The audit's summary line when it judged imported results.
+pub fn import_line(o: &AuditOutcome, files: usize) -> String {
+    let s = &o.summary;
+    format!(
+        "audited {} results imported from {files} file{} ({} hosts): {} open, {} closed, {} filtered",
+        s.probed,
+        if files == 1 { "" } else { "s" },
+        o.hosts,
+        s.open,
+        s.closed,
+        s.filtered
+    )
+}
+
 pub fn history(cmd: HistoryCmd) -> Result<u8> {
     match cmd {
         HistoryCmd::List {

@@ -190,7 +190,11 @@ async fn audit(cmd: AuditCmd) -> Result<u8> {
     history::print_audit_history(&outcome);
     eprintln!(
         "{}\nreport written to {}/",
-        summary_line(&outcome.summary, outcome.hosts, outcome.ports),
+        if req.import.is_empty() {
+            summary_line(&outcome.summary, outcome.hosts, outcome.ports)
+        } else {
+            history::import_line(&outcome, req.import.len())
+        },
         outcome.out.display()
     );
     if outcome.gate_tripped {
