@@ -10,7 +10,8 @@
 //!      ├─ identify  service identification
 //!      ├─ policy    declared policy + compliance profiles → findings
 //!      ├─ report    renderers and the evidence bundle
-//!      └─ store     audit history
+//!      ├─ store     audit history and drift
+//!      └─ import    nmap XML / masscan JSON / JSONL in, nmap XML out
 //!  rules: the data files of `rules/`, embedded and overridable
 //!  model: the plain data every layer shares
 //! ```
@@ -20,9 +21,11 @@
 
 pub mod app;
 pub mod identify;
+pub mod import;
 pub mod model;
 pub mod policy;
 pub mod report;
 pub mod rules;
 pub mod scan;
+pub mod store;
 pub mod target;

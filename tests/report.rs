@@ -98,7 +98,7 @@ expires = 2026-01-31
     .unwrap();
     let out = dir.join("report");
     let output = Command::new(EXE)
-        .args(["audit", "127.0.0.1", "-p"])
+        .args(["audit", "127.0.0.1", "--no-store", "-p"])
         .arg(format!("{allowed},{other}"))
         .args([
             "--scan",

@@ -18,6 +18,7 @@ use crate::policy::{self, Evaluation, Policy, Profiles};
 use crate::report;
 use crate::rules::Catalogue;
 use crate::scan::{self, ScanConfig, ScanSummary};
+use crate::store::{self, Drift, Store};
 use crate::target::{PortSet, TargetOptions, Targets};
 
 /// Ports an audit scans when none are given.
@@ -204,6 +205,13 @@ pub struct AuditRequest {
     pub operator: String,
     /// The command line as typed (recorded in the evidence manifest).
     pub command_line: Vec<String>,
+    /// The audit history database (`None`: the run is not recorded and no
+    /// drift is judged).
+    pub store: Option<PathBuf>,
+    /// Audit these existing scan results instead of scanning.
+    pub import: Vec<crate::import::Source>,
+    /// Write Prometheus textfile-collector metrics here.
+    pub metrics: Option<PathBuf>,
 }
 
 /// The evaluation clock: noon UTC of `as_of`, else now.
@@ -232,6 +240,7 @@ pub fn load_policy(path: Option<&Path>, profiles: &Profiles) -> Result<Policy> {
             owner: None,
             groups: Vec::new(),
             exceptions: Vec::new(),
+            changes: Vec::new(),
         },
     })
 }
@@ -250,20 +259,47 @@ pub struct AuditOutcome {
     pub observations: Vec<Observation>,
     /// SHA-256 of the report's `manifest.json`, to record elsewhere.
     pub manifest_sha256: String,
+    /// The run's id in the history (`None` without a store).
+    pub run_id: Option<i64>,
+    /// What changed since the previous run of the same scope.
+    pub drift: Option<Drift>,
 }
 
 /// Runs a whole audit and writes its report directory. Events (progress,
 /// notices, observations) are forwarded to `events` as they happen.
 pub async fn audit(req: &AuditRequest, events: mpsc::Sender<ScanEvent>) -> Result<AuditOutcome> {
     let started = Utc::now();
-    // Rules and policy first: a typo there must not cost a scan.
+    // Rules, policy and history first: a typo there must not cost a scan.
     let profiles = load_profiles(req.scope.rules_dir.as_deref())?;
     let remediation = match req.scope.rules_dir.as_deref() {
         Some(dir) => report::RemediationCatalog::load_dir(dir)?,
         None => report::RemediationCatalog::embedded(),
     };
     let policy = load_policy(req.policy.as_deref(), &profiles)?;
+    let mut history = req.store.as_deref().map(Store::open).transpose()?;
     let mut scope = req.scope.clone();
+    if !req.import.is_empty() {
+        // Without targets, an import's scope is the policy's groups (or,
+        // failing those, the addresses in the files).
+        if scope.targets.is_empty() {
+            scope.targets = policy
+                .groups
+                .iter()
+                .flat_map(|g| g.targets.iter().cloned())
+                .collect();
+        }
+        let imported = import_audit(req)?;
+        return finish_audit(
+            req,
+            &scope,
+            &policy,
+            &profiles,
+            &remediation,
+            history.as_mut(),
+            imported,
+            started,
+        );
+    }
     if scope.targets.is_empty() {
         scope.targets = policy
             .groups
@@ -293,14 +329,145 @@ pub async fn audit(req: &AuditRequest, events: mpsc::Sender<ScanEvent>) -> Resul
         tokio::join!(scan(&prepared, &cfg, req.identify.as_ref(), tx), collect);
     let summary = summary?;
     observations.sort_by_key(|o| (o.ip, o.port, o.proto));
+    let collected = Collected {
+        catalogue: prepared.catalogue,
+        engine: Some(cfg.kind),
+        rate: cfg.rate,
+        summary,
+        hosts: prepared.targets.len(),
+        ports: prepared.ports.len(),
+        observations,
+        source: serde_json::json!({
+            "kind": "scan",
+            "engine": cfg.kind,
+            "rate": cfg.rate,
+            "retries": cfg.retries,
+            "seed": cfg.seed,
+            "identify": req.identify.is_some(),
+        }),
+    };
+    finish_audit(
+        req,
+        &scope,
+        &policy,
+        &profiles,
+        &remediation,
+        history.as_mut(),
+        collected,
+        started,
+    )
+}
 
+/// Observations gathered by a scan or an import, and what to say about them.
+struct Collected {
+    catalogue: Catalogue,
+    /// The probe engine and rate cap, when the results come from a scan.
+    engine: Option<ScanKind>,
+    rate: Option<u64>,
+    summary: ScanSummary,
+    hosts: u64,
+    ports: usize,
+    observations: Vec<Observation>,
+    /// How they were gathered (recorded with the run).
+    source: serde_json::Value,
+}
+
+/// Reads the scan results an import audit judges.
+fn import_audit(req: &AuditRequest) -> Result<Collected> {
+    let catalogue = match &req.scope.rules_dir {
+        Some(dir) => Catalogue::load_dir(dir)?,
+        None => Catalogue::embedded(),
+    };
+    let observations = crate::import::load(&req.import)?;
+    let mut summary = ScanSummary::default();
+    for o in &observations {
+        summary.probed += 1;
+        match o.state {
+            crate::model::PortState::Open => summary.open += 1,
+            crate::model::PortState::Closed => summary.closed += 1,
+            crate::model::PortState::Filtered => summary.filtered += 1,
+        }
+    }
+    let hosts: std::collections::BTreeSet<_> = observations.iter().map(|o| o.ip).collect();
+    let ports: std::collections::BTreeSet<_> = observations.iter().map(|o| o.port).collect();
+    Ok(Collected {
+        catalogue,
+        engine: None,
+        rate: None,
+        summary,
+        hosts: hosts.len() as u64,
+        ports: ports.len(),
+        observations,
+        source: serde_json::json!({
+            "kind": "import",
+            "files": req.import.iter().map(|s| s.label()).collect::<Vec<_>>(),
+        }),
+    })
+}
+
+/// Evaluates against the policy and the previous run of the same scope,
+/// writes the report (with `drift.json` when there is a previous run),
+/// records the run and writes the metrics.
+fn finish_audit(
+    req: &AuditRequest,
+    scope: &Scope,
+    policy: &Policy,
+    profiles: &Profiles,
+    remediation: &report::RemediationCatalog,
+    history: Option<&mut Store>,
+    collected: Collected,
+    started: DateTime<Utc>,
+) -> Result<AuditOutcome> {
+    let Collected {
+        catalogue,
+        engine,
+        rate,
+        summary,
+        hosts,
+        ports,
+        observations,
+        source,
+    } = collected;
+    let mut record = store::audit_record(store::AuditFacts {
+        started,
+        scope_targets: &scope.targets,
+        scope_excludes: &scope.excludes,
+        ports: &scope.ports,
+        policy,
+        policy_path: req.policy.as_deref(),
+        params: serde_json::json!({
+            "source": source,
+            "fail_on": req.fail_on,
+            "as_of": req.as_of,
+        }),
+        observations: &observations,
+    });
+    let previous = match history.as_deref() {
+        Some(h) => h
+            .latest_of_scope(&record.scope.key, None)?
+            .map(|id| h.load(id))
+            .transpose()?,
+        None => None,
+    };
+    let baseline = previous.as_ref().map(store::baseline);
     // One clock for the whole evaluation and its records.
     let now = clock(req.as_of);
-    let evaluation = policy::evaluate(&policy, &profiles, &prepared.catalogue, &observations, now);
+    let evaluation = policy::evaluate_with_history(
+        policy,
+        profiles,
+        &catalogue,
+        &observations,
+        now,
+        baseline.as_ref(),
+    );
+    record.findings = evaluation.findings.clone();
+    let drift = previous
+        .as_ref()
+        .map(|p| store::drift((&p.record, Some(p.id)), (&record, None)));
     let gate_tripped = policy::gate(&evaluation.findings, req.fail_on);
     let findings_doc = serde_json::json!({
         "schema_version": 1,
-        "policy": policy.file,
+        "policy": &policy.file,
         "as_of": now.date_naive(),
         "fail_on": req.fail_on,
         "findings": evaluation.findings,
@@ -308,6 +475,11 @@ pub async fn audit(req: &AuditRequest, events: mpsc::Sender<ScanEvent>) -> Resul
     });
     write_report_dir(&req.out, |dir| {
         write_jsonl(&dir.join("observations.jsonl"), &observations)?;
+        if let Some(d) = &drift {
+            let path = dir.join("drift.json");
+            fs::write(&path, serde_json::to_vec_pretty(d)?)
+                .with_context(|| format!("cannot write {}", path.display()))?;
+        }
         let path = dir.join("findings.json");
         fs::write(&path, serde_json::to_vec_pretty(&findings_doc)?)
             .with_context(|| format!("cannot write {}", path.display()))?;
@@ -315,10 +487,10 @@ pub async fn audit(req: &AuditRequest, events: mpsc::Sender<ScanEvent>) -> Resul
             targets: scope.targets.clone(),
             excludes: scope.excludes.clone(),
             ports: scope.ports.clone(),
-            port_count: prepared.ports.len(),
-            host_count: prepared.targets.len(),
-            scan_type: cfg.kind,
-            rate: cfg.rate,
+            port_count: ports,
+            host_count: hosts,
+            scan_type: engine,
+            rate,
             started,
             finished: Utc::now(),
             operator: req.operator.clone(),
@@ -336,24 +508,50 @@ pub async fn audit(req: &AuditRequest, events: mpsc::Sender<ScanEvent>) -> Resul
                 facts,
                 observations: &observations,
                 evaluation: &evaluation,
-                policy: &policy,
-                profiles: &profiles,
-                catalogue: &prepared.catalogue,
-                remediation: &remediation,
+                policy,
+                profiles,
+                catalogue: &catalogue,
+                remediation,
             },
         )?;
         Ok(())
     })?;
     let manifest_sha256 = report::evidence::manifest_sha256(&req.out)?;
+    record.finished = Utc::now();
+    record.manifest_hash = Some(manifest_sha256.clone());
+    let run_id = match history {
+        Some(h) => Some(h.record(&record).with_context(|| {
+            format!(
+                "the report is in {} but the run was not recorded in the history",
+                req.out.display()
+            )
+        })?),
+        None => None,
+    };
+    if let Some(path) = &req.metrics {
+        store::metrics::write(
+            path,
+            &store::metrics::Metrics {
+                scope: &record.scope.key,
+                observations: &observations,
+                evaluation: &evaluation,
+                duration: (record.finished - started).to_std().unwrap_or_default(),
+                finished: record.finished,
+            },
+        )
+        .with_context(|| format!("cannot write the metrics file {}", path.display()))?;
+    }
     Ok(AuditOutcome {
         evaluation,
         gate_tripped,
         summary,
-        hosts: prepared.targets.len(),
-        ports: prepared.ports.len(),
+        hosts,
+        ports,
         out: req.out.clone(),
         observations,
         manifest_sha256,
+        run_id,
+        drift,
     })
 }
 

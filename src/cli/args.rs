@@ -32,6 +32,62 @@ pub enum Command {
     Policy(PolicyCmd),
     /// Check a report directory against its manifest.json (exit 1 when a file was altered, removed or added).
     Verify(VerifyCmd),
+    /// The audit history: list the recorded runs, verify the hash chain.
+    #[command(subcommand)]
+    History(HistoryCmd),
+    /// What changed between two recorded runs (default: the last two of the same scope).
+    Diff(DiffCmd),
+}
+
+/// Where the audit history is.
+#[derive(Debug, Args)]
+pub struct StoreArgs {
+    /// The history database [default: $XDG_DATA_HOME/portwarden/history.db,
+    /// else ~/.local/share/portwarden/history.db].
+    #[arg(long, value_name = "PATH", env = "PORTWARDEN_STORE")]
+    pub store: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum HistoryCmd {
+    /// List the recorded runs: id, time, scope, open ports, failing findings by severity.
+    List {
+        #[command(flatten)]
+        store: StoreArgs,
+        /// Only runs of this scope key.
+        #[arg(long, value_name = "KEY")]
+        scope: Option<String>,
+        /// Output format.
+        #[arg(long, value_enum, default_value = "table")]
+        format: DiffFormat,
+    },
+    /// Check the hash chain: name every edited or deleted run (exit 1 when one is found).
+    Verify {
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct DiffCmd {
+    /// The earlier run's id [default: the run before RUN_B of the same scope].
+    #[arg(value_name = "RUN_A")]
+    pub run_a: Option<i64>,
+    /// The later run's id [default: the newest run].
+    #[arg(value_name = "RUN_B")]
+    pub run_b: Option<i64>,
+    #[command(flatten)]
+    pub store: StoreArgs,
+    /// Output format.
+    #[arg(long, value_enum, default_value = "table")]
+    pub format: DiffFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum DiffFormat {
+    Table,
+    Json,
+    Csv,
 }
 
 #[derive(Debug, Args)]
@@ -117,6 +173,23 @@ pub struct AuditCmd {
     /// Who runs the audit, recorded in the evidence manifest [default: the user name].
     #[arg(long, value_name = "NAME")]
     pub operator: Option<String>,
+    #[command(flatten)]
+    pub store: StoreArgs,
+    /// Do not record the run in the history (and judge no drift).
+    #[arg(long, conflicts_with = "store")]
+    pub no_store: bool,
+    /// Audit this nmap XML file (`nmap -oX`) instead of scanning.
+    #[arg(long, value_name = "FILE")]
+    pub from_nmap: Vec<PathBuf>,
+    /// Audit this masscan JSON file (`masscan -oJ`) instead of scanning.
+    #[arg(long, value_name = "FILE")]
+    pub from_masscan: Vec<PathBuf>,
+    /// Audit these portwarden JSONL files (merged; e.g. the shards of a split scan) instead of scanning.
+    #[arg(long, value_name = "FILE", num_args = 1..)]
+    pub from_jsonl: Vec<PathBuf>,
+    /// Write Prometheus textfile-collector metrics to FILE (e.g. /var/lib/node_exporter/textfile/portwarden.prom).
+    #[arg(long, value_name = "FILE")]
+    pub metrics: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -195,4 +268,6 @@ pub enum Format {
     Json,
     Jsonl,
     Csv,
+    /// nmap's XML (`-oX`), for tools that read nmap output.
+    NmapXml,
 }

@@ -3,6 +3,7 @@
 //! The only place that prints; `main` maps the outcome to an exit code.
 
 pub mod args;
+mod history;
 mod output;
 
 use std::fs::File;
@@ -43,6 +44,8 @@ pub async fn run(cli: Cli) -> Result<u8> {
         Command::Ports(cmd) => ports(cmd),
         Command::Policy(cmd) => policy_cmd(cmd),
         Command::Verify(cmd) => verify(cmd),
+        Command::History(cmd) => history::history(cmd),
+        Command::Diff(cmd) => history::diff(cmd),
     }
 }
 
@@ -136,6 +139,7 @@ async fn scan(cmd: ScanCmd) -> Result<u8> {
 
     let (tx, rx) = mpsc::channel(4096);
     cfg.kind = app::choose_engine(choice, &tx).await?;
+    let out = out.with_engine(cfg.kind);
     let consumer = tokio::spawn(consume(rx, progress_bar(total), Some(out)));
     let identify = identify_config(cmd.identify, cmd.identify_concurrency)?;
     let outcome = interruptible(app::scan(&prepared, &cfg, identify.as_ref(), tx)).await;
@@ -173,6 +177,9 @@ async fn audit(cmd: AuditCmd) -> Result<u8> {
         command_line: std::env::args_os()
             .map(|a| a.to_string_lossy().into_owned())
             .collect(),
+        store: history::audit_store(&cmd.store, cmd.no_store)?,
+        import: history::import_sources(&cmd),
+        metrics: cmd.metrics.clone(),
     };
     let (tx, rx) = mpsc::channel(4096);
     // The total is unknown until targets resolve; the bar learns it from progress events.
@@ -187,9 +194,14 @@ async fn audit(cmd: AuditCmd) -> Result<u8> {
     };
     let outcome = outcome?;
     print_findings(&outcome.evaluation)?;
+    history::print_audit_history(&outcome);
     eprintln!(
         "{}\nreport written to {}/ (manifest.json sha256 {}; `portwarden verify {}` checks it)",
-        summary_line(&outcome.summary, outcome.hosts, outcome.ports),
+        if req.import.is_empty() {
+            summary_line(&outcome.summary, outcome.hosts, outcome.ports)
+        } else {
+            history::import_line(&outcome, req.import.len())
+        },
         outcome.out.display(),
         outcome.manifest_sha256,
         outcome.out.display()

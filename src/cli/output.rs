@@ -19,6 +19,8 @@ pub struct Output {
     w: Box<dyn Write + Send>,
     kind: Kind,
     open_only: bool,
+    /// The probe engine, for formats that record it (nmap XML).
+    engine: portwarden::model::ScanKind,
 }
 
 enum Kind {
@@ -26,6 +28,7 @@ enum Kind {
     Json(Vec<Observation>),
     Jsonl,
     Csv { header_done: bool },
+    NmapXml(Vec<Observation>, chrono::DateTime<chrono::Utc>),
 }
 
 const CSV_HEADER: [&str; 10] = [
@@ -48,8 +51,20 @@ impl Output {
             Format::Json => Kind::Json(Vec::new()),
             Format::Jsonl => Kind::Jsonl,
             Format::Csv => Kind::Csv { header_done: false },
+            Format::NmapXml => Kind::NmapXml(Vec::new(), chrono::Utc::now()),
         };
-        Output { w, kind, open_only }
+        Output {
+            w,
+            kind,
+            open_only,
+            engine: portwarden::model::ScanKind::Connect,
+        }
+    }
+
+    /// Records the engine the scan runs with.
+    pub fn with_engine(mut self, engine: portwarden::model::ScanKind) -> Output {
+        self.engine = engine;
+        self
     }
 
     /// Takes one observation; streaming formats write it at once.
@@ -63,7 +78,7 @@ impl Output {
                     by_host.entry(o.ip).or_default().push(o.clone());
                 }
             }
-            Kind::Json(all) => all.push(o.clone()),
+            Kind::Json(all) | Kind::NmapXml(all, _) => all.push(o.clone()),
             Kind::Jsonl => {
                 serde_json::to_writer(&mut self.w, o)?;
                 self.w.write_all(b"\n")?;
@@ -118,6 +133,20 @@ impl Output {
                 });
                 serde_json::to_writer_pretty(&mut self.w, &doc)?;
                 self.w.write_all(b"\n")?;
+            }
+            Kind::NmapXml(mut all, started) => {
+                all.sort_by_key(|a| (a.ip, a.port, a.proto));
+                let args: Vec<String> = std::env::args().collect();
+                let finished =
+                    started + chrono::Duration::from_std(summary.elapsed).unwrap_or_default();
+                let xml = portwarden::import::to_nmap_xml(
+                    &all,
+                    &args.join(" "),
+                    &self.engine.to_string(),
+                    started,
+                    finished,
+                );
+                self.w.write_all(xml.as_bytes())?;
             }
             Kind::Jsonl | Kind::Csv { .. } => {}
         }

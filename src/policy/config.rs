@@ -36,6 +36,14 @@
 //! ticket = "RISK-77"
 //! expires = 2027-01-31
 //! window = { every = "quarter", last_days = 14 }   # optional, see window.rs
+//!
+//! [[change]]                        # an approved change (drift between audits)
+//! ticket = "CHG-2041"
+//! approver = "cab"
+//! approved = 2026-11-20
+//! target = "198.18.0.5"             # address, CIDR, range or a group name
+//! opens = [8443, "9000-9010"]       # ports the change opens (and/or `closes`)
+//! window = { from = 2026-11-21, until = 2026-11-28 }   # optional: temporary
 //! ```
 
 use std::fmt;
@@ -247,6 +255,36 @@ struct RawPolicy {
     groups: Vec<Spanned<RawGroup>>,
     #[serde(default, rename = "exception")]
     exceptions: Vec<Spanned<RawException>>,
+    #[serde(default, rename = "change")]
+    changes: Vec<Spanned<RawChange>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawChange {
+    ticket: Spanned<String>,
+    approver: Spanned<String>,
+    approved: Spanned<DateField>,
+    target: Spanned<String>,
+    #[serde(default)]
+    opens: Vec<Spanned<PortField>>,
+    #[serde(default)]
+    closes: Vec<Spanned<PortField>>,
+    #[serde(default)]
+    proto: Option<Proto>,
+    #[serde(default)]
+    description: Option<String>,
+    #[serde(default)]
+    window: Option<Spanned<RawChangeWindow>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawChangeWindow {
+    #[serde(default)]
+    from: Option<Spanned<DateField>>,
+    #[serde(default)]
+    until: Option<Spanned<DateField>>,
 }
 
 #[derive(Deserialize)]
@@ -424,6 +462,70 @@ impl Exception {
     }
 }
 
+/// An approved change: the record that makes a port opened between two
+/// audits legitimate (or its closing expected).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Change {
+    pub ticket: String,
+    pub approver: String,
+    /// The day it was approved: a port opened before is not covered.
+    pub approved: NaiveDate,
+    /// The target as written.
+    pub target_spec: String,
+    pub target: ExceptionTarget,
+    pub opens: Vec<PortRange>,
+    pub closes: Vec<PortRange>,
+    pub proto: Proto,
+    pub description: Option<String>,
+    /// First day of the change window (default: the approval day).
+    pub from: Option<NaiveDate>,
+    /// Last day of a temporary change: afterwards a port it opened must be
+    /// closed again.
+    pub until: Option<NaiveDate>,
+    pub line: usize,
+}
+
+/// Where a change stands on a given day.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ChangeState {
+    /// Before its approval or window start.
+    Pending,
+    Active,
+    /// Past the end of its window.
+    Ended,
+}
+
+impl Change {
+    pub fn state(&self, today: NaiveDate) -> ChangeState {
+        let start = self.from.unwrap_or(self.approved).max(self.approved);
+        if today < start {
+            ChangeState::Pending
+        } else if self.until.is_some_and(|u| today > u) {
+            ChangeState::Ended
+        } else {
+            ChangeState::Active
+        }
+    }
+
+    /// True when the change targets `ip` (directly or through `groups`,
+    /// the names of the host's groups).
+    pub fn targets(&self, ip: std::net::IpAddr, groups: &[&str]) -> bool {
+        match &self.target {
+            ExceptionTarget::Addr(r) => r.contains(ip),
+            ExceptionTarget::Group(g) => groups.contains(&g.as_str()),
+        }
+    }
+
+    pub fn opens_port(&self, port: u16, proto: Proto) -> bool {
+        self.proto == proto && self.opens.iter().any(|r| r.contains(port))
+    }
+
+    pub fn closes_port(&self, port: u16, proto: Proto) -> bool {
+        self.proto == proto && self.closes.iter().any(|r| r.contains(port))
+    }
+}
+
 /// A validated policy.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Policy {
@@ -433,6 +535,8 @@ pub struct Policy {
     pub owner: Option<String>,
     pub groups: Vec<Group>,
     pub exceptions: Vec<Exception>,
+    /// Approved changes (`[[change]]`), in file order.
+    pub changes: Vec<Change>,
 }
 
 /// Turns byte spans into locations for one file.
@@ -732,12 +836,14 @@ impl Policy {
                 line: src.at(espan).line,
             });
         }
+        let changes = parse_changes(&src, &groups, raw.changes)?;
         Ok(Policy {
             file: file.to_string(),
             name: raw.name,
             owner: raw.owner,
             groups,
             exceptions,
+            changes,
         })
     }
 
@@ -745,6 +851,126 @@ impl Policy {
     pub fn groups_of(&self, ip: std::net::IpAddr) -> Vec<&Group> {
         self.groups.iter().filter(|g| g.contains(ip)).collect()
     }
+}
+
+fn parse_changes(
+    src: &Src,
+    groups: &[Group],
+    raw: Vec<Spanned<RawChange>>,
+) -> Result<Vec<Change>, PolicyError> {
+    let mut out: Vec<Change> = Vec::new();
+    for sc in raw {
+        let cspan = sc.span();
+        let c = sc.into_inner();
+        for (field, v) in [("ticket", &c.ticket), ("approver", &c.approver)] {
+            if v.get_ref().trim().is_empty() {
+                return Err(src.invalid(
+                    v.span(),
+                    format!("a change needs a non-empty {field}"),
+                    "auditors ask which ticket approved the change and who approved it",
+                ));
+            }
+        }
+        let ticket = c.ticket.get_ref().trim().to_string();
+        if out.iter().any(|o| o.ticket == ticket) {
+            return Err(src.invalid(
+                c.ticket.span(),
+                format!("change {ticket} is recorded twice"),
+                "merge the two [[change]] records, or give the second its own ticket",
+            ));
+        }
+        let date = |d: &Spanned<DateField>, hint: &str| {
+            d.get_ref()
+                .0
+                .clone()
+                .map_err(|m| src.invalid(d.span(), m, hint))
+        };
+        let approved = date(&c.approved, "approved = 2026-11-20")?;
+        let spec = c.target.get_ref().trim().to_string();
+        let target = match AddrRange::parse(&spec) {
+            Ok(r) => ExceptionTarget::Addr(r),
+            Err(_) if groups.iter().any(|g| g.name == spec) => ExceptionTarget::Group(spec.clone()),
+            Err(m) => {
+                let names: Vec<&str> = groups.iter().map(|g| g.name.as_str()).collect();
+                return Err(src.invalid(
+                    c.target.span(),
+                    format!("{m}, nor the name of a group"),
+                    &format!(
+                        "target = an address, CIDR or range, or one of the groups: {}",
+                        names.join(", ")
+                    ),
+                ));
+            }
+        };
+        let ports = |list: &[Spanned<PortField>]| {
+            list.iter()
+                .map(|p| {
+                    p.get_ref()
+                        .0
+                        .clone()
+                        .map_err(|m| src.invalid(p.span(), m, "opens = [8443, \"9000-9010\"]"))
+                })
+                .collect::<Result<Vec<_>, _>>()
+        };
+        let opens = ports(&c.opens)?;
+        let closes = ports(&c.closes)?;
+        if opens.is_empty() && closes.is_empty() {
+            return Err(src.invalid(
+                cspan,
+                format!("change {ticket} opens and closes no port"),
+                "list the ports it changes: opens = [8443] and/or closes = [23]",
+            ));
+        }
+        let (mut from, mut until) = (None, None);
+        if let Some(w) = &c.window {
+            let raw = w.get_ref();
+            if let Some(f) = &raw.from {
+                from = Some(date(
+                    f,
+                    "window = { from = 2026-11-21, until = 2026-11-28 }",
+                )?);
+            }
+            if let Some(u) = &raw.until {
+                until = Some(date(
+                    u,
+                    "window = { from = 2026-11-21, until = 2026-11-28 }",
+                )?);
+            }
+            if let (Some(f), Some(u)) = (from, until)
+                && u < f
+            {
+                return Err(src.invalid(
+                    w.span(),
+                    format!("change {ticket}'s window ends ({u}) before it starts ({f})"),
+                    "window = { from = FIRST DAY, until = LAST DAY }",
+                ));
+            }
+            if let Some(f) = from.filter(|f| *f < approved) {
+                return Err(src.invalid(
+                    w.span(),
+                    format!(
+                        "change {ticket}'s window starts ({f}) before its approval ({approved})"
+                    ),
+                    "a change may only be carried out once approved: move `from` or `approved`",
+                ));
+            }
+        }
+        out.push(Change {
+            ticket,
+            approver: c.approver.get_ref().trim().to_string(),
+            approved,
+            target_spec: spec,
+            target,
+            opens,
+            closes,
+            proto: c.proto.unwrap_or(Proto::Tcp),
+            description: c.description,
+            from,
+            until,
+            line: src.at(cspan).line,
+        });
+    }
+    Ok(out)
 }
 
 /// Overlapping groups are fine while they agree: a host in both gets the
@@ -841,6 +1067,56 @@ mod tests {
         assert_eq!(
             p.groups[0].allow[0].review_by,
             NaiveDate::from_ymd_opt(2027, 5, 31)
+        );
+    }
+
+    #[test]
+    fn change_records() {
+        let ok = format!(
+            "{GROUP}[[change]]\nticket = \"CHG-1\"\napprover = \"cab\"\napproved = 2026-11-20\ntarget = \"web\"\nopens = [8443, \"9000-9001\"]\ncloses = [23]\nwindow = {{ from = 2026-11-21, until = 2026-11-28 }}\n"
+        );
+        let p = parse(&ok).unwrap();
+        let c = &p.changes[0];
+        assert_eq!(c.ticket, "CHG-1");
+        assert_eq!(c.target, ExceptionTarget::Group("web".into()));
+        assert_eq!(c.line, 4);
+        assert!(c.opens_port(9001, Proto::Tcp) && !c.opens_port(9002, Proto::Tcp));
+        assert!(c.closes_port(23, Proto::Tcp) && !c.opens_port(23, Proto::Tcp));
+        let day = |s: &str| s.parse::<NaiveDate>().unwrap();
+        assert_eq!(c.state(day("2026-11-20")), ChangeState::Pending);
+        assert_eq!(c.state(day("2026-11-21")), ChangeState::Active);
+        assert_eq!(c.state(day("2026-11-28")), ChangeState::Active);
+        assert_eq!(c.state(day("2026-11-29")), ChangeState::Ended);
+
+        let head = format!(
+            "{GROUP}[[change]]\nticket = \"CHG-1\"\napprover = \"cab\"\napproved = 2026-11-20\ntarget = \"198.18.0.5\"\n"
+        );
+        let e = err(&format!("{head}opens = [80]\napprove = \"x\"\n"));
+        assert!(e.starts_with("p.toml:10:1: unknown field `approve`"), "{e}");
+        assert!(e.contains("did you mean `approved`?"), "{e}");
+        let e = err(&head);
+        assert!(
+            e.starts_with("p.toml:4:1: change CHG-1 opens and closes no port"),
+            "{e}"
+        );
+        let e = err(&format!(
+            "{head}opens = [80]\nwindow = {{ from = 2026-11-19 }}\n"
+        ));
+        assert!(
+            e.starts_with("p.toml:10:10: change CHG-1's window starts (2026-11-19) before its approval (2026-11-20)"),
+            "{e}"
+        );
+        let e = err(&format!("{head}opens = [0]\n"));
+        assert!(
+            e.starts_with("p.toml:9:10: port 0 is outside 1-65535"),
+            "{e}"
+        );
+        let e = err(&format!(
+            "{head}opens = [80]\n[[change]]\nticket = \"CHG-1\"\napprover = \"x\"\napproved = 2026-11-20\ntarget = \"nowhere\"\nopens = [1]\n"
+        ));
+        assert!(
+            e.starts_with("p.toml:11:10: change CHG-1 is recorded twice"),
+            "{e}"
         );
     }
 

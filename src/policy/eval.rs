@@ -28,7 +28,7 @@ use sha2::{Digest, Sha256};
 
 use super::catalogue::{PortCatalogue, PortFacts};
 use super::config::{
-    AllowRule, Exception, ExceptionState, ExceptionTarget, Group, Policy, Vantage,
+    AllowRule, ChangeState, Exception, ExceptionState, ExceptionTarget, Group, Policy, Vantage,
 };
 use crate::model::{
     AuthStatus, Evidence, Finding, FindingStatus, Observation, PortState, ProfileVerdict, Proto,
@@ -417,6 +417,16 @@ fn controls(profiles: &Profiles, ctx: &HostCtx, check: CheckKind) -> Vec<String>
     out
 }
 
+/// What the audit history knows of the previous run of the same scope:
+/// the ports open then. A port open now and not then is a change, which an
+/// approved `[[change]]` record (or a justified allowance) must cover.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Baseline {
+    /// The previous run's id in the history.
+    pub run: i64,
+    pub open: BTreeSet<(IpAddr, u16, Proto)>,
+}
+
 /// Evaluates observations against the policy and the profiles.
 ///
 /// Only the newest observation of each (address, port, protocol) counts.
@@ -427,6 +437,20 @@ pub fn evaluate(
     catalogue: &dyn PortCatalogue,
     observations: &[Observation],
     now: DateTime<Utc>,
+) -> Evaluation {
+    evaluate_with_history(policy, profiles, catalogue, observations, now, None)
+}
+
+/// [`evaluate`], plus the change checks that need the previous run of the
+/// same scope. Without a baseline, requirements judged only by
+/// `unapproved-change` are `not-assessed` (one audit cannot see drift).
+pub fn evaluate_with_history(
+    policy: &Policy,
+    profiles: &Profiles,
+    catalogue: &dyn PortCatalogue,
+    observations: &[Observation],
+    now: DateTime<Utc>,
+    baseline: Option<&Baseline>,
 ) -> Evaluation {
     let today = now.date_naive();
     let mut latest: BTreeMap<(IpAddr, u16, Proto), &Observation> = BTreeMap::new();
@@ -455,6 +479,16 @@ pub fn evaluate(
         let mut drafts = Vec::new();
         for o in open {
             port_checks(&ctx, profiles, catalogue, o, today, now, &mut drafts);
+            change_checks(
+                policy,
+                &ctx,
+                profiles,
+                catalogue,
+                o,
+                today,
+                baseline,
+                &mut drafts,
+            );
         }
         if let Some(newest) = open.iter().max_by_key(|o| o.time) {
             let ports = || {
@@ -508,7 +542,7 @@ pub fn evaluate(
         (a.ip, a.port, a.proto, a.check.as_str()).cmp(&(b.ip, b.port, b.proto, b.check.as_str()))
     });
     findings.dedup_by(|a, b| a.id == b.id);
-    let verdicts = verdicts(profiles, &ctxs, &findings);
+    let verdicts = verdicts(profiles, &ctxs, &findings, baseline.is_some());
     Evaluation {
         findings,
         profiles: verdicts,
@@ -603,7 +637,91 @@ fn settle(
     });
 }
 
-fn verdicts(profiles: &Profiles, ctxs: &[HostCtx], findings: &[Finding]) -> Vec<ProfileVerdict> {
+/// `unapproved-change`: a port opened since the previous run that no active
+/// change record (nor a justified allowance) covers, and a port a temporary
+/// change opened that is still open after the change's window.
+#[allow(clippy::too_many_arguments)]
+fn change_checks(
+    policy: &Policy,
+    ctx: &HostCtx,
+    profiles: &Profiles,
+    cat: &dyn PortCatalogue,
+    o: &Observation,
+    today: NaiveDate,
+    baseline: Option<&Baseline>,
+    out: &mut Vec<Draft>,
+) {
+    let groups: Vec<&str> = ctx.groups.iter().map(|g| g.name.as_str()).collect();
+    let covering: Vec<_> = policy
+        .changes
+        .iter()
+        .filter(|c| c.targets(o.ip, &groups) && c.opens_port(o.port, o.proto))
+        .collect();
+    if covering
+        .iter()
+        .any(|c| c.state(today) == ChangeState::Active)
+    {
+        return;
+    }
+    let allowed = ctx
+        .allowance(o.port, o.proto)
+        .is_some_and(|a| a.is_justified());
+    let v = view(cat, o);
+    let label = port_label(o, &v);
+    let ended = covering
+        .iter()
+        .filter(|c| c.state(today) == ChangeState::Ended)
+        .max_by_key(|c| c.until);
+    let message = match baseline {
+        Some(b) if !b.open.contains(&(o.ip, o.port, o.proto)) && !allowed => {
+            let why = if let Some(c) = ended {
+                format!(
+                    "change {} covered it only until {}",
+                    c.ticket,
+                    c.until.unwrap_or(today)
+                )
+            } else if let Some(c) = covering.first() {
+                format!(
+                    "change {} is approved from {} only",
+                    c.ticket,
+                    c.from.unwrap_or(c.approved).max(c.approved)
+                )
+            } else {
+                "no approved [[change]] record covers it".to_string()
+            };
+            format!(
+                "{label} on {} opened since run {} of this scope; {why}: record the approved change in the policy, or close the port",
+                o.ip, b.run
+            )
+        }
+        _ => match ended {
+            Some(c) if !allowed => format!(
+                "{label} on {} is still open after temporary change {} ended on {}: close it, or record a new approved change",
+                o.ip,
+                c.ticket,
+                c.until.unwrap_or(today)
+            ),
+            _ => return,
+        },
+    };
+    let check = CheckKind::UnapprovedChange;
+    out.push(Draft {
+        check,
+        severity: profiles.check(check).severity,
+        port: Some(o.port),
+        proto: Some(o.proto),
+        service: v.name.clone(),
+        evidence: evidence(o),
+        message,
+    });
+}
+
+fn verdicts(
+    profiles: &Profiles,
+    ctxs: &[HostCtx],
+    findings: &[Finding],
+    history: bool,
+) -> Vec<ProfileVerdict> {
     let mut out = Vec::new();
     for p in profiles.profiles() {
         let scope: Vec<&HostCtx> = ctxs
@@ -616,11 +734,26 @@ fn verdicts(profiles: &Profiles, ctxs: &[HostCtx], findings: &[Finding]) -> Vec<
                 Assessment::NotAssessed { reason } => {
                     (RequirementStatus::NotAssessed, Some(reason.clone()), vec![])
                 }
-                Assessment::Checks(refs) => {
+                Assessment::Checks(all) => {
+                    // Drift needs a previous run: without one, the change
+                    // check has judged nothing.
+                    let refs: Vec<_> = all
+                        .iter()
+                        .filter(|x| history || x.check != CheckKind::UnapprovedChange)
+                        .collect();
                     let applicable = scope
                         .iter()
                         .any(|c| refs.iter().any(|x| c.satisfies(&x.when)));
-                    if scope.is_empty() {
+                    if refs.is_empty() {
+                        (
+                            RequirementStatus::NotAssessed,
+                            Some(
+                                "needs the audit history: no previous run of this scope to compare with (drift)"
+                                    .into(),
+                            ),
+                            vec![],
+                        )
+                    } else if scope.is_empty() {
                         (
                             RequirementStatus::NotAssessed,
                             Some("no audited host is in a group that declares this profile".into()),
@@ -895,7 +1028,146 @@ window = { every = "month", days = "25-31" }
             ]
         );
         let kinds: BTreeSet<&str> = e.findings.iter().map(|f| f.check.as_str()).collect();
-        assert_eq!(kinds.len(), CheckKind::ALL.len());
+        // All but `unapproved-change`, which needs a baseline (see below).
+        assert_eq!(kinds.len(), CheckKind::ALL.len() - 1);
+    }
+
+    #[test]
+    fn unapproved_change_needs_a_baseline_and_no_change_record() {
+        let text = r#"
+[[group]]
+name = "web"
+targets = ["198.18.0.0/28"]
+profiles = ["pci-dss-4.0", "mlps2-level3", "iso27001-2022"]
+
+[[group.allow]]
+port = 443
+justification = "web"
+approver = "ciso"
+
+[[change]]
+ticket = "CHG-1"
+approver = "cab"
+approved = 2026-11-20
+target = "198.18.0.5"
+opens = [8443]
+
+[[change]]
+ticket = "CHG-2"
+approver = "cab"
+approved = 2026-11-01
+target = "web"
+opens = ["9000-9001"]
+window = { from = 2026-11-02, until = 2026-11-10 }
+
+[[change]]
+ticket = "CHG-3"
+approver = "cab"
+approved = 2026-12-01
+target = "198.18.0.5"
+opens = [7000]
+"#;
+        let profiles = Profiles::embedded().unwrap();
+        let policy = Policy::parse(text, "p.toml", &profiles).unwrap();
+        let o = vec![
+            obs("198.18.0.5", 443, Reason::Connected, None),
+            obs("198.18.0.5", 8443, Reason::Connected, None),
+            obs("198.18.0.5", 9000, Reason::Connected, None),
+            obs("198.18.0.5", 7000, Reason::Connected, None),
+            obs("198.18.0.5", 8080, Reason::Connected, None),
+        ];
+        let changes = |e: &Evaluation| {
+            e.findings
+                .iter()
+                .filter(|f| f.check == "unapproved-change")
+                .map(|f| format!("{} {}", f.port.unwrap(), f.message))
+                .collect::<Vec<_>>()
+        };
+        let req = |e: &Evaluation, p: &str, id: &str| {
+            let v = e.profiles.iter().find(|v| v.profile == p).unwrap();
+            let r = v.requirements.iter().find(|r| r.id == id).unwrap();
+            (r.status, r.reason.clone())
+        };
+        // No history: only the temporary change past its window counts, and
+        // requirements judged by drift alone are not assessed.
+        let e = evaluate(&policy, &profiles, &catalogue(), &o, at("2026-11-24"));
+        assert_eq!(
+            changes(&e),
+            [
+                "9000 9000/tcp on 198.18.0.5 is still open after temporary change CHG-2 ended on 2026-11-10: close it, or record a new approved change"
+            ]
+        );
+        assert_eq!(
+            req(&e, "pci-dss-4.0", "1.2.2"),
+            (
+                RequirementStatus::NotAssessed,
+                Some("needs the audit history: no previous run of this scope to compare with (drift)".into())
+            )
+        );
+        // ISO A.8.32 is also judged by exception-expired: assessed, and the
+        // unapproved-change finding of CHG-2 fails it.
+        assert_eq!(
+            req(&e, "iso27001-2022", "A.8.32").0,
+            RequirementStatus::Fail
+        );
+
+        // With a baseline where only 443 was open: 8443 is approved by
+        // CHG-1, 9000's window ended, 7000's change is not yet in force,
+        // 8080 has no record at all.
+        let b = Baseline {
+            run: 4,
+            open: [("198.18.0.5".parse().unwrap(), 443, Proto::Tcp)]
+                .into_iter()
+                .collect(),
+        };
+        let e = evaluate_with_history(
+            &policy,
+            &profiles,
+            &catalogue(),
+            &o,
+            at("2026-11-24"),
+            Some(&b),
+        );
+        assert_eq!(
+            changes(&e),
+            [
+                "7000 7000/tcp on 198.18.0.5 opened since run 4 of this scope; change CHG-3 is approved from 2026-12-01 only: record the approved change in the policy, or close the port",
+                "8080 8080/tcp on 198.18.0.5 opened since run 4 of this scope; no approved [[change]] record covers it: record the approved change in the policy, or close the port",
+                "9000 9000/tcp on 198.18.0.5 opened since run 4 of this scope; change CHG-2 covered it only until 2026-11-10: record the approved change in the policy, or close the port",
+            ]
+        );
+        let f = find(&e, "198.18.0.5", Some(8080), "unapproved-change");
+        assert_eq!(f.severity, Severity::High);
+        assert_eq!(f.remediation, "approve-or-revert-change");
+        assert_eq!(
+            f.controls,
+            [
+                "pci-dss-4.0:1.2.2",
+                "pci-dss-4.0:6.5.1",
+                "iso27001-2022:A.8.32",
+                "mlps2-level3:8.1.10.6",
+                "mlps2-level3:8.1.10.10 a)",
+                "mlps2-level3:8.1.10.10 b)",
+            ]
+        );
+        assert_eq!(req(&e, "pci-dss-4.0", "1.2.2").0, RequirementStatus::Fail);
+        // Everything open before: nothing drifted, the requirement passes.
+        let b = Baseline {
+            run: 4,
+            open: o.iter().map(|o| (o.ip, o.port, o.proto)).collect(),
+        };
+        let mut o2 = o.clone();
+        o2.retain(|x| x.port != 9000);
+        let e = evaluate_with_history(
+            &policy,
+            &profiles,
+            &catalogue(),
+            &o2,
+            at("2026-11-24"),
+            Some(&b),
+        );
+        assert!(changes(&e).is_empty());
+        assert_eq!(req(&e, "pci-dss-4.0", "1.2.2").0, RequirementStatus::Pass);
     }
 
     #[test]

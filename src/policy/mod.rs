@@ -25,10 +25,10 @@ use serde::Serialize;
 pub use crate::rules::profiles::{CheckKind, Profiles};
 pub use catalogue::{PortCatalogue, PortFacts, StaticCatalogue};
 pub use config::{
-    AllowRule, Exception, ExceptionState, ExceptionTarget, Group, Location, Policy, PolicyError,
-    PortRange, Vantage,
+    AllowRule, Change, ChangeState, Exception, ExceptionState, ExceptionTarget, Group, Location,
+    Policy, PolicyError, PortRange, Vantage,
 };
-pub use eval::{Evaluation, evaluate, finding_id, gate};
+pub use eval::{Baseline, Evaluation, evaluate, evaluate_with_history, finding_id, gate};
 pub use window::Window;
 
 const STARTER: &str = include_str!("../../rules/policy-starter.toml");

@@ -42,7 +42,8 @@ pub struct RunFacts {
     pub ports: String,
     pub port_count: usize,
     pub host_count: u64,
-    pub scan_type: ScanKind,
+    /// `None` when the audit judged imported scan results.
+    pub scan_type: Option<ScanKind>,
     pub rate: Option<u64>,
     pub started: DateTime<Utc>,
     pub finished: DateTime<Utc>,
@@ -93,7 +94,7 @@ pub struct ScopeInfo {
     pub ports: String,
     pub port_count: usize,
     pub host_count: u64,
-    pub scan_type: ScanKind,
+    pub scan_type: Option<ScanKind>,
     pub scan_type_label: String,
     pub rate: Option<u64>,
     pub vantages: Vec<String>,
@@ -367,7 +368,10 @@ impl ReportModel {
             port_count: facts.port_count,
             host_count: facts.host_count,
             scan_type: facts.scan_type,
-            scan_type_label: t(&format!("scan_type.{}", facts.scan_type)),
+            scan_type_label: match facts.scan_type {
+                Some(kind) => t(&format!("scan_type.{kind}")),
+                None => t("scan_type.imported"),
+            },
             rate: facts.rate,
             vantage_labels: vantages
                 .iter()
@@ -855,7 +859,7 @@ expires = 2026-01-31
             ports: "common".into(),
             port_count: 3,
             host_count: 1,
-            scan_type: ScanKind::Syn,
+            scan_type: Some(ScanKind::Syn),
             rate: Some(100),
             started: time,
             finished: time,

@@ -66,10 +66,11 @@ pub enum CheckKind {
     UnauthService,
     TlsCert,
     UnmanagedHost,
+    UnapprovedChange,
 }
 
 impl CheckKind {
-    pub const ALL: [CheckKind; 13] = [
+    pub const ALL: [CheckKind; 14] = [
         CheckKind::NotAllowed,
         CheckKind::HighRiskExposed,
         CheckKind::CleartextAdmin,
@@ -83,6 +84,7 @@ impl CheckKind {
         CheckKind::UnauthService,
         CheckKind::TlsCert,
         CheckKind::UnmanagedHost,
+        CheckKind::UnapprovedChange,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -100,6 +102,7 @@ impl CheckKind {
             CheckKind::UnauthService => "unauth-service",
             CheckKind::TlsCert => "tls-cert",
             CheckKind::UnmanagedHost => "unmanaged-host",
+            CheckKind::UnapprovedChange => "unapproved-change",
         }
     }
 

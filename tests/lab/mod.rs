@@ -530,6 +530,7 @@ impl Lab {
     pub fn command(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
         let mut c = Command::new("ip");
         c.args(["netns", "exec", &self.scanner]).arg(program);
+        isolate_history(&mut c, &self.scanner);
         c
     }
 
@@ -977,8 +978,17 @@ impl Netns {
     pub fn command(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
         let mut c = Command::new("ip");
         c.args(["netns", "exec", &self.name]).arg(program);
+        isolate_history(&mut c, &self.name);
         c
     }
+}
+
+/// Audits record their runs in a history database; a test's runs go to one
+/// of its own (an explicit `--store` still wins) so they never meet the
+/// operator's history or another test's.
+pub fn isolate_history(c: &mut Command, owner: &str) {
+    let path = std::env::temp_dir().join(format!("{owner}-history.db"));
+    c.env("PORTWARDEN_STORE", path);
 }
 
 impl Drop for Netns {

@@ -1,0 +1,273 @@
+//! CLI layer: the history commands (`history list`, `history verify`,
+//! `diff`) and the audit's history flags. Renders what `portwarden::store`
+//! returns; decides nothing itself.
+
+use std::io::{self, BufWriter, Write};
+use std::path::PathBuf;
+
+use anyhow::{Context, Result, bail};
+
+use portwarden::app::AuditOutcome;
+use portwarden::import::Source;
+use portwarden::store::{self, Store, drift};
+
+use super::args::{AuditCmd, DiffCmd, DiffFormat, HistoryCmd, StoreArgs};
+use super::exit;
+use super::output::terminal_safe;
+use portwarden::report::csv_inert;
+
+fn store_path(args: &StoreArgs) -> Result<PathBuf> {
+    match args.store.clone().or_else(store::default_path) {
+        Some(p) => Ok(p),
+        None => bail!(
+            "no place for the audit history: neither XDG_DATA_HOME nor HOME is set; give --store PATH"
+        ),
+    }
+}
+
+/// The history an audit records into (`None` with `--no-store`).
+pub fn audit_store(args: &StoreArgs, no_store: bool) -> Result<Option<PathBuf>> {
+    if no_store {
+        return Ok(None);
+    }
+    store_path(args).map(Some)
+}
+
+/// The files an audit imports instead of scanning.
+pub fn import_sources(cmd: &AuditCmd) -> Vec<Source> {
+    let mut v: Vec<Source> = cmd.from_nmap.iter().cloned().map(Source::NmapXml).collect();
+    v.extend(cmd.from_masscan.iter().cloned().map(Source::Masscan));
+    v.extend(cmd.from_jsonl.iter().cloned().map(Source::Jsonl));
+    v
+}
+
+/// The audit's history lines on stderr: the run id and the drift.
+pub fn print_audit_history(o: &AuditOutcome) {
+    if let Some(id) = o.run_id {
+        eprintln!("recorded as run {id} in the history");
+    }
+    if let Some(d) = &o.drift {
+        let since = d
+            .from
+            .id
+            .map(|i| format!("run {i}"))
+            .unwrap_or_else(|| "the previous run".into());
+        eprintln!(
+            "drift since {since}: {} opened, {} closed, {} services changed, {} new findings, {} resolved (see drift.json)",
+            d.opened.len(),
+            d.closed.len(),
+            d.services_changed.len(),
+            d.findings_new.len(),
+            d.findings_resolved.len()
+        );
+    }
+}
+
+/// The audit's summary line when it judged imported results.
+pub fn import_line(o: &AuditOutcome, files: usize) -> String {
+    let s = &o.summary;
+    format!(
+        "audited {} results imported from {files} file{} ({} hosts): {} open, {} closed, {} filtered",
+        s.probed,
+        if files == 1 { "" } else { "s" },
+        o.hosts,
+        s.open,
+        s.closed,
+        s.filtered
+    )
+}
+
+pub fn history(cmd: HistoryCmd) -> Result<u8> {
+    match cmd {
+        HistoryCmd::List {
+            store,
+            scope,
+            format,
+        } => {
+            let path = store_path(&store)?;
+            let s = open_existing(&path)?;
+            let runs = s.list(scope.as_deref())?;
+            let mut w = BufWriter::new(io::stdout());
+            match format {
+                DiffFormat::Json => {
+                    serde_json::to_writer_pretty(&mut w, &runs)?;
+                    writeln!(w)?;
+                }
+                DiffFormat::Csv => {
+                    let mut c = csv::Writer::from_writer(&mut w);
+                    c.write_record([
+                        "id", "started", "scope", "targets", "ports", "open", "critical", "high",
+                        "medium", "low", "info",
+                    ])?;
+                    for r in &runs {
+                        let n = |s| r.findings.get(&s).copied().unwrap_or(0).to_string();
+                        use portwarden::model::Severity::*;
+                        let row = [
+                            r.id.to_string(),
+                            r.started.to_rfc3339(),
+                            r.scope_key.clone(),
+                            r.targets.join(" "),
+                            r.ports.clone(),
+                            r.open_ports.to_string(),
+                            n(Critical),
+                            n(High),
+                            n(Medium),
+                            n(Low),
+                            n(Info),
+                        ];
+                        c.write_record(row.iter().map(|x| csv_inert(x).into_owned()))?;
+                    }
+                    c.flush()?;
+                }
+                DiffFormat::Table => {
+                    if runs.is_empty() {
+                        writeln!(w, "no runs recorded in {}", path.display())?;
+                    } else {
+                        writeln!(
+                            w,
+                            "{:>5}  {:<20}  {:<16}  {:>5}  {:<26}  TARGETS",
+                            "RUN", "STARTED (UTC)", "SCOPE", "OPEN", "FINDINGS C/H/M/L/I"
+                        )?;
+                    }
+                    for r in &runs {
+                        use portwarden::model::Severity::*;
+                        let n = |s| r.findings.get(&s).copied().unwrap_or(0);
+                        let targets = r.targets.join(" ");
+                        let targets = if targets.len() > 60 {
+                            format!("{}…", &targets[..targets.floor_char_boundary(60)])
+                        } else {
+                            targets
+                        };
+                        writeln!(
+                            w,
+                            "{:>5}  {:<20}  {:<16}  {:>5}  {:<26}  {} -p {}",
+                            r.id,
+                            r.started.format("%Y-%m-%d %H:%M:%S"),
+                            r.scope_key,
+                            r.open_ports,
+                            format!(
+                                "{}/{}/{}/{}/{}",
+                                n(Critical),
+                                n(High),
+                                n(Medium),
+                                n(Low),
+                                n(Info)
+                            ),
+                            terminal_safe(&targets),
+                            terminal_safe(&r.ports)
+                        )?;
+                    }
+                }
+            }
+            w.flush()?;
+            Ok(exit::OK)
+        }
+        HistoryCmd::Verify { store } => {
+            let path = store_path(&store)?;
+            let s = open_existing(&path)?;
+            let problems = s.verify()?;
+            if problems.is_empty() {
+                println!("{}: {} runs, hash chain intact", path.display(), s.count()?);
+                return Ok(exit::OK);
+            }
+            for p in &problems {
+                println!("run {}: {}", p.run, p.problem);
+            }
+            eprintln!(
+                "history {} has been tampered with: {} problem(s)",
+                path.display(),
+                problems.len()
+            );
+            Ok(exit::FINDINGS)
+        }
+    }
+}
+
+/// Reading commands never create an empty history by accident.
+fn open_existing(path: &std::path::Path) -> Result<Store> {
+    if !path.exists() {
+        bail!(
+            "no audit history at {} (run an audit first, or give --store PATH)",
+            path.display()
+        );
+    }
+    Ok(Store::open(path)?)
+}
+
+pub fn diff(cmd: DiffCmd) -> Result<u8> {
+    let path = store_path(&cmd.store)?;
+    let s = open_existing(&path)?;
+    let b = match cmd.run_b {
+        Some(b) => b,
+        None => s
+            .latest()?
+            .with_context(|| format!("no runs recorded in {}", path.display()))?,
+    };
+    let run_b = s.load(b)?;
+    let a = match cmd.run_a {
+        Some(a) => a,
+        None => s
+            .latest_of_scope(&run_b.record.scope.key, Some(b))?
+            .with_context(|| {
+                format!(
+                    "run {b} is the first run of its scope ({}): nothing to compare with; name two runs",
+                    run_b.record.scope.key
+                )
+            })?,
+    };
+    let run_a = s.load(a)?;
+    let mut d = store::drift((&run_a.record, Some(a)), (&run_b.record, Some(b)));
+    // A port opened in a run between the two was judged in that run.
+    let between: Vec<store::Run> = s
+        .list(Some(&run_b.record.scope.key))?
+        .iter()
+        .filter(|r| r.id > a && r.id < b)
+        .map(|r| s.load(r.id))
+        .collect::<Result<_, _>>()?;
+    let mut judged: Vec<&store::NewRun> = between.iter().map(|r| &r.record).collect();
+    judged.push(&run_b.record);
+    drift::judge_approval(&mut d, &judged);
+    let mut w = BufWriter::new(io::stdout());
+    match cmd.format {
+        DiffFormat::Json => {
+            serde_json::to_writer_pretty(&mut w, &d)?;
+            writeln!(w)?;
+        }
+        DiffFormat::Csv => {
+            let mut c = csv::Writer::from_writer(&mut w);
+            c.write_record(["change", "host", "port", "detail"])?;
+            for row in drift::rows(&d) {
+                c.write_record(row.iter().map(|x| csv_inert(x).into_owned()))?;
+            }
+            c.flush()?;
+        }
+        DiffFormat::Table => {
+            writeln!(
+                w,
+                "run {a} ({}) → run {b} ({})",
+                run_a.record.started.format("%Y-%m-%d %H:%M"),
+                run_b.record.started.format("%Y-%m-%d %H:%M")
+            )?;
+            if run_a.record.scope.key != run_b.record.scope.key {
+                writeln!(
+                    w,
+                    "note: different scopes ({} vs {}): ports outside either scope show as opened or closed",
+                    run_a.record.scope.key, run_b.record.scope.key
+                )?;
+            }
+            let rows = drift::rows(&d);
+            if rows.is_empty() {
+                writeln!(w, "no changes")?;
+            }
+            for [kind, host, port, detail] in rows {
+                writeln!(
+                    w,
+                    "{kind:<18} {host:<40} {port:<10} {}",
+                    terminal_safe(&detail)
+                )?;
+            }
+        }
+    }
+    w.flush()?;
+    Ok(exit::OK)
+}
