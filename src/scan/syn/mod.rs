@@ -1,5 +1,8 @@
 //! Stateless SYN scan engine (raw sockets).
 
+pub mod cookie;
+pub mod packet;
+
 use tokio::sync::mpsc;
 
 use super::{ScanConfig, ScanError, ScanSummary};
