@@ -1,6 +1,8 @@
 //! Stateless SYN scan engine (raw sockets).
 
 pub mod cookie;
+pub mod engine;
+pub mod io;
 pub mod packet;
 
 use tokio::sync::mpsc;
@@ -18,3 +20,6 @@ pub async fn run(
     let _ = (targets, ports, cfg, events);
     Err(ScanError::Config("SYN scan is not built yet".into()))
 }
+
+#[cfg(test)]
+mod tests;
