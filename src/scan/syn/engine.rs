@@ -155,6 +155,8 @@ struct Host {
     concluded: u32,
     synack: u32,
     answered: u32,
+    /// Pairs concluded with no answer while the host never answered at all.
+    silent: u32,
     judged: bool,
     suspect: bool,
     held: Vec<Observation>,
@@ -171,6 +173,7 @@ const CONTROL_EVERY: Duration = Duration::from_millis(50);
 const MIN_RATE: f64 = 50.0;
 const MAX_INFLIGHT: usize = 262_144;
 const MAX_REQUEUE: usize = 65_536;
+const SILENT_HOST: u32 = 32;
 
 #[derive(Default)]
 struct Window {
@@ -214,6 +217,7 @@ struct Engine<'a, 'b> {
     srtt: Option<f64>,
     rttvar: f64,
     highest_try: u8,
+    silent_hosts: u64,
     ip_id: u32,
     // accounting
     summary: ScanSummary,
@@ -294,6 +298,7 @@ pub fn run(
         srtt: None,
         rttvar: 0.0,
         highest_try: 0,
+        silent_hosts: 0,
         ip_id: (cfg.key.0 as u32) ^ 0x5a5a,
         summary: ScanSummary::default(),
         invalid: 0,
@@ -413,10 +418,14 @@ impl Engine<'_, '_> {
         // host as many tries as the latest try that ever answered, plus one.
         // Silent hosts keep the configured count so dead address space
         // costs no more than asked for.
-        if host.is_some_and(|h| h.answered > 0) {
-            base.max(self.highest_try.saturating_add(2).min(MAX_TRIES))
-        } else {
-            base
+        match host {
+            Some(h) if h.answered > 0 => base.max(self.highest_try.saturating_add(2).min(MAX_TRIES)),
+            // A host that let SILENT_HOST pairs time out on every try and
+            // never answered anything is down (or drops everything): like
+            // nmap skipping hosts that fail discovery, its remaining
+            // ports get one probe instead of the full retry budget.
+            Some(h) if h.silent >= SILENT_HOST => 1,
+            _ => base,
         }
     }
 
@@ -705,14 +714,32 @@ impl Engine<'_, '_> {
             crate::model::PortState::Filtered => self.summary.filtered += 1,
         }
         let proxy_check = self.nports >= self.cfg.proxy_min_ports as u64 && self.cfg.proxy_min_ports > 0;
+        // Per-host state is what the silent-host and proxy rules need; with
+        // few ports per host neither applies, so /8-sized scans with a
+        // handful of ports keep only hosts with probes in flight.
+        let keep_hosts = self.nports >= SILENT_HOST as u64;
         let h = self.hosts.entry(key.0).or_default();
         h.inflight = h.inflight.saturating_sub(1);
         h.concluded += 1;
         if reason == Reason::SynAck {
             h.synack += 1;
         }
+        if reason == Reason::NoResponse && h.answered == 0 {
+            h.silent += 1;
+            if h.silent == SILENT_HOST {
+                self.silent_hosts += 1;
+                if self.silent_hosts == 1 {
+                    let msg = format!(
+                        "{} did not answer any of {SILENT_HOST} ports: treating silent hosts as down, one probe per remaining port",
+                        key.0
+                    );
+                    (self.emit)(ScanEvent::Notice(msg));
+                }
+            }
+        }
+        let h = self.hosts.entry(key.0).or_default();
         if !proxy_check {
-            if h.inflight == 0 {
+            if h.inflight == 0 && !keep_hosts {
                 self.hosts.remove(&key.0);
             }
             (self.emit)(ScanEvent::Observation(o));

@@ -1,24 +1,202 @@
-//! Stateless SYN scan engine (raw sockets).
+//! Scan layer: the stateless SYN scan engine (raw sockets, root or
+//! CAP_NET_RAW).
+//!
+//! Half-open scanning sends one SYN per (address, port) and concludes from
+//! the answer (SYN-ACK open, RST closed, ICMP unreachable or silence
+//! filtered) without ever opening a connection, which is what makes full
+//! port ranges fast. The parts: [`packet`] builds probes and parses replies,
+//! [`cookie`] authenticates replies without per-probe state, [`engine`] is
+//! the schedule (seeded permutation, pacing, adaptive rate, retries,
+//! sharding, resume), [`io`] is the seam to the network with an in-memory
+//! fake for tests, and [`raw`] is the real raw-socket I/O. This module wires
+//! them to the [`ScanConfig`] contract and re-checks hosts that look like
+//! SYN proxies with full connects before calling their ports open.
 
 pub mod cookie;
 pub mod engine;
 pub mod io;
 pub mod packet;
+pub mod raw;
 
-use tokio::sync::mpsc;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{Semaphore, mpsc};
 
 use super::{ScanConfig, ScanError, ScanSummary};
-use crate::model::ScanEvent;
+use crate::model::{Observation, Reason, ScanEvent};
 use crate::target::{PortSet, Targets};
+use engine::{EngineConfig, RateMode, ResumeState, Shard, Space};
 
+pub use raw::raw_sockets_available;
+
+/// Default first rate of the adaptive controller (probes/s).
+const START_RATE: u64 = 20_000;
+const DEFAULT_MAX_RATE: u64 = 1_000_000;
+
+/// Runs a SYN scan of `targets` × `ports` and sends every conclusion to
+/// `events`. Needs raw sockets ([`raw_sockets_available`]).
 pub async fn run(
     targets: &Targets,
     ports: &PortSet,
     cfg: &ScanConfig,
     events: mpsc::Sender<ScanEvent>,
 ) -> Result<ScanSummary, ScanError> {
-    let _ = (targets, ports, cfg, events);
-    Err(ScanError::Config("SYN scan is not built yet".into()))
+    if !raw_sockets_available() {
+        let exe = std::env::current_exe()
+            .map(|p| p.display().to_string())
+            .unwrap_or_else(|_| "portwarden".into());
+        return Err(ScanError::NoRawSocketPrivilege(exe));
+    }
+    let ecfg = engine_config(cfg)?;
+    let targets_owned = targets.clone();
+    let port_list: Vec<u16> = ports.as_slice().to_vec();
+    let tx = events.clone();
+    let outcome = tokio::task::spawn_blocking(move || -> Result<engine::EngineOutcome, ScanError> {
+        let mut io = raw::RawIo::open()?;
+        let t = &targets_owned;
+        let addr_at = |i: u64| t.get(i);
+        let space = Space { n_addrs: t.len(), addr_at: &addr_at, ports: &port_list };
+        let mut emit = |ev: ScanEvent| {
+            let ev = match ev {
+                ScanEvent::Observation(mut o) => {
+                    o.hostnames = t.hostnames(o.ip);
+                    ScanEvent::Observation(o)
+                }
+                other => other,
+            };
+            // A closed channel means nobody listens any more; the scan
+            // still finishes so the summary and resume state are right.
+            let _ = tx.blocking_send(ev);
+        };
+        engine::run(&mut io, &space, &ecfg, &mut emit)
+    })
+    .await
+    .map_err(|e| ScanError::Config(format!("the SYN engine thread failed: {e}")))??;
+
+    if let (Some(state), Some(path)) = (&outcome.resume, &cfg.resume_out) {
+        write_resume(path, state)?;
+    }
+    let mut summary = outcome.summary;
+    if !outcome.suspect.is_empty() {
+        summary.open -= outcome.suspect.len() as u64;
+        for o in confirm(outcome.suspect, targets, cfg.timeout.max).await {
+            match o.state {
+                crate::model::PortState::Open => summary.open += 1,
+                crate::model::PortState::Closed => summary.closed += 1,
+                crate::model::PortState::Filtered => summary.filtered += 1,
+            }
+            let _ = events.send(ScanEvent::Observation(o)).await;
+        }
+    }
+    Ok(summary)
+}
+
+/// Maps the shared [`ScanConfig`] onto the engine's settings.
+pub fn engine_config(cfg: &ScanConfig) -> Result<EngineConfig, ScanError> {
+    let max = cfg.max_rate.unwrap_or(DEFAULT_MAX_RATE).max(1);
+    let rate = match cfg.rate {
+        Some(r) => RateMode::Fixed(r.clamp(1, max)),
+        None => RateMode::Adaptive { start: START_RATE.min(max), max },
+    };
+    let shard = match cfg.shard {
+        None => Shard::default(),
+        Some((index, count)) if count > 0 && index < count => Shard { index, count },
+        Some((index, count)) => {
+            return Err(ScanError::Config(format!(
+                "shard {index}/{count} is out of range: use I/N with 0 <= I < N"
+            )));
+        }
+    };
+    let resume = match &cfg.resume_from {
+        Some(p) => Some(read_resume(p)?),
+        None => None,
+    };
+    let sports = cfg.source_ports.unwrap_or((61000, 65535));
+    if sports.0 == 0 || sports.0 > sports.1 {
+        return Err(ScanError::Config(format!(
+            "source port range {}-{} is empty or starts at 0: give LOW-HIGH with 1 <= LOW <= HIGH",
+            sports.0, sports.1
+        )));
+    }
+    Ok(EngineConfig {
+        seed: cfg.seed,
+        key: (rand::random(), rand::random()),
+        sports,
+        retries: cfg.retries,
+        timeout: cfg.timeout,
+        rate,
+        shard,
+        stop: cfg.stop.clone(),
+        resume,
+        ..EngineConfig::default()
+    })
+}
+
+/// Reads a resume file written by an interrupted scan.
+pub fn read_resume(path: &Path) -> Result<ResumeState, ScanError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| ScanError::Config(format!("cannot read the resume file {}: {e}", path.display())))?;
+    let state: ResumeState = serde_json::from_str(&text).map_err(|e| {
+        ScanError::Config(format!(
+            "{}:{}: not a portwarden resume file ({e}); pass the file an interrupted scan wrote",
+            path.display(),
+            e.line()
+        ))
+    })?;
+    if state.version != 1 {
+        return Err(ScanError::Config(format!(
+            "{}: resume file version {} is not supported (expected 1)",
+            path.display(),
+            state.version
+        )));
+    }
+    Ok(state)
+}
+
+/// Writes the resume state (atomically: a temporary file renamed over it).
+pub fn write_resume(path: &Path, state: &ResumeState) -> Result<(), ScanError> {
+    let text = serde_json::to_string(state)
+        .map_err(|e| ScanError::Config(format!("cannot encode the resume state: {e}")))?;
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, text)
+        .and_then(|_| std::fs::rename(&tmp, path))
+        .map_err(|e| ScanError::Config(format!("cannot write the resume file {}: {e}", path.display())))
+}
+
+/// Re-checks the SYN-ACKs of suspected SYN proxies with full connects:
+/// completed → open (connected), refused → closed, anything else → filtered.
+async fn confirm(suspect: Vec<Observation>, targets: &Targets, timeout: Duration) -> Vec<Observation> {
+    let gate = Arc::new(Semaphore::new(128));
+    let mut set = tokio::task::JoinSet::new();
+    for o in suspect {
+        let gate = gate.clone();
+        set.spawn(async move {
+            let _permit = gate.acquire_owned().await;
+            let addr = SocketAddr::new(o.ip, o.port);
+            let started = std::time::Instant::now();
+            let reason = match tokio::time::timeout(timeout, tokio::net::TcpStream::connect(addr)).await {
+                Ok(Ok(_)) => Reason::Connected,
+                Ok(Err(e)) if e.kind() == std::io::ErrorKind::ConnectionRefused => Reason::ConnRefused,
+                _ => Reason::NoResponse,
+            };
+            let rtt = (reason != Reason::NoResponse).then(|| started.elapsed().as_secs_f64() * 1000.0);
+            let mut c = Observation::new(o.ip, o.port, o.proto, reason, rtt);
+            c.tries = o.tries.saturating_add(1);
+            c
+        });
+    }
+    let mut out = Vec::new();
+    while let Some(r) = set.join_next().await {
+        if let Ok(mut o) = r {
+            o.hostnames = targets.hostnames(o.ip);
+            out.push(o);
+        }
+    }
+    out.sort_by_key(|o| (o.ip, o.port));
+    out
 }
 
 #[cfg(test)]

@@ -95,24 +95,35 @@ fn clean_network_every_pair_exactly_right() {
     let (truth, expect) = lab_truth(16);
     let mut net = FakeNet::new(truth);
     let addrs: Vec<IpAddr> = (0..16).map(v4).collect();
-    let r = scan(&mut net, &addrs, &ports(), &EngineConfig::default());
+    // Slow enough (2.4 s of virtual time) for the silent-host rule to act.
+    let cfg = EngineConfig { rate: RateMode::Fixed(2000), ..EngineConfig::default() };
+    let r = scan(&mut net, &addrs, &ports(), &cfg);
     assert_eq!(by_pair(&r.obs), expect);
     let open = expect.values().filter(|r| **r == Reason::SynAck).count() as u64;
     assert_eq!(r.out.summary.open, open);
     assert_eq!(r.out.summary.probed, 16 * 300);
-    // Answered pairs were probed once, silent ones twice (retries = 1), and
-    // every SYN-ACK got a RST.
+    // Answered pairs were probed once; silent ones twice (retries = 1)
+    // until their host had 32 silent pairs, then once. Every SYN-ACK got a RST.
+    let mut twice: HashMap<IpAddr, u32> = HashMap::new();
     for ((a, p), reason) in &expect {
-        let want = if *reason == Reason::NoResponse { 2 } else { 1 };
-        assert_eq!(net.syns[&(*a, *p)], want, "{a}:{p}");
+        let n = net.syns[&(*a, *p)];
+        if *reason == Reason::NoResponse {
+            assert!(n == 1 || n == 2, "{a}:{p} probed {n} times");
+            *twice.entry(*a).or_default() += n - 1;
+        } else {
+            assert_eq!(n, 1, "{a}:{p}");
+        }
     }
-    assert_eq!(r.out.summary.sent, 8 * 300 + 8 * 300 * 2);
+    assert_eq!(twice.len(), 8);
+    assert!(twice.values().all(|n| (32..100).contains(n)), "{twice:?}");
+    assert_eq!(r.out.summary.sent, net.syns.values().map(|n| *n as u64).sum::<u64>());
     assert_eq!(net.rsts, open);
     assert_eq!(r.out.invalid, 0);
     // The open ones answered on the first try with the fake's latency.
     let o = r.obs.iter().find(|o| o.reason == Reason::SynAck).unwrap();
     assert_eq!((o.tries, o.rtt_ms), (1, Some(0.5)));
-    assert!(r.notices.is_empty(), "{:?}", r.notices);
+    assert_eq!(r.notices.len(), 1, "{:?}", r.notices);
+    assert!(r.notices[0].contains("did not answer any of 32 ports"), "{}", r.notices[0]);
 }
 
 #[test]
