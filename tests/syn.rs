@@ -1,6 +1,6 @@
 //! SYN engine against real packets.
 
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::IpAddr;
 use std::time::Instant;
 
 use portwarden::model::{Reason, ScanEvent};
@@ -14,14 +14,19 @@ use portwarden::scan::syn::raw::RawIo;
 fn bench() {
     let spec = std::env::var("PW_BENCH").expect("PW_BENCH=base count lo hi");
     let f: Vec<&str> = spec.split_whitespace().collect();
-    let base: Ipv4Addr = f[0].parse().unwrap();
+    let base: IpAddr = f[0].parse().unwrap();
     let count: u64 = f[1].parse().unwrap();
     let lo: u16 = f[2].parse().unwrap();
     let hi: u16 = f[3].parse().unwrap();
     let ports: Vec<u16> = (lo..=hi).collect();
-    let addr_at = |i: u64| (i < count).then(|| IpAddr::V4((u32::from(base) + i as u32).into()));
+    let addr_at = |i: u64| {
+        (i < count).then(|| match base {
+            IpAddr::V4(b) => IpAddr::V4((u32::from(b) + i as u32).into()),
+            IpAddr::V6(b) => IpAddr::V6((u128::from(b) + i as u128).into()),
+        })
+    };
     let space = Space { n_addrs: count, addr_at: &addr_at, ports: &ports };
-    let mut io = RawIo::open().unwrap();
+    let mut io = RawIo::open(std::env::var("PW_ONE").is_err()).unwrap();
     let mut open = Vec::new();
     let mut notices = Vec::new();
     let t0 = Instant::now();

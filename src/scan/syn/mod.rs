@@ -55,7 +55,7 @@ pub async fn run(
     let port_list: Vec<u16> = ports.as_slice().to_vec();
     let tx = events.clone();
     let outcome = tokio::task::spawn_blocking(move || -> Result<engine::EngineOutcome, ScanError> {
-        let mut io = raw::RawIo::open()?;
+        let mut io = raw::RawIo::open(true)?;
         let t = &targets_owned;
         let addr_at = |i: u64| t.get(i);
         let space = Space { n_addrs: t.len(), addr_at: &addr_at, ports: &port_list };

@@ -13,6 +13,8 @@ use std::io;
 use std::mem;
 use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::sync::mpsc;
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use super::io::{OutPacket, PacketIo, Received};
@@ -48,8 +50,8 @@ fn setsockopt_int(fd: RawFd, level: i32, name: i32, value: i32) -> io::Result<()
 /// `AF_PACKET` sockets (IPv4 and IPv6) in the engine's own thread.
 pub struct RawIo {
     start: Instant,
-    send4: OwnedFd,
-    send6: Option<OwnedFd>,
+    sender: Sender,
+    worker: Option<Worker>,
     recv: Vec<OwnedFd>,
     bufs: Vec<[u8; RECV_BUF]>,
     /// Replies parsed (for diagnostics).
@@ -73,19 +75,17 @@ fn open_packet_socket(ethertype: u16) -> io::Result<OwnedFd> {
 }
 
 impl RawIo {
-    pub fn open() -> io::Result<RawIo> {
-        let send4 = open(libc::AF_INET, libc::SOCK_RAW, libc::IPPROTO_RAW)?;
-        let _ = setsockopt_int(send4.as_raw_fd(), libc::SOL_SOCKET, libc::SO_SNDBUF, 4 << 20);
-        // IPv6 may be disabled on the host; IPv4-only scans still work.
-        let send6 = open(libc::AF_INET6, libc::SOCK_RAW, libc::IPPROTO_RAW).ok();
-        if let Some(s) = &send6 {
-            let _ = setsockopt_int(s.as_raw_fd(), libc::SOL_SOCKET, libc::SO_SNDBUF, 4 << 20);
-        }
+    /// Opens the sockets; `helper_thread` adds a second sending thread
+    /// (worth it when a second core is free: the kernel's per-packet work,
+    /// not ours, is what limits the rate).
+    pub fn open(helper_thread: bool) -> io::Result<RawIo> {
+        let sender = Sender::open()?;
+        let worker = if helper_thread { Some(Worker::spawn()?) } else { None };
         let recv = vec![open_packet_socket(libc::ETH_P_IP as u16)?, open_packet_socket(libc::ETH_P_IPV6 as u16)?];
         Ok(RawIo {
             start: Instant::now(),
-            send4,
-            send6,
+            sender,
+            worker,
             recv,
             bufs: vec![[0u8; RECV_BUF]; RECV_BATCH],
             received: 0,
@@ -154,6 +154,41 @@ impl RawIo {
         }
         Ok(())
     }
+}
+
+/// The two raw sending sockets (IPv4, IPv6).
+struct Sender {
+    send4: OwnedFd,
+    send6: Option<OwnedFd>,
+}
+
+impl Sender {
+    fn open() -> io::Result<Sender> {
+        let send4 = open(libc::AF_INET, libc::SOCK_RAW, libc::IPPROTO_RAW)?;
+        let _ = setsockopt_int(send4.as_raw_fd(), libc::SOL_SOCKET, libc::SO_SNDBUF, 4 << 20);
+        // IPv6 may be disabled on the host; IPv4-only scans still work.
+        let send6 = open(libc::AF_INET6, libc::SOCK_RAW, libc::IPPROTO_RAW).ok();
+        if let Some(s) = &send6 {
+            let _ = setsockopt_int(s.as_raw_fd(), libc::SOL_SOCKET, libc::SO_SNDBUF, 4 << 20);
+        }
+        Ok(Sender { send4, send6 })
+    }
+
+    /// Sends runs of one address family each; returns how many leading
+    /// packets went out.
+    fn send(&self, batch: &[OutPacket<'_>]) -> io::Result<usize> {
+        let mut sent = 0;
+        while sent < batch.len() {
+            let v4 = batch[sent].dst.is_ipv4();
+            let run = batch[sent..].iter().take_while(|p| p.dst.is_ipv4() == v4).count();
+            let n = self.send_family(&batch[sent..sent + run])?;
+            sent += n;
+            if n < run {
+                break;
+            }
+        }
+        Ok(sent)
+    }
 
     fn send_family(&self, batch: &[OutPacket<'_>]) -> io::Result<usize> {
         let Some(first) = batch.first() else { return Ok(0) };
@@ -207,6 +242,47 @@ impl RawIo {
             done += n as usize;
         }
         Ok(done)
+    }
+}
+
+/// An owned copy of a batch for the helper thread.
+struct OwnedBatch {
+    bytes: Vec<u8>,
+    packets: Vec<(IpAddr, usize, usize)>,
+}
+
+/// A second sending thread with its own sockets.
+struct Worker {
+    tx: Option<mpsc::SyncSender<OwnedBatch>>,
+    handle: Option<JoinHandle<()>>,
+}
+
+impl Worker {
+    fn spawn() -> io::Result<Worker> {
+        let sender = Sender::open()?;
+        let (tx, rx) = mpsc::sync_channel::<OwnedBatch>(256);
+        let handle = std::thread::Builder::new().name("syn-send".into()).spawn(move || {
+            while let Ok(b) = rx.recv() {
+                let pkts: Vec<OutPacket<'_>> = b
+                    .packets
+                    .iter()
+                    .filter_map(|(dst, from, to)| Some(OutPacket { dst: *dst, bytes: b.bytes.get(*from..*to)? }))
+                    .collect();
+                // A packet the kernel refuses here is simply lost: the
+                // engine's retransmission covers it like any other loss.
+                let _ = sender.send(&pkts);
+            }
+        })?;
+        Ok(Worker { tx: Some(tx), handle: Some(handle) })
+    }
+}
+
+impl Drop for Worker {
+    fn drop(&mut self) {
+        self.tx.take();
+        if let Some(h) = self.handle.take() {
+            let _ = h.join();
+        }
     }
 }
 
@@ -269,17 +345,25 @@ impl PacketIo for RawIo {
     }
 
     fn send(&mut self, batch: &[OutPacket<'_>]) -> io::Result<usize> {
-        let mut sent = 0;
-        while sent < batch.len() {
-            let v4 = batch[sent].dst.is_ipv4();
-            let run = batch[sent..].iter().take_while(|p| p.dst.is_ipv4() == v4).count();
-            let n = self.send_family(&batch[sent..sent + run])?;
-            sent += n;
-            if n < run {
-                break;
+        // Hand the second half of larger batches to the helper thread.
+        if let Some(tx) = self.worker.as_ref().and_then(|w| w.tx.as_ref())
+            && batch.len() >= 16
+        {
+            let half = batch.len() / 2;
+            let mut owned = OwnedBatch { bytes: Vec::with_capacity(half * 80), packets: Vec::with_capacity(half) };
+            for p in &batch[half..] {
+                let from = owned.bytes.len();
+                owned.bytes.extend_from_slice(p.bytes);
+                owned.packets.push((p.dst, from, owned.bytes.len()));
+            }
+            if tx.try_send(owned).is_ok() {
+                let n = self.sender.send(&batch[..half])?;
+                // Whatever the first half could not send is offered again
+                // later; the second half is in the helper's hands.
+                return Ok(if n < half { n } else { batch.len() });
             }
         }
-        Ok(sent)
+        self.sender.send(batch)
     }
 
     fn recv(&mut self, timeout: Duration, out: &mut Vec<Received>) -> io::Result<()> {
