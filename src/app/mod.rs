@@ -1,1 +1,263 @@
-//! App layer
+//! App layer: the audit pipeline (targets → scan → identify → evaluate →
+//! report) put together from the layers below. It validates nothing the
+//! layers validate themselves, owns the order of the steps and the files an
+//! audit leaves behind. The CLI calls it; it never prints.
+
+use std::fs;
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use tokio::sync::mpsc;
+
+use crate::model::{Observation, ScanEvent, ScanKind};
+use crate::rules::Catalogue;
+use crate::scan::{self, ScanConfig, ScanSummary};
+use crate::target::{PortSet, TargetOptions, Targets};
+
+/// Ports an audit scans when none are given.
+pub const DEFAULT_AUDIT_PORTS: &str = "common";
+
+/// What to scan, as the operator wrote it.
+#[derive(Debug, Clone, Default)]
+pub struct Scope {
+    pub targets: Vec<String>,
+    /// Excluded specs (same forms as targets, `@file` included).
+    pub excludes: Vec<String>,
+    pub allow_large: bool,
+    pub ports: String,
+    /// A directory whose rule files replace the embedded ones.
+    pub rules_dir: Option<PathBuf>,
+}
+
+/// Which probe engine the operator asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ScanChoice {
+    /// SYN when raw sockets are available, else connect (with a notice).
+    #[default]
+    Auto,
+    Connect,
+    Syn,
+}
+
+/// A scope resolved into concrete sets, plus the rules it was resolved with.
+#[derive(Debug, Clone)]
+pub struct Prepared {
+    pub targets: Targets,
+    pub ports: PortSet,
+    pub catalogue: Catalogue,
+}
+
+/// Loads the rules and resolves targets and ports.
+pub async fn prepare(scope: &Scope) -> Result<Prepared> {
+    let catalogue = match &scope.rules_dir {
+        Some(dir) => Catalogue::load_dir(dir)?,
+        None => Catalogue::embedded(),
+    };
+    let ports = PortSet::parse(&scope.ports, &catalogue)?;
+    let opts = TargetOptions {
+        allow_large: scope.allow_large,
+    };
+    let targets = Targets::resolve(&scope.targets, &scope.excludes, &opts).await?;
+    Ok(Prepared {
+        targets,
+        ports,
+        catalogue,
+    })
+}
+
+/// Turns the operator's engine choice into a concrete one. A silent
+/// downgrade would surprise, so the fallback is announced.
+pub async fn choose_engine(
+    choice: ScanChoice,
+    events: &mpsc::Sender<ScanEvent>,
+) -> Result<ScanKind> {
+    Ok(match choice {
+        ScanChoice::Connect => ScanKind::Connect,
+        ScanChoice::Syn => {
+            if !scan::syn::raw_sockets_available() {
+                let exe = std::env::current_exe()
+                    .map(|p| p.display().to_string())
+                    .unwrap_or_else(|_| "portwarden".into());
+                return Err(scan::ScanError::NoRawSocketPrivilege(exe).into());
+            }
+            ScanKind::Syn
+        }
+        ScanChoice::Auto if scan::syn::raw_sockets_available() => ScanKind::Syn,
+        ScanChoice::Auto => {
+            let _ = events
+                .send(ScanEvent::Notice(
+                    "no raw-socket privilege: using a connect scan (run as root or grant CAP_NET_RAW for a SYN scan)"
+                        .into(),
+                ))
+                .await;
+            ScanKind::Connect
+        }
+    })
+}
+
+/// Runs the scan and forwards its events, with host names filled in and
+/// unresolved names announced first.
+pub async fn scan(
+    prepared: &Prepared,
+    cfg: &ScanConfig,
+    events: mpsc::Sender<ScanEvent>,
+) -> Result<ScanSummary> {
+    for u in prepared.targets.unresolved() {
+        let _ = events
+            .send(ScanEvent::Notice(format!(
+                "host name '{}' did not resolve ({}); scanning the rest",
+                u.name, u.error
+            )))
+            .await;
+    }
+    let (tx, mut rx) = mpsc::channel(4096);
+    let targets = &prepared.targets;
+    let forward = async {
+        while let Some(mut ev) = rx.recv().await {
+            if let ScanEvent::Observation(o) = &mut ev {
+                o.hostnames = targets.hostnames(o.ip);
+            }
+            if events.send(ev).await.is_err() {
+                break;
+            }
+        }
+    };
+    let run = scan::run(&prepared.targets, &prepared.ports, cfg, tx);
+    let (summary, ()) = tokio::join!(run, forward);
+    Ok(summary?)
+}
+
+/// What the operator asked an audit to do.
+#[derive(Debug, Clone)]
+pub struct AuditRequest {
+    pub scope: Scope,
+    pub engine: ScanChoice,
+    pub scan: ScanConfig,
+    pub out: PathBuf,
+}
+
+/// What an audit produced.
+#[derive(Debug)]
+pub struct AuditOutcome {
+    pub summary: ScanSummary,
+    /// Addresses and ports in scope.
+    pub hosts: u64,
+    pub ports: usize,
+    pub out: PathBuf,
+    pub observations: Vec<Observation>,
+}
+
+/// Runs a whole audit and writes its report directory. Events (progress,
+/// notices, observations) are forwarded to `events` as they happen.
+pub async fn audit(req: &AuditRequest, events: mpsc::Sender<ScanEvent>) -> Result<AuditOutcome> {
+    let prepared = prepare(&req.scope).await?;
+    let mut cfg = req.scan.clone();
+    cfg.kind = choose_engine(req.engine, &events).await?;
+
+    let (tx, mut rx) = mpsc::channel(4096);
+    let collect = async {
+        let mut observations = Vec::new();
+        while let Some(ev) = rx.recv().await {
+            if let ScanEvent::Observation(o) = &ev {
+                observations.push(o.clone());
+            }
+            let _ = events.send(ev).await;
+        }
+        observations
+    };
+    let (summary, mut observations) = tokio::join!(scan(&prepared, &cfg, tx), collect);
+    let summary = summary?;
+    observations.sort_by_key(|o| (o.ip, o.port, o.proto));
+
+    write_report_dir(&req.out, |dir| {
+        write_jsonl(&dir.join("observations.jsonl"), &observations)
+    })?;
+    Ok(AuditOutcome {
+        summary,
+        hosts: prepared.targets.len(),
+        ports: prepared.ports.len(),
+        out: req.out.clone(),
+        observations,
+    })
+}
+
+/// Writes one observation per line.
+pub fn write_jsonl(path: &Path, observations: &[Observation]) -> Result<()> {
+    let file =
+        fs::File::create(path).with_context(|| format!("cannot create {}", path.display()))?;
+    let mut w = BufWriter::new(file);
+    for o in observations {
+        serde_json::to_writer(&mut w, o)?;
+        w.write_all(b"\n")?;
+    }
+    w.flush()
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(())
+}
+
+/// Builds a report directory next to `out` and renames it into place, so an
+/// interrupted run never leaves a half-written report nor destroys the
+/// previous one.
+pub fn write_report_dir(out: &Path, fill: impl FnOnce(&Path) -> Result<()>) -> Result<()> {
+    let parent = match out.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let name = out
+        .file_name()
+        .with_context(|| format!("report directory '{}' has no name", out.display()))?
+        .to_string_lossy()
+        .into_owned();
+    let pid = std::process::id();
+    let tmp = parent.join(format!(".{name}.tmp-{pid}"));
+    let old = parent.join(format!(".{name}.old-{pid}"));
+    let _ = fs::remove_dir_all(&tmp);
+    fs::create_dir_all(&tmp).with_context(|| format!("cannot create {}", tmp.display()))?;
+    if let Err(e) = fill(&tmp) {
+        let _ = fs::remove_dir_all(&tmp);
+        return Err(e);
+    }
+    let had_old = out.exists();
+    if had_old {
+        fs::rename(out, &old)
+            .with_context(|| format!("cannot move the previous report {} aside", out.display()))?;
+    }
+    if let Err(e) = fs::rename(&tmp, out) {
+        if had_old {
+            let _ = fs::rename(&old, out);
+        }
+        return Err(e).with_context(|| format!("cannot move the report into {}", out.display()));
+    }
+    if had_old {
+        let _ = fs::remove_dir_all(&old);
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn report_dir_replaces_atomically_and_survives_failures() {
+        let base = std::env::temp_dir().join(format!("pw-app-test-{}", std::process::id()));
+        let out = base.join("report");
+        fs::create_dir_all(&base).unwrap();
+        write_report_dir(&out, |d| Ok(fs::write(d.join("a"), "1")?)).unwrap();
+        assert_eq!(fs::read_to_string(out.join("a")).unwrap(), "1");
+        // A failing fill leaves the previous report untouched.
+        let err = write_report_dir(&out, |d| {
+            fs::write(d.join("a"), "2")?;
+            anyhow::bail!("boom")
+        });
+        assert!(err.is_err());
+        assert_eq!(fs::read_to_string(out.join("a")).unwrap(), "1");
+        write_report_dir(&out, |d| Ok(fs::write(d.join("b"), "3")?)).unwrap();
+        assert!(!out.join("a").exists());
+        assert_eq!(fs::read_to_string(out.join("b")).unwrap(), "3");
+        let leftovers: Vec<_> = fs::read_dir(&base).unwrap().collect();
+        assert_eq!(leftovers.len(), 1, "no temporary directories left behind");
+        fs::remove_dir_all(&base).unwrap();
+    }
+}

@@ -43,10 +43,10 @@ impl Default for TimeoutConfig {
 #[derive(Debug, Clone)]
 pub struct ScanConfig {
     pub kind: ScanKind,
-    /// Cap on probes per second; `None` lets the engine choose/adapt. The
-    /// SYN engine sends at exactly this rate (no adaptation) when it is set.
+    /// Cap on probes per second; `None` lets the engine choose/adapt.
     pub rate: Option<u64>,
-    /// SYN scan: hard cap for the adaptive rate (`--max-rate`); `None` = 1,000,000/s.
+    /// SYN scan: hard cap for the adaptive rate (`--max-rate`; the lower of
+    /// this and `rate` wins); neither set = 1,000,000/s.
     pub max_rate: Option<u64>,
     /// Extra probes for a port that did not answer.
     pub retries: u8,
@@ -114,7 +114,9 @@ pub struct ScanSummary {
 pub enum ScanError {
     #[error("{0}")]
     Io(#[from] std::io::Error),
-    #[error("SYN scan needs raw sockets: run as root or grant the capability with `sudo setcap cap_net_raw,cap_net_admin+ep {0}`")]
+    #[error(
+        "SYN scan needs raw sockets: run as root or grant the capability with `sudo setcap cap_net_raw,cap_net_admin+ep {0}`"
+    )]
     NoRawSocketPrivilege(String),
     #[error("{0}")]
     Config(String),

@@ -24,7 +24,11 @@ pub struct Permutation {
 impl Permutation {
     /// A permutation of `[0, n)` chosen by `seed`.
     pub fn new(n: u64, seed: u64) -> Permutation {
-        let bits = if n <= 1 { 2 } else { 64 - (n - 1).leading_zeros() };
+        let bits = if n <= 1 {
+            2
+        } else {
+            64 - (n - 1).leading_zeros()
+        };
         let half_bits = bits.div_ceil(2).max(1);
         Permutation {
             n,

@@ -21,6 +21,7 @@ pub mod raw;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use tokio::sync::{Semaphore, mpsc};
@@ -50,9 +51,14 @@ pub async fn run(
             .unwrap_or_else(|_| "portwarden".into());
         return Err(ScanError::NoRawSocketPrivilege(exe));
     }
-    let ecfg = engine_config(cfg)?;
+    let mut ecfg = engine_config(cfg)?;
+    // Dropping this future (Ctrl-C in a `select!`) must stop the engine
+    // thread too, or the process would keep probing until the scan ends.
+    let stop = ecfg.stop.get_or_insert_with(Default::default).clone();
+    let _guard = StopOnDrop(stop);
     let targets_owned = targets.clone();
     let port_list: Vec<u16> = ports.as_slice().to_vec();
+    let resume_out = cfg.resume_out.clone();
     let tx = events.clone();
     let outcome = tokio::task::spawn_blocking(move || -> Result<engine::EngineOutcome, ScanError> {
         let mut io = raw::RawIo::open(true)?;
@@ -60,29 +66,25 @@ pub async fn run(
         let addr_at = |i: u64| t.get(i);
         let space = Space { n_addrs: t.len(), addr_at: &addr_at, ports: &port_list };
         let mut emit = |ev: ScanEvent| {
-            let ev = match ev {
-                ScanEvent::Observation(mut o) => {
-                    o.hostnames = t.hostnames(o.ip);
-                    ScanEvent::Observation(o)
-                }
-                other => other,
-            };
             // A closed channel means nobody listens any more; the scan
             // still finishes so the summary and resume state are right.
             let _ = tx.blocking_send(ev);
         };
-        engine::run(&mut io, &space, &ecfg, &mut emit)
+        let outcome = engine::run(&mut io, &space, &ecfg, &mut emit)?;
+        // Written here, not by the caller, so it is written even when the
+        // caller's future was dropped.
+        if let (Some(state), Some(path)) = (&outcome.resume, &resume_out) {
+            write_resume(path, state)?;
+        }
+        Ok(outcome)
     })
     .await
     .map_err(|e| ScanError::Config(format!("the SYN engine thread failed: {e}")))??;
 
-    if let (Some(state), Some(path)) = (&outcome.resume, &cfg.resume_out) {
-        write_resume(path, state)?;
-    }
     let mut summary = outcome.summary;
     if !outcome.suspect.is_empty() {
         summary.open -= outcome.suspect.len() as u64;
-        for o in confirm(outcome.suspect, targets, cfg.timeout.max).await {
+        for o in confirm(outcome.suspect, cfg.timeout.max).await {
             match o.state {
                 crate::model::PortState::Open => summary.open += 1,
                 crate::model::PortState::Closed => summary.closed += 1,
@@ -94,13 +96,25 @@ pub async fn run(
     Ok(summary)
 }
 
+struct StopOnDrop(Arc<AtomicBool>);
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+}
+
 /// Maps the shared [`ScanConfig`] onto the engine's settings.
 pub fn engine_config(cfg: &ScanConfig) -> Result<EngineConfig, ScanError> {
-    let max = cfg.max_rate.unwrap_or(DEFAULT_MAX_RATE).max(1);
-    let rate = match cfg.rate {
-        Some(r) => RateMode::Fixed(r.clamp(1, max)),
-        None => RateMode::Adaptive { start: START_RATE.min(max), max },
-    };
+    // `rate` (--rate) and `max_rate` (--max-rate) are both caps; below
+    // the cap the engine always adapts.
+    let max = match (cfg.rate, cfg.max_rate) {
+        (Some(a), Some(b)) => a.min(b),
+        (Some(a), None) | (None, Some(a)) => a,
+        (None, None) => DEFAULT_MAX_RATE,
+    }
+    .max(1);
+    let rate = RateMode::Adaptive { start: START_RATE.min(max), max };
     let shard = match cfg.shard {
         None => Shard::default(),
         Some((index, count)) if count > 0 && index < count => Shard { index, count },
@@ -168,7 +182,7 @@ pub fn write_resume(path: &Path, state: &ResumeState) -> Result<(), ScanError> {
 
 /// Re-checks the SYN-ACKs of suspected SYN proxies with full connects:
 /// completed → open (connected), refused → closed, anything else → filtered.
-async fn confirm(suspect: Vec<Observation>, targets: &Targets, timeout: Duration) -> Vec<Observation> {
+async fn confirm(suspect: Vec<Observation>, timeout: Duration) -> Vec<Observation> {
     let gate = Arc::new(Semaphore::new(128));
     let mut set = tokio::task::JoinSet::new();
     for o in suspect {
@@ -190,8 +204,7 @@ async fn confirm(suspect: Vec<Observation>, targets: &Targets, timeout: Duration
     }
     let mut out = Vec::new();
     while let Some(r) = set.join_next().await {
-        if let Ok(mut o) = r {
-            o.hostnames = targets.hostnames(o.ip);
+        if let Ok(o) = r {
             out.push(o);
         }
     }

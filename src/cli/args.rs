@@ -1,0 +1,136 @@
+//! Command-line arguments (clap). These types stay in the binary: they are
+//! turned into the library's validated configs in `cli::config` and never
+//! passed below.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "portwarden",
+    version,
+    about = "Port-exposure scanner and compliance auditor",
+    long_about = "Scans hosts for open ports (SYN or connect scan), checks them against your port policy and \
+                  compliance profiles, and writes reports that say how to close each finding."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Scan targets and print port states (table, JSON, JSONL or CSV).
+    Scan(ScanCmd),
+    /// Scan targets and write an audit report directory.
+    Audit(AuditCmd),
+    /// Expand a port spec (numbers, ranges, service names, named sets) and list its ports.
+    Ports(PortsCmd),
+}
+
+#[derive(Debug, Args)]
+pub struct ScanCmd {
+    #[command(flatten)]
+    pub scope: ScopeArgs,
+    #[command(flatten)]
+    pub engine: EngineArgs,
+    /// Output format [default: table on a terminal, jsonl otherwise].
+    #[arg(long, value_enum)]
+    pub format: Option<Format>,
+    /// Write the output to FILE instead of standard output.
+    #[arg(short = 'o', long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// Only report open ports (the table always shows only open ports).
+    #[arg(long)]
+    pub open: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct AuditCmd {
+    #[command(flatten)]
+    pub scope: ScopeArgs,
+    #[command(flatten)]
+    pub engine: EngineArgs,
+    /// Report directory (replaced atomically).
+    #[arg(long, value_name = "DIR", default_value = "portwarden-report")]
+    pub out: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct PortsCmd {
+    /// Port spec, e.g. `common`, `high-risk`, `ssh,8000-8100`.
+    #[arg(default_value = "common")]
+    pub spec: String,
+    /// A directory whose rule files replace the embedded ones.
+    #[arg(long, value_name = "DIR")]
+    pub rules: Option<PathBuf>,
+}
+
+/// What to scan.
+#[derive(Debug, Args)]
+pub struct ScopeArgs {
+    /// Targets: IPs, CIDRs (198.18.0.0/24), ranges (198.18.0.1-20), host names, @FILE lists.
+    #[arg(required = true, value_name = "TARGET")]
+    pub targets: Vec<String>,
+    /// Ports: `22,80`, `1-1024`, `-`/`all`, service names, named sets (`common`, `high-risk`)
+    /// [default: common].
+    #[arg(short = 'p', long, value_name = "PORTS")]
+    pub ports: Option<String>,
+    /// Leave these targets out (same forms as targets; repeatable).
+    #[arg(long, value_name = "SPEC")]
+    pub exclude: Vec<String>,
+    /// Leave out the targets listed in FILE (one spec a line, # comments; repeatable).
+    #[arg(long, value_name = "FILE")]
+    pub exclude_file: Vec<PathBuf>,
+    /// Allow more than 16,777,216 addresses or IPv6 prefixes shorter than /112.
+    #[arg(long)]
+    pub allow_large: bool,
+    /// A directory whose rule files (ports.toml, …) replace the embedded ones.
+    #[arg(long, value_name = "DIR")]
+    pub rules: Option<PathBuf>,
+}
+
+/// How to probe.
+#[derive(Debug, Args)]
+pub struct EngineArgs {
+    /// Probe engine: `syn` needs root or CAP_NET_RAW; `auto` uses it when it can.
+    #[arg(long = "scan", value_enum, default_value = "auto")]
+    pub scan: ScanType,
+    /// Cap on probes per second.
+    #[arg(long, value_name = "N")]
+    pub rate: Option<u64>,
+    /// Extra probes for a port that did not answer.
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    pub retries: u8,
+    /// First probe time-out before any RTT is measured, in ms.
+    #[arg(long, value_name = "MS", default_value_t = 1000)]
+    pub timeout_initial: u64,
+    /// Floor of the adaptive probe time-out, in ms.
+    #[arg(long, value_name = "MS", default_value_t = 100)]
+    pub timeout_min: u64,
+    /// Ceiling of the adaptive probe time-out, in ms.
+    #[arg(long, value_name = "MS", default_value_t = 3000)]
+    pub timeout_max: u64,
+    /// Most probes in flight (connect scan) [default: from the open-file limit].
+    #[arg(long, value_name = "N")]
+    pub concurrency: Option<usize>,
+    /// Seed of the probe order [default: random].
+    #[arg(long, value_name = "N")]
+    pub seed: Option<u64>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ScanType {
+    Auto,
+    Connect,
+    Syn,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    Table,
+    Json,
+    Jsonl,
+    Csv,
+}

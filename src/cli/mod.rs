@@ -1,0 +1,298 @@
+//! CLI layer: parses arguments, builds the library's validated configs, runs
+//! the app and turns its events into output, a progress bar and notices.
+//! The only place that prints; `main` maps the outcome to an exit code.
+
+pub mod args;
+mod output;
+
+use std::fs::File;
+use std::io::{self, BufWriter, IsTerminal, Write};
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use tokio::sync::mpsc;
+
+use portwarden::app::{self, AuditRequest, ScanChoice, Scope};
+use portwarden::model::ScanEvent;
+use portwarden::rules::Catalogue;
+use portwarden::scan::{ScanConfig, ScanSummary, TimeoutConfig};
+use portwarden::target::PortSet;
+
+use args::{AuditCmd, Cli, Command, EngineArgs, Format, PortsCmd, ScanCmd, ScanType, ScopeArgs};
+use output::Output;
+
+/// Process exit codes.
+pub mod exit {
+    /// Finished; nothing at or above the gate.
+    pub const OK: u8 = 0;
+    /// Finished; findings at or above the gate severity.
+    #[allow(dead_code)] // used once the policy gate is wired
+    pub const FINDINGS: u8 = 1;
+    /// Bad input or a runtime error.
+    pub const ERROR: u8 = 2;
+}
+
+pub async fn run(cli: Cli) -> Result<u8> {
+    match cli.command {
+        Command::Scan(cmd) => scan(cmd).await,
+        Command::Audit(cmd) => audit(cmd).await,
+        Command::Ports(cmd) => ports(cmd),
+    }
+}
+
+fn scope(args: &ScopeArgs, default_ports: &str) -> Scope {
+    let mut excludes = args.exclude.clone();
+    excludes.extend(
+        args.exclude_file
+            .iter()
+            .map(|f| format!("@{}", f.display())),
+    );
+    Scope {
+        targets: args.targets.clone(),
+        excludes,
+        allow_large: args.allow_large,
+        ports: args
+            .ports
+            .clone()
+            .unwrap_or_else(|| default_ports.to_string()),
+        rules_dir: args.rules.clone(),
+    }
+}
+
+/// Second stage of configuration: flags → a validated [`ScanConfig`].
+fn scan_config(e: &EngineArgs) -> Result<(ScanChoice, ScanConfig)> {
+    if e.rate == Some(0) {
+        bail!("--rate must be at least 1 probe per second");
+    }
+    if e.concurrency == Some(0) {
+        bail!("--concurrency must be at least 1");
+    }
+    if e.timeout_min == 0 || e.timeout_min > e.timeout_max {
+        bail!(
+            "--timeout-min ({} ms) must be at least 1 and at most --timeout-max ({} ms)",
+            e.timeout_min,
+            e.timeout_max
+        );
+    }
+    let choice = match e.scan {
+        ScanType::Auto => ScanChoice::Auto,
+        ScanType::Connect => ScanChoice::Connect,
+        ScanType::Syn => ScanChoice::Syn,
+    };
+    let cfg = ScanConfig {
+        rate: e.rate,
+        retries: e.retries,
+        timeout: TimeoutConfig {
+            initial: Duration::from_millis(e.timeout_initial),
+            min: Duration::from_millis(e.timeout_min),
+            max: Duration::from_millis(e.timeout_max),
+        },
+        concurrency: e.concurrency,
+        seed: e.seed.unwrap_or_else(rand::random),
+        ..ScanConfig::default()
+    };
+    Ok((choice, cfg))
+}
+
+async fn scan(cmd: ScanCmd) -> Result<u8> {
+    let (choice, mut cfg) = scan_config(&cmd.engine)?;
+    let scope = scope(&cmd.scope, app::DEFAULT_AUDIT_PORTS);
+    let prepared = app::prepare(&scope).await?;
+    let format = cmd.format.unwrap_or(if io::stdout().is_terminal() {
+        Format::Table
+    } else {
+        Format::Jsonl
+    });
+    let sink: Box<dyn Write + Send> = match &cmd.output {
+        Some(path) => Box::new(BufWriter::new(
+            File::create(path).with_context(|| format!("cannot create {}", path.display()))?,
+        )),
+        None => Box::new(BufWriter::new(io::stdout())),
+    };
+    let out = Output::new(format, sink, cmd.open);
+    let total = prepared.targets.len() * prepared.ports.len() as u64;
+
+    let (tx, rx) = mpsc::channel(4096);
+    cfg.kind = app::choose_engine(choice, &tx).await?;
+    let consumer = tokio::spawn(consume(rx, progress_bar(total), Some(out)));
+    let outcome = interruptible(app::scan(&prepared, &cfg, tx)).await;
+    let out = consumer.await.context("output task failed")??;
+    let summary = match outcome {
+        Some(r) => r?,
+        None => ScanSummary {
+            interrupted: true,
+            ..Default::default()
+        },
+    };
+    if let Some(out) = out {
+        out.finish(&summary, &prepared.catalogue)?;
+    }
+    eprintln!(
+        "{}",
+        summary_line(&summary, prepared.targets.len(), prepared.ports.len())
+    );
+    Ok(exit::OK)
+}
+
+async fn audit(cmd: AuditCmd) -> Result<u8> {
+    let (choice, cfg) = scan_config(&cmd.engine)?;
+    let req = AuditRequest {
+        scope: scope(&cmd.scope, app::DEFAULT_AUDIT_PORTS),
+        engine: choice,
+        scan: cfg,
+        out: cmd.out.clone(),
+    };
+    let (tx, rx) = mpsc::channel(4096);
+    // The total is unknown until targets resolve; the bar learns it from progress events.
+    let consumer = tokio::spawn(consume(rx, progress_bar(0), None));
+    let outcome = interruptible(app::audit(&req, tx)).await;
+    consumer.await.context("output task failed")??;
+    let Some(outcome) = outcome else {
+        bail!(
+            "interrupted: no report written (the previous one in {} is untouched)",
+            cmd.out.display()
+        );
+    };
+    let outcome = outcome?;
+    eprintln!(
+        "{}\nreport written to {}",
+        summary_line(&outcome.summary, outcome.hosts, outcome.ports),
+        outcome.out.join("observations.jsonl").display()
+    );
+    Ok(exit::OK)
+}
+
+fn ports(cmd: PortsCmd) -> Result<u8> {
+    let catalogue = match &cmd.rules {
+        Some(dir) => Catalogue::load_dir(dir)?,
+        None => Catalogue::embedded(),
+    };
+    let set = PortSet::parse(&cmd.spec, &catalogue)?;
+    let mut w = BufWriter::new(io::stdout());
+    for &p in set.as_slice() {
+        let service = catalogue
+            .entry(p, portwarden::model::Proto::Tcp)
+            .map(|e| e.service.as_str())
+            .unwrap_or("");
+        writeln!(w, "{p}\t{service}")?;
+    }
+    w.flush()?;
+    eprintln!("{} ports", set.len());
+    Ok(exit::OK)
+}
+
+/// Runs `fut` until it finishes or the operator presses Ctrl-C / sends
+/// SIGTERM; `None` means interrupted (the future was dropped, which stops
+/// the probes in flight).
+async fn interruptible<T>(fut: impl Future<Output = T>) -> Option<T> {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    let sigterm = async {
+        match term.as_mut() {
+            Some(s) => {
+                s.recv().await;
+            }
+            None => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        v = fut => Some(v),
+        _ = tokio::signal::ctrl_c() => { eprintln!("portwarden: interrupted"); None }
+        _ = sigterm => { eprintln!("portwarden: terminated"); None }
+    }
+}
+
+/// Drains engine events: observations to the output, progress to the bar,
+/// notices to stderr. Returns the output so the caller can finish it.
+async fn consume(
+    mut rx: mpsc::Receiver<ScanEvent>,
+    bar: Option<ProgressBar>,
+    mut out: Option<Output>,
+) -> Result<Option<Output>> {
+    while let Some(ev) = rx.recv().await {
+        match ev {
+            ScanEvent::Observation(o) => {
+                if let Some(out) = out.as_mut() {
+                    out.observation(&o).context("cannot write the output")?;
+                }
+            }
+            ScanEvent::Progress(p) => {
+                if let Some(bar) = &bar {
+                    bar.set_length(p.total);
+                    bar.set_position(p.done);
+                    bar.set_message(format!("{:.0} probes/s, {} open", p.rate, p.open));
+                }
+            }
+            ScanEvent::Notice(text) => {
+                let line = format!("portwarden: note: {}", output::terminal_safe(&text));
+                match &bar {
+                    Some(bar) => bar.println(line),
+                    None => eprintln!("{line}"),
+                }
+            }
+        }
+    }
+    if let Some(bar) = bar {
+        bar.finish_and_clear();
+    }
+    Ok(out)
+}
+
+fn progress_bar(total: u64) -> Option<ProgressBar> {
+    if !io::stderr().is_terminal() {
+        return None;
+    }
+    let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
+    let style = ProgressStyle::with_template(
+        "{elapsed_precise} [{wide_bar}] {pos}/{len} · {msg} · ETA {eta}",
+    )
+    .unwrap_or_else(|_| ProgressStyle::default_bar())
+    .progress_chars("=> ");
+    bar.set_style(style);
+    Some(bar)
+}
+
+fn summary_line(s: &ScanSummary, hosts: u64, ports: usize) -> String {
+    let plural = |n: u64, word: &str| format!("{n} {word}{}", if n == 1 { "" } else { "s" });
+    let scope = format!(
+        "{} × {}",
+        plural(hosts, "host"),
+        plural(ports as u64, "port")
+    );
+    format!(
+        "scanned {scope} in {:.2} s ({:.0} probes/s{}): {} open, {} closed, {} filtered",
+        s.elapsed.as_secs_f64(),
+        s.rate,
+        if s.interrupted { ", interrupted" } else { "" },
+        s.open,
+        s.closed,
+        s.filtered
+    )
+}
+
+/// Parses the command line; usage errors become one line (plus a hint), help
+/// and version print as usual.
+pub fn parse() -> std::result::Result<Cli, (u8, String)> {
+    use clap::Parser;
+    match Cli::try_parse() {
+        Ok(cli) => Ok(cli),
+        Err(e) => match e.kind() {
+            clap::error::ErrorKind::DisplayHelp
+            | clap::error::ErrorKind::DisplayVersion
+            | clap::error::ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+                let _ = e.print();
+                Err((exit::OK, String::new()))
+            }
+            _ => {
+                let text = e.render().to_string();
+                let first = text
+                    .lines()
+                    .find(|l| !l.trim().is_empty())
+                    .unwrap_or("invalid arguments")
+                    .trim_start_matches("error: ")
+                    .to_string();
+                Err((exit::ERROR, format!("{first} (see --help)")))
+            }
+        },
+    }
+}

@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Installs what the test suite needs that a fresh machine of this kind lacks
+# (the lab needs iproute2 and nftables; identification tests start real
+# servers from Debian packages). Idempotent; run as root.
+set -euo pipefail
+pkgs=(iproute2 nftables)
+missing=()
+for p in "${pkgs[@]}"; do
+  dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
