@@ -1,2 +1,12 @@
-//! Integration tests: one binary, one module per area.
+//! Integration tests: one binary, one module per area. Real-packet tests run
+//! the binary inside the namespace lab (`lab`), which needs root, iproute2
+//! and nftables.
+
+mod cli_errors;
+mod lab;
+// The lab's own test lives beside it but is declared here, so the lab can
+// also be compiled into `benches/lab.rs` without it.
+#[path = "lab/selftest.rs"]
+mod lab_selftest;
+mod scan_connect;
 mod syn;

@@ -1,0 +1,432 @@
+//! Lab benchmark: portwarden against nmap on the same namespace lab.
+//!
+//! Not part of CI (it takes minutes); run on demand as root:
+//!
+//! ```text
+//! cargo bench --bench lab                 # connect scan, plus nmap -sT when nmap is installed
+//! cargo bench --bench lab -- --syn        # also portwarden --scan syn and nmap -sS
+//! cargo bench --bench lab -- --quick      # a /26 × 100 ports sanity run
+//! cargo bench --bench lab -- --no-nmap --bin target/release/portwarden
+//! ```
+//!
+//! The lab is 198.19.1.0/24 (hosts .1–.254, 60 % up) scanned over the
+//! `common` port set (1,006 ports) with 440 open pairs on well-known ports.
+//! For each tool it prints wall time, peak RSS (from `wait4` rusage, so no
+//! `/usr/bin/time` is needed), CPU time, and recall / false positives against
+//! the lab's ground truth. Environment knobs: `PW_BENCH_TIMEOUT` (seconds per
+//! run, default 900), `PW_BENCH_SYN_LOSS` (per-mille SYN loss in the target,
+//! default 0), `PORTWARDEN_BIN`.
+
+#[path = "../tests/lab/mod.rs"]
+mod lab;
+
+use std::collections::BTreeSet;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use lab::{Faults, Lab, LabBuilder, Layout};
+
+/// Ports open pairs are drawn from: well-known services that any "common"
+/// set contains. Intersected at run time with `portwarden ports common`.
+const WELL_KNOWN: [u16; 40] = [
+    21, 22, 23, 25, 53, 80, 110, 111, 135, 139, 143, 389, 443, 445, 465, 587, 636, 993, 995, 1433,
+    1521, 1723, 2049, 3306, 3389, 5432, 5900, 6379, 8000, 8080, 8443, 8888, 9000, 9090, 9200,
+    10000, 11211, 27017, 5000, 3000,
+];
+
+struct Opts {
+    syn: bool,
+    nmap: bool,
+    quick: bool,
+    bin: PathBuf,
+    timeout: Duration,
+    syn_loss: u32,
+}
+
+fn opts() -> Opts {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let has = |f: &str| args.iter().any(|a| a == f);
+    let bin = args
+        .iter()
+        .position(|a| a == "--bin")
+        .and_then(|i| args.get(i + 1))
+        .map(PathBuf::from)
+        .unwrap_or_else(Lab::bin);
+    let env_u64 = |k: &str, d: u64| {
+        std::env::var(k)
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(d)
+    };
+    Opts {
+        syn: has("--syn") || std::env::var_os("PW_BENCH_SYN").is_some(),
+        nmap: !has("--no-nmap") && which("nmap").is_some(),
+        quick: has("--quick"),
+        bin,
+        timeout: Duration::from_secs(env_u64("PW_BENCH_TIMEOUT", 900)),
+        syn_loss: env_u64("PW_BENCH_SYN_LOSS", 0) as u32,
+    }
+}
+
+fn which(prog: &str) -> Option<PathBuf> {
+    std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|d| d.join(prog))
+            .find(|p| p.is_file())
+    })
+}
+
+/// The ports `spec` expands to, per the binary itself.
+fn expand_ports(bin: &Path, spec: &str) -> Option<Vec<u16>> {
+    let out = Command::new(bin)
+        .args(["ports", spec])
+        .stderr(Stdio::null())
+        .output()
+        .ok()?;
+    if !out.status.success() {
+        return None;
+    }
+    let ports: Vec<u16> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.split_whitespace().next()?.parse().ok())
+        .collect();
+    (!ports.is_empty()).then_some(ports)
+}
+
+struct Measured {
+    tool: String,
+    wall: Duration,
+    max_rss_kb: i64,
+    cpu: Duration,
+    status: String,
+    found: BTreeSet<(IpAddr, u16)>,
+}
+
+/// Runs `cmd` (already wrapped in `ip netns exec`, which execs in place, so
+/// the child's rusage is the tool's) and waits with `wait4` for its rusage.
+// The child is reaped by `wait4`, which std's `Child::wait` cannot replace
+// (it discards the rusage).
+#[allow(clippy::zombie_processes)]
+fn measure(tool: &str, mut cmd: Command, limit: Duration) -> (Duration, i64, Duration, String) {
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    let start = Instant::now();
+    let child = cmd.spawn().unwrap_or_else(|e| panic!("spawn {tool}: {e}"));
+    let pid = child.id() as libc::pid_t;
+    let mut stderr = child.stderr;
+    // Drain stderr on a thread so a chatty progress bar cannot block the tool.
+    let drain = std::thread::spawn(move || {
+        let mut s = String::new();
+        if let Some(e) = stderr.as_mut() {
+            let _ = std::io::Read::read_to_string(e, &mut s);
+        }
+        s
+    });
+    let mut status = 0;
+    // SAFETY: zeroed rusage is a valid out-parameter for wait4.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    let mut killed = false;
+    loop {
+        // SAFETY: pid is our own child; status and ru are valid pointers.
+        let r = unsafe { libc::wait4(pid, &mut status, libc::WNOHANG, &mut ru) };
+        if r == pid {
+            break;
+        }
+        if r < 0 {
+            panic!("wait4 {tool}: {}", std::io::Error::last_os_error());
+        }
+        if !killed && start.elapsed() > limit {
+            // SAFETY: signalling our own child.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+            killed = true;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let wall = start.elapsed();
+    let err = drain.join().unwrap_or_default();
+    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
+    let cpu = tv(ru.ru_utime) + tv(ru.ru_stime);
+    let st = if killed {
+        format!("killed after {}s", limit.as_secs())
+    } else if libc::WIFEXITED(status) {
+        match libc::WEXITSTATUS(status) {
+            0 => "ok".to_string(),
+            c => format!(
+                "exit {c}: {}",
+                err.lines()
+                    .last()
+                    .unwrap_or("")
+                    .chars()
+                    .take(120)
+                    .collect::<String>()
+            ),
+        }
+    } else {
+        "killed by signal".to_string()
+    };
+    (wall, ru.ru_maxrss, cpu, st)
+}
+
+fn run_portwarden(lab: &Lab, o: &Opts, kind: &str, ports: &str, tmp: &Path) -> Measured {
+    let out = tmp.join(format!("portwarden-{kind}.jsonl"));
+    let target = lab.v4_prefix().unwrap();
+    let mut cmd = lab.command(&o.bin);
+    cmd.args([
+        "scan", &target, "-p", ports, "--scan", kind, "--open", "--format", "jsonl", "--seed", "1",
+        "-o",
+    ])
+    .arg(&out);
+    println!("  $ {} {}", o.bin.display(), args_of(&cmd));
+    let tool = format!("portwarden --scan {kind}");
+    let (wall, rss, cpu, status) = measure(&tool, cmd, o.timeout);
+    let text = std::fs::read_to_string(&out).unwrap_or_default();
+    let found = text
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| v["state"] == "open")
+        .filter_map(|v| Some((v["ip"].as_str()?.parse().ok()?, v["port"].as_u64()? as u16)))
+        .collect();
+    Measured {
+        tool,
+        wall,
+        max_rss_kb: rss,
+        cpu,
+        status,
+        found,
+    }
+}
+
+fn run_nmap(lab: &Lab, o: &Opts, label: &str, extra: &[&str], ports: &str, tmp: &Path) -> Measured {
+    let out = tmp.join(format!("nmap-{}.xml", label.replace([' ', '/'], "_")));
+    let target = lab.v4_prefix().unwrap();
+    let mut cmd = lab.command("nmap");
+    cmd.args(extra)
+        .args(["-p", ports, "-n", "-Pn", &target, "-oX"])
+        .arg(&out);
+    println!("  $ nmap {}", args_of(&cmd));
+    let (wall, rss, cpu, status) = measure(label, cmd, o.timeout);
+    let xml = std::fs::read_to_string(&out).unwrap_or_default();
+    Measured {
+        tool: label.to_string(),
+        wall,
+        max_rss_kb: rss,
+        cpu,
+        status,
+        found: nmap_open(&xml),
+    }
+}
+
+fn args_of(cmd: &Command) -> String {
+    // Skip `netns exec NAME PROGRAM`.
+    cmd.get_args()
+        .skip(4)
+        .map(|a| a.to_string_lossy().into_owned())
+        .map(|a| {
+            if a.len() > 60 {
+                format!("{}…", &a[..60])
+            } else {
+                a
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Open (address, port) pairs from nmap's XML: each `<host>` has one
+/// `<address addr=… addrtype="ipv4"/>` and `<port portid=…><state state="open"`.
+fn nmap_open(xml: &str) -> BTreeSet<(IpAddr, u16)> {
+    let mut found = BTreeSet::new();
+    for host in xml.split("<host").skip(1) {
+        let Some(ip) = attr(host, "<address addr=\"").and_then(|a| a.parse::<IpAddr>().ok()) else {
+            continue;
+        };
+        for port in host.split("<port ").skip(1) {
+            let id = attr(port, "portid=\"").and_then(|p| p.parse::<u16>().ok());
+            let open = attr(port, "<state state=\"") == Some("open");
+            if let (Some(id), true) = (id, open) {
+                found.insert((ip, id));
+            }
+        }
+    }
+    found
+}
+
+fn attr<'a>(s: &'a str, prefix: &str) -> Option<&'a str> {
+    let start = s.find(prefix)? + prefix.len();
+    let len = s[start..].find('"')?;
+    Some(&s[start..start + len])
+}
+
+fn main() {
+    let o = opts();
+    assert!(
+        unsafe { libc::geteuid() } == 0,
+        "the lab benchmark needs root (network namespaces)"
+    );
+    let common = expand_ports(&o.bin, "common");
+    let (spec, port_list): (String, Vec<u16>) = if o.quick {
+        let v: Vec<u16> = match &common {
+            Some(c) => c.iter().copied().take(100).collect(),
+            None => (1..=100).chain(WELL_KNOWN).collect(),
+        };
+        let v: Vec<u16> = v.into_iter().collect::<BTreeSet<_>>().into_iter().collect();
+        let s = v.iter().map(u16::to_string).collect::<Vec<_>>().join(",");
+        (s, v)
+    } else {
+        match &common {
+            Some(c) => ("common".into(), c.clone()),
+            None => {
+                eprintln!(
+                    "`{} ports common` failed; scanning 1-1006 instead",
+                    o.bin.display()
+                );
+                ("1-1006".into(), (1..=1006).collect())
+            }
+        }
+    };
+    let in_set: BTreeSet<u16> = port_list.iter().copied().collect();
+    let open_ports: Vec<u16> = WELL_KNOWN
+        .iter()
+        .copied()
+        .filter(|p| in_set.contains(p))
+        .collect();
+    assert!(!open_ports.is_empty(), "no well-known port in the port set");
+    let explicit = port_list
+        .iter()
+        .map(u16::to_string)
+        .collect::<Vec<_>>()
+        .join(",");
+
+    let layout = if o.quick {
+        Layout {
+            prefix: "198.19.1.0/26".into(),
+            hosts: 1..=62,
+            ports: port_list.clone(),
+            open_ports,
+            down: 25,
+            open: 60,
+            dropped: 20,
+            rejected: 20,
+            seed: 0xbe7c_0001,
+        }
+    } else {
+        Layout {
+            prefix: "198.19.1.0/24".into(),
+            hosts: 1..=254,
+            ports: port_list.clone(),
+            open_ports,
+            down: 102,
+            open: 440,
+            dropped: 200,
+            rejected: 200,
+            seed: 0xbe7c_0002,
+        }
+    };
+    let built = Instant::now();
+    let lab = Lab::generated(LabBuilder::new(), &layout)
+        .faults(Faults {
+            syn_loss_permille: o.syn_loss,
+            ..Faults::default()
+        })
+        .build();
+    let expected = lab.open_pairs();
+    println!(
+        "lab {}: {} live hosts, {} down, {} ports ({}), {} open pairs, {} dropped, {} rejected, SYN loss {}‰ (built in {:.1}s)",
+        layout.prefix,
+        lab.live_hosts().len(),
+        layout.down,
+        port_list.len(),
+        spec,
+        expected.len(),
+        lab.dropped_pairs().len(),
+        lab.rejected_pairs().len(),
+        o.syn_loss,
+        built.elapsed().as_secs_f64()
+    );
+
+    let tmp = std::env::temp_dir().join(format!("pw-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&tmp).expect("temp dir");
+    let mut rows = Vec::new();
+    rows.push(run_portwarden(&lab, &o, "connect", &spec, &tmp));
+    if o.syn {
+        rows.push(run_portwarden(&lab, &o, "syn", &spec, &tmp));
+    }
+    if o.nmap {
+        rows.push(run_nmap(
+            &lab,
+            &o,
+            "nmap -sT -T4 --max-retries 1",
+            &["-sT", "-T4", "--max-retries", "1"],
+            &explicit,
+            &tmp,
+        ));
+        rows.push(run_nmap(
+            &lab,
+            &o,
+            "nmap -sT tuned",
+            &[
+                "-sT",
+                "-T4",
+                "--max-retries",
+                "1",
+                "--min-rate",
+                "5000",
+                "--min-hostgroup",
+                "256",
+                "--initial-rtt-timeout",
+                "100ms",
+                "--max-rtt-timeout",
+                "300ms",
+            ],
+            &explicit,
+            &tmp,
+        ));
+        if o.syn {
+            rows.push(run_nmap(
+                &lab,
+                &o,
+                "nmap -sS tuned",
+                &[
+                    "-sS",
+                    "-T4",
+                    "--max-retries",
+                    "1",
+                    "--min-rate",
+                    "5000",
+                    "--min-hostgroup",
+                    "256",
+                    "--initial-rtt-timeout",
+                    "100ms",
+                    "--max-rtt-timeout",
+                    "300ms",
+                ],
+                &explicit,
+                &tmp,
+            ));
+        }
+    }
+    let _ = std::fs::remove_dir_all(&tmp);
+
+    println!();
+    println!(
+        "{:<32} {:>8} {:>11} {:>7} {:>15} {:>6}  status",
+        "tool", "wall s", "max RSS MB", "cpu s", "found/expected", "FP"
+    );
+    for m in &rows {
+        let hit = m.found.intersection(&expected).count();
+        let fp = m.found.difference(&expected).count();
+        println!(
+            "{:<32} {:>8.2} {:>11.1} {:>7.2} {:>15} {:>6}  {}",
+            m.tool,
+            m.wall.as_secs_f64(),
+            m.max_rss_kb as f64 / 1024.0,
+            m.cpu.as_secs_f64(),
+            format!("{hit}/{}", expected.len()),
+            fp,
+            m.status
+        );
+    }
+}

@@ -1,0 +1,167 @@
+//! Bad input fails before any packet: exit code 2, one line on stderr that
+//! names the offending value, nothing on stdout, never a panic.
+//!
+//! The binary runs in a bare network namespace (only `lo`, no routes), so
+//! even if a bad spec were accepted by mistake the scan could reach nothing;
+//! a watchdog kills it if it runs instead of failing.
+
+use std::io::Read;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::lab::{Lab, Netns};
+
+struct Failure {
+    code: Option<i32>,
+    stdout: String,
+    stderr: String,
+}
+
+fn run(ns: &Netns, args: &[&str]) -> Failure {
+    let mut cmd: Command = ns.command(Lab::bin());
+    let mut child = cmd
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn portwarden");
+    let start = Instant::now();
+    let status = loop {
+        if let Some(st) = child.try_wait().expect("wait") {
+            break st;
+        }
+        if start.elapsed() > Duration::from_secs(20) {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("portwarden {args:?} ran instead of rejecting its input");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let mut stdout = String::new();
+    let mut stderr = String::new();
+    let _ = child.stdout.take().unwrap().read_to_string(&mut stdout);
+    let _ = child.stderr.take().unwrap().read_to_string(&mut stderr);
+    Failure {
+        code: status.code(),
+        stdout,
+        stderr,
+    }
+}
+
+/// Runs `args`, checks the usage-error contract and returns the message.
+fn usage_error(args: &[&str]) -> String {
+    let ns = Netns::new();
+    let f = run(&ns, args);
+    assert!(
+        !f.stderr.contains("panicked"),
+        "{args:?} panicked:\n{}",
+        f.stderr
+    );
+    assert_eq!(
+        f.code,
+        Some(2),
+        "{args:?}: exit code; stderr:\n{}",
+        f.stderr
+    );
+    assert!(
+        f.stdout.is_empty(),
+        "{args:?} wrote to stdout: {}",
+        f.stdout
+    );
+    let msg = f.stderr.trim_end();
+    assert!(!msg.is_empty(), "{args:?}: no error message");
+    assert_eq!(
+        msg.lines().count(),
+        1,
+        "{args:?}: error is not one line:\n{msg}"
+    );
+    msg.to_string()
+}
+
+fn assert_mentions(msg: &str, needles: &[&str]) {
+    for n in needles {
+        assert!(msg.contains(n), "error lacks `{n}`: {msg}");
+    }
+}
+
+#[test]
+fn malformed_cidr_names_the_prefix() {
+    let msg = usage_error(&["scan", "198.18.0.0/33", "-p", "80"]);
+    assert_mentions(&msg, &["198.18.0.0/33"]);
+}
+
+#[test]
+fn whole_internet_needs_allow_large() {
+    let msg = usage_error(&["scan", "0.0.0.0/0", "-p", "80"]);
+    assert_mentions(&msg, &["--allow-large"]);
+    // 2^32 minus network and broadcast, written either way.
+    assert!(
+        msg.contains("4,294,967,294") || msg.contains("4294967294"),
+        "error lacks the address count: {msg}"
+    );
+}
+
+#[test]
+fn reversed_range_is_refused() {
+    let msg = usage_error(&["scan", "198.18.0.20-198.18.0.10", "-p", "80"]);
+    assert_mentions(&msg, &["198.18.0.20-198.18.0.10", "reversed"]);
+}
+
+#[test]
+fn unknown_port_name_suggests_the_close_one() {
+    let msg = usage_error(&["scan", "127.0.0.1", "-p", "shh"]);
+    assert_mentions(&msg, &["shh", "ssh"]);
+}
+
+#[test]
+fn port_out_of_range_is_named() {
+    let msg = usage_error(&["scan", "127.0.0.1", "-p", "70000"]);
+    assert_mentions(&msg, &["70000"]);
+}
+
+#[test]
+fn missing_target_file_is_named() {
+    let msg = usage_error(&["scan", "@/nonexistent/file", "-p", "80"]);
+    assert_mentions(&msg, &["/nonexistent/file"]);
+}
+
+#[test]
+fn bad_line_in_target_file_has_file_and_line() {
+    let path = temp_file(
+        "targets.txt",
+        "198.18.0.1\n# a comment\n\n198.18.0.300\n198.18.0.2\n",
+    );
+    let p = path.to_str().unwrap();
+    let msg = usage_error(&["scan", &format!("@{p}"), "-p", "80"]);
+    assert_mentions(&msg, &[&format!("{p}:4"), "198.18.0.300"]);
+    let _ = std::fs::remove_file(&path);
+}
+
+#[test]
+fn unknown_format_is_refused() {
+    let msg = usage_error(&["scan", "127.0.0.1", "-p", "80", "--format", "xml"]);
+    assert_mentions(&msg, &["xml"]);
+}
+
+#[test]
+fn audit_checks_its_input_too() {
+    let msg = usage_error(&[
+        "audit",
+        "198.18.0.0/33",
+        "-p",
+        "80",
+        "--out",
+        "/nonexistent/x",
+    ]);
+    assert_mentions(&msg, &["198.18.0.0/33"]);
+}
+
+fn temp_file(name: &str, text: &str) -> PathBuf {
+    static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let p = std::env::temp_dir().join(format!("pw-cli-{}-{n}-{name}", std::process::id()));
+    std::fs::write(&p, text).expect("temp file");
+    p
+}

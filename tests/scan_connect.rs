@@ -1,0 +1,479 @@
+//! Connect scan end to end: the real binary runs inside the scanner
+//! namespace of a lab and its output must match the lab's ground truth
+//! exactly — every (address, port) with its state and reason.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::IpAddr;
+use std::process::Output;
+use std::sync::OnceLock;
+
+use serde_json::Value;
+
+use crate::lab::{Lab, Truth};
+
+/// Flags that keep a scan of the standard lab to a few seconds: silent pairs
+/// cost one 300 ms time-out each and are not retried.
+const FAST: [&str; 10] = [
+    "--scan",
+    "connect",
+    "--retries",
+    "0",
+    "--timeout-initial",
+    "300",
+    "--timeout-max",
+    "300",
+    "--seed",
+    "7",
+];
+
+fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn assert_ok(out: &Output) {
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "portwarden failed ({}): {err}",
+        out.status
+    );
+    assert!(!err.contains("panicked"), "{err}");
+}
+
+type Row = (IpAddr, u16, String, String);
+
+/// Parses JSONL and checks every line has the documented fields and types.
+fn parse_jsonl(text: &str) -> Vec<Row> {
+    text.lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|line| {
+            let v: Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}"));
+            row_of(&v, line)
+        })
+        .collect()
+}
+
+fn row_of(v: &Value, ctx: &str) -> Row {
+    let ip: IpAddr = v["ip"]
+        .as_str()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("bad ip: {ctx}"));
+    let port = v["port"]
+        .as_u64()
+        .and_then(|p| u16::try_from(p).ok())
+        .unwrap_or_else(|| panic!("bad port: {ctx}"));
+    assert_eq!(v["proto"], "tcp", "{ctx}");
+    let state = v["state"].as_str().expect("state").to_string();
+    let reason = v["reason"].as_str().expect("reason").to_string();
+    assert!(
+        v["rtt_ms"].is_null() || v["rtt_ms"].is_f64() || v["rtt_ms"].is_u64(),
+        "rtt_ms: {ctx}"
+    );
+    assert!(v["time"].is_string(), "time: {ctx}");
+    assert!(v["tries"].as_u64().is_some_and(|t| t >= 1), "tries: {ctx}");
+    // A silent port has no round trip; a completed or refused handshake
+    // has one. (The connect engine reports no rtt for ICMP errors: the
+    // kernel gives it an errno, not the time the ICMP arrived.)
+    match reason.as_str() {
+        "no-response" => assert!(v["rtt_ms"].is_null(), "no-response with an rtt: {ctx}"),
+        "connected" | "conn-refused" => {
+            assert!(
+                v["rtt_ms"].as_f64().is_some(),
+                "answer without an rtt: {ctx}"
+            )
+        }
+        _ => {}
+    }
+    (ip, port, state, reason)
+}
+
+/// What a Linux connect() scan reports for the network's truth: the kernel
+/// turns ICMP admin-prohibited into EHOSTUNREACH on IPv4 (reported as
+/// `host-unreach`); on IPv6 it turns it into EACCES, but only from the SYN
+/// retransmission a second later (the first ICMPv6 error reaches the socket
+/// while connect() still holds it), so a 300 ms scan sees no answer.
+fn connect_view(ip: IpAddr, t: Truth) -> (&'static str, &'static str) {
+    match (t, ip) {
+        (Truth::Rejected, IpAddr::V4(_)) => ("filtered", "host-unreach"),
+        (Truth::Rejected, IpAddr::V6(_)) => ("filtered", "no-response"),
+        _ => (t.state(), t.reason()),
+    }
+}
+
+/// True when scanning the CIDR `prefix` probes `ip`: IPv4 prefixes shorter
+/// than /31 leave out their network and broadcast addresses.
+fn scanned_by(prefix: &str, ip: IpAddr) -> bool {
+    let (net, len) = prefix.split_once('/').expect("cidr");
+    let len: u32 = len.parse().expect("cidr length");
+    match (net.parse::<IpAddr>().expect("cidr address"), ip) {
+        (IpAddr::V4(n), IpAddr::V4(a)) => {
+            let mask = u32::MAX.checked_shl(32 - len).unwrap_or(0);
+            let (n, a) = (u32::from(n) & mask, u32::from(a));
+            let inside = a & mask == n;
+            inside && (len >= 31 || (a != n && a != n | !mask))
+        }
+        (IpAddr::V6(n), IpAddr::V6(a)) => {
+            let mask = u128::MAX.checked_shl(128 - len).unwrap_or(0);
+            u128::from(a) & mask == u128::from(n) & mask
+        }
+        _ => false,
+    }
+}
+
+/// The lab's truth, as a connect scan of `prefix` reports it.
+fn expected_rows(lab: &Lab, prefix: &str) -> BTreeMap<(IpAddr, u16), (String, String)> {
+    lab.truth_map()
+        .into_iter()
+        .filter(|((ip, _), _)| scanned_by(prefix, *ip))
+        .map(|((ip, p), t)| {
+            let (s, r) = connect_view(ip, t);
+            ((ip, p), (s.to_string(), r.to_string()))
+        })
+        .collect()
+}
+
+fn as_map(rows: Vec<Row>) -> BTreeMap<(IpAddr, u16), (String, String)> {
+    let n = rows.len();
+    let m: BTreeMap<_, _> = rows
+        .into_iter()
+        .map(|(ip, p, s, r)| ((ip, p), (s, r)))
+        .collect();
+    assert_eq!(m.len(), n, "some (ip, port) reported twice");
+    m
+}
+
+/// Compares maps and lists the first differences, so a failure says which
+/// pairs went wrong rather than dumping thousands of entries.
+fn assert_same(
+    got: &BTreeMap<(IpAddr, u16), (String, String)>,
+    want: &BTreeMap<(IpAddr, u16), (String, String)>,
+) {
+    let mut diffs = Vec::new();
+    for (k, w) in want {
+        match got.get(k) {
+            Some(g) if g == w => {}
+            Some(g) => diffs.push(format!("{}:{} got {g:?} want {w:?}", k.0, k.1)),
+            None => diffs.push(format!("{}:{} missing, want {w:?}", k.0, k.1)),
+        }
+    }
+    for k in got.keys().filter(|k| !want.contains_key(k)) {
+        diffs.push(format!("{}:{} reported but not scanned", k.0, k.1));
+    }
+    assert!(
+        diffs.is_empty(),
+        "{} of {} pairs differ; first ones:\n{}",
+        diffs.len(),
+        want.len(),
+        diffs[..diffs.len().min(25)].join("\n")
+    );
+}
+
+/// One standard lab and one v4 scan shared by the tests that read it: the
+/// lab lives as long as the test process (the namespaces are removed by the
+/// `Drop` of the test that built it is not available for statics, so the
+/// shared lab is torn down by an exit hook below).
+struct Shared {
+    lab: Lab,
+    jsonl: Output,
+}
+
+fn shared() -> &'static Shared {
+    static S: OnceLock<Shared> = OnceLock::new();
+    S.get_or_init(|| {
+        let lab = Lab::standard();
+        register_teardown(lab.scanner_ns(), lab.target_ns());
+        let prefix = lab.v4_prefix().unwrap();
+        let mut args = vec!["scan", &prefix, "-p"];
+        let ports = lab.ports_arg();
+        args.push(&ports);
+        args.extend(FAST);
+        args.extend(["--format", "jsonl"]);
+        let jsonl = lab.run(&args);
+        Shared { lab, jsonl }
+    })
+}
+
+/// Statics are never dropped, so the shared lab's namespaces are deleted by
+/// an `atexit` hook.
+fn register_teardown(scanner: &str, target: &str) {
+    static NAMES: OnceLock<(String, String)> = OnceLock::new();
+    extern "C" fn teardown() {
+        if let Some((s, t)) = NAMES.get() {
+            for ns in [s, t] {
+                let _ = std::process::Command::new("ip")
+                    .args(["netns", "del", ns])
+                    .stderr(std::process::Stdio::null())
+                    .status();
+            }
+        }
+    }
+    if NAMES.set((scanner.into(), target.into())).is_ok() {
+        // SAFETY: registering a plain extern "C" fn with no captured state.
+        unsafe { libc::atexit(teardown) };
+    }
+}
+
+#[test]
+fn v4_scan_reports_every_pair_exactly() {
+    let s = shared();
+    assert_ok(&s.jsonl);
+    let got = as_map(parse_jsonl(&stdout(&s.jsonl)));
+    let want = expected_rows(&s.lab, "198.19.1.0/24");
+    // 254 hosts (.0 and .255 are skipped) × 26 ports, all concluded.
+    assert_eq!(want.len(), 254 * 26);
+    assert_same(&got, &want);
+}
+
+#[test]
+fn v4_scan_finds_the_standard_labs_open_ports() {
+    let s = shared();
+    assert_ok(&s.jsonl);
+    let open: BTreeSet<(IpAddr, u16)> = parse_jsonl(&stdout(&s.jsonl))
+        .into_iter()
+        .filter(|r| r.2 == "open")
+        .map(|r| (r.0, r.1))
+        .collect();
+    let want: BTreeSet<_> = s
+        .lab
+        .open_pairs()
+        .into_iter()
+        .filter(|(ip, _)| ip.is_ipv4())
+        .collect();
+    assert_eq!(want.len(), 130);
+    assert_eq!(open, want);
+}
+
+#[test]
+fn open_only_flag_keeps_only_open_rows() {
+    let s = shared();
+    let lab = &s.lab;
+    // A narrower scan: the first 16 addresses.
+    let out = lab.run(
+        &[
+            &["scan", "198.19.1.0/28", "-p", &lab.ports_arg(), "--open"][..],
+            &FAST[..],
+            &["--format", "jsonl"][..],
+        ]
+        .concat(),
+    );
+    assert_ok(&out);
+    let rows = parse_jsonl(&stdout(&out));
+    let got: BTreeSet<_> = rows.iter().map(|r| (r.0, r.1)).collect();
+    let want: BTreeSet<_> = lab
+        .open_pairs()
+        .into_iter()
+        .filter(|(ip, _)| scanned_by("198.19.1.0/28", *ip))
+        .collect();
+    assert!(rows.iter().all(|r| r.2 == "open" && r.3 == "connected"));
+    assert_eq!(got, want);
+}
+
+#[test]
+fn json_and_csv_carry_the_same_conclusions() {
+    let s = shared();
+    let lab = &s.lab;
+    let ports = lab.ports_arg();
+    let base = [&["scan", "198.19.1.0/28", "-p", &ports][..], &FAST[..]].concat();
+    let want = expected_rows(lab, "198.19.1.0/28");
+
+    let json = lab.run(&[&base[..], &["--format", "json"][..]].concat());
+    assert_ok(&json);
+    let v: Value = serde_json::from_str(&stdout(&json)).expect("json output parses");
+    let arr = v
+        .as_array()
+        .or_else(|| v["observations"].as_array())
+        .unwrap_or_else(|| panic!("json is neither an array nor has observations: {v}"));
+    let rows: Vec<Row> = arr.iter().map(|o| row_of(o, &o.to_string())).collect();
+    assert_same(&as_map(rows), &want);
+
+    let csv = lab.run(&[&base[..], &["--format", "csv"][..]].concat());
+    assert_ok(&csv);
+    let mut rd = csv::Reader::from_reader(csv.stdout.as_slice());
+    let headers = rd.headers().expect("csv header").clone();
+    let col = |name: &str| {
+        headers
+            .iter()
+            .position(|h| h == name)
+            .unwrap_or_else(|| panic!("csv lacks column {name}: {headers:?}"))
+    };
+    let (ci, cp, cs, cr) = (col("ip"), col("port"), col("state"), col("reason"));
+    let rows: Vec<Row> = rd
+        .records()
+        .map(|r| {
+            let r = r.expect("csv record");
+            (
+                r[ci].parse().expect("csv ip"),
+                r[cp].parse().expect("csv port"),
+                r[cs].to_string(),
+                r[cr].to_string(),
+            )
+        })
+        .collect();
+    assert_same(&as_map(rows), &want);
+}
+
+#[test]
+fn output_file_gets_the_stream() {
+    let s = shared();
+    let lab = &s.lab;
+    let dir = tempdir("out");
+    let file = dir.join("scan.jsonl");
+    let out = lab.run(
+        &[
+            &["scan", "198.19.1.0/28", "-p", &lab.ports_arg()][..],
+            &FAST[..],
+            &["--format", "jsonl", "-o", file.to_str().unwrap()][..],
+        ]
+        .concat(),
+    );
+    assert_ok(&out);
+    assert!(out.stdout.is_empty(), "with -o nothing goes to stdout");
+    let text = std::fs::read_to_string(&file).expect("output file written");
+    assert_eq!(parse_jsonl(&text).len(), 14 * 26);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn excluded_hosts_are_not_scanned() {
+    let s = shared();
+    let lab = &s.lab;
+    let out = lab.run(
+        &[
+            &[
+                "scan",
+                "198.19.1.0/28",
+                "-p",
+                "22,80",
+                "--exclude",
+                "198.19.1.0-7",
+            ][..],
+            &FAST[..],
+            &["--format", "jsonl"][..],
+        ]
+        .concat(),
+    );
+    assert_ok(&out);
+    let ips: BTreeSet<IpAddr> = parse_jsonl(&stdout(&out)).iter().map(|r| r.0).collect();
+    let want: BTreeSet<IpAddr> = (8..15).map(|i| IpAddr::from([198, 19, 1, i])).collect();
+    assert_eq!(ips, want);
+}
+
+#[test]
+fn audit_writes_observations_with_the_open_pairs() {
+    let s = shared();
+    let lab = &s.lab;
+    let dir = tempdir("audit");
+    let report = dir.join("report");
+    let out = lab.run(
+        &[
+            &[
+                "audit",
+                "198.19.1.0/28",
+                "-p",
+                &lab.ports_arg(),
+                "--out",
+                report.to_str().unwrap(),
+            ][..],
+            &FAST[..],
+        ]
+        .concat(),
+    );
+    // Exit 1 means "findings at or above the gate", which an exposed lab has.
+    let code = out.status.code();
+    assert!(
+        code == Some(0) || code == Some(1),
+        "audit exit {code:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = std::fs::read_to_string(report.join("observations.jsonl"))
+        .expect("observations.jsonl written");
+    let rows = parse_jsonl(&text);
+    let open: BTreeSet<_> = rows
+        .iter()
+        .filter(|r| r.2 == "open")
+        .map(|r| (r.0, r.1))
+        .collect();
+    let want: BTreeSet<_> = lab
+        .open_pairs()
+        .into_iter()
+        .filter(|(ip, _)| scanned_by("198.19.1.0/28", *ip))
+        .collect();
+    assert!(!want.is_empty());
+    assert_eq!(open, want);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn v6_scan_reports_every_pair_exactly() {
+    let lab = Lab::standard();
+    let prefix = lab.v6_prefix().unwrap();
+    let out = lab.run(
+        &[
+            &["scan", &prefix, "-p", &lab.ports_arg()][..],
+            &FAST[..],
+            &["--format", "jsonl"][..],
+        ]
+        .concat(),
+    );
+    assert_ok(&out);
+    let got = as_map(parse_jsonl(&stdout(&out)));
+    let want = expected_rows(&lab, &prefix);
+    // IPv6 prefixes skip nothing.
+    assert_eq!(want.len(), 256 * 26);
+    assert_same(&got, &want);
+    let open = got.values().filter(|v| v.0 == "open").count();
+    assert_eq!(open, 40);
+}
+
+#[test]
+fn v6_admin_prohibited_is_seen_with_a_long_time_out() {
+    // With a time-out past Linux's first SYN retransmission (1 s), the
+    // ICMPv6 admin-prohibited error does reach connect().
+    let target: IpAddr = "2001:2:0:1::10".parse().unwrap();
+    let lab = Lab::builder()
+        .v6_prefix("2001:2:0:1::10/127")
+        .ports(&[80, 443])
+        .open(target, 80)
+        .reject(target, 443)
+        .build();
+    let out = lab.run(&[
+        "scan",
+        "2001:2:0:1::10/127",
+        "-p",
+        "80,443",
+        "--scan",
+        "connect",
+        "--retries",
+        "0",
+        "--timeout-initial",
+        "2500",
+        "--timeout-min",
+        "2500",
+        "--timeout-max",
+        "2500",
+        "--format",
+        "jsonl",
+    ]);
+    assert_ok(&out);
+    let got = as_map(parse_jsonl(&stdout(&out)));
+    let s = |a: &str, b: &str| (a.to_string(), b.to_string());
+    let other: IpAddr = "2001:2:0:1::11".parse().unwrap();
+    let want: BTreeMap<_, _> = [
+        ((target, 80), s("open", "connected")),
+        ((target, 443), s("filtered", "admin-prohibited")),
+        ((other, 80), s("closed", "conn-refused")),
+        ((other, 443), s("closed", "conn-refused")),
+    ]
+    .into_iter()
+    .collect();
+    assert_same(&got, &want);
+}
+
+fn tempdir(tag: &str) -> std::path::PathBuf {
+    static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let d = std::env::temp_dir().join(format!("pw-test-{}-{tag}-{n}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).expect("temp dir");
+    d
+}
