@@ -1,12 +1,15 @@
 //! Scan layer, stateless reply validation of the SYN engine.
 //!
 //! A keyed SipHash of (local address, target address, target port) chosen
-//! per scan gives each pair its source port and a base sequence number;
-//! try `t` of a pair is sent with sequence `base + t`. A reply is believed
-//! only when it reaches that source port and names a sequence (ack − 1, or
-//! the sequence quoted in an ICMP error) within `MAX_TRIES` of the base, so
-//! stray or forged packets are dropped without any per-probe lookup, and
-//! the try number tells which probe was answered (for RTTs and loss).
+//! per scan gives each pair a base source port and a base sequence number;
+//! try `t` of a pair is sent from source port `base_port + t` (wrapping in
+//! the range) with sequence `base + t`. A reply is believed only when its
+//! port offset and its sequence (ack − 1, or the sequence quoted in an ICMP
+//! error) name the same try below `MAX_TRIES`, so stray or forged packets
+//! are dropped without any per-probe lookup, and the try number tells which
+//! probe was answered (for RTTs and loss). A retry needs a fresh source
+//! port: a target whose SYN-ACK was lost still holds the old connection
+//! half-open and silently ignores a second SYN with another sequence.
 
 use std::hash::Hasher;
 use std::net::IpAddr;
@@ -52,22 +55,29 @@ impl Cookie {
         h.finish()
     }
 
-    /// Source port and base sequence number for one pair.
-    pub fn probe(&self, local: IpAddr, target: IpAddr, port: u16) -> (u16, u32) {
+    /// Source-port offset (in the range) and base sequence of one pair.
+    fn base(&self, local: IpAddr, target: IpAddr, port: u16) -> (u32, u32) {
         let h = self.hash(local, target, port);
-        let sport = self.sport_first as u32 + ((h >> 32) % self.sport_count as u64) as u32;
-        (sport as u16, h as u32)
+        (((h >> 32) % self.sport_count as u64) as u32, h as u32)
+    }
+
+    /// Source port and sequence number of try `t` (0-based) of one pair.
+    pub fn probe(&self, local: IpAddr, target: IpAddr, port: u16, t: u8) -> (u16, u32) {
+        let (off, seq) = self.base(local, target, port);
+        let off = (off + t as u32) % self.sport_count;
+        ((self.sport_first as u32 + off) as u16, seq.wrapping_add(t as u32))
     }
 
     /// The try a reply answers, or `None` when it does not answer any of
     /// our probes.
     pub fn check(&self, r: &Reply) -> Option<u8> {
-        let (sport, base) = self.probe(r.local, r.target, r.target_port);
-        if r.local_port != sport {
+        let (off, seq) = self.base(r.local, r.target, r.target_port);
+        let t = r.probe_seq.wrapping_sub(seq);
+        if t >= MAX_TRIES as u32 {
             return None;
         }
-        let t = r.probe_seq.wrapping_sub(base);
-        (t < MAX_TRIES as u32).then_some(t as u8)
+        let got = (r.local_port as u32).checked_sub(self.sport_first as u32)?;
+        (got < self.sport_count && got == (off + t) % self.sport_count).then_some(t as u8)
     }
 }
 
@@ -79,15 +89,15 @@ mod tests {
     fn reply(c: &Cookie, t: u32) -> Reply {
         let local: IpAddr = "198.18.0.1".parse().unwrap();
         let target: IpAddr = "198.18.0.7".parse().unwrap();
-        let (sport, seq) = c.probe(local, target, 443);
+        let (sport, seq) = c.probe(local, target, 443, t as u8);
         Reply {
             kind: ReplyKind::SynAck,
             local,
             target,
             local_port: sport,
             target_port: 443,
-            probe_seq: seq.wrapping_add(t),
-            ack: seq.wrapping_add(t).wrapping_add(1),
+            probe_seq: seq,
+            ack: seq.wrapping_add(1),
         }
     }
 
@@ -97,6 +107,10 @@ mod tests {
         assert_eq!(c.check(&reply(&c, 0)), Some(0));
         assert_eq!(c.check(&reply(&c, 3)), Some(3));
         assert_eq!(c.check(&reply(&c, MAX_TRIES as u32)), None);
+        // Port of try 1 with the sequence of try 2: not ours.
+        let mut r = reply(&c, 1);
+        r.probe_seq = reply(&c, 2).probe_seq;
+        assert_eq!(c.check(&r), None);
         let mut r = reply(&c, 0);
         r.local_port = r.local_port.wrapping_add(1);
         assert_eq!(c.check(&r), None);
@@ -118,9 +132,12 @@ mod tests {
         let local: IpAddr = "2001:2::1".parse().unwrap();
         let mut seen = [false; 4];
         for p in 0..200u16 {
-            let (s, _) = c.probe(local, "2001:2::5".parse().unwrap(), p);
+            let (s, _) = c.probe(local, "2001:2::5".parse().unwrap(), p, 0);
             assert!((40000..=40003).contains(&s));
             seen[(s - 40000) as usize] = true;
+            // Later tries move to the next port, wrapping inside the range.
+            let (s3, _) = c.probe(local, "2001:2::5".parse().unwrap(), p, 3);
+            assert_eq!(s3, 40000 + (s - 40000 + 3) % 4);
         }
         assert_eq!(seen, [true; 4]);
     }

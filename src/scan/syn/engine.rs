@@ -543,16 +543,16 @@ impl Engine<'_, '_> {
                     Source::Retry(k) => self.inflight.get(&k).map(|p| p.tries).unwrap_or(0),
                     _ => 0,
                 };
-                let (sport, base) = self.cookie.probe(local, key.0, key.1);
+                let (sport, seq) = self.cookie.probe(local, key.0, key.1, tries);
                 self.ip_id = self.ip_id.wrapping_mul(1_103_515_245).wrapping_add(12_345);
                 let f = ProbeFields {
                     src: local,
                     dst: key.0,
                     sport,
                     dport: key.1,
-                    seq: base.wrapping_add(tries as u32),
+                    seq,
                     ip_id: (self.ip_id >> 16) as u16,
-                    tsval: base.rotate_left(13),
+                    tsval: seq.rotate_left(13),
                 };
                 let i = meta.len();
                 match packet::build_syn(&mut bufs[i], &f) {
