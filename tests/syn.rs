@@ -176,14 +176,14 @@ fn syn_proxy_like_host_is_confirmed_with_connects() {
     assert_eq!(rows[&("198.19.1.2".parse().unwrap(), 22)].1, "syn-ack");
 }
 
-/// The performance target of the brief, run on demand (release build,
-/// quiet machine): `cargo test --release syn::perf -- --ignored --nocapture`.
+/// The performance targets of the brief, run on demand (release build,
+/// quiet machine): `cargo test --release syn::perf -- --ignored --nocapture`
+/// (`PW_LOSS=20` adds 2 % SYN and reply loss).
 /// /24 with 60 % of hosts up × 1,006 ports, 440 open.
 #[test]
 #[ignore]
 fn perf_slash24_by_1006_ports() {
-    let loss: u32 = std::env::var("PW_LOSS").ok().and_then(|s| s.parse().ok()).unwrap_or(0);
-    let layout = Layout {
+    perf(Layout {
         prefix: "198.19.1.0/24".into(),
         hosts: 0..=255,
         ports: (1..=1006).collect(),
@@ -193,21 +193,50 @@ fn perf_slash24_by_1006_ports() {
         dropped: 0,
         rejected: 0,
         seed: 9,
-    };
+    });
+}
+
+/// 16 hosts × all 65,535 ports.
+#[test]
+#[ignore]
+fn perf_16_hosts_full_range() {
+    perf(Layout {
+        prefix: "198.19.1.0/28".into(),
+        hosts: 0..=15,
+        ports: (1..=65535).collect(),
+        open_ports: (1..=65535).collect(),
+        down: 0,
+        open: 300,
+        dropped: 0,
+        rejected: 0,
+        seed: 10,
+    });
+}
+
+fn perf(layout: Layout) {
+    let loss: u32 = std::env::var("PW_LOSS").ok().and_then(|s| s.parse().ok()).unwrap_or(0);
     let lab = Lab::generated(Lab::builder(), &layout).syn_loss(loss).reply_loss(loss).build();
-    let addrs: Vec<IpAddr> = (0..256u32).map(|i| IpAddr::V4((0xc613_0100 + i).into())).collect();
-    let ports: Vec<u16> = (1..=1006).collect();
+    let (net, len) = layout.prefix.split_once('/').unwrap();
+    let base = u32::from(net.parse::<std::net::Ipv4Addr>().unwrap());
+    let n = 1u32 << (32 - len.parse::<u32>().unwrap());
+    let addrs: Vec<IpAddr> = (0..n).map(|i| IpAddr::V4((base + i).into())).collect();
+    let ports = layout.ports.clone();
     let (open, el, out) = lab.in_scanner(|| {
         let addr_at = |i: u64| addrs.get(i as usize).copied();
-        let space = Space { n_addrs: 256, addr_at: &addr_at, ports: &ports };
+        let space = Space { n_addrs: addrs.len() as u64, addr_at: &addr_at, ports: &ports };
         let mut io = RawIo::open(true).expect("raw sockets");
         let mut open = BTreeSet::new();
         let t0 = Instant::now();
-        let out = engine::run(&mut io, &space, &EngineConfig::default(), &mut |e| match e {
+        let mut cfg = EngineConfig::default();
+        if let Some(r) = std::env::var("PW_FIXED").ok().and_then(|s| s.parse().ok()) {
+            cfg.rate = engine::RateMode::Fixed(r);
+        }
+        let out = engine::run(&mut io, &space, &cfg, &mut |e| match e {
             ScanEvent::Observation(o) if o.reason == Reason::SynAck => {
                 open.insert((o.ip, o.port));
             }
-            ScanEvent::Notice(n) => println!("notice: {n}"),
+            ScanEvent::Notice(n) => println!("{:?} notice: {n}", t0.elapsed()),
+            ScanEvent::Progress(p) if std::env::var("PW_PROGRESS").is_ok() => println!("{:?} {p:?}", t0.elapsed()),
             _ => {}
         })
         .expect("engine");

@@ -315,6 +315,13 @@ impl Engine<'_, '_> {
         let mut rx: Vec<Received> = Vec::with_capacity(1024);
         let mut stopping: Option<Duration> = None;
         loop {
+            // Drain first: after the thread was descheduled, answers may
+            // sit in the socket while their time-outs look expired.
+            rx.clear();
+            self.io.poll(&mut rx)?;
+            for r in rx.drain(..) {
+                self.on_reply(r);
+            }
             let now = self.io.now();
             if stopping.is_none() && self.cfg.stop.as_ref().is_some_and(|s| s.load(Ordering::Relaxed)) {
                 // Stop sending; late replies still conclude pairs until the

@@ -42,6 +42,11 @@ pub trait PacketIo {
     fn send(&mut self, batch: &[OutPacket<'_>]) -> io::Result<usize>;
     /// Appends replies to `out`, waiting up to `timeout` when none is ready.
     fn recv(&mut self, timeout: Duration, out: &mut Vec<Received>) -> io::Result<()>;
+    /// Appends the replies that are ready, without waiting (and, on a
+    /// virtual clock, without letting time pass).
+    fn poll(&mut self, out: &mut Vec<Received>) -> io::Result<()> {
+        self.recv(Duration::ZERO, out)
+    }
 }
 
 /// A small seeded generator (SplitMix64) for fault injection and tests.
@@ -182,6 +187,11 @@ impl PacketIo for FakeNet {
         Ok(batch.len())
     }
 
+    fn poll(&mut self, out: &mut Vec<Received>) -> io::Result<()> {
+        self.deliver(out);
+        Ok(())
+    }
+
     fn recv(&mut self, timeout: Duration, out: &mut Vec<Received>) -> io::Result<()> {
         let before = out.len();
         self.deliver(out);
@@ -243,6 +253,13 @@ impl<I: PacketIo> PacketIo for Faulty<I> {
         Ok(batch.len())
     }
 
+    fn poll(&mut self, out: &mut Vec<Received>) -> io::Result<()> {
+        let mut fresh = Vec::new();
+        self.inner.poll(&mut fresh)?;
+        self.pass(fresh, out);
+        Ok(())
+    }
+
     fn recv(&mut self, timeout: Duration, out: &mut Vec<Received>) -> io::Result<()> {
         let now = self.inner.now();
         let mut wait = timeout;
@@ -251,6 +268,15 @@ impl<I: PacketIo> PacketIo for Faulty<I> {
         }
         let mut fresh = Vec::new();
         self.inner.recv(wait, &mut fresh)?;
+        self.pass(fresh, out);
+        Ok(())
+    }
+}
+
+impl<I: PacketIo> Faulty<I> {
+    /// Applies loss, duplication and delay to fresh replies and releases
+    /// the held ones that are due.
+    fn pass(&mut self, fresh: Vec<Received>, out: &mut Vec<Received>) {
         let now = self.inner.now();
         for r in fresh {
             if self.rng.chance(self.loss_in) {
@@ -274,6 +300,5 @@ impl<I: PacketIo> PacketIo for Faulty<I> {
                 i += 1;
             }
         }
-        Ok(())
     }
 }

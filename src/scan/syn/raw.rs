@@ -366,6 +366,10 @@ impl PacketIo for RawIo {
         self.sender.send(batch)
     }
 
+    fn poll(&mut self, out: &mut Vec<Received>) -> io::Result<()> {
+        self.drain(out).map(|_| ())
+    }
+
     fn recv(&mut self, timeout: Duration, out: &mut Vec<Received>) -> io::Result<()> {
         if self.drain(out)? > 0 || timeout.is_zero() {
             return Ok(());

@@ -278,3 +278,18 @@ fn ipv6_targets_scan_like_ipv4() {
     let set: HashSet<_> = r.obs.iter().map(|o| o.ip).collect();
     assert_eq!(set.len(), 2);
 }
+
+#[test]
+fn settles_near_a_capacity_limit_instead_of_collapsing() {
+    // Every probe is answered, but the path only carries 100,000 SYNs/s.
+    let truth: Truth = Box::new(|_, p| Some(if p % 1000 == 0 { Answer::SynAck } else { Answer::Reset }));
+    let mut net = FakeNet::new(truth).with_syn_limit(100_000.0, 500.0);
+    let addrs: Vec<IpAddr> = (0..16).map(v4).collect();
+    let ports: Vec<u16> = (1..=20_000).collect();
+    let r = scan(&mut net, &addrs, &ports, &EngineConfig::default());
+    let found = r.obs.iter().filter(|o| o.reason == Reason::SynAck).count();
+    assert_eq!(found, 16 * 20);
+    let cuts = r.notices.iter().filter(|n| n.contains("slowing down")).count();
+    let secs = r.out.summary.elapsed.as_secs_f64();
+    assert!(secs < 6.0, "{secs} s for 320,000 probes at a 100k/s limit; {cuts} cuts; final rate {}", r.out.final_rate);
+}
