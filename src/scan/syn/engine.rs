@@ -211,6 +211,8 @@ struct Engine<'a, 'b> {
     last_cut: Duration,
     freeze_until: Duration,
     best_ratio: f64,
+    low_windows: u32,
+    clean_windows: u32,
     window: Window,
     next_control: Duration,
     // timing
@@ -293,6 +295,8 @@ pub fn run(
         last_cut: now,
         freeze_until: now,
         best_ratio: 0.0,
+        low_windows: 0,
+        clean_windows: 0,
         window: Window::default(),
         next_control: now + CONTROL_EVERY,
         srtt: None,
@@ -786,6 +790,7 @@ impl Engine<'_, '_> {
     }
 
     fn control(&mut self, now: Duration) {
+        let span = now.saturating_sub(self.next_control.saturating_sub(CONTROL_EVERY)).max(CONTROL_EVERY);
         self.next_control = now + CONTROL_EVERY;
         let w = std::mem::take(&mut self.window);
         if !self.adaptive {
@@ -794,25 +799,50 @@ impl Engine<'_, '_> {
         let answered = w.ans_first + w.ans_retry;
         let retry_share = if answered > 0 { w.ans_retry as f64 / answered as f64 } else { 0.0 };
         let loss_by_retries = w.ans_retry >= 5 && retry_share > 0.10;
-        let ratio = if w.sent_first > 0 { w.ans_first as f64 / w.sent_first as f64 } else { 0.0 };
+        // Answers of one window can belong to the probes of the last one
+        // (a descheduled thread drains late), so a ratio above 1 says
+        // nothing, and one low window is noise: it takes two in a row.
+        let ratio = if w.sent_first > 0 { (w.ans_first as f64 / w.sent_first as f64).min(1.0) } else { 0.0 };
         let enough = w.sent_first >= 200;
-        let loss_by_ratio = enough && self.best_ratio >= 0.02 && ratio < 0.7 * self.best_ratio;
+        let low = enough && self.best_ratio >= 0.02 && ratio < 0.7 * self.best_ratio;
+        self.low_windows = if low { self.low_windows + 1 } else if enough { 0 } else { self.low_windows };
+        let loss_by_ratio = self.low_windows >= 2;
         if (loss_by_retries || loss_by_ratio) && now >= self.freeze_until {
             self.rate = (self.rate * 0.6).max(MIN_RATE);
             self.slow_start = false;
+            self.clean_windows = 0;
+            self.low_windows = 0;
             self.last_cut = now;
             // Let the evidence about the old rate drain before judging again.
             self.freeze_until = now + self.timeout().max(2 * CONTROL_EVERY);
-            let msg = format!("packets are being dropped: slowing down to {:.0} probes/s", self.rate);
+            let why = if loss_by_retries {
+                format!("{} of {answered} answers came only to a retransmission", w.ans_retry)
+            } else {
+                format!("answer ratio fell from {:.2} to {ratio:.2}", self.best_ratio)
+            };
+            // The reference ratio forgets a little with every cut, so a
+            // lasting change of the answer mix cannot pin the rate down.
+            self.best_ratio *= 0.9;
+            let msg = format!("packets are being dropped ({why}): slowing down to {:.0} probes/s", self.rate);
             (self.emit)(ScanEvent::Notice(msg));
             return;
         }
-        if enough && !loss_by_retries && !loss_by_ratio {
+        if loss_by_retries || low {
+            self.clean_windows = 0;
+            return;
+        }
+        if enough {
             self.best_ratio = ratio.max(self.best_ratio * 0.98);
         }
-        let achieved = w.sent as f64 / CONTROL_EVERY.as_secs_f64();
-        if !loss_by_retries && !loss_by_ratio && achieved >= 0.7 * self.rate && now >= self.freeze_until {
-            let grow = if self.slow_start { 2.0 } else { 1.08 };
+        self.clean_windows += 1;
+        // After a cut, probe upwards gently; after half a second without
+        // any loss, grow fast again (the cut may have been a hiccup).
+        if self.clean_windows >= 10 {
+            self.slow_start = true;
+        }
+        let achieved = w.sent as f64 / span.as_secs_f64();
+        if achieved >= 0.7 * self.rate && now >= self.freeze_until {
+            let grow = if self.slow_start { 2.0 } else { 1.1 };
             self.rate = (self.rate * grow).min(self.max_rate);
         }
     }
