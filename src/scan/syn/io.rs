@@ -90,6 +90,9 @@ pub struct FakeNet {
     pub syns: HashMap<(IpAddr, u16), u32>,
     /// RSTs the scanner sent (answers to SYN-ACKs).
     pub rsts: u64,
+    /// Half-open connections (target, port, source port) → sequence, kept
+    /// like a Linux target does after sending a SYN-ACK until a RST comes.
+    half_open: Option<HashMap<(IpAddr, u16, u16), u32>>,
 }
 
 struct Limiter {
@@ -112,7 +115,15 @@ impl FakeNet {
             limiter: None,
             syns: HashMap::new(),
             rsts: 0,
+            half_open: None,
         }
+    }
+
+    /// Behaves like a Linux target with a half-open connection: a second
+    /// SYN on the same 4-tuple with another sequence is silently ignored.
+    pub fn with_half_open_state(mut self) -> FakeNet {
+        self.half_open = Some(HashMap::new());
+        self
     }
 
     pub fn with_latency(mut self, latency: Duration) -> FakeNet {
@@ -170,13 +181,25 @@ impl PacketIo for FakeNet {
         for p in batch {
             let Some(syn) = packet::parse_syn(p.bytes) else {
                 self.rsts += 1;
+                if let (Some(h), Some(r)) = (&mut self.half_open, packet::parse_rst(p.bytes)) {
+                    h.remove(&(r.src, r.sport, r.dport));
+                }
                 continue;
             };
             *self.syns.entry((syn.dst, syn.dport)).or_default() += 1;
             if !self.admit() {
                 continue;
             }
-            if let Some(answer) = (self.truth)(syn.dst, syn.dport) {
+            let answer = (self.truth)(syn.dst, syn.dport);
+            if let (Some(h), Some(Answer::SynAck)) = (&mut self.half_open, answer) {
+                match h.get(&(syn.dst, syn.dport, syn.sport)) {
+                    Some(seq) if *seq != syn.seq => continue,
+                    _ => {
+                        h.insert((syn.dst, syn.dport, syn.sport), syn.seq);
+                    }
+                }
+            }
+            if let Some(answer) = answer {
                 let mut buf = [0u8; 256];
                 if let Some(n) = packet::build_answer(&mut buf, p.bytes, answer) {
                     self.counter += 1;

@@ -377,6 +377,22 @@ pub fn parse_syn(pkt: &[u8]) -> Option<Syn> {
     })
 }
 
+/// Parses a RST (flags RST, optionally with ACK); `src`/`sport` are the
+/// sender's. Used by the fake network.
+pub fn parse_rst(pkt: &[u8]) -> Option<Syn> {
+    let ip = parse_ip(pkt, false)?;
+    if ip.proto != 6 || ip.payload.len() < 20 || *ip.payload.get(13)? & !TCP_ACK != TCP_RST {
+        return None;
+    }
+    Some(Syn {
+        src: ip.src,
+        dst: ip.dst,
+        sport: be16(ip.payload, 0)?,
+        dport: be16(ip.payload, 2)?,
+        seq: be32(ip.payload, 4)?,
+    })
+}
+
 /// Builds the answer a target would send to `syn` (fake network, tests).
 /// `icmp` is an unreachable code sent from `syn.dst` quoting the probe.
 pub fn build_answer(buf: &mut [u8], syn_pkt: &[u8], answer: Answer) -> Option<usize> {
