@@ -27,7 +27,11 @@ fn syn_view(t: Truth) -> (&'static str, &'static str) {
 
 fn assert_ok(out: &Output) {
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "portwarden failed ({}): {err}", out.status);
+    assert!(
+        out.status.success(),
+        "portwarden failed ({}): {err}",
+        out.status
+    );
     assert!(!err.contains("panicked"), "{err}");
 }
 
@@ -35,7 +39,10 @@ type Rows = BTreeMap<(IpAddr, u16), (String, String, u64)>;
 
 fn parse(out: &Output) -> Rows {
     let mut m = BTreeMap::new();
-    for line in String::from_utf8_lossy(&out.stdout).lines().filter(|l| !l.trim().is_empty()) {
+    for line in String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+    {
         let v: Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}"));
         let ip: IpAddr = v["ip"].as_str().and_then(|s| s.parse().ok()).expect("ip");
         let port = v["port"].as_u64().expect("port") as u16;
@@ -46,7 +53,10 @@ fn parse(out: &Output) -> Rows {
             "no-response" => assert!(v["rtt_ms"].is_null(), "{line}"),
             _ => assert!(v["rtt_ms"].as_f64().is_some(), "answer without rtt: {line}"),
         }
-        assert!(m.insert((ip, port), (state, reason, tries)).is_none(), "{ip}:{port} twice");
+        assert!(
+            m.insert((ip, port), (state, reason, tries)).is_none(),
+            "{ip}:{port} twice"
+        );
     }
     m
 }
@@ -72,7 +82,9 @@ fn scanned_by(prefix: &str, ip: IpAddr) -> bool {
 
 fn syn_scan(lab: &Lab, prefix: &str, extra: &[&str]) -> (Rows, Output) {
     let ports = lab.ports_arg();
-    let mut args = vec!["scan", prefix, "-p", &ports, "--scan", "syn", "--format", "jsonl", "--seed", "7"];
+    let mut args = vec![
+        "scan", prefix, "-p", &ports, "--scan", "syn", "--format", "jsonl", "--seed", "7",
+    ];
     args.extend(extra);
     let out = lab.run(&args);
     assert_ok(&out);
@@ -95,7 +107,12 @@ fn assert_exact(lab: &Lab, prefix: &str, got: &Rows) {
         }
     }
     assert_eq!(got.len(), want_n, "rows reported vs pairs scanned");
-    assert!(diffs.is_empty(), "{} pairs differ:\n{}", diffs.len(), diffs[..diffs.len().min(25)].join("\n"));
+    assert!(
+        diffs.is_empty(),
+        "{} pairs differ:\n{}",
+        diffs.len(),
+        diffs[..diffs.len().min(25)].join("\n")
+    );
 }
 
 #[test]
@@ -124,9 +141,15 @@ fn syn_scan_finds_every_open_port_under_loss() {
         .filter(|k| rows.get(k).map(|r| r.0.as_str()) != Some("open"))
         .collect();
     assert!(missed.is_empty(), "missed open ports: {missed:?}");
-    let false_open: Vec<_> = rows.iter().filter(|(k, r)| r.0 == "open" && lab.truth(k.0, k.1) != Truth::Open).collect();
+    let false_open: Vec<_> = rows
+        .iter()
+        .filter(|(k, r)| r.0 == "open" && lab.truth(k.0, k.1) != Truth::Open)
+        .collect();
     assert!(false_open.is_empty(), "{false_open:?}");
-    assert!(rows.values().any(|r| r.0 == "open" && r.2 > 1), "no open port needed a retry at 2 % loss?");
+    assert!(
+        rows.values().any(|r| r.0 == "open" && r.2 > 1),
+        "no open port needed a retry at 2 % loss?"
+    );
 }
 
 /// A firewall dropping SYNs above 5,000/s: the engine must notice the loss,
@@ -144,12 +167,21 @@ fn syn_scan_adapts_to_a_syn_rate_limit() {
         rejected: 0,
         seed: 42,
     };
-    let lab = Lab::generated(Lab::builder(), &layout).syn_rate_limit(5000).build();
+    let lab = Lab::generated(Lab::builder(), &layout)
+        .syn_rate_limit(5000)
+        .build();
     let (rows, out) = syn_scan(&lab, &layout.prefix, &[]);
     let open = lab.open_pairs();
-    let found = open.iter().filter(|k| rows.get(k).map(|r| r.0.as_str()) == Some("open")).count();
+    let found = open
+        .iter()
+        .filter(|k| rows.get(k).map(|r| r.0.as_str()) == Some("open"))
+        .count();
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(found * 100 >= open.len() * 99, "found {found} of {} open ports; stderr: {err}", open.len());
+    assert!(
+        found * 100 >= open.len() * 99,
+        "found {found} of {} open ports; stderr: {err}",
+        open.len()
+    );
     assert!(err.contains("slowing down"), "no back-off notice: {err}");
 }
 
@@ -159,7 +191,9 @@ fn syn_scan_adapts_to_a_syn_rate_limit() {
 /// port of such a host must survive confirmation as `connected`.
 #[test]
 fn syn_proxy_like_host_is_confirmed_with_connects() {
-    let mut b = Lab::builder().v4_prefix("198.19.1.0/30").ports(&(1..=120).collect::<Vec<_>>());
+    let mut b = Lab::builder()
+        .v4_prefix("198.19.1.0/30")
+        .ports(&(1..=120).collect::<Vec<_>>());
     let proxy: IpAddr = "198.19.1.1".parse().unwrap();
     for p in 1..=120 {
         b = b.open(proxy, p);
@@ -171,7 +205,11 @@ fn syn_proxy_like_host_is_confirmed_with_connects() {
     assert!(err.contains("198.19.1.1: answered SYN-ACK on"), "{err}");
     for p in 1..=120u16 {
         let r = &rows[&(proxy, p)];
-        assert_eq!((r.0.as_str(), r.1.as_str()), ("open", "connected"), "port {p}");
+        assert_eq!(
+            (r.0.as_str(), r.1.as_str()),
+            ("open", "connected"),
+            "port {p}"
+        );
     }
     assert_eq!(rows[&("198.19.1.2".parse().unwrap(), 22)].1, "syn-ack");
 }
@@ -214,8 +252,14 @@ fn perf_16_hosts_full_range() {
 }
 
 fn perf(layout: Layout) {
-    let loss: u32 = std::env::var("PW_LOSS").ok().and_then(|s| s.parse().ok()).unwrap_or(0);
-    let lab = Lab::generated(Lab::builder(), &layout).syn_loss(loss).reply_loss(loss).build();
+    let loss: u32 = std::env::var("PW_LOSS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let lab = Lab::generated(Lab::builder(), &layout)
+        .syn_loss(loss)
+        .reply_loss(loss)
+        .build();
     let (net, len) = layout.prefix.split_once('/').unwrap();
     let base = u32::from(net.parse::<std::net::Ipv4Addr>().unwrap());
     let n = 1u32 << (32 - len.parse::<u32>().unwrap());
@@ -223,7 +267,11 @@ fn perf(layout: Layout) {
     let ports = layout.ports.clone();
     let (open, el, out) = lab.in_scanner(|| {
         let addr_at = |i: u64| addrs.get(i as usize).copied();
-        let space = Space { n_addrs: addrs.len() as u64, addr_at: &addr_at, ports: &ports };
+        let space = Space {
+            n_addrs: addrs.len() as u64,
+            addr_at: &addr_at,
+            ports: &ports,
+        };
         let mut io = RawIo::open(true).expect("raw sockets");
         let mut open = BTreeSet::new();
         let t0 = Instant::now();
@@ -236,7 +284,9 @@ fn perf(layout: Layout) {
                 open.insert((o.ip, o.port));
             }
             ScanEvent::Notice(n) => println!("{:?} notice: {n}", t0.elapsed()),
-            ScanEvent::Progress(p) if std::env::var("PW_PROGRESS").is_ok() => println!("{:?} {p:?}", t0.elapsed()),
+            ScanEvent::Progress(p) if std::env::var("PW_PROGRESS").is_ok() => {
+                println!("{:?} {p:?}", t0.elapsed())
+            }
             _ => {}
         })
         .expect("engine");

@@ -32,7 +32,11 @@ pub struct Cookie {
 impl Cookie {
     /// `sports` is the inclusive source-port range to draw from.
     pub fn new(key: (u64, u64), sports: (u16, u16)) -> Cookie {
-        let (lo, hi) = if sports.0 <= sports.1 { sports } else { (sports.1, sports.0) };
+        let (lo, hi) = if sports.0 <= sports.1 {
+            sports
+        } else {
+            (sports.1, sports.0)
+        };
         Cookie {
             k0: key.0,
             k1: key.1,
@@ -65,7 +69,10 @@ impl Cookie {
     pub fn probe(&self, local: IpAddr, target: IpAddr, port: u16, t: u8) -> (u16, u32) {
         let (off, seq) = self.base(local, target, port);
         let off = (off + t as u32) % self.sport_count;
-        ((self.sport_first as u32 + off) as u16, seq.wrapping_add(t as u32))
+        (
+            (self.sport_first as u32 + off) as u16,
+            seq.wrapping_add(t as u32),
+        )
     }
 
     /// The try a reply answers, or `None` when it does not answer any of

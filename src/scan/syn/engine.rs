@@ -97,7 +97,10 @@ impl Default for EngineConfig {
             sports: (61000, 65535),
             retries: 1,
             timeout: TimeoutConfig::default(),
-            rate: RateMode::Adaptive { start: 20_000, max: 1_000_000 },
+            rate: RateMode::Adaptive {
+                start: 20_000,
+                max: 1_000_000,
+            },
             host_inflight: 1024,
             shard: Shard::default(),
             stop: None,
@@ -259,7 +262,11 @@ pub fn run(
         next_k = r.next;
         requeue.extend(r.outstanding.iter().copied().filter(|p| *p < total));
     }
-    let shard_len = if total > shard.index { (total - shard.index).div_ceil(shard.count) } else { 0 };
+    let shard_len = if total > shard.index {
+        (total - shard.index).div_ceil(shard.count)
+    } else {
+        0
+    };
     let (rate, max_rate, adaptive) = match cfg.rate {
         RateMode::Fixed(r) => (r.max(1) as f64, r.max(1) as f64, false),
         RateMode::Adaptive { start, max } => {
@@ -315,7 +322,12 @@ pub fn run(
 }
 
 impl Engine<'_, '_> {
-    fn run(&mut self, start: Duration, seed: u64, shard: Shard) -> Result<EngineOutcome, ScanError> {
+    fn run(
+        &mut self,
+        start: Duration,
+        seed: u64,
+        shard: Shard,
+    ) -> Result<EngineOutcome, ScanError> {
         let mut rx: Vec<Received> = Vec::with_capacity(1024);
         let mut stopping: Option<Duration> = None;
         loop {
@@ -327,7 +339,13 @@ impl Engine<'_, '_> {
                 self.on_reply(r);
             }
             let now = self.io.now();
-            if stopping.is_none() && self.cfg.stop.as_ref().is_some_and(|s| s.load(Ordering::Relaxed)) {
+            if stopping.is_none()
+                && self
+                    .cfg
+                    .stop
+                    .as_ref()
+                    .is_some_and(|s| s.load(Ordering::Relaxed))
+            {
                 // Stop sending; late replies still conclude pairs until the
                 // grace period (one time-out) is over.
                 stopping = Some(now + self.timeout());
@@ -372,9 +390,18 @@ impl Engine<'_, '_> {
         }
         let end = self.io.now();
         // Hosts never judged (too few ports concluded): report what we have.
-        let hosts: Vec<IpAddr> = self.hosts.iter().filter(|(_, h)| !h.held.is_empty()).map(|(a, _)| *a).collect();
+        let hosts: Vec<IpAddr> = self
+            .hosts
+            .iter()
+            .filter(|(_, h)| !h.held.is_empty())
+            .map(|(a, _)| *a)
+            .collect();
         for a in hosts {
-            let held = self.hosts.get_mut(&a).map(|h| std::mem::take(&mut h.held)).unwrap_or_default();
+            let held = self
+                .hosts
+                .get_mut(&a)
+                .map(|h| std::mem::take(&mut h.held))
+                .unwrap_or_default();
             for o in held {
                 (self.emit)(ScanEvent::Observation(o));
             }
@@ -395,7 +422,11 @@ impl Engine<'_, '_> {
         self.progress(end);
         let mut summary = std::mem::take(&mut self.summary);
         summary.elapsed = end.saturating_sub(start);
-        summary.rate = if summary.elapsed.is_zero() { 0.0 } else { summary.sent as f64 / summary.elapsed.as_secs_f64() };
+        summary.rate = if summary.elapsed.is_zero() {
+            0.0
+        } else {
+            summary.sent as f64 / summary.elapsed.as_secs_f64()
+        };
         summary.interrupted = resume.is_some();
         Ok(EngineOutcome {
             summary,
@@ -430,7 +461,9 @@ impl Engine<'_, '_> {
         // Silent hosts keep the configured count so dead address space
         // costs no more than asked for.
         match host {
-            Some(h) if h.answered > 0 => base.max(self.highest_try.saturating_add(2).min(MAX_TRIES)),
+            Some(h) if h.answered > 0 => {
+                base.max(self.highest_try.saturating_add(2).min(MAX_TRIES))
+            }
             // A host that let SILENT_HOST pairs time out on every try and
             // never answered anything is down (or drops everything): like
             // nmap skipping hosts that fail discovery, its remaining
@@ -446,7 +479,9 @@ impl Engine<'_, '_> {
                 break;
             }
             self.timers.pop();
-            let Some(p) = self.inflight.get(&key) else { continue };
+            let Some(p) = self.inflight.get(&key) else {
+                continue;
+            };
             if p.tries != tries || stopping {
                 continue;
             }
@@ -492,7 +527,8 @@ impl Engine<'_, '_> {
         loop {
             let avail = self.tokens.floor() as usize;
             // Send in full batches unless little work is left.
-            let backlog = self.resend.len() + self.requeue.len() + (self.shard_len - self.next_k) as usize;
+            let backlog =
+                self.resend.len() + self.requeue.len() + (self.shard_len - self.next_k) as usize;
             if avail == 0 || (avail < want && backlog >= want) {
                 return Ok(());
             }
@@ -582,7 +618,10 @@ impl Engine<'_, '_> {
             let pkts: Vec<OutPacket<'_>> = meta
                 .iter()
                 .zip(bufs.iter())
-                .map(|((_, key, len), b)| OutPacket { dst: key.0, bytes: &b[..*len] })
+                .map(|((_, key, len), b)| OutPacket {
+                    dst: key.0,
+                    bytes: &b[..*len],
+                })
                 .collect();
             let sent = match self.io.send(&pkts) {
                 Ok(k) => k.min(pkts.len()),
@@ -604,7 +643,9 @@ impl Engine<'_, '_> {
                     self.start(key, pos, now);
                     self.window.sent_first += 1;
                 }
-                let Some(p) = self.inflight.get_mut(&key) else { continue };
+                let Some(p) = self.inflight.get_mut(&key) else {
+                    continue;
+                };
                 p.prev_sent = p.last_sent;
                 p.last_sent = now;
                 p.tries += 1;
@@ -620,7 +661,15 @@ impl Engine<'_, '_> {
     }
 
     fn start(&mut self, key: Key, pos: u64, now: Duration) {
-        self.inflight.insert(key, Pending { pos, tries: 0, last_sent: now, prev_sent: now });
+        self.inflight.insert(
+            key,
+            Pending {
+                pos,
+                tries: 0,
+                last_sent: now,
+                prev_sent: now,
+            },
+        );
         self.hosts.entry(key.0).or_default().inflight += 1;
     }
 
@@ -629,7 +678,13 @@ impl Engine<'_, '_> {
             return Ok(());
         }
         let rsts = std::mem::take(&mut self.rsts);
-        let pkts: Vec<OutPacket<'_>> = rsts.iter().map(|(d, b, n)| OutPacket { dst: *d, bytes: &b[..*n] }).collect();
+        let pkts: Vec<OutPacket<'_>> = rsts
+            .iter()
+            .map(|(d, b, n)| OutPacket {
+                dst: *d,
+                bytes: &b[..*n],
+            })
+            .collect();
         match self.io.send(&pkts) {
             // A lost RST costs nothing but a half-open entry on the target
             // (and the kernel sends one as well).
@@ -716,7 +771,13 @@ impl Engine<'_, '_> {
         if self.inflight.remove(&key).is_none() {
             return;
         }
-        let mut o = Observation::new(key.0, key.1, Proto::Tcp, reason, rtt.map(|d| d.as_secs_f64() * 1000.0));
+        let mut o = Observation::new(
+            key.0,
+            key.1,
+            Proto::Tcp,
+            reason,
+            rtt.map(|d| d.as_secs_f64() * 1000.0),
+        );
         o.tries = tries.max(1);
         self.summary.probed += 1;
         match o.state {
@@ -724,7 +785,8 @@ impl Engine<'_, '_> {
             crate::model::PortState::Closed => self.summary.closed += 1,
             crate::model::PortState::Filtered => self.summary.filtered += 1,
         }
-        let proxy_check = self.nports >= self.cfg.proxy_min_ports as u64 && self.cfg.proxy_min_ports > 0;
+        let proxy_check =
+            self.nports >= self.cfg.proxy_min_ports as u64 && self.cfg.proxy_min_ports > 0;
         // Per-host state is what the silent-host and proxy rules need; with
         // few ports per host neither applies, so /8-sized scans with a
         // handful of ports keep only hosts with probes in flight.
@@ -790,22 +852,38 @@ impl Engine<'_, '_> {
     }
 
     fn control(&mut self, now: Duration) {
-        let span = now.saturating_sub(self.next_control.saturating_sub(CONTROL_EVERY)).max(CONTROL_EVERY);
+        let span = now
+            .saturating_sub(self.next_control.saturating_sub(CONTROL_EVERY))
+            .max(CONTROL_EVERY);
         self.next_control = now + CONTROL_EVERY;
         let w = std::mem::take(&mut self.window);
         if !self.adaptive {
             return;
         }
         let answered = w.ans_first + w.ans_retry;
-        let retry_share = if answered > 0 { w.ans_retry as f64 / answered as f64 } else { 0.0 };
+        let retry_share = if answered > 0 {
+            w.ans_retry as f64 / answered as f64
+        } else {
+            0.0
+        };
         let loss_by_retries = w.ans_retry >= 5 && retry_share > 0.10;
         // Answers of one window can belong to the probes of the last one
         // (a descheduled thread drains late), so a ratio above 1 says
         // nothing, and one low window is noise: it takes two in a row.
-        let ratio = if w.sent_first > 0 { (w.ans_first as f64 / w.sent_first as f64).min(1.0) } else { 0.0 };
+        let ratio = if w.sent_first > 0 {
+            (w.ans_first as f64 / w.sent_first as f64).min(1.0)
+        } else {
+            0.0
+        };
         let enough = w.sent_first >= 200;
         let low = enough && self.best_ratio >= 0.02 && ratio < 0.7 * self.best_ratio;
-        self.low_windows = if low { self.low_windows + 1 } else if enough { 0 } else { self.low_windows };
+        self.low_windows = if low {
+            self.low_windows + 1
+        } else if enough {
+            0
+        } else {
+            self.low_windows
+        };
         let loss_by_ratio = self.low_windows >= 2;
         if (loss_by_retries || loss_by_ratio) && now >= self.freeze_until {
             self.rate = (self.rate * 0.6).max(MIN_RATE);
@@ -816,14 +894,23 @@ impl Engine<'_, '_> {
             // Let the evidence about the old rate drain before judging again.
             self.freeze_until = now + self.timeout().max(2 * CONTROL_EVERY);
             let why = if loss_by_retries {
-                format!("{} of {answered} answers came only to a retransmission", w.ans_retry)
+                format!(
+                    "{} of {answered} answers came only to a retransmission",
+                    w.ans_retry
+                )
             } else {
-                format!("answer ratio fell from {:.2} to {ratio:.2}", self.best_ratio)
+                format!(
+                    "answer ratio fell from {:.2} to {ratio:.2}",
+                    self.best_ratio
+                )
             };
             // The reference ratio forgets a little with every cut, so a
             // lasting change of the answer mix cannot pin the rate down.
             self.best_ratio *= 0.9;
-            let msg = format!("packets are being dropped ({why}): slowing down to {:.0} probes/s", self.rate);
+            let msg = format!(
+                "packets are being dropped ({why}): slowing down to {:.0} probes/s",
+                self.rate
+            );
             (self.emit)(ScanEvent::Notice(msg));
             return;
         }
@@ -850,7 +937,11 @@ impl Engine<'_, '_> {
     fn progress(&mut self, now: Duration) {
         self.next_progress = now + self.cfg.progress_every;
         let dt = now.saturating_sub(self.progress_at).as_secs_f64();
-        let rate = if dt > 0.0 { (self.summary.sent - self.progress_sent) as f64 / dt } else { 0.0 };
+        let rate = if dt > 0.0 {
+            (self.summary.sent - self.progress_sent) as f64 / dt
+        } else {
+            0.0
+        };
         self.progress_sent = self.summary.sent;
         self.progress_at = now;
         (self.emit)(ScanEvent::Progress(Progress {
@@ -870,5 +961,8 @@ impl EngineConfig {
 }
 
 fn is_transient(e: &std::io::Error) -> bool {
-    matches!(e.raw_os_error(), Some(libc::ENOBUFS) | Some(libc::EAGAIN) | Some(libc::EINTR))
+    matches!(
+        e.raw_os_error(),
+        Some(libc::ENOBUFS) | Some(libc::EAGAIN) | Some(libc::EINTR)
+    )
 }

@@ -134,7 +134,12 @@ impl FakeNet {
     /// Drops SYNs beyond `rate` per second (bucket of `burst`), like an
     /// nftables `limit rate over` rule.
     pub fn with_syn_limit(mut self, rate: f64, burst: f64) -> FakeNet {
-        self.limiter = Some(Limiter { rate, burst, tokens: burst, last: Duration::ZERO });
+        self.limiter = Some(Limiter {
+            rate,
+            burst,
+            tokens: burst,
+            last: Duration::ZERO,
+        });
         self
     }
 
@@ -160,7 +165,9 @@ impl FakeNet {
             if *t > self.now {
                 break;
             }
-            let Some(Reverse((t, _, bytes))) = self.queue.pop() else { break };
+            let Some(Reverse((t, _, bytes))) = self.queue.pop() else {
+                break;
+            };
             if let Some(reply) = packet::parse_reply(&bytes) {
                 out.push(Received { reply, at: t });
             }
@@ -174,7 +181,11 @@ impl PacketIo for FakeNet {
     }
 
     fn local_addr(&mut self, target: IpAddr) -> Option<IpAddr> {
-        Some(if target.is_ipv4() { self.local4 } else { self.local6 })
+        Some(if target.is_ipv4() {
+            self.local4
+        } else {
+            self.local6
+        })
     }
 
     fn send(&mut self, batch: &[OutPacket<'_>]) -> io::Result<usize> {
@@ -203,7 +214,11 @@ impl PacketIo for FakeNet {
                 let mut buf = [0u8; 256];
                 if let Some(n) = packet::build_answer(&mut buf, p.bytes, answer) {
                     self.counter += 1;
-                    self.queue.push(Reverse((self.now + self.latency, self.counter, buf[..n].to_vec())));
+                    self.queue.push(Reverse((
+                        self.now + self.latency,
+                        self.counter,
+                        buf[..n].to_vec(),
+                    )));
                 }
             }
         }
@@ -271,7 +286,11 @@ impl<I: PacketIo> PacketIo for Faulty<I> {
     }
 
     fn send(&mut self, batch: &[OutPacket<'_>]) -> io::Result<usize> {
-        let kept: Vec<OutPacket<'_>> = batch.iter().copied().filter(|_| !self.rng.chance(self.loss_out)).collect();
+        let kept: Vec<OutPacket<'_>> = batch
+            .iter()
+            .copied()
+            .filter(|_| !self.rng.chance(self.loss_out))
+            .collect();
         self.inner.send(&kept)?;
         Ok(batch.len())
     }
@@ -308,8 +327,13 @@ impl<I: PacketIo> Faulty<I> {
             let copies = if self.rng.chance(self.dup) { 2 } else { 1 };
             for _ in 0..copies {
                 if self.rng.chance(self.delay) {
-                    let d = self.max_delay.mul_f64((self.rng.next_u64() % 1000) as f64 / 1000.0);
-                    self.held.push(Received { reply: r.reply, at: now + d });
+                    let d = self
+                        .max_delay
+                        .mul_f64((self.rng.next_u64() % 1000) as f64 / 1000.0);
+                    self.held.push(Received {
+                        reply: r.reply,
+                        at: now + d,
+                    });
                 } else {
                     out.push(r);
                 }

@@ -60,26 +60,31 @@ pub async fn run(
     let port_list: Vec<u16> = ports.as_slice().to_vec();
     let resume_out = cfg.resume_out.clone();
     let tx = events.clone();
-    let outcome = tokio::task::spawn_blocking(move || -> Result<engine::EngineOutcome, ScanError> {
-        let mut io = raw::RawIo::open(true)?;
-        let t = &targets_owned;
-        let addr_at = |i: u64| t.get(i);
-        let space = Space { n_addrs: t.len(), addr_at: &addr_at, ports: &port_list };
-        let mut emit = |ev: ScanEvent| {
-            // A closed channel means nobody listens any more; the scan
-            // still finishes so the summary and resume state are right.
-            let _ = tx.blocking_send(ev);
-        };
-        let outcome = engine::run(&mut io, &space, &ecfg, &mut emit)?;
-        // Written here, not by the caller, so it is written even when the
-        // caller's future was dropped.
-        if let (Some(state), Some(path)) = (&outcome.resume, &resume_out) {
-            write_resume(path, state)?;
-        }
-        Ok(outcome)
-    })
-    .await
-    .map_err(|e| ScanError::Config(format!("the SYN engine thread failed: {e}")))??;
+    let outcome =
+        tokio::task::spawn_blocking(move || -> Result<engine::EngineOutcome, ScanError> {
+            let mut io = raw::RawIo::open(true)?;
+            let t = &targets_owned;
+            let addr_at = |i: u64| t.get(i);
+            let space = Space {
+                n_addrs: t.len(),
+                addr_at: &addr_at,
+                ports: &port_list,
+            };
+            let mut emit = |ev: ScanEvent| {
+                // A closed channel means nobody listens any more; the scan
+                // still finishes so the summary and resume state are right.
+                let _ = tx.blocking_send(ev);
+            };
+            let outcome = engine::run(&mut io, &space, &ecfg, &mut emit)?;
+            // Written here, not by the caller, so it is written even when the
+            // caller's future was dropped.
+            if let (Some(state), Some(path)) = (&outcome.resume, &resume_out) {
+                write_resume(path, state)?;
+            }
+            Ok(outcome)
+        })
+        .await
+        .map_err(|e| ScanError::Config(format!("the SYN engine thread failed: {e}")))??;
 
     let mut summary = outcome.summary;
     if !outcome.suspect.is_empty() {
@@ -114,7 +119,10 @@ pub fn engine_config(cfg: &ScanConfig) -> Result<EngineConfig, ScanError> {
         (None, None) => DEFAULT_MAX_RATE,
     }
     .max(1);
-    let rate = RateMode::Adaptive { start: START_RATE.min(max), max };
+    let rate = RateMode::Adaptive {
+        start: START_RATE.min(max),
+        max,
+    };
     let shard = match cfg.shard {
         None => Shard::default(),
         Some((index, count)) if count > 0 && index < count => Shard { index, count },
@@ -151,8 +159,12 @@ pub fn engine_config(cfg: &ScanConfig) -> Result<EngineConfig, ScanError> {
 
 /// Reads a resume file written by an interrupted scan.
 pub fn read_resume(path: &Path) -> Result<ResumeState, ScanError> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| ScanError::Config(format!("cannot read the resume file {}: {e}", path.display())))?;
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        ScanError::Config(format!(
+            "cannot read the resume file {}: {e}",
+            path.display()
+        ))
+    })?;
     let state: ResumeState = serde_json::from_str(&text).map_err(|e| {
         ScanError::Config(format!(
             "{}:{}: not a portwarden resume file ({e}); pass the file an interrupted scan wrote",
@@ -177,7 +189,12 @@ pub fn write_resume(path: &Path, state: &ResumeState) -> Result<(), ScanError> {
     let tmp = path.with_extension("tmp");
     std::fs::write(&tmp, text)
         .and_then(|_| std::fs::rename(&tmp, path))
-        .map_err(|e| ScanError::Config(format!("cannot write the resume file {}: {e}", path.display())))
+        .map_err(|e| {
+            ScanError::Config(format!(
+                "cannot write the resume file {}: {e}",
+                path.display()
+            ))
+        })
 }
 
 /// Re-checks the SYN-ACKs of suspected SYN proxies with full connects:
@@ -191,12 +208,16 @@ async fn confirm(suspect: Vec<Observation>, timeout: Duration) -> Vec<Observatio
             let _permit = gate.acquire_owned().await;
             let addr = SocketAddr::new(o.ip, o.port);
             let started = std::time::Instant::now();
-            let reason = match tokio::time::timeout(timeout, tokio::net::TcpStream::connect(addr)).await {
-                Ok(Ok(_)) => Reason::Connected,
-                Ok(Err(e)) if e.kind() == std::io::ErrorKind::ConnectionRefused => Reason::ConnRefused,
-                _ => Reason::NoResponse,
-            };
-            let rtt = (reason != Reason::NoResponse).then(|| started.elapsed().as_secs_f64() * 1000.0);
+            let reason =
+                match tokio::time::timeout(timeout, tokio::net::TcpStream::connect(addr)).await {
+                    Ok(Ok(_)) => Reason::Connected,
+                    Ok(Err(e)) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
+                        Reason::ConnRefused
+                    }
+                    _ => Reason::NoResponse,
+                };
+            let rtt =
+                (reason != Reason::NoResponse).then(|| started.elapsed().as_secs_f64() * 1000.0);
             let mut c = Observation::new(o.ip, o.port, o.proto, reason, rtt);
             c.tries = o.tries.saturating_add(1);
             c

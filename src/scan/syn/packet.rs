@@ -41,7 +41,7 @@ const TCP_TEMPLATE: [u8; TCP_LEN] = [
     0, 0, // urgent pointer
     0x02, 0x04, 0x05, 0xb4, // MSS 1460
     0x04, 0x02, // SACK permitted
-    0x08, 0x0a, 0, 0, 0, 0, 0, 0, 0, 0, // timestamps
+    0x08, 0x0a, 0, 0, 0, 0, 0, 0, 0, 0,    // timestamps
     0x01, // NOP
     0x03, 0x03, 0x07, // window scale 7
 ];
@@ -68,8 +68,23 @@ pub fn build_syn(buf: &mut [u8], p: &ProbeFields) -> Option<usize> {
 
 /// Writes a bare RST (no options) that tears down the half-open connection a
 /// SYN-ACK announced: `seq` must be the SYN-ACK's acknowledgment number.
-pub fn build_rst(buf: &mut [u8], src: IpAddr, dst: IpAddr, sport: u16, dport: u16, seq: u32) -> Option<usize> {
-    let p = ProbeFields { src, dst, sport, dport, seq, ip_id: 0, tsval: 0 };
+pub fn build_rst(
+    buf: &mut [u8],
+    src: IpAddr,
+    dst: IpAddr,
+    sport: u16,
+    dport: u16,
+    seq: u32,
+) -> Option<usize> {
+    let p = ProbeFields {
+        src,
+        dst,
+        sport,
+        dport,
+        seq,
+        ip_id: 0,
+        tsval: 0,
+    };
     build_tcp(buf, &p, TCP_RST, 0, false)
 }
 
@@ -408,8 +423,18 @@ pub fn build_answer(buf: &mut [u8], syn_pkt: &[u8], answer: Answer) -> Option<us
                 ip_id: 1,
                 tsval: 0,
             };
-            let flags = if answer == Answer::SynAck { TCP_SYN | TCP_ACK } else { TCP_RST | TCP_ACK };
-            build_tcp(buf, &p, flags, s.seq.wrapping_add(1), answer == Answer::SynAck)
+            let flags = if answer == Answer::SynAck {
+                TCP_SYN | TCP_ACK
+            } else {
+                TCP_RST | TCP_ACK
+            };
+            build_tcp(
+                buf,
+                &p,
+                flags,
+                s.seq.wrapping_add(1),
+                answer == Answer::SynAck,
+            )
         }
         Answer::Unreachable(code) => {
             let quote_len = syn_pkt.len().min(match s.src {
@@ -450,7 +475,10 @@ pub fn build_answer(buf: &mut [u8], syn_pkt: &[u8], answer: Answer) -> Option<us
                     b[40] = 1;
                     b[41] = code;
                     b[48..].copy_from_slice(quote);
-                    let pseudo = sum(&from.octets(), 0) + sum(&to.octets(), 0) + 58 + (8 + quote.len()) as u32;
+                    let pseudo = sum(&from.octets(), 0)
+                        + sum(&to.octets(), 0)
+                        + 58
+                        + (8 + quote.len()) as u32;
                     let c = fold(sum(&b[40..], pseudo));
                     b[42..44].copy_from_slice(&c.to_be_bytes());
                     Some(total)
@@ -493,12 +521,12 @@ mod tests {
         let mut buf = [0u8; 128];
         let n = build_syn(&mut buf, &fields4()).unwrap();
         let expect: [u8; SYN4_LEN] = [
-            0x45, 0x00, 0x00, 0x3c, 0xbe, 0xef, 0x40, 0x00, 0x40, 0x06, 0xef, 0x92, 198, 18, 0, 1, 198, 18,
-            0, 20, // IPv4
-            0xee, 0x48, 0x00, 0x16, 0x11, 0x22, 0x33, 0x44, 0, 0, 0, 0, 0xa0, 0x02, 0xfa, 0xf0, 0x8a,
-            0x0a, 0, 0, // TCP
-            0x02, 0x04, 0x05, 0xb4, 0x04, 0x02, 0x08, 0x0a, 1, 2, 3, 4, 0, 0, 0, 0, 0x01, 0x03, 0x03,
-            0x07,
+            0x45, 0x00, 0x00, 0x3c, 0xbe, 0xef, 0x40, 0x00, 0x40, 0x06, 0xef, 0x92, 198, 18, 0, 1,
+            198, 18, 0, 20, // IPv4
+            0xee, 0x48, 0x00, 0x16, 0x11, 0x22, 0x33, 0x44, 0, 0, 0, 0, 0xa0, 0x02, 0xfa, 0xf0,
+            0x8a, 0x0a, 0, 0, // TCP
+            0x02, 0x04, 0x05, 0xb4, 0x04, 0x02, 0x08, 0x0a, 1, 2, 3, 4, 0, 0, 0, 0, 0x01, 0x03,
+            0x03, 0x07,
         ];
         assert_eq!(&buf[..n], &expect[..]);
         // A correct checksum sums to zero over the header.
@@ -510,7 +538,11 @@ mod tests {
         let mut buf = [0u8; 128];
         let src: Ipv6Addr = "2001:2::1".parse().unwrap();
         let dst: Ipv6Addr = "2001:2::20".parse().unwrap();
-        let p = ProbeFields { src: src.into(), dst: dst.into(), ..fields4() };
+        let p = ProbeFields {
+            src: src.into(),
+            dst: dst.into(),
+            ..fields4()
+        };
         let n = build_syn(&mut buf, &p).unwrap();
         assert_eq!(n, SYN6_LEN);
         assert_eq!(&buf[..8], &[0x60, 0, 0, 0, 0, 40, 6, 64]);
@@ -521,14 +553,23 @@ mod tests {
         assert_eq!(fold(sum(&buf[40..80], pseudo)), 0);
         assert_eq!(
             parse_syn(&buf[..n]),
-            Some(Syn { src: src.into(), dst: dst.into(), sport: 61000, dport: 22, seq: 0x11223344 })
+            Some(Syn {
+                src: src.into(),
+                dst: dst.into(),
+                sport: 61000,
+                dport: 22,
+                seq: 0x11223344
+            })
         );
     }
 
     #[test]
     fn mixed_families_are_refused() {
         let mut buf = [0u8; 128];
-        let p = ProbeFields { dst: "2001:2::1".parse().unwrap(), ..fields4() };
+        let p = ProbeFields {
+            dst: "2001:2::1".parse().unwrap(),
+            ..fields4()
+        };
         assert_eq!(build_syn(&mut buf, &p), None);
         assert_eq!(build_syn(&mut buf[..59], &fields4()), None);
     }
@@ -537,10 +578,10 @@ mod tests {
     /// → 198.18.0.1:61000, ack = 0x11223345); checksums are not checked on
     /// receive (the cookie is what authenticates a reply).
     const SYNACK4: [u8; 60] = [
-        0x45, 0x00, 0x00, 0x3c, 0x00, 0x00, 0x40, 0x00, 0x40, 0x06, 0x53, 0x7e, 198, 18, 0, 20, 198, 18, 0,
-        1, 0x00, 0x16, 0xee, 0x48, 0xaa, 0xbb, 0xcc, 0xdd, 0x11, 0x22, 0x33, 0x45, 0xa0, 0x12, 0xfe, 0x88,
-        0x12, 0x34, 0, 0, 0x02, 0x04, 0x05, 0xb4, 0x04, 0x02, 0x08, 0x0a, 9, 9, 9, 9, 1, 2, 3, 4, 0x01,
-        0x03, 0x03, 0x07,
+        0x45, 0x00, 0x00, 0x3c, 0x00, 0x00, 0x40, 0x00, 0x40, 0x06, 0x53, 0x7e, 198, 18, 0, 20,
+        198, 18, 0, 1, 0x00, 0x16, 0xee, 0x48, 0xaa, 0xbb, 0xcc, 0xdd, 0x11, 0x22, 0x33, 0x45,
+        0xa0, 0x12, 0xfe, 0x88, 0x12, 0x34, 0, 0, 0x02, 0x04, 0x05, 0xb4, 0x04, 0x02, 0x08, 0x0a,
+        9, 9, 9, 9, 1, 2, 3, 4, 0x01, 0x03, 0x03, 0x07,
     ];
 
     #[test]
@@ -589,7 +630,10 @@ mod tests {
             assert_eq!(r.kind, ReplyKind::Unreachable(reason));
             assert_eq!(r.target, fields4().dst);
             assert_eq!(r.local, fields4().src);
-            assert_eq!((r.local_port, r.target_port, r.probe_seq), (61000, 22, 0x11223344));
+            assert_eq!(
+                (r.local_port, r.target_port, r.probe_seq),
+                (61000, 22, 0x11223344)
+            );
         }
     }
 
@@ -617,7 +661,15 @@ mod tests {
         let src: Ipv6Addr = "2001:2::1".parse().unwrap();
         let dst: Ipv6Addr = "2001:2::20".parse().unwrap();
         let mut syn = [0u8; 128];
-        let n = build_syn(&mut syn, &ProbeFields { src: src.into(), dst: dst.into(), ..fields4() }).unwrap();
+        let n = build_syn(
+            &mut syn,
+            &ProbeFields {
+                src: src.into(),
+                dst: dst.into(),
+                ..fields4()
+            },
+        )
+        .unwrap();
         let expect = [
             Reason::NetUnreach,
             Reason::AdminProhibited,
@@ -640,15 +692,25 @@ mod tests {
     #[test]
     fn answers_round_trip_for_both_families() {
         for (s, d) in [("198.18.0.1", "198.18.0.9"), ("2001:2::1", "2001:2::9")] {
-            let f = ProbeFields { src: s.parse().unwrap(), dst: d.parse().unwrap(), ..fields4() };
+            let f = ProbeFields {
+                src: s.parse().unwrap(),
+                dst: d.parse().unwrap(),
+                ..fields4()
+            };
             let mut syn = [0u8; 128];
             let n = build_syn(&mut syn, &f).unwrap();
-            for (a, k) in [(Answer::SynAck, ReplyKind::SynAck), (Answer::Reset, ReplyKind::Reset)] {
+            for (a, k) in [
+                (Answer::SynAck, ReplyKind::SynAck),
+                (Answer::Reset, ReplyKind::Reset),
+            ] {
                 let mut buf = [0u8; 256];
                 let m = build_answer(&mut buf, &syn[..n], a).unwrap();
                 let r = parse_reply(&buf[..m]).unwrap();
                 assert_eq!(r.kind, k);
-                assert_eq!((r.target, r.target_port, r.local_port, r.probe_seq), (f.dst, 22, 61000, f.seq));
+                assert_eq!(
+                    (r.target, r.target_port, r.local_port, r.probe_seq),
+                    (f.dst, 22, 61000, f.seq)
+                );
             }
         }
     }

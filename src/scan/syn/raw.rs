@@ -25,7 +25,11 @@ use super::packet;
 pub fn raw_sockets_available() -> bool {
     let ok = |domain, ty, proto| open(domain, ty, proto).is_ok();
     ok(libc::AF_INET, libc::SOCK_RAW, libc::IPPROTO_RAW)
-        && ok(libc::AF_PACKET, libc::SOCK_DGRAM, (libc::ETH_P_ALL as u16).to_be() as i32)
+        && ok(
+            libc::AF_PACKET,
+            libc::SOCK_DGRAM,
+            (libc::ETH_P_ALL as u16).to_be() as i32,
+        )
 }
 
 fn open(domain: i32, ty: i32, proto: i32) -> io::Result<OwnedFd> {
@@ -41,9 +45,19 @@ fn open(domain: i32, ty: i32, proto: i32) -> io::Result<OwnedFd> {
 fn setsockopt_int(fd: RawFd, level: i32, name: i32, value: i32) -> io::Result<()> {
     // SAFETY: the option value is a live i32 of the size we pass.
     let r = unsafe {
-        libc::setsockopt(fd, level, name, (&value as *const i32).cast(), mem::size_of::<i32>() as libc::socklen_t)
+        libc::setsockopt(
+            fd,
+            level,
+            name,
+            (&value as *const i32).cast(),
+            mem::size_of::<i32>() as libc::socklen_t,
+        )
     };
-    if r < 0 { Err(io::Error::last_os_error()) } else { Ok(()) }
+    if r < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
 }
 
 /// Raw-socket packet I/O. Replies are drained without blocking from two
@@ -64,7 +78,11 @@ const RECV_BATCH: usize = 64;
 fn open_packet_socket(ethertype: u16) -> io::Result<OwnedFd> {
     // Protocol-specific packet sockets (not ETH_P_ALL) are not tapped on
     // the transmit path, so our own probes never reach them.
-    let sock = open(libc::AF_PACKET, libc::SOCK_DGRAM | libc::SOCK_NONBLOCK, ethertype.to_be() as i32)?;
+    let sock = open(
+        libc::AF_PACKET,
+        libc::SOCK_DGRAM | libc::SOCK_NONBLOCK,
+        ethertype.to_be() as i32,
+    )?;
     let fd = sock.as_raw_fd();
     // Room for a burst of replies while the engine is busy sending.
     if setsockopt_int(fd, libc::SOL_SOCKET, libc::SO_RCVBUFFORCE, 32 << 20).is_err() {
@@ -80,8 +98,15 @@ impl RawIo {
     /// not ours, is what limits the rate).
     pub fn open(helper_thread: bool) -> io::Result<RawIo> {
         let sender = Sender::open()?;
-        let worker = if helper_thread { Some(Worker::spawn()?) } else { None };
-        let recv = vec![open_packet_socket(libc::ETH_P_IP as u16)?, open_packet_socket(libc::ETH_P_IPV6 as u16)?];
+        let worker = if helper_thread {
+            Some(Worker::spawn()?)
+        } else {
+            None
+        };
+        let recv = vec![
+            open_packet_socket(libc::ETH_P_IP as u16)?,
+            open_packet_socket(libc::ETH_P_IPV6 as u16)?,
+        ];
         Ok(RawIo {
             start: Instant::now(),
             sender,
@@ -103,7 +128,10 @@ impl RawIo {
                 let mut iovs: Vec<libc::iovec> = self
                     .bufs
                     .iter_mut()
-                    .map(|b| libc::iovec { iov_base: b.as_mut_ptr().cast(), iov_len: RECV_BUF })
+                    .map(|b| libc::iovec {
+                        iov_base: b.as_mut_ptr().cast(),
+                        iov_len: RECV_BUF,
+                    })
                     .collect();
                 let mut msgs: Vec<libc::mmsghdr> = vec![unsafe { mem::zeroed() }; RECV_BATCH];
                 for (m, iov) in msgs.iter_mut().zip(iovs.iter_mut()) {
@@ -112,7 +140,13 @@ impl RawIo {
                 }
                 // SAFETY: as above; the count matches the array.
                 let n = unsafe {
-                    libc::recvmmsg(fd, msgs.as_mut_ptr(), RECV_BATCH as libc::c_uint, libc::MSG_DONTWAIT, std::ptr::null_mut())
+                    libc::recvmmsg(
+                        fd,
+                        msgs.as_mut_ptr(),
+                        RECV_BATCH as libc::c_uint,
+                        libc::MSG_DONTWAIT,
+                        std::ptr::null_mut(),
+                    )
                 };
                 if n < 0 {
                     let e = io::Error::last_os_error();
@@ -141,11 +175,28 @@ impl RawIo {
     }
 
     fn wait_readable(&self, timeout: Duration) -> io::Result<()> {
-        let mut fds: Vec<libc::pollfd> =
-            self.recv.iter().map(|s| libc::pollfd { fd: s.as_raw_fd(), events: libc::POLLIN, revents: 0 }).collect();
-        let ts = libc::timespec { tv_sec: timeout.as_secs() as libc::time_t, tv_nsec: timeout.subsec_nanos() as _ };
+        let mut fds: Vec<libc::pollfd> = self
+            .recv
+            .iter()
+            .map(|s| libc::pollfd {
+                fd: s.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            })
+            .collect();
+        let ts = libc::timespec {
+            tv_sec: timeout.as_secs() as libc::time_t,
+            tv_nsec: timeout.subsec_nanos() as _,
+        };
         // SAFETY: fds and ts are live for the call; the count matches.
-        let r = unsafe { libc::ppoll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, &ts, std::ptr::null()) };
+        let r = unsafe {
+            libc::ppoll(
+                fds.as_mut_ptr(),
+                fds.len() as libc::nfds_t,
+                &ts,
+                std::ptr::null(),
+            )
+        };
         if r < 0 {
             let e = io::Error::last_os_error();
             if e.raw_os_error() != Some(libc::EINTR) {
@@ -165,7 +216,12 @@ struct Sender {
 impl Sender {
     fn open() -> io::Result<Sender> {
         let send4 = open(libc::AF_INET, libc::SOCK_RAW, libc::IPPROTO_RAW)?;
-        let _ = setsockopt_int(send4.as_raw_fd(), libc::SOL_SOCKET, libc::SO_SNDBUF, 4 << 20);
+        let _ = setsockopt_int(
+            send4.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_SNDBUF,
+            4 << 20,
+        );
         // IPv6 may be disabled on the host; IPv4-only scans still work.
         let send6 = open(libc::AF_INET6, libc::SOCK_RAW, libc::IPPROTO_RAW).ok();
         if let Some(s) = &send6 {
@@ -180,7 +236,10 @@ impl Sender {
         let mut sent = 0;
         while sent < batch.len() {
             let v4 = batch[sent].dst.is_ipv4();
-            let run = batch[sent..].iter().take_while(|p| p.dst.is_ipv4() == v4).count();
+            let run = batch[sent..]
+                .iter()
+                .take_while(|p| p.dst.is_ipv4() == v4)
+                .count();
             let n = self.send_family(&batch[sent..sent + run])?;
             sent += n;
             if n < run {
@@ -191,7 +250,9 @@ impl Sender {
     }
 
     fn send_family(&self, batch: &[OutPacket<'_>]) -> io::Result<usize> {
-        let Some(first) = batch.first() else { return Ok(0) };
+        let Some(first) = batch.first() else {
+            return Ok(0);
+        };
         let fd = match first.dst {
             IpAddr::V4(_) => self.send4.as_raw_fd(),
             IpAddr::V6(_) => match &self.send6 {
@@ -211,7 +272,10 @@ impl Sender {
         let mut msgs: Vec<libc::mmsghdr> = vec![unsafe { mem::zeroed() }; batch.len()];
         for (i, p) in batch.iter().enumerate() {
             let len = sockaddr_for(p.dst, &mut addrs[i]);
-            iovs.push(libc::iovec { iov_base: p.bytes.as_ptr() as *mut libc::c_void, iov_len: p.bytes.len() });
+            iovs.push(libc::iovec {
+                iov_base: p.bytes.as_ptr() as *mut libc::c_void,
+                iov_len: p.bytes.len(),
+            });
             msgs[i].msg_hdr.msg_name = (&mut addrs[i] as *mut libc::sockaddr_storage).cast();
             msgs[i].msg_hdr.msg_namelen = len;
         }
@@ -224,11 +288,17 @@ impl Sender {
             // SAFETY: every mmsghdr points at live iovecs / addresses /
             // packet bytes that outlive the call; the count is in bounds.
             let n = unsafe {
-                libc::sendmmsg(fd, msgs[done..].as_mut_ptr(), (msgs.len() - done) as libc::c_uint, 0)
+                libc::sendmmsg(
+                    fd,
+                    msgs[done..].as_mut_ptr(),
+                    (msgs.len() - done) as libc::c_uint,
+                    0,
+                )
             };
             if n < 0 {
                 let e = io::Error::last_os_error();
-                if done > 0 && matches!(e.raw_os_error(), Some(libc::ENOBUFS) | Some(libc::EAGAIN)) {
+                if done > 0 && matches!(e.raw_os_error(), Some(libc::ENOBUFS) | Some(libc::EAGAIN))
+                {
                     return Ok(done);
                 }
                 if e.raw_os_error() == Some(libc::EINTR) {
@@ -261,19 +331,29 @@ impl Worker {
     fn spawn() -> io::Result<Worker> {
         let sender = Sender::open()?;
         let (tx, rx) = mpsc::sync_channel::<OwnedBatch>(256);
-        let handle = std::thread::Builder::new().name("syn-send".into()).spawn(move || {
-            while let Ok(b) = rx.recv() {
-                let pkts: Vec<OutPacket<'_>> = b
-                    .packets
-                    .iter()
-                    .filter_map(|(dst, from, to)| Some(OutPacket { dst: *dst, bytes: b.bytes.get(*from..*to)? }))
-                    .collect();
-                // A packet the kernel refuses here is simply lost: the
-                // engine's retransmission covers it like any other loss.
-                let _ = sender.send(&pkts);
-            }
-        })?;
-        Ok(Worker { tx: Some(tx), handle: Some(handle) })
+        let handle = std::thread::Builder::new()
+            .name("syn-send".into())
+            .spawn(move || {
+                while let Ok(b) = rx.recv() {
+                    let pkts: Vec<OutPacket<'_>> = b
+                        .packets
+                        .iter()
+                        .filter_map(|(dst, from, to)| {
+                            Some(OutPacket {
+                                dst: *dst,
+                                bytes: b.bytes.get(*from..*to)?,
+                            })
+                        })
+                        .collect();
+                    // A packet the kernel refuses here is simply lost: the
+                    // engine's retransmission covers it like any other loss.
+                    let _ = sender.send(&pkts);
+                }
+            })?;
+        Ok(Worker {
+            tx: Some(tx),
+            handle: Some(handle),
+        })
     }
 }
 
@@ -290,14 +370,16 @@ fn sockaddr_for(ip: IpAddr, out: &mut libc::sockaddr_storage) -> libc::socklen_t
     match ip {
         IpAddr::V4(a) => {
             // SAFETY: sockaddr_storage is large enough and aligned for sockaddr_in.
-            let sin = unsafe { &mut *(out as *mut libc::sockaddr_storage).cast::<libc::sockaddr_in>() };
+            let sin =
+                unsafe { &mut *(out as *mut libc::sockaddr_storage).cast::<libc::sockaddr_in>() };
             sin.sin_family = libc::AF_INET as libc::sa_family_t;
             sin.sin_addr.s_addr = u32::from_ne_bytes(a.octets());
             mem::size_of::<libc::sockaddr_in>() as libc::socklen_t
         }
         IpAddr::V6(a) => {
             // SAFETY: as above, for sockaddr_in6.
-            let sin6 = unsafe { &mut *(out as *mut libc::sockaddr_storage).cast::<libc::sockaddr_in6>() };
+            let sin6 =
+                unsafe { &mut *(out as *mut libc::sockaddr_storage).cast::<libc::sockaddr_in6>() };
             sin6.sin6_family = libc::AF_INET6 as libc::sa_family_t;
             sin6.sin6_addr.s6_addr = a.octets();
             mem::size_of::<libc::sockaddr_in6>() as libc::socklen_t
@@ -310,12 +392,35 @@ fn attach_drop_outgoing(fd: RawFd) -> io::Result<()> {
     const SKF_AD_OFF: u32 = (-0x1000i32) as u32;
     const SKF_AD_PKTTYPE: u32 = 4;
     let code = [
-        libc::sock_filter { code: (libc::BPF_LD | libc::BPF_W | libc::BPF_ABS) as u16, jt: 0, jf: 0, k: SKF_AD_OFF + SKF_AD_PKTTYPE },
-        libc::sock_filter { code: (libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K) as u16, jt: 0, jf: 1, k: libc::PACKET_OUTGOING as u32 },
-        libc::sock_filter { code: (libc::BPF_RET | libc::BPF_K) as u16, jt: 0, jf: 0, k: 0 },
-        libc::sock_filter { code: (libc::BPF_RET | libc::BPF_K) as u16, jt: 0, jf: 0, k: 0xffff },
+        libc::sock_filter {
+            code: (libc::BPF_LD | libc::BPF_W | libc::BPF_ABS) as u16,
+            jt: 0,
+            jf: 0,
+            k: SKF_AD_OFF + SKF_AD_PKTTYPE,
+        },
+        libc::sock_filter {
+            code: (libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K) as u16,
+            jt: 0,
+            jf: 1,
+            k: libc::PACKET_OUTGOING as u32,
+        },
+        libc::sock_filter {
+            code: (libc::BPF_RET | libc::BPF_K) as u16,
+            jt: 0,
+            jf: 0,
+            k: 0,
+        },
+        libc::sock_filter {
+            code: (libc::BPF_RET | libc::BPF_K) as u16,
+            jt: 0,
+            jf: 0,
+            k: 0xffff,
+        },
     ];
-    let prog = libc::sock_fprog { len: code.len() as u16, filter: code.as_ptr() as *mut libc::sock_filter };
+    let prog = libc::sock_fprog {
+        len: code.len() as u16,
+        filter: code.as_ptr() as *mut libc::sock_filter,
+    };
     // SAFETY: prog points at `code`, which lives across the call; the
     // kernel copies the program.
     let r = unsafe {
@@ -327,7 +432,11 @@ fn attach_drop_outgoing(fd: RawFd) -> io::Result<()> {
             mem::size_of::<libc::sock_fprog>() as libc::socklen_t,
         )
     };
-    if r < 0 { Err(io::Error::last_os_error()) } else { Ok(()) }
+    if r < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
 }
 
 impl PacketIo for RawIo {
@@ -338,7 +447,13 @@ impl PacketIo for RawIo {
     fn local_addr(&mut self, target: IpAddr) -> Option<IpAddr> {
         // A connected UDP socket asks the routing table which source
         // address the kernel would use; nothing is sent.
-        let bind: SocketAddr = if target.is_ipv4() { "0.0.0.0:0" } else { "[::]:0" }.parse().ok()?;
+        let bind: SocketAddr = if target.is_ipv4() {
+            "0.0.0.0:0"
+        } else {
+            "[::]:0"
+        }
+        .parse()
+        .ok()?;
         let s = UdpSocket::bind(bind).ok()?;
         s.connect(SocketAddr::new(target, 9)).ok()?;
         s.local_addr().ok().map(|a| a.ip())
@@ -350,7 +465,10 @@ impl PacketIo for RawIo {
             && batch.len() >= 16
         {
             let half = batch.len() / 2;
-            let mut owned = OwnedBatch { bytes: Vec::with_capacity(half * 80), packets: Vec::with_capacity(half) };
+            let mut owned = OwnedBatch {
+                bytes: Vec::with_capacity(half * 80),
+                packets: Vec::with_capacity(half),
+            };
             for p in &batch[half..] {
                 let from = owned.bytes.len();
                 owned.bytes.extend_from_slice(p.bytes);

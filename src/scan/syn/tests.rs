@@ -28,7 +28,11 @@ fn lab_truth(hosts: u32) -> (Truth, HashMap<(IpAddr, u16), Reason>) {
         if i == 2 && p == 25 {
             return Some(Answer::Unreachable(13));
         }
-        if (i * 7 + p as u32) % 37 == 0 { Some(Answer::SynAck) } else { Some(Answer::Reset) }
+        if (i * 7 + p as u32).is_multiple_of(37) {
+            Some(Answer::SynAck)
+        } else {
+            Some(Answer::Reset)
+        }
     };
     let mut expect = HashMap::new();
     for i in 0..hosts {
@@ -56,9 +60,19 @@ fn scan(io: &mut dyn PacketIo, addrs: &[IpAddr], ports: &[u16], cfg: &EngineConf
 }
 
 /// Like `scan`, but raises the stop flag after `stop_after` observations.
-fn scan_until(io: &mut dyn PacketIo, addrs: &[IpAddr], ports: &[u16], cfg: &EngineConfig, stop_after: usize) -> Run {
+fn scan_until(
+    io: &mut dyn PacketIo,
+    addrs: &[IpAddr],
+    ports: &[u16],
+    cfg: &EngineConfig,
+    stop_after: usize,
+) -> Run {
     let addr_at = |i: u64| addrs.get(i as usize).copied();
-    let space = Space { n_addrs: addrs.len() as u64, addr_at: &addr_at, ports };
+    let space = Space {
+        n_addrs: addrs.len() as u64,
+        addr_at: &addr_at,
+        ports,
+    };
     let mut obs = Vec::new();
     let mut notices = Vec::new();
     let stop = cfg.stop.clone();
@@ -81,7 +95,12 @@ fn scan_until(io: &mut dyn PacketIo, addrs: &[IpAddr], ports: &[u16], cfg: &Engi
 fn by_pair(obs: &[Observation]) -> HashMap<(IpAddr, u16), Reason> {
     let mut m = HashMap::new();
     for o in obs {
-        assert!(m.insert((o.ip, o.port), o.reason).is_none(), "{}:{} concluded twice", o.ip, o.port);
+        assert!(
+            m.insert((o.ip, o.port), o.reason).is_none(),
+            "{}:{} concluded twice",
+            o.ip,
+            o.port
+        );
     }
     m
 }
@@ -96,7 +115,10 @@ fn clean_network_every_pair_exactly_right() {
     let mut net = FakeNet::new(truth);
     let addrs: Vec<IpAddr> = (0..16).map(v4).collect();
     // Slow enough (2.4 s of virtual time) for the silent-host rule to act.
-    let cfg = EngineConfig { rate: RateMode::Fixed(2000), ..EngineConfig::default() };
+    let cfg = EngineConfig {
+        rate: RateMode::Fixed(2000),
+        ..EngineConfig::default()
+    };
     let r = scan(&mut net, &addrs, &ports(), &cfg);
     assert_eq!(by_pair(&r.obs), expect);
     let open = expect.values().filter(|r| **r == Reason::SynAck).count() as u64;
@@ -116,14 +138,21 @@ fn clean_network_every_pair_exactly_right() {
     }
     assert_eq!(twice.len(), 8);
     assert!(twice.values().all(|n| (32..100).contains(n)), "{twice:?}");
-    assert_eq!(r.out.summary.sent, net.syns.values().map(|n| *n as u64).sum::<u64>());
+    assert_eq!(
+        r.out.summary.sent,
+        net.syns.values().map(|n| *n as u64).sum::<u64>()
+    );
     assert_eq!(net.rsts, open);
     assert_eq!(r.out.invalid, 0);
     // The open ones answered on the first try with the fake's latency.
     let o = r.obs.iter().find(|o| o.reason == Reason::SynAck).unwrap();
     assert_eq!((o.tries, o.rtt_ms), (1, Some(0.5)));
     assert_eq!(r.notices.len(), 1, "{:?}", r.notices);
-    assert!(r.notices[0].contains("did not answer any of 32 ports"), "{}", r.notices[0]);
+    assert!(
+        r.notices[0].contains("did not answer any of 32 ports"),
+        "{}",
+        r.notices[0]
+    );
 }
 
 #[test]
@@ -134,26 +163,51 @@ fn loss_duplicates_and_reordering_do_not_change_the_result() {
     io.loss_in = 0.05;
     io.dup = 0.2;
     io.delay = 0.2;
-    let cfg = EngineConfig { retries: 3, ..EngineConfig::default() };
+    let cfg = EngineConfig {
+        retries: 3,
+        ..EngineConfig::default()
+    };
     let addrs: Vec<IpAddr> = (0..16).map(v4).collect();
     let r = scan(&mut io, &addrs, &ports(), &cfg);
     assert_eq!(by_pair(&r.obs), expect);
-    assert!(r.out.duplicates > 100, "duplicates seen: {}", r.out.duplicates);
-    assert!(r.obs.iter().any(|o| o.reason == Reason::SynAck && o.tries > 1));
+    assert!(
+        r.out.duplicates > 100,
+        "duplicates seen: {}",
+        r.out.duplicates
+    );
+    assert!(
+        r.obs
+            .iter()
+            .any(|o| o.reason == Reason::SynAck && o.tries > 1)
+    );
 }
 
 #[test]
 fn adapts_to_a_firewall_that_drops_syns_above_5000_per_second() {
     // 8 hosts, all up: 2,400 pairs behind a 5,000 SYN/s limiter.
-    let truth: Truth = Box::new(|_, p| Some(if p % 10 == 0 { Answer::SynAck } else { Answer::Reset }));
+    let truth: Truth = Box::new(|_, p| {
+        Some(if p % 10 == 0 {
+            Answer::SynAck
+        } else {
+            Answer::Reset
+        })
+    });
     let mut net = FakeNet::new(truth).with_syn_limit(5000.0, 5.0);
     let addrs: Vec<IpAddr> = (0..8).map(v4).collect();
     let ports: Vec<u16> = (1..=1000).collect();
     let r = scan(&mut net, &addrs, &ports, &EngineConfig::default());
     let found = r.obs.iter().filter(|o| o.reason == Reason::SynAck).count();
     assert_eq!(found, 8 * 100, "recall behind the limiter");
-    assert!(r.notices.iter().any(|n| n.contains("slowing down")), "{:?}", r.notices);
-    assert!(r.out.final_rate < 10_000.0, "settled at {}", r.out.final_rate);
+    assert!(
+        r.notices.iter().any(|n| n.contains("slowing down")),
+        "{:?}",
+        r.notices
+    );
+    assert!(
+        r.out.final_rate < 10_000.0,
+        "settled at {}",
+        r.out.final_rate
+    );
 }
 
 #[test]
@@ -162,7 +216,10 @@ fn fixed_rate_is_paced() {
     let mut net = FakeNet::new(truth);
     let addrs: Vec<IpAddr> = (0..10).map(v4).collect();
     let ports: Vec<u16> = (1..=500).collect();
-    let cfg = EngineConfig { rate: RateMode::Fixed(10_000), ..EngineConfig::default() };
+    let cfg = EngineConfig {
+        rate: RateMode::Fixed(10_000),
+        ..EngineConfig::default()
+    };
     let r = scan(&mut net, &addrs, &ports, &cfg);
     assert_eq!(r.out.summary.sent, 5000);
     // 5,000 probes at 10,000/s: half a second of (virtual) time.
@@ -174,16 +231,29 @@ fn fixed_rate_is_paced() {
 fn syn_proxy_hosts_are_held_for_confirmation() {
     // Host 0 answers SYN-ACK everywhere; host 1 has 3 open ports.
     let truth: Truth = Box::new(|a, p| {
-        if a == v4(0) || [22, 80, 443].contains(&p) { Some(Answer::SynAck) } else { Some(Answer::Reset) }
+        if a == v4(0) || [22, 80, 443].contains(&p) {
+            Some(Answer::SynAck)
+        } else {
+            Some(Answer::Reset)
+        }
     });
     let mut net = FakeNet::new(truth);
     let ports: Vec<u16> = (1..=150).chain([443]).collect();
     let r = scan(&mut net, &[v4(0), v4(1)], &ports, &EngineConfig::default());
     assert_eq!(r.notices.len(), 1, "{:?}", r.notices);
-    assert!(r.notices[0].starts_with("198.18.1.0: answered SYN-ACK on 100 of 100 ports"), "{}", r.notices[0]);
+    assert!(
+        r.notices[0].starts_with("198.18.1.0: answered SYN-ACK on 100 of 100 ports"),
+        "{}",
+        r.notices[0]
+    );
     assert_eq!(r.out.suspect.len(), 151);
     assert!(r.out.suspect.iter().all(|o| o.ip == v4(0)));
-    let emitted_open: Vec<_> = r.obs.iter().filter(|o| o.reason == Reason::SynAck).map(|o| (o.ip, o.port)).collect();
+    let emitted_open: Vec<_> = r
+        .obs
+        .iter()
+        .filter(|o| o.reason == Reason::SynAck)
+        .map(|o| (o.ip, o.port))
+        .collect();
     assert_eq!(emitted_open.len(), 3);
     assert!(emitted_open.iter().all(|(ip, _)| *ip == v4(1)));
 }
@@ -195,7 +265,11 @@ fn shards_split_the_space_without_overlap() {
     let mut all = HashMap::new();
     for index in 0..3 {
         let mut net = FakeNet::new(Box::new(lab_truth(8).0));
-        let cfg = EngineConfig { shard: Shard { index, count: 3 }, seed: 99, ..EngineConfig::default() };
+        let cfg = EngineConfig {
+            shard: Shard { index, count: 3 },
+            seed: 99,
+            ..EngineConfig::default()
+        };
         let r = scan(&mut net, &addrs, &ports(), &cfg);
         let n = r.obs.len() as u64;
         assert!((799..=801).contains(&n), "shard {index}: {n}");
@@ -212,7 +286,11 @@ fn interrupted_scan_resumes_with_nothing_lost_or_repeated() {
     let (truth, expect) = lab_truth(16);
     let addrs: Vec<IpAddr> = (0..16).map(v4).collect();
     let stop = Arc::new(AtomicBool::new(false));
-    let cfg = EngineConfig { stop: Some(stop.clone()), seed: 5, ..EngineConfig::default() };
+    let cfg = EngineConfig {
+        stop: Some(stop.clone()),
+        seed: 5,
+        ..EngineConfig::default()
+    };
     let mut net = FakeNet::new(truth);
     let first = scan_until(&mut net, &addrs, &ports(), &cfg, 1000);
     let state: ResumeState = first.out.resume.clone().expect("a resume state");
@@ -225,7 +303,11 @@ fn interrupted_scan_resumes_with_nothing_lost_or_repeated() {
     let state: ResumeState = serde_json::from_str(&json).unwrap();
 
     let mut net2 = FakeNet::new(Box::new(lab_truth(16).0));
-    let cfg2 = EngineConfig { resume: Some(state), seed: 12345, ..EngineConfig::default() };
+    let cfg2 = EngineConfig {
+        resume: Some(state),
+        seed: 12345,
+        ..EngineConfig::default()
+    };
     let second = scan(&mut net2, &addrs, &ports(), &cfg2);
     assert!(second.out.resume.is_none());
     let done2 = by_pair(&second.obs);
@@ -241,15 +323,33 @@ fn interrupted_scan_resumes_with_nothing_lost_or_repeated() {
 
 #[test]
 fn resume_refuses_other_targets() {
-    let state = ResumeState { version: 1, seed: 1, shard: Shard::default(), total: 7, next: 0, outstanding: vec![] };
-    let cfg = EngineConfig { resume: Some(state), ..EngineConfig::default() };
+    let state = ResumeState {
+        version: 1,
+        seed: 1,
+        shard: Shard::default(),
+        total: 7,
+        next: 0,
+        outstanding: vec![],
+    };
+    let cfg = EngineConfig {
+        resume: Some(state),
+        ..EngineConfig::default()
+    };
     let mut net = FakeNet::new(Box::new(|_, _| None));
     let addrs = [v4(0)];
     let addr_at = |i: u64| addrs.get(i as usize).copied();
     let ports = [1u16, 2];
-    let space = Space { n_addrs: 1, addr_at: &addr_at, ports: &ports };
+    let space = Space {
+        n_addrs: 1,
+        addr_at: &addr_at,
+        ports: &ports,
+    };
     let err = engine::run(&mut net, &space, &cfg, &mut |_| {}).unwrap_err();
-    assert!(err.to_string().contains("describes 7 (address, port) pairs but these targets and ports make 2"), "{err}");
+    assert!(
+        err.to_string()
+            .contains("describes 7 (address, port) pairs but these targets and ports make 2"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -282,17 +382,31 @@ fn ipv6_targets_scan_like_ipv4() {
 #[test]
 fn settles_near_a_capacity_limit_instead_of_collapsing() {
     // Every probe is answered, but the path only carries 25,000 SYNs/s.
-    let truth: Truth = Box::new(|_, p| Some(if p % 1000 == 0 { Answer::SynAck } else { Answer::Reset }));
+    let truth: Truth = Box::new(|_, p| {
+        Some(if p % 1000 == 0 {
+            Answer::SynAck
+        } else {
+            Answer::Reset
+        })
+    });
     let mut net = FakeNet::new(truth).with_syn_limit(25_000.0, 125.0);
     let addrs: Vec<IpAddr> = (0..16).map(v4).collect();
     let ports: Vec<u16> = (1..=5_000).collect();
     let r = scan(&mut net, &addrs, &ports, &EngineConfig::default());
     let found = r.obs.iter().filter(|o| o.reason == Reason::SynAck).count();
     assert_eq!(found, 16 * 5);
-    let cuts = r.notices.iter().filter(|n| n.contains("slowing down")).count();
+    let cuts = r
+        .notices
+        .iter()
+        .filter(|n| n.contains("slowing down"))
+        .count();
     let secs = r.out.summary.elapsed.as_secs_f64();
     // 80,000 probes at 25,000/s is 3.2 s at best.
-    assert!(secs < 5.0, "{secs} s at a 25k/s limit; {cuts} cuts; final rate {}", r.out.final_rate);
+    assert!(
+        secs < 5.0,
+        "{secs} s at a 25k/s limit; {cuts} cuts; final rate {}",
+        r.out.final_rate
+    );
 }
 
 #[test]
@@ -303,7 +417,11 @@ fn retries_reach_targets_that_hold_the_lost_handshake_half_open() {
     let truth: Truth = Box::new(|_, _| Some(Answer::SynAck));
     let mut io = Faulty::new(FakeNet::new(truth).with_half_open_state(), 3);
     io.loss_in = 0.3;
-    let cfg = EngineConfig { retries: 4, proxy_min_ports: 0, ..EngineConfig::default() };
+    let cfg = EngineConfig {
+        retries: 4,
+        proxy_min_ports: 0,
+        ..EngineConfig::default()
+    };
     let ports: Vec<u16> = (1..=50).collect();
     let r = scan(&mut io, &[v4(0), v4(1)], &ports, &cfg);
     let open = r.obs.iter().filter(|o| o.reason == Reason::SynAck).count();
