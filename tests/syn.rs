@@ -304,3 +304,88 @@ fn perf(layout: Layout) {
     );
     assert_eq!(open, want);
 }
+
+/// Stopped half-way, then resumed from the saved state: every pair of the
+/// lab is concluded exactly once across the two runs, and right.
+#[test]
+fn interrupted_syn_scan_resumes_exactly() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    let lab = Lab::standard();
+    let v4 = lab.v4_prefix().expect("v4 prefix");
+    let addrs: Vec<IpAddr> = lab
+        .addresses()
+        .into_iter()
+        .filter(|a| scanned_by(&v4, *a))
+        .collect();
+    let ports = lab.ports();
+    let run = |cfg: EngineConfig, stop_after: usize| {
+        lab.in_scanner(|| {
+            let addr_at = |i: u64| addrs.get(i as usize).copied();
+            let space = Space {
+                n_addrs: addrs.len() as u64,
+                addr_at: &addr_at,
+                ports: &ports,
+            };
+            let mut io = RawIo::open(false).expect("raw sockets");
+            let stop = cfg.stop.clone();
+            let mut rows = Vec::new();
+            let out = engine::run(&mut io, &space, &cfg, &mut |e| {
+                if let ScanEvent::Observation(o) = e {
+                    rows.push(o);
+                    if rows.len() >= stop_after
+                        && let Some(s) = &stop
+                    {
+                        s.store(true, Ordering::Relaxed);
+                    }
+                }
+            })
+            .expect("engine");
+            (rows, out)
+        })
+    };
+    let base = EngineConfig {
+        timeout: portwarden::scan::TimeoutConfig {
+            initial: std::time::Duration::from_millis(300),
+            min: std::time::Duration::from_millis(100),
+            max: std::time::Duration::from_millis(300),
+        },
+        seed: 11,
+        ..EngineConfig::default()
+    };
+    let stop = Arc::new(AtomicBool::new(false));
+    let (first, out1) = run(
+        EngineConfig {
+            stop: Some(stop),
+            ..base.clone()
+        },
+        1500,
+    );
+    let state = out1.resume.expect("a resume state");
+    assert!(out1.summary.interrupted);
+    let (second, out2) = run(
+        EngineConfig {
+            resume: Some(state),
+            ..base
+        },
+        usize::MAX,
+    );
+    assert!(out2.resume.is_none());
+    let mut got: BTreeMap<(IpAddr, u16), (String, String, u64)> = BTreeMap::new();
+    for o in first.iter().chain(&second) {
+        let row = (o.state.to_string(), o.reason.to_string(), o.tries as u64);
+        assert!(
+            got.insert((o.ip, o.port), row).is_none(),
+            "{}:{} concluded twice",
+            o.ip,
+            o.port
+        );
+    }
+    assert!(
+        first.len() >= 1500 && first.len() < got.len(),
+        "first run: {}",
+        first.len()
+    );
+    assert_exact(&lab, &v4, &got);
+}

@@ -101,7 +101,7 @@ impl Default for EngineConfig {
                 start: 20_000,
                 max: 1_000_000,
             },
-            host_inflight: 1024,
+            host_inflight: 4096,
             shard: Shard::default(),
             stop: None,
             resume: None,

@@ -157,6 +157,23 @@ pub fn engine_config(cfg: &ScanConfig) -> Result<EngineConfig, ScanError> {
     })
 }
 
+/// Parses `--shard I/N` (0 ≤ I < N): this machine scans the permutation
+/// positions `p` with `p % N == I`.
+pub fn parse_shard(s: &str) -> Result<(u64, u64), ScanError> {
+    let bad = || {
+        ScanError::Config(format!(
+            "shard '{s}' is not I/N with 0 <= I < N (e.g. 0/3, 1/3, 2/3 split a scan over three machines)"
+        ))
+    };
+    let (i, n) = s.split_once('/').ok_or_else(bad)?;
+    let i: u64 = i.trim().parse().map_err(|_| bad())?;
+    let n: u64 = n.trim().parse().map_err(|_| bad())?;
+    if n == 0 || i >= n {
+        return Err(bad());
+    }
+    Ok((i, n))
+}
+
 /// Reads a resume file written by an interrupted scan.
 pub fn read_resume(path: &Path) -> Result<ResumeState, ScanError> {
     let text = std::fs::read_to_string(path).map_err(|e| {
@@ -235,3 +252,101 @@ async fn confirm(suspect: Vec<Observation>, timeout: Duration) -> Vec<Observatio
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod config_tests {
+    use super::*;
+
+    #[test]
+    fn rate_and_max_rate_are_caps_and_the_lower_wins() {
+        let cfg = |rate, max_rate| ScanConfig {
+            rate,
+            max_rate,
+            ..ScanConfig::default()
+        };
+        let mode = |c: &ScanConfig| engine_config(c).unwrap().rate;
+        assert_eq!(
+            mode(&cfg(None, None)),
+            RateMode::Adaptive {
+                start: 20_000,
+                max: 1_000_000
+            }
+        );
+        assert_eq!(
+            mode(&cfg(Some(5000), None)),
+            RateMode::Adaptive {
+                start: 5000,
+                max: 5000
+            }
+        );
+        assert_eq!(
+            mode(&cfg(Some(50_000), Some(30_000))),
+            RateMode::Adaptive {
+                start: 20_000,
+                max: 30_000
+            }
+        );
+    }
+
+    #[test]
+    fn bad_shards_and_source_ports_are_refused_with_the_value() {
+        let c = ScanConfig {
+            shard: Some((3, 3)),
+            ..ScanConfig::default()
+        };
+        assert_eq!(
+            engine_config(&c).unwrap_err().to_string(),
+            "shard 3/3 is out of range: use I/N with 0 <= I < N"
+        );
+        let c = ScanConfig {
+            source_ports: Some((0, 10)),
+            ..ScanConfig::default()
+        };
+        assert!(
+            engine_config(&c)
+                .unwrap_err()
+                .to_string()
+                .contains("source port range 0-10")
+        );
+        assert_eq!(parse_shard("1/3").unwrap(), (1, 3));
+        assert!(
+            parse_shard("3/3")
+                .unwrap_err()
+                .to_string()
+                .starts_with("shard '3/3' is not I/N")
+        );
+        assert!(parse_shard("x").is_err());
+    }
+
+    #[test]
+    fn resume_files_round_trip_and_errors_name_the_file() {
+        let dir = std::env::temp_dir().join(format!("pw-syn-resume-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("scan.resume");
+        let state = ResumeState {
+            version: 1,
+            seed: 9,
+            shard: Shard { index: 1, count: 2 },
+            total: 100,
+            next: 20,
+            outstanding: vec![3, 5],
+        };
+        write_resume(&path, &state).unwrap();
+        assert_eq!(read_resume(&path).unwrap(), state);
+        let c = ScanConfig {
+            resume_from: Some(path.clone()),
+            ..ScanConfig::default()
+        };
+        assert_eq!(engine_config(&c).unwrap().resume, Some(state));
+        std::fs::write(&path, "{\n  \"seed\": oops").unwrap();
+        let e = read_resume(&path).unwrap_err().to_string();
+        assert!(
+            e.starts_with(&format!(
+                "{}:2: not a portwarden resume file",
+                path.display()
+            )),
+            "{e}"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
