@@ -389,3 +389,48 @@ fn interrupted_syn_scan_resumes_exactly() {
     );
     assert_exact(&lab, &v4, &got);
 }
+
+/// Scanning the scanner's own loopback works (replies come back on `lo`).
+#[test]
+fn syn_scan_of_loopback() {
+    let lab = Lab::builder()
+        .v4_prefix("198.19.1.0/30")
+        .ports(&[22])
+        .build();
+    let (open, rows) = lab.in_scanner(|| {
+        let l1 = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let l2 = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let open = [
+            l1.local_addr().unwrap().port(),
+            l2.local_addr().unwrap().port(),
+        ];
+        let mut ports: Vec<u16> = vec![open[0], open[1], 1, 2, 3];
+        ports.sort_unstable();
+        let addr: IpAddr = "127.0.0.1".parse().unwrap();
+        let addr_at = |i: u64| (i == 0).then_some(addr);
+        let space = Space {
+            n_addrs: 1,
+            addr_at: &addr_at,
+            ports: &ports,
+        };
+        let mut io = RawIo::open(false).expect("raw sockets");
+        let mut rows = BTreeMap::new();
+        engine::run(&mut io, &space, &EngineConfig::default(), &mut |e| {
+            if let ScanEvent::Observation(o) = e {
+                rows.insert(o.port, o.reason);
+            }
+        })
+        .expect("engine");
+        drop((l1, l2));
+        (open, rows)
+    });
+    assert_eq!(rows.len(), 5);
+    for (p, r) in &rows {
+        let want = if open.contains(p) {
+            Reason::SynAck
+        } else {
+            Reason::Reset
+        };
+        assert_eq!(*r, want, "port {p}");
+    }
+}
