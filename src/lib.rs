@@ -19,7 +19,10 @@
 //! engine emits [`model::ScanEvent`]s and returns typed errors.
 
 pub mod app;
+pub mod identify;
 pub mod model;
+pub mod policy;
+pub mod report;
 pub mod rules;
 pub mod scan;
 pub mod target;

@@ -371,3 +371,133 @@ mod tests {
         assert!("urgent".parse::<Severity>().is_err());
     }
 }
+
+// ---------------------------------------------------------------------------
+// Findings: what the policy engine concludes from observations. Plain data;
+// the logic is in `policy`. These field names are the `findings.json`
+// format, read by reports and by later audits (stable ids).
+// ---------------------------------------------------------------------------
+
+/// Whether a finding counts against the audit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FindingStatus {
+    /// Nothing excuses it.
+    Fail,
+    /// A valid exception covers it today.
+    Waived,
+    /// An exception covered it but has expired: it fails again.
+    ExpiredWaiver,
+}
+
+impl FindingStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FindingStatus::Fail => "fail",
+            FindingStatus::Waived => "waived",
+            FindingStatus::ExpiredWaiver => "expired-waiver",
+        }
+    }
+
+    /// True when the finding counts against the audit (and the gate).
+    pub fn is_failing(self) -> bool {
+        !matches!(self, FindingStatus::Waived)
+    }
+}
+
+impl fmt::Display for FindingStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The observation a finding rests on.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Evidence {
+    pub time: DateTime<Utc>,
+    pub state: PortState,
+    pub reason: Reason,
+}
+
+/// One policy or compliance finding.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Finding {
+    /// Stable across runs: a hash of host, port, protocol and check.
+    pub id: String,
+    /// The check kind (`not-allowed`, `cleartext-admin`, …).
+    pub check: String,
+    pub severity: Severity,
+    pub ip: IpAddr,
+    /// `None` for host-level checks (port cap, unmanaged host).
+    pub port: Option<u16>,
+    pub proto: Option<Proto>,
+    /// Identified service, else the catalogue's name for the port.
+    pub service: Option<String>,
+    /// The asset group the host belongs to; `None` for an unmanaged host.
+    pub group: Option<String>,
+    pub evidence: Option<Evidence>,
+    pub status: FindingStatus,
+    /// The exception that waived it (or whose expiry made it fail again).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exception: Option<String>,
+    /// `profile:requirement`, e.g. `pci-dss-4.0:1.2.5`, `mlps2-level3:8.1.4.4 b)`.
+    pub controls: Vec<String>,
+    /// Key of the remediation template (`close-port`, `restrict-source`, …).
+    pub remediation: String,
+    pub message: String,
+}
+
+/// How a requirement fared in one audit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RequirementStatus {
+    Pass,
+    Fail,
+    NotAssessed,
+}
+
+impl RequirementStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RequirementStatus::Pass => "pass",
+            RequirementStatus::Fail => "fail",
+            RequirementStatus::NotAssessed => "not-assessed",
+        }
+    }
+}
+
+impl fmt::Display for RequirementStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One requirement's verdict, with the findings behind a failure.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RequirementVerdict {
+    pub id: String,
+    pub title_en: String,
+    pub title_zh: String,
+    pub status: RequirementStatus,
+    /// False while the mapping to this requirement awaits confirmation.
+    pub confirmed: bool,
+    /// Why it was not assessed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// Ids of the failing findings (empty unless `status` is `fail`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub findings: Vec<String>,
+}
+
+/// One profile's verdict.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ProfileVerdict {
+    pub profile: String,
+    pub name: String,
+    pub requirements: Vec<RequirementVerdict>,
+    pub passed: usize,
+    pub failed: usize,
+    pub not_assessed: usize,
+    /// passed / (passed + failed); `None` when nothing was assessed.
+    pub score: Option<f64>,
+}

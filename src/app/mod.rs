@@ -10,7 +10,11 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use tokio::sync::mpsc;
 
-use crate::model::{Observation, ScanEvent, ScanKind};
+use chrono::{DateTime, NaiveDate, Utc};
+
+use crate::identify::{Identifier, IdentifyConfig, ProbeSet};
+use crate::model::{Observation, Proto, ScanEvent, ScanKind, Severity};
+use crate::policy::{self, Evaluation, Policy, Profiles};
 use crate::rules::Catalogue;
 use crate::scan::{self, ScanConfig, ScanSummary};
 use crate::target::{PortSet, TargetOptions, Targets};
@@ -46,6 +50,8 @@ pub struct Prepared {
     pub targets: Targets,
     pub ports: PortSet,
     pub catalogue: Catalogue,
+    /// Identification probes (`rules/probes.toml`).
+    pub probes: ProbeSet,
 }
 
 /// Loads the rules and resolves targets and ports.
@@ -53,6 +59,10 @@ pub async fn prepare(scope: &Scope) -> Result<Prepared> {
     let catalogue = match &scope.rules_dir {
         Some(dir) => Catalogue::load_dir(dir)?,
         None => Catalogue::embedded(),
+    };
+    let probes = match scope.rules_dir.as_deref().map(|d| d.join("probes.toml")) {
+        Some(path) if path.exists() => ProbeSet::load(&path)?,
+        _ => ProbeSet::embedded()?,
     };
     let ports = PortSet::parse(&scope.ports, &catalogue)?;
     let opts = TargetOptions {
@@ -63,6 +73,7 @@ pub async fn prepare(scope: &Scope) -> Result<Prepared> {
         targets,
         ports,
         catalogue,
+        probes,
     })
 }
 
@@ -97,10 +108,13 @@ pub async fn choose_engine(
 }
 
 /// Runs the scan and forwards its events, with host names filled in and
-/// unresolved names announced first.
+/// unresolved names announced first. With `identify`, every open port is
+/// identified as soon as it is found (while the scan goes on) before its
+/// observation is forwarded.
 pub async fn scan(
     prepared: &Prepared,
     cfg: &ScanConfig,
+    identify: Option<&IdentifyConfig>,
     events: mpsc::Sender<ScanEvent>,
 ) -> Result<ScanSummary> {
     for u in prepared.targets.unresolved() {
@@ -111,35 +125,116 @@ pub async fn scan(
             )))
             .await;
     }
+    let identifier = match identify {
+        Some(c) => Some(std::sync::Arc::new(Identifier::new(
+            c.clone(),
+            prepared.probes.clone(),
+        )?)),
+        None => None,
+    };
     let (tx, mut rx) = mpsc::channel(4096);
+    let (to_identify, identify_rx) = mpsc::channel::<Observation>(4096);
+    let (identified_tx, mut identified_rx) = mpsc::channel::<Observation>(4096);
     let targets = &prepared.targets;
-    let forward = async {
-        while let Some(mut ev) = rx.recv().await {
-            if let ScanEvent::Observation(o) = &mut ev {
-                o.hostnames = targets.hostnames(o.ip);
+    let forward = {
+        let events = events.clone();
+        let identifying = identifier.is_some();
+        async move {
+            while let Some(ev) = rx.recv().await {
+                let ev = match ev {
+                    ScanEvent::Observation(mut o) => {
+                        o.hostnames = targets.hostnames(o.ip);
+                        if identifying {
+                            if to_identify.send(o).await.is_err() {
+                                break;
+                            }
+                            continue;
+                        }
+                        ScanEvent::Observation(o)
+                    }
+                    other => other,
+                };
+                if events.send(ev).await.is_err() {
+                    break;
+                }
             }
-            if events.send(ev).await.is_err() {
+            // Dropping `to_identify` here lets identification finish.
+        }
+    };
+    let catalogue = &prepared.catalogue;
+    let registered = |port: u16| catalogue.entry(port, Proto::Tcp).map(|e| e.service.clone());
+    let identify_all = async {
+        if let Some(idf) = &identifier {
+            idf.run_stream(identify_rx, identified_tx, registered).await;
+        }
+    };
+    let pass_on = async {
+        while let Some(o) = identified_rx.recv().await {
+            if events.send(ScanEvent::Observation(o)).await.is_err() {
                 break;
             }
         }
     };
     let run = scan::run(&prepared.targets, &prepared.ports, cfg, tx);
-    let (summary, ()) = tokio::join!(run, forward);
+    let (summary, (), (), ()) = tokio::join!(run, forward, identify_all, pass_on);
     Ok(summary?)
 }
 
 /// What the operator asked an audit to do.
 #[derive(Debug, Clone)]
 pub struct AuditRequest {
+    /// Targets may be empty when a policy is given: its groups are scanned.
     pub scope: Scope,
     pub engine: ScanChoice,
     pub scan: ScanConfig,
     pub out: PathBuf,
+    /// Service identification of open ports (`None`: off).
+    pub identify: Option<IdentifyConfig>,
+    /// The declared port policy; without one every host is unmanaged and
+    /// judged against the built-in baseline.
+    pub policy: Option<PathBuf>,
+    /// Gate: non-waived findings at or above this make the audit fail.
+    pub fail_on: Severity,
+    /// Judge expiries, windows and review dates as of this day (default: today).
+    pub as_of: Option<NaiveDate>,
+}
+
+/// The evaluation clock: noon UTC of `as_of`, else now.
+pub fn clock(as_of: Option<NaiveDate>) -> DateTime<Utc> {
+    match as_of.and_then(|d| d.and_hms_opt(12, 0, 0)) {
+        Some(t) => t.and_utc(),
+        None => Utc::now(),
+    }
+}
+
+/// Loads the compliance profiles (embedded, or overridden from a rules dir).
+pub fn load_profiles(rules_dir: Option<&Path>) -> Result<Profiles> {
+    Ok(match rules_dir {
+        Some(dir) => Profiles::load_dir(dir)?,
+        None => Profiles::embedded()?,
+    })
+}
+
+/// Loads the declared policy, or the empty one (every host unmanaged).
+pub fn load_policy(path: Option<&Path>, profiles: &Profiles) -> Result<Policy> {
+    Ok(match path {
+        Some(p) => Policy::load(p, profiles)?,
+        None => Policy {
+            file: "(no policy: built-in baseline)".into(),
+            name: None,
+            owner: None,
+            groups: Vec::new(),
+            exceptions: Vec::new(),
+        },
+    })
 }
 
 /// What an audit produced.
 #[derive(Debug)]
 pub struct AuditOutcome {
+    pub evaluation: Evaluation,
+    /// True when a non-waived finding is at or above the gate severity.
+    pub gate_tripped: bool,
     pub summary: ScanSummary,
     /// Addresses and ports in scope.
     pub hosts: u64,
@@ -151,7 +246,21 @@ pub struct AuditOutcome {
 /// Runs a whole audit and writes its report directory. Events (progress,
 /// notices, observations) are forwarded to `events` as they happen.
 pub async fn audit(req: &AuditRequest, events: mpsc::Sender<ScanEvent>) -> Result<AuditOutcome> {
-    let prepared = prepare(&req.scope).await?;
+    // Rules and policy first: a typo there must not cost a scan.
+    let profiles = load_profiles(req.scope.rules_dir.as_deref())?;
+    let policy = load_policy(req.policy.as_deref(), &profiles)?;
+    let mut scope = req.scope.clone();
+    if scope.targets.is_empty() {
+        scope.targets = policy
+            .groups
+            .iter()
+            .flat_map(|g| g.targets.iter().cloned())
+            .collect();
+        if scope.targets.is_empty() {
+            anyhow::bail!("no targets: name some, or give a --policy whose groups list targets");
+        }
+    }
+    let prepared = prepare(&scope).await?;
     let mut cfg = req.scan.clone();
     cfg.kind = choose_engine(req.engine, &events).await?;
 
@@ -166,14 +275,36 @@ pub async fn audit(req: &AuditRequest, events: mpsc::Sender<ScanEvent>) -> Resul
         }
         observations
     };
-    let (summary, mut observations) = tokio::join!(scan(&prepared, &cfg, tx), collect);
+    let (summary, mut observations) =
+        tokio::join!(scan(&prepared, &cfg, req.identify.as_ref(), tx), collect);
     let summary = summary?;
     observations.sort_by_key(|o| (o.ip, o.port, o.proto));
 
+    let evaluation = policy::evaluate(
+        &policy,
+        &profiles,
+        &prepared.catalogue,
+        &observations,
+        clock(req.as_of),
+    );
+    let gate_tripped = policy::gate(&evaluation.findings, req.fail_on);
+    let findings_doc = serde_json::json!({
+        "schema_version": 1,
+        "policy": policy.file,
+        "as_of": clock(req.as_of).date_naive(),
+        "fail_on": req.fail_on,
+        "findings": evaluation.findings,
+        "profiles": evaluation.profiles,
+    });
     write_report_dir(&req.out, |dir| {
-        write_jsonl(&dir.join("observations.jsonl"), &observations)
+        write_jsonl(&dir.join("observations.jsonl"), &observations)?;
+        let path = dir.join("findings.json");
+        fs::write(&path, serde_json::to_vec_pretty(&findings_doc)?)
+            .with_context(|| format!("cannot write {}", path.display()))
     })?;
     Ok(AuditOutcome {
+        evaluation,
+        gate_tripped,
         summary,
         hosts: prepared.targets.len(),
         ports: prepared.ports.len(),

@@ -27,6 +27,31 @@ pub enum Command {
     Audit(AuditCmd),
     /// Expand a port spec (numbers, ranges, service names, named sets) and list its ports.
     Ports(PortsCmd),
+    /// Validate or start a declared port policy.
+    #[command(subcommand)]
+    Policy(PolicyCmd),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PolicyCmd {
+    /// Validate a policy file and summarise its groups, allowances and exceptions.
+    Check {
+        file: PathBuf,
+        /// A directory whose rule files replace the embedded ones.
+        #[arg(long, value_name = "DIR")]
+        rules: Option<PathBuf>,
+        /// Judge expiries and review dates as of this day (YYYY-MM-DD) [default: today].
+        #[arg(long, value_name = "DATE")]
+        as_of: Option<chrono::NaiveDate>,
+    },
+    /// Write a commented starter policy to edit (to standard output, or FILE).
+    Init {
+        #[arg(short = 'o', long, value_name = "FILE")]
+        output: Option<PathBuf>,
+        /// Replace FILE if it exists.
+        #[arg(long)]
+        force: bool,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -44,6 +69,12 @@ pub struct ScanCmd {
     /// Only report open ports (the table always shows only open ports).
     #[arg(long)]
     pub open: bool,
+    /// Identify the service on every open port (banners, TLS, protocol probes).
+    #[arg(long)]
+    pub identify: bool,
+    /// Ports identified at the same time.
+    #[arg(long, value_name = "N", default_value_t = 256)]
+    pub identify_concurrency: usize,
 }
 
 #[derive(Debug, Args)]
@@ -52,9 +83,25 @@ pub struct AuditCmd {
     pub scope: ScopeArgs,
     #[command(flatten)]
     pub engine: EngineArgs,
+    /// Skip service identification (on by default in audits).
+    #[arg(long)]
+    pub no_identify: bool,
+    /// Ports identified at the same time.
+    #[arg(long, value_name = "N", default_value_t = 256)]
+    pub identify_concurrency: usize,
     /// Report directory (replaced atomically).
     #[arg(long, value_name = "DIR", default_value = "portwarden-report")]
     pub out: PathBuf,
+    /// The declared port policy (TOML; `portwarden policy init` writes a starter).
+    /// Without targets, the policy's groups are scanned.
+    #[arg(long, value_name = "FILE")]
+    pub policy: Option<PathBuf>,
+    /// Exit 1 when a non-waived finding at or above this severity exists.
+    #[arg(long, value_name = "SEVERITY", default_value = "high")]
+    pub fail_on: portwarden::model::Severity,
+    /// Judge exceptions, windows and review dates as of this day (YYYY-MM-DD) [default: today].
+    #[arg(long, value_name = "DATE")]
+    pub as_of: Option<chrono::NaiveDate>,
 }
 
 #[derive(Debug, Args)]
@@ -71,7 +118,7 @@ pub struct PortsCmd {
 #[derive(Debug, Args)]
 pub struct ScopeArgs {
     /// Targets: IPs, CIDRs (198.18.0.0/24), ranges (198.18.0.1-20), host names, @FILE lists.
-    #[arg(required = true, value_name = "TARGET")]
+    #[arg(value_name = "TARGET")]
     pub targets: Vec<String>,
     /// Ports: `22,80`, `1-1024`, `-`/`all`, service names, named sets (`common`, `high-risk`)
     /// [default: common].

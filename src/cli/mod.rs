@@ -14,12 +14,15 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use tokio::sync::mpsc;
 
 use portwarden::app::{self, AuditRequest, ScanChoice, Scope};
+use portwarden::identify::IdentifyConfig;
 use portwarden::model::ScanEvent;
 use portwarden::rules::Catalogue;
 use portwarden::scan::{ScanConfig, ScanSummary, TimeoutConfig};
 use portwarden::target::PortSet;
 
-use args::{AuditCmd, Cli, Command, EngineArgs, Format, PortsCmd, ScanCmd, ScanType, ScopeArgs};
+use args::{
+    AuditCmd, Cli, Command, EngineArgs, Format, PolicyCmd, PortsCmd, ScanCmd, ScanType, ScopeArgs,
+};
 use output::Output;
 
 /// Process exit codes.
@@ -27,7 +30,6 @@ pub mod exit {
     /// Finished; nothing at or above the gate.
     pub const OK: u8 = 0;
     /// Finished; findings at or above the gate severity.
-    #[allow(dead_code)] // used once the policy gate is wired
     pub const FINDINGS: u8 = 1;
     /// Bad input or a runtime error.
     pub const ERROR: u8 = 2;
@@ -38,6 +40,7 @@ pub async fn run(cli: Cli) -> Result<u8> {
         Command::Scan(cmd) => scan(cmd).await,
         Command::Audit(cmd) => audit(cmd).await,
         Command::Ports(cmd) => ports(cmd),
+        Command::Policy(cmd) => policy_cmd(cmd),
     }
 }
 
@@ -95,7 +98,23 @@ fn scan_config(e: &EngineArgs) -> Result<(ScanChoice, ScanConfig)> {
     Ok((choice, cfg))
 }
 
+fn identify_config(on: bool, concurrency: usize) -> Result<Option<IdentifyConfig>> {
+    if !on {
+        return Ok(None);
+    }
+    if concurrency == 0 {
+        bail!("--identify-concurrency must be at least 1");
+    }
+    Ok(Some(IdentifyConfig {
+        concurrency,
+        ..IdentifyConfig::default()
+    }))
+}
+
 async fn scan(cmd: ScanCmd) -> Result<u8> {
+    if cmd.scope.targets.is_empty() {
+        bail!("no targets given (e.g. `portwarden scan 198.18.0.0/24 -p common`)");
+    }
     let (choice, mut cfg) = scan_config(&cmd.engine)?;
     let scope = scope(&cmd.scope, app::DEFAULT_AUDIT_PORTS);
     let prepared = app::prepare(&scope).await?;
@@ -116,7 +135,8 @@ async fn scan(cmd: ScanCmd) -> Result<u8> {
     let (tx, rx) = mpsc::channel(4096);
     cfg.kind = app::choose_engine(choice, &tx).await?;
     let consumer = tokio::spawn(consume(rx, progress_bar(total), Some(out)));
-    let outcome = interruptible(app::scan(&prepared, &cfg, tx)).await;
+    let identify = identify_config(cmd.identify, cmd.identify_concurrency)?;
+    let outcome = interruptible(app::scan(&prepared, &cfg, identify.as_ref(), tx)).await;
     let out = consumer.await.context("output task failed")??;
     let summary = match outcome {
         Some(r) => r?,
@@ -142,6 +162,10 @@ async fn audit(cmd: AuditCmd) -> Result<u8> {
         engine: choice,
         scan: cfg,
         out: cmd.out.clone(),
+        identify: identify_config(!cmd.no_identify, cmd.identify_concurrency)?,
+        policy: cmd.policy.clone(),
+        fail_on: cmd.fail_on,
+        as_of: cmd.as_of,
     };
     let (tx, rx) = mpsc::channel(4096);
     // The total is unknown until targets resolve; the bar learns it from progress events.
@@ -155,12 +179,142 @@ async fn audit(cmd: AuditCmd) -> Result<u8> {
         );
     };
     let outcome = outcome?;
+    print_findings(&outcome.evaluation)?;
     eprintln!(
-        "{}\nreport written to {}",
+        "{}\nreport written to {}/",
         summary_line(&outcome.summary, outcome.hosts, outcome.ports),
-        outcome.out.join("observations.jsonl").display()
+        outcome.out.display()
     );
+    if outcome.gate_tripped {
+        eprintln!(
+            "audit failed: findings at or above '{}' (see findings.json)",
+            cmd.fail_on
+        );
+        return Ok(exit::FINDINGS);
+    }
     Ok(exit::OK)
+}
+
+/// A compact findings table on stdout: the full detail is in the report.
+fn print_findings(ev: &portwarden::policy::Evaluation) -> Result<()> {
+    let mut w = BufWriter::new(io::stdout());
+    if ev.findings.is_empty() {
+        writeln!(w, "no findings")?;
+    }
+    for f in &ev.findings {
+        let port = match (f.port, f.proto) {
+            (Some(p), Some(proto)) => format!("{p}/{proto}"),
+            _ => "-".into(),
+        };
+        writeln!(
+            w,
+            "{:<8} {:<14} {:<24} {:<40} {:<10} {}",
+            f.severity,
+            f.status,
+            f.check,
+            format!("{} {port}", f.ip),
+            f.service
+                .as_deref()
+                .map(output::terminal_safe)
+                .unwrap_or_default(),
+            f.controls.join(" ")
+        )?;
+    }
+    for p in &ev.profiles {
+        let score = p
+            .score
+            .map(|s| format!("{:.0}%", s * 100.0))
+            .unwrap_or_else(|| "n/a".into());
+        writeln!(
+            w,
+            "{:<16} score {score:>4}: {} pass, {} fail, {} not assessed",
+            p.profile, p.passed, p.failed, p.not_assessed
+        )?;
+    }
+    w.flush()?;
+    Ok(())
+}
+
+fn policy_cmd(cmd: PolicyCmd) -> Result<u8> {
+    match cmd {
+        PolicyCmd::Init { output, force } => {
+            let text = portwarden::policy::policy_init_text();
+            match output {
+                None => print!("{text}"),
+                Some(path) => {
+                    if path.exists() && !force {
+                        bail!("{} exists; add --force to replace it", path.display());
+                    }
+                    std::fs::write(&path, text)
+                        .with_context(|| format!("cannot write {}", path.display()))?;
+                    eprintln!(
+                        "wrote a starter policy to {}: edit it, then `portwarden policy check {}`",
+                        path.display(),
+                        path.display()
+                    );
+                }
+            }
+            Ok(exit::OK)
+        }
+        PolicyCmd::Check { file, rules, as_of } => {
+            let profiles = app::load_profiles(rules.as_deref())?;
+            let policy = app::load_policy(Some(&file), &profiles)?;
+            let today = app::clock(as_of).date_naive();
+            let summary = portwarden::policy::check_summary(&policy, today);
+            let mut w = BufWriter::new(io::stdout());
+            writeln!(w, "{}: valid", summary.file)?;
+            for g in &summary.groups {
+                let cap = g
+                    .max_open_ports
+                    .map(|c| format!(", at most {c} open ports"))
+                    .unwrap_or_default();
+                writeln!(
+                    w,
+                    "group {} ({} vantage; profiles: {}{cap})\n  targets: {}",
+                    g.name,
+                    g.vantage.as_str(),
+                    g.profiles.join(", "),
+                    g.targets.join(", ")
+                )?;
+                for a in &g.allowed {
+                    let svc = a
+                        .service
+                        .as_deref()
+                        .map(|s| format!(" ({s})"))
+                        .unwrap_or_default();
+                    let review = a
+                        .review_by
+                        .map(|d| format!(", review by {d}"))
+                        .unwrap_or_default();
+                    let flag = if !a.justified {
+                        "  [no justification/approver]"
+                    } else if a.review_overdue {
+                        "  [review overdue]"
+                    } else {
+                        ""
+                    };
+                    writeln!(w, "  allow {}{svc}{review}{flag}", a.ports)?;
+                }
+            }
+            for e in &summary.exceptions {
+                let window = e
+                    .window
+                    .as_deref()
+                    .map(|x| format!(", window: {x}"))
+                    .unwrap_or_default();
+                writeln!(
+                    w,
+                    "exception {} on {} {}: {:?}, expires {} ({} days){window}",
+                    e.id, e.target, e.ports, e.state, e.expires, e.days_left
+                )?;
+            }
+            for warning in &summary.warnings {
+                writeln!(w, "warning: {warning}")?;
+            }
+            w.flush()?;
+            Ok(exit::OK)
+        }
+    }
 }
 
 fn ports(cmd: PortsCmd) -> Result<u8> {

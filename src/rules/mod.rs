@@ -5,6 +5,7 @@
 //! is something the operator edits by hand and must be able to fix.
 
 pub mod ports;
+pub mod profiles;
 
 use std::path::{Path, PathBuf};
 

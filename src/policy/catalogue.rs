@@ -1,0 +1,116 @@
+//! Policy layer: what the checks need to know about a port.
+//!
+//! The evaluator asks a small trait rather than the catalogue type itself,
+//! so it stays pure and testable with a handful of entries, and so the
+//! catalogue (`rules::Catalogue`) can evolve on its own: it only has to
+//! answer these two questions.
+
+use crate::model::{Proto, Severity};
+
+/// What the catalogue registers for a port.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PortFacts {
+    /// Service name in the catalogue's vocabulary (`ssh`, `redis`, …).
+    pub service: String,
+    pub risk: Severity,
+    /// Tags such as `cleartext`, `remote-admin`, `database`, `cache`.
+    pub tags: Vec<String>,
+}
+
+/// The port catalogue as the policy engine sees it.
+pub trait PortCatalogue {
+    /// Facts registered for `port/proto`, if the catalogue knows it.
+    fn port(&self, port: u16, proto: Proto) -> Option<PortFacts>;
+
+    /// Facts for a service name wherever it runs (telnet on 2323): used
+    /// when identification named the service. Default: the first port
+    /// registered under that name, if the implementation can't do better.
+    fn service(&self, name: &str) -> Option<PortFacts> {
+        let _ = name;
+        None
+    }
+}
+
+/// A fixed list of entries: for tests, and for callers without a catalogue.
+#[derive(Debug, Clone, Default)]
+pub struct StaticCatalogue {
+    entries: Vec<(u16, Proto, PortFacts)>,
+}
+
+impl StaticCatalogue {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds an entry; `tags` is a list of tag names.
+    pub fn with(
+        mut self,
+        port: u16,
+        proto: Proto,
+        service: &str,
+        risk: Severity,
+        tags: &[&str],
+    ) -> Self {
+        self.entries.push((
+            port,
+            proto,
+            PortFacts {
+                service: service.to_string(),
+                risk,
+                tags: tags.iter().map(|t| t.to_string()).collect(),
+            },
+        ));
+        self
+    }
+}
+
+impl PortCatalogue for StaticCatalogue {
+    fn port(&self, port: u16, proto: Proto) -> Option<PortFacts> {
+        self.entries
+            .iter()
+            .find(|(p, pr, _)| *p == port && *pr == proto)
+            .map(|(_, _, f)| f.clone())
+    }
+
+    fn service(&self, name: &str) -> Option<PortFacts> {
+        self.entries
+            .iter()
+            .find(|(_, _, f)| f.service.eq_ignore_ascii_case(name))
+            .map(|(_, _, f)| f.clone())
+    }
+}
+
+/// Any closure `Fn(port, proto) -> Option<PortFacts>` is a catalogue.
+impl<F> PortCatalogue for F
+where
+    F: Fn(u16, Proto) -> Option<PortFacts>,
+{
+    fn port(&self, port: u16, proto: Proto) -> Option<PortFacts> {
+        self(port, proto)
+    }
+}
+
+/// The real catalogue (`rules/ports.toml`) as the evaluator sees it.
+impl PortCatalogue for crate::rules::Catalogue {
+    fn port(&self, port: u16, proto: Proto) -> Option<PortFacts> {
+        self.entry(port, proto).map(facts)
+    }
+
+    fn service(&self, name: &str) -> Option<PortFacts> {
+        // Prefer the TCP registration: identification only runs over TCP.
+        let entries = self.by_service(name);
+        entries
+            .iter()
+            .find(|e| e.proto == Proto::Tcp)
+            .or(entries.first())
+            .map(|e| facts(e))
+    }
+}
+
+fn facts(e: &crate::rules::PortEntry) -> PortFacts {
+    PortFacts {
+        service: e.service.clone(),
+        risk: e.risk,
+        tags: e.tags.clone(),
+    }
+}

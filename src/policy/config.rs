@@ -1,0 +1,945 @@
+//! Policy layer: the declared port policy (a TOML file the user owns).
+//!
+//! The file says which hosts form which asset group, which ports each group
+//! may expose and why, and which exposures are waived until when. It is
+//! parsed strictly (unknown keys are errors) and validated as a whole
+//! (profile names, address specs, dates, windows, overlapping groups whose
+//! rules disagree), and every error points at `file:line:column` with a hint,
+//! because a policy that silently means something else is worse than none.
+//!
+//! ```toml
+//! name = "payments"
+//!
+//! [[group]]
+//! name = "cardholder"
+//! targets = ["198.18.0.0/28"]
+//! tags = ["cardholder"]
+//! vantage = "internal"              # or "internet"
+//! profiles = ["pci-dss-4.0"]
+//! max_open_ports = 15
+//!
+//! [[group.allow]]
+//! port = 443                        # or "8000-8010"
+//! proto = "tcp"                     # default tcp
+//! service = "https"
+//! justification = "payment API"
+//! approver = "j.doe"
+//! ticket = "CHG-1042"
+//! review_by = 2027-03-31
+//!
+//! [[exception]]
+//! target = "198.18.0.7"             # address, CIDR, range or a group name
+//! port = 23
+//! check = "cleartext-admin"         # optional: only this check
+//! reason = "legacy terminal, replacement ordered"
+//! approver = "ciso"
+//! ticket = "RISK-77"
+//! expires = 2027-01-31
+//! window = { every = "quarter", last_days = 14 }   # optional, see window.rs
+//! ```
+
+use std::fmt;
+use std::path::Path;
+
+use chrono::NaiveDate;
+use serde::de::{self, Deserializer, Visitor};
+use serde::{Deserialize, Serialize};
+use toml::Spanned;
+
+use super::addr::AddrRange;
+use super::window::{RawWindow, Window};
+use crate::model::Proto;
+use crate::rules::profiles::{CheckKind, Profiles, line_col};
+
+/// Where a policy error is: `file:line:column`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Location {
+    pub file: String,
+    pub line: usize,
+    pub col: usize,
+}
+
+impl fmt::Display for Location {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}:{}", self.file, self.line, self.col)
+    }
+}
+
+/// Errors in a policy file; each names the place and says how to fix it.
+#[derive(Debug, thiserror::Error)]
+pub enum PolicyError {
+    #[error("{file}: cannot read the policy: {source}")]
+    Read {
+        file: String,
+        source: std::io::Error,
+    },
+    /// TOML syntax, unknown keys, wrong types, malformed dates.
+    #[error("{at}: {message}\n  hint: {hint}")]
+    Syntax {
+        at: Location,
+        message: String,
+        hint: String,
+    },
+    #[error("{at}: unknown profile '{name}'\n  hint: {hint}")]
+    UnknownProfile {
+        at: Location,
+        name: String,
+        hint: String,
+    },
+    /// Two groups share addresses but disagree on their rules.
+    #[error("{at}: {message}\n  hint: {hint}")]
+    Conflict {
+        at: Location,
+        message: String,
+        hint: String,
+    },
+    /// A value that parses but makes no sense (bad address, port, window…).
+    #[error("{at}: {message}\n  hint: {hint}")]
+    Invalid {
+        at: Location,
+        message: String,
+        hint: String,
+    },
+}
+
+impl PolicyError {
+    /// The location, when the error has one.
+    pub fn location(&self) -> Option<&Location> {
+        match self {
+            PolicyError::Read { .. } => None,
+            PolicyError::Syntax { at, .. }
+            | PolicyError::UnknownProfile { at, .. }
+            | PolicyError::Conflict { at, .. }
+            | PolicyError::Invalid { at, .. } => Some(at),
+        }
+    }
+}
+
+/// Where the audit sees a group from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Vantage {
+    /// From the internet (or another untrusted network).
+    Internet,
+    /// From inside the organisation's network.
+    #[default]
+    Internal,
+}
+
+impl Vantage {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Vantage::Internet => "internet",
+            Vantage::Internal => "internal",
+        }
+    }
+}
+
+/// An inclusive port range (a single port has `lo == hi`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct PortRange {
+    pub lo: u16,
+    pub hi: u16,
+}
+
+impl PortRange {
+    pub fn contains(&self, port: u16) -> bool {
+        self.lo <= port && port <= self.hi
+    }
+    fn overlaps(&self, o: &PortRange) -> bool {
+        self.lo <= o.hi && o.lo <= self.hi
+    }
+}
+
+impl fmt::Display for PortRange {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.lo == self.hi {
+            write!(f, "{}", self.lo)
+        } else {
+            write!(f, "{}-{}", self.lo, self.hi)
+        }
+    }
+}
+
+/// A port as written: `443` or `"8000-8010"`.
+struct PortField(Result<PortRange, String>);
+
+impl<'de> Deserialize<'de> for PortField {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = PortField;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a port number (443) or a range string (\"8000-8010\")")
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<PortField, E> {
+                Ok(PortField(
+                    u16::try_from(v)
+                        .ok()
+                        .filter(|p| *p != 0)
+                        .map(|p| PortRange { lo: p, hi: p })
+                        .ok_or_else(|| format!("port {v} is outside 1-65535")),
+                ))
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<PortField, E> {
+                self.visit_i64(i64::try_from(v).unwrap_or(-1))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<PortField, E> {
+                let (a, b) = v.split_once('-').unwrap_or((v, v));
+                let p = |s: &str| s.trim().parse::<u16>().ok().filter(|p| *p != 0);
+                Ok(PortField(match (p(a), p(b)) {
+                    (Some(lo), Some(hi)) if lo <= hi => Ok(PortRange { lo, hi }),
+                    _ => Err(format!(
+                        "port \"{v}\" is not a port or a range like \"8000-8010\" within 1-65535"
+                    )),
+                }))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// A date as written: a TOML date (`2027-01-31`) or the string "2027-01-31".
+struct DateField(Result<NaiveDate, String>);
+
+impl<'de> Deserialize<'de> for DateField {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let v = toml::Value::deserialize(d)?;
+        let bad = |s: &str| format!("'{s}' is not a date; write YYYY-MM-DD, e.g. 2027-01-31");
+        Ok(DateField(match v {
+            toml::Value::String(s) => {
+                NaiveDate::parse_from_str(s.trim(), "%Y-%m-%d").map_err(|_| bad(&s))
+            }
+            toml::Value::Datetime(dt) => match (dt.date, dt.time) {
+                (Some(date), None) => NaiveDate::from_ymd_opt(
+                    i32::from(date.year),
+                    u32::from(date.month),
+                    u32::from(date.day),
+                )
+                .ok_or_else(|| bad(&dt.to_string())),
+                _ => Err(format!(
+                    "'{dt}' has a time of day; write just the date, YYYY-MM-DD"
+                )),
+            },
+            other => Err(format!(
+                "expected a date (YYYY-MM-DD), found {}",
+                other.type_str()
+            )),
+        }))
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPolicy {
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    owner: Option<String>,
+    #[serde(default, rename = "group")]
+    groups: Vec<Spanned<RawGroup>>,
+    #[serde(default, rename = "exception")]
+    exceptions: Vec<Spanned<RawException>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawGroup {
+    name: Spanned<String>,
+    targets: Vec<Spanned<String>>,
+    #[serde(default)]
+    tags: Vec<String>,
+    #[serde(default)]
+    vantage: Option<Spanned<Vantage>>,
+    #[serde(default)]
+    profiles: Vec<Spanned<String>>,
+    #[serde(default)]
+    max_open_ports: Option<Spanned<i64>>,
+    #[serde(default)]
+    platforms: Vec<String>,
+    #[serde(default)]
+    allow: Vec<Spanned<RawAllow>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAllow {
+    port: Spanned<PortField>,
+    #[serde(default)]
+    proto: Option<Proto>,
+    #[serde(default)]
+    service: Option<String>,
+    #[serde(default)]
+    justification: Option<String>,
+    #[serde(default)]
+    approver: Option<String>,
+    #[serde(default)]
+    ticket: Option<String>,
+    #[serde(default)]
+    review_by: Option<Spanned<DateField>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawException {
+    #[serde(default)]
+    id: Option<String>,
+    target: Spanned<String>,
+    #[serde(default)]
+    port: Option<Spanned<PortField>>,
+    #[serde(default)]
+    proto: Option<Proto>,
+    #[serde(default)]
+    check: Option<Spanned<String>>,
+    reason: Spanned<String>,
+    approver: Spanned<String>,
+    #[serde(default)]
+    ticket: Option<String>,
+    expires: Spanned<DateField>,
+    #[serde(default)]
+    window: Option<Spanned<RawWindow>>,
+}
+
+/// One allowed port (or range) of a group.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AllowRule {
+    pub ports: PortRange,
+    pub proto: Proto,
+    /// The service expected to answer (`unexpected-service` when another does).
+    pub service: Option<String>,
+    pub justification: Option<String>,
+    pub approver: Option<String>,
+    pub ticket: Option<String>,
+    pub review_by: Option<NaiveDate>,
+    /// Line in the policy file, for messages.
+    pub line: usize,
+}
+
+impl AllowRule {
+    /// PCI DSS 1.2.5 wants both a business justification and an approval.
+    pub fn is_justified(&self) -> bool {
+        let set = |s: &Option<String>| s.as_deref().is_some_and(|v| !v.trim().is_empty());
+        set(&self.justification) && set(&self.approver)
+    }
+
+    pub fn matches(&self, port: u16, proto: Proto) -> bool {
+        self.proto == proto && self.ports.contains(port)
+    }
+}
+
+/// An asset group.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Group {
+    pub name: String,
+    /// The specs as written, parallel to `ranges`.
+    pub targets: Vec<String>,
+    pub ranges: Vec<AddrRange>,
+    pub tags: Vec<String>,
+    pub vantage: Vantage,
+    pub profiles: Vec<String>,
+    pub max_open_ports: Option<usize>,
+    pub platforms: Vec<String>,
+    pub allow: Vec<AllowRule>,
+    pub line: usize,
+}
+
+impl Group {
+    pub fn contains(&self, ip: std::net::IpAddr) -> bool {
+        self.ranges.iter().any(|r| r.contains(ip))
+    }
+}
+
+/// What an exception applies to.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ExceptionTarget {
+    /// Every host of the named group.
+    Group(String),
+    Addr(AddrRange),
+}
+
+/// A waiver: a finding it matches is `waived` while it is valid.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Exception {
+    /// `id` if given, else the ticket, else `exception-N` (1-based, file order).
+    pub id: String,
+    /// The target as written.
+    pub target_spec: String,
+    pub target: ExceptionTarget,
+    /// `None`: every port of the target, and its host-level findings.
+    pub ports: Option<PortRange>,
+    pub proto: Proto,
+    /// `None`: every check.
+    pub check: Option<CheckKind>,
+    pub reason: String,
+    pub approver: String,
+    pub ticket: Option<String>,
+    /// Last day the exception is valid (inclusive).
+    pub expires: NaiveDate,
+    pub window: Option<Window>,
+    pub line: usize,
+}
+
+/// Whether an exception covers a given day.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ExceptionState {
+    Active,
+    /// Not expired, but today is outside its window.
+    OutsideWindow,
+    Expired,
+}
+
+impl Exception {
+    pub fn state(&self, today: NaiveDate) -> ExceptionState {
+        if today > self.expires {
+            ExceptionState::Expired
+        } else if self.window.is_some_and(|w| !w.contains(today)) {
+            ExceptionState::OutsideWindow
+        } else {
+            ExceptionState::Active
+        }
+    }
+}
+
+/// A validated policy.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Policy {
+    /// The file it came from (for messages and reports).
+    pub file: String,
+    pub name: Option<String>,
+    pub owner: Option<String>,
+    pub groups: Vec<Group>,
+    pub exceptions: Vec<Exception>,
+}
+
+/// Turns byte spans into locations for one file.
+struct Src<'a> {
+    file: &'a str,
+    text: &'a str,
+}
+
+impl Src<'_> {
+    fn at(&self, span: std::ops::Range<usize>) -> Location {
+        let (line, col) = line_col(self.text, span.start);
+        Location {
+            file: self.file.to_string(),
+            line,
+            col,
+        }
+    }
+    fn invalid(&self, span: std::ops::Range<usize>, message: String, hint: &str) -> PolicyError {
+        PolicyError::Invalid {
+            at: self.at(span),
+            message,
+            hint: hint.to_string(),
+        }
+    }
+}
+
+fn closest<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+    candidates
+        .into_iter()
+        .map(|c| (strsim::jaro_winkler(word, c), c))
+        .filter(|(score, _)| *score > 0.8)
+        .max_by(|a, b| a.0.total_cmp(&b.0))
+        .map(|(_, c)| c)
+}
+
+fn syntax_hint(message: &str) -> String {
+    if let Some(rest) = message.strip_prefix("unknown field `") {
+        let field = rest.split('`').next().unwrap_or_default();
+        let expected: Vec<&str> = rest
+            .split("expected ")
+            .nth(1)
+            .unwrap_or_default()
+            .split('`')
+            .skip(1)
+            .step_by(2)
+            .collect();
+        return match closest(field, expected) {
+            Some(c) => format!("did you mean `{c}`? (`portwarden policy init` prints a commented example)"),
+            None => "remove the key or fix its spelling; `portwarden policy init` prints a commented example".into(),
+        };
+    }
+    if message.contains("date") {
+        return "write dates as YYYY-MM-DD, e.g. expires = 2027-01-31".into();
+    }
+    if message.contains("port") {
+        return "write a port as a number (443) or a quoted range (\"8000-8010\")".into();
+    }
+    if message.starts_with("missing field") {
+        return "add the field; `portwarden policy init` prints a policy that uses every field"
+            .into();
+    }
+    if message.starts_with("unknown variant") {
+        return "use one of the values the message lists".into();
+    }
+    if message.starts_with("invalid type") {
+        return "check the value's type: numbers unquoted, text quoted, lists in [ ], dates as YYYY-MM-DD".into();
+    }
+    "see `portwarden policy init` for a valid example".into()
+}
+
+impl Policy {
+    /// Reads and validates a policy file.
+    pub fn load(path: &Path, profiles: &Profiles) -> Result<Policy, PolicyError> {
+        let file = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|source| PolicyError::Read {
+            file: file.clone(),
+            source,
+        })?;
+        Policy::parse(&text, &file, profiles)
+    }
+
+    /// Parses and validates policy text; `file` names it in errors.
+    pub fn parse(text: &str, file: &str, profiles: &Profiles) -> Result<Policy, PolicyError> {
+        let src = Src { file, text };
+        let raw: RawPolicy = toml::from_str(text).map_err(|e| {
+            let message = e.message().trim().to_string();
+            PolicyError::Syntax {
+                at: src.at(e.span().unwrap_or(0..0)),
+                hint: syntax_hint(&message),
+                message,
+            }
+        })?;
+        let known = profiles.ids();
+
+        let mut groups: Vec<Group> = Vec::new();
+        let mut group_spans: Vec<Vec<std::ops::Range<usize>>> = Vec::new();
+        for sg in raw.groups {
+            let gspan = sg.span();
+            let g = sg.into_inner();
+            let name = g.name.get_ref().trim().to_string();
+            if name.is_empty() {
+                return Err(src.invalid(
+                    g.name.span(),
+                    "a group needs a name".into(),
+                    "name = \"dmz\"",
+                ));
+            }
+            if groups.iter().any(|o| o.name == name) {
+                return Err(src.invalid(
+                    g.name.span(),
+                    format!("group '{name}' is declared twice"),
+                    "give each [[group]] its own name, or merge them",
+                ));
+            }
+            if g.targets.is_empty() {
+                return Err(src.invalid(
+                    gspan,
+                    format!("group '{name}' has no targets"),
+                    "targets = [\"198.18.0.0/24\", \"198.18.1.10-20\"]",
+                ));
+            }
+            let mut ranges = Vec::new();
+            let mut spans = Vec::new();
+            for t in &g.targets {
+                let r = AddrRange::parse(t.get_ref()).map_err(|m| {
+                    src.invalid(
+                        t.span(),
+                        m,
+                        "use an address (198.18.0.5), a CIDR (198.18.0.0/24) or a range (198.18.0.10-20)",
+                    )
+                })?;
+                ranges.push(r);
+                spans.push(t.span());
+            }
+            let mut gprofiles = Vec::new();
+            for p in &g.profiles {
+                let n = p.get_ref();
+                if !known.contains(&n.as_str()) {
+                    let hint = match closest(n, known.iter().copied()) {
+                        Some(c) => format!("did you mean '{c}'? known: {}", known.join(", ")),
+                        None => format!("known profiles: {}", known.join(", ")),
+                    };
+                    return Err(PolicyError::UnknownProfile {
+                        at: src.at(p.span()),
+                        name: n.clone(),
+                        hint,
+                    });
+                }
+                if !gprofiles.contains(n) {
+                    gprofiles.push(n.clone());
+                }
+            }
+            let max_open_ports = match &g.max_open_ports {
+                None => None,
+                Some(m) => Some(usize::try_from(*m.get_ref()).map_err(|_| {
+                    src.invalid(
+                        m.span(),
+                        format!("max_open_ports = {} is negative", m.get_ref()),
+                        "give the most open ports a host of this group may have, e.g. 15",
+                    )
+                })?),
+            };
+            let mut allow = Vec::new();
+            for sa in g.allow {
+                let aspan = sa.span();
+                let a = sa.into_inner();
+                let ports = a.port.get_ref().0.clone().map_err(|m| {
+                    src.invalid(a.port.span(), m, "port = 443 or port = \"8000-8010\"")
+                })?;
+                let review_by = match &a.review_by {
+                    None => None,
+                    Some(d) => Some(
+                        d.get_ref()
+                            .0
+                            .clone()
+                            .map_err(|m| src.invalid(d.span(), m, "review_by = 2027-06-30"))?,
+                    ),
+                };
+                allow.push(AllowRule {
+                    ports,
+                    proto: a.proto.unwrap_or(Proto::Tcp),
+                    service: a
+                        .service
+                        .map(|s| s.trim().to_ascii_lowercase())
+                        .filter(|s| !s.is_empty()),
+                    justification: a.justification,
+                    approver: a.approver,
+                    ticket: a.ticket,
+                    review_by,
+                    line: src.at(aspan).line,
+                });
+            }
+            groups.push(Group {
+                name,
+                targets: g.targets.iter().map(|t| t.get_ref().clone()).collect(),
+                ranges,
+                tags: g.tags,
+                vantage: g.vantage.map(|v| *v.get_ref()).unwrap_or_default(),
+                profiles: gprofiles,
+                max_open_ports,
+                platforms: g.platforms,
+                allow,
+                line: src.at(gspan).line,
+            });
+            group_spans.push(spans);
+        }
+        check_overlaps(&src, &groups, &group_spans)?;
+
+        let mut exceptions = Vec::new();
+        for (n, se) in raw.exceptions.into_iter().enumerate() {
+            let espan = se.span();
+            let e = se.into_inner();
+            let spec = e.target.get_ref().trim().to_string();
+            let target = match AddrRange::parse(&spec) {
+                Ok(r) => ExceptionTarget::Addr(r),
+                Err(m) => {
+                    if groups.iter().any(|g| g.name == spec) {
+                        ExceptionTarget::Group(spec.clone())
+                    } else {
+                        let names: Vec<&str> = groups.iter().map(|g| g.name.as_str()).collect();
+                        return Err(src.invalid(
+                            e.target.span(),
+                            format!("{m}, nor the name of a group"),
+                            &format!(
+                                "target = an address, CIDR or range, or one of the groups: {}",
+                                names.join(", ")
+                            ),
+                        ));
+                    }
+                }
+            };
+            let ports =
+                match &e.port {
+                    None => None,
+                    Some(p) => Some(p.get_ref().0.clone().map_err(|m| {
+                        src.invalid(p.span(), m, "port = 23 or port = \"8000-8010\"")
+                    })?),
+                };
+            let check = match &e.check {
+                None => None,
+                Some(c) => Some(c.get_ref().parse::<CheckKind>().map_err(|m| {
+                    let hint = match closest(c.get_ref(), CheckKind::ALL.map(CheckKind::as_str)) {
+                        Some(s) => format!("did you mean '{s}'?"),
+                        None => "leave `check` out to waive every check on the port".into(),
+                    };
+                    src.invalid(c.span(), m, &hint)
+                })?),
+            };
+            for (field, v) in [("reason", &e.reason), ("approver", &e.approver)] {
+                if v.get_ref().trim().is_empty() {
+                    return Err(src.invalid(
+                        v.span(),
+                        format!("an exception needs a non-empty {field}"),
+                        "auditors ask who accepted the risk and why",
+                    ));
+                }
+            }
+            let expires = e
+                .expires
+                .get_ref()
+                .0
+                .clone()
+                .map_err(|m| src.invalid(e.expires.span(), m, "expires = 2027-01-31"))?;
+            let window = match &e.window {
+                None => None,
+                Some(w) => Some(Window::from_raw(w.get_ref()).map_err(|m| {
+                    src.invalid(
+                        w.span(),
+                        m,
+                        "window = { every = \"quarter\", last_days = 14 } or { every = \"month\", days = \"25-31\" }",
+                    )
+                })?),
+            };
+            let id =
+                e.id.clone()
+                    .or_else(|| e.ticket.clone())
+                    .unwrap_or_else(|| format!("exception-{}", n + 1));
+            exceptions.push(Exception {
+                id,
+                target_spec: spec,
+                target,
+                ports,
+                proto: e.proto.unwrap_or(Proto::Tcp),
+                check,
+                reason: e.reason.into_inner(),
+                approver: e.approver.into_inner(),
+                ticket: e.ticket,
+                expires,
+                window,
+                line: src.at(espan).line,
+            });
+        }
+        Ok(Policy {
+            file: file.to_string(),
+            name: raw.name,
+            owner: raw.owner,
+            groups,
+            exceptions,
+        })
+    }
+
+    /// The groups an address belongs to, in file order.
+    pub fn groups_of(&self, ip: std::net::IpAddr) -> Vec<&Group> {
+        self.groups.iter().filter(|g| g.contains(ip)).collect()
+    }
+}
+
+/// Overlapping groups are fine while they agree: a host in both gets the
+/// union of their allowances. Disagreement on vantage, cap or the service
+/// expected on a port would make the verdict depend on file order.
+fn check_overlaps(
+    src: &Src,
+    groups: &[Group],
+    spans: &[Vec<std::ops::Range<usize>>],
+) -> Result<(), PolicyError> {
+    const HINT: &str = "an address may be in several groups only when their rules agree: split the ranges, or align the groups";
+    for (j, b) in groups.iter().enumerate() {
+        for a in &groups[..j] {
+            for (k, rb) in b.ranges.iter().enumerate() {
+                let Some(ip) = a.ranges.iter().find_map(|ra| ra.intersection(rb)) else {
+                    continue;
+                };
+                let conflict = |what: String| PolicyError::Conflict {
+                    at: src.at(spans[j][k].clone()),
+                    message: format!(
+                        "group '{}' target '{}' overlaps group '{}' ({ip} is in both) and {what}",
+                        b.name, b.targets[k], a.name
+                    ),
+                    hint: HINT.to_string(),
+                };
+                if a.vantage != b.vantage {
+                    return Err(conflict(format!(
+                        "their vantage differs ({} vs {})",
+                        a.vantage.as_str(),
+                        b.vantage.as_str()
+                    )));
+                }
+                if let (Some(ca), Some(cb)) = (a.max_open_ports, b.max_open_ports)
+                    && ca != cb
+                {
+                    return Err(conflict(format!(
+                        "their max_open_ports differ ({ca} vs {cb})"
+                    )));
+                }
+                for xa in &a.allow {
+                    for xb in &b.allow {
+                        if xa.proto == xb.proto
+                            && xa.ports.overlaps(&xb.ports)
+                            && let (Some(sa), Some(sb)) = (&xa.service, &xb.service)
+                            && sa != sb
+                        {
+                            return Err(conflict(format!(
+                                "they expect different services on {}/{} ('{sa}' vs '{sb}')",
+                                xb.ports, xb.proto
+                            )));
+                        }
+                    }
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn profiles() -> Profiles {
+        Profiles::embedded().unwrap()
+    }
+
+    fn parse(text: &str) -> Result<Policy, PolicyError> {
+        Policy::parse(text, "p.toml", &profiles())
+    }
+
+    fn err(text: &str) -> String {
+        parse(text).unwrap_err().to_string()
+    }
+
+    const GROUP: &str = "[[group]]\nname = \"web\"\ntargets = [\"198.18.0.0/28\"]\n";
+
+    #[test]
+    fn starter_policy_parses() {
+        let p = parse(crate::policy::policy_init_text()).unwrap();
+        let names: Vec<&str> = p.groups.iter().map(|g| g.name.as_str()).collect();
+        assert_eq!(names, ["cardholder", "dmz", "ot"]);
+        assert_eq!(p.groups[2].max_open_ports, Some(3));
+        assert_eq!(p.groups[1].vantage, Vantage::Internet);
+        assert_eq!(p.exceptions.len(), 2);
+        assert_eq!(
+            p.exceptions[1].target,
+            ExceptionTarget::Group("cardholder".into())
+        );
+        assert_eq!(
+            p.exceptions[1].window.unwrap().to_string(),
+            "last 14 days of each quarter"
+        );
+        assert_eq!(
+            p.groups[0].allow[0].review_by,
+            NaiveDate::from_ymd_opt(2027, 5, 31)
+        );
+    }
+
+    #[test]
+    fn unknown_key_points_at_it_with_a_suggestion() {
+        let e = err(&format!("{GROUP}vantge = \"internet\"\n"));
+        assert!(e.starts_with("p.toml:4:1: unknown field `vantge`"), "{e}");
+        assert!(e.contains("hint: did you mean `vantage`?"), "{e}");
+    }
+
+    #[test]
+    fn wrong_type_and_bad_dates() {
+        let e = err(&format!("{GROUP}max_open_ports = \"ten\"\n"));
+        assert!(e.starts_with("p.toml:4:18: invalid type"), "{e}");
+        let e = err(&format!(
+            "{GROUP}[[group.allow]]\nport = 22\nreview_by = \"2027/01/31\"\n"
+        ));
+        assert!(
+            e.starts_with("p.toml:6:13: '2027/01/31' is not a date"),
+            "{e}"
+        );
+        assert!(e.contains("hint: review_by = 2027-06-30"), "{e}");
+        let e = err(&format!(
+            "{GROUP}[[group.allow]]\nport = 22\nreview_by = 2027-02-30\n"
+        ));
+        assert!(e.starts_with("p.toml:6:"), "{e}");
+        let e = err(&format!("{GROUP}[[group.allow]]\nport = 70000\n"));
+        assert!(
+            e.starts_with("p.toml:5:8: port 70000 is outside 1-65535"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn unknown_profile_suggests() {
+        let e = err(&format!("{GROUP}profiles = [\"pci-dss-4\"]\n"));
+        assert!(
+            e.starts_with("p.toml:4:13: unknown profile 'pci-dss-4'"),
+            "{e}"
+        );
+        assert!(e.contains("did you mean 'pci-dss-4.0'?"), "{e}");
+        match parse(&format!("{GROUP}profiles = [\"sox\"]\n")).unwrap_err() {
+            PolicyError::UnknownProfile { at, name, .. } => {
+                assert_eq!((at.line, at.col, name.as_str()), (4, 13, "sox"))
+            }
+            other => panic!("{other}"),
+        }
+    }
+
+    #[test]
+    fn bad_target_and_exception_fields() {
+        let e = err("[[group]]\nname = \"a\"\ntargets = [\"db.example\"]\n");
+        assert!(
+            e.starts_with("p.toml:3:12: 'db.example' is not an address"),
+            "{e}"
+        );
+        let exc = "[[exception]]\ntarget = \"198.18.0.1\"\nreason = \"r\"\napprover = \"a\"\n";
+        let e = err(&format!("{GROUP}{exc}"));
+        assert!(e.starts_with("p.toml:4:1: missing field `expires`"), "{e}");
+        let e = err(&format!(
+            "{GROUP}{exc}expires = 2027-01-01\ncheck = \"cleartext\"\n"
+        ));
+        assert!(
+            e.starts_with("p.toml:9:9: unknown check 'cleartext'"),
+            "{e}"
+        );
+        assert!(e.contains("did you mean 'cleartext-admin'?"), "{e}");
+        let e = err(&format!(
+            "{GROUP}{exc}expires = 2027-01-01\nwindow = {{ every = \"month\", last_days = 40 }}\n"
+        ));
+        assert!(
+            e.starts_with("p.toml:9:10: a month window covers 1-31 days, not 40"),
+            "{e}"
+        );
+        let e = err(&format!(
+            "{GROUP}[[exception]]\ntarget = \"nowhere\"\nreason = \"r\"\napprover = \"a\"\nexpires = 2027-01-01\n"
+        ));
+        assert!(e.contains("nor the name of a group"), "{e}");
+        assert!(e.contains("one of the groups: web"), "{e}");
+        let e = err(&format!(
+            "{GROUP}{exc}expires = 2027-01-01\nwindow = {{ every = \"fortnight\", days = \"1\" }}\n"
+        ));
+        assert!(e.starts_with("p.toml:9:"), "{e}");
+        assert!(e.contains("unknown variant `fortnight`"), "{e}");
+    }
+
+    #[test]
+    fn overlapping_groups_must_agree() {
+        let a = "[[group]]\nname = \"a\"\ntargets = [\"198.18.0.0/28\"]\nvantage = \"internal\"\n";
+        let b = "[[group]]\nname = \"b\"\ntargets = [\"198.18.1.0/24\", \"198.18.0.8-20\"]\nvantage = \"internet\"\n";
+        match parse(&format!("{a}{b}")).unwrap_err() {
+            PolicyError::Conflict { at, message, .. } => {
+                assert_eq!((at.line, at.col), (7, 29));
+                assert_eq!(
+                    message,
+                    "group 'b' target '198.18.0.8-20' overlaps group 'a' (198.18.0.8 is in both) and their vantage differs (internal vs internet)"
+                );
+            }
+            other => panic!("{other}"),
+        }
+        let caps = "[[group]]\nname = \"a\"\ntargets = [\"198.18.0.0/28\"]\nmax_open_ports = 3\n[[group]]\nname = \"b\"\ntargets = [\"198.18.0.4\"]\nmax_open_ports = 5\n";
+        assert!(err(caps).contains("max_open_ports differ (3 vs 5)"));
+        let svc = "[[group]]\nname = \"a\"\ntargets = [\"198.18.0.0/28\"]\n[[group.allow]]\nport = 8080\nservice = \"http\"\n[[group]]\nname = \"b\"\ntargets = [\"198.18.0.4\"]\n[[group.allow]]\nport = \"8000-8100\"\nservice = \"ssh\"\n";
+        assert!(err(svc).contains("different services on 8000-8100/tcp ('http' vs 'ssh')"));
+        // Agreeing overlap is fine; a duplicate name is not.
+        let ok = "[[group]]\nname = \"a\"\ntargets = [\"198.18.0.0/28\"]\n[[group]]\nname = \"b\"\ntargets = [\"198.18.0.4\"]\ntags = [\"x\"]\n";
+        assert_eq!(
+            parse(ok)
+                .unwrap()
+                .groups_of("198.18.0.4".parse().unwrap())
+                .len(),
+            2
+        );
+        let dup = "[[group]]\nname = \"a\"\ntargets = [\"198.18.0.0/28\"]\n[[group]]\nname = \"a\"\ntargets = [\"198.18.1.0/28\"]\n";
+        assert!(err(dup).starts_with("p.toml:5:8: group 'a' is declared twice"));
+    }
+
+    #[test]
+    fn exception_states() {
+        let p = parse(&format!(
+            "{GROUP}[[exception]]\ntarget = \"web\"\nport = 5432\nreason = \"r\"\napprover = \"a\"\nexpires = 2026-12-31\nwindow = {{ every = \"quarter\", last_days = 14 }}\n"
+        ))
+        .unwrap();
+        let e = &p.exceptions[0];
+        assert_eq!(e.id, "exception-1");
+        let d = |s: &str| s.parse::<NaiveDate>().unwrap();
+        assert_eq!(e.state(d("2026-12-20")), ExceptionState::Active);
+        assert_eq!(e.state(d("2026-12-31")), ExceptionState::Active);
+        assert_eq!(e.state(d("2026-11-20")), ExceptionState::OutsideWindow);
+        assert_eq!(e.state(d("2027-01-01")), ExceptionState::Expired);
+    }
+}

@@ -1,0 +1,170 @@
+//! Policy layer: the declared port policy and the compliance engine.
+//!
+//! The user declares asset groups, the ports each may expose (with the
+//! justification and approval auditors ask for) and time-boxed exceptions;
+//! the engine judges scan observations against that declaration and against
+//! compliance profiles (`rules/profiles/`), producing findings with stable
+//! ids, control references and per-requirement verdicts. Everything here is
+//! pure — files in, values out — so the CLI decides what to print and which
+//! exit code a tripped gate means.
+//!
+//! * [`config`]: the policy file, strictly parsed, errors at `file:line:col`
+//! * [`window`]: recurring windows of exceptions
+//! * [`eval`]: [`evaluate`] and [`gate`]
+//! * [`catalogue`]: the [`PortCatalogue`] view of the port catalogue
+
+pub mod addr;
+pub mod catalogue;
+pub mod config;
+pub mod eval;
+pub mod window;
+
+use chrono::NaiveDate;
+use serde::Serialize;
+
+pub use crate::rules::profiles::{CheckKind, Profiles};
+pub use catalogue::{PortCatalogue, PortFacts, StaticCatalogue};
+pub use config::{
+    AllowRule, Exception, ExceptionState, ExceptionTarget, Group, Location, Policy, PolicyError,
+    PortRange, Vantage,
+};
+pub use eval::{Evaluation, evaluate, finding_id, gate};
+pub use window::Window;
+
+const STARTER: &str = include_str!("../../rules/policy-starter.toml");
+
+/// A commented starter policy (`portwarden policy init`): it parses as is,
+/// and shows every field so it can be edited rather than written from zero.
+pub fn policy_init_text() -> &'static str {
+    STARTER
+}
+
+/// One allowance, as `portwarden policy check` lists it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AllowSummary {
+    /// `443/tcp`, `8000-8010/tcp`.
+    pub ports: String,
+    pub service: Option<String>,
+    pub justified: bool,
+    pub review_by: Option<NaiveDate>,
+    pub review_overdue: bool,
+    pub line: usize,
+}
+
+/// One group, as `portwarden policy check` lists it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct GroupSummary {
+    pub name: String,
+    pub targets: Vec<String>,
+    pub vantage: Vantage,
+    pub tags: Vec<String>,
+    pub profiles: Vec<String>,
+    pub max_open_ports: Option<usize>,
+    pub allowed: Vec<AllowSummary>,
+}
+
+/// One exception and where it stands today.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ExceptionSummary {
+    pub id: String,
+    pub target: String,
+    /// `23/tcp`, or `all` when the exception names no port.
+    pub ports: String,
+    pub check: Option<String>,
+    pub expires: NaiveDate,
+    pub state: ExceptionState,
+    /// Days until expiry (negative: days since).
+    pub days_left: i64,
+    /// The window in words, e.g. "last 14 days of each quarter".
+    pub window: Option<String>,
+    pub line: usize,
+}
+
+/// What `portwarden policy check FILE` reports about a valid policy.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PolicySummary {
+    pub file: String,
+    pub groups: Vec<GroupSummary>,
+    pub exceptions: Vec<ExceptionSummary>,
+    /// Things that will turn into findings: allowances without justification
+    /// or past review, expired exceptions.
+    pub warnings: Vec<String>,
+}
+
+/// Summarises a validated policy as of `today`.
+pub fn check_summary(policy: &Policy, today: NaiveDate) -> PolicySummary {
+    let mut warnings = Vec::new();
+    let groups = policy
+        .groups
+        .iter()
+        .map(|g| GroupSummary {
+            name: g.name.clone(),
+            targets: g.targets.clone(),
+            vantage: g.vantage,
+            tags: g.tags.clone(),
+            profiles: g.profiles.clone(),
+            max_open_ports: g.max_open_ports,
+            allowed: g
+                .allow
+                .iter()
+                .map(|a| {
+                    let ports = format!("{}/{}", a.ports, a.proto);
+                    let overdue = a.review_by.is_some_and(|d| d < today);
+                    if !a.is_justified() {
+                        warnings.push(format!(
+                            "{}:{}: group '{}' allows {ports} without a justification and an approver",
+                            policy.file, a.line, g.name
+                        ));
+                    }
+                    if let Some(d) = a.review_by.filter(|_| overdue) {
+                        warnings.push(format!(
+                            "{}:{}: group '{}' allowance {ports} was due for review on {d}",
+                            policy.file, a.line, g.name
+                        ));
+                    }
+                    AllowSummary {
+                        ports,
+                        service: a.service.clone(),
+                        justified: a.is_justified(),
+                        review_by: a.review_by,
+                        review_overdue: overdue,
+                        line: a.line,
+                    }
+                })
+                .collect(),
+        })
+        .collect();
+    let exceptions = policy
+        .exceptions
+        .iter()
+        .map(|e| {
+            let state = e.state(today);
+            if state == ExceptionState::Expired {
+                warnings.push(format!(
+                    "{}:{}: exception {} expired on {}",
+                    policy.file, e.line, e.id, e.expires
+                ));
+            }
+            ExceptionSummary {
+                id: e.id.clone(),
+                target: e.target_spec.clone(),
+                ports: e
+                    .ports
+                    .map(|p| format!("{p}/{}", e.proto))
+                    .unwrap_or_else(|| "all".into()),
+                check: e.check.map(|c| c.as_str().to_string()),
+                expires: e.expires,
+                state,
+                days_left: (e.expires - today).num_days(),
+                window: e.window.map(|w| w.to_string()),
+                line: e.line,
+            }
+        })
+        .collect();
+    PolicySummary {
+        file: policy.file.clone(),
+        groups,
+        exceptions,
+        warnings,
+    }
+}

@@ -1,0 +1,651 @@
+//! Rules layer: compliance profiles (`rules/profiles/<id>.toml`) and the
+//! parameters of the checks (`rules/profiles/checks.toml`).
+//!
+//! A profile lists a standard's requirements with the IDs exactly as the
+//! standard numbers them and says which portwarden checks fail each one;
+//! what a port scan cannot judge is kept, marked `not-assessed` with its
+//! reason, so a report never implies more coverage than it has. The files
+//! are embedded as defaults and can be replaced one by one from a rules
+//! directory.
+
+use std::collections::BTreeSet;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+use serde::Deserialize;
+
+use crate::model::Severity;
+
+/// Ids of the built-in profiles, in report order.
+pub const BUILTIN_PROFILES: [&str; 5] = [
+    "pci-dss-4.0",
+    "iso27001-2022",
+    "mlps2-level3",
+    "cis-v8",
+    "nist-800-53r5",
+];
+
+const EMBEDDED: [(&str, &str); 5] = [
+    (
+        "pci-dss-4.0",
+        include_str!("../../rules/profiles/pci-dss-4.0.toml"),
+    ),
+    (
+        "iso27001-2022",
+        include_str!("../../rules/profiles/iso27001-2022.toml"),
+    ),
+    (
+        "mlps2-level3",
+        include_str!("../../rules/profiles/mlps2-level3.toml"),
+    ),
+    ("cis-v8", include_str!("../../rules/profiles/cis-v8.toml")),
+    (
+        "nist-800-53r5",
+        include_str!("../../rules/profiles/nist-800-53r5.toml"),
+    ),
+];
+
+const EMBEDDED_CHECKS: &str = include_str!("../../rules/profiles/checks.toml");
+
+/// The kinds of check the policy engine runs. The logic lives in
+/// `policy::eval`; the parameters in `checks.toml`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum CheckKind {
+    NotAllowed,
+    HighRiskExposed,
+    CleartextAdmin,
+    RemoteAdminInternet,
+    DatabaseInternet,
+    PortCap,
+    AllowedUnjustified,
+    AllowedReviewOverdue,
+    ExceptionExpired,
+    UnexpectedService,
+    UnauthService,
+    TlsCert,
+    UnmanagedHost,
+}
+
+impl CheckKind {
+    pub const ALL: [CheckKind; 13] = [
+        CheckKind::NotAllowed,
+        CheckKind::HighRiskExposed,
+        CheckKind::CleartextAdmin,
+        CheckKind::RemoteAdminInternet,
+        CheckKind::DatabaseInternet,
+        CheckKind::PortCap,
+        CheckKind::AllowedUnjustified,
+        CheckKind::AllowedReviewOverdue,
+        CheckKind::ExceptionExpired,
+        CheckKind::UnexpectedService,
+        CheckKind::UnauthService,
+        CheckKind::TlsCert,
+        CheckKind::UnmanagedHost,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CheckKind::NotAllowed => "not-allowed",
+            CheckKind::HighRiskExposed => "high-risk-exposed",
+            CheckKind::CleartextAdmin => "cleartext-admin",
+            CheckKind::RemoteAdminInternet => "remote-admin-internet",
+            CheckKind::DatabaseInternet => "database-internet",
+            CheckKind::PortCap => "port-cap",
+            CheckKind::AllowedUnjustified => "allowed-unjustified",
+            CheckKind::AllowedReviewOverdue => "allowed-review-overdue",
+            CheckKind::ExceptionExpired => "exception-expired",
+            CheckKind::UnexpectedService => "unexpected-service",
+            CheckKind::UnauthService => "unauth-service",
+            CheckKind::TlsCert => "tls-cert",
+            CheckKind::UnmanagedHost => "unmanaged-host",
+        }
+    }
+
+    /// The names of every check, for error hints.
+    pub fn names() -> String {
+        CheckKind::ALL.map(CheckKind::as_str).join(", ")
+    }
+}
+
+impl fmt::Display for CheckKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for CheckKind {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        CheckKind::ALL
+            .into_iter()
+            .find(|c| c.as_str() == s)
+            .ok_or_else(|| format!("unknown check '{s}'; known: {}", CheckKind::names()))
+    }
+}
+
+/// When a check counts against a requirement: always, or only for hosts
+/// whose group carries a tag / is scanned from a vantage.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CheckCondition {
+    Always,
+    /// `@tag:NAME`: the host's group has this tag.
+    Tag(String),
+    /// `@vantage:internet|internal`.
+    Vantage(String),
+}
+
+/// One entry of a requirement's `checks` list.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckRef {
+    pub check: CheckKind,
+    pub when: CheckCondition,
+}
+
+impl FromStr for CheckRef {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let (name, cond) = match s.split_once('@') {
+            Some((n, c)) => (n, Some(c)),
+            None => (s, None),
+        };
+        let check = name.parse::<CheckKind>()?;
+        let when = match cond {
+            None => CheckCondition::Always,
+            Some(c) => match c.split_once(':') {
+                Some(("tag", t)) if !t.is_empty() => CheckCondition::Tag(t.to_string()),
+                Some(("vantage", v)) if v == "internet" || v == "internal" => {
+                    CheckCondition::Vantage(v.to_string())
+                }
+                _ => {
+                    return Err(format!(
+                        "bad condition '@{c}' in '{s}'; write '@tag:NAME' or '@vantage:internet|internal'"
+                    ));
+                }
+            },
+        };
+        Ok(CheckRef { check, when })
+    }
+}
+
+/// Whether a scan can judge a requirement.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Assessment {
+    /// Judged by the findings of `checks`.
+    Checks(Vec<CheckRef>),
+    /// Outside what a port scan sees; `reason` says why.
+    NotAssessed { reason: String },
+}
+
+/// One requirement of a profile.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Requirement {
+    /// Exactly as the standard numbers it (`1.2.5`, `A.8.20`, `8.1.4.4 b)`).
+    pub id: String,
+    pub title_en: String,
+    pub title_zh: String,
+    pub description: String,
+    /// False while the mapping still needs checking against the standard.
+    pub confirmed: bool,
+    pub assessment: Assessment,
+}
+
+/// A compliance profile.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Profile {
+    pub id: String,
+    pub name: String,
+    pub name_zh: String,
+    pub description: String,
+    pub requirements: Vec<Requirement>,
+}
+
+impl Profile {
+    /// `profile:requirement`, the form findings carry.
+    pub fn control_ref(&self, req: &Requirement) -> String {
+        format!("{}:{}", self.id, req.id)
+    }
+}
+
+/// Parameters of one check kind.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CheckParams {
+    pub kind: CheckKind,
+    pub title: String,
+    pub severity: Severity,
+    pub remediation: String,
+    pub tags: Vec<String>,
+    pub services: Vec<String>,
+    pub min_risk: Option<Severity>,
+    pub escalate_to_risk: bool,
+}
+
+/// Every profile plus the check parameters.
+#[derive(Debug, Clone)]
+pub struct Profiles {
+    profiles: Vec<Profile>,
+    checks: Vec<CheckParams>,
+}
+
+/// Errors loading profiles or check parameters. Each names the file and,
+/// where the TOML parser knows it, the line and column.
+#[derive(Debug, thiserror::Error)]
+pub enum ProfileError {
+    #[error("{file}: cannot read: {source}")]
+    Read {
+        file: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{file}:{line}:{col}: {message}")]
+    Parse {
+        file: String,
+        line: usize,
+        col: usize,
+        message: String,
+    },
+    #[error("{file}: {message}")]
+    Invalid { file: String, message: String },
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawProfile {
+    id: String,
+    name: String,
+    #[serde(default)]
+    name_zh: String,
+    #[serde(default)]
+    description: String,
+    #[serde(rename = "requirement")]
+    requirements: Vec<toml::Spanned<RawRequirement>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRequirement {
+    id: String,
+    title_en: String,
+    title_zh: String,
+    #[serde(default)]
+    description: String,
+    #[serde(default)]
+    checks: Vec<String>,
+    #[serde(default = "yes")]
+    confirmed: bool,
+    #[serde(default)]
+    status: Option<String>,
+    #[serde(default)]
+    reason: Option<String>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawChecks {
+    #[serde(rename = "check")]
+    checks: Vec<RawCheck>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCheck {
+    id: String,
+    title: String,
+    severity: String,
+    remediation: String,
+    #[serde(default)]
+    tags: Vec<String>,
+    #[serde(default)]
+    services: Vec<String>,
+    #[serde(default)]
+    min_risk: Option<String>,
+    #[serde(default)]
+    escalate_to_risk: bool,
+}
+
+/// 1-based line and column of a byte offset.
+pub(crate) fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let offset = offset.min(text.len());
+    let before = &text[..offset];
+    let line = before.matches('\n').count() + 1;
+    let col = before
+        .rsplit('\n')
+        .next()
+        .map(|l| l.chars().count())
+        .unwrap_or(0)
+        + 1;
+    (line, col)
+}
+
+fn toml_error(file: &str, text: &str, e: toml::de::Error) -> ProfileError {
+    let (line, col) = e.span().map(|s| line_col(text, s.start)).unwrap_or((1, 1));
+    ProfileError::Parse {
+        file: file.to_string(),
+        line,
+        col,
+        message: e.message().trim().to_string(),
+    }
+}
+
+impl Profile {
+    /// Parses one profile file; `file` is used in error messages.
+    pub fn parse(text: &str, file: &str) -> Result<Profile, ProfileError> {
+        let raw: RawProfile = toml::from_str(text).map_err(|e| toml_error(file, text, e))?;
+        let mut seen = BTreeSet::new();
+        let mut requirements = Vec::with_capacity(raw.requirements.len());
+        for sp in raw.requirements {
+            let (line, col) = line_col(text, sp.span().start);
+            let r = sp.into_inner();
+            let at = |message: String| ProfileError::Parse {
+                file: file.to_string(),
+                line,
+                col,
+                message,
+            };
+            if !seen.insert(r.id.clone()) {
+                return Err(at(format!("requirement '{}' appears twice", r.id)));
+            }
+            let assessment = match r.status.as_deref() {
+                Some("not-assessed") => {
+                    if !r.checks.is_empty() {
+                        return Err(at(format!(
+                            "requirement '{}' is not-assessed but lists checks; drop one of them",
+                            r.id
+                        )));
+                    }
+                    let reason = r.reason.filter(|s| !s.trim().is_empty()).ok_or_else(|| {
+                        at(format!(
+                            "requirement '{}' is not-assessed: give the reason (reason = \"...\")",
+                            r.id
+                        ))
+                    })?;
+                    Assessment::NotAssessed { reason }
+                }
+                Some(other) => {
+                    return Err(at(format!(
+                        "requirement '{}': unknown status '{other}'; the only status is \"not-assessed\"",
+                        r.id
+                    )));
+                }
+                None => {
+                    if r.checks.is_empty() {
+                        return Err(at(format!(
+                            "requirement '{}' has no checks: list them, or mark it status = \"not-assessed\" with a reason",
+                            r.id
+                        )));
+                    }
+                    let checks = r
+                        .checks
+                        .iter()
+                        .map(|c| c.parse::<CheckRef>())
+                        .collect::<Result<Vec<_>, _>>()
+                        .map_err(|m| at(format!("requirement '{}': {m}", r.id)))?;
+                    Assessment::Checks(checks)
+                }
+            };
+            requirements.push(Requirement {
+                id: r.id,
+                title_en: r.title_en,
+                title_zh: r.title_zh,
+                description: r.description,
+                confirmed: r.confirmed,
+                assessment,
+            });
+        }
+        Ok(Profile {
+            id: raw.id,
+            name: raw.name,
+            name_zh: raw.name_zh,
+            description: raw.description,
+            requirements,
+        })
+    }
+}
+
+fn parse_checks(text: &str, file: &str) -> Result<Vec<CheckParams>, ProfileError> {
+    let raw: RawChecks = toml::from_str(text).map_err(|e| toml_error(file, text, e))?;
+    let invalid = |message: String| ProfileError::Invalid {
+        file: file.to_string(),
+        message,
+    };
+    let mut out: Vec<CheckParams> = Vec::new();
+    for c in raw.checks {
+        let kind: CheckKind = c.id.parse().map_err(invalid)?;
+        if out.iter().any(|p| p.kind == kind) {
+            return Err(invalid(format!("check '{kind}' appears twice")));
+        }
+        let severity: Severity = c.severity.parse().map_err(invalid)?;
+        let min_risk = c
+            .min_risk
+            .map(|s| s.parse::<Severity>())
+            .transpose()
+            .map_err(invalid)?;
+        out.push(CheckParams {
+            kind,
+            title: c.title,
+            severity,
+            remediation: c.remediation,
+            tags: c.tags,
+            services: c.services.iter().map(|s| s.to_ascii_lowercase()).collect(),
+            min_risk,
+            escalate_to_risk: c.escalate_to_risk,
+        });
+    }
+    for kind in CheckKind::ALL {
+        if !out.iter().any(|p| p.kind == kind) {
+            return Err(invalid(format!(
+                "check '{kind}' is missing; every check needs an entry"
+            )));
+        }
+    }
+    out.sort_by_key(|p| p.kind);
+    Ok(out)
+}
+
+impl Profiles {
+    /// The profiles and check parameters built into the binary.
+    pub fn embedded() -> Result<Profiles, ProfileError> {
+        let profiles = EMBEDDED
+            .iter()
+            .map(|(id, text)| Profile::parse(text, &format!("rules/profiles/{id}.toml")))
+            .collect::<Result<Vec<_>, _>>()?;
+        let checks = parse_checks(EMBEDDED_CHECKS, "rules/profiles/checks.toml")?;
+        Ok(Profiles { profiles, checks })
+    }
+
+    /// The embedded profiles, with every `<rules_dir>/profiles/*.toml`
+    /// replacing the embedded file of the same name (or adding a profile).
+    /// `checks.toml` there replaces the check parameters. A missing
+    /// `profiles` folder leaves the embedded set as it is.
+    pub fn load_dir(rules_dir: &Path) -> Result<Profiles, ProfileError> {
+        let mut set = Profiles::embedded()?;
+        let dir = rules_dir.join("profiles");
+        if !dir.is_dir() {
+            return Ok(set);
+        }
+        let read_dir = std::fs::read_dir(&dir).map_err(|source| ProfileError::Read {
+            file: dir.clone(),
+            source,
+        })?;
+        let mut files: Vec<PathBuf> = read_dir
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+            .collect();
+        files.sort();
+        for path in files {
+            let text = std::fs::read_to_string(&path).map_err(|source| ProfileError::Read {
+                file: path.clone(),
+                source,
+            })?;
+            let shown = path.display().to_string();
+            if path.file_name().is_some_and(|n| n == "checks.toml") {
+                set.checks = parse_checks(&text, &shown)?;
+                continue;
+            }
+            let p = Profile::parse(&text, &shown)?;
+            let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or("");
+            if stem != p.id {
+                return Err(ProfileError::Invalid {
+                    file: shown,
+                    message: format!(
+                        "the profile id '{}' differs from the file name; name the file {}.toml",
+                        p.id, p.id
+                    ),
+                });
+            }
+            match set.profiles.iter_mut().find(|q| q.id == p.id) {
+                Some(q) => *q = p,
+                None => set.profiles.push(p),
+            }
+        }
+        Ok(set)
+    }
+
+    pub fn profiles(&self) -> &[Profile] {
+        &self.profiles
+    }
+
+    pub fn get(&self, id: &str) -> Option<&Profile> {
+        self.profiles.iter().find(|p| p.id == id)
+    }
+
+    /// Profile ids in report order.
+    pub fn ids(&self) -> Vec<&str> {
+        self.profiles.iter().map(|p| p.id.as_str()).collect()
+    }
+
+    /// Parameters of a check; every kind is present (checked at load).
+    pub fn check(&self, kind: CheckKind) -> &CheckParams {
+        // Load guarantees one entry per kind, sorted by kind.
+        &self.checks[CheckKind::ALL
+            .iter()
+            .position(|k| *k == kind)
+            .unwrap_or_default()]
+    }
+
+    pub fn checks(&self) -> &[CheckParams] {
+        &self.checks
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn embedded() -> Profiles {
+        Profiles::embedded().expect("embedded profiles parse")
+    }
+
+    fn req<'a>(p: &'a Profiles, profile: &str, id: &str) -> &'a Requirement {
+        p.get(profile)
+            .unwrap()
+            .requirements
+            .iter()
+            .find(|r| r.id == id)
+            .unwrap_or_else(|| panic!("{profile}:{id} missing"))
+    }
+
+    #[test]
+    fn embedded_profiles_load_in_order() {
+        let p = embedded();
+        assert_eq!(p.ids(), BUILTIN_PROFILES.to_vec());
+        assert_eq!(p.checks().len(), CheckKind::ALL.len());
+        assert_eq!(p.check(CheckKind::TlsCert).kind, CheckKind::TlsCert);
+        assert_eq!(
+            p.check(CheckKind::UnauthService).severity,
+            Severity::Critical
+        );
+    }
+
+    #[test]
+    fn ids_are_as_the_standards_number_them() {
+        let p = embedded();
+        let ids: Vec<&str> = p
+            .get("mlps2-level3")
+            .unwrap()
+            .requirements
+            .iter()
+            .map(|r| r.id.as_str())
+            .collect();
+        assert!(ids.contains(&"8.1.4.4 b)"));
+        assert!(ids.contains(&"8.1.3.2 a)"));
+        let r = req(&p, "pci-dss-4.0", "1.2.5");
+        assert!(r.confirmed);
+        assert_eq!(
+            r.assessment,
+            Assessment::Checks(vec![
+                "not-allowed".parse().unwrap(),
+                "allowed-unjustified".parse().unwrap(),
+                "unexpected-service".parse().unwrap(),
+                "exception-expired".parse().unwrap(),
+            ])
+        );
+    }
+
+    #[test]
+    fn dagger_entries_are_unconfirmed() {
+        let p = embedded();
+        for (profile, id) in [
+            ("pci-dss-4.0", "4.2.1"),
+            ("pci-dss-4.0", "1.2.4"),
+            ("iso27001-2022", "A.8.24"),
+            ("mlps2-level3", "8.1.10.2 a)"),
+            ("cis-v8", "3.10"),
+            ("nist-800-53r5", "SC-17"),
+        ] {
+            assert!(!req(&p, profile, id).confirmed, "{profile}:{id}");
+        }
+        assert!(req(&p, "nist-800-53r5", "SC-7(5)").confirmed);
+    }
+
+    #[test]
+    fn not_assessed_keeps_its_reason() {
+        let p = embedded();
+        match &req(&p, "pci-dss-4.0", "1.2.8").assessment {
+            Assessment::NotAssessed { reason } => assert!(reason.contains("configuration files")),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn conditions_parse() {
+        let c: CheckRef = "not-allowed@tag:cardholder".parse().unwrap();
+        assert_eq!(c.when, CheckCondition::Tag("cardholder".into()));
+        let c: CheckRef = "not-allowed@vantage:internet".parse().unwrap();
+        assert_eq!(c.when, CheckCondition::Vantage("internet".into()));
+        assert!("not-allowed@zone:x".parse::<CheckRef>().is_err());
+        assert!("not-alowed".parse::<CheckRef>().is_err());
+    }
+
+    #[test]
+    fn bad_profile_names_line() {
+        let text = "id = \"x\"\nname = \"X\"\n\n[[requirement]]\nid = \"1\"\ntitle_en = \"a\"\ntitle_zh = \"b\"\nchecks = [\"nope\"]\n";
+        let e = Profile::parse(text, "x.toml").unwrap_err().to_string();
+        assert!(
+            e.starts_with("x.toml:4:1: requirement '1': unknown check 'nope'"),
+            "{e}"
+        );
+        let text = "id = \"x\"\nname = \"X\"\ncolour = 1\nrequirement = []\n";
+        let e = Profile::parse(text, "x.toml").unwrap_err().to_string();
+        assert!(e.starts_with("x.toml:3:1: unknown field `colour`"), "{e}");
+    }
+
+    #[test]
+    fn load_dir_overrides_one_profile() {
+        let dir = std::env::temp_dir().join(format!("pw-profiles-{}", std::process::id()));
+        std::fs::create_dir_all(dir.join("profiles")).unwrap();
+        std::fs::write(
+            dir.join("profiles/cis-v8.toml"),
+            "id = \"cis-v8\"\nname = \"CIS mini\"\n[[requirement]]\nid = \"4.8\"\ntitle_en = \"a\"\ntitle_zh = \"b\"\nchecks = [\"port-cap\"]\n",
+        )
+        .unwrap();
+        let p = Profiles::load_dir(&dir).unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert_eq!(p.get("cis-v8").unwrap().name, "CIS mini");
+        assert_eq!(p.get("cis-v8").unwrap().requirements.len(), 1);
+        assert_eq!(p.ids(), BUILTIN_PROFILES.to_vec());
+    }
+}
