@@ -239,7 +239,8 @@ fn args_of(cmd: &Command) -> String {
 /// `<address addr=… addrtype="ipv4"/>` and `<port portid=…><state state="open"`.
 fn nmap_open(xml: &str) -> BTreeSet<(IpAddr, u16)> {
     let mut found = BTreeSet::new();
-    for host in xml.split("<host").skip(1) {
+    // "<host " with the space: `<hostnames>` and `<hosthint>` are not hosts.
+    for host in xml.split("<host ").skip(1) {
         let Some(ip) = attr(host, "<address addr=\"").and_then(|a| a.parse::<IpAddr>().ok()) else {
             continue;
         };
@@ -339,7 +340,11 @@ fn main() {
         lab.live_hosts().len(),
         layout.down,
         port_list.len(),
-        spec,
+        if spec.len() > 40 {
+            "explicit list"
+        } else {
+            spec.as_str()
+        },
         expected.len(),
         lab.dropped_pairs().len(),
         lab.rejected_pairs().len(),
@@ -408,7 +413,11 @@ fn main() {
             ));
         }
     }
-    let _ = std::fs::remove_dir_all(&tmp);
+    if std::env::var_os("PW_BENCH_KEEP").is_none() {
+        let _ = std::fs::remove_dir_all(&tmp);
+    } else {
+        println!("outputs kept in {}", tmp.display());
+    }
 
     println!();
     println!(

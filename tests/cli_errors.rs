@@ -158,6 +158,52 @@ fn audit_checks_its_input_too() {
     assert_mentions(&msg, &["198.18.0.0/33"]);
 }
 
+#[test]
+fn reversed_port_range_is_refused() {
+    let msg = usage_error(&["scan", "127.0.0.1", "-p", "80-70"]);
+    assert_mentions(&msg, &["80-70"]);
+}
+
+#[test]
+fn wide_ipv6_prefix_needs_allow_large() {
+    let msg = usage_error(&["scan", "2001:2::/32", "-p", "80"]);
+    assert_mentions(&msg, &["2001:2::/32", "--allow-large"]);
+}
+
+#[test]
+fn timeout_bounds_must_be_ordered() {
+    let msg = usage_error(&[
+        "scan",
+        "127.0.0.1",
+        "-p",
+        "80",
+        "--timeout-min",
+        "500",
+        "--timeout-max",
+        "100",
+    ]);
+    assert_mentions(&msg, &["--timeout-min", "500", "100"]);
+}
+
+#[test]
+fn zero_rate_is_refused() {
+    let msg = usage_error(&["scan", "127.0.0.1", "-p", "80", "--rate", "0"]);
+    assert_mentions(&msg, &["--rate"]);
+}
+
+#[test]
+fn missing_exclude_file_is_named() {
+    let msg = usage_error(&[
+        "scan",
+        "127.0.0.1",
+        "-p",
+        "80",
+        "--exclude-file",
+        "/nonexistent/excludes",
+    ]);
+    assert_mentions(&msg, &["/nonexistent/excludes"]);
+}
+
 fn temp_file(name: &str, text: &str) -> PathBuf {
     static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
     let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);

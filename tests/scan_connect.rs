@@ -5,7 +5,6 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 use std::process::Output;
-use std::sync::OnceLock;
 
 use serde_json::Value;
 
@@ -168,85 +167,41 @@ fn assert_same(
     );
 }
 
-/// One standard lab and one v4 scan shared by the tests that read it: the
-/// lab lives as long as the test process (the namespaces are removed by the
-/// `Drop` of the test that built it is not available for statics, so the
-/// shared lab is torn down by an exit hook below).
-struct Shared {
-    lab: Lab,
-    jsonl: Output,
-}
-
-fn shared() -> &'static Shared {
-    static S: OnceLock<Shared> = OnceLock::new();
-    S.get_or_init(|| {
-        let lab = Lab::standard();
-        register_teardown(lab.scanner_ns(), lab.target_ns());
-        let prefix = lab.v4_prefix().unwrap();
-        let mut args = vec!["scan", &prefix, "-p"];
-        let ports = lab.ports_arg();
-        args.push(&ports);
-        args.extend(FAST);
-        args.extend(["--format", "jsonl"]);
-        let jsonl = lab.run(&args);
-        Shared { lab, jsonl }
-    })
-}
-
-/// Statics are never dropped, so the shared lab's namespaces are deleted by
-/// an `atexit` hook.
-fn register_teardown(scanner: &str, target: &str) {
-    static NAMES: OnceLock<(String, String)> = OnceLock::new();
-    extern "C" fn teardown() {
-        if let Some((s, t)) = NAMES.get() {
-            for ns in [s, t] {
-                let _ = std::process::Command::new("ip")
-                    .args(["netns", "del", ns])
-                    .stderr(std::process::Stdio::null())
-                    .status();
-            }
-        }
-    }
-    if NAMES.set((scanner.into(), target.into())).is_ok() {
-        // SAFETY: registering a plain extern "C" fn with no captured state.
-        unsafe { libc::atexit(teardown) };
-    }
-}
-
 #[test]
 fn v4_scan_reports_every_pair_exactly() {
-    let s = shared();
-    assert_ok(&s.jsonl);
-    let got = as_map(parse_jsonl(&stdout(&s.jsonl)));
-    let want = expected_rows(&s.lab, "198.19.1.0/24");
+    let lab = Lab::standard();
+    let prefix = lab.v4_prefix().unwrap();
+    let out = lab.run(
+        &[
+            &["scan", &prefix, "-p", &lab.ports_arg()][..],
+            &FAST[..],
+            &["--format", "jsonl"][..],
+        ]
+        .concat(),
+    );
+    assert_ok(&out);
+    let got = as_map(parse_jsonl(&stdout(&out)));
+    let want = expected_rows(&lab, &prefix);
     // 254 hosts (.0 and .255 are skipped) × 26 ports, all concluded.
     assert_eq!(want.len(), 254 * 26);
     assert_same(&got, &want);
-}
-
-#[test]
-fn v4_scan_finds_the_standard_labs_open_ports() {
-    let s = shared();
-    assert_ok(&s.jsonl);
-    let open: BTreeSet<(IpAddr, u16)> = parse_jsonl(&stdout(&s.jsonl))
-        .into_iter()
-        .filter(|r| r.2 == "open")
-        .map(|r| (r.0, r.1))
+    let open: BTreeSet<(IpAddr, u16)> = got
+        .iter()
+        .filter(|(_, v)| v.0 == "open")
+        .map(|(k, _)| *k)
         .collect();
-    let want: BTreeSet<_> = s
-        .lab
+    let want_open: BTreeSet<_> = lab
         .open_pairs()
         .into_iter()
         .filter(|(ip, _)| ip.is_ipv4())
         .collect();
-    assert_eq!(want.len(), 130);
-    assert_eq!(open, want);
+    assert_eq!(want_open.len(), 130);
+    assert_eq!(open, want_open);
 }
 
 #[test]
 fn open_only_flag_keeps_only_open_rows() {
-    let s = shared();
-    let lab = &s.lab;
+    let lab = &Lab::standard();
     // A narrower scan: the first 16 addresses.
     let out = lab.run(
         &[
@@ -270,8 +225,7 @@ fn open_only_flag_keeps_only_open_rows() {
 
 #[test]
 fn json_and_csv_carry_the_same_conclusions() {
-    let s = shared();
-    let lab = &s.lab;
+    let lab = &Lab::standard();
     let ports = lab.ports_arg();
     let base = [&["scan", "198.19.1.0/28", "-p", &ports][..], &FAST[..]].concat();
     let want = expected_rows(lab, "198.19.1.0/28");
@@ -314,8 +268,7 @@ fn json_and_csv_carry_the_same_conclusions() {
 
 #[test]
 fn output_file_gets_the_stream() {
-    let s = shared();
-    let lab = &s.lab;
+    let lab = &Lab::standard();
     let dir = tempdir("out");
     let file = dir.join("scan.jsonl");
     let out = lab.run(
@@ -335,8 +288,7 @@ fn output_file_gets_the_stream() {
 
 #[test]
 fn excluded_hosts_are_not_scanned() {
-    let s = shared();
-    let lab = &s.lab;
+    let lab = &Lab::standard();
     let out = lab.run(
         &[
             &[
@@ -360,8 +312,7 @@ fn excluded_hosts_are_not_scanned() {
 
 #[test]
 fn audit_writes_observations_with_the_open_pairs() {
-    let s = shared();
-    let lab = &s.lab;
+    let lab = &Lab::standard();
     let dir = tempdir("audit");
     let report = dir.join("report");
     let out = lab.run(
@@ -476,4 +427,53 @@ fn tempdir(tag: &str) -> std::path::PathBuf {
     let _ = std::fs::remove_dir_all(&d);
     std::fs::create_dir_all(&d).expect("temp dir");
     d
+}
+
+#[test]
+fn retries_recover_from_syn_loss() {
+    // 40 % of all SYNs vanish. With 14 retries a pair is misjudged only if
+    // 15 SYNs in a row are lost (0.4^15 ≈ 1e-6), so the result is still
+    // exact; and some conclusions must have needed more than one try.
+    let ip = |i: u8| IpAddr::from([198, 19, 2, i]);
+    let lab = Lab::builder()
+        .v4_prefix("198.19.2.0/29")
+        .ports(&[22, 80, 443, 8080])
+        .open(ip(1), 22)
+        .open(ip(1), 80)
+        .open(ip(2), 443)
+        .open(ip(3), 8080)
+        .open(ip(4), 22)
+        .open(ip(5), 80)
+        .open(ip(6), 443)
+        .open(ip(6), 8080)
+        .syn_loss(400)
+        .build();
+    let out = lab.run(&[
+        "scan",
+        "198.19.2.0/29",
+        "-p",
+        "22,80,443,8080",
+        "--scan",
+        "connect",
+        "--retries",
+        "14",
+        "--timeout-initial",
+        "200",
+        "--timeout-max",
+        "200",
+        "--format",
+        "jsonl",
+    ]);
+    assert_ok(&out);
+    let text = stdout(&out);
+    let got = as_map(parse_jsonl(&text));
+    assert_same(&got, &expected_rows(&lab, "198.19.2.0/29"));
+    let retried = text
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|v| v["tries"].as_u64().unwrap_or(0) > 1)
+        .count();
+    // 24 pairs, each first SYN lost with p = 0.4: none retried has
+    // probability 0.6^24 ≈ 5e-6.
+    assert!(retried > 0, "no conclusion needed a retry:\n{text}");
 }

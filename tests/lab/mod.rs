@@ -992,6 +992,41 @@ impl Drop for Netns {
     }
 }
 
+/// Deletes lab namespaces (`pw<pid>x<n>{s,t,e}`) left behind by processes
+/// that no longer exist — a test binary killed before its `Drop`s ran.
+/// Never touches a namespace whose creating process is alive. Returns the
+/// names removed. Not called automatically: a lab only removes its own.
+pub fn remove_stale_namespaces() -> Vec<String> {
+    let Ok(dir) = std::fs::read_dir("/var/run/netns") else {
+        return Vec::new();
+    };
+    let mut removed = Vec::new();
+    for entry in dir.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let Some(pid) = lab_owner(&name) else {
+            continue;
+        };
+        if std::path::Path::new(&format!("/proc/{pid}")).exists() {
+            continue;
+        }
+        if ip_cmd(&["netns", "del", &name]).is_ok() {
+            removed.push(name);
+        }
+    }
+    removed
+}
+
+/// The pid in a lab namespace name `pw<pid>x<n><s|t|e>`.
+fn lab_owner(name: &str) -> Option<u32> {
+    let rest = name.strip_prefix("pw")?;
+    let (pid, rest) = rest.split_once('x')?;
+    let n = rest.strip_suffix(['s', 't', 'e'])?;
+    if n.is_empty() || !n.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    pid.parse().ok()
+}
+
 /// True when a namespace of that name exists (teardown checks).
 pub fn netns_exists(name: &str) -> bool {
     std::path::Path::new(&format!("/var/run/netns/{name}")).exists()

@@ -6,7 +6,7 @@ use std::io::{ErrorKind, Read};
 use std::net::{IpAddr, SocketAddr, TcpStream};
 use std::time::Duration;
 
-use crate::lab::{Faults, Lab, Truth, netns_exists};
+use crate::lab::{Faults, Lab, Truth, netns_exists, remove_stale_namespaces};
 
 fn v4(s: &str) -> IpAddr {
     s.parse().unwrap()
@@ -164,4 +164,22 @@ fn fault_knobs_load() {
     lab.set_faults(Faults::default());
     let r = lab.in_scanner(|| probe(v4("198.19.7.1"), 80, 1000));
     assert_eq!(r, "open");
+}
+
+#[test]
+fn stale_namespaces_of_dead_processes_are_removed() {
+    // Above pid_max (4,194,304), so no live process owns it.
+    let stale = "pw4194399x7s";
+    let ok = std::process::Command::new("ip")
+        .args(["netns", "add", stale])
+        .status()
+        .expect("ip netns add")
+        .success();
+    assert!(ok);
+    let live = Lab::builder().v4_prefix("198.19.9.0/30").build();
+    let removed = remove_stale_namespaces();
+    assert!(removed.contains(&stale.to_string()), "{removed:?}");
+    assert!(!netns_exists(stale));
+    // Our own, live lab is untouched.
+    assert!(netns_exists(live.scanner_ns()) && netns_exists(live.target_ns()));
 }
