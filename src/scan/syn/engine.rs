@@ -502,14 +502,22 @@ impl Engine<'_, '_> {
     }
 
     fn local_for(&mut self, target: IpAddr) -> Option<IpAddr> {
-        if let Some(l) = self.local.get(&target) {
+        // Asking the routing table costs a few system calls, so the answer
+        // is shared by a /24 (IPv4) or /64 (IPv6): routes and source
+        // addresses practically never differ inside one.
+        let key = match target {
+            IpAddr::V4(a) if !a.is_loopback() => IpAddr::V4((u32::from(a) & 0xffff_ff00).into()),
+            IpAddr::V6(a) if !a.is_loopback() => IpAddr::V6((u128::from(a) & !((1u128 << 64) - 1)).into()),
+            other => other,
+        };
+        if let Some(l) = self.local.get(&key) {
             return *l;
         }
         if self.local.len() > 65_536 {
             self.local.clear();
         }
         let l = self.io.local_addr(target);
-        self.local.insert(target, l);
+        self.local.insert(key, l);
         l
     }
 
