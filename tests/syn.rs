@@ -216,7 +216,8 @@ fn syn_proxy_like_host_is_confirmed_with_connects() {
 
 /// The performance targets of the brief, run on demand (release build,
 /// quiet machine): `cargo test --release syn::perf -- --ignored --nocapture`
-/// (`PW_LOSS=20` adds 2 % SYN and reply loss).
+/// (`PW_LOSS=20` adds 2 % SYN and reply loss, `PW_LIMIT=5000` a firewall
+/// dropping SYNs above 5,000/s).
 /// /24 with 60 % of hosts up × 1,006 ports, 440 open.
 #[test]
 #[ignore]
@@ -256,10 +257,11 @@ fn perf(layout: Layout) {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(0);
-    let lab = Lab::generated(Lab::builder(), &layout)
-        .syn_loss(loss)
-        .reply_loss(loss)
-        .build();
+    let mut b = Lab::generated(Lab::builder(), &layout).syn_loss(loss).reply_loss(loss);
+    if let Some(limit) = std::env::var("PW_LIMIT").ok().and_then(|s| s.parse().ok()) {
+        b = b.syn_rate_limit(limit);
+    }
+    let lab = b.build();
     let (net, len) = layout.prefix.split_once('/').unwrap();
     let base = u32::from(net.parse::<std::net::Ipv4Addr>().unwrap());
     let n = 1u32 << (32 - len.parse::<u32>().unwrap());
@@ -302,7 +304,11 @@ fn perf(layout: Layout) {
         open.difference(&want).count(),
         out.final_rate
     );
-    assert_eq!(open, want);
+    if std::env::var("PW_LIMIT").is_ok() {
+        assert!(open.intersection(&want).count() * 100 >= want.len() * 99);
+    } else {
+        assert_eq!(open, want);
+    }
 }
 
 /// Stopped half-way, then resumed from the saved state: every pair of the
