@@ -257,7 +257,9 @@ fn perf(layout: Layout) {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(0);
-    let mut b = Lab::generated(Lab::builder(), &layout).syn_loss(loss).reply_loss(loss);
+    let mut b = Lab::generated(Lab::builder(), &layout)
+        .syn_loss(loss)
+        .reply_loss(loss);
     if let Some(limit) = std::env::var("PW_LIMIT").ok().and_then(|s| s.parse().ok()) {
         b = b.syn_rate_limit(limit);
     }

@@ -223,6 +223,8 @@ struct Engine<'a, 'b> {
     rttvar: f64,
     highest_try: u8,
     silent_hosts: u64,
+    /// Pairs a resumed scan had concluded before (for progress).
+    done_before: u64,
     ip_id: u32,
     // accounting
     summary: ScanSummary,
@@ -310,6 +312,10 @@ pub fn run(
         rttvar: 0.0,
         highest_try: 0,
         silent_hosts: 0,
+        done_before: cfg
+            .resume
+            .as_ref()
+            .map_or(0, |r| r.next.saturating_sub(r.outstanding.len() as u64)),
         ip_id: (cfg.key.0 as u32) ^ 0x5a5a,
         summary: ScanSummary::default(),
         invalid: 0,
@@ -507,7 +513,9 @@ impl Engine<'_, '_> {
         // addresses practically never differ inside one.
         let key = match target {
             IpAddr::V4(a) if !a.is_loopback() => IpAddr::V4((u32::from(a) & 0xffff_ff00).into()),
-            IpAddr::V6(a) if !a.is_loopback() => IpAddr::V6((u128::from(a) & !((1u128 << 64) - 1)).into()),
+            IpAddr::V6(a) if !a.is_loopback() => {
+                IpAddr::V6((u128::from(a) & !((1u128 << 64) - 1)).into())
+            }
             other => other,
         };
         if let Some(l) = self.local.get(&key) {
@@ -953,7 +961,7 @@ impl Engine<'_, '_> {
         self.progress_sent = self.summary.sent;
         self.progress_at = now;
         (self.emit)(ScanEvent::Progress(Progress {
-            done: self.summary.probed,
+            done: self.done_before + self.summary.probed,
             total: self.shard_len,
             open: self.summary.open,
             rate,

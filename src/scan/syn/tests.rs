@@ -52,6 +52,7 @@ fn lab_truth(hosts: u32) -> (Truth, HashMap<(IpAddr, u16), Reason>) {
 struct Run {
     obs: Vec<Observation>,
     notices: Vec<String>,
+    last_progress: Option<crate::model::Progress>,
     out: EngineOutcome,
 }
 
@@ -75,6 +76,7 @@ fn scan_until(
     };
     let mut obs = Vec::new();
     let mut notices = Vec::new();
+    let mut last_progress = None;
     let stop = cfg.stop.clone();
     let mut emit = |e: ScanEvent| match e {
         ScanEvent::Observation(o) => {
@@ -86,10 +88,15 @@ fn scan_until(
             }
         }
         ScanEvent::Notice(n) => notices.push(n),
-        ScanEvent::Progress(_) => {}
+        ScanEvent::Progress(p) => last_progress = Some(p),
     };
     let out = engine::run(io, &space, cfg, &mut emit).expect("engine runs");
-    Run { obs, notices, out }
+    Run {
+        obs,
+        notices,
+        last_progress,
+        out,
+    }
 }
 
 fn by_pair(obs: &[Observation]) -> HashMap<(IpAddr, u16), Reason> {
@@ -311,6 +318,9 @@ fn interrupted_scan_resumes_with_nothing_lost_or_repeated() {
     let second = scan(&mut net2, &addrs, &ports(), &cfg2);
     assert!(second.out.resume.is_none());
     let done2 = by_pair(&second.obs);
+    // Progress of the resumed run counts what the first run concluded.
+    let p = second.last_progress.expect("progress");
+    assert_eq!((p.done, p.total), (16 * 300, 16 * 300));
     // Nothing concluded in the first run is probed again.
     for k in done1.keys() {
         assert!(!net2.syns.contains_key(k), "{k:?} probed again");
