@@ -262,13 +262,24 @@ pub fn run(
         }
         seed = r.seed;
         next_k = r.next;
-        requeue.extend(r.outstanding.iter().copied().filter(|p| *p < total));
+        let s = r.shard;
+        requeue.extend(
+            r.outstanding
+                .iter()
+                .copied()
+                .filter(|p| *p < total && s.count > 0 && p % s.count == s.index),
+        );
     }
     let shard_len = if total > shard.index {
         (total - shard.index).div_ceil(shard.count)
     } else {
         0
     };
+    if next_k > shard_len {
+        return Err(ScanError::Config(format!(
+            "the resume file says step {next_k} of a shard that has only {shard_len}: it does not belong to this scan"
+        )));
+    }
     let (rate, max_rate, adaptive) = match cfg.rate {
         RateMode::Fixed(r) => (r.max(1) as f64, r.max(1) as f64, false),
         RateMode::Adaptive { start, max } => {

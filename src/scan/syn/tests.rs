@@ -438,3 +438,37 @@ fn retries_reach_targets_that_hold_the_lost_handshake_half_open() {
     assert_eq!(open, 100);
     assert!(r.obs.iter().filter(|o| o.tries > 1).count() > 10);
 }
+
+#[test]
+fn empty_space_and_corrupt_resume_state() {
+    let mut net = FakeNet::new(Box::new(|_, _| None));
+    let r = scan(&mut net, &[], &[22], &EngineConfig::default());
+    assert!(r.obs.is_empty());
+    assert_eq!(r.out.summary.sent, 0);
+    let state = ResumeState {
+        version: 1,
+        seed: 1,
+        shard: Shard::default(),
+        total: 2,
+        next: 3,
+        outstanding: vec![],
+    };
+    let cfg = EngineConfig {
+        resume: Some(state),
+        ..EngineConfig::default()
+    };
+    let addrs = [v4(0)];
+    let addr_at = |i: u64| addrs.get(i as usize).copied();
+    let ports = [1u16, 2];
+    let space = Space {
+        n_addrs: 1,
+        addr_at: &addr_at,
+        ports: &ports,
+    };
+    let err = engine::run(&mut net, &space, &cfg, &mut |_| {}).unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("step 3 of a shard that has only 2"),
+        "{err}"
+    );
+}
