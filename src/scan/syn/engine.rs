@@ -11,7 +11,7 @@
 //! ports. Everything time-related reads the I/O's clock, so the loop runs
 //! identically on the virtual clock of the fake network.
 
-use std::cmp::Reverse;
+use std::cmp::Ordering as CmpOrdering;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -145,6 +145,35 @@ pub struct EngineOutcome {
 
 type Key = (IpAddr, u16);
 
+/// A time-out, ordered by deadline only (earliest first in the max-heap):
+/// comparing whole keys cost measurable time on million-probe scans.
+#[derive(Clone, Copy)]
+struct Timer {
+    at: Duration,
+    key: Key,
+    tries: u8,
+}
+
+impl PartialEq for Timer {
+    fn eq(&self, other: &Self) -> bool {
+        self.at == other.at
+    }
+}
+
+impl Eq for Timer {}
+
+impl PartialOrd for Timer {
+    fn partial_cmp(&self, other: &Self) -> Option<CmpOrdering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Timer {
+    fn cmp(&self, other: &Self) -> CmpOrdering {
+        other.at.cmp(&self.at)
+    }
+}
+
 struct Pending {
     pos: u64,
     tries: u8,
@@ -199,7 +228,7 @@ struct Engine<'a, 'b> {
     requeue: VecDeque<u64>,
     resend: VecDeque<Key>,
     inflight: HashMap<Key, Pending>,
-    timers: BinaryHeap<Reverse<(Duration, Key, u8)>>,
+    timers: BinaryHeap<Timer>,
     hosts: HashMap<IpAddr, Host>,
     local: HashMap<IpAddr, Option<IpAddr>>,
     suspect: Vec<Observation>,
@@ -381,8 +410,8 @@ impl Engine<'_, '_> {
             // Sleep until the next thing to do: a token batch, a time-out,
             // a control or progress tick (or the end of the grace period).
             let mut until = self.next_control.min(self.next_progress);
-            if let Some(Reverse((d, _, _))) = self.timers.peek() {
-                until = until.min(*d);
+            if let Some(t) = self.timers.peek() {
+                until = until.min(t.at);
             }
             if let Some(end) = stopping {
                 until = until.min(end);
@@ -491,7 +520,12 @@ impl Engine<'_, '_> {
     }
 
     fn expire(&mut self, now: Duration, stopping: bool) {
-        while let Some(&Reverse((deadline, key, tries))) = self.timers.peek() {
+        while let Some(&Timer {
+            at: deadline,
+            key,
+            tries,
+        }) = self.timers.peek()
+        {
             if deadline > now {
                 break;
             }
@@ -676,7 +710,11 @@ impl Engine<'_, '_> {
                 p.prev_sent = p.last_sent;
                 p.last_sent = now;
                 p.tries += 1;
-                self.timers.push(Reverse((now + timeout, key, p.tries)));
+                self.timers.push(Timer {
+                    at: now + timeout,
+                    key,
+                    tries: p.tries,
+                });
                 self.summary.sent += 1;
                 self.window.sent += 1;
             }

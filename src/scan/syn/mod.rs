@@ -70,12 +70,31 @@ pub async fn run(
                 addr_at: &addr_at,
                 ports: &port_list,
             };
-            let mut emit = |ev: ScanEvent| {
-                // A closed channel means nobody listens any more; the scan
-                // still finishes so the summary and resume state are right.
-                let _ = tx.blocking_send(ev);
+            // Events go out in bursts: waking the consumer task once per
+            // observation cost more CPU than the scan itself on full-range
+            // scans (measured: ~1M futex wake-ups). Progress and notices, and
+            // anything older than 50 ms, flush the burst.
+            let mut burst: Vec<ScanEvent> = Vec::with_capacity(256);
+            let mut last_flush = std::time::Instant::now();
+            let flush = |burst: &mut Vec<ScanEvent>| {
+                for ev in burst.drain(..) {
+                    // A closed channel means nobody listens any more; the scan
+                    // still finishes so the summary and resume state are right.
+                    let _ = tx.blocking_send(ev);
+                }
             };
-            let outcome = engine::run(&mut io, &space, &ecfg, &mut emit)?;
+            let mut emit = |ev: ScanEvent| {
+                let urgent = !matches!(ev, ScanEvent::Observation(_));
+                burst.push(ev);
+                if urgent || burst.len() >= 256 || last_flush.elapsed() >= Duration::from_millis(50)
+                {
+                    flush(&mut burst);
+                    last_flush = std::time::Instant::now();
+                }
+            };
+            let outcome = engine::run(&mut io, &space, &ecfg, &mut emit);
+            flush(&mut burst);
+            let outcome = outcome?;
             // Written here, not by the caller, so it is written even when the
             // caller's future was dropped.
             if let (Some(state), Some(path)) = (&outcome.resume, &resume_out) {
