@@ -28,8 +28,16 @@ fn main() -> ExitCode {
     match runtime.block_on(cli::run(cli)) {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
-            // One line: the error and its causes, outermost first.
-            let msg = format!("{e:#}").replace('\n', " ");
+            // One line: the error and its causes, outermost first; a cause
+            // the message already quotes is not repeated.
+            let mut msg = e.to_string();
+            for cause in e.chain().skip(1) {
+                let c = cause.to_string();
+                if !msg.contains(&c) {
+                    msg = format!("{msg}: {c}");
+                }
+            }
+            let msg = msg.replace('\n', " ");
             eprintln!("portwarden: error: {msg}");
             ExitCode::from(cli::exit::ERROR)
         }

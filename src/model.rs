@@ -437,7 +437,8 @@ pub struct Finding {
     pub group: Option<String>,
     pub evidence: Option<Evidence>,
     pub status: FindingStatus,
-    /// The exception that waived it (or whose expiry made it fail again).
+    /// The exception that waived it, whose expiry made it fail again, or
+    /// whose window did not cover the audit day.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub exception: Option<String>,
     /// `profile:requirement`, e.g. `pci-dss-4.0:1.2.5`, `mlps2-level3:8.1.4.4 b)`.

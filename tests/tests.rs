@@ -9,5 +9,7 @@ mod lab;
 // also be compiled into `benches/lab.rs` without it.
 #[path = "lab/selftest.rs"]
 mod lab_selftest;
+mod policy;
+mod report;
 mod scan_connect;
 mod syn;

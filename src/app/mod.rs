@@ -15,6 +15,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use crate::identify::{Identifier, IdentifyConfig, ProbeSet};
 use crate::model::{Observation, Proto, ScanEvent, ScanKind, Severity};
 use crate::policy::{self, Evaluation, Policy, Profiles};
+use crate::report;
 use crate::rules::Catalogue;
 use crate::scan::{self, ScanConfig, ScanSummary};
 use crate::target::{PortSet, TargetOptions, Targets};
@@ -197,6 +198,12 @@ pub struct AuditRequest {
     pub fail_on: Severity,
     /// Judge expiries, windows and review dates as of this day (default: today).
     pub as_of: Option<NaiveDate>,
+    /// Language of the report.
+    pub lang: report::Lang,
+    /// Who ran the audit (recorded in the evidence manifest).
+    pub operator: String,
+    /// The command line as typed (recorded in the evidence manifest).
+    pub command_line: Vec<String>,
 }
 
 /// The evaluation clock: noon UTC of `as_of`, else now.
@@ -241,13 +248,20 @@ pub struct AuditOutcome {
     pub ports: usize,
     pub out: PathBuf,
     pub observations: Vec<Observation>,
+    /// SHA-256 of the report's `manifest.json`, to record elsewhere.
+    pub manifest_sha256: String,
 }
 
 /// Runs a whole audit and writes its report directory. Events (progress,
 /// notices, observations) are forwarded to `events` as they happen.
 pub async fn audit(req: &AuditRequest, events: mpsc::Sender<ScanEvent>) -> Result<AuditOutcome> {
+    let started = Utc::now();
     // Rules and policy first: a typo there must not cost a scan.
     let profiles = load_profiles(req.scope.rules_dir.as_deref())?;
+    let remediation = match req.scope.rules_dir.as_deref() {
+        Some(dir) => report::RemediationCatalog::load_dir(dir)?,
+        None => report::RemediationCatalog::embedded(),
+    };
     let policy = load_policy(req.policy.as_deref(), &profiles)?;
     let mut scope = req.scope.clone();
     if scope.targets.is_empty() {
@@ -280,18 +294,14 @@ pub async fn audit(req: &AuditRequest, events: mpsc::Sender<ScanEvent>) -> Resul
     let summary = summary?;
     observations.sort_by_key(|o| (o.ip, o.port, o.proto));
 
-    let evaluation = policy::evaluate(
-        &policy,
-        &profiles,
-        &prepared.catalogue,
-        &observations,
-        clock(req.as_of),
-    );
+    // One clock for the whole evaluation and its records.
+    let now = clock(req.as_of);
+    let evaluation = policy::evaluate(&policy, &profiles, &prepared.catalogue, &observations, now);
     let gate_tripped = policy::gate(&evaluation.findings, req.fail_on);
     let findings_doc = serde_json::json!({
         "schema_version": 1,
         "policy": policy.file,
-        "as_of": clock(req.as_of).date_naive(),
+        "as_of": now.date_naive(),
         "fail_on": req.fail_on,
         "findings": evaluation.findings,
         "profiles": evaluation.profiles,
@@ -300,8 +310,41 @@ pub async fn audit(req: &AuditRequest, events: mpsc::Sender<ScanEvent>) -> Resul
         write_jsonl(&dir.join("observations.jsonl"), &observations)?;
         let path = dir.join("findings.json");
         fs::write(&path, serde_json::to_vec_pretty(&findings_doc)?)
-            .with_context(|| format!("cannot write {}", path.display()))
+            .with_context(|| format!("cannot write {}", path.display()))?;
+        let facts = report::RunFacts {
+            targets: scope.targets.clone(),
+            excludes: scope.excludes.clone(),
+            ports: scope.ports.clone(),
+            port_count: prepared.ports.len(),
+            host_count: prepared.targets.len(),
+            scan_type: cfg.kind,
+            rate: cfg.rate,
+            started,
+            finished: Utc::now(),
+            operator: req.operator.clone(),
+            command_line: req.command_line.clone(),
+            as_of: now.date_naive(),
+            fail_on: req.fail_on,
+            gate_tripped,
+            rules_dir: req.scope.rules_dir.clone(),
+            policy_path: req.policy.clone(),
+        };
+        report::write_bundle(
+            dir,
+            &report::ReportInput {
+                lang: req.lang,
+                facts,
+                observations: &observations,
+                evaluation: &evaluation,
+                policy: &policy,
+                profiles: &profiles,
+                catalogue: &prepared.catalogue,
+                remediation: &remediation,
+            },
+        )?;
+        Ok(())
     })?;
+    let manifest_sha256 = report::evidence::manifest_sha256(&req.out)?;
     Ok(AuditOutcome {
         evaluation,
         gate_tripped,
@@ -310,6 +353,7 @@ pub async fn audit(req: &AuditRequest, events: mpsc::Sender<ScanEvent>) -> Resul
         ports: prepared.ports.len(),
         out: req.out.clone(),
         observations,
+        manifest_sha256,
     })
 }
 

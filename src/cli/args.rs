@@ -30,6 +30,15 @@ pub enum Command {
     /// Validate or start a declared port policy.
     #[command(subcommand)]
     Policy(PolicyCmd),
+    /// Check a report directory against its manifest.json (exit 1 when a file was altered, removed or added).
+    Verify(VerifyCmd),
+}
+
+#[derive(Debug, Args)]
+pub struct VerifyCmd {
+    /// The report directory (written by `portwarden audit --out DIR`).
+    #[arg(value_name = "DIR")]
+    pub dir: PathBuf,
 }
 
 #[derive(Debug, Subcommand)]
@@ -102,6 +111,12 @@ pub struct AuditCmd {
     /// Judge exceptions, windows and review dates as of this day (YYYY-MM-DD) [default: today].
     #[arg(long, value_name = "DATE")]
     pub as_of: Option<chrono::NaiveDate>,
+    /// Report language: en or zh-CN [default: zh-CN when LC_ALL/LC_MESSAGES/LANG starts with zh, else en].
+    #[arg(long, value_name = "LANG")]
+    pub lang: Option<portwarden::report::Lang>,
+    /// Who runs the audit, recorded in the evidence manifest [default: the user name].
+    #[arg(long, value_name = "NAME")]
+    pub operator: Option<String>,
 }
 
 #[derive(Debug, Args)]

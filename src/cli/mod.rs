@@ -22,6 +22,7 @@ use portwarden::target::PortSet;
 
 use args::{
     AuditCmd, Cli, Command, EngineArgs, Format, PolicyCmd, PortsCmd, ScanCmd, ScanType, ScopeArgs,
+    VerifyCmd,
 };
 use output::Output;
 
@@ -41,6 +42,7 @@ pub async fn run(cli: Cli) -> Result<u8> {
         Command::Audit(cmd) => audit(cmd).await,
         Command::Ports(cmd) => ports(cmd),
         Command::Policy(cmd) => policy_cmd(cmd),
+        Command::Verify(cmd) => verify(cmd),
     }
 }
 
@@ -166,6 +168,11 @@ async fn audit(cmd: AuditCmd) -> Result<u8> {
         policy: cmd.policy.clone(),
         fail_on: cmd.fail_on,
         as_of: cmd.as_of,
+        lang: cmd.lang.unwrap_or_else(locale_lang),
+        operator: cmd.operator.clone().unwrap_or_else(user_name),
+        command_line: std::env::args_os()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect(),
     };
     let (tx, rx) = mpsc::channel(4096);
     // The total is unknown until targets resolve; the bar learns it from progress events.
@@ -181,8 +188,10 @@ async fn audit(cmd: AuditCmd) -> Result<u8> {
     let outcome = outcome?;
     print_findings(&outcome.evaluation)?;
     eprintln!(
-        "{}\nreport written to {}/",
+        "{}\nreport written to {}/ (manifest.json sha256 {}; `portwarden verify {}` checks it)",
         summary_line(&outcome.summary, outcome.hosts, outcome.ports),
+        outcome.out.display(),
+        outcome.manifest_sha256,
         outcome.out.display()
     );
     if outcome.gate_tripped {
@@ -233,6 +242,76 @@ fn print_findings(ev: &portwarden::policy::Evaluation) -> Result<()> {
     }
     w.flush()?;
     Ok(())
+}
+
+/// The report language the locale asks for (LC_ALL, LC_MESSAGES, then LANG,
+/// the first that is set and not empty).
+fn locale_lang() -> portwarden::report::Lang {
+    let locale = ["LC_ALL", "LC_MESSAGES", "LANG"]
+        .iter()
+        .filter_map(|v| std::env::var(v).ok())
+        .find(|v| !v.is_empty());
+    portwarden::report::Lang::from_locale(locale.as_deref())
+}
+
+/// The operator's user name: $USER, $LOGNAME, else the password entry of
+/// the effective uid, else the uid itself.
+fn user_name() -> String {
+    for var in ["USER", "LOGNAME"] {
+        if let Ok(v) = std::env::var(var)
+            && !v.trim().is_empty()
+        {
+            return v;
+        }
+    }
+    // SAFETY: getpwuid returns NULL or a pointer to a static entry that
+    // stays valid until the next getpw* call; we copy the name out at once.
+    let uid = unsafe { libc::geteuid() };
+    let name = unsafe {
+        let pw = libc::getpwuid(uid);
+        if pw.is_null() || (*pw).pw_name.is_null() {
+            None
+        } else {
+            Some(
+                std::ffi::CStr::from_ptr((*pw).pw_name)
+                    .to_string_lossy()
+                    .into_owned(),
+            )
+        }
+    };
+    name.unwrap_or_else(|| format!("uid {uid}"))
+}
+
+/// `portwarden verify DIR`: every file named, exit 1 unless all are intact.
+fn verify(cmd: VerifyCmd) -> Result<u8> {
+    let r = portwarden::report::verify(&cmd.dir)?;
+    let dir = cmd.dir.display();
+    let safe = |s: &str| output::terminal_safe(s);
+    for f in &r.altered {
+        println!("ALTERED  {}", safe(f));
+    }
+    for f in &r.missing {
+        println!("MISSING  {}", safe(f));
+    }
+    for f in &r.extra {
+        println!("EXTRA    {}", safe(f));
+    }
+    println!("manifest.json sha256 {}", r.manifest_sha256);
+    if r.is_intact() {
+        eprintln!(
+            "{dir}: intact ({} files match the manifest)",
+            r.intact.len()
+        );
+        Ok(exit::OK)
+    } else {
+        eprintln!(
+            "{dir}: NOT intact: {} altered, {} missing, {} extra",
+            r.altered.len(),
+            r.missing.len(),
+            r.extra.len()
+        );
+        Ok(exit::FINDINGS)
+    }
 }
 
 fn policy_cmd(cmd: PolicyCmd) -> Result<u8> {
@@ -304,7 +383,7 @@ fn policy_cmd(cmd: PolicyCmd) -> Result<u8> {
                     .unwrap_or_default();
                 writeln!(
                     w,
-                    "exception {} on {} {}: {:?}, expires {} ({} days){window}",
+                    "exception {} on {} {}: {}, expires {} ({} days){window}",
                     e.id, e.target, e.ports, e.state, e.expires, e.days_left
                 )?;
             }

@@ -9,6 +9,7 @@ use std::io::{self, Write};
 use std::net::IpAddr;
 
 use portwarden::model::{Observation, PortState};
+use portwarden::report::csv_inert;
 use portwarden::rules::Catalogue;
 use portwarden::scan::ScanSummary;
 
@@ -170,28 +171,9 @@ pub fn terminal_safe(s: &str) -> String {
         .collect()
 }
 
-/// Neutralises text a spreadsheet would evaluate: cells starting with
-/// `= + - @`, tab or CR get a leading apostrophe. Quoting is the csv crate's.
-pub fn csv_inert(s: &str) -> std::borrow::Cow<'_, str> {
-    match s.chars().next() {
-        Some('=' | '+' | '-' | '@' | '\t' | '\r') => format!("'{s}").into(),
-        _ => s.into(),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn csv_cells_are_inert() {
-        assert_eq!(csv_inert("=HYPERLINK(\"x\")"), "'=HYPERLINK(\"x\")");
-        assert_eq!(csv_inert("+cmd|'/C calc'!A0"), "'+cmd|'/C calc'!A0");
-        assert_eq!(csv_inert("-1"), "'-1");
-        assert_eq!(csv_inert("@x"), "'@x");
-        assert_eq!(csv_inert("\tx"), "'\tx");
-        assert_eq!(csv_inert("plain"), "plain");
-    }
 
     #[test]
     fn terminal_text_loses_control_characters() {

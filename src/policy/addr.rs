@@ -8,6 +8,8 @@
 use std::fmt;
 use std::net::IpAddr;
 
+use crate::target::{self, spec::Spec};
+
 /// One inclusive address interval of a single family.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct AddrRange {
@@ -36,69 +38,23 @@ fn from_key(v6: bool, k: u128) -> IpAddr {
 
 impl AddrRange {
     /// Parses `198.18.0.5`, `198.18.0.0/24`, `198.18.0.10-198.18.0.20`,
-    /// `198.18.0.10-20` (last octet) and the IPv6 forms of the first three.
+    /// `198.18.0.10-20` (last octet) and the IPv6 forms of the first three,
+    /// with the target layer's parser so both read specs alike. A CIDR
+    /// covers its whole prefix, network and broadcast addresses included.
     pub fn parse(spec: &str) -> Result<AddrRange, String> {
-        let s = spec.trim();
-        if let Some((addr, len)) = s.split_once('/') {
-            let ip: IpAddr = addr
-                .parse()
-                .map_err(|_| format!("'{spec}': '{addr}' is not an IP address"))?;
-            let (v6, k) = key(ip);
-            let bits = if v6 { 128 } else { 32 };
-            let len: u32 = len
-                .parse()
-                .ok()
-                .filter(|l| *l <= bits)
-                .ok_or_else(|| format!("'{spec}': prefix length must be 0-{bits}"))?;
-            let host_bits = bits - len;
-            let mask: u128 = if host_bits == 128 {
-                u128::MAX
-            } else {
-                (1u128 << host_bits) - 1
-            };
-            return Ok(AddrRange {
-                v6,
-                lo: k & !mask,
-                hi: (k & !mask) | mask,
-            });
-        }
-        if let Some((a, b)) = s.split_once('-') {
-            let lo: IpAddr = a
-                .parse()
-                .map_err(|_| format!("'{spec}': '{a}' is not an IP address"))?;
-            let hi: IpAddr = match b.parse::<IpAddr>() {
-                Ok(ip) => ip,
-                Err(_) => match (lo, b.parse::<u8>()) {
-                    (IpAddr::V4(l), Ok(last)) => {
-                        let o = l.octets();
-                        IpAddr::V4([o[0], o[1], o[2], last].into())
-                    }
-                    _ => {
-                        return Err(format!(
-                            "'{spec}': '{b}' is neither an address nor a last octet"
-                        ));
-                    }
-                },
-            };
-            let (v6a, ka) = key(lo);
-            let (v6b, kb) = key(hi);
-            if v6a != v6b {
-                return Err(format!("'{spec}': a range cannot mix IPv4 and IPv6"));
+        let (lo, hi) = match target::spec::parse(spec).map_err(|e| e.to_string())? {
+            Spec::Addr(ip) => (ip, ip),
+            Spec::Net(net) => (net.network(), net.broadcast()),
+            Spec::Range(lo, hi) => (lo, hi),
+            Spec::Name(_) | Spec::File(_) => {
+                return Err(format!(
+                    "'{}' is not an address, CIDR or range (host names and @files are not accepted in a policy)",
+                    spec.trim()
+                ));
             }
-            if ka > kb {
-                return Err(format!("'{spec}': the range ends before it starts"));
-            }
-            return Ok(AddrRange {
-                v6: v6a,
-                lo: ka,
-                hi: kb,
-            });
-        }
-        let ip: IpAddr = s.parse().map_err(|_| {
-            format!("'{spec}' is not an address, CIDR or range (host names are not accepted in a policy)")
-        })?;
-        let (v6, k) = key(ip);
-        Ok(AddrRange { v6, lo: k, hi: k })
+        };
+        let ((v6, lo), (_, hi)) = (key(lo), key(hi));
+        Ok(AddrRange { v6, lo, hi })
     }
 
     pub fn contains(&self, ip: IpAddr) -> bool {

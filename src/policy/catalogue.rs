@@ -6,6 +6,7 @@
 //! answer these two questions.
 
 use crate::model::{Proto, Severity};
+use crate::rules::{Catalogue, PortEntry};
 
 /// What the catalogue registers for a port.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -23,11 +24,35 @@ pub trait PortCatalogue {
     fn port(&self, port: u16, proto: Proto) -> Option<PortFacts>;
 
     /// Facts for a service name wherever it runs (telnet on 2323): used
-    /// when identification named the service. Default: the first port
-    /// registered under that name, if the implementation can't do better.
+    /// when identification named the service. Default: unknown.
     fn service(&self, name: &str) -> Option<PortFacts> {
         let _ = name;
         None
+    }
+}
+
+fn facts(e: &PortEntry) -> PortFacts {
+    PortFacts {
+        service: e.service.clone(),
+        risk: e.risk,
+        tags: e.tags.clone(),
+    }
+}
+
+/// The real catalogue (`rules/ports.toml`).
+impl PortCatalogue for Catalogue {
+    fn port(&self, port: u16, proto: Proto) -> Option<PortFacts> {
+        self.entry(port, proto).map(facts)
+    }
+
+    /// The lowest TCP port registered under the name (or alias), else any.
+    fn service(&self, name: &str) -> Option<PortFacts> {
+        let entries = self.by_service(name);
+        entries
+            .iter()
+            .find(|e| e.proto == Proto::Tcp)
+            .or_else(|| entries.first())
+            .map(|e| facts(e))
     }
 }
 
@@ -90,27 +115,18 @@ where
     }
 }
 
-/// The real catalogue (`rules/ports.toml`) as the evaluator sees it.
-impl PortCatalogue for crate::rules::Catalogue {
-    fn port(&self, port: u16, proto: Proto) -> Option<PortFacts> {
-        self.entry(port, proto).map(facts)
-    }
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-    fn service(&self, name: &str) -> Option<PortFacts> {
-        // Prefer the TCP registration: identification only runs over TCP.
-        let entries = self.by_service(name);
-        entries
-            .iter()
-            .find(|e| e.proto == Proto::Tcp)
-            .or(entries.first())
-            .map(|e| facts(e))
-    }
-}
-
-fn facts(e: &crate::rules::PortEntry) -> PortFacts {
-    PortFacts {
-        service: e.service.clone(),
-        risk: e.risk,
-        tags: e.tags.clone(),
+    #[test]
+    fn the_real_catalogue_answers() {
+        let c = Catalogue::embedded();
+        let telnet = PortCatalogue::port(&c, 23, Proto::Tcp).unwrap();
+        assert_eq!(telnet.service, "telnet");
+        assert!(telnet.tags.iter().any(|t| t == "cleartext"));
+        assert!(telnet.risk >= Severity::High);
+        let by_name = PortCatalogue::service(&c, "telnet").unwrap();
+        assert_eq!(by_name.service, "telnet");
     }
 }

@@ -49,7 +49,8 @@ use toml::Spanned;
 use super::addr::AddrRange;
 use super::window::{RawWindow, Window};
 use crate::model::Proto;
-use crate::rules::profiles::{CheckKind, Profiles, line_col};
+use crate::rules::line_col;
+use crate::rules::profiles::{CheckKind, Profiles};
 
 /// Where a policy error is: `file:line:column`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -132,6 +133,12 @@ impl Vantage {
             Vantage::Internet => "internet",
             Vantage::Internal => "internal",
         }
+    }
+}
+
+impl fmt::Display for Vantage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 
@@ -387,6 +394,22 @@ pub enum ExceptionState {
     /// Not expired, but today is outside its window.
     OutsideWindow,
     Expired,
+}
+
+impl ExceptionState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ExceptionState::Active => "active",
+            ExceptionState::OutsideWindow => "outside-window",
+            ExceptionState::Expired => "expired",
+        }
+    }
+}
+
+impl fmt::Display for ExceptionState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 impl Exception {
@@ -658,6 +681,13 @@ impl Policy {
                     src.invalid(c.span(), m, &hint)
                 })?),
             };
+            if let (Some(CheckKind::ExceptionExpired), Some(c)) = (check, &e.check) {
+                return Err(src.invalid(
+                    c.span(),
+                    "an exception cannot waive 'exception-expired'".into(),
+                    "extend the expired exception's `expires` instead, with a fresh approval",
+                ));
+            }
             for (field, v) in [("reason", &e.reason), ("approver", &e.approver)] {
                 if v.get_ref().trim().is_empty() {
                     return Err(src.invalid(
@@ -886,6 +916,13 @@ mod tests {
             "{e}"
         );
         let e = err(&format!(
+            "{GROUP}{exc}expires = 2027-01-01\ncheck = \"exception-expired\"\n"
+        ));
+        assert!(
+            e.starts_with("p.toml:9:9: an exception cannot waive 'exception-expired'"),
+            "{e}"
+        );
+        let e = err(&format!(
             "{GROUP}[[exception]]\ntarget = \"nowhere\"\nreason = \"r\"\napprover = \"a\"\nexpires = 2027-01-01\n"
         ));
         assert!(e.contains("nor the name of a group"), "{e}");
@@ -940,6 +977,7 @@ mod tests {
         assert_eq!(e.state(d("2026-12-20")), ExceptionState::Active);
         assert_eq!(e.state(d("2026-12-31")), ExceptionState::Active);
         assert_eq!(e.state(d("2026-11-20")), ExceptionState::OutsideWindow);
+        assert_eq!(ExceptionState::OutsideWindow.to_string(), "outside-window");
         assert_eq!(e.state(d("2027-01-01")), ExceptionState::Expired);
     }
 }

@@ -142,27 +142,39 @@ struct PortView {
     tls: bool,
 }
 
+/// Identification's own threshold between "identified" and "guessed from
+/// the port number" (`identify` reports a guess for every open port).
+const IDENTIFIED_CONFIDENCE: f32 = 0.5;
+
 fn view(cat: &dyn PortCatalogue, o: &Observation) -> PortView {
     let registered = cat.port(o.port, o.proto);
-    match o.service.as_ref().filter(|s| !s.name.trim().is_empty()) {
+    // A TLS handshake is a fact even when the service behind it is unknown.
+    let tls = o.service.as_ref().is_some_and(|s| s.tls.is_some());
+    let identified = o
+        .service
+        .as_ref()
+        .filter(|s| s.confidence >= IDENTIFIED_CONFIDENCE && !s.name.trim().is_empty());
+    match identified {
         Some(s) => {
             let name = s.name.trim().to_ascii_lowercase();
+            // The port's own entry when it names the same service (http on
+            // 8080 keeps 8080's risk), else wherever the service is registered.
             let facts = match registered {
-                Some(f) if f.service.eq_ignore_ascii_case(&name) => Some(f),
+                Some(f) if same_service(&f.service, &name) => Some(f),
                 _ => cat.service(&name),
             };
             PortView {
                 name: Some(name),
                 facts,
                 identified: true,
-                tls: s.tls.is_some(),
+                tls,
             }
         }
         None => PortView {
             name: registered.as_ref().map(|f| f.service.to_ascii_lowercase()),
             facts: registered,
             identified: false,
-            tls: false,
+            tls,
         },
     }
 }
@@ -177,14 +189,11 @@ fn selects(params: &CheckParams, v: &PortView) -> bool {
         })
 }
 
-/// `https` is HTTP over TLS; identification may report either.
-fn same_service(declared: &str, v: &PortView) -> bool {
-    let Some(found) = v.name.as_deref() else {
-        return true;
-    };
-    let strip = |s: &str| s.trim_start_matches("ssl/").to_string();
-    let (d, f) = (strip(declared), strip(found));
-    d == f || (v.tls && d == "https" && f == "http") || (d == "http" && f == "https")
+/// Names agree when identification's own rule says so (`https` is `http`,
+/// `-alt` variants, common aliases), so the policy and the identify report
+/// never disagree about what counts as a surprise.
+fn same_service(a: &str, b: &str) -> bool {
+    crate::identify::same_service(a, b)
 }
 
 struct Draft {
@@ -301,7 +310,9 @@ fn port_checks(
             }
             if let Some(declared) = &rule.service
                 && v.identified
-                && !same_service(declared, &v)
+                && v.name
+                    .as_deref()
+                    .is_some_and(|n| !same_service(declared, n))
             {
                 push(
                     CheckKind::UnexpectedService,
@@ -1159,5 +1170,59 @@ window = { every = "month", days = "25-31" }
             .collect();
         assert!(gate(&low, Severity::Low));
         assert!(!gate(&low, Severity::Medium));
+    }
+
+    #[test]
+    fn real_catalogue_http_is_not_cleartext_admin_but_telnet_anywhere_is() {
+        let profiles = Profiles::embedded().unwrap();
+        let policy = Policy::parse(
+            "[[group]]\nname = \"web\"\ntargets = [\"198.18.0.0/28\"]\nprofiles = [\"cis-v8\"]\n[[group.allow]]\nport = 80\njustification = \"web\"\napprover = \"lead\"\n[[group.allow]]\nport = 2323\njustification = \"odd\"\napprover = \"lead\"\n[[group.allow]]\nport = 8022\njustification = \"odd\"\napprover = \"lead\"\n",
+            "p.toml",
+            &profiles,
+        )
+        .unwrap();
+        let o = vec![
+            obs("198.18.0.1", 80, Reason::SynAck, svc("http")),
+            obs("198.18.0.1", 8022, Reason::SynAck, svc("telnet")),
+            obs("198.18.0.1", 2323, Reason::SynAck, svc("ssh")),
+        ];
+        let cat = crate::rules::Catalogue::embedded();
+        let e = evaluate(&policy, &profiles, &cat, &o, at("2026-11-24"));
+        let got: Vec<String> = e.findings.iter().map(brief).collect();
+        assert_eq!(got, ["198.18.0.1 8022 cleartext-admin fail high"]);
+        assert_eq!(e.findings[0].controls, ["cis-v8:3.10"]);
+    }
+
+    #[test]
+    fn guesses_from_identification_are_not_identifications() {
+        let profiles = Profiles::embedded().unwrap();
+        let policy = Policy::parse(
+            "[[group]]\nname = \"a\"\ntargets = [\"198.18.0.0/28\"]\n[[group.allow]]\nport = 443\nservice = \"https\"\njustification = \"web\"\napprover = \"lead\"\n",
+            "p.toml",
+            &profiles,
+        )
+        .unwrap();
+        let guess = |name: &str, confidence: f32| {
+            Some(ServiceInfo {
+                name: name.into(),
+                confidence,
+                ..Default::default()
+            })
+        };
+        let o = vec![
+            obs("198.18.0.1", 443, Reason::SynAck, guess("unknown", 0.0)),
+            obs("198.18.0.1", 6379, Reason::SynAck, guess("unknown", 0.2)),
+            obs("198.18.0.2", 443, Reason::SynAck, guess("http", 0.9)),
+        ];
+        let e = evaluate(&policy, &profiles, &catalogue(), &o, at("2026-11-24"));
+        let got: Vec<String> = e.findings.iter().map(brief).collect();
+        assert_eq!(
+            got,
+            [
+                "198.18.0.1 6379 high-risk-exposed fail high",
+                "198.18.0.1 6379 not-allowed fail high",
+            ]
+        );
+        assert_eq!(e.findings[0].service.as_deref(), Some("redis"));
     }
 }

@@ -168,3 +168,49 @@ pub fn check_summary(policy: &Policy, today: NaiveDate) -> PolicySummary {
         warnings,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn summary_of_the_starter_policy() {
+        let profiles = Profiles::embedded().unwrap();
+        let p = Policy::parse(policy_init_text(), "starter.toml", &profiles).unwrap();
+        let today = NaiveDate::from_ymd_opt(2027, 6, 1).unwrap();
+        let s = check_summary(&p, today);
+        assert_eq!(s.groups.len(), 3);
+        assert_eq!(s.groups[0].allowed[0].ports, "443/tcp");
+        assert!(s.groups[0].allowed[0].review_overdue);
+        assert_eq!(s.exceptions[0].id, "RISK-77");
+        assert_eq!(s.exceptions[0].ports, "23/tcp");
+        assert_eq!(s.exceptions[0].state, ExceptionState::Active);
+        assert_eq!(s.exceptions[0].days_left, 29);
+        // 2027-06-01 is not in the last 14 days of Q2.
+        assert_eq!(s.exceptions[1].state, ExceptionState::OutsideWindow);
+        assert_eq!(
+            s.exceptions[1].window.as_deref(),
+            Some("last 14 days of each quarter")
+        );
+        assert_eq!(
+            s.warnings,
+            [
+                "starter.toml:45: group 'cardholder' allowance 443/tcp was due for review on 2027-05-31",
+                "starter.toml:54: group 'cardholder' allowance 22/tcp was due for review on 2027-05-31",
+                "starter.toml:69: group 'dmz' allowance 80/tcp was due for review on 2027-03-31",
+                "starter.toml:77: group 'dmz' allowance 443/tcp was due for review on 2027-03-31",
+                "starter.toml:93: group 'ot' allowance 502/tcp was due for review on 2027-02-28",
+            ]
+        );
+        let later = check_summary(&p, NaiveDate::from_ymd_opt(2027, 7, 1).unwrap());
+        assert_eq!(later.exceptions[0].state, ExceptionState::Expired);
+        assert_eq!(later.exceptions[0].days_left, -1);
+        assert!(
+            later
+                .warnings
+                .last()
+                .unwrap()
+                .ends_with("exception RISK-77 expired on 2027-06-30")
+        );
+    }
+}

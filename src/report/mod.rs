@@ -2,9 +2,158 @@
 //! the report formats, the evidence bundle, and the per-platform commands
 //! that close an exposed port. It reads the model and the rules data and
 //! never touches the network; nothing here prints.
+//!
+//! * [`model`]: [`ReportModel`], built once, rendered by everything else
+//! * [`html`]: the self-contained `index.html`
+//! * `tables`: `findings.csv`, `inventory.csv`, `compliance.csv`
+//! * [`evidence`]: `manifest.json` and [`verify`]
+//! * [`i18n`]: languages and their labels
+//! * [`remediation`]: the commands that close a port, per platform
 
+pub mod evidence;
+pub mod html;
+pub mod i18n;
+pub mod model;
 pub mod remediation;
+mod tables;
 
+use std::borrow::Cow;
+use std::fs;
+use std::path::{Path, PathBuf};
+
+pub use evidence::{MANIFEST, Manifest, VerifyReport, verify};
+pub use i18n::{Labels, Lang};
+pub use model::{ReportInput, ReportModel, RunFacts};
 pub use remediation::{
     Platform, RemediationCatalog, RemediationError, RemediationTarget, RenderedRemediation,
 };
+
+/// The files a report directory holds besides `observations.jsonl` and
+/// `findings.json` (written by the app) and the manifest.
+pub const REPORT_FILES: &[&str] = &[
+    "index.html",
+    "report.json",
+    "findings.csv",
+    "inventory.csv",
+    "compliance.csv",
+];
+
+/// Building or checking a report failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ReportError {
+    #[error("cannot read or write {}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot write {}: {source}", path.display())]
+    Csv {
+        path: PathBuf,
+        #[source]
+        source: csv::Error,
+    },
+    #[error("cannot serialise the report: {0}")]
+    Json(#[source] serde_json::Error),
+    /// A report template or label file is malformed.
+    #[error("{file}: {message}")]
+    Template { file: String, message: String },
+    #[error(
+        "report labels differ between languages: missing in en.toml: {missing_en}; missing in zh-CN.toml: {missing_zh}"
+    )]
+    Labels {
+        missing_en: String,
+        missing_zh: String,
+    },
+    #[error("cannot render {file}: {message}")]
+    Render { file: String, message: String },
+    #[error(
+        "{} is not a portwarden manifest ({message}); was the directory written by `portwarden audit --out`?",
+        path.display()
+    )]
+    BadManifest { path: PathBuf, message: String },
+    #[error(transparent)]
+    Remediation(#[from] RemediationError),
+}
+
+/// Neutralises text a spreadsheet would evaluate: cells starting with
+/// `= + - @`, tab or CR get a leading apostrophe. Quoting is the csv crate's.
+pub fn csv_inert(s: &str) -> Cow<'_, str> {
+    match s.chars().next() {
+        Some('=' | '+' | '-' | '@' | '\t' | '\r') => format!("'{s}").into(),
+        _ => s.into(),
+    }
+}
+
+/// Replaces control characters (ESC, CR, BEL, the C1 range, …) with U+FFFD
+/// so network-supplied text cannot drive a terminal or break a layout.
+pub fn display_safe(s: &str) -> String {
+    s.chars()
+        .map(|c| if c.is_control() { '\u{FFFD}' } else { c })
+        .collect()
+}
+
+/// Writes the report files into `dir` (index.html, report.json, the CSV
+/// files), then the manifest over everything in `dir`. Returns the model
+/// and the manifest.
+pub fn write_bundle(
+    dir: &Path,
+    input: &ReportInput<'_>,
+) -> Result<(ReportModel, Manifest), ReportError> {
+    let model = ReportModel::build(input)?;
+    let write = |name: &str, bytes: &[u8]| -> Result<(), ReportError> {
+        let path = dir.join(name);
+        fs::write(&path, bytes).map_err(|source| ReportError::Io { path, source })
+    };
+    write("index.html", html::render(&model)?.as_bytes())?;
+    let mut json = serde_json::to_vec_pretty(&model).map_err(ReportError::Json)?;
+    json.push(b'\n');
+    write("report.json", &json)?;
+    tables::write_findings(&dir.join("findings.csv"), &model)?;
+    tables::write_inventory(&dir.join("inventory.csv"), &model)?;
+    tables::write_compliance(&dir.join("compliance.csv"), &model)?;
+    let s = &model.scope;
+    let manifest = evidence::write_manifest(
+        dir,
+        Manifest {
+            manifest_version: evidence::MANIFEST_VERSION,
+            tool: "portwarden".into(),
+            tool_version: s.tool_version.clone(),
+            rules: s.rules.clone(),
+            policy_file: s.policy.file.clone(),
+            policy_sha256: s.policy.sha256.clone(),
+            command_line: s.command_line.clone(),
+            operator: s.operator.clone(),
+            started: s.started,
+            finished: s.finished,
+            as_of: s.as_of,
+            files: Default::default(),
+        },
+    )?;
+    Ok((model, manifest))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn csv_cells_are_inert() {
+        assert_eq!(csv_inert("=HYPERLINK(\"x\")"), "'=HYPERLINK(\"x\")");
+        assert_eq!(csv_inert("+cmd|'/C calc'!A0"), "'+cmd|'/C calc'!A0");
+        assert_eq!(csv_inert("-1"), "'-1");
+        assert_eq!(csv_inert("@x"), "'@x");
+        assert_eq!(csv_inert("\tx"), "'\tx");
+        assert_eq!(csv_inert("\rx"), "'\rx");
+        assert_eq!(csv_inert("plain"), "plain");
+        assert_eq!(csv_inert(""), "");
+    }
+
+    #[test]
+    fn display_text_loses_control_characters() {
+        assert_eq!(
+            display_safe("a\x1b[2Jb\r\n\u{9b}"),
+            "a\u{FFFD}[2Jb\u{FFFD}\u{FFFD}\u{FFFD}"
+        );
+    }
+}

@@ -15,6 +15,7 @@ use std::str::FromStr;
 
 use serde::Deserialize;
 
+use super::line_col;
 use crate::model::Severity;
 
 /// Ids of the built-in profiles, in report order.
@@ -304,20 +305,6 @@ struct RawCheck {
     min_risk: Option<String>,
     #[serde(default)]
     escalate_to_risk: bool,
-}
-
-/// 1-based line and column of a byte offset.
-pub(crate) fn line_col(text: &str, offset: usize) -> (usize, usize) {
-    let offset = offset.min(text.len());
-    let before = &text[..offset];
-    let line = before.matches('\n').count() + 1;
-    let col = before
-        .rsplit('\n')
-        .next()
-        .map(|l| l.chars().count())
-        .unwrap_or(0)
-        + 1;
-    (line, col)
 }
 
 fn toml_error(file: &str, text: &str, e: toml::de::Error) -> ProfileError {

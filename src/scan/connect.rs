@@ -130,8 +130,8 @@ pub async fn scan_pairs(
                 finish(&mut summary, &events, job, reason, Some(t)).await?;
                 continue;
             }
-            Outcome::Unreachable(reason) => {
-                finish(&mut summary, &events, job, reason, None).await?;
+            Outcome::Unreachable { reason, rtt: t } => {
+                finish(&mut summary, &events, job, reason, t).await?;
                 continue;
             }
             Outcome::TimedOut => Reason::NoResponse,
@@ -173,8 +173,15 @@ struct Job {
 
 #[derive(Debug)]
 enum Outcome {
-    Answered { reason: Reason, rtt: Duration },
-    Unreachable(Reason),
+    Answered {
+        reason: Reason,
+        rtt: Duration,
+    },
+    /// An error answer (ICMP unreachable, …); `rtt` when it came from the network.
+    Unreachable {
+        reason: Reason,
+        rtt: Option<Duration>,
+    },
     TimedOut,
     LocalShortage(io::Error),
 }
@@ -208,7 +215,13 @@ async fn connect_once(addr: SocketAddr, timeout: Duration) -> Outcome {
             reason: Reason::ConnRefused,
             rtt: start.elapsed(),
         },
-        Ok(Err(e)) => classify_error(e),
+        Ok(Err(e)) => match classify_error(e) {
+            Outcome::Unreachable { reason, .. } => Outcome::Unreachable {
+                reason,
+                rtt: Some(start.elapsed()),
+            },
+            other => other,
+        },
         Err(_elapsed) => Outcome::TimedOut,
     }
 }
@@ -223,12 +236,17 @@ fn classify_error(e: io::Error) -> Outcome {
             | libc::EADDRNOTAVAIL
             | libc::EAGAIN,
         ) => Outcome::LocalShortage(e),
-        Some(libc::EHOSTUNREACH) => Outcome::Unreachable(Reason::HostUnreach),
-        Some(libc::ENETUNREACH) => Outcome::Unreachable(Reason::NetUnreach),
-        Some(libc::EACCES | libc::EPERM) => Outcome::Unreachable(Reason::AdminProhibited),
         Some(libc::ETIMEDOUT) => Outcome::TimedOut,
-        Some(libc::ENOPROTOOPT) => Outcome::Unreachable(Reason::ProtoUnreach),
-        _ => Outcome::Unreachable(Reason::IcmpUnreach),
+        code => Outcome::Unreachable {
+            reason: match code {
+                Some(libc::EHOSTUNREACH) => Reason::HostUnreach,
+                Some(libc::ENETUNREACH) => Reason::NetUnreach,
+                Some(libc::EACCES | libc::EPERM) => Reason::AdminProhibited,
+                Some(libc::ENOPROTOOPT) => Reason::ProtoUnreach,
+                _ => Reason::IcmpUnreach,
+            },
+            rtt: None,
+        },
     }
 }
 
@@ -480,7 +498,10 @@ mod tests {
         ));
         assert!(matches!(
             classify_error(io::Error::from_raw_os_error(libc::EHOSTUNREACH)),
-            Outcome::Unreachable(Reason::HostUnreach)
+            Outcome::Unreachable {
+                reason: Reason::HostUnreach,
+                rtt: None
+            }
         ));
     }
 }

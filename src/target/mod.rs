@@ -25,7 +25,7 @@
 
 pub mod ports;
 mod ranges;
-mod spec;
+pub(crate) mod spec;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;

@@ -1,0 +1,226 @@
+//! Report layer: the languages a report is written in and their labels.
+//!
+//! Labels are data (`report-templates/i18n/*.toml`, embedded), so wording is
+//! corrected without touching code. A label missing from one language would
+//! show up as an empty heading in front of an auditor, so both files are
+//! parsed together and must have exactly the same keys.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::ReportError;
+
+const EN: &str = include_str!("../../report-templates/i18n/en.toml");
+const ZH_CN: &str = include_str!("../../report-templates/i18n/zh-CN.toml");
+
+/// The language of a report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+pub enum Lang {
+    #[default]
+    #[serde(rename = "en")]
+    En,
+    #[serde(rename = "zh-CN")]
+    ZhCn,
+}
+
+impl Lang {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Lang::En => "en",
+            Lang::ZhCn => "zh-CN",
+        }
+    }
+
+    /// The language a POSIX locale name asks for (`zh_CN.UTF-8` → zh-CN,
+    /// anything else or nothing → en). The caller picks the variable
+    /// (LC_ALL, then LC_MESSAGES, then LANG), since the library reads no
+    /// environment.
+    pub fn from_locale(locale: Option<&str>) -> Lang {
+        match locale {
+            Some(l) if l.to_ascii_lowercase().starts_with("zh") => Lang::ZhCn,
+            _ => Lang::En,
+        }
+    }
+}
+
+impl fmt::Display for Lang {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Lang {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.to_ascii_lowercase().replace('_', "-").as_str() {
+            "en" | "en-us" | "en-gb" => Ok(Lang::En),
+            "zh" | "zh-cn" | "zh-hans" => Ok(Lang::ZhCn),
+            _ => Err(format!(
+                "unknown report language '{s}' (expected en or zh-CN)"
+            )),
+        }
+    }
+}
+
+/// The labels of one language: a nested table for the templates and the
+/// same keys flattened (`severity.high`) for code.
+#[derive(Debug, Clone)]
+pub struct Labels {
+    lang: Lang,
+    tree: Value,
+    flat: BTreeMap<String, String>,
+}
+
+impl Labels {
+    /// The embedded labels of `lang`, after checking that both embedded
+    /// files parse and have the same keys.
+    pub fn embedded(lang: Lang) -> Result<Labels, ReportError> {
+        Labels::from_pair(lang, EN, ZH_CN)
+    }
+
+    /// Parses both label files (`en`, `zh`) and returns the one of `lang`.
+    pub fn from_pair(lang: Lang, en: &str, zh: &str) -> Result<Labels, ReportError> {
+        let en = parse(en, "report-templates/i18n/en.toml")?;
+        let zh = parse(zh, "report-templates/i18n/zh-CN.toml")?;
+        let only = |a: &Labels, b: &Labels| -> Vec<String> {
+            a.flat
+                .keys()
+                .filter(|k| !b.flat.contains_key(*k))
+                .cloned()
+                .collect()
+        };
+        let missing_zh = only(&en, &zh);
+        let missing_en = only(&zh, &en);
+        if !missing_zh.is_empty() || !missing_en.is_empty() {
+            return Err(ReportError::Labels {
+                missing_en: missing_en.join(", "),
+                missing_zh: missing_zh.join(", "),
+            });
+        }
+        let mut chosen = if lang == Lang::En { en } else { zh };
+        chosen.lang = lang;
+        Ok(chosen)
+    }
+
+    pub fn lang(&self) -> Lang {
+        self.lang
+    }
+
+    /// The nested table, as the templates see it (`t.heading.title`).
+    pub fn tree(&self) -> &Value {
+        &self.tree
+    }
+
+    /// The label at a dotted key; the key itself when there is none, so a
+    /// gap shows as a visible key rather than an empty cell.
+    pub fn get(&self, key: &str) -> String {
+        self.flat
+            .get(key)
+            .cloned()
+            .unwrap_or_else(|| key.to_string())
+    }
+
+    /// Like [`Self::get`] but `None` when the key is absent.
+    pub fn find(&self, key: &str) -> Option<&str> {
+        self.flat.get(key).map(String::as_str)
+    }
+}
+
+fn parse(text: &str, file: &str) -> Result<Labels, ReportError> {
+    let table: toml::Table = toml::from_str(text).map_err(|e| ReportError::Template {
+        file: file.to_string(),
+        message: e.message().trim().to_string(),
+    })?;
+    let mut flat = BTreeMap::new();
+    flatten("", &toml::Value::Table(table.clone()), &mut flat, file)?;
+    let tree = serde_json::to_value(&table).map_err(|e| ReportError::Template {
+        file: file.to_string(),
+        message: e.to_string(),
+    })?;
+    Ok(Labels {
+        lang: Lang::En,
+        tree,
+        flat,
+    })
+}
+
+fn flatten(
+    prefix: &str,
+    v: &toml::Value,
+    out: &mut BTreeMap<String, String>,
+    file: &str,
+) -> Result<(), ReportError> {
+    match v {
+        toml::Value::Table(t) => {
+            for (k, v) in t {
+                let key = if prefix.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{prefix}.{k}")
+                };
+                flatten(&key, v, out, file)?;
+            }
+            Ok(())
+        }
+        toml::Value::String(s) => {
+            out.insert(prefix.to_string(), s.clone());
+            Ok(())
+        }
+        _ => Err(ReportError::Template {
+            file: file.to_string(),
+            message: format!("label '{prefix}' must be a string"),
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn embedded_languages_have_the_same_keys() {
+        let en = Labels::embedded(Lang::En).unwrap();
+        let zh = Labels::embedded(Lang::ZhCn).unwrap();
+        assert_eq!(
+            en.flat.keys().collect::<Vec<_>>(),
+            zh.flat.keys().collect::<Vec<_>>()
+        );
+        assert_eq!(en.get("severity.high"), "High");
+        assert_eq!(zh.get("severity.high"), "高危");
+        assert_eq!(zh.get("mlps.8.1.3"), "安全区域边界");
+        assert_eq!(zh.get("mlps.8.1.3.2"), "访问控制");
+        assert_eq!(zh.get("mlps.8.1.4.4"), "入侵防范");
+        assert_eq!(zh.tree()["heading"]["compliance"], "合规评估");
+    }
+
+    #[test]
+    fn a_key_missing_in_one_language_is_named() {
+        let err = Labels::from_pair(
+            Lang::En,
+            "[a]\nx = \"1\"\ny = \"2\"\n",
+            "[a]\nx = \"1\"\nz = \"3\"\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert_eq!(
+            err,
+            "report labels differ between languages: missing in en.toml: a.z; missing in zh-CN.toml: a.y"
+        );
+    }
+
+    #[test]
+    fn locale_picks_the_language() {
+        assert_eq!(Lang::from_locale(Some("zh_CN.UTF-8")), Lang::ZhCn);
+        assert_eq!(Lang::from_locale(Some("zh_TW")), Lang::ZhCn);
+        assert_eq!(Lang::from_locale(Some("en_US.UTF-8")), Lang::En);
+        assert_eq!(Lang::from_locale(Some("C")), Lang::En);
+        assert_eq!(Lang::from_locale(None), Lang::En);
+        assert_eq!("zh-CN".parse::<Lang>().unwrap(), Lang::ZhCn);
+        assert_eq!("zh_cn".parse::<Lang>().unwrap(), Lang::ZhCn);
+        assert!("fr".parse::<Lang>().is_err());
+    }
+}

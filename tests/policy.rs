@@ -1,0 +1,413 @@
+//! Policy audit end to end: the real binary audits a lab /24 against a
+//! policy of three groups (a PCI cardholder segment, an internet-facing
+//! DMZ, an OT group with a cap) and the findings it writes must be exactly
+//! the ones the policy and the lab's ground truth imply — checks, statuses,
+//! severities and control references — including a waived finding and an
+//! expired exception that fails again.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+use serde_json::Value;
+
+use crate::lab::Lab;
+
+const PORTS: [u16; 9] = [22, 23, 80, 443, 445, 502, 3389, 6379, 8080];
+
+/// Judged `--as-of 2026-11-24`; the dates are also far from any real day.
+const POLICY: &str = r#"
+name = "lab"
+
+[[group]]
+name = "cardholder"
+targets = ["198.19.1.0/28"]
+tags = ["cardholder"]
+profiles = ["pci-dss-4.0"]
+max_open_ports = 15
+
+[[group.allow]]
+port = 443
+service = "https"
+justification = "payment API"
+approver = "ciso"
+review_by = 2099-12-31
+
+[[group.allow]]
+port = 22
+justification = "administration from the jump host"
+review_by = 2099-12-31
+
+[[group]]
+name = "dmz"
+targets = ["198.19.1.16/28"]
+vantage = "internet"
+profiles = ["pci-dss-4.0", "iso27001-2022", "cis-v8", "nist-800-53r5"]
+
+[[group.allow]]
+port = 80
+justification = "redirect to HTTPS"
+approver = "web-lead"
+review_by = 2099-12-31
+
+[[group.allow]]
+port = 443
+justification = "public web site"
+approver = "web-lead"
+review_by = 2099-12-31
+
+[[group]]
+name = "ot"
+targets = ["198.19.1.32/28"]
+profiles = ["mlps2-level3"]
+max_open_ports = 2
+
+[[group.allow]]
+port = 502
+justification = "SCADA polling"
+approver = "ot-security"
+review_by = 2099-12-31
+
+[[exception]]
+id = "RISK-77"
+target = "198.19.1.33"
+port = 23
+reason = "legacy PLC speaks telnet only"
+approver = "ot-security"
+expires = 2099-12-31
+
+[[exception]]
+id = "RISK-12"
+target = "198.19.1.2"
+port = 3389
+reason = "vendor support session"
+approver = "ciso"
+expires = 2020-01-31
+"#;
+
+fn ip(s: &str) -> IpAddr {
+    s.parse().unwrap()
+}
+
+fn lab() -> Lab {
+    let open = [
+        ("198.19.1.2", 22),
+        ("198.19.1.2", 443),
+        ("198.19.1.2", 3389),
+        ("198.19.1.17", 22),
+        ("198.19.1.17", 80),
+        ("198.19.1.17", 443),
+        ("198.19.1.17", 6379),
+        ("198.19.1.33", 23),
+        ("198.19.1.33", 502),
+        ("198.19.1.33", 8080),
+        ("198.19.1.50", 445),
+    ];
+    let mut b = Lab::builder().v4_prefix("198.19.1.0/24").ports(&PORTS);
+    for (a, p) in open {
+        b = b.open(ip(a), p);
+    }
+    b.build()
+}
+
+fn tempdir(tag: &str) -> PathBuf {
+    static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let d = std::env::temp_dir().join(format!("pw-test-{}-{tag}-{n}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).expect("temp dir");
+    d
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+fn audit(lab: &Lab, policy: &Path, out: &Path, fail_on: &str) -> Output {
+    let ports: Vec<String> = PORTS.iter().map(u16::to_string).collect();
+    lab.run(&[
+        "audit",
+        "198.19.1.0/24",
+        "-p",
+        &ports.join(","),
+        "--policy",
+        policy.to_str().unwrap(),
+        "--fail-on",
+        fail_on,
+        "--as-of",
+        "2026-11-24",
+        "--out",
+        out.to_str().unwrap(),
+        "--scan",
+        "connect",
+        "--retries",
+        "0",
+        "--timeout-initial",
+        "300",
+        "--timeout-max",
+        "300",
+        "--seed",
+        "7",
+    ])
+}
+
+/// `findings.json`: either the evaluation object or a bare list.
+fn findings(dir: &Path) -> Vec<Value> {
+    let path = dir.join("findings.json");
+    let raw = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let v: Value = serde_json::from_str(&raw).expect("findings.json is JSON");
+    match v {
+        Value::Array(a) => a,
+        Value::Object(ref o) => o["findings"].as_array().expect("findings").clone(),
+        other => panic!("unexpected findings.json: {other}"),
+    }
+}
+
+fn brief(f: &Value) -> String {
+    let port = f["port"]
+        .as_u64()
+        .map(|p| p.to_string())
+        .unwrap_or_else(|| "-".into());
+    format!(
+        "{} {port} {} {} {}",
+        f["ip"].as_str().unwrap(),
+        f["check"].as_str().unwrap(),
+        f["status"].as_str().unwrap(),
+        f["severity"].as_str().unwrap()
+    )
+}
+
+fn by_key(all: &[Value]) -> BTreeMap<String, &Value> {
+    all.iter()
+        .map(|f| {
+            let port = f["port"]
+                .as_u64()
+                .map(|p| p.to_string())
+                .unwrap_or_else(|| "-".into());
+            (
+                format!(
+                    "{} {port} {}",
+                    f["ip"].as_str().unwrap(),
+                    f["check"].as_str().unwrap()
+                ),
+                f,
+            )
+        })
+        .collect()
+}
+
+fn controls(f: &Value) -> Vec<&str> {
+    f["controls"]
+        .as_array()
+        .expect("controls")
+        .iter()
+        .map(|c| c.as_str().unwrap())
+        .collect()
+}
+
+#[test]
+fn audit_with_a_three_group_policy_gives_exact_findings() {
+    let lab = lab();
+    let dir = tempdir("policy");
+    let policy = dir.join("policy.toml");
+    std::fs::write(&policy, POLICY).unwrap();
+    let out_dir = dir.join("report");
+
+    let out = audit(&lab, &policy, &out_dir, "high");
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "the gate must trip: {}",
+        text(&out.stderr)
+    );
+    let all = findings(&out_dir);
+    let mut got: Vec<String> = all.iter().map(brief).collect();
+    got.sort();
+    let mut want = vec![
+        "198.19.1.2 22 allowed-unjustified fail low",
+        "198.19.1.2 3389 exception-expired fail medium",
+        "198.19.1.2 3389 high-risk-exposed expired-waiver critical",
+        "198.19.1.2 3389 not-allowed expired-waiver critical",
+        "198.19.1.17 22 high-risk-exposed fail high",
+        "198.19.1.17 22 not-allowed fail high",
+        "198.19.1.17 22 remote-admin-internet fail high",
+        "198.19.1.17 6379 database-internet fail critical",
+        "198.19.1.17 6379 high-risk-exposed fail critical",
+        "198.19.1.17 6379 not-allowed fail critical",
+        "198.19.1.33 - port-cap fail medium",
+        "198.19.1.33 23 cleartext-admin waived high",
+        "198.19.1.33 23 high-risk-exposed waived critical",
+        "198.19.1.33 23 not-allowed waived critical",
+        "198.19.1.33 8080 high-risk-exposed fail high",
+        "198.19.1.33 8080 not-allowed fail high",
+        "198.19.1.50 - unmanaged-host fail medium",
+        "198.19.1.50 445 high-risk-exposed fail critical",
+    ];
+    want.sort();
+    assert_eq!(got, want);
+
+    let f = by_key(&all);
+    assert_eq!(
+        controls(f["198.19.1.2 3389 not-allowed"]),
+        [
+            "pci-dss-4.0:1.2.5",
+            "pci-dss-4.0:1.3.1",
+            "pci-dss-4.0:2.2.4"
+        ]
+    );
+    assert!(
+        f["198.19.1.2 3389 not-allowed"]["message"]
+            .as_str()
+            .unwrap()
+            .ends_with("exception expired on 2020-01-31 (RISK-12)")
+    );
+    assert_eq!(
+        controls(f["198.19.1.2 3389 exception-expired"]),
+        ["pci-dss-4.0:1.2.5", "pci-dss-4.0:1.2.7"]
+    );
+    assert_eq!(
+        controls(f["198.19.1.17 6379 database-internet"]),
+        [
+            "pci-dss-4.0:1.3.1",
+            "pci-dss-4.0:1.4.4",
+            "iso27001-2022:A.8.22",
+            "cis-v8:12.2",
+            "cis-v8:13.4",
+            "nist-800-53r5:SC-7"
+        ]
+    );
+    assert_eq!(
+        controls(f["198.19.1.17 22 not-allowed"]),
+        [
+            "pci-dss-4.0:1.2.5",
+            "pci-dss-4.0:1.4.2",
+            "pci-dss-4.0:2.2.4",
+            "iso27001-2022:A.8.20",
+            "iso27001-2022:A.8.21",
+            "cis-v8:4.4",
+            "cis-v8:4.8",
+            "cis-v8:13.9",
+            "nist-800-53r5:CM-7 b",
+            "nist-800-53r5:SC-7(5)"
+        ]
+    );
+    let waived = f["198.19.1.33 23 cleartext-admin"];
+    assert_eq!(controls(waived), ["mlps2-level3:8.1.4.1 c)"]);
+    assert_eq!(waived["exception"], "RISK-77");
+    assert_eq!(
+        controls(f["198.19.1.33 - port-cap"]),
+        ["mlps2-level3:8.1.4.4 a)"]
+    );
+    assert_eq!(
+        controls(f["198.19.1.50 - unmanaged-host"]),
+        [
+            "pci-dss-4.0:1.2.4",
+            "pci-dss-4.0:12.5.1",
+            "iso27001-2022:A.5.9",
+            "mlps2-level3:8.1.10.2 a)",
+            "cis-v8:1.1",
+            "nist-800-53r5:CM-8"
+        ]
+    );
+    // The PCI verdict: 1.3.1 fails on exactly the cardholder port that is
+    // not allowed and the database reachable from the internet; 1.2.8 is
+    // outside what a scan can judge.
+    let doc: Value =
+        serde_json::from_str(&std::fs::read_to_string(out_dir.join("findings.json")).unwrap())
+            .unwrap();
+    let pci = doc["profiles"]
+        .as_array()
+        .expect("profiles")
+        .iter()
+        .find(|p| p["profile"] == "pci-dss-4.0")
+        .expect("pci-dss-4.0 verdict");
+    let req = |id: &str| {
+        pci["requirements"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["id"] == id)
+            .unwrap_or_else(|| panic!("requirement {id}"))
+    };
+    assert_eq!(req("1.3.1")["status"], "fail");
+    let mut ids: Vec<&str> = req("1.3.1")["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    ids.sort();
+    let mut want_ids = vec![
+        f["198.19.1.2 3389 not-allowed"]["id"].as_str().unwrap(),
+        f["198.19.1.17 6379 database-internet"]["id"]
+            .as_str()
+            .unwrap(),
+    ];
+    want_ids.sort();
+    assert_eq!(ids, want_ids);
+    assert_eq!(req("1.2.8")["status"], "not-assessed");
+    assert_eq!(req("2.2.7")["status"], "pass");
+
+    // Evidence: every port finding rests on an open observation.
+    for v in &all {
+        if v["port"].is_u64() {
+            assert_eq!(v["evidence"]["state"], "open", "{v}");
+        }
+    }
+
+    // The same audit twice gives the same finding ids.
+    let again = dir.join("again");
+    let out2 = audit(&lab, &policy, &again, "high");
+    assert_eq!(out2.status.code(), Some(1), "{}", text(&out2.stderr));
+    let ids = |v: &[Value]| {
+        let mut ids: Vec<String> = v
+            .iter()
+            .map(|f| f["id"].as_str().unwrap().to_string())
+            .collect();
+        ids.sort();
+        ids
+    };
+    assert_eq!(ids(&all), ids(&findings(&again)));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn policy_check_and_init() {
+    let dir = tempdir("policy-cli");
+    let bin = env!("CARGO_BIN_EXE_portwarden");
+    let starter = dir.join("starter.toml");
+    let out = std::process::Command::new(bin)
+        .args(["policy", "init", "-o", starter.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let out = std::process::Command::new(bin)
+        .args(["policy", "check", starter.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let all = text(&out.stdout) + &text(&out.stderr);
+    for name in ["cardholder", "dmz", "ot", "RISK-77"] {
+        assert!(all.contains(name), "{name} missing from: {all}");
+    }
+
+    let bad = dir.join("bad.toml");
+    std::fs::write(
+        &bad,
+        "[[group]]\nname = \"web\"\ntargets = [\"198.19.1.0/28\"]\nprofiles = [\"pci-dss-4\"]\n",
+    )
+    .unwrap();
+    let out = std::process::Command::new(bin)
+        .args(["policy", "check", bad.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("bad.toml:4:13: unknown profile 'pci-dss-4'"),
+        "{err}"
+    );
+    assert!(err.contains("did you mean 'pci-dss-4.0'?"), "{err}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
