@@ -146,10 +146,12 @@ fn syn_scan_finds_every_open_port_under_loss() {
         .filter(|(k, r)| r.0 == "open" && lab.truth(k.0, k.1) != Truth::Open)
         .collect();
     assert!(false_open.is_empty(), "{false_open:?}");
-    assert!(
-        rows.values().any(|r| r.0 == "open" && r.2 > 1),
-        "no open port needed a retry at 2 % loss?"
-    );
+    // Some of the ~4,000 answered pairs must have needed a retransmission.
+    let retried = rows
+        .values()
+        .filter(|r| r.0 != "filtered" && r.2 > 1)
+        .count();
+    assert!(retried > 0, "no answered pair needed a retry at 2 % loss?");
 }
 
 /// A firewall dropping SYNs above 5,000/s: the engine must notice the loss,
