@@ -841,7 +841,8 @@ impl Engine<'_, '_> {
             key.1,
             Proto::Tcp,
             reason,
-            rtt.map(|d| d.as_secs_f64() * 1000.0),
+            // Whole microseconds, like the connect engine: no false precision.
+            rtt.map(|d| d.as_micros() as f64 / 1000.0),
         );
         o.tries = tries.max(1);
         self.summary.probed += 1;

@@ -252,8 +252,8 @@ async fn confirm(suspect: Vec<Observation>, timeout: Duration) -> Vec<Observatio
                     }
                     _ => Reason::NoResponse,
                 };
-            let rtt =
-                (reason != Reason::NoResponse).then(|| started.elapsed().as_secs_f64() * 1000.0);
+            let rtt = (reason != Reason::NoResponse)
+                .then(|| started.elapsed().as_micros() as f64 / 1000.0);
             let mut c = Observation::new(o.ip, o.port, o.proto, reason, rtt);
             c.tries = o.tries.saturating_add(1);
             c
