@@ -13,3 +13,4 @@ mod lab_selftest;
 mod policy;
 mod report;
 mod scan_connect;
+mod syn;

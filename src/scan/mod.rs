@@ -10,6 +10,9 @@ pub mod connect;
 pub mod permute;
 pub mod syn;
 
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use tokio::sync::mpsc;
@@ -42,6 +45,9 @@ pub struct ScanConfig {
     pub kind: ScanKind,
     /// Cap on probes per second; `None` lets the engine choose/adapt.
     pub rate: Option<u64>,
+    /// SYN scan: hard cap for the adaptive rate (`--max-rate`; the lower of
+    /// this and `rate` wins); neither set = 1,000,000/s.
+    pub max_rate: Option<u64>,
     /// Extra probes for a port that did not answer.
     pub retries: u8,
     pub timeout: TimeoutConfig,
@@ -50,6 +56,21 @@ pub struct ScanConfig {
     pub concurrency: Option<usize>,
     /// Seed of the probe order permutation.
     pub seed: u64,
+    /// Scan only shard `(i, n)`, 0 ≤ i < n: the permutation positions `p`
+    /// with `p % n == i` (`--shard`), so n machines can split one scan.
+    pub shard: Option<(u64, u64)>,
+    /// SYN scan: write the resume state here when the scan is stopped early.
+    pub resume_out: Option<PathBuf>,
+    /// SYN scan: continue the scan saved in this resume file (its seed and
+    /// shard replace `seed` and `shard`).
+    pub resume_from: Option<PathBuf>,
+    /// Raised (e.g. by a Ctrl-C handler) to stop early: the engine stops
+    /// sending, collects late answers, reports and returns `interrupted`.
+    pub stop: Option<Arc<AtomicBool>>,
+    /// SYN scan: source ports to draw from (inclusive). `None` = 61000–65535,
+    /// outside Linux's ephemeral range so the kernel's own connections
+    /// never collide with probes.
+    pub source_ports: Option<(u16, u16)>,
 }
 
 impl Default for ScanConfig {
@@ -61,6 +82,12 @@ impl Default for ScanConfig {
             timeout: TimeoutConfig::default(),
             concurrency: None,
             seed: 0,
+            max_rate: None,
+            shard: None,
+            resume_out: None,
+            resume_from: None,
+            stop: None,
+            source_ports: None,
         }
     }
 }

@@ -1,0 +1,351 @@
+//! Scan layer, packet I/O seam of the SYN engine.
+//!
+//! The engine talks to the network only through [`PacketIo`], so the same
+//! schedule, retry and rate logic runs over raw sockets ([`super::raw`])
+//! and, in unit tests, over [`FakeNet`] (an in-memory network answering
+//! from a ground-truth table) wrapped in [`Faulty`] (seeded loss,
+//! duplication, reordering and delay). Time is part of the seam: the engine
+//! reads the clock through `now()` and waits only inside `recv()`, so the
+//! fake can run on a virtual clock and tests are exact and instant instead
+//! of depending on timing.
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
+use std::io;
+use std::net::IpAddr;
+use std::time::Duration;
+
+use super::packet::{self, Answer, Reply};
+
+/// One outgoing packet: a complete IP datagram and where it goes.
+#[derive(Debug, Clone, Copy)]
+pub struct OutPacket<'a> {
+    pub dst: IpAddr,
+    pub bytes: &'a [u8],
+}
+
+/// A parsed reply and when it was received (on the I/O's clock).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Received {
+    pub reply: Reply,
+    pub at: Duration,
+}
+
+pub trait PacketIo {
+    /// Time since the I/O was opened (monotonic).
+    fn now(&self) -> Duration;
+    /// The local address packets to `target` leave from; `None` when there
+    /// is no route.
+    fn local_addr(&mut self, target: IpAddr) -> Option<IpAddr>;
+    /// Sends the packets in order; returns how many leading packets were
+    /// accepted (the rest should be offered again later).
+    fn send(&mut self, batch: &[OutPacket<'_>]) -> io::Result<usize>;
+    /// Appends replies to `out`, waiting up to `timeout` when none is ready.
+    fn recv(&mut self, timeout: Duration, out: &mut Vec<Received>) -> io::Result<()>;
+    /// Appends the replies that are ready, without waiting (and, on a
+    /// virtual clock, without letting time pass).
+    fn poll(&mut self, out: &mut Vec<Received>) -> io::Result<()> {
+        self.recv(Duration::ZERO, out)
+    }
+}
+
+/// A small seeded generator (SplitMix64) for fault injection and tests.
+#[derive(Debug, Clone)]
+pub struct SplitMix(u64);
+
+impl SplitMix {
+    pub fn new(seed: u64) -> SplitMix {
+        SplitMix(seed)
+    }
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+    /// True with probability `p`.
+    pub fn chance(&mut self, p: f64) -> bool {
+        p > 0.0 && (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64 <= p
+    }
+}
+
+/// Ground truth of the fake network: how a target answers a SYN to a port
+/// (`None`: silently dropped).
+pub type Truth = Box<dyn Fn(IpAddr, u16) -> Option<Answer> + Send>;
+
+/// An in-memory network on a virtual clock. Each SYN is answered after
+/// `latency` according to the truth table; an optional SYN rate limiter
+/// (token bucket) models a firewall that drops SYNs above a rate.
+pub struct FakeNet {
+    now: Duration,
+    local4: IpAddr,
+    local6: IpAddr,
+    truth: Truth,
+    latency: Duration,
+    queue: BinaryHeap<Reverse<(Duration, u64, Vec<u8>)>>,
+    counter: u64,
+    limiter: Option<Limiter>,
+    /// SYNs received per (target, port), retries included.
+    pub syns: HashMap<(IpAddr, u16), u32>,
+    /// RSTs the scanner sent (answers to SYN-ACKs).
+    pub rsts: u64,
+    /// Half-open connections (target, port, source port) → sequence, kept
+    /// like a Linux target does after sending a SYN-ACK until a RST comes.
+    half_open: Option<HashMap<(IpAddr, u16, u16), u32>>,
+}
+
+struct Limiter {
+    rate: f64,
+    burst: f64,
+    tokens: f64,
+    last: Duration,
+}
+
+impl FakeNet {
+    pub fn new(truth: Truth) -> FakeNet {
+        FakeNet {
+            now: Duration::ZERO,
+            local4: "198.18.0.1".parse().expect("literal"),
+            local6: "2001:2::1".parse().expect("literal"),
+            truth,
+            latency: Duration::from_micros(500),
+            queue: BinaryHeap::new(),
+            counter: 0,
+            limiter: None,
+            syns: HashMap::new(),
+            rsts: 0,
+            half_open: None,
+        }
+    }
+
+    /// Behaves like a Linux target with a half-open connection: a second
+    /// SYN on the same 4-tuple with another sequence is silently ignored.
+    pub fn with_half_open_state(mut self) -> FakeNet {
+        self.half_open = Some(HashMap::new());
+        self
+    }
+
+    pub fn with_latency(mut self, latency: Duration) -> FakeNet {
+        self.latency = latency;
+        self
+    }
+
+    /// Drops SYNs beyond `rate` per second (bucket of `burst`), like an
+    /// nftables `limit rate over` rule.
+    pub fn with_syn_limit(mut self, rate: f64, burst: f64) -> FakeNet {
+        self.limiter = Some(Limiter {
+            rate,
+            burst,
+            tokens: burst,
+            last: Duration::ZERO,
+        });
+        self
+    }
+
+    fn admit(&mut self) -> bool {
+        let now = self.now;
+        match &mut self.limiter {
+            None => true,
+            Some(l) => {
+                l.tokens = (l.tokens + (now - l.last).as_secs_f64() * l.rate).min(l.burst);
+                l.last = now;
+                if l.tokens >= 1.0 {
+                    l.tokens -= 1.0;
+                    true
+                } else {
+                    false
+                }
+            }
+        }
+    }
+
+    fn deliver(&mut self, out: &mut Vec<Received>) {
+        while let Some(Reverse((t, _, _))) = self.queue.peek() {
+            if *t > self.now {
+                break;
+            }
+            let Some(Reverse((t, _, bytes))) = self.queue.pop() else {
+                break;
+            };
+            if let Some(reply) = packet::parse_reply(&bytes) {
+                out.push(Received { reply, at: t });
+            }
+        }
+    }
+}
+
+impl PacketIo for FakeNet {
+    fn now(&self) -> Duration {
+        self.now
+    }
+
+    fn local_addr(&mut self, target: IpAddr) -> Option<IpAddr> {
+        Some(if target.is_ipv4() {
+            self.local4
+        } else {
+            self.local6
+        })
+    }
+
+    fn send(&mut self, batch: &[OutPacket<'_>]) -> io::Result<usize> {
+        for p in batch {
+            let Some(syn) = packet::parse_syn(p.bytes) else {
+                self.rsts += 1;
+                if let (Some(h), Some(r)) = (&mut self.half_open, packet::parse_rst(p.bytes)) {
+                    h.remove(&(r.src, r.sport, r.dport));
+                }
+                continue;
+            };
+            *self.syns.entry((syn.dst, syn.dport)).or_default() += 1;
+            if !self.admit() {
+                continue;
+            }
+            let answer = (self.truth)(syn.dst, syn.dport);
+            if let (Some(h), Some(Answer::SynAck)) = (&mut self.half_open, answer) {
+                match h.get(&(syn.dst, syn.dport, syn.sport)) {
+                    Some(seq) if *seq != syn.seq => continue,
+                    _ => {
+                        h.insert((syn.dst, syn.dport, syn.sport), syn.seq);
+                    }
+                }
+            }
+            if let Some(answer) = answer {
+                let mut buf = [0u8; 256];
+                if let Some(n) = packet::build_answer(&mut buf, p.bytes, answer) {
+                    self.counter += 1;
+                    self.queue.push(Reverse((
+                        self.now + self.latency,
+                        self.counter,
+                        buf[..n].to_vec(),
+                    )));
+                }
+            }
+        }
+        Ok(batch.len())
+    }
+
+    fn poll(&mut self, out: &mut Vec<Received>) -> io::Result<()> {
+        self.deliver(out);
+        Ok(())
+    }
+
+    fn recv(&mut self, timeout: Duration, out: &mut Vec<Received>) -> io::Result<()> {
+        let before = out.len();
+        self.deliver(out);
+        if out.len() == before {
+            // Nothing ready: jump the virtual clock to the next arrival or
+            // the time-out, whichever is first (at least 1 µs so a caller
+            // polling with a zero time-out still sees time pass).
+            let mut target = self.now + timeout.max(Duration::from_micros(1));
+            if let Some(Reverse((t, _, _))) = self.queue.peek() {
+                target = target.min(*t).max(self.now);
+            }
+            self.now = target;
+            self.deliver(out);
+        }
+        Ok(())
+    }
+}
+
+/// Fault-injecting wrapper: seeded loss on the way out and back,
+/// duplication, and delay (which also reorders).
+pub struct Faulty<I> {
+    pub inner: I,
+    rng: SplitMix,
+    pub loss_out: f64,
+    pub loss_in: f64,
+    pub dup: f64,
+    pub delay: f64,
+    pub max_delay: Duration,
+    held: Vec<Received>,
+}
+
+impl<I: PacketIo> Faulty<I> {
+    pub fn new(inner: I, seed: u64) -> Faulty<I> {
+        Faulty {
+            inner,
+            rng: SplitMix::new(seed),
+            loss_out: 0.0,
+            loss_in: 0.0,
+            dup: 0.0,
+            delay: 0.0,
+            max_delay: Duration::from_millis(20),
+            held: Vec::new(),
+        }
+    }
+}
+
+impl<I: PacketIo> PacketIo for Faulty<I> {
+    fn now(&self) -> Duration {
+        self.inner.now()
+    }
+
+    fn local_addr(&mut self, target: IpAddr) -> Option<IpAddr> {
+        self.inner.local_addr(target)
+    }
+
+    fn send(&mut self, batch: &[OutPacket<'_>]) -> io::Result<usize> {
+        let kept: Vec<OutPacket<'_>> = batch
+            .iter()
+            .copied()
+            .filter(|_| !self.rng.chance(self.loss_out))
+            .collect();
+        self.inner.send(&kept)?;
+        Ok(batch.len())
+    }
+
+    fn poll(&mut self, out: &mut Vec<Received>) -> io::Result<()> {
+        let mut fresh = Vec::new();
+        self.inner.poll(&mut fresh)?;
+        self.pass(fresh, out);
+        Ok(())
+    }
+
+    fn recv(&mut self, timeout: Duration, out: &mut Vec<Received>) -> io::Result<()> {
+        let now = self.inner.now();
+        let mut wait = timeout;
+        if let Some(first) = self.held.iter().map(|r| r.at).min() {
+            wait = wait.min(first.saturating_sub(now));
+        }
+        let mut fresh = Vec::new();
+        self.inner.recv(wait, &mut fresh)?;
+        self.pass(fresh, out);
+        Ok(())
+    }
+}
+
+impl<I: PacketIo> Faulty<I> {
+    /// Applies loss, duplication and delay to fresh replies and releases
+    /// the held ones that are due.
+    fn pass(&mut self, fresh: Vec<Received>, out: &mut Vec<Received>) {
+        let now = self.inner.now();
+        for r in fresh {
+            if self.rng.chance(self.loss_in) {
+                continue;
+            }
+            let copies = if self.rng.chance(self.dup) { 2 } else { 1 };
+            for _ in 0..copies {
+                if self.rng.chance(self.delay) {
+                    let d = self
+                        .max_delay
+                        .mul_f64((self.rng.next_u64() % 1000) as f64 / 1000.0);
+                    self.held.push(Received {
+                        reply: r.reply,
+                        at: now + d,
+                    });
+                } else {
+                    out.push(r);
+                }
+            }
+        }
+        let mut i = 0;
+        while i < self.held.len() {
+            if self.held[i].at <= now {
+                out.push(self.held.swap_remove(i));
+            } else {
+                i += 1;
+            }
+        }
+    }
+}
