@@ -276,6 +276,12 @@ pub async fn audit(req: &AuditRequest, events: mpsc::Sender<ScanEvent>) -> Resul
         None => report::RemediationCatalog::embedded(),
     };
     let policy = load_policy(req.policy.as_deref(), &profiles)?;
+    let rulebook = Rulebook {
+        policy,
+        profiles,
+        remediation,
+    };
+    let policy = &rulebook.policy;
     let mut history = req.store.as_deref().map(Store::open).transpose()?;
     let mut scope = req.scope.clone();
     if !req.import.is_empty() {
@@ -289,16 +295,7 @@ pub async fn audit(req: &AuditRequest, events: mpsc::Sender<ScanEvent>) -> Resul
                 .collect();
         }
         let imported = import_audit(req)?;
-        return finish_audit(
-            req,
-            &scope,
-            &policy,
-            &profiles,
-            &remediation,
-            history.as_mut(),
-            imported,
-            started,
-        );
+        return finish_audit(req, &scope, &rulebook, history.as_mut(), imported, started);
     }
     if scope.targets.is_empty() {
         scope.targets = policy
@@ -346,16 +343,7 @@ pub async fn audit(req: &AuditRequest, events: mpsc::Sender<ScanEvent>) -> Resul
             "identify": req.identify.is_some(),
         }),
     };
-    finish_audit(
-        req,
-        &scope,
-        &policy,
-        &profiles,
-        &remediation,
-        history.as_mut(),
-        collected,
-        started,
-    )
+    finish_audit(req, &scope, &rulebook, history.as_mut(), collected, started)
 }
 
 /// Observations gathered by a scan or an import, and what to say about them.
@@ -405,19 +393,29 @@ fn import_audit(req: &AuditRequest) -> Result<Collected> {
     })
 }
 
+/// What an audit judges by, loaded before anything is scanned.
+struct Rulebook {
+    policy: Policy,
+    profiles: Profiles,
+    remediation: report::RemediationCatalog,
+}
+
 /// Evaluates against the policy and the previous run of the same scope,
 /// writes the report (with `drift.json` when there is a previous run),
 /// records the run and writes the metrics.
 fn finish_audit(
     req: &AuditRequest,
     scope: &Scope,
-    policy: &Policy,
-    profiles: &Profiles,
-    remediation: &report::RemediationCatalog,
+    rulebook: &Rulebook,
     history: Option<&mut Store>,
     collected: Collected,
     started: DateTime<Utc>,
 ) -> Result<AuditOutcome> {
+    let Rulebook {
+        policy,
+        profiles,
+        remediation,
+    } = rulebook;
     let Collected {
         catalogue,
         engine,

@@ -175,8 +175,9 @@ pub struct AuditCmd {
     pub operator: Option<String>,
     #[command(flatten)]
     pub store: StoreArgs,
-    /// Do not record the run in the history (and judge no drift).
-    #[arg(long, conflicts_with = "store")]
+    /// Do not record the run in the history (and judge no drift); wins over
+    /// --store and PORTWARDEN_STORE.
+    #[arg(long)]
     pub no_store: bool,
     /// Audit this nmap XML file (`nmap -oX`) instead of scanning.
     #[arg(long, value_name = "FILE")]
@@ -250,9 +251,24 @@ pub struct EngineArgs {
     /// Most probes in flight (connect scan) [default: from the open-file limit].
     #[arg(long, value_name = "N")]
     pub concurrency: Option<usize>,
-    /// Seed of the probe order [default: random].
+    /// Seed of the probe order [default: random]. Scanners that share a seed
+    /// can split one scan with --shard.
     #[arg(long, value_name = "N")]
     pub seed: Option<u64>,
+    /// Hard cap on the SYN engine's adaptive rate, probes per second.
+    #[arg(long, value_name = "N")]
+    pub max_rate: Option<u64>,
+    /// Scan only shard I of N (0 ≤ I < N) of the seeded probe order; N scanners
+    /// with the same --seed cover the space exactly once between them.
+    #[arg(long, value_name = "I/N")]
+    pub shard: Option<String>,
+    /// SYN scan: finish the scan saved in this resume file (written when a scan
+    /// is interrupted); no probe is lost or sent twice.
+    #[arg(long, value_name = "FILE")]
+    pub resume: Option<PathBuf>,
+    /// SYN scan: where an interrupted scan saves its resume state.
+    #[arg(long, value_name = "FILE", default_value = "portwarden-resume.json")]
+    pub resume_file: PathBuf,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

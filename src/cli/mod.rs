@@ -8,6 +8,8 @@ mod output;
 
 use std::fs::File;
 use std::io::{self, BufWriter, IsTerminal, Write};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
@@ -70,8 +72,8 @@ fn scope(args: &ScopeArgs, default_ports: &str) -> Scope {
 
 /// Second stage of configuration: flags → a validated [`ScanConfig`].
 fn scan_config(e: &EngineArgs) -> Result<(ScanChoice, ScanConfig)> {
-    if e.rate == Some(0) {
-        bail!("--rate must be at least 1 probe per second");
+    if e.rate == Some(0) || e.max_rate == Some(0) {
+        bail!("--rate and --max-rate must be at least 1 probe per second");
     }
     if e.concurrency == Some(0) {
         bail!("--concurrency must be at least 1");
@@ -98,8 +100,19 @@ fn scan_config(e: &EngineArgs) -> Result<(ScanChoice, ScanConfig)> {
         },
         concurrency: e.concurrency,
         seed: e.seed.unwrap_or_else(rand::random),
+        max_rate: e.max_rate,
+        shard: e
+            .shard
+            .as_deref()
+            .map(portwarden::scan::syn::parse_shard)
+            .transpose()?,
+        resume_from: e.resume.clone(),
+        resume_out: Some(e.resume_file.clone()),
         ..ScanConfig::default()
     };
+    if cfg.shard.is_some() && e.seed.is_none() && e.resume.is_none() {
+        bail!("--shard needs --seed: every shard must walk the same probe order");
+    }
     Ok((choice, cfg))
 }
 
@@ -142,7 +155,15 @@ async fn scan(cmd: ScanCmd) -> Result<u8> {
     let out = out.with_engine(cfg.kind);
     let consumer = tokio::spawn(consume(rx, progress_bar(total), Some(out)));
     let identify = identify_config(cmd.identify, cmd.identify_concurrency)?;
-    let outcome = interruptible(app::scan(&prepared, &cfg, identify.as_ref(), tx)).await;
+    // The first Ctrl-C / SIGTERM stops sending and lets late answers and the
+    // output (and a SYN scan's resume file) come in; a second one aborts.
+    let stop = Arc::new(AtomicBool::new(false));
+    cfg.stop = Some(stop.clone());
+    let outcome = interruptible(
+        app::scan(&prepared, &cfg, identify.as_ref(), tx),
+        Some(stop),
+    )
+    .await;
     let out = consumer.await.context("output task failed")??;
     let summary = match outcome {
         Some(r) => r?,
@@ -158,6 +179,15 @@ async fn scan(cmd: ScanCmd) -> Result<u8> {
         "{}",
         summary_line(&summary, prepared.targets.len(), prepared.ports.len())
     );
+    if summary.interrupted
+        && cfg.kind == portwarden::model::ScanKind::Syn
+        && let Some(path) = cfg.resume_out.as_ref().filter(|p| p.exists())
+    {
+        eprintln!(
+            "resume state saved: finish the scan with the same command plus `--resume {}`",
+            path.display()
+        );
+    }
     Ok(exit::OK)
 }
 
@@ -184,7 +214,7 @@ async fn audit(cmd: AuditCmd) -> Result<u8> {
     let (tx, rx) = mpsc::channel(4096);
     // The total is unknown until targets resolve; the bar learns it from progress events.
     let consumer = tokio::spawn(consume(rx, progress_bar(0), None));
-    let outcome = interruptible(app::audit(&req, tx)).await;
+    let outcome = interruptible(app::audit(&req, tx), None).await;
     consumer.await.context("output task failed")??;
     let Some(outcome) = outcome else {
         bail!(
@@ -428,22 +458,39 @@ fn ports(cmd: PortsCmd) -> Result<u8> {
 }
 
 /// Runs `fut` until it finishes or the operator presses Ctrl-C / sends
-/// SIGTERM; `None` means interrupted (the future was dropped, which stops
-/// the probes in flight).
-async fn interruptible<T>(fut: impl Future<Output = T>) -> Option<T> {
+/// SIGTERM. With a `stop` flag the first signal raises it and `fut` is
+/// awaited to its (early) end; without one, or on a second signal, the
+/// future is dropped, which stops the probes in flight, and `None` says so.
+async fn interruptible<T>(
+    fut: impl Future<Output = T>,
+    stop: Option<Arc<AtomicBool>>,
+) -> Option<T> {
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
-    let sigterm = async {
-        match term.as_mut() {
-            Some(s) => {
-                s.recv().await;
-            }
-            None => std::future::pending::<()>().await,
+    let mut signals = async move || {
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = async {
+                match term.as_mut() {
+                    Some(s) => { s.recv().await; }
+                    None => std::future::pending::<()>().await,
+                }
+            } => {}
         }
     };
+    tokio::pin!(fut);
     tokio::select! {
-        v = fut => Some(v),
-        _ = tokio::signal::ctrl_c() => { eprintln!("portwarden: interrupted"); None }
-        _ = sigterm => { eprintln!("portwarden: terminated"); None }
+        v = &mut fut => return Some(v),
+        _ = signals() => {}
+    }
+    let Some(stop) = stop else {
+        eprintln!("portwarden: interrupted");
+        return None;
+    };
+    eprintln!("portwarden: stopping: waiting for late answers (press Ctrl-C again to abort)");
+    stop.store(true, Ordering::Relaxed);
+    tokio::select! {
+        v = &mut fut => Some(v),
+        _ = signals() => { eprintln!("portwarden: aborted"); None }
     }
 }
 

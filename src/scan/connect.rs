@@ -16,6 +16,7 @@
 use std::collections::VecDeque;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -65,7 +66,11 @@ pub async fn scan_pairs(
     let rtt = Arc::new(Mutex::new(RttEstimator::new(cfg.timeout)));
     let mut pacer = cfg.rate.map(Pacer::new);
 
-    let mut next_pos = 0u64;
+    // A shard takes the permutation positions p with p % n == i.
+    let (first, step) = cfg.shard.unwrap_or((0, 1));
+    let planned = total.saturating_sub(first).div_ceil(step.max(1));
+    let stopped = || cfg.stop.as_ref().is_some_and(|s| s.load(Ordering::Relaxed));
+    let mut next_pos = first;
     let mut retry: VecDeque<Job> = VecDeque::new();
     let mut inflight: JoinSet<(Job, Outcome)> = JoinSet::new();
     let mut summary = ScanSummary::default();
@@ -75,12 +80,16 @@ pub async fn scan_pairs(
 
     loop {
         // Fill the window.
-        while inflight.len() < limit && backoff_until.is_none_or(|t| Instant::now() >= t) {
+        // Once stopped, nothing new is sent; probes in flight still conclude.
+        while !stopped()
+            && inflight.len() < limit
+            && backoff_until.is_none_or(|t| Instant::now() >= t)
+        {
             let job = match retry.pop_front() {
                 Some(job) => job,
                 None if next_pos < total => {
                     let idx = perm.nth(next_pos);
-                    next_pos += 1;
+                    next_pos += step;
                     let Some(ip) = addr_at(idx % naddr) else {
                         continue;
                     };
@@ -116,7 +125,7 @@ pub async fn scan_pairs(
             last_progress = Instant::now();
             let p = Progress {
                 done: summary.probed,
-                total,
+                total: planned,
                 open: summary.open,
                 rate,
             };
@@ -160,6 +169,7 @@ pub async fn scan_pairs(
             finish(&mut summary, &events, job, reason, None).await?;
         }
     }
+    summary.interrupted = stopped() && (next_pos < total || !retry.is_empty());
     summary.elapsed = started.elapsed();
     summary.rate = summary.sent as f64 / summary.elapsed.as_secs_f64().max(1e-9);
     Ok(summary)
@@ -462,6 +472,41 @@ mod tests {
         .await;
         assert_eq!(summary.probed, 100);
         assert_eq!(seen.len(), 100);
+    }
+
+    #[tokio::test]
+    async fn shards_cover_the_space_exactly_once() {
+        let lo = IpAddr::V4(Ipv4Addr::LOCALHOST);
+        let addrs = vec![lo, IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2))];
+        let ports: Vec<u16> = (40_100..40_137).collect();
+        let mut union = BTreeMap::new();
+        for i in 0..3 {
+            let cfg = ScanConfig {
+                shard: Some((i, 3)),
+                seed: 9,
+                ..ScanConfig::default()
+            };
+            let (summary, seen) = collect(addrs.clone(), ports.clone(), cfg).await;
+            assert_eq!(summary.probed as usize, seen.len());
+            for (k, o) in seen {
+                assert!(union.insert(k, o).is_none(), "{k:?} in two shards");
+            }
+        }
+        assert_eq!(union.len(), 2 * 37);
+    }
+
+    #[tokio::test]
+    async fn a_raised_stop_flag_sends_nothing_more() {
+        let lo = IpAddr::V4(Ipv4Addr::LOCALHOST);
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let cfg = ScanConfig {
+            stop: Some(stop),
+            ..ScanConfig::default()
+        };
+        let (summary, seen) = collect(vec![lo], (40_200..40_300).collect(), cfg).await;
+        assert!(summary.interrupted);
+        assert_eq!(summary.sent, 0);
+        assert!(seen.is_empty());
     }
 
     #[test]
