@@ -444,3 +444,92 @@ fn syn_scan_of_loopback() {
         assert_eq!(*r, want, "port {p}");
     }
 }
+
+/// The same through the binary: SIGINT stops a rate-capped scan part-way
+/// (it exits 0, having written what it found and the resume file), and
+/// `--resume` finishes it; together the two outputs hold every pair once.
+#[test]
+fn cli_sigint_then_resume_covers_every_pair_once() {
+    use std::process::Stdio;
+
+    let lab = Lab::standard();
+    let v4 = lab.v4_prefix().expect("v4 prefix");
+    let ports = lab.ports_arg();
+    let dir = std::env::temp_dir().join(format!("pw-syn-resume-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let resume = dir.join("resume.json");
+    let _ = std::fs::remove_file(&resume);
+    let args = |out: &str| -> Vec<String> {
+        [
+            "scan",
+            &v4,
+            "-p",
+            &ports,
+            "--scan",
+            "syn",
+            "--format",
+            "jsonl",
+            "--seed",
+            "5",
+            "--rate",
+            "1500",
+            "--timeout-max",
+            "300",
+            "-o",
+            out,
+            "--resume-file",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .chain([resume.display().to_string()])
+        .collect()
+    };
+    let first_out = dir.join("first.jsonl");
+    let mut child = lab
+        .command(Lab::bin())
+        .args(args(first_out.to_str().unwrap()))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn portwarden");
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    // `ip netns exec` execs the binary, so the child's pid is portwarden's.
+    let pid = child.id() as libc::pid_t;
+    // SAFETY: sending a signal to our own child.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGINT) }, 0);
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(
+        err.contains("interrupted") && err.contains("--resume"),
+        "{err}"
+    );
+    assert!(resume.exists(), "no resume file: {err}");
+
+    let second_out = dir.join("second.jsonl");
+    let mut second_args = args(second_out.to_str().unwrap());
+    second_args.extend(["--resume".to_string(), resume.display().to_string()]);
+    let out2 = lab.run(&second_args);
+    assert_ok(&out2);
+
+    let read = |p: &std::path::Path| Output {
+        status: out2.status,
+        stdout: std::fs::read(p).unwrap(),
+        stderr: Vec::new(),
+    };
+    let first = parse(&read(&first_out));
+    let second = parse(&read(&second_out));
+    assert!(
+        !first.is_empty() && !second.is_empty(),
+        "{} / {}",
+        first.len(),
+        second.len()
+    );
+    let mut all = first.clone();
+    for (k, v) in second {
+        assert!(all.insert(k, v).is_none(), "{k:?} in both runs");
+    }
+    assert_exact(&lab, &v4, &all);
+    let _ = std::fs::remove_dir_all(&dir);
+}
