@@ -283,29 +283,22 @@ pub async fn audit(req: &AuditRequest, events: mpsc::Sender<ScanEvent>) -> Resul
     };
     let policy = &rulebook.policy;
     let mut history = req.store.as_deref().map(Store::open).transpose()?;
+    // Without targets, the scope is the policy's groups (an import without
+    // either takes the addresses in its files).
     let mut scope = req.scope.clone();
-    if !req.import.is_empty() {
-        // Without targets, an import's scope is the policy's groups (or,
-        // failing those, the addresses in the files).
-        if scope.targets.is_empty() {
-            scope.targets = policy
-                .groups
-                .iter()
-                .flat_map(|g| g.targets.iter().cloned())
-                .collect();
-        }
-        let imported = import_audit(req)?;
-        return finish_audit(req, &scope, &rulebook, history.as_mut(), imported, started);
-    }
     if scope.targets.is_empty() {
         scope.targets = policy
             .groups
             .iter()
             .flat_map(|g| g.targets.iter().cloned())
             .collect();
-        if scope.targets.is_empty() {
-            anyhow::bail!("no targets: name some, or give a --policy whose groups list targets");
-        }
+    }
+    if !req.import.is_empty() {
+        let imported = import_audit(req)?;
+        return finish_audit(req, &scope, &rulebook, history.as_mut(), imported, started);
+    }
+    if scope.targets.is_empty() {
+        anyhow::bail!("no targets: name some, or give a --policy whose groups list targets");
     }
     let prepared = prepare(&scope).await?;
     let mut cfg = req.scan.clone();
