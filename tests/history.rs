@@ -223,6 +223,9 @@ fn drift_unapproved_change_and_approval() {
     assert_eq!(requirement(&r2, "pci-dss-4.0", "1.2.2"), "fail");
     assert_eq!(requirement(&r2, "mlps2-level3", "8.1.10.6"), "fail");
 
+    // The drift table, for `--nocapture` readers.
+    let table = offline(&["diff", "--store", store.to_str().unwrap()]);
+    eprintln!("{}", text(&table.stdout));
     // `diff` (the last two runs of the scope) says the same.
     let o = offline(&[
         "diff",

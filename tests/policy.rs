@@ -215,6 +215,8 @@ fn audit_with_a_three_group_policy_gives_exact_findings() {
     let out_dir = dir.join("report");
 
     let out = audit(&lab, &policy, &out_dir, "high");
+    // The findings table, for `--nocapture` readers.
+    eprintln!("{}", text(&out.stdout));
     assert_eq!(
         out.status.code(),
         Some(1),

@@ -485,7 +485,7 @@ fn cli_sigint_then_resume_covers_every_pair_once() {
         .collect()
     };
     let first_out = dir.join("first.jsonl");
-    let mut child = lab
+    let child = lab
         .command(Lab::bin())
         .args(args(first_out.to_str().unwrap()))
         .stdin(Stdio::null())
