@@ -12,21 +12,14 @@ use std::process::{Command, Output};
 
 use serde_json::Value;
 
-use crate::lab::Lab;
+use crate::lab::{FAST_CONNECT, Lab};
 
-const FAST: [&str; 11] = [
-    "--scan",
-    "connect",
-    "--retries",
-    "0",
-    "--timeout-initial",
-    "300",
-    "--timeout-max",
-    "300",
-    "--seed",
-    "7",
-    "--no-identify",
-];
+/// Quick connect scans without identification.
+fn fast() -> Vec<&'static str> {
+    let mut v = FAST_CONNECT.to_vec();
+    v.push("--no-identify");
+    v
+}
 
 fn tempdir(tag: &str) -> PathBuf {
     static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
@@ -175,7 +168,7 @@ fn drift_unapproved_change_and_approval() {
                     "--out",
                     report.to_str().unwrap(),
                 ][..],
-                &FAST[..],
+                &fast()[..],
             ]
             .concat(),
         );
@@ -331,7 +324,7 @@ fn drift_unapproved_change_and_approval() {
         ]
         .iter()
         .map(|s| s.to_string())
-        .chain(FAST.iter().map(|s| s.to_string()))
+        .chain(fast().into_iter().map(|s| s.to_string()))
         .collect()
     };
     let o = lab.run(&args(&base, &store2));
@@ -494,7 +487,7 @@ fn scan_nmap_xml_export_reads_back() {
                 "-o",
                 xml.to_str().unwrap(),
             ][..],
-            &FAST[..FAST.len() - 1],
+            &FAST_CONNECT[..],
         ]
         .concat(),
     );
@@ -543,7 +536,7 @@ fn jsonl_shards_merge_into_one_audit_of_the_whole_scope() {
                     "-o",
                     f.to_str().unwrap(),
                 ][..],
-                &FAST[..FAST.len() - 1],
+                &FAST_CONNECT[..],
             ]
             .concat(),
         );
@@ -585,7 +578,7 @@ fn jsonl_shards_merge_into_one_audit_of_the_whole_scope() {
                 "--out",
                 direct.to_str().unwrap(),
             ][..],
-            &FAST[..],
+            &fast()[..],
         ]
         .concat(),
     );
@@ -618,7 +611,7 @@ fn metrics_file_for_the_textfile_collector() {
                 "--out",
                 dir.join("r").to_str().unwrap(),
             ][..],
-            &FAST[..],
+            &fast()[..],
         ]
         .concat(),
     );

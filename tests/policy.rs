@@ -12,7 +12,7 @@ use std::process::Output;
 
 use serde_json::Value;
 
-use crate::lab::Lab;
+use crate::lab::{FAST_CONNECT, Lab};
 
 const PORTS: [u16; 9] = [22, 23, 80, 443, 445, 502, 3389, 6379, 8080];
 
@@ -126,11 +126,12 @@ fn text(b: &[u8]) -> String {
 
 fn audit(lab: &Lab, policy: &Path, out: &Path, fail_on: &str) -> Output {
     let ports: Vec<String> = PORTS.iter().map(u16::to_string).collect();
-    lab.run(&[
+    let ports = ports.join(",");
+    let mut args = vec![
         "audit",
         "198.19.1.0/24",
         "-p",
-        &ports.join(","),
+        &ports,
         "--policy",
         policy.to_str().unwrap(),
         "--fail-on",
@@ -139,17 +140,9 @@ fn audit(lab: &Lab, policy: &Path, out: &Path, fail_on: &str) -> Output {
         "2026-11-24",
         "--out",
         out.to_str().unwrap(),
-        "--scan",
-        "connect",
-        "--retries",
-        "0",
-        "--timeout-initial",
-        "300",
-        "--timeout-max",
-        "300",
-        "--seed",
-        "7",
-    ])
+    ];
+    args.extend(FAST_CONNECT);
+    lab.run(&args)
 }
 
 /// `findings.json`: either the evaluation object or a bare list.

@@ -8,22 +8,7 @@ use std::process::Output;
 
 use serde_json::Value;
 
-use crate::lab::{Lab, Truth};
-
-/// Flags that keep a scan of the standard lab to a few seconds: silent pairs
-/// cost one 300 ms time-out each and are not retried.
-const FAST: [&str; 10] = [
-    "--scan",
-    "connect",
-    "--retries",
-    "0",
-    "--timeout-initial",
-    "300",
-    "--timeout-max",
-    "300",
-    "--seed",
-    "7",
-];
+use crate::lab::{FAST_CONNECT as FAST, Lab, Truth};
 
 fn stdout(out: &Output) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()

@@ -983,6 +983,22 @@ impl Netns {
     }
 }
 
+/// Connect-scan flags that keep lab tests quick: no retries, and a dropped
+/// pair or a down host costs one 300 ms time-out.
+#[allow(dead_code)] // the benchmark includes this module but not these
+pub const FAST_CONNECT: [&str; 10] = [
+    "--scan",
+    "connect",
+    "--retries",
+    "0",
+    "--timeout-initial",
+    "300",
+    "--timeout-max",
+    "300",
+    "--seed",
+    "7",
+];
+
 /// Audits record their runs in a history database; a test's runs go to one
 /// of its own (an explicit `--store` still wins) so they never meet the
 /// operator's history or another test's.
