@@ -192,7 +192,15 @@ async fn scan(cmd: ScanCmd) -> Result<u8> {
 }
 
 async fn audit(cmd: AuditCmd) -> Result<u8> {
-    let (choice, cfg) = scan_config(&cmd.engine)?;
+    let (choice, mut cfg) = scan_config(&cmd.engine)?;
+    // An interrupted audit writes no report, so it leaves no resume state,
+    // and a report judged on half a scan would mislead.
+    if cmd.engine.resume.is_some() {
+        bail!(
+            "--resume finishes a `scan`; an audit always scans its whole scope (audit the merged results with --from-jsonl)"
+        );
+    }
+    cfg.resume_out = None;
     let req = AuditRequest {
         scope: scope(&cmd.scope, app::DEFAULT_AUDIT_PORTS),
         engine: choice,
