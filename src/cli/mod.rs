@@ -437,6 +437,37 @@ fn policy_cmd(cmd: PolicyCmd) -> Result<u8> {
                     e.id, e.target, e.ports, e.state, e.expires, e.days_left
                 )?;
             }
+            for c in &policy.changes {
+                let list = |ports: &[portwarden::policy::PortRange]| {
+                    ports
+                        .iter()
+                        .map(|p| p.to_string())
+                        .collect::<Vec<_>>()
+                        .join(",")
+                };
+                let mut what = Vec::new();
+                if !c.opens.is_empty() {
+                    what.push(format!("opens {}/{}", list(&c.opens), c.proto));
+                }
+                if !c.closes.is_empty() {
+                    what.push(format!("closes {}/{}", list(&c.closes), c.proto));
+                }
+                let until = c.until.map(|d| format!(" until {d}")).unwrap_or_default();
+                let state = match c.state(today) {
+                    portwarden::policy::ChangeState::Pending => "pending",
+                    portwarden::policy::ChangeState::Active => "active",
+                    portwarden::policy::ChangeState::Ended => "ended",
+                };
+                writeln!(
+                    w,
+                    "change {} on {}: {}, approved {} by {}{until} ({state})",
+                    c.ticket,
+                    c.target_spec,
+                    what.join(", "),
+                    c.approved,
+                    c.approver
+                )?;
+            }
             for warning in &summary.warnings {
                 writeln!(w, "warning: {warning}")?;
             }
