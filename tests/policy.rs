@@ -406,3 +406,40 @@ fn policy_check_and_init() {
     assert!(err.contains("did you mean 'pci-dss-4.0'?"), "{err}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn policy_check_lists_change_records_with_their_state() {
+    let dir = tempdir("policy-changes");
+    let file = dir.join("changes.toml");
+    std::fs::write(
+        &file,
+        r#"
+[[group]]
+name = "web"
+targets = ["198.18.0.0/28"]
+profiles = ["pci-dss-4.0"]
+
+[[change]]
+ticket = "CHG-1"
+approver = "cab"
+approved = 2026-11-20
+target = "198.18.0.5"
+opens = [8443, "9000-9010"]
+window = { from = 2026-11-21, until = 2026-11-28 }
+"#,
+    )
+    .unwrap();
+    let check = |day: &str| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_portwarden"))
+            .args(["policy", "check", file.to_str().unwrap(), "--as-of", day])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        text(&out.stdout)
+    };
+    let line = "change CHG-1 on 198.18.0.5: opens 8443,9000-9010/tcp, approved 2026-11-20 by cab until 2026-11-28";
+    assert!(check("2026-11-24").contains(&format!("{line} (active)")));
+    assert!(check("2026-11-20").contains(&format!("{line} (pending)")));
+    assert!(check("2026-12-01").contains(&format!("{line} (ended)")));
+    let _ = std::fs::remove_dir_all(&dir);
+}
