@@ -520,15 +520,18 @@ fn jsonl_shards_merge_into_one_audit_of_the_whole_scope() {
     let lab = b.build();
     let dir = tempdir("shards");
     let mut shards = Vec::new();
-    // Ranges, not /25s: a CIDR skips its network and broadcast addresses,
-    // and the halves must cover exactly what the /24 covers.
-    for (i, half) in ["198.19.3.1-127", "198.19.3.128-254"].iter().enumerate() {
+    // Two scanners with one seed split the whole /24 with --shard, as the
+    // Indexed Job in deploy/kubernetes does.
+    for i in 0..2 {
         let f = dir.join(format!("shard-{i}.jsonl"));
+        let shard = format!("{i}/2");
         let o = lab.run(
             &[
                 &[
                     "scan",
-                    half,
+                    "198.19.3.0/24",
+                    "--shard",
+                    &shard,
                     "-p",
                     "22,80,443",
                     "--format",
@@ -543,6 +546,13 @@ fn jsonl_shards_merge_into_one_audit_of_the_whole_scope() {
         assert_eq!(code(&o), 0, "{}", text(&o.stderr));
         shards.push(f);
     }
+    // Disjoint and complete: the shards' rows add up to the whole space.
+    let rows: Vec<usize> = shards
+        .iter()
+        .map(|f| std::fs::read_to_string(f).unwrap().lines().count())
+        .collect();
+    assert_eq!(rows.iter().sum::<usize>(), 254 * 3, "{rows:?}");
+    assert!(rows.iter().all(|&r| r > 254), "uneven shards: {rows:?}");
     let store = dir.join("h.db");
     let report = dir.join("merged");
     let o = offline(&[
