@@ -211,3 +211,26 @@ fn temp_file(name: &str, text: &str) -> PathBuf {
     std::fs::write(&p, text).expect("temp file");
     p
 }
+
+#[test]
+fn policy_platform_typo_is_named_with_file_and_line() {
+    let policy = temp_file(
+        "platforms.toml",
+        "[[group]]\nname = \"web\"\ntargets = [\"127.0.0.1\"]\nprofiles = [\"pci-dss-4.0\"]\nplatforms = [\"windows\", \"ufx\"]\n",
+    );
+    let p = policy.to_str().unwrap();
+    let want = [
+        &format!("{p}:1: group 'web'")[..],
+        "unknown remediation platform 'ufx'",
+        "did you mean 'ufw'",
+    ];
+    assert_mentions(&usage_error(&["policy", "check", p]), &want);
+    assert_mentions(&usage_error(&["audit", "--policy", p, "--no-store"]), &want);
+    let _ = std::fs::remove_file(&policy);
+}
+
+#[test]
+fn audit_refuses_resume() {
+    let msg = usage_error(&["audit", "127.0.0.1", "--resume", "x.json", "--no-store"]);
+    assert_mentions(&msg, &["--resume finishes a `scan`"]);
+}

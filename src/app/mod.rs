@@ -230,6 +230,25 @@ pub fn load_profiles(rules_dir: Option<&Path>) -> Result<Profiles> {
     })
 }
 
+/// Loads the remediation templates (embedded, or overridden from a rules dir).
+pub fn load_remediation(rules_dir: Option<&Path>) -> Result<report::RemediationCatalog> {
+    Ok(match rules_dir {
+        Some(dir) => report::RemediationCatalog::load_dir(dir)?,
+        None => report::RemediationCatalog::embedded(),
+    })
+}
+
+/// Every group's `platforms` must name remediation platforms (or families
+/// such as `windows`): a typo would silently reorder nothing.
+pub fn check_platforms(policy: &Policy, remediation: &report::RemediationCatalog) -> Result<()> {
+    for g in &policy.groups {
+        remediation
+            .check_platforms(&g.platforms)
+            .with_context(|| format!("{}:{}: group '{}'", policy.file, g.line, g.name))?;
+    }
+    Ok(())
+}
+
 /// Loads the declared policy, or the empty one (every host unmanaged).
 pub fn load_policy(path: Option<&Path>, profiles: &Profiles) -> Result<Policy> {
     Ok(match path {
@@ -271,11 +290,9 @@ pub async fn audit(req: &AuditRequest, events: mpsc::Sender<ScanEvent>) -> Resul
     let started = Utc::now();
     // Rules, policy and history first: a typo there must not cost a scan.
     let profiles = load_profiles(req.scope.rules_dir.as_deref())?;
-    let remediation = match req.scope.rules_dir.as_deref() {
-        Some(dir) => report::RemediationCatalog::load_dir(dir)?,
-        None => report::RemediationCatalog::embedded(),
-    };
+    let remediation = load_remediation(req.scope.rules_dir.as_deref())?;
     let policy = load_policy(req.policy.as_deref(), &profiles)?;
+    check_platforms(&policy, &remediation)?;
     let rulebook = Rulebook {
         policy,
         profiles,

@@ -388,6 +388,7 @@ fn policy_cmd(cmd: PolicyCmd) -> Result<u8> {
         PolicyCmd::Check { file, rules, as_of } => {
             let profiles = app::load_profiles(rules.as_deref())?;
             let policy = app::load_policy(Some(&file), &profiles)?;
+            app::check_platforms(&policy, &app::load_remediation(rules.as_deref())?)?;
             let today = app::clock(as_of).date_naive();
             let summary = portwarden::policy::check_summary(&policy, today);
             let mut w = BufWriter::new(io::stdout());

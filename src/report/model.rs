@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 
 use super::evidence::{self, RulesInfo};
 use super::i18n::{Labels, Lang};
-use super::remediation::{RemediationCatalog, RemediationTarget};
+use super::remediation::{RemediationCatalog, RemediationTarget, platform_matches};
 use super::{ReportError, display_safe};
 use crate::model::{
     Finding, FindingStatus, Observation, PortState, Proto, RequirementStatus, ScanKind, Severity,
@@ -774,10 +774,7 @@ fn preferred_platforms(policy: &Policy, ip: IpAddr, catalog: &RemediationCatalog
     for g in policy.groups_of(ip) {
         for want in &g.platforms {
             for p in catalog.platforms() {
-                let family =
-                    p.id.strip_prefix(want.as_str())
-                        .is_some_and(|rest| rest.starts_with('-'));
-                if (p.id == *want || family) && !out.contains(&p.id) {
+                if platform_matches(&p.id, want) && !out.contains(&p.id) {
                     out.push(p.id.clone());
                 }
             }

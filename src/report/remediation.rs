@@ -190,6 +190,15 @@ struct RawPlatform {
     verify: Spanned<String>,
 }
 
+/// True when a policy's platform name selects the platform `id`: the id
+/// itself, or a family of ids (`windows` for `windows-netsh`, …).
+pub fn platform_matches(id: &str, name: &str) -> bool {
+    id == name
+        || id
+            .strip_prefix(name)
+            .is_some_and(|rest| rest.starts_with('-'))
+}
+
 impl RemediationCatalog {
     /// The catalogue built into the binary (`rules/remediation.toml`).
     pub fn embedded() -> RemediationCatalog {
@@ -345,7 +354,7 @@ impl RemediationCatalog {
     /// preferred list is reported when the policy is loaded.
     pub fn check_platforms(&self, ids: &[String]) -> Result<(), RemediationError> {
         for id in ids {
-            if !self.platforms.iter().any(|p| &p.id == id) {
+            if !self.platforms.iter().any(|p| platform_matches(&p.id, id)) {
                 let known: Vec<&str> = self.platforms.iter().map(|p| p.id.as_str()).collect();
                 return Err(RemediationError::UnknownPlatform {
                     id: id.clone(),
@@ -891,6 +900,8 @@ mod tests {
     fn check_platforms_names_the_unknown_id_and_suggests() {
         let c = RemediationCatalog::embedded();
         assert!(c.check_platforms(&["aws".into(), "gcp".into()]).is_ok());
+        assert!(c.check_platforms(&["windows".into()]).is_ok(), "a family");
+        assert!(c.check_platforms(&["window".into()]).is_err());
         let err = c
             .check_platforms(&["aws".into(), "ufx".into()])
             .unwrap_err();
