@@ -134,6 +134,7 @@ async fn scan(cmd: ScanCmd) -> Result<u8> {
         bail!("no targets given (e.g. `portwarden scan 198.18.0.0/24 -p common`)");
     }
     let (choice, mut cfg) = scan_config(&cmd.engine)?;
+    let identify = identify_config(cmd.identify, cmd.identify_concurrency)?;
     let scope = scope(&cmd.scope, app::DEFAULT_AUDIT_PORTS);
     let prepared = app::prepare(&scope).await?;
     let format = cmd.format.unwrap_or(if io::stdout().is_terminal() {
@@ -141,20 +142,19 @@ async fn scan(cmd: ScanCmd) -> Result<u8> {
     } else {
         Format::Jsonl
     });
+    // The engine is settled before the output file is created, so a refused
+    // `--scan syn` leaves no empty file behind.
+    let (tx, rx) = mpsc::channel(4096);
+    cfg.kind = app::choose_engine(choice, &tx).await?;
     let sink: Box<dyn Write + Send> = match &cmd.output {
         Some(path) => Box::new(BufWriter::new(
             File::create(path).with_context(|| format!("cannot create {}", path.display()))?,
         )),
         None => Box::new(BufWriter::new(io::stdout())),
     };
-    let out = Output::new(format, sink, cmd.open);
+    let out = Output::new(format, sink, cmd.open).with_engine(cfg.kind);
     let total = prepared.targets.len() * prepared.ports.len() as u64;
-
-    let (tx, rx) = mpsc::channel(4096);
-    cfg.kind = app::choose_engine(choice, &tx).await?;
-    let out = out.with_engine(cfg.kind);
     let consumer = tokio::spawn(consume(rx, progress_bar(total), Some(out)));
-    let identify = identify_config(cmd.identify, cmd.identify_concurrency)?;
     // The first Ctrl-C / SIGTERM stops sending and lets late answers and the
     // output (and a SYN scan's resume file) come in; a second one aborts.
     let stop = Arc::new(AtomicBool::new(false));
