@@ -16,7 +16,7 @@ use crate::identify::{Identifier, IdentifyConfig, ProbeSet};
 use crate::model::{Observation, Proto, ScanEvent, ScanKind, Severity};
 use crate::policy::{self, Evaluation, Policy, Profiles};
 use crate::report;
-use crate::rules::Catalogue;
+use crate::rules::{Catalogue, Rules};
 use crate::scan::{self, ScanConfig, ScanSummary};
 use crate::store::{self, Drift, Store};
 use crate::target::{PortSet, TargetOptions, Targets};
@@ -58,10 +58,7 @@ pub struct Prepared {
 
 /// Loads the rules and resolves targets and ports.
 pub async fn prepare(scope: &Scope) -> Result<Prepared> {
-    let catalogue = match &scope.rules_dir {
-        Some(dir) => Catalogue::load_dir(dir)?,
-        None => Catalogue::embedded(),
-    };
+    let catalogue = Rules::load(scope.rules_dir.as_deref())?.ports;
     let probes = match scope.rules_dir.as_deref().map(|d| d.join("probes.toml")) {
         Some(path) if path.exists() => ProbeSet::load(&path)?,
         _ => ProbeSet::embedded()?,
@@ -372,19 +369,11 @@ struct Collected {
 
 /// Reads the scan results an import audit judges.
 fn import_audit(req: &AuditRequest) -> Result<Collected> {
-    let catalogue = match &req.scope.rules_dir {
-        Some(dir) => Catalogue::load_dir(dir)?,
-        None => Catalogue::embedded(),
-    };
+    let catalogue = Rules::load(req.scope.rules_dir.as_deref())?.ports;
     let observations = crate::import::load(&req.import)?;
     let mut summary = ScanSummary::default();
     for o in &observations {
-        summary.probed += 1;
-        match o.state {
-            crate::model::PortState::Open => summary.open += 1,
-            crate::model::PortState::Closed => summary.closed += 1,
-            crate::model::PortState::Filtered => summary.filtered += 1,
-        }
+        summary.count(o.state);
     }
     let hosts: std::collections::BTreeSet<_> = observations.iter().map(|o| o.ip).collect();
     let ports: std::collections::BTreeSet<_> = observations.iter().map(|o| o.port).collect();

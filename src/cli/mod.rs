@@ -19,7 +19,7 @@ use tokio::sync::mpsc;
 use portwarden::app::{self, AuditRequest, ScanChoice, Scope};
 use portwarden::identify::IdentifyConfig;
 use portwarden::model::ScanEvent;
-use portwarden::rules::Catalogue;
+use portwarden::rules::Rules;
 use portwarden::scan::{ScanConfig, ScanSummary, TimeoutConfig};
 use portwarden::target::PortSet;
 
@@ -479,10 +479,7 @@ fn policy_cmd(cmd: PolicyCmd) -> Result<u8> {
 }
 
 fn ports(cmd: PortsCmd) -> Result<u8> {
-    let catalogue = match &cmd.rules {
-        Some(dir) => Catalogue::load_dir(dir)?,
-        None => Catalogue::embedded(),
-    };
+    let catalogue = Rules::load(cmd.rules.as_deref())?.ports;
     let set = PortSet::parse(&cmd.spec, &catalogue)?;
     let mut w = BufWriter::new(io::stdout());
     for &p in set.as_slice() {

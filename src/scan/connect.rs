@@ -26,7 +26,7 @@ use tokio::task::JoinSet;
 
 use super::permute::Permutation;
 use super::{ScanConfig, ScanError, ScanSummary, TimeoutConfig};
-use crate::model::{Observation, PortState, Progress, Proto, Reason, ScanEvent};
+use crate::model::{Observation, Progress, Proto, Reason, ScanEvent};
 use crate::target::{PortSet, Targets};
 
 /// Descriptors kept free for everything that is not a probe socket.
@@ -267,12 +267,7 @@ async fn finish(
     reason: Reason,
     rtt: Option<Duration>,
 ) -> Result<(), ScanError> {
-    summary.probed += 1;
-    match reason.state() {
-        PortState::Open => summary.open += 1,
-        PortState::Closed => summary.closed += 1,
-        PortState::Filtered => summary.filtered += 1,
-    }
+    summary.count(reason.state());
     let mut obs = Observation::new(
         job.addr.ip(),
         job.addr.port(),
@@ -451,7 +446,7 @@ mod tests {
         assert_eq!(summary.probed, 3);
         assert_eq!(summary.open, 2);
         assert_eq!(seen[&(lo, open[0])].reason, Reason::Connected);
-        assert_eq!(seen[&(lo, open[1])].state, PortState::Open);
+        assert_eq!(seen[&(lo, open[1])].state, crate::model::PortState::Open);
         assert_eq!(seen[&(lo, closed)].reason, Reason::ConnRefused);
         assert!(seen[&(lo, closed)].rtt_ms.is_some());
     }

@@ -110,6 +110,19 @@ pub struct ScanSummary {
     pub interrupted: bool,
 }
 
+impl ScanSummary {
+    /// Counts one concluded (address, port) pair.
+    pub fn count(&mut self, state: crate::model::PortState) {
+        use crate::model::PortState;
+        self.probed += 1;
+        match state {
+            PortState::Open => self.open += 1,
+            PortState::Closed => self.closed += 1,
+            PortState::Filtered => self.filtered += 1,
+        }
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum ScanError {
     #[error("{0}")]

@@ -705,13 +705,6 @@ fn bad_time(store: &Store, id: i64) -> StoreError {
     }
 }
 
-/// SHA-256 of a file's bytes, hex; `None` when it cannot be read.
-pub fn file_sha256(path: &Path) -> Option<String> {
-    std::fs::read(path)
-        .ok()
-        .map(|b| hex::encode(Sha256::digest(&b)))
-}
-
 #[cfg(test)]
 mod tests;
 
@@ -744,7 +737,9 @@ pub fn audit_record(f: AuditFacts) -> NewRun {
         finished: f.started,
         scope: ScopeRecord::new(&targets, f.scope_excludes, f.ports),
         params: f.params,
-        policy_hash: f.policy_path.and_then(file_sha256),
+        policy_hash: f
+            .policy_path
+            .and_then(|p| crate::report::evidence::file_sha256(p).ok()),
         manifest_hash: None,
         exceptions: f
             .policy

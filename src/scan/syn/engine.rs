@@ -845,12 +845,7 @@ impl Engine<'_, '_> {
             rtt.map(|d| d.as_micros() as f64 / 1000.0),
         );
         o.tries = tries.max(1);
-        self.summary.probed += 1;
-        match o.state {
-            crate::model::PortState::Open => self.summary.open += 1,
-            crate::model::PortState::Closed => self.summary.closed += 1,
-            crate::model::PortState::Filtered => self.summary.filtered += 1,
-        }
+        self.summary.count(o.state);
         let proxy_check =
             self.nports >= self.cfg.proxy_min_ports as u64 && self.cfg.proxy_min_ports > 0;
         // Per-host state is what the silent-host and proxy rules need; with

@@ -107,13 +107,11 @@ pub async fn run(
 
     let mut summary = outcome.summary;
     if !outcome.suspect.is_empty() {
+        // The suspects were counted open; recount them as confirmed.
         summary.open -= outcome.suspect.len() as u64;
+        summary.probed -= outcome.suspect.len() as u64;
         for o in confirm(outcome.suspect, cfg.timeout.max).await {
-            match o.state {
-                crate::model::PortState::Open => summary.open += 1,
-                crate::model::PortState::Closed => summary.closed += 1,
-                crate::model::PortState::Filtered => summary.filtered += 1,
-            }
+            summary.count(o.state);
             let _ = events.send(ScanEvent::Observation(o)).await;
         }
     }
