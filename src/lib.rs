@@ -14,6 +14,7 @@
 //!      └─ import    nmap XML / masscan JSON / JSONL in, nmap XML out
 //!  rules: the data files of `rules/`, embedded and overridable
 //!  model: the plain data every layer shares
+//!  safe_fs: output files replaced atomically, never over what is not ours
 //! ```
 //!
 //! The library never prints, never exits and never sees clap types: the
@@ -26,6 +27,7 @@ pub mod model;
 pub mod policy;
 pub mod report;
 pub mod rules;
+pub mod safe_fs;
 pub mod scan;
 pub mod store;
 pub mod target;

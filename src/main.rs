@@ -37,7 +37,8 @@ fn main() -> ExitCode {
                     msg = format!("{msg}: {c}");
                 }
             }
-            let msg = msg.replace('\n', " ");
+            // Errors quote file contents and paths: no escape reaches the terminal.
+            let msg = portwarden::report::display_safe(&msg.replace('\n', " "));
             eprintln!("portwarden: error: {msg}");
             ExitCode::from(cli::exit::ERROR)
         }

@@ -3,7 +3,7 @@
 //! on non-standard ones (SSH on 8022, Redis on 16379), and killed on drop.
 //!
 //! A test whose server binary is missing is skipped with a message naming
-//! the package; the packages are: openssh-server, nginx-light (or nginx),
+//! the package, or fails under `CI=true` (`crate::prereq`); the packages are: openssh-server, nginx-light (or nginx),
 //! redis-server, memcached, busybox-static (for `busybox telnetd`), vsftpd,
 //! openssl.
 
@@ -55,13 +55,14 @@ impl Drop for Server {
     }
 }
 
-/// The first existing path among `candidates`, or a skip message.
+/// The first existing path among `candidates`, or a skip message (a
+/// failure under `CI=true`).
 fn binary(candidates: &[&str], package: &str) -> Option<PathBuf> {
     let found = candidates.iter().map(PathBuf::from).find(|p| p.exists());
     if found.is_none() {
-        eprintln!(
-            "SKIPPED: none of {candidates:?} found; install the Debian package '{package}' to run this test"
-        );
+        crate::prereq::missing(&format!(
+            "none of {candidates:?} found; install the Debian package '{package}' to run this test"
+        ));
     }
     found
 }
@@ -394,9 +395,9 @@ async fn telnet_daemon_is_recognised() {
             .any(|l| l == "telnetd")
     });
     if !has_telnetd {
-        eprintln!(
-            "SKIPPED: {bb:?} has no telnetd applet; install the Debian package 'busybox-static'"
-        );
+        crate::prereq::missing(&format!(
+            "{bb:?} has no telnetd applet; install the Debian package 'busybox-static'"
+        ));
         return;
     }
     let p = port(2323);

@@ -497,8 +497,8 @@ const VISIBLE_ROWS: &str = "return Array.from(document.querySelectorAll('#findin
 
 fn browser_check(lang: &str) {
     let Some(driver) = Driver::start(true) else {
-        eprintln!(
-            "skipping the browser test: chromium and chromium-driver are not installed (tests/setup.sh)"
+        crate::prereq::missing(
+            "the browser test needs chromium and chromium-driver (tests/setup.sh)",
         );
         return;
     };
@@ -598,8 +598,8 @@ fn browser_check(lang: &str) {
 #[test]
 fn report_page_reads_with_javascript_off_in_chromium() {
     let Some(driver) = Driver::start(false) else {
-        eprintln!(
-            "skipping the browser test: chromium and chromium-driver are not installed (tests/setup.sh)"
+        crate::prereq::missing(
+            "the browser test needs chromium and chromium-driver (tests/setup.sh)",
         );
         return;
     };

@@ -11,6 +11,7 @@ mod history;
 #[path = "lab/selftest.rs"]
 mod lab_selftest;
 mod policy;
+mod prereq;
 mod report;
 mod scan_connect;
 mod syn;

@@ -10,6 +10,9 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use tokio::sync::mpsc;
 
+mod cancel;
+pub use cancel::{Cancel, Cancelled, off_thread};
+
 use chrono::{DateTime, NaiveDate, Utc};
 
 use crate::identify::{Identifier, IdentifyConfig, ProbeSet};
@@ -209,6 +212,12 @@ pub struct AuditRequest {
     pub import: Vec<crate::import::Source>,
     /// Write Prometheus textfile-collector metrics here.
     pub metrics: Option<PathBuf>,
+    /// Sign the report's manifest with this Ed25519 secret key (PKCS#8 PEM,
+    /// as `keygen` writes it): `manifest.sig` beside `manifest.json`.
+    pub sign_key: Option<PathBuf>,
+    /// Cancels the audit (the CLI's Ctrl-C / SIGTERM): nothing is written
+    /// nor recorded once it is raised, unless the run already committed.
+    pub cancel: Cancel,
 }
 
 /// The evaluation clock: noon UTC of `as_of`, else now.
@@ -285,7 +294,15 @@ pub struct AuditOutcome {
 /// notices, observations) are forwarded to `events` as they happen.
 pub async fn audit(req: &AuditRequest, events: mpsc::Sender<ScanEvent>) -> Result<AuditOutcome> {
     let started = Utc::now();
-    // Rules, policy and history first: a typo there must not cost a scan.
+    let cancel = &req.cancel;
+    // The report directory, the key, rules, policy and history first: a
+    // typo there must not cost a scan.
+    check_out_dir(&req.out)?;
+    let sign_key = req
+        .sign_key
+        .as_deref()
+        .map(report::evidence::load_signing_key)
+        .transpose()?;
     let profiles = load_profiles(req.scope.rules_dir.as_deref())?;
     let remediation = load_remediation(req.scope.rules_dir.as_deref())?;
     let policy = load_policy(req.policy.as_deref(), &profiles)?;
@@ -296,7 +313,7 @@ pub async fn audit(req: &AuditRequest, events: mpsc::Sender<ScanEvent>) -> Resul
         remediation,
     };
     let policy = &rulebook.policy;
-    let mut history = req.store.as_deref().map(Store::open).transpose()?;
+    let history = req.store.as_deref().map(Store::open).transpose()?;
     // Without targets, the scope is the policy's groups (an import without
     // either takes the addresses in its files).
     let mut scope = req.scope.clone();
@@ -308,8 +325,11 @@ pub async fn audit(req: &AuditRequest, events: mpsc::Sender<ScanEvent>) -> Resul
             .collect();
     }
     if !req.import.is_empty() {
-        let imported = import_audit(req)?;
-        return finish_audit(req, &scope, &rulebook, history.as_mut(), imported, started);
+        let imported = {
+            let req = req.clone();
+            off_thread(cancel, move || import_audit(&req)).await?
+        };
+        return finish_off_thread(req, scope, rulebook, history, imported, started, sign_key).await;
     }
     if scope.targets.is_empty() {
         anyhow::bail!("no targets: name some, or give a --policy whose groups list targets");
@@ -329,8 +349,11 @@ pub async fn audit(req: &AuditRequest, events: mpsc::Sender<ScanEvent>) -> Resul
         }
         observations
     };
-    let (summary, mut observations) =
-        tokio::join!(scan(&prepared, &cfg, req.identify.as_ref(), tx), collect);
+    // A cancelled scan is dropped (its probes stop) and nothing is judged.
+    let (summary, mut observations) = tokio::select! {
+        r = async { tokio::join!(scan(&prepared, &cfg, req.identify.as_ref(), tx), collect) } => r,
+        () = cancel.cancelled() => return Err(Cancelled.into()),
+    };
     let summary = summary?;
     observations.sort_by_key(|o| (o.ip, o.port, o.proto));
     let collected = Collected {
@@ -350,7 +373,32 @@ pub async fn audit(req: &AuditRequest, events: mpsc::Sender<ScanEvent>) -> Resul
             "identify": req.identify.is_some(),
         }),
     };
-    finish_audit(req, &scope, &rulebook, history.as_mut(), collected, started)
+    finish_off_thread(req, scope, rulebook, history, collected, started, sign_key).await
+}
+
+/// [`finish_audit`] on a worker thread, so a cancel returns at once.
+async fn finish_off_thread(
+    req: &AuditRequest,
+    scope: Scope,
+    rulebook: Rulebook,
+    mut history: Option<Store>,
+    collected: Collected,
+    started: DateTime<Utc>,
+    sign_key: Option<ed25519_dalek::SigningKey>,
+) -> Result<AuditOutcome> {
+    let req = req.clone();
+    off_thread(&req.cancel.clone(), move || {
+        finish_audit(
+            &req,
+            &scope,
+            &rulebook,
+            history.as_mut(),
+            collected,
+            started,
+            sign_key.as_ref(),
+        )
+    })
+    .await
 }
 
 /// Observations gathered by a scan or an import, and what to say about them.
@@ -409,7 +457,10 @@ fn finish_audit(
     history: Option<&mut Store>,
     collected: Collected,
     started: DateTime<Utc>,
+    sign_key: Option<&ed25519_dalek::SigningKey>,
 ) -> Result<AuditOutcome> {
+    let cancel = &req.cancel;
+    cancel.check()?;
     let Rulebook {
         policy,
         profiles,
@@ -457,6 +508,7 @@ fn finish_audit(
         now,
         baseline.as_ref(),
     );
+    cancel.check()?;
     record.findings = evaluation.findings.clone();
     let drift = previous
         .as_ref()
@@ -470,61 +522,74 @@ fn finish_audit(
         "findings": evaluation.findings,
         "profiles": evaluation.profiles,
     });
-    write_report_dir(&req.out, |dir| {
-        write_jsonl(&dir.join("observations.jsonl"), &observations)?;
-        if let Some(d) = &drift {
-            let path = dir.join("drift.json");
-            fs::write(&path, serde_json::to_vec_pretty(d)?)
+    let (manifest_sha256, run_id) = write_report_dir(
+        &req.out,
+        cancel,
+        |dir| {
+            write_jsonl_cancellable(&dir.join("observations.jsonl"), &observations, cancel)?;
+            if let Some(d) = &drift {
+                let path = dir.join("drift.json");
+                fs::write(&path, serde_json::to_vec_pretty(d)?)
+                    .with_context(|| format!("cannot write {}", path.display()))?;
+            }
+            let path = dir.join("findings.json");
+            fs::write(&path, serde_json::to_vec_pretty(&findings_doc)?)
                 .with_context(|| format!("cannot write {}", path.display()))?;
-        }
-        let path = dir.join("findings.json");
-        fs::write(&path, serde_json::to_vec_pretty(&findings_doc)?)
-            .with_context(|| format!("cannot write {}", path.display()))?;
-        let facts = report::RunFacts {
-            targets: scope.targets.clone(),
-            excludes: scope.excludes.clone(),
-            ports: scope.ports.clone(),
-            port_count: ports,
-            host_count: hosts,
-            scan_type: engine,
-            rate,
-            started,
-            finished: Utc::now(),
-            operator: req.operator.clone(),
-            command_line: req.command_line.clone(),
-            as_of: now.date_naive(),
-            fail_on: req.fail_on,
-            gate_tripped,
-            rules_dir: req.scope.rules_dir.clone(),
-            policy_path: req.policy.clone(),
-        };
-        report::write_bundle(
-            dir,
-            &report::ReportInput {
-                lang: req.lang,
-                facts,
-                observations: &observations,
-                evaluation: &evaluation,
-                policy,
-                profiles,
-                catalogue: &catalogue,
-                remediation,
-            },
-        )?;
-        Ok(())
-    })?;
-    let manifest_sha256 = report::evidence::manifest_sha256(&req.out)?;
-    record.finished = Utc::now();
-    record.manifest_hash = Some(manifest_sha256.clone());
-    let run_id = match history {
-        Some(h) => Some(h.record(&record).with_context(|| {
-            format!(
-                "the report is in {} but the run was not recorded in the history",
-                req.out.display()
-            )
-        })?),
-        None => None,
-    };
+            let facts = report::RunFacts {
+                targets: scope.targets.clone(),
+                excludes: scope.excludes.clone(),
+                ports: scope.ports.clone(),
+                port_count: ports,
+                host_count: hosts,
+                scan_type: engine,
+                rate,
+                started,
+                finished: Utc::now(),
+                operator: req.operator.clone(),
+                command_line: req.command_line.clone(),
+                as_of: now.date_naive(),
+                fail_on: req.fail_on,
+                gate_tripped,
+                rules_dir: req.scope.rules_dir.clone(),
+                policy_path: req.policy.clone(),
+            };
+            report::write_bundle(
+                dir,
+                &report::ReportInput {
+                    lang: req.lang,
+                    facts,
+                    observations: &observations,
+                    evaluation: &evaluation,
+                    policy,
+                    profiles,
+                    catalogue: &catalogue,
+                    remediation,
+                },
+            )?;
+            if let Some(key) = sign_key {
+                report::evidence::sign_manifest(dir, key)?;
+            }
+            cancel.check()?;
+            Ok(())
+        },
+        || {
+            // Behind the commit gate: the report is in place and the run
+            // recorded together, or neither when a cancel came first.
+            let manifest_sha256 = report::evidence::manifest_sha256(&req.out)?;
+            record.finished = Utc::now();
+            record.manifest_hash = Some(manifest_sha256.clone());
+            let run_id = match history {
+                Some(h) => Some(h.record(&record).with_context(|| {
+                    format!(
+                        "the report is in {} but the run was not recorded in the history",
+                        req.out.display()
+                    )
+                })?),
+                None => None,
+            };
+            Ok((manifest_sha256, run_id))
+        },
+    )?;
     if let Some(path) = &req.metrics {
         store::metrics::write(
             path,
@@ -566,10 +631,92 @@ pub fn write_jsonl(path: &Path, observations: &[Observation]) -> Result<()> {
     Ok(())
 }
 
+/// [`write_jsonl`], checking for a cancel every few thousand lines.
+fn write_jsonl_cancellable(
+    path: &Path,
+    observations: &[Observation],
+    cancel: &Cancel,
+) -> Result<()> {
+    let file =
+        fs::File::create(path).with_context(|| format!("cannot create {}", path.display()))?;
+    let mut w = BufWriter::new(file);
+    for (i, o) in observations.iter().enumerate() {
+        if i % 4096 == 0 {
+            cancel.check()?;
+        }
+        serde_json::to_writer(&mut w, o)?;
+        w.write_all(b"\n")?;
+    }
+    w.flush()
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(())
+}
+
+/// `--out` names something that is not ours to replace.
+#[derive(Debug, thiserror::Error)]
+#[error("{} exists and is not a portwarden report: choose another --out or remove it ({why})", dir.display())]
+pub struct NotAReport {
+    pub dir: PathBuf,
+    pub why: String,
+}
+
+/// What `--out` names now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OutDir {
+    /// Nothing: the report is renamed into place.
+    Absent,
+    /// An empty directory: replaced by the report.
+    Empty,
+    /// A previous portwarden report holding only its own files: replaced.
+    Report,
+}
+
+/// Decides whether `out` may be replaced by a report: only when it does
+/// not exist, is an empty directory, or is a previous portwarden report
+/// with nothing in it that its manifest does not list. A regular file, a
+/// symbolic link, a device or any other directory is refused untouched.
+pub fn check_out_dir(out: &Path) -> std::result::Result<OutDir, NotAReport> {
+    let refuse = |why: String| NotAReport {
+        dir: out.to_path_buf(),
+        why,
+    };
+    let meta = match fs::symlink_metadata(out) {
+        Ok(m) => m,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(OutDir::Absent),
+        Err(e) => return Err(refuse(e.to_string())),
+    };
+    let t = meta.file_type();
+    if t.is_symlink() {
+        return Err(refuse("it is a symbolic link".into()));
+    }
+    if !t.is_dir() {
+        return Err(refuse(if t.is_file() {
+            "it is a file".into()
+        } else {
+            "it is not a directory".into()
+        }));
+    }
+    let mut entries = fs::read_dir(out).map_err(|e| refuse(e.to_string()))?;
+    if entries.next().is_none() {
+        return Ok(OutDir::Empty);
+    }
+    report::evidence::is_own_report(out).map_err(refuse)?;
+    Ok(OutDir::Report)
+}
+
 /// Builds a report directory next to `out` and renames it into place, so an
-/// interrupted run never leaves a half-written report nor destroys the
-/// previous one.
-pub fn write_report_dir(out: &Path, fill: impl FnOnce(&Path) -> Result<()>) -> Result<()> {
+/// interrupted or failed run never leaves a half-written report nor
+/// destroys the previous one, and never replaces what is not a report of
+/// ours ([`check_out_dir`]). The temporary directory is new (random name),
+/// removed on every error path and at once on a cancel. `then` runs behind
+/// the commit gate, right after the report is in place (recording the run).
+pub fn write_report_dir<T>(
+    out: &Path,
+    cancel: &Cancel,
+    fill: impl FnOnce(&Path) -> Result<()>,
+    then: impl FnOnce() -> Result<T>,
+) -> Result<T> {
+    check_out_dir(out)?;
     let parent = match out.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => PathBuf::from("."),
@@ -579,55 +726,204 @@ pub fn write_report_dir(out: &Path, fill: impl FnOnce(&Path) -> Result<()>) -> R
         .with_context(|| format!("report directory '{}' has no name", out.display()))?
         .to_string_lossy()
         .into_owned();
-    let pid = std::process::id();
-    let tmp = parent.join(format!(".{name}.tmp-{pid}"));
-    let old = parent.join(format!(".{name}.old-{pid}"));
-    let _ = fs::remove_dir_all(&tmp);
-    fs::create_dir_all(&tmp).with_context(|| format!("cannot create {}", tmp.display()))?;
-    if let Err(e) = fill(&tmp) {
-        let _ = fs::remove_dir_all(&tmp);
-        return Err(e);
-    }
-    let had_old = out.exists();
-    if had_old {
-        fs::rename(out, &old)
-            .with_context(|| format!("cannot move the previous report {} aside", out.display()))?;
-    }
-    if let Err(e) = fs::rename(&tmp, out) {
-        if had_old {
-            let _ = fs::rename(&old, out);
+    fs::create_dir_all(&parent).with_context(|| format!("cannot create {}", parent.display()))?;
+    let tmp = cancel.temp_dir(&parent, &format!(".{name}.tmp-"))?;
+    fill(tmp.path())?;
+    cancel.commit(|| {
+        // Checked again: something may have appeared at `out` meanwhile.
+        match check_out_dir(out)? {
+            OutDir::Absent | OutDir::Empty => {
+                fs::rename(tmp.path(), out)
+                    .with_context(|| format!("cannot move the report into {}", out.display()))?;
+                tmp.keep();
+            }
+            OutDir::Report => {
+                // Swap in one step; the previous report is then where the
+                // temporary directory was, and goes with its guard.
+                exchange(tmp.path(), out).with_context(|| {
+                    format!("cannot replace the previous report {}", out.display())
+                })?;
+                drop(tmp);
+            }
         }
-        return Err(e).with_context(|| format!("cannot move the report into {}", out.display()));
+        then()
+    })
+}
+
+/// Atomically exchanges two paths (Linux `renameat2(RENAME_EXCHANGE)`).
+fn exchange(a: &Path, b: &Path) -> std::io::Result<()> {
+    use std::os::unix::ffi::OsStrExt;
+    let ca = std::ffi::CString::new(a.as_os_str().as_bytes())?;
+    let cb = std::ffi::CString::new(b.as_os_str().as_bytes())?;
+    // SAFETY: both are valid NUL-terminated paths; the call only renames.
+    let r = unsafe {
+        libc::renameat2(
+            libc::AT_FDCWD,
+            ca.as_ptr(),
+            libc::AT_FDCWD,
+            cb.as_ptr(),
+            libc::RENAME_EXCHANGE,
+        )
+    };
+    if r == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
     }
-    if had_old {
-        let _ = fs::remove_dir_all(&old);
-    }
-    Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    /// A fill that writes `files` and a manifest listing them, as a report would.
+    fn report_with<'a>(files: &'a [(&'a str, &'a str)]) -> impl FnOnce(&Path) -> Result<()> + 'a {
+        move |d: &Path| {
+            let mut listed = serde_json::Map::new();
+            for (name, text) in files {
+                fs::write(d.join(name), text)?;
+                listed.insert(
+                    (*name).into(),
+                    report::evidence::sha256_hex(text.as_bytes()).into(),
+                );
+            }
+            let manifest = serde_json::json!({
+                "manifest_version": 1, "tool": "portwarden", "tool_version": "0.1.0",
+                "rules": {"version": "embedded", "sha256": "00", "files": {}},
+                "policy_file": "p.toml", "policy_sha256": null, "command_line": [],
+                "operator": "t", "started": "2026-01-01T00:00:00Z",
+                "finished": "2026-01-01T00:00:00Z", "as_of": "2026-01-01", "files": listed,
+            });
+            fs::write(d.join("manifest.json"), serde_json::to_vec(&manifest)?)?;
+            Ok(())
+        }
+    }
+
+    fn scratch(tag: &str) -> PathBuf {
+        let base = std::env::temp_dir().join(format!("pw-app-{tag}-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&base);
+        fs::create_dir_all(&base).unwrap();
+        base
+    }
+
+    fn names(d: &Path) -> Vec<String> {
+        let mut v: Vec<String> = fs::read_dir(d)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        v.sort();
+        v
+    }
+
     #[test]
     fn report_dir_replaces_atomically_and_survives_failures() {
-        let base = std::env::temp_dir().join(format!("pw-app-test-{}", std::process::id()));
+        let base = scratch("replace");
         let out = base.join("report");
-        fs::create_dir_all(&base).unwrap();
-        write_report_dir(&out, |d| Ok(fs::write(d.join("a"), "1")?)).unwrap();
+        let c = Cancel::new();
+        let ok = || Ok(());
+        write_report_dir(&out, &c, report_with(&[("a", "1")]), ok).unwrap();
         assert_eq!(fs::read_to_string(out.join("a")).unwrap(), "1");
         // A failing fill leaves the previous report untouched.
-        let err = write_report_dir(&out, |d| {
-            fs::write(d.join("a"), "2")?;
-            anyhow::bail!("boom")
-        });
+        let err = write_report_dir(
+            &out,
+            &c,
+            |d| {
+                fs::write(d.join("a"), "2")?;
+                anyhow::bail!("boom")
+            },
+            ok,
+        );
         assert!(err.is_err());
         assert_eq!(fs::read_to_string(out.join("a")).unwrap(), "1");
-        write_report_dir(&out, |d| Ok(fs::write(d.join("b"), "3")?)).unwrap();
+        write_report_dir(&out, &c, report_with(&[("b", "3")]), ok).unwrap();
         assert!(!out.join("a").exists());
         assert_eq!(fs::read_to_string(out.join("b")).unwrap(), "3");
-        let leftovers: Vec<_> = fs::read_dir(&base).unwrap().collect();
-        assert_eq!(leftovers.len(), 1, "no temporary directories left behind");
+        assert_eq!(
+            names(&base),
+            vec!["report"],
+            "no temporary directories left behind"
+        );
+        // An empty directory is fine too.
+        let empty = base.join("empty");
+        fs::create_dir(&empty).unwrap();
+        write_report_dir(&empty, &c, report_with(&[("x", "1")]), ok).unwrap();
+        assert_eq!(names(&empty), vec!["manifest.json", "x"]);
+        fs::remove_dir_all(&base).unwrap();
+    }
+
+    #[test]
+    fn foreign_data_at_out_is_never_touched() {
+        let base = scratch("foreign");
+        let c = Cancel::new();
+        let ok = || Ok(());
+        let refused = |out: &Path| {
+            let e = write_report_dir(out, &c, report_with(&[("a", "1")]), ok).unwrap_err();
+            let msg = format!("{e:#}");
+            assert!(
+                msg.contains(
+                    "exists and is not a portwarden report: choose another --out or remove it"
+                ),
+                "{msg}"
+            );
+            msg
+        };
+        // A directory of someone's work.
+        let thesis = base.join("d");
+        fs::create_dir(&thesis).unwrap();
+        fs::write(thesis.join("thesis.txt"), "x").unwrap();
+        refused(&thesis);
+        assert_eq!(names(&thesis), vec!["thesis.txt"]);
+        // A regular file.
+        let file = base.join("file");
+        fs::write(&file, "keep").unwrap();
+        assert!(refused(&file).contains("it is a file"));
+        assert_eq!(fs::read_to_string(&file).unwrap(), "keep");
+        // A previous report to which someone added a file of their own.
+        let rep = base.join("rep");
+        write_report_dir(&rep, &c, report_with(&[("a", "1")]), ok).unwrap();
+        fs::write(rep.join("notes.txt"), "mine").unwrap();
+        assert!(refused(&rep).contains("notes.txt"));
+        assert_eq!(fs::read_to_string(rep.join("notes.txt")).unwrap(), "mine");
+        fs::remove_file(rep.join("notes.txt")).unwrap();
+        // A manifest that is a symbolic link, or not ours.
+        let link = base.join("link");
+        fs::create_dir(&link).unwrap();
+        std::os::unix::fs::symlink(rep.join("manifest.json"), link.join("manifest.json")).unwrap();
+        assert!(refused(&link).contains("symbolic link"));
+        let other = base.join("other");
+        fs::create_dir(&other).unwrap();
+        fs::write(other.join("manifest.json"), r#"{"tool":"other"}"#).unwrap();
+        refused(&other);
+        assert_eq!(names(&other), vec!["manifest.json"]);
+        // A symbolic link as --out.
+        let outlink = base.join("outlink");
+        std::os::unix::fs::symlink(&rep, &outlink).unwrap();
+        assert!(refused(&outlink).contains("symbolic link"));
+        assert_eq!(
+            names(&base),
+            vec!["d", "file", "link", "other", "outlink", "rep"],
+            "nothing created, nothing left"
+        );
+        fs::remove_dir_all(&base).unwrap();
+    }
+
+    #[test]
+    fn a_cancel_before_the_commit_leaves_nothing() {
+        let base = scratch("cancel");
+        let out = base.join("report");
+        let c = Cancel::new();
+        let r = write_report_dir(
+            &out,
+            &c,
+            |d| {
+                fs::write(d.join("a"), "1")?;
+                c.cancel();
+                Ok(())
+            },
+            || -> Result<()> { panic!("must not commit") },
+        );
+        assert!(r.unwrap_err().is::<Cancelled>());
+        assert!(names(&base).is_empty(), "{:?}", names(&base));
         fs::remove_dir_all(&base).unwrap();
     }
 }

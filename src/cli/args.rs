@@ -37,6 +37,16 @@ pub enum Command {
     History(HistoryCmd),
     /// What changed between two recorded runs (default: the last two of the same scope).
     Diff(DiffCmd),
+    /// Write a new Ed25519 key pair for signing reports (`audit --sign-key`, `verify --pubkey`).
+    Keygen(KeygenCmd),
+}
+
+#[derive(Debug, Args)]
+pub struct KeygenCmd {
+    /// Directory for portwarden-signing.key (secret, mode 0600) and
+    /// portwarden-signing.pub; existing key files are never overwritten.
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
 }
 
 /// Where the audit history is.
@@ -95,6 +105,10 @@ pub struct VerifyCmd {
     /// The report directory (written by `portwarden audit --out DIR`).
     #[arg(value_name = "DIR")]
     pub dir: PathBuf,
+    /// Check manifest.sig against this public key (written by `keygen`):
+    /// a missing, foreign or broken signature fails (exit 1, SIGNATURE).
+    #[arg(long, value_name = "FILE")]
+    pub pubkey: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -128,7 +142,8 @@ pub struct ScanCmd {
     /// Output format [default: table on a terminal, jsonl otherwise].
     #[arg(long, value_enum)]
     pub format: Option<Format>,
-    /// Write the output to FILE instead of standard output.
+    /// Write the output to FILE instead of standard output (a regular file is
+    /// replaced only when the scan ends; a FIFO or /dev/null is written in place).
     #[arg(short = 'o', long, value_name = "FILE")]
     pub output: Option<PathBuf>,
     /// Only report open ports (the table always shows only open ports).
@@ -154,9 +169,14 @@ pub struct AuditCmd {
     /// Ports identified at the same time.
     #[arg(long, value_name = "N", default_value_t = 256)]
     pub identify_concurrency: usize,
-    /// Report directory (replaced atomically).
+    /// Report directory, replaced atomically; only a missing or empty
+    /// directory or a previous portwarden report is ever replaced.
     #[arg(long, value_name = "DIR", default_value = "portwarden-report")]
     pub out: PathBuf,
+    /// Sign manifest.json with this Ed25519 secret key (from `portwarden keygen`):
+    /// writes manifest.sig, checked by `verify --pubkey`.
+    #[arg(long, value_name = "FILE")]
+    pub sign_key: Option<PathBuf>,
     /// The declared port policy (TOML; `portwarden policy init` writes a starter).
     /// Without targets, the policy's groups are scanned.
     #[arg(long, value_name = "FILE")]

@@ -6,7 +6,6 @@ pub mod args;
 mod history;
 mod output;
 
-use std::fs::File;
 use std::io::{self, BufWriter, IsTerminal, Write};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -16,7 +15,7 @@ use anyhow::{Context, Result, bail};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use tokio::sync::mpsc;
 
-use portwarden::app::{self, AuditRequest, ScanChoice, Scope};
+use portwarden::app::{self, AuditRequest, Cancel, Cancelled, ScanChoice, Scope};
 use portwarden::identify::IdentifyConfig;
 use portwarden::model::ScanEvent;
 use portwarden::rules::Rules;
@@ -24,8 +23,8 @@ use portwarden::scan::{ScanConfig, ScanSummary, TimeoutConfig};
 use portwarden::target::PortSet;
 
 use args::{
-    AuditCmd, Cli, Command, EngineArgs, Format, PolicyCmd, PortsCmd, ScanCmd, ScanType, ScopeArgs,
-    VerifyCmd,
+    AuditCmd, Cli, Command, EngineArgs, Format, KeygenCmd, PolicyCmd, PortsCmd, ScanCmd, ScanType,
+    ScopeArgs, VerifyCmd,
 };
 use output::Output;
 
@@ -37,7 +36,13 @@ pub mod exit {
     pub const FINDINGS: u8 = 1;
     /// Bad input or a runtime error.
     pub const ERROR: u8 = 2;
+    /// Stopped by Ctrl-C / SIGTERM (128 + SIGINT, as shells report it).
+    pub const INTERRUPTED: u8 = 130;
 }
+
+/// Longest per-probe time-out accepted (ms): a minute per probe is already
+/// hours per host; larger values are typos (seconds taken for ms).
+const MAX_TIMEOUT_MS: u64 = 60_000;
 
 pub async fn run(cli: Cli) -> Result<u8> {
     match cli.command {
@@ -48,6 +53,7 @@ pub async fn run(cli: Cli) -> Result<u8> {
         Command::Verify(cmd) => verify(cmd),
         Command::History(cmd) => history::history(cmd),
         Command::Diff(cmd) => history::diff(cmd),
+        Command::Keygen(cmd) => keygen(cmd),
     }
 }
 
@@ -77,6 +83,17 @@ fn scan_config(e: &EngineArgs) -> Result<(ScanChoice, ScanConfig)> {
     }
     if e.concurrency == Some(0) {
         bail!("--concurrency must be at least 1");
+    }
+    for (flag, v) in [
+        ("--timeout-initial", e.timeout_initial),
+        ("--timeout-min", e.timeout_min),
+        ("--timeout-max", e.timeout_max),
+    ] {
+        if v > MAX_TIMEOUT_MS {
+            bail!(
+                "{flag} {v} is above the {MAX_TIMEOUT_MS} ms (60 s) limit per probe; time-outs are in milliseconds"
+            );
+        }
     }
     if e.timeout_min == 0 || e.timeout_min > e.timeout_max {
         bail!(
@@ -146,10 +163,15 @@ async fn scan(cmd: ScanCmd) -> Result<u8> {
     // `--scan syn` leaves no empty file behind.
     let (tx, rx) = mpsc::channel(4096);
     cfg.kind = app::choose_engine(choice, &tx).await?;
-    let sink: Box<dyn Write + Send> = match &cmd.output {
-        Some(path) => Box::new(BufWriter::new(
-            File::create(path).with_context(|| format!("cannot create {}", path.display()))?,
-        )),
+    // A regular file is written beside FILE and renamed over it only when
+    // the output is finished: an abort or an error leaves the old FILE.
+    let out_file = cmd
+        .output
+        .as_deref()
+        .map(portwarden::safe_fs::OutFile::create)
+        .transpose()?;
+    let sink: Box<dyn Write + Send> = match &out_file {
+        Some(f) => Box::new(BufWriter::new(f.handle()?)),
         None => Box::new(BufWriter::new(io::stdout())),
     };
     let out = Output::new(format, sink, cmd.open).with_engine(cfg.kind);
@@ -165,15 +187,26 @@ async fn scan(cmd: ScanCmd) -> Result<u8> {
     )
     .await;
     let out = consumer.await.context("output task failed")??;
-    let summary = match outcome {
-        Some(r) => r?,
-        None => ScanSummary {
-            interrupted: true,
-            ..Default::default()
-        },
+    let (summary, aborted) = match outcome {
+        Some(r) => (r?, false),
+        None => (
+            ScanSummary {
+                interrupted: true,
+                ..Default::default()
+            },
+            true,
+        ),
     };
     if let Some(out) = out {
         out.finish(&summary, &prepared.catalogue)?;
+    }
+    // An aborted scan (second signal) lost answers in flight: its file is
+    // dropped and FILE keeps what it held. A stopped scan's output says it
+    // is incomplete and goes in place, with the resume file beside it.
+    if let Some(f) = out_file
+        && !aborted
+    {
+        f.commit()?;
     }
     eprintln!(
         "{}",
@@ -188,7 +221,36 @@ async fn scan(cmd: ScanCmd) -> Result<u8> {
             path.display()
         );
     }
+    if summary.interrupted {
+        eprintln!("portwarden: interrupted: the output is incomplete");
+        return Ok(exit::INTERRUPTED);
+    }
     Ok(exit::OK)
+}
+
+/// Listens for Ctrl-C / SIGTERM on a task of its own, so a signal is heard
+/// while the app works synchronously: the first one cancels the run.
+fn cancel_on_signal(cancel: Cancel) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut int), Ok(mut term)) = (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+    ) else {
+        return;
+    };
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                _ = int.recv() => {}
+                _ = term.recv() => {}
+            }
+            if cancel.cancel() {
+                eprintln!("portwarden: interrupted: stopping (nothing is written or recorded)");
+            } else {
+                eprintln!("portwarden: interrupted: the run is already being recorded; finishing");
+            }
+        }
+    });
 }
 
 async fn audit(cmd: AuditCmd) -> Result<u8> {
@@ -218,18 +280,26 @@ async fn audit(cmd: AuditCmd) -> Result<u8> {
         store: history::audit_store(&cmd.store, cmd.no_store)?,
         import: history::import_sources(&cmd),
         metrics: cmd.metrics.clone(),
+        sign_key: cmd.sign_key.clone(),
+        cancel: Cancel::new(),
     };
+    cancel_on_signal(req.cancel.clone());
     let (tx, rx) = mpsc::channel(4096);
     // The total is unknown until targets resolve; the bar learns it from progress events.
     let consumer = tokio::spawn(consume(rx, progress_bar(0), None));
-    let outcome = interruptible(app::audit(&req, tx), None).await;
-    consumer.await.context("output task failed")??;
-    let Some(outcome) = outcome else {
-        bail!(
-            "interrupted: no report written (the previous one in {} is untouched)",
-            cmd.out.display()
+    let outcome = app::audit(&req, tx).await;
+    if let Err(e) = &outcome
+        && e.is::<Cancelled>()
+    {
+        // Tasks of a dropped scan may still hold the event channel a moment.
+        let _ = tokio::time::timeout(Duration::from_millis(500), consumer).await;
+        eprintln!(
+            "portwarden: interrupted: no report written (the previous one in {} is untouched), nothing recorded in the history",
+            output::terminal_safe(&cmd.out.display().to_string())
         );
-    };
+        return Ok(exit::INTERRUPTED);
+    }
+    consumer.await.context("output task failed")??;
     let outcome = outcome?;
     print_findings(&outcome.evaluation)?;
     history::print_audit_history(&outcome);
@@ -334,9 +404,18 @@ fn user_name() -> String {
 
 /// `portwarden verify DIR`: every file named, exit 1 unless all are intact.
 fn verify(cmd: VerifyCmd) -> Result<u8> {
-    let r = portwarden::report::verify(&cmd.dir)?;
-    let dir = cmd.dir.display();
+    use portwarden::report::evidence::{self, SignatureStatus};
+    let key = cmd
+        .pubkey
+        .as_deref()
+        .map(evidence::load_verifying_key)
+        .transpose()?;
+    let r = evidence::verify_with_key(&cmd.dir, key.as_ref())?;
+    let dir = output::terminal_safe(&cmd.dir.display().to_string());
     let safe = |s: &str| output::terminal_safe(s);
+    for (f, kind) in &r.refused {
+        println!("REFUSED  {} ({kind}: not followed, not read)", safe(f));
+    }
     for f in &r.altered {
         println!("ALTERED  {}", safe(f));
     }
@@ -346,6 +425,17 @@ fn verify(cmd: VerifyCmd) -> Result<u8> {
     for f in &r.extra {
         println!("EXTRA    {}", safe(f));
     }
+    match &r.signature {
+        SignatureStatus::Unsigned => {}
+        SignatureStatus::Unchecked { fingerprint } => println!(
+            "manifest.sig by key {} (not checked: give --pubkey FILE)",
+            safe(fingerprint)
+        ),
+        SignatureStatus::Valid { fingerprint } => {
+            println!("SIGNED   manifest.json by key {fingerprint} (valid)")
+        }
+        SignatureStatus::Invalid { reason } => println!("SIGNATURE {}", safe(reason)),
+    }
     println!("manifest.json sha256 {}", r.manifest_sha256);
     if r.is_intact() {
         eprintln!(
@@ -354,14 +444,32 @@ fn verify(cmd: VerifyCmd) -> Result<u8> {
         );
         Ok(exit::OK)
     } else {
+        let bad_sig = matches!(r.signature, SignatureStatus::Invalid { .. });
         eprintln!(
-            "{dir}: NOT intact: {} altered, {} missing, {} extra",
+            "{dir}: NOT intact: {} altered, {} missing, {} extra, {} refused{}",
             r.altered.len(),
             r.missing.len(),
-            r.extra.len()
+            r.extra.len(),
+            r.refused.len(),
+            if bad_sig { ", SIGNATURE invalid" } else { "" }
         );
         Ok(exit::FINDINGS)
     }
+}
+
+/// `portwarden keygen --out DIR`.
+fn keygen(cmd: KeygenCmd) -> Result<u8> {
+    let (secret, public) = portwarden::report::evidence::generate_keypair(&cmd.out)?;
+    let key = portwarden::report::evidence::load_verifying_key(&public)?;
+    eprintln!(
+        "wrote {} (secret, mode 0600: keep it private) and {} (give it to verifiers)\nkey fingerprint {}\nsign with `portwarden audit … --sign-key {}`, check with `portwarden verify DIR --pubkey {}`",
+        secret.display(),
+        public.display(),
+        portwarden::report::evidence::fingerprint(&key),
+        secret.display(),
+        public.display()
+    );
+    Ok(exit::OK)
 }
 
 fn policy_cmd(cmd: PolicyCmd) -> Result<u8> {
@@ -391,8 +499,11 @@ fn policy_cmd(cmd: PolicyCmd) -> Result<u8> {
             app::check_platforms(&policy, &app::load_remediation(rules.as_deref())?)?;
             let today = app::clock(as_of).date_naive();
             let summary = portwarden::policy::check_summary(&policy, today);
+            // Everything from the policy file is text a hostile file could
+            // fill with terminal escapes: shown through the report's escaping.
+            let safe = |s: &str| portwarden::report::display_safe(s);
             let mut w = BufWriter::new(io::stdout());
-            writeln!(w, "{}: valid", summary.file)?;
+            writeln!(w, "{}: valid", safe(&summary.file))?;
             for g in &summary.groups {
                 let cap = g
                     .max_open_ports
@@ -401,16 +512,16 @@ fn policy_cmd(cmd: PolicyCmd) -> Result<u8> {
                 writeln!(
                     w,
                     "group {} ({} vantage; profiles: {}{cap})\n  targets: {}",
-                    g.name,
+                    safe(&g.name),
                     g.vantage.as_str(),
-                    g.profiles.join(", "),
-                    g.targets.join(", ")
+                    safe(&g.profiles.join(", ")),
+                    safe(&g.targets.join(", "))
                 )?;
                 for a in &g.allowed {
                     let svc = a
                         .service
                         .as_deref()
-                        .map(|s| format!(" ({s})"))
+                        .map(|s| format!(" ({})", safe(s)))
                         .unwrap_or_default();
                     let review = a
                         .review_by
@@ -430,12 +541,17 @@ fn policy_cmd(cmd: PolicyCmd) -> Result<u8> {
                 let window = e
                     .window
                     .as_deref()
-                    .map(|x| format!(", window: {x}"))
+                    .map(|x| format!(", window: {}", safe(x)))
                     .unwrap_or_default();
                 writeln!(
                     w,
                     "exception {} on {} {}: {}, expires {} ({} days){window}",
-                    e.id, e.target, e.ports, e.state, e.expires, e.days_left
+                    safe(&e.id),
+                    safe(&e.target),
+                    e.ports,
+                    e.state,
+                    e.expires,
+                    e.days_left
                 )?;
             }
             for c in &policy.changes {
@@ -462,15 +578,15 @@ fn policy_cmd(cmd: PolicyCmd) -> Result<u8> {
                 writeln!(
                     w,
                     "change {} on {}: {}, approved {} by {}{until} ({state})",
-                    c.ticket,
-                    c.target_spec,
+                    safe(&c.ticket),
+                    safe(&c.target_spec),
                     what.join(", "),
                     c.approved,
-                    c.approver
+                    safe(&c.approver)
                 )?;
             }
             for warning in &summary.warnings {
-                writeln!(w, "warning: {warning}")?;
+                writeln!(w, "warning: {}", safe(warning))?;
             }
             w.flush()?;
             Ok(exit::OK)

@@ -112,10 +112,18 @@ impl Output {
         Ok(())
     }
 
-    /// Writes what was held back (table, JSON) and flushes.
+    /// Writes what was held back (table, JSON) and flushes. An interrupted
+    /// scan's output says it is incomplete, in each format's own way.
     pub fn finish(mut self, summary: &ScanSummary, catalogue: &Catalogue) -> io::Result<()> {
+        const INCOMPLETE: &str = "scan interrupted: results are incomplete";
+        let incomplete = summary.interrupted;
         match std::mem::replace(&mut self.kind, Kind::Jsonl) {
-            Kind::Table(by_host) => write_table(&mut self.w, &by_host, catalogue)?,
+            Kind::Table(by_host) => {
+                write_table(&mut self.w, &by_host, catalogue)?;
+                if incomplete {
+                    writeln!(self.w, "INCOMPLETE: {INCOMPLETE}")?;
+                }
+            }
             Kind::Json(mut all) => {
                 all.sort_by_key(|a| (a.ip, a.port, a.proto));
                 let doc = serde_json::json!({
@@ -128,6 +136,7 @@ impl Output {
                         "elapsed_s": summary.elapsed.as_secs_f64(),
                         "rate": summary.rate,
                         "interrupted": summary.interrupted,
+                        "complete": !incomplete,
                     },
                     "observations": all,
                 });
@@ -146,9 +155,40 @@ impl Output {
                     started,
                     finished,
                 );
+                let xml = if incomplete {
+                    // nmap's own way to say a run did not finish.
+                    xml.replacen(
+                        "exit=\"success\"",
+                        &format!("exit=\"error\" errormsg=\"{INCOMPLETE}\""),
+                        1,
+                    )
+                } else {
+                    xml
+                };
                 self.w.write_all(xml.as_bytes())?;
             }
-            Kind::Jsonl | Kind::Csv { .. } => {}
+            Kind::Jsonl => {
+                if incomplete {
+                    // A final record no observation parser takes for a port.
+                    let rec = serde_json::json!({
+                        "type": "summary",
+                        "complete": false,
+                        "interrupted": true,
+                        "probed": summary.probed,
+                        "open": summary.open,
+                        "closed": summary.closed,
+                        "filtered": summary.filtered,
+                        "message": INCOMPLETE,
+                    });
+                    serde_json::to_writer(&mut self.w, &rec)?;
+                    self.w.write_all(b"\n")?;
+                }
+            }
+            Kind::Csv { .. } => {
+                if incomplete {
+                    writeln!(self.w, "# INCOMPLETE: {INCOMPLETE}")?;
+                }
+            }
         }
         self.w.flush()
     }
@@ -193,11 +233,9 @@ fn write_table(
 }
 
 /// Replaces control characters (ESC, CR, BEL, …) so network-supplied text
-/// cannot move the cursor or rewrite the terminal.
+/// cannot move the cursor or rewrite the terminal (the report's escaping).
 pub fn terminal_safe(s: &str) -> String {
-    s.chars()
-        .map(|c| if c.is_control() { '\u{FFFD}' } else { c })
-        .collect()
+    portwarden::report::display_safe(s)
 }
 
 #[cfg(test)]

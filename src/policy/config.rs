@@ -57,7 +57,6 @@ use toml::Spanned;
 use super::addr::AddrRange;
 use super::window::{RawWindow, Window};
 use crate::model::Proto;
-use crate::rules::line_col;
 use crate::rules::profiles::{CheckKind, Profiles};
 
 /// Where a policy error is: `file:line:column`.
@@ -539,15 +538,41 @@ pub struct Policy {
     pub changes: Vec<Change>,
 }
 
-/// Turns byte spans into locations for one file.
+/// Turns byte spans into locations for one file. Line starts are found
+/// once; each location is then a binary search, so a policy with tens of
+/// thousands of entries parses in linear time.
 struct Src<'a> {
     file: &'a str,
     text: &'a str,
+    /// Byte offset of the start of each line.
+    line_starts: Vec<usize>,
 }
 
-impl Src<'_> {
+impl<'a> Src<'a> {
+    fn new(file: &'a str, text: &'a str) -> Src<'a> {
+        let line_starts = std::iter::once(0)
+            .chain(text.match_indices('\n').map(|(i, _)| i + 1))
+            .collect();
+        Src {
+            file,
+            text,
+            line_starts,
+        }
+    }
+
+    /// 1-based line and column (in characters) of a byte offset.
+    fn line_col(&self, offset: usize) -> (usize, usize) {
+        let mut offset = offset.min(self.text.len());
+        while !self.text.is_char_boundary(offset) {
+            offset -= 1;
+        }
+        let line = self.line_starts.partition_point(|&s| s <= offset);
+        let start = self.line_starts[line - 1];
+        (line, self.text[start..offset].chars().count() + 1)
+    }
+
     fn at(&self, span: std::ops::Range<usize>) -> Location {
-        let (line, col) = line_col(self.text, span.start);
+        let (line, col) = self.line_col(span.start);
         Location {
             file: self.file.to_string(),
             line,
@@ -620,7 +645,7 @@ impl Policy {
 
     /// Parses and validates policy text; `file` names it in errors.
     pub fn parse(text: &str, file: &str, profiles: &Profiles) -> Result<Policy, PolicyError> {
-        let src = Src { file, text };
+        let src = Src::new(file, text);
         let raw: RawPolicy = toml::from_str(text).map_err(|e| {
             let message = e.message().trim().to_string();
             PolicyError::Syntax {
@@ -746,6 +771,7 @@ impl Policy {
         check_overlaps(&src, &groups, &group_spans)?;
 
         let mut exceptions = Vec::new();
+        let mut ids: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
         for (n, se) in raw.exceptions.into_iter().enumerate() {
             let espan = se.span();
             let e = se.into_inner();
@@ -821,6 +847,16 @@ impl Policy {
                 e.id.clone()
                     .or_else(|| e.ticket.clone())
                     .unwrap_or_else(|| format!("exception-{}", n + 1));
+            let line = src.at(espan.clone()).line;
+            if let Some(first) = ids.insert(id.clone(), line) {
+                return Err(src.invalid(
+                    espan,
+                    format!(
+                        "exception id '{id}' is used twice: {file}:{first} and {file}:{line}"
+                    ),
+                    "give each [[exception]] its own `id` (findings name the exception that waived them)",
+                ));
+            }
             exceptions.push(Exception {
                 id,
                 target_spec: spec,
@@ -833,7 +869,7 @@ impl Policy {
                 ticket: e.ticket,
                 expires,
                 window,
-                line: src.at(espan).line,
+                line,
             });
         }
         let changes = parse_changes(&src, &groups, raw.changes)?;
@@ -1255,5 +1291,61 @@ mod tests {
         assert_eq!(e.state(d("2026-11-20")), ExceptionState::OutsideWindow);
         assert_eq!(ExceptionState::OutsideWindow.to_string(), "outside-window");
         assert_eq!(e.state(d("2027-01-01")), ExceptionState::Expired);
+    }
+
+    #[test]
+    fn locations_match_a_full_recount() {
+        let text = "a = 1\n\nb = \"é😀\"\nlast";
+        let src = Src::new("p.toml", text);
+        for offset in 0..=text.len() + 3 {
+            assert_eq!(
+                src.line_col(offset),
+                crate::rules::line_col(text, offset),
+                "offset {offset}"
+            );
+        }
+    }
+
+    fn exception(id: &str) -> String {
+        format!(
+            "[[exception]]\nid = \"{id}\"\ntarget = \"198.18.0.1\"\nport = 23\nreason = \"r\"\napprover = \"a\"\nexpires = 2027-01-01\n"
+        )
+    }
+
+    #[test]
+    fn duplicate_exception_ids_name_both_places() {
+        let text = format!(
+            "{GROUP}{}{}{}",
+            exception("x1"),
+            exception("x2"),
+            exception("x1")
+        );
+        let e = parse(&text).unwrap_err();
+        let msg = e.to_string();
+        assert!(
+            msg.contains("exception id 'x1' is used twice: p.toml:4 and p.toml:18"),
+            "{msg}"
+        );
+        assert_eq!(e.location().map(|l| l.line), Some(18));
+    }
+
+    /// 50,000 exceptions parse (in linear time: each location is a binary
+    /// search, not a recount from the start). The time is printed, never
+    /// asserted: run with `--nocapture` to see it.
+    #[test]
+    fn fifty_thousand_exceptions_parse() {
+        let mut text = String::from(GROUP);
+        for i in 0..50_000 {
+            text.push_str(&exception(&format!("e{i}")));
+        }
+        let t = std::time::Instant::now();
+        let p = parse(&text).unwrap();
+        eprintln!(
+            "50,000 exceptions parsed in {:.2} s",
+            t.elapsed().as_secs_f64()
+        );
+        assert_eq!(p.exceptions.len(), 50_000);
+        assert_eq!(p.exceptions[49_999].id, "e49999");
+        assert_eq!(p.exceptions[49_999].line, 4 + 49_999 * 7);
     }
 }

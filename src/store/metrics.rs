@@ -4,7 +4,9 @@
 //! and when it last succeeded (alert when that grows stale).
 //!
 //! The file is replaced atomically (written beside it, then renamed): the
-//! node exporter must never read half a file.
+//! node exporter must never read half a file. A FIFO or a character device
+//! (`/dev/null`) is written in place, never replaced; a directory is refused
+//! (see [`crate::safe_fs`]).
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -129,15 +131,7 @@ pub fn render(m: &Metrics) -> String {
     out
 }
 
-/// Writes the metrics file atomically.
-pub fn write(path: &Path, m: &Metrics) -> std::io::Result<()> {
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "metrics".into());
-    let tmp = path.with_file_name(format!(".{name}.tmp-{}", std::process::id()));
-    std::fs::write(&tmp, render(m))?;
-    std::fs::rename(&tmp, path).inspect_err(|_| {
-        let _ = std::fs::remove_file(&tmp);
-    })
+/// Writes the metrics file atomically (see [`crate::safe_fs`]).
+pub fn write(path: &Path, m: &Metrics) -> Result<(), crate::safe_fs::SafeFsError> {
+    crate::safe_fs::write(path, render(m).as_bytes())
 }
