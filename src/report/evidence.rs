@@ -727,4 +727,119 @@ mod tests {
         assert!(r.version.starts_with("embedded (portwarden "));
         assert_eq!(r.sha256.len(), 64);
     }
+
+    fn scratch(tag: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("pw-evidence-{tag}-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    #[test]
+    fn keygen_sign_and_verify_catch_a_rehashed_manifest() {
+        use std::os::unix::fs::PermissionsExt;
+        let base = scratch("sign");
+        let keys = base.join("keys");
+        let (secret, public) = generate_keypair(&keys).unwrap();
+        assert_eq!(
+            fs::metadata(&secret).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+        let before = fs::read(&secret).unwrap();
+        assert!(matches!(
+            generate_keypair(&keys),
+            Err(KeyError::Exists(p)) if p == secret
+        ));
+        assert_eq!(fs::read(&secret).unwrap(), before, "never overwritten");
+        let key = load_signing_key(&secret).unwrap();
+        let public = load_verifying_key(&public).unwrap();
+        assert_eq!(key.verifying_key(), public);
+
+        let dir = base.join("report");
+        fs::create_dir(&dir).unwrap();
+        fs::write(dir.join("findings.csv"), "a,b\n").unwrap();
+        write_manifest(&dir, manifest()).unwrap();
+        let sig = sign_manifest(&dir, &key).unwrap();
+        assert_eq!(sig.public_key_fingerprint, fingerprint(&public));
+        let r = verify_with_key(&dir, Some(&public)).unwrap();
+        assert!(r.is_intact(), "{r:?}");
+        assert_eq!(
+            r.signature,
+            SignatureStatus::Valid {
+                fingerprint: fingerprint(&public)
+            }
+        );
+        assert!(r.extra.is_empty(), "manifest.sig is not an extra file");
+        // Without a key the signature is named but not judged.
+        assert!(matches!(
+            verify(&dir).unwrap().signature,
+            SignatureStatus::Unchecked { .. }
+        ));
+
+        // Edit a file and rehash the manifest: every hash matches again,
+        // the signature does not.
+        fs::write(dir.join("findings.csv"), "a,b\nforged\n").unwrap();
+        write_manifest(&dir, manifest()).unwrap();
+        let r = verify_with_key(&dir, Some(&public)).unwrap();
+        assert!(r.altered.is_empty());
+        assert!(!r.is_intact());
+        assert!(
+            matches!(&r.signature, SignatureStatus::Invalid { reason } if reason.contains("does not match its signature")),
+            "{:?}",
+            r.signature
+        );
+        // Another key's signature, and no signature at all.
+        let other = generate_keypair(&base.join("other")).unwrap();
+        let other = load_verifying_key(&other.1).unwrap();
+        sign_manifest(&dir, &key).unwrap();
+        let r = verify_with_key(&dir, Some(&other)).unwrap();
+        assert!(
+            matches!(&r.signature, SignatureStatus::Invalid { reason } if reason.contains("not by the given key")),
+            "{:?}",
+            r.signature
+        );
+        fs::remove_file(dir.join(SIGNATURE)).unwrap();
+        let r = verify_with_key(&dir, Some(&public)).unwrap();
+        assert!(!r.is_intact());
+        fs::remove_dir_all(&base).unwrap();
+    }
+
+    #[test]
+    fn verify_never_follows_links_nor_reads_fifos_or_devices() {
+        let base = scratch("hostile");
+        let dir = base.join("report");
+        fs::create_dir(&dir).unwrap();
+        fs::write(dir.join("a.txt"), "a").unwrap();
+        fs::write(dir.join("b.txt"), "b").unwrap();
+        write_manifest(&dir, manifest()).unwrap();
+        // A listed file replaced by a link out of the directory; a link to
+        // /dev/zero; a FIFO nobody writes; a link to a directory outside.
+        fs::write(base.join("outside"), "a").unwrap();
+        fs::remove_file(dir.join("a.txt")).unwrap();
+        std::os::unix::fs::symlink(base.join("outside"), dir.join("a.txt")).unwrap();
+        std::os::unix::fs::symlink("/dev/zero", dir.join("zero")).unwrap();
+        std::os::unix::fs::symlink("/etc", dir.join("etc")).unwrap();
+        let fifo = std::ffi::CString::new(dir.join("pipe").to_str().unwrap()).unwrap();
+        assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o600) }, 0);
+        let r = verify(&dir).unwrap();
+        assert_eq!(
+            r.refused,
+            vec![
+                ("a.txt".to_string(), "symbolic link"),
+                ("etc".to_string(), "symbolic link"),
+                ("pipe".to_string(), "FIFO"),
+                ("zero".to_string(), "symbolic link"),
+            ]
+        );
+        assert_eq!(r.intact, vec!["b.txt"]);
+        assert!(r.altered.is_empty() && r.missing.is_empty() && r.extra.is_empty());
+        assert!(!r.is_intact());
+        // A manifest that is a link is not read either.
+        fs::rename(dir.join(MANIFEST), base.join("m.json")).unwrap();
+        std::os::unix::fs::symlink(base.join("m.json"), dir.join(MANIFEST)).unwrap();
+        let e = verify(&dir).unwrap_err().to_string();
+        assert!(e.contains("symbolic link"), "{e}");
+        assert!(is_own_report(&dir).is_err());
+        fs::remove_dir_all(&base).unwrap();
+    }
 }
