@@ -234,3 +234,55 @@ fn audit_refuses_resume() {
     let msg = usage_error(&["audit", "127.0.0.1", "--resume", "x.json", "--no-store"]);
     assert_mentions(&msg, &["--resume finishes a `scan`"]);
 }
+
+#[test]
+fn probe_timeouts_above_a_minute_are_refused() {
+    for flag in ["--timeout-initial", "--timeout-max"] {
+        let msg = usage_error(&["scan", "127.0.0.1", "-p", "80", flag, "60001"]);
+        assert_mentions(&msg, &[flag, "60001", "60000 ms"]);
+    }
+}
+
+/// Text from files reaches the terminal only through the report's
+/// escaping: no ESC or BEL from a target list, a masscan file or a policy
+/// can retitle or repaint the terminal.
+#[test]
+fn file_contents_never_reach_the_terminal_raw() {
+    let raw = |s: &str| s.contains('\u{1b}') || s.contains('\u{7}');
+    let targets = temp_file(
+        "esc-targets.txt",
+        "198.18.0.1\n198.18.0.300\u{1b}]0;pwned\u{7}\n",
+    );
+    let msg = usage_error(&["scan", &format!("@{}", targets.display()), "-p", "80"]);
+    assert!(!raw(&msg), "{msg:?}");
+    assert_mentions(&msg, &["198.18.0.300\u{FFFD}]0;pwned\u{FFFD}"]);
+    let masscan = temp_file(
+        "esc-masscan.json",
+        "[\n{\"ip\": \"198.18.0.1\u{1b}[2J\", \"timestamp\": \"1\", \"ports\": [{\"port\": 80, \"proto\": \"tcp\", \"status\": \"open\"}]}\n]\n",
+    );
+    let msg = usage_error(&[
+        "audit",
+        "--from-masscan",
+        masscan.to_str().unwrap(),
+        "--no-store",
+        "--out",
+        "/nonexistent/x",
+    ]);
+    assert!(!raw(&msg), "{msg:?}");
+    let policy = temp_file(
+        "esc-policy.toml",
+        "[[group]]\nname = \"web\\u001b]0;pwned\\u0007\"\ntargets = [\"198.18.0.1\"]\n",
+    );
+    let ns = Netns::new();
+    let f = run(&ns, &["policy", "check", policy.to_str().unwrap()]);
+    assert_eq!(f.code, Some(0), "{}", f.stderr);
+    assert!(
+        f.stdout.contains("group web\u{FFFD}]0;pwned\u{FFFD}"),
+        "{}",
+        f.stdout
+    );
+    assert!(!raw(&f.stdout) && !raw(&f.stderr), "{:?}", f.stdout);
+    for p in [targets, masscan, policy] {
+        let _ = std::fs::remove_file(p);
+    }
+}

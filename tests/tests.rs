@@ -13,5 +13,6 @@ mod lab_selftest;
 mod policy;
 mod prereq;
 mod report;
+mod safety;
 mod scan_connect;
 mod syn;
