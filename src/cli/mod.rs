@@ -346,7 +346,7 @@ fn print_findings(ev: &portwarden::policy::Evaluation) -> Result<()> {
                 .as_deref()
                 .map(output::terminal_safe)
                 .unwrap_or_default(),
-            f.controls.join(" ")
+            output::terminal_safe(&f.controls.join(" "))
         )?;
     }
     for p in &ev.profiles {
@@ -603,7 +603,7 @@ fn ports(cmd: PortsCmd) -> Result<u8> {
             .entry(p, portwarden::model::Proto::Tcp)
             .map(|e| e.service.as_str())
             .unwrap_or("");
-        writeln!(w, "{p}\t{service}")?;
+        writeln!(w, "{p}\t{}", output::terminal_safe(service))?;
     }
     w.flush()?;
     eprintln!("{} ports", set.len());
