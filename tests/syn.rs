@@ -500,11 +500,20 @@ fn cli_sigint_then_resume_covers_every_pair_once() {
     assert_eq!(unsafe { libc::kill(pid, libc::SIGINT) }, 0);
     let out = child.wait_with_output().unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{err}");
+    assert_eq!(out.status.code(), Some(130), "{err}");
     assert!(
         err.contains("interrupted") && err.contains("--resume"),
         "{err}"
     );
+    // The stopped scan's output ends with a record saying it is incomplete.
+    let first_text = std::fs::read_to_string(&first_out).unwrap();
+    let (rows, last) = first_text.trim_end().rsplit_once('\n').unwrap();
+    let summary: Value = serde_json::from_str(last).unwrap();
+    assert_eq!(
+        (&summary["type"], &summary["complete"]),
+        (&"summary".into(), &false.into())
+    );
+    std::fs::write(&first_out, format!("{rows}\n")).unwrap();
     assert!(resume.exists(), "no resume file: {err}");
 
     let second_out = dir.join("second.jsonl");
