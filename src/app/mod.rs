@@ -727,6 +727,7 @@ pub fn write_report_dir<T>(
         .to_string_lossy()
         .into_owned();
     fs::create_dir_all(&parent).with_context(|| format!("cannot create {}", parent.display()))?;
+    remove_stale_temps(&parent, &name);
     let tmp = cancel.temp_dir(&parent, &format!(".{name}.tmp-"))?;
     fill(tmp.path())?;
     cancel.commit(|| {
@@ -748,6 +749,33 @@ pub fn write_report_dir<T>(
         }
         then()
     })
+}
+
+/// Removes what a killed run (SIGKILL, power loss) left: directories named
+/// exactly as ours (`.NAME.tmp-PID-` and 12 hex digits, from a random
+/// source) whose process is gone. Anything else is left alone; a live or
+/// reused PID keeps its directory.
+fn remove_stale_temps(parent: &Path, name: &str) {
+    let Ok(entries) = fs::read_dir(parent) else {
+        return;
+    };
+    let prefix = format!(".{name}.tmp-");
+    for e in entries.flatten() {
+        let file_name = e.file_name();
+        let Some(rest) = file_name.to_str().and_then(|n| n.strip_prefix(&prefix)) else {
+            continue;
+        };
+        let Some((pid, random)) = rest.split_once('-') else {
+            continue;
+        };
+        let ours = pid.parse::<u32>().is_ok_and(|p| p > 0)
+            && random.len() == 12
+            && random.bytes().all(|b| b.is_ascii_hexdigit());
+        let is_dir = e.file_type().is_ok_and(|t| t.is_dir());
+        if ours && is_dir && !Path::new(&format!("/proc/{pid}")).exists() {
+            let _ = fs::remove_dir_all(e.path());
+        }
+    }
 }
 
 /// Atomically exchanges two paths (Linux `renameat2(RENAME_EXCHANGE)`).
@@ -904,6 +932,24 @@ mod tests {
             vec!["d", "file", "link", "other", "outlink", "rep"],
             "nothing created, nothing left"
         );
+        fs::remove_dir_all(&base).unwrap();
+    }
+
+    #[test]
+    fn leftovers_of_a_killed_run_go_nothing_else_does() {
+        let base = scratch("stale");
+        let out = base.join("report");
+        // PID 0x7fffffff is above pid_max: never alive.
+        let dead = base.join(".report.tmp-2147483647-0123456789ab");
+        let live = base.join(format!(".report.tmp-{}-0123456789ab", std::process::id()));
+        let odd = base.join(".report.tmp-2147483647-notrandom");
+        for d in [&dead, &live, &odd] {
+            fs::create_dir(d).unwrap();
+            fs::write(d.join("big"), "x").unwrap();
+        }
+        write_report_dir(&out, &Cancel::new(), report_with(&[("a", "1")]), || Ok(())).unwrap();
+        assert!(!dead.exists());
+        assert!(live.exists() && odd.exists());
         fs::remove_dir_all(&base).unwrap();
     }
 
