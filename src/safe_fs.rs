@@ -153,6 +153,26 @@ pub struct OutFile {
 }
 
 impl OutFile {
+    /// Refuses what [`OutFile::create`] would refuse, creating nothing (to
+    /// fail before a long run rather than after it).
+    pub fn check(path: &Path) -> Result<(), SafeFsError> {
+        match fs::metadata(path) {
+            Ok(m) if m.is_dir() => Err(SafeFsError::IsDirectory(path.to_path_buf())),
+            Ok(m) if m.file_type().is_block_device() => {
+                Err(SafeFsError::BlockDevice(path.to_path_buf()))
+            }
+            Ok(_) => Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                if fs::symlink_metadata(path).is_ok() {
+                    Err(SafeFsError::Dangling(path.to_path_buf()))
+                } else {
+                    Ok(())
+                }
+            }
+            Err(e) => Err(io_err(path)(e)),
+        }
+    }
+
     /// Opens `path` for writing by the rules of this module.
     pub fn create(path: &Path) -> Result<OutFile, SafeFsError> {
         let link = fs::symlink_metadata(path);
@@ -326,6 +346,8 @@ mod tests {
         // A directory is refused and untouched.
         fs::create_dir(d.join("dir")).unwrap();
         fs::write(d.join("dir/keep"), "k").unwrap();
+        assert!(OutFile::check(&d.join("dir")).is_err());
+        assert!(OutFile::check(&d.join("new")).is_ok());
         let e = write(&d.join("dir"), b"x").unwrap_err();
         assert!(e.to_string().contains("is a directory"), "{e}");
         assert_eq!(fs::read_to_string(d.join("dir/keep")).unwrap(), "k");

@@ -298,6 +298,10 @@ pub async fn audit(req: &AuditRequest, events: mpsc::Sender<ScanEvent>) -> Resul
     // The report directory, the key, rules, policy and history first: a
     // typo there must not cost a scan.
     check_out_dir(&req.out)?;
+    if let Some(m) = &req.metrics {
+        crate::safe_fs::OutFile::check(m)
+            .with_context(|| format!("cannot write the metrics file {}", m.display()))?;
+    }
     let sign_key = req
         .sign_key
         .as_deref()
