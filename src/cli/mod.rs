@@ -287,7 +287,12 @@ async fn audit(cmd: AuditCmd) -> Result<u8> {
     let (tx, rx) = mpsc::channel(4096);
     // The total is unknown until targets resolve; the bar learns it from progress events.
     let consumer = tokio::spawn(consume(rx, progress_bar(0), None));
-    let outcome = app::audit(&req, tx).await;
+    // The app checks the flag between steps; this also stops the steps that
+    // do not (resolving names, opening the history) the moment it is raised.
+    let outcome = tokio::select! {
+        r = app::audit(&req, tx) => r,
+        () = req.cancel.cancelled() => Err(Cancelled.into()),
+    };
     if let Err(e) = &outcome
         && e.is::<Cancelled>()
     {
