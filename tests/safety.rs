@@ -418,6 +418,30 @@ fn signed_reports_catch_a_rehashed_manifest() {
     assert_eq!(ok.status.code(), Some(0), "{}", text(&ok.stderr));
     assert!(text(&ok.stdout).contains("SIGNED"), "{}", text(&ok.stdout));
 
+    // The signature is plain Ed25519 over manifest.json: OpenSSL agrees.
+    if Path::new("/usr/bin/openssl").exists() {
+        let sig: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(out.join("manifest.sig")).unwrap()).unwrap();
+        let raw = s.path("sig.bin");
+        std::fs::write(
+            &raw,
+            hex::decode(sig["signature"].as_str().unwrap()).unwrap(),
+        )
+        .unwrap();
+        let o = Command::new("openssl")
+            .args(["pkeyutl", "-verify", "-pubin", "-rawin", "-inkey"])
+            .arg(&public)
+            .arg("-in")
+            .arg(out.join("manifest.json"))
+            .arg("-sigfile")
+            .arg(&raw)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", text(&o.stdout));
+    } else {
+        crate::prereq::missing("openssl (Debian package 'openssl') to cross-check the signature");
+    }
+
     // Edit findings.csv and rehash it in the manifest: the hashes agree,
     // the signature does not.
     let csv = out.join("findings.csv");

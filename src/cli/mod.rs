@@ -319,6 +319,13 @@ async fn audit(cmd: AuditCmd) -> Result<u8> {
         outcome.manifest_sha256,
         outcome.out.display()
     );
+    if let Some(key) = &cmd.sign_key {
+        eprintln!(
+            "manifest.json signed with {} into manifest.sig (`portwarden verify {} --pubkey PUBLIC_KEY` checks it)",
+            key.display(),
+            outcome.out.display()
+        );
+    }
     if outcome.gate_tripped {
         eprintln!(
             "audit failed: findings at or above '{}' (see findings.json)",
