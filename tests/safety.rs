@@ -487,3 +487,80 @@ fn signed_reports_catch_a_rehashed_manifest() {
     assert!(stdout.contains("REFUSED  pipe (FIFO"), "{stdout}");
     assert!(stdout.contains("REFUSED  zero (symbolic link"), "{stdout}");
 }
+
+/// The audit's worker threads (`portwarden-work`): one imports, the next
+/// evaluates and writes the report.
+fn workers(pid: u32) -> Vec<u32> {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return Vec::new();
+    };
+    tasks
+        .flatten()
+        .filter(|t| {
+            std::fs::read_to_string(t.path().join("comm"))
+                .is_ok_and(|c| c.trim() == "portwarden-work")
+        })
+        .filter_map(|t| t.file_name().to_str()?.parse().ok())
+        .collect()
+}
+
+/// Figures, not a pass/fail test: SIGINT → exit per phase of a 200,000-line
+/// import audit, three times each. The phase is known from the process
+/// itself: the first worker thread imports, a second one evaluates, and
+/// the report's temporary directory marks report writing.
+/// `cargo test --test tests safety::perf_sigint_per_phase -- --ignored --nocapture`
+#[test]
+#[ignore]
+fn perf_sigint_per_phase() {
+    let s = Scratch::new("perf-sigint");
+    let obs = s.path("obs.jsonl");
+    jsonl(&obs, 200_000);
+    let out = s.path("report");
+    let store = s.path("h.db");
+    let args = audit_args(
+        obs.to_str().unwrap(),
+        out.to_str().unwrap(),
+        store.to_str().unwrap(),
+    );
+    for phase in ["import", "evaluation", "report writing"] {
+        for _ in 0..3 {
+            let mut child = portwarden(&args).spawn().unwrap();
+            let start = Instant::now();
+            let mut first = None;
+            loop {
+                assert!(
+                    child.try_wait().unwrap().is_none(),
+                    "finished before {phase}"
+                );
+                let w = workers(child.id());
+                let writing = !temps(&s.0).is_empty();
+                if first.is_none() {
+                    first = w.first().copied();
+                }
+                let reached = match phase {
+                    "import" => {
+                        w.first() == first.as_ref() && start.elapsed() > Duration::from_millis(300)
+                    }
+                    "evaluation" => {
+                        first.is_some() && w.first().is_some_and(|t| Some(*t) != first) && !writing
+                    }
+                    _ => writing,
+                };
+                if first.is_some() && reached {
+                    break;
+                }
+                std::thread::sleep(Duration::from_micros(500));
+            }
+            let at = start.elapsed();
+            let (code, took) = interrupt(&mut child);
+            assert_eq!(code, Some(130));
+            assert!(!out.exists() && temps(&s.0).is_empty());
+            assert_eq!(runs_in(&store), 0);
+            eprintln!(
+                "{phase:<15} signalled at {:>5.2} s: exit after {:.3} s",
+                at.as_secs_f64(),
+                took.as_secs_f64()
+            );
+        }
+    }
+}
