@@ -170,12 +170,14 @@ fn out_refuses_a_directory_or_file_that_is_not_a_report() {
 /// Sends SIGINT to `child` and returns its exit code and the time from the
 /// signal to its exit (a figure, never asserted).
 fn interrupt(child: &mut Child) -> (Option<i32>, Duration) {
+    signal(child, libc::SIGINT)
+}
+
+/// [`interrupt`] with another signal.
+fn signal(child: &mut Child, sig: libc::c_int) -> (Option<i32>, Duration) {
     let sent = Instant::now();
     // SAFETY: kill(2) on the pid of our own child.
-    assert_eq!(
-        unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGINT) },
-        0
-    );
+    assert_eq!(unsafe { libc::kill(child.id() as libc::pid_t, sig) }, 0);
     loop {
         if let Some(st) = child.try_wait().unwrap() {
             return (st.code(), sent.elapsed());
@@ -223,11 +225,12 @@ fn sigint_in_import_and_in_report_writing_leaves_nothing() {
         store.to_str().unwrap(),
     );
 
-    // Import: the 200,000-line file takes longer than this to read.
+    // Import: the 200,000-line file takes longer than this to read. SIGTERM
+    // (a service manager's stop) does the same as Ctrl-C.
     let mut child = portwarden(&args).spawn().unwrap();
     std::thread::sleep(Duration::from_millis(300));
     assert!(temps(&s.0).is_empty(), "still importing");
-    let (code, took) = interrupt(&mut child);
+    let (code, took) = signal(&mut child, libc::SIGTERM);
     let err = text(&child.wait_with_output().unwrap().stderr);
     eprintln!(
         "SIGINT → exit in the import phase: {:.3} s",

@@ -538,8 +538,27 @@ pub fn generate_keypair(dir: &Path) -> Result<(PathBuf, PathBuf), KeyError> {
     Ok((secret_path, public_path))
 }
 
-/// Reads a secret key written by [`generate_keypair`] (PKCS#8 PEM).
+/// Reads a secret key written by [`generate_keypair`] (PKCS#8 PEM). Like
+/// ssh, refuses a key that others may read: it may already be copied.
 pub fn load_signing_key(path: &Path) -> Result<SigningKey, KeyError> {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = fs::metadata(path)
+        .map_err(|source| ReportError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?
+        .permissions()
+        .mode();
+    if mode & 0o077 != 0 {
+        return Err(KeyError::Bad {
+            path: path.to_path_buf(),
+            message: format!(
+                "the secret key is readable or writable by others (mode {:o}): `chmod 600 {}`",
+                mode & 0o777,
+                path.display()
+            ),
+        });
+    }
     let bytes = zeroize::Zeroizing::new(read_small(path, 64 << 10)?);
     let text = std::str::from_utf8(&bytes).map_err(|_| KeyError::Bad {
         path: path.to_path_buf(),
@@ -751,6 +770,10 @@ mod tests {
             Err(KeyError::Exists(p)) if p == secret
         ));
         assert_eq!(fs::read(&secret).unwrap(), before, "never overwritten");
+        fs::set_permissions(&secret, fs::Permissions::from_mode(0o644)).unwrap();
+        let e = load_signing_key(&secret).unwrap_err().to_string();
+        assert!(e.contains("chmod 600"), "{e}");
+        fs::set_permissions(&secret, fs::Permissions::from_mode(0o600)).unwrap();
         let key = load_signing_key(&secret).unwrap();
         let public = load_verifying_key(&public).unwrap();
         assert_eq!(key.verifying_key(), public);
