@@ -526,74 +526,69 @@ fn finish_audit(
         "findings": evaluation.findings,
         "profiles": evaluation.profiles,
     });
-    let (manifest_sha256, run_id) = write_report_dir(
-        &req.out,
-        cancel,
-        |dir| {
-            write_jsonl_cancellable(&dir.join("observations.jsonl"), &observations, cancel)?;
-            if let Some(d) = &drift {
-                let path = dir.join("drift.json");
-                fs::write(&path, serde_json::to_vec_pretty(d)?)
-                    .with_context(|| format!("cannot write {}", path.display()))?;
-            }
-            let path = dir.join("findings.json");
-            fs::write(&path, serde_json::to_vec_pretty(&findings_doc)?)
+    let pending = write_report_dir(&req.out, cancel, |dir| {
+        write_jsonl(&dir.join("observations.jsonl"), &observations)?;
+        if let Some(d) = &drift {
+            let path = dir.join("drift.json");
+            fs::write(&path, serde_json::to_vec_pretty(d)?)
                 .with_context(|| format!("cannot write {}", path.display()))?;
-            let facts = report::RunFacts {
-                targets: scope.targets.clone(),
-                excludes: scope.excludes.clone(),
-                ports: scope.ports.clone(),
-                port_count: ports,
-                host_count: hosts,
-                scan_type: engine,
-                rate,
-                started,
-                finished: Utc::now(),
-                operator: req.operator.clone(),
-                command_line: req.command_line.clone(),
-                as_of: now.date_naive(),
-                fail_on: req.fail_on,
-                gate_tripped,
-                rules_dir: req.scope.rules_dir.clone(),
-                policy_path: req.policy.clone(),
-            };
-            report::write_bundle(
-                dir,
-                &report::ReportInput {
-                    lang: req.lang,
-                    facts,
-                    observations: &observations,
-                    evaluation: &evaluation,
-                    policy,
-                    profiles,
-                    catalogue: &catalogue,
-                    remediation,
-                },
-            )?;
-            if let Some(key) = sign_key {
-                report::evidence::sign_manifest(dir, key)?;
-            }
-            cancel.check()?;
-            Ok(())
-        },
-        || {
-            // Behind the commit gate: the report is in place and the run
-            // recorded together, or neither when a cancel came first.
-            let manifest_sha256 = report::evidence::manifest_sha256(&req.out)?;
-            record.finished = Utc::now();
-            record.manifest_hash = Some(manifest_sha256.clone());
-            let run_id = match history {
-                Some(h) => Some(h.record(&record).with_context(|| {
-                    format!(
-                        "the report is in {} but the run was not recorded in the history",
-                        req.out.display()
-                    )
-                })?),
-                None => None,
-            };
-            Ok((manifest_sha256, run_id))
-        },
-    )?;
+        }
+        let path = dir.join("findings.json");
+        fs::write(&path, serde_json::to_vec_pretty(&findings_doc)?)
+            .with_context(|| format!("cannot write {}", path.display()))?;
+        let facts = report::RunFacts {
+            targets: scope.targets.clone(),
+            excludes: scope.excludes.clone(),
+            ports: scope.ports.clone(),
+            port_count: ports,
+            host_count: hosts,
+            scan_type: engine,
+            rate,
+            started,
+            finished: Utc::now(),
+            operator: req.operator.clone(),
+            command_line: req.command_line.clone(),
+            as_of: now.date_naive(),
+            fail_on: req.fail_on,
+            gate_tripped,
+            rules_dir: req.scope.rules_dir.clone(),
+            policy_path: req.policy.clone(),
+        };
+        report::write_bundle(
+            dir,
+            &report::ReportInput {
+                lang: req.lang,
+                facts,
+                observations: &observations,
+                evaluation: &evaluation,
+                policy,
+                profiles,
+                catalogue: &catalogue,
+                remediation,
+            },
+        )?;
+        Ok(())
+    })?;
+    if let Some(key) = sign_key {
+        report::evidence::sign_manifest(pending.path(), key)?;
+    }
+    // Behind the commit gate: the report goes in place and the run is
+    // recorded together, or neither when a cancel comes first.
+    let (manifest_sha256, run_id) = pending.commit(|| {
+        let manifest_sha256 = report::evidence::manifest_sha256(&req.out)?;
+        record.finished = Utc::now();
+        record.manifest_hash = Some(manifest_sha256.clone());
+        let run_id = match history {
+            Some(h) => Some(h.record(&record).with_context(|| {
+                format!(
+                    "the report is in {} but the run was not recorded in the history",
+                    req.out.display()
+                )
+            })?),
+            None => None,
+        };
+        Ok((manifest_sha256, run_id))
+    })?;
     if let Some(path) = &req.metrics {
         store::metrics::write(
             path,
@@ -627,27 +622,6 @@ pub fn write_jsonl(path: &Path, observations: &[Observation]) -> Result<()> {
         fs::File::create(path).with_context(|| format!("cannot create {}", path.display()))?;
     let mut w = BufWriter::new(file);
     for o in observations {
-        serde_json::to_writer(&mut w, o)?;
-        w.write_all(b"\n")?;
-    }
-    w.flush()
-        .with_context(|| format!("cannot write {}", path.display()))?;
-    Ok(())
-}
-
-/// [`write_jsonl`], checking for a cancel every few thousand lines.
-fn write_jsonl_cancellable(
-    path: &Path,
-    observations: &[Observation],
-    cancel: &Cancel,
-) -> Result<()> {
-    let file =
-        fs::File::create(path).with_context(|| format!("cannot create {}", path.display()))?;
-    let mut w = BufWriter::new(file);
-    for (i, o) in observations.iter().enumerate() {
-        if i % 4096 == 0 {
-            cancel.check()?;
-        }
         serde_json::to_writer(&mut w, o)?;
         w.write_all(b"\n")?;
     }
@@ -708,18 +682,17 @@ pub fn check_out_dir(out: &Path) -> std::result::Result<OutDir, NotAReport> {
     Ok(OutDir::Report)
 }
 
-/// Builds a report directory next to `out` and renames it into place, so an
-/// interrupted or failed run never leaves a half-written report nor
-/// destroys the previous one, and never replaces what is not a report of
-/// ours ([`check_out_dir`]). The temporary directory is new (random name),
-/// removed on every error path and at once on a cancel. `then` runs behind
-/// the commit gate, right after the report is in place (recording the run).
-pub fn write_report_dir<T>(
+/// Builds a report directory next to `out`, to be renamed into place by
+/// [`PendingReport::commit`], so an interrupted or failed run never leaves a
+/// half-written report nor destroys the previous one, and never replaces
+/// what is not a report of ours ([`check_out_dir`]). The temporary directory
+/// is new (random name), removed on every error path and at once on a
+/// cancel.
+pub fn write_report_dir(
     out: &Path,
     cancel: &Cancel,
     fill: impl FnOnce(&Path) -> Result<()>,
-    then: impl FnOnce() -> Result<T>,
-) -> Result<T> {
+) -> Result<PendingReport> {
     check_out_dir(out)?;
     let parent = match out.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
@@ -734,25 +707,55 @@ pub fn write_report_dir<T>(
     remove_stale_temps(&parent, &name);
     let tmp = cancel.temp_dir(&parent, &format!(".{name}.tmp-"))?;
     fill(tmp.path())?;
-    cancel.commit(|| {
-        // Checked again: something may have appeared at `out` meanwhile.
-        match check_out_dir(out)? {
-            OutDir::Absent | OutDir::Empty => {
-                fs::rename(tmp.path(), out)
-                    .with_context(|| format!("cannot move the report into {}", out.display()))?;
-                tmp.keep();
-            }
-            OutDir::Report => {
-                // Swap in one step; the previous report is then where the
-                // temporary directory was, and goes with its guard.
-                exchange(tmp.path(), out).with_context(|| {
-                    format!("cannot replace the previous report {}", out.display())
-                })?;
-                drop(tmp);
-            }
-        }
-        then()
+    cancel.check()?;
+    Ok(PendingReport {
+        out: out.to_path_buf(),
+        tmp,
+        cancel: cancel.clone(),
     })
+}
+
+/// A report written in its temporary directory, not yet in place. Dropped
+/// without a commit, it is removed.
+#[derive(Debug)]
+pub struct PendingReport {
+    out: PathBuf,
+    tmp: crate::safe_fs::TempPath,
+    cancel: Cancel,
+}
+
+impl PendingReport {
+    /// The temporary directory (to add files signed over the others).
+    pub fn path(&self) -> &Path {
+        self.tmp.path()
+    }
+
+    /// Puts the report in place and runs `then` (recording the run) behind
+    /// the cancellation gate: both happen, or neither when a cancel came
+    /// first.
+    pub fn commit<T>(self, then: impl FnOnce() -> Result<T>) -> Result<T> {
+        let PendingReport { out, tmp, cancel } = self;
+        cancel.commit(|| {
+            // Checked again: something may have appeared at `out` meanwhile.
+            match check_out_dir(&out)? {
+                OutDir::Absent | OutDir::Empty => {
+                    fs::rename(tmp.path(), &out).with_context(|| {
+                        format!("cannot move the report into {}", out.display())
+                    })?;
+                    tmp.keep();
+                }
+                OutDir::Report => {
+                    // Swap in one step; the previous report is then where the
+                    // temporary directory was, and goes with its guard.
+                    exchange(tmp.path(), &out).with_context(|| {
+                        format!("cannot replace the previous report {}", out.display())
+                    })?;
+                    drop(tmp);
+                }
+            }
+            then()
+        })
+    }
 }
 
 /// Removes what a killed run (SIGKILL, power loss) left: directories named
@@ -845,6 +848,16 @@ mod tests {
             .collect();
         v.sort();
         v
+    }
+
+    /// Writes and commits a report directory.
+    fn write_report_dir<T>(
+        out: &Path,
+        cancel: &Cancel,
+        fill: impl FnOnce(&Path) -> Result<()>,
+        then: impl FnOnce() -> Result<T>,
+    ) -> Result<T> {
+        super::write_report_dir(out, cancel, fill)?.commit(then)
     }
 
     #[test]
