@@ -361,8 +361,11 @@ pub fn manifest_sha256(dir: &Path) -> Result<String, ReportError> {
     safe_sha256(&dir.join(MANIFEST))
 }
 
-/// Reads and parses a report directory's manifest (a regular file, bounded).
-fn read_manifest(dir: &Path) -> Result<(Vec<u8>, Manifest), ReportError> {
+/// Reads and parses a report directory's manifest: a regular file (never
+/// a link, FIFO or device), at most 16 MiB, written by portwarden. Returns
+/// its bytes and its content. Anything that reads a manifest from a
+/// directory it did not just write should use this.
+pub fn read_manifest(dir: &Path) -> Result<(Vec<u8>, Manifest), ReportError> {
     let path: PathBuf = dir.join(MANIFEST);
     let text = read_small(&path, MAX_MANIFEST_BYTES)?;
     let manifest: Manifest =
@@ -384,13 +387,38 @@ fn read_manifest(dir: &Path) -> Result<(Vec<u8>, Manifest), ReportError> {
 /// regular file that parses as ours, and every entry is the manifest, its
 /// signature or a regular file the manifest lists. `Err` says why not.
 pub fn is_own_report(dir: &Path) -> Result<(), String> {
-    let (_, manifest) = read_manifest(dir).map_err(|e| match e {
-        ReportError::Io { source, .. } if source.kind() == io::ErrorKind::NotFound => {
-            format!("it has no {MANIFEST}")
-        }
-        ReportError::Io { source, .. } => format!("its {MANIFEST} {source}"),
-        other => other.to_string(),
-    })?;
+    /// Only what recognition needs, so manifests of other versions (fields
+    /// added or gone) are still recognised as ours.
+    #[derive(Deserialize)]
+    struct Ours {
+        tool: String,
+        files: BTreeMap<String, String>,
+    }
+    let path = dir.join(MANIFEST);
+    let manifest = read_small(&path, MAX_MANIFEST_BYTES)
+        .and_then(|text| {
+            serde_json::from_slice::<Ours>(&text).map_err(|e| ReportError::BadManifest {
+                path: path.clone(),
+                message: e.to_string(),
+            })
+        })
+        .and_then(|m| {
+            if m.tool == "portwarden" {
+                Ok(m)
+            } else {
+                Err(ReportError::BadManifest {
+                    path: path.clone(),
+                    message: format!("its tool is '{}'", m.tool),
+                })
+            }
+        })
+        .map_err(|e| match e {
+            ReportError::Io { source, .. } if source.kind() == io::ErrorKind::NotFound => {
+                format!("it has no {MANIFEST}")
+            }
+            ReportError::Io { source, .. } => format!("its {MANIFEST} {source}"),
+            other => other.to_string(),
+        })?;
     let listing = list_files(dir).map_err(|e| e.to_string())?;
     if let Some((name, kind)) = listing.refused.first() {
         return Err(format!("it holds '{name}', a {kind}"));
