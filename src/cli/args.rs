@@ -37,6 +37,21 @@ pub enum Command {
     History(HistoryCmd),
     /// What changed between two recorded runs (default: the last two of the same scope).
     Diff(DiffCmd),
+    /// Print the fix for one finding of a report (commands, undo, verification), for runbooks and tickets.
+    Fix(FixCmd),
+}
+
+#[derive(Debug, Args)]
+pub struct FixCmd {
+    /// The report directory (written by `portwarden audit --out DIR`).
+    #[arg(long, value_name = "DIR")]
+    pub report: PathBuf,
+    /// The finding's id (findings.json, the report's findings table).
+    #[arg(value_name = "FINDING_ID")]
+    pub finding: String,
+    /// Only this platform (`ufw`, `aws`, …) or family (`windows`, `terraform`).
+    #[arg(long, value_name = "P")]
+    pub platform: Option<String>,
 }
 
 /// Where the audit history is.
