@@ -376,7 +376,10 @@ fn fix(cmd: args::FixCmd) -> Result<u8> {
     for p in platforms {
         writeln!(out, "\n## {} [{}]", safe(&p.title), safe(&p.platform))?;
         if let Some(w) = &p.warning {
-            writeln!(out, "{}", block(w))?;
+            // A comment, so that the printed block stays pasteable.
+            for line in w.lines() {
+                writeln!(out, "# {}", safe(line))?;
+            }
         }
         writeln!(out, "{}", block(&p.commands))?;
         writeln!(out, "### undo\n{}", block(&p.undo))?;
