@@ -405,3 +405,100 @@ fn ufw_fix_and_undo_applied_in_the_lab() {
         prove("ufw", HOST4, ADMIN4, setup, true);
     }
 }
+
+/// The size of report.json for a /24 with 254 live hosts and 333 open
+/// pairs (the issue's figure: 6.7 MB, 5.2 MB of it remediation). A figure,
+/// not a pass/fail check: run with `--ignored --nocapture`; set
+/// PORTWARDEN_BIN to compare another build.
+#[test]
+#[ignore]
+fn report_json_size_for_a_slash24() {
+    use crate::lab::Layout;
+    let ports = vec![22, 23, 80, 443, 445, 3306, 3389, 5432, 6379, 8080];
+    let layout = Layout {
+        prefix: "198.19.1.0/24".into(),
+        hosts: 1..=254,
+        ports: ports.clone(),
+        open_ports: ports,
+        down: 0,
+        open: 333,
+        dropped: 0,
+        rejected: 0,
+        seed: 0x5eed_0012,
+    };
+    let lab = Lab::generated(Lab::builder(), &layout).build();
+    let dir = TempDir(tempdir("size"));
+    let out = dir.0.join("report");
+    let mut args = vec![
+        "audit",
+        "198.19.1.0/24",
+        "-p",
+        "22,23,80,443,445,3306,3389,5432,6379,8080",
+        "--no-identify",
+        "--no-store",
+        "--as-of",
+        "2026-11-24",
+        "--out",
+        out.to_str().unwrap(),
+    ];
+    args.extend(FAST_CONNECT);
+    let o = lab.run(&args);
+    assert!(
+        o.status.code() == Some(1),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let raw = std::fs::read_to_string(out.join("report.json")).unwrap();
+    let v: Value = serde_json::from_str(&raw).unwrap();
+    let rem = serde_json::to_string(&v["remediation"]).unwrap();
+    println!(
+        "report.json {} bytes; remediation {} bytes in {} entries; findings {}",
+        raw.len(),
+        rem.len(),
+        v["remediation"].as_array().unwrap().len(),
+        v["findings"].as_array().unwrap().len()
+    );
+}
+
+/// `portwarden fix` on a hand-written report.json: the one finding's fix,
+/// control characters made inert, and the errors that name what exists.
+#[test]
+fn fix_command_prints_one_finding_and_names_what_is_missing() {
+    let dir = TempDir(tempdir("cli"));
+    let report = r#"{"remediation":[{"id":"0123456789ab","key":"close-port","title":"Close the port",
+        "about":"about","severity":"high","port":22,"proto":"tcp","service":"ssh",
+        "hosts":["198.18.0.5"],"finding_ids":["f1","f2"],"severity_label":"High",
+        "platforms":[{"platform":"ufw","title":"ufw","language":"sh","verify_language":"sh",
+        "warning":"careful\u001b[2J","commands":"sudo ufw deny 22/tcp","undo":"sudo ufw delete deny 22/tcp","verify":"sudo ufw status"},
+        {"platform":"windows-netsh","title":"netsh","language":"bat","verify_language":"bat",
+        "commands":"netsh x","undo":"netsh y","verify":"netsh z"}]}]}"#;
+    std::fs::write(dir.0.join("report.json"), report).unwrap();
+    let run = |args: &[&str]| {
+        Command::new(Lab::bin())
+            .args(["fix", "--report", dir.0.to_str().unwrap()])
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let o = run(&["f2", "--platform", "ufw"]);
+    assert!(o.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&o.stdout),
+        "# fix 0123456789ab (close-port): Close the port\n# about\n# hosts: 198.18.0.5\n# findings: f1 f2\n\n\
+         ## ufw [ufw]\n# careful\u{FFFD}[2J\nsudo ufw deny 22/tcp\n### undo\nsudo ufw delete deny 22/tcp\n### verify\nsudo ufw status\n"
+    );
+    // A family selects its platforms.
+    let o = run(&["f1", "--platform", "windows"]);
+    assert!(String::from_utf8_lossy(&o.stdout).contains("## netsh [windows-netsh]\nnetsh x\n"));
+    let o = run(&["f1", "--platform", "aws"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&o.stderr)
+            .contains("has no platform 'aws'; it has: ufw, windows-netsh"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let o = run(&["nope"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("no fix for finding 'nope'"));
+}

@@ -598,3 +598,23 @@ fn terraform_snippets_parse_as_hcl() {
 fn tidy_keeps_single_blank_lines_only() {
     assert_eq!(tidy("\n\na\n\n\n b  \n\n"), "a\n\n b");
 }
+
+#[test]
+fn admin_sources_are_parsed_per_group_and_checked() {
+    let p = policy();
+    let dmz = &p.groups[0];
+    assert_eq!(
+        dmz.admin_sources,
+        vec![
+            "198.18.5.0/24".parse::<IpNet>().unwrap(),
+            "2001:2:5::/64".parse().unwrap()
+        ]
+    );
+    assert!(p.groups[1].admin_sources.is_empty());
+    let bad = "[[group]]\nname = \"a\"\ntargets = [\"198.18.0.1\"]\nadmin_sources = [\"198.18.5.0/33\"]\n";
+    let e = Policy::parse(bad, "p.toml", &Profiles::embedded().unwrap()).unwrap_err();
+    assert!(
+        e.to_string().contains("p.toml:4:18") && e.to_string().contains("not an address or a CIDR"),
+        "{e}"
+    );
+}
