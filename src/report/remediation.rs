@@ -82,6 +82,7 @@ pub const VARIABLES: &[&str] = &[
     "sources_quoted",
     "has_sources",
     "nft_sources",
+    "k8s_ip_blocks",
     "hosts",
     "hosts_quoted",
     "host_cidrs",
@@ -723,6 +724,11 @@ impl RemediationCatalog {
             "sources_quoted": quoted(&shown),
             "has_sources": !sources.is_empty(),
             "nft_sources": if shown.len() == 1 { shown[0].clone() } else { format!("{{ {} }}", shown.join(", ")) },
+            "k8s_ip_blocks": shown
+                .iter()
+                .map(|s| format!("        - ipBlock:\n            cidr: {s}"))
+                .collect::<Vec<_>>()
+                .join("\n"),
             "hosts": hosts.join(" "),
             "hosts_quoted": quoted(&hosts),
             "host_cidrs": cidrs.join(","),
