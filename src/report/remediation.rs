@@ -691,7 +691,7 @@ impl RemediationCatalog {
                 Some(s) => format!("{p}/{proto} ({s})"),
                 None => format!("{p}/{proto}"),
             },
-            None => "host".to_owned(),
+            None => String::new(),
         };
         let mut shown_hosts = hosts.iter().take(6).cloned().collect::<Vec<_>>().join(", ");
         if hosts.len() > 6 {
@@ -699,7 +699,7 @@ impl RemediationCatalog {
         }
         json!({
             "key": c.key,
-            "finding": format!("{} {on} on {shown_hosts}", c.key),
+            "finding": format!("{} {on}{}on {shown_hosts}", c.key, if on.is_empty() { "" } else { " " }),
             "port": port,
             "proto": proto.as_str(),
             "proto_upper": if udp { "UDP" } else { "TCP" },
