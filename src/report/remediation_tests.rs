@@ -618,3 +618,32 @@ fn admin_sources_are_parsed_per_group_and_checked() {
         "{e}"
     );
 }
+
+#[test]
+fn unapproved_change_offers_the_change_record_or_the_revert() {
+    let fs = [finding(
+        "unapproved-change",
+        "approve-or-revert-change",
+        "198.18.1.3",
+        Some(8080),
+        Some("http-proxy"),
+    )];
+    let g = &groups(&fs)[0];
+    let ids: Vec<&str> = g.platforms.iter().map(|p| p.platform.as_str()).collect();
+    assert_eq!(ids[..3], ["policy", "ufw", "iptables"]);
+    let record = &g.platforms[0].commands;
+    assert!(
+        record.contains("[[change]]\nticket = \"<TICKET>\""),
+        "{record}"
+    );
+    assert!(
+        record.contains("target = \"db\"\nopens = [8080]\nproto = \"tcp\""),
+        "{record}"
+    );
+    // The revert closes the port.
+    assert!(
+        platform(g, "iptables")
+            .commands
+            .contains("--dport 8080 -m comment --comment portwarden-tcp-8080 -j DROP")
+    );
+}
