@@ -357,6 +357,63 @@ fn prove(platform: &str, host: &str, admin: &str, setup: &str, ufw: bool) {
         !connects_from(&lab, admin, host, 6379),
         "{platform}: redis closed for all"
     );
+    // The new rules sit after the ESTABLISHED,RELATED accept, never above it.
+    let listing = match platform {
+        "iptables" => {
+            let tool = if host.contains(':') {
+                "ip6tables"
+            } else {
+                "iptables"
+            };
+            run_ok(Command::new("ip").args(["netns", "exec", lab.target_ns(), tool, "-S", "INPUT"]))
+        }
+        // ufw's chains are listed with nft (ip6tables-nft cannot list ufw6's).
+        "ufw" => {
+            let (family, chain) = if host.contains(':') {
+                ("ip6", "ufw6-before-input")
+            } else {
+                ("ip", "ufw-before-input")
+            };
+            run_ok(Command::new("ip").args([
+                "netns",
+                "exec",
+                lab.target_ns(),
+                "nft",
+                "list",
+                "chain",
+                family,
+                "filter",
+                chain,
+            ]))
+        }
+        _ => run_ok(Command::new("ip").args([
+            "netns",
+            "exec",
+            lab.target_ns(),
+            "nft",
+            "list",
+            "chain",
+            "inet",
+            "filter",
+            "input",
+        ])),
+    };
+    if platform != "ufw" {
+        let est = listing
+            .find("RELATED,ESTABLISHED")
+            .or_else(|| listing.find("established,related"));
+        let ours = listing.find("portwarden-tcp-");
+        assert!(
+            matches!((est, ours), (Some(e), Some(o)) if e < o),
+            "{platform}: rules above the established accept:\n{listing}"
+        );
+    } else {
+        // ufw's own chain accepts established connections before the user rules.
+        assert!(
+            listing.contains("related,established") && listing.contains("accept"),
+            "{listing}"
+        );
+    }
 
     apply(&lab, &close.undo, etc.as_deref());
     apply(&lab, &restrict.undo, etc.as_deref());
@@ -403,6 +460,7 @@ fn ufw_fix_and_undo_applied_in_the_lab() {
         "ufw --force enable\nufw default allow incoming\nufw allow 22/tcp\nufw allow 6379/tcp\n";
     if need("ufw") && need("unshare") {
         prove("ufw", HOST4, ADMIN4, setup, true);
+        prove("ufw", HOST6, ADMIN6, setup, true);
     }
 }
 
