@@ -200,6 +200,10 @@ pub struct FindingRow {
     pub message: String,
     pub exception: Option<String>,
     pub observed: Option<DateTime<Utc>>,
+    /// Id of the fix (`remediation[].id`) that closes it; `None` when
+    /// waived or without a fix.
+    #[serde(default)]
+    pub fix: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -404,7 +408,7 @@ impl ReportModel {
                 .then(a.port.cmp(&b.port))
                 .then(a.check.cmp(&b.check))
         });
-        let finding_rows: Vec<FindingRow> = findings
+        let mut finding_rows: Vec<FindingRow> = findings
             .iter()
             .map(|f| {
                 let frameworks: Vec<String> = f
@@ -442,6 +446,7 @@ impl ReportModel {
                     message: f.message.clone(),
                     exception: f.exception.clone(),
                     observed: f.evidence.as_ref().map(|e| e.time),
+                    fix: None,
                 }
             })
             .collect();
@@ -655,6 +660,13 @@ impl ReportModel {
             fix,
         })
         .collect();
+        // From a finding straight to its fix.
+        for row in &mut finding_rows {
+            row.fix = remediation
+                .iter()
+                .find(|r| r.fix.finding_ids.contains(&row.id))
+                .map(|r| r.fix.id.clone());
+        }
 
         let exceptions = policy
             .exceptions
@@ -862,6 +874,7 @@ mod tests {
                 .filter(|r| r.fix.finding_ids.contains(&f.id))
                 .count();
             assert_eq!(n, 1, "{} {}", f.check, f.id);
+            assert!(f.fix.is_some(), "{} links to its fix", f.id);
         }
         for r in &m.remediation {
             assert!(!r.fix.platforms.is_empty(), "{}", r.fix.key);
