@@ -637,7 +637,7 @@ impl RemediationCatalog {
                     },
                     language: p.language.clone(),
                     verify_language: p.verify_language.clone(),
-                    warning: (!warning.trim().is_empty()).then_some(warning),
+                    warning: (!warning.trim().is_empty()).then(|| warning.trim().to_owned()),
                     commands,
                     undo: self.render_one(id, "undo", &data),
                     verify: self.render_one(id, "verify", &data),

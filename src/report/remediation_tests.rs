@@ -232,6 +232,19 @@ fn close_port_of_an_admin_port_is_never_a_bare_deny() {
         assert!(!p.commands.contains("disable --now ssh"), "{}", p.platform);
     }
     assert!(g.platforms.iter().all(|p| p.platform != "systemd"));
+    let w = platform(g, "iptables").warning.as_deref().unwrap();
+    assert!(w.contains("declares no admin_sources"), "{w}");
+    // A database restricted without admin sources warns too, without the lock-out text.
+    let fs = [finding(
+        "database-internet",
+        "restrict-source",
+        "198.18.1.3",
+        Some(6379),
+        Some("redis"),
+    )];
+    let g = &groups(&fs)[0];
+    let w = platform(g, "nftables").warning.as_deref().unwrap();
+    assert!(w.starts_with("The group declares no admin_sources"), "{w}");
 }
 
 #[test]
