@@ -259,6 +259,9 @@ mod tests {
         );
         assert!(html.contains(&format!("id=\"fix-{}-0\" checked", m.remediation[0].fix.id)));
         assert!(html.contains("<tr class=\"expired\">"));
+        // Every fix panel has its undo beside the commands.
+        let panels: usize = m.remediation.iter().map(|r| r.fix.platforms.len()).sum();
+        assert_eq!(html.matches("<h4>Undo</h4>").count(), panels);
         assert!(html.contains("<h2>Compliance</h2>"));
     }
 
