@@ -660,3 +660,158 @@ fn unapproved_change_offers_the_change_record_or_the_revert() {
             .contains("--dport 8080 -m comment --comment portwarden-tcp-8080 -j DROP")
     );
 }
+
+fn parse_err(toml: &str) -> RemediationError {
+    RemediationCatalog::parse(toml, "test.toml", FirewalldServices::default()).unwrap_err()
+}
+
+/// A platform without its templates: lines 1-5 of the test files.
+const HEAD: &str =
+    "[[platform]]\nid = \"demo\"\ntitle_en = \"Demo\"\ntitle_zh = \"演示\"\nlanguage = \"sh\"\n";
+
+#[test]
+fn unknown_placeholder_in_an_untaken_branch_is_still_found() {
+    let toml = format!(
+        "{HEAD}commands = \"x\"\nundo = \"u\"\nverify = '''\nok\n{{{{#if udp}}}}\n\
+         {{{{#unless ipv6}}}}{{{{hostname}}}}{{{{/unless}}}}\n{{{{/if}}}}\n'''\n"
+    );
+    let err = parse_err(&toml);
+    assert!(
+        matches!(&err, RemediationError::UnknownPlaceholder { line: 11, place, name, .. }
+            if place == "platform 'demo', verify" && name == "hostname"),
+        "{err:?}"
+    );
+}
+
+#[test]
+fn partials_are_checked_too() {
+    let toml = format!(
+        "[partials]\nrecheck = \"portwarden scan {{{{host}}}}\"\n\n\
+         {HEAD}commands = \"{{{{> recheck}}}}\"\nundo = \"u\"\nverify = \"v\"\n"
+    );
+    let err = parse_err(&toml);
+    assert!(
+        matches!(&err, RemediationError::UnknownPlaceholder { line: 2, place, name, .. }
+            if place == "partial 'recheck'" && name == "host"),
+        "{err:?}"
+    );
+    let toml = format!("{HEAD}commands = \"{{{{> nowhere}}}}\"\nundo = \"u\"\nverify = \"v\"\n");
+    assert_eq!(
+        parse_err(&toml).to_string(),
+        "test.toml:6: platform 'demo', commands: unknown partial 'nowhere'; \
+         known: none (define them under [partials])"
+    );
+}
+
+#[test]
+fn a_partial_cannot_include_a_partial_and_a_file_needs_a_platform() {
+    let toml = format!(
+        "[partials]\na = \"{{{{> b}}}}\"\nb = \"x\"\n\n{HEAD}commands = \"c\"\nundo = \"u\"\nverify = \"v\"\n"
+    );
+    assert_eq!(
+        parse_err(&toml).to_string(),
+        "test.toml:2: partial 'a': '{{> b}}': a partial cannot include another partial"
+    );
+    assert_eq!(
+        parse_err("# nothing here\n").to_string(),
+        "test.toml:1: no [[platform]] entries: a remediation file needs at least one"
+    );
+}
+
+#[test]
+fn unsupported_helpers_and_syntax_errors_are_reported_with_the_line() {
+    let toml = format!(
+        "{HEAD}commands = \"{{{{#each port}}}}x{{{{/each}}}}\"\nundo = \"u\"\nverify = \"v\"\n"
+    );
+    assert_eq!(
+        parse_err(&toml).to_string(),
+        "test.toml:6: platform 'demo', commands: unsupported helper 'each'; \
+         known: if, unless, eq, ne, and, or, not"
+    );
+    let toml = format!(
+        "{HEAD}commands = \"ok\"\nundo = \"u\"\nverify = '''\nline one\n{{{{#if udp}}}}\n'''\n"
+    );
+    let err = parse_err(&toml);
+    // The unclosed block is noticed where the template ends.
+    assert!(
+        err.to_string()
+            .starts_with("test.toml:11: platform 'demo', verify: invalid handlebars syntax"),
+        "{err}"
+    );
+}
+
+#[test]
+fn toml_errors_and_bad_fields_name_file_and_line() {
+    let err = parse_err("[[platform]]\nid = \"demo\"\ntitle_en = \n");
+    assert!(
+        matches!(&err, RemediationError::Toml { file, line: 3, .. } if file == "test.toml"),
+        "{err:?}"
+    );
+    let err = parse_err(&format!(
+        "{HEAD}commands = \"a\"\nundo = \"u\"\nverify = \"b\"\ncolour = \"red\"\n"
+    ));
+    assert!(
+        matches!(&err, RemediationError::Toml { line: 9, message, .. } if message.contains("colour")),
+        "{err:?}"
+    );
+    // Every platform needs its undo.
+    let err = parse_err(&format!("{HEAD}commands = \"a\"\nverify = \"b\"\n"));
+    assert!(
+        matches!(&err, RemediationError::Toml { message, .. } if message.contains("undo")),
+        "{err:?}"
+    );
+    let one = format!("{HEAD}commands = \"a\"\nundo = \"u\"\nverify = \"b\"\n");
+    assert_eq!(
+        parse_err(&format!("{one}\n{one}")).to_string(),
+        "test.toml:10: platform id 'demo' is used twice"
+    );
+    let fix = "[[fix]]\nkey = \"close-port\"\ntitle_en = \"a\"\ntitle_zh = \"a\"\nabout_en = \"a\"\nabout_zh = \"a\"\nplatforms = [\"demo\"]\n\n";
+    assert_eq!(
+        parse_err(&format!("{fix}{fix}{one}")).to_string(),
+        "test.toml:9: fix key 'close-port' is used twice"
+    );
+    let bad_id = one.replace("\"demo\"", "\"Demo Platform\"");
+    assert_eq!(
+        parse_err(&bad_id).to_string(),
+        "test.toml:1: platform id 'Demo Platform': use lower-case letters, digits and '-'"
+    );
+}
+
+#[test]
+fn templates_render_without_html_escaping_and_load_dir_overrides() {
+    let fix = "[[fix]]\nkey = \"close-port\"\ntitle_en = \"a\"\ntitle_zh = \"a\"\nabout_en = \"a\"\nabout_zh = \"a\"\nplatforms = [\"demo\"]\n\n";
+    let toml = format!(
+        "{fix}{HEAD}commands = '''\necho \"<A>\" 'b' & {{{{finding}}}}\n'''\nundo = \"u {{{{tag}}}}\"\n\
+         verify = \"{{{{host_cidrs}}}} {{{{any_cidr}}}} {{{{ip_family}}}} {{{{proto_title}}}}\"\n"
+    );
+    let dir = std::env::temp_dir().join(format!("portwarden-remed-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join(FILE_NAME), &toml).unwrap();
+    std::fs::write(dir.join(FIREWALLD_FILE_NAME), "ssh 22/tcp\n").unwrap();
+    let c = RemediationCatalog::load_dir(&dir);
+    std::fs::write(dir.join(FIREWALLD_FILE_NAME), "alias a = b\n").unwrap();
+    let bad = RemediationCatalog::load_dir(&dir).unwrap_err().to_string();
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(
+        bad.ends_with("firewalld-services.txt:1: alias 'a': firewalld has no service 'b'"),
+        "{bad}"
+    );
+    let c = c.unwrap();
+    assert_eq!(c.firewalld().lookup("ssh", 22, Proto::Tcp), Some("ssh"));
+    let ctx = &samples("close-port")[1];
+    let r = c.render(ctx, &[], Lang::En);
+    assert_eq!(
+        (
+            r[0].commands.as_str(),
+            r[0].undo.as_str(),
+            r[0].verify.as_str(),
+            r[0].verify_language.as_str()
+        ),
+        (
+            "echo \"<A>\" 'b' & close-port 161/udp on 2001:2::5",
+            "u portwarden-udp-161",
+            "2001:2::5/128 ::/0 ipv6 Udp",
+            "sh"
+        )
+    );
+}
