@@ -3,6 +3,7 @@
 //! and nftables.
 
 mod cli_errors;
+mod fix_apply;
 mod identify;
 mod lab;
 // The lab's own test lives beside it but is declared here, so the lab can

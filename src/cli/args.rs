@@ -39,6 +39,8 @@ pub enum Command {
     Diff(DiffCmd),
     /// Write a new Ed25519 key pair for signing reports (`audit --sign-key`, `verify --pubkey`).
     Keygen(KeygenCmd),
+    /// Print the fix for one finding of a report (commands, undo, verification), for runbooks and tickets.
+    Fix(FixCmd),
 }
 
 #[derive(Debug, Args)]
@@ -47,6 +49,19 @@ pub struct KeygenCmd {
     /// portwarden-signing.pub; existing key files are never overwritten.
     #[arg(long, value_name = "DIR")]
     pub out: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct FixCmd {
+    /// The report directory (written by `portwarden audit --out DIR`).
+    #[arg(long, value_name = "DIR")]
+    pub report: PathBuf,
+    /// The finding's id (findings.json, the report's findings table).
+    #[arg(value_name = "FINDING_ID")]
+    pub finding: String,
+    /// Only this platform (`ufw`, `aws`, …) or family (`windows`, `terraform`).
+    #[arg(long, value_name = "P")]
+    pub platform: Option<String>,
 }
 
 /// Where the audit history is.

@@ -54,6 +54,7 @@ pub async fn run(cli: Cli) -> Result<u8> {
         Command::History(cmd) => history::history(cmd),
         Command::Diff(cmd) => history::diff(cmd),
         Command::Keygen(cmd) => keygen(cmd),
+        Command::Fix(cmd) => fix(cmd),
     }
 }
 
@@ -412,6 +413,60 @@ fn user_name() -> String {
         }
     };
     name.unwrap_or_else(|| format!("uid {uid}"))
+}
+
+/// `portwarden fix`: one finding's fix from a report directory.
+fn fix(cmd: args::FixCmd) -> Result<u8> {
+    use portwarden::report::remediation::platform_matches;
+    let fixes = portwarden::report::read_fixes(&cmd.report)?;
+    let safe = |s: &str| output::terminal_safe(s);
+    let Some(g) = portwarden::report::fix_for(&fixes, &cmd.finding) else {
+        bail!(
+            "{}: no fix for finding '{}' (no such finding, or it is waived); findings with a fix: {}",
+            cmd.report.display(),
+            safe(&cmd.finding),
+            fixes.iter().map(|g| g.finding_ids.len()).sum::<usize>()
+        );
+    };
+    let platforms: Vec<_> = g
+        .platforms
+        .iter()
+        .filter(|p| {
+            cmd.platform
+                .as_deref()
+                .is_none_or(|want| platform_matches(&p.platform, want))
+        })
+        .collect();
+    if platforms.is_empty() {
+        let known: Vec<&str> = g.platforms.iter().map(|p| p.platform.as_str()).collect();
+        bail!(
+            "fix {} has no platform '{}'; it has: {}",
+            g.id,
+            safe(cmd.platform.as_deref().unwrap_or_default()),
+            known.join(", ")
+        );
+    }
+    // Commands keep their lines; every line loses its control characters.
+    let block = |text: &str| -> String { text.lines().map(safe).collect::<Vec<_>>().join("\n") };
+    let mut out = io::stdout().lock();
+    writeln!(out, "# fix {} ({}): {}", g.id, safe(&g.key), safe(&g.title))?;
+    writeln!(out, "# {}", safe(&g.about))?;
+    let hosts: Vec<String> = g.hosts.iter().map(|h| h.to_string()).collect();
+    writeln!(out, "# hosts: {}", hosts.join(" "))?;
+    writeln!(out, "# findings: {}", block(&g.finding_ids.join(" ")))?;
+    for p in platforms {
+        writeln!(out, "\n## {} [{}]", safe(&p.title), safe(&p.platform))?;
+        if let Some(w) = &p.warning {
+            // A comment, so that the printed block stays pasteable.
+            for line in w.lines() {
+                writeln!(out, "# {}", safe(line))?;
+            }
+        }
+        writeln!(out, "{}", block(&p.commands))?;
+        writeln!(out, "### undo\n{}", block(&p.undo))?;
+        writeln!(out, "### verify\n{}", block(&p.verify))?;
+    }
+    Ok(exit::OK)
 }
 
 /// `portwarden verify DIR`: every file named, exit 1 unless all are intact.

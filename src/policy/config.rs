@@ -302,6 +302,8 @@ struct RawGroup {
     #[serde(default)]
     platforms: Vec<String>,
     #[serde(default)]
+    admin_sources: Vec<Spanned<String>>,
+    #[serde(default)]
     allow: Vec<Spanned<RawAllow>>,
 }
 
@@ -383,6 +385,10 @@ pub struct Group {
     pub profiles: Vec<String>,
     pub max_open_ports: Option<usize>,
     pub platforms: Vec<String>,
+    /// The networks administrators (and declared clients) connect from
+    /// (`admin_sources = ["198.18.5.0/24"]`): what a restrict-source fix
+    /// keeps allowed. Empty: fixes show a placeholder.
+    pub admin_sources: Vec<ipnet::IpNet>,
     pub allow: Vec<AllowRule>,
     pub line: usize,
 }
@@ -754,6 +760,21 @@ impl Policy {
                     line: src.at(aspan).line,
                 });
             }
+            let mut admin_sources = Vec::new();
+            for a in &g.admin_sources {
+                let text = a.get_ref().trim();
+                let net = text
+                    .parse::<ipnet::IpNet>()
+                    .or_else(|_| text.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                    .map_err(|_| {
+                        src.invalid(
+                            a.span(),
+                            format!("admin source '{text}' is not an address or a CIDR"),
+                            "admin_sources = [\"198.18.5.0/24\", \"2001:2:5::/64\"]",
+                        )
+                    })?;
+                admin_sources.push(net.trunc());
+            }
             groups.push(Group {
                 name,
                 targets: g.targets.iter().map(|t| t.get_ref().clone()).collect(),
@@ -763,6 +784,7 @@ impl Policy {
                 profiles: gprofiles,
                 max_open_ports,
                 platforms: g.platforms,
+                admin_sources,
                 allow,
                 line: src.at(gspan).line,
             });

@@ -55,6 +55,10 @@ const EMBEDDED_RULES: &[(&str, &str)] = &[
         include_str!("../../rules/remediation.toml"),
     ),
     (
+        "firewalld-services.txt",
+        include_str!("../../rules/firewalld-services.txt"),
+    ),
+    (
         "profiles/checks.toml",
         include_str!("../../rules/profiles/checks.toml"),
     ),

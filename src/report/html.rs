@@ -212,7 +212,7 @@ mod tests {
         );
         // Commands keep their lines.
         assert!(html.contains(
-            &format!("{}\n", m.remediation[0].platforms[0].commands.lines().next().unwrap())
+            &format!("{}\n", m.remediation[0].fix.platforms[0].commands.lines().next().unwrap())
         ));
     }
 
@@ -250,11 +250,18 @@ mod tests {
         assert_eq!(html.matches("<tr id=\"f-").count(), m.findings.len());
         // Tabs work without JS: one radio group per block, first one checked.
         assert_eq!(
-            html.matches("type=\"radio\" name=\"r1\"").count(),
-            m.remediation[0].platforms.len()
+            html.matches(&format!(
+                "type=\"radio\" name=\"fix-{}\"",
+                m.remediation[0].fix.id
+            ))
+            .count(),
+            m.remediation[0].fix.platforms.len()
         );
-        assert!(html.contains("id=\"r1-0\" checked"));
+        assert!(html.contains(&format!("id=\"fix-{}-0\" checked", m.remediation[0].fix.id)));
         assert!(html.contains("<tr class=\"expired\">"));
+        // Every fix panel has its undo beside the commands.
+        let panels: usize = m.remediation.iter().map(|r| r.fix.platforms.len()).sum();
+        assert_eq!(html.matches("<h4>Undo</h4>").count(), panels);
         assert!(html.contains("<h2>Compliance</h2>"));
     }
 

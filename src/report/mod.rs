@@ -25,7 +25,8 @@ pub use evidence::{MANIFEST, Manifest, VerifyReport, verify};
 pub use i18n::{Labels, Lang};
 pub use model::{ReportInput, ReportModel, RunFacts};
 pub use remediation::{
-    Platform, RemediationCatalog, RemediationError, RemediationTarget, RenderedRemediation,
+    FirewalldServices, Fix, FixContext, FixGroup, Platform, PlatformFix, RemediationCatalog,
+    RemediationError, fix_for, fix_groups, read_fixes,
 };
 
 /// The files a report directory holds besides `observations.jsonl` and

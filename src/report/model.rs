@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 
 use super::evidence::{self, RulesInfo};
 use super::i18n::{Labels, Lang};
-use super::remediation::{RemediationCatalog, RemediationTarget, platform_matches};
+use super::remediation::{FixGroup, RemediationCatalog, fix_groups};
 use super::{ReportError, display_safe};
 use crate::model::{
     Finding, FindingStatus, Observation, PortState, Proto, RequirementStatus, ScanKind, Severity,
@@ -200,6 +200,10 @@ pub struct FindingRow {
     pub message: String,
     pub exception: Option<String>,
     pub observed: Option<DateTime<Utc>>,
+    /// Id of the fix (`remediation[].id`) that closes it; `None` when
+    /// waived or without a fix.
+    #[serde(default)]
+    pub fix: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -228,29 +232,13 @@ pub struct PortRow {
     pub findings: Vec<String>,
 }
 
-/// The commands that close one exposed port, per platform.
+/// One fix (see [`FixGroup`]: the hosts and findings it closes, and the
+/// commands, undo and verification per platform), with its severity in words.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RemediationBlock {
-    /// Unique within the report, for anchors and tab names.
-    pub key: String,
-    pub ip: IpAddr,
-    pub port: u16,
-    pub proto: Proto,
-    pub service: Option<String>,
-    pub severity: Severity,
+    #[serde(flatten)]
+    pub fix: FixGroup,
     pub severity_label: String,
-    pub findings: Vec<String>,
-    pub platforms: Vec<PlatformCommands>,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct PlatformCommands {
-    pub id: String,
-    pub title: String,
-    pub language: String,
-    pub verify_language: String,
-    pub commands: String,
-    pub verify: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -420,7 +408,7 @@ impl ReportModel {
                 .then(a.port.cmp(&b.port))
                 .then(a.check.cmp(&b.check))
         });
-        let finding_rows: Vec<FindingRow> = findings
+        let mut finding_rows: Vec<FindingRow> = findings
             .iter()
             .map(|f| {
                 let frameworks: Vec<String> = f
@@ -458,6 +446,7 @@ impl ReportModel {
                     message: f.message.clone(),
                     exception: f.exception.clone(),
                     observed: f.evidence.as_ref().map(|e| e.time),
+                    fix: None,
                 }
             })
             .collect();
@@ -656,71 +645,27 @@ impl ReportModel {
             });
         }
 
-        // Remediation: one block per failing port, the group's platforms first.
-        let mut blocks: BTreeMap<(IpAddr, u16, Proto), Vec<&Finding>> = BTreeMap::new();
-        for f in &failing {
-            if let (Some(port), Some(proto)) = (f.port, f.proto) {
-                blocks.entry((f.ip, port, proto)).or_default().push(f);
-            }
-        }
-        let mut remediation: Vec<RemediationBlock> = blocks
-            .into_iter()
-            .map(|((ip, port, proto), fs)| {
-                let severity = fs
-                    .iter()
-                    .map(|f| f.severity)
-                    .max()
-                    .unwrap_or(Severity::Info);
-                let service = fs.iter().find_map(|f| f.service.clone());
-                let unit = input
-                    .catalogue
-                    .entry(port, proto)
-                    .and_then(|e| e.systemd_unit.clone());
-                let preferred = preferred_platforms(policy, ip, input.remediation);
-                let target = RemediationTarget {
-                    ip,
-                    port,
-                    proto,
-                    service: service.clone(),
-                    unit,
-                };
-                let platforms = input
-                    .remediation
-                    .render(&target, &preferred)
-                    .into_iter()
-                    .map(|r| PlatformCommands {
-                        title: match input.lang {
-                            Lang::ZhCn => r.title_zh,
-                            Lang::En => r.title_en,
-                        },
-                        id: r.platform,
-                        language: r.language,
-                        verify_language: r.verify_language,
-                        commands: r.commands,
-                        verify: r.verify,
-                    })
-                    .collect();
-                RemediationBlock {
-                    key: String::new(),
-                    ip,
-                    port,
-                    proto,
-                    service,
-                    severity,
-                    severity_label: t(&format!("severity.{severity}")),
-                    findings: fs.iter().map(|f| f.id.clone()).collect(),
-                    platforms,
-                }
-            })
-            .collect();
-        remediation.sort_by(|a, b| {
-            b.severity
-                .cmp(&a.severity)
-                .then(a.ip.cmp(&b.ip))
-                .then(a.port.cmp(&b.port))
-        });
-        for (i, block) in remediation.iter_mut().enumerate() {
-            block.key = format!("r{}", i + 1);
+        // Remediation: one fix per group of findings it closes (see
+        // `remediation::fix_groups`), the hosts' preferred platforms first.
+        let remediation: Vec<RemediationBlock> = fix_groups(
+            failing.iter().copied(),
+            policy,
+            input.remediation,
+            input.catalogue,
+            input.lang,
+        )
+        .into_iter()
+        .map(|fix| RemediationBlock {
+            severity_label: t(&format!("severity.{}", fix.severity)),
+            fix,
+        })
+        .collect();
+        // From a finding straight to its fix.
+        for row in &mut finding_rows {
+            row.fix = remediation
+                .iter()
+                .find(|r| r.fix.finding_ids.contains(&row.id))
+                .map(|r| r.fix.id.clone());
         }
 
         let exceptions = policy
@@ -765,22 +710,6 @@ impl ReportModel {
             inventory,
         })
     }
-}
-
-/// The remediation platforms the host's groups prefer, in order. A group
-/// may name a family (`windows`) for all its platforms (`windows-netsh`, …).
-fn preferred_platforms(policy: &Policy, ip: IpAddr, catalog: &RemediationCatalog) -> Vec<String> {
-    let mut out: Vec<String> = Vec::new();
-    for g in policy.groups_of(ip) {
-        for want in &g.platforms {
-            for p in catalog.platforms() {
-                if platform_matches(&p.id, want) && !out.contains(&p.id) {
-                    out.push(p.id.clone());
-                }
-            }
-        }
-    }
-    out
 }
 
 /// The first `max` characters of `s`, made safe to show (see
@@ -935,13 +864,26 @@ mod tests {
         let banner = m.hosts[0].ports[0].banner.as_deref().unwrap();
         assert!(!banner.contains('\x1b'));
         assert!(banner.starts_with(SCRIPT));
-        // Each failing port has remediation commands for every platform.
+        // Every failing finding is closed by exactly one fix, each fix has
+        // platforms, and the hostile service name never reaches a command.
         assert!(!m.remediation.is_empty());
-        assert_eq!(m.remediation[0].key, "r1");
-        assert_eq!(
-            m.remediation[0].platforms.len(),
-            RemediationCatalog::embedded().platforms().len()
-        );
+        for f in m.findings.iter().filter(|f| f.failing) {
+            let n = m
+                .remediation
+                .iter()
+                .filter(|r| r.fix.finding_ids.contains(&f.id))
+                .count();
+            assert_eq!(n, 1, "{} {}", f.check, f.id);
+            assert!(f.fix.is_some(), "{} links to its fix", f.id);
+        }
+        for r in &m.remediation {
+            assert!(!r.fix.platforms.is_empty(), "{}", r.fix.key);
+            // Policy snippets quote the policy's own text as TOML strings;
+            // commands never carry the hostile identified service name.
+            for p in r.fix.platforms.iter().filter(|p| p.platform != "policy") {
+                assert!(!p.commands.contains("<script>"), "{}", p.platform);
+            }
+        }
         let pci = m.compliance.iter().find(|f| f.id == "pci-dss-4.0").unwrap();
         let r125 = pci.requirements.iter().find(|r| r.id == "1.2.5").unwrap();
         assert_eq!(r125.control, "pci-dss-4.0:1.2.5");
@@ -1003,11 +945,37 @@ mod tests {
             &profiles,
         )
         .unwrap();
-        let ids = preferred_platforms(
-            &policy,
+        let mut o = Observation::new(
             "198.18.0.1".parse().unwrap(),
-            &RemediationCatalog::embedded(),
+            445,
+            Proto::Tcp,
+            crate::model::Reason::SynAck,
+            None,
         );
-        assert_eq!(ids, vec!["windows-powershell", "windows-netsh", "aws"]);
+        o.time = "2026-06-01T12:00:00Z".parse().unwrap();
+        let ev = crate::policy::evaluate(
+            &policy,
+            &profiles,
+            &Catalogue::embedded(),
+            &[o],
+            "2026-06-01T12:00:00Z".parse().unwrap(),
+        );
+        let groups = fix_groups(
+            &ev.findings,
+            &policy,
+            &RemediationCatalog::embedded(),
+            &Catalogue::embedded(),
+            Lang::En,
+        );
+        let close = groups.iter().find(|g| g.key == "close-port").unwrap();
+        let ids: Vec<&str> = close
+            .platforms
+            .iter()
+            .map(|p| p.platform.as_str())
+            .collect();
+        assert_eq!(
+            ids[..4],
+            ["windows-powershell", "windows-netsh", "windows-dsc", "aws"]
+        );
     }
 }

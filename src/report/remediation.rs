@@ -1,46 +1,63 @@
-//! Report layer: the commands that close one exposed port, per platform
-//! (host firewalls, the service manager, Windows, cloud security groups,
-//! Kubernetes, configuration as code).
+//! Report layer: what fixes each kind of finding, per platform (host
+//! firewalls, the service manager, Windows, cloud security groups,
+//! Kubernetes, configuration as code, the policy file itself).
 //!
 //! The commands are data — handlebars templates in `rules/remediation.toml`,
-//! embedded as the default and replaceable from a rules directory — so a
-//! platform can be added or corrected without touching code. A report that
-//! hands out a command with a typo in it is worse than none, so the file is
-//! checked when it is loaded: every template must compile, may use only the
-//! placeholders listed in [`VARIABLES`], and is rendered once with sample
-//! values in strict mode. After that, [`RemediationCatalog::render`] cannot
-//! meet an unknown placeholder.
+//! embedded as the default and replaceable from a rules directory. A
+//! `[[fix]]` maps a remediation key (the `remediation` of a check in
+//! `checks.toml`) to the platforms that fix it; a `[[platform]]` holds the
+//! templates (`commands`, `undo`, `verify`, `warning`). A report that hands
+//! out a command with a typo in it is worse than none, so the file is checked
+//! when it is loaded: every template must compile, may use only the
+//! placeholders in [`VARIABLES`], and is rendered with sample values for
+//! every key in strict mode.
 //!
-//! Values that reach a shell command (the service and unit names, which
-//! come from identification of untrusted network answers or from the user)
-//! are filtered to a conservative character set; anything else becomes the
+//! [`fix_groups`] computes a fix once per (key, port/proto, service, address
+//! family, admin sources, policy entry) and lists the hosts and findings it
+//! closes, so a report of 256 hosts does not repeat the same text hundreds
+//! of times. Administration ports (ssh, rdp, winrm) are never simply denied:
+//! their fixes keep the group's `admin_sources` allowed and come with a
+//! warning and a timed rollback.
+//!
+//! Values that reach a shell command (service and unit names, which come
+//! from identification of untrusted network answers or from the user) are
+//! filtered to a conservative character set; anything else becomes a
 //! `<SERVICE>` / `<SYSTEMD_UNIT>` placeholder instead of being pasted in.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
 use handlebars::template::{Parameter, TemplateElement};
 use handlebars::{Handlebars, RenderErrorReason, Template};
+use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use toml::Spanned;
 
-use crate::model::Proto;
+use super::i18n::Lang;
+use crate::model::{Finding, Proto, Severity};
+use crate::policy::Policy;
+use crate::rules::Catalogue;
 
 /// The embedded default, `rules/remediation.toml`.
 const EMBEDDED: &str = include_str!("../../rules/remediation.toml");
+/// The embedded list of firewalld's own services.
+const EMBEDDED_FIREWALLD: &str = include_str!("../../rules/firewalld-services.txt");
 
 /// The file name looked for in a rules directory.
 pub const FILE_NAME: &str = "remediation.toml";
+/// The firewalld service list's file name in a rules directory.
+pub const FIREWALLD_FILE_NAME: &str = "firewalld-services.txt";
 
 /// What an embedded-file error names as its file.
 const EMBEDDED_NAME: &str = "rules/remediation.toml (embedded)";
 
-/// The placeholders a template may use, all filled for every target (see
-/// the head of `rules/remediation.toml` for what each holds).
+/// The placeholders a template may use, all filled for every fix (see the
+/// head of `rules/remediation.toml` for what each holds).
 pub const VARIABLES: &[&str] = &[
-    "ip",
+    "key",
+    "finding",
     "port",
     "proto",
     "proto_upper",
@@ -51,14 +68,38 @@ pub const VARIABLES: &[&str] = &[
     "ip_family",
     "iptables",
     "any_cidr",
-    "host_cidr",
+    "host_prefix",
     "ss_flags",
+    "nft_family",
     "service",
     "has_service",
     "unit",
     "has_unit",
-    "finding",
+    "admin",
+    "restrict",
+    "sources",
+    "sources_space",
+    "sources_quoted",
+    "has_sources",
+    "nft_sources",
+    "k8s_ip_blocks",
+    "hosts",
+    "hosts_quoted",
+    "host_cidrs",
+    "host_cidrs_quoted",
+    "host_count",
+    "tag",
+    "tag_hcl",
+    "firewalld_service",
+    "has_firewalld_service",
+    "policy_file",
+    "policy_line",
+    "policy_snippet",
+    "group",
 ];
+
+/// The template fields of a platform; `warning` may be absent.
+const FIELDS: &[&str] = &["commands", "undo", "verify", "warning"];
 
 /// Block and expression helpers a template may call: the logic ones that
 /// ship with handlebars. Iteration and lookups have nothing to work on here.
@@ -68,6 +109,13 @@ const HELPERS: &[&str] = &["if", "unless", "eq", "ne", "and", "or", "not"];
 const SERVICE_PLACEHOLDER: &str = "<SERVICE>";
 /// Placeholder shown when the systemd unit is unknown or unsafe to paste.
 const UNIT_PLACEHOLDER: &str = "<SYSTEMD_UNIT>";
+/// Placeholder shown when the host's groups declare no admin source.
+const SOURCE_PLACEHOLDER: &str = "<ADMIN_SOURCE_CIDR>";
+
+/// Ports whose loss locks the operator out, whatever answers on them.
+const ADMIN_PORTS: &[u16] = &[22, 3389, 5985, 5986];
+/// Identified services that carry remote administration.
+const ADMIN_SERVICES: &[&str] = &["ssh", "rdp", "ms-wbt-server", "winrm", "winrm-https"];
 
 /// Loading or using the remediation catalogue failed.
 #[derive(Debug, thiserror::Error)]
@@ -93,7 +141,7 @@ pub enum RemediationError {
     UnknownPlaceholder {
         file: String,
         line: usize,
-        /// `platform 'ID', commands|verify` or `partial 'NAME'`.
+        /// `platform 'ID', commands|undo|verify|warning` or `partial 'NAME'`.
         place: String,
         name: String,
         /// ` (did you mean {{…}}?)` or empty.
@@ -114,6 +162,9 @@ pub enum RemediationError {
         line: usize,
         message: String,
     },
+    /// A report directory's report.json cannot be read as a report.
+    #[error("{}: {message}", path.display())]
+    Report { path: PathBuf, message: String },
     /// A platform id (e.g. in a policy's preferred list) names no platform.
     #[error("unknown remediation platform '{id}'{hint}; known: {known}")]
     UnknownPlatform {
@@ -121,35 +172,6 @@ pub enum RemediationError {
         hint: String,
         known: String,
     },
-}
-
-/// The finding to close: where, which port, and what we know of the service.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RemediationTarget {
-    pub ip: IpAddr,
-    pub port: u16,
-    pub proto: Proto,
-    /// Service name (e.g. `redis`), from identification or the port catalogue.
-    pub service: Option<String>,
-    /// systemd unit that runs the service, when known (`redis-server` or
-    /// `redis-server.service`).
-    pub unit: Option<String>,
-}
-
-/// The commands for one platform, rendered for one target.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct RenderedRemediation {
-    /// Platform id, e.g. `ufw`.
-    pub platform: String,
-    pub title_en: String,
-    pub title_zh: String,
-    /// Language of `commands`, for the code block (`sh`, `powershell`, `yaml`, `hcl`).
-    pub language: String,
-    /// Language of `verify` (differs from `language` for YAML and HCL platforms,
-    /// whose checks are shell commands).
-    pub verify_language: String,
-    pub commands: String,
-    pub verify: String,
 }
 
 /// One platform's metadata; its templates live in the catalogue's registry.
@@ -162,11 +184,109 @@ pub struct Platform {
     pub verify_language: String,
 }
 
+/// A remediation key and the platforms that fix it, in display order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fix {
+    pub key: String,
+    pub title_en: String,
+    pub title_zh: String,
+    pub about_en: String,
+    pub about_zh: String,
+    pub platforms: Vec<String>,
+}
+
+/// firewalld's own service names and the ports each opens
+/// (`rules/firewalld-services.txt`), with our names mapped to theirs.
+#[derive(Debug, Clone, Default)]
+pub struct FirewalldServices {
+    services: HashMap<String, Vec<(u16, u16, Proto)>>,
+    aliases: HashMap<String, String>,
+}
+
+impl FirewalldServices {
+    /// Parses the list; `file` names it in errors. An alias must name a
+    /// listed service: that is the load-time check the fixes rely on.
+    pub fn parse(text: &str, file: &str) -> Result<FirewalldServices, RemediationError> {
+        let mut out = FirewalldServices::default();
+        let mut aliases = Vec::new();
+        for (n, raw) in text.lines().enumerate() {
+            let line = raw.trim();
+            let invalid = |message: String| RemediationError::Invalid {
+                file: file.to_owned(),
+                line: n + 1,
+                message,
+            };
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            if let Some(rest) = line.strip_prefix("alias ") {
+                let (ours, theirs) = rest
+                    .split_once('=')
+                    .ok_or_else(|| invalid("write 'alias OURS = FIREWALLD'".into()))?;
+                aliases.push((n + 1, ours.trim().to_owned(), theirs.trim().to_owned()));
+                continue;
+            }
+            let mut words = line.split_whitespace();
+            let name = words.next().unwrap_or_default().to_owned();
+            if safe_name(&name) != Some(name.as_str()) {
+                return Err(invalid(format!("'{name}' is not a service name")));
+            }
+            let mut ports = Vec::new();
+            for w in words {
+                let parsed = w.split_once('/').and_then(|(range, proto)| {
+                    let (lo, hi) = range.split_once('-').unwrap_or((range, range));
+                    let proto = match proto {
+                        "tcp" => Proto::Tcp,
+                        "udp" => Proto::Udp,
+                        _ => return None,
+                    };
+                    Some((lo.parse().ok()?, hi.parse().ok()?, proto))
+                });
+                // sctp/dccp entries exist in firewalld; we only judge TCP/UDP.
+                match parsed {
+                    Some(p) => ports.push(p),
+                    None if w.ends_with("/sctp") || w.ends_with("/dccp") => {}
+                    None => return Err(invalid(format!("'{w}' is not PORT/tcp or PORT/udp"))),
+                }
+            }
+            out.services.insert(name, ports);
+        }
+        for (line, ours, theirs) in aliases {
+            if !out.services.contains_key(&theirs) {
+                return Err(RemediationError::Invalid {
+                    file: file.to_owned(),
+                    line,
+                    message: format!("alias '{ours}': firewalld has no service '{theirs}'"),
+                });
+            }
+            out.aliases.insert(ours, theirs);
+        }
+        Ok(out)
+    }
+
+    /// firewalld's service for our service name, if it exists and opens
+    /// exactly this port; else `None` (the fix uses `--remove-port`).
+    pub fn lookup(&self, service: &str, port: u16, proto: Proto) -> Option<&str> {
+        let name = self
+            .aliases
+            .get(service)
+            .map(String::as_str)
+            .unwrap_or(service);
+        let (name, ports) = self.services.get_key_value(name)?;
+        ports
+            .iter()
+            .any(|&(lo, hi, p)| p == proto && lo <= port && port <= hi)
+            .then_some(name.as_str())
+    }
+}
+
 /// The validated remediation templates, in file order.
 #[derive(Debug, Clone)]
 pub struct RemediationCatalog {
     platforms: Vec<Platform>,
+    fixes: Vec<Fix>,
     registry: Handlebars<'static>,
+    firewalld: FirewalldServices,
 }
 
 #[derive(Deserialize)]
@@ -175,7 +295,20 @@ struct RawFile {
     #[serde(default)]
     partials: BTreeMap<String, Spanned<String>>,
     #[serde(default)]
+    fix: Vec<Spanned<RawFix>>,
+    #[serde(default)]
     platform: Vec<Spanned<RawPlatform>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFix {
+    key: String,
+    title_en: String,
+    title_zh: String,
+    about_en: String,
+    about_zh: String,
+    platforms: Vec<String>,
 }
 
 #[derive(Deserialize)]
@@ -187,7 +320,22 @@ struct RawPlatform {
     language: String,
     verify_language: Option<String>,
     commands: Spanned<String>,
+    undo: Spanned<String>,
     verify: Spanned<String>,
+    #[serde(default)]
+    warning: Option<Spanned<String>>,
+}
+
+impl RawPlatform {
+    fn field(&self, name: &str) -> Option<&Spanned<String>> {
+        match name {
+            "commands" => Some(&self.commands),
+            "undo" => Some(&self.undo),
+            "verify" => Some(&self.verify),
+            "warning" => self.warning.as_ref(),
+            _ => None,
+        }
+    }
 }
 
 /// True when a policy's platform name selects the platform `id`: the id
@@ -202,28 +350,43 @@ pub fn platform_matches(id: &str, name: &str) -> bool {
 impl RemediationCatalog {
     /// The catalogue built into the binary (`rules/remediation.toml`).
     pub fn embedded() -> RemediationCatalog {
-        // The embedded file is checked by this module's tests, so a failure
-        // here is a build that skipped them, not a user error.
-        RemediationCatalog::parse(EMBEDDED, EMBEDDED_NAME)
+        // The embedded files are checked by this module's tests, so a
+        // failure here is a build that skipped them, not a user error.
+        let firewalld =
+            FirewalldServices::parse(EMBEDDED_FIREWALLD, "rules/firewalld-services.txt")
+                .unwrap_or_else(|e| panic!("embedded firewalld service list is invalid: {e}"));
+        RemediationCatalog::parse(EMBEDDED, EMBEDDED_NAME, firewalld)
             .unwrap_or_else(|e| panic!("embedded remediation templates are invalid: {e}"))
     }
 
-    /// `DIR/remediation.toml` when it exists (it replaces the embedded file
-    /// as a whole), else the embedded catalogue.
+    /// `DIR/remediation.toml` and `DIR/firewalld-services.txt` when they
+    /// exist (each replaces the embedded file as a whole), else the embedded ones.
     pub fn load_dir(dir: &Path) -> Result<RemediationCatalog, RemediationError> {
+        let read = |path: &Path| {
+            std::fs::read_to_string(path).map_err(|source| RemediationError::Io {
+                path: path.to_path_buf(),
+                source,
+            })
+        };
+        let fw_path = dir.join(FIREWALLD_FILE_NAME);
+        let firewalld = if fw_path.exists() {
+            FirewalldServices::parse(&read(&fw_path)?, &fw_path.display().to_string())?
+        } else {
+            FirewalldServices::parse(EMBEDDED_FIREWALLD, "rules/firewalld-services.txt")?
+        };
         let path = dir.join(FILE_NAME);
         if !path.exists() {
-            return Ok(RemediationCatalog::embedded());
+            return RemediationCatalog::parse(EMBEDDED, EMBEDDED_NAME, firewalld);
         }
-        let text = std::fs::read_to_string(&path).map_err(|source| RemediationError::Io {
-            path: path.clone(),
-            source,
-        })?;
-        RemediationCatalog::parse(&text, &path.display().to_string())
+        RemediationCatalog::parse(&read(&path)?, &path.display().to_string(), firewalld)
     }
 
     /// Parses and validates a remediation file; `file` is the name errors give.
-    pub fn parse(text: &str, file: &str) -> Result<RemediationCatalog, RemediationError> {
+    pub fn parse(
+        text: &str,
+        file: &str,
+        firewalld: FirewalldServices,
+    ) -> Result<RemediationCatalog, RemediationError> {
         let raw: RawFile = toml::from_str(text).map_err(|e| {
             let (line, column) = e.span().map(|s| line_col(text, s.start)).unwrap_or((1, 1));
             RemediationError::Toml {
@@ -236,8 +399,8 @@ impl RemediationCatalog {
 
         let mut registry = Handlebars::new();
         registry.set_strict_mode(true);
-        // The output is shell, PowerShell, YAML or HCL, not HTML: the report
-        // renderers escape for their own format.
+        // The output is shell, PowerShell, YAML, HCL or TOML, not HTML: the
+        // report renderers escape for their own format.
         registry.register_escape_fn(handlebars::no_escape);
 
         let partial_names: HashSet<&str> = raw.partials.keys().map(String::as_str).collect();
@@ -300,7 +463,8 @@ impl RemediationCatalog {
                     return Err(invalid(format!("platform '{id}': {field} is empty")));
                 }
             }
-            for (field, src) in [("commands", &p.commands), ("verify", &p.verify)] {
+            for field in FIELDS {
+                let Some(src) = p.field(field) else { continue };
                 let place = format!("platform '{id}', {field}");
                 let tpl = compile(text, file, &place, src, Some(&partial_names))?;
                 registry.register_template(&template_name(id, field), tpl);
@@ -320,24 +484,77 @@ impl RemediationCatalog {
             });
         }
 
+        let mut fixes: Vec<Fix> = Vec::with_capacity(raw.fix.len());
+        for entry in &raw.fix {
+            let line = line_col(text, entry.span().start).0;
+            let f = entry.get_ref();
+            let invalid = |message: String| RemediationError::Invalid {
+                file: file.to_owned(),
+                line,
+                message,
+            };
+            if !is_name(&f.key, |c| {
+                c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-'
+            }) {
+                return Err(invalid(format!(
+                    "fix key '{}': use lower-case letters, digits and '-'",
+                    f.key
+                )));
+            }
+            if fixes.iter().any(|o| o.key == f.key) {
+                return Err(invalid(format!("fix key '{}' is used twice", f.key)));
+            }
+            if f.platforms.is_empty() {
+                return Err(invalid(format!("fix '{}' names no platform", f.key)));
+            }
+            for id in &f.platforms {
+                if !seen.contains(id) {
+                    let known: Vec<&str> = platforms.iter().map(|p| p.id.as_str()).collect();
+                    return Err(invalid(format!(
+                        "fix '{}': unknown platform '{id}'{}; known: {}",
+                        f.key,
+                        did_you_mean(id, &known)
+                            .map(|s| format!(" (did you mean '{s}'?)"))
+                            .unwrap_or_default(),
+                        known.join(", ")
+                    )));
+                }
+            }
+            fixes.push(Fix {
+                key: f.key.clone(),
+                title_en: f.title_en.trim().to_owned(),
+                title_zh: f.title_zh.trim().to_owned(),
+                about_en: f.about_en.trim().to_owned(),
+                about_zh: f.about_zh.trim().to_owned(),
+                platforms: f.platforms.clone(),
+            });
+        }
+
         let catalog = RemediationCatalog {
             platforms,
+            fixes,
             registry,
+            firewalld,
         };
-        // Strict rendering with both protocol and address families walks
-        // both sides of the `{{#if udp}}` / `{{#if ipv6}}` branches the
-        // templates use, and catches whatever the syntax walk cannot.
-        for sample in samples() {
-            let data = context(&sample);
-            for (entry, platform) in raw.platform.iter().zip(&catalog.platforms) {
-                let p = entry.get_ref();
-                for (field, src) in [("commands", &p.commands), ("verify", &p.verify)] {
-                    if let Err(e) = catalog
-                        .registry
-                        .render(&template_name(&platform.id, field), &data)
-                    {
-                        let place = format!("platform '{}', {field}", platform.id);
-                        return Err(render_error(text, file, &place, src, &e));
+        // Strict rendering of every platform for every key, both protocols,
+        // both address families, with and without admin sources, walks the
+        // branches the templates take and catches what the syntax walk cannot.
+        let mut keys: Vec<String> = catalog.fixes.iter().map(|f| f.key.clone()).collect();
+        keys.push("unknown-key".into());
+        for key in &keys {
+            for sample in samples(key) {
+                let data = catalog.context(&sample);
+                for (entry, platform) in raw.platform.iter().zip(&catalog.platforms) {
+                    let p = entry.get_ref();
+                    for field in FIELDS {
+                        let Some(src) = p.field(field) else { continue };
+                        if let Err(e) = catalog
+                            .registry
+                            .render(&template_name(&platform.id, field), &data)
+                        {
+                            let place = format!("platform '{}', {field}", platform.id);
+                            return Err(render_error(text, file, &place, src, &e));
+                        }
                     }
                 }
             }
@@ -348,6 +565,21 @@ impl RemediationCatalog {
     /// The platforms in file order.
     pub fn platforms(&self) -> &[Platform] {
         &self.platforms
+    }
+
+    /// The fixes in file order.
+    pub fn fixes(&self) -> &[Fix] {
+        &self.fixes
+    }
+
+    /// The fix for a remediation key.
+    pub fn fix(&self, key: &str) -> Option<&Fix> {
+        self.fixes.iter().find(|f| f.key == key)
+    }
+
+    /// The firewalld service list the fixes are checked against.
+    pub fn firewalld(&self) -> &FirewalldServices {
+        &self.firewalld
     }
 
     /// Checks that every id names a platform, so that a typo in a policy's
@@ -368,53 +600,615 @@ impl RemediationCatalog {
         Ok(())
     }
 
-    /// The commands for every platform: the `preferred` ones first, in the
-    /// given order, then the rest in file order. Ids in `preferred` that name
-    /// no platform are skipped (see [`Self::check_platforms`]).
-    pub fn render(
-        &self,
-        target: &RemediationTarget,
-        preferred: &[String],
-    ) -> Vec<RenderedRemediation> {
-        let mut order: Vec<usize> = Vec::with_capacity(self.platforms.len());
+    /// The fix for one context on every platform its key lists: the
+    /// `preferred` ones first, in the given order, then the rest in the
+    /// fix's order. A platform whose commands render empty is left out.
+    /// An unknown key gives no platform.
+    pub fn render(&self, ctx: &FixContext, preferred: &[String], lang: Lang) -> Vec<PlatformFix> {
+        let Some(fix) = self.fix(&ctx.key) else {
+            return Vec::new();
+        };
+        let mut order: Vec<&str> = Vec::with_capacity(fix.platforms.len());
         for id in preferred {
-            if let Some(i) = self.platforms.iter().position(|p| &p.id == id)
-                && !order.contains(&i)
-            {
-                order.push(i);
+            if fix.platforms.contains(id) && !order.contains(&id.as_str()) {
+                order.push(id);
             }
         }
-        for i in 0..self.platforms.len() {
-            if !order.contains(&i) {
-                order.push(i);
+        for id in &fix.platforms {
+            if !order.contains(&id.as_str()) {
+                order.push(id);
             }
         }
-        let data = context(target);
+        let data = self.context(ctx);
         order
             .into_iter()
-            .map(|i| {
-                let p = &self.platforms[i];
-                RenderedRemediation {
+            .filter_map(|id| {
+                let p = self.platforms.iter().find(|p| p.id == id)?;
+                let commands = self.render_one(id, "commands", &data);
+                if commands.trim().is_empty() {
+                    return None;
+                }
+                let warning = self.render_one(id, "warning", &data);
+                Some(PlatformFix {
                     platform: p.id.clone(),
-                    title_en: p.title_en.clone(),
-                    title_zh: p.title_zh.clone(),
+                    title: match lang {
+                        Lang::ZhCn => p.title_zh.clone(),
+                        Lang::En => p.title_en.clone(),
+                    },
                     language: p.language.clone(),
                     verify_language: p.verify_language.clone(),
-                    commands: self.render_one(&p.id, "commands", &data),
-                    verify: self.render_one(&p.id, "verify", &data),
-                }
+                    warning: (!warning.trim().is_empty()).then(|| warning.trim().to_owned()),
+                    commands,
+                    undo: self.render_one(id, "undo", &data),
+                    verify: self.render_one(id, "verify", &data),
+                })
             })
             .collect()
     }
 
     fn render_one(&self, id: &str, field: &str, data: &Value) -> String {
-        match self.registry.render(&template_name(id, field), data) {
+        let name = template_name(id, field);
+        if !self.registry.has_template(&name) {
+            return String::new();
+        }
+        match self.registry.render(&name, data) {
             Ok(text) => tidy(&text),
             // Loading rendered every template with the same set of keys, so
             // this is not expected; say so in the output rather than panic.
             Err(e) => format!("# portwarden could not render this template: {e}"),
         }
     }
+
+    /// The template data for one fix.
+    fn context(&self, c: &FixContext) -> Value {
+        let port = c.port.unwrap_or(0);
+        let proto = c.proto.unwrap_or(Proto::Tcp);
+        let udp = proto == Proto::Udp;
+        let ipv6 = c.ipv6;
+        let service = c.service.as_deref().and_then(safe_name);
+        let unit = c.unit.as_deref().and_then(unit_base);
+        let admin = c.port.is_some() && is_admin(port, proto, service);
+        let restrict = c.key == "restrict-source" || admin;
+        let sources: Vec<String> = c.sources.iter().map(|n| n.to_string()).collect();
+        let placeholder = || vec![SOURCE_PLACEHOLDER.to_owned()];
+        let shown = if sources.is_empty() {
+            placeholder()
+        } else {
+            sources.clone()
+        };
+        let prefix = if ipv6 { 128 } else { 32 };
+        let hosts: Vec<String> = c.hosts.iter().map(|h| h.to_string()).collect();
+        let cidrs: Vec<String> = hosts.iter().map(|h| format!("{h}/{prefix}")).collect();
+        let quoted = |v: &[String]| {
+            v.iter()
+                .map(|s| format!("\"{s}\""))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let firewalld = service.and_then(|s| self.firewalld.lookup(s, port, proto));
+        let on = match &c.port {
+            Some(p) => match service {
+                Some(s) => format!("{p}/{proto} ({s})"),
+                None => format!("{p}/{proto}"),
+            },
+            None => String::new(),
+        };
+        let mut shown_hosts = hosts.iter().take(6).cloned().collect::<Vec<_>>().join(", ");
+        if hosts.len() > 6 {
+            shown_hosts.push_str(&format!(" and {} more", hosts.len() - 6));
+        }
+        json!({
+            "key": c.key,
+            "finding": format!("{} {on}{}on {shown_hosts}", c.key, if on.is_empty() { "" } else { " " }),
+            "port": port,
+            "proto": proto.as_str(),
+            "proto_upper": if udp { "UDP" } else { "TCP" },
+            "proto_title": if udp { "Udp" } else { "Tcp" },
+            "proto_number": if udp { 17 } else { 6 },
+            "udp": udp,
+            "ipv6": ipv6,
+            "ip_family": if ipv6 { "ipv6" } else { "ipv4" },
+            "iptables": if ipv6 { "ip6tables" } else { "iptables" },
+            "any_cidr": if ipv6 { "::/0" } else { "0.0.0.0/0" },
+            "host_prefix": prefix,
+            "ss_flags": if udp { "-ulnp" } else { "-tlnp" },
+            "nft_family": if ipv6 { "ip6" } else { "ip" },
+            "service": service.unwrap_or(SERVICE_PLACEHOLDER),
+            "has_service": service.is_some(),
+            "unit": unit.unwrap_or(UNIT_PLACEHOLDER),
+            "has_unit": unit.is_some(),
+            "admin": admin,
+            "restrict": restrict,
+            "sources": shown.join(","),
+            "sources_space": shown.join(" "),
+            "sources_quoted": quoted(&shown),
+            "has_sources": !sources.is_empty(),
+            "nft_sources": if shown.len() == 1 { shown[0].clone() } else { format!("{{ {} }}", shown.join(", ")) },
+            "k8s_ip_blocks": shown
+                .iter()
+                .map(|s| format!("        - ipBlock:\n            cidr: {s}"))
+                .collect::<Vec<_>>()
+                .join("\n"),
+            "hosts": hosts.join(" "),
+            "hosts_quoted": quoted(&hosts),
+            "host_cidrs": cidrs.join(","),
+            "host_cidrs_quoted": quoted(&cidrs),
+            "host_count": hosts.len(),
+            "tag": format!("portwarden-{}-{port}", proto.as_str()),
+            "tag_hcl": format!("portwarden_{}_{port}", proto.as_str()),
+            "firewalld_service": firewalld.unwrap_or(""),
+            "has_firewalld_service": firewalld.is_some(),
+            "policy_file": c.policy_file,
+            "policy_line": c.policy_line.unwrap_or(0),
+            "policy_snippet": c.policy_snippet,
+            "group": c.group.clone().unwrap_or_default(),
+        })
+    }
+}
+
+/// True for a port whose loss locks the operator out: 22, 3389, 5985,
+/// 5986 over TCP, or any port identified as ssh, rdp or winrm.
+pub fn is_admin(port: u16, proto: Proto, service: Option<&str>) -> bool {
+    (proto == Proto::Tcp && ADMIN_PORTS.contains(&port))
+        || service.is_some_and(|s| ADMIN_SERVICES.contains(&s))
+}
+
+/// What one fix is rendered from: everything but the findings themselves.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FixContext {
+    /// The remediation key (`close-port`, `restrict-source`, …).
+    pub key: String,
+    /// `None` for host-level findings (port cap, unmanaged host).
+    pub port: Option<u16>,
+    pub proto: Option<Proto>,
+    /// Service name (e.g. `redis`), from identification or the port catalogue.
+    pub service: Option<String>,
+    /// systemd unit that runs the service, when known.
+    pub unit: Option<String>,
+    /// The hosts' address family.
+    pub ipv6: bool,
+    /// The groups' admin sources of that family.
+    pub sources: Vec<IpNet>,
+    pub hosts: Vec<IpAddr>,
+    /// Policy fixes: the file, the entry's line and the TOML to add or edit.
+    pub policy_file: String,
+    pub policy_line: Option<usize>,
+    pub policy_snippet: String,
+    pub group: Option<String>,
+}
+
+/// One platform's fix, rendered.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PlatformFix {
+    /// Platform id, e.g. `ufw`.
+    pub platform: String,
+    /// The platform's name in the report's language.
+    pub title: String,
+    /// Language of `commands` and `undo` (`sh`, `powershell`, `yaml`, `hcl`, `toml`).
+    pub language: String,
+    /// Language of `verify`.
+    pub verify_language: String,
+    /// Shown above the commands (lock-out risk), when there is one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub warning: Option<String>,
+    pub commands: String,
+    /// The commands that revert the fix.
+    pub undo: String,
+    /// How to check the result, ending with a re-scan.
+    pub verify: String,
+}
+
+/// One fix that closes a set of findings on a set of hosts.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FixGroup {
+    /// Stable short hash of what the fix is computed from (not of the hosts).
+    pub id: String,
+    /// The remediation key.
+    pub key: String,
+    /// The key in words, in the report's language.
+    pub title: String,
+    pub about: String,
+    /// The worst severity among the findings.
+    pub severity: Severity,
+    pub port: Option<u16>,
+    pub proto: Option<Proto>,
+    pub service: Option<String>,
+    pub hosts: Vec<IpAddr>,
+    pub finding_ids: Vec<String>,
+    pub platforms: Vec<PlatformFix>,
+}
+
+/// Largest report.json [`read_fixes`] reads: far above any real report,
+/// low enough that a hostile file cannot exhaust memory.
+const MAX_REPORT_JSON: u64 = 512 * 1024 * 1024;
+
+/// The fixes recorded in a report directory's `report.json`.
+pub fn read_fixes(dir: &Path) -> Result<Vec<FixGroup>, RemediationError> {
+    #[derive(Deserialize)]
+    struct Doc {
+        remediation: Vec<FixGroup>,
+    }
+    let path = dir.join("report.json");
+    let io = |source| RemediationError::Io {
+        path: path.clone(),
+        source,
+    };
+    let len = std::fs::metadata(&path).map_err(io)?.len();
+    if len > MAX_REPORT_JSON {
+        return Err(RemediationError::Report {
+            path,
+            message: format!("{len} bytes is larger than a report can be"),
+        });
+    }
+    let text = std::fs::read_to_string(&path).map_err(io)?;
+    let doc: Doc = serde_json::from_str(&text).map_err(|e| RemediationError::Report {
+        path: path.clone(),
+        message: format!("not a portwarden report ({e})"),
+    })?;
+    Ok(doc.remediation)
+}
+
+/// The fix that closes a finding, by finding id.
+pub fn fix_for<'a>(fixes: &'a [FixGroup], finding_id: &str) -> Option<&'a FixGroup> {
+    fixes
+        .iter()
+        .find(|g| g.finding_ids.iter().any(|f| f == finding_id))
+}
+
+/// The policy entry a policy fix edits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum PolicyRef {
+    None,
+    /// (group index, allow-rule index)
+    Allow(usize, usize),
+    Exception(usize),
+    Group(usize),
+}
+
+/// What findings are grouped by: equal keys get one fix.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+struct GroupKey {
+    key: String,
+    port: Option<u16>,
+    proto: Option<&'static str>,
+    service: Option<String>,
+    ipv6: bool,
+    sources: Vec<IpNet>,
+    preferred: Vec<String>,
+    entry: PolicyRef,
+}
+
+/// Computes the fixes for the failing findings: one [`FixGroup`] per
+/// (remediation key, port/proto, service, address family, admin sources,
+/// preferred platforms, policy entry), listing its hosts and findings.
+/// Waived findings get no fix; keys the catalogue does not know are left
+/// out. Sorted by severity (worst first), then key and port.
+pub fn fix_groups<'a>(
+    findings: impl IntoIterator<Item = &'a Finding>,
+    policy: &Policy,
+    catalog: &RemediationCatalog,
+    ports: &Catalogue,
+    lang: Lang,
+) -> Vec<FixGroup> {
+    let mut groups: BTreeMap<GroupKey, Vec<&Finding>> = BTreeMap::new();
+    for f in findings {
+        if !f.status.is_failing() || catalog.fix(&f.remediation).is_none() {
+            continue;
+        }
+        let ipv6 = f.ip.is_ipv6();
+        let host_groups = match &f.group {
+            Some(name) => policy.groups.iter().filter(|g| &g.name == name).collect(),
+            None => policy.groups_of(f.ip),
+        };
+        let mut sources: Vec<IpNet> = host_groups
+            .iter()
+            .flat_map(|g| g.admin_sources.iter().copied())
+            .filter(|n| matches!(n, IpNet::V6(_)) == ipv6)
+            .collect();
+        sources.sort();
+        sources.dedup();
+        let mut preferred: Vec<String> = Vec::new();
+        for g in &host_groups {
+            for want in &g.platforms {
+                for p in catalog.platforms() {
+                    if platform_matches(&p.id, want) && !preferred.contains(&p.id) {
+                        preferred.push(p.id.clone());
+                    }
+                }
+            }
+        }
+        let key = GroupKey {
+            key: f.remediation.clone(),
+            port: f.port,
+            proto: f.proto.map(Proto::as_str),
+            service: f.service.as_deref().and_then(safe_name).map(str::to_owned),
+            ipv6,
+            sources,
+            preferred,
+            entry: policy_ref(f, policy),
+        };
+        groups.entry(key).or_default().push(f);
+    }
+
+    let mut out: Vec<FixGroup> = groups
+        .into_iter()
+        .map(|(gk, fs)| {
+            let mut hosts: Vec<IpAddr> = fs.iter().map(|f| f.ip).collect();
+            hosts.sort();
+            hosts.dedup();
+            let proto = fs[0].proto;
+            let unit = match (gk.port, proto) {
+                (Some(port), Some(proto)) => ports
+                    .entry(port, proto)
+                    .and_then(|e| e.systemd_unit.clone()),
+                _ => None,
+            };
+            let (policy_file, policy_line, policy_snippet) =
+                policy_edit(&gk.key, gk.entry, fs[0], &hosts, policy);
+            let ctx = FixContext {
+                key: gk.key.clone(),
+                port: gk.port,
+                proto,
+                service: gk.service.clone(),
+                unit,
+                ipv6: gk.ipv6,
+                sources: gk.sources.clone(),
+                hosts: hosts.clone(),
+                policy_file,
+                policy_line,
+                policy_snippet,
+                group: fs[0].group.clone(),
+            };
+            let fix = catalog.fix(&gk.key).expect("filtered above");
+            let id = {
+                use sha2::{Digest, Sha256};
+                let digest = Sha256::digest(format!("{gk:?}").as_bytes());
+                digest[..6].iter().map(|b| format!("{b:02x}")).collect()
+            };
+            let mut finding_ids: Vec<String> = fs.iter().map(|f| f.id.clone()).collect();
+            finding_ids.sort();
+            finding_ids.dedup();
+            FixGroup {
+                id,
+                key: gk.key.clone(),
+                title: match lang {
+                    Lang::ZhCn => fix.title_zh.clone(),
+                    Lang::En => fix.title_en.clone(),
+                },
+                about: match lang {
+                    Lang::ZhCn => fix.about_zh.clone(),
+                    Lang::En => fix.about_en.clone(),
+                },
+                severity: fs
+                    .iter()
+                    .map(|f| f.severity)
+                    .max()
+                    .unwrap_or(Severity::Info),
+                port: gk.port,
+                proto,
+                service: gk.service.clone(),
+                hosts,
+                finding_ids,
+                platforms: catalog.render(&ctx, &gk.preferred, lang),
+            }
+        })
+        .collect();
+    out.sort_by(|a, b| {
+        b.severity
+            .cmp(&a.severity)
+            .then_with(|| a.key.cmp(&b.key))
+            .then_with(|| a.port.cmp(&b.port))
+            .then_with(|| a.hosts.cmp(&b.hosts))
+    });
+    out
+}
+
+/// The policy entry a finding's fix edits, for the keys that edit one.
+fn policy_ref(f: &Finding, policy: &Policy) -> PolicyRef {
+    let group = || {
+        f.group
+            .as_ref()
+            .and_then(|name| policy.groups.iter().position(|g| &g.name == name))
+    };
+    match f.remediation.as_str() {
+        "document-justification" | "review-rule" | "fix-service-or-policy" => {
+            let (Some(gi), Some(port), Some(proto)) = (group(), f.port, f.proto) else {
+                return PolicyRef::None;
+            };
+            match policy.groups[gi]
+                .allow
+                .iter()
+                .position(|a| a.matches(port, proto))
+            {
+                Some(ai) => PolicyRef::Allow(gi, ai),
+                None => PolicyRef::None,
+            }
+        }
+        "renew-or-remove-exception" => f
+            .exception
+            .as_ref()
+            .and_then(|id| policy.exceptions.iter().position(|e| &e.id == id))
+            .map_or(PolicyRef::None, PolicyRef::Exception),
+        "reduce-exposure" => group().map_or(PolicyRef::None, PolicyRef::Group),
+        _ => PolicyRef::None,
+    }
+}
+
+/// A TOML string literal (quoted and escaped).
+fn toml_str(s: &str) -> String {
+    toml::Value::String(s.to_owned()).to_string()
+}
+
+/// The policy file, the entry's line and the TOML to add or edit.
+fn policy_edit(
+    key: &str,
+    entry: PolicyRef,
+    first: &Finding,
+    hosts: &[IpAddr],
+    policy: &Policy,
+) -> (String, Option<usize>, String) {
+    // Without a policy file the audit judged against the built-in baseline.
+    let baseline = policy.groups.is_empty() && policy.file.starts_with('(');
+    let file = if baseline {
+        "policy.toml".to_owned()
+    } else {
+        policy.file.clone()
+    };
+    let mut s = String::new();
+    if baseline {
+        s.push_str(
+            "# No policy file was given: start one with `portwarden policy init -o policy.toml`.\n",
+        );
+    }
+    let port_line = |s: &mut String| {
+        if let (Some(p), Some(proto)) = (first.port, first.proto) {
+            s.push_str(&format!("port = {p}\nproto = \"{proto}\"\n"));
+        }
+    };
+    let line = match entry {
+        PolicyRef::Allow(gi, ai) => {
+            let g = &policy.groups[gi];
+            let a = &g.allow[ai];
+            let what = match key {
+                "review-rule" => {
+                    "review it with its approver, then set the next review date (at most six months ahead, PCI DSS 1.2.7); or delete the entry and close the port"
+                }
+                "fix-service-or-policy" => {
+                    "if the service found is the intended one, declare it; else stop it (next tab) and keep the entry"
+                }
+                _ => "give the business need and who approved it (PCI DSS 1.2.5)",
+            };
+            s.push_str(&format!(
+                "# {file}:{}: the [[group.allow]] entry for {}/{} in group {}: {what}.\n[[group.allow]]\n",
+                a.line,
+                a.ports,
+                a.proto,
+                toml_str(&g.name)
+            ));
+            if a.ports.lo == a.ports.hi {
+                s.push_str(&format!("port = {}\n", a.ports.lo));
+            } else {
+                s.push_str(&format!("port = \"{}\"\n", a.ports));
+            }
+            s.push_str(&format!("proto = \"{}\"\n", a.proto));
+            let service = if key == "fix-service-or-policy" {
+                first.service.clone().or(a.service.clone())
+            } else {
+                a.service.clone()
+            };
+            if let Some(sv) = service {
+                s.push_str(&format!("service = {}\n", toml_str(&sv)));
+            }
+            let field = |s: &mut String, name: &str, v: &Option<String>, ph: &str| match v {
+                Some(v) if !v.trim().is_empty() => {
+                    s.push_str(&format!("{name} = {}\n", toml_str(v)))
+                }
+                _ => s.push_str(&format!("{name} = \"{ph}\"\n")),
+            };
+            field(
+                &mut s,
+                "justification",
+                &a.justification,
+                "<WHY_THE_PORT_MUST_BE_OPEN>",
+            );
+            field(&mut s, "approver", &a.approver, "<APPROVER>");
+            field(&mut s, "ticket", &a.ticket, "<TICKET>");
+            match (key, a.review_by) {
+                ("review-rule", _) | (_, None) => {
+                    s.push_str("review_by = <NEXT_REVIEW_DATE>  # YYYY-MM-DD\n")
+                }
+                (_, Some(d)) => s.push_str(&format!("review_by = {d}\n")),
+            }
+            Some(a.line)
+        }
+        PolicyRef::Exception(ei) => {
+            let e = &policy.exceptions[ei];
+            s.push_str(&format!(
+                "# {file}:{}: exception {} expired on {}. Renew it with a new approval, or delete the\n# entry and fix the finding itself.\n[[exception]]\nid = {}\ntarget = {}\n",
+                e.line,
+                toml_str(&e.id),
+                e.expires,
+                toml_str(&e.id),
+                toml_str(&e.target_spec)
+            ));
+            if let Some(p) = e.ports {
+                if p.lo == p.hi {
+                    s.push_str(&format!("port = {}\n", p.lo));
+                } else {
+                    s.push_str(&format!("port = \"{p}\"\n"));
+                }
+                s.push_str(&format!("proto = \"{}\"\n", e.proto));
+            }
+            if let Some(c) = e.check {
+                s.push_str(&format!("check = \"{}\"\n", c.as_str()));
+            }
+            s.push_str(&format!(
+                "reason = {}\napprover = \"<APPROVER>\"\nticket = \"<TICKET>\"\nexpires = <NEW_EXPIRY_DATE>  # YYYY-MM-DD\n",
+                toml_str(&e.reason)
+            ));
+            Some(e.line)
+        }
+        PolicyRef::Group(gi) => {
+            let g = &policy.groups[gi];
+            s.push_str(&format!(
+                "# {file}:{}: group {} allows at most {} open ports a host. Close the ports nothing needs\n# (each has its own fix); raise the cap only with a documented reason.\nmax_open_ports = <NEW_CAP>\n",
+                g.line,
+                toml_str(&g.name),
+                g.max_open_ports.map_or("?".to_owned(), |m| m.to_string())
+            ));
+            Some(g.line)
+        }
+        PolicyRef::None => {
+            let targets = hosts
+                .iter()
+                .map(|h| format!("\"{h}\""))
+                .collect::<Vec<_>>()
+                .join(", ");
+            match key {
+                "add-host-to-policy" => {
+                    let names: Vec<String> = policy
+                        .groups
+                        .iter()
+                        .map(|g| format!("{} (line {})", g.name, g.line))
+                        .collect();
+                    if !names.is_empty() {
+                        s.push_str(&format!(
+                            "# Add the hosts to the `targets` of the group they belong to: {}.\n# Or declare a group for them:\n",
+                            names.join(", ")
+                        ));
+                    }
+                    s.push_str(&format!(
+                        "[[group]]\nname = \"<GROUP_NAME>\"\ntargets = [{targets}]\n"
+                    ));
+                }
+                "approve-or-revert-change" => {
+                    s.push_str("# Record the approved change (PCI DSS 6.5.1), or revert it (the firewall tabs).\n");
+                    let specs: Vec<String> = match &first.group {
+                        Some(g) => vec![toml_str(g)],
+                        None => hosts.iter().map(|h| format!("\"{h}\"")).collect(),
+                    };
+                    for spec in specs {
+                        s.push_str(&format!(
+                            "[[change]]\nticket = \"<TICKET>\"\napprover = \"<APPROVER>\"\napproved = <APPROVAL_DATE>  # YYYY-MM-DD\ntarget = {spec}\n"
+                        ));
+                        if let Some(p) = first.port {
+                            s.push_str(&format!("opens = [{p}]\n"));
+                        }
+                        if let Some(proto) = first.proto {
+                            s.push_str(&format!("proto = \"{proto}\"\n"));
+                        }
+                        s.push_str("description = \"<WHAT_CHANGED_AND_WHY>\"\n");
+                    }
+                }
+                _ => {
+                    s.push_str("# The policy entry behind this finding was not found; the finding's message names it.\n");
+                    port_line(&mut s);
+                }
+            }
+            None
+        }
+    };
+    (file, line, s.trim_end().to_owned())
 }
 
 fn template_name(id: &str, field: &str) -> String {
@@ -444,38 +1238,6 @@ fn tidy(text: &str) -> String {
     out
 }
 
-/// The template data for one target.
-fn context(t: &RemediationTarget) -> Value {
-    let udp = t.proto == Proto::Udp;
-    let ipv6 = t.ip.is_ipv6();
-    let service = t.service.as_deref().and_then(safe_name);
-    let unit = t.unit.as_deref().and_then(unit_base);
-    let finding = match service {
-        Some(s) => format!("{} {}/{} ({s})", t.ip, t.port, t.proto),
-        None => format!("{} {}/{}", t.ip, t.port, t.proto),
-    };
-    json!({
-        "ip": t.ip.to_string(),
-        "port": t.port,
-        "proto": t.proto.as_str(),
-        "proto_upper": if udp { "UDP" } else { "TCP" },
-        "proto_title": if udp { "Udp" } else { "Tcp" },
-        "proto_number": if udp { 17 } else { 6 },
-        "udp": udp,
-        "ipv6": ipv6,
-        "ip_family": if ipv6 { "ipv6" } else { "ipv4" },
-        "iptables": if ipv6 { "ip6tables" } else { "iptables" },
-        "any_cidr": if ipv6 { "::/0" } else { "0.0.0.0/0" },
-        "host_cidr": format!("{}/{}", t.ip, if ipv6 { 128 } else { 32 }),
-        "ss_flags": if udp { "-ulnp" } else { "-tlnp" },
-        "service": service.unwrap_or(SERVICE_PLACEHOLDER),
-        "has_service": service.is_some(),
-        "unit": unit.unwrap_or(UNIT_PLACEHOLDER),
-        "has_unit": unit.is_some(),
-        "finding": finding,
-    })
-}
-
 /// A name that is safe to paste into a shell command line, or `None`.
 /// It may not start with `-` (it would read as an option) and holds only
 /// characters that no shell, YAML or HCL gives a meaning to.
@@ -499,24 +1261,46 @@ fn unit_base(s: &str) -> Option<&str> {
     safe_name(base)
 }
 
-/// The two targets every template is rendered for at load time: between
-/// them they take each side of the protocol, address-family, service and
-/// unit branches.
-fn samples() -> [RemediationTarget; 2] {
+/// The contexts every template is rendered for at load time, for one key:
+/// between them they take each side of the protocol, address-family,
+/// admin, sources, service, unit and policy-line branches.
+fn samples(key: &str) -> [FixContext; 3] {
+    let base = FixContext {
+        key: key.to_owned(),
+        port: Some(22),
+        proto: Some(Proto::Tcp),
+        service: Some("ssh".into()),
+        unit: Some("ssh.service".into()),
+        ipv6: false,
+        sources: vec!["198.18.5.0/24".parse().expect("sample net")],
+        hosts: vec![
+            IpAddr::from([198, 18, 0, 10]),
+            IpAddr::from([198, 18, 0, 11]),
+        ],
+        policy_file: "policy.toml".into(),
+        policy_line: Some(12),
+        policy_snippet: "[[group.allow]]\nport = 22".into(),
+        group: Some("dmz".into()),
+    };
     [
-        RemediationTarget {
-            ip: IpAddr::from([198, 18, 0, 10]),
-            port: 6379,
-            proto: Proto::Tcp,
-            service: Some("redis".into()),
-            unit: Some("redis-server.service".into()),
-        },
-        RemediationTarget {
-            ip: IpAddr::from([0x2001, 2, 0, 0, 0, 0, 0, 5]),
-            port: 161,
-            proto: Proto::Udp,
+        base.clone(),
+        FixContext {
+            port: Some(161),
+            proto: Some(Proto::Udp),
             service: None,
             unit: None,
+            ipv6: true,
+            sources: vec![],
+            hosts: vec![IpAddr::from([0x2001, 2, 0, 0, 0, 0, 0, 5])],
+            policy_line: None,
+            group: None,
+            ..base.clone()
+        },
+        FixContext {
+            port: None,
+            proto: None,
+            service: Some("redis".into()),
+            ..base
         },
     ]
 }
@@ -745,947 +1529,5 @@ fn did_you_mean<'a>(name: &str, known: &[&'a str]) -> Option<&'a str> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn tcp_target() -> RemediationTarget {
-        RemediationTarget {
-            ip: "198.18.0.10".parse().unwrap(),
-            port: 6379,
-            proto: Proto::Tcp,
-            service: Some("redis".into()),
-            unit: Some("redis-server.service".into()),
-        }
-    }
-
-    fn udp_target() -> RemediationTarget {
-        RemediationTarget {
-            ip: "2001:2::5".parse().unwrap(),
-            port: 161,
-            proto: Proto::Udp,
-            service: Some("snmp".into()),
-            unit: None,
-        }
-    }
-
-    const ALL_IDS: &[&str] = &[
-        "ufw",
-        "iptables",
-        "nftables",
-        "firewalld",
-        "systemd",
-        "windows-powershell",
-        "windows-netsh",
-        "aliyun",
-        "aws",
-        "azure",
-        "gcp",
-        "kubernetes",
-        "ansible",
-        "terraform",
-    ];
-
-    fn ids(rendered: &[RenderedRemediation]) -> Vec<&str> {
-        rendered.iter().map(|r| r.platform.as_str()).collect()
-    }
-
-    fn assert_renders(target: &RemediationTarget, expected: &[(&str, &str, &str)]) {
-        let rendered = RemediationCatalog::embedded().render(target, &[]);
-        assert_eq!(
-            ids(&rendered),
-            expected.iter().map(|e| e.0).collect::<Vec<_>>()
-        );
-        for (r, (id, commands, verify)) in rendered.iter().zip(expected) {
-            assert_eq!(r.commands, *commands, "commands of {id}");
-            assert_eq!(r.verify, *verify, "verify of {id}");
-        }
-    }
-
-    #[test]
-    fn embedded_has_every_platform_in_file_order() {
-        let c = RemediationCatalog::embedded();
-        let ids: Vec<&str> = c.platforms().iter().map(|p| p.id.as_str()).collect();
-        assert_eq!(ids, ALL_IDS);
-        let langs: Vec<(&str, &str)> = c
-            .platforms()
-            .iter()
-            .map(|p| (p.language.as_str(), p.verify_language.as_str()))
-            .collect();
-        assert_eq!(
-            langs,
-            [
-                ("sh", "sh"),
-                ("sh", "sh"),
-                ("sh", "sh"),
-                ("sh", "sh"),
-                ("sh", "sh"),
-                ("powershell", "powershell"),
-                ("powershell", "powershell"),
-                ("sh", "sh"),
-                ("sh", "sh"),
-                ("sh", "sh"),
-                ("sh", "sh"),
-                ("yaml", "sh"),
-                ("yaml", "sh"),
-                ("hcl", "sh"),
-            ]
-        );
-        let ufw = &c.platforms()[0];
-        assert_eq!(ufw.title_en, "ufw (Ubuntu, Debian)");
-        assert_eq!(ufw.title_zh, "ufw 防火墙（Ubuntu、Debian）");
-    }
-
-    #[test]
-    fn every_platform_renders_a_tcp_port_on_ipv4_exactly() {
-        assert_renders(&tcp_target(), TCP_EXPECTED);
-    }
-
-    #[test]
-    fn every_platform_renders_a_udp_port_on_ipv6_exactly() {
-        assert_renders(&udp_target(), UDP_EXPECTED);
-    }
-
-    #[test]
-    fn rendered_entries_carry_titles_and_languages() {
-        let r = RemediationCatalog::embedded().render(&tcp_target(), &["kubernetes".into()]);
-        assert_eq!(
-            (
-                r[0].platform.as_str(),
-                r[0].title_en.as_str(),
-                r[0].title_zh.as_str(),
-                r[0].language.as_str(),
-                r[0].verify_language.as_str()
-            ),
-            (
-                "kubernetes",
-                "Kubernetes NetworkPolicy",
-                "Kubernetes 网络策略（NetworkPolicy）",
-                "yaml",
-                "sh"
-            )
-        );
-    }
-
-    #[test]
-    fn preferred_platforms_come_first_in_the_given_order() {
-        let c = RemediationCatalog::embedded();
-        let preferred: Vec<String> = ["aws", "systemd", "no-such", "aws", "ufw"]
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
-        let r = c.render(&tcp_target(), &preferred);
-        assert_eq!(
-            ids(&r),
-            [
-                "aws",
-                "systemd",
-                "ufw",
-                "iptables",
-                "nftables",
-                "firewalld",
-                "windows-powershell",
-                "windows-netsh",
-                "aliyun",
-                "azure",
-                "gcp",
-                "kubernetes",
-                "ansible",
-                "terraform",
-            ]
-        );
-        assert_eq!(ids(&c.render(&tcp_target(), &[])), ALL_IDS);
-    }
-
-    #[test]
-    fn check_platforms_names_the_unknown_id_and_suggests() {
-        let c = RemediationCatalog::embedded();
-        assert!(c.check_platforms(&["aws".into(), "gcp".into()]).is_ok());
-        assert!(c.check_platforms(&["windows".into()]).is_ok(), "a family");
-        assert!(c.check_platforms(&["window".into()]).is_err());
-        let err = c
-            .check_platforms(&["aws".into(), "ufx".into()])
-            .unwrap_err();
-        assert_eq!(
-            err.to_string(),
-            format!(
-                "unknown remediation platform 'ufx' (did you mean 'ufw'?); known: {}",
-                ALL_IDS.join(", ")
-            )
-        );
-    }
-
-    #[test]
-    fn names_unsafe_for_a_shell_become_placeholders() {
-        let c = RemediationCatalog::embedded();
-        let mut t = tcp_target();
-        t.service = Some("redis; rm -rf /".into());
-        t.unit = Some("-x".into());
-        let r = c.render(&t, &["firewalld".into(), "systemd".into()]);
-        assert!(
-            r[0].commands.contains("--remove-service=<SERVICE>\n"),
-            "{}",
-            r[0].commands
-        );
-        assert!(
-            r[0].commands
-                .starts_with("# portwarden finding: 198.18.0.10 6379/tcp\n")
-        );
-        assert!(
-            r[1].commands
-                .contains("sudo systemctl disable --now <SYSTEMD_UNIT>\n")
-        );
-
-        assert_eq!(safe_name(" redis "), Some("redis"));
-        assert_eq!(safe_name("$(reboot)"), None);
-        assert_eq!(safe_name("a`b`"), None);
-        assert_eq!(safe_name(""), None);
-        assert_eq!(safe_name(&"a".repeat(65)), None);
-        assert_eq!(unit_base("redis-server.service"), Some("redis-server"));
-        assert_eq!(unit_base("cups.socket"), Some("cups"));
-        assert_eq!(unit_base("getty@tty1.service"), Some("getty@tty1"));
-        assert_eq!(unit_base(".service"), None);
-    }
-
-    fn parse_err(toml: &str) -> RemediationError {
-        RemediationCatalog::parse(toml, "test.toml").unwrap_err()
-    }
-
-    /// A platform without its templates: lines 1-5 of the test files.
-    const HEAD: &str = "[[platform]]\nid = \"demo\"\ntitle_en = \"Demo\"\ntitle_zh = \"演示\"\nlanguage = \"sh\"\n";
-
-    #[test]
-    fn unknown_placeholder_fails_at_load_naming_platform_and_placeholder() {
-        let toml = format!(
-            "{HEAD}commands = '''\nsudo ufw deny {{{{port}}}}/{{{{prot}}}}\n'''\nverify = \"true\"\n"
-        );
-        match parse_err(&toml) {
-            RemediationError::UnknownPlaceholder {
-                file,
-                line,
-                place,
-                name,
-                hint,
-            } => {
-                assert_eq!(
-                    (
-                        file.as_str(),
-                        line,
-                        place.as_str(),
-                        name.as_str(),
-                        hint.as_str()
-                    ),
-                    (
-                        "test.toml",
-                        7,
-                        "platform 'demo', commands",
-                        "prot",
-                        " (did you mean {{proto}}?)"
-                    )
-                );
-            }
-            other => panic!("unexpected {other:?}"),
-        }
-        let msg = parse_err(&toml).to_string();
-        assert!(
-            msg.starts_with(
-                "test.toml:7: platform 'demo', commands: unknown placeholder {{prot}} \
-                 (did you mean {{proto}}?); known: ip, port, proto,"
-            ),
-            "{msg}"
-        );
-    }
-
-    #[test]
-    fn unknown_placeholder_in_an_untaken_branch_is_still_found() {
-        let toml = format!(
-            "{HEAD}commands = \"x\"\nverify = '''\nok\n{{{{#if udp}}}}\n\
-             {{{{#unless ipv6}}}}{{{{hostname}}}}{{{{/unless}}}}\n{{{{/if}}}}\n'''\n"
-        );
-        let err = parse_err(&toml);
-        assert!(
-            matches!(&err, RemediationError::UnknownPlaceholder { line: 10, place, name, .. }
-                if place == "platform 'demo', verify" && name == "hostname"),
-            "{err:?}"
-        );
-    }
-
-    #[test]
-    fn partials_are_checked_too() {
-        let toml = format!(
-            "[partials]\nrecheck = \"portwarden scan {{{{host}}}}\"\n\n\
-             {HEAD}commands = \"{{{{> recheck}}}}\"\nverify = \"v\"\n"
-        );
-        let err = parse_err(&toml);
-        assert!(
-            matches!(&err, RemediationError::UnknownPlaceholder { line: 2, place, name, .. }
-                if place == "partial 'recheck'" && name == "host"),
-            "{err:?}"
-        );
-
-        let toml = format!("{HEAD}commands = \"{{{{> nowhere}}}}\"\nverify = \"v\"\n");
-        assert_eq!(
-            parse_err(&toml).to_string(),
-            "test.toml:6: platform 'demo', commands: unknown partial 'nowhere'; \
-             known: none (define them under [partials])"
-        );
-    }
-
-    #[test]
-    fn a_partial_cannot_include_a_partial_and_a_file_needs_a_platform() {
-        let toml = format!(
-            "[partials]\na = \"{{{{> b}}}}\"\nb = \"x\"\n\n{HEAD}commands = \"c\"\nverify = \"v\"\n"
-        );
-        assert_eq!(
-            parse_err(&toml).to_string(),
-            "test.toml:2: partial 'a': '{{> b}}': a partial cannot include another partial"
-        );
-        assert_eq!(
-            parse_err("# nothing here\n").to_string(),
-            "test.toml:1: no [[platform]] entries: a remediation file needs at least one"
-        );
-    }
-
-    #[test]
-    fn unsupported_helpers_and_syntax_errors_are_reported_with_the_line() {
-        let toml =
-            format!("{HEAD}commands = \"{{{{#each port}}}}x{{{{/each}}}}\"\nverify = \"v\"\n");
-        assert_eq!(
-            parse_err(&toml).to_string(),
-            "test.toml:6: platform 'demo', commands: unsupported helper 'each'; \
-             known: if, unless, eq, ne, and, or, not"
-        );
-        let toml =
-            format!("{HEAD}commands = \"ok\"\nverify = '''\nline one\n{{{{#if udp}}}}\n'''\n");
-        let err = parse_err(&toml);
-        // The unclosed block is noticed where the template ends.
-        assert!(
-            err.to_string()
-                .starts_with("test.toml:10: platform 'demo', verify: invalid handlebars syntax"),
-            "{err}"
-        );
-    }
-
-    #[test]
-    fn toml_errors_and_bad_fields_name_file_and_line() {
-        let err = parse_err("[[platform]]\nid = \"demo\"\ntitle_en = \n");
-        assert!(
-            matches!(&err, RemediationError::Toml { file, line: 3, .. } if file == "test.toml"),
-            "{err:?}"
-        );
-        let err = parse_err(&format!(
-            "{HEAD}commands = \"a\"\nverify = \"b\"\ncolour = \"red\"\n"
-        ));
-        assert!(
-            matches!(&err, RemediationError::Toml { line: 8, message, .. } if message.contains("colour")),
-            "{err:?}"
-        );
-        let err = parse_err(&format!("{HEAD}commands = \"a\"\n"));
-        assert!(
-            matches!(&err, RemediationError::Toml { message, .. } if message.contains("verify")),
-            "{err:?}"
-        );
-        let twice = format!(
-            "{HEAD}commands = \"a\"\nverify = \"b\"\n\n{HEAD}commands = \"a\"\nverify = \"b\"\n"
-        );
-        assert_eq!(
-            parse_err(&twice).to_string(),
-            "test.toml:9: platform id 'demo' is used twice"
-        );
-        let bad_id =
-            HEAD.replace("\"demo\"", "\"Demo Platform\"") + "commands = \"a\"\nverify = \"b\"\n";
-        assert_eq!(
-            parse_err(&bad_id).to_string(),
-            "test.toml:1: platform id 'Demo Platform': use lower-case letters, digits and '-'"
-        );
-        let empty_title = HEAD.replace("\"Demo\"", "\" \"") + "commands = \"a\"\nverify = \"b\"\n";
-        assert_eq!(
-            parse_err(&empty_title).to_string(),
-            "test.toml:1: platform 'demo': title_en is empty"
-        );
-    }
-
-    #[test]
-    fn templates_render_without_html_escaping_and_verify_language_defaults() {
-        let toml = format!(
-            "{HEAD}commands = '''\necho \"<A>\" 'b' & {{{{finding}}}}\n'''\n\
-             verify = \"{{{{host_cidr}}}} {{{{any_cidr}}}} {{{{ip_family}}}} {{{{proto_title}}}}\"\n"
-        );
-        let c = RemediationCatalog::parse(&toml, "test.toml").unwrap();
-        let r = c.render(&udp_target(), &[]);
-        assert_eq!(
-            (
-                r[0].commands.as_str(),
-                r[0].verify.as_str(),
-                r[0].verify_language.as_str()
-            ),
-            (
-                "echo \"<A>\" 'b' & 2001:2::5 161/udp (snmp)",
-                "2001:2::5/128 ::/0 ipv6 Udp",
-                "sh"
-            )
-        );
-    }
-
-    #[test]
-    fn load_dir_uses_the_directory_file_when_there_is_one() {
-        let dir = std::env::temp_dir().join(format!("portwarden-remed-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let c = RemediationCatalog::load_dir(&dir).unwrap();
-        assert_eq!(c.platforms().len(), ALL_IDS.len());
-
-        let path = dir.join(FILE_NAME);
-        std::fs::write(
-            &path,
-            format!("{HEAD}commands = \"a {{{{port}}}}\"\nverify = \"b\"\n"),
-        )
-        .unwrap();
-        let c = RemediationCatalog::load_dir(&dir).unwrap();
-        let r = c.render(&tcp_target(), &[]);
-        assert_eq!((ids(&r), r[0].commands.as_str()), (vec!["demo"], "a 6379"));
-
-        std::fs::write(
-            &path,
-            format!("{HEAD}commands = \"{{{{nope}}}}\"\nverify = \"b\"\n"),
-        )
-        .unwrap();
-        let msg = RemediationCatalog::load_dir(&dir).unwrap_err().to_string();
-        let _ = std::fs::remove_dir_all(&dir);
-        let want = format!(
-            "{}:6: platform 'demo', commands: unknown placeholder {{{{nope}}}};",
-            path.display()
-        );
-        assert!(msg.starts_with(&want), "{msg}");
-    }
-
-    #[test]
-    fn tidy_keeps_single_blank_lines_only() {
-        assert_eq!(tidy("\n\na  \n\n\n\nb\n\n"), "a\n\nb");
-    }
-
-    // What every platform renders for the two targets. Reviewed by hand:
-    // a change here is a change of the commands users will run.
-
-    const TCP_EXPECTED: &[(&str, &str, &str)] = &[
-        (
-            "ufw",
-            r##"# portwarden finding: 198.18.0.10 6379/tcp (redis)
-# Remove the rule that opens the port ("Could not delete non-existent rule" means there was none).
-# `sudo ufw status numbered` shows other rules for it (e.g. `allow 6379` or an app profile): delete those by number.
-sudo ufw delete allow 6379/tcp
-# ufw applies the first rule that matches. An appended deny would sit below any allow that still
-# matches the port and never be reached, so insert the deny at position 1, above every allow.
-sudo ufw insert 1 deny 6379/tcp
-# If ufw answers "Invalid position '1'", the rule list is empty: use `sudo ufw deny 6379/tcp`."##,
-            r##"sudo ufw status numbered
-# Is anything still listening? A firewall rule leaves the listener in place: the re-scan is what counts.
-sudo ss -tlnp 'sport = :6379'
-# From another host, re-check the finding: the port must no longer show as open.
-portwarden scan 198.18.0.10 -p 6379"##,
-        ),
-        (
-            "iptables",
-            r##"# portwarden finding: 198.18.0.10 6379/tcp (redis)
-# The address is IPv4, so the rule goes into iptables (ip6tables filters IPv6).
-# -I puts the rule at the top of INPUT: appended with -A it would come after an ACCEPT that lets the port in.
-sudo iptables -I INPUT -p tcp --dport 6379 -j DROP
-# If the host also answers on this port over IPv6, repeat the rule with ip6tables.
-# Keep the rules across reboots (Debian/Ubuntu package iptables-persistent; saves IPv4 and IPv6):
-sudo netfilter-persistent save
-# A port published by Docker never passes INPUT; drop it in the DOCKER-USER chain instead:
-# sudo iptables -I DOCKER-USER -p tcp -m conntrack --ctorigdstport 6379 --ctdir ORIGINAL -j DROP"##,
-            r##"sudo iptables -L INPUT -n --line-numbers
-# Is anything still listening? A firewall rule leaves the listener in place: the re-scan is what counts.
-sudo ss -tlnp 'sport = :6379'
-# From another host, re-check the finding: the port must no longer show as open.
-portwarden scan 198.18.0.10 -p 6379"##,
-        ),
-        (
-            "nftables",
-            r##"# portwarden finding: 198.18.0.10 6379/tcp (redis)
-# The inet family filters IPv4 and IPv6 alike. This assumes the usual table `inet filter` with the
-# chain `input`; `sudo nft list ruleset` shows the names on this host.
-# `insert` puts the rule at the top of the chain, ahead of any accept for the port (`add` would append it).
-sudo nft insert rule inet filter input tcp dport 6379 drop
-# The rule lasts until reboot. To keep it, add the same rule at the top of the input chain in
-# /etc/nftables.conf (the file the nftables service loads at boot), then check the file:
-sudo nft -c -f /etc/nftables.conf"##,
-            r##"sudo nft -a list chain inet filter input
-# Is anything still listening? A firewall rule leaves the listener in place: the re-scan is what counts.
-sudo ss -tlnp 'sport = :6379'
-# From another host, re-check the finding: the port must no longer show as open.
-portwarden scan 198.18.0.10 -p 6379"##,
-        ),
-        (
-            "firewalld",
-            r##"# portwarden finding: 198.18.0.10 6379/tcp (redis)
-# <ZONE> is the zone of the interface that carries 198.18.0.10: `sudo firewall-cmd --get-active-zones`.
-sudo firewall-cmd --permanent --zone=<ZONE> --remove-port=6379/tcp
-# If a firewalld service opens the port instead (see `sudo firewall-cmd --zone=<ZONE> --list-services`),
-# remove the service; firewalld names its services itself (`firewall-cmd --get-services` lists them).
-sudo firewall-cmd --permanent --zone=<ZONE> --remove-service=redis
-# --permanent changes only the saved configuration; --reload makes it the running one.
-sudo firewall-cmd --reload"##,
-            r##"# The port and the service must be gone from the zone (check rich rules too):
-sudo firewall-cmd --zone=<ZONE> --list-all
-# Is anything still listening? A firewall rule leaves the listener in place: the re-scan is what counts.
-sudo ss -tlnp 'sport = :6379'
-# From another host, re-check the finding: the port must no longer show as open.
-portwarden scan 198.18.0.10 -p 6379"##,
-        ),
-        (
-            "systemd",
-            r##"# portwarden finding: 198.18.0.10 6379/tcp (redis)
-# Socket first: while redis-server.socket listens, systemd starts the service again on the next connection.
-# ("Unit file redis-server.socket does not exist" means the service is not socket-activated: go on.)
-sudo systemctl disable --now redis-server.socket
-sudo systemctl disable --now redis-server
-# To stop anything else from starting it again:  sudo systemctl mask redis-server"##,
-            r##"systemctl is-active redis-server    # expect: inactive
-systemctl is-enabled redis-server   # expect: disabled (or masked)
-# Nothing may listen any more: expect only the header line.
-sudo ss -tlnp 'sport = :6379'
-# From another host, re-check the finding: the port must no longer show as open.
-portwarden scan 198.18.0.10 -p 6379"##,
-        ),
-        (
-            "windows-powershell",
-            r##"# portwarden finding: 198.18.0.10 6379/tcp (redis)
-# Run in an elevated PowerShell. In Windows Firewall a block rule wins over every allow rule,
-# so this one rule closes the port whatever else allows it.
-New-NetFirewallRule -DisplayName "Block-In-TCP-6379" -Direction Inbound -Protocol TCP -LocalPort 6379 -Action Block -Profile Any
-# The allow rules that opened the port, to review or remove (pipe them into Remove-NetFirewallRule):
-Get-NetFirewallPortFilter -Protocol TCP | Where-Object LocalPort -eq 6379 | Get-NetFirewallRule | Where-Object { $_.Direction -eq 'Inbound' -and $_.Action -eq 'Allow' }
-# Or stop the service itself:
-# Stop-Service -Name <WINDOWS_SERVICE>; Set-Service -Name <WINDOWS_SERVICE> -StartupType Disabled"##,
-            r##"Get-NetFirewallRule -DisplayName "Block-In-TCP-6379" | Format-Table DisplayName, Enabled, Direction, Action
-# The listener stays (the firewall closes the port, not the service); the re-scan is what counts.
-Get-NetTCPConnection -LocalPort 6379 -State Listen -ErrorAction SilentlyContinue
-# From another host, re-check the finding: the port must no longer show as open.
-portwarden scan 198.18.0.10 -p 6379"##,
-        ),
-        (
-            "windows-netsh",
-            r##"# portwarden finding: 198.18.0.10 6379/tcp (redis)
-# Run in an elevated prompt. In Windows Firewall a block rule wins over every allow rule.
-netsh advfirewall firewall add rule name="Block-In-TCP-6379" dir=in action=block protocol=TCP localport=6379 profile=any"##,
-            r##"netsh advfirewall firewall show rule name="Block-In-TCP-6379"
-# The listener stays (the firewall closes the port, not the service); the re-scan is what counts.
-netstat -ano -p TCP | findstr /C:":6379 "
-# From another host, re-check the finding: the port must no longer show as open.
-portwarden scan 198.18.0.10 -p 6379"##,
-        ),
-        (
-            "aliyun",
-            r##"# portwarden finding: 198.18.0.10 6379/tcp (redis)
-# 1. Find the ingress rule that lets 6379/tcp in and note its SecurityGroupRuleId:
-aliyun ecs DescribeSecurityGroupAttribute --RegionId <REGION> --SecurityGroupId <SECURITY_GROUP_ID> --Direction ingress
-# 2. Revoke it:
-aliyun ecs RevokeSecurityGroup --RegionId <REGION> --SecurityGroupId <SECURITY_GROUP_ID> --SecurityGroupRuleId.1 <SECURITY_GROUP_RULE_ID>
-# 3. Add an explicit Drop rule at priority 1 (1-100, lower wins; at equal priority Drop beats Accept),
-#    so no Accept rule added later can open the port again:
-aliyun ecs AuthorizeSecurityGroup --RegionId <REGION> --SecurityGroupId <SECURITY_GROUP_ID> --Policy Drop --Priority 1 --IpProtocol tcp --PortRange 6379/6379 --SourceCidrIp 0.0.0.0/0 --Description "portwarden: close 6379/tcp""##,
-            r##"aliyun ecs DescribeSecurityGroupAttribute --RegionId <REGION> --SecurityGroupId <SECURITY_GROUP_ID> --Direction ingress
-# From another host, re-check the finding: the port must no longer show as open.
-portwarden scan 198.18.0.10 -p 6379"##,
-        ),
-        (
-            "aws",
-            r##"# portwarden finding: 198.18.0.10 6379/tcp (redis)
-# Security groups can only allow: revoke the rule that allows the port.
-aws ec2 revoke-security-group-ingress --region <REGION> --group-id <SECURITY_GROUP_ID> --protocol tcp --port 6379 --cidr 0.0.0.0/0
-# A rule with another source does not match the command above: find its SecurityGroupRuleId and revoke that.
-aws ec2 describe-security-group-rules --region <REGION> --filters Name=group-id,Values=<SECURITY_GROUP_ID>
-# aws ec2 revoke-security-group-ingress --region <REGION> --group-id <SECURITY_GROUP_ID> --security-group-rule-ids <SECURITY_GROUP_RULE_ID>
-# The subnet's network ACL can deny. It applies the lowest matching rule number first:
-# pick a <RULE_NUMBER> below the ACL's allow rules.
-aws ec2 create-network-acl-entry --region <REGION> --network-acl-id <NETWORK_ACL_ID> --ingress --rule-number <RULE_NUMBER> --protocol 6 --port-range From=6379,To=6379 --cidr-block 0.0.0.0/0 --rule-action deny"##,
-            r##"aws ec2 describe-security-group-rules --region <REGION> --filters Name=group-id,Values=<SECURITY_GROUP_ID>
-aws ec2 describe-network-acls --region <REGION> --network-acl-ids <NETWORK_ACL_ID>
-# From another host, re-check the finding: the port must no longer show as open.
-portwarden scan 198.18.0.10 -p 6379"##,
-        ),
-        (
-            "azure",
-            r##"# portwarden finding: 198.18.0.10 6379/tcp (redis)
-# NSG rules apply in priority order (100-4096, lower first): pick a <PRIORITY> below the rule that allows the port.
-az network nsg rule create --resource-group <RESOURCE_GROUP> --nsg-name <NSG_NAME> --name Deny-In-TCP-6379 --priority <PRIORITY> --direction Inbound --access Deny --protocol Tcp --source-address-prefixes '*' --source-port-ranges '*' --destination-address-prefixes '*' --destination-port-ranges 6379
-# The allow rule itself, to review and delete (az network nsg rule delete ... --name <RULE_NAME>):
-az network nsg rule list --resource-group <RESOURCE_GROUP> --nsg-name <NSG_NAME> --output table"##,
-            r##"az network nsg rule show --resource-group <RESOURCE_GROUP> --nsg-name <NSG_NAME> --name Deny-In-TCP-6379 --output table
-# The rules in force on the VM's network interface, all NSGs combined:
-az network nic list-effective-nsg --resource-group <RESOURCE_GROUP> --name <NIC_NAME>
-# From another host, re-check the finding: the port must no longer show as open.
-portwarden scan 198.18.0.10 -p 6379"##,
-        ),
-        (
-            "gcp",
-            r##"# portwarden finding: 198.18.0.10 6379/tcp (redis)
-# Rules apply in priority order (0-65535, lower first; at equal priority deny beats allow):
-# pick a <PRIORITY> no higher than that of the rule that allows the port.
-gcloud compute firewall-rules create deny-in-tcp-6379 --project=<PROJECT_ID> --network=<NETWORK> --direction=INGRESS --action=DENY --rules=tcp:6379 --source-ranges=0.0.0.0/0 --priority=<PRIORITY>
-# The allow rules, to review and delete (gcloud compute firewall-rules delete <RULE_NAME>):
-gcloud compute firewall-rules list --project=<PROJECT_ID> --format="table(name,network,direction,priority,sourceRanges.list(),allowed[].map().firewall_rule().list())""##,
-            r##"gcloud compute firewall-rules describe deny-in-tcp-6379 --project=<PROJECT_ID>
-# From another host, re-check the finding: the port must no longer show as open.
-portwarden scan 198.18.0.10 -p 6379"##,
-        ),
-        (
-            "kubernetes",
-            r##"# portwarden finding: 198.18.0.10 6379/tcp (redis)
-# A NetworkPolicy can only allow. Once a policy selects a pod, the pod accepts only the ingress some
-# policy lists, so 6379/tcp is closed by leaving it out of `ports` below.
-# Needs a network plugin that enforces NetworkPolicy (Calico, Cilium, ...). Apply: kubectl apply -f policy.yaml
-apiVersion: networking.k8s.io/v1
-kind: NetworkPolicy
-metadata:
-  name: allow-listed-ports-only
-  namespace: <NAMESPACE>
-spec:
-  podSelector:
-    matchLabels:
-      app: <APP_LABEL>
-  policyTypes:
-    - Ingress
-  ingress:
-    # List only the ports the pods must serve (6379/tcp is not one of them).
-    # With no port to allow at all, delete `ingress:` and everything below it: all ingress is then denied.
-    - ports:
-        - protocol: TCP
-          port: <ALLOWED_PORT>"##,
-            r##"kubectl -n <NAMESPACE> describe networkpolicy allow-listed-ports-only
-# From another host, re-check the finding: the port must no longer show as open.
-portwarden scan 198.18.0.10 -p 6379"##,
-        ),
-        (
-            "ansible",
-            r##"# portwarden finding: 198.18.0.10 6379/tcp (redis)
-# Keep the tasks for the host's firewall: ufw (Ubuntu, Debian) or firewalld (RHEL, Fedora, SUSE).
-- name: Delete the ufw rule that allows 6379/tcp
-  community.general.ufw:
-    rule: allow
-    port: "6379"
-    proto: tcp
-    delete: true
-
-- name: Deny 6379/tcp in ufw, above every allow (ufw applies the first match)
-  community.general.ufw:
-    rule: deny
-    port: "6379"
-    proto: tcp
-    insert: 1
-
-- name: Remove 6379/tcp from the firewalld zone
-  ansible.posix.firewalld:
-    zone: <ZONE>
-    port: 6379/tcp
-    permanent: true
-    immediate: true
-    state: disabled"##,
-            r##"ansible-playbook --check --diff <PLAYBOOK>   # dry run: shows what would change
-ansible-playbook <PLAYBOOK>
-# From another host, re-check the finding: the port must no longer show as open.
-portwarden scan 198.18.0.10 -p 6379"##,
-        ),
-        (
-            "terraform",
-            r##"# portwarden finding: 198.18.0.10 6379/tcp (redis)
-# 1. Security groups can only allow: delete the rule that opens 6379/tcp (an
-#    aws_security_group_rule, an aws_vpc_security_group_ingress_rule or an ingress block of the
-#    aws_security_group) from the configuration.
-# 2. Deny the port in the subnet's network ACL, which applies the lowest matching rule number first:
-#    <RULE_NUMBER> must be below the ACL's allow rules.
-resource "aws_network_acl_rule" "deny_in_tcp_6379" {
-  network_acl_id = "<NETWORK_ACL_ID>"
-  egress         = false
-  rule_number    = <RULE_NUMBER>
-  rule_action    = "deny"
-  protocol       = "6"
-  from_port      = 6379
-  to_port        = 6379
-
-  cidr_block = "0.0.0.0/0"
-}"##,
-            r##"terraform plan    # expect: the security group rule destroyed, aws_network_acl_rule.deny_in_tcp_6379 created
-terraform apply
-# From another host, re-check the finding: the port must no longer show as open.
-portwarden scan 198.18.0.10 -p 6379"##,
-        ),
-    ];
-
-    const UDP_EXPECTED: &[(&str, &str, &str)] = &[
-        (
-            "ufw",
-            r##"# portwarden finding: 2001:2::5 161/udp (snmp)
-# Remove the rule that opens the port ("Could not delete non-existent rule" means there was none).
-# `sudo ufw status numbered` shows other rules for it (e.g. `allow 161` or an app profile): delete those by number.
-sudo ufw delete allow 161/udp
-# ufw applies the first rule that matches. An appended deny would sit below any allow that still
-# matches the port and never be reached, so insert the deny at position 1, above every allow.
-sudo ufw insert 1 deny 161/udp
-# If ufw answers "Invalid position '1'", the rule list is empty: use `sudo ufw deny 161/udp`."##,
-            r##"sudo ufw status numbered
-# Is anything still listening? A firewall rule leaves the listener in place: the re-scan is what counts.
-sudo ss -ulnp 'sport = :161'
-# From another host, re-check the finding: the port must no longer show as open.
-portwarden scan 2001:2::5 -p 161
-# UDP gives no answer when dropped: nmap shows open|filtered or closed once the fix works (needs root).
-nmap -sU -6 -p 161 2001:2::5"##,
-        ),
-        (
-            "iptables",
-            r##"# portwarden finding: 2001:2::5 161/udp (snmp)
-# The address is IPv6, so the rule goes into ip6tables (iptables only filters IPv4).
-# -I puts the rule at the top of INPUT: appended with -A it would come after an ACCEPT that lets the port in.
-sudo ip6tables -I INPUT -p udp --dport 161 -j DROP
-# If the host also answers on this port over IPv4, repeat the rule with iptables.
-# Keep the rules across reboots (Debian/Ubuntu package iptables-persistent; saves IPv4 and IPv6):
-sudo netfilter-persistent save
-# A port published by Docker never passes INPUT; drop it in the DOCKER-USER chain instead:
-# sudo ip6tables -I DOCKER-USER -p udp -m conntrack --ctorigdstport 161 --ctdir ORIGINAL -j DROP"##,
-            r##"sudo ip6tables -L INPUT -n --line-numbers
-# Is anything still listening? A firewall rule leaves the listener in place: the re-scan is what counts.
-sudo ss -ulnp 'sport = :161'
-# From another host, re-check the finding: the port must no longer show as open.
-portwarden scan 2001:2::5 -p 161
-# UDP gives no answer when dropped: nmap shows open|filtered or closed once the fix works (needs root).
-nmap -sU -6 -p 161 2001:2::5"##,
-        ),
-        (
-            "nftables",
-            r##"# portwarden finding: 2001:2::5 161/udp (snmp)
-# The inet family filters IPv4 and IPv6 alike. This assumes the usual table `inet filter` with the
-# chain `input`; `sudo nft list ruleset` shows the names on this host.
-# `insert` puts the rule at the top of the chain, ahead of any accept for the port (`add` would append it).
-sudo nft insert rule inet filter input udp dport 161 drop
-# The rule lasts until reboot. To keep it, add the same rule at the top of the input chain in
-# /etc/nftables.conf (the file the nftables service loads at boot), then check the file:
-sudo nft -c -f /etc/nftables.conf"##,
-            r##"sudo nft -a list chain inet filter input
-# Is anything still listening? A firewall rule leaves the listener in place: the re-scan is what counts.
-sudo ss -ulnp 'sport = :161'
-# From another host, re-check the finding: the port must no longer show as open.
-portwarden scan 2001:2::5 -p 161
-# UDP gives no answer when dropped: nmap shows open|filtered or closed once the fix works (needs root).
-nmap -sU -6 -p 161 2001:2::5"##,
-        ),
-        (
-            "firewalld",
-            r##"# portwarden finding: 2001:2::5 161/udp (snmp)
-# <ZONE> is the zone of the interface that carries 2001:2::5: `sudo firewall-cmd --get-active-zones`.
-sudo firewall-cmd --permanent --zone=<ZONE> --remove-port=161/udp
-# If a firewalld service opens the port instead (see `sudo firewall-cmd --zone=<ZONE> --list-services`),
-# remove the service; firewalld names its services itself (`firewall-cmd --get-services` lists them).
-sudo firewall-cmd --permanent --zone=<ZONE> --remove-service=snmp
-# --permanent changes only the saved configuration; --reload makes it the running one.
-sudo firewall-cmd --reload"##,
-            r##"# The port and the service must be gone from the zone (check rich rules too):
-sudo firewall-cmd --zone=<ZONE> --list-all
-# Is anything still listening? A firewall rule leaves the listener in place: the re-scan is what counts.
-sudo ss -ulnp 'sport = :161'
-# From another host, re-check the finding: the port must no longer show as open.
-portwarden scan 2001:2::5 -p 161
-# UDP gives no answer when dropped: nmap shows open|filtered or closed once the fix works (needs root).
-nmap -sU -6 -p 161 2001:2::5"##,
-        ),
-        (
-            "systemd",
-            r##"# portwarden finding: 2001:2::5 161/udp (snmp)
-# Find the unit that owns the listener: take the pid from `sudo ss -ulnp 'sport = :161'`,
-# then `systemctl status <PID>` names the unit. Put its name in place of <SYSTEMD_UNIT>.
-# Socket first: while <SYSTEMD_UNIT>.socket listens, systemd starts the service again on the next connection.
-# ("Unit file <SYSTEMD_UNIT>.socket does not exist" means the service is not socket-activated: go on.)
-sudo systemctl disable --now <SYSTEMD_UNIT>.socket
-sudo systemctl disable --now <SYSTEMD_UNIT>
-# To stop anything else from starting it again:  sudo systemctl mask <SYSTEMD_UNIT>"##,
-            r##"systemctl is-active <SYSTEMD_UNIT>    # expect: inactive
-systemctl is-enabled <SYSTEMD_UNIT>   # expect: disabled (or masked)
-# Nothing may listen any more: expect only the header line.
-sudo ss -ulnp 'sport = :161'
-# From another host, re-check the finding: the port must no longer show as open.
-portwarden scan 2001:2::5 -p 161
-# UDP gives no answer when dropped: nmap shows open|filtered or closed once the fix works (needs root).
-nmap -sU -6 -p 161 2001:2::5"##,
-        ),
-        (
-            "windows-powershell",
-            r##"# portwarden finding: 2001:2::5 161/udp (snmp)
-# Run in an elevated PowerShell. In Windows Firewall a block rule wins over every allow rule,
-# so this one rule closes the port whatever else allows it.
-New-NetFirewallRule -DisplayName "Block-In-UDP-161" -Direction Inbound -Protocol UDP -LocalPort 161 -Action Block -Profile Any
-# The allow rules that opened the port, to review or remove (pipe them into Remove-NetFirewallRule):
-Get-NetFirewallPortFilter -Protocol UDP | Where-Object LocalPort -eq 161 | Get-NetFirewallRule | Where-Object { $_.Direction -eq 'Inbound' -and $_.Action -eq 'Allow' }
-# Or stop the service itself:
-# Stop-Service -Name <WINDOWS_SERVICE>; Set-Service -Name <WINDOWS_SERVICE> -StartupType Disabled"##,
-            r##"Get-NetFirewallRule -DisplayName "Block-In-UDP-161" | Format-Table DisplayName, Enabled, Direction, Action
-# The listener stays (the firewall closes the port, not the service); the re-scan is what counts.
-Get-NetUDPEndpoint -LocalPort 161 -ErrorAction SilentlyContinue
-# From another host, re-check the finding: the port must no longer show as open.
-portwarden scan 2001:2::5 -p 161
-# UDP gives no answer when dropped: nmap shows open|filtered or closed once the fix works (needs root).
-nmap -sU -6 -p 161 2001:2::5"##,
-        ),
-        (
-            "windows-netsh",
-            r##"# portwarden finding: 2001:2::5 161/udp (snmp)
-# Run in an elevated prompt. In Windows Firewall a block rule wins over every allow rule.
-netsh advfirewall firewall add rule name="Block-In-UDP-161" dir=in action=block protocol=UDP localport=161 profile=any"##,
-            r##"netsh advfirewall firewall show rule name="Block-In-UDP-161"
-# The listener stays (the firewall closes the port, not the service); the re-scan is what counts.
-netstat -ano -p UDPv6 | findstr /C:":161 "
-# From another host, re-check the finding: the port must no longer show as open.
-portwarden scan 2001:2::5 -p 161
-# UDP gives no answer when dropped: nmap shows open|filtered or closed once the fix works (needs root).
-nmap -sU -6 -p 161 2001:2::5"##,
-        ),
-        (
-            "aliyun",
-            r##"# portwarden finding: 2001:2::5 161/udp (snmp)
-# 1. Find the ingress rule that lets 161/udp in and note its SecurityGroupRuleId:
-aliyun ecs DescribeSecurityGroupAttribute --RegionId <REGION> --SecurityGroupId <SECURITY_GROUP_ID> --Direction ingress
-# 2. Revoke it:
-aliyun ecs RevokeSecurityGroup --RegionId <REGION> --SecurityGroupId <SECURITY_GROUP_ID> --SecurityGroupRuleId.1 <SECURITY_GROUP_RULE_ID>
-# 3. Add an explicit Drop rule at priority 1 (1-100, lower wins; at equal priority Drop beats Accept),
-#    so no Accept rule added later can open the port again:
-aliyun ecs AuthorizeSecurityGroup --RegionId <REGION> --SecurityGroupId <SECURITY_GROUP_ID> --Policy Drop --Priority 1 --IpProtocol udp --PortRange 161/161 --Ipv6SourceCidrIp ::/0 --Description "portwarden: close 161/udp""##,
-            r##"aliyun ecs DescribeSecurityGroupAttribute --RegionId <REGION> --SecurityGroupId <SECURITY_GROUP_ID> --Direction ingress
-# From another host, re-check the finding: the port must no longer show as open.
-portwarden scan 2001:2::5 -p 161
-# UDP gives no answer when dropped: nmap shows open|filtered or closed once the fix works (needs root).
-nmap -sU -6 -p 161 2001:2::5"##,
-        ),
-        (
-            "aws",
-            r##"# portwarden finding: 2001:2::5 161/udp (snmp)
-# Security groups can only allow: revoke the rule that allows the port.
-aws ec2 revoke-security-group-ingress --region <REGION> --group-id <SECURITY_GROUP_ID> --ip-permissions 'IpProtocol=udp,FromPort=161,ToPort=161,Ipv6Ranges=[{CidrIpv6=::/0}]'
-# A rule with another source does not match the command above: find its SecurityGroupRuleId and revoke that.
-aws ec2 describe-security-group-rules --region <REGION> --filters Name=group-id,Values=<SECURITY_GROUP_ID>
-# aws ec2 revoke-security-group-ingress --region <REGION> --group-id <SECURITY_GROUP_ID> --security-group-rule-ids <SECURITY_GROUP_RULE_ID>
-# The subnet's network ACL can deny. It applies the lowest matching rule number first:
-# pick a <RULE_NUMBER> below the ACL's allow rules.
-aws ec2 create-network-acl-entry --region <REGION> --network-acl-id <NETWORK_ACL_ID> --ingress --rule-number <RULE_NUMBER> --protocol 17 --port-range From=161,To=161 --ipv6-cidr-block ::/0 --rule-action deny"##,
-            r##"aws ec2 describe-security-group-rules --region <REGION> --filters Name=group-id,Values=<SECURITY_GROUP_ID>
-aws ec2 describe-network-acls --region <REGION> --network-acl-ids <NETWORK_ACL_ID>
-# From another host, re-check the finding: the port must no longer show as open.
-portwarden scan 2001:2::5 -p 161
-# UDP gives no answer when dropped: nmap shows open|filtered or closed once the fix works (needs root).
-nmap -sU -6 -p 161 2001:2::5"##,
-        ),
-        (
-            "azure",
-            r##"# portwarden finding: 2001:2::5 161/udp (snmp)
-# NSG rules apply in priority order (100-4096, lower first): pick a <PRIORITY> below the rule that allows the port.
-az network nsg rule create --resource-group <RESOURCE_GROUP> --nsg-name <NSG_NAME> --name Deny-In-UDP-161 --priority <PRIORITY> --direction Inbound --access Deny --protocol Udp --source-address-prefixes '*' --source-port-ranges '*' --destination-address-prefixes '*' --destination-port-ranges 161
-# The allow rule itself, to review and delete (az network nsg rule delete ... --name <RULE_NAME>):
-az network nsg rule list --resource-group <RESOURCE_GROUP> --nsg-name <NSG_NAME> --output table"##,
-            r##"az network nsg rule show --resource-group <RESOURCE_GROUP> --nsg-name <NSG_NAME> --name Deny-In-UDP-161 --output table
-# The rules in force on the VM's network interface, all NSGs combined:
-az network nic list-effective-nsg --resource-group <RESOURCE_GROUP> --name <NIC_NAME>
-# From another host, re-check the finding: the port must no longer show as open.
-portwarden scan 2001:2::5 -p 161
-# UDP gives no answer when dropped: nmap shows open|filtered or closed once the fix works (needs root).
-nmap -sU -6 -p 161 2001:2::5"##,
-        ),
-        (
-            "gcp",
-            r##"# portwarden finding: 2001:2::5 161/udp (snmp)
-# Rules apply in priority order (0-65535, lower first; at equal priority deny beats allow):
-# pick a <PRIORITY> no higher than that of the rule that allows the port.
-gcloud compute firewall-rules create deny-in-udp-161 --project=<PROJECT_ID> --network=<NETWORK> --direction=INGRESS --action=DENY --rules=udp:161 --source-ranges=::/0 --priority=<PRIORITY>
-# The allow rules, to review and delete (gcloud compute firewall-rules delete <RULE_NAME>):
-gcloud compute firewall-rules list --project=<PROJECT_ID> --format="table(name,network,direction,priority,sourceRanges.list(),allowed[].map().firewall_rule().list())""##,
-            r##"gcloud compute firewall-rules describe deny-in-udp-161 --project=<PROJECT_ID>
-# From another host, re-check the finding: the port must no longer show as open.
-portwarden scan 2001:2::5 -p 161
-# UDP gives no answer when dropped: nmap shows open|filtered or closed once the fix works (needs root).
-nmap -sU -6 -p 161 2001:2::5"##,
-        ),
-        (
-            "kubernetes",
-            r##"# portwarden finding: 2001:2::5 161/udp (snmp)
-# A NetworkPolicy can only allow. Once a policy selects a pod, the pod accepts only the ingress some
-# policy lists, so 161/udp is closed by leaving it out of `ports` below.
-# Needs a network plugin that enforces NetworkPolicy (Calico, Cilium, ...). Apply: kubectl apply -f policy.yaml
-apiVersion: networking.k8s.io/v1
-kind: NetworkPolicy
-metadata:
-  name: allow-listed-ports-only
-  namespace: <NAMESPACE>
-spec:
-  podSelector:
-    matchLabels:
-      app: <APP_LABEL>
-  policyTypes:
-    - Ingress
-  ingress:
-    # List only the ports the pods must serve (161/udp is not one of them).
-    # With no port to allow at all, delete `ingress:` and everything below it: all ingress is then denied.
-    - ports:
-        - protocol: TCP
-          port: <ALLOWED_PORT>"##,
-            r##"kubectl -n <NAMESPACE> describe networkpolicy allow-listed-ports-only
-# From another host, re-check the finding: the port must no longer show as open.
-portwarden scan 2001:2::5 -p 161
-# UDP gives no answer when dropped: nmap shows open|filtered or closed once the fix works (needs root).
-nmap -sU -6 -p 161 2001:2::5"##,
-        ),
-        (
-            "ansible",
-            r##"# portwarden finding: 2001:2::5 161/udp (snmp)
-# Keep the tasks for the host's firewall: ufw (Ubuntu, Debian) or firewalld (RHEL, Fedora, SUSE).
-- name: Delete the ufw rule that allows 161/udp
-  community.general.ufw:
-    rule: allow
-    port: "161"
-    proto: udp
-    delete: true
-
-- name: Deny 161/udp in ufw, above every allow (ufw applies the first match)
-  community.general.ufw:
-    rule: deny
-    port: "161"
-    proto: udp
-    insert: 1
-
-- name: Remove 161/udp from the firewalld zone
-  ansible.posix.firewalld:
-    zone: <ZONE>
-    port: 161/udp
-    permanent: true
-    immediate: true
-    state: disabled"##,
-            r##"ansible-playbook --check --diff <PLAYBOOK>   # dry run: shows what would change
-ansible-playbook <PLAYBOOK>
-# From another host, re-check the finding: the port must no longer show as open.
-portwarden scan 2001:2::5 -p 161
-# UDP gives no answer when dropped: nmap shows open|filtered or closed once the fix works (needs root).
-nmap -sU -6 -p 161 2001:2::5"##,
-        ),
-        (
-            "terraform",
-            r##"# portwarden finding: 2001:2::5 161/udp (snmp)
-# 1. Security groups can only allow: delete the rule that opens 161/udp (an
-#    aws_security_group_rule, an aws_vpc_security_group_ingress_rule or an ingress block of the
-#    aws_security_group) from the configuration.
-# 2. Deny the port in the subnet's network ACL, which applies the lowest matching rule number first:
-#    <RULE_NUMBER> must be below the ACL's allow rules.
-resource "aws_network_acl_rule" "deny_in_udp_161" {
-  network_acl_id = "<NETWORK_ACL_ID>"
-  egress         = false
-  rule_number    = <RULE_NUMBER>
-  rule_action    = "deny"
-  protocol       = "17"
-  from_port      = 161
-  to_port        = 161
-
-  ipv6_cidr_block = "::/0"
-}"##,
-            r##"terraform plan    # expect: the security group rule destroyed, aws_network_acl_rule.deny_in_udp_161 created
-terraform apply
-# From another host, re-check the finding: the port must no longer show as open.
-portwarden scan 2001:2::5 -p 161
-# UDP gives no answer when dropped: nmap shows open|filtered or closed once the fix works (needs root).
-nmap -sU -6 -p 161 2001:2::5"##,
-        ),
-    ];
-}
+#[path = "remediation_tests.rs"]
+mod tests;

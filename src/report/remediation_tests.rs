@@ -1,0 +1,817 @@
+//! Tests of the remediation catalogue and of `fix_groups`. The rendered
+//! fixes of a few scenarios are golden files in `tests/golden/remediation/`,
+//! compared byte for byte; regenerate them with
+//! `PORTWARDEN_BLESS=1 cargo test --lib report::remediation`.
+
+use super::*;
+use crate::model::FindingStatus;
+use crate::policy::Profiles;
+
+const POLICY: &str = r#"
+[[group]]
+name = "dmz"
+targets = ["198.18.0.0/28", "2001:2::/120"]
+vantage = "internet"
+admin_sources = ["198.18.5.0/24", "2001:2:5::/64"]
+
+[[group.allow]]
+port = 22
+service = "ssh"
+justification = "bastion"
+
+[[group]]
+name = "db"
+targets = ["198.18.1.0/28"]
+
+[[exception]]
+id = "telnet-legacy"
+target = "198.18.1.2"
+port = 23
+reason = "legacy switch"
+approver = "ops"
+expires = 2026-01-31
+"#;
+
+fn policy() -> Policy {
+    Policy::parse(POLICY, "policy.toml", &Profiles::embedded().unwrap()).unwrap()
+}
+
+fn finding(check: &str, key: &str, ip: &str, port: Option<u16>, service: Option<&str>) -> Finding {
+    let ip: IpAddr = ip.parse().unwrap();
+    let group = policy().groups_of(ip).first().map(|g| g.name.clone());
+    Finding {
+        id: format!("{check}-{ip}-{}", port.unwrap_or(0)),
+        check: check.into(),
+        severity: Severity::High,
+        ip,
+        port,
+        proto: port.map(|p| if p == 161 { Proto::Udp } else { Proto::Tcp }),
+        service: service.map(str::to_owned),
+        group,
+        evidence: None,
+        status: FindingStatus::Fail,
+        exception: None,
+        controls: vec![],
+        remediation: key.into(),
+        message: String::new(),
+    }
+}
+
+fn groups(findings: &[Finding]) -> Vec<FixGroup> {
+    fix_groups(
+        findings,
+        &policy(),
+        &RemediationCatalog::embedded(),
+        &Catalogue::embedded(),
+        Lang::En,
+    )
+}
+
+fn platform<'a>(g: &'a FixGroup, id: &str) -> &'a PlatformFix {
+    g.platforms
+        .iter()
+        .find(|p| p.platform == id)
+        .unwrap_or_else(|| panic!("{} has no {id}", g.key))
+}
+
+/// One text for a list of groups, as the golden files hold it.
+fn render_text(gs: &[FixGroup]) -> String {
+    let mut out = String::new();
+    for g in gs {
+        out.push_str(&format!(
+            "=== fix {} {} {:?}/{:?} {:?} hosts={:?} findings={:?}\n",
+            g.id, g.key, g.port, g.proto, g.service, g.hosts, g.finding_ids
+        ));
+        for p in &g.platforms {
+            out.push_str(&format!("--- {} [{}]\n", p.platform, p.language));
+            if let Some(w) = &p.warning {
+                out.push_str(&format!("warning: {w}\n"));
+            }
+            out.push_str(&format!(
+                "{}\n-- undo\n{}\n-- verify\n{}\n",
+                p.commands, p.undo, p.verify
+            ));
+        }
+    }
+    out
+}
+
+fn golden(name: &str, actual: &str) {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/golden/remediation")
+        .join(format!("{name}.txt"));
+    if std::env::var_os("PORTWARDEN_BLESS").is_some() {
+        std::fs::write(&path, actual).unwrap();
+        return;
+    }
+    let expected = std::fs::read_to_string(&path).unwrap_or_else(|e| {
+        panic!(
+            "{}: {e}; run PORTWARDEN_BLESS=1 cargo test --lib report::remediation",
+            path.display()
+        )
+    });
+    assert!(
+        expected == actual,
+        "{name} differs from {}; if the change is intended, run \
+         PORTWARDEN_BLESS=1 cargo test --lib report::remediation",
+        path.display()
+    );
+}
+
+#[test]
+fn embedded_catalogue_loads_and_every_check_key_has_a_fix() {
+    let cat = RemediationCatalog::embedded();
+    for c in Profiles::embedded().unwrap().checks() {
+        assert!(
+            cat.fix(&c.remediation).is_some(),
+            "check {} uses key {} with no [[fix]]",
+            c.kind.as_str(),
+            c.remediation
+        );
+    }
+    let ids: Vec<&str> = cat.platforms().iter().map(|p| p.id.as_str()).collect();
+    for id in [
+        "openstack",
+        "windows-dsc",
+        "terraform-azure",
+        "terraform-gcp",
+        "terraform-alicloud",
+        "policy",
+    ] {
+        assert!(ids.contains(&id), "{id}");
+    }
+}
+
+#[test]
+fn ssh_restrict_source_keeps_admin_sources_and_has_rollback_golden() {
+    let fs = [
+        finding(
+            "remote-admin-internet",
+            "restrict-source",
+            "198.18.0.5",
+            Some(22),
+            Some("ssh"),
+        ),
+        finding(
+            "remote-admin-internet",
+            "restrict-source",
+            "198.18.0.6",
+            Some(22),
+            Some("ssh"),
+        ),
+    ];
+    let gs = groups(&fs);
+    assert_eq!(gs.len(), 1, "two hosts, one fix");
+    let g = &gs[0];
+    assert_eq!(g.hosts.len(), 2);
+    assert_eq!(g.finding_ids.len(), 2);
+    for id in [
+        "ufw",
+        "iptables",
+        "nftables",
+        "firewalld",
+        "windows-powershell",
+    ] {
+        let p = platform(g, id);
+        assert!(
+            p.warning.as_deref().unwrap().starts_with("WARNING: 22/tcp"),
+            "{id}"
+        );
+        assert!(p.commands.contains("198.18.5.0/24"), "{id}");
+        assert!(
+            !p.commands.contains("2001:2:5::/64"),
+            "{id}: v6 source on v4 hosts"
+        );
+        assert!(!p.undo.is_empty() && !p.verify.is_empty(), "{id}");
+    }
+    for id in ["ufw", "iptables", "nftables", "firewalld"] {
+        assert!(
+            platform(g, id)
+                .commands
+                .contains("systemd-run --on-active=300"),
+            "{id}: timed rollback"
+        );
+    }
+    assert!(
+        platform(g, "windows-powershell")
+            .commands
+            .contains("Register-ScheduledTask")
+    );
+    // iptables: the drop goes right after the ESTABLISHED accept, never at the top.
+    let ipt = &platform(g, "iptables").commands;
+    assert!(!ipt.contains("-I INPUT -p tcp --dport 22 -j DROP"));
+    assert!(ipt.contains("-I INPUT \"$POS\" -p tcp --dport 22"));
+    // netsh cannot restrict without a bare block: left out.
+    assert!(g.platforms.iter().all(|p| p.platform != "windows-netsh"));
+    golden("ssh-restrict-source", &render_text(&gs));
+}
+
+#[test]
+fn close_port_of_an_admin_port_is_never_a_bare_deny() {
+    let fs = [finding(
+        "not-allowed",
+        "close-port",
+        "198.18.1.2",
+        Some(22),
+        Some("ssh"),
+    )];
+    let g = &groups(&fs)[0];
+    // No admin_sources in group "db": a placeholder, never a deny-all.
+    for p in &g.platforms {
+        if [
+            "ufw",
+            "iptables",
+            "nftables",
+            "firewalld",
+            "windows-powershell",
+        ]
+        .contains(&p.platform.as_str())
+        {
+            assert!(p.commands.contains("<ADMIN_SOURCE_CIDR>"), "{}", p.platform);
+        }
+        assert!(!p.commands.contains("disable --now ssh"), "{}", p.platform);
+    }
+    assert!(g.platforms.iter().all(|p| p.platform != "systemd"));
+    let w = platform(g, "iptables").warning.as_deref().unwrap();
+    assert!(w.contains("declares no admin_sources"), "{w}");
+    // A database restricted without admin sources warns too, without the lock-out text.
+    let fs = [finding(
+        "database-internet",
+        "restrict-source",
+        "198.18.1.3",
+        Some(6379),
+        Some("redis"),
+    )];
+    let g = &groups(&fs)[0];
+    let w = platform(g, "nftables").warning.as_deref().unwrap();
+    assert!(w.starts_with("The group declares no admin_sources"), "{w}");
+}
+
+#[test]
+fn close_port_golden_for_tcp_v4_and_udp_v6() {
+    let fs = [
+        finding(
+            "not-allowed",
+            "close-port",
+            "198.18.1.3",
+            Some(6379),
+            Some("redis"),
+        ),
+        finding(
+            "not-allowed",
+            "close-port",
+            "198.18.1.4",
+            Some(6379),
+            Some("redis"),
+        ),
+        finding(
+            "not-allowed",
+            "close-port",
+            "2001:2::9",
+            Some(161),
+            Some("snmp"),
+        ),
+    ];
+    let gs = groups(&fs);
+    assert_eq!(gs.len(), 2);
+    let redis = gs.iter().find(|g| g.port == Some(6379)).unwrap();
+    assert!(
+        platform(redis, "systemd")
+            .commands
+            .contains("disable --now redis-server")
+    );
+    assert!(
+        platform(redis, "firewalld")
+            .commands
+            .contains("--remove-service=redis")
+    );
+    // Cloud commands are scoped to the hosts.
+    assert!(
+        platform(redis, "azure")
+            .commands
+            .contains("--destination-address-prefixes 198.18.1.3 198.18.1.4")
+    );
+    assert!(
+        platform(redis, "gcp")
+            .commands
+            .contains("--target-tags=<TARGET_TAG>")
+    );
+    assert!(
+        platform(redis, "aliyun")
+            .commands
+            .contains("--Permissions.1.DestCidrIp \"$h/32\"")
+    );
+    assert!(
+        !platform(redis, "aws")
+            .commands
+            .contains("create-network-acl-entry")
+    );
+    let snmp = gs.iter().find(|g| g.port == Some(161)).unwrap();
+    assert!(
+        platform(snmp, "kubernetes")
+            .commands
+            .contains("protocol: UDP")
+    );
+    assert!(
+        platform(snmp, "iptables")
+            .commands
+            .contains("sudo ip6tables")
+    );
+    golden("close-port", &render_text(&gs));
+}
+
+#[test]
+fn policy_fixes_edit_the_entry_and_touch_no_firewall() {
+    let mut expired = finding(
+        "exception-expired",
+        "renew-or-remove-exception",
+        "198.18.1.2",
+        Some(23),
+        Some("telnet"),
+    );
+    expired.exception = Some("telnet-legacy".into());
+    let fs = [
+        finding(
+            "allowed-unjustified",
+            "document-justification",
+            "198.18.0.5",
+            Some(22),
+            Some("ssh"),
+        ),
+        expired,
+        finding(
+            "unmanaged-host",
+            "add-host-to-policy",
+            "198.18.9.9",
+            None,
+            None,
+        ),
+    ];
+    let gs = groups(&fs);
+    assert_eq!(gs.len(), 3);
+    for g in &gs {
+        let ids: Vec<&str> = g.platforms.iter().map(|p| p.platform.as_str()).collect();
+        assert_eq!(ids, ["policy"], "{}", g.key);
+    }
+    let doc = gs
+        .iter()
+        .find(|g| g.key == "document-justification")
+        .unwrap();
+    let text = &doc.platforms[0].commands;
+    assert!(
+        text.contains("policy.toml:8: the [[group.allow]] entry for 22/tcp in group \"dmz\""),
+        "{text}"
+    );
+    assert!(text.contains("justification = \"bastion\""));
+    assert!(text.contains("approver = \"<APPROVER>\""));
+    let exc = gs
+        .iter()
+        .find(|g| g.key == "renew-or-remove-exception")
+        .unwrap();
+    assert!(exc.platforms[0].commands.contains("expired on 2026-01-31"));
+    let host = gs.iter().find(|g| g.key == "add-host-to-policy").unwrap();
+    assert!(
+        host.platforms[0]
+            .commands
+            .contains("targets = [\"198.18.9.9\"]")
+    );
+    golden("policy-fixes", &render_text(&gs));
+}
+
+#[test]
+fn enable_auth_and_replace_cleartext_are_per_service() {
+    let fs = [
+        finding(
+            "unauth-service",
+            "enable-auth",
+            "198.18.1.3",
+            Some(6379),
+            Some("redis"),
+        ),
+        finding(
+            "unauth-service",
+            "enable-auth",
+            "198.18.1.3",
+            Some(27017),
+            Some("mongodb"),
+        ),
+        finding(
+            "unauth-service",
+            "enable-auth",
+            "198.18.1.3",
+            Some(10250),
+            Some("kubelet"),
+        ),
+        finding(
+            "cleartext-admin",
+            "replace-cleartext",
+            "198.18.1.3",
+            Some(23),
+            Some("telnet"),
+        ),
+    ];
+    let gs = groups(&fs);
+    let by = |port| &gs.iter().find(|g| g.port == Some(port)).unwrap().platforms[0].commands;
+    assert!(by(6379).contains("requirepass") && by(6379).contains("protected-mode yes"));
+    assert!(by(27017).contains("authorization: enabled"));
+    assert!(by(10250).contains("anonymous:\n    enabled: false"));
+    assert!(by(23).contains("openssh-server"));
+    golden("service-fixes", &render_text(&gs));
+}
+
+#[test]
+fn firewalld_service_names_come_from_firewalld_list() {
+    let fw = RemediationCatalog::embedded().firewalld().clone();
+    assert_eq!(fw.lookup("smb", 445, Proto::Tcp), Some("samba"));
+    assert_eq!(fw.lookup("rdp", 3389, Proto::Tcp), Some("rdp"));
+    assert_eq!(fw.lookup("ssh", 22, Proto::Tcp), Some("ssh"));
+    // firewalld has no service for 8080, nor "ssh" on another port.
+    assert_eq!(fw.lookup("http-proxy", 8080, Proto::Tcp), None);
+    assert_eq!(fw.lookup("ssh", 2222, Proto::Tcp), None);
+    let fs = [finding(
+        "not-allowed",
+        "close-port",
+        "198.18.1.3",
+        Some(8080),
+        Some("http-proxy"),
+    )];
+    let gs = groups(&fs);
+    let cmds = &platform(&gs[0], "firewalld").commands;
+    assert!(!cmds.contains("--remove-service"), "{cmds}");
+    assert!(cmds.contains("--remove-port=8080/tcp"));
+    let bad = FirewalldServices::parse("ssh 22/tcp\nalias smb = sambaa\n", "fw.txt").unwrap_err();
+    assert_eq!(
+        bad.to_string(),
+        "fw.txt:2: alias 'smb': firewalld has no service 'sambaa'"
+    );
+}
+
+#[test]
+fn fix_ids_are_stable_and_families_and_sources_split_groups() {
+    let fs = [
+        finding(
+            "not-allowed",
+            "close-port",
+            "198.18.0.5",
+            Some(3306),
+            Some("mysql"),
+        ),
+        finding(
+            "not-allowed",
+            "close-port",
+            "198.18.1.5",
+            Some(3306),
+            Some("mysql"),
+        ),
+        finding(
+            "not-allowed",
+            "close-port",
+            "2001:2::5",
+            Some(3306),
+            Some("mysql"),
+        ),
+    ];
+    let a = groups(&fs);
+    assert_eq!(a.len(), 3, "dmz v4, db v4 (other sources), dmz v6");
+    let b = groups(&fs[..1]);
+    assert_eq!(
+        a.iter().find(|g| g.hosts == b[0].hosts).unwrap().id,
+        b[0].id
+    );
+    assert_eq!(b[0].id.len(), 12);
+    // Waived findings get no fix.
+    let mut w = fs[0].clone();
+    w.status = FindingStatus::Waived;
+    assert!(groups(&[w]).is_empty());
+}
+
+#[test]
+fn unknown_placeholder_fails_at_load_naming_platform_and_line() {
+    let text = "[[fix]]\nkey = \"close-port\"\ntitle_en = \"a\"\ntitle_zh = \"a\"\nabout_en = \"a\"\nabout_zh = \"a\"\nplatforms = [\"x\"]\n\n[[platform]]\nid = \"x\"\ntitle_en = \"x\"\ntitle_zh = \"x\"\nlanguage = \"sh\"\ncommands = '''\nblock {{prot}}\n'''\nundo = \"u\"\nverify = \"v\"\n";
+    let e = RemediationCatalog::parse(text, "r.toml", FirewalldServices::default()).unwrap_err();
+    assert!(
+        e.to_string().starts_with("r.toml:15: platform 'x', commands: unknown placeholder {{prot}} (did you mean {{proto}}?)"),
+        "{e}"
+    );
+    let text = text
+        .replace("{{prot}}", "{{port}}")
+        .replace("[\"x\"]", "[\"y\"]");
+    let e = RemediationCatalog::parse(&text, "r.toml", FirewalldServices::default()).unwrap_err();
+    assert!(
+        e.to_string()
+            .starts_with("r.toml:1: fix 'close-port': unknown platform 'y'"),
+        "{e}"
+    );
+}
+
+#[test]
+fn nftables_rules_pass_nft_check() {
+    // `nft -c` checks without applying; in a fresh network namespace so that
+    // even a bug could not touch this machine's ruleset.
+    if !Path::new("/usr/sbin/nft").exists() {
+        assert!(std::env::var("CI").is_err(), "nft missing under CI");
+        return;
+    }
+    let fs = [
+        finding(
+            "remote-admin-internet",
+            "restrict-source",
+            "198.18.0.5",
+            Some(22),
+            Some("ssh"),
+        ),
+        finding(
+            "not-allowed",
+            "close-port",
+            "2001:2::9",
+            Some(161),
+            Some("snmp"),
+        ),
+        finding(
+            "not-allowed",
+            "close-port",
+            "198.18.1.3",
+            Some(6379),
+            Some("redis"),
+        ),
+    ];
+    let mut script = String::from(
+        "table inet filter {\n chain input {\n  type filter hook input priority 0;\n  ct state established,related accept\n }\n}\n",
+    );
+    for g in groups(&fs) {
+        for line in platform(&g, "nftables").commands.lines() {
+            if let Some(rule) = line.strip_prefix("sudo nft add rule ") {
+                // Drop the shell's quoting and the position (the handle of a rule
+                // that exists only on the real host).
+                let rule = rule.replace("position \"$H\" ", "").replace("\\\"", "\"");
+                script.push_str(&format!("add rule {rule}\n"));
+            }
+        }
+    }
+    assert_eq!(script.matches("add rule").count(), 4, "{script}");
+    let out = std::process::Command::new("unshare")
+        .args(["-n", "nft", "-c", "-f", "-"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut c| {
+            use std::io::Write;
+            c.stdin.take().unwrap().write_all(script.as_bytes())?;
+            c.wait_with_output()
+        })
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}\n{script}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn terraform_snippets_parse_as_hcl() {
+    let fs = [
+        finding(
+            "remote-admin-internet",
+            "restrict-source",
+            "198.18.0.5",
+            Some(22),
+            Some("ssh"),
+        ),
+        finding(
+            "not-allowed",
+            "close-port",
+            "2001:2::9",
+            Some(161),
+            Some("snmp"),
+        ),
+        finding(
+            "not-allowed",
+            "close-port",
+            "198.18.1.3",
+            Some(6379),
+            Some("redis"),
+        ),
+    ];
+    let mut seen = 0;
+    for g in groups(&fs) {
+        for p in g.platforms.iter().filter(|p| p.language == "hcl") {
+            let body: hcl::Body = hcl::from_str(&p.commands)
+                .unwrap_or_else(|e| panic!("{} {}: {e}\n{}", g.key, p.platform, p.commands));
+            if p.platform != "terraform" || g.key == "restrict-source" {
+                assert!(body.blocks().count() >= 1, "{}: no resource", p.platform);
+            }
+            seen += 1;
+        }
+    }
+    assert_eq!(seen, 12);
+}
+
+#[test]
+fn tidy_keeps_single_blank_lines_only() {
+    assert_eq!(tidy("\n\na\n\n\n b  \n\n"), "a\n\n b");
+}
+
+#[test]
+fn admin_sources_are_parsed_per_group_and_checked() {
+    let p = policy();
+    let dmz = &p.groups[0];
+    assert_eq!(
+        dmz.admin_sources,
+        vec![
+            "198.18.5.0/24".parse::<IpNet>().unwrap(),
+            "2001:2:5::/64".parse().unwrap()
+        ]
+    );
+    assert!(p.groups[1].admin_sources.is_empty());
+    let bad = "[[group]]\nname = \"a\"\ntargets = [\"198.18.0.1\"]\nadmin_sources = [\"198.18.5.0/33\"]\n";
+    let e = Policy::parse(bad, "p.toml", &Profiles::embedded().unwrap()).unwrap_err();
+    assert!(
+        e.to_string().contains("p.toml:4:18") && e.to_string().contains("not an address or a CIDR"),
+        "{e}"
+    );
+}
+
+#[test]
+fn unapproved_change_offers_the_change_record_or_the_revert() {
+    let fs = [finding(
+        "unapproved-change",
+        "approve-or-revert-change",
+        "198.18.1.3",
+        Some(8080),
+        Some("http-proxy"),
+    )];
+    let g = &groups(&fs)[0];
+    let ids: Vec<&str> = g.platforms.iter().map(|p| p.platform.as_str()).collect();
+    assert_eq!(ids[..3], ["policy", "ufw", "iptables"]);
+    let record = &g.platforms[0].commands;
+    assert!(
+        record.contains("[[change]]\nticket = \"<TICKET>\""),
+        "{record}"
+    );
+    assert!(
+        record.contains("target = \"db\"\nopens = [8080]\nproto = \"tcp\""),
+        "{record}"
+    );
+    // The revert closes the port.
+    assert!(
+        platform(g, "iptables")
+            .commands
+            .contains("--dport 8080 -m comment --comment portwarden-tcp-8080 -j DROP")
+    );
+}
+
+fn parse_err(toml: &str) -> RemediationError {
+    RemediationCatalog::parse(toml, "test.toml", FirewalldServices::default()).unwrap_err()
+}
+
+/// A platform without its templates: lines 1-5 of the test files.
+const HEAD: &str =
+    "[[platform]]\nid = \"demo\"\ntitle_en = \"Demo\"\ntitle_zh = \"演示\"\nlanguage = \"sh\"\n";
+
+#[test]
+fn unknown_placeholder_in_an_untaken_branch_is_still_found() {
+    let toml = format!(
+        "{HEAD}commands = \"x\"\nundo = \"u\"\nverify = '''\nok\n{{{{#if udp}}}}\n\
+         {{{{#unless ipv6}}}}{{{{hostname}}}}{{{{/unless}}}}\n{{{{/if}}}}\n'''\n"
+    );
+    let err = parse_err(&toml);
+    assert!(
+        matches!(&err, RemediationError::UnknownPlaceholder { line: 11, place, name, .. }
+            if place == "platform 'demo', verify" && name == "hostname"),
+        "{err:?}"
+    );
+}
+
+#[test]
+fn partials_are_checked_too() {
+    let toml = format!(
+        "[partials]\nrecheck = \"portwarden scan {{{{host}}}}\"\n\n\
+         {HEAD}commands = \"{{{{> recheck}}}}\"\nundo = \"u\"\nverify = \"v\"\n"
+    );
+    let err = parse_err(&toml);
+    assert!(
+        matches!(&err, RemediationError::UnknownPlaceholder { line: 2, place, name, .. }
+            if place == "partial 'recheck'" && name == "host"),
+        "{err:?}"
+    );
+    let toml = format!("{HEAD}commands = \"{{{{> nowhere}}}}\"\nundo = \"u\"\nverify = \"v\"\n");
+    assert_eq!(
+        parse_err(&toml).to_string(),
+        "test.toml:6: platform 'demo', commands: unknown partial 'nowhere'; \
+         known: none (define them under [partials])"
+    );
+}
+
+#[test]
+fn a_partial_cannot_include_a_partial_and_a_file_needs_a_platform() {
+    let toml = format!(
+        "[partials]\na = \"{{{{> b}}}}\"\nb = \"x\"\n\n{HEAD}commands = \"c\"\nundo = \"u\"\nverify = \"v\"\n"
+    );
+    assert_eq!(
+        parse_err(&toml).to_string(),
+        "test.toml:2: partial 'a': '{{> b}}': a partial cannot include another partial"
+    );
+    assert_eq!(
+        parse_err("# nothing here\n").to_string(),
+        "test.toml:1: no [[platform]] entries: a remediation file needs at least one"
+    );
+}
+
+#[test]
+fn unsupported_helpers_and_syntax_errors_are_reported_with_the_line() {
+    let toml = format!(
+        "{HEAD}commands = \"{{{{#each port}}}}x{{{{/each}}}}\"\nundo = \"u\"\nverify = \"v\"\n"
+    );
+    assert_eq!(
+        parse_err(&toml).to_string(),
+        "test.toml:6: platform 'demo', commands: unsupported helper 'each'; \
+         known: if, unless, eq, ne, and, or, not"
+    );
+    let toml = format!(
+        "{HEAD}commands = \"ok\"\nundo = \"u\"\nverify = '''\nline one\n{{{{#if udp}}}}\n'''\n"
+    );
+    let err = parse_err(&toml);
+    // The unclosed block is noticed where the template ends.
+    assert!(
+        err.to_string()
+            .starts_with("test.toml:11: platform 'demo', verify: invalid handlebars syntax"),
+        "{err}"
+    );
+}
+
+#[test]
+fn toml_errors_and_bad_fields_name_file_and_line() {
+    let err = parse_err("[[platform]]\nid = \"demo\"\ntitle_en = \n");
+    assert!(
+        matches!(&err, RemediationError::Toml { file, line: 3, .. } if file == "test.toml"),
+        "{err:?}"
+    );
+    let err = parse_err(&format!(
+        "{HEAD}commands = \"a\"\nundo = \"u\"\nverify = \"b\"\ncolour = \"red\"\n"
+    ));
+    assert!(
+        matches!(&err, RemediationError::Toml { line: 9, message, .. } if message.contains("colour")),
+        "{err:?}"
+    );
+    // Every platform needs its undo.
+    let err = parse_err(&format!("{HEAD}commands = \"a\"\nverify = \"b\"\n"));
+    assert!(
+        matches!(&err, RemediationError::Toml { message, .. } if message.contains("undo")),
+        "{err:?}"
+    );
+    let one = format!("{HEAD}commands = \"a\"\nundo = \"u\"\nverify = \"b\"\n");
+    assert_eq!(
+        parse_err(&format!("{one}\n{one}")).to_string(),
+        "test.toml:10: platform id 'demo' is used twice"
+    );
+    let fix = "[[fix]]\nkey = \"close-port\"\ntitle_en = \"a\"\ntitle_zh = \"a\"\nabout_en = \"a\"\nabout_zh = \"a\"\nplatforms = [\"demo\"]\n\n";
+    assert_eq!(
+        parse_err(&format!("{fix}{fix}{one}")).to_string(),
+        "test.toml:9: fix key 'close-port' is used twice"
+    );
+    let bad_id = one.replace("\"demo\"", "\"Demo Platform\"");
+    assert_eq!(
+        parse_err(&bad_id).to_string(),
+        "test.toml:1: platform id 'Demo Platform': use lower-case letters, digits and '-'"
+    );
+}
+
+#[test]
+fn templates_render_without_html_escaping_and_load_dir_overrides() {
+    let fix = "[[fix]]\nkey = \"close-port\"\ntitle_en = \"a\"\ntitle_zh = \"a\"\nabout_en = \"a\"\nabout_zh = \"a\"\nplatforms = [\"demo\"]\n\n";
+    let toml = format!(
+        "{fix}{HEAD}commands = '''\necho \"<A>\" 'b' & {{{{finding}}}}\n'''\nundo = \"u {{{{tag}}}}\"\n\
+         verify = \"{{{{host_cidrs}}}} {{{{any_cidr}}}} {{{{ip_family}}}} {{{{proto_title}}}}\"\n"
+    );
+    let dir = std::env::temp_dir().join(format!("portwarden-remed-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join(FILE_NAME), &toml).unwrap();
+    std::fs::write(dir.join(FIREWALLD_FILE_NAME), "ssh 22/tcp\n").unwrap();
+    let c = RemediationCatalog::load_dir(&dir);
+    std::fs::write(dir.join(FIREWALLD_FILE_NAME), "alias a = b\n").unwrap();
+    let bad = RemediationCatalog::load_dir(&dir).unwrap_err().to_string();
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(
+        bad.ends_with("firewalld-services.txt:1: alias 'a': firewalld has no service 'b'"),
+        "{bad}"
+    );
+    let c = c.unwrap();
+    assert_eq!(c.firewalld().lookup("ssh", 22, Proto::Tcp), Some("ssh"));
+    let ctx = &samples("close-port")[1];
+    let r = c.render(ctx, &[], Lang::En);
+    assert_eq!(
+        (
+            r[0].commands.as_str(),
+            r[0].undo.as_str(),
+            r[0].verify.as_str(),
+            r[0].verify_language.as_str()
+        ),
+        (
+            "echo \"<A>\" 'b' & close-port 161/udp on 2001:2::5",
+            "u portwarden-udp-161",
+            "2001:2::5/128 ::/0 ipv6 Udp",
+            "sh"
+        )
+    );
+}
