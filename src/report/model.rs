@@ -310,6 +310,7 @@ fn requirement_status_key(s: RequirementStatus) -> &'static str {
     match s {
         RequirementStatus::Pass => "req_status.pass",
         RequirementStatus::Fail => "req_status.fail",
+        RequirementStatus::Partial => "req_status.partial",
         RequirementStatus::NotAssessed => "req_status.not_assessed",
     }
 }
