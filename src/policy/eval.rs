@@ -1624,6 +1624,25 @@ window = { every = "month", days = "25-31" }
         evaluate(&policy, &profiles, &catalogue(), &observations(), at(day))
     }
 
+    /// `id status [†] — reason` for every requirement of a profile.
+    fn statuses(p: &ProfileVerdict) -> Vec<String> {
+        p.requirements
+            .iter()
+            .map(|r| {
+                format!(
+                    "{} {}{}{}",
+                    r.id,
+                    r.status,
+                    if r.confirmed { "" } else { " †" },
+                    r.reason
+                        .as_deref()
+                        .map(|x| format!(" — {x}"))
+                        .unwrap_or_default()
+                )
+            })
+            .collect()
+    }
+
     fn brief(f: &Finding) -> String {
         let port = f.port.map(|p| p.to_string()).unwrap_or_else(|| "-".into());
         format!("{} {port} {} {} {}", f.ip, f.check, f.status, f.severity)
@@ -1650,8 +1669,12 @@ window = { every = "month", days = "25-31" }
                 "198.18.0.2 3389 exception-expired fail medium",
                 "198.18.0.2 3389 high-risk-exposed expired-waiver high",
                 "198.18.0.2 3389 not-allowed expired-waiver high",
+                "198.18.0.2 5432 allowed-review-missing fail low",
                 "198.18.0.3 443 unexpected-service fail medium",
+                "198.18.0.17 22 allowed-review-missing fail low",
                 "198.18.0.17 22 remote-admin-internet fail high",
+                "198.18.0.17 80 allowed-review-missing fail low",
+                "198.18.0.17 443 allowed-review-missing fail low",
                 "198.18.0.17 443 tls-cert fail medium",
                 "198.18.0.17 6379 database-internet fail critical",
                 "198.18.0.17 6379 high-risk-exposed fail high",
@@ -1661,6 +1684,7 @@ window = { every = "month", days = "25-31" }
                 "198.18.0.33 23 cleartext-admin waived high",
                 "198.18.0.33 23 high-risk-exposed waived high",
                 "198.18.0.33 23 not-allowed waived high",
+                "198.18.0.33 502 allowed-review-missing fail low",
                 "198.18.0.33 2323 cleartext-admin fail high",
                 "198.18.0.33 2323 high-risk-exposed fail high",
                 "198.18.0.33 2323 not-allowed fail high",
@@ -1669,8 +1693,9 @@ window = { every = "month", days = "25-31" }
             ]
         );
         let kinds: BTreeSet<&str> = e.findings.iter().map(|f| f.check.as_str()).collect();
-        // All but `unapproved-change`, which needs a baseline (see below).
-        assert_eq!(kinds.len(), CheckKind::ALL.len() - 1);
+        // All but `unapproved-change`, which needs a baseline (see below),
+        // and `segmentation-breach`, which needs an unreachable group.
+        assert_eq!(kinds.len(), CheckKind::ALL.len() - 2);
     }
 
     #[test]
@@ -1738,12 +1763,23 @@ opens = [7000]
                 "9000 9000/tcp on 198.18.0.5 is still open after temporary change CHG-2 ended on 2026-11-10: close it, or record a new approved change"
             ]
         );
+        // The ended change is a failing finding even without history; the
+        // drift half of the check did not run, which the coverage records.
+        assert_eq!(req(&e, "pci-dss-4.0", "1.2.2").0, RequirementStatus::Fail);
+        let cov = e
+            .coverage
+            .iter()
+            .find(|g| g.group.as_deref() == Some("web"))
+            .unwrap();
+        let drift = cov
+            .checks
+            .iter()
+            .find(|c| c.check == "unapproved-change")
+            .unwrap();
+        assert!(!drift.ran);
         assert_eq!(
-            req(&e, "pci-dss-4.0", "1.2.2"),
-            (
-                RequirementStatus::NotAssessed,
-                Some("needs the audit history: no previous run of this scope to compare with (drift)".into())
-            )
+            drift.reason.as_deref(),
+            Some("needs the audit history: no previous run of this scope to compare with (drift)")
         );
         // ISO A.8.32 is also judged by exception-expired: assessed, and the
         // unapproved-change finding of CHG-2 fails it.
@@ -1785,8 +1821,9 @@ opens = [7000]
             [
                 "pci-dss-4.0:1.2.2",
                 "pci-dss-4.0:6.5.1",
+                "pci-dss-4.0:11.3.1.3",
                 "iso27001-2022:A.8.32",
-                "mlps2-level3:8.1.10.6",
+                "mlps2-level3:8.1.10.6 g)",
                 "mlps2-level3:8.1.10.10 a)",
                 "mlps2-level3:8.1.10.10 b)",
             ]
@@ -1835,8 +1872,7 @@ opens = [7000]
                 "iso27001-2022:A.8.21",
                 "cis-v8:4.4",
                 "cis-v8:4.8",
-                "cis-v8:13.9",
-                "nist-800-53r5:CM-7 b",
+                "nist-800-53r5:CM-7b.",
                 "nist-800-53r5:SC-7(5)",
             ]
         );
@@ -1871,13 +1907,13 @@ opens = [7000]
         );
         assert_eq!(
             find(&e, "198.18.0.99", None, "unmanaged-host").controls,
+            // A host in no group: the default baseline profiles only (no
+            // PCI DSS, no 等保 unless the policy names them).
             [
-                "pci-dss-4.0:1.2.4",
-                "pci-dss-4.0:12.5.1",
                 "iso27001-2022:A.5.9",
-                "mlps2-level3:8.1.10.2 a)",
                 "cis-v8:1.1",
                 "nist-800-53r5:CM-8",
+                "nist-800-53r5:CM-8(3)",
             ]
         );
         assert_eq!(
@@ -2008,21 +2044,35 @@ opens = [7000]
         let req = |id: &str| pci.requirements.iter().find(|r| r.id == id).unwrap();
         assert_eq!(req("1.2.8").status, RequirementStatus::NotAssessed);
         assert_eq!(req("2.2.7").status, RequirementStatus::Pass);
+        // 1.3.1 concerns cardholder groups only: the DMZ's redis is not in it.
         let r = req("1.3.1");
         assert_eq!(r.status, RequirementStatus::Fail);
         assert_eq!(
             r.findings,
-            [
-                find(&e, "198.18.0.2", Some(3389), "not-allowed").id.clone(),
-                find(&e, "198.18.0.17", Some(6379), "database-internet")
-                    .id
-                    .clone(),
-            ]
+            [find(&e, "198.18.0.2", Some(3389), "not-allowed").id.clone()]
         );
         assert!(!req("4.2.1").confirmed);
         assert_eq!(req("4.2.1").status, RequirementStatus::Fail);
-        assert_eq!((pci.passed, pci.failed, pci.not_assessed), (1, 14, 7));
-        assert_eq!(pci.score, Some(1.0 / 15.0));
+        assert_eq!(
+            (pci.passed, pci.failed, pci.partial, pci.not_assessed),
+            (1, 11, 0, 13)
+        );
+        // The score counts confirmed mappings only: 2.2.2, 4.2.1 and 8.2.1
+        // fail but are unconfirmed (†), so 1 pass over 1 + 8 fails.
+        assert_eq!(pci.unconfirmed, 5);
+        assert_eq!(pci.score, Some(1.0 / 9.0));
+        // Internet requirements are judged only from an internet vantage,
+        // 1.4.4 only for cardholder groups: the cardholder group is internal.
+        assert_eq!(
+            req("1.4.4").reason.as_deref(),
+            Some(
+                "none of its checks could run: database-internet@tag:cardholder (no host in scope is audited from an internet vantage (vantage = \"internet\"))"
+            )
+        );
+        assert_eq!(
+            req("1.4.4").reason_msg.as_ref().unwrap().key,
+            "msg.req.nothing_ran"
+        );
         // Waived findings do not fail a requirement: only 198.18.0.33 (ot) is
         // in MLPS scope with cleartext, and 2323 fails.
         let mlps = &e.profiles[2];
@@ -2058,9 +2108,24 @@ opens = [7000]
             pci.requirements[4].reason.as_deref(),
             Some("no audited host is in a group that declares this profile")
         );
+        // Nothing open, no cap, no allowances, no identification, internal
+        // only: nothing passes (it used to be 8 passes out of 8).
         let cis = &e.profiles[3];
-        assert_eq!((cis.passed, cis.failed), (8, 0));
-        assert_eq!(cis.score, Some(1.0));
+        assert_eq!(
+            statuses(cis),
+            [
+                "1.1 not-assessed † — none of its checks could run: unmanaged-host (every audited host in scope is in a group: the scan reached no host outside them)",
+                "3.10 partial † — no findings, but some checks could not run: tls-cert (no host in scope is audited from an internet vantage (vantage = \"internet\"))",
+                "4.4 partial — no findings, but some checks could not run: allowed-unjustified (the groups in scope allow no port: there is no allowance to review); allowed-review-overdue (the groups in scope allow no port: there is no allowance to review)",
+                "4.7 not-assessed † — none of its checks could run: unauth-service (no open port to identify on the hosts in scope)",
+                "4.8 partial — no findings, but some checks could not run: port-cap (no group in scope declares max_open_ports)",
+                "7.6 not-assessed — Evidence of a schedule comes from the audit history; one audit is not a schedule, and a port audit is not a vulnerability scan.",
+                "12.2 not-assessed — none of its checks could run: remote-admin-internet@vantage:internet (no audited host in scope is audited from an internet vantage); database-internet@vantage:internet (no audited host in scope is audited from an internet vantage)",
+                "13.4 not-assessed — none of its checks could run: remote-admin-internet@vantage:internet (no audited host in scope is audited from an internet vantage); database-internet@vantage:internet (no audited host in scope is audited from an internet vantage)",
+            ]
+        );
+        assert_eq!((cis.passed, cis.failed, cis.partial), (0, 0, 3));
+        assert_eq!(cis.score, None);
     }
 
     #[test]
@@ -2089,7 +2154,7 @@ opens = [7000]
     fn real_catalogue_http_is_not_cleartext_admin_but_telnet_anywhere_is() {
         let profiles = Profiles::embedded().unwrap();
         let policy = Policy::parse(
-            "[[group]]\nname = \"web\"\ntargets = [\"198.18.0.0/28\"]\nprofiles = [\"cis-v8\"]\n[[group.allow]]\nport = 80\njustification = \"web\"\napprover = \"lead\"\n[[group.allow]]\nport = 2323\njustification = \"odd\"\napprover = \"lead\"\n[[group.allow]]\nport = 8022\njustification = \"odd\"\napprover = \"lead\"\n",
+            "[[group]]\nname = \"web\"\ntargets = [\"198.18.0.0/28\"]\nprofiles = [\"cis-v8\"]\n[[group.allow]]\nport = 80\njustification = \"web\"\napprover = \"lead\"\nreview_by = 2027-01-31\n[[group.allow]]\nport = 2323\njustification = \"odd\"\napprover = \"lead\"\nreview_by = 2027-01-31\n[[group.allow]]\nport = 8022\njustification = \"odd\"\napprover = \"lead\"\nreview_by = 2027-01-31\n",
             "p.toml",
             &profiles,
         )
@@ -2110,7 +2175,7 @@ opens = [7000]
     fn guesses_from_identification_are_not_identifications() {
         let profiles = Profiles::embedded().unwrap();
         let policy = Policy::parse(
-            "[[group]]\nname = \"a\"\ntargets = [\"198.18.0.0/28\"]\n[[group.allow]]\nport = 443\nservice = \"https\"\njustification = \"web\"\napprover = \"lead\"\n",
+            "[[group]]\nname = \"a\"\ntargets = [\"198.18.0.0/28\"]\n[[group.allow]]\nport = 443\nservice = \"https\"\njustification = \"web\"\napprover = \"lead\"\nreview_by = 2027-01-31\n",
             "p.toml",
             &profiles,
         )
@@ -2137,5 +2202,372 @@ opens = [7000]
             ]
         );
         assert_eq!(e.findings[0].service.as_deref(), Some("redis"));
+    }
+
+    fn cis_req<'a>(e: &'a Evaluation, id: &str) -> &'a RequirementVerdict {
+        e.profiles
+            .iter()
+            .find(|p| p.profile == "cis-v8")
+            .unwrap()
+            .requirements
+            .iter()
+            .find(|r| r.id == id)
+            .unwrap()
+    }
+
+    /// One requirement (CIS 4.8: not-allowed, high-risk-exposed, port-cap)
+    /// through every status, on a fixed clock.
+    #[test]
+    fn status_transitions_follow_the_evidence() {
+        let profiles = Profiles::embedded().unwrap();
+        let group = |cap: &str| {
+            format!(
+                "[[group]]\nname = \"a\"\ntargets = [\"198.18.0.0/28\"]\nprofiles = [\"cis-v8\"]\n{cap}[[group.allow]]\nport = 443\nservice = \"https\"\njustification = \"web\"\napprover = \"lead\"\nreview_by = 2027-01-31\n"
+            )
+        };
+        let eval = |text: &str, o: &[Observation]| {
+            let policy = Policy::parse(text, "p.toml", &profiles).unwrap();
+            evaluate(&policy, &profiles, &catalogue(), o, at("2026-11-24"))
+        };
+        let web = [obs("198.18.0.1", 443, Reason::SynAck, svc("https"))];
+        // pass: every mapped check ran (a cap is declared), none failed.
+        let e = eval(&group("max_open_ports = 3\n"), &web);
+        let r = cis_req(&e, "4.8");
+        assert_eq!(
+            (r.status, r.reason.as_deref()),
+            (RequirementStatus::Pass, None)
+        );
+        assert_eq!(r.coverage.hosts_in_scope, 1);
+        assert!(r.coverage.checks.iter().all(|c| c.ran && c.hosts == 1));
+        // partial: no cap, so port-cap could not run; says which and why.
+        let e = eval(&group(""), &web);
+        let r = cis_req(&e, "4.8");
+        assert_eq!(r.status, RequirementStatus::Partial);
+        assert_eq!(
+            r.reason.as_deref(),
+            Some(
+                "no findings, but some checks could not run: port-cap (no group in scope declares max_open_ports)"
+            )
+        );
+        let msg = r.reason_msg.as_ref().unwrap();
+        assert_eq!(msg.key, "msg.req.some_not_run");
+        assert_eq!(
+            r.coverage.summary(),
+            "not-allowed: ran on 1 host(s); high-risk-exposed: ran on 1 host(s); port-cap: not run (no group in scope declares max_open_ports)"
+        );
+        // not-assessed: an internal-only scope cannot judge 12.2.
+        let r = cis_req(&e, "12.2");
+        assert_eq!(r.status, RequirementStatus::NotAssessed);
+        // fail: a port that is not allowed, whatever else could not run.
+        let mut more = web.to_vec();
+        more.push(obs("198.18.0.1", 6379, Reason::SynAck, None));
+        let e = eval(&group(""), &more);
+        let r = cis_req(&e, "4.8");
+        assert_eq!(r.status, RequirementStatus::Fail);
+        assert_eq!(r.findings.len(), 2);
+        // partial evidence: identification says authentication is required,
+        // yet "default accounts are managed" (4.7) is never a pass.
+        let mut ident = svc("https").unwrap();
+        ident.auth = AuthStatus::Required;
+        let e = eval(
+            &group("max_open_ports = 3\n"),
+            &[obs("198.18.0.1", 443, Reason::SynAck, Some(ident))],
+        );
+        let r = cis_req(&e, "4.7");
+        assert_eq!(r.status, RequirementStatus::Partial);
+        assert_eq!(r.evidence, EvidenceLevel::Partial);
+        assert_eq!(
+            r.reason_msg.as_ref().unwrap().key,
+            "msg.req.partial_evidence"
+        );
+        // Without identification (an nmap import without -sV) 4.7 is not
+        // assessed: unauth-service had no data.
+        let e = eval(
+            &group("max_open_ports = 3\n"),
+            &[obs("198.18.0.1", 443, Reason::SynAck, None)],
+        );
+        let r = cis_req(&e, "4.7");
+        assert_eq!(r.status, RequirementStatus::NotAssessed);
+        assert!(
+            r.reason
+                .as_deref()
+                .unwrap()
+                .contains("no service was identified"),
+            "{:?}",
+            r.reason
+        );
+    }
+
+    #[test]
+    fn score_counts_only_confirmed_pass_and_fail() {
+        let profiles = Profiles::embedded().unwrap();
+        // 3.10 (cleartext-admin, tls-cert) is unconfirmed (†): its failure is
+        // shown but not scored; 4.8 passes and is the only scored requirement.
+        let policy = Policy::parse(
+            "[[group]]\nname = \"a\"\ntargets = [\"198.18.0.0/28\"]\nvantage = \"internet\"\nprofiles = [\"cis-v8\"]\nmax_open_ports = 3\n[[group.allow]]\nport = 23\njustification = \"legacy\"\napprover = \"lead\"\nreview_by = 2027-01-31\n",
+            "p.toml",
+            &profiles,
+        )
+        .unwrap();
+        let o = [obs("198.18.0.1", 23, Reason::SynAck, svc("telnet"))];
+        let e = evaluate(&policy, &profiles, &catalogue(), &o, at("2026-11-24"));
+        let cis = e.profiles.iter().find(|p| p.profile == "cis-v8").unwrap();
+        assert_eq!(cis_req(&e, "3.10").status, RequirementStatus::Fail);
+        assert!(!cis_req(&e, "3.10").confirmed);
+        assert_eq!(cis_req(&e, "4.8").status, RequirementStatus::Pass);
+        assert_eq!(cis_req(&e, "12.2").status, RequirementStatus::Fail);
+        // Scored: 4.8 pass, 4.4 pass, 12.2 fail, 13.4 fail → 2 / 4.
+        assert_eq!(cis_req(&e, "4.4").status, RequirementStatus::Pass);
+        assert_eq!(cis_req(&e, "13.4").status, RequirementStatus::Fail);
+        assert_eq!((cis.passed, cis.failed), (2, 3));
+        assert_eq!(cis.score, Some(0.5));
+    }
+
+    #[test]
+    fn identification_never_lowers_risk() {
+        let profiles = Profiles::embedded().unwrap();
+        let policy = Policy::parse(
+            "[[group]]\nname = \"a\"\ntargets = [\"198.18.0.0/28\"]\nprofiles = [\"cis-v8\"]\n",
+            "p.toml",
+            &profiles,
+        )
+        .unwrap();
+        let cat = crate::rules::Catalogue::embedded();
+        let o = vec![
+            // Elasticsearch answers HTTP: "http" must not replace it.
+            obs("198.18.0.1", 9200, Reason::SynAck, svc("http")),
+            // nmap -sV says tcpwrapped on redis's port.
+            obs("198.18.0.1", 6379, Reason::SynAck, svc("tcpwrapped")),
+            // A specific but milder service on a critical port keeps the
+            // port's risk (max of both).
+            obs("198.18.0.1", 2375, Reason::SynAck, svc("ssh")),
+            // A specific, riskier service on a mild port raises it.
+            obs("198.18.0.1", 8022, Reason::SynAck, svc("telnet")),
+        ];
+        let e = evaluate(&policy, &profiles, &cat, &o, at("2026-11-24"));
+        let pv = |port: u16| e.ports.iter().find(|p| p.port == port).unwrap();
+        let es = pv(9200);
+        assert_eq!(es.service.as_deref(), Some("elasticsearch"));
+        assert_eq!(es.identified_service.as_deref(), Some("http"));
+        assert_eq!(es.effective_risk, es.catalogue_risk);
+        assert_eq!(es.effective_risk, Some(Severity::Critical));
+        assert!(es.checks_fired.contains(&"high-risk-exposed".to_string()));
+        let redis = pv(6379);
+        assert_eq!(redis.service.as_deref(), Some("redis"));
+        assert_eq!(redis.effective_risk, Some(Severity::Critical));
+        let docker = pv(2375);
+        assert_eq!(docker.service.as_deref(), Some("ssh"));
+        assert_eq!(docker.identified_risk, Some(Severity::High));
+        assert_eq!(docker.effective_risk, Some(Severity::Critical));
+        let telnet = pv(8022);
+        assert!(telnet.effective_risk >= Some(Severity::High));
+        assert!(telnet.effective_risk >= telnet.catalogue_risk);
+        for p in &e.ports {
+            assert!(p.effective_risk >= p.catalogue_risk, "{p:?}");
+            assert!(p.effective_risk >= p.identified_risk, "{p:?}");
+        }
+        let not_allowed = find(&e, "198.18.0.1", Some(9200), "not-allowed");
+        assert_eq!(not_allowed.severity, Severity::Critical);
+        assert_eq!(not_allowed.service.as_deref(), Some("elasticsearch"));
+    }
+
+    #[test]
+    fn segmentation_test_groups() {
+        let profiles = Profiles::embedded().unwrap();
+        let policy = Policy::parse(
+            "[[group]]\nname = \"cde\"\ntargets = [\"198.18.0.0/28\"]\ntags = [\"cardholder\"]\nexpect = \"unreachable\"\nprofiles = [\"pci-dss-4.0\", \"nist-800-53r5\"]\n",
+            "p.toml",
+            &profiles,
+        )
+        .unwrap();
+        let pci = |e: &Evaluation, id: &str| {
+            e.profiles[0]
+                .requirements
+                .iter()
+                .find(|r| r.id == id)
+                .unwrap()
+                .clone()
+        };
+        // All filtered: a segmentation pass, with the probes as evidence.
+        let quiet: Vec<Observation> = [22, 443, 3306]
+            .into_iter()
+            .flat_map(|p| {
+                [
+                    obs("198.18.0.1", p, Reason::NoResponse, None),
+                    obs("198.18.0.2", p, Reason::AdminProhibited, None),
+                ]
+            })
+            .collect();
+        let e = evaluate(&policy, &profiles, &catalogue(), &quiet, at("2026-11-24"));
+        assert!(e.findings.is_empty());
+        let r = pci(&e, "11.4.5");
+        assert_eq!(r.status, RequirementStatus::Pass);
+        assert_eq!(r.coverage.hosts_in_scope, 2);
+        assert_eq!(r.coverage.checks[0].probes, 6);
+        assert_eq!(r.coverage.checks[0].hosts, 2);
+        let g = &e.coverage[0];
+        assert_eq!((g.group.as_deref(), g.hosts, g.probes), (Some("cde"), 2, 6));
+        // One open and one closed port: two breaches, mapped as the issue says.
+        let mut leaky = quiet.clone();
+        leaky.push(obs("198.18.0.1", 8080, Reason::SynAck, None));
+        leaky.push(obs("198.18.0.2", 25, Reason::ConnRefused, None));
+        let e = evaluate(&policy, &profiles, &catalogue(), &leaky, at("2026-11-24"));
+        let breaches: Vec<String> = e
+            .findings
+            .iter()
+            .filter(|f| f.check == "segmentation-breach")
+            .map(brief)
+            .collect();
+        assert_eq!(
+            breaches,
+            [
+                "198.18.0.1 8080 segmentation-breach fail high",
+                "198.18.0.2 25 segmentation-breach fail high"
+            ]
+        );
+        let f = find(&e, "198.18.0.2", Some(25), "segmentation-breach");
+        assert_eq!(
+            f.controls,
+            [
+                "pci-dss-4.0:1.3.1",
+                "pci-dss-4.0:11.4.5",
+                "nist-800-53r5:SC-7"
+            ]
+        );
+        assert_eq!(
+            f.message,
+            "25/tcp on 198.18.0.2 answered (closed, conn-refused) though group 'cde' must be unreachable from this vantage"
+        );
+        assert_eq!(f.msg.key, "msg.segmentation_breach");
+        assert_eq!(pci(&e, "11.4.5").status, RequirementStatus::Fail);
+    }
+
+    #[test]
+    fn baseline_profiles_judge_hosts_in_no_group() {
+        let profiles = Profiles::embedded().unwrap();
+        let o = [obs("198.18.9.1", 6379, Reason::SynAck, None)];
+        // Default: the general frameworks, not PCI DSS nor 等保.
+        let policy = Policy::parse("", "p.toml", &profiles).unwrap();
+        let e = evaluate(&policy, &profiles, &catalogue(), &o, at("2026-11-24"));
+        let f = find(&e, "198.18.9.1", Some(6379), "high-risk-exposed");
+        assert!(
+            f.controls
+                .iter()
+                .all(|c| !c.starts_with("pci-dss") && !c.starts_with("mlps"))
+        );
+        assert!(f.controls.iter().any(|c| c.starts_with("cis-v8")));
+        assert_eq!(e.profiles[0].passed + e.profiles[0].failed, 0);
+        // Declared: only those.
+        let policy = Policy::parse(
+            "baseline_profiles = [\"pci-dss-4.0\"]\n",
+            "p.toml",
+            &profiles,
+        )
+        .unwrap();
+        let e = evaluate(&policy, &profiles, &catalogue(), &o, at("2026-11-24"));
+        let f = find(&e, "198.18.9.1", Some(6379), "high-risk-exposed");
+        assert_eq!(f.controls, ["pci-dss-4.0:1.2.6", "pci-dss-4.0:2.2.5"]);
+        let err =
+            Policy::parse("baseline_profiles = [\"pci\"]\n", "p.toml", &profiles).unwrap_err();
+        assert!(err.to_string().contains("pci"), "{err}");
+    }
+
+    #[test]
+    fn review_dates_within_six_months() {
+        let profiles = Profiles::embedded().unwrap();
+        let text = |review: &str| {
+            format!(
+                "[[group]]\nname = \"a\"\ntargets = [\"198.18.0.0/28\"]\nprofiles = [\"pci-dss-4.0\"]\n[[group.allow]]\nport = 443\njustification = \"web\"\napprover = \"lead\"\n{review}"
+            )
+        };
+        let o = [obs("198.18.0.1", 443, Reason::SynAck, None)];
+        let run = |t: &str| {
+            let policy = Policy::parse(t, "p.toml", &profiles).unwrap();
+            evaluate(&policy, &profiles, &catalogue(), &o, at("2026-11-24"))
+        };
+        let e = run(&text(""));
+        let f = find(&e, "198.18.0.1", Some(443), "allowed-review-missing");
+        assert_eq!(f.controls, ["pci-dss-4.0:1.2.7"]);
+        assert_eq!(f.msg.key, "msg.allowed_review_missing.none");
+        let e = run(&text("review_by = 2027-06-01\n"));
+        assert_eq!(
+            find(&e, "198.18.0.1", Some(443), "allowed-review-missing").message,
+            "the allowance of 443/tcp (https) (policy line 5) is next reviewed on 2027-06-01, more than six months ahead"
+        );
+        let e = run(&text("review_by = 2027-05-24\n"));
+        assert!(e.findings.is_empty(), "{:?}", e.findings);
+        let r = e.profiles[0]
+            .requirements
+            .iter()
+            .find(|r| r.id == "1.2.7")
+            .unwrap();
+        assert_eq!(r.status, RequirementStatus::Pass);
+    }
+
+    #[test]
+    fn port_verdicts_record_the_decision() {
+        let e = run("2026-11-24");
+        let v = e
+            .ports
+            .iter()
+            .find(|p| p.ip.to_string() == "198.18.0.2" && p.port == 22)
+            .unwrap();
+        assert_eq!(v.group.as_deref(), Some("cardholder"));
+        assert_eq!(v.allowed_by.as_ref().unwrap().to_string(), "policy.toml:16");
+        assert_eq!(
+            v.checks_fired,
+            ["allowed-review-overdue", "allowed-unjustified"]
+        );
+        let v = e
+            .ports
+            .iter()
+            .find(|p| p.ip.to_string() == "198.18.0.2" && p.port == 3389)
+            .unwrap();
+        assert_eq!(v.allowed_by, None);
+        assert_eq!(v.exception.as_deref(), Some("RISK-2"));
+        // One verdict per open port, closed ports none.
+        let open = observations()
+            .iter()
+            .filter(|o| o.state == PortState::Open)
+            .count();
+        assert_eq!(e.ports.len(), open);
+    }
+
+    #[test]
+    fn every_message_key_has_english_and_chinese_text() {
+        let en: toml::Value =
+            toml::from_str(include_str!("../../report-templates/i18n/en.toml")).unwrap();
+        let zh: toml::Value =
+            toml::from_str(include_str!("../../report-templates/i18n/zh-CN.toml")).unwrap();
+        let lookup = |v: &toml::Value, key: &str| {
+            key.split('.')
+                .try_fold(v, |v, k| v.get(k))
+                .and_then(|v| v.as_str())
+                .map(str::to_string)
+        };
+        let e = run("2026-11-24");
+        let mut keys: BTreeSet<String> = e.findings.iter().map(|f| f.msg.key.clone()).collect();
+        for p in &e.profiles {
+            for r in &p.requirements {
+                keys.extend(r.reason_msg.iter().map(|m| m.key.clone()));
+                for c in &r.coverage.checks {
+                    keys.extend(c.reason_msg.iter().map(|m| m.key.clone()));
+                }
+            }
+        }
+        assert!(keys.len() > 15, "{keys:?}");
+        for k in &keys {
+            let text = lookup(&en, k).unwrap_or_else(|| panic!("en.toml lacks {k}"));
+            assert!(lookup(&zh, k).is_some(), "zh-CN.toml lacks {k}");
+            // Every parameter the text names is given by some finding.
+            let _ = text;
+        }
+        // The finding's parameters fill its English text exactly.
+        let f = find(&e, "198.18.0.2", Some(3389), "exception-expired");
+        let mut text = lookup(&en, &f.msg.key).unwrap();
+        for (k, v) in &f.msg.args {
+            text = text.replace(&format!("{{{k}}}"), v);
+        }
+        assert_eq!(text, f.message);
     }
 }

@@ -602,7 +602,7 @@ mod tests {
         let p = embedded();
         for (profile, id) in [
             ("pci-dss-4.0", "4.2.1"),
-            ("pci-dss-4.0", "1.2.4"),
+            ("pci-dss-4.0", "11.3.1.3"),
             ("iso27001-2022", "A.8.24"),
             ("mlps2-level3", "8.1.10.2 a)"),
             ("cis-v8", "3.10"),
@@ -611,6 +611,122 @@ mod tests {
             assert!(!req(&p, profile, id).confirmed, "{profile}:{id}");
         }
         assert!(req(&p, "nist-800-53r5", "SC-7(5)").confirmed);
+    }
+
+    #[test]
+    fn mapping_corrections() {
+        let p = embedded();
+        let ids = |profile: &str| -> Vec<String> {
+            p.get(profile)
+                .unwrap()
+                .requirements
+                .iter()
+                .map(|r| r.id.clone())
+                .collect()
+        };
+        let checks = |profile: &str, id: &str| -> Vec<String> {
+            match &req(&p, profile, id).assessment {
+                Assessment::Checks(c) => c
+                    .iter()
+                    .map(|c| match &c.when {
+                        CheckCondition::Always => c.check.to_string(),
+                        CheckCondition::Tag(t) => format!("{}@tag:{t}", c.check),
+                        CheckCondition::Vantage(v) => format!("{}@vantage:{v}", c.check),
+                    })
+                    .collect(),
+                Assessment::NotAssessed { .. } => vec!["not-assessed".into()],
+            }
+        };
+        // CIS 13.9 is 802.1X on switch ports, not TCP/UDP ports.
+        assert!(!ids("cis-v8").contains(&"13.9".to_string()));
+        // NIST writes CM-7b.; CM-7 is judged once.
+        assert!(ids("nist-800-53r5").contains(&"CM-7b.".to_string()));
+        assert!(!ids("nist-800-53r5").contains(&"CM-7".to_string()));
+        assert!(!ids("nist-800-53r5").contains(&"CM-7 b".to_string()));
+        // 等保 8.1.10.6 carries its item letter.
+        assert!(ids("mlps2-level3").contains(&"8.1.10.6 g)".to_string()));
+        assert!(!ids("mlps2-level3").contains(&"8.1.10.6".to_string()));
+        // Cardholder-only and internet-only requirements.
+        assert_eq!(
+            checks("pci-dss-4.0", "1.3.1"),
+            [
+                "not-allowed@tag:cardholder",
+                "database-internet@tag:cardholder",
+                "segmentation-breach@tag:cardholder"
+            ]
+        );
+        assert_eq!(
+            checks("pci-dss-4.0", "1.4.4"),
+            ["database-internet@tag:cardholder"]
+        );
+        assert_eq!(
+            checks("pci-dss-4.0", "1.4.1"),
+            ["remote-admin-internet@vantage:internet"]
+        );
+        assert_eq!(
+            checks("mlps2-level3", "8.1.4.4 c)"),
+            ["remote-admin-internet@vantage:internet"]
+        );
+        assert_eq!(
+            checks("cis-v8", "12.2"),
+            [
+                "remote-admin-internet@vantage:internet",
+                "database-internet@vantage:internet"
+            ]
+        );
+        // 1.2.7: allowances without a review date within six months fail it.
+        assert!(checks("pci-dss-4.0", "1.2.7").contains(&"allowed-review-missing".to_string()));
+        // A data-flow diagram is not something a scan sees.
+        assert_eq!(checks("pci-dss-4.0", "1.2.4"), ["not-assessed"]);
+        // New requirements a scan bears on.
+        assert_eq!(checks("pci-dss-4.0", "11.4.5"), ["segmentation-breach"]);
+        assert_eq!(checks("pci-dss-4.0", "11.3.1.3"), ["unapproved-change"]);
+        assert_eq!(
+            checks("pci-dss-4.0", "11.3.2.1"),
+            ["unapproved-change@vantage:internet"]
+        );
+        assert_eq!(checks("mlps2-level3", "8.1.3.1 b)"), ["unmanaged-host"]);
+        assert_eq!(checks("nist-800-53r5", "CM-8(3)"), ["unmanaged-host"]);
+        // Segmentation evidence maps where the issue says.
+        for (profile, id) in [
+            ("pci-dss-4.0", "11.4.5"),
+            ("mlps2-level3", "8.1.3.1 a)"),
+            ("iso27001-2022", "A.8.22"),
+            ("nist-800-53r5", "SC-7"),
+        ] {
+            assert!(
+                checks(profile, id).contains(&"segmentation-breach".to_string()),
+                "{profile}:{id}"
+            );
+        }
+        // What a scan can only partly evidence is declared so.
+        for (profile, id) in [
+            ("pci-dss-4.0", "8.2.1"),
+            ("pci-dss-4.0", "2.2.2"),
+            ("pci-dss-4.0", "4.2.1"),
+            ("mlps2-level3", "8.1.4.1 a)"),
+            ("iso27001-2022", "A.8.5"),
+        ] {
+            assert_eq!(
+                req(&p, profile, id).evidence,
+                EvidenceLevel::Partial,
+                "{profile}:{id}"
+            );
+        }
+        assert_eq!(
+            req(&p, "pci-dss-4.0", "1.2.5").evidence,
+            EvidenceLevel::Full
+        );
+    }
+
+    #[test]
+    fn unknown_evidence_is_an_error() {
+        let text = "id = \"x\"\nname = \"X\"\n\n[[requirement]]\nid = \"1\"\ntitle_en = \"a\"\ntitle_zh = \"b\"\nchecks = [\"port-cap\"]\nevidence = \"some\"\n";
+        let e = Profile::parse(text, "x.toml").unwrap_err().to_string();
+        assert!(
+            e.starts_with("x.toml:4:1: requirement '1': unknown evidence 'some'"),
+            "{e}"
+        );
     }
 
     #[test]
