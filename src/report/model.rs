@@ -19,7 +19,8 @@ use super::i18n::{Labels, Lang};
 use super::remediation::{RemediationCatalog, RemediationTarget, platform_matches};
 use super::{ReportError, display_safe};
 use crate::model::{
-    Finding, FindingStatus, Observation, PortState, Proto, RequirementStatus, ScanKind, Severity,
+    Coverage, EvidenceLevel, Finding, FindingStatus, Observation, PortState, Proto,
+    RequirementStatus, ScanKind, Severity,
 };
 use crate::policy::{Evaluation, ExceptionState, Policy, Profiles};
 use crate::rules::Catalogue;
@@ -153,6 +154,11 @@ pub struct FrameworkReport {
     pub passed: usize,
     pub failed: usize,
     pub not_assessed: usize,
+    #[serde(default)]
+    pub partial: usize,
+    /// Requirements whose mapping awaits confirmation (never scored).
+    #[serde(default)]
+    pub unconfirmed: usize,
     pub requirements: Vec<RequirementRow>,
 }
 
@@ -171,6 +177,12 @@ pub struct RequirementRow {
     /// Ids of the findings that fail it.
     pub findings: Vec<String>,
     pub finding_count: usize,
+    /// `partial`: a scan can never show it met.
+    #[serde(default)]
+    pub evidence: EvidenceLevel,
+    /// Which mapped checks ran, over which hosts; why others did not.
+    #[serde(default)]
+    pub coverage: Coverage,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -507,6 +519,8 @@ impl ReportModel {
                     passed: pv.passed,
                     failed: pv.failed,
                     not_assessed: pv.not_assessed,
+                    partial: pv.partial,
+                    unconfirmed: pv.unconfirmed,
                     requirements: pv
                         .requirements
                         .iter()
@@ -528,6 +542,8 @@ impl ReportModel {
                             reason: r.reason.clone(),
                             findings: r.findings.clone(),
                             finding_count: r.findings.len(),
+                            evidence: r.evidence,
+                            coverage: r.coverage.clone(),
                         })
                         .collect(),
                 }
