@@ -527,6 +527,11 @@ pub struct CheckCoverage {
     pub ran: bool,
     /// In-scope hosts it ran over.
     pub hosts: usize,
+    /// It did not run because there was nothing of its kind to judge (no
+    /// exception to expire, no allowance to review): it neither blocks a
+    /// `pass` nor counts as evidence for one.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub nothing_to_judge: bool,
     /// Probes behind it, where that is the evidence (segmentation).
     #[serde(default, skip_serializing_if = "is_zero")]
     pub probes: u64,
@@ -564,6 +569,12 @@ impl Coverage {
                         String::new()
                     };
                     format!("{}: ran on {} host(s){probes}", c.check, c.hosts)
+                } else if c.nothing_to_judge {
+                    format!(
+                        "{}: nothing to judge ({})",
+                        c.check,
+                        c.reason.as_deref().unwrap_or("no data")
+                    )
                 } else {
                     format!(
                         "{}: not run ({})",

@@ -470,6 +470,8 @@ fn finish_audit(
         "fail_on": req.fail_on,
         "findings": evaluation.findings,
         "profiles": evaluation.profiles,
+        "ports": evaluation.ports,
+        "coverage": evaluation.coverage,
     });
     write_report_dir(&req.out, |dir| {
         write_jsonl(&dir.join("observations.jsonl"), &observations)?;

@@ -87,12 +87,23 @@ pub fn finding_id(ip: IpAddr, port: Option<u16>, proto: Option<Proto>, check: Ch
 struct NotRun {
     msg: Message,
     text: String,
+    /// Nothing of the check's kind exists (no exception, no allowance):
+    /// not missing data, so it does not keep a requirement from passing.
+    nothing_to_judge: bool,
 }
 
 fn not_run(key: &str, text: &str) -> NotRun {
     NotRun {
         msg: Message::new(key),
         text: text.to_string(),
+        nothing_to_judge: false,
+    }
+}
+
+fn nothing_to_judge(key: &str, text: &str) -> NotRun {
+    NotRun {
+        nothing_to_judge: true,
+        ..not_run(key, text)
     }
 }
 
@@ -110,6 +121,8 @@ struct HostCtx<'a> {
     identified: usize,
     /// Probes concluded on the host (any state).
     probes: u64,
+    /// Exceptions of the policy that cover the host.
+    exceptions: usize,
 }
 
 impl<'a> HostCtx<'a> {
@@ -134,6 +147,7 @@ impl<'a> HostCtx<'a> {
                 open: 0,
                 identified: 0,
                 probes: 0,
+                exceptions: 0,
             };
         }
         // Overlapping groups were checked to agree on vantage and cap.
@@ -163,6 +177,7 @@ impl<'a> HostCtx<'a> {
             open: 0,
             identified: 0,
             probes: 0,
+            exceptions: 0,
         }
     }
 
@@ -233,7 +248,7 @@ impl<'a> HostCtx<'a> {
         let allowances = || {
             managed()?;
             if self.allowances() == 0 {
-                Err(not_run(
+                Err(nothing_to_judge(
                     "msg.cov.no_allowances",
                     "the groups in scope allow no port: there is no allowance to review",
                 ))
@@ -242,9 +257,17 @@ impl<'a> HostCtx<'a> {
             }
         };
         match check {
-            CheckKind::HighRiskExposed
-            | CheckKind::CleartextAdmin
-            | CheckKind::ExceptionExpired => Ok(()),
+            CheckKind::HighRiskExposed | CheckKind::CleartextAdmin => Ok(()),
+            CheckKind::ExceptionExpired => {
+                if self.exceptions > 0 {
+                    Ok(())
+                } else {
+                    Err(nothing_to_judge(
+                        "msg.cov.no_exceptions",
+                        "no exception of the policy covers the hosts in scope",
+                    ))
+                }
+            }
             CheckKind::NotAllowed => managed(),
             CheckKind::RemoteAdminInternet | CheckKind::DatabaseInternet => internet(),
             CheckKind::TlsCert => {
@@ -834,6 +857,14 @@ pub fn evaluate_with_history(
         ctx.open = open.len();
         ctx.identified = open.iter().filter(|o| is_identified(o)).count();
         ctx.probes = all.len() as u64;
+        ctx.exceptions = policy
+            .exceptions
+            .iter()
+            .filter(|x| match &x.target {
+                ExceptionTarget::Group(name) => ctx.groups.iter().any(|g| &g.name == name),
+                ExceptionTarget::Addr(r) => r.contains(ip),
+            })
+            .count();
         let mut drafts = Vec::new();
         for o in all {
             segmentation_check(&ctx, profiles, catalogue, o, &mut drafts);
@@ -1039,7 +1070,7 @@ fn check_coverage(
 ) -> CheckCoverage {
     let mut on = 0;
     let mut probes = 0;
-    let mut why = None;
+    let mut why: Option<NotRun> = None;
     for c in hosts {
         match ran(c) {
             Ok(()) => {
@@ -1048,11 +1079,14 @@ fn check_coverage(
                     probes += c.probes;
                 }
             }
-            Err(e) => {
-                why.get_or_insert(e);
-            }
+            // Missing data on any host outweighs "nothing to judge".
+            Err(e) => match &why {
+                Some(w) if !w.nothing_to_judge || e.nothing_to_judge => {}
+                _ => why = Some(e),
+            },
         }
     }
+    let nothing = on == 0 && why.as_ref().is_some_and(|w| w.nothing_to_judge);
     let why = if on > 0 {
         None
     } else {
@@ -1062,6 +1096,7 @@ fn check_coverage(
         check: label.to_string(),
         ran: on > 0,
         hosts: on,
+        nothing_to_judge: nothing,
         probes,
         reason: why.as_ref().map(|w| w.text.clone()),
         reason_msg: why.map(|w| w.msg),
@@ -1312,6 +1347,7 @@ fn ref_coverage(r: &CheckRef, scope: &[&HostCtx], history: bool) -> CheckCoverag
             check: ref_label(r),
             ran: false,
             hosts: 0,
+            nothing_to_judge: false,
             probes: 0,
             reason: Some(text),
             reason_msg: Some(key),
@@ -1349,7 +1385,13 @@ fn requirement_verdict(
             Assessment::NotAssessed { .. } => Vec::new(),
         },
     };
-    let not_run: Vec<&CheckCoverage> = coverage.checks.iter().filter(|c| !c.ran).collect();
+    // Checks with nothing to judge neither block a pass nor evidence one.
+    let not_run: Vec<&CheckCoverage> = coverage
+        .checks
+        .iter()
+        .filter(|c| !c.ran && !c.nothing_to_judge)
+        .collect();
+    let ran = coverage.checks.iter().filter(|c| c.ran).count();
     let why_not = || {
         not_run
             .iter()
@@ -1371,8 +1413,13 @@ fn requirement_verdict(
             Some("no audited host is in a group that declares this profile".to_string()),
             Some(Message::new("msg.req.out_of_scope")),
         )
-    } else if not_run.len() == coverage.checks.len() {
-        let why = why_not();
+    } else if ran == 0 {
+        let why = coverage
+            .checks
+            .iter()
+            .map(|c| format!("{} ({})", c.check, c.reason.as_deref().unwrap_or("no data")))
+            .collect::<Vec<_>>()
+            .join("; ");
         (
             RequirementStatus::NotAssessed,
             Some(format!("none of its checks could run: {why}")),
@@ -2109,14 +2156,16 @@ opens = [7000]
             Some("no audited host is in a group that declares this profile")
         );
         // Nothing open, no cap, no allowances, no identification, internal
-        // only: nothing passes (it used to be 8 passes out of 8).
+        // only: one pass (it used to be 8 passes out of 8).
         let cis = &e.profiles[3];
         assert_eq!(
             statuses(cis),
             [
                 "1.1 not-assessed † — none of its checks could run: unmanaged-host (every audited host in scope is in a group: the scan reached no host outside them)",
                 "3.10 partial † — no findings, but some checks could not run: tls-cert (no host in scope is audited from an internet vantage (vantage = \"internet\"))",
-                "4.4 partial — no findings, but some checks could not run: allowed-unjustified (the groups in scope allow no port: there is no allowance to review); allowed-review-overdue (the groups in scope allow no port: there is no allowance to review)",
+                // A deny-all group with nothing open: not-allowed ran; there
+                // is no allowance to justify or review (nothing to judge).
+                "4.4 pass",
                 "4.7 not-assessed † — none of its checks could run: unauth-service (no open port to identify on the hosts in scope)",
                 "4.8 partial — no findings, but some checks could not run: port-cap (no group in scope declares max_open_ports)",
                 "7.6 not-assessed — Evidence of a schedule comes from the audit history; one audit is not a schedule, and a port audit is not a vulnerability scan.",
@@ -2124,8 +2173,8 @@ opens = [7000]
                 "13.4 not-assessed — none of its checks could run: remote-admin-internet@vantage:internet (no audited host in scope is audited from an internet vantage); database-internet@vantage:internet (no audited host in scope is audited from an internet vantage)",
             ]
         );
-        assert_eq!((cis.passed, cis.failed, cis.partial), (0, 0, 3));
-        assert_eq!(cis.score, None);
+        assert_eq!((cis.passed, cis.failed, cis.partial), (1, 0, 2));
+        assert_eq!(cis.score, Some(1.0));
     }
 
     #[test]
