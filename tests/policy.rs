@@ -494,3 +494,234 @@ window = { from = 2026-11-21, until = 2026-11-28 }
     assert!(check("2026-12-01").contains(&format!("{line} (ended)")));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Runs `audit` on `targets` with `policy_text`; returns the exit status's
+/// code and `findings.json`.
+fn audit_doc(
+    lab: &Lab,
+    tag: &str,
+    targets: &str,
+    ports: &str,
+    policy_text: &str,
+) -> (Option<i32>, Value) {
+    let dir = tempdir(tag);
+    let policy = dir.join("policy.toml");
+    std::fs::write(&policy, policy_text).unwrap();
+    let out_dir = dir.join("report");
+    let mut args = vec![
+        "audit",
+        targets,
+        "-p",
+        ports,
+        "--policy",
+        policy.to_str().unwrap(),
+        "--as-of",
+        "2026-11-24",
+        "--no-store",
+        "--out",
+        out_dir.to_str().unwrap(),
+    ];
+    args.extend(FAST_CONNECT);
+    let out = lab.run(&args);
+    eprintln!("{}", text(&out.stdout));
+    let raw = std::fs::read_to_string(out_dir.join("findings.json"))
+        .unwrap_or_else(|e| panic!("{e}: {}", text(&out.stderr)));
+    let doc: Value = serde_json::from_str(&raw).unwrap();
+    let report: Value =
+        serde_json::from_str(&std::fs::read_to_string(out_dir.join("report.json")).unwrap())
+            .unwrap();
+    let mut doc = doc;
+    doc["scope"] = report["scope"].clone();
+    let _ = std::fs::remove_dir_all(&dir);
+    (out.status.code(), doc)
+}
+
+fn requirement<'a>(doc: &'a Value, profile: &str, id: &str) -> &'a Value {
+    doc["profiles"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["profile"] == profile)
+        .unwrap_or_else(|| panic!("{profile}"))["requirements"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["id"] == id)
+        .unwrap_or_else(|| panic!("{profile}:{id}"))
+}
+
+/// (a) A policy whose groups are all internal cannot evidence anything
+/// that needs an internet vantage: none of those requirements passes.
+#[test]
+fn internal_only_policy_never_passes_internet_requirements() {
+    let lab = lab();
+    let policy = r#"
+[[group]]
+name = "everything"
+targets = ["198.19.1.0/24"]
+tags = ["cardholder"]
+profiles = ["pci-dss-4.0", "iso27001-2022", "mlps2-level3", "cis-v8", "nist-800-53r5"]
+max_open_ports = 15
+
+[[group.allow]]
+port = 22
+justification = "jump host"
+approver = "ciso"
+review_by = 2027-01-31
+
+[[group.allow]]
+port = 443
+justification = "web"
+approver = "ciso"
+review_by = 2027-01-31
+"#;
+    let ports: Vec<String> = PORTS.iter().map(u16::to_string).collect();
+    let (_, doc) = audit_doc(&lab, "internal", "198.19.1.0/24", &ports.join(","), policy);
+    let internet = ["remote-admin-internet", "database-internet", "tls-cert"];
+    let mut judged = 0;
+    for p in doc["profiles"].as_array().unwrap() {
+        for r in p["requirements"].as_array().unwrap() {
+            let checks: Vec<&str> = r["coverage"]["checks"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|c| c["check"].as_str().unwrap())
+                .collect();
+            let needs_internet = !checks.is_empty()
+                && checks.iter().all(|c| {
+                    c.contains("@vantage:internet") || internet.iter().any(|i| c.starts_with(i))
+                });
+            if needs_internet {
+                judged += 1;
+                assert_eq!(r["status"], "not-assessed", "{}: {r}", p["profile"]);
+                assert!(
+                    r["reason"].as_str().unwrap().contains("internet vantage"),
+                    "{r}"
+                );
+            }
+            // Nothing passes whose internet checks did not run.
+            if r["status"] == "pass" {
+                for c in r["coverage"]["checks"].as_array().unwrap() {
+                    assert!(
+                        c["ran"] == true || c["nothing_to_judge"] == true,
+                        "{}: {r}",
+                        p["profile"]
+                    );
+                }
+            }
+        }
+    }
+    // PCI 1.4.1, 1.4.4, 等保 8.1.4.4 c), CIS 12.2 and 13.4, NIST SC-17, …
+    assert!(judged >= 6, "{judged}");
+    for (profile, id) in [
+        ("pci-dss-4.0", "1.4.1"),
+        ("pci-dss-4.0", "1.4.4"),
+        ("mlps2-level3", "8.1.4.4 c)"),
+        ("cis-v8", "12.2"),
+        ("cis-v8", "13.4"),
+    ] {
+        assert_eq!(
+            requirement(&doc, profile, id)["status"],
+            "not-assessed",
+            "{profile}:{id}"
+        );
+    }
+    // 1.4.2 also maps not-allowed@vantage:internet: not assessed either,
+    // though ports that are not allowed fail other requirements.
+    assert_eq!(
+        requirement(&doc, "pci-dss-4.0", "1.4.2")["status"],
+        "not-assessed"
+    );
+    assert_eq!(requirement(&doc, "pci-dss-4.0", "2.2.4")["status"], "fail");
+}
+
+/// (b) A segment declared unreachable from this vantage: all filtered is a
+/// segmentation pass with the probe count as evidence; one answering port
+/// is a segmentation-breach mapped to PCI 11.4.5 and 1.3.1, 等保 8.1.3.1 a),
+/// ISO A.8.22 and NIST SC-7. The scope names where the probes came from.
+#[test]
+fn unreachable_segment_is_segmentation_evidence() {
+    let policy = r#"
+[[group]]
+name = "cde"
+targets = ["198.19.1.64/29"]
+tags = ["cardholder"]
+expect = "unreachable"
+profiles = ["pci-dss-4.0", "iso27001-2022", "mlps2-level3", "nist-800-53r5"]
+"#;
+    let segment: Vec<IpAddr> = (65..=70).map(|n| ip(&format!("198.19.1.{n}"))).collect();
+    let ports = "22,443,3306";
+    // Filtered: every host of the segment drops everything.
+    let mut b = Lab::builder()
+        .v4_prefix("198.19.1.0/24")
+        .ports(&[22, 443, 3306]);
+    for a in &segment {
+        b = b.down(*a);
+    }
+    let lab = b.build();
+    let (code, doc) = audit_doc(&lab, "seg-pass", "198.19.1.64/29", ports, policy);
+    assert_eq!(code, Some(0));
+    assert_eq!(
+        doc["findings"].as_array().unwrap().len(),
+        0,
+        "{}",
+        doc["findings"]
+    );
+    let r = requirement(&doc, "pci-dss-4.0", "11.4.5");
+    assert_eq!(r["status"], "pass", "{r}");
+    let cov = &r["coverage"]["checks"][0];
+    assert_eq!(cov["check"], "segmentation-breach");
+    assert_eq!(cov["hosts"], 6);
+    assert_eq!(cov["probes"], 18);
+    assert_eq!(r["coverage"]["hosts_in_scope"], 6);
+    let sources = doc["scope"]["source_addresses"].as_array().unwrap();
+    assert_eq!(sources.len(), 1, "{sources:?}");
+    let src: IpAddr = sources[0].as_str().unwrap().parse().unwrap();
+    assert!(!segment.contains(&src) && !src.is_unspecified(), "{src}");
+    drop(lab);
+
+    // One host of the segment answers on 443 (and refuses 22, 3306).
+    let mut b = Lab::builder()
+        .v4_prefix("198.19.1.0/24")
+        .ports(&[22, 443, 3306])
+        .open(ip("198.19.1.66"), 443);
+    for a in segment.iter().filter(|a| **a != ip("198.19.1.66")) {
+        b = b.down(*a);
+    }
+    let lab = b.build();
+    let (code, doc) = audit_doc(&lab, "seg-breach", "198.19.1.64/29", ports, policy);
+    assert_eq!(code, Some(1));
+    let mut got: Vec<String> = doc["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["check"] == "segmentation-breach")
+        .map(brief)
+        .collect();
+    got.sort();
+    assert_eq!(
+        got,
+        [
+            "198.19.1.66 22 segmentation-breach fail high",
+            "198.19.1.66 3306 segmentation-breach fail high",
+            "198.19.1.66 443 segmentation-breach fail high",
+        ]
+    );
+    let f = doc["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["check"] == "segmentation-breach" && f["port"] == 443)
+        .unwrap();
+    assert_eq!(
+        controls(f),
+        [
+            "pci-dss-4.0:1.3.1",
+            "pci-dss-4.0:11.4.5",
+            "iso27001-2022:A.8.22",
+            "mlps2-level3:8.1.3.1 a)",
+            "nist-800-53r5:SC-7"
+        ]
+    );
+    assert_eq!(requirement(&doc, "pci-dss-4.0", "11.4.5")["status"], "fail");
+}

@@ -500,6 +500,10 @@ fn finish_audit(
             gate_tripped,
             rules_dir: req.scope.rules_dir.clone(),
             policy_path: req.policy.clone(),
+            source_addresses: match engine {
+                Some(_) => source_addresses(observations.iter().map(|o| o.ip)),
+                None => Vec::new(),
+            },
         };
         report::write_bundle(
             dir,
@@ -553,6 +557,43 @@ fn finish_audit(
         run_id,
         drift,
     })
+}
+
+/// Most destinations asked for a source address: routing picks few
+/// distinct sources, so a bounded sample of the probed hosts finds them all
+/// in practice without a syscall pair per address of a huge scope.
+const SOURCE_LOOKUPS: usize = 65_536;
+
+/// The local address(es) the kernel picks to reach `targets` — the audit's
+/// vantage, which segmentation evidence must name. A UDP socket that is only
+/// connected (never sent on) asks the routing table; no packet leaves.
+pub fn source_addresses(
+    targets: impl IntoIterator<Item = std::net::IpAddr>,
+) -> Vec<std::net::IpAddr> {
+    use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket};
+    let mut seen = std::collections::BTreeSet::new();
+    let mut out = std::collections::BTreeSet::new();
+    for ip in targets {
+        if seen.len() >= SOURCE_LOOKUPS {
+            break;
+        }
+        if !seen.insert(ip) {
+            continue;
+        }
+        let any: IpAddr = match ip {
+            IpAddr::V4(_) => Ipv4Addr::UNSPECIFIED.into(),
+            IpAddr::V6(_) => Ipv6Addr::UNSPECIFIED.into(),
+        };
+        let Ok(sock) = UdpSocket::bind(SocketAddr::new(any, 0)) else {
+            continue;
+        };
+        if sock.connect(SocketAddr::new(ip, 9)).is_ok()
+            && let Ok(local) = sock.local_addr()
+        {
+            out.insert(local.ip());
+        }
+    }
+    out.into_iter().collect()
 }
 
 /// Writes one observation per line.
@@ -611,6 +652,13 @@ pub fn write_report_dir(out: &Path, fill: impl FnOnce(&Path) -> Result<()>) -> R
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn source_address_toward_loopback_is_loopback() {
+        let lo: std::net::IpAddr = "127.0.0.1".parse().unwrap();
+        assert_eq!(source_addresses([lo, lo]), [lo]);
+        assert!(source_addresses([]).is_empty());
+    }
 
     #[test]
     fn report_dir_replaces_atomically_and_survives_failures() {

@@ -57,6 +57,9 @@ pub struct RunFacts {
     pub rules_dir: Option<PathBuf>,
     /// The policy file, if one was given (hashed into the evidence).
     pub policy_path: Option<PathBuf>,
+    /// The scanner's source address(es) toward the targets: segmentation
+    /// evidence must say from where. Empty for imported results.
+    pub source_addresses: Vec<IpAddr>,
 }
 
 /// Everything a report is built from.
@@ -100,6 +103,9 @@ pub struct ScopeInfo {
     pub rate: Option<u64>,
     pub vantages: Vec<String>,
     pub vantage_labels: Vec<String>,
+    /// Where the probes came from (the scanner's source addresses).
+    #[serde(default)]
+    pub source_addresses: Vec<IpAddr>,
     pub started: DateTime<Utc>,
     pub finished: DateTime<Utc>,
     pub tool_version: String,
@@ -391,6 +397,7 @@ impl ReportModel {
                 .map(|v| t(&format!("vantage.{v}")))
                 .collect(),
             vantages,
+            source_addresses: facts.source_addresses.clone(),
             started: facts.started,
             finished: facts.finished,
             tool_version: env!("CARGO_PKG_VERSION").to_string(),
@@ -884,6 +891,7 @@ expires = 2026-01-31
             gate_tripped: true,
             rules_dir: None,
             policy_path: None,
+            source_addresses: vec!["198.18.0.1".parse().unwrap()],
         };
         ReportModel::build(&ReportInput {
             lang,
