@@ -648,7 +648,17 @@ mod tests {
             };
         }
         let set = ProbeSet::embedded().unwrap();
-        let cases: [(&str, &[u8], Option<&[u8]>, &str, Option<&str>, Option<bool>); 11] = [
+        /// (what, answer at the fingerprint's path, unauth answer, name,
+        /// version, open without credentials?)
+        type Case<'a> = (
+            &'a str,
+            &'a [u8],
+            Option<&'a [u8]>,
+            &'a str,
+            Option<&'a str>,
+            Option<bool>,
+        );
+        let cases: [Case; 11] = [
             (
                 "couchdb",
                 fx!("couchdb--.http"),
