@@ -58,11 +58,14 @@ pub struct Prepared {
 
 /// Loads the rules and resolves targets and ports.
 pub async fn prepare(scope: &Scope) -> Result<Prepared> {
-    let catalogue = Rules::load(scope.rules_dir.as_deref())?.ports;
-    let probes = match scope.rules_dir.as_deref().map(|d| d.join("probes.toml")) {
-        Some(path) if path.exists() => ProbeSet::load(&path)?,
-        _ => ProbeSet::embedded()?,
-    };
+    let rules = Rules::load(scope.rules_dir.as_deref())?;
+    prepare_with(scope, &rules).await
+}
+
+/// Resolves targets and ports with rules loaded once by the caller.
+pub async fn prepare_with(scope: &Scope, rules: &Rules) -> Result<Prepared> {
+    let catalogue = rules.ports.clone();
+    let probes = ProbeSet::parse(&rules.probes.text, &rules.probes.origin)?;
     let ports = PortSet::parse(&scope.ports, &catalogue)?;
     let opts = TargetOptions {
         allow_large: scope.allow_large,
@@ -221,18 +224,16 @@ pub fn clock(as_of: Option<NaiveDate>) -> DateTime<Utc> {
 
 /// Loads the compliance profiles (embedded, or overridden from a rules dir).
 pub fn load_profiles(rules_dir: Option<&Path>) -> Result<Profiles> {
-    Ok(match rules_dir {
-        Some(dir) => Profiles::load_dir(dir)?,
-        None => Profiles::embedded()?,
-    })
+    Ok(Rules::load(rules_dir)?.profiles)
 }
 
 /// Loads the remediation templates (embedded, or overridden from a rules dir).
 pub fn load_remediation(rules_dir: Option<&Path>) -> Result<report::RemediationCatalog> {
-    Ok(match rules_dir {
-        Some(dir) => report::RemediationCatalog::load_dir(dir)?,
-        None => report::RemediationCatalog::embedded(),
-    })
+    let rules = Rules::load(rules_dir)?;
+    Ok(report::RemediationCatalog::parse(
+        &rules.remediation.text,
+        &rules.remediation.origin,
+    )?)
 }
 
 /// Every group's `platforms` must name remediation platforms (or families
@@ -258,6 +259,7 @@ pub fn load_policy(path: Option<&Path>, profiles: &Profiles) -> Result<Policy> {
             exceptions: Vec::new(),
             changes: Vec::new(),
             baseline_profiles: None,
+            sha256: None,
         },
     })
 }
@@ -287,14 +289,18 @@ pub struct AuditOutcome {
 pub async fn audit(req: &AuditRequest, events: mpsc::Sender<ScanEvent>) -> Result<AuditOutcome> {
     let started = Utc::now();
     // Rules, policy and history first: a typo there must not cost a scan.
-    let profiles = load_profiles(req.scope.rules_dir.as_deref())?;
-    let remediation = load_remediation(req.scope.rules_dir.as_deref())?;
+    // Every rule file is read and hashed once, here.
+    let rules = Rules::load(req.scope.rules_dir.as_deref())?;
+    let profiles = rules.profiles.clone();
+    let remediation =
+        report::RemediationCatalog::parse(&rules.remediation.text, &rules.remediation.origin)?;
     let policy = load_policy(req.policy.as_deref(), &profiles)?;
     check_platforms(&policy, &remediation)?;
     let rulebook = Rulebook {
         policy,
         profiles,
         remediation,
+        rules,
     };
     let policy = &rulebook.policy;
     let mut history = req.store.as_deref().map(Store::open).transpose()?;
@@ -309,13 +315,13 @@ pub async fn audit(req: &AuditRequest, events: mpsc::Sender<ScanEvent>) -> Resul
             .collect();
     }
     if !req.import.is_empty() {
-        let imported = import_audit(req)?;
+        let imported = import_audit(req, &rulebook.rules)?;
         return finish_audit(req, &scope, &rulebook, history.as_mut(), imported, started);
     }
     if scope.targets.is_empty() {
         anyhow::bail!("no targets: name some, or give a --policy whose groups list targets");
     }
-    let prepared = prepare(&scope).await?;
+    let prepared = prepare_with(&scope, &rulebook.rules).await?;
     let mut cfg = req.scan.clone();
     cfg.kind = choose_engine(req.engine, &events).await?;
 
@@ -369,8 +375,8 @@ struct Collected {
 }
 
 /// Reads the scan results an import audit judges.
-fn import_audit(req: &AuditRequest) -> Result<Collected> {
-    let catalogue = Rules::load(req.scope.rules_dir.as_deref())?.ports;
+fn import_audit(req: &AuditRequest, rules: &Rules) -> Result<Collected> {
+    let catalogue = rules.ports.clone();
     let observations = crate::import::load(&req.import)?;
     let mut summary = ScanSummary::default();
     for o in &observations {
@@ -398,6 +404,8 @@ struct Rulebook {
     policy: Policy,
     profiles: Profiles,
     remediation: report::RemediationCatalog,
+    /// Every rule file, read and hashed once (the evidence hashes).
+    rules: Rules,
 }
 
 /// Evaluates against the policy and the previous run of the same scope,
@@ -415,6 +423,7 @@ fn finish_audit(
         policy,
         profiles,
         remediation,
+        rules,
     } = rulebook;
     let Collected {
         catalogue,
@@ -500,6 +509,7 @@ fn finish_audit(
             gate_tripped,
             rules_dir: req.scope.rules_dir.clone(),
             policy_path: req.policy.clone(),
+            rule_files: Some(rules.files.clone()),
             source_addresses: match engine {
                 Some(_) => source_addresses(observations.iter().map(|o| o.ip)),
                 None => Vec::new(),

@@ -565,6 +565,9 @@ pub struct Policy {
     /// Profiles hosts in no group are judged against; `None`: the default
     /// ([`DEFAULT_BASELINE_PROFILES`]).
     pub baseline_profiles: Option<Vec<String>>,
+    /// SHA-256 of the bytes [`Policy::load`] read (hex): the evidence hash,
+    /// so no later layer reads the file again. `None` when parsed from text.
+    pub sha256: Option<String>,
 }
 
 /// Turns byte spans into locations for one file.
@@ -643,7 +646,10 @@ impl Policy {
             file: file.clone(),
             source,
         })?;
-        Policy::parse(&text, &file, profiles)
+        let mut policy = Policy::parse(&text, &file, profiles)?;
+        use sha2::Digest;
+        policy.sha256 = Some(hex::encode(sha2::Sha256::digest(text.as_bytes())));
+        Ok(policy)
     }
 
     /// Parses and validates policy text; `file` names it in errors.
@@ -886,6 +892,7 @@ impl Policy {
         };
         Ok(Policy {
             baseline_profiles,
+            sha256: None,
             file: file.to_string(),
             name: raw.name,
             owner: raw.owner,

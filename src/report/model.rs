@@ -60,6 +60,9 @@ pub struct RunFacts {
     /// The scanner's source address(es) toward the targets: segmentation
     /// evidence must say from where. Empty for imported results.
     pub source_addresses: Vec<IpAddr>,
+    /// The SHA-256 of every rule file in effect, as `rules::Rules` recorded
+    /// them when it read them (`None`: hash the files named by `rules_dir`).
+    pub rule_files: Option<BTreeMap<String, String>>,
 }
 
 /// Everything a report is built from.
@@ -365,11 +368,12 @@ impl ReportModel {
         let policy = input.policy;
         let today = facts.as_of;
 
-        let rules = evidence::rules_info(facts.rules_dir.as_deref())?;
-        let policy_sha = match &facts.policy_path {
-            Some(p) => Some(evidence::file_sha256(p)?),
-            None => None,
+        let rules = match &facts.rule_files {
+            Some(files) => evidence::rules_info_from(files.clone(), facts.rules_dir.as_deref()),
+            None => evidence::rules_info(facts.rules_dir.as_deref())?,
         };
+        // Hashed when the policy was read: the file is not read again.
+        let policy_sha = policy.sha256.clone();
         let mut vantages: Vec<String> = policy
             .groups
             .iter()
@@ -892,6 +896,7 @@ expires = 2026-01-31
             rules_dir: None,
             policy_path: None,
             source_addresses: vec!["198.18.0.1".parse().unwrap()],
+            rule_files: None,
         };
         ReportModel::build(&ReportInput {
             lang,

@@ -27,7 +27,7 @@ pub const BUILTIN_PROFILES: [&str; 5] = [
     "nist-800-53r5",
 ];
 
-const EMBEDDED: [(&str, &str); 5] = [
+pub(crate) const EMBEDDED: [(&str, &str); 5] = [
     (
         "pci-dss-4.0",
         include_str!("../../rules/profiles/pci-dss-4.0.toml"),
@@ -47,7 +47,7 @@ const EMBEDDED: [(&str, &str); 5] = [
     ),
 ];
 
-const EMBEDDED_CHECKS: &str = include_str!("../../rules/profiles/checks.toml");
+pub(crate) const EMBEDDED_CHECKS: &str = include_str!("../../rules/profiles/checks.toml");
 
 /// The kinds of check the policy engine runs. The logic lives in
 /// `policy::eval`; the parameters in `checks.toml`.
@@ -231,13 +231,35 @@ pub struct CheckParams {
     pub services: Vec<String>,
     pub min_risk: Option<Severity>,
     pub escalate_to_risk: bool,
+    /// Line of its `[[check]]` in the file (for errors found later, such
+    /// as a tag the port catalogue does not know).
+    pub line: usize,
 }
+
+/// The remediation advice a check may point a finding at (the report turns
+/// each into words and per-platform commands).
+pub const REMEDIATION_KEYS: [&str; 12] = [
+    "close-port",
+    "replace-cleartext-protocol",
+    "restrict-source",
+    "reduce-exposure",
+    "document-justification",
+    "review-rule",
+    "renew-or-remove-exception",
+    "fix-service-or-policy",
+    "require-auth",
+    "renew-certificate",
+    "add-host-to-policy",
+    "approve-or-revert-change",
+];
 
 /// Every profile plus the check parameters.
 #[derive(Debug, Clone)]
 pub struct Profiles {
     profiles: Vec<Profile>,
     checks: Vec<CheckParams>,
+    /// Where the check parameters came from (for errors).
+    checks_origin: String,
 }
 
 /// Errors loading profiles or check parameters. Each names the file and,
@@ -301,7 +323,7 @@ fn yes() -> bool {
 #[serde(deny_unknown_fields)]
 struct RawChecks {
     #[serde(rename = "check")]
-    checks: Vec<RawCheck>,
+    checks: Vec<toml::Spanned<RawCheck>>,
 }
 
 #[derive(Deserialize)]
@@ -424,8 +446,24 @@ fn parse_checks(text: &str, file: &str) -> Result<Vec<CheckParams>, ProfileError
         message,
     };
     let mut out: Vec<CheckParams> = Vec::new();
-    for c in raw.checks {
-        let kind: CheckKind = c.id.parse().map_err(invalid)?;
+    for sc in raw.checks {
+        let (line, col) = line_col(text, sc.span().start);
+        let c = sc.into_inner();
+        let at = |message: String| ProfileError::Parse {
+            file: file.to_string(),
+            line,
+            col,
+            message,
+        };
+        if !REMEDIATION_KEYS.contains(&c.remediation.as_str()) {
+            return Err(at(format!(
+                "check '{}': unknown remediation '{}'; known: {}",
+                c.id,
+                c.remediation,
+                REMEDIATION_KEYS.join(", ")
+            )));
+        }
+        let kind: CheckKind = c.id.parse().map_err(at)?;
         if out.iter().any(|p| p.kind == kind) {
             return Err(invalid(format!("check '{kind}' appears twice")));
         }
@@ -444,6 +482,7 @@ fn parse_checks(text: &str, file: &str) -> Result<Vec<CheckParams>, ProfileError
             services: c.services.iter().map(|s| s.to_ascii_lowercase()).collect(),
             min_risk,
             escalate_to_risk: c.escalate_to_risk,
+            line,
         });
     }
     for kind in CheckKind::ALL {
@@ -464,8 +503,13 @@ impl Profiles {
             .iter()
             .map(|(id, text)| Profile::parse(text, &format!("rules/profiles/{id}.toml")))
             .collect::<Result<Vec<_>, _>>()?;
-        let checks = parse_checks(EMBEDDED_CHECKS, "rules/profiles/checks.toml")?;
-        Ok(Profiles { profiles, checks })
+        let checks_origin = "rules/profiles/checks.toml".to_string();
+        let checks = parse_checks(EMBEDDED_CHECKS, &checks_origin)?;
+        Ok(Profiles {
+            profiles,
+            checks,
+            checks_origin,
+        })
     }
 
     /// The embedded profiles, with every `<rules_dir>/profiles/*.toml`
@@ -473,7 +517,7 @@ impl Profiles {
     /// `checks.toml` there replaces the check parameters. A missing
     /// `profiles` folder leaves the embedded set as it is.
     pub fn load_dir(rules_dir: &Path) -> Result<Profiles, ProfileError> {
-        let mut set = Profiles::embedded()?;
+        let set = Profiles::embedded()?;
         let dir = rules_dir.join("profiles");
         if !dir.is_dir() {
             return Ok(set);
@@ -487,17 +531,33 @@ impl Profiles {
             .filter(|p| p.extension().is_some_and(|x| x == "toml"))
             .collect();
         files.sort();
+        let mut texts = Vec::with_capacity(files.len());
         for path in files {
             let text = std::fs::read_to_string(&path).map_err(|source| ProfileError::Read {
                 file: path.clone(),
                 source,
             })?;
+            texts.push((path, text));
+        }
+        Profiles::with_files(set, &texts)
+    }
+
+    /// The embedded set with each `(path, text)` of a rules directory's
+    /// `profiles/` folder replacing (or adding) its profile, or the check
+    /// parameters for `checks.toml`. The texts are read once by the caller.
+    pub fn with_files(
+        mut set: Profiles,
+        files: &[(PathBuf, String)],
+    ) -> Result<Profiles, ProfileError> {
+        for (path, text) in files {
+            let (path, text) = (path.clone(), text.as_str());
             let shown = path.display().to_string();
             if path.file_name().is_some_and(|n| n == "checks.toml") {
-                set.checks = parse_checks(&text, &shown)?;
+                set.checks = parse_checks(text, &shown)?;
+                set.checks_origin = shown;
                 continue;
             }
-            let p = Profile::parse(&text, &shown)?;
+            let p = Profile::parse(text, &shown)?;
             let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or("");
             if stem != p.id {
                 return Err(ProfileError::Invalid {
@@ -540,6 +600,29 @@ impl Profiles {
 
     pub fn checks(&self) -> &[CheckParams] {
         &self.checks
+    }
+
+    /// Every tag a check selects by must be a tag of the port catalogue:
+    /// a typo would make the check silently select nothing.
+    pub fn validate_tags(&self, known: &[&str]) -> Result<(), ProfileError> {
+        for c in &self.checks {
+            for want in &c.tags {
+                for t in want.split('+').map(str::trim) {
+                    if !known.iter().any(|k| k.eq_ignore_ascii_case(t)) {
+                        return Err(ProfileError::Parse {
+                            file: self.checks_origin.clone(),
+                            line: c.line,
+                            col: 1,
+                            message: format!(
+                                "check '{}': tag '{t}' is in no entry of the port catalogue",
+                                c.kind
+                            ),
+                        });
+                    }
+                }
+            }
+        }
+        Ok(())
     }
 }
 
