@@ -1058,6 +1058,11 @@ fn check_overlaps(
                         b.vantage.as_str()
                     )));
                 }
+                if a.expect != b.expect {
+                    return Err(conflict(
+                        "one expects its hosts unreachable and the other does not".into(),
+                    ));
+                }
                 if let (Some(ca), Some(cb)) = (a.max_open_ports, b.max_open_ports)
                     && ca != cb
                 {
@@ -1263,6 +1268,25 @@ mod tests {
         ));
         assert!(e.starts_with("p.toml:9:"), "{e}");
         assert!(e.contains("unknown variant `fortnight`"), "{e}");
+    }
+
+    #[test]
+    fn expect_parses_and_overlaps_must_agree_on_it() {
+        let p = parse(
+            "[[group]]\nname = \"cde\"\ntargets = [\"198.18.0.0/28\"]\nexpect = \"unreachable\"\n",
+        )
+        .unwrap();
+        assert_eq!(p.groups[0].expect, Expect::Unreachable);
+        let e = err(
+            "[[group]]\nname = \"a\"\ntargets = [\"198.18.0.0/28\"]\nexpect = \"unreachable\"\n[[group]]\nname = \"b\"\ntargets = [\"198.18.0.1\"]\n",
+        );
+        assert!(
+            e.contains("one expects its hosts unreachable and the other does not"),
+            "{e}"
+        );
+        let e =
+            err("[[group]]\nname = \"a\"\ntargets = [\"198.18.0.0/28\"]\nexpect = \"closed\"\n");
+        assert!(e.contains("unknown variant `closed`"), "{e}");
     }
 
     #[test]

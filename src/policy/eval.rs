@@ -1060,8 +1060,8 @@ fn group_coverage(
         .collect()
 }
 
-/// Coverage of one check over `hosts`: the hosts it ran on, else the first
-/// reason it could not.
+/// Coverage of one check over `hosts`: the hosts it ran on, else every
+/// distinct reason it could not (hosts in scope may lack different data).
 fn check_coverage(
     label: &str,
     hosts: &[&HostCtx],
@@ -1070,7 +1070,7 @@ fn check_coverage(
 ) -> CheckCoverage {
     let mut on = 0;
     let mut probes = 0;
-    let mut why: Option<NotRun> = None;
+    let mut reasons: Vec<NotRun> = Vec::new();
     for c in hosts {
         match ran(c) {
             Ok(()) => {
@@ -1079,18 +1079,31 @@ fn check_coverage(
                     probes += c.probes;
                 }
             }
-            // Missing data on any host outweighs "nothing to judge".
-            Err(e) => match &why {
-                Some(w) if !w.nothing_to_judge || e.nothing_to_judge => {}
-                _ => why = Some(e),
-            },
+            Err(e) => {
+                if !reasons.iter().any(|r| r.msg == e.msg) {
+                    reasons.push(e);
+                }
+            }
         }
     }
-    let nothing = on == 0 && why.as_ref().is_some_and(|w| w.nothing_to_judge);
+    // Missing data on any host outweighs "nothing to judge".
+    let nothing = on == 0 && !reasons.is_empty() && reasons.iter().all(|r| r.nothing_to_judge);
+    if !nothing {
+        reasons.retain(|r| !r.nothing_to_judge);
+    }
     let why = if on > 0 {
         None
+    } else if reasons.is_empty() {
+        Some(not_run("msg.cov.no_hosts", "no audited host is in scope"))
     } else {
-        Some(why.unwrap_or_else(|| not_run("msg.cov.no_hosts", "no audited host is in scope")))
+        let text = reasons
+            .iter()
+            .map(|r| r.text.as_str())
+            .collect::<Vec<_>>()
+            .join("; ");
+        let mut first = reasons.swap_remove(0);
+        first.text = text;
+        Some(first)
     };
     CheckCoverage {
         check: label.to_string(),
@@ -2618,5 +2631,66 @@ opens = [7000]
             text = text.replace(&format!("{{{k}}}"), v);
         }
         assert_eq!(text, f.message);
+    }
+
+    /// nmap -sV results: `http` on 9200 and `tcpwrapped` on 6379 keep the
+    /// catalogue's service and risk; table guesses (no -sV) are not
+    /// identification, so the unauth/TLS checks did not run.
+    #[test]
+    fn nmap_imports_never_lower_risk_nor_pass_on_guesses() {
+        let xml = r#"<?xml version="1.0"?>
+<nmaprun scanner="nmap" args="nmap -sV 198.18.0.1" start="1764000000" version="7.94">
+<host><status state="up"/><address addr="198.18.0.1" addrtype="ipv4"/><ports>
+<port protocol="tcp" portid="9200"><state state="open" reason="syn-ack" reason_ttl="64"/><service name="http" product="Elasticsearch REST API" method="probed" conf="10"/></port>
+<port protocol="tcp" portid="6379"><state state="open" reason="syn-ack" reason_ttl="64"/><service name="tcpwrapped" method="probed" conf="8"/></port>
+</ports></host>
+<host><status state="up"/><address addr="198.18.0.2" addrtype="ipv4"/><ports>
+<port protocol="tcp" portid="443"><state state="open" reason="syn-ack" reason_ttl="64"/><service name="https" method="table" conf="3"/></port>
+</ports></host>
+</nmaprun>"#;
+        let run = crate::import::nmap::parse(xml, "scan.xml").unwrap();
+        let profiles = Profiles::embedded().unwrap();
+        let policy = Policy::parse(
+            "[[group]]\nname = \"a\"\ntargets = [\"198.18.0.2\"]\nvantage = \"internet\"\nprofiles = [\"cis-v8\"]\n[[group.allow]]\nport = 443\njustification = \"web\"\napprover = \"lead\"\nreview_by = 2027-01-31\n",
+            "p.toml",
+            &profiles,
+        )
+        .unwrap();
+        let cat = crate::rules::Catalogue::embedded();
+        let e = evaluate(
+            &policy,
+            &profiles,
+            &cat,
+            &run.observations,
+            at("2026-11-24"),
+        );
+        let got: Vec<String> = e
+            .findings
+            .iter()
+            .filter(|f| f.port.is_some())
+            .map(|f| format!("{} {}", brief(f), f.service.as_deref().unwrap_or("-")))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                "198.18.0.1 6379 high-risk-exposed fail critical redis",
+                "198.18.0.1 9200 high-risk-exposed fail critical elasticsearch",
+            ]
+        );
+        // 198.18.0.2 has only a table guess: tls-cert (CIS 3.10) did not run.
+        let r = cis_req(&e, "3.10");
+        assert_eq!(r.status, RequirementStatus::Partial);
+        assert!(
+            r.reason
+                .as_deref()
+                .unwrap()
+                .contains("no service was identified"),
+            "{:?}",
+            r.reason
+        );
+        // unauth-service ran on the -sV host only (one host, not two).
+        let r = cis_req(&e, "4.7");
+        assert_eq!(r.status, RequirementStatus::Partial);
+        assert_eq!(r.coverage.checks[0].hosts, 1);
     }
 }
