@@ -5,7 +5,7 @@
 //! A test whose server binary is missing is skipped with a message naming
 //! the package; the packages are: openssh-server, nginx-light (or nginx),
 //! redis-server, memcached, busybox-static (for `busybox telnetd`), vsftpd,
-//! openssl, etcd-server. HTTP-speaking infrastructure Debian does not ship
+//! openssl, etcd-server, influxdb. HTTP-speaking infrastructure Debian does not ship
 //! (Elasticsearch, CouchDB) is replayed from recorded responses.
 
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -648,5 +648,54 @@ fn http_infrastructure_keeps_its_risk_in_an_audit() {
     for p in doc["ports"].as_array().unwrap() {
         assert_eq!(p["effective_risk"], p["catalogue_risk"], "{p}");
         assert_eq!(p["identified_service"], p["service"], "{p}");
+    }
+}
+
+/// The real InfluxDB 1.x from Debian's influxdb, with or without
+/// authentication, on a free port of 127.0.0.1.
+fn influxdb(port: u16, auth: bool) -> Option<Server> {
+    let bin = match binary(&["/usr/bin/influxd"], "influxdb") {
+        Some(b) => b,
+        None if std::env::var("CI").is_ok_and(|v| v == "true") => {
+            panic!("CI=true: influxdb is missing (tests/setup.sh installs it)")
+        }
+        None => return None,
+    };
+    let dir = Scratch::new("influxdb");
+    // Its RPC service needs a port too: any free one.
+    let rpc = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let conf = format!(
+        "reporting-disabled = true\nbind-address = \"127.0.0.1:{rpc}\"\n[meta]\n  dir = \"{d}/meta\"\n[data]\n  dir = \"{d}/data\"\n  wal-dir = \"{d}/wal\"\n[monitor]\n  store-enabled = false\n[http]\n  bind-address = \"127.0.0.1:{port}\"\n  auth-enabled = {auth}\n  log-enabled = false\n",
+        d = dir.0.display()
+    );
+    std::fs::write(dir.path("influxdb.conf"), conf).unwrap();
+    let mut cmd = Command::new(bin);
+    cmd.arg("-config").arg(dir.path("influxdb.conf"));
+    Some(start(cmd, port, dir))
+}
+
+#[tokio::test]
+async fn influxdb_named_with_and_without_authentication() {
+    for auth in [false, true] {
+        let p = port(18086);
+        let Some(_s) = influxdb(p, auth) else { return };
+        let addr: SocketAddr = ([127, 0, 0, 1], p).into();
+        let info = engine().identify(addr, None, Some("influxdb")).await;
+        assert_eq!(info.name, "influxdb", "{info:?}");
+        assert_eq!(info.product.as_deref(), Some("InfluxDB"));
+        assert!(
+            info.version.as_deref().is_some_and(|v| v.starts_with("1.")),
+            "{info:?}"
+        );
+        let want = if auth {
+            AuthStatus::Required
+        } else {
+            AuthStatus::None
+        };
+        assert_eq!(info.auth, want, "auth-enabled = {auth}: {info:?}");
     }
 }
