@@ -5,7 +5,7 @@
 //! A test whose server binary is missing is skipped with a message naming
 //! the package; the packages are: openssh-server, nginx-light (or nginx),
 //! redis-server, memcached, busybox-static (for `busybox telnetd`), vsftpd,
-//! openssl, etcd-server, influxdb. HTTP-speaking infrastructure Debian does not ship
+//! openssl, etcd-server, influxdb, prometheus. HTTP-speaking infrastructure Debian does not ship
 //! (Elasticsearch, CouchDB) is replayed from recorded responses.
 
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -698,4 +698,51 @@ async fn influxdb_named_with_and_without_authentication() {
         };
         assert_eq!(info.auth, want, "auth-enabled = {auth}: {info:?}");
     }
+}
+
+/// The real Prometheus from Debian's prometheus (no authentication exists
+/// in its own server), on a free port of 127.0.0.1.
+#[tokio::test]
+async fn prometheus_is_named_and_open() {
+    let bin = match binary(&["/usr/bin/prometheus"], "prometheus") {
+        Some(b) => b,
+        None if std::env::var("CI").is_ok_and(|v| v == "true") => {
+            panic!("CI=true: prometheus is missing (tests/setup.sh installs it)")
+        }
+        None => return,
+    };
+    let p = port(19090);
+    let dir = Scratch::new("prometheus");
+    std::fs::write(
+        dir.path("prometheus.yml"),
+        "global:\n  scrape_interval: 1h\n",
+    )
+    .unwrap();
+    let mut cmd = Command::new(bin);
+    cmd.arg(format!(
+        "--config.file={}",
+        dir.path("prometheus.yml").display()
+    ))
+    .arg(format!(
+        "--storage.tsdb.path={}",
+        dir.path("data").display()
+    ))
+    .arg(format!("--web.listen-address=127.0.0.1:{p}"));
+    let _s = start(cmd, p, dir);
+    let addr: SocketAddr = ([127, 0, 0, 1], p).into();
+    // Its HTTP server may listen a moment before it is ready.
+    let mut info = engine().identify(addr, None, Some("prometheus")).await;
+    for _ in 0..20 {
+        if info.name == "prometheus" {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(250));
+        info = engine().identify(addr, None, Some("prometheus")).await;
+    }
+    assert_eq!(info.name, "prometheus", "{info:?}");
+    assert_eq!(info.auth, AuthStatus::None, "{info:?}");
+    assert_eq!(
+        info.extra.get("unauthenticated").map(String::as_str),
+        Some("GET /api/v1/status/config")
+    );
 }
