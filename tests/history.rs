@@ -214,7 +214,7 @@ fn drift_unapproved_change_and_approval() {
         ["198.19.2.3:8080 fail", "198.19.2.4:9000 fail"]
     );
     assert_eq!(requirement(&r2, "pci-dss-4.0", "1.2.2"), "fail");
-    assert_eq!(requirement(&r2, "mlps2-level3", "8.1.10.6"), "fail");
+    assert_eq!(requirement(&r2, "mlps2-level3", "8.1.10.6 g)"), "fail");
 
     // The drift table, for `--nocapture` readers.
     let table = offline(&["diff", "--store", store.to_str().unwrap()]);
@@ -672,7 +672,12 @@ fn metrics_file_for_the_textfile_collector() {
         "unmanaged-host"
     );
     assert!(m.contains("# TYPE portwarden_compliance_score gauge\n"));
+    // No policy: the unmanaged host is judged against the baseline
+    // profiles (not PCI DSS), so PCI has no score and CIS has one.
     assert!(m.contains(&format!(
+        "portwarden_compliance_score{{scope=\"{key}\",profile=\"cis-v8\"}} "
+    )));
+    assert!(!m.contains(&format!(
         "portwarden_compliance_score{{scope=\"{key}\",profile=\"pci-dss-4.0\"}} "
     )));
     let t: i64 = value(&format!(

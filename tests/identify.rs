@@ -5,7 +5,8 @@
 //! A test whose server binary is missing is skipped with a message naming
 //! the package, or fails under `CI=true` (`crate::prereq`); the packages are: openssh-server, nginx-light (or nginx),
 //! redis-server, memcached, busybox-static (for `busybox telnetd`), vsftpd,
-//! openssl.
+//! openssl, etcd-server, influxdb, prometheus. HTTP-speaking infrastructure Debian does not ship
+//! (Elasticsearch, CouchDB) is replayed from recorded responses.
 
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -474,4 +475,275 @@ async fn vsftpd_anonymous_allowed_and_refused() {
             }
         );
     }
+}
+
+/// A fake HTTP server on 127.0.0.1:`port` that replays recorded responses
+/// (tests/fixtures/http) by request path; stopped on drop.
+struct Replay {
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Drop for Replay {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn fixture(name: &str) -> Vec<u8> {
+    let p = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/http")
+        .join(name);
+    std::fs::read(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+}
+
+fn replay(port: u16, routes: &[(&str, &str)]) -> Replay {
+    use std::io::{Read, Write};
+    let listener = TcpListener::bind(("127.0.0.1", port)).unwrap_or_else(|e| {
+        panic!("127.0.0.1:{port} is busy ({e}); another helper may be running identification tests: retry later")
+    });
+    listener.set_nonblocking(true).unwrap();
+    let routes: Vec<(String, Vec<u8>)> = routes
+        .iter()
+        .map(|(path, file)| (path.to_string(), fixture(file)))
+        .collect();
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flag = stop.clone();
+    let thread = std::thread::spawn(move || {
+        while !flag.load(Ordering::Relaxed) {
+            let Ok((mut s, _)) = listener.accept() else {
+                std::thread::sleep(Duration::from_millis(5));
+                continue;
+            };
+            let _ = s.set_nonblocking(false);
+            let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
+            let mut req = Vec::new();
+            let mut buf = [0u8; 1024];
+            while req.len() < 8192 && !req.windows(4).any(|w| w == b"\r\n\r\n") {
+                match s.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => req.extend_from_slice(&buf[..n]),
+                }
+            }
+            let line = String::from_utf8_lossy(&req);
+            let path = line.split_whitespace().nth(1).unwrap_or("");
+            let answer = routes
+                .iter()
+                .find(|(p, _)| p == path)
+                .map(|(_, r)| r.clone())
+                .unwrap_or_else(|| b"HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\n\r\n".to_vec());
+            let _ = s.write_all(&answer);
+        }
+    });
+    Replay {
+        stop,
+        thread: Some(thread),
+    }
+}
+
+/// The real etcd from Debian's etcd-server on its registered ports.
+fn etcd() -> Option<Server> {
+    let bin = match binary(&["/usr/bin/etcd"], "etcd-server") {
+        Some(b) => b,
+        None if std::env::var("CI").is_ok_and(|v| v == "true") => {
+            panic!("CI=true: etcd-server is missing (tests/setup.sh installs it)")
+        }
+        None => return None,
+    };
+    let dir = Scratch::new("etcd");
+    let mut cmd = Command::new(bin);
+    cmd.arg("--data-dir").arg(dir.path("data")).args([
+        "--listen-client-urls",
+        "http://127.0.0.1:2379",
+        "--advertise-client-urls",
+        "http://127.0.0.1:2379",
+        "--listen-peer-urls",
+        "http://127.0.0.1:2380",
+        "--initial-advertise-peer-urls",
+        "http://127.0.0.1:2380",
+        "--initial-cluster",
+        "default=http://127.0.0.1:2380",
+    ]);
+    Some(start(cmd, 2379, dir))
+}
+
+/// (c) HTTP-speaking infrastructure keeps its catalogue risk with
+/// identification on: Elasticsearch (9200) and CouchDB (5984) as fakes that
+/// replay recorded responses, etcd (2379) as the real server. Identification
+/// names each by what it is (not `http`), and the open data stores give
+/// `unauth-service`.
+#[test]
+fn http_infrastructure_keeps_its_risk_in_an_audit() {
+    let _es = replay(
+        9200,
+        &[
+            ("/", "elasticsearch--.http"),
+            ("/_cat/indices", "elasticsearch--_cat-indices.http"),
+        ],
+    );
+    let _couch = replay(
+        5984,
+        &[
+            ("/", "couchdb--.http"),
+            ("/_all_dbs", "couchdb--_all_dbs.http"),
+        ],
+    );
+    let Some(_etcd) = etcd() else { return };
+    let out_dir = Scratch::new("infra-audit");
+    let out = Command::new(env!("CARGO_BIN_EXE_portwarden"))
+        .args([
+            "audit",
+            "127.0.0.1",
+            "-p",
+            "9200,5984,2379",
+            "--scan",
+            "connect",
+            "--no-store",
+        ])
+        .arg("--out")
+        .arg(out_dir.path("report"))
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    eprintln!("{stdout}");
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let doc: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(out_dir.path("report").join("findings.json")).unwrap(),
+    )
+    .unwrap();
+    let mut got: Vec<String> = doc["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["port"].is_u64())
+        .map(|f| {
+            format!(
+                "{} {} {} {}",
+                f["port"],
+                f["service"].as_str().unwrap_or("-"),
+                f["check"].as_str().unwrap(),
+                f["severity"].as_str().unwrap()
+            )
+        })
+        .collect();
+    got.sort();
+    assert_eq!(
+        got,
+        [
+            "2379 etcd high-risk-exposed critical",
+            "5984 couchdb high-risk-exposed high",
+            "5984 couchdb unauth-service critical",
+            "9200 elasticsearch high-risk-exposed critical",
+            "9200 elasticsearch unauth-service critical",
+        ]
+    );
+    // Named by identification itself, not only kept from the catalogue.
+    for p in doc["ports"].as_array().unwrap() {
+        assert_eq!(p["effective_risk"], p["catalogue_risk"], "{p}");
+        assert_eq!(p["identified_service"], p["service"], "{p}");
+    }
+}
+
+/// The real InfluxDB 1.x from Debian's influxdb, with or without
+/// authentication, on a free port of 127.0.0.1.
+fn influxdb(port: u16, auth: bool) -> Option<Server> {
+    let bin = match binary(&["/usr/bin/influxd"], "influxdb") {
+        Some(b) => b,
+        None if std::env::var("CI").is_ok_and(|v| v == "true") => {
+            panic!("CI=true: influxdb is missing (tests/setup.sh installs it)")
+        }
+        None => return None,
+    };
+    let dir = Scratch::new("influxdb");
+    // Its RPC service needs a port too: any free one.
+    let rpc = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let conf = format!(
+        "reporting-disabled = true\nbind-address = \"127.0.0.1:{rpc}\"\n[meta]\n  dir = \"{d}/meta\"\n[data]\n  dir = \"{d}/data\"\n  wal-dir = \"{d}/wal\"\n[monitor]\n  store-enabled = false\n[http]\n  bind-address = \"127.0.0.1:{port}\"\n  auth-enabled = {auth}\n  log-enabled = false\n",
+        d = dir.0.display()
+    );
+    std::fs::write(dir.path("influxdb.conf"), conf).unwrap();
+    let mut cmd = Command::new(bin);
+    cmd.arg("-config").arg(dir.path("influxdb.conf"));
+    Some(start(cmd, port, dir))
+}
+
+#[tokio::test]
+async fn influxdb_named_with_and_without_authentication() {
+    for auth in [false, true] {
+        let p = port(18086);
+        let Some(_s) = influxdb(p, auth) else { return };
+        let addr: SocketAddr = ([127, 0, 0, 1], p).into();
+        let info = engine().identify(addr, None, Some("influxdb")).await;
+        assert_eq!(info.name, "influxdb", "{info:?}");
+        assert_eq!(info.product.as_deref(), Some("InfluxDB"));
+        assert!(
+            info.version.as_deref().is_some_and(|v| v.starts_with("1.")),
+            "{info:?}"
+        );
+        let want = if auth {
+            AuthStatus::Required
+        } else {
+            AuthStatus::None
+        };
+        assert_eq!(info.auth, want, "auth-enabled = {auth}: {info:?}");
+    }
+}
+
+/// The real Prometheus from Debian's prometheus (no authentication exists
+/// in its own server), on a free port of 127.0.0.1.
+#[tokio::test]
+async fn prometheus_is_named_and_open() {
+    let bin = match binary(&["/usr/bin/prometheus"], "prometheus") {
+        Some(b) => b,
+        None if std::env::var("CI").is_ok_and(|v| v == "true") => {
+            panic!("CI=true: prometheus is missing (tests/setup.sh installs it)")
+        }
+        None => return,
+    };
+    let p = port(19090);
+    let dir = Scratch::new("prometheus");
+    std::fs::write(
+        dir.path("prometheus.yml"),
+        "global:\n  scrape_interval: 1h\n",
+    )
+    .unwrap();
+    let mut cmd = Command::new(bin);
+    cmd.arg(format!(
+        "--config.file={}",
+        dir.path("prometheus.yml").display()
+    ))
+    .arg(format!(
+        "--storage.tsdb.path={}",
+        dir.path("data").display()
+    ))
+    .arg(format!("--web.listen-address=127.0.0.1:{p}"));
+    let _s = start(cmd, p, dir);
+    let addr: SocketAddr = ([127, 0, 0, 1], p).into();
+    // Its HTTP server may listen a moment before it is ready.
+    let mut info = engine().identify(addr, None, Some("prometheus")).await;
+    for _ in 0..20 {
+        if info.name == "prometheus" {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(250));
+        info = engine().identify(addr, None, Some("prometheus")).await;
+    }
+    assert_eq!(info.name, "prometheus", "{info:?}");
+    assert_eq!(info.auth, AuthStatus::None, "{info:?}");
+    assert_eq!(
+        info.extra.get("unauthenticated").map(String::as_str),
+        Some("GET /api/v1/status/config")
+    );
 }

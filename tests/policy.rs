@@ -219,7 +219,15 @@ fn audit_with_a_three_group_policy_gives_exact_findings() {
     let all = findings(&out_dir);
     let mut got: Vec<String> = all.iter().map(brief).collect();
     got.sort();
+    // Every allowance's review_by is 2099-12-31: more than six months
+    // ahead, so PCI DSS 1.2.7 (review every six months) fails on each
+    // allowed open port (allowed-review-missing).
     let mut want = vec![
+        "198.19.1.2 22 allowed-review-missing fail low",
+        "198.19.1.2 443 allowed-review-missing fail low",
+        "198.19.1.17 80 allowed-review-missing fail low",
+        "198.19.1.17 443 allowed-review-missing fail low",
+        "198.19.1.33 502 allowed-review-missing fail low",
         "198.19.1.2 22 allowed-unjustified fail low",
         "198.19.1.2 3389 exception-expired fail medium",
         "198.19.1.2 3389 high-risk-exposed expired-waiver critical",
@@ -261,11 +269,10 @@ fn audit_with_a_three_group_policy_gives_exact_findings() {
         controls(f["198.19.1.2 3389 exception-expired"]),
         ["pci-dss-4.0:1.2.5", "pci-dss-4.0:1.2.7"]
     );
+    // The DMZ is not a cardholder group: PCI 1.3.1 / 1.4.4 do not apply.
     assert_eq!(
         controls(f["198.19.1.17 6379 database-internet"]),
         [
-            "pci-dss-4.0:1.3.1",
-            "pci-dss-4.0:1.4.4",
             "iso27001-2022:A.8.22",
             "cis-v8:12.2",
             "cis-v8:13.4",
@@ -282,8 +289,7 @@ fn audit_with_a_three_group_policy_gives_exact_findings() {
             "iso27001-2022:A.8.21",
             "cis-v8:4.4",
             "cis-v8:4.8",
-            "cis-v8:13.9",
-            "nist-800-53r5:CM-7 b",
+            "nist-800-53r5:CM-7b.",
             "nist-800-53r5:SC-7(5)"
         ]
     );
@@ -296,18 +302,21 @@ fn audit_with_a_three_group_policy_gives_exact_findings() {
     );
     assert_eq!(
         controls(f["198.19.1.50 - unmanaged-host"]),
+        // A host in no group: the default baseline profiles (no PCI, no 等保).
         [
-            "pci-dss-4.0:1.2.4",
-            "pci-dss-4.0:12.5.1",
             "iso27001-2022:A.5.9",
-            "mlps2-level3:8.1.10.2 a)",
             "cis-v8:1.1",
-            "nist-800-53r5:CM-8"
+            "nist-800-53r5:CM-8",
+            "nist-800-53r5:CM-8(3)"
         ]
     );
+    assert_eq!(
+        controls(f["198.19.1.2 22 allowed-review-missing"]),
+        ["pci-dss-4.0:1.2.7"]
+    );
     // The PCI verdict: 1.3.1 fails on exactly the cardholder port that is
-    // not allowed and the database reachable from the internet; 1.2.8 is
-    // outside what a scan can judge.
+    // not allowed (the DMZ's database is not cardholder); 1.2.8 is outside
+    // what a scan can judge.
     let doc: Value =
         serde_json::from_str(&std::fs::read_to_string(out_dir.join("findings.json")).unwrap())
             .unwrap();
@@ -333,16 +342,58 @@ fn audit_with_a_three_group_policy_gives_exact_findings() {
         .map(|v| v.as_str().unwrap())
         .collect();
     ids.sort();
-    let mut want_ids = vec![
-        f["198.19.1.2 3389 not-allowed"]["id"].as_str().unwrap(),
-        f["198.19.1.17 6379 database-internet"]["id"]
-            .as_str()
-            .unwrap(),
-    ];
-    want_ids.sort();
-    assert_eq!(ids, want_ids);
+    assert_eq!(
+        ids,
+        [f["198.19.1.2 3389 not-allowed"]["id"].as_str().unwrap()]
+    );
     assert_eq!(req("1.2.8")["status"], "not-assessed");
     assert_eq!(req("2.2.7")["status"], "pass");
+    // 1.4.4 concerns cardholder hosts seen from the internet: the
+    // cardholder group is internal, so it is not assessed, and says why.
+    assert_eq!(req("1.4.4")["status"], "not-assessed");
+    assert!(
+        req("1.4.4")["reason"]
+            .as_str()
+            .unwrap()
+            .contains("internet vantage"),
+        "{}",
+        req("1.4.4")
+    );
+    // No segmentation test, no history: not assessed, with the reason.
+    assert_eq!(req("11.4.5")["status"], "not-assessed");
+    assert_eq!(req("1.2.2")["status"], "not-assessed");
+    // The unmanaged host is not in PCI scope (no baseline_profiles).
+    assert_eq!(req("12.5.1")["status"], "not-assessed");
+    let counts = |p: &Value| {
+        (
+            p["passed"].as_u64().unwrap(),
+            p["failed"].as_u64().unwrap(),
+            p["partial"].as_u64().unwrap(),
+            p["not_assessed"].as_u64().unwrap(),
+        )
+    };
+    let profile = |id: &str| {
+        doc["profiles"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["profile"] == id)
+            .unwrap()
+    };
+    assert_eq!(counts(pci), (1, 8, 0, 16));
+    assert_eq!(counts(profile("iso27001-2022")), (0, 4, 2, 4));
+    assert_eq!(counts(profile("mlps2-level3")), (2, 3, 1, 12));
+    assert_eq!(counts(profile("cis-v8")), (0, 5, 1, 2));
+    assert_eq!(counts(profile("nist-800-53r5")), (0, 7, 1, 4));
+    // One verdict per open port, with the allowance that admits it.
+    let ports = doc["ports"].as_array().expect("port verdicts");
+    assert_eq!(ports.len(), 11);
+    let https = ports
+        .iter()
+        .find(|p| p["ip"] == "198.19.1.2" && p["port"] == 443)
+        .unwrap();
+    assert_eq!(https["group"], "cardholder");
+    assert_eq!(https["allowed_by"]["line"], 11);
 
     // Evidence: every port finding rests on an open observation.
     for v in &all {
@@ -442,4 +493,235 @@ window = { from = 2026-11-21, until = 2026-11-28 }
     assert!(check("2026-11-20").contains(&format!("{line} (pending)")));
     assert!(check("2026-12-01").contains(&format!("{line} (ended)")));
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Runs `audit` on `targets` with `policy_text`; returns the exit status's
+/// code and `findings.json`.
+fn audit_doc(
+    lab: &Lab,
+    tag: &str,
+    targets: &str,
+    ports: &str,
+    policy_text: &str,
+) -> (Option<i32>, Value) {
+    let dir = tempdir(tag);
+    let policy = dir.join("policy.toml");
+    std::fs::write(&policy, policy_text).unwrap();
+    let out_dir = dir.join("report");
+    let mut args = vec![
+        "audit",
+        targets,
+        "-p",
+        ports,
+        "--policy",
+        policy.to_str().unwrap(),
+        "--as-of",
+        "2026-11-24",
+        "--no-store",
+        "--out",
+        out_dir.to_str().unwrap(),
+    ];
+    args.extend(FAST_CONNECT);
+    let out = lab.run(&args);
+    eprintln!("{}", text(&out.stdout));
+    let raw = std::fs::read_to_string(out_dir.join("findings.json"))
+        .unwrap_or_else(|e| panic!("{e}: {}", text(&out.stderr)));
+    let doc: Value = serde_json::from_str(&raw).unwrap();
+    let report: Value =
+        serde_json::from_str(&std::fs::read_to_string(out_dir.join("report.json")).unwrap())
+            .unwrap();
+    let mut doc = doc;
+    doc["scope"] = report["scope"].clone();
+    let _ = std::fs::remove_dir_all(&dir);
+    (out.status.code(), doc)
+}
+
+fn requirement<'a>(doc: &'a Value, profile: &str, id: &str) -> &'a Value {
+    doc["profiles"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["profile"] == profile)
+        .unwrap_or_else(|| panic!("{profile}"))["requirements"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["id"] == id)
+        .unwrap_or_else(|| panic!("{profile}:{id}"))
+}
+
+/// (a) A policy whose groups are all internal cannot evidence anything
+/// that needs an internet vantage: none of those requirements passes.
+#[test]
+fn internal_only_policy_never_passes_internet_requirements() {
+    let lab = lab();
+    let policy = r#"
+[[group]]
+name = "everything"
+targets = ["198.19.1.0/24"]
+tags = ["cardholder"]
+profiles = ["pci-dss-4.0", "iso27001-2022", "mlps2-level3", "cis-v8", "nist-800-53r5"]
+max_open_ports = 15
+
+[[group.allow]]
+port = 22
+justification = "jump host"
+approver = "ciso"
+review_by = 2027-01-31
+
+[[group.allow]]
+port = 443
+justification = "web"
+approver = "ciso"
+review_by = 2027-01-31
+"#;
+    let ports: Vec<String> = PORTS.iter().map(u16::to_string).collect();
+    let (_, doc) = audit_doc(&lab, "internal", "198.19.1.0/24", &ports.join(","), policy);
+    let internet = ["remote-admin-internet", "database-internet", "tls-cert"];
+    let mut judged = 0;
+    for p in doc["profiles"].as_array().unwrap() {
+        for r in p["requirements"].as_array().unwrap() {
+            let checks: Vec<&str> = r["coverage"]["checks"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|c| c["check"].as_str().unwrap())
+                .collect();
+            let needs_internet = !checks.is_empty()
+                && checks.iter().all(|c| {
+                    c.contains("@vantage:internet") || internet.iter().any(|i| c.starts_with(i))
+                });
+            if needs_internet {
+                judged += 1;
+                assert_eq!(r["status"], "not-assessed", "{}: {r}", p["profile"]);
+                assert!(
+                    r["reason"].as_str().unwrap().contains("internet vantage"),
+                    "{r}"
+                );
+            }
+            // Nothing passes whose internet checks did not run.
+            if r["status"] == "pass" {
+                for c in r["coverage"]["checks"].as_array().unwrap() {
+                    assert!(
+                        c["ran"] == true || c["nothing_to_judge"] == true,
+                        "{}: {r}",
+                        p["profile"]
+                    );
+                }
+            }
+        }
+    }
+    // PCI 1.4.1, 1.4.4, 等保 8.1.4.4 c), CIS 12.2 and 13.4, NIST SC-17, …
+    assert!(judged >= 6, "{judged}");
+    for (profile, id) in [
+        ("pci-dss-4.0", "1.4.1"),
+        ("pci-dss-4.0", "1.4.4"),
+        ("mlps2-level3", "8.1.4.4 c)"),
+        ("cis-v8", "12.2"),
+        ("cis-v8", "13.4"),
+    ] {
+        assert_eq!(
+            requirement(&doc, profile, id)["status"],
+            "not-assessed",
+            "{profile}:{id}"
+        );
+    }
+    // 1.4.2 also maps not-allowed@vantage:internet: not assessed either,
+    // though ports that are not allowed fail other requirements.
+    assert_eq!(
+        requirement(&doc, "pci-dss-4.0", "1.4.2")["status"],
+        "not-assessed"
+    );
+    assert_eq!(requirement(&doc, "pci-dss-4.0", "2.2.4")["status"], "fail");
+}
+
+/// (b) A segment declared unreachable from this vantage: all filtered is a
+/// segmentation pass with the probe count as evidence; one answering port
+/// is a segmentation-breach mapped to PCI 11.4.5 and 1.3.1, 等保 8.1.3.1 a),
+/// ISO A.8.22 and NIST SC-7. The scope names where the probes came from.
+#[test]
+fn unreachable_segment_is_segmentation_evidence() {
+    let policy = r#"
+[[group]]
+name = "cde"
+targets = ["198.19.1.64/29"]
+tags = ["cardholder"]
+expect = "unreachable"
+profiles = ["pci-dss-4.0", "iso27001-2022", "mlps2-level3", "nist-800-53r5"]
+"#;
+    let segment: Vec<IpAddr> = (65..=70).map(|n| ip(&format!("198.19.1.{n}"))).collect();
+    let ports = "22,443,3306";
+    // Filtered: every host of the segment drops everything.
+    let mut b = Lab::builder()
+        .v4_prefix("198.19.1.0/24")
+        .ports(&[22, 443, 3306]);
+    for a in &segment {
+        b = b.down(*a);
+    }
+    let lab = b.build();
+    let (code, doc) = audit_doc(&lab, "seg-pass", "198.19.1.64/29", ports, policy);
+    assert_eq!(code, Some(0));
+    assert_eq!(
+        doc["findings"].as_array().unwrap().len(),
+        0,
+        "{}",
+        doc["findings"]
+    );
+    let r = requirement(&doc, "pci-dss-4.0", "11.4.5");
+    assert_eq!(r["status"], "pass", "{r}");
+    let cov = &r["coverage"]["checks"][0];
+    assert_eq!(cov["check"], "segmentation-breach");
+    assert_eq!(cov["hosts"], 6);
+    assert_eq!(cov["probes"], 18);
+    assert_eq!(r["coverage"]["hosts_in_scope"], 6);
+    let sources = doc["scope"]["source_addresses"].as_array().unwrap();
+    assert_eq!(sources.len(), 1, "{sources:?}");
+    let src: IpAddr = sources[0].as_str().unwrap().parse().unwrap();
+    assert!(!segment.contains(&src) && !src.is_unspecified(), "{src}");
+    drop(lab);
+
+    // One host of the segment answers on 443 (and refuses 22, 3306).
+    let mut b = Lab::builder()
+        .v4_prefix("198.19.1.0/24")
+        .ports(&[22, 443, 3306])
+        .open(ip("198.19.1.66"), 443);
+    for a in segment.iter().filter(|a| **a != ip("198.19.1.66")) {
+        b = b.down(*a);
+    }
+    let lab = b.build();
+    let (code, doc) = audit_doc(&lab, "seg-breach", "198.19.1.64/29", ports, policy);
+    assert_eq!(code, Some(1));
+    let mut got: Vec<String> = doc["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["check"] == "segmentation-breach")
+        .map(brief)
+        .collect();
+    got.sort();
+    assert_eq!(
+        got,
+        [
+            "198.19.1.66 22 segmentation-breach fail high",
+            "198.19.1.66 3306 segmentation-breach fail high",
+            "198.19.1.66 443 segmentation-breach fail high",
+        ]
+    );
+    let f = doc["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["check"] == "segmentation-breach" && f["port"] == 443)
+        .unwrap();
+    assert_eq!(
+        controls(f),
+        [
+            "pci-dss-4.0:1.3.1",
+            "pci-dss-4.0:11.4.5",
+            "iso27001-2022:A.8.22",
+            "mlps2-level3:8.1.3.1 a)",
+            "nist-800-53r5:SC-7"
+        ]
+    );
+    assert_eq!(requirement(&doc, "pci-dss-4.0", "11.4.5")["status"], "fail");
 }

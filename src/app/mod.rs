@@ -61,11 +61,14 @@ pub struct Prepared {
 
 /// Loads the rules and resolves targets and ports.
 pub async fn prepare(scope: &Scope) -> Result<Prepared> {
-    let catalogue = Rules::load(scope.rules_dir.as_deref())?.ports;
-    let probes = match scope.rules_dir.as_deref().map(|d| d.join("probes.toml")) {
-        Some(path) if path.exists() => ProbeSet::load(&path)?,
-        _ => ProbeSet::embedded()?,
-    };
+    let rules = Rules::load(scope.rules_dir.as_deref())?;
+    prepare_with(scope, &rules).await
+}
+
+/// Resolves targets and ports with rules loaded once by the caller.
+pub async fn prepare_with(scope: &Scope, rules: &Rules) -> Result<Prepared> {
+    let catalogue = rules.ports.clone();
+    let probes = ProbeSet::parse(&rules.probes.text, &rules.probes.origin)?;
     let ports = PortSet::parse(&scope.ports, &catalogue)?;
     let opts = TargetOptions {
         allow_large: scope.allow_large,
@@ -230,18 +233,12 @@ pub fn clock(as_of: Option<NaiveDate>) -> DateTime<Utc> {
 
 /// Loads the compliance profiles (embedded, or overridden from a rules dir).
 pub fn load_profiles(rules_dir: Option<&Path>) -> Result<Profiles> {
-    Ok(match rules_dir {
-        Some(dir) => Profiles::load_dir(dir)?,
-        None => Profiles::embedded()?,
-    })
+    Ok(Rules::load(rules_dir)?.profiles)
 }
 
 /// Loads the remediation templates (embedded, or overridden from a rules dir).
 pub fn load_remediation(rules_dir: Option<&Path>) -> Result<report::RemediationCatalog> {
-    Ok(match rules_dir {
-        Some(dir) => report::RemediationCatalog::load_dir(dir)?,
-        None => report::RemediationCatalog::embedded(),
-    })
+    Ok(report::RemediationCatalog::from_rules(&Rules::load(rules_dir)?)?)
 }
 
 /// Every group's `platforms` must name remediation platforms (or families
@@ -266,6 +263,8 @@ pub fn load_policy(path: Option<&Path>, profiles: &Profiles) -> Result<Policy> {
             groups: Vec::new(),
             exceptions: Vec::new(),
             changes: Vec::new(),
+            baseline_profiles: None,
+            sha256: None,
         },
     })
 }
@@ -307,14 +306,17 @@ pub async fn audit(req: &AuditRequest, events: mpsc::Sender<ScanEvent>) -> Resul
         .as_deref()
         .map(report::evidence::load_signing_key)
         .transpose()?;
-    let profiles = load_profiles(req.scope.rules_dir.as_deref())?;
-    let remediation = load_remediation(req.scope.rules_dir.as_deref())?;
+    // Every rule file is read and hashed once, here.
+    let rules = Rules::load(req.scope.rules_dir.as_deref())?;
+    let profiles = rules.profiles.clone();
+    let remediation = report::RemediationCatalog::from_rules(&rules)?;
     let policy = load_policy(req.policy.as_deref(), &profiles)?;
     check_platforms(&policy, &remediation)?;
     let rulebook = Rulebook {
         policy,
         profiles,
         remediation,
+        rules,
     };
     let policy = &rulebook.policy;
     let history = req.store.as_deref().map(Store::open).transpose()?;
@@ -331,14 +333,15 @@ pub async fn audit(req: &AuditRequest, events: mpsc::Sender<ScanEvent>) -> Resul
     if !req.import.is_empty() {
         let imported = {
             let req = req.clone();
-            off_thread(cancel, move || import_audit(&req)).await?
+            let rules = rulebook.rules.clone();
+            off_thread(cancel, move || import_audit(&req, &rules)).await?
         };
         return finish_off_thread(req, scope, rulebook, history, imported, started, sign_key).await;
     }
     if scope.targets.is_empty() {
         anyhow::bail!("no targets: name some, or give a --policy whose groups list targets");
     }
-    let prepared = prepare(&scope).await?;
+    let prepared = prepare_with(&scope, &rulebook.rules).await?;
     let mut cfg = req.scan.clone();
     cfg.kind = choose_engine(req.engine, &events).await?;
 
@@ -420,8 +423,8 @@ struct Collected {
 }
 
 /// Reads the scan results an import audit judges.
-fn import_audit(req: &AuditRequest) -> Result<Collected> {
-    let catalogue = Rules::load(req.scope.rules_dir.as_deref())?.ports;
+fn import_audit(req: &AuditRequest, rules: &Rules) -> Result<Collected> {
+    let catalogue = rules.ports.clone();
     let observations = crate::import::load(&req.import)?;
     let mut summary = ScanSummary::default();
     for o in &observations {
@@ -449,6 +452,8 @@ struct Rulebook {
     policy: Policy,
     profiles: Profiles,
     remediation: report::RemediationCatalog,
+    /// Every rule file, read and hashed once (the evidence hashes).
+    rules: Rules,
 }
 
 /// Evaluates against the policy and the previous run of the same scope,
@@ -469,6 +474,7 @@ fn finish_audit(
         policy,
         profiles,
         remediation,
+        rules,
     } = rulebook;
     let Collected {
         catalogue,
@@ -525,6 +531,8 @@ fn finish_audit(
         "fail_on": req.fail_on,
         "findings": evaluation.findings,
         "profiles": evaluation.profiles,
+        "ports": evaluation.ports,
+        "coverage": evaluation.coverage,
     });
     let pending = write_report_dir(&req.out, cancel, |dir| {
         write_jsonl(&dir.join("observations.jsonl"), &observations)?;
@@ -553,6 +561,11 @@ fn finish_audit(
             gate_tripped,
             rules_dir: req.scope.rules_dir.clone(),
             policy_path: req.policy.clone(),
+            rule_files: Some(rules.files.clone()),
+            source_addresses: match engine {
+                Some(_) => source_addresses(observations.iter().map(|o| o.ip)),
+                None => Vec::new(),
+            },
         };
         report::write_bundle(
             dir,
@@ -614,6 +627,43 @@ fn finish_audit(
         run_id,
         drift,
     })
+}
+
+/// Most destinations asked for a source address: routing picks few
+/// distinct sources, so a bounded sample of the probed hosts finds them all
+/// in practice without a syscall pair per address of a huge scope.
+const SOURCE_LOOKUPS: usize = 65_536;
+
+/// The local address(es) the kernel picks to reach `targets` — the audit's
+/// vantage, which segmentation evidence must name. A UDP socket that is only
+/// connected (never sent on) asks the routing table; no packet leaves.
+pub fn source_addresses(
+    targets: impl IntoIterator<Item = std::net::IpAddr>,
+) -> Vec<std::net::IpAddr> {
+    use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket};
+    let mut seen = std::collections::BTreeSet::new();
+    let mut out = std::collections::BTreeSet::new();
+    for ip in targets {
+        if seen.len() >= SOURCE_LOOKUPS {
+            break;
+        }
+        if !seen.insert(ip) {
+            continue;
+        }
+        let any: IpAddr = match ip {
+            IpAddr::V4(_) => Ipv4Addr::UNSPECIFIED.into(),
+            IpAddr::V6(_) => Ipv6Addr::UNSPECIFIED.into(),
+        };
+        let Ok(sock) = UdpSocket::bind(SocketAddr::new(any, 0)) else {
+            continue;
+        };
+        if sock.connect(SocketAddr::new(ip, 9)).is_ok()
+            && let Ok(local) = sock.local_addr()
+        {
+            out.insert(local.ip());
+        }
+    }
+    out.into_iter().collect()
 }
 
 /// Writes one observation per line.
@@ -858,6 +908,13 @@ mod tests {
         then: impl FnOnce() -> Result<T>,
     ) -> Result<T> {
         super::write_report_dir(out, cancel, fill)?.commit(then)
+    }
+
+    #[test]
+    fn source_address_toward_loopback_is_loopback() {
+        let lo: std::net::IpAddr = "127.0.0.1".parse().unwrap();
+        assert_eq!(source_addresses([lo, lo]), [lo]);
+        assert!(source_addresses([]).is_empty());
     }
 
     #[test]

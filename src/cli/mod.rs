@@ -367,10 +367,12 @@ fn print_findings(ev: &portwarden::policy::Evaluation) -> Result<()> {
             .score
             .map(|s| format!("{:.0}%", s * 100.0))
             .unwrap_or_else(|| "n/a".into());
+        // The same four statuses as the report; the score counts only pass
+        // and fail over confirmed mappings (unconfirmed ones are marked †).
         writeln!(
             w,
-            "{:<16} score {score:>4}: {} pass, {} fail, {} not assessed",
-            p.profile, p.passed, p.failed, p.not_assessed
+            "{:<16} score {score:>4}: {} pass, {} fail, {} partial, {} not assessed ({} † unconfirmed, not scored)",
+            p.profile, p.passed, p.failed, p.partial, p.not_assessed, p.unconfirmed
         )?;
     }
     w.flush()?;

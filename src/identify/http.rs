@@ -190,7 +190,7 @@ pub(super) async fn probe<S: Io + ?Sized>(
         return ProbeOutcome::nothing(reply);
     }
     let mut info = describe(&resp, tls);
-    refine(ctx, &resp, &mut info, tls).await;
+    refine(ctx, &resp, &reply, &mut info, tls).await;
     ProbeOutcome::found(Found {
         info,
         first_bytes: reply,
@@ -247,15 +247,69 @@ pub(super) fn describe(resp: &Response, tls: bool) -> ServiceInfo {
 
 /// One more GET on a fresh connection.
 async fn get(ctx: &Ctx<'_>, path: &str, tls: bool) -> Option<Response> {
+    parse(&get_raw(ctx, path, tls).await?)
+}
+
+/// One more GET on a fresh connection; the raw (bounded) answer.
+async fn get_raw(ctx: &Ctx<'_>, path: &str, tls: bool) -> Option<Vec<u8>> {
     let mut s = ctx.open(tls).await?;
-    let reply = ctx
-        .exchange(
-            &mut s,
-            &request(path, &ctx.host_header()),
-            Until::Done(&complete),
-        )
-        .await?;
-    parse(&reply)
+    ctx.exchange(
+        &mut s,
+        &request(path, &ctx.host_header()),
+        Until::Done(&complete),
+    )
+    .await
+}
+
+/// The `[[http]]` fingerprints of the probe file: HTTP-speaking
+/// infrastructure (CouchDB, etcd, Kibana, RabbitMQ, InfluxDB, Consul,
+/// Prometheus, Grafana, Jenkins, Hadoop, MinIO…) named by what it is, with
+/// whether it answers a privileged request without credentials.
+async fn fingerprint(ctx: &Ctx<'_>, root_raw: &[u8], info: &mut ServiceInfo, tls: bool) -> bool {
+    let port = ctx.addr.port();
+    for fp in &ctx.id.probes.http {
+        if !fp.applies(port, ctx.registered) {
+            continue;
+        }
+        let fetched;
+        let raw = if fp.path == "/" {
+            root_raw
+        } else {
+            match get_raw(ctx, &fp.path, tls).await {
+                Some(r) => {
+                    fetched = r;
+                    &fetched[..]
+                }
+                None => continue,
+            }
+        };
+        let Some(hit) = fp.rule.apply(raw) else {
+            continue;
+        };
+        info.name = hit.service;
+        info.product = hit.product.or(info.product.take());
+        info.version = hit.version;
+        info.confidence = hit.confidence;
+        info.auth = AuthStatus::Unknown;
+        if let (Some(path), Some(open)) = (&fp.unauth_path, &fp.unauth) {
+            let answer = if path == &fp.path {
+                Some(raw.to_vec())
+            } else {
+                get_raw(ctx, path, tls).await
+            };
+            if let Some(a) = answer {
+                if open.is_match(&a) {
+                    info.auth = AuthStatus::None;
+                    info.extra
+                        .insert("unauthenticated".into(), format!("GET {path}"));
+                } else if parse(&a).is_some_and(|r| matches!(r.status, 401 | 403)) {
+                    info.auth = AuthStatus::Required;
+                }
+            }
+        }
+        return true;
+    }
+    false
 }
 
 fn str_at<'v>(v: &'v Value, path: &[&str]) -> Option<&'v str> {
@@ -271,7 +325,7 @@ fn bounded(s: &str) -> String {
 }
 
 /// Tells the well-known HTTP APIs apart from a plain web server.
-async fn refine(ctx: &Ctx<'_>, root: &Response, info: &mut ServiceInfo, tls: bool) {
+async fn refine(ctx: &Ctx<'_>, root: &Response, raw: &[u8], info: &mut ServiceInfo, tls: bool) {
     let json = root.json();
     let registered = ctx.registered.unwrap_or("");
     let port = ctx.addr.port();
@@ -294,7 +348,19 @@ async fn refine(ctx: &Ctx<'_>, root: &Response, info: &mut ServiceInfo, tls: boo
         if let Some(c) = str_at(j, &["cluster_name"]) {
             info.extra.insert("cluster_name".into(), bounded(c));
         }
+        // The root answered without credentials; listing the indices is
+        // what proves the data is open.
         info.auth = AuthStatus::None;
+        if let Some(r) = get(ctx, "/_cat/indices", tls).await {
+            match r.status {
+                200 => {
+                    info.extra
+                        .insert("unauthenticated".into(), "GET /_cat/indices".into());
+                }
+                401 | 403 => info.auth = AuthStatus::Required,
+                _ => {}
+            }
+        }
         info.confidence = 0.97;
         return;
     }
@@ -310,6 +376,10 @@ async fn refine(ctx: &Ctx<'_>, root: &Response, info: &mut ServiceInfo, tls: boo
             info.auth = AuthStatus::Required;
         }
         info.confidence = 0.9;
+        return;
+    }
+
+    if fingerprint(ctx, raw, info, tls).await {
         return;
     }
 

@@ -675,6 +675,13 @@ pub(crate) fn tls_name(plain: &str) -> String {
     .to_string()
 }
 
+/// The status code of a raw HTTP response (for tests and callers that
+/// keep raw answers).
+#[cfg(test)]
+pub(crate) fn http_status(raw: &[u8]) -> Option<u16> {
+    http::parse(raw).map(|r| r.status)
+}
+
 pub(crate) fn info_from_hit(hit: probes::RuleHit) -> ServiceInfo {
     ServiceInfo {
         name: hit.service,

@@ -154,11 +154,39 @@ impl Probe {
     }
 }
 
+/// A web application or HTTP API told apart from a plain web server by
+/// one response (`[[http]]` in the probe file), and how to learn whether it
+/// answers without credentials.
+#[derive(Debug, Clone)]
+pub struct HttpFingerprint {
+    /// Where to look: `/` is the response already read; any other path is
+    /// fetched only on the fingerprint's `ports` or registered `services`.
+    pub path: String,
+    pub services: Vec<String>,
+    pub ports: Vec<u16>,
+    /// Applied to the raw response (status line, headers and body).
+    pub rule: MatchRule,
+    /// A request that only succeeds without credentials…
+    pub unauth_path: Option<String>,
+    /// …and what its raw response looks like when it does.
+    pub unauth: Option<Regex>,
+}
+
+impl HttpFingerprint {
+    /// Whether `path` is worth a request on this port.
+    pub fn applies(&self, port: u16, registered: Option<&str>) -> bool {
+        self.path == "/"
+            || self.ports.contains(&port)
+            || registered.is_some_and(|r| self.services.iter().any(|s| s == r))
+    }
+}
+
 /// All banner rules and probes, compiled.
 #[derive(Debug, Clone)]
 pub struct ProbeSet {
     pub banners: Vec<MatchRule>,
     pub probes: Vec<Probe>,
+    pub http: Vec<HttpFingerprint>,
 }
 
 #[derive(Deserialize)]
@@ -168,6 +196,30 @@ struct FileDef {
     banner: Vec<RuleDef>,
     #[serde(default)]
     probe: Vec<ProbeDef>,
+    #[serde(default)]
+    http: Vec<HttpDef>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct HttpDef {
+    service: String,
+    #[serde(default = "root_path")]
+    path: String,
+    pattern: String,
+    product: Option<String>,
+    version: Option<String>,
+    confidence: Option<f32>,
+    #[serde(default)]
+    services: Vec<String>,
+    #[serde(default)]
+    ports: Vec<u16>,
+    unauth_path: Option<String>,
+    unauth_pattern: Option<String>,
+}
+
+fn root_path() -> String {
+    "/".into()
 }
 
 #[derive(Deserialize)]
@@ -271,7 +323,54 @@ impl ProbeSet {
                 matches,
             });
         }
-        Ok(ProbeSet { banners, probes })
+        let mut http = Vec::new();
+        for (i, h) in def.http.iter().enumerate() {
+            let entry = format!("http #{} (service {})", i + 1, h.service);
+            let rule = compile_rule(&RuleDef {
+                service: h.service.clone(),
+                pattern: h.pattern.clone(),
+                product: h.product.clone(),
+                version: h.version.clone(),
+                auth: None,
+                confidence: h.confidence,
+            })
+            .map_err(|m| invalid(entry.clone(), m))?;
+            let path_ok = |p: &str| p.starts_with('/') && p.bytes().all(|b| b.is_ascii_graphic());
+            if !path_ok(&h.path) || h.unauth_path.as_deref().is_some_and(|p| !path_ok(p)) {
+                return Err(invalid(
+                    entry,
+                    "paths start with '/' and hold no spaces or control characters".into(),
+                ));
+            }
+            if h.unauth_path.is_some() != h.unauth_pattern.is_some() {
+                return Err(invalid(
+                    entry,
+                    "give unauth_path and unauth_pattern together".into(),
+                ));
+            }
+            let unauth = match &h.unauth_pattern {
+                None => None,
+                Some(p) => Some(
+                    regex::bytes::RegexBuilder::new(p)
+                        .size_limit(1 << 20)
+                        .build()
+                        .map_err(|e| invalid(entry.clone(), format!("bad unauth_pattern: {e}")))?,
+                ),
+            };
+            http.push(HttpFingerprint {
+                path: h.path.clone(),
+                services: h.services.clone(),
+                ports: h.ports.clone(),
+                rule,
+                unauth_path: h.unauth_path.clone(),
+                unauth,
+            });
+        }
+        Ok(ProbeSet {
+            banners,
+            probes,
+            http,
+        })
     }
 
     /// First banner rule that matches.
@@ -536,5 +635,162 @@ mod tests {
             p.probes[0].payload_for("example.org"),
             b"GET example.org".to_vec()
         );
+    }
+
+    /// Every `[[http]]` fingerprint against recorded responses
+    /// (tests/fixtures/http): name, version, and what its unauthenticated
+    /// request tells (`None`: the fixture shows the credentials prompt).
+    #[test]
+    fn http_fingerprints_match_recorded_responses() {
+        macro_rules! fx {
+            ($f:literal) => {
+                &include_bytes!(concat!("../../tests/fixtures/http/", $f))[..]
+            };
+        }
+        let set = ProbeSet::embedded().unwrap();
+        /// (what, answer at the fingerprint's path, unauth answer, name,
+        /// version, open without credentials?)
+        type Case<'a> = (
+            &'a str,
+            &'a [u8],
+            Option<&'a [u8]>,
+            &'a str,
+            Option<&'a str>,
+            Option<bool>,
+        );
+        let cases: [Case; 11] = [
+            (
+                "couchdb",
+                fx!("couchdb--.http"),
+                Some(fx!("couchdb--_all_dbs.http")),
+                "couchdb",
+                Some("3.3.3"),
+                Some(true),
+            ),
+            (
+                "kibana",
+                fx!("kibana--.http"),
+                Some(fx!("kibana--api-status.http")),
+                "kibana",
+                None,
+                Some(true),
+            ),
+            (
+                "rabbitmq",
+                fx!("rabbitmq--.http"),
+                Some(fx!("rabbitmq--api-overview.http")),
+                "rabbitmq-management",
+                None,
+                Some(false),
+            ),
+            (
+                "jenkins",
+                fx!("jenkins--.http"),
+                Some(fx!("jenkins--api-json.http")),
+                "jenkins",
+                Some("2.426.1"),
+                Some(false),
+            ),
+            (
+                "minio",
+                fx!("minio--.http"),
+                Some(fx!("minio--.http")),
+                "minio",
+                None,
+                Some(false),
+            ),
+            (
+                "grafana",
+                fx!("grafana--api-health.http"),
+                Some(fx!("grafana--api-search.http")),
+                "grafana",
+                Some("10.2.3"),
+                Some(false),
+            ),
+            (
+                "etcd",
+                fx!("etcd--version.http"),
+                Some(fx!("etcd--v2-keys.http")),
+                "etcd",
+                Some("3.4.23"),
+                None,
+            ),
+            (
+                "influxdb",
+                fx!("influxdb--ping.http"),
+                Some(fx!("influxdb--query.http")),
+                "influxdb",
+                Some("1.6.7~rc0"),
+                Some(true),
+            ),
+            (
+                "consul",
+                fx!("consul--v1-agent-self.http"),
+                Some(fx!("consul--v1-agent-self.http")),
+                "consul",
+                Some("1.17.1"),
+                Some(true),
+            ),
+            (
+                "prometheus",
+                fx!("prometheus--healthy.http"),
+                Some(fx!("prometheus--api-v1-status-config.http")),
+                "prometheus",
+                None,
+                Some(true),
+            ),
+            (
+                "hadoop",
+                fx!("hadoop--jmx.http"),
+                Some(fx!("hadoop--jmx.http")),
+                "hadoop-namenode-ui",
+                Some("3.3.6"),
+                Some(true),
+            ),
+        ];
+        for (what, raw, unauth, name, version, open) in cases {
+            let (fp, hit) = set
+                .http
+                .iter()
+                .find_map(|fp| fp.rule.apply(raw).map(|h| (fp, h)))
+                .unwrap_or_else(|| panic!("{what}: no fingerprint matches"));
+            assert_eq!(hit.service, name, "{what}");
+            assert_eq!(hit.version.as_deref(), version, "{what}");
+            if let (Some(u), Some(re)) = (unauth, &fp.unauth) {
+                assert_eq!(
+                    Some(re.is_match(u)),
+                    open.filter(|o| *o).or(Some(false)),
+                    "{what}"
+                );
+                if open == Some(false) {
+                    let status = crate::identify::http_status(u);
+                    assert!(matches!(status, Some(401 | 403)), "{what}: {status:?}");
+                }
+            }
+        }
+        // A plain web page matches none of them.
+        let nginx = b"HTTP/1.1 200 OK\r\nServer: nginx/1.22.1\r\nContent-Length: 5\r\n\r\nhello";
+        assert!(set.http.iter().all(|fp| fp.rule.apply(nginx).is_none()));
+    }
+
+    #[test]
+    fn http_fingerprint_errors_name_the_entry() {
+        let e = ProbeSet::parse(
+            "[[http]]\nservice = \"x\"\npattern = \"a\"\nunauth_path = \"/a\"\n",
+            "p.toml",
+        )
+        .unwrap_err()
+        .to_string();
+        assert_eq!(
+            e,
+            "p.toml: http #1 (service x): give unauth_path and unauth_pattern together"
+        );
+        let e = ProbeSet::parse(
+            "[[http]]\nservice = \"x\"\npath = \"a b\"\npattern = \"a\"\n",
+            "p.toml",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("paths start with '/'"), "{e}");
     }
 }

@@ -9,6 +9,7 @@
 //!
 //! ```toml
 //! name = "payments"
+//! baseline_profiles = ["cis-v8"]    # profiles for hosts in no group
 //!
 //! [[group]]
 //! name = "cardholder"
@@ -17,6 +18,7 @@
 //! vantage = "internal"              # or "internet"
 //! profiles = ["pci-dss-4.0"]
 //! max_open_ports = 15
+//! expect = "reachable"              # or "unreachable": a segmentation test
 //!
 //! [[group.allow]]
 //! port = 443                        # or "8000-8010"
@@ -149,6 +151,23 @@ impl fmt::Display for Vantage {
     }
 }
 
+/// What the audit's vantage may reach of a group.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Expect {
+    /// Ordinary group: its allowed ports answer.
+    #[default]
+    Reachable,
+    /// A segmentation test: nothing on its hosts may answer from here; any
+    /// open or closed port is a `segmentation-breach`, all-filtered passes.
+    Unreachable,
+}
+
+/// Profiles a host in no group is judged against when the policy does not
+/// say (`baseline_profiles`): the general frameworks only. The sector and
+/// national standards (PCI DSS, 等保) apply only where a group declares them.
+pub const DEFAULT_BASELINE_PROFILES: [&str; 3] = ["iso27001-2022", "cis-v8", "nist-800-53r5"];
+
 /// An inclusive port range (a single port has `lo == hi`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct PortRange {
@@ -256,6 +275,8 @@ struct RawPolicy {
     exceptions: Vec<Spanned<RawException>>,
     #[serde(default, rename = "change")]
     changes: Vec<Spanned<RawChange>>,
+    #[serde(default)]
+    baseline_profiles: Option<Vec<Spanned<String>>>,
 }
 
 #[derive(Deserialize)]
@@ -305,6 +326,8 @@ struct RawGroup {
     admin_sources: Vec<Spanned<String>>,
     #[serde(default)]
     allow: Vec<Spanned<RawAllow>>,
+    #[serde(default)]
+    expect: Option<Expect>,
 }
 
 #[derive(Deserialize)]
@@ -391,6 +414,8 @@ pub struct Group {
     pub admin_sources: Vec<ipnet::IpNet>,
     pub allow: Vec<AllowRule>,
     pub line: usize,
+    /// `unreachable`: a segmentation test group.
+    pub expect: Expect,
 }
 
 impl Group {
@@ -542,6 +567,12 @@ pub struct Policy {
     pub exceptions: Vec<Exception>,
     /// Approved changes (`[[change]]`), in file order.
     pub changes: Vec<Change>,
+    /// Profiles hosts in no group are judged against; `None`: the default
+    /// ([`DEFAULT_BASELINE_PROFILES`]).
+    pub baseline_profiles: Option<Vec<String>>,
+    /// SHA-256 of the bytes [`Policy::load`] read (hex): the evidence hash,
+    /// so no later layer reads the file again. `None` when parsed from text.
+    pub sha256: Option<String>,
 }
 
 /// Turns byte spans into locations for one file. Line starts are found
@@ -646,7 +677,10 @@ impl Policy {
             file: file.clone(),
             source,
         })?;
-        Policy::parse(&text, &file, profiles)
+        let mut policy = Policy::parse(&text, &file, profiles)?;
+        use sha2::Digest;
+        policy.sha256 = Some(hex::encode(sha2::Sha256::digest(text.as_bytes())));
+        Ok(policy)
     }
 
     /// Parses and validates policy text; `file` names it in errors.
@@ -787,6 +821,7 @@ impl Policy {
                 admin_sources,
                 allow,
                 line: src.at(gspan).line,
+                expect: g.expect.unwrap_or_default(),
             });
             group_spans.push(spans);
         }
@@ -895,7 +930,27 @@ impl Policy {
             });
         }
         let changes = parse_changes(&src, &groups, raw.changes)?;
+        let baseline_profiles = match raw.baseline_profiles {
+            None => None,
+            Some(list) => {
+                let mut out = Vec::new();
+                for p in list {
+                    let n = p.get_ref();
+                    if !known.contains(&n.as_str()) {
+                        return Err(PolicyError::UnknownProfile {
+                            at: src.at(p.span()),
+                            name: n.clone(),
+                            hint: format!("known profiles: {}", known.join(", ")),
+                        });
+                    }
+                    out.push(n.clone());
+                }
+                Some(out)
+            }
+        };
         Ok(Policy {
+            baseline_profiles,
+            sha256: None,
             file: file.to_string(),
             name: raw.name,
             owner: raw.owner,
@@ -1060,6 +1115,11 @@ fn check_overlaps(
                         a.vantage.as_str(),
                         b.vantage.as_str()
                     )));
+                }
+                if a.expect != b.expect {
+                    return Err(conflict(
+                        "one expects its hosts unreachable and the other does not".into(),
+                    ));
                 }
                 if let (Some(ca), Some(cb)) = (a.max_open_ports, b.max_open_ports)
                     && ca != cb
@@ -1266,6 +1326,25 @@ mod tests {
         ));
         assert!(e.starts_with("p.toml:9:"), "{e}");
         assert!(e.contains("unknown variant `fortnight`"), "{e}");
+    }
+
+    #[test]
+    fn expect_parses_and_overlaps_must_agree_on_it() {
+        let p = parse(
+            "[[group]]\nname = \"cde\"\ntargets = [\"198.18.0.0/28\"]\nexpect = \"unreachable\"\n",
+        )
+        .unwrap();
+        assert_eq!(p.groups[0].expect, Expect::Unreachable);
+        let e = err(
+            "[[group]]\nname = \"a\"\ntargets = [\"198.18.0.0/28\"]\nexpect = \"unreachable\"\n[[group]]\nname = \"b\"\ntargets = [\"198.18.0.1\"]\n",
+        );
+        assert!(
+            e.contains("one expects its hosts unreachable and the other does not"),
+            "{e}"
+        );
+        let e =
+            err("[[group]]\nname = \"a\"\ntargets = [\"198.18.0.0/28\"]\nexpect = \"closed\"\n");
+        assert!(e.contains("unknown variant `closed`"), "{e}");
     }
 
     #[test]

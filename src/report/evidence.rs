@@ -286,16 +286,22 @@ pub fn rules_info(rules_dir: Option<&Path>) -> Result<RulesInfo, ReportError> {
             }
         }
     }
+    Ok(rules_info_from(files, rules_dir))
+}
+
+/// [`RulesInfo`] from per-file hashes recorded when the rules were loaded
+/// (`rules::Rules::files`), so nothing is read twice.
+pub fn rules_info_from(files: BTreeMap<String, String>, rules_dir: Option<&Path>) -> RulesInfo {
     let joined: String = files.iter().map(|(n, h)| format!("{n} {h}\n")).collect();
     let version = match rules_dir {
         Some(d) => format!("{} (overrides the embedded rules)", d.display()),
         None => format!("embedded (portwarden {})", env!("CARGO_PKG_VERSION")),
     };
-    Ok(RulesInfo {
+    RulesInfo {
         version,
         sha256: sha256_hex(joined.as_bytes()),
         files,
-    })
+    }
 }
 
 /// The entries of a report directory: regular files and everything else.

@@ -19,7 +19,8 @@ use super::i18n::{Labels, Lang};
 use super::remediation::{FixGroup, RemediationCatalog, fix_groups};
 use super::{ReportError, display_safe};
 use crate::model::{
-    Finding, FindingStatus, Observation, PortState, Proto, RequirementStatus, ScanKind, Severity,
+    Coverage, EvidenceLevel, Finding, FindingStatus, Observation, PortState, PortVerdict, Proto,
+    RequirementStatus, ScanKind, Severity,
 };
 use crate::policy::{Evaluation, ExceptionState, Policy, Profiles};
 use crate::rules::Catalogue;
@@ -56,6 +57,12 @@ pub struct RunFacts {
     pub rules_dir: Option<PathBuf>,
     /// The policy file, if one was given (hashed into the evidence).
     pub policy_path: Option<PathBuf>,
+    /// The scanner's source address(es) toward the targets: segmentation
+    /// evidence must say from where. Empty for imported results.
+    pub source_addresses: Vec<IpAddr>,
+    /// The SHA-256 of every rule file in effect, as `rules::Rules` recorded
+    /// them when it read them (`None`: hash the files named by `rules_dir`).
+    pub rule_files: Option<BTreeMap<String, String>>,
 }
 
 /// Everything a report is built from.
@@ -99,6 +106,9 @@ pub struct ScopeInfo {
     pub rate: Option<u64>,
     pub vantages: Vec<String>,
     pub vantage_labels: Vec<String>,
+    /// Where the probes came from (the scanner's source addresses).
+    #[serde(default)]
+    pub source_addresses: Vec<IpAddr>,
     pub started: DateTime<Utc>,
     pub finished: DateTime<Utc>,
     pub tool_version: String,
@@ -153,6 +163,11 @@ pub struct FrameworkReport {
     pub passed: usize,
     pub failed: usize,
     pub not_assessed: usize,
+    #[serde(default)]
+    pub partial: usize,
+    /// Requirements whose mapping awaits confirmation (never scored).
+    #[serde(default)]
+    pub unconfirmed: usize,
     pub requirements: Vec<RequirementRow>,
 }
 
@@ -171,6 +186,12 @@ pub struct RequirementRow {
     /// Ids of the findings that fail it.
     pub findings: Vec<String>,
     pub finding_count: usize,
+    /// `partial`: a scan can never show it met.
+    #[serde(default)]
+    pub evidence: EvidenceLevel,
+    /// Which mapped checks ran, over which hosts; why others did not.
+    #[serde(default)]
+    pub coverage: Coverage,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -298,6 +319,7 @@ fn requirement_status_key(s: RequirementStatus) -> &'static str {
     match s {
         RequirementStatus::Pass => "req_status.pass",
         RequirementStatus::Fail => "req_status.fail",
+        RequirementStatus::Partial => "req_status.partial",
         RequirementStatus::NotAssessed => "req_status.not_assessed",
     }
 }
@@ -324,21 +346,77 @@ fn mlps_category(id: &str, labels: &Labels) -> Option<String> {
     (!names.is_empty()).then(|| names.join(" / "))
 }
 
-impl ReportModel {
-    /// Builds the report. Reads the policy and rule files to hash them; the
-    /// rest is computation.
-    pub fn build(input: &ReportInput<'_>) -> Result<ReportModel, ReportError> {
+/// What every section builder reads: the input, the labels, and indexes
+/// built once so that large audits (a million closed ports, thousands of
+/// findings) build in linear time.
+struct Sections<'a, 'b> {
+    input: &'a ReportInput<'b>,
+    labels: Labels,
+    /// Findings, most severe first, then by host and port.
+    findings: Vec<&'a Finding>,
+    /// Open observations.
+    open: Vec<&'a Observation>,
+    /// Host names per address (from the target specs).
+    names: BTreeMap<IpAddr, Vec<String>>,
+}
+
+impl<'a, 'b> Sections<'a, 'b> {
+    fn new(input: &'a ReportInput<'b>) -> Result<Self, ReportError> {
         let labels = Labels::embedded(input.lang)?;
-        let t = |k: &str| labels.get(k);
+        let open = input
+            .observations
+            .iter()
+            .filter(|o| o.state == PortState::Open)
+            .collect();
+        let mut names: BTreeMap<IpAddr, Vec<String>> = BTreeMap::new();
+        for o in input.observations {
+            if !o.hostnames.is_empty() {
+                names.entry(o.ip).or_insert_with(|| o.hostnames.clone());
+            }
+        }
+        let mut findings: Vec<&Finding> = input.evaluation.findings.iter().collect();
+        findings.sort_by(|a, b| {
+            b.severity
+                .cmp(&a.severity)
+                .then(a.ip.cmp(&b.ip))
+                .then(a.port.cmp(&b.port))
+                .then(a.check.cmp(&b.check))
+        });
+        Ok(Sections {
+            input,
+            labels,
+            findings,
+            open,
+            names,
+        })
+    }
+
+    fn hostnames_of(&self, ip: IpAddr) -> Vec<String> {
+        self.names.get(&ip).cloned().unwrap_or_default()
+    }
+
+    fn failing(&self) -> Vec<&'a Finding> {
+        self.findings
+            .iter()
+            .copied()
+            .filter(|f| f.status.is_failing())
+            .collect()
+    }
+
+    /// Scope and method. The rule and policy hashes were recorded when the
+    /// files were read; nothing is read again here.
+    fn scope(&self) -> Result<ScopeInfo, ReportError> {
+        let cx = self;
+        let input = cx.input;
+        let t = |k: &str| cx.labels.get(k);
         let facts = &input.facts;
         let policy = input.policy;
-        let today = facts.as_of;
-
-        let rules = evidence::rules_info(facts.rules_dir.as_deref())?;
-        let policy_sha = match &facts.policy_path {
-            Some(p) => Some(evidence::file_sha256(p)?),
-            None => None,
+        let rules = match &facts.rule_files {
+            Some(files) => evidence::rules_info_from(files.clone(), facts.rules_dir.as_deref()),
+            None => evidence::rules_info(facts.rules_dir.as_deref())?,
         };
+        // Hashed when the policy was read: the file is not read again.
+        let policy_sha = policy.sha256.clone();
         let mut vantages: Vec<String> = policy
             .groups
             .iter()
@@ -366,6 +444,7 @@ impl ReportModel {
                 .map(|v| t(&format!("vantage.{v}")))
                 .collect(),
             vantages,
+            source_addresses: facts.source_addresses.clone(),
             started: facts.started,
             finished: facts.finished,
             tool_version: env!("CARGO_PKG_VERSION").to_string(),
@@ -383,32 +462,16 @@ impl ReportModel {
             fail_on_label: t(&format!("severity.{}", facts.fail_on)),
         };
 
-        let open: Vec<&Observation> = input
-            .observations
-            .iter()
-            .filter(|o| o.state == PortState::Open)
-            .collect();
-        // Indexes, so that large audits (a million closed ports, thousands
-        // of findings) build in linear time.
-        let mut names: BTreeMap<IpAddr, Vec<String>> = BTreeMap::new();
-        for o in input.observations {
-            if !o.hostnames.is_empty() {
-                names.entry(o.ip).or_insert_with(|| o.hostnames.clone());
-            }
-        }
-        let hostnames_of =
-            |ip: IpAddr| -> Vec<String> { names.get(&ip).cloned().unwrap_or_default() };
+        Ok(scope)
+    }
 
-        // Findings, most severe first, then by host and port.
-        let mut findings: Vec<&Finding> = input.evaluation.findings.iter().collect();
-        findings.sort_by(|a, b| {
-            b.severity
-                .cmp(&a.severity)
-                .then(a.ip.cmp(&b.ip))
-                .then(a.port.cmp(&b.port))
-                .then(a.check.cmp(&b.check))
-        });
-        let mut finding_rows: Vec<FindingRow> = findings
+    fn finding_rows(&self) -> Vec<FindingRow> {
+        let cx = self;
+        let t = |k: &str| cx.labels.get(k);
+        let labels = &cx.labels;
+        let findings = &cx.findings;
+        let hostnames_of = |ip: IpAddr| cx.hostnames_of(ip);
+        findings
             .iter()
             .map(|f| {
                 let frameworks: Vec<String> = f
@@ -449,14 +512,18 @@ impl ReportModel {
                     fix: None,
                 }
             })
-            .collect();
+            .collect()
+    }
 
-        let failing: Vec<&Finding> = findings
-            .iter()
-            .copied()
-            .filter(|f| f.status.is_failing())
-            .collect();
-        let summary = Summary {
+    fn summary(&self) -> Summary {
+        let cx = self;
+        let input = cx.input;
+        let t = |k: &str| cx.labels.get(k);
+        let facts = &input.facts;
+        let findings = &cx.findings;
+        let open = &cx.open;
+        let failing = cx.failing();
+        Summary {
             hosts_in_scope: facts.host_count,
             hosts_with_open_ports: open.iter().map(|o| o.ip).collect::<BTreeSet<_>>().len(),
             open_ports: open.len(),
@@ -473,9 +540,16 @@ impl ReportModel {
                 })
                 .collect(),
             gate_tripped: facts.gate_tripped,
-        };
+        }
+    }
 
-        let compliance = input
+    /// Every framework's requirements with the evaluator's statuses.
+    fn compliance(&self) -> Vec<FrameworkReport> {
+        let cx = self;
+        let input = cx.input;
+        let t = |k: &str| cx.labels.get(k);
+        let labels = &cx.labels;
+        input
             .evaluation
             .profiles
             .iter()
@@ -495,6 +569,8 @@ impl ReportModel {
                     passed: pv.passed,
                     failed: pv.failed,
                     not_assessed: pv.not_assessed,
+                    partial: pv.partial,
+                    unconfirmed: pv.unconfirmed,
                     requirements: pv
                         .requirements
                         .iter()
@@ -506,7 +582,7 @@ impl ReportModel {
                                 _ => r.title_en.clone(),
                             },
                             category: if pv.profile.starts_with("mlps") {
-                                mlps_category(&r.id, &labels)
+                                mlps_category(&r.id, labels)
                             } else {
                                 None
                             },
@@ -516,12 +592,31 @@ impl ReportModel {
                             reason: r.reason.clone(),
                             findings: r.findings.clone(),
                             finding_count: r.findings.len(),
+                            evidence: r.evidence,
+                            coverage: r.coverage.clone(),
                         })
                         .collect(),
                 }
             })
-            .collect();
+            .collect()
+    }
 
+    /// Host cards and the inventory: one row per open port, from the
+    /// evaluator's port verdicts (never re-derived here).
+    fn hosts_and_inventory(&self) -> (Vec<HostCard>, Vec<InventoryRow>) {
+        let cx = self;
+        let input = cx.input;
+        let t = |k: &str| cx.labels.get(k);
+        let policy = input.policy;
+        let findings = cx.findings.clone();
+        let open = cx.open.clone();
+        let hostnames_of = |ip: IpAddr| cx.hostnames_of(ip);
+        let verdicts: BTreeMap<(IpAddr, u16, Proto), &PortVerdict> = input
+            .evaluation
+            .ports
+            .iter()
+            .map(|v| ((v.ip, v.port, v.proto), v))
+            .collect();
         // Host cards and the inventory: one row per open port.
         let mut by_host: BTreeMap<IpAddr, Vec<&Observation>> = BTreeMap::new();
         for o in &open {
@@ -547,18 +642,19 @@ impl ReportModel {
                     .get(&(*ip, Some(o.port), Some(o.proto)))
                     .cloned()
                     .unwrap_or_default();
-                let rule = groups.iter().find_map(|g| {
-                    g.allow
-                        .iter()
-                        .find(|a| a.matches(o.port, o.proto))
-                        .map(|a| (g, a))
-                });
-                let service = o.service.as_ref().map(|s| s.name.clone()).or_else(|| {
-                    input
-                        .catalogue
-                        .entry(o.port, o.proto)
-                        .map(|e| e.service.clone())
-                });
+                // The evaluator's decision about the port: which group and
+                // rule allowed it, and the service it was judged as.
+                let verdict_of = verdicts.get(&(*ip, o.port, o.proto)).copied();
+                let allowed = verdict_of.is_some_and(|v| v.allowed_by.is_some());
+                let service = verdict_of
+                    .and_then(|v| v.service.clone())
+                    .or_else(|| o.service.as_ref().map(|s| s.name.clone()))
+                    .or_else(|| {
+                        input
+                            .catalogue
+                            .entry(o.port, o.proto)
+                            .map(|e| e.service.clone())
+                    });
                 let worst = on_port
                     .iter()
                     .filter(|f| f.status.is_failing())
@@ -570,7 +666,7 @@ impl ReportModel {
                     "waived"
                 } else if groups.is_empty() {
                     "unmanaged"
-                } else if rule.is_some() {
+                } else if allowed {
                     "allowed"
                 } else {
                     "no_finding"
@@ -600,8 +696,8 @@ impl ReportModel {
                 inventory.push(InventoryRow {
                     ip: *ip,
                     hostnames: o.hostnames.clone(),
-                    group: rule
-                        .map(|(g, _)| g.name.clone())
+                    group: verdict_of
+                        .and_then(|v| v.group.clone())
                         .or_else(|| groups.first().map(|g| g.name.clone())),
                     port: o.port,
                     proto: o.proto,
@@ -609,12 +705,12 @@ impl ReportModel {
                     allowed: if groups.is_empty() {
                         None
                     } else {
-                        Some(rule.is_some())
+                        Some(allowed)
                     },
-                    justification: rule.and_then(|(_, a)| a.justification.clone()),
-                    approver: rule.and_then(|(_, a)| a.approver.clone()),
-                    ticket: rule.and_then(|(_, a)| a.ticket.clone()),
-                    review_by: rule.and_then(|(_, a)| a.review_by),
+                    justification: verdict_of.and_then(|v| v.justification.clone()),
+                    approver: verdict_of.and_then(|v| v.approver.clone()),
+                    ticket: verdict_of.and_then(|v| v.ticket.clone()),
+                    review_by: verdict_of.and_then(|v| v.review_by),
                 });
             }
             hosts.push(HostCard {
@@ -645,11 +741,18 @@ impl ReportModel {
             });
         }
 
-        // Remediation: one fix per group of findings it closes (see
-        // `remediation::fix_groups`), the hosts' preferred platforms first.
-        let remediation: Vec<RemediationBlock> = fix_groups(
-            failing.iter().copied(),
-            policy,
+        (hosts, inventory)
+    }
+
+    /// One fix per group of findings it closes (see
+    /// `remediation::fix_groups`), the hosts' preferred platforms first.
+    fn remediation(&self) -> Vec<RemediationBlock> {
+        let cx = self;
+        let input = cx.input;
+        let t = |k: &str| cx.labels.get(k);
+        fix_groups(
+            cx.failing().into_iter(),
+            input.policy,
             input.remediation,
             input.catalogue,
             input.lang,
@@ -659,16 +762,16 @@ impl ReportModel {
             severity_label: t(&format!("severity.{}", fix.severity)),
             fix,
         })
-        .collect();
-        // From a finding straight to its fix.
-        for row in &mut finding_rows {
-            row.fix = remediation
-                .iter()
-                .find(|r| r.fix.finding_ids.contains(&row.id))
-                .map(|r| r.fix.id.clone());
-        }
+        .collect()
+    }
 
-        let exceptions = policy
+    fn exceptions(&self) -> Vec<ExceptionRow> {
+        let cx = self;
+        let input = cx.input;
+        let t = |k: &str| cx.labels.get(k);
+        let policy = input.policy;
+        let today = input.facts.as_of;
+        policy
             .exceptions
             .iter()
             .map(|e| {
@@ -695,18 +798,36 @@ impl ReportModel {
                     window: e.window.map(|w| w.to_string()),
                 }
             })
-            .collect();
+            .collect()
+    }
+}
 
+impl ReportModel {
+    /// Builds the report section by section; every decision (statuses,
+    /// allowances, risks) comes from the evaluation.
+    pub fn build(input: &ReportInput<'_>) -> Result<ReportModel, ReportError> {
+        let cx = Sections::new(input)?;
+        let (hosts, inventory) = cx.hosts_and_inventory();
+        let remediation = cx.remediation();
+        let mut findings = cx.finding_rows();
+        // From a finding straight to its fix.
+        let fix_of: BTreeMap<&str, &str> = remediation
+            .iter()
+            .flat_map(|r| r.fix.finding_ids.iter().map(|f| (f.as_str(), r.fix.id.as_str())))
+            .collect();
+        for row in &mut findings {
+            row.fix = fix_of.get(row.id.as_str()).map(|s| s.to_string());
+        }
         Ok(ReportModel {
             schema_version: SCHEMA_VERSION,
             lang: input.lang,
-            scope,
-            summary,
-            compliance,
-            findings: finding_rows,
+            scope: cx.scope()?,
+            summary: cx.summary(),
+            compliance: cx.compliance(),
+            findings,
             hosts,
             remediation,
-            exceptions,
+            exceptions: cx.exceptions(),
             inventory,
         })
     }
@@ -796,6 +917,8 @@ expires = 2026-01-31
             gate_tripped: true,
             rules_dir: None,
             policy_path: None,
+            source_addresses: vec!["198.18.0.1".parse().unwrap()],
+            rule_files: None,
         };
         ReportModel::build(&ReportInput {
             lang,
@@ -976,6 +1099,30 @@ mod tests {
         assert_eq!(
             ids[..4],
             ["windows-powershell", "windows-netsh", "windows-dsc", "aws"]
+        );
+    }
+
+    #[test]
+    fn inventory_formats_the_port_verdicts() {
+        let m = model(Lang::En);
+        let row = |port: u16| m.inventory.iter().find(|r| r.port == port).unwrap();
+        assert_eq!(row(443).allowed, Some(true));
+        assert_eq!(row(443).justification.as_deref(), Some(FORMULA));
+        assert_eq!(row(443).group.as_deref(), Some("lab"));
+        assert_eq!(row(23).allowed, Some(false));
+        assert_eq!(row(23).service.as_deref(), Some("telnet"));
+        let card = &m.hosts[0];
+        let p443 = card.ports.iter().find(|p| p.port == 443).unwrap();
+        assert_eq!(p443.verdict, "finding");
+        assert_eq!(
+            m.scope.source_addresses,
+            ["198.18.0.1".parse::<IpAddr>().unwrap()]
+        );
+        // Every requirement carries its coverage; partial is its own count.
+        let pci = &m.compliance[0];
+        assert_eq!(
+            pci.passed + pci.failed + pci.partial + pci.not_assessed,
+            pci.requirements.len()
         );
     }
 }

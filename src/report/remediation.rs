@@ -359,6 +359,12 @@ impl RemediationCatalog {
             .unwrap_or_else(|e| panic!("embedded remediation templates are invalid: {e}"))
     }
 
+    /// The catalogue from the rulebook's texts (read and hashed once there).
+    pub fn from_rules(rules: &crate::rules::Rules) -> Result<RemediationCatalog, RemediationError> {
+        let firewalld = FirewalldServices::parse(&rules.firewalld.text, &rules.firewalld.origin)?;
+        RemediationCatalog::parse(&rules.remediation.text, &rules.remediation.origin, firewalld)
+    }
+
     /// `DIR/remediation.toml` and `DIR/firewalld-services.txt` when they
     /// exist (each replaces the embedded file as a whole), else the embedded ones.
     pub fn load_dir(dir: &Path) -> Result<RemediationCatalog, RemediationError> {

@@ -54,6 +54,7 @@ fn finding(check: &str, key: &str, ip: &str, port: Option<u16>, service: Option<
         controls: vec![],
         remediation: key.into(),
         message: String::new(),
+        msg: Default::default(),
     }
 }
 

@@ -135,6 +135,9 @@ pub(super) fn compliance_rows(m: &ReportModel) -> Vec<Vec<String>> {
                 r.title.clone(),
                 r.status.to_string(),
                 r.findings.len().to_string(),
+                r.reason.clone().unwrap_or_default(),
+                r.confirmed.to_string(),
+                r.coverage.summary(),
             ]);
         }
     }
@@ -150,6 +153,9 @@ pub(super) fn write_compliance(path: &Path, m: &ReportModel) -> Result<(), Repor
             "title",
             "status",
             "finding_count",
+            "reason",
+            "confirmed",
+            "coverage",
         ],
         compliance_rows(m),
     )
@@ -228,7 +234,10 @@ mod tests {
                 "requirement",
                 "title",
                 "status",
-                "finding_count"
+                "finding_count",
+                "reason",
+                "confirmed",
+                "coverage"
             ]
         );
         let r125 = c
@@ -236,6 +245,19 @@ mod tests {
             .find(|r| r[0] == "pci-dss-4.0" && r[1] == "1.2.5")
             .unwrap();
         assert_eq!(r125[3], "fail");
+        assert_eq!(r125[6], "true");
+        assert!(r125[7].starts_with("not-allowed: ran on "), "{}", r125[7]);
+        // Every status but pass and fail says why.
+        for r in &c[1..] {
+            if r[3] == "partial" || r[3] == "not-assessed" {
+                assert!(!r[5].is_empty(), "{r:?}");
+            }
+        }
+        let r128 = c
+            .iter()
+            .find(|r| r[0] == "pci-dss-4.0" && r[1] == "1.2.8")
+            .unwrap();
+        assert_eq!((r128[3].as_str(), r128[7].as_str()), ("not-assessed", ""));
     }
 
     #[test]

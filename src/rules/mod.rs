@@ -83,31 +83,173 @@ pub(crate) fn line_col(text: &str, offset: usize) -> (usize, usize) {
     (line, column)
 }
 
-/// Every rule file the program uses, loaded together so one `--rules DIR`
-/// overrides them consistently. Other rule kinds (profiles, remediation,
-/// probes) join this struct as they are written.
+/// A rule file whose parser lives in a higher layer (identification
+/// probes, remediation templates, report labels): its text, read once here.
+#[derive(Debug, Clone)]
+pub struct RuleText {
+    /// Where it came from, for error messages (`<embedded>/probes.toml`).
+    pub origin: String,
+    pub text: String,
+}
+
+const EMBEDDED_PROBES: &str = include_str!("../../rules/probes.toml");
+const EMBEDDED_REMEDIATION: &str = include_str!("../../rules/remediation.toml");
+const EMBEDDED_FIREWALLD: &str = include_str!("../../rules/firewalld-services.txt");
+const EMBEDDED_I18N: [(&str, &str); 2] = [
+    ("en", include_str!("../../report-templates/i18n/en.toml")),
+    (
+        "zh-CN",
+        include_str!("../../report-templates/i18n/zh-CN.toml"),
+    ),
+];
+
+/// Every rule file the program uses, loaded together from one `--rules DIR`
+/// resolution (each file in DIR replaces its built-in counterpart), each
+/// read once and hashed at load time: the evidence hashes are the hashes of
+/// the bytes that were actually used.
 #[derive(Debug, Clone)]
 pub struct Rules {
     pub ports: Catalogue,
+    pub profiles: profiles::Profiles,
+    /// `probes.toml`, parsed by the identify layer.
+    pub probes: RuleText,
+    /// `remediation.toml`, parsed by the report layer.
+    pub remediation: RuleText,
+    /// `firewalld-services.txt` (firewalld's own service names), used by
+    /// the report layer to check firewalld remediation.
+    pub firewalld: RuleText,
+    /// Report labels per language (`en`, `zh-CN`), embedded.
+    pub i18n: Vec<(String, RuleText)>,
+    /// Relative name (`ports.toml`, `profiles/cis-v8.toml`, `i18n/en.toml`)
+    /// → SHA-256 (hex) of every file in effect.
+    pub files: std::collections::BTreeMap<String, String>,
+    /// The directory that overrode the built-in rules, if any.
+    pub dir: Option<PathBuf>,
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(bytes))
+}
+
+/// Errors of the whole rulebook: the port catalogue's or a profile's.
+#[derive(Debug, thiserror::Error)]
+pub enum RulebookError {
+    #[error(transparent)]
+    Rules(#[from] RulesError),
+    #[error(transparent)]
+    Profiles(#[from] profiles::ProfileError),
 }
 
 impl Rules {
     /// The rules built into the binary.
     pub fn embedded() -> Rules {
-        Rules {
-            ports: Catalogue::embedded(),
-        }
+        Rules::load(None).unwrap_or_else(|e| panic!("built-in rules are invalid: {e}"))
     }
 
     /// The built-in rules, with each file present in `dir` replacing its
     /// built-in counterpart. `None` means the built-in rules only.
-    pub fn load(dir: Option<&Path>) -> Result<Rules, RulesError> {
-        match dir {
-            None => Ok(Rules::embedded()),
-            Some(dir) => Ok(Rules {
-                ports: Catalogue::load_dir(dir)?,
-            }),
+    pub fn load(dir: Option<&Path>) -> Result<Rules, RulebookError> {
+        if let Some(d) = dir
+            && !d.is_dir()
+        {
+            return Err(RulesError::NotADirectory {
+                path: d.to_path_buf(),
+            }
+            .into());
         }
+        let mut files = std::collections::BTreeMap::new();
+        // The user's copy of `name` when DIR has one, else the built-in text.
+        let mut read = |name: &str, embedded: &str| -> Result<RuleText, RulesError> {
+            let own = dir.map(|d| d.join(name)).filter(|p| p.is_file());
+            let t = match own {
+                Some(p) => RuleText {
+                    text: std::fs::read_to_string(&p).map_err(|source| RulesError::Read {
+                        path: p.clone(),
+                        source,
+                    })?,
+                    origin: p.display().to_string(),
+                },
+                None => RuleText {
+                    origin: format!("<embedded>/{name}"),
+                    text: embedded.to_string(),
+                },
+            };
+            files.insert(name.to_string(), sha256_hex(t.text.as_bytes()));
+            Ok(t)
+        };
+        let ports_text = read("ports.toml", ports::EMBEDDED_TEXT)?;
+        let ports = Catalogue::from_toml_str(&ports_text.text, &ports_text.origin)?;
+        if ports.is_empty() {
+            // An empty catalogue would make every port unknown and every
+            // risk check silent: refuse it rather than audit blind.
+            return Err(RulesError::Invalid {
+                origin: ports_text.origin,
+                line: 1,
+                column: 1,
+                message: "the port catalogue has no [[port]] entries; list at least one, or remove the file to use the built-in catalogue".into(),
+            }
+            .into());
+        }
+        let probes = read("probes.toml", EMBEDDED_PROBES)?;
+        let remediation = read("remediation.toml", EMBEDDED_REMEDIATION)?;
+        let firewalld = read("firewalld-services.txt", EMBEDDED_FIREWALLD)?;
+        for (id, text) in profiles::EMBEDDED {
+            read(&format!("profiles/{id}.toml"), text)?;
+        }
+        read("profiles/checks.toml", profiles::EMBEDDED_CHECKS)?;
+        // Profiles a rules directory adds (or replaces), read once.
+        let mut own_profiles = Vec::new();
+        if let Some(pdir) = dir.map(|d| d.join("profiles")).filter(|p| p.is_dir()) {
+            let entries = std::fs::read_dir(&pdir).map_err(|source| RulesError::Read {
+                path: pdir.clone(),
+                source,
+            })?;
+            let mut paths: Vec<PathBuf> = entries
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+                .collect();
+            paths.sort();
+            for p in paths {
+                let text = std::fs::read_to_string(&p).map_err(|source| RulesError::Read {
+                    path: p.clone(),
+                    source,
+                })?;
+                let name = format!(
+                    "profiles/{}",
+                    p.file_name().unwrap_or_default().to_string_lossy()
+                );
+                files.insert(name, sha256_hex(text.as_bytes()));
+                own_profiles.push((p, text));
+            }
+        }
+        let profiles =
+            profiles::Profiles::with_files(profiles::Profiles::embedded()?, &own_profiles)?;
+        profiles.validate_tags(&ports.tags())?;
+        let i18n = EMBEDDED_I18N
+            .iter()
+            .map(|(lang, text)| {
+                let name = format!("i18n/{lang}.toml");
+                files.insert(name.clone(), sha256_hex(text.as_bytes()));
+                (
+                    lang.to_string(),
+                    RuleText {
+                        origin: format!("<embedded>/{name}"),
+                        text: text.to_string(),
+                    },
+                )
+            })
+            .collect();
+        Ok(Rules {
+            ports,
+            profiles,
+            probes,
+            remediation,
+            firewalld,
+            i18n,
+            files,
+            dir: dir.map(Path::to_path_buf),
+        })
     }
 }
 
@@ -140,6 +282,82 @@ mod tests {
     #[test]
     fn load_from_missing_dir_fails() {
         let err = Rules::load(Some(Path::new("/nonexistent/portwarden-rules"))).unwrap_err();
-        assert!(matches!(err, RulesError::NotADirectory { .. }), "{err}");
+        assert!(
+            matches!(err, RulebookError::Rules(RulesError::NotADirectory { .. })),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn one_load_hashes_every_file_in_effect() {
+        let r = Rules::load(None).unwrap();
+        for name in [
+            "ports.toml",
+            "probes.toml",
+            "remediation.toml",
+            "profiles/checks.toml",
+            "profiles/pci-dss-4.0.toml",
+            "i18n/en.toml",
+            "i18n/zh-CN.toml",
+        ] {
+            assert_eq!(r.files[name].len(), 64, "{name}");
+        }
+        assert_eq!(
+            r.files["probes.toml"],
+            sha256_hex(EMBEDDED_PROBES.as_bytes())
+        );
+        assert_eq!(r.profiles.ids().len(), 5);
+    }
+
+    /// A scratch rules directory, removed on drop.
+    struct Dir(PathBuf);
+    impl Drop for Dir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+    fn dir(tag: &str, files: &[(&str, &str)]) -> Dir {
+        let d = std::env::temp_dir().join(format!("pw-rulebook-{tag}-{}", std::process::id()));
+        std::fs::create_dir_all(d.join("profiles")).unwrap();
+        for (name, text) in files {
+            std::fs::write(d.join(name), text).unwrap();
+        }
+        Dir(d)
+    }
+
+    #[test]
+    fn rule_errors_name_file_and_line() {
+        let d = dir("empty", &[("ports.toml", "# nothing\n")]);
+        let e = Rules::load(Some(&d.0)).unwrap_err().to_string();
+        assert!(e.ends_with("ports.toml:1:1: the port catalogue has no [[port]] entries; list at least one, or remove the file to use the built-in catalogue"), "{e}");
+        let checks = profiles::EMBEDDED_CHECKS.replacen(
+            "remediation = \"close-port\"",
+            "remediation = \"close-prot\"",
+            1,
+        );
+        let d = dir("remedy", &[("profiles/checks.toml", &checks)]);
+        let e = Rules::load(Some(&d.0)).unwrap_err().to_string();
+        assert!(
+            e.contains("checks.toml:18:1: check 'not-allowed': unknown remediation 'close-prot'"),
+            "{e}"
+        );
+        let checks = profiles::EMBEDDED_CHECKS.replacen(
+            "tags = [\"remote-admin\"]",
+            "tags = [\"remote-admn\"]",
+            1,
+        );
+        let d = dir("tags", &[("profiles/checks.toml", &checks)]);
+        let e = Rules::load(Some(&d.0)).unwrap_err().to_string();
+        assert!(e.contains("checks.toml:40:1: check 'remote-admin-internet': tag 'remote-admn' is in no entry of the port catalogue"), "{e}");
+        let d = dir(
+            "probes",
+            &[(
+                "probes.toml",
+                "[[http]]\nservice = \"x\"\npattern = \"y\"\n",
+            )],
+        );
+        let r = Rules::load(Some(&d.0)).unwrap();
+        assert!(r.probes.origin.ends_with("probes.toml"));
+        assert_eq!(r.files["probes.toml"], sha256_hex(r.probes.text.as_bytes()));
     }
 }

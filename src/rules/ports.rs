@@ -20,8 +20,8 @@ use crate::model::{Proto, Severity};
 /// File name of the catalogue inside a rules directory.
 pub const FILE_NAME: &str = "ports.toml";
 
-const EMBEDDED_TEXT: &str = include_str!("../../rules/ports.toml");
-const EMBEDDED_ORIGIN: &str = "<embedded>/ports.toml";
+pub(crate) const EMBEDDED_TEXT: &str = include_str!("../../rules/ports.toml");
+pub(crate) const EMBEDDED_ORIGIN: &str = "<embedded>/ports.toml";
 
 /// What the catalogue knows about one (port, protocol).
 #[derive(Debug, Clone, PartialEq, Serialize)]

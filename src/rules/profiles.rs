@@ -16,7 +16,7 @@ use std::str::FromStr;
 use serde::Deserialize;
 
 use super::line_col;
-use crate::model::Severity;
+use crate::model::{EvidenceLevel, Severity};
 
 /// Ids of the built-in profiles, in report order.
 pub const BUILTIN_PROFILES: [&str; 5] = [
@@ -27,7 +27,7 @@ pub const BUILTIN_PROFILES: [&str; 5] = [
     "nist-800-53r5",
 ];
 
-const EMBEDDED: [(&str, &str); 5] = [
+pub(crate) const EMBEDDED: [(&str, &str); 5] = [
     (
         "pci-dss-4.0",
         include_str!("../../rules/profiles/pci-dss-4.0.toml"),
@@ -47,7 +47,7 @@ const EMBEDDED: [(&str, &str); 5] = [
     ),
 ];
 
-const EMBEDDED_CHECKS: &str = include_str!("../../rules/profiles/checks.toml");
+pub(crate) const EMBEDDED_CHECKS: &str = include_str!("../../rules/profiles/checks.toml");
 
 /// The kinds of check the policy engine runs. The logic lives in
 /// `policy::eval`; the parameters in `checks.toml`.
@@ -67,10 +67,12 @@ pub enum CheckKind {
     TlsCert,
     UnmanagedHost,
     UnapprovedChange,
+    SegmentationBreach,
+    AllowedReviewMissing,
 }
 
 impl CheckKind {
-    pub const ALL: [CheckKind; 14] = [
+    pub const ALL: [CheckKind; 16] = [
         CheckKind::NotAllowed,
         CheckKind::HighRiskExposed,
         CheckKind::CleartextAdmin,
@@ -85,6 +87,8 @@ impl CheckKind {
         CheckKind::TlsCert,
         CheckKind::UnmanagedHost,
         CheckKind::UnapprovedChange,
+        CheckKind::SegmentationBreach,
+        CheckKind::AllowedReviewMissing,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -103,6 +107,8 @@ impl CheckKind {
             CheckKind::TlsCert => "tls-cert",
             CheckKind::UnmanagedHost => "unmanaged-host",
             CheckKind::UnapprovedChange => "unapproved-change",
+            CheckKind::SegmentationBreach => "segmentation-breach",
+            CheckKind::AllowedReviewMissing => "allowed-review-missing",
         }
     }
 
@@ -191,6 +197,9 @@ pub struct Requirement {
     pub description: String,
     /// False while the mapping still needs checking against the standard.
     pub confirmed: bool,
+    /// `partial` when a scan can show a failure but never that the
+    /// requirement is met: its best status is then `partial`.
+    pub evidence: EvidenceLevel,
     pub assessment: Assessment,
 }
 
@@ -222,13 +231,35 @@ pub struct CheckParams {
     pub services: Vec<String>,
     pub min_risk: Option<Severity>,
     pub escalate_to_risk: bool,
+    /// Line of its `[[check]]` in the file (for errors found later, such
+    /// as a tag the port catalogue does not know).
+    pub line: usize,
 }
+
+/// The remediation advice a check may point a finding at (the report turns
+/// each into words and per-platform commands).
+pub const REMEDIATION_KEYS: [&str; 12] = [
+    "close-port",
+    "replace-cleartext-protocol",
+    "restrict-source",
+    "reduce-exposure",
+    "document-justification",
+    "review-rule",
+    "renew-or-remove-exception",
+    "fix-service-or-policy",
+    "require-auth",
+    "renew-certificate",
+    "add-host-to-policy",
+    "approve-or-revert-change",
+];
 
 /// Every profile plus the check parameters.
 #[derive(Debug, Clone)]
 pub struct Profiles {
     profiles: Vec<Profile>,
     checks: Vec<CheckParams>,
+    /// Where the check parameters came from (for errors).
+    checks_origin: String,
 }
 
 /// Errors loading profiles or check parameters. Each names the file and,
@@ -280,6 +311,8 @@ struct RawRequirement {
     status: Option<String>,
     #[serde(default)]
     reason: Option<String>,
+    #[serde(default)]
+    evidence: Option<String>,
 }
 
 fn yes() -> bool {
@@ -290,7 +323,7 @@ fn yes() -> bool {
 #[serde(deny_unknown_fields)]
 struct RawChecks {
     #[serde(rename = "check")]
-    checks: Vec<RawCheck>,
+    checks: Vec<toml::Spanned<RawCheck>>,
 }
 
 #[derive(Deserialize)]
@@ -376,12 +409,23 @@ impl Profile {
                     Assessment::Checks(checks)
                 }
             };
+            let evidence = match r.evidence.as_deref() {
+                None | Some("full") => EvidenceLevel::Full,
+                Some("partial") => EvidenceLevel::Partial,
+                Some(other) => {
+                    return Err(at(format!(
+                        "requirement '{}': unknown evidence '{other}'; write evidence = \"partial\" or leave it out",
+                        r.id
+                    )));
+                }
+            };
             requirements.push(Requirement {
                 id: r.id,
                 title_en: r.title_en,
                 title_zh: r.title_zh,
                 description: r.description,
                 confirmed: r.confirmed,
+                evidence,
                 assessment,
             });
         }
@@ -402,8 +446,24 @@ fn parse_checks(text: &str, file: &str) -> Result<Vec<CheckParams>, ProfileError
         message,
     };
     let mut out: Vec<CheckParams> = Vec::new();
-    for c in raw.checks {
-        let kind: CheckKind = c.id.parse().map_err(invalid)?;
+    for sc in raw.checks {
+        let (line, col) = line_col(text, sc.span().start);
+        let c = sc.into_inner();
+        let at = |message: String| ProfileError::Parse {
+            file: file.to_string(),
+            line,
+            col,
+            message,
+        };
+        if !REMEDIATION_KEYS.contains(&c.remediation.as_str()) {
+            return Err(at(format!(
+                "check '{}': unknown remediation '{}'; known: {}",
+                c.id,
+                c.remediation,
+                REMEDIATION_KEYS.join(", ")
+            )));
+        }
+        let kind: CheckKind = c.id.parse().map_err(at)?;
         if out.iter().any(|p| p.kind == kind) {
             return Err(invalid(format!("check '{kind}' appears twice")));
         }
@@ -422,6 +482,7 @@ fn parse_checks(text: &str, file: &str) -> Result<Vec<CheckParams>, ProfileError
             services: c.services.iter().map(|s| s.to_ascii_lowercase()).collect(),
             min_risk,
             escalate_to_risk: c.escalate_to_risk,
+            line,
         });
     }
     for kind in CheckKind::ALL {
@@ -442,8 +503,13 @@ impl Profiles {
             .iter()
             .map(|(id, text)| Profile::parse(text, &format!("rules/profiles/{id}.toml")))
             .collect::<Result<Vec<_>, _>>()?;
-        let checks = parse_checks(EMBEDDED_CHECKS, "rules/profiles/checks.toml")?;
-        Ok(Profiles { profiles, checks })
+        let checks_origin = "rules/profiles/checks.toml".to_string();
+        let checks = parse_checks(EMBEDDED_CHECKS, &checks_origin)?;
+        Ok(Profiles {
+            profiles,
+            checks,
+            checks_origin,
+        })
     }
 
     /// The embedded profiles, with every `<rules_dir>/profiles/*.toml`
@@ -451,7 +517,7 @@ impl Profiles {
     /// `checks.toml` there replaces the check parameters. A missing
     /// `profiles` folder leaves the embedded set as it is.
     pub fn load_dir(rules_dir: &Path) -> Result<Profiles, ProfileError> {
-        let mut set = Profiles::embedded()?;
+        let set = Profiles::embedded()?;
         let dir = rules_dir.join("profiles");
         if !dir.is_dir() {
             return Ok(set);
@@ -465,17 +531,33 @@ impl Profiles {
             .filter(|p| p.extension().is_some_and(|x| x == "toml"))
             .collect();
         files.sort();
+        let mut texts = Vec::with_capacity(files.len());
         for path in files {
             let text = std::fs::read_to_string(&path).map_err(|source| ProfileError::Read {
                 file: path.clone(),
                 source,
             })?;
+            texts.push((path, text));
+        }
+        Profiles::with_files(set, &texts)
+    }
+
+    /// The embedded set with each `(path, text)` of a rules directory's
+    /// `profiles/` folder replacing (or adding) its profile, or the check
+    /// parameters for `checks.toml`. The texts are read once by the caller.
+    pub fn with_files(
+        mut set: Profiles,
+        files: &[(PathBuf, String)],
+    ) -> Result<Profiles, ProfileError> {
+        for (path, text) in files {
+            let (path, text) = (path.clone(), text.as_str());
             let shown = path.display().to_string();
             if path.file_name().is_some_and(|n| n == "checks.toml") {
-                set.checks = parse_checks(&text, &shown)?;
+                set.checks = parse_checks(text, &shown)?;
+                set.checks_origin = shown;
                 continue;
             }
-            let p = Profile::parse(&text, &shown)?;
+            let p = Profile::parse(text, &shown)?;
             let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or("");
             if stem != p.id {
                 return Err(ProfileError::Invalid {
@@ -518,6 +600,29 @@ impl Profiles {
 
     pub fn checks(&self) -> &[CheckParams] {
         &self.checks
+    }
+
+    /// Every tag a check selects by must be a tag of the port catalogue:
+    /// a typo would make the check silently select nothing.
+    pub fn validate_tags(&self, known: &[&str]) -> Result<(), ProfileError> {
+        for c in &self.checks {
+            for want in &c.tags {
+                for t in want.split('+').map(str::trim) {
+                    if !known.iter().any(|k| k.eq_ignore_ascii_case(t)) {
+                        return Err(ProfileError::Parse {
+                            file: self.checks_origin.clone(),
+                            line: c.line,
+                            col: 1,
+                            message: format!(
+                                "check '{}': tag '{t}' is in no entry of the port catalogue",
+                                c.kind
+                            ),
+                        });
+                    }
+                }
+            }
+        }
+        Ok(())
     }
 }
 
@@ -580,7 +685,7 @@ mod tests {
         let p = embedded();
         for (profile, id) in [
             ("pci-dss-4.0", "4.2.1"),
-            ("pci-dss-4.0", "1.2.4"),
+            ("pci-dss-4.0", "11.3.1.3"),
             ("iso27001-2022", "A.8.24"),
             ("mlps2-level3", "8.1.10.2 a)"),
             ("cis-v8", "3.10"),
@@ -589,6 +694,122 @@ mod tests {
             assert!(!req(&p, profile, id).confirmed, "{profile}:{id}");
         }
         assert!(req(&p, "nist-800-53r5", "SC-7(5)").confirmed);
+    }
+
+    #[test]
+    fn mapping_corrections() {
+        let p = embedded();
+        let ids = |profile: &str| -> Vec<String> {
+            p.get(profile)
+                .unwrap()
+                .requirements
+                .iter()
+                .map(|r| r.id.clone())
+                .collect()
+        };
+        let checks = |profile: &str, id: &str| -> Vec<String> {
+            match &req(&p, profile, id).assessment {
+                Assessment::Checks(c) => c
+                    .iter()
+                    .map(|c| match &c.when {
+                        CheckCondition::Always => c.check.to_string(),
+                        CheckCondition::Tag(t) => format!("{}@tag:{t}", c.check),
+                        CheckCondition::Vantage(v) => format!("{}@vantage:{v}", c.check),
+                    })
+                    .collect(),
+                Assessment::NotAssessed { .. } => vec!["not-assessed".into()],
+            }
+        };
+        // CIS 13.9 is 802.1X on switch ports, not TCP/UDP ports.
+        assert!(!ids("cis-v8").contains(&"13.9".to_string()));
+        // NIST writes CM-7b.; CM-7 is judged once.
+        assert!(ids("nist-800-53r5").contains(&"CM-7b.".to_string()));
+        assert!(!ids("nist-800-53r5").contains(&"CM-7".to_string()));
+        assert!(!ids("nist-800-53r5").contains(&"CM-7 b".to_string()));
+        // 等保 8.1.10.6 carries its item letter.
+        assert!(ids("mlps2-level3").contains(&"8.1.10.6 g)".to_string()));
+        assert!(!ids("mlps2-level3").contains(&"8.1.10.6".to_string()));
+        // Cardholder-only and internet-only requirements.
+        assert_eq!(
+            checks("pci-dss-4.0", "1.3.1"),
+            [
+                "not-allowed@tag:cardholder",
+                "database-internet@tag:cardholder",
+                "segmentation-breach@tag:cardholder"
+            ]
+        );
+        assert_eq!(
+            checks("pci-dss-4.0", "1.4.4"),
+            ["database-internet@tag:cardholder"]
+        );
+        assert_eq!(
+            checks("pci-dss-4.0", "1.4.1"),
+            ["remote-admin-internet@vantage:internet"]
+        );
+        assert_eq!(
+            checks("mlps2-level3", "8.1.4.4 c)"),
+            ["remote-admin-internet@vantage:internet"]
+        );
+        assert_eq!(
+            checks("cis-v8", "12.2"),
+            [
+                "remote-admin-internet@vantage:internet",
+                "database-internet@vantage:internet"
+            ]
+        );
+        // 1.2.7: allowances without a review date within six months fail it.
+        assert!(checks("pci-dss-4.0", "1.2.7").contains(&"allowed-review-missing".to_string()));
+        // A data-flow diagram is not something a scan sees.
+        assert_eq!(checks("pci-dss-4.0", "1.2.4"), ["not-assessed"]);
+        // New requirements a scan bears on.
+        assert_eq!(checks("pci-dss-4.0", "11.4.5"), ["segmentation-breach"]);
+        assert_eq!(checks("pci-dss-4.0", "11.3.1.3"), ["unapproved-change"]);
+        assert_eq!(
+            checks("pci-dss-4.0", "11.3.2.1"),
+            ["unapproved-change@vantage:internet"]
+        );
+        assert_eq!(checks("mlps2-level3", "8.1.3.1 b)"), ["unmanaged-host"]);
+        assert_eq!(checks("nist-800-53r5", "CM-8(3)"), ["unmanaged-host"]);
+        // Segmentation evidence maps where the issue says.
+        for (profile, id) in [
+            ("pci-dss-4.0", "11.4.5"),
+            ("mlps2-level3", "8.1.3.1 a)"),
+            ("iso27001-2022", "A.8.22"),
+            ("nist-800-53r5", "SC-7"),
+        ] {
+            assert!(
+                checks(profile, id).contains(&"segmentation-breach".to_string()),
+                "{profile}:{id}"
+            );
+        }
+        // What a scan can only partly evidence is declared so.
+        for (profile, id) in [
+            ("pci-dss-4.0", "8.2.1"),
+            ("pci-dss-4.0", "2.2.2"),
+            ("pci-dss-4.0", "4.2.1"),
+            ("mlps2-level3", "8.1.4.1 a)"),
+            ("iso27001-2022", "A.8.5"),
+        ] {
+            assert_eq!(
+                req(&p, profile, id).evidence,
+                EvidenceLevel::Partial,
+                "{profile}:{id}"
+            );
+        }
+        assert_eq!(
+            req(&p, "pci-dss-4.0", "1.2.5").evidence,
+            EvidenceLevel::Full
+        );
+    }
+
+    #[test]
+    fn unknown_evidence_is_an_error() {
+        let text = "id = \"x\"\nname = \"X\"\n\n[[requirement]]\nid = \"1\"\ntitle_en = \"a\"\ntitle_zh = \"b\"\nchecks = [\"port-cap\"]\nevidence = \"some\"\n";
+        let e = Profile::parse(text, "x.toml").unwrap_err().to_string();
+        assert!(
+            e.starts_with("x.toml:4:1: requirement '1': unknown evidence 'some'"),
+            "{e}"
+        );
     }
 
     #[test]

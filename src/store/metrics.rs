@@ -98,6 +98,7 @@ pub fn render(m: &Metrics) -> String {
         for status in [
             RequirementStatus::Pass,
             RequirementStatus::Fail,
+            RequirementStatus::Partial,
             RequirementStatus::NotAssessed,
         ] {
             let n = p.requirements.iter().filter(|r| r.status == status).count();

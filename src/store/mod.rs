@@ -737,9 +737,8 @@ pub fn audit_record(f: AuditFacts) -> NewRun {
         finished: f.started,
         scope: ScopeRecord::new(&targets, f.scope_excludes, f.ports),
         params: f.params,
-        policy_hash: f
-            .policy_path
-            .and_then(|p| crate::report::evidence::file_sha256(p).ok()),
+        // Hashed when the policy was read: the file is not read again.
+        policy_hash: f.policy.sha256.clone(),
         manifest_hash: None,
         exceptions: f
             .policy
