@@ -207,6 +207,9 @@ pub struct AuditRequest {
     pub store: Option<PathBuf>,
     /// Audit these existing scan results instead of scanning.
     pub import: Vec<crate::import::Source>,
+    /// Accept an import file that was cut short (`--allow-partial-import`);
+    /// the run's source then says `"partial": true`.
+    pub allow_partial_import: bool,
     /// Write Prometheus textfile-collector metrics here.
     pub metrics: Option<PathBuf>,
 }
@@ -370,25 +373,22 @@ struct Collected {
 /// Reads the scan results an import audit judges.
 fn import_audit(req: &AuditRequest) -> Result<Collected> {
     let catalogue = Rules::load(req.scope.rules_dir.as_deref())?.ports;
-    let observations = crate::import::load(&req.import)?;
-    let mut summary = ScanSummary::default();
-    for o in &observations {
-        summary.count(o.state);
-    }
-    let hosts: std::collections::BTreeSet<_> = observations.iter().map(|o| o.ip).collect();
-    let ports: std::collections::BTreeSet<_> = observations.iter().map(|o| o.port).collect();
+    let opts = crate::import::LoadOptions {
+        allow_partial: req.allow_partial_import,
+    };
+    let imported = crate::import::load(&req.import, opts)?;
+    let summary = imported.summary();
+    let (hosts, ports) = imported.hosts_and_ports();
+    let source = imported.source_json();
     Ok(Collected {
         catalogue,
         engine: None,
         rate: None,
         summary,
-        hosts: hosts.len() as u64,
-        ports: ports.len(),
-        observations,
-        source: serde_json::json!({
-            "kind": "import",
-            "files": req.import.iter().map(|s| s.label()).collect::<Vec<_>>(),
-        }),
+        hosts,
+        ports,
+        observations: imported.observations,
+        source,
     })
 }
 
@@ -425,6 +425,7 @@ fn finish_audit(
         observations,
         source,
     } = collected;
+    let partial_import = source["partial"] == serde_json::Value::Bool(true);
     let mut record = store::audit_record(store::AuditFacts {
         started,
         scope_targets: &scope.targets,
@@ -497,6 +498,7 @@ fn finish_audit(
             gate_tripped,
             rules_dir: req.scope.rules_dir.clone(),
             policy_path: req.policy.clone(),
+            partial_import,
         };
         report::write_bundle(
             dir,

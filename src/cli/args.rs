@@ -188,6 +188,11 @@ pub struct AuditCmd {
     /// Audit these portwarden JSONL files (merged; e.g. the shards of a split scan) instead of scanning.
     #[arg(long, value_name = "FILE", num_args = 1..)]
     pub from_jsonl: Vec<PathBuf>,
+    /// Accept an nmap or masscan file that was cut short (or a JSONL scan
+    /// that says it was interrupted), auditing what it holds; the report's
+    /// source then says "partial import".
+    #[arg(long)]
+    pub allow_partial_import: bool,
     /// Write Prometheus textfile-collector metrics to FILE (e.g. /var/lib/node_exporter/textfile/portwarden.prom).
     #[arg(long, value_name = "FILE")]
     pub metrics: Option<PathBuf>,

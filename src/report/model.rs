@@ -56,6 +56,8 @@ pub struct RunFacts {
     pub rules_dir: Option<PathBuf>,
     /// The policy file, if one was given (hashed into the evidence).
     pub policy_path: Option<PathBuf>,
+    /// An import that accepted a file cut short (`--allow-partial-import`).
+    pub partial_import: bool,
 }
 
 /// Everything a report is built from.
@@ -370,6 +372,7 @@ impl ReportModel {
             scan_type: facts.scan_type,
             scan_type_label: match facts.scan_type {
                 Some(kind) => t(&format!("scan_type.{kind}")),
+                None if facts.partial_import => t("scan_type.imported_partial"),
                 None => t("scan_type.imported"),
             },
             rate: facts.rate,
@@ -867,6 +870,7 @@ expires = 2026-01-31
             gate_tripped: true,
             rules_dir: None,
             policy_path: None,
+            partial_import: false,
         };
         ReportModel::build(&ReportInput {
             lang,
