@@ -589,7 +589,7 @@ fn summary_line(s: &ScanSummary, hosts: u64, ports: usize) -> String {
         plural(hosts, "host"),
         plural(ports as u64, "port")
     );
-    format!(
+    let mut line = format!(
         "scanned {scope} in {:.2} s ({:.0} probes/s{}): {} open, {} closed, {} filtered",
         s.elapsed.as_secs_f64(),
         s.rate,
@@ -597,7 +597,14 @@ fn summary_line(s: &ScanSummary, hosts: u64, ports: usize) -> String {
         s.open,
         s.closed,
         s.filtered
-    )
+    );
+    if s.local_errors > 0 {
+        line.push_str(&format!(
+            "\nwarning: {} of the filtered were never probed: this machine refused to send them (reason local-error; the observation's \"error\" names the errno)",
+            s.local_errors
+        ));
+    }
+    line
 }
 
 /// Parses the command line; usage errors become one line (plus a hint), help
