@@ -222,6 +222,25 @@ impl Observation {
     }
 }
 
+/// Where a report's run sits in the audit history: written into the
+/// report's `manifest.json` (`history`) before the run is committed, while
+/// the run records the manifest's hash. `history verify --against DIR`
+/// checks the store still holds it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HistoryAnchor {
+    /// The history database the run was recorded in.
+    pub store: String,
+    /// The run's id.
+    pub run: i64,
+    /// The chain head the run links to (the hash of the run before it).
+    pub prev_hash: String,
+    /// `sha256`, or `hmac-sha256` for a keyed history.
+    pub chain: String,
+    /// The history key's public id, for a keyed history.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_id: Option<String>,
+}
+
 /// Authentication status of an identified service.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]

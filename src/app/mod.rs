@@ -207,6 +207,9 @@ pub struct AuditRequest {
     pub store: Option<PathBuf>,
     /// Audit these existing scan results instead of scanning.
     pub import: Vec<crate::import::Source>,
+    /// The history key (`PORTWARDEN_HISTORY_KEY` / `--history-key-file`):
+    /// runs are recorded in an HMAC-SHA256 chain.
+    pub history_key: Option<crate::store::HistoryKey>,
     /// Accept an import file that was cut short (`--allow-partial-import`);
     /// the run's source then says `"partial": true`.
     pub allow_partial_import: bool,
@@ -299,7 +302,14 @@ pub async fn audit(req: &AuditRequest, events: mpsc::Sender<ScanEvent>) -> Resul
         remediation,
     };
     let policy = &rulebook.policy;
-    let mut history = req.store.as_deref().map(Store::open).transpose()?;
+    let mut history = match req.store.as_deref() {
+        Some(path) => {
+            let mut s = Store::open(path)?;
+            s.set_key(req.history_key.clone());
+            Some(s)
+        }
+        None => None,
+    };
     // Without targets, the scope is the policy's groups (an import without
     // either takes the addresses in its files).
     let mut scope = req.scope.clone();
@@ -441,10 +451,15 @@ fn finish_audit(
         observations: &observations,
     });
     let previous = match history.as_deref() {
-        Some(h) => h
-            .latest_of_scope(&record.scope.key, None)?
-            .map(|id| h.load(id))
-            .transpose()?,
+        Some(h) => match h.latest_of_scope(&record.scope.key, None)? {
+            // Drift is judged against the previous run: the chain from it
+            // to the head (which the new run will extend) must hold.
+            Some(id) => {
+                h.verify_segment(id, h.latest()?.unwrap_or(id))?;
+                Some(h.load(id)?)
+            }
+            None => None,
+        },
         None => None,
     };
     let baseline = previous.as_ref().map(store::baseline);
@@ -471,6 +486,13 @@ fn finish_audit(
         "findings": evaluation.findings,
         "profiles": evaluation.profiles,
     });
+    // The run's place in the history is fixed (and the write lock taken)
+    // before the report is written, so its manifest can carry the anchor.
+    let pending = match history {
+        Some(h) => Some(h.begin_record()?),
+        None => None,
+    };
+    let anchor = pending.as_ref().map(|p| p.anchor().clone());
     write_report_dir(&req.out, |dir| {
         write_jsonl(&dir.join("observations.jsonl"), &observations)?;
         if let Some(d) = &drift {
@@ -499,6 +521,7 @@ fn finish_audit(
             rules_dir: req.scope.rules_dir.clone(),
             policy_path: req.policy.clone(),
             partial_import,
+            history: anchor.clone(),
         };
         report::write_bundle(
             dir,
@@ -518,8 +541,8 @@ fn finish_audit(
     let manifest_sha256 = report::evidence::manifest_sha256(&req.out)?;
     record.finished = Utc::now();
     record.manifest_hash = Some(manifest_sha256.clone());
-    let run_id = match history {
-        Some(h) => Some(h.record(&record).with_context(|| {
+    let run_id = match pending {
+        Some(p) => Some(p.commit(&record).with_context(|| {
             format!(
                 "the report is in {} but the run was not recorded in the history",
                 req.out.display()

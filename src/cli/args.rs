@@ -46,6 +46,11 @@ pub struct StoreArgs {
     /// else ~/.local/share/portwarden/history.db].
     #[arg(long, value_name = "PATH", env = "PORTWARDEN_STORE")]
     pub store: Option<PathBuf>,
+    /// Read the history key from FILE (at least 16 bytes): the chain becomes
+    /// an HMAC-SHA256 chain that cannot be recomputed without it. The key
+    /// may instead be given in PORTWARDEN_HISTORY_KEY.
+    #[arg(long, value_name = "FILE")]
+    pub history_key_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -65,6 +70,11 @@ pub enum HistoryCmd {
     Verify {
         #[command(flatten)]
         store: StoreArgs,
+        /// Also check that the history still holds the runs these report
+        /// directories recorded (their manifest.json anchors): detects the
+        /// newest runs deleted and a database replaced wholesale.
+        #[arg(long, value_name = "DIR", num_args = 1..)]
+        against: Vec<PathBuf>,
     },
 }
 

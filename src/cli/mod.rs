@@ -218,6 +218,7 @@ async fn audit(cmd: AuditCmd) -> Result<u8> {
         store: history::audit_store(&cmd.store, cmd.no_store)?,
         import: history::import_sources(&cmd),
         allow_partial_import: cmd.allow_partial_import,
+        history_key: history::history_key(&cmd.store)?,
         metrics: cmd.metrics.clone(),
     };
     let (tx, rx) = mpsc::channel(4096);

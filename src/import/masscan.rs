@@ -143,10 +143,10 @@ pub fn parse_reader<R: BufRead>(input: R, file: &str) -> Result<MasscanRun, Impo
                 Some("tcp") | None => Proto::Tcp,
                 Some(_) => continue,
             };
-            if let Some(s) = p.service {
-                if banners.len() < MAX_BANNERS {
-                    banners.push((ip, p.port, proto, s));
-                }
+            if let Some(s) = p.service
+                && banners.len() < MAX_BANNERS
+            {
+                banners.push((ip, p.port, proto, s));
             }
             let Some(status) = p.status.as_deref() else {
                 continue;

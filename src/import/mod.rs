@@ -194,8 +194,7 @@ fn line_col_in_file(path: &Path, offset: u64) -> (usize, usize) {
     };
     let mut r = BufReader::new(f.take(offset));
     let (mut line, mut col) = (1usize, 1usize);
-    loop {
-        let Ok(buf) = r.fill_buf() else { break };
+    while let Ok(buf) = r.fill_buf() {
         if buf.is_empty() {
             break;
         }

@@ -307,11 +307,9 @@ pub fn parse_reader<R: BufRead>(
                 args = a.get("args").cloned();
                 run_time = unix_time(a.get("start"));
             }
-            b"scaninfo" => {
-                // A combined -sS -sU run has one scaninfo per protocol.
-                if a.get("protocol").is_none_or(|p| p == "tcp") {
-                    connect = a.get("type").is_some_and(|t| t == "connect");
-                }
+            // A combined -sS -sU run has one scaninfo per protocol.
+            b"scaninfo" if a.get("protocol").is_none_or(|p| p == "tcp") => {
+                connect = a.get("type").is_some_and(|t| t == "connect");
             }
             b"finished" => {
                 finished = Some(match a.get("exit").map(String::as_str) {

@@ -58,6 +58,8 @@ pub struct RunFacts {
     pub policy_path: Option<PathBuf>,
     /// An import that accepted a file cut short (`--allow-partial-import`).
     pub partial_import: bool,
+    /// The run's place in the history, recorded in the manifest.
+    pub history: Option<crate::model::HistoryAnchor>,
 }
 
 /// Everything a report is built from.
@@ -871,6 +873,7 @@ expires = 2026-01-31
             rules_dir: None,
             policy_path: None,
             partial_import: false,
+            history: None,
         };
         ReportModel::build(&ReportInput {
             lang,

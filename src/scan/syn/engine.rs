@@ -699,7 +699,6 @@ impl Engine<'_, '_> {
                 })
                 .collect();
             let mut refused = None;
-            let had_refusal;
             let sent = match self.io.send(&pkts) {
                 Ok(k) => k.min(pkts.len()),
                 Err(e) if is_transient(&e) => 0,
@@ -712,7 +711,7 @@ impl Engine<'_, '_> {
                 }
             };
             drop(pkts);
-            had_refusal = refused.is_some();
+            let had_refusal = refused.is_some();
             self.tokens -= sent as f64;
             let timeout = self.timeout();
             for (i, (src, key, _)) in meta.into_iter().enumerate() {
