@@ -936,3 +936,105 @@ fn drift_refuses_a_broken_chain() {
         .unwrap();
     assert_eq!(n, 3);
 }
+
+/// The nmap file cut at a `</host>` boundary, an empty import and
+/// an endless JSONL: each refused with exit 2 and a message that names the
+/// file; with --allow-partial-import the cut file is audited and the report
+/// and the run's source say "partial import".
+#[test]
+fn truncated_and_empty_imports_are_refused_unless_allowed() {
+    let dir = tempdir("cut");
+    let full = std::fs::read_to_string(fixture()).unwrap();
+    let cut_at = full.match_indices("</host>").nth(2).unwrap().0 + "</host>".len();
+    let cut = dir.join("cut.xml");
+    std::fs::write(&cut, &full[..cut_at]).unwrap();
+    let store = dir.join("h.db");
+    let audit = |extra: &[&str], out: &str| {
+        let mut args = vec![
+            "audit",
+            "--from-nmap",
+            cut.to_str().unwrap(),
+            "--store",
+            store.to_str().unwrap(),
+        ];
+        args.extend_from_slice(extra);
+        let out = dir.join(out);
+        args.extend_from_slice(&["--out", out.to_str().unwrap()]);
+        (offline(&args), out)
+    };
+    let (o, out) = audit(&[], "r-strict");
+    assert_eq!(code(&o), 2, "{}", text(&o.stderr));
+    assert!(
+        text(&o.stderr).contains(&format!(
+            "{} is truncated: it has no <runstats><finished>: nmap did not finish writing it (12 results read before the cut)",
+            cut.display()
+        )),
+        "{}",
+        text(&o.stderr)
+    );
+    assert!(text(&o.stderr).contains("--allow-partial-import"));
+    assert!(!out.exists());
+    let runs: i64 = rusqlite::Connection::open(&store)
+        .unwrap()
+        .query_row("SELECT count(*) FROM runs", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(runs, 0, "nothing recorded");
+
+    let (o, out) = audit(&["--allow-partial-import"], "r-partial");
+    assert!(code(&o) == 0 || code(&o) == 1, "{}", text(&o.stderr));
+    let rows = std::fs::read_to_string(out.join("observations.jsonl")).unwrap();
+    assert_eq!(rows.lines().count(), 12, "3 whole hosts × 4 ports");
+    let html = std::fs::read_to_string(out.join("index.html")).unwrap();
+    assert!(html.contains("partial import"), "the report says so");
+    let db = rusqlite::Connection::open(&store).unwrap();
+    let params: String = db
+        .query_row("SELECT params FROM runs WHERE id = 1", [], |r| r.get(0))
+        .unwrap();
+    let params: Value = serde_json::from_str(&params).unwrap();
+    assert_eq!(params["source"]["partial"], true, "{params}");
+
+    // An nmap run that found nothing is not a clean audit.
+    let empty = dir.join("empty.xml");
+    std::fs::write(
+        &empty,
+        "<nmaprun start=\"1\"><runstats><finished time=\"2\"/></runstats></nmaprun>",
+    )
+    .unwrap();
+    let o = offline(&[
+        "audit",
+        "--from-nmap",
+        empty.to_str().unwrap(),
+        "--no-store",
+        "--out",
+        dir.join("r-empty").to_str().unwrap(),
+    ]);
+    assert_eq!(code(&o), 2);
+    assert!(
+        text(&o.stderr).contains(&format!("no observations in {}", empty.display())),
+        "{}",
+        text(&o.stderr)
+    );
+    // An endless "JSONL" fails at once, naming file and line.
+    let o = offline(&[
+        "audit",
+        "--from-jsonl",
+        "/dev/zero",
+        "--no-store",
+        "--out",
+        dir.join("r-zero").to_str().unwrap(),
+    ]);
+    assert_eq!(code(&o), 2);
+    assert!(
+        text(&o.stderr).contains("/dev/zero:1:1048576: line longer than 1024 KiB"),
+        "{}",
+        text(&o.stderr)
+    );
+    // So does an endless target list.
+    let o = offline(&["scan", "@/dev/zero", "-p", "1"]);
+    assert_eq!(code(&o), 2);
+    assert!(
+        text(&o.stderr).contains("/dev/zero:1: line longer than 1024 KiB"),
+        "{}",
+        text(&o.stderr)
+    );
+}
