@@ -982,6 +982,11 @@ fn truncated_and_empty_imports_are_refused_unless_allowed() {
 
     let (o, out) = audit(&["--allow-partial-import"], "r-partial");
     assert!(code(&o) == 0 || code(&o) == 1, "{}", text(&o.stderr));
+    assert!(
+        text(&o.stderr).contains("\npartial import: a file was cut short"),
+        "{}",
+        text(&o.stderr)
+    );
     let rows = std::fs::read_to_string(out.join("observations.jsonl")).unwrap();
     assert_eq!(rows.lines().count(), 12, "3 whole hosts × 4 ports");
     let html = std::fs::read_to_string(out.join("index.html")).unwrap();

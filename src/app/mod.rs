@@ -285,6 +285,8 @@ pub struct AuditOutcome {
     pub run_id: Option<i64>,
     /// What changed since the previous run of the same scope.
     pub drift: Option<Drift>,
+    /// An import that accepted a file cut short (`--allow-partial-import`).
+    pub partial_import: bool,
 }
 
 /// Runs a whole audit and writes its report directory. Events (progress,
@@ -574,6 +576,7 @@ fn finish_audit(
         manifest_sha256,
         run_id,
         drift,
+        partial_import,
     })
 }
 

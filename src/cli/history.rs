@@ -86,13 +86,18 @@ pub fn print_audit_history(o: &AuditOutcome) {
 pub fn import_line(o: &AuditOutcome, files: usize) -> String {
     let s = &o.summary;
     format!(
-        "audited {} results imported from {files} file{} ({} hosts): {} open, {} closed, {} filtered",
+        "audited {} results imported from {files} file{} ({} hosts): {} open, {} closed, {} filtered{}",
         s.probed,
         if files == 1 { "" } else { "s" },
         o.hosts,
         s.open,
         s.closed,
-        s.filtered
+        s.filtered,
+        if o.partial_import {
+            "\npartial import: a file was cut short and only what it holds was audited (--allow-partial-import)"
+        } else {
+            ""
+        }
     )
 }
 
