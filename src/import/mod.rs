@@ -331,13 +331,13 @@ pub fn load(sources: &[Source], opts: LoadOptions) -> Result<Imported, ImportErr
             Source::NmapXml(_) => {
                 let pos = |off: u64| line_col_in_file(path, off);
                 let run = nmap::parse_reader(input, &file, &pos)?;
-                all.extend(run.observations);
+                append(&mut all, run.observations);
                 folded.extend(run.folded);
                 run.truncated
             }
             Source::Masscan(_) => {
                 let run = masscan::parse_reader(input, &file)?;
-                all.extend(run.observations);
+                append(&mut all, run.observations);
                 run.truncated
             }
             Source::Jsonl(_) => read_jsonl(input, &file, &mut all)?,
@@ -381,6 +381,15 @@ pub fn load(sources: &[Source], opts: LoadOptions) -> Result<Imported, ImportErr
         folded,
         files,
     })
+}
+
+/// Moves `more` into `all` (no copy when `all` is still empty).
+fn append(all: &mut Vec<Observation>, mut more: Vec<Observation>) {
+    if all.is_empty() {
+        *all = more;
+    } else {
+        all.append(&mut more);
+    }
 }
 
 /// Removes from the folded ranges every port known otherwise (listed in any
@@ -433,22 +442,47 @@ fn settle_folded(
     }
     if !extra.is_empty() {
         observations.extend(extra);
-        observations.sort_by_key(|o| (o.ip, o.port, o.proto));
+        // Keys are unique: an unstable sort needs no buffer.
+        observations.sort_unstable_by_key(|o| (o.ip, o.port, o.proto));
     }
     (observations, kept)
 }
 
-/// One observation per (address, port, protocol): the newest wins. Sorts
-/// in place (no second copy of a large import).
+/// One observation per (address, port, protocol): the newest wins (on a
+/// tie, the one read last). In place: a small index of winners, then an
+/// unstable sort of what is kept, so a large import never needs a second
+/// copy of itself.
 pub fn merge(mut observations: Vec<Observation>) -> Vec<Observation> {
-    // Newest first within a key (on a tie, the one read last), then keep
-    // the first of each key.
-    observations.reverse();
-    observations
-        .sort_by(|a, b| (a.ip, a.port, a.proto, b.time).cmp(&(b.ip, b.port, b.proto, a.time)));
-    observations.dedup_by(|later, first| {
-        (later.ip, later.port, later.proto) == (first.ip, first.port, first.proto)
-    });
+    use std::collections::HashMap;
+    use std::collections::hash_map::Entry;
+    let mut winner: HashMap<(IpAddr, u16, Proto), usize> =
+        HashMap::with_capacity(observations.len());
+    for (i, o) in observations.iter().enumerate() {
+        match winner.entry((o.ip, o.port, o.proto)) {
+            Entry::Occupied(mut e) => {
+                if observations[*e.get()].time <= o.time {
+                    e.insert(i);
+                }
+            }
+            Entry::Vacant(e) => {
+                e.insert(i);
+            }
+        }
+    }
+    if winner.len() != observations.len() {
+        let mut keep = vec![false; observations.len()];
+        for &i in winner.values() {
+            keep[i] = true;
+        }
+        let mut i = 0;
+        observations.retain(|_| {
+            i += 1;
+            keep[i - 1]
+        });
+    }
+    drop(winner);
+    // Keys are unique now: an unstable sort (no buffer) is exact.
+    observations.sort_unstable_by_key(|o| (o.ip, o.port, o.proto));
     observations.shrink_to_fit();
     observations
 }
