@@ -23,6 +23,7 @@
 pub mod app;
 pub mod identify;
 pub mod import;
+pub mod lines;
 pub mod model;
 pub mod policy;
 pub mod report;

@@ -56,6 +56,11 @@ pub enum PortState {
     Closed,
     /// No answer, or an ICMP error that says something in the path blocks it.
     Filtered,
+    /// UDP: no answer after the retries, so either a service that ignores
+    /// empty or unknown requests or a firewall that drops them (nmap's
+    /// `open|filtered`).
+    #[serde(rename = "open|filtered")]
+    OpenFiltered,
 }
 
 impl PortState {
@@ -64,6 +69,7 @@ impl PortState {
             PortState::Open => "open",
             PortState::Closed => "closed",
             PortState::Filtered => "filtered",
+            PortState::OpenFiltered => "open|filtered",
         }
     }
 }
@@ -102,6 +108,14 @@ pub enum Reason {
     AdminProhibited,
     /// Any other ICMP destination-unreachable code.
     IcmpUnreach,
+    /// A UDP datagram answered our UDP probe (nmap's `udp-response`).
+    UdpResponse,
+    /// The probe could not be sent at all: the local system refused it
+    /// (no route, address family disabled, out of descriptors after
+    /// back-off, …). The port was never tested; the observation's `error`
+    /// names the errno. Reported as `filtered`, as nmap does for a port it
+    /// got no answer from, but counted apart so it is never taken for one.
+    LocalError,
 }
 
 impl Reason {
@@ -118,13 +132,15 @@ impl Reason {
             Reason::ProtoUnreach => "proto-unreach",
             Reason::AdminProhibited => "admin-prohibited",
             Reason::IcmpUnreach => "icmp-unreach",
+            Reason::UdpResponse => "udp-response",
+            Reason::LocalError => "local-error",
         }
     }
 
     /// The state a reason implies. Every reason maps to exactly one state.
     pub fn state(self) -> PortState {
         match self {
-            Reason::SynAck | Reason::Connected => PortState::Open,
+            Reason::SynAck | Reason::Connected | Reason::UdpResponse => PortState::Open,
             Reason::Reset | Reason::ConnRefused => PortState::Closed,
             _ => PortState::Filtered,
         }
@@ -177,6 +193,10 @@ pub struct Observation {
     /// What answers on the port, once identification has run.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub service: Option<ServiceInfo>,
+    /// For reason `local-error`: the local error that stopped the probe,
+    /// named by its errno (`EADDRNOTAVAIL: Cannot assign requested address`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }
 
 fn one() -> u8 {
@@ -197,8 +217,28 @@ impl Observation {
             hostnames: Vec::new(),
             tries: 1,
             service: None,
+            error: None,
         }
     }
+}
+
+/// Where a report's run sits in the audit history: written into the
+/// report's `manifest.json` (`history`) before the run is committed, while
+/// the run records the manifest's hash. `history verify --against DIR`
+/// checks the store still holds it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HistoryAnchor {
+    /// The history database the run was recorded in.
+    pub store: String,
+    /// The run's id.
+    pub run: i64,
+    /// The chain head the run links to (the hash of the run before it).
+    pub prev_hash: String,
+    /// `sha256`, or `hmac-sha256` for a keyed history.
+    pub chain: String,
+    /// The history key's public id, for a keyed history.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_id: Option<String>,
 }
 
 /// Authentication status of an identified service.

@@ -349,7 +349,29 @@ fn drift_unapproved_change_and_approval() {
     assert!(list.lines().nth(2).unwrap().contains("    4  0/"), "{list}");
     let o = offline(&["history", "verify", "--store", store.to_str().unwrap()]);
     assert_eq!(code(&o), 0, "{}", text(&o.stdout));
-    assert!(text(&o.stdout).ends_with("3 runs, hash chain intact\n"));
+    assert!(
+        text(&o.stdout).contains(": 3 runs, hash chain intact (give --against"),
+        "{}",
+        text(&o.stdout)
+    );
+    // Each report anchors its run; the history still holds all three.
+    assert_eq!(json(&r3.join("manifest.json"))["history"]["run"], 3);
+    let o = offline(&[
+        "history",
+        "verify",
+        "--store",
+        store.to_str().unwrap(),
+        "--against",
+        r1.to_str().unwrap(),
+        r2.to_str().unwrap(),
+        r3.to_str().unwrap(),
+    ]);
+    assert_eq!(code(&o), 0, "{}", text(&o.stdout));
+    assert!(
+        text(&o.stdout).ends_with("3 runs, hash chain intact; 3 report anchor(s) found in it\n"),
+        "{}",
+        text(&o.stdout)
+    );
     let db = rusqlite::Connection::open(&store).unwrap();
     db.execute(
         "UPDATE findings SET json = replace(json, '\"fail\"', '\"waived\"') WHERE run_id = 2",
@@ -362,6 +384,15 @@ fn drift_unapproved_change_and_approval() {
         text(&o.stdout),
         "run 2: run 2 was edited: its content no longer matches its recorded hash\n"
     );
+    // diff reads runs 1 to 3 and refuses the broken segment, naming run 2.
+    let o = offline(&["diff", "1", "3", "--store", store.to_str().unwrap()]);
+    assert_eq!(code(&o), 2, "{}", text(&o.stdout));
+    assert!(
+        text(&o.stderr).contains("run 2 was edited: its content no longer matches its recorded hash; refusing to use a broken chain"),
+        "{}",
+        text(&o.stderr)
+    );
+    assert!(o.stdout.is_empty());
     db.execute("DELETE FROM findings WHERE run_id = 3", [])
         .unwrap();
     db.execute("DELETE FROM observations WHERE run_id = 3", [])
@@ -689,4 +720,331 @@ fn metrics_file_for_the_textfile_collector() {
     assert!(m.contains(&format!(
         "portwarden_audit_duration_seconds{{scope=\"{key}\"}} "
     )));
+}
+
+/// Audits the same JSONL three times into `store`, returning the reports.
+fn three_import_audits(dir: &Path, store: &Path, key: Option<&str>) -> Vec<PathBuf> {
+    let obs = dir.join("obs.jsonl");
+    std::fs::write(
+        &obs,
+        concat!(
+            r#"{"ip":"198.18.0.5","port":22,"proto":"tcp","state":"open","reason":"connected","rtt_ms":0.1,"time":"2026-11-20T10:00:00Z"}"#,
+            "\n",
+            r#"{"ip":"198.18.0.5","port":80,"proto":"tcp","state":"closed","reason":"conn-refused","rtt_ms":0.1,"time":"2026-11-20T10:00:00Z"}"#,
+            "\n"
+        ),
+    )
+    .unwrap();
+    (1..=3)
+        .map(|i| {
+            let out = dir.join(format!("r{i}"));
+            let mut c = Command::new(Lab::bin());
+            c.args(["audit", "--from-jsonl"])
+                .arg(&obs)
+                .args(["--as-of", "2026-11-24", "--store"])
+                .arg(store)
+                .arg("--out")
+                .arg(&out)
+                .env_remove("PORTWARDEN_STORE")
+                .env_remove("PORTWARDEN_HISTORY_KEY");
+            if let Some(k) = key {
+                c.env("PORTWARDEN_HISTORY_KEY", k);
+            }
+            let o = c.output().unwrap();
+            assert!(code(&o) == 0 || code(&o) == 1, "{}", text(&o.stderr));
+            assert!(
+                text(&o.stderr).contains(&format!("recorded as run {i} in the history")),
+                "{}",
+                text(&o.stderr)
+            );
+            out
+        })
+        .collect()
+}
+
+fn verify_cmd(store: &Path, against: &[PathBuf], key: Option<&str>) -> Output {
+    let mut c = Command::new(Lab::bin());
+    c.args(["history", "verify", "--store"])
+        .arg(store)
+        .env_remove("PORTWARDEN_STORE")
+        .env_remove("PORTWARDEN_HISTORY_KEY");
+    if !against.is_empty() {
+        c.arg("--against").args(against);
+    }
+    if let Some(k) = key {
+        c.env("PORTWARDEN_HISTORY_KEY", k);
+    }
+    c.output().unwrap()
+}
+
+/// The issue's four tamper cases, through the CLI: the newest run deleted
+/// with `sqlite_sequence` adjusted, every run deleted, a 0-byte database,
+/// and a keyed chain rewritten without the key.
+#[test]
+fn history_tamper_cases_through_the_cli() {
+    let dir = tempdir("tamper");
+    let store = dir.join("h.db");
+    let reports = three_import_audits(&dir, &store, None);
+    let o = verify_cmd(&store, &reports, None);
+    assert_eq!(code(&o), 0, "{}{}", text(&o.stdout), text(&o.stderr));
+
+    // 1. The newest run deleted, the sequence adjusted: the chain alone
+    // looks whole, the report's anchor does not.
+    let db = rusqlite::Connection::open(&store).unwrap();
+    for t in ["observations", "findings"] {
+        db.execute(&format!("DELETE FROM {t} WHERE run_id = 3"), [])
+            .unwrap();
+    }
+    db.execute("DELETE FROM runs WHERE id = 3", []).unwrap();
+    db.execute("UPDATE sqlite_sequence SET seq = 2 WHERE name = 'runs'", [])
+        .unwrap();
+    let o = verify_cmd(&store, &[], None);
+    assert_eq!(
+        code(&o),
+        0,
+        "undetectable without an anchor: {}",
+        text(&o.stdout)
+    );
+    let o = verify_cmd(&store, &reports, None);
+    assert_eq!(code(&o), 1, "{}", text(&o.stdout));
+    assert_eq!(
+        text(&o.stdout),
+        format!(
+            "{}: run 3 is missing: the history ends at run 2, so its newest runs were deleted (or the database was replaced)\n",
+            reports[2].display()
+        )
+    );
+
+    // 2. Every run deleted (and the sequence row): not "intact".
+    for t in ["observations", "findings", "runs", "sqlite_sequence"] {
+        db.execute(&format!("DELETE FROM {t}"), []).unwrap();
+    }
+    let o = verify_cmd(&store, &[], None);
+    assert_eq!(code(&o), 1, "{}", text(&o.stdout));
+    assert!(
+        text(&o.stdout).contains("holds no runs: nothing is proven"),
+        "{}",
+        text(&o.stdout)
+    );
+    assert!(!text(&o.stdout).contains("intact"));
+    let o = verify_cmd(&store, &reports[..1], None);
+    assert_eq!(code(&o), 1);
+    assert!(text(&o.stdout).contains("run 1 is missing: the history holds no runs at all"));
+    drop(db);
+
+    // 3. A 0-byte database, and none at all: said so, never "intact", and
+    // left as it is (an audit refuses to start a new chain in it).
+    std::fs::write(&store, b"").unwrap();
+    for f in ["h.db-wal", "h.db-shm"] {
+        let _ = std::fs::remove_file(dir.join(f));
+    }
+    let o = verify_cmd(&store, &[], None);
+    assert_eq!(code(&o), 2);
+    assert!(
+        text(&o.stderr).contains("is an empty file (0 bytes)"),
+        "{}",
+        text(&o.stderr)
+    );
+    let o = offline(&["history", "list", "--store", store.to_str().unwrap()]);
+    assert_eq!(code(&o), 2);
+    assert_eq!(std::fs::metadata(&store).unwrap().len(), 0);
+    let o = verify_cmd(&dir.join("none.db"), &[], None);
+    assert_eq!(code(&o), 2);
+    assert!(
+        text(&o.stderr).contains("no audit history at"),
+        "{}",
+        text(&o.stderr)
+    );
+    assert!(!dir.join("none.db").exists());
+
+    // 4. A keyed history: unverifiable without the key, and a chain
+    // rewritten without it is named with it.
+    let kdir = tempdir("keyed");
+    let kstore = kdir.join("k.db");
+    let key = "correct horse battery staple 42";
+    let reports = three_import_audits(&kdir, &kstore, Some(key));
+    let m = json(&reports[0].join("manifest.json"));
+    assert_eq!(m["history"]["chain"], "hmac-sha256");
+    let o = verify_cmd(&kstore, &reports, Some(key));
+    assert_eq!(code(&o), 0, "{}{}", text(&o.stdout), text(&o.stderr));
+    assert!(
+        text(&o.stdout).contains("3 runs, HMAC chain (keyed) intact"),
+        "{}",
+        text(&o.stdout)
+    );
+    let o = verify_cmd(&kstore, &[], None);
+    assert_eq!(code(&o), 2);
+    assert!(
+        text(&o.stderr).contains("3 of 3 runs are HMAC-keyed"),
+        "{}",
+        text(&o.stderr)
+    );
+    let o = verify_cmd(&kstore, &[], Some("another key, sixteen+ bytes"));
+    assert_eq!(code(&o), 1);
+    assert!(
+        text(&o.stdout).contains("run 1 was keyed with another key"),
+        "{}",
+        text(&o.stdout)
+    );
+    // The forger downgrades the runs to plain hashes.
+    let db = rusqlite::Connection::open(&kstore).unwrap();
+    db.execute("UPDATE runs SET chain = 'sha256', key_id = NULL", [])
+        .unwrap();
+    let o = verify_cmd(&kstore, &reports, Some(key));
+    assert_eq!(code(&o), 1);
+    let out = text(&o.stdout);
+    for run in 1..=3 {
+        assert!(
+            out.contains(&format!(
+                "run {run}: run {run} is not HMAC-keyed although a key was given"
+            )),
+            "{out}"
+        );
+    }
+    assert!(
+        out.contains("is hashed as sha256 (key none), the report recorded hmac-sha256"),
+        "{out}"
+    );
+}
+
+/// An audit judges drift against the previous run of its scope: a broken
+/// chain from there to the head is refused (exit 2, naming the run), and
+/// nothing is recorded.
+#[test]
+fn drift_refuses_a_broken_chain() {
+    let dir = tempdir("drift-broken");
+    let store = dir.join("h.db");
+    three_import_audits(&dir, &store, None);
+    let db = rusqlite::Connection::open(&store).unwrap();
+    db.execute("UPDATE runs SET open_ports = 7 WHERE id = 3", [])
+        .unwrap();
+    let o = Command::new(Lab::bin())
+        .args(["audit", "--from-jsonl"])
+        .arg(dir.join("obs.jsonl"))
+        .args(["--store"])
+        .arg(&store)
+        .arg("--out")
+        .arg(dir.join("r4"))
+        .env_remove("PORTWARDEN_STORE")
+        .env_remove("PORTWARDEN_HISTORY_KEY")
+        .output()
+        .unwrap();
+    assert_eq!(code(&o), 2, "{}", text(&o.stderr));
+    assert!(
+        text(&o.stderr).contains("run 3 was edited"),
+        "{}",
+        text(&o.stderr)
+    );
+    assert!(!dir.join("r4").exists());
+    let n: i64 = db
+        .query_row("SELECT count(*) FROM runs", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(n, 3);
+}
+
+/// The issue's nmap file cut at a `</host>` boundary, an empty import and
+/// an endless JSONL: each refused with exit 2 and a message that names the
+/// file; with --allow-partial-import the cut file is audited and the report
+/// and the run's source say "partial import".
+#[test]
+fn truncated_and_empty_imports_are_refused_unless_allowed() {
+    let dir = tempdir("cut");
+    let full = std::fs::read_to_string(fixture()).unwrap();
+    let cut_at = full.match_indices("</host>").nth(2).unwrap().0 + "</host>".len();
+    let cut = dir.join("cut.xml");
+    std::fs::write(&cut, &full[..cut_at]).unwrap();
+    let store = dir.join("h.db");
+    let audit = |extra: &[&str], out: &str| {
+        let mut args = vec![
+            "audit",
+            "--from-nmap",
+            cut.to_str().unwrap(),
+            "--store",
+            store.to_str().unwrap(),
+        ];
+        args.extend_from_slice(extra);
+        let out = dir.join(out);
+        args.extend_from_slice(&["--out", out.to_str().unwrap()]);
+        (offline(&args), out)
+    };
+    let (o, out) = audit(&[], "r-strict");
+    assert_eq!(code(&o), 2, "{}", text(&o.stderr));
+    assert!(
+        text(&o.stderr).contains(&format!(
+            "{} is truncated: it has no <runstats><finished>: nmap did not finish writing it (12 results read before the cut)",
+            cut.display()
+        )),
+        "{}",
+        text(&o.stderr)
+    );
+    assert!(text(&o.stderr).contains("--allow-partial-import"));
+    assert!(!out.exists());
+    let runs: i64 = rusqlite::Connection::open(&store)
+        .unwrap()
+        .query_row("SELECT count(*) FROM runs", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(runs, 0, "nothing recorded");
+
+    let (o, out) = audit(&["--allow-partial-import"], "r-partial");
+    assert!(code(&o) == 0 || code(&o) == 1, "{}", text(&o.stderr));
+    assert!(
+        text(&o.stderr).contains("\npartial import: a file was cut short"),
+        "{}",
+        text(&o.stderr)
+    );
+    let rows = std::fs::read_to_string(out.join("observations.jsonl")).unwrap();
+    assert_eq!(rows.lines().count(), 12, "3 whole hosts × 4 ports");
+    let html = std::fs::read_to_string(out.join("index.html")).unwrap();
+    assert!(html.contains("partial import"), "the report says so");
+    let db = rusqlite::Connection::open(&store).unwrap();
+    let params: String = db
+        .query_row("SELECT params FROM runs WHERE id = 1", [], |r| r.get(0))
+        .unwrap();
+    let params: Value = serde_json::from_str(&params).unwrap();
+    assert_eq!(params["source"]["partial"], true, "{params}");
+
+    // An nmap run that found nothing is not a clean audit.
+    let empty = dir.join("empty.xml");
+    std::fs::write(
+        &empty,
+        "<nmaprun start=\"1\"><runstats><finished time=\"2\"/></runstats></nmaprun>",
+    )
+    .unwrap();
+    let o = offline(&[
+        "audit",
+        "--from-nmap",
+        empty.to_str().unwrap(),
+        "--no-store",
+        "--out",
+        dir.join("r-empty").to_str().unwrap(),
+    ]);
+    assert_eq!(code(&o), 2);
+    assert!(
+        text(&o.stderr).contains(&format!("no observations in {}", empty.display())),
+        "{}",
+        text(&o.stderr)
+    );
+    // An endless "JSONL" fails at once, naming file and line.
+    let o = offline(&[
+        "audit",
+        "--from-jsonl",
+        "/dev/zero",
+        "--no-store",
+        "--out",
+        dir.join("r-zero").to_str().unwrap(),
+    ]);
+    assert_eq!(code(&o), 2);
+    assert!(
+        text(&o.stderr).contains("/dev/zero:1:1048576: line longer than 1024 KiB"),
+        "{}",
+        text(&o.stderr)
+    );
+    // So does an endless target list.
+    let o = offline(&["scan", "@/dev/zero", "-p", "1"]);
+    assert_eq!(code(&o), 2);
+    assert!(
+        text(&o.stderr).contains("/dev/zero:1: line longer than 1024 KiB"),
+        "{}",
+        text(&o.stderr)
+    );
 }

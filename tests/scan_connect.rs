@@ -54,7 +54,14 @@ fn row_of(v: &Value, ctx: &str) -> Row {
         "rtt_ms: {ctx}"
     );
     assert!(v["time"].is_string(), "time: {ctx}");
-    assert!(v["tries"].as_u64().is_some_and(|t| t >= 1), "tries: {ctx}");
+    // A local error sent nothing: zero tries, and the errno it names.
+    if v["reason"] == "local-error" {
+        assert_eq!(v["tries"], 0, "tries: {ctx}");
+        assert!(v["error"].is_string(), "error: {ctx}");
+    } else {
+        assert!(v["tries"].as_u64().is_some_and(|t| t >= 1), "tries: {ctx}");
+        assert!(v.get("error").is_none(), "error: {ctx}");
+    }
     // A silent port has no round trip; a completed or refused handshake
     // has one. (The connect engine reports no rtt for ICMP errors: the
     // kernel gives it an errno, not the time the ICMP arrived.)
@@ -461,4 +468,135 @@ fn retries_recover_from_syn_loss() {
     // 24 pairs, each first SYN lost with p = 0.4: none retried has
     // probability 0.6^24 ≈ 5e-6.
     assert!(retried > 0, "no conclusion needed a retry:\n{text}");
+}
+
+/// A network namespace of its own with IPv6 switched off, removed on drop.
+struct V6OffNs(String);
+
+impl V6OffNs {
+    fn new() -> V6OffNs {
+        let name = format!("pw-v6off-{}", std::process::id());
+        let sh = |args: &[&str]| {
+            let st = std::process::Command::new("ip")
+                .args(args)
+                .status()
+                .expect("run ip (iproute2; tests/setup.sh installs it)");
+            assert!(st.success(), "ip {args:?} failed (the lab needs root)");
+        };
+        sh(&["netns", "add", &name]);
+        let ns = V6OffNs(name);
+        sh(&["-n", &ns.0, "link", "set", "lo", "up"]);
+        for key in ["all", "default", "lo"] {
+            sh(&[
+                "netns",
+                "exec",
+                &ns.0,
+                "sysctl",
+                "-qw",
+                &format!("net.ipv6.conf.{key}.disable_ipv6=1"),
+            ]);
+        }
+        ns
+    }
+}
+
+impl Drop for V6OffNs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("ip")
+            .args(["netns", "del", &self.0])
+            .status();
+    }
+}
+
+/// The reproduction: with IPv6 disabled, `::1` used to vanish from
+/// every output of the connect scan. Each of the 4 pairs must come out
+/// once: the IPv4 ones as the kernel answers, the IPv6 ones as
+/// `local-error` naming the errno, and the summary must count them. The SYN
+/// engine (which has no route for `::1` there) must say the same.
+#[test]
+fn ipv6_disabled_namespace_still_reports_every_pair() {
+    let ns = V6OffNs::new();
+    // A listener on 127.0.0.1:2222 inside the namespace.
+    let (tx, rx) = std::sync::mpsc::channel();
+    let name = ns.0.clone();
+    let holder = std::thread::spawn(move || {
+        crate::lab::enter_netns(&name).expect("enter the namespace");
+        let l = std::net::TcpListener::bind("127.0.0.1:2222").expect("bind 2222");
+        tx.send(()).unwrap();
+        // Keep it open until the scan is over (the channel closes).
+        let _ = l.set_nonblocking(true);
+        std::thread::sleep(std::time::Duration::from_secs(30));
+        drop(l);
+    });
+    rx.recv().unwrap();
+    let lo4: IpAddr = "127.0.0.1".parse().unwrap();
+    let lo6: IpAddr = "::1".parse().unwrap();
+    for (engine, open_reason) in [("connect", "connected"), ("syn", "syn-ack")] {
+        let run = |format: &str| {
+            std::process::Command::new("ip")
+                .args(["netns", "exec", &ns.0])
+                .arg(crate::lab::Lab::bin())
+                .args([
+                    "scan",
+                    "127.0.0.1",
+                    "::1",
+                    "-p",
+                    "2222,80",
+                    "--scan",
+                    engine,
+                ])
+                .args(["--format", format])
+                .output()
+                .expect("spawn portwarden")
+        };
+        let out = run("jsonl");
+        assert_ok(&out);
+        let text = stdout(&out);
+        let got: BTreeMap<(IpAddr, u16), (String, String)> = parse_jsonl(&text)
+            .into_iter()
+            .map(|(ip, port, state, reason)| ((ip, port), (state, reason)))
+            .collect();
+        let closed = if engine == "syn" {
+            "reset"
+        } else {
+            "conn-refused"
+        };
+        let want: BTreeMap<(IpAddr, u16), (String, String)> = [
+            ((lo4, 2222), ("open", open_reason)),
+            ((lo4, 80), ("closed", closed)),
+            ((lo6, 2222), ("filtered", "local-error")),
+            ((lo6, 80), ("filtered", "local-error")),
+        ]
+        .into_iter()
+        .map(|(k, (s, r))| (k, (s.to_string(), r.to_string())))
+        .collect();
+        assert_eq!(got, want, "{engine}: {text}");
+        assert_eq!(
+            text.lines().filter(|l| l.contains("\"ip\"")).count(),
+            4,
+            "{text}"
+        );
+        for line in text.lines().filter(|l| l.contains("\"::1\"")) {
+            let v: Value = serde_json::from_str(line).unwrap();
+            let e = v["error"].as_str().unwrap();
+            assert!(
+                e.starts_with("EADDRNOTAVAIL") || e.starts_with("ENETUNREACH"),
+                "{engine}: {e}"
+            );
+        }
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("2 hosts × 2 ports"), "{err}");
+        assert!(
+            err.contains("warning: 2 of the filtered were never probed"),
+            "{err}"
+        );
+        // The JSON summary counts them too.
+        let out = run("json");
+        assert_ok(&out);
+        let v: Value = serde_json::from_str(&stdout(&out)).unwrap();
+        assert_eq!(v["summary"]["local_errors"], 2, "{engine}");
+        assert_eq!(v["summary"]["probed"], 4, "{engine}");
+        assert_eq!(v["observations"].as_array().unwrap().len(), 4);
+    }
+    drop(holder);
 }

@@ -213,6 +213,12 @@ pub struct AuditRequest {
     pub store: Option<PathBuf>,
     /// Audit these existing scan results instead of scanning.
     pub import: Vec<crate::import::Source>,
+    /// The history key (`PORTWARDEN_HISTORY_KEY` / `--history-key-file`):
+    /// runs are recorded in an HMAC-SHA256 chain.
+    pub history_key: Option<crate::store::HistoryKey>,
+    /// Accept an import file that was cut short (`--allow-partial-import`);
+    /// the run's source then says `"partial": true`.
+    pub allow_partial_import: bool,
     /// Write Prometheus textfile-collector metrics here.
     pub metrics: Option<PathBuf>,
     /// Sign the report's manifest with this Ed25519 secret key (PKCS#8 PEM,
@@ -238,7 +244,9 @@ pub fn load_profiles(rules_dir: Option<&Path>) -> Result<Profiles> {
 
 /// Loads the remediation templates (embedded, or overridden from a rules dir).
 pub fn load_remediation(rules_dir: Option<&Path>) -> Result<report::RemediationCatalog> {
-    Ok(report::RemediationCatalog::from_rules(&Rules::load(rules_dir)?)?)
+    Ok(report::RemediationCatalog::from_rules(&Rules::load(
+        rules_dir,
+    )?)?)
 }
 
 /// Every group's `platforms` must name remediation platforms (or families
@@ -287,6 +295,8 @@ pub struct AuditOutcome {
     pub run_id: Option<i64>,
     /// What changed since the previous run of the same scope.
     pub drift: Option<Drift>,
+    /// An import that accepted a file cut short (`--allow-partial-import`).
+    pub partial_import: bool,
 }
 
 /// Runs a whole audit and writes its report directory. Events (progress,
@@ -319,7 +329,14 @@ pub async fn audit(req: &AuditRequest, events: mpsc::Sender<ScanEvent>) -> Resul
         rules,
     };
     let policy = &rulebook.policy;
-    let history = req.store.as_deref().map(Store::open).transpose()?;
+    let history = match req.store.as_deref() {
+        Some(path) => {
+            let mut s = Store::open(path)?;
+            s.set_key(req.history_key.clone());
+            Some(s)
+        }
+        None => None,
+    };
     // Without targets, the scope is the policy's groups (an import without
     // either takes the addresses in its files).
     let mut scope = req.scope.clone();
@@ -425,25 +442,22 @@ struct Collected {
 /// Reads the scan results an import audit judges.
 fn import_audit(req: &AuditRequest, rules: &Rules) -> Result<Collected> {
     let catalogue = rules.ports.clone();
-    let observations = crate::import::load(&req.import)?;
-    let mut summary = ScanSummary::default();
-    for o in &observations {
-        summary.count(o.state);
-    }
-    let hosts: std::collections::BTreeSet<_> = observations.iter().map(|o| o.ip).collect();
-    let ports: std::collections::BTreeSet<_> = observations.iter().map(|o| o.port).collect();
+    let opts = crate::import::LoadOptions {
+        allow_partial: req.allow_partial_import,
+    };
+    let imported = crate::import::load(&req.import, opts)?;
+    let summary = imported.summary();
+    let (hosts, ports) = imported.hosts_and_ports();
+    let source = imported.source_json();
     Ok(Collected {
         catalogue,
         engine: None,
         rate: None,
         summary,
-        hosts: hosts.len() as u64,
-        ports: ports.len(),
-        observations,
-        source: serde_json::json!({
-            "kind": "import",
-            "files": req.import.iter().map(|s| s.label()).collect::<Vec<_>>(),
-        }),
+        hosts,
+        ports,
+        observations: imported.observations,
+        source,
     })
 }
 
@@ -486,6 +500,7 @@ fn finish_audit(
         observations,
         source,
     } = collected;
+    let partial_import = source["partial"] == serde_json::Value::Bool(true);
     let mut record = store::audit_record(store::AuditFacts {
         started,
         scope_targets: &scope.targets,
@@ -501,10 +516,15 @@ fn finish_audit(
         observations: &observations,
     });
     let previous = match history.as_deref() {
-        Some(h) => h
-            .latest_of_scope(&record.scope.key, None)?
-            .map(|id| h.load(id))
-            .transpose()?,
+        Some(h) => match h.latest_of_scope(&record.scope.key, None)? {
+            // Drift is judged against the previous run: the chain from it
+            // to the head (which the new run will extend) must hold.
+            Some(id) => {
+                h.verify_segment(id, h.latest()?.unwrap_or(id))?;
+                Some(h.load(id)?)
+            }
+            None => None,
+        },
         None => None,
     };
     let baseline = previous.as_ref().map(store::baseline);
@@ -534,6 +554,13 @@ fn finish_audit(
         "ports": evaluation.ports,
         "coverage": evaluation.coverage,
     });
+    // The run's place in the history is fixed (and the write lock taken)
+    // before the report is written, so its manifest can carry the anchor.
+    let pending_run = match history {
+        Some(h) => Some(h.begin_record()?),
+        None => None,
+    };
+    let anchor = pending_run.as_ref().map(|p| p.anchor().clone());
     let pending = write_report_dir(&req.out, cancel, |dir| {
         write_jsonl(&dir.join("observations.jsonl"), &observations)?;
         if let Some(d) = &drift {
@@ -566,6 +593,8 @@ fn finish_audit(
                 Some(_) => source_addresses(observations.iter().map(|o| o.ip)),
                 None => Vec::new(),
             },
+            partial_import,
+            history: anchor.clone(),
         };
         report::write_bundle(
             dir,
@@ -591,8 +620,8 @@ fn finish_audit(
         let manifest_sha256 = report::evidence::manifest_sha256(&req.out)?;
         record.finished = Utc::now();
         record.manifest_hash = Some(manifest_sha256.clone());
-        let run_id = match history {
-            Some(h) => Some(h.record(&record).with_context(|| {
+        let run_id = match pending_run {
+            Some(p) => Some(p.commit(&record).with_context(|| {
                 format!(
                     "the report is in {} but the run was not recorded in the history",
                     req.out.display()
@@ -626,6 +655,7 @@ fn finish_audit(
         manifest_sha256,
         run_id,
         drift,
+        partial_import,
     })
 }
 

@@ -71,6 +71,11 @@ pub struct StoreArgs {
     /// else ~/.local/share/portwarden/history.db].
     #[arg(long, value_name = "PATH", env = "PORTWARDEN_STORE")]
     pub store: Option<PathBuf>,
+    /// Read the history key from FILE (at least 16 bytes): the chain becomes
+    /// an HMAC-SHA256 chain that cannot be recomputed without it. The key
+    /// may instead be given in PORTWARDEN_HISTORY_KEY.
+    #[arg(long, value_name = "FILE")]
+    pub history_key_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -90,6 +95,11 @@ pub enum HistoryCmd {
     Verify {
         #[command(flatten)]
         store: StoreArgs,
+        /// Also check that the history still holds the runs these report
+        /// directories recorded (their manifest.json anchors): detects the
+        /// newest runs deleted and a database replaced wholesale.
+        #[arg(long, value_name = "DIR", num_args = 1..)]
+        against: Vec<PathBuf>,
     },
 }
 
@@ -223,6 +233,11 @@ pub struct AuditCmd {
     /// Audit these portwarden JSONL files (merged; e.g. the shards of a split scan) instead of scanning.
     #[arg(long, value_name = "FILE", num_args = 1..)]
     pub from_jsonl: Vec<PathBuf>,
+    /// Accept an nmap or masscan file that was cut short (or a JSONL scan
+    /// that says it was interrupted), auditing what it holds; the report's
+    /// source then says "partial import".
+    #[arg(long)]
+    pub allow_partial_import: bool,
     /// Write Prometheus textfile-collector metrics to FILE (e.g. /var/lib/node_exporter/textfile/portwarden.prom).
     #[arg(long, value_name = "FILE")]
     pub metrics: Option<PathBuf>,

@@ -25,6 +25,25 @@ fn store_path(args: &StoreArgs) -> Result<PathBuf> {
     }
 }
 
+/// The history key: `--history-key-file FILE` or `PORTWARDEN_HISTORY_KEY`
+/// (not both: one key, one place).
+pub fn history_key(args: &StoreArgs) -> Result<Option<store::HistoryKey>> {
+    let env = std::env::var_os("PORTWARDEN_HISTORY_KEY").filter(|v| !v.is_empty());
+    match (&args.history_key_file, env) {
+        (Some(_), Some(_)) => bail!(
+            "the history key is given twice (--history-key-file and PORTWARDEN_HISTORY_KEY): give it once"
+        ),
+        (Some(path), None) => Ok(Some(store::HistoryKey::from_file(path)?)),
+        (None, Some(v)) => {
+            use std::os::unix::ffi::OsStrExt;
+            Ok(Some(
+                store::HistoryKey::new(v.as_bytes()).context("PORTWARDEN_HISTORY_KEY")?,
+            ))
+        }
+        (None, None) => Ok(None),
+    }
+}
+
 /// The history an audit records into (`None` with `--no-store`).
 pub fn audit_store(args: &StoreArgs, no_store: bool) -> Result<Option<PathBuf>> {
     if no_store {
@@ -67,13 +86,18 @@ pub fn print_audit_history(o: &AuditOutcome) {
 pub fn import_line(o: &AuditOutcome, files: usize) -> String {
     let s = &o.summary;
     format!(
-        "audited {} results imported from {files} file{} ({} hosts): {} open, {} closed, {} filtered",
+        "audited {} results imported from {files} file{} ({} hosts): {} open, {} closed, {} filtered{}",
         s.probed,
         if files == 1 { "" } else { "s" },
         o.hosts,
         s.open,
         s.closed,
-        s.filtered
+        s.filtered,
+        if o.partial_import {
+            "\npartial import: a file was cut short and only what it holds was audited (--allow-partial-import)"
+        } else {
+            ""
+        }
     )
 }
 
@@ -85,7 +109,7 @@ pub fn history(cmd: HistoryCmd) -> Result<u8> {
             format,
         } => {
             let path = store_path(&store)?;
-            let s = open_existing(&path)?;
+            let s = open_existing(&path, &store)?;
             let runs = s.list(scope.as_deref())?;
             let mut w = BufWriter::new(io::stdout());
             match format {
@@ -162,41 +186,91 @@ pub fn history(cmd: HistoryCmd) -> Result<u8> {
             w.flush()?;
             Ok(exit::OK)
         }
-        HistoryCmd::Verify { store } => {
-            let path = store_path(&store)?;
-            let s = open_existing(&path)?;
-            let problems = s.verify()?;
-            if problems.is_empty() {
-                println!("{}: {} runs, hash chain intact", path.display(), s.count()?);
-                return Ok(exit::OK);
-            }
-            for p in &problems {
-                println!("run {}: {}", p.run, p.problem);
-            }
-            eprintln!(
-                "history {} has been tampered with: {} problem(s)",
-                path.display(),
-                problems.len()
-            );
-            Ok(exit::FINDINGS)
-        }
+        HistoryCmd::Verify { store, against } => verify(&store, &against),
     }
 }
 
-/// Reading commands never create an empty history by accident.
-fn open_existing(path: &std::path::Path) -> Result<Store> {
-    if !path.exists() {
+/// `history verify [--against DIR…]`: the chain, then each report's anchor.
+fn verify(args: &StoreArgs, against: &[PathBuf]) -> Result<u8> {
+    let path = store_path(args)?;
+    let s = open_existing(&path, args)?;
+    let v = s.verification()?;
+    let mut problems: Vec<String> = v
+        .problems
+        .iter()
+        .map(|p| format!("run {}: {}", p.run, p.problem))
+        .collect();
+    for dir in against {
+        let shown = dir.display();
+        let anchor = portwarden::report::evidence::read_anchor(dir)
+            .with_context(|| format!("{shown} is not a report directory"))?;
+        let Some(anchor) = anchor else {
+            problems.push(format!(
+                "{shown}: its manifest.json records no history anchor (written by an older portwarden, or with --no-store)"
+            ));
+            continue;
+        };
+        let sha = portwarden::report::evidence::manifest_sha256(dir)?;
+        for p in s.check_anchor(&anchor, &sha)? {
+            problems.push(format!("{shown}: {p}"));
+        }
+    }
+    for p in &problems {
+        println!("{}", terminal_safe(p));
+    }
+    if !problems.is_empty() {
+        eprintln!(
+            "history {} has been tampered with: {} problem(s)",
+            path.display(),
+            problems.len()
+        );
+        return Ok(exit::FINDINGS);
+    }
+    if !v.unproven.is_empty() {
         bail!(
-            "no audit history at {} (run an audit first, or give --store PATH)",
-            path.display()
+            "history {}: {} of {} runs are HMAC-keyed and cannot be checked without the key: give PORTWARDEN_HISTORY_KEY or --history-key-file",
+            path.display(),
+            v.unproven.len(),
+            v.runs
         );
     }
-    Ok(Store::open(path)?)
+    if v.runs == 0 {
+        println!(
+            "{}: holds no runs: nothing is proven (if audits were recorded here, they were deleted)",
+            path.display()
+        );
+        return Ok(exit::FINDINGS);
+    }
+    let kind = if history_key(args)?.is_some() {
+        "HMAC chain (keyed)"
+    } else {
+        "hash chain"
+    };
+    let anchors = if against.is_empty() {
+        " (give --against REPORT_DIR… to also detect deleted newest runs or a replaced database)"
+            .to_string()
+    } else {
+        format!("; {} report anchor(s) found in it", against.len())
+    };
+    println!(
+        "{}: {} runs, {kind} intact{anchors}",
+        path.display(),
+        v.runs
+    );
+    Ok(exit::OK)
+}
+
+/// Reading commands never create a history by accident, and refuse a
+/// 0-byte file (a truncated history is not an empty one).
+fn open_existing(path: &std::path::Path, args: &StoreArgs) -> Result<Store> {
+    let mut s = Store::open_existing(path)?;
+    s.set_key(history_key(args)?);
+    Ok(s)
 }
 
 pub fn diff(cmd: DiffCmd) -> Result<u8> {
     let path = store_path(&cmd.store)?;
-    let s = open_existing(&path)?;
+    let s = open_existing(&path, &cmd.store)?;
     let b = match cmd.run_b {
         Some(b) => b,
         None => s
@@ -215,6 +289,9 @@ pub fn diff(cmd: DiffCmd) -> Result<u8> {
                 )
             })?,
     };
+    // The segment compared must hold: an edited or deleted run between
+    // the two (or either of them) is refused, naming the run.
+    s.verify_segment(a, b)?;
     let run_a = s.load(a)?;
     let mut d = store::drift((&run_a.record, Some(a)), (&run_b.record, Some(b)));
     // A port opened in a run between the two was judged in that run.

@@ -280,6 +280,8 @@ async fn audit(cmd: AuditCmd) -> Result<u8> {
             .collect(),
         store: history::audit_store(&cmd.store, cmd.no_store)?,
         import: history::import_sources(&cmd),
+        allow_partial_import: cmd.allow_partial_import,
+        history_key: history::history_key(&cmd.store)?,
         metrics: cmd.metrics.clone(),
         sign_key: cmd.sign_key.clone(),
         cancel: Cancel::new(),
@@ -773,7 +775,7 @@ fn summary_line(s: &ScanSummary, hosts: u64, ports: usize) -> String {
         plural(hosts, "host"),
         plural(ports as u64, "port")
     );
-    format!(
+    let mut line = format!(
         "scanned {scope} in {:.2} s ({:.0} probes/s{}): {} open, {} closed, {} filtered",
         s.elapsed.as_secs_f64(),
         s.rate,
@@ -781,7 +783,14 @@ fn summary_line(s: &ScanSummary, hosts: u64, ports: usize) -> String {
         s.open,
         s.closed,
         s.filtered
-    )
+    );
+    if s.local_errors > 0 {
+        line.push_str(&format!(
+            "\nwarning: {} of the filtered were never probed: this machine refused to send them (reason local-error; the observation's \"error\" names the errno)",
+            s.local_errors
+        ));
+    }
+    line
 }
 
 /// Parses the command line; usage errors become one line (plus a hint), help

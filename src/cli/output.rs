@@ -133,6 +133,7 @@ impl Output {
                         "open": summary.open,
                         "closed": summary.closed,
                         "filtered": summary.filtered,
+                        "local_errors": summary.local_errors,
                         "elapsed_s": summary.elapsed.as_secs_f64(),
                         "rate": summary.rate,
                         "interrupted": summary.interrupted,

@@ -7,12 +7,14 @@
 //! `--banners`) adds a banner to the open port it names.
 
 use std::collections::BTreeMap;
+use std::io::BufRead;
 use std::net::IpAddr;
 
 use chrono::{DateTime, TimeZone, Utc};
 use serde::Deserialize;
 
-use super::ImportError;
+use super::{ImportError, line_error};
+use crate::lines::{BoundedLines, MAX_LINE};
 use crate::model::{Observation, PortState, Proto, Reason, ServiceInfo};
 
 #[derive(Deserialize)]
@@ -32,8 +34,6 @@ struct PortRec {
     #[serde(default)]
     status: Option<String>,
     #[serde(default)]
-    reason: Option<String>,
-    #[serde(default)]
     service: Option<ServiceRec>,
 }
 
@@ -43,6 +43,9 @@ struct ServiceRec {
     #[serde(default)]
     banner: Option<String>,
 }
+
+/// Banners kept at most (masscan writes one record per banner).
+const MAX_BANNERS: usize = 1 << 20;
 
 const HINT: &str =
     "give the file masscan wrote with -oJ (one {\"ip\":…,\"ports\":[…]} record a line)";
@@ -70,14 +73,46 @@ fn printable(s: &str) -> String {
     out
 }
 
-/// Parses masscan JSON; `file` names it in errors.
+/// What one masscan file holds.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MasscanRun {
+    pub observations: Vec<Observation>,
+    /// Why the file looks cut short (an opening `[` never closed, or a
+    /// last record cut in the middle); `None` for a complete file.
+    pub truncated: Option<String>,
+}
+
+/// Parses masscan JSON held in memory; `file` names it in errors.
 pub fn parse(text: &str, file: &str) -> Result<Vec<Observation>, ImportError> {
+    Ok(parse_reader(text.as_bytes(), file)?.observations)
+}
+
+/// Parses masscan JSON line by line (each line bounded), so memory grows
+/// with the results, never with the file's shape.
+pub fn parse_reader<R: BufRead>(input: R, file: &str) -> Result<MasscanRun, ImportError> {
     let mut obs: BTreeMap<(IpAddr, u16, Proto), Observation> = BTreeMap::new();
     let mut banners: Vec<(IpAddr, u16, Proto, ServiceRec)> = Vec::new();
-    for (i, raw) in text.lines().enumerate() {
-        let line = raw.trim().trim_end_matches(',').trim();
+    let mut lines = BoundedLines::new(input, MAX_LINE);
+    // masscan opens the array on the first line and closes it on the last.
+    let mut opened = false;
+    let mut closed = false;
+    let mut cut: Option<String> = None;
+    while let Some(l) = lines.next_line().map_err(|e| line_error(file, e, HINT))? {
+        let i = l.no - 1;
+        let trimmed = l.text.trim();
+        if trimmed.starts_with('[') {
+            opened = true;
+        }
+        if trimmed.ends_with(']') {
+            closed = true;
+        }
+        let line = trimmed.trim_end_matches(',').trim();
         let line = line.trim_start_matches('[').trim_end_matches(']').trim();
-        if line.is_empty() || line.starts_with("{finished") {
+        if line.is_empty() {
+            continue;
+        }
+        if line.starts_with("{finished") {
+            closed = true;
             continue;
         }
         let err = |col: usize, message: String| ImportError::Parse {
@@ -87,12 +122,20 @@ pub fn parse(text: &str, file: &str) -> Result<Vec<Observation>, ImportError> {
             message,
             hint: HINT.into(),
         };
-        let rec: Record = serde_json::from_str(line).map_err(|e| err(e.column(), e.to_string()))?;
+        let rec: Record = match serde_json::from_str(line) {
+            Ok(r) => r,
+            // The last line, cut in the middle of a record.
+            Err(e) if !l.terminated && e.is_eof() => {
+                cut = Some(format!("its last line ({}) ends inside a record", i + 1));
+                break;
+            }
+            Err(e) => return Err(err(e.column(), e.to_string())),
+        };
         let ip: IpAddr = rec
             .ip
             .trim()
             .parse()
-            .map_err(|_| err(1, format!("'{}' is not an IP address", rec.ip)))?;
+            .map_err(|_| err(1, format!("'{}' is not an IP address", printable(&rec.ip))))?;
         let time = time_of(&rec.timestamp).unwrap_or_else(Utc::now);
         for p in rec.ports {
             let proto = match p.proto.as_deref() {
@@ -100,7 +143,9 @@ pub fn parse(text: &str, file: &str) -> Result<Vec<Observation>, ImportError> {
                 Some("tcp") | None => Proto::Tcp,
                 Some(_) => continue,
             };
-            if let Some(s) = p.service {
+            if let Some(s) = p.service
+                && banners.len() < MAX_BANNERS
+            {
                 banners.push((ip, p.port, proto, s));
             }
             let Some(status) = p.status.as_deref() else {
@@ -109,25 +154,23 @@ pub fn parse(text: &str, file: &str) -> Result<Vec<Observation>, ImportError> {
             let state = match status {
                 "open" => PortState::Open,
                 "closed" => PortState::Closed,
-                other => return Err(err(1, format!("unknown port status '{other}'"))),
+                other => {
+                    return Err(err(
+                        1,
+                        format!("unknown port status '{}'", printable(other)),
+                    ));
+                }
             };
-            let reason = match (state, p.reason.as_deref()) {
+            let reason = match (state, proto) {
+                // A UDP answer (masscan sends protocol payloads).
+                (PortState::Open, Proto::Udp) => Reason::UdpResponse,
                 (PortState::Open, _) => Reason::SynAck,
-                (_, Some("rst") | Some("rst-ack") | Some("reset") | None) => Reason::Reset,
+                (_, Proto::Udp) => Reason::PortUnreach,
                 _ => Reason::Reset,
             };
-            let o = Observation {
-                ip,
-                port: p.port,
-                proto,
-                state,
-                reason,
-                rtt_ms: None,
-                time,
-                hostnames: Vec::new(),
-                tries: 1,
-                service: None,
-            };
+            let mut o = Observation::new(ip, p.port, proto, reason, None);
+            o.state = state;
+            o.time = time;
             let key = (ip, p.port, proto);
             match obs.get(&key) {
                 Some(e) if e.time > time => {}
@@ -140,7 +183,7 @@ pub fn parse(text: &str, file: &str) -> Result<Vec<Observation>, ImportError> {
     for (ip, port, proto, s) in banners {
         if let Some(o) = obs.get_mut(&(ip, port, proto)) {
             let svc = o.service.get_or_insert_with(|| ServiceInfo {
-                name: s.name.clone(),
+                name: printable(&s.name),
                 // masscan names the probe it sent, not a verified protocol.
                 confidence: 0.3,
                 ..ServiceInfo::default()
@@ -150,7 +193,13 @@ pub fn parse(text: &str, file: &str) -> Result<Vec<Observation>, ImportError> {
             }
         }
     }
-    Ok(obs.into_values().collect())
+    let truncated = cut.or_else(|| {
+        (opened && !closed).then(|| "it opens a JSON array (`[`) that never closes".to_string())
+    });
+    Ok(MasscanRun {
+        observations: obs.into_values().collect(),
+        truncated,
+    })
 }
 
 #[cfg(test)]

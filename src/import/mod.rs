@@ -9,14 +9,21 @@
 
 pub mod masscan;
 pub mod nmap;
+pub mod ranges;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::{BufRead, BufReader, Read};
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
-use crate::model::{Observation, Proto};
+use chrono::{DateTime, Utc};
+
+use crate::lines::{BoundedLines, LineError, MAX_LINE};
+use crate::model::{Observation, PortState, Proto, Reason};
+use crate::scan::ScanSummary;
 
 pub use nmap::{NmapRun, to_nmap_xml};
+pub use ranges::PortRanges;
 
 /// A file of existing scan results.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -60,6 +67,114 @@ pub enum ImportError {
         message: String,
         hint: String,
     },
+    #[error(
+        "{file} is truncated: {why} ({observations} results read before the cut)\n  hint: import the complete file, or pass --allow-partial-import to audit what it holds (the report then says \"partial import\")"
+    )]
+    Truncated {
+        file: String,
+        why: String,
+        observations: u64,
+    },
+    #[error("no observations in {file}\n  hint: {hint}")]
+    Empty { file: String, hint: String },
+}
+
+/// Ports an importer read as ranges (nmap's `<extraports>`), never
+/// expanded port by port: a full-range scan of a /16 stays a few bytes a
+/// host.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Folded {
+    pub ip: IpAddr,
+    pub proto: Proto,
+    pub state: PortState,
+    pub reason: Reason,
+    pub time: DateTime<Utc>,
+    pub hostnames: Vec<String>,
+    pub ports: PortRanges,
+}
+
+/// How to read imports.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LoadOptions {
+    /// Accept a file that was cut short, keeping what it holds.
+    pub allow_partial: bool,
+}
+
+/// What one imported file gave.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct FileImport {
+    /// `nmap-xml:FILE`, as [`Source::label`].
+    pub source: String,
+    /// Ports listed one by one.
+    pub listed: u64,
+    /// Ports folded into ranges.
+    pub folded: u64,
+    /// Why the file looks cut short, when it does (accepted only with
+    /// [`LoadOptions::allow_partial`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub truncated: Option<String>,
+}
+
+/// Every imported file, merged.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Imported {
+    /// One observation per (address, port, protocol), sorted; the newest
+    /// wins. A host whose only answers are folded closed ports keeps one
+    /// of them here, so it counts as a host that answered.
+    pub observations: Vec<Observation>,
+    /// Folded ports not also listed, newest file first per address.
+    pub folded: Vec<Folded>,
+    pub files: Vec<FileImport>,
+}
+
+impl Imported {
+    /// True when a file was cut short (and accepted as such).
+    pub fn partial(&self) -> bool {
+        self.files.iter().any(|f| f.truncated.is_some())
+    }
+
+    /// Counts of every state, folded ports included.
+    pub fn summary(&self) -> ScanSummary {
+        let mut s = ScanSummary::default();
+        for o in &self.observations {
+            s.count_observation(o);
+        }
+        for f in &self.folded {
+            let n = f.ports.len();
+            s.probed += n;
+            match f.state {
+                PortState::Open => s.open += n,
+                PortState::Closed => s.closed += n,
+                PortState::Filtered => s.filtered += n,
+                PortState::OpenFiltered => s.open_filtered += n,
+            }
+        }
+        s
+    }
+
+    /// Distinct addresses and port numbers seen.
+    pub fn hosts_and_ports(&self) -> (u64, usize) {
+        let mut hosts: BTreeSet<IpAddr> = self.observations.iter().map(|o| o.ip).collect();
+        hosts.extend(self.folded.iter().map(|f| f.ip));
+        let mut ports = PortRanges::new();
+        for o in &self.observations {
+            ports.insert(o.port, o.port);
+        }
+        for f in &self.folded {
+            ports.union(&f.ports);
+        }
+        (hosts.len() as u64, ports.len() as usize)
+    }
+
+    /// The record of the run's source: files, counts, and `partial`.
+    pub fn source_json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "kind": "import",
+            "files": self.files.iter().map(|f| f.source.clone()).collect::<Vec<_>>(),
+            "details": self.files,
+            "partial": self.partial(),
+        })
+    }
 }
 
 /// 1-based line and column of a byte offset.
@@ -70,63 +185,306 @@ pub(crate) fn line_col(text: &str, offset: usize) -> (usize, usize) {
     (line, col)
 }
 
-fn read(path: &Path) -> Result<String, ImportError> {
-    std::fs::read_to_string(path).map_err(|source| ImportError::Read {
+/// 1-based line and column of a byte offset in a file, found by reading
+/// it again (only when an error is reported, so the happy path keeps no
+/// line table).
+fn line_col_in_file(path: &Path, offset: u64) -> (usize, usize) {
+    let Ok(f) = std::fs::File::open(path) else {
+        return (0, 0);
+    };
+    let mut r = BufReader::new(f.take(offset));
+    let (mut line, mut col) = (1usize, 1usize);
+    while let Ok(buf) = r.fill_buf() {
+        if buf.is_empty() {
+            break;
+        }
+        for &b in buf {
+            if b == b'\n' {
+                line += 1;
+                col = 1;
+            } else {
+                col += 1;
+            }
+        }
+        let n = buf.len();
+        r.consume(n);
+    }
+    (line, col)
+}
+
+fn open(path: &Path) -> Result<BufReader<std::fs::File>, ImportError> {
+    let read_err = |source| ImportError::Read {
         file: path.display().to_string(),
         source,
-    })
+    };
+    let f = std::fs::File::open(path).map_err(read_err)?;
+    if f.metadata().map_err(read_err)?.is_dir() {
+        return Err(read_err(std::io::Error::other("is a directory")));
+    }
+    Ok(BufReader::with_capacity(1 << 16, f))
 }
+
+/// A [`LineError`] as a parse error of `file`.
+pub(crate) fn line_error(file: &str, e: LineError, hint: &str) -> ImportError {
+    match e {
+        LineError::Io(source) => ImportError::Read {
+            file: file.to_string(),
+            source,
+        },
+        LineError::TooLong { line, max } => ImportError::Parse {
+            file: file.to_string(),
+            line,
+            col: max,
+            message: format!("line longer than {} KiB", max >> 10),
+            hint: hint.to_string(),
+        },
+        LineError::NotUtf8 { line } => ImportError::Parse {
+            file: file.to_string(),
+            line,
+            col: 1,
+            message: "not UTF-8 text".into(),
+            hint: hint.to_string(),
+        },
+    }
+}
+
+const JSONL_HINT: &str =
+    "each line must be one observation as `portwarden scan --format jsonl` writes it";
 
 /// Reads one file of portwarden JSONL (`scan --format jsonl`, or a report's
 /// `observations.jsonl`). Blank lines are skipped.
 pub fn parse_jsonl(text: &str, file: &str) -> Result<Vec<Observation>, ImportError> {
     let mut out = Vec::new();
-    for (i, line) in text.lines().enumerate() {
+    read_jsonl(text.as_bytes(), file, &mut out)?;
+    Ok(out)
+}
+
+/// Streams JSONL, one bounded line at a time, into `out`. A scan's summary
+/// record (an object without `ip`) is not an observation; when it says
+/// `"complete": false` the scan was interrupted and the file is partial.
+fn read_jsonl<R: BufRead>(
+    input: R,
+    file: &str,
+    out: &mut Vec<Observation>,
+) -> Result<Option<String>, ImportError> {
+    let mut truncated = None;
+    let mut lines = BoundedLines::new(input, MAX_LINE);
+    while let Some(l) = lines
+        .next_line()
+        .map_err(|e| line_error(file, e, JSONL_HINT))?
+    {
+        let line = l.text;
         if line.trim().is_empty() {
             continue;
         }
-        let o: Observation = serde_json::from_str(line).map_err(|e| ImportError::Parse {
-            file: file.to_string(),
-            line: i + 1,
-            col: e.column(),
-            message: e.to_string(),
-            hint: "each line must be one observation as `portwarden scan --format jsonl` writes it"
-                .into(),
-        })?;
-        out.push(o);
+        let o: Result<Observation, _> =
+            serde_json::from_str(line).map_err(|e| ImportError::Parse {
+                file: file.to_string(),
+                line: l.no,
+                col: e.column(),
+                message: e.to_string(),
+                hint: JSONL_HINT.into(),
+            });
+        match o {
+            Ok(o) => out.push(o),
+            // A scan's closing summary record is not an observation.
+            Err(e) => match summary_record(line) {
+                Some(m) => {
+                    if m.get("complete") == Some(&serde_json::Value::Bool(false)) {
+                        truncated = Some(
+                            "the scan that wrote it was interrupted (its summary says \"complete\": false)"
+                                .to_string(),
+                        );
+                    }
+                }
+                None => return Err(e),
+            },
+        }
     }
-    Ok(out)
+    Ok(truncated)
+}
+
+/// A summary record a scan may end its JSONL with: an object without
+/// `ip` and `port`.
+fn summary_record(line: &str) -> Option<serde_json::Map<String, serde_json::Value>> {
+    serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(line)
+        .ok()
+        .filter(|m| !m.contains_key("ip") && !m.contains_key("port"))
 }
 
 /// Reads every source and merges them: one observation per (address,
 /// port, protocol), the newest winning, so overlapping shards or a rescan
-/// of part of the range are fine. Sorted by address, port, protocol.
-pub fn load(sources: &[Source]) -> Result<Vec<Observation>, ImportError> {
+/// of part of the range are fine. Every file is streamed; a truncated
+/// nmap or masscan file is an error unless `opts.allow_partial`, and a
+/// file with no results at all is an error.
+pub fn load(sources: &[Source], opts: LoadOptions) -> Result<Imported, ImportError> {
     let mut all = Vec::new();
+    let mut folded = Vec::new();
+    let mut files = Vec::new();
     for s in sources {
-        let text = read(s.path())?;
-        let file = s.path().display().to_string();
-        all.extend(match s {
-            Source::NmapXml(_) => nmap::parse(&text, &file)?.observations,
-            Source::Masscan(_) => masscan::parse(&text, &file)?,
-            Source::Jsonl(_) => parse_jsonl(&text, &file)?,
+        let path = s.path();
+        let file = path.display().to_string();
+        let before = all.len();
+        let folded_before = folded.len();
+        let input = open(path)?;
+        let truncated = match s {
+            Source::NmapXml(_) => {
+                let pos = |off: u64| line_col_in_file(path, off);
+                let run = nmap::parse_reader(input, &file, &pos)?;
+                append(&mut all, run.observations);
+                folded.extend(run.folded);
+                run.truncated
+            }
+            Source::Masscan(_) => {
+                let run = masscan::parse_reader(input, &file)?;
+                append(&mut all, run.observations);
+                run.truncated
+            }
+            Source::Jsonl(_) => read_jsonl(input, &file, &mut all)?,
+        };
+        let listed = (all.len() - before) as u64;
+        let nfolded: u64 = folded[folded_before..]
+            .iter()
+            .map(|f: &Folded| f.ports.len())
+            .sum();
+        if let Some(why) = &truncated
+            && !opts.allow_partial
+        {
+            return Err(ImportError::Truncated {
+                file,
+                why: why.clone(),
+                observations: listed + nfolded,
+            });
+        }
+        if listed == 0 && nfolded == 0 {
+            return Err(ImportError::Empty {
+                file,
+                hint: match s {
+                    Source::NmapXml(_) => "nmap found no host up, or the file holds no <port> results: check the scan's targets and -p",
+                    Source::Masscan(_) => "masscan found nothing open in its range",
+                    Source::Jsonl(_) => "the file has no observation lines",
+                }
+                .into(),
+            });
+        }
+        files.push(FileImport {
+            source: s.label(),
+            listed,
+            folded: nfolded,
+            truncated,
         });
     }
-    Ok(merge(all))
+    let observations = merge(all);
+    let (observations, folded) = settle_folded(observations, folded);
+    Ok(Imported {
+        observations,
+        folded,
+        files,
+    })
 }
 
-/// One observation per (address, port, protocol): the newest wins.
-pub fn merge(observations: Vec<Observation>) -> Vec<Observation> {
-    let mut by: BTreeMap<(IpAddr, u16, Proto), Observation> = BTreeMap::new();
-    for o in observations {
-        match by.get(&(o.ip, o.port, o.proto)) {
-            Some(e) if e.time > o.time => {}
-            _ => {
-                by.insert((o.ip, o.port, o.proto), o);
+/// Moves `more` into `all` (no copy when `all` is still empty).
+fn append(all: &mut Vec<Observation>, mut more: Vec<Observation>) {
+    if all.is_empty() {
+        *all = more;
+    } else {
+        all.append(&mut more);
+    }
+}
+
+/// Removes from the folded ranges every port known otherwise (listed in any
+/// file, or folded in a newer record of the same address), and keeps for
+/// each address that answered only in folded closed ports one of them as an
+/// observation, so the policy sees the host as one that answered.
+fn settle_folded(
+    mut observations: Vec<Observation>,
+    mut folded: Vec<Folded>,
+) -> (Vec<Observation>, Vec<Folded>) {
+    if folded.is_empty() {
+        return (observations, folded);
+    }
+    let mut known: BTreeMap<(IpAddr, Proto), PortRanges> = BTreeMap::new();
+    let mut answered: BTreeSet<IpAddr> = BTreeSet::new();
+    for o in &observations {
+        known
+            .entry((o.ip, o.proto))
+            .or_default()
+            .insert(o.port, o.port);
+        if matches!(o.state, PortState::Open | PortState::Closed) {
+            answered.insert(o.ip);
+        }
+    }
+    // Newest first, so an older file's folded range never hides a newer
+    // answer for the same port.
+    folded.sort_by(|a, b| (a.ip, a.proto, b.time).cmp(&(b.ip, b.proto, a.time)));
+    let mut kept = Vec::with_capacity(folded.len());
+    let mut extra = Vec::new();
+    for mut f in folded {
+        let k = known.entry((f.ip, f.proto)).or_default();
+        let rest = f.ports.minus(k);
+        k.union(&f.ports);
+        f.ports = rest;
+        if f.state == PortState::Closed
+            && !answered.contains(&f.ip)
+            && let Some(first) = f.ports.first()
+        {
+            answered.insert(f.ip);
+            let mut o = Observation::new(f.ip, first, f.proto, f.reason, None);
+            o.state = f.state;
+            o.time = f.time;
+            o.hostnames = f.hostnames.clone();
+            extra.push(o);
+            f.ports = f.ports.minus(&PortRanges::parse(&first.to_string()));
+        }
+        if !f.ports.is_empty() {
+            kept.push(f);
+        }
+    }
+    if !extra.is_empty() {
+        observations.extend(extra);
+        // Keys are unique: an unstable sort needs no buffer.
+        observations.sort_unstable_by_key(|o| (o.ip, o.port, o.proto));
+    }
+    (observations, kept)
+}
+
+/// One observation per (address, port, protocol): the newest wins (on a
+/// tie, the one read last). In place: a small index of winners, then an
+/// unstable sort of what is kept, so a large import never needs a second
+/// copy of itself.
+pub fn merge(mut observations: Vec<Observation>) -> Vec<Observation> {
+    use std::collections::HashMap;
+    use std::collections::hash_map::Entry;
+    let mut winner: HashMap<(IpAddr, u16, Proto), usize> =
+        HashMap::with_capacity(observations.len());
+    for (i, o) in observations.iter().enumerate() {
+        match winner.entry((o.ip, o.port, o.proto)) {
+            Entry::Occupied(mut e) => {
+                if observations[*e.get()].time <= o.time {
+                    e.insert(i);
+                }
+            }
+            Entry::Vacant(e) => {
+                e.insert(i);
             }
         }
     }
-    by.into_values().collect()
+    if winner.len() != observations.len() {
+        let mut keep = vec![false; observations.len()];
+        for &i in winner.values() {
+            keep[i] = true;
+        }
+        let mut i = 0;
+        observations.retain(|_| {
+            i += 1;
+            keep[i - 1]
+        });
+    }
+    drop(winner);
+    // Keys are unique now: an unstable sort (no buffer) is exact.
+    observations.sort_unstable_by_key(|o| (o.ip, o.port, o.proto));
+    observations.shrink_to_fit();
+    observations
 }
 
 #[cfg(test)]
@@ -152,6 +510,164 @@ mod tests {
             .to_string();
         assert!(e.starts_with("s.jsonl:2:"), "{e}");
         assert!(e.contains("hint: each line must be one observation"), "{e}");
+    }
+
+    struct Tmp(PathBuf);
+    impl Tmp {
+        fn new(name: &str, body: &[u8]) -> Tmp {
+            let dir = std::env::temp_dir().join(format!("pw-import-{}-{name}", std::process::id()));
+            std::fs::create_dir_all(&dir).unwrap();
+            let p = dir.join(name);
+            std::fs::write(&p, body).unwrap();
+            Tmp(p)
+        }
+    }
+    impl Drop for Tmp {
+        fn drop(&mut self) {
+            if let Some(d) = self.0.parent() {
+                let _ = std::fs::remove_dir_all(d);
+            }
+        }
+    }
+
+    const HOST: &str = r#"<host starttime="1764000000"><address addr="198.18.0.9" addrtype="ipv4"/><ports><extraports state="closed" count="65534"><extrareasons reason="resets" count="65534" proto="tcp" ports="1-21,23-65535"/></extraports><port protocol="tcp" portid="22"><state state="filtered" reason="no-response"/></port></ports></host>"#;
+
+    #[test]
+    fn folded_ports_are_counted_and_one_keeps_the_host_answering() {
+        let x = format!(
+            "<nmaprun start=\"1764000000\">{HOST}<runstats><finished time=\"1764000001\"/></runstats></nmaprun>"
+        );
+        let f = Tmp::new("n.xml", x.as_bytes());
+        let im = load(&[Source::NmapXml(f.0.clone())], LoadOptions::default()).unwrap();
+        let brief: Vec<String> = im
+            .observations
+            .iter()
+            .map(|o| format!("{}:{} {} {}", o.ip, o.port, o.state, o.reason))
+            .collect();
+        assert_eq!(
+            brief,
+            [
+                "198.18.0.9:1 closed reset",
+                "198.18.0.9:22 filtered no-response"
+            ]
+        );
+        assert_eq!(im.folded.len(), 1);
+        assert_eq!(im.folded[0].ports.intervals(), &[(2, 21), (23, 65535)]);
+        let s = im.summary();
+        assert_eq!(
+            (s.probed, s.closed, s.filtered, s.open),
+            (65535, 65534, 1, 0)
+        );
+        assert_eq!(im.hosts_and_ports(), (1, 65535));
+        assert!(!im.partial());
+        assert_eq!(im.source_json()["partial"], false);
+    }
+
+    #[test]
+    fn truncated_files_need_allow_partial_and_say_so() {
+        let x = format!("<nmaprun start=\"1764000000\">{HOST}\n<host><address addr=");
+        let f = Tmp::new("cut.xml", x.as_bytes());
+        let src = [Source::NmapXml(f.0.clone())];
+        let e = load(&src, LoadOptions::default()).unwrap_err().to_string();
+        assert!(
+            e.starts_with(&format!(
+                "{} is truncated: it ends inside markup",
+                f.0.display()
+            )),
+            "{e}"
+        );
+        assert!(e.contains("(65535 results read before the cut)"), "{e}");
+        assert!(e.contains("--allow-partial-import"), "{e}");
+        let im = load(
+            &src,
+            LoadOptions {
+                allow_partial: true,
+            },
+        )
+        .unwrap();
+        assert!(im.partial());
+        assert_eq!(im.source_json()["partial"], true);
+        assert_eq!(im.summary().probed, 65535);
+
+        let m = Tmp::new("m.json", b"[\n{\"ip\": \"198.18.0.5\", \"timestamp\": \"1\", \"ports\": [{\"port\": 80, \"proto\": \"tcp\", \"status\": \"open\"}]},\n{\"ip\": \"198.18.0.6\", \"ports\": [{\"po");
+        let src = [Source::Masscan(m.0.clone())];
+        let e = load(&src, LoadOptions::default()).unwrap_err().to_string();
+        assert!(
+            e.contains("is truncated: its last line (3) ends inside a record"),
+            "{e}"
+        );
+        let im = load(
+            &src,
+            LoadOptions {
+                allow_partial: true,
+            },
+        )
+        .unwrap();
+        assert_eq!(im.observations.len(), 1);
+        // A complete array without the cut record is fine.
+        let ok = Tmp::new("ok.json", b"[\n{\"ip\": \"198.18.0.5\", \"ports\": [{\"port\": 53, \"proto\": \"udp\", \"status\": \"open\"}]}\n]\n");
+        let im = load(&[Source::Masscan(ok.0.clone())], LoadOptions::default()).unwrap();
+        assert_eq!(im.observations[0].proto, Proto::Udp);
+        assert_eq!(im.observations[0].reason, Reason::UdpResponse);
+        assert!(!im.partial());
+        // An array opened and never closed.
+        let open = Tmp::new(
+            "open.json",
+            b"[\n{\"ip\": \"198.18.0.5\", \"ports\": [{\"port\": 80, \"status\": \"open\"}]},\n",
+        );
+        let e = load(&[Source::Masscan(open.0.clone())], LoadOptions::default())
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("never closes"), "{e}");
+    }
+
+    #[test]
+    fn an_empty_import_is_an_error_naming_the_file() {
+        let x = "<nmaprun start=\"1\"><runstats><finished time=\"2\"/></runstats></nmaprun>";
+        let f = Tmp::new("e.xml", x.as_bytes());
+        let e = load(&[Source::NmapXml(f.0.clone())], LoadOptions::default())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with(&format!("no observations in {}", f.0.display())),
+            "{e}"
+        );
+        let j = Tmp::new("e.jsonl", b"\n\n");
+        let e = load(&[Source::Jsonl(j.0.clone())], LoadOptions::default())
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("no observations in "), "{e}");
+        let m = Tmp::new("e.json", b"[\n]\n");
+        assert!(matches!(
+            load(&[Source::Masscan(m.0.clone())], LoadOptions::default()),
+            Err(ImportError::Empty { .. })
+        ));
+    }
+
+    #[test]
+    fn jsonl_lines_are_bounded_and_an_interrupted_scan_is_partial() {
+        let e = load(&[Source::Jsonl("/dev/zero".into())], LoadOptions::default())
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("/dev/zero:1:"), "{e}");
+        assert!(e.contains("line longer than 1024 KiB"), "{e}");
+        let body = format!(
+            "{}\n{{\"complete\":false,\"probed\":1}}\n",
+            r#"{"ip":"198.18.0.5","port":22,"proto":"tcp","state":"open","reason":"connected","rtt_ms":0.1,"time":"2026-01-02T03:04:05Z"}"#
+        );
+        let j = Tmp::new("i.jsonl", body.as_bytes());
+        let src = [Source::Jsonl(j.0.clone())];
+        let e = load(&src, LoadOptions::default()).unwrap_err().to_string();
+        assert!(e.contains("the scan that wrote it was interrupted"), "{e}");
+        let im = load(
+            &src,
+            LoadOptions {
+                allow_partial: true,
+            },
+        )
+        .unwrap();
+        assert_eq!(im.observations.len(), 1);
+        assert!(im.partial());
     }
 
     #[test]

@@ -11,13 +11,14 @@
 use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
+use std::io::{BufRead, Read};
 use std::net::IpAddr;
 
 use chrono::{DateTime, TimeZone, Utc};
 use quick_xml::Reader;
 use quick_xml::events::{BytesStart, Event};
 
-use super::{ImportError, line_col};
+use super::{Folded, ImportError, PortRanges, line_col};
 use crate::model::{Observation, PortState, Proto, Reason, ServiceInfo};
 
 /// What one nmap XML file holds.
@@ -25,14 +26,25 @@ use crate::model::{Observation, PortState, Proto, Reason, ServiceInfo};
 pub struct NmapRun {
     /// The command line nmap recorded.
     pub args: Option<String>,
+    /// The ports nmap listed, one per (address, port, protocol).
     pub observations: Vec<Observation>,
+    /// The ports nmap folded into `<extraports>`, kept as ranges.
+    pub folded: Vec<Folded>,
+    /// Why the file looks cut short (no `</nmaprun>`, no `<finished>`, or
+    /// nmap's own error exit); `None` for a complete file. What it holds is
+    /// still read, host by complete host.
+    pub truncated: Option<String>,
 }
 
 /// Confidence given to nmap's `method="table"` service names: a guess from
 /// the port number, below identification's 0.5 threshold on purpose.
 const TABLE_GUESS: f32 = 0.3;
 
-fn reason_for(state: PortState, reason: &str, connect: bool) -> Reason {
+/// Longest run of bytes accepted without a `<` or `>`: one element or one
+/// text node. nmap's longest (a script output) is far below it.
+const MAX_ELEMENT: usize = 16 << 20;
+
+fn reason_for(state: PortState, reason: &str, connect: bool, proto: Proto) -> Reason {
     let r = match reason {
         "syn-ack" => Some(if connect {
             Reason::Connected
@@ -42,6 +54,7 @@ fn reason_for(state: PortState, reason: &str, connect: bool) -> Reason {
         "conn-refused" => Some(Reason::ConnRefused),
         "reset" | "rst" => Some(Reason::Reset),
         "no-response" => Some(Reason::NoResponse),
+        "udp-response" => Some(Reason::UdpResponse),
         "host-unreach" => Some(Reason::HostUnreach),
         "net-unreach" => Some(Reason::NetUnreach),
         "port-unreach" => Some(Reason::PortUnreach),
@@ -49,6 +62,17 @@ fn reason_for(state: PortState, reason: &str, connect: bool) -> Reason {
         "admin-prohibited" | "host-prohibited" | "net-prohibited" => Some(Reason::AdminProhibited),
         _ => None,
     };
+    if proto == Proto::Udp {
+        // UDP reads nmap's states its own way: an ICMP port unreachable is
+        // the "closed" answer, and silence is open|filtered.
+        return match (state, r) {
+            (PortState::Open, _) => Reason::UdpResponse,
+            (PortState::Closed, _) => Reason::PortUnreach,
+            (PortState::OpenFiltered, _) => Reason::NoResponse,
+            (PortState::Filtered, Some(r)) if r.state() == PortState::Filtered => r,
+            (PortState::Filtered, _) => Reason::NoResponse,
+        };
+    }
     // nmap's own reasons sometimes disagree with our one-state-per-reason
     // model (`user-set`, `echo-reply`…): the state nmap concluded wins.
     match r.filter(|r| r.state() == state) {
@@ -58,15 +82,20 @@ fn reason_for(state: PortState, reason: &str, connect: bool) -> Reason {
             PortState::Open => Reason::SynAck,
             PortState::Closed if connect => Reason::ConnRefused,
             PortState::Closed => Reason::Reset,
-            PortState::Filtered => Reason::NoResponse,
+            PortState::Filtered | PortState::OpenFiltered => Reason::NoResponse,
         },
     }
 }
 
-fn state_of(s: &str) -> Option<PortState> {
+/// nmap's port state. `closed|filtered` and `unfiltered` (ACK scans) say
+/// nothing about a service: `filtered`. `open|filtered` is kept for UDP,
+/// where it is the normal answer of a silent port; for TCP (FIN/NULL/Xmas
+/// scans) it stays `filtered`, as the TCP engines have no such state.
+fn state_of(s: &str, proto: Proto) -> Option<PortState> {
     match s {
         "open" => Some(PortState::Open),
         "closed" => Some(PortState::Closed),
+        "open|filtered" if proto == Proto::Udp => Some(PortState::OpenFiltered),
         "filtered" | "open|filtered" | "closed|filtered" | "unfiltered" => {
             Some(PortState::Filtered)
         }
@@ -74,39 +103,40 @@ fn state_of(s: &str) -> Option<PortState> {
     }
 }
 
-/// `1-3,7` → 1, 2, 3, 7 (at most 65,536 ports; malformed parts skipped).
-fn expand_ports(spec: &str) -> Vec<u16> {
-    let mut out = Vec::new();
-    for part in spec.split(',') {
-        let (a, b) = part.split_once('-').unwrap_or((part, part));
-        if let (Ok(lo), Ok(hi)) = (a.trim().parse::<u16>(), b.trim().parse::<u16>())
-            && lo <= hi
-        {
-            out.extend(lo..=hi);
-        }
+fn proto_of(v: Option<&String>) -> Option<Proto> {
+    match v.map(String::as_str) {
+        Some("udp") => Some(Proto::Udp),
+        Some("tcp") | None => Some(Proto::Tcp),
+        // SCTP and IP-protocol scans have no place in the model.
+        Some(_) => None,
     }
-    out
 }
 
+/// One `<host>` being read. Its ports are keyed, so a repeated `<port>`
+/// replaces the earlier one instead of adding to the count.
 #[derive(Default)]
 struct Host {
-    addrs: Vec<IpAddr>,
+    addr: Option<IpAddr>,
     hostnames: Vec<String>,
     time: Option<DateTime<Utc>>,
-    ports: Vec<(u16, Proto, PortState, Reason, Option<ServiceInfo>)>,
+    ports: BTreeMap<(u16, Proto), (PortState, Reason, Option<ServiceInfo>)>,
+    /// Folded ports by (protocol, state, reason).
+    folded: BTreeMap<(Proto, PortState, Reason), PortRanges>,
+    /// The state of the `<extraports>` being read.
+    extra_state: Option<PortState>,
 }
 
 /// The `<port>` being read: number, protocol, state, nmap's reason, service.
 type PortRead = (u16, Proto, Option<PortState>, String, Option<ServiceInfo>);
 
 struct Parser<'a> {
-    text: &'a str,
     file: &'a str,
+    pos: &'a dyn Fn(u64) -> (usize, usize),
 }
 
 impl Parser<'_> {
     fn err(&self, offset: u64, message: String, hint: &str) -> ImportError {
-        let (line, col) = line_col(self.text, usize::try_from(offset).unwrap_or(usize::MAX));
+        let (line, col) = (self.pos)(offset);
         ImportError::Parse {
             file: self.file.to_string(),
             line,
@@ -139,27 +169,105 @@ fn unix_time(s: Option<&String>) -> Option<DateTime<Utc>> {
         .and_then(|t| Utc.timestamp_opt(t, 0).single())
 }
 
-/// Parses nmap XML; `file` names it in errors.
+/// A reader that refuses a run of more than `max` bytes without a tag
+/// boundary, so one endless element or text node cannot fill memory.
+struct ElementGuard<R> {
+    inner: R,
+    since: usize,
+    max: usize,
+}
+
+impl<R: BufRead> Read for ElementGuard<R> {
+    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+        let n = {
+            let buf = self.fill_buf()?;
+            let n = buf.len().min(out.len());
+            out[..n].copy_from_slice(&buf[..n]);
+            n
+        };
+        self.consume(n);
+        Ok(n)
+    }
+}
+
+impl<R: BufRead> BufRead for ElementGuard<R> {
+    fn fill_buf(&mut self) -> std::io::Result<&[u8]> {
+        if self.since > self.max {
+            return Err(std::io::Error::other(format!(
+                "more than {} MiB without a tag: not an nmap XML file, or a damaged one",
+                self.max >> 20
+            )));
+        }
+        self.inner.fill_buf()
+    }
+
+    fn consume(&mut self, amt: usize) {
+        if let Ok(b) = self.inner.fill_buf() {
+            let seen = &b[..amt.min(b.len())];
+            match seen.iter().rposition(|&c| c == b'<' || c == b'>') {
+                Some(i) => self.since = seen.len() - i - 1,
+                None => self.since += seen.len(),
+            }
+        }
+        self.inner.consume(amt);
+    }
+}
+
+/// Parses nmap XML held in memory; `file` names it in errors.
 pub fn parse(text: &str, file: &str) -> Result<NmapRun, ImportError> {
-    let p = Parser { text, file };
-    let mut reader = Reader::from_str(text);
+    let pos = |offset: u64| line_col(text, usize::try_from(offset).unwrap_or(usize::MAX));
+    parse_reader(text.as_bytes(), file, &pos)
+}
+
+/// Parses nmap XML as a stream: memory grows with the ports nmap listed,
+/// never with the size of one element or of a folded range. `pos` turns a
+/// byte offset into a line and column for error messages.
+pub fn parse_reader<R: BufRead>(
+    input: R,
+    file: &str,
+    pos: &dyn Fn(u64) -> (usize, usize),
+) -> Result<NmapRun, ImportError> {
+    let p = Parser { file, pos };
+    let mut reader = Reader::from_reader(ElementGuard {
+        inner: input,
+        since: 0,
+        max: MAX_ELEMENT,
+    });
     reader.config_mut().trim_text(true);
+    let mut buf = Vec::new();
     let mut args = None;
     let mut connect = false;
     let mut run_time: Option<DateTime<Utc>> = None;
     let mut seen_root = false;
+    let mut closed_root = false;
+    let mut finished: Option<Result<(), String>> = None;
     let mut host: Option<Host> = None;
     let mut port: Option<PortRead> = None;
-    let mut observations = Vec::new();
+    let mut out = NmapRun {
+        args: None,
+        observations: Vec::new(),
+        folded: Vec::new(),
+        truncated: None,
+    };
+    let mut cut: Option<String> = None;
     loop {
+        buf.clear();
         let at = reader.buffer_position();
-        let ev = reader.read_event().map_err(|e| {
-            p.err(
-                reader.buffer_position(),
-                format!("not well-formed XML: {e}"),
-                XML_HINT,
-            )
-        })?;
+        let ev = match reader.read_event_into(&mut buf) {
+            Ok(ev) => ev,
+            // Input that ends inside a tag, comment or declaration: a cut file.
+            Err(quick_xml::Error::Syntax(e)) if seen_root => {
+                cut = Some(format!("it ends inside markup ({e})"));
+                break;
+            }
+            Err(e) => {
+                return Err(p.err(
+                    reader.buffer_position(),
+                    format!("not well-formed XML: {e}"),
+                    XML_HINT,
+                ));
+            }
+        };
         let (e, empty) = match &ev {
             Event::Start(e) => (e, false),
             Event::Empty(e) => (e, true),
@@ -169,31 +277,21 @@ pub fn parse(text: &str, file: &str) -> Result<NmapRun, ImportError> {
                         if let (Some(h), Some((n, proto, Some(state), reason, svc))) =
                             (host.as_mut(), port.take())
                         {
-                            let r = reason_for(state, &reason, connect);
-                            h.ports.push((n, proto, state, r, svc));
+                            let r = reason_for(state, &reason, connect, proto);
+                            h.ports.insert((n, proto), (state, r, svc));
+                        }
+                    }
+                    b"extraports" => {
+                        if let Some(h) = host.as_mut() {
+                            h.extra_state = None;
                         }
                     }
                     b"host" => {
                         if let Some(h) = host.take() {
-                            let time = h.time.or(run_time).unwrap_or_else(Utc::now);
-                            for ip in &h.addrs {
-                                for (n, proto, state, reason, svc) in &h.ports {
-                                    observations.push(Observation {
-                                        ip: *ip,
-                                        port: *n,
-                                        proto: *proto,
-                                        state: *state,
-                                        reason: *reason,
-                                        rtt_ms: None,
-                                        time,
-                                        hostnames: h.hostnames.clone(),
-                                        tries: 1,
-                                        service: svc.clone(),
-                                    });
-                                }
-                            }
+                            flush_host(h, run_time, &mut out);
                         }
                     }
+                    b"nmaprun" => closed_root = true,
                     _ => {}
                 }
                 continue;
@@ -209,7 +307,19 @@ pub fn parse(text: &str, file: &str) -> Result<NmapRun, ImportError> {
                 args = a.get("args").cloned();
                 run_time = unix_time(a.get("start"));
             }
-            b"scaninfo" => connect = a.get("type").is_some_and(|t| t == "connect"),
+            // A combined -sS -sU run has one scaninfo per protocol.
+            b"scaninfo" if a.get("protocol").is_none_or(|p| p == "tcp") => {
+                connect = a.get("type").is_some_and(|t| t == "connect");
+            }
+            b"finished" => {
+                finished = Some(match a.get("exit").map(String::as_str) {
+                    Some("error") => Err(a
+                        .get("errormsg")
+                        .cloned()
+                        .unwrap_or_else(|| "no message".into())),
+                    _ => Ok(()),
+                });
+            }
             b"host" => {
                 host = Some(Host {
                     time: unix_time(a.get("endtime")).or(unix_time(a.get("starttime"))),
@@ -224,12 +334,20 @@ pub fn parse(text: &str, file: &str) -> Result<NmapRun, ImportError> {
                     let ip = v.parse::<IpAddr>().map_err(|_| {
                         p.err(at, format!("address '{v}' is not an IP address"), XML_HINT)
                     })?;
-                    h.addrs.push(ip);
+                    if h.addr.is_some_and(|first| first != ip) {
+                        return Err(p.err(
+                            at,
+                            format!("a second IP address ({ip}) in one <host>"),
+                            "nmap writes one IP address per <host>: this file was not written by nmap -oX, or was edited",
+                        ));
+                    }
+                    h.addr = Some(ip);
                 }
             }
             b"hostname" => {
                 if let (Some(h), Some(n)) = (host.as_mut(), a.get("name"))
                     && !h.hostnames.contains(n)
+                    && h.hostnames.len() < 64
                 {
                     h.hostnames.push(n.clone());
                 }
@@ -239,25 +357,16 @@ pub fn parse(text: &str, file: &str) -> Result<NmapRun, ImportError> {
                     .get("portid")
                     .and_then(|v| v.parse::<u16>().ok())
                     .ok_or_else(|| p.err(at, "a <port> without a valid portid".into(), XML_HINT))?;
-                let proto = match a.get("protocol").map(String::as_str) {
-                    Some("udp") => Proto::Udp,
-                    Some("tcp") | None => Proto::Tcp,
-                    // SCTP and IP-protocol scans have no place in the model.
-                    Some(_) => {
-                        port = None;
-                        continue;
-                    }
+                port = match proto_of(a.get("protocol")) {
+                    Some(proto) if !empty => Some((n, proto, None, String::new(), None)),
+                    _ => None,
                 };
-                port = Some((n, proto, None, String::new(), None));
-                if empty {
-                    port = None;
-                }
             }
             b"state" => {
                 if let Some(pt) = port.as_mut() {
                     let s = a.get("state").map(String::as_str).unwrap_or_default();
                     pt.2 =
-                        Some(state_of(s).ok_or_else(|| {
+                        Some(state_of(s, pt.1).ok_or_else(|| {
                             p.err(at, format!("unknown port state '{s}'"), XML_HINT)
                         })?);
                     pt.3 = a.get("reason").cloned().unwrap_or_default();
@@ -267,52 +376,34 @@ pub fn parse(text: &str, file: &str) -> Result<NmapRun, ImportError> {
                 if let Some(pt) = port.as_mut()
                     && let Some(n) = a.get("name").filter(|n| !n.is_empty())
                 {
-                    let probed = a.get("method").is_some_and(|m| m == "probed");
-                    let conf = a
-                        .get("conf")
-                        .and_then(|c| c.parse::<f32>().ok())
-                        .map(|c| (c / 10.0).clamp(0.0, 1.0));
-                    let mut extra = BTreeMap::new();
-                    if let Some(x) = a.get("extrainfo") {
-                        extra.insert("extrainfo".to_string(), x.clone());
-                    }
-                    if let Some(t) = a.get("tunnel") {
-                        extra.insert("tunnel".to_string(), t.clone());
-                    }
-                    let name = match a.get("tunnel").map(String::as_str) {
-                        Some("ssl") if n == "http" => "https".to_string(),
-                        _ => n.clone(),
-                    };
-                    pt.4 = Some(ServiceInfo {
-                        name,
-                        product: a.get("product").cloned(),
-                        version: a.get("version").cloned(),
-                        confidence: if probed {
-                            conf.unwrap_or(1.0)
-                        } else {
-                            TABLE_GUESS
-                        },
-                        extra,
-                        ..ServiceInfo::default()
-                    });
+                    pt.4 = Some(service_of(n, &a));
+                }
+            }
+            b"extraports" => {
+                if let Some(h) = host.as_mut() {
+                    h.extra_state = a.get("state").and_then(|s| state_of(s, Proto::Udp));
                 }
             }
             b"extrareasons" => {
                 // Folded ports, listed only by recent nmap versions.
-                if let (Some(h), Some(list)) = (host.as_mut(), a.get("ports")) {
-                    let proto = match a.get("proto").map(String::as_str) {
-                        Some("udp") => Proto::Udp,
-                        _ => Proto::Tcp,
-                    };
+                if let (Some(h), Some(list)) = (host.as_mut(), a.get("ports"))
+                    && let Some(proto) = proto_of(a.get("proto"))
+                {
                     let reason = a.get("reason").cloned().unwrap_or_default();
-                    let state = match reason.as_str() {
-                        "conn-refused" | "reset" | "resets" => PortState::Closed,
-                        _ => PortState::Filtered,
+                    let reason = reason.trim_end_matches('s');
+                    let state = match h.extra_state {
+                        Some(PortState::OpenFiltered) if proto == Proto::Tcp => PortState::Filtered,
+                        Some(s) => s,
+                        None => match reason {
+                            "conn-refused" | "reset" => PortState::Closed,
+                            _ => PortState::Filtered,
+                        },
                     };
-                    let r = reason_for(state, reason.trim_end_matches('s'), connect);
-                    for n in expand_ports(list) {
-                        h.ports.push((n, proto, state, r, None));
-                    }
+                    let r = reason_for(state, reason, connect, proto);
+                    h.folded
+                        .entry((proto, state, r))
+                        .or_default()
+                        .union(&PortRanges::parse(list));
                 }
             }
             _ => {}
@@ -325,7 +416,83 @@ pub fn parse(text: &str, file: &str) -> Result<NmapRun, ImportError> {
             XML_HINT,
         ));
     }
-    Ok(NmapRun { args, observations })
+    out.args = args;
+    out.truncated = cut.or_else(|| match (&finished, closed_root) {
+        (Some(Err(msg)), _) => Some(format!("nmap reported an error exit: {msg}")),
+        (None, _) => Some("it has no <runstats><finished>: nmap did not finish writing it".into()),
+        (_, false) => Some("it ends before </nmaprun>".into()),
+        (Some(Ok(())), true) => None,
+    });
+    Ok(out)
+}
+
+/// A `<service>` element as identification facts.
+fn service_of(n: &str, a: &BTreeMap<String, String>) -> ServiceInfo {
+    let probed = a.get("method").is_some_and(|m| m == "probed");
+    let conf = a
+        .get("conf")
+        .and_then(|c| c.parse::<f32>().ok())
+        .map(|c| (c / 10.0).clamp(0.0, 1.0));
+    let mut extra = BTreeMap::new();
+    if let Some(x) = a.get("extrainfo") {
+        extra.insert("extrainfo".to_string(), x.clone());
+    }
+    if let Some(t) = a.get("tunnel") {
+        extra.insert("tunnel".to_string(), t.clone());
+    }
+    let name = match a.get("tunnel").map(String::as_str) {
+        Some("ssl") if n == "http" => "https".to_string(),
+        _ => n.to_string(),
+    };
+    ServiceInfo {
+        name,
+        product: a.get("product").cloned(),
+        version: a.get("version").cloned(),
+        confidence: if probed {
+            conf.unwrap_or(1.0)
+        } else {
+            TABLE_GUESS
+        },
+        extra,
+        ..ServiceInfo::default()
+    }
+}
+
+/// A complete `<host>`: its listed ports become observations, its folded
+/// ports stay ranges (minus any port it also listed).
+fn flush_host(h: Host, run_time: Option<DateTime<Utc>>, out: &mut NmapRun) {
+    let Some(ip) = h.addr else {
+        return;
+    };
+    let time = h.time.or(run_time).unwrap_or_else(Utc::now);
+    for ((proto, state, reason), ranges) in h.folded {
+        let mut listed = PortRanges::new();
+        for &(n, pr) in h.ports.keys() {
+            if pr == proto {
+                listed.insert(n, n);
+            }
+        }
+        let ports = ranges.minus(&listed);
+        if !ports.is_empty() {
+            out.folded.push(Folded {
+                ip,
+                proto,
+                state,
+                reason,
+                time,
+                hostnames: h.hostnames.clone(),
+                ports,
+            });
+        }
+    }
+    for ((n, proto), (state, reason, service)) in h.ports {
+        let mut o = Observation::new(ip, n, proto, reason, None);
+        o.state = state;
+        o.time = time;
+        o.hostnames = h.hostnames.clone();
+        o.service = service;
+        out.observations.push(o);
+    }
 }
 
 fn esc(s: &str) -> String {
@@ -503,24 +670,31 @@ mod tests {
         assert_eq!(
             brief,
             [
-                "198.18.0.5:80 closed conn-refused",
-                "198.18.0.5:443 closed conn-refused",
                 "198.18.0.5:22 open connected",
                 "198.18.0.5:23 filtered no-response",
             ]
         );
-        let ssh = run.observations[2].service.as_ref().unwrap();
+        // The folded closed ports stay a range.
+        assert_eq!(run.folded.len(), 1);
+        let f = &run.folded[0];
+        assert_eq!(
+            (f.state, f.reason, f.proto),
+            (PortState::Closed, Reason::ConnRefused, Proto::Tcp)
+        );
+        assert_eq!(f.ports.iter().collect::<Vec<_>>(), [80, 443]);
+        assert_eq!(run.truncated, None);
+        let ssh = run.observations[0].service.as_ref().unwrap();
         assert_eq!(ssh.name, "ssh");
         assert_eq!(ssh.product.as_deref(), Some("OpenSSH"));
         assert_eq!(ssh.version.as_deref(), Some("9.6p1"));
         assert_eq!(ssh.confidence, 1.0);
         assert_eq!(
-            run.observations[3].service.as_ref().unwrap().confidence,
+            run.observations[1].service.as_ref().unwrap().confidence,
             TABLE_GUESS
         );
-        assert_eq!(run.observations[2].hostnames, ["web&1.lab"]);
+        assert_eq!(run.observations[0].hostnames, ["web&1.lab"]);
         assert_eq!(
-            run.observations[2].time,
+            run.observations[0].time,
             Utc.timestamp_opt(1764000003, 0).unwrap()
         );
     }
@@ -550,19 +724,149 @@ mod tests {
     }
 
     #[test]
+    fn a_cut_file_says_so_and_keeps_whole_hosts() {
+        // Cut right after the first </host>: no runstats, no </nmaprun>.
+        let cut = &SAMPLE[..SAMPLE.find("</host>").unwrap() + "</host>".len()];
+        let run = parse(cut, "c.xml").unwrap();
+        assert_eq!(run.observations.len(), 2);
+        assert!(
+            run.truncated
+                .as_deref()
+                .unwrap()
+                .contains("no <runstats><finished>"),
+            "{:?}",
+            run.truncated
+        );
+        // Cut inside a tag of the second host.
+        let mid = format!(
+            "{cut}\n<host><address addr=\"198.18.0.6\" addrtype=\"ipv4\"/><ports><port protocol=\"tcp\" por"
+        );
+        let run = parse(&mid, "c.xml").unwrap();
+        assert_eq!(run.observations.len(), 2, "the cut host is not kept");
+        assert!(
+            run.truncated
+                .as_deref()
+                .unwrap()
+                .contains("ends inside markup"),
+            "{:?}",
+            run.truncated
+        );
+        // Runstats present but </nmaprun> missing.
+        let noend = SAMPLE.replace("</nmaprun>", "");
+        assert_eq!(
+            parse(&noend, "c.xml").unwrap().truncated.as_deref(),
+            Some("it ends before </nmaprun>")
+        );
+        // nmap's own error exit.
+        let err = SAMPLE.replace(
+            "<finished time=\"1764000003\"/>",
+            "<finished time=\"1\" exit=\"error\" errormsg=\"boom\"/>",
+        );
+        assert_eq!(
+            parse(&err, "c.xml").unwrap().truncated.as_deref(),
+            Some("nmap reported an error exit: boom")
+        );
+    }
+
+    #[test]
+    fn folded_ranges_never_expand_per_address_and_hosts_have_one_address() {
+        // The issue's 9 KB file: 200 <address> elements and a full range.
+        let mut x = String::from("<nmaprun><host>");
+        for i in 0..200 {
+            x.push_str(&format!(
+                "<address addr=\"198.18.{}.{}\" addrtype=\"ipv4\"/>",
+                i / 250,
+                i % 250 + 1
+            ));
+        }
+        x.push_str("<ports><extraports state=\"closed\" count=\"65535\"><extrareasons reason=\"resets\" count=\"65535\" proto=\"tcp\" ports=\"1-65535\"/></extraports></ports></host></nmaprun>");
+        let e = parse(&x, "a.xml").unwrap_err().to_string();
+        assert!(
+            e.contains("a second IP address (198.18.0.2) in one <host>"),
+            "{e}"
+        );
+        // One address, the range repeated 2,000 times: one interval.
+        let x = format!(
+            "<nmaprun><host><address addr=\"198.18.0.1\" addrtype=\"ipv4\"/><ports><extraports state=\"filtered\"><extrareasons reason=\"no-responses\" proto=\"tcp\" ports=\"{}\"/></extraports><port protocol=\"tcp\" portid=\"22\"><state state=\"open\" reason=\"syn-ack\"/></port></ports></host><runstats><finished time=\"1\"/></runstats></nmaprun>",
+            "1-65535,".repeat(2000)
+        );
+        let run = parse(&x, "r.xml").unwrap();
+        assert_eq!(run.observations.len(), 1);
+        assert_eq!(run.folded.len(), 1);
+        assert_eq!(run.folded[0].ports.intervals(), &[(1, 21), (23, 65535)]);
+        assert_eq!(run.folded[0].state, PortState::Filtered);
+        assert_eq!(run.folded[0].reason, Reason::NoResponse);
+        assert_eq!(run.truncated, None);
+    }
+
+    #[test]
+    fn an_element_without_end_is_refused_in_bounded_memory() {
+        let mut input = b"<nmaprun><host><address addr=\"".to_vec();
+        let endless = std::io::BufReader::new(std::io::Read::chain(
+            &input[..],
+            std::io::Read::take(std::io::repeat(b'a'), (MAX_ELEMENT as u64) * 4),
+        ));
+        let pos = |_| (1, 1);
+        let e = parse_reader(endless, "z.xml", &pos)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("MiB without a tag"), "{e}");
+        input.clear();
+    }
+
+    #[test]
+    fn udp_results_import_as_udp() {
+        let x = r#"<nmaprun scanner="nmap" args="nmap -sU -p 53,123,161,1900 198.18.0.7" start="1764000000">
+<scaninfo type="udp" protocol="udp" numservices="4" services="53,123,161,1900"/>
+<host><address addr="198.18.0.7" addrtype="ipv4"/><ports>
+<extraports state="closed" count="1"><extrareasons reason="port-unreachs" count="1" proto="udp" ports="1900"/></extraports>
+<port protocol="udp" portid="53"><state state="open" reason="udp-response" reason_ttl="64"/><service name="domain" method="table" conf="3"/></port>
+<port protocol="udp" portid="123"><state state="open|filtered" reason="no-response" reason_ttl="0"/></port>
+<port protocol="udp" portid="161"><state state="closed" reason="port-unreach" reason_ttl="64"/></port>
+</ports></host><runstats><finished time="1764000009" exit="success"/></runstats></nmaprun>"#;
+        let run = parse(x, "u.xml").unwrap();
+        let brief: Vec<String> = run
+            .observations
+            .iter()
+            .map(|o| format!("{}/{} {} {}", o.port, o.proto, o.state, o.reason))
+            .collect();
+        assert_eq!(
+            brief,
+            [
+                "53/udp open udp-response",
+                "123/udp open|filtered no-response",
+                "161/udp closed port-unreach",
+            ]
+        );
+        assert_eq!(run.folded.len(), 1);
+        assert_eq!(
+            (
+                run.folded[0].proto,
+                run.folded[0].state,
+                run.folded[0].reason
+            ),
+            (Proto::Udp, PortState::Closed, Reason::PortUnreach)
+        );
+        let json = serde_json::to_string(&run.observations[1]).unwrap();
+        assert!(
+            json.contains(r#""proto":"udp","state":"open|filtered","reason":"no-response""#),
+            "{json}"
+        );
+    }
+
+    #[test]
     fn writes_what_it_reads() {
         let run = parse(SAMPLE, "s.xml").unwrap();
         let t = Utc.timestamp_opt(1764000000, 0).unwrap();
         let xml = to_nmap_xml(&run.observations, "portwarden scan <x>", "connect", t, t);
         assert!(xml.contains("args=\"portwarden scan &lt;x&gt;\""), "{xml}");
-        assert!(xml.contains("services=\"22-23,80,443\""), "{xml}");
+        assert!(xml.contains("services=\"22-23\""), "{xml}");
         let back = parse(&xml, "out.xml").unwrap();
         assert_eq!(back.observations, run.observations);
     }
 
     #[test]
     fn port_lists() {
-        assert_eq!(expand_ports("1-3,7,x,9-8"), [1, 2, 3, 7]);
         assert_eq!(compress(&[1, 2, 3, 7, 9, 10]), "1-3,7,9-10");
     }
 }

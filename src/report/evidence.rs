@@ -111,6 +111,9 @@ pub struct Manifest {
     pub as_of: NaiveDate,
     /// Every other file of the directory (relative path, `/`-separated) → SHA-256.
     pub files: BTreeMap<String, String>,
+    /// Where the audit's run sits in the history (absent without one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub history: Option<crate::model::HistoryAnchor>,
 }
 
 /// What [`verify`] found.
@@ -364,6 +367,21 @@ pub fn write_manifest(dir: &Path, mut manifest: Manifest) -> Result<Manifest, Re
     text.push(b'\n');
     fs::write(&path, text).map_err(|source| ReportError::Io { path, source })?;
     Ok(manifest)
+}
+
+/// The history anchor a report directory's manifest records, if any.
+pub fn read_anchor(dir: &Path) -> Result<Option<crate::model::HistoryAnchor>, ReportError> {
+    let path: PathBuf = dir.join(MANIFEST);
+    let text = fs::read(&path).map_err(|source| ReportError::Io {
+        path: path.clone(),
+        source,
+    })?;
+    let manifest: Manifest =
+        serde_json::from_slice(&text).map_err(|e| ReportError::BadManifest {
+            path: path.clone(),
+            message: e.to_string(),
+        })?;
+    Ok(manifest.history)
 }
 
 /// The SHA-256 of a report directory's manifest.
@@ -710,6 +728,7 @@ mod tests {
             finished: "2026-01-02T03:05:05Z".parse().unwrap(),
             as_of: "2026-01-02".parse().unwrap(),
             files: BTreeMap::new(),
+            history: None,
         }
     }
 

@@ -129,6 +129,7 @@ pub fn write_bundle(
             finished: s.finished,
             as_of: s.as_of,
             files: Default::default(),
+            history: input.facts.history.clone(),
         },
     )?;
     Ok((model, manifest))

@@ -63,6 +63,10 @@ pub struct RunFacts {
     /// The SHA-256 of every rule file in effect, as `rules::Rules` recorded
     /// them when it read them (`None`: hash the files named by `rules_dir`).
     pub rule_files: Option<BTreeMap<String, String>>,
+    /// An import that accepted a file cut short (`--allow-partial-import`).
+    pub partial_import: bool,
+    /// The run's place in the history, recorded in the manifest.
+    pub history: Option<crate::model::HistoryAnchor>,
 }
 
 /// Everything a report is built from.
@@ -436,6 +440,7 @@ impl<'a, 'b> Sections<'a, 'b> {
             scan_type: facts.scan_type,
             scan_type_label: match facts.scan_type {
                 Some(kind) => t(&format!("scan_type.{kind}")),
+                None if facts.partial_import => t("scan_type.imported_partial"),
                 None => t("scan_type.imported"),
             },
             rate: facts.rate,
@@ -751,7 +756,7 @@ impl<'a, 'b> Sections<'a, 'b> {
         let input = cx.input;
         let t = |k: &str| cx.labels.get(k);
         fix_groups(
-            cx.failing().into_iter(),
+            cx.failing(),
             input.policy,
             input.remediation,
             input.catalogue,
@@ -813,7 +818,12 @@ impl ReportModel {
         // From a finding straight to its fix.
         let fix_of: BTreeMap<&str, &str> = remediation
             .iter()
-            .flat_map(|r| r.fix.finding_ids.iter().map(|f| (f.as_str(), r.fix.id.as_str())))
+            .flat_map(|r| {
+                r.fix
+                    .finding_ids
+                    .iter()
+                    .map(|f| (f.as_str(), r.fix.id.as_str()))
+            })
             .collect();
         for row in &mut findings {
             row.fix = fix_of.get(row.id.as_str()).map(|s| s.to_string());
@@ -919,6 +929,8 @@ expires = 2026-01-31
             policy_path: None,
             source_addresses: vec!["198.18.0.1".parse().unwrap()],
             rule_files: None,
+            partial_import: false,
+            history: None,
         };
         ReportModel::build(&ReportInput {
             lang,

@@ -362,7 +362,11 @@ impl RemediationCatalog {
     /// The catalogue from the rulebook's texts (read and hashed once there).
     pub fn from_rules(rules: &crate::rules::Rules) -> Result<RemediationCatalog, RemediationError> {
         let firewalld = FirewalldServices::parse(&rules.firewalld.text, &rules.firewalld.origin)?;
-        RemediationCatalog::parse(&rules.remediation.text, &rules.remediation.origin, firewalld)
+        RemediationCatalog::parse(
+            &rules.remediation.text,
+            &rules.remediation.origin,
+            firewalld,
+        )
     }
 
     /// `DIR/remediation.toml` and `DIR/firewalld-services.txt` when they

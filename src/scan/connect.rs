@@ -5,8 +5,15 @@
 //! - Pairs are walked in the seeded permutation order of `permute`, so hosts
 //!   are interleaved and no host receives its ports back to back.
 //! - Concurrency is sized from the open-file limit (raised to the hard limit
-//!   first); EMFILE / ENOBUFS / EADDRNOTAVAIL shrink it and the pair is tried
-//!   again after a pause instead of failing (RustScan panics here).
+//!   first); EMFILE / ENOBUFS shrink it and the pair is tried again after a
+//!   pause instead of failing (RustScan panics here). Each lowering is
+//!   announced once, with the new value.
+//! - Every pair in scope ends in exactly one observation. A probe the local
+//!   system refuses outright (no route, address family disabled, a local
+//!   firewall, a shortage that outlasts the back-off) concludes with reason
+//!   `local-error` naming the errno: the connect is issued non-blocking, so
+//!   an error returned by the `connect()` call itself is ours, while one
+//!   that arrives later came from the network.
 //! - Sockets close with SO_LINGER 0, i.e. with a RST: no TIME_WAIT pile-up,
 //!   so a quarter-million probes do not exhaust ephemeral ports.
 //! - The per-probe time-out follows measured RTTs (RFC 6298 style smoothed
@@ -20,7 +27,6 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use tokio::net::TcpSocket;
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
@@ -53,6 +59,73 @@ pub async fn scan_pairs(
     cfg: &ScanConfig,
     events: mpsc::Sender<ScanEvent>,
 ) -> Result<ScanSummary, ScanError> {
+    scan_pairs_with(naddr, addr_at, ports, cfg, events, None).await
+}
+
+/// A probe tried this many times against local shortages ends as
+/// `local-error`; the pauses between tries double from [`BACKOFF_FIRST`].
+const MAX_LOCAL_TRIES: u8 = 6;
+const BACKOFF_FIRST: Duration = Duration::from_millis(50);
+const BACKOFF_MAX: Duration = Duration::from_secs(1);
+/// EADDRNOTAVAIL lowers the concurrency only with this many probes in
+/// flight (ephemeral ports running out); with fewer it is the address's
+/// own problem (e.g. IPv6 disabled) and must not slow the other pairs.
+const EADDRNOTAVAIL_CROWD: usize = 1024;
+
+/// Seeded fault injection for tests: makes `connect()` fail locally, as
+/// the kernel would, before any socket is made.
+#[derive(Debug, Clone)]
+pub struct LocalFaults {
+    pub seed: u64,
+    /// Share of addresses that always fail with `always` (e.g. IPv6 off).
+    pub broken_addrs: f64,
+    pub always: i32,
+    /// Chance that one attempt fails with a shortage from `shortages`.
+    pub transient: f64,
+    pub shortages: Vec<i32>,
+}
+
+impl LocalFaults {
+    fn roll(&self, parts: &[u64]) -> u64 {
+        let mut h = self.seed ^ 0x9e37_79b9_7f4a_7c15;
+        for &p in parts {
+            h = (h ^ p).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+            h ^= h >> 31;
+        }
+        h
+    }
+
+    fn chance(&self, p: f64, parts: &[u64]) -> bool {
+        p > 0.0 && (self.roll(parts) >> 11) as f64 / (1u64 << 53) as f64 <= p
+    }
+
+    fn error_for(&self, addr: SocketAddr, attempt: u32) -> Option<io::Error> {
+        let ip = match addr.ip() {
+            IpAddr::V4(a) => u32::from(a) as u64,
+            IpAddr::V6(a) => u128::from(a) as u64,
+        };
+        if self.chance(self.broken_addrs, &[1, ip]) {
+            return Some(io::Error::from_raw_os_error(self.always));
+        }
+        if !self.shortages.is_empty()
+            && self.chance(self.transient, &[2, ip, addr.port() as u64, attempt as u64])
+        {
+            let i = self.roll(&[3, ip, attempt as u64]) as usize % self.shortages.len();
+            return Some(io::Error::from_raw_os_error(self.shortages[i]));
+        }
+        None
+    }
+}
+
+/// [`scan_pairs`] with injected local faults (tests).
+pub async fn scan_pairs_with(
+    naddr: u64,
+    addr_at: impl Fn(u64) -> Option<IpAddr>,
+    ports: &[u16],
+    cfg: &ScanConfig,
+    events: mpsc::Sender<ScanEvent>,
+    faults: Option<Arc<LocalFaults>>,
+) -> Result<ScanSummary, ScanError> {
     let started = Instant::now();
     let nports = ports.len() as u64;
     let total = naddr
@@ -72,45 +145,78 @@ pub async fn scan_pairs(
     let stopped = || cfg.stop.as_ref().is_some_and(|s| s.load(Ordering::Relaxed));
     let mut next_pos = first;
     let mut retry: VecDeque<Job> = VecDeque::new();
+    // Pairs waiting out a local shortage, each until its own time.
+    let mut delayed: Vec<(Instant, Job)> = Vec::new();
     let mut inflight: JoinSet<(Job, Outcome)> = JoinSet::new();
     let mut summary = ScanSummary::default();
     let mut last_progress = Instant::now();
     let mut last_sent = 0u64;
-    let mut backoff_until: Option<Instant> = None;
+    // Bumped at each lowering: a shortage of a probe started before the
+    // last lowering says nothing new and lowers nothing more.
+    let mut epoch = 0u32;
+    let mut attempts = 0u32;
 
     loop {
         // Fill the window.
         // Once stopped, nothing new is sent; probes in flight still conclude.
-        while !stopped()
-            && inflight.len() < limit
-            && backoff_until.is_none_or(|t| Instant::now() >= t)
-        {
-            let job = match retry.pop_front() {
-                Some(job) => job,
-                None if next_pos < total => {
-                    let idx = perm.nth(next_pos);
-                    next_pos += step;
-                    let Some(ip) = addr_at(idx % naddr) else {
-                        continue;
-                    };
-                    Job {
-                        addr: SocketAddr::new(ip, ports[(idx / naddr) as usize]),
-                        tries: 0,
+        while !stopped() && inflight.len() < limit {
+            let now = Instant::now();
+            let job = if let Some(i) = delayed.iter().position(|(t, _)| *t <= now) {
+                delayed.swap_remove(i).1
+            } else {
+                match retry.pop_front() {
+                    Some(job) => job,
+                    None if next_pos < total => {
+                        let idx = perm.nth(next_pos);
+                        next_pos += step;
+                        let Some(ip) = addr_at(idx % naddr) else {
+                            continue;
+                        };
+                        Job {
+                            addr: SocketAddr::new(ip, ports[(idx / naddr) as usize]),
+                            tries: 0,
+                            local_tries: 0,
+                            epoch,
+                        }
                     }
+                    None => break,
                 }
-                None => break,
             };
             if let Some(p) = pacer.as_mut() {
                 p.wait().await;
             }
             let timeout = rtt.lock().map(|r| r.timeout()).unwrap_or(cfg.timeout.max);
             summary.sent += 1;
-            inflight.spawn(probe(job, timeout));
+            attempts = attempts.wrapping_add(1);
+            let job = Job { epoch, ..job };
+            let injected = faults
+                .as_ref()
+                .and_then(|f| f.error_for(job.addr, attempts));
+            inflight.spawn(probe(job, timeout, injected));
         }
-        backoff_until = None;
 
-        let Some(joined) = inflight.join_next().await else {
-            break; // nothing in flight and nothing left to send
+        let joined = if inflight.is_empty() {
+            // Nothing in flight: wait for the next delayed pair, or finish.
+            match delayed.iter().map(|(t, _)| *t).min() {
+                Some(t) if !stopped() => {
+                    tokio::time::sleep_until(t.into()).await;
+                    continue;
+                }
+                _ => break,
+            }
+        } else {
+            match delayed.iter().map(|(t, _)| *t).min() {
+                Some(t) if inflight.len() < limit && !stopped() => {
+                    tokio::select! {
+                        j = inflight.join_next() => j,
+                        _ = tokio::time::sleep_until(t.into()) => continue,
+                    }
+                }
+                _ => inflight.join_next().await,
+            }
+        };
+        let Some(joined) = joined else {
+            break;
         };
         let (mut job, outcome) = match joined {
             Ok(v) => v,
@@ -136,40 +242,66 @@ pub async fn scan_pairs(
                 if let Ok(mut r) = rtt.lock() {
                     r.sample(t);
                 }
-                finish(&mut summary, &events, job, reason, Some(t)).await?;
+                finish(&mut summary, &events, job, reason, Some(t), None).await?;
                 continue;
             }
             Outcome::Unreachable { reason, rtt: t } => {
-                finish(&mut summary, &events, job, reason, t).await?;
+                finish(&mut summary, &events, job, reason, t, None).await?;
                 continue;
             }
             Outcome::TimedOut => Reason::NoResponse,
-            Outcome::LocalShortage(e) => {
-                // Our side ran out of descriptors, buffers or ports: not the
-                // target's answer. Shrink the window, pause, try again.
+            Outcome::Local { error, shortage } => {
+                // Our side refused the probe: nothing went on the wire.
                 summary.sent -= 1;
                 job.tries -= 1;
-                let new_limit = (inflight.len() * 3 / 4).max(1);
-                if new_limit < limit {
-                    limit = new_limit;
-                    notice(
+                job.local_tries += 1;
+                if !shortage || job.local_tries >= MAX_LOCAL_TRIES {
+                    let named = errno_name(&error);
+                    finish(
+                        &mut summary,
                         &events,
-                        format!("local resource shortage ({e}); concurrency lowered to {limit}"),
+                        job,
+                        Reason::LocalError,
+                        None,
+                        Some(named),
                     )
-                    .await;
+                    .await?;
+                    continue;
                 }
-                backoff_until = Some(Instant::now() + Duration::from_millis(50));
-                retry.push_front(job);
+                // Out of descriptors, buffers or ports: shrink the window
+                // (once per lowering), pause this pair, try it again.
+                let crowded = error.raw_os_error() != Some(libc::EADDRNOTAVAIL)
+                    || inflight.len() >= EADDRNOTAVAIL_CROWD;
+                if crowded && job.epoch == epoch {
+                    let new_limit = (inflight.len() * 3 / 4).max(1);
+                    if new_limit < limit {
+                        limit = new_limit;
+                        epoch += 1;
+                        notice(
+                            &events,
+                            format!(
+                                "local resource shortage ({}); concurrency lowered to {limit}",
+                                errno_name(&error)
+                            ),
+                        )
+                        .await;
+                    }
+                }
+                let pause = BACKOFF_FIRST
+                    .saturating_mul(1 << (job.local_tries - 1).min(8))
+                    .min(BACKOFF_MAX);
+                delayed.push((Instant::now() + pause, job));
                 continue;
             }
         };
         if job.tries <= cfg.retries {
             retry.push_back(job);
         } else {
-            finish(&mut summary, &events, job, reason, None).await?;
+            finish(&mut summary, &events, job, reason, None, None).await?;
         }
     }
-    summary.interrupted = stopped() && (next_pos < total || !retry.is_empty());
+    summary.interrupted =
+        stopped() && (next_pos < total || !retry.is_empty() || !delayed.is_empty());
     summary.elapsed = started.elapsed();
     summary.rate = summary.sent as f64 / summary.elapsed.as_secs_f64().max(1e-9);
     Ok(summary)
@@ -178,7 +310,12 @@ pub async fn scan_pairs(
 #[derive(Debug, Clone, Copy)]
 struct Job {
     addr: SocketAddr,
+    /// Probes that went on the wire.
     tries: u8,
+    /// Attempts the local system refused.
+    local_tries: u8,
+    /// The lowering epoch the probe was started in.
+    epoch: u32,
 }
 
 #[derive(Debug)]
@@ -193,31 +330,68 @@ enum Outcome {
         rtt: Option<Duration>,
     },
     TimedOut,
-    LocalShortage(io::Error),
+    /// The local system refused the probe; `shortage` when trying again
+    /// later may succeed (descriptors, buffers, ephemeral ports).
+    Local {
+        error: io::Error,
+        shortage: bool,
+    },
 }
 
-async fn probe(job: Job, timeout: Duration) -> (Job, Outcome) {
-    let outcome = connect_once(job.addr, timeout).await;
+async fn probe(job: Job, timeout: Duration, injected: Option<io::Error>) -> (Job, Outcome) {
+    let outcome = match injected {
+        Some(e) => local(e),
+        None => connect_once(job.addr, timeout).await,
+    };
     (job, outcome)
 }
 
+/// Starts a non-blocking connect and waits for its end. An error from the
+/// `connect()` call itself is local; one reported later is the network's.
 async fn connect_once(addr: SocketAddr, timeout: Duration) -> Outcome {
-    let socket = match if addr.is_ipv4() {
-        TcpSocket::new_v4()
-    } else {
-        TcpSocket::new_v6()
-    } {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let socket = match Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP)) {
         Ok(s) => s,
-        Err(e) => return classify_error(e),
+        Err(e) => return local(e),
     };
     // Close with RST: no TIME_WAIT, so ephemeral ports are not exhausted.
-    // (A zero linger never blocks on drop, which is what tokio warns about.)
-    if let Err(e) = socket2::SockRef::from(&socket).set_linger(Some(Duration::ZERO)) {
-        return classify_error(e);
+    // (A zero linger never blocks on drop.)
+    if let Err(e) = socket
+        .set_nonblocking(true)
+        .and_then(|()| socket.set_linger(Some(Duration::ZERO)))
+    {
+        return local(e);
     }
     let start = Instant::now();
-    match tokio::time::timeout(timeout, socket.connect(addr)).await {
-        Ok(Ok(_stream)) => Outcome::Answered {
+    match socket.connect(&addr.into()) {
+        Ok(()) => {
+            return Outcome::Answered {
+                reason: Reason::Connected,
+                rtt: start.elapsed(),
+            };
+        }
+        Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => {}
+        Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => {
+            return Outcome::Answered {
+                reason: Reason::ConnRefused,
+                rtt: start.elapsed(),
+            };
+        }
+        Err(e) => return local(e),
+    }
+    let stream = match tokio::net::TcpStream::from_std(std::net::TcpStream::from(socket)) {
+        Ok(s) => s,
+        Err(e) => return local(e),
+    };
+    let done = async {
+        stream.writable().await?;
+        match stream.take_error()? {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    };
+    match tokio::time::timeout(timeout, done).await {
+        Ok(Ok(())) => Outcome::Answered {
             reason: Reason::Connected,
             rtt: start.elapsed(),
         },
@@ -236,16 +410,25 @@ async fn connect_once(addr: SocketAddr, timeout: Duration) -> Outcome {
     }
 }
 
-fn classify_error(e: io::Error) -> Outcome {
-    match e.raw_os_error() {
+/// A refusal by the local system, before anything was sent.
+fn local(e: io::Error) -> Outcome {
+    let shortage = matches!(
+        e.raw_os_error(),
         Some(
             libc::EMFILE
-            | libc::ENFILE
-            | libc::ENOBUFS
-            | libc::ENOMEM
-            | libc::EADDRNOTAVAIL
-            | libc::EAGAIN,
-        ) => Outcome::LocalShortage(e),
+                | libc::ENFILE
+                | libc::ENOBUFS
+                | libc::ENOMEM
+                | libc::EADDRNOTAVAIL
+                | libc::EAGAIN
+        )
+    );
+    Outcome::Local { error: e, shortage }
+}
+
+/// An error the network reported for a probe that went out.
+fn classify_error(e: io::Error) -> Outcome {
+    match e.raw_os_error() {
         Some(libc::ETIMEDOUT) => Outcome::TimedOut,
         code => Outcome::Unreachable {
             reason: match code {
@@ -260,14 +443,47 @@ fn classify_error(e: io::Error) -> Outcome {
     }
 }
 
+/// `EADDRNOTAVAIL: Cannot assign requested address`: the errno's name and
+/// the system's text, for a `local-error` observation.
+pub fn errno_name(e: &io::Error) -> String {
+    let name = match e.raw_os_error() {
+        Some(libc::EADDRNOTAVAIL) => "EADDRNOTAVAIL",
+        Some(libc::ENETUNREACH) => "ENETUNREACH",
+        Some(libc::EHOSTUNREACH) => "EHOSTUNREACH",
+        Some(libc::EMFILE) => "EMFILE",
+        Some(libc::ENFILE) => "ENFILE",
+        Some(libc::ENOBUFS) => "ENOBUFS",
+        Some(libc::ENOMEM) => "ENOMEM",
+        Some(libc::EAGAIN) => "EAGAIN",
+        Some(libc::EAFNOSUPPORT) => "EAFNOSUPPORT",
+        Some(libc::EPERM) => "EPERM",
+        Some(libc::EACCES) => "EACCES",
+        Some(libc::EINVAL) => "EINVAL",
+        Some(libc::EADDRINUSE) => "EADDRINUSE",
+        Some(libc::ENETDOWN) => "ENETDOWN",
+        Some(n) => return format!("errno {n}: {}", strip_os_suffix(e)),
+        None => return e.to_string(),
+    };
+    format!("{name}: {}", strip_os_suffix(e))
+}
+
+/// `Cannot assign requested address (os error 99)` → without the suffix.
+fn strip_os_suffix(e: &io::Error) -> String {
+    let s = e.to_string();
+    match s.rfind(" (os error ") {
+        Some(i) => s[..i].to_string(),
+        None => s,
+    }
+}
+
 async fn finish(
     summary: &mut ScanSummary,
     events: &mpsc::Sender<ScanEvent>,
     job: Job,
     reason: Reason,
     rtt: Option<Duration>,
+    error: Option<String>,
 ) -> Result<(), ScanError> {
-    summary.count(reason.state());
     let mut obs = Observation::new(
         job.addr.ip(),
         job.addr.port(),
@@ -276,6 +492,8 @@ async fn finish(
         rtt.map(|d| d.as_micros() as f64 / 1000.0),
     );
     obs.tries = job.tries;
+    obs.error = error;
+    summary.count_observation(&obs);
     // A closed receiver means the caller stopped listening: stop scanning.
     events
         .send(ScanEvent::Observation(obs))
@@ -531,10 +749,17 @@ mod tests {
     }
 
     #[test]
-    fn local_shortage_is_not_a_port_state() {
+    fn local_refusals_are_not_port_states() {
         assert!(matches!(
-            classify_error(io::Error::from_raw_os_error(libc::EMFILE)),
-            Outcome::LocalShortage(_)
+            local(io::Error::from_raw_os_error(libc::EMFILE)),
+            Outcome::Local { shortage: true, .. }
+        ));
+        assert!(matches!(
+            local(io::Error::from_raw_os_error(libc::ENETUNREACH)),
+            Outcome::Local {
+                shortage: false,
+                ..
+            }
         ));
         assert!(matches!(
             classify_error(io::Error::from_raw_os_error(libc::EHOSTUNREACH)),
@@ -543,5 +768,187 @@ mod tests {
                 rtt: None
             }
         ));
+        assert_eq!(
+            errno_name(&io::Error::from_raw_os_error(libc::EADDRNOTAVAIL)),
+            "EADDRNOTAVAIL: Cannot assign requested address"
+        );
+    }
+
+    /// Runs the engine with injected local faults and returns the
+    /// observations (asserting no pair twice) and the notices.
+    async fn collect_faulty(
+        addrs: Vec<IpAddr>,
+        ports: Vec<u16>,
+        cfg: ScanConfig,
+        faults: LocalFaults,
+    ) -> (
+        ScanSummary,
+        BTreeMap<(IpAddr, u16), Observation>,
+        Vec<String>,
+    ) {
+        let (tx, mut rx) = mpsc::channel(1024);
+        let n = addrs.len() as u64;
+        let reader = tokio::spawn(async move {
+            let mut seen = BTreeMap::new();
+            let mut notices = Vec::new();
+            while let Some(ev) = rx.recv().await {
+                match ev {
+                    ScanEvent::Observation(o) => {
+                        let k = (o.ip, o.port);
+                        assert!(seen.insert(k, o).is_none(), "{k:?} reported twice");
+                    }
+                    ScanEvent::Notice(t) => notices.push(t),
+                    _ => {}
+                }
+            }
+            (seen, notices)
+        });
+        let summary = scan_pairs_with(
+            n,
+            |i| addrs.get(i as usize).copied(),
+            &ports,
+            &cfg,
+            tx,
+            Some(Arc::new(faults)),
+        )
+        .await
+        .unwrap();
+        let (seen, notices) = reader.await.unwrap();
+        (summary, seen, notices)
+    }
+
+    /// Property: whatever the local system refuses, and however often,
+    /// every (address, port) in scope ends in exactly one observation, and
+    /// the summary counts the local errors.
+    #[tokio::test]
+    async fn injected_local_errors_still_cover_the_scope_exactly_once() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let open = listener.local_addr().unwrap().port();
+        let addrs: Vec<IpAddr> = (1..=6)
+            .map(|i| IpAddr::V4(Ipv4Addr::new(127, 0, 0, i)))
+            .collect();
+        let mut ports: Vec<u16> = (40_400..40_412).collect();
+        ports.push(open);
+        for seed in 0..6u64 {
+            let faults = LocalFaults {
+                seed,
+                broken_addrs: 0.3,
+                always: if seed % 2 == 0 {
+                    libc::ENETUNREACH
+                } else {
+                    libc::EADDRNOTAVAIL
+                },
+                transient: 0.25,
+                shortages: vec![libc::EMFILE, libc::ENOBUFS, libc::EADDRNOTAVAIL],
+            };
+            let cfg = ScanConfig {
+                concurrency: Some(16),
+                seed,
+                ..ScanConfig::default()
+            };
+            let (summary, seen, _) =
+                collect_faulty(addrs.clone(), ports.clone(), cfg, faults.clone()).await;
+            assert_eq!(seen.len(), addrs.len() * ports.len(), "seed {seed}");
+            for a in &addrs {
+                for p in &ports {
+                    assert!(seen.contains_key(&(*a, *p)), "seed {seed}: {a}:{p} missing");
+                }
+            }
+            let local: Vec<&Observation> = seen
+                .values()
+                .filter(|o| o.reason == Reason::LocalError)
+                .collect();
+            assert_eq!(summary.local_errors as usize, local.len(), "seed {seed}");
+            assert_eq!(summary.probed as usize, seen.len());
+            for o in &local {
+                assert_eq!(o.state, crate::model::PortState::Filtered);
+                assert_eq!(o.tries, 0, "nothing went on the wire");
+                let e = o.error.as_deref().unwrap();
+                assert!(
+                    e.starts_with("ENETUNREACH")
+                        || e.starts_with("EADDRNOTAVAIL")
+                        || e.starts_with("EMFILE")
+                        || e.starts_with("ENOBUFS"),
+                    "{e}"
+                );
+                // A broken address fails on every port.
+                let broken = faults.chance(
+                    faults.broken_addrs,
+                    &[
+                        1,
+                        match o.ip {
+                            IpAddr::V4(a) => u32::from(a) as u64,
+                            IpAddr::V6(a) => u128::from(a) as u64,
+                        },
+                    ],
+                );
+                assert!(broken || !e.starts_with("ENETUNREACH"), "{e}");
+            }
+            // Addresses that are not broken answered for real.
+            for ((a, p), o) in &seen {
+                if o.reason != Reason::LocalError && *p == open && *a == addrs[0] {
+                    assert_eq!(o.reason, Reason::Connected);
+                }
+            }
+        }
+    }
+
+    /// Under a storm of EMFILE each lowering is announced once, with the
+    /// new concurrency, and the values only go down.
+    #[tokio::test]
+    async fn each_concurrency_lowering_is_announced_once() {
+        let lo = IpAddr::V4(Ipv4Addr::LOCALHOST);
+        let faults = LocalFaults {
+            seed: 7,
+            broken_addrs: 0.0,
+            always: libc::EMFILE,
+            transient: 0.6,
+            shortages: vec![libc::EMFILE],
+        };
+        let cfg = ScanConfig {
+            concurrency: Some(256),
+            ..ScanConfig::default()
+        };
+        let ports: Vec<u16> = (41_000..41_600).collect();
+        let (summary, seen, notices) = collect_faulty(vec![lo], ports, cfg, faults).await;
+        assert_eq!(seen.len(), 600);
+        assert_eq!(summary.probed, 600);
+        let limits: Vec<usize> = notices
+            .iter()
+            .filter_map(|n| n.rsplit_once("concurrency lowered to "))
+            .map(|(_, v)| v.parse().unwrap())
+            .collect();
+        assert!(!limits.is_empty(), "{notices:?}");
+        assert!(limits.windows(2).all(|w| w[1] < w[0]), "{limits:?}");
+        assert!(limits.len() <= 20, "{} notices: {notices:?}", limits.len());
+        assert!(notices[0].contains("EMFILE"), "{}", notices[0]);
+    }
+
+    /// The case without the namespace: a family the kernel
+    /// refuses at once still yields its observations (the lab test runs
+    /// the real IPv6-disabled namespace).
+    #[tokio::test]
+    async fn a_refused_family_yields_local_error_observations() {
+        let lo = IpAddr::V4(Ipv4Addr::LOCALHOST);
+        let v6: IpAddr = "::1".parse().unwrap();
+        let (summary, seen, _) = collect_faulty(
+            vec![lo, v6],
+            vec![40_990, 40_991],
+            ScanConfig::default(),
+            LocalFaults {
+                seed: 3,
+                broken_addrs: 1.0,
+                always: libc::EADDRNOTAVAIL,
+                transient: 0.0,
+                shortages: vec![],
+            },
+        )
+        .await;
+        assert_eq!(seen.len(), 4);
+        assert_eq!(summary.local_errors, 4);
+        assert!(
+            seen.values()
+                .all(|o| o.error.as_deref().unwrap().starts_with("EADDRNOTAVAIL"))
+        );
     }
 }

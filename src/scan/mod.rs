@@ -102,6 +102,11 @@ pub struct ScanSummary {
     pub open: u64,
     pub closed: u64,
     pub filtered: u64,
+    /// UDP ports that stayed silent (`open|filtered`).
+    pub open_filtered: u64,
+    /// Pairs whose probe failed on this machine (reason `local-error`):
+    /// counted in `filtered` too, but never tested.
+    pub local_errors: u64,
     /// Wall time of the scan.
     pub elapsed: Duration,
     /// Probes per second actually achieved.
@@ -119,6 +124,15 @@ impl ScanSummary {
             PortState::Open => self.open += 1,
             PortState::Closed => self.closed += 1,
             PortState::Filtered => self.filtered += 1,
+            PortState::OpenFiltered => self.open_filtered += 1,
+        }
+    }
+
+    /// Counts one concluded observation, local errors apart.
+    pub fn count_observation(&mut self, o: &crate::model::Observation) {
+        self.count(o.state);
+        if o.reason == crate::model::Reason::LocalError {
+            self.local_errors += 1;
         }
     }
 }

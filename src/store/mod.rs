@@ -9,6 +9,15 @@
 //! run's record: editing or deleting a run breaks the chain, and
 //! [`Store::verify`] names the run.
 //!
+//! The chain alone cannot tell a deleted newest run, or a database
+//! replaced wholesale, from an untouched one, and anyone can recompute
+//! plain SHA-256 hashes after an edit. So each report's `manifest.json`
+//! carries a [`HistoryAnchor`] (its run id and the chain head before it,
+//! while the run records the manifest's hash): [`Store::check_anchor`]
+//! proves the store still holds that run. With a [`HistoryKey`] the chain
+//! becomes an HMAC-SHA256 chain, which cannot be recomputed without the
+//! key. `docs/history.md` lists exactly what is and is not detected.
+//!
 //! The database is opened in WAL mode with a busy timeout and records under
 //! an immediate transaction, so two audits finishing at once both land and
 //! the chain stays linear. The schema is versioned with `PRAGMA
@@ -22,22 +31,29 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use chrono::{DateTime, NaiveDate, Utc};
+use hmac::{Hmac, KeyInit, Mac};
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::model::{Finding, Observation, PortState, Severity};
+use crate::model::{Finding, HistoryAnchor, Observation, PortState, Severity};
 
 pub use drift::{Drift, PortChange, ServiceChange, drift};
 
 /// The schema version this build writes; older databases are migrated.
-pub const SCHEMA_VERSION: i64 = 1;
+pub const SCHEMA_VERSION: i64 = 2;
+
+/// A run hashed with plain SHA-256 (no key).
+pub const CHAIN_SHA256: &str = "sha256";
+/// A run hashed with HMAC-SHA256 under the history key.
+pub const CHAIN_HMAC: &str = "hmac-sha256";
 
 /// The `prev_hash` of the first run.
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
 /// Each entry migrates from version `index` to `index + 1`.
-const MIGRATIONS: [&str; 1] = [r#"
+const MIGRATIONS: [&str; 2] = [
+    r#"
 CREATE TABLE runs (
     id            INTEGER PRIMARY KEY AUTOINCREMENT,
     started       TEXT NOT NULL,
@@ -72,7 +88,12 @@ CREATE TABLE findings (
     json     TEXT NOT NULL,
     PRIMARY KEY (run_id, seq)
 );
-"#];
+"#,
+    r#"
+ALTER TABLE runs ADD COLUMN chain TEXT NOT NULL DEFAULT 'sha256';
+ALTER TABLE runs ADD COLUMN key_id TEXT;
+"#,
+];
 
 /// Errors of the history store; each says which file and what to do.
 #[derive(Debug, thiserror::Error)]
@@ -105,6 +126,128 @@ pub enum StoreError {
     },
     #[error("history {path}: no run {id}; `portwarden history list` shows the runs it holds")]
     NoSuchRun { path: PathBuf, id: i64 },
+    #[error("no audit history at {path} (run an audit first, or give --store PATH)")]
+    Missing { path: PathBuf },
+    #[error(
+        "history {path} is an empty file (0 bytes): it holds no runs and no chain. If audits were recorded there, it was truncated; move it aside to start a new history"
+    )]
+    EmptyFile { path: PathBuf },
+    #[error(
+        "history {path} is HMAC-keyed (run {run} was recorded with key {key_id}): give the key with PORTWARDEN_HISTORY_KEY or --history-key-file"
+    )]
+    KeyNeeded {
+        path: PathBuf,
+        run: i64,
+        key_id: String,
+    },
+    #[error(
+        "history {path}: the key given (id {given}) is not the one run {run} was recorded with (id {key_id})"
+    )]
+    WrongKey {
+        path: PathBuf,
+        run: i64,
+        key_id: String,
+        given: String,
+    },
+    #[error(
+        "history {path}: {problem}; refusing to use a broken chain (`portwarden history verify` lists every problem)"
+    )]
+    Broken {
+        path: PathBuf,
+        run: i64,
+        problem: String,
+    },
+    #[error("history key: {0}")]
+    BadKey(String),
+}
+
+/// The secret that turns the chain into an HMAC-SHA256 chain: with it, a
+/// run edited and its chain recomputed without the key no longer verifies.
+#[derive(Clone)]
+pub struct HistoryKey(Vec<u8>);
+
+impl std::fmt::Debug for HistoryKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "HistoryKey(id {})", self.id())
+    }
+}
+
+impl HistoryKey {
+    /// Shortest key accepted, in bytes.
+    pub const MIN_LEN: usize = 16;
+
+    /// A key from its bytes (a trailing newline is not part of it).
+    pub fn new(bytes: &[u8]) -> Result<HistoryKey, StoreError> {
+        let mut v = bytes.to_vec();
+        while v.last().is_some_and(|b| *b == b'\n' || *b == b'\r') {
+            v.pop();
+        }
+        if v.len() < Self::MIN_LEN {
+            return Err(StoreError::BadKey(format!(
+                "{} bytes is too short: use at least {} (e.g. `head -c 32 /dev/urandom | base64`)",
+                v.len(),
+                Self::MIN_LEN
+            )));
+        }
+        Ok(HistoryKey(v))
+    }
+
+    /// Reads a key file (at most 4 KiB).
+    pub fn from_file(path: &Path) -> Result<HistoryKey, StoreError> {
+        use std::io::Read;
+        let f = std::fs::File::open(path)
+            .map_err(|e| StoreError::BadKey(format!("cannot read {}: {e}", path.display())))?;
+        let mut bytes = Vec::new();
+        f.take(4097)
+            .read_to_end(&mut bytes)
+            .map_err(|e| StoreError::BadKey(format!("cannot read {}: {e}", path.display())))?;
+        if bytes.len() > 4096 {
+            return Err(StoreError::BadKey(format!(
+                "{} is larger than 4 KiB: not a key file",
+                path.display()
+            )));
+        }
+        HistoryKey::new(&bytes).map_err(|e| StoreError::BadKey(format!("{}: {e}", path.display())))
+    }
+
+    /// A public name of the key (not the key): the first 8 bytes of an
+    /// HMAC of a fixed label, in hex.
+    pub fn id(&self) -> String {
+        let mut m = <Hmac<Sha256> as KeyInit>::new_from_slice(&self.0).expect("any key length");
+        m.update(b"portwarden history key id");
+        hex::encode(&m.finalize().into_bytes()[..8])
+    }
+}
+
+/// The hash of a run's content: plain SHA-256, or HMAC-SHA256 under a key.
+enum ChainHasher {
+    Plain(Sha256),
+    Keyed(Box<Hmac<Sha256>>),
+}
+
+impl ChainHasher {
+    fn new(key: Option<&HistoryKey>) -> ChainHasher {
+        match key {
+            None => ChainHasher::Plain(Sha256::new()),
+            Some(k) => ChainHasher::Keyed(Box::new(
+                <Hmac<Sha256> as KeyInit>::new_from_slice(&k.0).expect("any key length"),
+            )),
+        }
+    }
+
+    fn update(&mut self, b: &[u8]) {
+        match self {
+            ChainHasher::Plain(h) => Digest::update(h, b),
+            ChainHasher::Keyed(m) => m.update(b),
+        }
+    }
+
+    fn finish(self) -> String {
+        match self {
+            ChainHasher::Plain(h) => hex::encode(h.finalize()),
+            ChainHasher::Keyed(m) => hex::encode(m.finalize().into_bytes()),
+        }
+    }
 }
 
 /// Where the history lives unless `--store` says otherwise:
@@ -221,10 +364,13 @@ struct Row {
     severities: String,
     prev_hash: String,
     content_hash: String,
+    /// [`CHAIN_SHA256`] or [`CHAIN_HMAC`].
+    chain: String,
+    key_id: Option<String>,
 }
 
 const ROW_COLUMNS: &str = "id, started, finished, scope_key, scope, params, policy_hash, \
-     manifest_hash, exceptions, open_ports, severities, prev_hash, content_hash";
+     manifest_hash, exceptions, open_ports, severities, prev_hash, content_hash, chain, key_id";
 
 fn row(r: &rusqlite::Row) -> rusqlite::Result<Row> {
     Ok(Row {
@@ -241,15 +387,23 @@ fn row(r: &rusqlite::Row) -> rusqlite::Result<Row> {
         severities: r.get(10)?,
         prev_hash: r.get(11)?,
         content_hash: r.get(12)?,
+        chain: r.get(13)?,
+        key_id: r.get(14)?,
     })
 }
 
 /// The canonical content of a run: every stored text, in a fixed order,
 /// each length-prefixed so no two different runs share an encoding.
-fn content_hash(r: &Row, observations: &[String], findings: &[String]) -> String {
-    let mut h = Sha256::new();
+/// Keyed (HMAC) when the row says so; `key` must then be the history key.
+fn content_hash(
+    r: &Row,
+    observations: &[String],
+    findings: &[String],
+    key: Option<&HistoryKey>,
+) -> String {
+    let mut h = ChainHasher::new(if r.chain == CHAIN_HMAC { key } else { None });
     let mut put = |s: &str| {
-        h.update((s.len() as u64).to_be_bytes());
+        h.update(&(s.len() as u64).to_be_bytes());
         h.update(s.as_bytes());
     };
     put(&r.id.to_string());
@@ -272,7 +426,7 @@ fn content_hash(r: &Row, observations: &[String], findings: &[String]) -> String
     for f in findings {
         put(f);
     }
-    hex::encode(h.finalize())
+    h.finish()
 }
 
 fn time_text(t: DateTime<Utc>) -> String {
@@ -284,11 +438,41 @@ fn time_text(t: DateTime<Utc>) -> String {
 pub struct Store {
     conn: Connection,
     path: PathBuf,
+    key: Option<HistoryKey>,
+}
+
+/// What [`Store::verification`] found.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Verification {
+    /// Runs held.
+    pub runs: i64,
+    /// Every problem, with the run it concerns; empty when intact.
+    pub problems: Vec<Tamper>,
+    /// HMAC-keyed runs that could not be checked because no key was given.
+    pub unproven: Vec<i64>,
+}
+
+/// A run being recorded: the write lock is held from [`Store::begin_record`]
+/// to [`PendingRecord::commit`], so the anchor it promises (the run's id
+/// and the head it links to) is the one it gets. Dropped without commit,
+/// nothing is recorded.
+pub struct PendingRecord<'a> {
+    tx: rusqlite::Transaction<'a>,
+    path: PathBuf,
+    key: Option<HistoryKey>,
+    anchor: HistoryAnchor,
 }
 
 impl Store {
     /// Opens (creating if needed) the history at `path` and migrates it.
+    /// An existing 0-byte file is refused: it is a truncated history, and
+    /// starting a new chain in it would hide that.
     pub fn open(path: &Path) -> Result<Store, StoreError> {
+        if std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.len() == 0) {
+            return Err(StoreError::EmptyFile {
+                path: path.to_path_buf(),
+            });
+        }
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(|source| StoreError::Dir {
                 path: path.to_path_buf(),
@@ -302,9 +486,26 @@ impl Store {
         let mut store = Store {
             conn,
             path: path.to_path_buf(),
+            key: None,
         };
         store.setup()?;
         Ok(store)
+    }
+
+    /// Opens a history that must already exist (reading commands never
+    /// create one): a missing or 0-byte file is an error that says so.
+    pub fn open_existing(path: &Path) -> Result<Store, StoreError> {
+        match std::fs::metadata(path) {
+            Err(_) => Err(StoreError::Missing {
+                path: path.to_path_buf(),
+            }),
+            Ok(_) => Store::open(path),
+        }
+    }
+
+    /// Uses `key` for the runs recorded from now on and to check keyed runs.
+    pub fn set_key(&mut self, key: Option<HistoryKey>) {
+        self.key = key;
     }
 
     /// The database file.
@@ -369,126 +570,84 @@ impl Store {
 
     /// Records a run in one transaction and returns its id.
     pub fn record(&mut self, run: &NewRun) -> Result<i64, StoreError> {
+        self.begin_record()?.commit(run)
+    }
+
+    /// Takes the write lock and says where the next run will sit: its id
+    /// and the chain head it will link to. A report writes that anchor into
+    /// its manifest before the run (which records the manifest's hash) is
+    /// committed.
+    pub fn begin_record(&mut self) -> Result<PendingRecord<'_>, StoreError> {
         let path = self.path.clone();
-        let sql = move |source| StoreError::Sql {
+        let sql = |source| StoreError::Sql {
             path: path.clone(),
             source,
         };
-        let observations: Vec<String> = run
-            .observations
-            .iter()
-            .map(serde_json::to_string)
-            .collect::<Result<_, _>>()
-            .map_err(self.corrupt(0, "observations"))?;
-        let findings: Vec<String> = run
-            .findings
-            .iter()
-            .map(serde_json::to_string)
-            .collect::<Result<_, _>>()
-            .map_err(self.corrupt(0, "findings"))?;
-        let mut severities: BTreeMap<Severity, i64> = BTreeMap::new();
-        for f in run.findings.iter().filter(|f| f.status.is_failing()) {
-            *severities.entry(f.severity).or_default() += 1;
-        }
-        let open_ports = run
-            .observations
-            .iter()
-            .filter(|o| o.state == PortState::Open)
-            .count() as i64;
-        let mut r = Row {
-            id: 0,
-            started: time_text(run.started),
-            finished: time_text(run.finished),
-            scope_key: run.scope.key.clone(),
-            scope: serde_json::to_string(&run.scope).map_err(self.corrupt(0, "scope"))?,
-            params: serde_json::to_string(&run.params).map_err(self.corrupt(0, "params"))?,
-            policy_hash: run.policy_hash.clone(),
-            manifest_hash: run.manifest_hash.clone(),
-            exceptions: serde_json::to_string(&run.exceptions)
-                .map_err(self.corrupt(0, "exceptions"))?,
-            open_ports,
-            severities: serde_json::to_string(&severities)
-                .map_err(self.corrupt(0, "severities"))?,
-            prev_hash: String::new(),
-            content_hash: String::new(),
-        };
+        let key = self.key.clone();
         // Immediate: the read of the chain head and the insert are one
         // step, so two audits finishing together still form a chain.
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(&sql)?;
-        r.prev_hash = tx
+            .map_err(sql)?;
+        let head: Option<(i64, String, String, Option<String>)> = tx
             .query_row(
-                "SELECT content_hash FROM runs ORDER BY id DESC LIMIT 1",
+                "SELECT id, content_hash, chain, key_id FROM runs ORDER BY id DESC LIMIT 1",
+                [],
+                |x| Ok((x.get(0)?, x.get(1)?, x.get(2)?, x.get(3)?)),
+            )
+            .optional()
+            .map_err(sql)?;
+        if let Some((run, _, chain, key_id)) = &head
+            && chain == CHAIN_HMAC
+        {
+            let key_id = key_id.clone().unwrap_or_default();
+            match &key {
+                None => {
+                    return Err(StoreError::KeyNeeded {
+                        path,
+                        run: *run,
+                        key_id,
+                    });
+                }
+                Some(k) if k.id() != key_id => {
+                    return Err(StoreError::WrongKey {
+                        path,
+                        run: *run,
+                        key_id,
+                        given: k.id(),
+                    });
+                }
+                Some(_) => {}
+            }
+        }
+        // AUTOINCREMENT hands out max(highest ever, highest now) + 1.
+        let next: i64 = tx
+            .query_row(
+                "SELECT max(coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'runs'), 0), \
+                 coalesce((SELECT max(id) FROM runs), 0)) + 1",
                 [],
                 |x| x.get(0),
             )
-            .optional()
-            .map_err(&sql)?
-            .unwrap_or_else(|| GENESIS.to_string());
-        tx.execute(
-            "INSERT INTO runs (started, finished, scope_key, scope, params, policy_hash, \
-             manifest_hash, exceptions, open_ports, severities, prev_hash, content_hash) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, '')",
-            params![
-                r.started,
-                r.finished,
-                r.scope_key,
-                r.scope,
-                r.params,
-                r.policy_hash,
-                r.manifest_hash,
-                r.exceptions,
-                r.open_ports,
-                r.severities,
-                r.prev_hash
-            ],
-        )
-        .map_err(&sql)?;
-        r.id = tx.last_insert_rowid();
-        {
-            let mut ins = tx
-                .prepare(
-                    "INSERT INTO observations (run_id, seq, ip, port, state, json) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                )
-                .map_err(&sql)?;
-            for (i, (o, j)) in run.observations.iter().zip(&observations).enumerate() {
-                ins.execute(params![
-                    r.id,
-                    i as i64,
-                    o.ip.to_string(),
-                    o.port,
-                    o.state.as_str(),
-                    j
-                ])
-                .map_err(&sql)?;
+            .map_err(sql)?;
+        let anchor = HistoryAnchor {
+            store: path.display().to_string(),
+            run: next,
+            prev_hash: head.map_or_else(|| GENESIS.to_string(), |h| h.1),
+            chain: if key.is_some() {
+                CHAIN_HMAC
+            } else {
+                CHAIN_SHA256
             }
-            let mut ins = tx
-                .prepare(
-                    "INSERT INTO findings (run_id, seq, fid, severity, status, json) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                )
-                .map_err(&sql)?;
-            for (i, (f, j)) in run.findings.iter().zip(&findings).enumerate() {
-                ins.execute(params![
-                    r.id,
-                    i as i64,
-                    f.id,
-                    f.severity.as_str(),
-                    f.status.as_str(),
-                    j
-                ])
-                .map_err(&sql)?;
-            }
-        }
-        r.content_hash = content_hash(&r, &observations, &findings);
-        tx.execute(
-            "UPDATE runs SET content_hash = ?1 WHERE id = ?2",
-            params![r.content_hash, r.id],
-        )
-        .map_err(&sql)?;
-        tx.commit().map_err(&sql)?;
-        Ok(r.id)
+            .to_string(),
+            key_id: key.as_ref().map(HistoryKey::id),
+        };
+        Ok(PendingRecord {
+            tx,
+            path,
+            key,
+            anchor,
+        })
     }
 
     fn rows(&self, filter: &str, args: &[&dyn rusqlite::ToSql]) -> Result<Vec<Row>, StoreError> {
@@ -612,23 +771,135 @@ impl Store {
 
     /// Checks the hash chain. Every edited run (its content no longer
     /// matches its hash, or its successor's link), every deleted run (a gap
-    /// in the ids, or the newest ids removed) is named; empty means intact.
+    /// in the ids, or the newest ids removed) is named; empty means intact
+    /// as far as the chain can tell (see [`Store::verification`] for keyed
+    /// runs left unchecked, and [`Store::check_anchor`] for what only a
+    /// report's anchor can tell).
     pub fn verify(&self) -> Result<Vec<Tamper>, StoreError> {
-        let mut out = Vec::new();
+        Ok(self.verification()?.problems)
+    }
+
+    /// The whole check: problems, the keyed runs that could not be checked
+    /// without the key, and how many runs there are.
+    pub fn verification(&self) -> Result<Verification, StoreError> {
         let rows = self.rows("ORDER BY id", &[])?;
-        let mut prev: Option<&Row> = None;
-        for r in &rows {
-            let obs = self.texts("observations", r.id)?;
-            let fnd = self.texts("findings", r.id)?;
-            let computed = content_hash(r, &obs, &fnd);
-            if computed != r.content_hash {
-                out.push(Tamper {
+        let (mut problems, unproven) = self.check_rows(&rows, None)?;
+        // AUTOINCREMENT remembers the highest id ever handed out.
+        let seq: Option<i64> = self
+            .conn
+            .query_row(
+                "SELECT seq FROM sqlite_sequence WHERE name = 'runs'",
+                [],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(self.sql())?;
+        let last = rows.last().map_or(0, |r| r.id);
+        if let Some(seq) = seq.filter(|s| *s > last) {
+            problems.push(Tamper {
+                run: last + 1,
+                problem: if seq == last + 1 {
+                    format!("run {seq} (the newest) was deleted")
+                } else {
+                    format!("runs {} to {seq} (the newest) were deleted", last + 1)
+                },
+            });
+        }
+        Ok(Verification {
+            runs: rows.len() as i64,
+            problems,
+            unproven,
+        })
+    }
+
+    /// Checks runs `from..=to` (ids), each against its own hash and its
+    /// link to the run before it (also the one just before `from`). Used
+    /// before comparing runs: a broken segment is a [`StoreError::Broken`]
+    /// naming the first bad run, and so is a keyed run without the key.
+    pub fn verify_segment(&self, from: i64, to: i64) -> Result<(), StoreError> {
+        let (from, to) = (from.min(to), from.max(to));
+        let before: Option<Row> = self
+            .rows("WHERE id < ?1 ORDER BY id DESC LIMIT 1", &[&from])?
+            .into_iter()
+            .next();
+        let rows = self.rows("WHERE id >= ?1 AND id <= ?2 ORDER BY id", &[&from, &to])?;
+        let broken = |run: i64, problem: String| StoreError::Broken {
+            path: self.path.clone(),
+            run,
+            problem,
+        };
+        match rows.first() {
+            None => return Err(broken(from, format!("run {from} is not in the history"))),
+            Some(r) if r.id != from => {
+                return Err(broken(from, format!("run {from} was deleted")));
+            }
+            Some(_) => {}
+        }
+        if rows.last().map(|r| r.id) != Some(to) {
+            return Err(broken(to, format!("run {to} is not in the history")));
+        }
+        let (problems, unproven) = self.check_rows(&rows, before.as_ref())?;
+        if let Some(t) = problems.first() {
+            return Err(broken(t.run, t.problem.clone()));
+        }
+        if let Some(&run) = unproven.first() {
+            let r = rows.iter().find(|r| r.id == run);
+            return Err(StoreError::KeyNeeded {
+                path: self.path.clone(),
+                run,
+                key_id: r.and_then(|r| r.key_id.clone()).unwrap_or_default(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Checks consecutive rows: content, links and gaps. `before` is the
+    /// row preceding the first (its link is checked, its content is not);
+    /// without it the first row must be run 1 or follow a gap of deletions.
+    fn check_rows(
+        &self,
+        rows: &[Row],
+        before: Option<&Row>,
+    ) -> Result<(Vec<Tamper>, Vec<i64>), StoreError> {
+        let mut out = Vec::new();
+        let mut unproven = Vec::new();
+        let key = self.key.as_ref();
+        let mut prev: Option<&Row> = before;
+        for r in rows {
+            let keyed = r.chain == CHAIN_HMAC;
+            match (keyed, key) {
+                (true, None) => unproven.push(r.id),
+                (true, Some(k)) if r.key_id.as_deref() != Some(k.id().as_str()) => {
+                    out.push(Tamper {
+                        run: r.id,
+                        problem: format!(
+                            "run {} was keyed with another key (id {}, given {})",
+                            r.id,
+                            r.key_id.as_deref().unwrap_or("none"),
+                            k.id()
+                        ),
+                    });
+                }
+                (false, Some(_)) => out.push(Tamper {
                     run: r.id,
                     problem: format!(
-                        "run {} was edited: its content no longer matches its recorded hash",
+                        "run {} is not HMAC-keyed although a key was given: anyone could have recomputed its hash",
                         r.id
                     ),
-                });
+                }),
+                _ => {
+                    let obs = self.texts("observations", r.id)?;
+                    let fnd = self.texts("findings", r.id)?;
+                    if content_hash(r, &obs, &fnd, key) != r.content_hash {
+                        out.push(Tamper {
+                            run: r.id,
+                            problem: format!(
+                                "run {} was edited: its content no longer matches its recorded hash",
+                                r.id
+                            ),
+                        });
+                    }
+                }
             }
             let expected_prev = prev.map_or(GENESIS, |p| p.content_hash.as_str());
             let expected_id = prev.map_or(1, |p| p.id + 1);
@@ -658,26 +929,62 @@ impl Store {
             }
             prev = Some(r);
         }
-        // AUTOINCREMENT remembers the highest id ever handed out.
-        let seq: Option<i64> = self
-            .conn
-            .query_row(
-                "SELECT seq FROM sqlite_sequence WHERE name = 'runs'",
-                [],
-                |r| r.get(0),
-            )
-            .optional()
-            .map_err(self.sql())?;
-        let last = rows.last().map_or(0, |r| r.id);
-        if let Some(seq) = seq.filter(|s| *s > last) {
-            out.push(Tamper {
-                run: last + 1,
-                problem: if seq == last + 1 {
-                    format!("run {seq} (the newest) was deleted")
-                } else {
-                    format!("runs {} to {seq} (the newest) were deleted", last + 1)
-                },
+        Ok((out, unproven))
+    }
+
+    /// Checks a report's anchor against the history: the run it names must
+    /// be there, link to the head the report saw, and record the hash of
+    /// the report's manifest (`manifest_sha256`). Each problem is a sentence.
+    pub fn check_anchor(
+        &self,
+        anchor: &HistoryAnchor,
+        manifest_sha256: &str,
+    ) -> Result<Vec<String>, StoreError> {
+        let mut out = Vec::new();
+        let Some(r) = self
+            .rows("WHERE id = ?1", &[&anchor.run])?
+            .into_iter()
+            .next()
+        else {
+            let newest = self.latest()?;
+            out.push(match newest {
+                Some(n) if n < anchor.run => format!(
+                    "run {} is missing: the history ends at run {n}, so its newest runs were deleted (or the database was replaced)",
+                    anchor.run
+                ),
+                Some(_) => format!("run {} is missing: it was deleted", anchor.run),
+                None => format!(
+                    "run {} is missing: the history holds no runs at all",
+                    anchor.run
+                ),
             });
+            return Ok(out);
+        };
+        if r.prev_hash != anchor.prev_hash {
+            out.push(format!(
+                "run {} links to another chain head than the report saw ({} instead of {}): the history before it was rewritten, or the database replaced",
+                r.id,
+                short(&r.prev_hash),
+                short(&anchor.prev_hash)
+            ));
+        }
+        if r.manifest_hash.as_deref() != Some(manifest_sha256) {
+            out.push(format!(
+                "run {} records another report manifest ({} instead of {}): the run was replaced, or the report edited",
+                r.id,
+                r.manifest_hash.as_deref().map_or("none", short),
+                short(manifest_sha256)
+            ));
+        }
+        if r.chain != anchor.chain || r.key_id != anchor.key_id {
+            out.push(format!(
+                "run {} is hashed as {} (key {}), the report recorded {} (key {})",
+                r.id,
+                r.chain,
+                r.key_id.as_deref().unwrap_or("none"),
+                anchor.chain,
+                anchor.key_id.as_deref().unwrap_or("none")
+            ));
         }
         Ok(out)
     }
@@ -688,6 +995,155 @@ impl Store {
             .query_row("SELECT count(*) FROM runs", [], |r| r.get(0))
             .map_err(self.sql())
     }
+}
+
+impl PendingRecord<'_> {
+    /// Where the run will sit once committed.
+    pub fn anchor(&self) -> &HistoryAnchor {
+        &self.anchor
+    }
+
+    /// Writes the run and commits; its id is the anchor's.
+    pub fn commit(self, run: &NewRun) -> Result<i64, StoreError> {
+        let PendingRecord {
+            tx,
+            path,
+            key,
+            anchor,
+        } = self;
+        let sql = |source| StoreError::Sql {
+            path: path.clone(),
+            source,
+        };
+        let corrupt = |what: &'static str| {
+            let path = path.clone();
+            move |source| StoreError::Corrupt {
+                path: path.clone(),
+                id: 0,
+                what,
+                source,
+            }
+        };
+        let observations: Vec<String> = run
+            .observations
+            .iter()
+            .map(serde_json::to_string)
+            .collect::<Result<_, _>>()
+            .map_err(corrupt("observations"))?;
+        let findings: Vec<String> = run
+            .findings
+            .iter()
+            .map(serde_json::to_string)
+            .collect::<Result<_, _>>()
+            .map_err(corrupt("findings"))?;
+        let mut severities: BTreeMap<Severity, i64> = BTreeMap::new();
+        for f in run.findings.iter().filter(|f| f.status.is_failing()) {
+            *severities.entry(f.severity).or_default() += 1;
+        }
+        let open_ports = run
+            .observations
+            .iter()
+            .filter(|o| o.state == PortState::Open)
+            .count() as i64;
+        let mut r = Row {
+            id: 0,
+            started: time_text(run.started),
+            finished: time_text(run.finished),
+            scope_key: run.scope.key.clone(),
+            scope: serde_json::to_string(&run.scope).map_err(corrupt("scope"))?,
+            params: serde_json::to_string(&run.params).map_err(corrupt("params"))?,
+            policy_hash: run.policy_hash.clone(),
+            manifest_hash: run.manifest_hash.clone(),
+            exceptions: serde_json::to_string(&run.exceptions).map_err(corrupt("exceptions"))?,
+            open_ports,
+            severities: serde_json::to_string(&severities).map_err(corrupt("severities"))?,
+            prev_hash: anchor.prev_hash.clone(),
+            content_hash: String::new(),
+            chain: anchor.chain.clone(),
+            key_id: anchor.key_id.clone(),
+        };
+        tx.execute(
+            "INSERT INTO runs (started, finished, scope_key, scope, params, policy_hash, \
+             manifest_hash, exceptions, open_ports, severities, prev_hash, content_hash, chain, key_id) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, '', ?12, ?13)",
+            params![
+                r.started,
+                r.finished,
+                r.scope_key,
+                r.scope,
+                r.params,
+                r.policy_hash,
+                r.manifest_hash,
+                r.exceptions,
+                r.open_ports,
+                r.severities,
+                r.prev_hash,
+                r.chain,
+                r.key_id
+            ],
+        )
+        .map_err(sql)?;
+        r.id = tx.last_insert_rowid();
+        if r.id != anchor.run {
+            // Cannot happen under the write lock; never record a run whose
+            // report names another id.
+            return Err(StoreError::Broken {
+                path: path.clone(),
+                run: r.id,
+                problem: format!(
+                    "run {} was expected, the database gave {}",
+                    anchor.run, r.id
+                ),
+            });
+        }
+        {
+            let mut ins = tx
+                .prepare(
+                    "INSERT INTO observations (run_id, seq, ip, port, state, json) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                )
+                .map_err(sql)?;
+            for (i, (o, j)) in run.observations.iter().zip(&observations).enumerate() {
+                ins.execute(params![
+                    r.id,
+                    i as i64,
+                    o.ip.to_string(),
+                    o.port,
+                    o.state.as_str(),
+                    j
+                ])
+                .map_err(sql)?;
+            }
+            let mut ins = tx
+                .prepare(
+                    "INSERT INTO findings (run_id, seq, fid, severity, status, json) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                )
+                .map_err(sql)?;
+            for (i, (f, j)) in run.findings.iter().zip(&findings).enumerate() {
+                ins.execute(params![
+                    r.id,
+                    i as i64,
+                    f.id,
+                    f.severity.as_str(),
+                    f.status.as_str(),
+                    j
+                ])
+                .map_err(sql)?;
+            }
+        }
+        r.content_hash = content_hash(&r, &observations, &findings, key.as_ref());
+        tx.execute(
+            "UPDATE runs SET content_hash = ?1 WHERE id = ?2",
+            params![r.content_hash, r.id],
+        )
+        .map_err(sql)?;
+        tx.commit().map_err(sql)?;
+        Ok(r.id)
+    }
+}
+
+/// The first 12 hex digits of a hash, for messages.
+fn short(h: &str) -> &str {
+    &h[..h.len().min(12)]
 }
 
 fn parse_time(s: &str) -> Option<DateTime<Utc>> {

@@ -183,6 +183,7 @@ fn verify_names_an_edited_run_whose_hash_was_rewritten() {
         &r,
         &s.texts("observations", 2).unwrap(),
         &s.texts("findings", 2).unwrap(),
+        None,
     );
     s.conn
         .execute("UPDATE runs SET content_hash = ?1 WHERE id = 2", [h])
@@ -413,4 +414,262 @@ fn drift_between_two_runs() {
         ]
     );
     assert!(drift((&a, None), (&a, None)).is_empty());
+}
+
+fn key(b: u8) -> HistoryKey {
+    HistoryKey::new(&[b; 32]).unwrap()
+}
+
+/// Records three runs through begin/commit and returns their anchors, as
+/// an audit does (the manifest hash stands in for a report's).
+fn three_anchored(path: &Path, k: Option<HistoryKey>) -> (Store, Vec<(HistoryAnchor, String)>) {
+    let mut s = Store::open(path).unwrap();
+    s.set_key(k);
+    let mut anchors = Vec::new();
+    for (i, day) in ["2026-11-01", "2026-11-08", "2026-11-15"]
+        .iter()
+        .enumerate()
+    {
+        let mut r = run(
+            day,
+            vec![obs(
+                "198.18.0.5",
+                22,
+                Reason::Connected,
+                None,
+                &format!("{day}T10:01:00Z"),
+            )],
+            vec![],
+        );
+        let pending = s.begin_record().unwrap();
+        let anchor = pending.anchor().clone();
+        let manifest = format!("{i:064}");
+        r.manifest_hash = Some(manifest.clone());
+        let id = pending.commit(&r).unwrap();
+        assert_eq!(id, anchor.run);
+        anchors.push((anchor, manifest));
+    }
+    (s, anchors)
+}
+
+fn delete_run(s: &Store, id: i64) {
+    for t in ["observations", "findings"] {
+        s.conn
+            .execute(&format!("DELETE FROM {t} WHERE run_id = ?1"), [id])
+            .unwrap();
+    }
+    s.conn
+        .execute("DELETE FROM runs WHERE id = ?1", [id])
+        .unwrap();
+}
+
+#[test]
+fn anchors_name_the_run_and_the_head_before_it() {
+    let path = tmp("anchor");
+    let (s, anchors) = three_anchored(&path, None);
+    assert_eq!(anchors[0].0.prev_hash, GENESIS);
+    assert_eq!(anchors[0].0.chain, CHAIN_SHA256);
+    let run1 = s.load(1).unwrap();
+    assert_eq!(anchors[1].0.prev_hash, run1.content_hash);
+    assert_eq!(anchors[2].0.run, 3);
+    for (a, m) in &anchors {
+        assert!(s.check_anchor(a, m).unwrap().is_empty());
+    }
+    // A report whose manifest changed no longer matches its run.
+    let p = s.check_anchor(&anchors[2].0, &"f".repeat(64)).unwrap();
+    assert_eq!(p.len(), 1);
+    assert!(
+        p[0].starts_with("run 3 records another report manifest"),
+        "{p:?}"
+    );
+    // Dropping a pending record leaves nothing behind.
+    let mut s = s;
+    let pending = s.begin_record().unwrap();
+    assert_eq!(pending.anchor().run, 4);
+    drop(pending);
+    assert_eq!(s.count().unwrap(), 3);
+    assert!(s.verify().unwrap().is_empty());
+}
+
+/// Tamper case 1: the newest run deleted and `sqlite_sequence` adjusted.
+/// The chain alone cannot see it; the report's anchor does.
+#[test]
+fn deleting_the_newest_run_and_fixing_the_sequence_is_caught_by_the_anchor() {
+    let path = tmp("newest");
+    let (s, anchors) = three_anchored(&path, None);
+    delete_run(&s, 3);
+    s.conn
+        .execute("UPDATE sqlite_sequence SET seq = 2 WHERE name = 'runs'", [])
+        .unwrap();
+    assert!(
+        s.verify().unwrap().is_empty(),
+        "undetectable from the chain alone"
+    );
+    let p = s.check_anchor(&anchors[2].0, &anchors[2].1).unwrap();
+    assert_eq!(
+        p,
+        [
+            "run 3 is missing: the history ends at run 2, so its newest runs were deleted (or the database was replaced)"
+        ]
+    );
+    // And a new run 3 recorded in its place links elsewhere.
+    let mut s = s;
+    let mut r = run("2026-11-20", vec![], vec![]);
+    r.manifest_hash = Some("e".repeat(64));
+    s.record(&r).unwrap();
+    let p = s.check_anchor(&anchors[2].0, &anchors[2].1).unwrap();
+    assert_eq!(p.len(), 1, "{p:?}");
+    assert!(
+        p[0].starts_with("run 3 records another report manifest"),
+        "{p:?}"
+    );
+}
+
+/// Tamper case 2: every run deleted (and the sequence with them).
+#[test]
+fn deleting_every_run_is_not_intact() {
+    let path = tmp("all");
+    let (s, anchors) = three_anchored(&path, None);
+    for id in 1..=3 {
+        delete_run(&s, id);
+    }
+    let v = s.verification().unwrap();
+    assert_eq!(v.problems.len(), 1, "the sequence remembers: {v:?}");
+    assert_eq!(
+        v.problems[0].problem,
+        "runs 1 to 3 (the newest) were deleted"
+    );
+    s.conn.execute("DELETE FROM sqlite_sequence", []).unwrap();
+    let v = s.verification().unwrap();
+    assert_eq!((v.runs, v.problems.len()), (0, 0));
+    let p = s.check_anchor(&anchors[0].0, &anchors[0].1).unwrap();
+    assert_eq!(p, ["run 1 is missing: the history holds no runs at all"]);
+}
+
+/// Tamper case 3: a 0-byte database, and a missing one.
+#[test]
+fn a_zero_byte_or_missing_store_is_reported_as_such() {
+    let path = tmp("zero");
+    std::fs::write(&path, b"").unwrap();
+    let e = Store::open(&path).unwrap_err();
+    assert!(matches!(e, StoreError::EmptyFile { .. }), "{e}");
+    assert!(e.to_string().contains("is an empty file (0 bytes)"), "{e}");
+    assert_eq!(std::fs::metadata(&path).unwrap().len(), 0, "left untouched");
+    let e = Store::open_existing(&path).unwrap_err();
+    assert!(matches!(e, StoreError::EmptyFile { .. }), "{e}");
+    let gone = path.with_file_name("nothing.db");
+    let e = Store::open_existing(&gone).unwrap_err();
+    assert!(matches!(e, StoreError::Missing { .. }), "{e}");
+    assert!(!gone.exists(), "a reading command never creates a store");
+}
+
+/// Tamper case 4: a run edited and the whole chain recomputed without the
+/// key. With the key, every recomputed run is named.
+#[test]
+fn recomputing_a_keyed_chain_without_the_key_is_detected() {
+    let path = tmp("hmac");
+    let (mut s, anchors) = three_anchored(&path, Some(key(7)));
+    assert_eq!(anchors[0].0.chain, CHAIN_HMAC);
+    assert_eq!(anchors[0].0.key_id, Some(key(7).id()));
+    assert!(s.verify().unwrap().is_empty());
+    // Without the key nothing keyed can be checked: unproven, not intact.
+    s.set_key(None);
+    let v = s.verification().unwrap();
+    assert_eq!(v.unproven, [1, 2, 3]);
+    assert!(matches!(
+        s.verify_segment(1, 3),
+        Err(StoreError::KeyNeeded { run: 1, .. })
+    ));
+    // Nor can a run be added without it.
+    assert!(matches!(
+        s.record(&run("2026-11-30", vec![], vec![])),
+        Err(StoreError::KeyNeeded { run: 3, .. })
+    ));
+    s.set_key(Some(key(8)));
+    assert!(matches!(
+        s.record(&run("2026-11-30", vec![], vec![])),
+        Err(StoreError::WrongKey { run: 3, .. })
+    ));
+    // The forger edits run 2 and rebuilds the chain with plain SHA-256.
+    s.conn
+        .execute("UPDATE runs SET open_ports = 0 WHERE id = 2", [])
+        .unwrap();
+    let mut prev = GENESIS.to_string();
+    for id in 1..=3i64 {
+        s.conn
+            .execute(
+                "UPDATE runs SET chain = 'sha256', key_id = NULL, prev_hash = ?1 WHERE id = ?2",
+                rusqlite::params![prev, id],
+            )
+            .unwrap();
+        let r = s.rows("WHERE id = ?1", &[&id]).unwrap().remove(0);
+        let h = content_hash(
+            &r,
+            &s.texts("observations", id).unwrap(),
+            &s.texts("findings", id).unwrap(),
+            None,
+        );
+        s.conn
+            .execute(
+                "UPDATE runs SET content_hash = ?1 WHERE id = ?2",
+                rusqlite::params![h, id],
+            )
+            .unwrap();
+        prev = h;
+    }
+    // Without the key the rebuilt chain looks whole …
+    s.set_key(None);
+    assert!(s.verify().unwrap().is_empty());
+    // … with it, every run is named, and the anchors disagree.
+    s.set_key(Some(key(7)));
+    let t = s.verify().unwrap();
+    assert_eq!(
+        t.iter().map(|t| t.run).collect::<Vec<_>>(),
+        [1, 2, 3],
+        "{t:?}"
+    );
+    assert!(
+        t[0].problem
+            .contains("is not HMAC-keyed although a key was given"),
+        "{t:?}"
+    );
+    let p = s.check_anchor(&anchors[2].0, &anchors[2].1).unwrap();
+    assert!(
+        p.iter().any(|p| p.contains("links to another chain head")),
+        "{p:?}"
+    );
+    assert!(p.iter().any(|p| p.contains("is hashed as sha256")), "{p:?}");
+    // Keeping the HMAC label but guessing the key fails too.
+    s.conn
+        .execute(
+            "UPDATE runs SET chain = 'hmac-sha256', key_id = ?1",
+            [key(7).id()],
+        )
+        .unwrap();
+    let t = s.verify().unwrap();
+    assert!(
+        t.iter()
+            .any(|t| t.run == 2 && t.problem.contains("was edited")),
+        "{t:?}"
+    );
+}
+
+/// diff and drift read a segment of the chain and refuse a broken one.
+#[test]
+fn a_broken_segment_is_refused_naming_the_run() {
+    let path = tmp("segment");
+    let s = three_runs(&path);
+    s.verify_segment(1, 3).unwrap();
+    s.verify_segment(2, 3).unwrap();
+    s.conn
+        .execute("UPDATE runs SET severities = '{}' WHERE id = 2", [])
+        .unwrap();
+    let e = s.verify_segment(1, 3).unwrap_err();
+    assert!(matches!(e, StoreError::Broken { run: 2, .. }), "{e}");
+    assert!(e.to_string().contains("run 2 was edited"), "{e}");
+    // Run 3 alone links to run 2's recorded hash: still whole.
+    s.verify_segment(3, 3).unwrap();
+    delete_run(&s, 2);
+    let e = s.verify_segment(1, 3).unwrap_err();
+    assert!(e.to_string().contains("run 2 was deleted"), "{e}");
 }

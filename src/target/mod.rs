@@ -42,6 +42,8 @@ pub use spec::SpecError;
 use ranges::RangeSet;
 use spec::Spec;
 
+use crate::lines::{BoundedLines, LineError, MAX_LINE};
+
 /// Addresses accepted without [`TargetOptions::allow_large`].
 pub const LARGE_LIMIT: u64 = 16_777_216;
 
@@ -107,6 +109,13 @@ pub enum TargetError {
         path: PathBuf,
         #[source]
         source: std::io::Error,
+    },
+    /// An `@file` list with a line that is not text (too long, not UTF-8).
+    #[error("{}:{line}: {problem}", path.display())]
+    ListLine {
+        path: PathBuf,
+        line: usize,
+        problem: String,
     },
     /// An IPv6 target wider than a /112 without `allow_large`.
     #[error(
@@ -382,13 +391,45 @@ impl Plan {
             return self.add(spec, raw.trim(), Origin::ARG, role, opts);
         };
         let path = PathBuf::from(path);
-        let text = std::fs::read_to_string(&path).map_err(|source| TargetError::File {
+        let file_err = |source| TargetError::File {
             path: path.clone(),
             source,
-        })?;
-        // A byte-order mark from a Windows editor is not part of the first spec.
-        let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
-        for (i, line) in text.lines().enumerate() {
+        };
+        let file = std::fs::File::open(&path).map_err(file_err)?;
+        if file.metadata().map_err(file_err)?.is_dir() {
+            return Err(file_err(std::io::Error::other("is a directory")));
+        }
+        // Line by line, each bounded: `@/dev/zero` fails at once instead
+        // of filling memory.
+        let mut lines = BoundedLines::new(std::io::BufReader::new(file), MAX_LINE);
+        loop {
+            let l = match lines.next_line() {
+                Ok(Some(l)) => l,
+                Ok(None) => break,
+                Err(LineError::Io(source)) => return Err(file_err(source)),
+                Err(e @ (LineError::TooLong { .. } | LineError::NotUtf8 { .. })) => {
+                    let (line, problem) = match e {
+                        LineError::TooLong { line, max } => (
+                            line,
+                            format!("line longer than {} KiB: not a list of targets", max >> 10),
+                        ),
+                        LineError::NotUtf8 { line } => (line, "not UTF-8 text".to_string()),
+                        LineError::Io(_) => (0, String::new()),
+                    };
+                    return Err(TargetError::ListLine {
+                        path: path.clone(),
+                        line,
+                        problem,
+                    });
+                }
+            };
+            let i = l.no - 1;
+            // A byte-order mark from a Windows editor is not part of the first spec.
+            let line = if i == 0 {
+                l.text.strip_prefix('\u{feff}').unwrap_or(l.text)
+            } else {
+                l.text
+            };
             let at = Origin(Some((path.clone(), i + 1)));
             let line = line.split_once('#').map_or(line, |(l, _)| l).trim();
             if line.is_empty() {
@@ -887,6 +928,22 @@ mod tests {
             e.to_string(),
             "nothing to scan: the target lists hold no specs"
         );
+    }
+
+    #[test]
+    fn endless_or_binary_lists_fail_fast_naming_the_line() {
+        // /dev/zero has no newline: the reader stops at the line cap.
+        let e = stat(&["@/dev/zero"], &[]).unwrap_err().to_string();
+        assert_eq!(
+            e,
+            "/dev/zero:1: line longer than 1024 KiB: not a list of targets"
+        );
+        let list = TempList::new("198.18.0.1\n\u{1b}]0;x\u{7}\n");
+        std::fs::write(&list.0, b"198.18.0.1\n\xff\xfe\n").unwrap();
+        let e = stat(&[&list.arg()], &[]).unwrap_err().to_string();
+        assert_eq!(e, format!("{}:2: not UTF-8 text", list.0.display()));
+        let e = stat(&["@/"], &[]).unwrap_err().to_string();
+        assert!(e.starts_with("cannot read target list /:"), "{e}");
     }
 
     #[test]

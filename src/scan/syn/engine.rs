@@ -257,6 +257,8 @@ struct Engine<'a, 'b> {
     ip_id: u32,
     // accounting
     summary: ScanSummary,
+    /// The local error the next `conclude(LocalError)` names.
+    local_error: Option<String>,
     invalid: u64,
     duplicates: u64,
     next_progress: Duration,
@@ -358,6 +360,7 @@ pub fn run(
             .map_or(0, |r| r.next.saturating_sub(r.outstanding.len() as u64)),
         ip_id: (cfg.key.0 as u32) ^ 0x5a5a,
         summary: ScanSummary::default(),
+        local_error: None,
         invalid: 0,
         duplicates: 0,
         next_progress: now + cfg.progress_every,
@@ -641,10 +644,16 @@ impl Engine<'_, '_> {
                     (Source::New(pos), key)
                 };
                 let Some(local) = self.local_for(key.0) else {
+                    // No route from this machine: nothing can go out.
                     if let Source::New(pos) = src {
                         self.start(key, pos, now);
                     }
-                    self.conclude(key, Reason::NetUnreach, None, 0);
+                    let tries = self.inflight.get(&key).map_or(0, |p| p.tries);
+                    self.conclude_local(
+                        key,
+                        "ENETUNREACH: no route to the target from this host".into(),
+                        tries,
+                    );
                     continue;
                 };
                 let tries = match src {
@@ -669,7 +678,12 @@ impl Engine<'_, '_> {
                         if let Source::New(pos) = src {
                             self.start(key, pos, now);
                         }
-                        self.conclude(key, Reason::NetUnreach, None, 0);
+                        let tries = self.inflight.get(&key).map_or(0, |p| p.tries);
+                        self.conclude_local(
+                            key,
+                            "EAFNOSUPPORT: no source address of the target's family".into(),
+                            tries,
+                        );
                     }
                 }
             }
@@ -684,15 +698,33 @@ impl Engine<'_, '_> {
                     bytes: &b[..*len],
                 })
                 .collect();
+            let mut refused = None;
             let sent = match self.io.send(&pkts) {
                 Ok(k) => k.min(pkts.len()),
                 Err(e) if is_transient(&e) => 0,
-                Err(e) => return Err(e.into()),
+                // The kernel refused the first packet (no route, a local
+                // firewall, the family disabled): that pair is concluded
+                // as a local error, the rest are offered again.
+                Err(e) => {
+                    refused = Some(crate::scan::connect::errno_name(&e));
+                    0
+                }
             };
             drop(pkts);
+            let had_refusal = refused.is_some();
             self.tokens -= sent as f64;
             let timeout = self.timeout();
             for (i, (src, key, _)) in meta.into_iter().enumerate() {
+                if i == 0
+                    && let Some(error) = refused.take()
+                {
+                    if let Source::New(pos) = src {
+                        self.start(key, pos, now);
+                    }
+                    let tries = self.inflight.get(&key).map_or(0, |p| p.tries);
+                    self.conclude_local(key, error, tries);
+                    continue;
+                }
                 if i >= sent {
                     match src {
                         Source::New(pos) => self.requeue.push_front(pos),
@@ -718,7 +750,7 @@ impl Engine<'_, '_> {
                 self.summary.sent += 1;
                 self.window.sent += 1;
             }
-            if sent < n {
+            if sent < n && !had_refusal {
                 // The socket pushed back; try again after the next wait.
                 return Ok(());
             }
@@ -832,6 +864,13 @@ impl Engine<'_, '_> {
         self.conclude(key, reason, rtt, tries);
     }
 
+    /// Concludes a pair the local system would not let out, naming why.
+    fn conclude_local(&mut self, key: Key, error: String, tries: u8) {
+        self.local_error = Some(error);
+        self.conclude(key, Reason::LocalError, None, tries);
+        self.local_error = None;
+    }
+
     fn conclude(&mut self, key: Key, reason: Reason, rtt: Option<Duration>, tries: u8) {
         if self.inflight.remove(&key).is_none() {
             return;
@@ -844,8 +883,14 @@ impl Engine<'_, '_> {
             // Whole microseconds, like the connect engine: no false precision.
             rtt.map(|d| d.as_micros() as f64 / 1000.0),
         );
-        o.tries = tries.max(1);
-        self.summary.count(o.state);
+        if reason == Reason::LocalError {
+            // Only the probes that went out count (none, for most).
+            o.tries = tries;
+            o.error = self.local_error.take();
+        } else {
+            o.tries = tries.max(1);
+        }
+        self.summary.count_observation(&o);
         let proxy_check =
             self.nports >= self.cfg.proxy_min_ports as u64 && self.cfg.proxy_min_ports > 0;
         // Per-host state is what the silent-host and proxy rules need; with

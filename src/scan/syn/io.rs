@@ -249,15 +249,27 @@ impl PacketIo for FakeNet {
 }
 
 /// Fault-injecting wrapper: seeded loss on the way out and back,
-/// duplication, and delay (which also reorders).
+/// duplication, and delay (which also reorders); and local refusals, as
+/// the kernel gives them: destinations without a route (`local_addr` says
+/// none), destinations every send to which fails with `refuse_errno`
+/// (EPERM from a local firewall, ENETUNREACH, EADDRNOTAVAIL…), and
+/// transient ENOBUFS in the middle of a batch.
 pub struct Faulty<I> {
     pub inner: I,
     rng: SplitMix,
+    seed: u64,
     pub loss_out: f64,
     pub loss_in: f64,
     pub dup: f64,
     pub delay: f64,
     pub max_delay: Duration,
+    /// Share of destinations with no local route.
+    pub no_route: f64,
+    /// Share of destinations whose packets the kernel refuses.
+    pub refuse_dst: f64,
+    pub refuse_errno: i32,
+    /// Chance, per packet, that the send stops there with ENOBUFS.
+    pub send_nobufs: f64,
     held: Vec<Received>,
 }
 
@@ -266,13 +278,38 @@ impl<I: PacketIo> Faulty<I> {
         Faulty {
             inner,
             rng: SplitMix::new(seed),
+            seed,
             loss_out: 0.0,
             loss_in: 0.0,
             dup: 0.0,
             delay: 0.0,
             max_delay: Duration::from_millis(20),
+            no_route: 0.0,
+            refuse_dst: 0.0,
+            refuse_errno: libc::EPERM,
+            send_nobufs: 0.0,
             held: Vec::new(),
         }
+    }
+
+    /// Whether `dst` falls in the share `p` for fault `kind`: a property
+    /// of the destination (seeded), not of the moment.
+    pub fn dst_in(&self, kind: u64, p: f64, dst: IpAddr) -> bool {
+        let a = match dst {
+            IpAddr::V4(a) => u32::from(a) as u64,
+            IpAddr::V6(a) => (u128::from(a) as u64) ^ ((u128::from(a) >> 64) as u64),
+        };
+        let mut r = SplitMix::new(self.seed ^ kind.wrapping_mul(0x9e37_79b9) ^ a);
+        r.next_u64();
+        r.chance(p)
+    }
+
+    pub fn refuses(&self, dst: IpAddr) -> bool {
+        self.dst_in(1, self.refuse_dst, dst)
+    }
+
+    pub fn unroutable(&self, dst: IpAddr) -> bool {
+        self.dst_in(2, self.no_route, dst)
     }
 }
 
@@ -282,17 +319,43 @@ impl<I: PacketIo> PacketIo for Faulty<I> {
     }
 
     fn local_addr(&mut self, target: IpAddr) -> Option<IpAddr> {
+        if self.unroutable(target) {
+            return None;
+        }
         self.inner.local_addr(target)
     }
 
     fn send(&mut self, batch: &[OutPacket<'_>]) -> io::Result<usize> {
-        let kept: Vec<OutPacket<'_>> = batch
+        // Like sendmmsg: the packets before the first refused one go out
+        // and are counted; a refusal of the very first is the call's error.
+        let mut n = batch.len();
+        let mut refusal = None;
+        for (i, p) in batch.iter().enumerate() {
+            let errno = if self.refuses(p.dst) {
+                Some(self.refuse_errno)
+            } else if self.rng.chance(self.send_nobufs) {
+                Some(libc::ENOBUFS)
+            } else {
+                None
+            };
+            if let Some(e) = errno {
+                n = i;
+                refusal = Some(io::Error::from_raw_os_error(e));
+                break;
+            }
+        }
+        if n == 0
+            && let Some(e) = refusal
+        {
+            return Err(e);
+        }
+        let kept: Vec<OutPacket<'_>> = batch[..n]
             .iter()
             .copied()
             .filter(|_| !self.rng.chance(self.loss_out))
             .collect();
         self.inner.send(&kept)?;
-        Ok(batch.len())
+        Ok(n)
     }
 
     fn poll(&mut self, out: &mut Vec<Received>) -> io::Result<()> {

@@ -242,7 +242,14 @@ impl Sender {
                 .iter()
                 .take_while(|p| p.dst.is_ipv4() == v4)
                 .count();
-            let n = self.send_family(&batch[sent..sent + run])?;
+            // An error after some packets went out reports those; the
+            // refused packet comes first in the next call, which then
+            // returns the error for it alone.
+            let n = match self.send_family(&batch[sent..sent + run]) {
+                Ok(n) => n,
+                Err(_) if sent > 0 => return Ok(sent),
+                Err(e) => return Err(e),
+            };
             sent += n;
             if n < run {
                 break;
@@ -299,12 +306,13 @@ impl Sender {
             };
             if n < 0 {
                 let e = io::Error::last_os_error();
-                if done > 0 && matches!(e.raw_os_error(), Some(libc::ENOBUFS) | Some(libc::EAGAIN))
-                {
-                    return Ok(done);
-                }
                 if e.raw_os_error() == Some(libc::EINTR) {
                     continue;
+                }
+                // Report what went out; a refused packet is offered first
+                // next time and gets its error then.
+                if done > 0 {
+                    return Ok(done);
                 }
                 return Err(e);
             }

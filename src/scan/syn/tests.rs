@@ -472,3 +472,58 @@ fn empty_space_and_corrupt_resume_state() {
         "{err}"
     );
 }
+
+/// Property: whatever the local system refuses — no route to some
+/// destinations, every packet to others (EPERM from a local firewall,
+/// ENETUNREACH, EADDRNOTAVAIL), transient ENOBUFS mid-batch — every
+/// (address, port) ends in exactly one observation: the refused ones as
+/// `local-error` naming the errno, the rest exactly as the network says.
+#[test]
+fn injected_local_send_errors_still_cover_the_scope_exactly_once() {
+    let addrs: Vec<IpAddr> = (0..16).map(v4).collect();
+    let ports: Vec<u16> = (1..=120).collect();
+    let errnos = [libc::EPERM, libc::ENETUNREACH, libc::EADDRNOTAVAIL];
+    for seed in 0..9u64 {
+        let (truth, expect) = lab_truth(16);
+        let mut io = Faulty::new(FakeNet::new(truth), seed);
+        io.dup = 0.1;
+        io.delay = 0.1;
+        io.no_route = 0.15;
+        io.refuse_dst = 0.2;
+        io.refuse_errno = errnos[seed as usize % 3];
+        io.send_nobufs = 0.02;
+        let cfg = EngineConfig {
+            retries: 2,
+            seed,
+            ..EngineConfig::default()
+        };
+        let r = scan(&mut io, &addrs, &ports, &cfg);
+        let got = by_pair(&r.obs);
+        assert_eq!(got.len(), addrs.len() * ports.len(), "seed {seed}");
+        let mut local = 0u64;
+        for o in &r.obs {
+            let k = (o.ip, o.port);
+            if io.unroutable(o.ip) {
+                assert_eq!(o.reason, Reason::LocalError, "seed {seed} {k:?}");
+                assert!(o.error.as_deref().unwrap().starts_with("ENETUNREACH"));
+            } else if io.refuses(o.ip) {
+                assert_eq!(o.reason, Reason::LocalError, "seed {seed} {k:?}");
+                let e = o.error.as_deref().unwrap();
+                let name = crate::scan::connect::errno_name(&std::io::Error::from_raw_os_error(
+                    io.refuse_errno,
+                ));
+                assert_eq!(e, name, "seed {seed}");
+            } else {
+                assert_eq!(o.reason, expect[&k], "seed {seed} {k:?}");
+            }
+            if o.reason == Reason::LocalError {
+                local += 1;
+                assert_eq!(o.state, crate::model::PortState::Filtered);
+                assert_eq!(o.tries, 0);
+            }
+        }
+        assert!(local > 0, "seed {seed}: the faults hit nothing");
+        assert_eq!(r.out.summary.local_errors, local, "seed {seed}");
+        assert_eq!(r.out.summary.probed, got.len() as u64);
+    }
+}
