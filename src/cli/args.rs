@@ -22,9 +22,9 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Scan targets and print port states (table, JSON, JSONL or CSV).
-    Scan(ScanCmd),
+    Scan(Box<ScanCmd>),
     /// Scan targets and write an audit report directory.
-    Audit(AuditCmd),
+    Audit(Box<AuditCmd>),
     /// Expand a port spec (numbers, ranges, service names, named sets) and list its ports.
     Ports(PortsCmd),
     /// Validate or start a declared port policy.

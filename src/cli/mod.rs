@@ -46,8 +46,8 @@ const MAX_TIMEOUT_MS: u64 = 60_000;
 
 pub async fn run(cli: Cli) -> Result<u8> {
     match cli.command {
-        Command::Scan(cmd) => scan(cmd).await,
-        Command::Audit(cmd) => audit(cmd).await,
+        Command::Scan(cmd) => scan(*cmd).await,
+        Command::Audit(cmd) => audit(*cmd).await,
         Command::Ports(cmd) => ports(cmd),
         Command::Policy(cmd) => policy_cmd(cmd),
         Command::Verify(cmd) => verify(cmd),
