@@ -240,14 +240,14 @@ pub struct CheckParams {
 /// each into words and per-platform commands).
 pub const REMEDIATION_KEYS: [&str; 12] = [
     "close-port",
-    "replace-cleartext-protocol",
+    "replace-cleartext",
     "restrict-source",
     "reduce-exposure",
     "document-justification",
     "review-rule",
     "renew-or-remove-exception",
     "fix-service-or-policy",
-    "require-auth",
+    "enable-auth",
     "renew-certificate",
     "add-host-to-policy",
     "approve-or-revert-change",
