@@ -209,6 +209,8 @@ pub struct AuditRequest {
     pub import: Vec<crate::import::Source>,
     /// Write Prometheus textfile-collector metrics here.
     pub metrics: Option<PathBuf>,
+    /// Start the report's CSV files with a UTF-8 BOM (always for zh-CN).
+    pub csv_bom: bool,
 }
 
 /// The evaluation clock: noon UTC of `as_of`, else now.
@@ -497,8 +499,9 @@ fn finish_audit(
             gate_tripped,
             rules_dir: req.scope.rules_dir.clone(),
             policy_path: req.policy.clone(),
+            inputs: input_files(&req.import)?,
         };
-        report::write_bundle(
+        report::write_bundle_with(
             dir,
             &report::ReportInput {
                 lang: req.lang,
@@ -509,6 +512,9 @@ fn finish_audit(
                 profiles,
                 catalogue: &catalogue,
                 remediation,
+            },
+            report::BundleOptions {
+                csv_bom: req.csv_bom,
             },
         )?;
         Ok(())
@@ -550,6 +556,25 @@ fn finish_audit(
         run_id,
         drift,
     })
+}
+
+/// The files an import audit read, with their SHA-256 (provenance).
+fn input_files(sources: &[crate::import::Source]) -> Result<Vec<report::InputFile>> {
+    sources
+        .iter()
+        .map(|s| {
+            let kind = match s {
+                crate::import::Source::NmapXml(_) => "nmap-xml",
+                crate::import::Source::Masscan(_) => "masscan-json",
+                crate::import::Source::Jsonl(_) => "jsonl",
+            };
+            Ok(report::InputFile {
+                path: s.path().display().to_string(),
+                sha256: report::evidence::file_sha256(s.path())?,
+                kind: kind.to_string(),
+            })
+        })
+        .collect()
 }
 
 /// Writes one observation per line.

@@ -218,6 +218,7 @@ async fn audit(cmd: AuditCmd) -> Result<u8> {
         store: history::audit_store(&cmd.store, cmd.no_store)?,
         import: history::import_sources(&cmd),
         metrics: cmd.metrics.clone(),
+        csv_bom: cmd.csv_bom,
     };
     let (tx, rx) = mpsc::channel(4096);
     // The total is unknown until targets resolve; the bar learns it from progress events.
@@ -231,7 +232,20 @@ async fn audit(cmd: AuditCmd) -> Result<u8> {
         );
     };
     let outcome = outcome?;
-    print_findings(&outcome.evaluation)?;
+    {
+        let index = outcome.out.join("index.html");
+        let mut w = BufWriter::new(io::stdout());
+        output::write_audit_summary(
+            &mut w,
+            &outcome.evaluation,
+            &output::SummaryStyle {
+                lang: req.lang,
+                color: output::use_color(),
+                index: &index,
+            },
+        )?;
+        w.flush()?;
+    }
     history::print_audit_history(&outcome);
     eprintln!(
         "{}\nreport written to {}/ (manifest.json sha256 {}; `portwarden verify {}` checks it)",
@@ -252,46 +266,6 @@ async fn audit(cmd: AuditCmd) -> Result<u8> {
         return Ok(exit::FINDINGS);
     }
     Ok(exit::OK)
-}
-
-/// A compact findings table on stdout: the full detail is in the report.
-fn print_findings(ev: &portwarden::policy::Evaluation) -> Result<()> {
-    let mut w = BufWriter::new(io::stdout());
-    if ev.findings.is_empty() {
-        writeln!(w, "no findings")?;
-    }
-    for f in &ev.findings {
-        let port = match (f.port, f.proto) {
-            (Some(p), Some(proto)) => format!("{p}/{proto}"),
-            _ => "-".into(),
-        };
-        writeln!(
-            w,
-            "{:<8} {:<14} {:<24} {:<40} {:<10} {}",
-            f.severity,
-            f.status,
-            f.check,
-            format!("{} {port}", f.ip),
-            f.service
-                .as_deref()
-                .map(output::terminal_safe)
-                .unwrap_or_default(),
-            f.controls.join(" ")
-        )?;
-    }
-    for p in &ev.profiles {
-        let score = p
-            .score
-            .map(|s| format!("{:.0}%", s * 100.0))
-            .unwrap_or_else(|| "n/a".into());
-        writeln!(
-            w,
-            "{:<16} score {score:>4}: {} pass, {} fail, {} not assessed",
-            p.profile, p.passed, p.failed, p.not_assessed
-        )?;
-    }
-    w.flush()?;
-    Ok(())
 }
 
 /// The report language the locale asks for (LC_ALL, LC_MESSAGES, then LANG,

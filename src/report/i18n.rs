@@ -124,6 +124,21 @@ impl Labels {
             .unwrap_or_else(|| key.to_string())
     }
 
+    /// Every flattened key and its label, in key order.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.flat.iter().map(|(k, v)| (k.as_str(), v.as_str()))
+    }
+
+    /// The label at `key` with its `{name}` placeholders replaced by
+    /// `params` (a placeholder with no value stays as written).
+    pub fn fmt(&self, key: &str, params: &[(&str, &str)]) -> String {
+        let mut out = self.get(key);
+        for (name, value) in params {
+            out = out.replace(&format!("{{{name}}}"), value);
+        }
+        out
+    }
+
     /// Like [`Self::get`] but `None` when the key is absent.
     pub fn find(&self, key: &str) -> Option<&str> {
         self.flat.get(key).map(String::as_str)
@@ -195,6 +210,20 @@ mod tests {
         assert_eq!(zh.get("mlps.8.1.3.2"), "访问控制");
         assert_eq!(zh.get("mlps.8.1.4.4"), "入侵防范");
         assert_eq!(zh.tree()["heading"]["compliance"], "合规评估");
+    }
+
+    #[test]
+    fn labels_take_parameters() {
+        let en = Labels::embedded(Lang::En).unwrap();
+        assert_eq!(
+            en.fmt("term.more", &[("n", "12"), ("path", "out/index.html")]),
+            "… and 12 more in out/index.html"
+        );
+        let zh = Labels::embedded(Lang::ZhCn).unwrap();
+        assert_eq!(
+            zh.fmt("term.more", &[("n", "12"), ("path", "out/index.html")]),
+            "…… 另有 12 条，见 out/index.html"
+        );
     }
 
     #[test]

@@ -2,12 +2,14 @@
 //! once from an audit's observations, evaluation and policy, so that the
 //! HTML page, the CSV files and `report.json` cannot disagree.
 //!
-//! The model is already in the report's language (labels, severities,
-//! requirement titles), and every string that came from the network or the
-//! user is kept as plain text: escaping is the renderers' job, each for its
-//! own format.
+//! The model is built for any scale: one row per open host:port (all its
+//! checks on that row), control lists interned once, remediation computed
+//! once per fix group rather than per port, and only bounded summaries
+//! (charts, top findings) for the page's static part. Every string that came
+//! from the network or the user is kept as plain text: escaping is the
+//! renderers' job, each for its own format.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::IpAddr;
 use std::path::PathBuf;
 
@@ -24,14 +26,33 @@ use crate::model::{
 use crate::policy::{Evaluation, ExceptionState, Policy, Profiles};
 use crate::rules::Catalogue;
 
-/// A finding's place: host, and port/protocol (`None` for host-level checks).
-type PortKey = (IpAddr, Option<u16>, Option<Proto>);
-
 /// Version of the `report.json` layout; bumped when a field changes meaning.
-pub const SCHEMA_VERSION: u32 = 1;
+/// 2: one row per host:port (`ports`), fix groups, interned control sets.
+pub const SCHEMA_VERSION: u32 = 2;
 
-/// Longest banner excerpt shown on a host card, in characters.
+/// Longest banner excerpt kept, in characters.
 const BANNER_EXCERPT: usize = 120;
+
+/// Rows the page shows without scripts (and prints): the most severe ones.
+pub const TOP_ROWS: usize = 50;
+
+/// Hosts named per fix group on the page (all of them are in report.json).
+pub const FIX_HOSTS_SHOWN: usize = 24;
+
+/// Hosts in the heat map, the most exposed first.
+pub const HEAT_HOSTS: usize = 25;
+
+/// Services in the "top exposed services" chart.
+pub const TOP_SERVICES: usize = 10;
+
+/// An input file of an imported scan and its SHA-256.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct InputFile {
+    pub path: String,
+    pub sha256: String,
+    /// `nmap`, `masscan` or `jsonl`.
+    pub kind: String,
+}
 
 /// What the app knows about the run itself (not derivable from results).
 #[derive(Debug, Clone)]
@@ -56,6 +77,8 @@ pub struct RunFacts {
     pub rules_dir: Option<PathBuf>,
     /// The policy file, if one was given (hashed into the evidence).
     pub policy_path: Option<PathBuf>,
+    /// The files an import audit read (empty for a scan).
+    pub inputs: Vec<InputFile>,
 }
 
 /// Everything a report is built from.
@@ -70,20 +93,27 @@ pub struct ReportInput<'a> {
     pub remediation: &'a RemediationCatalog,
 }
 
-/// The whole report; `report.json` is this, serialised.
+/// The whole report; `report.json` is this, serialised. Individual findings
+/// (with their messages) are in `findings.jsonl` / `findings.csv`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ReportModel {
     pub schema_version: u32,
     pub lang: Lang,
     pub scope: ScopeInfo,
     pub summary: Summary,
+    pub charts: Charts,
     pub compliance: Vec<FrameworkReport>,
-    pub findings: Vec<FindingRow>,
-    pub hosts: Vec<HostCard>,
-    pub remediation: Vec<RemediationBlock>,
+    /// The distinct control lists rows refer to (`PortRow::controls`).
+    pub control_sets: Vec<Vec<String>>,
+    /// One row per host:port with findings (and one per host for
+    /// host-level findings), most severe first.
+    pub ports: Vec<PortRow>,
+    pub fix_groups: Vec<FixGroup>,
     pub exceptions: Vec<ExceptionRow>,
     /// Every open port with its allowance (PCI DSS 1.2.5.a).
     pub inventory: Vec<InventoryRow>,
+    /// The labels of check ids, severities and statuses in the report's language.
+    pub labels: BTreeMap<String, String>,
 }
 
 /// Scope and method: what was scanned, how, by whom, with which rules.
@@ -109,6 +139,9 @@ pub struct ScopeInfo {
     pub as_of: NaiveDate,
     pub fail_on: Severity,
     pub fail_on_label: String,
+    /// Input files of an import audit, with their SHA-256.
+    #[serde(default)]
+    pub inputs: Vec<InputFile>,
 }
 
 /// The policy a report judged against.
@@ -126,10 +159,14 @@ pub struct Summary {
     pub hosts_in_scope: u64,
     pub hosts_with_open_ports: usize,
     pub open_ports: usize,
+    /// Host:port rows with at least one finding (host-level rows included).
+    pub rows: usize,
+    /// Rows with at least one failing finding.
+    pub failing_rows: usize,
     pub findings: usize,
     pub failing: usize,
     pub waived: usize,
-    /// Failing findings per severity, most severe first.
+    /// Failing rows and findings per severity, most severe first.
     pub by_severity: Vec<SeverityCount>,
     pub gate_tripped: bool,
 }
@@ -138,7 +175,43 @@ pub struct Summary {
 pub struct SeverityCount {
     pub severity: Severity,
     pub label: String,
+    /// Failing host:port rows whose highest severity is this one.
     pub count: usize,
+    /// Failing findings of this severity.
+    pub findings: usize,
+}
+
+/// The data behind the summary charts, bounded whatever the audit's size.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct Charts {
+    /// Failing rows by highest severity, per asset group (`None`: no group).
+    pub groups: Vec<GroupSeverity>,
+    /// The services with the most open ports.
+    pub services: Vec<ServiceCount>,
+    /// The most exposed hosts and their failing findings per severity.
+    pub heat: Vec<HostHeat>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GroupSeverity {
+    pub group: Option<String>,
+    /// Failing rows per severity, indexed like `Severity::ALL` (info first).
+    pub counts: [usize; 5],
+    pub rows: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ServiceCount {
+    pub service: String,
+    pub open: usize,
+    pub failing: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HostHeat {
+    pub ip: IpAddr,
+    /// Failing findings per severity, indexed like `Severity::ALL`.
+    pub counts: [usize; 5],
 }
 
 /// One framework (profile) and its requirements.
@@ -152,6 +225,8 @@ pub struct FrameworkReport {
     pub score_pct: Option<u32>,
     pub passed: usize,
     pub failed: usize,
+    #[serde(default)]
+    pub partial: usize,
     pub not_assessed: usize,
     pub requirements: Vec<RequirementRow>,
 }
@@ -168,78 +243,61 @@ pub struct RequirementRow {
     pub status_label: String,
     pub confirmed: bool,
     pub reason: Option<String>,
-    /// Ids of the findings that fail it.
-    pub findings: Vec<String>,
+    /// How many findings fail it (their list: `#req=` on the page, or the
+    /// `controls` of findings.jsonl).
     pub finding_count: usize,
 }
 
+/// One check that fired on a row.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct FindingRow {
-    pub id: String,
+pub struct CheckChip {
+    /// The finding's stable id.
+    pub finding: String,
     pub check: String,
-    /// The check in words, in the report's language.
-    pub check_label: String,
     pub severity: Severity,
-    pub severity_label: String,
-    /// 0 (info) – 4 (critical), for sorting.
-    pub severity_rank: u8,
     pub status: FindingStatus,
-    pub status_label: String,
-    pub failing: bool,
+    pub exception: Option<String>,
+}
+
+/// One open host:port and every check that fired on it; or, with no port,
+/// the host-level checks (port cap, unmanaged host) of a host.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PortRow {
     pub ip: IpAddr,
     pub hostnames: Vec<String>,
     pub port: Option<u16>,
     pub proto: Option<Proto>,
-    /// `22/tcp`, or `-` for a host-level finding.
-    pub port_label: String,
     pub service: Option<String>,
     pub group: Option<String>,
-    pub controls: Vec<String>,
-    /// Profile ids of `controls`, deduplicated.
-    pub frameworks: Vec<String>,
-    pub message: String,
-    pub exception: Option<String>,
-    pub observed: Option<DateTime<Utc>>,
+    /// The highest severity among its failing checks (among all when all are waived).
+    pub severity: Severity,
+    /// True when at least one check fails.
+    pub failing: bool,
+    pub checks: Vec<CheckChip>,
+    /// Index into `ReportModel::control_sets`: every control its checks map to.
+    pub controls: usize,
+    /// Key of its fix group, when a failing check has one.
+    pub fix: Option<String>,
 }
 
+/// One set of commands that closes many host:ports at once: same port,
+/// protocol, service, checks and preferred platforms.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct HostCard {
-    pub ip: IpAddr,
-    pub hostnames: Vec<String>,
-    pub groups: Vec<String>,
-    pub ports: Vec<PortRow>,
-    /// Findings about the host as a whole (port cap, unmanaged host).
-    pub host_findings: Vec<String>,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct PortRow {
-    pub port: u16,
-    pub proto: Proto,
-    pub service: Option<String>,
-    pub product: Option<String>,
-    /// The first characters of the banner, control characters replaced.
-    pub banner: Option<String>,
-    /// `finding`, `waived`, `allowed`, `unmanaged` or `no-finding`.
-    pub verdict: String,
-    pub verdict_label: String,
-    /// The worst failing severity on the port.
-    pub severity: Option<Severity>,
-    pub findings: Vec<String>,
-}
-
-/// The commands that close one exposed port, per platform.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct RemediationBlock {
-    /// Unique within the report, for anchors and tab names.
+pub struct FixGroup {
+    /// Unique within the report (`fx1`, …), for anchors and links.
     pub key: String,
-    pub ip: IpAddr,
     pub port: u16,
     pub proto: Proto,
     pub service: Option<String>,
+    pub checks: Vec<String>,
     pub severity: Severity,
     pub severity_label: String,
-    pub findings: Vec<String>,
+    /// Every host the group's fix applies to.
+    pub hosts: Vec<IpAddr>,
+    /// The host the commands below were written for; each other host
+    /// takes the same commands with its own address.
+    pub example: IpAddr,
+    pub findings: usize,
     pub platforms: Vec<PlatformCommands>,
 }
 
@@ -279,6 +337,12 @@ pub struct InventoryRow {
     pub port: u16,
     pub proto: Proto,
     pub service: Option<String>,
+    /// Product and version as identified.
+    #[serde(default)]
+    pub product: Option<String>,
+    /// The first characters of the banner, control characters replaced.
+    #[serde(default)]
+    pub banner: Option<String>,
     /// `Some(true)` allowed by a rule, `Some(false)` not allowed, `None` for
     /// a host no group manages.
     pub allowed: Option<bool>,
@@ -286,9 +350,12 @@ pub struct InventoryRow {
     pub approver: Option<String>,
     pub ticket: Option<String>,
     pub review_by: Option<NaiveDate>,
+    /// The allowance's review date is before the audit day (PCI DSS 1.2.7).
+    #[serde(default)]
+    pub review_overdue: bool,
 }
 
-fn severity_rank(s: Severity) -> u8 {
+pub fn severity_rank(s: Severity) -> u8 {
     match s {
         Severity::Info => 0,
         Severity::Low => 1,
@@ -298,20 +365,14 @@ fn severity_rank(s: Severity) -> u8 {
     }
 }
 
-fn status_key(s: FindingStatus) -> &'static str {
-    match s {
-        FindingStatus::Fail => "status.fail",
-        FindingStatus::Waived => "status.waived",
-        FindingStatus::ExpiredWaiver => "status.expired_waiver",
-    }
+/// The label key of a finding status (`status.expired_waiver`).
+pub fn status_key(s: FindingStatus) -> String {
+    format!("status.{}", s.as_str().replace('-', "_"))
 }
 
-fn requirement_status_key(s: RequirementStatus) -> &'static str {
-    match s {
-        RequirementStatus::Pass => "req_status.pass",
-        RequirementStatus::Fail => "req_status.fail",
-        RequirementStatus::NotAssessed => "req_status.not_assessed",
-    }
+/// The label key of a requirement status (`req_status.not_assessed`).
+pub fn requirement_status_key(s: RequirementStatus) -> String {
+    format!("req_status.{}", s.as_str().replace('-', "_"))
 }
 
 fn exception_state_name(s: ExceptionState) -> &'static str {
@@ -336,349 +397,266 @@ fn mlps_category(id: &str, labels: &Labels) -> Option<String> {
     (!names.is_empty()).then(|| names.join(" / "))
 }
 
+/// Host names per address, from the observations (the first list seen).
+pub fn hostname_index(observations: &[Observation]) -> HashMap<IpAddr, Vec<String>> {
+    let mut names: HashMap<IpAddr, Vec<String>> = HashMap::new();
+    for o in observations {
+        if !o.hostnames.is_empty() {
+            names.entry(o.ip).or_insert_with(|| o.hostnames.clone());
+        }
+    }
+    names
+}
+
+/// Interns control lists: rows share a handful of distinct lists.
+#[derive(Default)]
+struct Interner {
+    sets: Vec<Vec<String>>,
+    index: HashMap<Vec<String>, usize>,
+}
+
+impl Interner {
+    fn intern(&mut self, set: Vec<String>) -> usize {
+        if let Some(&i) = self.index.get(&set) {
+            return i;
+        }
+        let i = self.sets.len();
+        self.sets.push(set.clone());
+        self.index.insert(set, i);
+        i
+    }
+}
+
 impl ReportModel {
-    /// Builds the report. Reads the policy and rule files to hash them; the
-    /// rest is computation.
+    /// Builds the report, section by section. Reads the policy and rule
+    /// files to hash them; the rest is computation.
     pub fn build(input: &ReportInput<'_>) -> Result<ReportModel, ReportError> {
         let labels = Labels::embedded(input.lang)?;
-        let t = |k: &str| labels.get(k);
-        let facts = &input.facts;
-        let policy = input.policy;
-        let today = facts.as_of;
+        let scope = build_scope(input, &labels)?;
+        let names = hostname_index(input.observations);
+        let mut interner = Interner::default();
+        let ports = build_rows(input, &names, &mut interner);
+        let (fix_groups, fix_of) = fix_groups(input, &ports, &labels);
+        let ports: Vec<PortRow> = ports
+            .into_iter()
+            .map(|mut r| {
+                if let (Some(port), Some(proto)) = (r.port, r.proto) {
+                    r.fix = fix_of.get(&(r.ip, port, proto)).cloned();
+                }
+                r
+            })
+            .collect();
+        let summary = build_summary(input, &ports, &labels);
+        let charts = build_charts(input, &ports);
+        let compliance = build_compliance(input, &labels);
+        let exceptions = build_exceptions(input, &labels);
+        let inventory = build_inventory(input, &names);
+        let mut label_map = BTreeMap::new();
+        for prefix in ["check.", "severity.", "status.", "req_status."] {
+            for (k, v) in labels.iter().filter(|(k, _)| k.starts_with(prefix)) {
+                label_map.insert(k.to_string(), v.to_string());
+            }
+        }
+        Ok(ReportModel {
+            schema_version: SCHEMA_VERSION,
+            lang: input.lang,
+            scope,
+            summary,
+            charts,
+            compliance,
+            control_sets: interner.sets,
+            ports,
+            fix_groups,
+            exceptions,
+            inventory,
+            labels: label_map,
+        })
+    }
 
-        let rules = evidence::rules_info(facts.rules_dir.as_deref())?;
-        let policy_sha = match &facts.policy_path {
-            Some(p) => Some(evidence::file_sha256(p)?),
-            None => None,
-        };
-        let mut vantages: Vec<String> = policy
-            .groups
+    /// The first `n` rows (the most severe), for the static table.
+    pub fn top_rows(&self, n: usize) -> &[PortRow] {
+        &self.ports[..self.ports.len().min(n)]
+    }
+}
+
+fn build_scope(input: &ReportInput<'_>, labels: &Labels) -> Result<ScopeInfo, ReportError> {
+    let t = |k: &str| labels.get(k);
+    let facts = &input.facts;
+    let policy = input.policy;
+    let rules = evidence::rules_info(facts.rules_dir.as_deref())?;
+    let policy_sha = match &facts.policy_path {
+        Some(p) => Some(evidence::file_sha256(p)?),
+        None => None,
+    };
+    let mut vantages: Vec<String> = policy
+        .groups
+        .iter()
+        .map(|g| g.vantage.as_str().to_string())
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    if vantages.is_empty() {
+        vantages.push("unspecified".into());
+    }
+    Ok(ScopeInfo {
+        targets: facts.targets.clone(),
+        excludes: facts.excludes.clone(),
+        ports: facts.ports.clone(),
+        port_count: facts.port_count,
+        host_count: facts.host_count,
+        scan_type: facts.scan_type,
+        scan_type_label: match facts.scan_type {
+            Some(kind) => t(&format!("scan_type.{kind}")),
+            None => t("scan_type.imported"),
+        },
+        rate: facts.rate,
+        vantage_labels: vantages
             .iter()
-            .map(|g| g.vantage.as_str().to_string())
+            .map(|v| t(&format!("vantage.{v}")))
+            .collect(),
+        vantages,
+        started: facts.started,
+        finished: facts.finished,
+        tool_version: env!("CARGO_PKG_VERSION").to_string(),
+        rules,
+        policy: PolicyInfo {
+            file: policy.file.clone(),
+            sha256: policy_sha,
+            name: policy.name.clone(),
+            owner: policy.owner.clone(),
+        },
+        operator: facts.operator.clone(),
+        command_line: facts.command_line.clone(),
+        as_of: facts.as_of,
+        fail_on: facts.fail_on,
+        fail_on_label: t(&format!("severity.{}", facts.fail_on)),
+        inputs: facts.inputs.clone(),
+    })
+}
+
+/// One row per host:port (and per host for host-level findings), most
+/// severe first, then by host and port.
+fn build_rows(
+    input: &ReportInput<'_>,
+    names: &HashMap<IpAddr, Vec<String>>,
+    interner: &mut Interner,
+) -> Vec<PortRow> {
+    type Key = (IpAddr, Option<u16>, Option<Proto>);
+    let mut by_key: BTreeMap<Key, Vec<&Finding>> = BTreeMap::new();
+    for f in &input.evaluation.findings {
+        by_key.entry((f.ip, f.port, f.proto)).or_default().push(f);
+    }
+    let mut rows: Vec<PortRow> = by_key
+        .into_iter()
+        .map(|((ip, port, proto), mut fs)| {
+            fs.sort_by(|a, b| b.severity.cmp(&a.severity).then(a.check.cmp(&b.check)));
+            let failing = fs.iter().any(|f| f.status.is_failing());
+            let severity = fs
+                .iter()
+                .filter(|f| !failing || f.status.is_failing())
+                .map(|f| f.severity)
+                .max()
+                .unwrap_or(Severity::Info);
+            let controls: Vec<String> = fs
+                .iter()
+                .flat_map(|f| f.controls.iter().cloned())
+                .collect::<BTreeSet<_>>()
+                .into_iter()
+                .collect();
+            PortRow {
+                ip,
+                hostnames: names.get(&ip).cloned().unwrap_or_default(),
+                port,
+                proto,
+                service: fs.iter().find_map(|f| f.service.clone()),
+                group: fs.iter().find_map(|f| f.group.clone()),
+                severity,
+                failing,
+                controls: interner.intern(controls),
+                checks: fs
+                    .iter()
+                    .map(|f| CheckChip {
+                        finding: f.id.clone(),
+                        check: f.check.clone(),
+                        severity: f.severity,
+                        status: f.status,
+                        exception: f.exception.clone(),
+                    })
+                    .collect(),
+                fix: None,
+            }
+        })
+        .collect();
+    rows.sort_by(|a, b| {
+        b.failing
+            .cmp(&a.failing)
+            .then(b.severity.cmp(&a.severity))
+            .then(a.ip.cmp(&b.ip))
+            .then(a.port.cmp(&b.port))
+    });
+    rows
+}
+
+/// Groups the failing ports by fix: (port, protocol, service, checks,
+/// address family, preferred platforms). The remediation is rendered once
+/// per group, for its first host. Returns the groups and each port's group.
+/// This is the one place to swap for the remediation layer's own grouping.
+#[allow(clippy::type_complexity)]
+fn fix_groups(
+    input: &ReportInput<'_>,
+    rows: &[PortRow],
+    labels: &Labels,
+) -> (Vec<FixGroup>, HashMap<(IpAddr, u16, Proto), String>) {
+    type GroupKey = (u16, Proto, Option<String>, Vec<String>, bool, Vec<String>);
+    let mut preferred_cache: HashMap<Vec<String>, Vec<String>> = HashMap::new();
+    let mut groups: BTreeMap<GroupKey, (Severity, Vec<IpAddr>, usize)> = BTreeMap::new();
+    for r in rows.iter().filter(|r| r.failing) {
+        let (Some(port), Some(proto)) = (r.port, r.proto) else {
+            continue;
+        };
+        let checks: Vec<String> = r
+            .checks
+            .iter()
+            .filter(|c| c.status.is_failing())
+            .map(|c| c.check.clone())
             .collect::<BTreeSet<_>>()
             .into_iter()
             .collect();
-        if vantages.is_empty() {
-            vantages.push("unspecified".into());
-        }
-        let scope = ScopeInfo {
-            targets: facts.targets.clone(),
-            excludes: facts.excludes.clone(),
-            ports: facts.ports.clone(),
-            port_count: facts.port_count,
-            host_count: facts.host_count,
-            scan_type: facts.scan_type,
-            scan_type_label: match facts.scan_type {
-                Some(kind) => t(&format!("scan_type.{kind}")),
-                None => t("scan_type.imported"),
-            },
-            rate: facts.rate,
-            vantage_labels: vantages
-                .iter()
-                .map(|v| t(&format!("vantage.{v}")))
-                .collect(),
-            vantages,
-            started: facts.started,
-            finished: facts.finished,
-            tool_version: env!("CARGO_PKG_VERSION").to_string(),
-            rules,
-            policy: PolicyInfo {
-                file: policy.file.clone(),
-                sha256: policy_sha,
-                name: policy.name.clone(),
-                owner: policy.owner.clone(),
-            },
-            operator: facts.operator.clone(),
-            command_line: facts.command_line.clone(),
-            as_of: facts.as_of,
-            fail_on: facts.fail_on,
-            fail_on_label: t(&format!("severity.{}", facts.fail_on)),
-        };
-
-        let open: Vec<&Observation> = input
-            .observations
+        let group_names: Vec<String> = input
+            .policy
+            .groups_of(r.ip)
             .iter()
-            .filter(|o| o.state == PortState::Open)
+            .map(|g| g.name.clone())
             .collect();
-        // Indexes, so that large audits (a million closed ports, thousands
-        // of findings) build in linear time.
-        let mut names: BTreeMap<IpAddr, Vec<String>> = BTreeMap::new();
-        for o in input.observations {
-            if !o.hostnames.is_empty() {
-                names.entry(o.ip).or_insert_with(|| o.hostnames.clone());
-            }
-        }
-        let hostnames_of =
-            |ip: IpAddr| -> Vec<String> { names.get(&ip).cloned().unwrap_or_default() };
-
-        // Findings, most severe first, then by host and port.
-        let mut findings: Vec<&Finding> = input.evaluation.findings.iter().collect();
-        findings.sort_by(|a, b| {
-            b.severity
-                .cmp(&a.severity)
-                .then(a.ip.cmp(&b.ip))
-                .then(a.port.cmp(&b.port))
-                .then(a.check.cmp(&b.check))
-        });
-        let finding_rows: Vec<FindingRow> = findings
-            .iter()
-            .map(|f| {
-                let frameworks: Vec<String> = f
-                    .controls
-                    .iter()
-                    .filter_map(|c| c.split_once(':').map(|(p, _)| p.to_string()))
-                    .collect::<BTreeSet<_>>()
-                    .into_iter()
-                    .collect();
-                FindingRow {
-                    id: f.id.clone(),
-                    check: f.check.clone(),
-                    check_label: labels
-                        .find(&format!("check.{}", f.check))
-                        .unwrap_or(&f.check)
-                        .to_string(),
-                    severity: f.severity,
-                    severity_label: t(&format!("severity.{}", f.severity)),
-                    severity_rank: severity_rank(f.severity),
-                    status: f.status,
-                    status_label: t(status_key(f.status)),
-                    failing: f.status.is_failing(),
-                    ip: f.ip,
-                    hostnames: hostnames_of(f.ip),
-                    port: f.port,
-                    proto: f.proto,
-                    port_label: match (f.port, f.proto) {
-                        (Some(p), Some(proto)) => format!("{p}/{proto}"),
-                        _ => "-".into(),
-                    },
-                    service: f.service.clone(),
-                    group: f.group.clone(),
-                    controls: f.controls.clone(),
-                    frameworks,
-                    message: f.message.clone(),
-                    exception: f.exception.clone(),
-                    observed: f.evidence.as_ref().map(|e| e.time),
-                }
-            })
-            .collect();
-
-        let failing: Vec<&Finding> = findings
-            .iter()
-            .copied()
-            .filter(|f| f.status.is_failing())
-            .collect();
-        let summary = Summary {
-            hosts_in_scope: facts.host_count,
-            hosts_with_open_ports: open.iter().map(|o| o.ip).collect::<BTreeSet<_>>().len(),
-            open_ports: open.len(),
-            findings: findings.len(),
-            failing: failing.len(),
-            waived: findings.len() - failing.len(),
-            by_severity: Severity::ALL
-                .iter()
-                .rev()
-                .map(|&s| SeverityCount {
-                    severity: s,
-                    label: t(&format!("severity.{s}")),
-                    count: failing.iter().filter(|f| f.severity == s).count(),
-                })
-                .collect(),
-            gate_tripped: facts.gate_tripped,
-        };
-
-        let compliance = input
-            .evaluation
-            .profiles
-            .iter()
-            .map(|pv| {
-                let profile = input.profiles.get(&pv.profile);
-                let name = match (input.lang, profile) {
-                    (Lang::ZhCn, Some(p)) if !p.name_zh.is_empty() => p.name_zh.clone(),
-                    _ => pv.name.clone(),
-                };
-                FrameworkReport {
-                    id: pv.profile.clone(),
-                    name,
-                    score: pv.score,
-                    score_pct: pv
-                        .score
-                        .map(|s| (s * 100.0).round().clamp(0.0, 100.0) as u32),
-                    passed: pv.passed,
-                    failed: pv.failed,
-                    not_assessed: pv.not_assessed,
-                    requirements: pv
-                        .requirements
-                        .iter()
-                        .map(|r| RequirementRow {
-                            id: r.id.clone(),
-                            control: format!("{}:{}", pv.profile, r.id),
-                            title: match input.lang {
-                                Lang::ZhCn if !r.title_zh.is_empty() => r.title_zh.clone(),
-                                _ => r.title_en.clone(),
-                            },
-                            category: if pv.profile.starts_with("mlps") {
-                                mlps_category(&r.id, &labels)
-                            } else {
-                                None
-                            },
-                            status: r.status,
-                            status_label: t(requirement_status_key(r.status)),
-                            confirmed: r.confirmed,
-                            reason: r.reason.clone(),
-                            findings: r.findings.clone(),
-                            finding_count: r.findings.len(),
-                        })
-                        .collect(),
-                }
-            })
-            .collect();
-
-        // Host cards and the inventory: one row per open port.
-        let mut by_host: BTreeMap<IpAddr, Vec<&Observation>> = BTreeMap::new();
-        for o in &open {
-            by_host.entry(o.ip).or_default().push(o);
-        }
-        let mut by_port: BTreeMap<PortKey, Vec<&Finding>> = BTreeMap::new();
-        for f in &findings {
-            by_port.entry((f.ip, f.port, f.proto)).or_default().push(f);
-        }
-        let host_level = |ip: IpAddr| -> Vec<String> {
-            by_port
-                .get(&(ip, None, None))
-                .map(|fs| fs.iter().map(|f| f.id.clone()).collect())
-                .unwrap_or_default()
-        };
-        let mut hosts = Vec::new();
-        let mut inventory = Vec::new();
-        for (ip, obs) in &by_host {
-            let groups = policy.groups_of(*ip);
-            let mut ports = Vec::new();
-            for o in obs {
-                let on_port: Vec<&Finding> = by_port
-                    .get(&(*ip, Some(o.port), Some(o.proto)))
-                    .cloned()
-                    .unwrap_or_default();
-                let rule = groups.iter().find_map(|g| {
-                    g.allow
-                        .iter()
-                        .find(|a| a.matches(o.port, o.proto))
-                        .map(|a| (g, a))
-                });
-                let service = o.service.as_ref().map(|s| s.name.clone()).or_else(|| {
-                    input
-                        .catalogue
-                        .entry(o.port, o.proto)
-                        .map(|e| e.service.clone())
-                });
-                let worst = on_port
-                    .iter()
-                    .filter(|f| f.status.is_failing())
-                    .map(|f| f.severity)
-                    .max();
-                let verdict = if worst.is_some() {
-                    "finding"
-                } else if !on_port.is_empty() {
-                    "waived"
-                } else if groups.is_empty() {
-                    "unmanaged"
-                } else if rule.is_some() {
-                    "allowed"
-                } else {
-                    "no_finding"
-                };
-                ports.push(PortRow {
-                    port: o.port,
-                    proto: o.proto,
-                    service: service.clone(),
-                    product: o.service.as_ref().and_then(|s| {
-                        let text = [s.product.as_deref(), s.version.as_deref()]
-                            .into_iter()
-                            .flatten()
-                            .collect::<Vec<_>>()
-                            .join(" ");
-                        (!text.is_empty()).then_some(text)
-                    }),
-                    banner: o
-                        .service
-                        .as_ref()
-                        .and_then(|s| s.banner.as_deref())
-                        .map(|b| excerpt(b, BANNER_EXCERPT)),
-                    verdict: verdict.replace('_', "-"),
-                    verdict_label: t(&format!("verdict.{verdict}")),
-                    severity: worst,
-                    findings: on_port.iter().map(|f| f.id.clone()).collect(),
-                });
-                inventory.push(InventoryRow {
-                    ip: *ip,
-                    hostnames: o.hostnames.clone(),
-                    group: rule
-                        .map(|(g, _)| g.name.clone())
-                        .or_else(|| groups.first().map(|g| g.name.clone())),
-                    port: o.port,
-                    proto: o.proto,
-                    service,
-                    allowed: if groups.is_empty() {
-                        None
-                    } else {
-                        Some(rule.is_some())
-                    },
-                    justification: rule.and_then(|(_, a)| a.justification.clone()),
-                    approver: rule.and_then(|(_, a)| a.approver.clone()),
-                    ticket: rule.and_then(|(_, a)| a.ticket.clone()),
-                    review_by: rule.and_then(|(_, a)| a.review_by),
-                });
-            }
-            hosts.push(HostCard {
-                ip: *ip,
-                hostnames: hostnames_of(*ip),
-                groups: groups.iter().map(|g| g.name.clone()).collect(),
-                ports,
-                host_findings: host_level(*ip),
-            });
-        }
-        // Hosts with only host-level findings (no open port) still get a card.
-        let lone: BTreeSet<IpAddr> = findings
-            .iter()
-            .filter(|f| f.port.is_none() && !by_host.contains_key(&f.ip))
-            .map(|f| f.ip)
-            .collect();
-        for ip in lone {
-            hosts.push(HostCard {
-                ip,
-                hostnames: hostnames_of(ip),
-                groups: policy
-                    .groups_of(ip)
-                    .iter()
-                    .map(|g| g.name.clone())
-                    .collect(),
-                ports: Vec::new(),
-                host_findings: host_level(ip),
-            });
-        }
-
-        // Remediation: one block per failing port, the group's platforms first.
-        let mut blocks: BTreeMap<(IpAddr, u16, Proto), Vec<&Finding>> = BTreeMap::new();
-        for f in &failing {
-            if let (Some(port), Some(proto)) = (f.port, f.proto) {
-                blocks.entry((f.ip, port, proto)).or_default().push(f);
-            }
-        }
-        let mut remediation: Vec<RemediationBlock> = blocks
-            .into_iter()
-            .map(|((ip, port, proto), fs)| {
-                let severity = fs
-                    .iter()
-                    .map(|f| f.severity)
-                    .max()
-                    .unwrap_or(Severity::Info);
-                let service = fs.iter().find_map(|f| f.service.clone());
+        let preferred = preferred_cache
+            .entry(group_names)
+            .or_insert_with(|| preferred_platforms(input.policy, r.ip, input.remediation))
+            .clone();
+        let key = (
+            port,
+            proto,
+            r.service.clone(),
+            checks,
+            r.ip.is_ipv6(),
+            preferred,
+        );
+        let e = groups.entry(key).or_insert((Severity::Info, Vec::new(), 0));
+        e.0 = e.0.max(r.severity);
+        e.1.push(r.ip);
+        e.2 += r.checks.iter().filter(|c| c.status.is_failing()).count();
+    }
+    let mut out: Vec<FixGroup> = groups
+        .into_iter()
+        .map(
+            |((port, proto, service, checks, _, preferred), (severity, mut hosts, findings))| {
+                hosts.sort();
+                let example = hosts[0];
                 let unit = input
                     .catalogue
                     .entry(port, proto)
                     .and_then(|e| e.systemd_unit.clone());
-                let preferred = preferred_platforms(policy, ip, input.remediation);
                 let target = RemediationTarget {
-                    ip,
+                    ip: example,
                     port,
                     proto,
                     service: service.clone(),
@@ -700,71 +678,299 @@ impl ReportModel {
                         verify: r.verify,
                     })
                     .collect();
-                RemediationBlock {
+                FixGroup {
                     key: String::new(),
-                    ip,
                     port,
                     proto,
                     service,
+                    checks,
                     severity,
-                    severity_label: t(&format!("severity.{severity}")),
-                    findings: fs.iter().map(|f| f.id.clone()).collect(),
+                    severity_label: labels.get(&format!("severity.{severity}")),
+                    example,
+                    hosts,
+                    findings,
                     platforms,
                 }
-            })
-            .collect();
-        remediation.sort_by(|a, b| {
-            b.severity
-                .cmp(&a.severity)
-                .then(a.ip.cmp(&b.ip))
-                .then(a.port.cmp(&b.port))
-        });
-        for (i, block) in remediation.iter_mut().enumerate() {
-            block.key = format!("r{}", i + 1);
+            },
+        )
+        .collect();
+    out.sort_by(|a, b| {
+        b.severity
+            .cmp(&a.severity)
+            .then(b.hosts.len().cmp(&a.hosts.len()))
+            .then(a.port.cmp(&b.port))
+    });
+    let mut of = HashMap::new();
+    for (i, g) in out.iter_mut().enumerate() {
+        g.key = format!("fx{}", i + 1);
+        for ip in &g.hosts {
+            of.insert((*ip, g.port, g.proto), g.key.clone());
         }
-
-        let exceptions = policy
-            .exceptions
-            .iter()
-            .map(|e| {
-                let state = e.state(today);
-                ExceptionRow {
-                    id: e.id.clone(),
-                    target: e.target_spec.clone(),
-                    ports: e
-                        .ports
-                        .map(|p| format!("{p}/{}", e.proto))
-                        .unwrap_or_else(|| t("label.all")),
-                    check: e.check.map(|c| c.as_str().to_string()),
-                    reason: e.reason.clone(),
-                    approver: e.approver.clone(),
-                    ticket: e.ticket.clone(),
-                    expires: e.expires,
-                    days_left: (e.expires - today).num_days(),
-                    state: exception_state_name(state).to_string(),
-                    state_label: t(&format!(
-                        "exception_state.{}",
-                        exception_state_name(state).replace('-', "_")
-                    )),
-                    expired: state == ExceptionState::Expired,
-                    window: e.window.map(|w| w.to_string()),
-                }
-            })
-            .collect();
-
-        Ok(ReportModel {
-            schema_version: SCHEMA_VERSION,
-            lang: input.lang,
-            scope,
-            summary,
-            compliance,
-            findings: finding_rows,
-            hosts,
-            remediation,
-            exceptions,
-            inventory,
-        })
     }
+    (out, of)
+}
+
+fn build_summary(input: &ReportInput<'_>, rows: &[PortRow], labels: &Labels) -> Summary {
+    let findings = &input.evaluation.findings;
+    let failing = findings.iter().filter(|f| f.status.is_failing()).count();
+    let mut open = 0;
+    let mut hosts = BTreeSet::new();
+    for o in input.observations {
+        if o.state == PortState::Open {
+            open += 1;
+            hosts.insert(o.ip);
+        }
+    }
+    Summary {
+        hosts_in_scope: input.facts.host_count,
+        hosts_with_open_ports: hosts.len(),
+        open_ports: open,
+        rows: rows.len(),
+        failing_rows: rows.iter().filter(|r| r.failing).count(),
+        findings: findings.len(),
+        failing,
+        waived: findings.len() - failing,
+        by_severity: Severity::ALL
+            .iter()
+            .rev()
+            .map(|&s| SeverityCount {
+                severity: s,
+                label: labels.get(&format!("severity.{s}")),
+                count: rows.iter().filter(|r| r.failing && r.severity == s).count(),
+                findings: findings
+                    .iter()
+                    .filter(|f| f.status.is_failing() && f.severity == s)
+                    .count(),
+            })
+            .collect(),
+        gate_tripped: input.facts.gate_tripped,
+    }
+}
+
+fn build_charts(input: &ReportInput<'_>, rows: &[PortRow]) -> Charts {
+    let mut groups: BTreeMap<Option<String>, GroupSeverity> = BTreeMap::new();
+    let mut heat: HashMap<IpAddr, [usize; 5]> = HashMap::new();
+    let mut failing_by_service: HashMap<&str, usize> = HashMap::new();
+    for r in rows {
+        let g = groups
+            .entry(r.group.clone())
+            .or_insert_with(|| GroupSeverity {
+                group: r.group.clone(),
+                counts: [0; 5],
+                rows: 0,
+            });
+        g.rows += 1;
+        if r.failing {
+            g.counts[severity_rank(r.severity) as usize] += 1;
+            if r.port.is_some() {
+                *failing_by_service
+                    .entry(r.service.as_deref().unwrap_or("?"))
+                    .or_default() += 1;
+            }
+        }
+        let h = heat.entry(r.ip).or_insert([0; 5]);
+        for c in r.checks.iter().filter(|c| c.status.is_failing()) {
+            h[severity_rank(c.severity) as usize] += 1;
+        }
+    }
+    let mut open_by_service: HashMap<String, usize> = HashMap::new();
+    for o in input.observations {
+        if o.state == PortState::Open {
+            let name = o
+                .service
+                .as_ref()
+                .map(|s| s.name.clone())
+                .or_else(|| input.catalogue.entry(o.port, o.proto).map(|e| e.service.clone()))
+                .unwrap_or_else(|| format!("{}/{}", o.port, o.proto));
+            *open_by_service.entry(name).or_default() += 1;
+        }
+    }
+    let mut services: Vec<ServiceCount> = open_by_service
+        .into_iter()
+        .map(|(service, open)| ServiceCount {
+            failing: failing_by_service
+                .get(service.as_str())
+                .copied()
+                .unwrap_or(0),
+            service: display_safe(&service),
+            open,
+        })
+        .collect();
+    services.sort_by(|a, b| b.open.cmp(&a.open).then(a.service.cmp(&b.service)));
+    services.truncate(TOP_SERVICES);
+    // Most exposed: weighted by severity (a critical outweighs ten lows).
+    let weight = |c: &[usize; 5]| -> u64 {
+        c.iter()
+            .enumerate()
+            .map(|(i, n)| *n as u64 * 10u64.pow(i as u32))
+            .sum()
+    };
+    let mut heat: Vec<HostHeat> = heat
+        .into_iter()
+        .filter(|(_, c)| c.iter().any(|n| *n > 0))
+        .map(|(ip, counts)| HostHeat { ip, counts })
+        .collect();
+    heat.sort_by(|a, b| weight(&b.counts).cmp(&weight(&a.counts)).then(a.ip.cmp(&b.ip)));
+    heat.truncate(HEAT_HOSTS);
+    let mut groups: Vec<GroupSeverity> = groups.into_values().collect();
+    groups.sort_by(|a, b| b.rows.cmp(&a.rows).then(a.group.cmp(&b.group)));
+    Charts {
+        groups,
+        services,
+        heat,
+    }
+}
+
+fn build_compliance(input: &ReportInput<'_>, labels: &Labels) -> Vec<FrameworkReport> {
+    let t = |k: &str| labels.get(k);
+    input
+        .evaluation
+        .profiles
+        .iter()
+        .map(|pv| {
+            let profile = input.profiles.get(&pv.profile);
+            let name = match (input.lang, profile) {
+                (Lang::ZhCn, Some(p)) if !p.name_zh.is_empty() => p.name_zh.clone(),
+                _ => pv.name.clone(),
+            };
+            let requirements: Vec<RequirementRow> = pv
+                .requirements
+                .iter()
+                .map(|r| RequirementRow {
+                    id: r.id.clone(),
+                    control: format!("{}:{}", pv.profile, r.id),
+                    title: match input.lang {
+                        Lang::ZhCn if !r.title_zh.is_empty() => r.title_zh.clone(),
+                        _ => r.title_en.clone(),
+                    },
+                    category: if pv.profile.starts_with("mlps") {
+                        mlps_category(&r.id, labels)
+                    } else {
+                        None
+                    },
+                    status: r.status,
+                    status_label: t(&requirement_status_key(r.status)),
+                    confirmed: r.confirmed,
+                    reason: r.reason.clone(),
+                    finding_count: r.findings.len(),
+                })
+                .collect();
+            let partial = requirements
+                .iter()
+                .filter(|r| r.status.as_str() == "partial")
+                .count();
+            FrameworkReport {
+                id: pv.profile.clone(),
+                name,
+                score: pv.score,
+                score_pct: pv
+                    .score
+                    .map(|s| (s * 100.0).round().clamp(0.0, 100.0) as u32),
+                passed: pv.passed,
+                failed: pv.failed,
+                partial,
+                not_assessed: pv.not_assessed,
+                requirements,
+            }
+        })
+        .collect()
+}
+
+fn build_exceptions(input: &ReportInput<'_>, labels: &Labels) -> Vec<ExceptionRow> {
+    let today = input.facts.as_of;
+    input
+        .policy
+        .exceptions
+        .iter()
+        .map(|e| {
+            let state = e.state(today);
+            ExceptionRow {
+                id: e.id.clone(),
+                target: e.target_spec.clone(),
+                ports: e
+                    .ports
+                    .map(|p| format!("{p}/{}", e.proto))
+                    .unwrap_or_else(|| labels.get("label.all")),
+                check: e.check.map(|c| c.as_str().to_string()),
+                reason: e.reason.clone(),
+                approver: e.approver.clone(),
+                ticket: e.ticket.clone(),
+                expires: e.expires,
+                days_left: (e.expires - today).num_days(),
+                state: exception_state_name(state).to_string(),
+                state_label: labels.get(&format!(
+                    "exception_state.{}",
+                    exception_state_name(state).replace('-', "_")
+                )),
+                expired: state == ExceptionState::Expired,
+                window: e.window.map(|w| w.to_string()),
+            }
+        })
+        .collect()
+}
+
+/// Every open port with the allowance that covers it.
+fn build_inventory(
+    input: &ReportInput<'_>,
+    names: &HashMap<IpAddr, Vec<String>>,
+) -> Vec<InventoryRow> {
+    let policy = input.policy;
+    let today = input.facts.as_of;
+    let mut out = Vec::new();
+    let mut groups_cache: Option<(IpAddr, Vec<&crate::policy::Group>)> = None;
+    for o in input.observations.iter().filter(|o| o.state == PortState::Open) {
+        if groups_cache.as_ref().is_none_or(|(ip, _)| *ip != o.ip) {
+            groups_cache = Some((o.ip, policy.groups_of(o.ip)));
+        }
+        let groups = &groups_cache.as_ref().expect("just set").1;
+        let rule = groups.iter().find_map(|g| {
+            g.allow
+                .iter()
+                .find(|a| a.matches(o.port, o.proto))
+                .map(|a| (g, a))
+        });
+        let service = o.service.as_ref().map(|s| s.name.clone()).or_else(|| {
+            input
+                .catalogue
+                .entry(o.port, o.proto)
+                .map(|e| e.service.clone())
+        });
+        let review_by = rule.and_then(|(_, a)| a.review_by);
+        out.push(InventoryRow {
+            ip: o.ip,
+            hostnames: names.get(&o.ip).cloned().unwrap_or_default(),
+            group: rule
+                .map(|(g, _)| g.name.clone())
+                .or_else(|| groups.first().map(|g| g.name.clone())),
+            port: o.port,
+            proto: o.proto,
+            service,
+            product: o.service.as_ref().and_then(|s| {
+                let text = [s.product.as_deref(), s.version.as_deref()]
+                    .into_iter()
+                    .flatten()
+                    .collect::<Vec<_>>()
+                    .join(" ");
+                (!text.is_empty()).then(|| excerpt(&text, BANNER_EXCERPT))
+            }),
+            banner: o
+                .service
+                .as_ref()
+                .and_then(|s| s.banner.as_deref())
+                .map(|b| excerpt(b, BANNER_EXCERPT)),
+            allowed: if groups.is_empty() {
+                None
+            } else {
+                Some(rule.is_some())
+            },
+            justification: rule.and_then(|(_, a)| a.justification.clone()),
+            approver: rule.and_then(|(_, a)| a.approver.clone()),
+            ticket: rule.and_then(|(_, a)| a.ticket.clone()),
+            review_by,
+            review_overdue: review_by.is_some_and(|d| d < today),
+        });
+    }
+    out
 }
 
 /// The remediation platforms the host's groups prefer, in order. A group
@@ -809,6 +1015,11 @@ pub(crate) mod fixture {
     pub const CMD: &str = "+cmd|'/C calc'!A0";
 
     pub fn model(lang: Lang) -> ReportModel {
+        parts(lang).0
+    }
+
+    /// The model with the evaluation and observations it was built from.
+    pub fn parts(lang: Lang) -> (ReportModel, Evaluation, Vec<Observation>) {
         let profiles = Profiles::embedded().unwrap();
         let policy_text = format!(
             r#"name = '{IMG}'
@@ -867,8 +1078,9 @@ expires = 2026-01-31
             gate_tripped: true,
             rules_dir: None,
             policy_path: None,
+            inputs: Vec::new(),
         };
-        ReportModel::build(&ReportInput {
+        let m = ReportModel::build(&ReportInput {
             lang,
             facts,
             observations: &observations,
@@ -878,7 +1090,8 @@ expires = 2026-01-31
             catalogue: &catalogue,
             remediation: &RemediationCatalog::embedded(),
         })
-        .unwrap()
+        .unwrap();
+        (m, evaluation, observations)
     }
 }
 
@@ -888,42 +1101,48 @@ mod tests {
     use super::*;
 
     #[test]
-    fn model_holds_the_audit_in_the_chosen_language() {
+    fn model_has_one_row_per_port_in_the_chosen_language() {
         let m = model(Lang::En);
         assert_eq!(m.schema_version, SCHEMA_VERSION);
         assert_eq!(m.summary.open_ports, 3);
         assert_eq!(m.summary.hosts_with_open_ports, 1);
         assert_eq!(m.scope.vantages, vec!["internal"]);
         assert_eq!(m.scope.scan_type_label, "TCP SYN (half-open)");
+        // Each host:port once, however many checks fired on it.
+        let keys: Vec<(Option<u16>, usize)> =
+            m.ports.iter().map(|r| (r.port, r.checks.len())).collect();
+        let mut ports: Vec<Option<u16>> = keys.iter().map(|k| k.0).collect();
+        ports.sort();
+        ports.dedup();
+        assert_eq!(ports.len(), m.ports.len(), "{keys:?}");
         assert_eq!(
-            m.summary
-                .by_severity
+            m.ports.iter().map(|r| r.checks.len()).sum::<usize>(),
+            m.summary.findings
+        );
+        // Severity of a row is the highest of its failing checks.
+        for r in &m.ports {
+            let worst = r
+                .checks
                 .iter()
-                .map(|s| s.severity)
-                .collect::<Vec<_>>(),
-            vec![
-                Severity::Critical,
-                Severity::High,
-                Severity::Medium,
-                Severity::Low,
-                Severity::Info
-            ]
+                .filter(|c| !r.failing || c.status.is_failing())
+                .map(|c| c.severity)
+                .max()
+                .unwrap();
+            assert_eq!(r.severity, worst);
+        }
+        assert!(m.ports.windows(2).all(|w| (w[0].failing, w[0].severity)
+            >= (w[1].failing, w[1].severity)));
+        assert_eq!(
+            m.summary.by_severity.iter().map(|s| s.findings).sum::<usize>(),
+            m.summary.failing
         );
         assert_eq!(
             m.summary.by_severity.iter().map(|s| s.count).sum::<usize>(),
-            m.summary.failing
+            m.summary.failing_rows
         );
-        // Findings sorted most severe first.
-        assert!(
-            m.findings
-                .windows(2)
-                .all(|w| w[0].severity >= w[1].severity)
-        );
-        // The expired exception is flagged.
         assert_eq!(m.exceptions.len(), 1);
         assert!(m.exceptions[0].expired);
         assert_eq!(m.exceptions[0].state_label, "EXPIRED");
-        // Inventory: 443 allowed with its approval, the others not.
         let allowed: Vec<(u16, Option<bool>)> =
             m.inventory.iter().map(|r| (r.port, r.allowed)).collect();
         assert_eq!(
@@ -931,22 +1150,36 @@ mod tests {
             vec![(23, Some(false)), (443, Some(true)), (6379, Some(false))]
         );
         assert_eq!(m.inventory[1].approver.as_deref(), Some(CMD));
-        // Banners lose their control characters and are cut.
-        let banner = m.hosts[0].ports[0].banner.as_deref().unwrap();
+        let banner = m.inventory[0].banner.as_deref().unwrap();
         assert!(!banner.contains('\x1b'));
         assert!(banner.starts_with(SCRIPT));
-        // Each failing port has remediation commands for every platform.
-        assert!(!m.remediation.is_empty());
-        assert_eq!(m.remediation[0].key, "r1");
+        // Every failing port belongs to exactly one fix group that lists it.
+        for r in m.ports.iter().filter(|r| r.failing && r.port.is_some()) {
+            let key = r.fix.as_deref().expect("failing port has a fix group");
+            let g = m.fix_groups.iter().find(|g| g.key == key).unwrap();
+            assert!(g.hosts.contains(&r.ip));
+            assert_eq!(Some(g.port), r.port);
+        }
+        assert_eq!(m.fix_groups[0].key, "fx1");
         assert_eq!(
-            m.remediation[0].platforms.len(),
+            m.fix_groups[0].platforms.len(),
             RemediationCatalog::embedded().platforms().len()
         );
         let pci = m.compliance.iter().find(|f| f.id == "pci-dss-4.0").unwrap();
         let r125 = pci.requirements.iter().find(|r| r.id == "1.2.5").unwrap();
         assert_eq!(r125.control, "pci-dss-4.0:1.2.5");
         assert_eq!(r125.status, RequirementStatus::Fail);
-        assert!(!r125.findings.is_empty());
+        assert!(r125.finding_count > 0);
+        // Rows point at the control sets their checks map to.
+        let with_125 = m
+            .ports
+            .iter()
+            .filter(|r| m.control_sets[r.controls].iter().any(|c| c == "pci-dss-4.0:1.2.5"))
+            .count();
+        assert!(with_125 > 0);
+        assert_eq!(m.labels["severity.critical"], "Critical");
+        assert!(!m.charts.heat.is_empty());
+        assert_eq!(m.charts.services.iter().map(|s| s.open).sum::<usize>(), 3);
     }
 
     #[test]
@@ -974,12 +1207,9 @@ mod tests {
         assert_eq!(r.status_label, "不符合");
         assert_eq!(m.summary.by_severity[0].label, "严重");
         assert_eq!(m.scope.fail_on_label, "高危");
-        let f = m
-            .findings
-            .iter()
-            .find(|f| f.check == "not-allowed")
-            .unwrap();
-        assert_eq!(f.check_label, "端口开放但未获批准");
+        assert_eq!(m.labels["check.not-allowed"], "端口开放但未获批准");
+        // One word per concept: a failing finding is 不符合, like a failing requirement.
+        assert_eq!(m.labels["status.fail"], "不符合");
     }
 
     #[test]
