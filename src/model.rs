@@ -446,14 +446,50 @@ pub struct Finding {
     /// Key of the remediation template (`close-port`, `restrict-source`, …).
     pub remediation: String,
     pub message: String,
+    /// The message as a translation key and its parameters (`message` is
+    /// its English rendering).
+    #[serde(default)]
+    pub msg: Message,
+}
+
+/// A sentence as data: a key of the report's `[msg]` translations and the
+/// values to fill in (`{port}`, `{group}`, …). Renderers translate it; the
+/// English text stays beside it for readers without the key tables.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Message {
+    pub key: String,
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub args: std::collections::BTreeMap<String, String>,
+}
+
+impl Message {
+    /// A message with no parameters.
+    pub fn new(key: &str) -> Message {
+        Message {
+            key: key.to_string(),
+            args: Default::default(),
+        }
+    }
+
+    /// Adds a parameter.
+    pub fn arg(mut self, name: &str, value: impl fmt::Display) -> Message {
+        self.args.insert(name.to_string(), value.to_string());
+        self
+    }
 }
 
 /// How a requirement fared in one audit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum RequirementStatus {
+    /// Every mapped check ran over an in-scope host with its data; none failed.
     Pass,
+    /// A failing finding maps to it.
     Fail,
+    /// Nothing failed, but some mapped checks could not run, or a scan can
+    /// only partly evidence the requirement (`evidence = "partial"`).
+    Partial,
+    /// Nothing mapped ran, or a scan cannot judge it.
     NotAssessed,
 }
 
@@ -462,9 +498,146 @@ impl RequirementStatus {
         match self {
             RequirementStatus::Pass => "pass",
             RequirementStatus::Fail => "fail",
+            RequirementStatus::Partial => "partial",
             RequirementStatus::NotAssessed => "not-assessed",
         }
     }
+}
+
+/// How far a port scan can evidence a requirement.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EvidenceLevel {
+    /// A clean scan is evidence that the requirement is met.
+    #[default]
+    Full,
+    /// A scan can show a failure but never that the requirement is met
+    /// (PCI 8.2.1 unique user IDs: a scan sees unauthenticated services,
+    /// not accounts). The best status is `partial`.
+    Partial,
+}
+
+/// Whether one check ran, over which hosts, with which data.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct CheckCoverage {
+    /// The check kind (`not-allowed`, `unauth-service`, …) with its
+    /// condition when the mapping has one (`not-allowed@tag:cardholder`).
+    pub check: String,
+    /// True when it ran over at least one in-scope host with the data it needs.
+    pub ran: bool,
+    /// In-scope hosts it ran over.
+    pub hosts: usize,
+    /// Probes behind it, where that is the evidence (segmentation).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub probes: u64,
+    /// Why it could not run (English).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason_msg: Option<Message>,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
+/// What a requirement's verdict rests on.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Coverage {
+    /// Audited hosts (that answered, or probed hosts of an
+    /// `expect = "unreachable"` group) whose groups declare the profile.
+    pub hosts_in_scope: usize,
+    /// One per mapped check, in the profile's order.
+    pub checks: Vec<CheckCoverage>,
+}
+
+impl Coverage {
+    /// `not-allowed: ran on 3 hosts; port-cap: not run (no cap declared)`.
+    pub fn summary(&self) -> String {
+        self.checks
+            .iter()
+            .map(|c| {
+                if c.ran {
+                    let probes = if c.probes > 0 {
+                        format!(", {} probes", c.probes)
+                    } else {
+                        String::new()
+                    };
+                    format!("{}: ran on {} host(s){probes}", c.check, c.hosts)
+                } else {
+                    format!(
+                        "{}: not run ({})",
+                        c.check,
+                        c.reason.as_deref().unwrap_or("no data")
+                    )
+                }
+            })
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+}
+
+/// Which checks ran over one group's hosts (`group` `None`: hosts in no group).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct GroupCoverage {
+    pub group: Option<String>,
+    /// Audited hosts of the group (that answered; every probed host of an
+    /// `expect = "unreachable"` group).
+    pub hosts: usize,
+    /// Probes concluded on those hosts (open, closed and filtered).
+    pub probes: u64,
+    /// One per check kind.
+    pub checks: Vec<CheckCoverage>,
+}
+
+/// Where in the policy a decision came from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RuleRef {
+    pub file: String,
+    pub line: usize,
+}
+
+impl fmt::Display for RuleRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.file, self.line)
+    }
+}
+
+/// The evaluator's decision about one open port: the renderers format it,
+/// never re-derive it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PortVerdict {
+    pub ip: IpAddr,
+    pub port: u16,
+    pub proto: Proto,
+    /// The first group of the host; `None` for an unmanaged host.
+    pub group: Option<String>,
+    /// The allowance that admits the port.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allowed_by: Option<RuleRef>,
+    /// The allowance's documentation, for the inventory (PCI DSS 1.2.5.a).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub justification: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approver: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ticket: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub review_by: Option<chrono::NaiveDate>,
+    /// An exception that applied (waived, or expired) to a finding here.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exception: Option<String>,
+    /// The checks that fired on the port (any status).
+    #[serde(default)]
+    pub checks_fired: Vec<String>,
+    /// The service judged: identification's when specific, else the catalogue's.
+    pub service: Option<String>,
+    pub catalogue_service: Option<String>,
+    pub identified_service: Option<String>,
+    pub catalogue_risk: Option<Severity>,
+    pub identified_risk: Option<Severity>,
+    /// max(catalogue, identified): identification may raise, never lower.
+    pub effective_risk: Option<Severity>,
 }
 
 impl fmt::Display for RequirementStatus {
@@ -482,12 +655,21 @@ pub struct RequirementVerdict {
     pub status: RequirementStatus,
     /// False while the mapping to this requirement awaits confirmation.
     pub confirmed: bool,
-    /// Why it was not assessed.
+    /// Why it is partial or not assessed (English).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// `reason` as a translation key and parameters.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason_msg: Option<Message>,
     /// Ids of the failing findings (empty unless `status` is `fail`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub findings: Vec<String>,
+    /// How far a scan can evidence it (`partial`: never `pass`).
+    #[serde(default)]
+    pub evidence: EvidenceLevel,
+    /// Which mapped checks ran, over which hosts, and why others did not.
+    #[serde(default)]
+    pub coverage: Coverage,
 }
 
 /// One profile's verdict.
@@ -499,6 +681,12 @@ pub struct ProfileVerdict {
     pub passed: usize,
     pub failed: usize,
     pub not_assessed: usize,
-    /// passed / (passed + failed); `None` when nothing was assessed.
+    #[serde(default)]
+    pub partial: usize,
+    /// Requirements whose mapping awaits confirmation (†): shown, never scored.
+    #[serde(default)]
+    pub unconfirmed: usize,
+    /// passed / (passed + failed) over confirmed mappings only; `None` when
+    /// no confirmed requirement passed or failed.
     pub score: Option<f64>,
 }

@@ -259,6 +259,7 @@ pub fn load_policy(path: Option<&Path>, profiles: &Profiles) -> Result<Policy> {
             groups: Vec::new(),
             exceptions: Vec::new(),
             changes: Vec::new(),
+            baseline_profiles: None,
         },
     })
 }

@@ -339,11 +339,7 @@ pub fn write_audit_summary(
             .score
             .map(|s| format!("{:.0}%", s * 100.0))
             .unwrap_or_else(|| t("label.not_applicable"));
-        let partial = p
-            .requirements
-            .iter()
-            .filter(|r| r.status.as_str() == "partial")
-            .count();
+        let partial = p.partial;
         writeln!(
             w,
             "{}",
@@ -389,12 +385,15 @@ mod tests {
             controls: vec![],
             remediation: "close-port".into(),
             message: String::new(),
+            msg: Default::default(),
         };
         let ev = portwarden::policy::Evaluation {
             findings: (0..40)
                 .map(|i| finding(i, if i < 5 { Severity::Critical } else { Severity::Low }))
                 .collect(),
             profiles: vec![],
+            ports: vec![],
+            coverage: vec![],
         };
         let index = std::path::Path::new("out/index.html");
         let mut buf = Vec::new();

@@ -9,6 +9,7 @@
 //!
 //! ```toml
 //! name = "payments"
+//! baseline_profiles = ["cis-v8"]    # profiles for hosts in no group
 //!
 //! [[group]]
 //! name = "cardholder"
@@ -17,6 +18,7 @@
 //! vantage = "internal"              # or "internet"
 //! profiles = ["pci-dss-4.0"]
 //! max_open_ports = 15
+//! expect = "reachable"              # or "unreachable": a segmentation test
 //!
 //! [[group.allow]]
 //! port = 443                        # or "8000-8010"
@@ -150,6 +152,23 @@ impl fmt::Display for Vantage {
     }
 }
 
+/// What the audit's vantage may reach of a group.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Expect {
+    /// Ordinary group: its allowed ports answer.
+    #[default]
+    Reachable,
+    /// A segmentation test: nothing on its hosts may answer from here; any
+    /// open or closed port is a `segmentation-breach`, all-filtered passes.
+    Unreachable,
+}
+
+/// Profiles a host in no group is judged against when the policy does not
+/// say (`baseline_profiles`): the general frameworks only. The sector and
+/// national standards (PCI DSS, 等保) apply only where a group declares them.
+pub const DEFAULT_BASELINE_PROFILES: [&str; 3] = ["iso27001-2022", "cis-v8", "nist-800-53r5"];
+
 /// An inclusive port range (a single port has `lo == hi`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct PortRange {
@@ -257,6 +276,8 @@ struct RawPolicy {
     exceptions: Vec<Spanned<RawException>>,
     #[serde(default, rename = "change")]
     changes: Vec<Spanned<RawChange>>,
+    #[serde(default)]
+    baseline_profiles: Option<Vec<Spanned<String>>>,
 }
 
 #[derive(Deserialize)]
@@ -304,6 +325,8 @@ struct RawGroup {
     platforms: Vec<String>,
     #[serde(default)]
     allow: Vec<Spanned<RawAllow>>,
+    #[serde(default)]
+    expect: Option<Expect>,
 }
 
 #[derive(Deserialize)]
@@ -386,6 +409,8 @@ pub struct Group {
     pub platforms: Vec<String>,
     pub allow: Vec<AllowRule>,
     pub line: usize,
+    /// `unreachable`: a segmentation test group.
+    pub expect: Expect,
 }
 
 impl Group {
@@ -537,6 +562,9 @@ pub struct Policy {
     pub exceptions: Vec<Exception>,
     /// Approved changes (`[[change]]`), in file order.
     pub changes: Vec<Change>,
+    /// Profiles hosts in no group are judged against; `None`: the default
+    /// ([`DEFAULT_BASELINE_PROFILES`]).
+    pub baseline_profiles: Option<Vec<String>>,
 }
 
 /// Turns byte spans into locations for one file.
@@ -740,6 +768,7 @@ impl Policy {
                 platforms: g.platforms,
                 allow,
                 line: src.at(gspan).line,
+                expect: g.expect.unwrap_or_default(),
             });
             group_spans.push(spans);
         }
@@ -837,7 +866,26 @@ impl Policy {
             });
         }
         let changes = parse_changes(&src, &groups, raw.changes)?;
+        let baseline_profiles = match raw.baseline_profiles {
+            None => None,
+            Some(list) => {
+                let mut out = Vec::new();
+                for p in list {
+                    let n = p.get_ref();
+                    if !known.contains(&n.as_str()) {
+                        return Err(PolicyError::UnknownProfile {
+                            at: src.at(p.span()),
+                            name: n.clone(),
+                            hint: format!("known profiles: {}", known.join(", ")),
+                        });
+                    }
+                    out.push(n.clone());
+                }
+                Some(out)
+            }
+        };
         Ok(Policy {
+            baseline_profiles,
             file: file.to_string(),
             name: raw.name,
             owner: raw.owner,

@@ -1,5 +1,5 @@
-//! Policy layer: the evaluator — observations + policy + profiles → findings
-//! and per-profile verdicts.
+//! Policy layer: the evaluator — observations + policy + profiles → findings,
+//! a verdict per open port, what each check covered, and per-profile verdicts.
 //!
 //! Pure: no I/O and no clock (the caller passes `now`), so the same inputs
 //! give the same findings, and the finding ids (a hash of host, port,
@@ -9,32 +9,46 @@
 //! How a host is judged:
 //! * in one or more groups: against the union of their allowances, the
 //!   group's vantage, cap and profiles (the first group's name labels it);
+//!   a group with `expect = "unreachable"` is a segmentation test: any open
+//!   or closed port there is a `segmentation-breach`;
 //! * in no group: against the baseline — high-risk ports, cleartext and
-//!   unauthenticated services, every profile — plus one `unmanaged-host`
-//!   finding, since nobody declared what it may expose.
+//!   unauthenticated services, the policy's `baseline_profiles` — plus one
+//!   `unmanaged-host` finding, since nobody declared what it may expose.
 //!
 //! An allowed port is accepted as documented risk, so `high-risk-exposed`
 //! applies only to ports without an allowance; checks about *how* a service
 //! is exposed (cleartext, no authentication, internet reachability,
 //! certificates) apply whether or not the port is allowed: an exception is
 //! the way to accept those.
+//!
+//! A requirement passes only on evidence: every check mapped to it ran over
+//! at least one in-scope host with the data it needs (identification for
+//! unauth/tls/unexpected-service, a previous run for drift, an internet
+//! vantage for the internet checks, a declared cap, allowances to review, an
+//! unreachable group for segmentation). Otherwise it is `partial` (some ran)
+//! or `not-assessed` (none ran), with the reason. Identification may raise a
+//! port's risk, never lower it.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::{DateTime, Months, NaiveDate, Utc};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use super::catalogue::{PortCatalogue, PortFacts};
 use super::config::{
-    AllowRule, ChangeState, Exception, ExceptionState, ExceptionTarget, Group, Policy, Vantage,
+    AllowRule, ChangeState, DEFAULT_BASELINE_PROFILES, Exception, ExceptionState, ExceptionTarget,
+    Expect, Group, Policy, Vantage,
 };
 use crate::model::{
-    AuthStatus, Evidence, Finding, FindingStatus, Observation, PortState, ProfileVerdict, Proto,
-    RequirementStatus, RequirementVerdict, Severity,
+    AuthStatus, CheckCoverage, Coverage, Evidence, EvidenceLevel, Finding, FindingStatus,
+    GroupCoverage, Message, Observation, PortState, PortVerdict, ProfileVerdict, Proto,
+    RequirementStatus, RequirementVerdict, RuleRef, Severity,
 };
-use crate::rules::profiles::{Assessment, CheckCondition, CheckKind, CheckParams, Profiles};
+use crate::rules::profiles::{
+    Assessment, CheckCondition, CheckKind, CheckParams, CheckRef, Profiles, Requirement,
+};
 
 /// The result of evaluating one audit.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -43,6 +57,10 @@ pub struct Evaluation {
     pub findings: Vec<Finding>,
     /// One per loaded profile, in profile order.
     pub profiles: Vec<ProfileVerdict>,
+    /// One per open port, sorted by host, port and protocol.
+    pub ports: Vec<PortVerdict>,
+    /// Per group (and the hosts in no group): which checks ran.
+    pub coverage: Vec<GroupCoverage>,
 }
 
 /// True when any finding that is not waived is at or above `fail_on`: the
@@ -64,6 +82,20 @@ pub fn finding_id(ip: IpAddr, port: Option<u16>, proto: Option<Proto>, check: Ch
     hex::encode(&Sha256::digest(key.as_bytes())[..8])
 }
 
+/// Why a check could not run: English text and its translation key.
+#[derive(Debug, Clone)]
+struct NotRun {
+    msg: Message,
+    text: String,
+}
+
+fn not_run(key: &str, text: &str) -> NotRun {
+    NotRun {
+        msg: Message::new(key),
+        text: text.to_string(),
+    }
+}
+
 /// How the policy sees one host.
 struct HostCtx<'a> {
     groups: Vec<&'a Group>,
@@ -71,18 +103,37 @@ struct HostCtx<'a> {
     cap: Option<usize>,
     profiles: Vec<&'a str>,
     tags: Vec<&'a str>,
+    /// In a group that must be unreachable from this vantage.
+    unreachable: bool,
+    /// Open ports, and those identification named with confidence.
+    open: usize,
+    identified: usize,
+    /// Probes concluded on the host (any state).
+    probes: u64,
 }
 
 impl<'a> HostCtx<'a> {
     fn new(policy: &'a Policy, profiles: &'a Profiles, ip: IpAddr) -> HostCtx<'a> {
         let groups = policy.groups_of(ip);
         if groups.is_empty() {
+            let baseline: Vec<&str> = match &policy.baseline_profiles {
+                Some(list) => list.iter().map(String::as_str).collect(),
+                None => DEFAULT_BASELINE_PROFILES.to_vec(),
+            };
             return HostCtx {
                 groups,
                 vantage: Vantage::Internal,
                 cap: None,
-                profiles: profiles.ids(),
+                profiles: profiles
+                    .ids()
+                    .into_iter()
+                    .filter(|p| baseline.contains(p))
+                    .collect(),
                 tags: Vec::new(),
+                unreachable: false,
+                open: 0,
+                identified: 0,
+                probes: 0,
             };
         }
         // Overlapping groups were checked to agree on vantage and cap.
@@ -101,12 +152,17 @@ impl<'a> HostCtx<'a> {
             .iter()
             .flat_map(|g| g.tags.iter().map(String::as_str))
             .collect();
+        let unreachable = groups.iter().any(|g| g.expect == Expect::Unreachable);
         HostCtx {
             groups,
             vantage,
             cap,
             profiles,
             tags,
+            unreachable,
+            open: 0,
+            identified: 0,
+            probes: 0,
         }
     }
 
@@ -125,6 +181,10 @@ impl<'a> HostCtx<'a> {
             .find(|a| a.matches(port, proto))
     }
 
+    fn allowances(&self) -> usize {
+        self.groups.iter().map(|g| g.allow.len()).sum()
+    }
+
     fn satisfies(&self, cond: &CheckCondition) -> bool {
         match cond {
             CheckCondition::Always => true,
@@ -132,50 +192,229 @@ impl<'a> HostCtx<'a> {
             CheckCondition::Vantage(v) => self.vantage.as_str() == v,
         }
     }
+
+    /// Whether `check` ran on this host with the data it needs.
+    fn ran(&self, check: CheckKind, history: bool) -> Result<(), NotRun> {
+        let identified = || {
+            if self.open == 0 {
+                Err(not_run(
+                    "msg.cov.no_open_ports",
+                    "no open port to identify on the hosts in scope",
+                ))
+            } else if self.identified == 0 {
+                Err(not_run(
+                    "msg.cov.no_identification",
+                    "no service was identified (identification off, or imported results without service detection such as nmap -sV)",
+                ))
+            } else {
+                Ok(())
+            }
+        };
+        let internet = || {
+            if self.vantage == Vantage::Internet {
+                Ok(())
+            } else {
+                Err(not_run(
+                    "msg.cov.no_internet_vantage",
+                    "no host in scope is audited from an internet vantage (vantage = \"internet\")",
+                ))
+            }
+        };
+        let managed = || {
+            if self.managed() {
+                Ok(())
+            } else {
+                Err(not_run(
+                    "msg.cov.unmanaged",
+                    "the hosts are in no group: there is no allow list to judge against",
+                ))
+            }
+        };
+        let allowances = || {
+            managed()?;
+            if self.allowances() == 0 {
+                Err(not_run(
+                    "msg.cov.no_allowances",
+                    "the groups in scope allow no port: there is no allowance to review",
+                ))
+            } else {
+                Ok(())
+            }
+        };
+        match check {
+            CheckKind::HighRiskExposed
+            | CheckKind::CleartextAdmin
+            | CheckKind::ExceptionExpired => Ok(()),
+            CheckKind::NotAllowed => managed(),
+            CheckKind::RemoteAdminInternet | CheckKind::DatabaseInternet => internet(),
+            CheckKind::TlsCert => {
+                internet()?;
+                identified()
+            }
+            CheckKind::PortCap => {
+                managed()?;
+                match self.cap {
+                    Some(_) => Ok(()),
+                    None => Err(not_run(
+                        "msg.cov.no_cap",
+                        "no group in scope declares max_open_ports",
+                    )),
+                }
+            }
+            CheckKind::AllowedUnjustified
+            | CheckKind::AllowedReviewOverdue
+            | CheckKind::AllowedReviewMissing => allowances(),
+            CheckKind::UnexpectedService => {
+                managed()?;
+                identified()
+            }
+            CheckKind::UnauthService => identified(),
+            CheckKind::UnmanagedHost => {
+                if self.managed() {
+                    Err(not_run(
+                        "msg.cov.all_managed",
+                        "every audited host in scope is in a group: the scan reached no host outside them",
+                    ))
+                } else {
+                    Ok(())
+                }
+            }
+            CheckKind::UnapprovedChange => {
+                if history {
+                    Ok(())
+                } else {
+                    Err(not_run(
+                        "msg.cov.no_history",
+                        "needs the audit history: no previous run of this scope to compare with (drift)",
+                    ))
+                }
+            }
+            CheckKind::SegmentationBreach => {
+                if self.unreachable {
+                    Ok(())
+                } else {
+                    Err(not_run(
+                        "msg.cov.no_segmentation_test",
+                        "no group in scope declares expect = \"unreachable\" (no segmentation test)",
+                    ))
+                }
+            }
+        }
+    }
+}
+
+/// Names that say only "something speaks HTTP/TLS" or nothing at all: they
+/// never replace a specific service the catalogue registers for the port.
+const GENERIC_NAMES: [&str; 8] = [
+    "http",
+    "https",
+    "ssl",
+    "tls",
+    "ssl/http",
+    "ssl/https",
+    "tcpwrapped",
+    "unknown",
+];
+
+fn is_generic(name: &str) -> bool {
+    GENERIC_NAMES.contains(&name.trim().to_ascii_lowercase().as_str())
 }
 
 /// What is known about the service on an open port.
 struct PortView {
+    /// The service judged.
     name: Option<String>,
+    /// Its facts, with `risk` the effective risk.
     facts: Option<PortFacts>,
+    /// Identification named a service with confidence.
     identified: bool,
     tls: bool,
+    catalogue: Option<PortFacts>,
+    identified_name: Option<String>,
+    identified_risk: Option<Severity>,
+}
+
+impl PortView {
+    fn risk(&self) -> Option<Severity> {
+        self.facts.as_ref().map(|f| f.risk)
+    }
 }
 
 /// Identification's own threshold between "identified" and "guessed from
 /// the port number" (`identify` reports a guess for every open port).
 const IDENTIFIED_CONFIDENCE: f32 = 0.5;
 
+fn is_identified(o: &Observation) -> bool {
+    o.service
+        .as_ref()
+        .is_some_and(|s| s.confidence >= IDENTIFIED_CONFIDENCE && !s.name.trim().is_empty())
+}
+
+/// The service a port is judged as, and its effective risk: the higher of
+/// the catalogue entry's and the identified service's. A generic name
+/// (`http`, `tcpwrapped`, …) never replaces a specific catalogue service.
 fn view(cat: &dyn PortCatalogue, o: &Observation) -> PortView {
     let registered = cat.port(o.port, o.proto);
     // A TLS handshake is a fact even when the service behind it is unknown.
     let tls = o.service.as_ref().is_some_and(|s| s.tls.is_some());
-    let identified = o
+    let ident = o
         .service
         .as_ref()
-        .filter(|s| s.confidence >= IDENTIFIED_CONFIDENCE && !s.name.trim().is_empty());
-    match identified {
-        Some(s) => {
-            let name = s.name.trim().to_ascii_lowercase();
-            // The port's own entry when it names the same service (http on
-            // 8080 keeps 8080's risk), else wherever the service is registered.
-            let facts = match registered {
-                Some(f) if same_service(&f.service, &name) => Some(f),
-                _ => cat.service(&name),
-            };
-            PortView {
-                name: Some(name),
-                facts,
-                identified: true,
-                tls,
-            }
-        }
-        None => PortView {
-            name: registered.as_ref().map(|f| f.service.to_ascii_lowercase()),
-            facts: registered,
-            identified: false,
-            tls,
-        },
+        .filter(|_| is_identified(o))
+        .map(|s| s.name.trim().to_ascii_lowercase());
+    // The port's own entry when it names the same service (http on 8080
+    // keeps 8080's risk), else wherever the service is registered.
+    let ident_facts = ident.as_ref().and_then(|n| match &registered {
+        Some(f) if same_service(&f.service, n) => Some(f.clone()),
+        _ => cat.service(n),
+    });
+    let catalogue_name = registered.as_ref().map(|f| f.service.to_ascii_lowercase());
+    let keep_catalogue = match (&ident, &registered) {
+        (None, _) => true,
+        (Some(n), Some(f)) => is_generic(n) && !is_generic(&f.service),
+        (Some(_), None) => false,
+    };
+    let identified_risk = ident_facts.as_ref().map(|f| f.risk);
+    let catalogue_risk = registered.as_ref().map(|f| f.risk);
+    let effective = catalogue_risk.max(identified_risk);
+    let (name, facts) = if keep_catalogue {
+        (
+            catalogue_name,
+            registered.clone().map(|mut f| {
+                f.risk = f.risk.max(identified_risk.unwrap_or(f.risk));
+                f
+            }),
+        )
+    } else {
+        let facts = match (&ident_facts, &registered) {
+            (Some(f), _) => Some(f.clone()),
+            // A specific service the catalogue does not know: the port's
+            // risk still stands, its tags (what it is) do not.
+            (None, Some(r)) => Some(PortFacts {
+                service: ident.clone().unwrap_or_default(),
+                risk: r.risk,
+                tags: Vec::new(),
+            }),
+            (None, None) => None,
+        };
+        (
+            ident.clone(),
+            facts.map(|mut f| {
+                if let Some(r) = effective {
+                    f.risk = r;
+                }
+                f
+            }),
+        )
+    };
+    PortView {
+        name,
+        facts,
+        identified: ident.is_some(),
+        tls,
+        catalogue: registered,
+        identified_name: ident,
+        identified_risk,
     }
 }
 
@@ -204,6 +443,7 @@ struct Draft {
     service: Option<String>,
     evidence: Evidence,
     message: String,
+    msg: Message,
 }
 
 fn evidence(o: &Observation) -> Evidence {
@@ -221,6 +461,22 @@ fn port_label(o: &Observation, v: &PortView) -> String {
     }
 }
 
+/// An allowance's next review is due within six months of the audit day
+/// (PCI DSS 1.2.7); `None` when it is, else why not.
+fn review_gap(rule: &AllowRule, today: NaiveDate) -> Option<&'static str> {
+    match rule.review_by {
+        None => Some("none"),
+        Some(due)
+            if today
+                .checked_add_months(Months::new(6))
+                .is_some_and(|l| due > l) =>
+        {
+            Some("far")
+        }
+        Some(_) => None,
+    }
+}
+
 /// The checks of one open port.
 fn port_checks(
     ctx: &HostCtx,
@@ -233,7 +489,7 @@ fn port_checks(
 ) {
     let v = view(cat, o);
     let label = port_label(o, &v);
-    let mut push = |check: CheckKind, severity: Severity, message: String| {
+    let mut push = |check: CheckKind, severity: Severity, message: String, msg: Message| {
         out.push(Draft {
             check,
             severity,
@@ -242,9 +498,10 @@ fn port_checks(
             service: v.name.clone(),
             evidence: evidence(o),
             message,
+            msg: msg.arg("port", &label),
         })
     };
-    let risk = v.facts.as_ref().map(|f| f.risk);
+    let risk = v.risk();
     let allowance = ctx.allowance(o.port, o.proto);
     let group = ctx.group_name().unwrap_or_default();
 
@@ -260,6 +517,7 @@ fn port_checks(
                     CheckKind::NotAllowed,
                     sev,
                     format!("{label} is open but not allowed for group '{group}'"),
+                    Message::new("msg.not_allowed").arg("group", &group),
                 );
             }
             let p = profiles.check(CheckKind::HighRiskExposed);
@@ -270,12 +528,13 @@ fn port_checks(
                     CheckKind::HighRiskExposed,
                     r,
                     format!("high-risk port {label} (risk {r}) is exposed without an allowance"),
+                    Message::new("msg.high_risk_exposed").arg("risk", r),
                 );
             }
         }
         Some(rule) => {
             if !rule.is_justified() {
-                let missing = match (
+                let (missing, key) = match (
                     rule.justification
                         .as_deref()
                         .is_some_and(|s| !s.trim().is_empty()),
@@ -283,9 +542,12 @@ fn port_checks(
                         .as_deref()
                         .is_some_and(|s| !s.trim().is_empty()),
                 ) {
-                    (false, false) => "a justification and an approver",
-                    (false, true) => "a justification",
-                    _ => "an approver",
+                    (false, false) => (
+                        "a justification and an approver",
+                        "msg.allowed_unjustified.both",
+                    ),
+                    (false, true) => ("a justification", "msg.allowed_unjustified.justification"),
+                    _ => ("an approver", "msg.allowed_unjustified.approver"),
                 };
                 push(
                     CheckKind::AllowedUnjustified,
@@ -294,6 +556,7 @@ fn port_checks(
                         "{label} is allowed (policy line {}) without {missing}",
                         rule.line
                     ),
+                    Message::new(key).arg("line", rule.line),
                 );
             }
             if let Some(due) = rule.review_by
@@ -306,7 +569,33 @@ fn port_checks(
                         "the allowance of {label} (policy line {}) was due for review on {due}",
                         rule.line
                     ),
+                    Message::new("msg.allowed_review_overdue")
+                        .arg("line", rule.line)
+                        .arg("due", due),
                 );
+            }
+            match (review_gap(rule, today), rule.review_by) {
+                (Some("none"), _) => push(
+                    CheckKind::AllowedReviewMissing,
+                    profiles.check(CheckKind::AllowedReviewMissing).severity,
+                    format!(
+                        "the allowance of {label} (policy line {}) has no review date (review_by): rules are reviewed at least every six months",
+                        rule.line
+                    ),
+                    Message::new("msg.allowed_review_missing.none").arg("line", rule.line),
+                ),
+                (Some(_), Some(due)) => push(
+                    CheckKind::AllowedReviewMissing,
+                    profiles.check(CheckKind::AllowedReviewMissing).severity,
+                    format!(
+                        "the allowance of {label} (policy line {}) is next reviewed on {due}, more than six months ahead",
+                        rule.line
+                    ),
+                    Message::new("msg.allowed_review_missing.far")
+                        .arg("line", rule.line)
+                        .arg("due", due),
+                ),
+                _ => {}
             }
             if let Some(declared) = &rule.service
                 && v.identified
@@ -314,15 +603,17 @@ fn port_checks(
                     .as_deref()
                     .is_some_and(|n| !same_service(declared, n))
             {
+                let found = v.name.as_deref().unwrap_or("?");
                 push(
                     CheckKind::UnexpectedService,
                     profiles.check(CheckKind::UnexpectedService).severity,
                     format!(
-                        "{}/{} is allowed for '{declared}' but '{}' answers",
-                        o.port,
-                        o.proto,
-                        v.name.as_deref().unwrap_or("?")
+                        "{}/{} is allowed for '{declared}' but '{found}' answers",
+                        o.port, o.proto,
                     ),
+                    Message::new("msg.unexpected_service")
+                        .arg("declared", declared)
+                        .arg("found", found),
                 );
             }
         }
@@ -334,6 +625,7 @@ fn port_checks(
             CheckKind::CleartextAdmin,
             p.severity,
             format!("{label} carries credentials and data in cleartext"),
+            Message::new("msg.cleartext_admin"),
         );
     }
     if ctx.vantage == Vantage::Internet {
@@ -343,6 +635,7 @@ fn port_checks(
                 CheckKind::RemoteAdminInternet,
                 p.severity,
                 format!("remote administration {label} is reachable from the internet"),
+                Message::new("msg.remote_admin_internet"),
             );
         }
         let p = profiles.check(CheckKind::DatabaseInternet);
@@ -351,24 +644,42 @@ fn port_checks(
                 CheckKind::DatabaseInternet,
                 p.severity,
                 format!("database/cache {label} is reachable from the internet"),
+                Message::new("msg.database_internet"),
             );
         }
         if let Some(tls) = o.service.as_ref().and_then(|s| s.tls.as_ref()) {
             let mut issues = Vec::new();
-            if tls.expired || tls.not_after.is_some_and(|t| t < now) {
+            let mut args: Vec<(&str, String)> = Vec::new();
+            let expired = tls.expired || tls.not_after.is_some_and(|t| t < now);
+            if expired {
                 match tls.not_after {
-                    Some(t) => issues.push(format!("expired on {}", t.date_naive())),
+                    Some(t) => {
+                        issues.push(format!("expired on {}", t.date_naive()));
+                        args.push(("date", t.date_naive().to_string()));
+                    }
                     None => issues.push("expired".to_string()),
                 }
             }
             if tls.self_signed {
                 issues.push("self-signed".to_string());
             }
+            let key = match (expired, tls.self_signed, tls.not_after.is_some()) {
+                (true, true, true) => "msg.tls_cert.expired_on_self_signed",
+                (true, true, false) => "msg.tls_cert.expired_self_signed",
+                (true, false, true) => "msg.tls_cert.expired_on",
+                (true, false, false) => "msg.tls_cert.expired",
+                _ => "msg.tls_cert.self_signed",
+            };
+            let mut msg = Message::new(key);
+            for (k, v) in args {
+                msg = msg.arg(k, v);
+            }
             if !issues.is_empty() {
                 push(
                     CheckKind::TlsCert,
                     profiles.check(CheckKind::TlsCert).severity,
                     format!("the certificate of {label} is {}", issues.join(" and ")),
+                    msg,
                 );
             }
         }
@@ -381,8 +692,45 @@ fn port_checks(
             CheckKind::UnauthService,
             profiles.check(CheckKind::UnauthService).severity,
             format!("{label} answers commands without authentication"),
+            Message::new("msg.unauth_service"),
         );
     }
+}
+
+/// `segmentation-breach`: a port of a host that must be unreachable from
+/// this vantage answered (open or closed: either way a packet got through).
+fn segmentation_check(
+    ctx: &HostCtx,
+    profiles: &Profiles,
+    cat: &dyn PortCatalogue,
+    o: &Observation,
+    out: &mut Vec<Draft>,
+) {
+    if !ctx.unreachable || !matches!(o.state, PortState::Open | PortState::Closed) {
+        return;
+    }
+    let v = view(cat, o);
+    let label = port_label(o, &v);
+    let group = ctx.group_name().unwrap_or_default();
+    let check = CheckKind::SegmentationBreach;
+    out.push(Draft {
+        check,
+        severity: profiles.check(check).severity,
+        port: Some(o.port),
+        proto: Some(o.proto),
+        service: v.name.clone(),
+        evidence: evidence(o),
+        message: format!(
+            "{label} on {} answered ({}, {}) though group '{group}' must be unreachable from this vantage",
+            o.ip, o.state, o.reason
+        ),
+        msg: Message::new("msg.segmentation_breach")
+            .arg("port", &label)
+            .arg("ip", o.ip)
+            .arg("state", o.state)
+            .arg("reason", o.reason)
+            .arg("group", &group),
+    });
 }
 
 fn exception_matches(e: &Exception, ctx: &HostCtx, ip: IpAddr, d: &Draft) -> bool {
@@ -442,8 +790,8 @@ pub fn evaluate(
 }
 
 /// [`evaluate`], plus the change checks that need the previous run of the
-/// same scope. Without a baseline, requirements judged only by
-/// `unapproved-change` are `not-assessed` (one audit cannot see drift).
+/// same scope. Without a baseline, `unapproved-change` has not run, and the
+/// requirements it maps to say so.
 pub fn evaluate_with_history(
     policy: &Policy,
     profiles: &Profiles,
@@ -460,24 +808,37 @@ pub fn evaluate_with_history(
             *e = o;
         }
     }
-    // Hosts that answered at all (open or closed) are in scope of their
-    // profiles; only open ports produce port findings.
-    let mut hosts: BTreeMap<IpAddr, Vec<&Observation>> = BTreeMap::new();
+    // Every probed host, with its answers. Hosts that answered at all (open
+    // or closed) are in scope of their profiles; so is every probed host of
+    // an unreachable group, whose silence is the evidence.
+    let mut probed: BTreeMap<IpAddr, Vec<&Observation>> = BTreeMap::new();
     for o in latest.values() {
-        if matches!(o.state, PortState::Open | PortState::Closed) {
-            let open = hosts.entry(o.ip).or_default();
-            if o.state == PortState::Open {
-                open.push(o);
-            }
-        }
+        probed.entry(o.ip).or_default().push(o);
     }
 
     let mut findings = Vec::new();
     let mut ctxs = Vec::new();
-    for (&ip, open) in &hosts {
-        let ctx = HostCtx::new(policy, profiles, ip);
+    for (&ip, all) in &probed {
+        let mut ctx = HostCtx::new(policy, profiles, ip);
+        let answered = all
+            .iter()
+            .any(|o| matches!(o.state, PortState::Open | PortState::Closed));
+        if !answered && !ctx.unreachable {
+            continue;
+        }
+        let open: Vec<&Observation> = all
+            .iter()
+            .copied()
+            .filter(|o| o.state == PortState::Open)
+            .collect();
+        ctx.open = open.len();
+        ctx.identified = open.iter().filter(|o| is_identified(o)).count();
+        ctx.probes = all.len() as u64;
         let mut drafts = Vec::new();
-        for o in open {
+        for o in all {
+            segmentation_check(&ctx, profiles, catalogue, o, &mut drafts);
+        }
+        for o in &open {
             port_checks(&ctx, profiles, catalogue, o, today, now, &mut drafts);
             change_checks(
                 policy,
@@ -490,62 +851,220 @@ pub fn evaluate_with_history(
                 &mut drafts,
             );
         }
-        if let Some(newest) = open.iter().max_by_key(|o| o.time) {
-            let ports = || {
-                open.iter()
-                    .map(|o| format!("{}/{}", o.port, o.proto))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            };
-            if let Some(cap) = ctx.cap
-                && open.len() > cap
-            {
-                drafts.push(Draft {
-                    check: CheckKind::PortCap,
-                    severity: profiles.check(CheckKind::PortCap).severity,
-                    port: None,
-                    proto: None,
-                    service: None,
-                    evidence: evidence(newest),
-                    message: format!(
-                        "{} open ports, above the cap of {cap} for group '{}': {}",
-                        open.len(),
-                        ctx.group_name().unwrap_or_default(),
-                        ports()
-                    ),
-                });
-            }
-            if !ctx.managed() {
-                drafts.push(Draft {
-                    check: CheckKind::UnmanagedHost,
-                    severity: profiles.check(CheckKind::UnmanagedHost).severity,
-                    port: None,
-                    proto: None,
-                    service: None,
-                    evidence: evidence(newest),
-                    message: format!(
-                        "{ip} has {} open port(s) ({}) but is in no asset group of {}",
-                        open.len(),
-                        ports(),
-                        policy.file
-                    ),
-                });
-            }
-        }
+        host_checks(policy, profiles, &ctx, ip, &open, &mut drafts);
         for d in drafts {
             settle(policy, profiles, &ctx, ip, d, today, &mut findings);
         }
-        ctxs.push(ctx);
+        ctxs.push((ip, ctx));
     }
 
     findings.sort_by(|a, b| {
         (a.ip, a.port, a.proto, a.check.as_str()).cmp(&(b.ip, b.port, b.proto, b.check.as_str()))
     });
     findings.dedup_by(|a, b| a.id == b.id);
-    let verdicts = verdicts(profiles, &ctxs, &findings, baseline.is_some());
+    let ports = port_verdicts(policy, catalogue, &ctxs, &latest, &findings);
+    let history = baseline.is_some();
+    let coverage = group_coverage(policy, &ctxs, history);
+    let ctxs: Vec<HostCtx> = ctxs.into_iter().map(|(_, c)| c).collect();
+    let verdicts = verdicts(profiles, &ctxs, &findings, history);
     Evaluation {
         findings,
         profiles: verdicts,
+        ports,
+        coverage,
+    }
+}
+
+/// Host-level checks: the group's cap, and a host in no group.
+fn host_checks(
+    policy: &Policy,
+    profiles: &Profiles,
+    ctx: &HostCtx,
+    ip: IpAddr,
+    open: &[&Observation],
+    drafts: &mut Vec<Draft>,
+) {
+    let Some(newest) = open.iter().max_by_key(|o| o.time) else {
+        return;
+    };
+    let ports = open
+        .iter()
+        .map(|o| format!("{}/{}", o.port, o.proto))
+        .collect::<Vec<_>>()
+        .join(", ");
+    if let Some(cap) = ctx.cap
+        && open.len() > cap
+    {
+        let group = ctx.group_name().unwrap_or_default();
+        drafts.push(Draft {
+            check: CheckKind::PortCap,
+            severity: profiles.check(CheckKind::PortCap).severity,
+            port: None,
+            proto: None,
+            service: None,
+            evidence: evidence(newest),
+            message: format!(
+                "{} open ports, above the cap of {cap} for group '{group}': {ports}",
+                open.len(),
+            ),
+            msg: Message::new("msg.port_cap")
+                .arg("count", open.len())
+                .arg("cap", cap)
+                .arg("group", group)
+                .arg("ports", &ports),
+        });
+    }
+    if !ctx.managed() {
+        drafts.push(Draft {
+            check: CheckKind::UnmanagedHost,
+            severity: profiles.check(CheckKind::UnmanagedHost).severity,
+            port: None,
+            proto: None,
+            service: None,
+            evidence: evidence(newest),
+            message: format!(
+                "{ip} has {} open port(s) ({ports}) but is in no asset group of {}",
+                open.len(),
+                policy.file
+            ),
+            msg: Message::new("msg.unmanaged_host")
+                .arg("ip", ip)
+                .arg("count", open.len())
+                .arg("ports", &ports)
+                .arg("policy", &policy.file),
+        });
+    }
+}
+
+/// One verdict per open port: its group, the allowance that admits it, the
+/// exception that applied, the checks that fired and the risk rule.
+fn port_verdicts(
+    policy: &Policy,
+    cat: &dyn PortCatalogue,
+    ctxs: &[(IpAddr, HostCtx)],
+    latest: &BTreeMap<(IpAddr, u16, Proto), &Observation>,
+    findings: &[Finding],
+) -> Vec<PortVerdict> {
+    let ctx_of: BTreeMap<IpAddr, &HostCtx> = ctxs.iter().map(|(ip, c)| (*ip, c)).collect();
+    let mut by_port: BTreeMap<(IpAddr, u16, Proto), Vec<&Finding>> = BTreeMap::new();
+    for f in findings {
+        if let (Some(p), Some(proto)) = (f.port, f.proto) {
+            by_port.entry((f.ip, p, proto)).or_default().push(f);
+        }
+    }
+    let mut out = Vec::new();
+    for (&(ip, port, proto), o) in latest {
+        if o.state != PortState::Open {
+            continue;
+        }
+        let Some(ctx) = ctx_of.get(&ip) else {
+            continue;
+        };
+        let v = view(cat, o);
+        let rule = ctx.allowance(port, proto);
+        let fired = by_port.get(&(ip, port, proto));
+        out.push(PortVerdict {
+            ip,
+            port,
+            proto,
+            group: ctx.group_name(),
+            allowed_by: rule.map(|r| RuleRef {
+                file: policy.file.clone(),
+                line: r.line,
+            }),
+            justification: rule.and_then(|r| r.justification.clone()),
+            approver: rule.and_then(|r| r.approver.clone()),
+            ticket: rule.and_then(|r| r.ticket.clone()),
+            review_by: rule.and_then(|r| r.review_by),
+            exception: fired.and_then(|fs| fs.iter().find_map(|f| f.exception.clone())),
+            checks_fired: fired
+                .map(|fs| fs.iter().map(|f| f.check.clone()).collect())
+                .unwrap_or_default(),
+            service: v.name.clone(),
+            catalogue_service: v.catalogue.as_ref().map(|f| f.service.clone()),
+            identified_service: v.identified_name.clone(),
+            catalogue_risk: v.catalogue.as_ref().map(|f| f.risk),
+            identified_risk: v.identified_risk,
+            effective_risk: v.risk(),
+        });
+    }
+    out
+}
+
+/// Which checks ran per group (and for the hosts in no group).
+fn group_coverage(
+    policy: &Policy,
+    ctxs: &[(IpAddr, HostCtx)],
+    history: bool,
+) -> Vec<GroupCoverage> {
+    let mut names: Vec<Option<String>> =
+        policy.groups.iter().map(|g| Some(g.name.clone())).collect();
+    names.push(None);
+    names
+        .into_iter()
+        .map(|name| {
+            let hosts: Vec<&HostCtx> = ctxs
+                .iter()
+                .map(|(_, c)| c)
+                .filter(|c| c.group_name() == name)
+                .collect();
+            let checks = CheckKind::ALL
+                .iter()
+                .map(|&k| {
+                    check_coverage(
+                        k.as_str(),
+                        &hosts,
+                        |c| c.ran(k, history),
+                        k == CheckKind::SegmentationBreach,
+                    )
+                })
+                .collect();
+            GroupCoverage {
+                group: name,
+                hosts: hosts.len(),
+                probes: hosts.iter().map(|c| c.probes).sum(),
+                checks,
+            }
+        })
+        .collect()
+}
+
+/// Coverage of one check over `hosts`: the hosts it ran on, else the first
+/// reason it could not.
+fn check_coverage(
+    label: &str,
+    hosts: &[&HostCtx],
+    ran: impl Fn(&HostCtx) -> Result<(), NotRun>,
+    count_probes: bool,
+) -> CheckCoverage {
+    let mut on = 0;
+    let mut probes = 0;
+    let mut why = None;
+    for c in hosts {
+        match ran(c) {
+            Ok(()) => {
+                on += 1;
+                if count_probes {
+                    probes += c.probes;
+                }
+            }
+            Err(e) => {
+                why.get_or_insert(e);
+            }
+        }
+    }
+    let why = if on > 0 {
+        None
+    } else {
+        Some(why.unwrap_or_else(|| not_run("msg.cov.no_hosts", "no audited host is in scope")))
+    };
+    CheckCoverage {
+        check: label.to_string(),
+        ran: on > 0,
+        hosts: on,
+        probes,
+        reason: why.as_ref().map(|w| w.text.clone()),
+        reason_msg: why.map(|w| w.msg),
     }
 }
 
@@ -572,6 +1091,7 @@ fn settle(
             .filter(move |e| e.state(today) == s)
     };
     let mut message = d.message;
+    let mut msg = d.msg;
     let mut status = FindingStatus::Fail;
     let mut exception = None;
     let mut lapsed = None;
@@ -582,10 +1102,20 @@ fn settle(
             "{message} — waived by exception {} until {} ({}; approved by {})",
             e.id, e.expires, e.reason, e.approver
         );
+        msg = msg
+            .arg("exception_state", "waived")
+            .arg("exception", &e.id)
+            .arg("expires", e.expires)
+            .arg("exception_reason", &e.reason)
+            .arg("approver", &e.approver);
     } else if let Some(e) = by_state(ExceptionState::Expired).max_by_key(|e| e.expires) {
         status = FindingStatus::ExpiredWaiver;
         exception = Some(e.id.clone());
         message = format!("{message} — exception expired on {} ({})", e.expires, e.id);
+        msg = msg
+            .arg("exception_state", "expired")
+            .arg("exception", &e.id)
+            .arg("expires", e.expires);
         lapsed = Some(e);
     } else if let Some(e) = by_state(ExceptionState::OutsideWindow).next() {
         exception = Some(e.id.clone());
@@ -594,6 +1124,11 @@ fn settle(
                 "{message} — exception {} applies only in its window ({w}); {today} is outside it",
                 e.id
             );
+            msg = msg
+                .arg("exception_state", "outside-window")
+                .arg("exception", &e.id)
+                .arg("window", w)
+                .arg("today", today);
         }
     }
     let group = ctx.group_name();
@@ -617,6 +1152,10 @@ fn settle(
                 "exception {} (policy line {}) expired on {}: renew it with a fresh approval, or fix the exposure and remove it",
                 e.id, e.line, e.expires
             ),
+            msg: Message::new("msg.exception_expired")
+                .arg("exception", &e.id)
+                .arg("line", e.line)
+                .arg("expires", e.expires),
         });
     }
     out.push(Finding {
@@ -634,6 +1173,7 @@ fn settle(
         controls: controls(profiles, ctx, d.check),
         remediation: profiles.check(d.check).remediation.clone(),
         message,
+        msg,
     });
 }
 
@@ -672,35 +1212,55 @@ fn change_checks(
         .iter()
         .filter(|c| c.state(today) == ChangeState::Ended)
         .max_by_key(|c| c.until);
-    let message = match baseline {
+    let base = |why: &str| {
+        Message::new(&format!("msg.unapproved_change.{why}"))
+            .arg("port", &label)
+            .arg("ip", o.ip)
+    };
+    let (message, msg) = match baseline {
         Some(b) if !b.open.contains(&(o.ip, o.port, o.proto)) && !allowed => {
-            let why = if let Some(c) = ended {
-                format!(
-                    "change {} covered it only until {}",
-                    c.ticket,
-                    c.until.unwrap_or(today)
+            let (why, msg) = if let Some(c) = ended {
+                let until = c.until.unwrap_or(today);
+                (
+                    format!("change {} covered it only until {until}", c.ticket),
+                    base("ended").arg("ticket", &c.ticket).arg("until", until),
                 )
             } else if let Some(c) = covering.first() {
-                format!(
-                    "change {} is approved from {} only",
-                    c.ticket,
-                    c.from.unwrap_or(c.approved).max(c.approved)
+                let from = c.from.unwrap_or(c.approved).max(c.approved);
+                (
+                    format!("change {} is approved from {from} only", c.ticket),
+                    base("not_yet").arg("ticket", &c.ticket).arg("from", from),
                 )
             } else {
-                "no approved [[change]] record covers it".to_string()
+                (
+                    "no approved [[change]] record covers it".to_string(),
+                    base("none"),
+                )
             };
-            format!(
-                "{label} on {} opened since run {} of this scope; {why}: record the approved change in the policy, or close the port",
-                o.ip, b.run
+            let msg = msg.arg("run", b.run);
+            (
+                format!(
+                    "{label} on {} opened since run {} of this scope; {why}: record the approved change in the policy, or close the port",
+                    o.ip, b.run
+                ),
+                msg,
             )
         }
         _ => match ended {
-            Some(c) if !allowed => format!(
-                "{label} on {} is still open after temporary change {} ended on {}: close it, or record a new approved change",
-                o.ip,
-                c.ticket,
-                c.until.unwrap_or(today)
-            ),
+            Some(c) if !allowed => {
+                let until = c.until.unwrap_or(today);
+                (
+                    format!(
+                        "{label} on {} is still open after temporary change {} ended on {until}: close it, or record a new approved change",
+                        o.ip, c.ticket,
+                    ),
+                    Message::new("msg.change_ended")
+                        .arg("port", &label)
+                        .arg("ip", o.ip)
+                        .arg("ticket", &c.ticket)
+                        .arg("until", until),
+                )
+            }
             _ => return,
         },
     };
@@ -713,7 +1273,142 @@ fn change_checks(
         service: v.name.clone(),
         evidence: evidence(o),
         message,
+        msg,
     });
+}
+
+/// `check@tag:x` as written in the profile.
+fn ref_label(r: &CheckRef) -> String {
+    match &r.when {
+        CheckCondition::Always => r.check.as_str().to_string(),
+        CheckCondition::Tag(t) => format!("{}@tag:{t}", r.check),
+        CheckCondition::Vantage(v) => format!("{}@vantage:{v}", r.check),
+    }
+}
+
+/// Coverage of one mapped check over the hosts in a profile's scope.
+fn ref_coverage(r: &CheckRef, scope: &[&HostCtx], history: bool) -> CheckCoverage {
+    let hosts: Vec<&HostCtx> = scope
+        .iter()
+        .copied()
+        .filter(|c| c.satisfies(&r.when))
+        .collect();
+    if hosts.is_empty() && !scope.is_empty() {
+        let (key, text) = match &r.when {
+            CheckCondition::Tag(t) => (
+                Message::new("msg.cov.condition_tag").arg("tag", t),
+                format!("no audited host in scope is in a group tagged '{t}'"),
+            ),
+            CheckCondition::Vantage(v) => (
+                Message::new("msg.cov.condition_vantage").arg("vantage", v),
+                format!("no audited host in scope is audited from an {v} vantage"),
+            ),
+            CheckCondition::Always => (
+                Message::new("msg.cov.no_hosts"),
+                "no audited host is in scope".into(),
+            ),
+        };
+        return CheckCoverage {
+            check: ref_label(r),
+            ran: false,
+            hosts: 0,
+            probes: 0,
+            reason: Some(text),
+            reason_msg: Some(key),
+        };
+    }
+    check_coverage(
+        &ref_label(r),
+        &hosts,
+        |c| c.ran(r.check, history),
+        r.check == CheckKind::SegmentationBreach,
+    )
+}
+
+/// The verdict of one requirement from its coverage and the failing
+/// findings that map to it.
+fn requirement_verdict(
+    r: &Requirement,
+    key: &str,
+    scope: &[&HostCtx],
+    findings: &[Finding],
+    history: bool,
+) -> RequirementVerdict {
+    let ids: Vec<String> = findings
+        .iter()
+        .filter(|f| f.status.is_failing() && f.controls.iter().any(|c| c == key))
+        .map(|f| f.id.clone())
+        .collect();
+    let coverage = Coverage {
+        hosts_in_scope: scope.len(),
+        checks: match &r.assessment {
+            Assessment::Checks(refs) => refs
+                .iter()
+                .map(|x| ref_coverage(x, scope, history))
+                .collect(),
+            Assessment::NotAssessed { .. } => Vec::new(),
+        },
+    };
+    let not_run: Vec<&CheckCoverage> = coverage.checks.iter().filter(|c| !c.ran).collect();
+    let why_not = || {
+        not_run
+            .iter()
+            .map(|c| format!("{} ({})", c.check, c.reason.as_deref().unwrap_or("no data")))
+            .collect::<Vec<_>>()
+            .join("; ")
+    };
+    let (status, reason, reason_msg) = if !ids.is_empty() {
+        (RequirementStatus::Fail, None, None)
+    } else if let Assessment::NotAssessed { reason } = &r.assessment {
+        (
+            RequirementStatus::NotAssessed,
+            Some(reason.clone()),
+            Some(Message::new("msg.req.scan_cannot_judge").arg("text", reason)),
+        )
+    } else if scope.is_empty() {
+        (
+            RequirementStatus::NotAssessed,
+            Some("no audited host is in a group that declares this profile".to_string()),
+            Some(Message::new("msg.req.out_of_scope")),
+        )
+    } else if not_run.len() == coverage.checks.len() {
+        let why = why_not();
+        (
+            RequirementStatus::NotAssessed,
+            Some(format!("none of its checks could run: {why}")),
+            Some(Message::new("msg.req.nothing_ran").arg("checks", why)),
+        )
+    } else if !not_run.is_empty() {
+        let why = why_not();
+        (
+            RequirementStatus::Partial,
+            Some(format!("no findings, but some checks could not run: {why}")),
+            Some(Message::new("msg.req.some_not_run").arg("checks", why)),
+        )
+    } else if r.evidence == EvidenceLevel::Partial {
+        (
+            RequirementStatus::Partial,
+            Some(
+                "no findings (partial evidence): a scan can show this requirement failing, never that it is met"
+                    .to_string(),
+            ),
+            Some(Message::new("msg.req.partial_evidence")),
+        )
+    } else {
+        (RequirementStatus::Pass, None, None)
+    };
+    RequirementVerdict {
+        id: r.id.clone(),
+        title_en: r.title_en.clone(),
+        title_zh: r.title_zh.clone(),
+        status,
+        confirmed: r.confirmed,
+        reason,
+        reason_msg,
+        findings: ids,
+        evidence: r.evidence,
+        coverage,
+    }
 }
 
 fn verdicts(
@@ -728,82 +1423,28 @@ fn verdicts(
             .iter()
             .filter(|c| c.profiles.contains(&p.id.as_str()))
             .collect();
-        let mut reqs = Vec::new();
-        for r in &p.requirements {
-            let (status, reason, ids) = match &r.assessment {
-                Assessment::NotAssessed { reason } => {
-                    (RequirementStatus::NotAssessed, Some(reason.clone()), vec![])
-                }
-                Assessment::Checks(all) => {
-                    // Drift needs a previous run: without one, the change
-                    // check has judged nothing.
-                    let refs: Vec<_> = all
-                        .iter()
-                        .filter(|x| history || x.check != CheckKind::UnapprovedChange)
-                        .collect();
-                    let applicable = scope
-                        .iter()
-                        .any(|c| refs.iter().any(|x| c.satisfies(&x.when)));
-                    if refs.is_empty() {
-                        (
-                            RequirementStatus::NotAssessed,
-                            Some(
-                                "needs the audit history: no previous run of this scope to compare with (drift)"
-                                    .into(),
-                            ),
-                            vec![],
-                        )
-                    } else if scope.is_empty() {
-                        (
-                            RequirementStatus::NotAssessed,
-                            Some("no audited host is in a group that declares this profile".into()),
-                            vec![],
-                        )
-                    } else if !applicable {
-                        (
-                            RequirementStatus::NotAssessed,
-                            Some(
-                                "no audited host in scope meets the condition of its checks (tag or vantage)"
-                                    .into(),
-                            ),
-                            vec![],
-                        )
-                    } else {
-                        let key = p.control_ref(r);
-                        let ids: Vec<String> = findings
-                            .iter()
-                            .filter(|f| f.status.is_failing() && f.controls.contains(&key))
-                            .map(|f| f.id.clone())
-                            .collect();
-                        let status = if ids.is_empty() {
-                            RequirementStatus::Pass
-                        } else {
-                            RequirementStatus::Fail
-                        };
-                        (status, None, ids)
-                    }
-                }
-            };
-            reqs.push(RequirementVerdict {
-                id: r.id.clone(),
-                title_en: r.title_en.clone(),
-                title_zh: r.title_zh.clone(),
-                status,
-                confirmed: r.confirmed,
-                reason,
-                findings: ids,
-            });
-        }
+        let reqs: Vec<RequirementVerdict> = p
+            .requirements
+            .iter()
+            .map(|r| requirement_verdict(r, &p.control_ref(r), &scope, findings, history))
+            .collect();
         let count = |s| reqs.iter().filter(|r| r.status == s).count();
-        let passed = count(RequirementStatus::Pass);
-        let failed = count(RequirementStatus::Fail);
+        // The score counts only confirmed mappings: an unconfirmed one (†)
+        // is shown and marked, never counted.
+        let scored = |s| reqs.iter().filter(|r| r.confirmed && r.status == s).count();
+        let (sp, sf) = (
+            scored(RequirementStatus::Pass),
+            scored(RequirementStatus::Fail),
+        );
         out.push(ProfileVerdict {
             profile: p.id.clone(),
             name: p.name.clone(),
-            passed,
-            failed,
+            passed: count(RequirementStatus::Pass),
+            failed: count(RequirementStatus::Fail),
             not_assessed: count(RequirementStatus::NotAssessed),
-            score: (passed + failed > 0).then(|| passed as f64 / (passed + failed) as f64),
+            partial: count(RequirementStatus::Partial),
+            unconfirmed: reqs.iter().filter(|r| !r.confirmed).count(),
+            score: (sp + sf > 0).then(|| sp as f64 / (sp + sf) as f64),
             requirements: reqs,
         });
     }

@@ -25,8 +25,8 @@ use serde::Serialize;
 pub use crate::rules::profiles::{CheckKind, Profiles};
 pub use catalogue::{PortCatalogue, PortFacts, StaticCatalogue};
 pub use config::{
-    AllowRule, Change, ChangeState, Exception, ExceptionState, ExceptionTarget, Group, Location,
-    Policy, PolicyError, PortRange, Vantage,
+    AllowRule, Change, ChangeState, DEFAULT_BASELINE_PROFILES, Exception, ExceptionState,
+    ExceptionTarget, Expect, Group, Location, Policy, PolicyError, PortRange, Vantage,
 };
 pub use eval::{Baseline, Evaluation, evaluate, evaluate_with_history, finding_id, gate};
 pub use window::Window;

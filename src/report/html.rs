@@ -223,12 +223,15 @@ fn table_json(model: &ReportModel, labels: &Labels, evaluation: Option<&Evaluati
         .enumerate()
         .map(|(i, g)| (g.key.as_str(), i))
         .collect();
-    let messages: Option<HashMap<&str, &str>> = evaluation
+    let messages: Option<HashMap<&str, String>> = evaluation
         .filter(|e| e.findings.len() <= MESSAGES_UP_TO)
         .map(|e| {
             e.findings
                 .iter()
-                .map(|f| (f.id.as_str(), f.message.as_str()))
+                .map(|f| {
+                    let text = labels.message(&f.msg).unwrap_or_else(|| f.message.clone());
+                    (f.id.as_str(), text)
+                })
                 .collect()
         });
     let statuses = [

@@ -132,17 +132,64 @@ impl Labels {
     /// The label at `key` with its `{name}` placeholders replaced by
     /// `params` (a placeholder with no value stays as written).
     pub fn fmt(&self, key: &str, params: &[(&str, &str)]) -> String {
-        let mut out = self.get(key);
-        for (name, value) in params {
-            out = out.replace(&format!("{{{name}}}"), value);
+        fill(&self.get(key), params)
+    }
+
+    /// A message (key and parameters, as the evaluator records it) in this
+    /// language; `None` when it has no key or the key has no label, so the
+    /// caller can fall back to the English text recorded beside it. A
+    /// message with an `exception_state` parameter gets its `msg.suffix.*`.
+    pub fn message(&self, m: &crate::model::Message) -> Option<String> {
+        let text = self.flat.get(&m.key)?;
+        let args: Vec<(&str, &str)> = m
+            .args
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        let mut out = fill(text, &args);
+        if let Some(state) = m.args.get("exception_state")
+            && let Some(suffix) = self.flat.get(&format!("msg.suffix.{state}"))
+        {
+            out.push_str(&fill(suffix, &args));
         }
-        out
+        Some(out)
     }
 
     /// Like [`Self::get`] but `None` when the key is absent.
     pub fn find(&self, key: &str) -> Option<&str> {
         self.flat.get(key).map(String::as_str)
     }
+}
+
+/// Replaces each `{name}` of `text` with its value, in one pass (a value
+/// that itself contains `{x}` is not expanded again).
+fn fill(text: &str, params: &[(&str, &str)]) -> String {
+    let mut out = String::with_capacity(text.len() + 16);
+    let mut rest = text;
+    while let Some(open) = rest.find('{') {
+        out.push_str(&rest[..open]);
+        let after = &rest[open + 1..];
+        match after.find('}') {
+            Some(close) => {
+                let name = &after[..close];
+                match params.iter().find(|(k, _)| *k == name) {
+                    Some((_, v)) => out.push_str(v),
+                    None => {
+                        out.push('{');
+                        out.push_str(name);
+                        out.push('}');
+                    }
+                }
+                rest = &after[close + 1..];
+            }
+            None => {
+                out.push_str(&rest[open..]);
+                rest = "";
+            }
+        }
+    }
+    out.push_str(rest);
+    out
 }
 
 fn parse(text: &str, file: &str) -> Result<Labels, ReportError> {
@@ -224,6 +271,22 @@ mod tests {
             zh.fmt("term.more", &[("n", "12"), ("path", "out/index.html")]),
             "…… 另有 12 条，见 out/index.html"
         );
+    }
+
+    #[test]
+    fn messages_translate_with_their_parameters_and_suffix() {
+        let zh = Labels::embedded(Lang::ZhCn).unwrap();
+        let m = crate::model::Message::new("msg.not_allowed")
+            .arg("port", "23/tcp")
+            .arg("group", "{port}")
+            .arg("exception_state", "expired")
+            .arg("expires", "2026-01-31")
+            .arg("exception", "EXC-1");
+        assert_eq!(
+            zh.message(&m).unwrap(),
+            "23/tcp 已开放，但资产组 '{port}' 未允许该端口 — 例外已于 2026-01-31 过期（EXC-1）"
+        );
+        assert_eq!(zh.message(&crate::model::Message::new("msg.nope")), None);
     }
 
     #[test]

@@ -851,14 +851,11 @@ fn build_compliance(input: &ReportInput<'_>, labels: &Labels) -> Vec<FrameworkRe
                     status: r.status,
                     status_label: t(&requirement_status_key(r.status)),
                     confirmed: r.confirmed,
-                    reason: r.reason.clone(),
+                    reason: requirement_reason(r, labels),
                     finding_count: r.findings.len(),
                 })
                 .collect();
-            let partial = requirements
-                .iter()
-                .filter(|r| r.status.as_str() == "partial")
-                .count();
+            let partial = pv.partial;
             FrameworkReport {
                 id: pv.profile.clone(),
                 name,
@@ -903,10 +900,75 @@ fn build_exceptions(input: &ReportInput<'_>, labels: &Labels) -> Vec<ExceptionRo
                     exception_state_name(state).replace('-', "_")
                 )),
                 expired: state == ExceptionState::Expired,
-                window: e.window.map(|w| w.to_string()),
+                window: e.window.map(|w| window_text(&w, labels)),
             }
         })
         .collect()
+}
+
+/// Why a requirement is partial or not assessed, in the report's language:
+/// the evaluator's message, with the checks that could not run (and why)
+/// named in the same language.
+fn requirement_reason(r: &crate::model::RequirementVerdict, labels: &Labels) -> Option<String> {
+    let english = r.reason.clone();
+    let Some(msg) = &r.reason_msg else {
+        return english;
+    };
+    let mut msg = msg.clone();
+    if msg.args.contains_key("checks") {
+        let sep = labels.get("ui.list_separator");
+        let checks: Vec<String> = r
+            .coverage
+            .checks
+            .iter()
+            .filter(|c| !c.ran)
+            .map(|c| {
+                let kind = c.check.split('@').next().unwrap_or(&c.check);
+                let why = c
+                    .reason_msg
+                    .as_ref()
+                    .and_then(|m| labels.message(m))
+                    .or_else(|| c.reason.clone())
+                    .unwrap_or_default();
+                labels.fmt(
+                    "ui.check_not_run",
+                    &[("check", &labels.get(&format!("check.{kind}"))), ("why", &why)],
+                )
+            })
+            .collect();
+        msg.args.insert("checks".into(), checks.join(&sep));
+    }
+    labels.message(&msg).or(english)
+}
+
+/// An exception's recurring window in words, in the report's language.
+fn window_text(w: &crate::policy::Window, labels: &Labels) -> String {
+    use crate::policy::window::{Every, Span};
+    let every = labels.get(&format!(
+        "window.every_{}",
+        match w.every {
+            Every::Week => "week",
+            Every::Month => "month",
+            Every::Quarter => "quarter",
+            Every::Year => "year",
+        }
+    ));
+    let day = |n: u32| labels.get(&format!("window.weekday_{n}"));
+    match w.span {
+        Span::First(n) => labels.fmt("window.first", &[("n", &n.to_string()), ("every", &every)]),
+        Span::Last(n) => labels.fmt("window.last", &[("n", &n.to_string()), ("every", &every)]),
+        Span::Days(a, b) if w.every == Every::Week => {
+            if a == b {
+                labels.fmt("window.weekday", &[("day", &day(a))])
+            } else {
+                labels.fmt("window.weekdays", &[("from", &day(a)), ("to", &day(b))])
+            }
+        }
+        Span::Days(a, b) => labels.fmt(
+            "window.days",
+            &[("from", &a.to_string()), ("to", &b.to_string()), ("every", &every)],
+        ),
+    }
 }
 
 /// Every open port with the allowance that covers it.

@@ -120,6 +120,13 @@ impl<'a> FindingContext<'a> {
         }
     }
 
+    /// The finding's message in the report's language (English when its key has no label).
+    pub fn message(&self, f: &Finding) -> String {
+        self.labels
+            .message(&f.msg)
+            .unwrap_or_else(|| f.message.clone())
+    }
+
     fn hostnames(&self, ip: IpAddr) -> &[String] {
         self.hostnames.get(&ip).map(Vec::as_slice).unwrap_or(&[])
     }
@@ -178,7 +185,7 @@ pub(super) fn write_findings(
             f.controls.join(";"),
             opt(&f.exception),
             cx.fix(f).unwrap_or_default().to_string(),
-            f.message.clone(),
+            cx.message(f),
         ])?;
         for c in &f.controls {
             let (fw, req) = c.split_once(':').unwrap_or(("", c.as_str()));
@@ -210,7 +217,7 @@ struct FindingLine<'a> {
     frameworks: Vec<&'a str>,
     exception: Option<&'a str>,
     fix_group: Option<&'a str>,
-    message: &'a str,
+    message: String,
     observed: Option<DateTime<Utc>>,
 }
 
@@ -251,7 +258,7 @@ pub(super) fn write_findings_jsonl(
             frameworks,
             exception: f.exception.as_deref(),
             fix_group: cx.fix(f),
-            message: &f.message,
+            message: cx.message(f),
             observed: f.evidence.as_ref().map(|e| e.time),
         };
         serde_json::to_writer(&mut w, &line).map_err(ReportError::Json)?;

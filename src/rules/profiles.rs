@@ -16,7 +16,7 @@ use std::str::FromStr;
 use serde::Deserialize;
 
 use super::line_col;
-use crate::model::Severity;
+use crate::model::{EvidenceLevel, Severity};
 
 /// Ids of the built-in profiles, in report order.
 pub const BUILTIN_PROFILES: [&str; 5] = [
@@ -67,10 +67,12 @@ pub enum CheckKind {
     TlsCert,
     UnmanagedHost,
     UnapprovedChange,
+    SegmentationBreach,
+    AllowedReviewMissing,
 }
 
 impl CheckKind {
-    pub const ALL: [CheckKind; 14] = [
+    pub const ALL: [CheckKind; 16] = [
         CheckKind::NotAllowed,
         CheckKind::HighRiskExposed,
         CheckKind::CleartextAdmin,
@@ -85,6 +87,8 @@ impl CheckKind {
         CheckKind::TlsCert,
         CheckKind::UnmanagedHost,
         CheckKind::UnapprovedChange,
+        CheckKind::SegmentationBreach,
+        CheckKind::AllowedReviewMissing,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -103,6 +107,8 @@ impl CheckKind {
             CheckKind::TlsCert => "tls-cert",
             CheckKind::UnmanagedHost => "unmanaged-host",
             CheckKind::UnapprovedChange => "unapproved-change",
+            CheckKind::SegmentationBreach => "segmentation-breach",
+            CheckKind::AllowedReviewMissing => "allowed-review-missing",
         }
     }
 
@@ -191,6 +197,9 @@ pub struct Requirement {
     pub description: String,
     /// False while the mapping still needs checking against the standard.
     pub confirmed: bool,
+    /// `partial` when a scan can show a failure but never that the
+    /// requirement is met: its best status is then `partial`.
+    pub evidence: EvidenceLevel,
     pub assessment: Assessment,
 }
 
@@ -280,6 +289,8 @@ struct RawRequirement {
     status: Option<String>,
     #[serde(default)]
     reason: Option<String>,
+    #[serde(default)]
+    evidence: Option<String>,
 }
 
 fn yes() -> bool {
@@ -376,12 +387,23 @@ impl Profile {
                     Assessment::Checks(checks)
                 }
             };
+            let evidence = match r.evidence.as_deref() {
+                None | Some("full") => EvidenceLevel::Full,
+                Some("partial") => EvidenceLevel::Partial,
+                Some(other) => {
+                    return Err(at(format!(
+                        "requirement '{}': unknown evidence '{other}'; write evidence = \"partial\" or leave it out",
+                        r.id
+                    )));
+                }
+            };
             requirements.push(Requirement {
                 id: r.id,
                 title_en: r.title_en,
                 title_zh: r.title_zh,
                 description: r.description,
                 confirmed: r.confirmed,
+                evidence,
                 assessment,
             });
         }

@@ -39,6 +39,7 @@ fn finding(id: &str, ip: &str, port: u16, check: &str, severity: Severity) -> Fi
         controls: vec![],
         remediation: "close-port".into(),
         message: format!("{check} on {ip}:{port}"),
+        msg: Default::default(),
     }
 }
 
