@@ -293,7 +293,10 @@ pub fn write_audit_summary(
             .find_map(|f| f.service.as_deref())
             .map(terminal_safe)
             .unwrap_or_default();
-        let checks: Vec<String> = fs.iter().map(|f| t(&format!("check.{}", f.check))).collect();
+        let checks: Vec<String> = fs
+            .iter()
+            .map(|f| t(&format!("check.{}", f.check)))
+            .collect();
         writeln!(
             w,
             "{} {} {} {} {}",
@@ -359,7 +362,10 @@ pub fn write_audit_summary(
     writeln!(
         w,
         "{}",
-        labels.fmt("term.report", &[("path", &style.index.display().to_string())])
+        labels.fmt(
+            "term.report",
+            &[("path", &style.index.display().to_string())]
+        )
     )
 }
 
@@ -389,7 +395,16 @@ mod tests {
         };
         let ev = portwarden::policy::Evaluation {
             findings: (0..40)
-                .map(|i| finding(i, if i < 5 { Severity::Critical } else { Severity::Low }))
+                .map(|i| {
+                    finding(
+                        i,
+                        if i < 5 {
+                            Severity::Critical
+                        } else {
+                            Severity::Low
+                        },
+                    )
+                })
                 .collect(),
             profiles: vec![],
             ports: vec![],

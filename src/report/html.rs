@@ -24,9 +24,7 @@ use sha2::{Digest, Sha256};
 
 use super::ReportError;
 use super::i18n::Labels;
-use super::model::{
-    FIX_HOSTS_SHOWN, PortRow, ReportModel, TOP_ROWS, severity_rank, status_key,
-};
+use super::model::{FIX_HOSTS_SHOWN, PortRow, ReportModel, TOP_ROWS, severity_rank, status_key};
 use crate::model::{FindingStatus, Severity};
 use crate::policy::Evaluation;
 
@@ -119,9 +117,21 @@ fn context(
         })
         .collect();
     let overdue = model.inventory.iter().filter(|r| r.review_overdue).count();
-    let allowed = model.inventory.iter().filter(|r| r.allowed == Some(true)).count();
-    let not_allowed = model.inventory.iter().filter(|r| r.allowed == Some(false)).count();
-    let unmanaged = model.inventory.iter().filter(|r| r.allowed.is_none()).count();
+    let allowed = model
+        .inventory
+        .iter()
+        .filter(|r| r.allowed == Some(true))
+        .count();
+    let not_allowed = model
+        .inventory
+        .iter()
+        .filter(|r| r.allowed == Some(false))
+        .count();
+    let unmanaged = model
+        .inventory
+        .iter()
+        .filter(|r| r.allowed.is_none())
+        .count();
     let mut data = json!({
         "m": {
             "scope": to(&model.scope),
@@ -277,7 +287,11 @@ fn table_json(model: &ReportModel, labels: &Labels, evaluation: Option<&Evaluati
             u8::from(r.failing),
             chips,
             r.controls,
-            r.fix.as_deref().and_then(|k| fixes.get(k)).map(|i| *i as i64).unwrap_or(-1),
+            r.fix
+                .as_deref()
+                .and_then(|k| fixes.get(k))
+                .map(|i| *i as i64)
+                .unwrap_or(-1),
         ]));
     }
     let doc = json!({
@@ -668,7 +682,6 @@ mod base64_lite {
     }
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -682,7 +695,9 @@ mod tests {
 
     /// The JSON of the table block, parsed.
     fn table(html: &str) -> Value {
-        let start = html.find("<script type=\"application/json\" id=\"table-data\">").unwrap();
+        let start = html
+            .find("<script type=\"application/json\" id=\"table-data\">")
+            .unwrap();
         let body = &html[start..];
         let body = &body[body.find('>').unwrap() + 1..body.find("</script>").unwrap()];
         serde_json::from_str(body).unwrap()
@@ -702,13 +717,7 @@ mod tests {
         // The data block carries the hostile service name, unable to close its element.
         assert!(html.contains("\\u003cscript\\u003ealert(1)\\u003c/script\\u003e"));
         let t = table(&html);
-        assert!(
-            t["rows"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .any(|r| r[4] == SCRIPT)
-        );
+        assert!(t["rows"].as_array().unwrap().iter().any(|r| r[4] == SCRIPT));
         assert!(!html.contains("src=\"http"));
         assert!(!html.contains("href=\"http"));
         assert!(!html.contains("<link"));
@@ -785,13 +794,15 @@ mod tests {
         assert!(rows.iter().any(|r| r[10] == 0));
         // Static top table for readers without scripts, and the pointer to the full lists.
         assert_eq!(
-            html.matches("<tr class=\"failing\">").count() + html.matches("<tr class=\"waived\">").count(),
+            html.matches("<tr class=\"failing\">").count()
+                + html.matches("<tr class=\"waived\">").count(),
             m.ports.len().min(TOP_ROWS)
         );
         assert!(html.contains("findings.csv and findings.jsonl"));
         // Tabs work without JS: one radio group per fix group, first one checked.
         assert_eq!(
-            html.matches(&format!("type=\"radio\" name=\"{}\"", fx.key)).count(),
+            html.matches(&format!("type=\"radio\" name=\"{}\"", fx.key))
+                .count(),
             fx.platforms.len()
         );
         assert!(html.contains(&format!("id=\"{}-0\" checked", fx.key)));
@@ -814,7 +825,10 @@ mod tests {
 
     #[test]
     fn svg_text_is_escaped() {
-        assert_eq!(esc("<a href='x'>&\"\x1b"), "&lt;a href=&#39;x&#39;&gt;&amp;&quot;\u{FFFD}");
+        assert_eq!(
+            esc("<a href='x'>&\"\x1b"),
+            "&lt;a href=&#39;x&#39;&gt;&amp;&quot;\u{FFFD}"
+        );
         assert_eq!(url_component("cde zone/1"), "cde%20zone%2F1");
     }
 }

@@ -136,11 +136,7 @@ pub fn write_bundle_with(
     let names = model::hostname_index(input.observations);
     let cx = tables::FindingContext::new(&model, &labels, &names);
     tables::write_findings(dir, &input.evaluation.findings, &cx, bom)?;
-    tables::write_findings_jsonl(
-        &dir.join("findings.jsonl"),
-        &input.evaluation.findings,
-        &cx,
-    )?;
+    tables::write_findings_jsonl(&dir.join("findings.jsonl"), &input.evaluation.findings, &cx)?;
     tables::write_inventory(&dir.join("inventory.csv"), &model, &labels, bom)?;
     tables::write_compliance(&dir.join("compliance.csv"), &model, bom)?;
     let s = &model.scope;

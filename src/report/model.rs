@@ -597,8 +597,9 @@ fn build_rows(
     rows
 }
 
-/// Groups the failing ports by fix: (port, protocol, service, checks,
-/// address family, preferred platforms). The remediation is rendered once
+/// Groups the failing ports by fix: (port, protocol, service, address
+/// family, preferred platforms) — the inputs of the remediation commands;
+/// the group lists the union of the checks behind it. The remediation is rendered once
 /// per group, for its first host. Returns the groups and each port's group.
 /// This is the one place to swap for the remediation layer's own grouping.
 #[allow(clippy::type_complexity)]
@@ -607,21 +608,14 @@ fn fix_groups(
     rows: &[PortRow],
     labels: &Labels,
 ) -> (Vec<FixGroup>, HashMap<(IpAddr, u16, Proto), String>) {
-    type GroupKey = (u16, Proto, Option<String>, Vec<String>, bool, Vec<String>);
+    type GroupKey = (u16, Proto, Option<String>, bool, Vec<String>);
     let mut preferred_cache: HashMap<Vec<String>, Vec<String>> = HashMap::new();
-    let mut groups: BTreeMap<GroupKey, (Severity, Vec<IpAddr>, usize)> = BTreeMap::new();
+    type GroupValue = (Severity, Vec<IpAddr>, usize, BTreeSet<String>);
+    let mut groups: BTreeMap<GroupKey, GroupValue> = BTreeMap::new();
     for r in rows.iter().filter(|r| r.failing) {
         let (Some(port), Some(proto)) = (r.port, r.proto) else {
             continue;
         };
-        let checks: Vec<String> = r
-            .checks
-            .iter()
-            .filter(|c| c.status.is_failing())
-            .map(|c| c.check.clone())
-            .collect::<BTreeSet<_>>()
-            .into_iter()
-            .collect();
         let group_names: Vec<String> = input
             .policy
             .groups_of(r.ip)
@@ -632,23 +626,22 @@ fn fix_groups(
             .entry(group_names)
             .or_insert_with(|| preferred_platforms(input.policy, r.ip, input.remediation))
             .clone();
-        let key = (
-            port,
-            proto,
-            r.service.clone(),
-            checks,
-            r.ip.is_ipv6(),
-            preferred,
-        );
-        let e = groups.entry(key).or_insert((Severity::Info, Vec::new(), 0));
+        let key = (port, proto, r.service.clone(), r.ip.is_ipv6(), preferred);
+        let e = groups
+            .entry(key)
+            .or_insert((Severity::Info, Vec::new(), 0, BTreeSet::new()));
         e.0 = e.0.max(r.severity);
         e.1.push(r.ip);
-        e.2 += r.checks.iter().filter(|c| c.status.is_failing()).count();
+        for c in r.checks.iter().filter(|c| c.status.is_failing()) {
+            e.2 += 1;
+            e.3.insert(c.check.clone());
+        }
     }
     let mut out: Vec<FixGroup> = groups
         .into_iter()
         .map(
-            |((port, proto, service, checks, _, preferred), (severity, mut hosts, findings))| {
+            |((port, proto, service, _, preferred), (severity, mut hosts, findings, checks))| {
+                let checks: Vec<String> = checks.into_iter().collect();
                 hosts.sort();
                 let example = hosts[0];
                 let unit = input
@@ -780,7 +773,12 @@ fn build_charts(input: &ReportInput<'_>, rows: &[PortRow]) -> Charts {
                 .service
                 .as_ref()
                 .map(|s| s.name.clone())
-                .or_else(|| input.catalogue.entry(o.port, o.proto).map(|e| e.service.clone()))
+                .or_else(|| {
+                    input
+                        .catalogue
+                        .entry(o.port, o.proto)
+                        .map(|e| e.service.clone())
+                })
                 .unwrap_or_else(|| format!("{}/{}", o.port, o.proto));
             *open_by_service.entry(name).or_default() += 1;
         }
@@ -810,7 +808,11 @@ fn build_charts(input: &ReportInput<'_>, rows: &[PortRow]) -> Charts {
         .filter(|(_, c)| c.iter().any(|n| *n > 0))
         .map(|(ip, counts)| HostHeat { ip, counts })
         .collect();
-    heat.sort_by(|a, b| weight(&b.counts).cmp(&weight(&a.counts)).then(a.ip.cmp(&b.ip)));
+    heat.sort_by(|a, b| {
+        weight(&b.counts)
+            .cmp(&weight(&a.counts))
+            .then(a.ip.cmp(&b.ip))
+    });
     heat.truncate(HEAT_HOSTS);
     let mut groups: Vec<GroupSeverity> = groups.into_values().collect();
     groups.sort_by(|a, b| b.rows.cmp(&a.rows).then(a.group.cmp(&b.group)));
@@ -851,7 +853,7 @@ fn build_compliance(input: &ReportInput<'_>, labels: &Labels) -> Vec<FrameworkRe
                     status: r.status,
                     status_label: t(&requirement_status_key(r.status)),
                     confirmed: r.confirmed,
-                    reason: requirement_reason(r, labels),
+                    reason: requirement_reason(&format!("{}:{}", pv.profile, r.id), r, labels),
                     finding_count: r.findings.len(),
                 })
                 .collect();
@@ -909,11 +911,21 @@ fn build_exceptions(input: &ReportInput<'_>, labels: &Labels) -> Vec<ExceptionRo
 /// Why a requirement is partial or not assessed, in the report's language:
 /// the evaluator's message, with the checks that could not run (and why)
 /// named in the same language.
-fn requirement_reason(r: &crate::model::RequirementVerdict, labels: &Labels) -> Option<String> {
+fn requirement_reason(
+    control: &str,
+    r: &crate::model::RequirementVerdict,
+    labels: &Labels,
+) -> Option<String> {
     let english = r.reason.clone();
     let Some(msg) = &r.reason_msg else {
         return english;
     };
+    // What a scan cannot judge: the profile's reason, translated per control.
+    if msg.key == "msg.req.scan_cannot_judge"
+        && let Some(text) = labels.find(&format!("req_reason.{control}"))
+    {
+        return Some(text.to_string());
+    }
     let mut msg = msg.clone();
     if msg.args.contains_key("checks") {
         let sep = labels.get("ui.list_separator");
@@ -932,7 +944,10 @@ fn requirement_reason(r: &crate::model::RequirementVerdict, labels: &Labels) -> 
                     .unwrap_or_default();
                 labels.fmt(
                     "ui.check_not_run",
-                    &[("check", &labels.get(&format!("check.{kind}"))), ("why", &why)],
+                    &[
+                        ("check", &labels.get(&format!("check.{kind}"))),
+                        ("why", &why),
+                    ],
                 )
             })
             .collect();
@@ -966,7 +981,11 @@ fn window_text(w: &crate::policy::Window, labels: &Labels) -> String {
         }
         Span::Days(a, b) => labels.fmt(
             "window.days",
-            &[("from", &a.to_string()), ("to", &b.to_string()), ("every", &every)],
+            &[
+                ("from", &a.to_string()),
+                ("to", &b.to_string()),
+                ("every", &every),
+            ],
         ),
     }
 }
@@ -980,7 +999,11 @@ fn build_inventory(
     let today = input.facts.as_of;
     let mut out = Vec::new();
     let mut groups_cache: Option<(IpAddr, Vec<&crate::policy::Group>)> = None;
-    for o in input.observations.iter().filter(|o| o.state == PortState::Open) {
+    for o in input
+        .observations
+        .iter()
+        .filter(|o| o.state == PortState::Open)
+    {
         if groups_cache.as_ref().is_none_or(|(ip, _)| *ip != o.ip) {
             groups_cache = Some((o.ip, policy.groups_of(o.ip)));
         }
@@ -1192,10 +1215,17 @@ mod tests {
                 .unwrap();
             assert_eq!(r.severity, worst);
         }
-        assert!(m.ports.windows(2).all(|w| (w[0].failing, w[0].severity)
-            >= (w[1].failing, w[1].severity)));
+        assert!(
+            m.ports
+                .windows(2)
+                .all(|w| (w[0].failing, w[0].severity) >= (w[1].failing, w[1].severity))
+        );
         assert_eq!(
-            m.summary.by_severity.iter().map(|s| s.findings).sum::<usize>(),
+            m.summary
+                .by_severity
+                .iter()
+                .map(|s| s.findings)
+                .sum::<usize>(),
             m.summary.failing
         );
         assert_eq!(
@@ -1236,7 +1266,11 @@ mod tests {
         let with_125 = m
             .ports
             .iter()
-            .filter(|r| m.control_sets[r.controls].iter().any(|c| c == "pci-dss-4.0:1.2.5"))
+            .filter(|r| {
+                m.control_sets[r.controls]
+                    .iter()
+                    .any(|c| c == "pci-dss-4.0:1.2.5")
+            })
             .count();
         assert!(with_125 > 0);
         assert_eq!(m.labels["severity.critical"], "Critical");

@@ -47,10 +47,11 @@ impl Sheet {
             path: path.to_path_buf(),
             w: csv::Writer::from_writer(file),
         };
-        s.w.write_record(header).map_err(|source| ReportError::Csv {
-            path: path.to_path_buf(),
-            source,
-        })?;
+        s.w.write_record(header)
+            .map_err(|source| ReportError::Csv {
+                path: path.to_path_buf(),
+                source,
+            })?;
         Ok(s)
     }
 
@@ -375,10 +376,8 @@ mod tests {
 
     fn write_all(lang: Lang, bom: bool) -> (std::path::PathBuf, ReportModel) {
         let (m, ev, obs) = fixture::parts(lang);
-        let dir = std::env::temp_dir().join(format!(
-            "pw-tables-{}-{lang}-{bom}",
-            std::process::id()
-        ));
+        let dir =
+            std::env::temp_dir().join(format!("pw-tables-{}-{lang}-{bom}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let labels = Labels::embedded(lang).unwrap();
         let names = hostname_index(&obs);
