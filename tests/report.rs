@@ -1258,8 +1258,35 @@ expires = 2020-01-31
     let report: Value =
         serde_json::from_slice(&std::fs::read(out.join("report.json")).unwrap()).unwrap();
     let html = std::fs::read_to_string(out.join("index.html")).unwrap();
-    let words = english_words(&visible_text(&html), &identifiers(&report));
+    let allowed = identifiers(&report);
+    let words = english_words(&visible_text(&html), &allowed);
     assert!(words.is_empty(), "English in the zh-CN page: {words:?}");
+    // What the page's script shows from its data block: labels and messages.
+    let start = html.find("id=\"table-data\">").unwrap() + "id=\"table-data\">".len();
+    let data: Value =
+        serde_json::from_str(&html[start..start + html[start..].find("</script>").unwrap()])
+            .unwrap();
+    let mut shown = String::new();
+    for key in ["ck", "st", "sv"] {
+        for pair in data[key].as_array().unwrap() {
+            shown.push_str(pair[1].as_str().unwrap());
+            shown.push(' ');
+        }
+    }
+    for row in data["rows"].as_array().unwrap() {
+        for chip in row[8].as_array().unwrap() {
+            if let Some(m) = chip.get(4).and_then(Value::as_str) {
+                shown.push_str(m);
+                shown.push(' ');
+            }
+        }
+    }
+    assert!(shown.contains("端口开放但未获批准"), "{shown}");
+    let words = english_words(&shown, &allowed);
+    assert!(
+        words.is_empty(),
+        "English in the zh-CN table data: {words:?}"
+    );
     // The CSV has a BOM and Chinese labels beside the stable ids.
     let csv = std::fs::read(out.join("findings.csv")).unwrap();
     assert!(csv.starts_with(b"\xEF\xBB\xBF"));

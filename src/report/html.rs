@@ -24,7 +24,9 @@ use sha2::{Digest, Sha256};
 
 use super::ReportError;
 use super::i18n::Labels;
-use super::model::{FIX_HOSTS_SHOWN, PortRow, ReportModel, TOP_ROWS, severity_rank, status_key};
+use super::model::{
+    FIX_HOSTS_SHOWN, PortRow, ReportModel, TOP_ROWS, finding_message, severity_rank, status_key,
+};
 use crate::model::{FindingStatus, Severity};
 use crate::policy::Evaluation;
 
@@ -239,7 +241,7 @@ fn table_json(model: &ReportModel, labels: &Labels, evaluation: Option<&Evaluati
             e.findings
                 .iter()
                 .map(|f| {
-                    let text = labels.message(&f.msg).unwrap_or_else(|| f.message.clone());
+                    let text = finding_message(labels, &model.exceptions, f);
                     (f.id.as_str(), text)
                 })
                 .collect()

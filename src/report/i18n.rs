@@ -141,10 +141,18 @@ impl Labels {
     /// message with an `exception_state` parameter gets its `msg.suffix.*`.
     pub fn message(&self, m: &crate::model::Message) -> Option<String> {
         let text = self.flat.get(&m.key)?;
+        // A severity parameter (`risk`) is a label like any other.
+        let risk = m
+            .args
+            .get("risk")
+            .and_then(|r| self.flat.get(&format!("severity.{r}")));
         let args: Vec<(&str, &str)> = m
             .args
             .iter()
-            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .map(|(k, v)| match (k.as_str(), risk) {
+                ("risk", Some(label)) => (k.as_str(), label.as_str()),
+                _ => (k.as_str(), v.as_str()),
+            })
             .collect();
         let mut out = fill(text, &args);
         if let Some(state) = m.args.get("exception_state")
@@ -287,6 +295,13 @@ mod tests {
             "23/tcp 已开放，但资产组 '{port}' 未允许该端口 — 例外已于 2026-01-31 过期（EXC-1）"
         );
         assert_eq!(zh.message(&crate::model::Message::new("msg.nope")), None);
+        let m = crate::model::Message::new("msg.high_risk_exposed")
+            .arg("port", "23/tcp")
+            .arg("risk", "critical");
+        assert_eq!(
+            zh.message(&m).unwrap(),
+            "高危端口 23/tcp（风险 严重）未经允许即暴露"
+        );
     }
 
     #[test]

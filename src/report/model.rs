@@ -956,6 +956,22 @@ fn requirement_reason(
     labels.message(&msg).or(english)
 }
 
+/// A finding's message in the report's language: its key and parameters
+/// through the labels (the exception window in words of that language too),
+/// else the English text the evaluator recorded.
+pub fn finding_message(labels: &Labels, exceptions: &[ExceptionRow], f: &Finding) -> String {
+    let mut msg = std::borrow::Cow::Borrowed(&f.msg);
+    if let (Some(id), Some(_)) = (f.msg.args.get("exception"), f.msg.args.get("window"))
+        && let Some(w) = exceptions
+            .iter()
+            .find(|e| &e.id == id)
+            .and_then(|e| e.window.clone())
+    {
+        msg.to_mut().args.insert("window".into(), w);
+    }
+    labels.message(&msg).unwrap_or_else(|| f.message.clone())
+}
+
 /// An exception's recurring window in words, in the report's language.
 fn window_text(w: &crate::policy::Window, labels: &Labels) -> String {
     use crate::policy::window::{Every, Span};

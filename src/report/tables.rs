@@ -20,7 +20,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use super::i18n::Labels;
-use super::model::{ReportModel, status_key};
+use super::model::{ExceptionRow, ReportModel, finding_message, status_key};
 use super::{ReportError, csv_inert, display_safe};
 use crate::model::{Finding, FindingStatus, Proto, Severity};
 
@@ -90,6 +90,7 @@ fn opt<T: ToString>(v: &Option<T>) -> String {
 /// What the finding outputs need beside the findings themselves.
 pub(super) struct FindingContext<'a> {
     pub labels: &'a Labels,
+    pub exceptions: &'a [ExceptionRow],
     pub hostnames: &'a HashMap<IpAddr, Vec<String>>,
     /// (host, port, proto) → fix group key.
     pub fix_of: HashMap<(IpAddr, u16, Proto), &'a str>,
@@ -109,6 +110,7 @@ impl<'a> FindingContext<'a> {
         }
         FindingContext {
             labels,
+            exceptions: &model.exceptions,
             hostnames,
             fix_of,
         }
@@ -123,9 +125,7 @@ impl<'a> FindingContext<'a> {
 
     /// The finding's message in the report's language (English when its key has no label).
     pub fn message(&self, f: &Finding) -> String {
-        self.labels
-            .message(&f.msg)
-            .unwrap_or_else(|| f.message.clone())
+        finding_message(self.labels, self.exceptions, f)
     }
 
     fn hostnames(&self, ip: IpAddr) -> &[String] {
