@@ -460,19 +460,34 @@ fn finish_audit(
         now,
         baseline.as_ref(),
     );
-    record.findings = evaluation.findings.clone();
+    // The history's copy of the findings is needed only when there is a
+    // history (a /16 audit has ~150,000 findings).
+    if history.is_some() {
+        record.findings = evaluation.findings.clone();
+    }
     let drift = previous
         .as_ref()
         .map(|p| store::drift((&p.record, Some(p.id)), (&record, None)));
     let gate_tripped = policy::gate(&evaluation.findings, req.fail_on);
-    let findings_doc = serde_json::json!({
-        "schema_version": 1,
-        "policy": &policy.file,
-        "as_of": now.date_naive(),
-        "fail_on": req.fail_on,
-        "findings": evaluation.findings,
-        "profiles": evaluation.profiles,
-    });
+    // Serialised straight to the file: a JSON tree of every finding would
+    // cost several times the file's size in memory.
+    #[derive(serde::Serialize)]
+    struct FindingsDoc<'a> {
+        schema_version: u32,
+        policy: &'a str,
+        as_of: NaiveDate,
+        fail_on: Severity,
+        findings: &'a [crate::model::Finding],
+        profiles: &'a [crate::model::ProfileVerdict],
+    }
+    let findings_doc = FindingsDoc {
+        schema_version: 1,
+        policy: &policy.file,
+        as_of: now.date_naive(),
+        fail_on: req.fail_on,
+        findings: &evaluation.findings,
+        profiles: &evaluation.profiles,
+    };
     write_report_dir(&req.out, |dir| {
         write_jsonl(&dir.join("observations.jsonl"), &observations)?;
         if let Some(d) = &drift {
@@ -481,7 +496,11 @@ fn finish_audit(
                 .with_context(|| format!("cannot write {}", path.display()))?;
         }
         let path = dir.join("findings.json");
-        fs::write(&path, serde_json::to_vec_pretty(&findings_doc)?)
+        let file =
+            fs::File::create(&path).with_context(|| format!("cannot create {}", path.display()))?;
+        let mut w = BufWriter::new(file);
+        serde_json::to_writer_pretty(&mut w, &findings_doc)
+            .and_then(|()| w.flush().map_err(serde_json::Error::io))
             .with_context(|| format!("cannot write {}", path.display()))?;
         let facts = report::RunFacts {
             targets: scope.targets.clone(),

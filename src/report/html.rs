@@ -251,7 +251,30 @@ fn table_json(model: &ReportModel, labels: &Labels, evaluation: Option<&Evaluati
         FindingStatus::Waived,
         FindingStatus::ExpiredWaiver,
     ];
-    let mut rows: Vec<Value> = Vec::with_capacity(model.ports.len());
+    /// One row, serialised without building a JSON tree.
+    #[derive(serde::Serialize)]
+    struct Row<'a>(
+        std::net::IpAddr,
+        Option<String>,
+        Option<u16>,
+        Option<crate::model::Proto>,
+        Option<String>,
+        i64,
+        u8,
+        u8,
+        Vec<Chip<'a>>,
+        usize,
+        i64,
+    );
+    #[derive(serde::Serialize)]
+    struct Chip<'a>(
+        usize,
+        usize,
+        u8,
+        &'a str,
+        #[serde(skip_serializing_if = "Option::is_none")] Option<String>,
+    );
+    let mut rows: Vec<Row<'_>> = Vec::with_capacity(model.ports.len());
     for r in &model.ports {
         let g = match &r.group {
             Some(name) => *group_ix.entry(name.as_str()).or_insert_with(|| {
@@ -260,7 +283,7 @@ fn table_json(model: &ReportModel, labels: &Labels, evaluation: Option<&Evaluati
             }) as i64,
             None => -1,
         };
-        let chips: Vec<Value> = r
+        let chips: Vec<Chip<'_>> = r
             .checks
             .iter()
             .map(|c| {
@@ -269,16 +292,14 @@ fn table_json(model: &ReportModel, labels: &Labels, evaluation: Option<&Evaluati
                     checks.len() - 1
                 });
                 let si = statuses.iter().position(|s| *s == c.status).unwrap_or(0);
-                let mut chip = json!([ci, si, severity_rank(c.severity), c.finding]);
-                if let Some(msg) = messages.as_ref().and_then(|m| m.get(c.finding.as_str())) {
-                    chip.as_array_mut()
-                        .expect("array")
-                        .push(json!(super::display_safe(msg)));
-                }
-                chip
+                let msg = messages
+                    .as_ref()
+                    .and_then(|m| m.get(c.finding.as_str()))
+                    .map(|m| super::display_safe(m));
+                Chip(ci, si, severity_rank(c.severity), c.finding.as_str(), msg)
             })
             .collect();
-        rows.push(json!([
+        rows.push(Row(
             r.ip,
             r.hostnames.first().map(|h| super::display_safe(h)),
             r.port,
@@ -294,19 +315,43 @@ fn table_json(model: &ReportModel, labels: &Labels, evaluation: Option<&Evaluati
                 .and_then(|k| fixes.get(k))
                 .map(|i| *i as i64)
                 .unwrap_or(-1),
-        ]));
+        ));
     }
-    let doc = json!({
-        "ck": checks.iter().map(|c| json!([c, labels.get(&format!("check.{c}"))])).collect::<Vec<_>>(),
-        "st": statuses.iter().map(|s| json!([s.as_str(), labels.get(&status_key(*s))])).collect::<Vec<_>>(),
-        "sv": Severity::ALL.iter().map(|s| json!([s.as_str(), labels.get(&format!("severity.{s}"))])).collect::<Vec<_>>(),
-        "gr": groups.iter().map(|g| super::display_safe(g)).collect::<Vec<_>>(),
-        "cs": model.control_sets,
-        "fx": model.fix_groups.iter().map(|g| &g.key).collect::<Vec<_>>(),
-        "fw": model.compliance.iter().map(|f| json!([f.id, f.name])).collect::<Vec<_>>(),
-        "rows": rows,
-    });
-    script_safe(&doc.to_string())
+    #[derive(serde::Serialize)]
+    struct Doc<'a> {
+        ck: Vec<(&'a str, String)>,
+        st: Vec<(&'a str, String)>,
+        sv: Vec<(&'a str, String)>,
+        gr: Vec<String>,
+        cs: &'a [Vec<String>],
+        fx: Vec<&'a str>,
+        fw: Vec<(&'a str, &'a str)>,
+        rows: Vec<Row<'a>>,
+    }
+    let doc = Doc {
+        ck: checks
+            .iter()
+            .map(|c| (*c, labels.get(&format!("check.{c}"))))
+            .collect(),
+        st: statuses
+            .iter()
+            .map(|s| (s.as_str(), labels.get(&status_key(*s))))
+            .collect(),
+        sv: Severity::ALL
+            .iter()
+            .map(|s| (s.as_str(), labels.get(&format!("severity.{s}"))))
+            .collect(),
+        gr: groups.iter().map(|g| super::display_safe(g)).collect(),
+        cs: &model.control_sets,
+        fx: model.fix_groups.iter().map(|g| g.key.as_str()).collect(),
+        fw: model
+            .compliance
+            .iter()
+            .map(|f| (f.id.as_str(), f.name.as_str()))
+            .collect(),
+        rows,
+    };
+    script_safe(&serde_json::to_string(&doc).unwrap_or_else(|_| "{}".into()))
 }
 
 /// JSON that cannot end its `<script>` element or open a comment.
