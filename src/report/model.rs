@@ -256,6 +256,7 @@ pub struct CheckChip {
     pub check: String,
     pub severity: Severity,
     pub status: FindingStatus,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub exception: Option<String>,
 }
 
@@ -264,10 +265,15 @@ pub struct CheckChip {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PortRow {
     pub ip: IpAddr,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub hostnames: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub port: Option<u16>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub proto: Option<Proto>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub service: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub group: Option<String>,
     /// The highest severity among its failing checks (among all when all are waived).
     pub severity: Severity,
@@ -277,6 +283,7 @@ pub struct PortRow {
     /// Index into `ReportModel::control_sets`: every control its checks map to.
     pub controls: usize,
     /// Key of its fix group, when a failing check has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fix: Option<String>,
 }
 
@@ -332,23 +339,31 @@ pub struct ExceptionRow {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct InventoryRow {
     pub ip: IpAddr,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub hostnames: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub group: Option<String>,
     pub port: u16,
     pub proto: Proto,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub service: Option<String>,
     /// Product and version as identified.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub product: Option<String>,
     /// The first characters of the banner, control characters replaced.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub banner: Option<String>,
     /// `Some(true)` allowed by a rule, `Some(false)` not allowed, `None` for
     /// a host no group manages.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub allowed: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub justification: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub approver: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ticket: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub review_by: Option<NaiveDate>,
     /// The allowance's review date is before the audit day (PCI DSS 1.2.7).
     #[serde(default)]
