@@ -246,6 +246,10 @@ pub struct RequirementRow {
     /// How many findings fail it (their list: `#req=` on the page, or the
     /// `controls` of findings.jsonl).
     pub finding_count: usize,
+    /// Which of its checks ran over how many hosts, and why others did not,
+    /// in the report's language.
+    #[serde(default)]
+    pub coverage: String,
 }
 
 /// One check that fired on a row.
@@ -870,6 +874,7 @@ fn build_compliance(input: &ReportInput<'_>, labels: &Labels) -> Vec<FrameworkRe
                     confirmed: r.confirmed,
                     reason: requirement_reason(&format!("{}:{}", pv.profile, r.id), r, labels),
                     finding_count: r.findings.len(),
+                    coverage: coverage_text(r, labels),
                 })
                 .collect();
             let partial = pv.partial;
@@ -987,6 +992,34 @@ pub fn finding_message(labels: &Labels, exceptions: &[ExceptionRow], f: &Finding
     labels.message(&msg).unwrap_or_else(|| f.message.clone())
 }
 
+/// A requirement's coverage in words: each mapped check, the hosts it ran
+/// over, or why it did not run.
+fn coverage_text(r: &crate::model::RequirementVerdict, labels: &Labels) -> String {
+    r.coverage
+        .checks
+        .iter()
+        .map(|c| {
+            let kind = c.check.split('@').next().unwrap_or(&c.check);
+            let check = labels.get(&format!("check.{kind}"));
+            if c.ran {
+                labels.fmt(
+                    "ui.check_ran",
+                    &[("check", &check), ("n", &c.hosts.to_string())],
+                )
+            } else {
+                let why = c
+                    .reason_msg
+                    .as_ref()
+                    .and_then(|m| labels.message(m))
+                    .or_else(|| c.reason.clone())
+                    .unwrap_or_default();
+                labels.fmt("ui.check_not_run", &[("check", &check), ("why", &why)])
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(&labels.get("ui.list_separator"))
+}
+
 /// An exception's recurring window in words, in the report's language.
 fn window_text(w: &crate::policy::Window, labels: &Labels) -> String {
     use crate::policy::window::{Every, Span};
@@ -1021,72 +1054,54 @@ fn window_text(w: &crate::policy::Window, labels: &Labels) -> String {
     }
 }
 
-/// Every open port with the allowance that covers it.
+/// Every open port with the allowance that covers it, as the evaluator
+/// decided it (its port verdicts); product and banner from the observation.
 fn build_inventory(
     input: &ReportInput<'_>,
     names: &HashMap<IpAddr, Vec<String>>,
 ) -> Vec<InventoryRow> {
-    let policy = input.policy;
     let today = input.facts.as_of;
-    let mut out = Vec::new();
-    let mut groups_cache: Option<(IpAddr, Vec<&crate::policy::Group>)> = None;
-    for o in input
+    let observed: HashMap<(IpAddr, u16, Proto), &Observation> = input
         .observations
         .iter()
         .filter(|o| o.state == PortState::Open)
-    {
-        if groups_cache.as_ref().is_none_or(|(ip, _)| *ip != o.ip) {
-            groups_cache = Some((o.ip, policy.groups_of(o.ip)));
-        }
-        let groups = &groups_cache.as_ref().expect("just set").1;
-        let rule = groups.iter().find_map(|g| {
-            g.allow
-                .iter()
-                .find(|a| a.matches(o.port, o.proto))
-                .map(|a| (g, a))
-        });
-        let service = o.service.as_ref().map(|s| s.name.clone()).or_else(|| {
-            input
-                .catalogue
-                .entry(o.port, o.proto)
-                .map(|e| e.service.clone())
-        });
-        let review_by = rule.and_then(|(_, a)| a.review_by);
-        out.push(InventoryRow {
-            ip: o.ip,
-            hostnames: names.get(&o.ip).cloned().unwrap_or_default(),
-            group: rule
-                .map(|(g, _)| g.name.clone())
-                .or_else(|| groups.first().map(|g| g.name.clone())),
-            port: o.port,
-            proto: o.proto,
-            service,
-            product: o.service.as_ref().and_then(|s| {
-                let text = [s.product.as_deref(), s.version.as_deref()]
-                    .into_iter()
-                    .flatten()
-                    .collect::<Vec<_>>()
-                    .join(" ");
-                (!text.is_empty()).then(|| excerpt(&text, BANNER_EXCERPT))
-            }),
-            banner: o
-                .service
-                .as_ref()
-                .and_then(|s| s.banner.as_deref())
-                .map(|b| excerpt(b, BANNER_EXCERPT)),
-            allowed: if groups.is_empty() {
-                None
-            } else {
-                Some(rule.is_some())
-            },
-            justification: rule.and_then(|(_, a)| a.justification.clone()),
-            approver: rule.and_then(|(_, a)| a.approver.clone()),
-            ticket: rule.and_then(|(_, a)| a.ticket.clone()),
-            review_by,
-            review_overdue: review_by.is_some_and(|d| d < today),
-        });
-    }
-    out
+        .map(|o| ((o.ip, o.port, o.proto), o))
+        .collect();
+    input
+        .evaluation
+        .ports
+        .iter()
+        .map(|v| {
+            let info = observed
+                .get(&(v.ip, v.port, v.proto))
+                .and_then(|o| o.service.as_ref());
+            InventoryRow {
+                ip: v.ip,
+                hostnames: names.get(&v.ip).cloned().unwrap_or_default(),
+                group: v.group.clone(),
+                port: v.port,
+                proto: v.proto,
+                service: v.service.clone(),
+                product: info.and_then(|s| {
+                    let text = [s.product.as_deref(), s.version.as_deref()]
+                        .into_iter()
+                        .flatten()
+                        .collect::<Vec<_>>()
+                        .join(" ");
+                    (!text.is_empty()).then(|| excerpt(&text, BANNER_EXCERPT))
+                }),
+                banner: info
+                    .and_then(|s| s.banner.as_deref())
+                    .map(|b| excerpt(b, BANNER_EXCERPT)),
+                allowed: v.group.as_ref().map(|_| v.allowed_by.is_some()),
+                justification: v.justification.clone(),
+                approver: v.approver.clone(),
+                ticket: v.ticket.clone(),
+                review_by: v.review_by,
+                review_overdue: v.review_by.is_some_and(|d| d < today),
+            }
+        })
+        .collect()
 }
 
 /// The remediation platforms the host's groups prefer, in order. A group

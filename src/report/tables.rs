@@ -332,6 +332,7 @@ pub(super) const COMPLIANCE_HEADER: &[&str] = &[
     "confirmed",
     "reason",
     "finding_count",
+    "coverage",
 ];
 
 pub(super) fn write_compliance(path: &Path, m: &ReportModel, bom: bool) -> Result<(), ReportError> {
@@ -351,6 +352,7 @@ pub(super) fn write_compliance(path: &Path, m: &ReportModel, bom: bool) -> Resul
                 r.confirmed.to_string(),
                 opt(&r.reason),
                 r.finding_count.to_string(),
+                r.coverage.clone(),
             ])?;
         }
     }
@@ -453,6 +455,11 @@ mod tests {
             .unwrap();
         assert_eq!(r125[6], "fail");
         assert_eq!(r125[7], "Fail");
+        assert!(
+            r125[11].contains("Port open but not allowed: ran on 1 hosts"),
+            "{}",
+            r125[11]
+        );
     }
 
     #[test]
