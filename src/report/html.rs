@@ -671,11 +671,23 @@ fn heat_svg(model: &ReportModel, labels: &Labels) -> String {
     s
 }
 
+/// `s` cut to `max` terminal columns (CJK characters take two), with an
+/// ellipsis when cut: chart labels must fit left of their bars.
 fn shorten(s: &str, max: usize) -> String {
-    if s.chars().count() <= max {
+    use unicode_width::UnicodeWidthChar;
+    if unicode_width::UnicodeWidthStr::width(s) <= max {
         return s.to_string();
     }
-    let mut out: String = s.chars().take(max - 1).collect();
+    let mut out = String::new();
+    let mut used = 0;
+    for c in s.chars() {
+        let w = c.width().unwrap_or(0);
+        if used + w > max.saturating_sub(1) {
+            break;
+        }
+        used += w;
+        out.push(c);
+    }
     out.push('…');
     out
 }
@@ -868,6 +880,17 @@ mod tests {
         assert!(!html.contains("<h2>Findings</h2>"));
         let t = table(&html);
         assert!(t["st"][0] == json!(["fail", "不符合"]));
+    }
+
+    #[test]
+    fn chart_labels_are_cut_by_width() {
+        assert_eq!(shorten("PCI DSS v4.0", 34), "PCI DSS v4.0");
+        let zh = shorten("网络安全等级保护2.0 第三级 (GB/T 22239-2019)", 34);
+        assert!(
+            unicode_width::UnicodeWidthStr::width(zh.as_str()) <= 34,
+            "{zh}"
+        );
+        assert!(zh.starts_with("网络安全等级保护") && zh.ends_with('…'));
     }
 
     #[test]
