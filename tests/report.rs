@@ -1293,3 +1293,38 @@ expires = 2020-01-31
     let csv = String::from_utf8(csv).unwrap();
     assert!(csv.contains(",fail,不符合,"), "{csv}");
 }
+
+/// Browser figures for a big report (not an assertion: timings depend on
+/// the machine). Make one with
+/// `PW_BENCH_KEEP=1 cargo bench --bench report -- --only 16`, then
+/// `PW_REPORT_DIR=<kept dir> cargo test --release --test tests report::page_perf -- --ignored --nocapture`.
+#[test]
+#[ignore]
+fn page_perf_on_a_large_report() {
+    let dir = PathBuf::from(std::env::var("PW_REPORT_DIR").expect("PW_REPORT_DIR"));
+    let Some(driver) = Driver::start(true) else {
+        return;
+    };
+    let url = format!("file://{}", dir.join("index.html").display());
+    let t0 = Instant::now();
+    driver.go(&url);
+    let load_ms = t0.elapsed().as_millis();
+    let nav = driver.js(
+        "var t = performance.getEntriesByType('navigation')[0]; return [t.domContentLoadedEventEnd, t.loadEventEnd]",
+    );
+    let rows = driver
+        .js("return JSON.parse(document.getElementById('table-data').textContent).rows.length");
+    let filter = driver.js(
+        "var s = document.getElementById('f-sev'); var t = performance.now(); s.value = '4'; s.dispatchEvent(new Event('change')); document.body.offsetHeight; return performance.now() - t",
+    );
+    let search = driver.js(
+        "var s = document.getElementById('f-sev'); s.value = ''; var q = document.getElementById('f-q'); q.value = '198.18.7.'; var t = performance.now(); s.dispatchEvent(new Event('change')); document.body.offsetHeight; return performance.now() - t",
+    );
+    eprintln!(
+        "{rows} rows: first screen {load_ms} ms over WebDriver (DOMContentLoaded {:.0} ms, load {:.0} ms); severity filter {:.0} ms; text search {:.0} ms",
+        nav[0].as_f64().unwrap_or(0.0),
+        nav[1].as_f64().unwrap_or(0.0),
+        filter.as_f64().unwrap_or(0.0),
+        search.as_f64().unwrap_or(0.0)
+    );
+}
