@@ -1,8 +1,12 @@
 //! Report integration tests: a real audit of loopback listeners writes a
 //! complete report directory, `portwarden verify` accepts it and names
 //! every tampered file, and the page works in a real browser (headless
-//! Chromium driven over WebDriver): clicking a requirement filters the
-//! findings table. Screenshots land in `target/tmp/report-*.png`.
+//! Chromium driven over WebDriver): from a framework bar to a requirement,
+//! to its findings, to their fix group and back; filters, sorting, the
+//! mobile layout and the printed PDF. A zh-CN report of a lab audit shows
+//! no English outside identifiers. Screenshots land in
+//! `target/tmp/report-*.png`. Under `CI=true` a missing Chromium fails the
+//! browser tests instead of skipping them.
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -12,6 +16,9 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
+
+#[path = "report_synth.rs"]
+mod synth;
 
 const EXE: &str = env!("CARGO_BIN_EXE_portwarden");
 
@@ -56,6 +63,8 @@ const FILES: &[&str] = &[
     "index.html",
     "report.json",
     "findings.csv",
+    "finding_controls.csv",
+    "findings.jsonl",
     "inventory.csv",
     "compliance.csv",
     "manifest.json",
@@ -146,7 +155,7 @@ fn audit_writes_a_verifiable_bundle_and_verify_names_tampering() {
 
     let report: Value =
         serde_json::from_slice(&std::fs::read(out.join("report.json")).unwrap()).unwrap();
-    assert_eq!(report["schema_version"], 1);
+    assert_eq!(report["schema_version"], 2);
     assert_eq!(report["scope"]["operator"], "<b>auditor</b>");
     assert_eq!(report["scope"]["tool_version"], env!("CARGO_PKG_VERSION"));
     assert_eq!(report["summary"]["open_ports"], 2);
@@ -180,7 +189,7 @@ fn audit_writes_a_verifiable_bundle_and_verify_names_tampering() {
     );
 
     // Identification grabbed the hostile banner; it reaches the page as text.
-    let banner = report["hosts"][0]["ports"][0]["banner"].as_str().unwrap();
+    let banner = report["inventory"][0]["banner"].as_str().unwrap();
     assert!(banner.starts_with("<script>alert(1)</script>"), "{banner}");
     // Hostile banner and policy text is escaped in HTML and inert in CSV.
     let html = std::fs::read_to_string(out.join("index.html")).unwrap();
@@ -188,7 +197,8 @@ fn audit_writes_a_verifiable_bundle_and_verify_names_tampering() {
     assert!(!html.contains("<img src=x"));
     assert!(!html.contains("<b>auditor"));
     assert!(html.contains("&lt;script&gt;alert(1)&lt;/script&gt;"));
-    assert_eq!(html.matches("<script").count(), 1);
+    // Our script and the table's JSON data block, nothing else.
+    assert_eq!(html.matches("<script").count(), 2);
     let inventory = std::fs::read_to_string(out.join("inventory.csv")).unwrap();
     assert!(inventory.contains(",'+cmd|'/C calc'!A0,"), "{inventory}");
     assert!(inventory.contains("'=HYPERLINK"), "{inventory}");
@@ -387,14 +397,20 @@ impl Drop for Driver {
 }
 
 impl Driver {
-    /// `None` when Chromium or chromedriver is not installed (see tests/setup.sh).
+    /// `None` when Chromium or chromedriver is not installed (see
+    /// tests/setup.sh); under `CI=true` that is a failure, not a skip.
     fn start(scripts: bool) -> Option<Driver> {
-        let chromium = ["/usr/bin/chromium", "/usr/bin/chromium-browser"]
-            .into_iter()
-            .find(|p| Path::new(p).exists())?;
-        let driver = ["/usr/bin/chromedriver", "/usr/lib/chromium/chromedriver"]
-            .into_iter()
-            .find(|p| Path::new(p).exists())?;
+        let found = chromium().zip(
+            ["/usr/bin/chromedriver", "/usr/lib/chromium/chromedriver"]
+                .into_iter()
+                .find(|p| Path::new(p).exists()),
+        );
+        let Some((chromium, driver)) = found else {
+            crate::prereq::missing(
+                "the browser test needs chromium and chromium-driver (tests/setup.sh)",
+            );
+            return None;
+        };
         let port = TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
@@ -493,123 +509,316 @@ impl Driver {
     }
 }
 
-const VISIBLE_ROWS: &str = "return Array.from(document.querySelectorAll('#findings-table tbody tr')).filter(r => !r.hidden && r.offsetParent !== null).length";
+impl Driver {
+    /// A screenshot of what the window shows now.
+    fn viewport_shot(&self, path: &Path) {
+        let png = self.cmd("GET", "/screenshot", None);
+        std::fs::write(path, base64_decode(png.as_str().unwrap())).unwrap();
+    }
 
-fn browser_check(lang: &str) {
-    let Some(driver) = Driver::start(true) else {
-        crate::prereq::missing(
-            "the browser test needs chromium and chromium-driver (tests/setup.sh)",
+    /// A screenshot of one element.
+    fn element_shot(&self, css: &str, path: &Path) {
+        let el = self.cmd(
+            "POST",
+            "/element",
+            Some(json!({"using": "css selector", "value": css})),
         );
-        return;
-    };
-    let scratch = Scratch::new(&format!("browser-{lang}"));
-    let (out, run) = audit(&scratch.0, lang);
-    assert_eq!(run.status.code(), Some(1), "stderr: {}", text(&run.stderr));
-    let report: Value =
-        serde_json::from_slice(&std::fs::read(out.join("report.json")).unwrap()).unwrap();
-    let findings = report["findings"].as_array().unwrap();
-    let total = findings.len();
-    // A requirement that some findings fail and others do not.
-    let (control, expected) = report["compliance"]
+        let id = el["element-6066-11e4-a52e-4f735466cecf"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let png = self.cmd("GET", &format!("/element/{id}/screenshot"), None);
+        std::fs::write(path, base64_decode(png.as_str().unwrap())).unwrap();
+    }
+
+    fn resize(&self, width: u64, height: u64) {
+        self.cmd(
+            "POST",
+            "/window/rect",
+            Some(json!({"width": width, "height": height})),
+        );
+    }
+
+    fn go(&self, url: &str) {
+        self.cmd("POST", "/url", Some(json!({"url": url})));
+    }
+
+    fn hash(&self) -> String {
+        self.js("return decodeURIComponent(location.hash)")
+            .as_str()
+            .unwrap()
+            .to_string()
+    }
+}
+
+/// The Chromium binary, when installed.
+fn chromium() -> Option<&'static str> {
+    ["/usr/bin/chromium", "/usr/bin/chromium-browser"]
+        .into_iter()
+        .find(|p| Path::new(p).exists())
+}
+
+fn shot_path(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(name)
+}
+
+/// Audits the synthetic /24 (about 150 live hosts, 320 open ports, three
+/// groups) from its JSONL, offline; returns the report directory.
+fn synthetic_audit(dir: &Path, lang: &str) -> PathBuf {
+    let open = synth::generate(dir, &synth::SCALES[0]);
+    assert!(open > 250, "{open}");
+    let out = dir.join("report");
+    let run = Command::new(EXE)
+        .args([
+            "audit",
+            "--no-store",
+            "--as-of",
+            "2026-11-24",
+            "--lang",
+            lang,
+        ])
+        .arg("--from-jsonl")
+        .arg(dir.join("observations.jsonl"))
+        .arg("--policy")
+        .arg(dir.join("policy.toml"))
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(
+        matches!(run.status.code(), Some(0 | 1)),
+        "{}",
+        text(&run.stderr)
+    );
+    out
+}
+
+const VISIBLE_ROWS: &str = "return document.querySelectorAll('#findings-table tbody tr').length";
+const FILTER_COUNT: &str = "return document.getElementById('f-count').textContent";
+
+/// Rows (host:port) of report.json whose checks map to `control`.
+fn rows_with_control(report: &Value, control: &str) -> Vec<Value> {
+    let sets = report["control_sets"].as_array().unwrap();
+    report["ports"]
         .as_array()
         .unwrap()
         .iter()
-        .flat_map(|fw| fw["requirements"].as_array().unwrap().iter())
-        .map(|r| {
-            let c = r["control"].as_str().unwrap().to_string();
-            let n = findings
+        .filter(|r| {
+            sets[r["controls"].as_u64().unwrap() as usize]
+                .as_array()
+                .unwrap()
                 .iter()
-                .filter(|f| {
-                    f["controls"]
-                        .as_array()
-                        .unwrap()
-                        .iter()
-                        .any(|x| x == c.as_str())
-                })
-                .count();
-            (c, n)
+                .any(|c| c == control)
         })
-        .find(|(_, n)| *n > 0 && *n < total)
-        .expect("the scenario has a requirement that filters some findings out");
-
-    let url = format!("file://{}", out.join("index.html").display());
-    driver.cmd("POST", "/url", Some(json!({"url": url})));
-    let compliance =
-        driver.js("return document.querySelectorAll('#compliance article.framework').length");
-    assert_eq!(compliance, json!(5));
-    let reqs = driver.js("return document.querySelectorAll('#compliance a.req').length");
-    assert!(reqs.as_u64().unwrap() > 20, "{reqs}");
-    assert_eq!(driver.js(VISIBLE_ROWS), json!(total));
-    // Scripts ran (the filter bar is shown) and nothing injected ran.
-    assert_eq!(
-        driver.js("return document.getElementById('filters').hidden"),
-        json!(false)
-    );
-    assert_eq!(
-        driver.js("return document.querySelectorAll('img').length"),
-        json!(0)
-    );
-    let shot = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("report-{lang}.png"));
-    driver.screenshot(&shot);
-
-    driver.click(&format!("a.req[data-req=\"{control}\"]"));
-    assert_eq!(
-        driver.js(VISIBLE_ROWS),
-        json!(expected),
-        "filter on {control}"
-    );
-    let hash = driver.js("return decodeURIComponent(location.hash)");
-    assert_eq!(hash, json!(format!("#req={control}")));
-    let shot =
-        PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("report-{lang}-filtered.png"));
-    driver.screenshot(&shot);
-
-    driver.click("#f-req-clear");
-    assert_eq!(driver.js(VISIBLE_ROWS), json!(total));
-
-    // Sorting: a numeric column sorts descending first, then ascending.
-    let ports = "return Array.from(document.querySelectorAll('#findings-table tbody tr')).map(r => Number(r.cells[3].getAttribute('data-v')))";
-    driver.click("th[data-sort=\"port\"]");
-    let desc: Vec<u64> = serde_json::from_value(driver.js(ports)).unwrap();
-    assert!(desc.windows(2).all(|w| w[0] >= w[1]), "{desc:?}");
-    driver.click("th[data-sort=\"port\"]");
-    let asc: Vec<u64> = serde_json::from_value(driver.js(ports)).unwrap();
-    assert!(asc.windows(2).all(|w| w[0] <= w[1]), "{asc:?}");
-    assert_ne!(desc, asc);
-
-    // Severity filter.
-    let sev = findings[0]["severity"].as_str().unwrap().to_string();
-    let same = findings
-        .iter()
-        .filter(|f| f["severity"] == sev.as_str())
-        .count();
-    driver.js(&format!(
-        "var s = document.getElementById('f-sev'); s.value = '{sev}'; s.dispatchEvent(new Event('change')); return 0"
-    ));
-    assert_eq!(driver.js(VISIBLE_ROWS), json!(same));
-
-    // With JS off every finding is in the page and visible: nothing starts hidden.
-    let html = std::fs::read_to_string(out.join("index.html")).unwrap();
-    assert_eq!(html.matches("<tr id=\"f-").count(), total);
+        .cloned()
+        .collect()
 }
 
-/// With scripts off the page still shows every finding, no filter bar, no
-/// copy buttons, and the first remediation tab of each block.
+/// The click path of the issue: framework bar → requirement → its
+/// findings → the fix group → back; then filters, sorting and search.
+fn browser_check(lang: &str) {
+    let Some(driver) = Driver::start(true) else {
+        return;
+    };
+    let scratch = Scratch::new(&format!("browser-{lang}"));
+    let out = synthetic_audit(&scratch.0, lang);
+    let report: Value =
+        serde_json::from_slice(&std::fs::read(out.join("report.json")).unwrap()).unwrap();
+    let rows = report["ports"].as_array().unwrap();
+    let total = rows.len();
+    assert!(total > 100, "{total}");
+
+    let url = format!("file://{}", out.join("index.html").display());
+    let t0 = Instant::now();
+    driver.go(&url);
+    let load_ms = t0.elapsed().as_millis();
+    let nav = driver.js(
+        "var t = performance.getEntriesByType('navigation')[0]; return [t.domContentLoadedEventEnd, t.loadEventEnd]",
+    );
+    eprintln!(
+        "report-{lang}: first screen {load_ms} ms over WebDriver (navigation: DOMContentLoaded {:.0} ms, load {:.0} ms) for {total} rows",
+        nav[0].as_f64().unwrap_or(0.0),
+        nav[1].as_f64().unwrap_or(0.0)
+    );
+    assert_eq!(
+        driver.js("return document.querySelectorAll('#compliance article.framework').length"),
+        json!(5)
+    );
+    // One page of 100 rows out of all of them; nothing injected ran.
+    assert_eq!(driver.js(VISIBLE_ROWS), json!(total.min(100)));
+    assert!(
+        driver
+            .js(FILTER_COUNT)
+            .as_str()
+            .unwrap()
+            .ends_with(&format!(" {total} / {total}"))
+    );
+    assert_eq!(
+        driver.js("return document.getElementById('static-findings').hidden"),
+        json!(true)
+    );
+    driver.viewport_shot(&shot_path(&format!("report-{lang}-summary.png")));
+    driver.screenshot(&shot_path(&format!("report-{lang}.png")));
+
+    // Framework bar → the framework's requirements.
+    driver.click("a.fwbar[data-fw=\"pci-dss-4.0\"]");
+    assert_eq!(driver.hash(), "#fw-pci-dss-4.0");
+    // A failing PCI requirement → its findings.
+    let control = report["compliance"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["id"] == "pci-dss-4.0")
+        .unwrap()["requirements"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["finding_count"].as_u64().unwrap() > 0)
+        .map(|r| r["control"].as_str().unwrap().to_string())
+        .find(|c| {
+            let n = rows_with_control(&report, c).len();
+            n > 0 && n < total
+        })
+        .expect("a PCI requirement that some rows fail");
+    let expected = rows_with_control(&report, &control);
+    driver.click(&format!("#fw-pci-dss-4\\.0 a.req[data-req=\"{control}\"]"));
+    assert_eq!(driver.hash(), format!("#req={control}"));
+    assert_eq!(driver.js(VISIBLE_ROWS), json!(expected.len().min(100)));
+    assert!(
+        driver
+            .js(FILTER_COUNT)
+            .as_str()
+            .unwrap()
+            .ends_with(&format!(" {} / {total}", expected.len()))
+    );
+    // The first row's fix group, which lists the row's host.
+    let first_ip = driver
+        .js("return document.querySelector('#findings-table tbody tr td:nth-child(2)').firstChild.textContent")
+        .as_str()
+        .unwrap()
+        .to_string();
+    let fix = driver
+        .js("var a = document.querySelector('#findings-table tbody tr a.fixlink'); return a ? a.textContent : null")
+        .as_str()
+        .expect("the most severe row has a fix group")
+        .to_string();
+    driver.click("#findings-table tbody tr a.fixlink");
+    assert_eq!(driver.hash(), format!("#{fix}"));
+    let group = report["fix_groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|g| g["key"] == fix.as_str())
+        .unwrap();
+    assert!(
+        group["hosts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|h| h == first_ip.as_str()),
+        "{first_ip} not in {fix}"
+    );
+    // From the fix group to all its hosts in the table.
+    driver.click(&format!("#{fix} a.showhosts"));
+    assert_eq!(driver.hash(), format!("#fix={fix}"));
+    let hosts = group["hosts"].as_array().unwrap().len();
+    assert_eq!(driver.js(VISIBLE_ROWS), json!(hosts.min(100)));
+    // And back: the browser's back button returns to the fix group, then to the requirement's findings.
+    driver.cmd("POST", "/back", Some(json!({})));
+    assert_eq!(driver.hash(), format!("#{fix}"));
+    driver.cmd("POST", "/back", Some(json!({})));
+    assert_eq!(driver.hash(), format!("#req={control}"));
+    assert_eq!(driver.js(VISIBLE_ROWS), json!(expected.len().min(100)));
+    driver.click("#f-chip-clear");
+    assert_eq!(driver.js(VISIBLE_ROWS), json!(total.min(100)));
+
+    // A filter, timed in the page.
+    let sev_rank = 4;
+    let same = rows.iter().filter(|r| r["severity"] == "critical").count();
+    let ms = driver.js(&format!(
+        "var s = document.getElementById('f-sev'); var t = performance.now(); s.value = '{sev_rank}'; s.dispatchEvent(new Event('change')); document.body.offsetHeight; return performance.now() - t"
+    ));
+    eprintln!(
+        "report-{lang}: severity filter applied in {:.1} ms",
+        ms.as_f64().unwrap()
+    );
+    assert_eq!(driver.js(VISIBLE_ROWS), json!(same.min(100)));
+    driver.js("var s = document.getElementById('f-sev'); s.value = ''; s.dispatchEvent(new Event('change')); return 0");
+
+    // Sorting by port: ascending, then descending.
+    let ports = "return Array.from(document.querySelectorAll('#findings-table tbody tr td:nth-child(3)')).map(td => parseInt(td.textContent) || -1)";
+    driver.click("th[data-sort=\"port\"]");
+    let asc: Vec<i64> = serde_json::from_value(driver.js(ports)).unwrap();
+    assert!(asc.windows(2).all(|w| w[0] <= w[1]), "{asc:?}");
+    driver.click("th[data-sort=\"port\"]");
+    let desc: Vec<i64> = serde_json::from_value(driver.js(ports)).unwrap();
+    assert!(desc.windows(2).all(|w| w[0] >= w[1]), "{desc:?}");
+    // Free-text search: one host.
+    let ip = rows[0]["ip"].as_str().unwrap();
+    let of_ip = rows.iter().filter(|r| r["ip"] == ip).count();
+    driver.js(&format!(
+        "var q = document.getElementById('f-q'); q.value = '{ip}'; q.dispatchEvent(new Event('input')); return 0"
+    ));
+    std::thread::sleep(Duration::from_millis(400));
+    // A prefix search may match longer addresses (198.18.0.1 and 198.18.0.10…).
+    let shown = driver.js(VISIBLE_ROWS).as_u64().unwrap() as usize;
+    assert!(shown >= of_ip, "{shown} < {of_ip}");
+    // Paging.
+    driver.js("var q = document.getElementById('f-q'); q.value = ''; q.dispatchEvent(new Event('input')); return 0");
+    std::thread::sleep(Duration::from_millis(400));
+    if total > 100 {
+        driver.click("#p-next");
+        assert_eq!(driver.js(VISIBLE_ROWS), json!((total - 100).min(100)));
+    }
+
+    // The segment view: one group alone, from the summary's group chart.
+    driver.go(&format!("{url}#grp=cardholder"));
+    let cde = rows.iter().filter(|r| r["group"] == "cardholder").count();
+    assert_eq!(driver.js(VISIBLE_ROWS), json!(cde.min(100)));
+    driver.viewport_shot(&shot_path(&format!("report-{lang}-segment.png")));
+    driver.go(&url);
+    driver.element_shot(
+        "figure.chart.wide",
+        &shot_path(&format!("report-{lang}-heatmap.png")),
+    );
+
+    // Mobile: nothing overflows sideways at 420 px; tables are cards.
+    driver.resize(420, 900);
+    std::thread::sleep(Duration::from_millis(300));
+    let widths = driver
+        .js("return [document.documentElement.scrollWidth, document.documentElement.clientWidth]");
+    assert!(
+        widths[0].as_u64().unwrap() <= widths[1].as_u64().unwrap(),
+        "horizontal overflow at 420 px: {widths}"
+    );
+    driver.viewport_shot(&shot_path(&format!("report-{lang}-mobile.png")));
+    driver.js("document.getElementById('findings').scrollIntoView(); return 0");
+    driver.viewport_shot(&shot_path(&format!("report-{lang}-mobile-table.png")));
+}
+
+#[test]
+fn report_page_click_path_filters_and_mobile_in_chromium_en() {
+    browser_check("en");
+}
+
+#[test]
+fn report_page_click_path_filters_and_mobile_in_chromium_zh_cn() {
+    browser_check("zh-CN");
+}
+
+/// With scripts off the page shows its summary, compliance, the most
+/// severe ports, the pointer to the full lists, and CSS-only tabs.
 #[test]
 fn report_page_reads_with_javascript_off_in_chromium() {
     let Some(driver) = Driver::start(false) else {
-        crate::prereq::missing(
-            "the browser test needs chromium and chromium-driver (tests/setup.sh)",
-        );
         return;
     };
     let scratch = Scratch::new("browser-nojs");
     let (out, _) = audit(&scratch.0, "en");
     let report: Value =
         serde_json::from_slice(&std::fs::read(out.join("report.json")).unwrap()).unwrap();
-    let total = report["findings"].as_array().unwrap().len();
-    let url = format!("file://{}", out.join("index.html").display());
-    driver.cmd("POST", "/url", Some(json!({"url": url})));
+    let total = report["ports"].as_array().unwrap().len();
+    driver.go(&format!("file://{}", out.join("index.html").display()));
     let displayed = |css: &str| -> Vec<bool> {
         let els = driver.cmd(
             "POST",
@@ -625,31 +834,486 @@ fn report_page_reads_with_javascript_off_in_chromium() {
             })
             .collect()
     };
-    let rows = displayed("#findings-table tbody tr");
-    assert_eq!(rows.len(), total);
-    assert!(rows.iter().all(|d| *d), "every finding visible");
-    assert_eq!(displayed("#filters"), vec![false]);
+    let rows = displayed("#top-table tbody tr");
+    assert_eq!(rows.len(), total.min(50));
+    assert!(rows.iter().all(|d| *d), "every static row visible");
+    assert_eq!(displayed("#live"), vec![false]);
     assert!(displayed("button.copy").iter().all(|d| !d));
-    // CSS-only tabs: exactly one panel per remediation block is shown.
-    let blocks = report["remediation"].as_array().unwrap().len();
+    assert_eq!(displayed("svg.chart").len(), 5);
+    // CSS-only tabs: exactly one panel per fix group is shown.
+    let groups = report["fix_groups"].as_array().unwrap().len();
     let panels = displayed(".tabs > .panel");
-    assert_eq!(panels.iter().filter(|d| **d).count(), blocks);
-    // Clicking another tab's label switches panels without scripts.
-    let first = report["remediation"][0]["id"].as_str().unwrap();
-    driver.click(&format!("label[for=\"fix-{first}-2\"]"));
-    let after = displayed(&format!("#fix-{first} .tabs > .panel"));
+    assert_eq!(panels.iter().filter(|d| **d).count(), groups);
+    driver.click("label[for=\"fx1-2\"]");
+    let after = displayed("#fx1 .tabs > .panel");
     assert_eq!(after.iter().position(|d| *d), Some(2));
-    let png = driver.cmd("GET", "/screenshot", None);
-    let shot = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("report-nojs.png");
-    std::fs::write(shot, base64_decode(png.as_str().unwrap())).unwrap();
+    driver.viewport_shot(&shot_path("report-nojs.png"));
 }
 
+/// The printed page (Chromium's own PDF printer) of the synthetic /24 is
+/// an executive report of at most 40 pages; its first page is saved as PNG.
 #[test]
-fn report_page_filters_findings_by_requirement_in_chromium_en() {
-    browser_check("en");
+fn printed_report_of_a_slash24_fits_in_40_pages() {
+    let Some(chromium) = chromium() else {
+        crate::prereq::missing("the print test needs chromium (tests/setup.sh)");
+        return;
+    };
+    let scratch = Scratch::new("print");
+    let out = synthetic_audit(&scratch.0, "en");
+    let pdf = scratch.0.join("report.pdf");
+    let profile = Scratch::new("print-profile");
+    let run = Command::new(chromium)
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--no-first-run",
+            "--no-pdf-header-footer",
+        ])
+        .arg(format!("--user-data-dir={}", profile.0.display()))
+        .arg(format!("--print-to-pdf={}", pdf.display()))
+        .arg(format!("file://{}", out.join("index.html").display()))
+        .output()
+        .unwrap();
+    assert!(pdf.is_file(), "no PDF: {}", text(&run.stderr));
+    let info = Command::new("pdfinfo").arg(&pdf).output();
+    let Ok(info) = info else {
+        crate::prereq::missing("the print test needs pdfinfo (poppler-utils, tests/setup.sh)");
+        return;
+    };
+    let pages: u32 = text(&info.stdout)
+        .lines()
+        .find_map(|l| l.strip_prefix("Pages:"))
+        .and_then(|n| n.trim().parse().ok())
+        .expect("pdfinfo names the page count");
+    eprintln!("printed /24 report: {pages} pages");
+    assert!(pages <= 40, "{pages} pages");
+    let png = shot_path("report-print-page1");
+    let conv = Command::new("pdftoppm")
+        .args(["-png", "-r", "70", "-f", "1", "-l", "1", "-singlefile"])
+        .arg(&pdf)
+        .arg(&png)
+        .output()
+        .unwrap();
+    assert!(conv.status.success(), "{}", text(&conv.stderr));
 }
 
+/// Text a reader sees in `html`: without scripts, styles, code, tags and
+/// entities.
+fn visible_text(html: &str) -> String {
+    let mut s = html.to_string();
+    for (open, close) in [
+        ("<script", "</script>"),
+        ("<style", "</style>"),
+        ("<pre", "</pre>"),
+        ("<code", "</code>"),
+        ("<title", "</title>"),
+    ] {
+        while let Some(i) = s.find(open) {
+            let j = s[i..]
+                .find(close)
+                .map(|j| i + j + close.len())
+                .unwrap_or(s.len());
+            s.replace_range(i..j, " ");
+        }
+    }
+    let mut out = String::new();
+    let mut in_tag = false;
+    for c in s.chars() {
+        match c {
+            '<' => in_tag = true,
+            '>' if in_tag => {
+                in_tag = false;
+                out.push(' ');
+            }
+            c if !in_tag => out.push(c),
+            _ => {}
+        }
+    }
+    out.replace("&#x27;", "'")
+        .replace("&quot;", "\"")
+        .replace("&#x3D;", "=")
+        .replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&amp;", "&")
+}
+
+/// Words of Latin letters in `text` that are not identifiers of the audit
+/// (`allowed`) nor of the standards and formats.
+fn english_words(text: &str, allowed: &std::collections::BTreeSet<String>) -> Vec<String> {
+    const FIXED: &[&str] = &[
+        "PCI",
+        "DSS",
+        "ISO",
+        "IEC",
+        "CIS",
+        "Controls",
+        "NIST",
+        "SP",
+        "GB",
+        "T",
+        "UTC",
+        "SHA",
+        "TCP",
+        "SYN",
+        "UDP",
+        "IP",
+        "portwarden",
+        "csv",
+        "jsonl",
+        "json",
+        "findings",
+        "report",
+        "inventory",
+        "index",
+        "html",
+        "JavaScript",
+        "TLS",
+        "ID",
+        "a",
+        "b",
+        "c",
+        "d",
+        "e",
+        "f",
+        "g",
+        "n",
+        "r",
+        "v",
+        "max_open_ports",
+        "review_by",
+        "expect",
+        "unreachable",
+        "internet",
+        "vantage",
+        "nmap",
+        "sV",
+        "change",
+        "tcp",
+        "udp",
+        "fx",
+        "CHG",
+        "ssh",
+        "https",
+        "http",
+        "v4.0",
+        "v8",
+        "r5",
+        "SHA-256",
+        "findings.csv",
+        "findings.jsonl",
+        "inventory.csv",
+        "report.json",
+        "index.html",
+        "1.2.5.a",
+        "ASV",
+        // Platforms and tools the fixes are written for (product names and commands).
+        "AWS",
+        "Azure",
+        "PowerShell",
+        "Kubernetes",
+        "NetworkPolicy",
+        "Debian",
+        "Ubuntu",
+        "CentOS",
+        "RHEL",
+        "Fedora",
+        "SUSE",
+        "Windows",
+        "firewalld",
+        "iptables",
+        "ip6tables",
+        "nftables",
+        "ufw",
+        "netsh",
+        "systemd",
+        "Terraform",
+        "Ansible",
+        "Google",
+        "Cloud",
+        "VPC",
+        "ACL",
+        "CLI",
+        "aliyun",
+        "gcloud",
+        "NACL",
+        "NSG",
+        "GCP",
+        "Alibaba",
+        "ECS",
+        "Security",
+        "Group",
+    ];
+    let mut out = Vec::new();
+    let mut word = String::new();
+    let flush = |w: &mut String, out: &mut Vec<String>| {
+        let t = w.trim_matches(|c: char| c == '.' || c == '-' || c == '_');
+        if !t.is_empty()
+            && t.chars().any(|c| c.is_ascii_alphabetic())
+            && !FIXED.contains(&t)
+            && !allowed.contains(t)
+            && !t.starts_with("fx")
+            && !t.starts_with(|c: char| c.is_ascii_digit())
+            && !t.chars().all(|c| c.is_ascii_hexdigit())
+        {
+            out.push(t.to_string());
+        }
+        w.clear();
+    };
+    for c in text.chars() {
+        if c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_' | ':') {
+            word.push(c);
+        } else {
+            flush(&mut word, &mut out);
+        }
+    }
+    flush(&mut word, &mut out);
+    out.sort();
+    out.dedup();
+    out
+}
+
+/// Identifiers of an audit that may stay as written in any language:
+/// addresses, services, products, groups, host names, policy values, ids.
+fn identifiers(report: &Value) -> std::collections::BTreeSet<String> {
+    let mut out = std::collections::BTreeSet::new();
+    let mut add = |v: &Value| {
+        if let Some(s) = v.as_str() {
+            for w in s
+                .split(|c: char| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_' | ':')))
+            {
+                out.insert(
+                    w.trim_matches(|c: char| c == '.' || c == '-' || c == '_')
+                        .to_string(),
+                );
+            }
+        }
+    };
+    for r in report["inventory"].as_array().unwrap() {
+        for k in [
+            "ip",
+            "service",
+            "group",
+            "justification",
+            "approver",
+            "ticket",
+            "product",
+        ] {
+            add(&r[k]);
+        }
+    }
+    for r in report["ports"].as_array().unwrap() {
+        add(&r["ip"]);
+        add(&r["service"]);
+        add(&r["group"]);
+        for c in r["checks"].as_array().unwrap() {
+            add(&c["check"]);
+            add(&c["exception"]);
+        }
+    }
+    for s in report["charts"]["services"].as_array().unwrap() {
+        add(&s["service"]);
+    }
+    for e in report["exceptions"].as_array().unwrap() {
+        for k in [
+            "id", "target", "ports", "reason", "approver", "ticket", "check",
+        ] {
+            add(&e[k]);
+        }
+    }
+    let scope = &report["scope"];
+    for k in ["ports", "operator"] {
+        add(&scope[k]);
+    }
+    for k in ["file", "name", "owner"] {
+        add(&scope["policy"][k]);
+    }
+    add(&scope["rules"]["version"]);
+    for k in ["targets", "excludes", "command_line"] {
+        for v in scope[k].as_array().unwrap() {
+            add(v);
+        }
+    }
+    for f in report["compliance"].as_array().unwrap() {
+        add(&f["id"]);
+        for r in f["requirements"].as_array().unwrap() {
+            add(&r["id"]);
+            add(&r["control"]);
+        }
+    }
+    out
+}
+
+/// A zh-CN report of a real lab audit (three groups, an expired exception,
+/// a windowed one) shows no English words outside identifiers.
 #[test]
-fn report_page_filters_findings_by_requirement_in_chromium_zh_cn() {
-    browser_check("zh-CN");
+fn zh_cn_lab_report_has_no_english_outside_identifiers() {
+    use crate::lab::{FAST_CONNECT, Lab};
+    let ip = |s: &str| -> std::net::IpAddr { s.parse().unwrap() };
+    let ports = [22u16, 23, 80, 443, 445, 3389, 6379, 8080];
+    let mut b = Lab::builder().v4_prefix("198.19.1.0/24").ports(&ports);
+    for (a, p) in [
+        ("198.19.1.2", 22),
+        ("198.19.1.2", 443),
+        ("198.19.1.2", 3389),
+        ("198.19.1.17", 22),
+        ("198.19.1.17", 80),
+        ("198.19.1.17", 6379),
+        ("198.19.1.33", 23),
+        ("198.19.1.33", 8080),
+        ("198.19.1.50", 445),
+    ] {
+        b = b.open(ip(a), p);
+    }
+    let lab = b.build();
+    let scratch = Scratch::new("zh-lab");
+    let policy = scratch.0.join("policy.toml");
+    std::fs::write(
+        &policy,
+        r#"name = "lab"
+
+[[group]]
+name = "cardholder"
+targets = ["198.19.1.0/28"]
+tags = ["cardholder"]
+profiles = ["pci-dss-4.0", "mlps2-level3"]
+max_open_ports = 2
+
+[[group.allow]]
+port = 443
+justification = "payment API"
+approver = "ciso"
+review_by = 2099-12-31
+
+[[group.allow]]
+port = 22
+review_by = 2026-01-31
+
+[[group]]
+name = "dmz"
+targets = ["198.19.1.16/28"]
+vantage = "internet"
+profiles = ["pci-dss-4.0", "iso27001-2022", "cis-v8", "nist-800-53r5"]
+
+[[group.allow]]
+port = 80
+justification = "redirect"
+approver = "web-lead"
+review_by = 2099-12-31
+
+[[exception]]
+id = "RISK-77"
+target = "198.19.1.33"
+port = 23
+reason = "legacy PLC"
+approver = "ot-security"
+expires = 2099-12-31
+window = { every = "quarter", last_days = 14 }
+
+[[exception]]
+id = "RISK-12"
+target = "198.19.1.2"
+port = 3389
+reason = "vendor support"
+approver = "ciso"
+expires = 2020-01-31
+"#,
+    )
+    .unwrap();
+    let out = scratch.0.join("report");
+    let ports_arg = ports.map(|p| p.to_string()).join(",");
+    let mut args = vec![
+        "audit",
+        "198.19.1.0/24",
+        "-p",
+        &ports_arg,
+        "--policy",
+        policy.to_str().unwrap(),
+        "--as-of",
+        "2026-11-24",
+        "--lang",
+        "zh-CN",
+        "--no-store",
+        "--out",
+        out.to_str().unwrap(),
+    ];
+    args.extend(FAST_CONNECT);
+    let run = lab.run(&args);
+    assert_eq!(run.status.code(), Some(1), "{}", text(&run.stderr));
+    // The terminal summary is in Chinese too.
+    let stdout = text(&run.stdout);
+    assert!(stdout.starts_with("严重程度"), "{stdout}");
+    assert!(stdout.contains("报告："), "{stdout}");
+    let report: Value =
+        serde_json::from_slice(&std::fs::read(out.join("report.json")).unwrap()).unwrap();
+    let html = std::fs::read_to_string(out.join("index.html")).unwrap();
+    let allowed = identifiers(&report);
+    let words = english_words(&visible_text(&html), &allowed);
+    assert!(words.is_empty(), "English in the zh-CN page: {words:?}");
+    // What the page's script shows from its data block: labels and messages.
+    let start = html.find("id=\"table-data\">").unwrap() + "id=\"table-data\">".len();
+    let data: Value =
+        serde_json::from_str(&html[start..start + html[start..].find("</script>").unwrap()])
+            .unwrap();
+    let mut shown = String::new();
+    for key in ["ck", "st", "sv"] {
+        for pair in data[key].as_array().unwrap() {
+            shown.push_str(pair[1].as_str().unwrap());
+            shown.push(' ');
+        }
+    }
+    for row in data["rows"].as_array().unwrap() {
+        for chip in row[8].as_array().unwrap() {
+            if let Some(m) = chip.get(4).and_then(Value::as_str) {
+                shown.push_str(m);
+                shown.push(' ');
+            }
+        }
+    }
+    assert!(shown.contains("端口开放但未获批准"), "{shown}");
+    let words = english_words(&shown, &allowed);
+    assert!(
+        words.is_empty(),
+        "English in the zh-CN table data: {words:?}"
+    );
+    // The CSV has a BOM and Chinese labels beside the stable ids.
+    let csv = std::fs::read(out.join("findings.csv")).unwrap();
+    assert!(csv.starts_with(b"\xEF\xBB\xBF"));
+    let csv = String::from_utf8(csv).unwrap();
+    assert!(csv.contains(",fail,不符合,"), "{csv}");
+}
+
+/// Browser figures for a big report (not an assertion: timings depend on
+/// the machine). Make one with
+/// `PW_BENCH_KEEP=1 cargo bench --bench report -- --only 16`, then
+/// `PW_REPORT_DIR=<kept dir> cargo test --release --test tests report::page_perf -- --ignored --nocapture`.
+#[test]
+#[ignore]
+fn page_perf_on_a_large_report() {
+    let dir = PathBuf::from(std::env::var("PW_REPORT_DIR").expect("PW_REPORT_DIR"));
+    let Some(driver) = Driver::start(true) else {
+        return;
+    };
+    let url = format!("file://{}", dir.join("index.html").display());
+    let t0 = Instant::now();
+    driver.go(&url);
+    let load_ms = t0.elapsed().as_millis();
+    let nav = driver.js(
+        "var t = performance.getEntriesByType('navigation')[0]; return [t.domContentLoadedEventEnd, t.loadEventEnd]",
+    );
+    let rows = driver
+        .js("return JSON.parse(document.getElementById('table-data').textContent).rows.length");
+    let filter = driver.js(
+        "var s = document.getElementById('f-sev'); var t = performance.now(); s.value = '4'; s.dispatchEvent(new Event('change')); document.body.offsetHeight; return performance.now() - t",
+    );
+    let search = driver.js(
+        "var s = document.getElementById('f-sev'); s.value = ''; var q = document.getElementById('f-q'); q.value = '198.18.7.'; var t = performance.now(); s.dispatchEvent(new Event('change')); document.body.offsetHeight; return performance.now() - t",
+    );
+    eprintln!(
+        "{rows} rows: first screen {load_ms} ms over WebDriver (DOMContentLoaded {:.0} ms, load {:.0} ms); severity filter {:.0} ms; text search {:.0} ms",
+        nav[0].as_f64().unwrap_or(0.0),
+        nav[1].as_f64().unwrap_or(0.0),
+        filter.as_f64().unwrap_or(0.0),
+        search.as_f64().unwrap_or(0.0)
+    );
 }

@@ -227,6 +227,8 @@ pub struct AuditRequest {
     /// Cancels the audit (the CLI's Ctrl-C / SIGTERM): nothing is written
     /// nor recorded once it is raised, unless the run already committed.
     pub cancel: Cancel,
+    /// Start the report's CSV files with a UTF-8 BOM (always for zh-CN).
+    pub csv_bom: bool,
 }
 
 /// The evaluation clock: noon UTC of `as_of`, else now.
@@ -539,21 +541,38 @@ fn finish_audit(
         baseline.as_ref(),
     );
     cancel.check()?;
-    record.findings = evaluation.findings.clone();
+    // The history's copy of the findings is needed only when there is a
+    // history (a /16 audit has ~150,000 findings).
+    if history.is_some() {
+        record.findings = evaluation.findings.clone();
+    }
     let drift = previous
         .as_ref()
         .map(|p| store::drift((&p.record, Some(p.id)), (&record, None)));
     let gate_tripped = policy::gate(&evaluation.findings, req.fail_on);
-    let findings_doc = serde_json::json!({
-        "schema_version": 1,
-        "policy": &policy.file,
-        "as_of": now.date_naive(),
-        "fail_on": req.fail_on,
-        "findings": evaluation.findings,
-        "profiles": evaluation.profiles,
-        "ports": evaluation.ports,
-        "coverage": evaluation.coverage,
-    });
+    // Serialised straight to the file: a JSON tree of every finding would
+    // cost several times the file's size in memory.
+    #[derive(serde::Serialize)]
+    struct FindingsDoc<'a> {
+        schema_version: u32,
+        policy: &'a str,
+        as_of: NaiveDate,
+        fail_on: Severity,
+        findings: &'a [crate::model::Finding],
+        profiles: &'a [crate::model::ProfileVerdict],
+        ports: &'a [crate::model::PortVerdict],
+        coverage: &'a [crate::model::GroupCoverage],
+    }
+    let findings_doc = FindingsDoc {
+        schema_version: 1,
+        policy: &policy.file,
+        as_of: now.date_naive(),
+        fail_on: req.fail_on,
+        findings: &evaluation.findings,
+        profiles: &evaluation.profiles,
+        ports: &evaluation.ports,
+        coverage: &evaluation.coverage,
+    };
     // The run's place in the history is fixed (and the write lock taken)
     // before the report is written, so its manifest can carry the anchor.
     let pending_run = match history {
@@ -569,7 +588,11 @@ fn finish_audit(
                 .with_context(|| format!("cannot write {}", path.display()))?;
         }
         let path = dir.join("findings.json");
-        fs::write(&path, serde_json::to_vec_pretty(&findings_doc)?)
+        let file =
+            fs::File::create(&path).with_context(|| format!("cannot create {}", path.display()))?;
+        let mut w = BufWriter::new(file);
+        serde_json::to_writer_pretty(&mut w, &findings_doc)
+            .and_then(|()| w.flush().map_err(serde_json::Error::io))
             .with_context(|| format!("cannot write {}", path.display()))?;
         let facts = report::RunFacts {
             targets: scope.targets.clone(),
@@ -595,8 +618,9 @@ fn finish_audit(
             },
             partial_import,
             history: anchor.clone(),
+            inputs: input_files(&req.import)?,
         };
-        report::write_bundle(
+        report::write_bundle_with(
             dir,
             &report::ReportInput {
                 lang: req.lang,
@@ -607,6 +631,9 @@ fn finish_audit(
                 profiles,
                 catalogue: &catalogue,
                 remediation,
+            },
+            report::BundleOptions {
+                csv_bom: req.csv_bom,
             },
         )?;
         Ok(())
@@ -694,6 +721,25 @@ pub fn source_addresses(
         }
     }
     out.into_iter().collect()
+}
+
+/// The files an import audit read, with their SHA-256 (provenance).
+fn input_files(sources: &[crate::import::Source]) -> Result<Vec<report::InputFile>> {
+    sources
+        .iter()
+        .map(|s| {
+            let kind = match s {
+                crate::import::Source::NmapXml(_) => "nmap-xml",
+                crate::import::Source::Masscan(_) => "masscan-json",
+                crate::import::Source::Jsonl(_) => "jsonl",
+            };
+            Ok(report::InputFile {
+                path: s.path().display().to_string(),
+                sha256: report::evidence::file_sha256(s.path())?,
+                kind: kind.to_string(),
+            })
+        })
+        .collect()
 }
 
 /// Writes one observation per line.

@@ -241,6 +241,9 @@ pub struct AuditCmd {
     /// Write Prometheus textfile-collector metrics to FILE (e.g. /var/lib/node_exporter/textfile/portwarden.prom).
     #[arg(long, value_name = "FILE")]
     pub metrics: Option<PathBuf>,
+    /// Start the report's CSV files with a UTF-8 byte-order mark, for Excel (always on with --lang zh-CN).
+    #[arg(long)]
+    pub csv_bom: bool,
 }
 
 #[derive(Debug, Args)]

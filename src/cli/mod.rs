@@ -285,6 +285,7 @@ async fn audit(cmd: AuditCmd) -> Result<u8> {
         metrics: cmd.metrics.clone(),
         sign_key: cmd.sign_key.clone(),
         cancel: Cancel::new(),
+        csv_bom: cmd.csv_bom,
     };
     cancel_on_signal(req.cancel.clone());
     let (tx, rx) = mpsc::channel(4096);
@@ -309,7 +310,20 @@ async fn audit(cmd: AuditCmd) -> Result<u8> {
     }
     consumer.await.context("output task failed")??;
     let outcome = outcome?;
-    print_findings(&outcome.evaluation)?;
+    {
+        let index = outcome.out.join("index.html");
+        let mut w = BufWriter::new(io::stdout());
+        output::write_audit_summary(
+            &mut w,
+            &outcome.evaluation,
+            &output::SummaryStyle {
+                lang: req.lang,
+                color: output::use_color(),
+                index: &index,
+            },
+        )?;
+        w.flush()?;
+    }
     history::print_audit_history(&outcome);
     eprintln!(
         "{}\nreport written to {}/ (manifest.json sha256 {}; `portwarden verify {}` checks it)",
@@ -337,48 +351,6 @@ async fn audit(cmd: AuditCmd) -> Result<u8> {
         return Ok(exit::FINDINGS);
     }
     Ok(exit::OK)
-}
-
-/// A compact findings table on stdout: the full detail is in the report.
-fn print_findings(ev: &portwarden::policy::Evaluation) -> Result<()> {
-    let mut w = BufWriter::new(io::stdout());
-    if ev.findings.is_empty() {
-        writeln!(w, "no findings")?;
-    }
-    for f in &ev.findings {
-        let port = match (f.port, f.proto) {
-            (Some(p), Some(proto)) => format!("{p}/{proto}"),
-            _ => "-".into(),
-        };
-        writeln!(
-            w,
-            "{:<8} {:<14} {:<24} {:<40} {:<10} {}",
-            f.severity,
-            f.status,
-            f.check,
-            format!("{} {port}", f.ip),
-            f.service
-                .as_deref()
-                .map(output::terminal_safe)
-                .unwrap_or_default(),
-            output::terminal_safe(&f.controls.join(" "))
-        )?;
-    }
-    for p in &ev.profiles {
-        let score = p
-            .score
-            .map(|s| format!("{:.0}%", s * 100.0))
-            .unwrap_or_else(|| "n/a".into());
-        // The same four statuses as the report; the score counts only pass
-        // and fail over confirmed mappings (unconfirmed ones are marked †).
-        writeln!(
-            w,
-            "{:<16} score {score:>4}: {} pass, {} fail, {} partial, {} not assessed ({} † unconfirmed, not scored)",
-            p.profile, p.passed, p.failed, p.partial, p.not_assessed, p.unconfirmed
-        )?;
-    }
-    w.flush()?;
-    Ok(())
 }
 
 /// The report language the locale asks for (LC_ALL, LC_MESSAGES, then LANG,

@@ -239,9 +239,247 @@ pub fn terminal_safe(s: &str) -> String {
     portwarden::report::display_safe(s)
 }
 
+/// Finding lines the audit summary prints before pointing at the report.
+pub const SUMMARY_ROWS: usize = 30;
+
+/// How the audit summary is printed.
+pub struct SummaryStyle<'a> {
+    pub lang: portwarden::report::Lang,
+    /// ANSI colours (a terminal, and NO_COLOR unset).
+    pub color: bool,
+    /// The report's index.html, named in the last line.
+    pub index: &'a std::path::Path,
+}
+
+/// Whether to colour stdout: a terminal, and NO_COLOR unset or empty.
+pub fn use_color() -> bool {
+    use std::io::IsTerminal;
+    io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+}
+
+fn sev_color(s: portwarden::model::Severity) -> &'static str {
+    use portwarden::model::Severity;
+    match s {
+        Severity::Critical => "\x1b[1;35m",
+        Severity::High => "\x1b[1;31m",
+        Severity::Medium => "\x1b[33m",
+        Severity::Low => "\x1b[36m",
+        Severity::Info => "\x1b[2m",
+    }
+}
+
+/// Pads `s` to `width` terminal columns (CJK characters take two).
+fn pad(s: &str, width: usize) -> String {
+    let w = unicode_width::UnicodeWidthStr::width(s);
+    format!("{s}{}", " ".repeat(width.saturating_sub(w)))
+}
+
+/// The audit's terminal summary: a header row, one line per host:port (all
+/// its checks on it, at most [`SUMMARY_ROWS`]), one total line per
+/// severity, each framework's verdict counts, and the report's index.html.
+pub fn write_audit_summary(
+    w: &mut dyn Write,
+    ev: &portwarden::policy::Evaluation,
+    style: &SummaryStyle<'_>,
+) -> io::Result<()> {
+    use portwarden::model::{Finding, Severity};
+    let labels = portwarden::report::Labels::embedded(style.lang).map_err(io::Error::other)?;
+    let t = |k: &str| labels.get(k);
+    let paint = |s: Severity, text: String| -> String {
+        if style.color {
+            format!("{}{text}\x1b[0m", sev_color(s))
+        } else {
+            text
+        }
+    };
+    type Key = (IpAddr, Option<u16>, Option<portwarden::model::Proto>);
+    let mut rows: BTreeMap<Key, Vec<&Finding>> = BTreeMap::new();
+    for f in &ev.findings {
+        rows.entry((f.ip, f.port, f.proto)).or_default().push(f);
+    }
+    // (failing, severity, key, findings), most severe first.
+    let mut rows: Vec<(bool, Severity, Key, Vec<&Finding>)> = rows
+        .into_iter()
+        .map(|(k, fs)| {
+            let failing = fs.iter().any(|f| f.status.is_failing());
+            let sev = fs
+                .iter()
+                .filter(|f| !failing || f.status.is_failing())
+                .map(|f| f.severity)
+                .max()
+                .unwrap_or(Severity::Info);
+            (failing, sev, k, fs)
+        })
+        .collect();
+    rows.sort_by(|a, b| b.0.cmp(&a.0).then(b.1.cmp(&a.1)).then(a.2.cmp(&b.2)));
+    if rows.is_empty() {
+        writeln!(w, "{}", t("term.no_findings"))?;
+    } else {
+        writeln!(w, "{}", t("term.header"))?;
+    }
+    for (failing, sev, (ip, port, proto), fs) in rows.iter().take(SUMMARY_ROWS) {
+        let place = match (port, proto) {
+            (Some(p), Some(proto)) => format!("{ip}:{p}/{proto}"),
+            _ => ip.to_string(),
+        };
+        let status = if *failing {
+            t("status.fail")
+        } else {
+            t("status.waived")
+        };
+        let service = fs
+            .iter()
+            .find_map(|f| f.service.as_deref())
+            .map(terminal_safe)
+            .unwrap_or_default();
+        let checks: Vec<String> = fs
+            .iter()
+            .map(|f| t(&format!("check.{}", f.check)))
+            .collect();
+        writeln!(
+            w,
+            "{} {} {} {} {}",
+            paint(*sev, pad(&t(&format!("severity.{sev}")), 9)),
+            pad(&status, 8),
+            pad(&place, 22),
+            pad(&service, 16),
+            checks.join(", ")
+        )?;
+    }
+    if rows.len() > SUMMARY_ROWS {
+        writeln!(
+            w,
+            "{}",
+            labels.fmt(
+                "term.more",
+                &[
+                    ("n", &(rows.len() - SUMMARY_ROWS).to_string()),
+                    ("path", &style.index.display().to_string()),
+                ]
+            )
+        )?;
+    }
+    for sev in Severity::ALL.iter().rev() {
+        let ports = rows.iter().filter(|r| r.0 && r.1 == *sev).count();
+        let findings = ev
+            .findings
+            .iter()
+            .filter(|f| f.status.is_failing() && f.severity == *sev)
+            .count();
+        let line = labels.fmt(
+            "term.total",
+            &[
+                ("severity", &t(&format!("severity.{sev}"))),
+                ("ports", &ports.to_string()),
+                ("findings", &findings.to_string()),
+            ],
+        );
+        writeln!(w, "{}", if ports > 0 { paint(*sev, line) } else { line })?;
+    }
+    for p in &ev.profiles {
+        let score = p
+            .score
+            .map(|s| format!("{:.0}%", s * 100.0))
+            .unwrap_or_else(|| t("label.not_applicable"));
+        let partial = p.partial;
+        writeln!(
+            w,
+            "{}",
+            labels.fmt(
+                "term.framework",
+                &[
+                    ("name", &p.profile),
+                    ("score", &score),
+                    ("pass", &p.passed.to_string()),
+                    ("fail", &p.failed.to_string()),
+                    ("partial", &partial.to_string()),
+                    ("na", &p.not_assessed.to_string()),
+                ]
+            )
+        )?;
+    }
+    writeln!(
+        w,
+        "{}",
+        labels.fmt(
+            "term.report",
+            &[("path", &style.index.display().to_string())]
+        )
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn audit_summary_has_a_header_totals_a_cap_and_names_the_report() {
+        use portwarden::model::{Finding, FindingStatus, Severity};
+        let finding = |i: u16, sev: Severity| Finding {
+            id: format!("id{i}"),
+            check: "not-allowed".into(),
+            severity: sev,
+            ip: "198.18.0.1".parse().unwrap(),
+            port: Some(1000 + i),
+            proto: Some(portwarden::model::Proto::Tcp),
+            service: Some("x\x1b[2J".into()),
+            group: None,
+            evidence: None,
+            status: FindingStatus::Fail,
+            exception: None,
+            controls: vec![],
+            remediation: "close-port".into(),
+            message: String::new(),
+            msg: Default::default(),
+        };
+        let ev = portwarden::policy::Evaluation {
+            findings: (0..40)
+                .map(|i| {
+                    finding(
+                        i,
+                        if i < 5 {
+                            Severity::Critical
+                        } else {
+                            Severity::Low
+                        },
+                    )
+                })
+                .collect(),
+            profiles: vec![],
+            ports: vec![],
+            coverage: vec![],
+        };
+        let index = std::path::Path::new("out/index.html");
+        let mut buf = Vec::new();
+        let style = SummaryStyle {
+            lang: portwarden::report::Lang::En,
+            color: false,
+            index,
+        };
+        write_audit_summary(&mut buf, &ev, &style).unwrap();
+        let text = String::from_utf8(buf).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert!(lines[0].starts_with("SEVERITY"));
+        assert!(lines[1].starts_with("Critical "), "{}", lines[1]);
+        assert!(lines[1].contains("198.18.0.1:1000/tcp"));
+        assert_eq!(lines[SUMMARY_ROWS + 1], "… and 10 more in out/index.html");
+        assert!(lines.contains(&"Critical: 5 ports, 5 findings"));
+        assert!(lines.contains(&"Low: 35 ports, 35 findings"));
+        assert_eq!(*lines.last().unwrap(), "Report: out/index.html");
+        assert!(!text.contains('\x1b'));
+
+        let mut buf = Vec::new();
+        let style = SummaryStyle {
+            lang: portwarden::report::Lang::ZhCn,
+            color: true,
+            index,
+        };
+        write_audit_summary(&mut buf, &ev, &style).unwrap();
+        let text = String::from_utf8(buf).unwrap();
+        assert!(text.contains("\x1b[1;35m严重"), "{text}");
+        assert!(text.contains("端口开放但未获批准"));
+        assert!(text.ends_with("报告：out/index.html\n"));
+    }
 
     #[test]
     fn terminal_text_loses_control_characters() {

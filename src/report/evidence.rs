@@ -109,6 +109,9 @@ pub struct Manifest {
     pub started: DateTime<Utc>,
     pub finished: DateTime<Utc>,
     pub as_of: NaiveDate,
+    /// The scan result files an import audit read, with their SHA-256.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub inputs: Vec<super::model::InputFile>,
     /// Every other file of the directory (relative path, `/`-separated) → SHA-256.
     pub files: BTreeMap<String, String>,
     /// Where the audit's run sits in the history (absent without one).
@@ -727,6 +730,7 @@ mod tests {
             started: "2026-01-02T03:04:05Z".parse().unwrap(),
             finished: "2026-01-02T03:05:05Z".parse().unwrap(),
             as_of: "2026-01-02".parse().unwrap(),
+            inputs: Vec::new(),
             files: BTreeMap::new(),
             history: None,
         }

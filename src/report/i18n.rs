@@ -124,10 +124,80 @@ impl Labels {
             .unwrap_or_else(|| key.to_string())
     }
 
+    /// Every flattened key and its label, in key order.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.flat.iter().map(|(k, v)| (k.as_str(), v.as_str()))
+    }
+
+    /// The label at `key` with its `{name}` placeholders replaced by
+    /// `params` (a placeholder with no value stays as written).
+    pub fn fmt(&self, key: &str, params: &[(&str, &str)]) -> String {
+        fill(&self.get(key), params)
+    }
+
+    /// A message (key and parameters, as the evaluator records it) in this
+    /// language; `None` when it has no key or the key has no label, so the
+    /// caller can fall back to the English text recorded beside it. A
+    /// message with an `exception_state` parameter gets its `msg.suffix.*`.
+    pub fn message(&self, m: &crate::model::Message) -> Option<String> {
+        let text = self.flat.get(&m.key)?;
+        // A severity parameter (`risk`) is a label like any other.
+        let risk = m
+            .args
+            .get("risk")
+            .and_then(|r| self.flat.get(&format!("severity.{r}")));
+        let args: Vec<(&str, &str)> = m
+            .args
+            .iter()
+            .map(|(k, v)| match (k.as_str(), risk) {
+                ("risk", Some(label)) => (k.as_str(), label.as_str()),
+                _ => (k.as_str(), v.as_str()),
+            })
+            .collect();
+        let mut out = fill(text, &args);
+        if let Some(state) = m.args.get("exception_state")
+            && let Some(suffix) = self.flat.get(&format!("msg.suffix.{state}"))
+        {
+            out.push_str(&fill(suffix, &args));
+        }
+        Some(out)
+    }
+
     /// Like [`Self::get`] but `None` when the key is absent.
     pub fn find(&self, key: &str) -> Option<&str> {
         self.flat.get(key).map(String::as_str)
     }
+}
+
+/// Replaces each `{name}` of `text` with its value, in one pass (a value
+/// that itself contains `{x}` is not expanded again).
+fn fill(text: &str, params: &[(&str, &str)]) -> String {
+    let mut out = String::with_capacity(text.len() + 16);
+    let mut rest = text;
+    while let Some(open) = rest.find('{') {
+        out.push_str(&rest[..open]);
+        let after = &rest[open + 1..];
+        match after.find('}') {
+            Some(close) => {
+                let name = &after[..close];
+                match params.iter().find(|(k, _)| *k == name) {
+                    Some((_, v)) => out.push_str(v),
+                    None => {
+                        out.push('{');
+                        out.push_str(name);
+                        out.push('}');
+                    }
+                }
+                rest = &after[close + 1..];
+            }
+            None => {
+                out.push_str(&rest[open..]);
+                rest = "";
+            }
+        }
+    }
+    out.push_str(rest);
+    out
 }
 
 fn parse(text: &str, file: &str) -> Result<Labels, ReportError> {
@@ -195,6 +265,43 @@ mod tests {
         assert_eq!(zh.get("mlps.8.1.3.2"), "访问控制");
         assert_eq!(zh.get("mlps.8.1.4.4"), "入侵防范");
         assert_eq!(zh.tree()["heading"]["compliance"], "合规评估");
+    }
+
+    #[test]
+    fn labels_take_parameters() {
+        let en = Labels::embedded(Lang::En).unwrap();
+        assert_eq!(
+            en.fmt("term.more", &[("n", "12"), ("path", "out/index.html")]),
+            "… and 12 more in out/index.html"
+        );
+        let zh = Labels::embedded(Lang::ZhCn).unwrap();
+        assert_eq!(
+            zh.fmt("term.more", &[("n", "12"), ("path", "out/index.html")]),
+            "…… 另有 12 条，见 out/index.html"
+        );
+    }
+
+    #[test]
+    fn messages_translate_with_their_parameters_and_suffix() {
+        let zh = Labels::embedded(Lang::ZhCn).unwrap();
+        let m = crate::model::Message::new("msg.not_allowed")
+            .arg("port", "23/tcp")
+            .arg("group", "{port}")
+            .arg("exception_state", "expired")
+            .arg("expires", "2026-01-31")
+            .arg("exception", "EXC-1");
+        assert_eq!(
+            zh.message(&m).unwrap(),
+            "23/tcp 已开放，但资产组 '{port}' 未允许该端口 — 例外已于 2026-01-31 过期（EXC-1）"
+        );
+        assert_eq!(zh.message(&crate::model::Message::new("msg.nope")), None);
+        let m = crate::model::Message::new("msg.high_risk_exposed")
+            .arg("port", "23/tcp")
+            .arg("risk", "critical");
+        assert_eq!(
+            zh.message(&m).unwrap(),
+            "高危端口 23/tcp（风险 严重）未经允许即暴露"
+        );
     }
 
     #[test]

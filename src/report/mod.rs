@@ -4,8 +4,9 @@
 //! never touches the network; nothing here prints.
 //!
 //! * [`model`]: [`ReportModel`], built once, rendered by everything else
-//! * [`html`]: the self-contained `index.html`
-//! * `tables`: `findings.csv`, `inventory.csv`, `compliance.csv`
+//! * [`html`]: the self-contained `index.html`, bounded at any scale
+//! * `tables`: `findings.csv`, `finding_controls.csv`, `findings.jsonl`,
+//!   `inventory.csv`, `compliance.csv`, written row by row
 //! * [`evidence`]: `manifest.json` and [`verify`]
 //! * [`i18n`]: languages and their labels
 //! * [`remediation`]: the commands that close a port, per platform
@@ -18,12 +19,13 @@ pub mod remediation;
 mod tables;
 
 use std::borrow::Cow;
-use std::fs;
+use std::fs::{self, File};
+use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
 pub use evidence::{MANIFEST, Manifest, VerifyReport, verify};
 pub use i18n::{Labels, Lang};
-pub use model::{ReportInput, ReportModel, RunFacts};
+pub use model::{InputFile, ReportInput, ReportModel, RunFacts};
 pub use remediation::{
     FirewalldServices, Fix, FixContext, FixGroup, Platform, PlatformFix, RemediationCatalog,
     RemediationError, fix_for, fix_groups, read_fixes,
@@ -35,9 +37,19 @@ pub const REPORT_FILES: &[&str] = &[
     "index.html",
     "report.json",
     "findings.csv",
+    "finding_controls.csv",
+    "findings.jsonl",
     "inventory.csv",
     "compliance.csv",
 ];
+
+/// How the report files are written, beyond what the model holds.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct BundleOptions {
+    /// Start CSV files with a UTF-8 BOM (Excel on Windows needs it for
+    /// non-ASCII text). Always on for zh-CN.
+    pub csv_bom: bool,
+}
 
 /// Building or checking a report failed.
 #[derive(Debug, thiserror::Error)]
@@ -95,24 +107,39 @@ pub fn display_safe(s: &str) -> String {
 }
 
 /// Writes the report files into `dir` (index.html, report.json, the CSV
-/// files), then the manifest over everything in `dir`. Returns the model
-/// and the manifest.
+/// and JSONL files), then the manifest over everything in `dir`. Returns
+/// the model and the manifest.
 pub fn write_bundle(
     dir: &Path,
     input: &ReportInput<'_>,
 ) -> Result<(ReportModel, Manifest), ReportError> {
+    write_bundle_with(dir, input, BundleOptions::default())
+}
+
+/// [`write_bundle`] with options.
+pub fn write_bundle_with(
+    dir: &Path,
+    input: &ReportInput<'_>,
+    options: BundleOptions,
+) -> Result<(ReportModel, Manifest), ReportError> {
     let model = ReportModel::build(input)?;
+    let labels = Labels::embedded(input.lang)?;
+    let bom = options.csv_bom || input.lang == Lang::ZhCn;
     let write = |name: &str, bytes: &[u8]| -> Result<(), ReportError> {
         let path = dir.join(name);
         fs::write(&path, bytes).map_err(|source| ReportError::Io { path, source })
     };
-    write("index.html", html::render(&model)?.as_bytes())?;
-    let mut json = serde_json::to_vec_pretty(&model).map_err(ReportError::Json)?;
-    json.push(b'\n');
-    write("report.json", &json)?;
-    tables::write_findings(&dir.join("findings.csv"), &model)?;
-    tables::write_inventory(&dir.join("inventory.csv"), &model)?;
-    tables::write_compliance(&dir.join("compliance.csv"), &model)?;
+    write(
+        "index.html",
+        html::render(&model, Some(input.evaluation))?.as_bytes(),
+    )?;
+    write_json(&dir.join("report.json"), &model)?;
+    let names = model::hostname_index(input.observations);
+    let cx = tables::FindingContext::new(&model, &labels, &names);
+    tables::write_findings(dir, &input.evaluation.findings, &cx, bom)?;
+    tables::write_findings_jsonl(&dir.join("findings.jsonl"), &input.evaluation.findings, &cx)?;
+    tables::write_inventory(&dir.join("inventory.csv"), &model, &labels, bom)?;
+    tables::write_compliance(&dir.join("compliance.csv"), &model, bom)?;
     let s = &model.scope;
     let manifest = evidence::write_manifest(
         dir,
@@ -128,11 +155,24 @@ pub fn write_bundle(
             started: s.started,
             finished: s.finished,
             as_of: s.as_of,
+            inputs: s.inputs.clone(),
             files: Default::default(),
             history: input.facts.history.clone(),
         },
     )?;
     Ok((model, manifest))
+}
+
+/// `report.json`, streamed compactly (a /16 audit's model is tens of MB).
+fn write_json(path: &Path, model: &ReportModel) -> Result<(), ReportError> {
+    let io = |source| ReportError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let mut w = BufWriter::new(File::create(path).map_err(io)?);
+    serde_json::to_writer(&mut w, model).map_err(ReportError::Json)?;
+    w.write_all(b"\n").map_err(io)?;
+    w.flush().map_err(io)
 }
 
 #[cfg(test)]

@@ -2,12 +2,14 @@
 //! once from an audit's observations, evaluation and policy, so that the
 //! HTML page, the CSV files and `report.json` cannot disagree.
 //!
-//! The model is already in the report's language (labels, severities,
-//! requirement titles), and every string that came from the network or the
-//! user is kept as plain text: escaping is the renderers' job, each for its
-//! own format.
+//! The model is built for any scale: one row per open host:port (all its
+//! checks on that row), control lists interned once, remediation computed
+//! once per fix group rather than per port, and only bounded summaries
+//! (charts, top findings) for the page's static part. Every string that came
+//! from the network or the user is kept as plain text: escaping is the
+//! renderers' job, each for its own format.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::IpAddr;
 use std::path::PathBuf;
 
@@ -16,23 +18,41 @@ use serde::{Deserialize, Serialize};
 
 use super::evidence::{self, RulesInfo};
 use super::i18n::{Labels, Lang};
-use super::remediation::{FixGroup, RemediationCatalog, fix_groups};
+use super::remediation::{FixGroup as Fix, RemediationCatalog};
 use super::{ReportError, display_safe};
 use crate::model::{
-    Coverage, EvidenceLevel, Finding, FindingStatus, Observation, PortState, PortVerdict, Proto,
-    RequirementStatus, ScanKind, Severity,
+    Finding, FindingStatus, Observation, PortState, Proto, RequirementStatus, ScanKind, Severity,
 };
 use crate::policy::{Evaluation, ExceptionState, Policy, Profiles};
 use crate::rules::Catalogue;
 
-/// A finding's place: host, and port/protocol (`None` for host-level checks).
-type PortKey = (IpAddr, Option<u16>, Option<Proto>);
-
 /// Version of the `report.json` layout; bumped when a field changes meaning.
-pub const SCHEMA_VERSION: u32 = 1;
+/// 2: one row per host:port (`ports`), fix groups, interned control sets.
+pub const SCHEMA_VERSION: u32 = 2;
 
-/// Longest banner excerpt shown on a host card, in characters.
+/// Longest banner excerpt kept, in characters.
 const BANNER_EXCERPT: usize = 120;
+
+/// Rows the page shows without scripts (and prints): the most severe ones.
+pub const TOP_ROWS: usize = 50;
+
+/// Hosts named per fix group on the page (all of them are in report.json).
+pub const FIX_HOSTS_SHOWN: usize = 24;
+
+/// Hosts in the heat map, the most exposed first.
+pub const HEAT_HOSTS: usize = 25;
+
+/// Services in the "top exposed services" chart.
+pub const TOP_SERVICES: usize = 10;
+
+/// An input file of an imported scan and its SHA-256.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct InputFile {
+    pub path: String,
+    pub sha256: String,
+    /// `nmap`, `masscan` or `jsonl`.
+    pub kind: String,
+}
 
 /// What the app knows about the run itself (not derivable from results).
 #[derive(Debug, Clone)]
@@ -57,6 +77,8 @@ pub struct RunFacts {
     pub rules_dir: Option<PathBuf>,
     /// The policy file, if one was given (hashed into the evidence).
     pub policy_path: Option<PathBuf>,
+    /// The files an import audit read (empty for a scan).
+    pub inputs: Vec<InputFile>,
     /// The scanner's source address(es) toward the targets: segmentation
     /// evidence must say from where. Empty for imported results.
     pub source_addresses: Vec<IpAddr>,
@@ -81,20 +103,27 @@ pub struct ReportInput<'a> {
     pub remediation: &'a RemediationCatalog,
 }
 
-/// The whole report; `report.json` is this, serialised.
+/// The whole report; `report.json` is this, serialised. Individual findings
+/// (with their messages) are in `findings.jsonl` / `findings.csv`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ReportModel {
     pub schema_version: u32,
     pub lang: Lang,
     pub scope: ScopeInfo,
     pub summary: Summary,
+    pub charts: Charts,
     pub compliance: Vec<FrameworkReport>,
-    pub findings: Vec<FindingRow>,
-    pub hosts: Vec<HostCard>,
-    pub remediation: Vec<RemediationBlock>,
+    /// The distinct control lists rows refer to (`PortRow::controls`).
+    pub control_sets: Vec<Vec<String>>,
+    /// One row per host:port with findings (and one per host for
+    /// host-level findings), most severe first.
+    pub ports: Vec<PortRow>,
+    pub fix_groups: Vec<FixGroup>,
     pub exceptions: Vec<ExceptionRow>,
     /// Every open port with its allowance (PCI DSS 1.2.5.a).
     pub inventory: Vec<InventoryRow>,
+    /// The labels of check ids, severities and statuses in the report's language.
+    pub labels: BTreeMap<String, String>,
 }
 
 /// Scope and method: what was scanned, how, by whom, with which rules.
@@ -110,8 +139,7 @@ pub struct ScopeInfo {
     pub rate: Option<u64>,
     pub vantages: Vec<String>,
     pub vantage_labels: Vec<String>,
-    /// Where the probes came from (the scanner's source addresses).
-    #[serde(default)]
+    /// Where the probes came from (segmentation evidence); empty for imports.
     pub source_addresses: Vec<IpAddr>,
     pub started: DateTime<Utc>,
     pub finished: DateTime<Utc>,
@@ -123,6 +151,9 @@ pub struct ScopeInfo {
     pub as_of: NaiveDate,
     pub fail_on: Severity,
     pub fail_on_label: String,
+    /// Input files of an import audit, with their SHA-256.
+    #[serde(default)]
+    pub inputs: Vec<InputFile>,
 }
 
 /// The policy a report judged against.
@@ -140,10 +171,14 @@ pub struct Summary {
     pub hosts_in_scope: u64,
     pub hosts_with_open_ports: usize,
     pub open_ports: usize,
+    /// Host:port rows with at least one finding (host-level rows included).
+    pub rows: usize,
+    /// Rows with at least one failing finding.
+    pub failing_rows: usize,
     pub findings: usize,
     pub failing: usize,
     pub waived: usize,
-    /// Failing findings per severity, most severe first.
+    /// Failing rows and findings per severity, most severe first.
     pub by_severity: Vec<SeverityCount>,
     pub gate_tripped: bool,
 }
@@ -152,7 +187,43 @@ pub struct Summary {
 pub struct SeverityCount {
     pub severity: Severity,
     pub label: String,
+    /// Failing host:port rows whose highest severity is this one.
     pub count: usize,
+    /// Failing findings of this severity.
+    pub findings: usize,
+}
+
+/// The data behind the summary charts, bounded whatever the audit's size.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct Charts {
+    /// Failing rows by highest severity, per asset group (`None`: no group).
+    pub groups: Vec<GroupSeverity>,
+    /// The services with the most open ports.
+    pub services: Vec<ServiceCount>,
+    /// The most exposed hosts and their failing findings per severity.
+    pub heat: Vec<HostHeat>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GroupSeverity {
+    pub group: Option<String>,
+    /// Failing rows per severity, indexed like `Severity::ALL` (info first).
+    pub counts: [usize; 5],
+    pub rows: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ServiceCount {
+    pub service: String,
+    pub open: usize,
+    pub failing: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HostHeat {
+    pub ip: IpAddr,
+    /// Failing findings per severity, indexed like `Severity::ALL`.
+    pub counts: [usize; 5],
 }
 
 /// One framework (profile) and its requirements.
@@ -166,12 +237,9 @@ pub struct FrameworkReport {
     pub score_pct: Option<u32>,
     pub passed: usize,
     pub failed: usize,
-    pub not_assessed: usize,
     #[serde(default)]
     pub partial: usize,
-    /// Requirements whose mapping awaits confirmation (never scored).
-    #[serde(default)]
-    pub unconfirmed: usize,
+    pub not_assessed: usize,
     pub requirements: Vec<RequirementRow>,
 }
 
@@ -187,82 +255,68 @@ pub struct RequirementRow {
     pub status_label: String,
     pub confirmed: bool,
     pub reason: Option<String>,
-    /// Ids of the findings that fail it.
-    pub findings: Vec<String>,
+    /// How many findings fail it (their list: `#req=` on the page, or the
+    /// `controls` of findings.jsonl).
     pub finding_count: usize,
-    /// `partial`: a scan can never show it met.
+    /// Which of its checks ran over how many hosts, and why others did not,
+    /// in the report's language.
     #[serde(default)]
-    pub evidence: EvidenceLevel,
-    /// Which mapped checks ran, over which hosts; why others did not.
-    #[serde(default)]
-    pub coverage: Coverage,
+    pub coverage: String,
 }
 
+/// One check that fired on a row.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct FindingRow {
-    pub id: String,
+pub struct CheckChip {
+    /// The finding's stable id.
+    pub finding: String,
     pub check: String,
-    /// The check in words, in the report's language.
-    pub check_label: String,
     pub severity: Severity,
-    pub severity_label: String,
-    /// 0 (info) – 4 (critical), for sorting.
-    pub severity_rank: u8,
     pub status: FindingStatus,
-    pub status_label: String,
-    pub failing: bool,
-    pub ip: IpAddr,
-    pub hostnames: Vec<String>,
-    pub port: Option<u16>,
-    pub proto: Option<Proto>,
-    /// `22/tcp`, or `-` for a host-level finding.
-    pub port_label: String,
-    pub service: Option<String>,
-    pub group: Option<String>,
-    pub controls: Vec<String>,
-    /// Profile ids of `controls`, deduplicated.
-    pub frameworks: Vec<String>,
-    pub message: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub exception: Option<String>,
-    pub observed: Option<DateTime<Utc>>,
-    /// Id of the fix (`remediation[].id`) that closes it; `None` when
-    /// waived or without a fix.
-    #[serde(default)]
+}
+
+/// One open host:port and every check that fired on it; or, with no port,
+/// the host-level checks (port cap, unmanaged host) of a host.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PortRow {
+    pub ip: IpAddr,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub hostnames: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port: Option<u16>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub proto: Option<Proto>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
+    /// The highest severity among its failing checks (among all when all are waived).
+    pub severity: Severity,
+    /// True when at least one check fails.
+    pub failing: bool,
+    pub checks: Vec<CheckChip>,
+    /// Index into `ReportModel::control_sets`: every control its checks map to.
+    pub controls: usize,
+    /// Key of its fix group, when a failing check has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fix: Option<String>,
 }
 
+/// One fix (see `remediation::fix_groups`: once per remediation key,
+/// port/protocol, service and platform set) with every host and finding it
+/// closes, as the page shows it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct HostCard {
-    pub ip: IpAddr,
-    pub hostnames: Vec<String>,
-    pub groups: Vec<String>,
-    pub ports: Vec<PortRow>,
-    /// Findings about the host as a whole (port cap, unmanaged host).
-    pub host_findings: Vec<String>,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct PortRow {
-    pub port: u16,
-    pub proto: Proto,
-    pub service: Option<String>,
-    pub product: Option<String>,
-    /// The first characters of the banner, control characters replaced.
-    pub banner: Option<String>,
-    /// `finding`, `waived`, `allowed`, `unmanaged` or `no-finding`.
-    pub verdict: String,
-    pub verdict_label: String,
-    /// The worst failing severity on the port.
-    pub severity: Option<Severity>,
-    pub findings: Vec<String>,
-}
-
-/// One fix (see [`FixGroup`]: the hosts and findings it closes, and the
-/// commands, undo and verification per platform), with its severity in words.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct RemediationBlock {
+pub struct FixGroup {
+    /// Unique within the report (`fx1`, … most severe first), for anchors
+    /// and links.
+    pub anchor: String,
+    /// The remediation layer's group: stable id, remediation key, title,
+    /// hosts, finding ids and per-platform commands, undo and verification.
     #[serde(flatten)]
-    pub fix: FixGroup,
+    pub fix: Fix,
+    /// The checks behind the findings it closes.
+    pub checks: Vec<String>,
     pub severity_label: String,
 }
 
@@ -287,21 +341,38 @@ pub struct ExceptionRow {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct InventoryRow {
     pub ip: IpAddr,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub hostnames: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub group: Option<String>,
     pub port: u16,
     pub proto: Proto,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub service: Option<String>,
+    /// Product and version as identified.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub product: Option<String>,
+    /// The first characters of the banner, control characters replaced.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub banner: Option<String>,
     /// `Some(true)` allowed by a rule, `Some(false)` not allowed, `None` for
     /// a host no group manages.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub allowed: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub justification: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub approver: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ticket: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub review_by: Option<NaiveDate>,
+    /// The allowance's review date is before the audit day (PCI DSS 1.2.7).
+    #[serde(default)]
+    pub review_overdue: bool,
 }
 
-fn severity_rank(s: Severity) -> u8 {
+pub fn severity_rank(s: Severity) -> u8 {
     match s {
         Severity::Info => 0,
         Severity::Low => 1,
@@ -311,21 +382,14 @@ fn severity_rank(s: Severity) -> u8 {
     }
 }
 
-fn status_key(s: FindingStatus) -> &'static str {
-    match s {
-        FindingStatus::Fail => "status.fail",
-        FindingStatus::Waived => "status.waived",
-        FindingStatus::ExpiredWaiver => "status.expired_waiver",
-    }
+/// The label key of a finding status (`status.expired_waiver`).
+pub fn status_key(s: FindingStatus) -> String {
+    format!("status.{}", s.as_str().replace('-', "_"))
 }
 
-fn requirement_status_key(s: RequirementStatus) -> &'static str {
-    match s {
-        RequirementStatus::Pass => "req_status.pass",
-        RequirementStatus::Fail => "req_status.fail",
-        RequirementStatus::Partial => "req_status.partial",
-        RequirementStatus::NotAssessed => "req_status.not_assessed",
-    }
+/// The label key of a requirement status (`req_status.not_assessed`).
+pub fn requirement_status_key(s: RequirementStatus) -> String {
+    format!("req_status.{}", s.as_str().replace('-', "_"))
 }
 
 fn exception_state_name(s: ExceptionState) -> &'static str {
@@ -350,497 +414,652 @@ fn mlps_category(id: &str, labels: &Labels) -> Option<String> {
     (!names.is_empty()).then(|| names.join(" / "))
 }
 
-/// What every section builder reads: the input, the labels, and indexes
-/// built once so that large audits (a million closed ports, thousands of
-/// findings) build in linear time.
-struct Sections<'a, 'b> {
-    input: &'a ReportInput<'b>,
-    labels: Labels,
-    /// Findings, most severe first, then by host and port.
-    findings: Vec<&'a Finding>,
-    /// Open observations.
-    open: Vec<&'a Observation>,
-    /// Host names per address (from the target specs).
-    names: BTreeMap<IpAddr, Vec<String>>,
+/// Host names per address, from the observations (the first list seen).
+pub fn hostname_index(observations: &[Observation]) -> HashMap<IpAddr, Vec<String>> {
+    let mut names: HashMap<IpAddr, Vec<String>> = HashMap::new();
+    for o in observations {
+        if !o.hostnames.is_empty() {
+            names.entry(o.ip).or_insert_with(|| o.hostnames.clone());
+        }
+    }
+    names
 }
 
-impl<'a, 'b> Sections<'a, 'b> {
-    fn new(input: &'a ReportInput<'b>) -> Result<Self, ReportError> {
-        let labels = Labels::embedded(input.lang)?;
-        let open = input
-            .observations
-            .iter()
-            .filter(|o| o.state == PortState::Open)
-            .collect();
-        let mut names: BTreeMap<IpAddr, Vec<String>> = BTreeMap::new();
-        for o in input.observations {
-            if !o.hostnames.is_empty() {
-                names.entry(o.ip).or_insert_with(|| o.hostnames.clone());
-            }
+/// Interns control lists: rows share a handful of distinct lists.
+#[derive(Default)]
+struct Interner {
+    sets: Vec<Vec<String>>,
+    index: HashMap<Vec<String>, usize>,
+}
+
+impl Interner {
+    fn intern(&mut self, set: Vec<String>) -> usize {
+        if let Some(&i) = self.index.get(&set) {
+            return i;
         }
-        let mut findings: Vec<&Finding> = input.evaluation.findings.iter().collect();
-        findings.sort_by(|a, b| {
-            b.severity
-                .cmp(&a.severity)
-                .then(a.ip.cmp(&b.ip))
-                .then(a.port.cmp(&b.port))
-                .then(a.check.cmp(&b.check))
-        });
-        Ok(Sections {
-            input,
-            labels,
-            findings,
-            open,
-            names,
-        })
-    }
-
-    fn hostnames_of(&self, ip: IpAddr) -> Vec<String> {
-        self.names.get(&ip).cloned().unwrap_or_default()
-    }
-
-    fn failing(&self) -> Vec<&'a Finding> {
-        self.findings
-            .iter()
-            .copied()
-            .filter(|f| f.status.is_failing())
-            .collect()
-    }
-
-    /// Scope and method. The rule and policy hashes were recorded when the
-    /// files were read; nothing is read again here.
-    fn scope(&self) -> Result<ScopeInfo, ReportError> {
-        let cx = self;
-        let input = cx.input;
-        let t = |k: &str| cx.labels.get(k);
-        let facts = &input.facts;
-        let policy = input.policy;
-        let rules = match &facts.rule_files {
-            Some(files) => evidence::rules_info_from(files.clone(), facts.rules_dir.as_deref()),
-            None => evidence::rules_info(facts.rules_dir.as_deref())?,
-        };
-        // Hashed when the policy was read: the file is not read again.
-        let policy_sha = policy.sha256.clone();
-        let mut vantages: Vec<String> = policy
-            .groups
-            .iter()
-            .map(|g| g.vantage.as_str().to_string())
-            .collect::<BTreeSet<_>>()
-            .into_iter()
-            .collect();
-        if vantages.is_empty() {
-            vantages.push("unspecified".into());
-        }
-        let scope = ScopeInfo {
-            targets: facts.targets.clone(),
-            excludes: facts.excludes.clone(),
-            ports: facts.ports.clone(),
-            port_count: facts.port_count,
-            host_count: facts.host_count,
-            scan_type: facts.scan_type,
-            scan_type_label: match facts.scan_type {
-                Some(kind) => t(&format!("scan_type.{kind}")),
-                None if facts.partial_import => t("scan_type.imported_partial"),
-                None => t("scan_type.imported"),
-            },
-            rate: facts.rate,
-            vantage_labels: vantages
-                .iter()
-                .map(|v| t(&format!("vantage.{v}")))
-                .collect(),
-            vantages,
-            source_addresses: facts.source_addresses.clone(),
-            started: facts.started,
-            finished: facts.finished,
-            tool_version: env!("CARGO_PKG_VERSION").to_string(),
-            rules,
-            policy: PolicyInfo {
-                file: policy.file.clone(),
-                sha256: policy_sha,
-                name: policy.name.clone(),
-                owner: policy.owner.clone(),
-            },
-            operator: facts.operator.clone(),
-            command_line: facts.command_line.clone(),
-            as_of: facts.as_of,
-            fail_on: facts.fail_on,
-            fail_on_label: t(&format!("severity.{}", facts.fail_on)),
-        };
-
-        Ok(scope)
-    }
-
-    fn finding_rows(&self) -> Vec<FindingRow> {
-        let cx = self;
-        let t = |k: &str| cx.labels.get(k);
-        let labels = &cx.labels;
-        let findings = &cx.findings;
-        let hostnames_of = |ip: IpAddr| cx.hostnames_of(ip);
-        findings
-            .iter()
-            .map(|f| {
-                let frameworks: Vec<String> = f
-                    .controls
-                    .iter()
-                    .filter_map(|c| c.split_once(':').map(|(p, _)| p.to_string()))
-                    .collect::<BTreeSet<_>>()
-                    .into_iter()
-                    .collect();
-                FindingRow {
-                    id: f.id.clone(),
-                    check: f.check.clone(),
-                    check_label: labels
-                        .find(&format!("check.{}", f.check))
-                        .unwrap_or(&f.check)
-                        .to_string(),
-                    severity: f.severity,
-                    severity_label: t(&format!("severity.{}", f.severity)),
-                    severity_rank: severity_rank(f.severity),
-                    status: f.status,
-                    status_label: t(status_key(f.status)),
-                    failing: f.status.is_failing(),
-                    ip: f.ip,
-                    hostnames: hostnames_of(f.ip),
-                    port: f.port,
-                    proto: f.proto,
-                    port_label: match (f.port, f.proto) {
-                        (Some(p), Some(proto)) => format!("{p}/{proto}"),
-                        _ => "-".into(),
-                    },
-                    service: f.service.clone(),
-                    group: f.group.clone(),
-                    controls: f.controls.clone(),
-                    frameworks,
-                    message: f.message.clone(),
-                    exception: f.exception.clone(),
-                    observed: f.evidence.as_ref().map(|e| e.time),
-                    fix: None,
-                }
-            })
-            .collect()
-    }
-
-    fn summary(&self) -> Summary {
-        let cx = self;
-        let input = cx.input;
-        let t = |k: &str| cx.labels.get(k);
-        let facts = &input.facts;
-        let findings = &cx.findings;
-        let open = &cx.open;
-        let failing = cx.failing();
-        Summary {
-            hosts_in_scope: facts.host_count,
-            hosts_with_open_ports: open.iter().map(|o| o.ip).collect::<BTreeSet<_>>().len(),
-            open_ports: open.len(),
-            findings: findings.len(),
-            failing: failing.len(),
-            waived: findings.len() - failing.len(),
-            by_severity: Severity::ALL
-                .iter()
-                .rev()
-                .map(|&s| SeverityCount {
-                    severity: s,
-                    label: t(&format!("severity.{s}")),
-                    count: failing.iter().filter(|f| f.severity == s).count(),
-                })
-                .collect(),
-            gate_tripped: facts.gate_tripped,
-        }
-    }
-
-    /// Every framework's requirements with the evaluator's statuses.
-    fn compliance(&self) -> Vec<FrameworkReport> {
-        let cx = self;
-        let input = cx.input;
-        let t = |k: &str| cx.labels.get(k);
-        let labels = &cx.labels;
-        input
-            .evaluation
-            .profiles
-            .iter()
-            .map(|pv| {
-                let profile = input.profiles.get(&pv.profile);
-                let name = match (input.lang, profile) {
-                    (Lang::ZhCn, Some(p)) if !p.name_zh.is_empty() => p.name_zh.clone(),
-                    _ => pv.name.clone(),
-                };
-                FrameworkReport {
-                    id: pv.profile.clone(),
-                    name,
-                    score: pv.score,
-                    score_pct: pv
-                        .score
-                        .map(|s| (s * 100.0).round().clamp(0.0, 100.0) as u32),
-                    passed: pv.passed,
-                    failed: pv.failed,
-                    not_assessed: pv.not_assessed,
-                    partial: pv.partial,
-                    unconfirmed: pv.unconfirmed,
-                    requirements: pv
-                        .requirements
-                        .iter()
-                        .map(|r| RequirementRow {
-                            id: r.id.clone(),
-                            control: format!("{}:{}", pv.profile, r.id),
-                            title: match input.lang {
-                                Lang::ZhCn if !r.title_zh.is_empty() => r.title_zh.clone(),
-                                _ => r.title_en.clone(),
-                            },
-                            category: if pv.profile.starts_with("mlps") {
-                                mlps_category(&r.id, labels)
-                            } else {
-                                None
-                            },
-                            status: r.status,
-                            status_label: t(requirement_status_key(r.status)),
-                            confirmed: r.confirmed,
-                            reason: r.reason.clone(),
-                            findings: r.findings.clone(),
-                            finding_count: r.findings.len(),
-                            evidence: r.evidence,
-                            coverage: r.coverage.clone(),
-                        })
-                        .collect(),
-                }
-            })
-            .collect()
-    }
-
-    /// Host cards and the inventory: one row per open port, from the
-    /// evaluator's port verdicts (never re-derived here).
-    fn hosts_and_inventory(&self) -> (Vec<HostCard>, Vec<InventoryRow>) {
-        let cx = self;
-        let input = cx.input;
-        let t = |k: &str| cx.labels.get(k);
-        let policy = input.policy;
-        let findings = cx.findings.clone();
-        let open = cx.open.clone();
-        let hostnames_of = |ip: IpAddr| cx.hostnames_of(ip);
-        let verdicts: BTreeMap<(IpAddr, u16, Proto), &PortVerdict> = input
-            .evaluation
-            .ports
-            .iter()
-            .map(|v| ((v.ip, v.port, v.proto), v))
-            .collect();
-        // Host cards and the inventory: one row per open port.
-        let mut by_host: BTreeMap<IpAddr, Vec<&Observation>> = BTreeMap::new();
-        for o in &open {
-            by_host.entry(o.ip).or_default().push(o);
-        }
-        let mut by_port: BTreeMap<PortKey, Vec<&Finding>> = BTreeMap::new();
-        for f in &findings {
-            by_port.entry((f.ip, f.port, f.proto)).or_default().push(f);
-        }
-        let host_level = |ip: IpAddr| -> Vec<String> {
-            by_port
-                .get(&(ip, None, None))
-                .map(|fs| fs.iter().map(|f| f.id.clone()).collect())
-                .unwrap_or_default()
-        };
-        let mut hosts = Vec::new();
-        let mut inventory = Vec::new();
-        for (ip, obs) in &by_host {
-            let groups = policy.groups_of(*ip);
-            let mut ports = Vec::new();
-            for o in obs {
-                let on_port: Vec<&Finding> = by_port
-                    .get(&(*ip, Some(o.port), Some(o.proto)))
-                    .cloned()
-                    .unwrap_or_default();
-                // The evaluator's decision about the port: which group and
-                // rule allowed it, and the service it was judged as.
-                let verdict_of = verdicts.get(&(*ip, o.port, o.proto)).copied();
-                let allowed = verdict_of.is_some_and(|v| v.allowed_by.is_some());
-                let service = verdict_of
-                    .and_then(|v| v.service.clone())
-                    .or_else(|| o.service.as_ref().map(|s| s.name.clone()))
-                    .or_else(|| {
-                        input
-                            .catalogue
-                            .entry(o.port, o.proto)
-                            .map(|e| e.service.clone())
-                    });
-                let worst = on_port
-                    .iter()
-                    .filter(|f| f.status.is_failing())
-                    .map(|f| f.severity)
-                    .max();
-                let verdict = if worst.is_some() {
-                    "finding"
-                } else if !on_port.is_empty() {
-                    "waived"
-                } else if groups.is_empty() {
-                    "unmanaged"
-                } else if allowed {
-                    "allowed"
-                } else {
-                    "no_finding"
-                };
-                ports.push(PortRow {
-                    port: o.port,
-                    proto: o.proto,
-                    service: service.clone(),
-                    product: o.service.as_ref().and_then(|s| {
-                        let text = [s.product.as_deref(), s.version.as_deref()]
-                            .into_iter()
-                            .flatten()
-                            .collect::<Vec<_>>()
-                            .join(" ");
-                        (!text.is_empty()).then_some(text)
-                    }),
-                    banner: o
-                        .service
-                        .as_ref()
-                        .and_then(|s| s.banner.as_deref())
-                        .map(|b| excerpt(b, BANNER_EXCERPT)),
-                    verdict: verdict.replace('_', "-"),
-                    verdict_label: t(&format!("verdict.{verdict}")),
-                    severity: worst,
-                    findings: on_port.iter().map(|f| f.id.clone()).collect(),
-                });
-                inventory.push(InventoryRow {
-                    ip: *ip,
-                    hostnames: o.hostnames.clone(),
-                    group: verdict_of
-                        .and_then(|v| v.group.clone())
-                        .or_else(|| groups.first().map(|g| g.name.clone())),
-                    port: o.port,
-                    proto: o.proto,
-                    service,
-                    allowed: if groups.is_empty() {
-                        None
-                    } else {
-                        Some(allowed)
-                    },
-                    justification: verdict_of.and_then(|v| v.justification.clone()),
-                    approver: verdict_of.and_then(|v| v.approver.clone()),
-                    ticket: verdict_of.and_then(|v| v.ticket.clone()),
-                    review_by: verdict_of.and_then(|v| v.review_by),
-                });
-            }
-            hosts.push(HostCard {
-                ip: *ip,
-                hostnames: hostnames_of(*ip),
-                groups: groups.iter().map(|g| g.name.clone()).collect(),
-                ports,
-                host_findings: host_level(*ip),
-            });
-        }
-        // Hosts with only host-level findings (no open port) still get a card.
-        let lone: BTreeSet<IpAddr> = findings
-            .iter()
-            .filter(|f| f.port.is_none() && !by_host.contains_key(&f.ip))
-            .map(|f| f.ip)
-            .collect();
-        for ip in lone {
-            hosts.push(HostCard {
-                ip,
-                hostnames: hostnames_of(ip),
-                groups: policy
-                    .groups_of(ip)
-                    .iter()
-                    .map(|g| g.name.clone())
-                    .collect(),
-                ports: Vec::new(),
-                host_findings: host_level(ip),
-            });
-        }
-
-        (hosts, inventory)
-    }
-
-    /// One fix per group of findings it closes (see
-    /// `remediation::fix_groups`), the hosts' preferred platforms first.
-    fn remediation(&self) -> Vec<RemediationBlock> {
-        let cx = self;
-        let input = cx.input;
-        let t = |k: &str| cx.labels.get(k);
-        fix_groups(
-            cx.failing(),
-            input.policy,
-            input.remediation,
-            input.catalogue,
-            input.lang,
-        )
-        .into_iter()
-        .map(|fix| RemediationBlock {
-            severity_label: t(&format!("severity.{}", fix.severity)),
-            fix,
-        })
-        .collect()
-    }
-
-    fn exceptions(&self) -> Vec<ExceptionRow> {
-        let cx = self;
-        let input = cx.input;
-        let t = |k: &str| cx.labels.get(k);
-        let policy = input.policy;
-        let today = input.facts.as_of;
-        policy
-            .exceptions
-            .iter()
-            .map(|e| {
-                let state = e.state(today);
-                ExceptionRow {
-                    id: e.id.clone(),
-                    target: e.target_spec.clone(),
-                    ports: e
-                        .ports
-                        .map(|p| format!("{p}/{}", e.proto))
-                        .unwrap_or_else(|| t("label.all")),
-                    check: e.check.map(|c| c.as_str().to_string()),
-                    reason: e.reason.clone(),
-                    approver: e.approver.clone(),
-                    ticket: e.ticket.clone(),
-                    expires: e.expires,
-                    days_left: (e.expires - today).num_days(),
-                    state: exception_state_name(state).to_string(),
-                    state_label: t(&format!(
-                        "exception_state.{}",
-                        exception_state_name(state).replace('-', "_")
-                    )),
-                    expired: state == ExceptionState::Expired,
-                    window: e.window.map(|w| w.to_string()),
-                }
-            })
-            .collect()
+        let i = self.sets.len();
+        self.sets.push(set.clone());
+        self.index.insert(set, i);
+        i
     }
 }
 
 impl ReportModel {
-    /// Builds the report section by section; every decision (statuses,
-    /// allowances, risks) comes from the evaluation.
+    /// Builds the report, section by section. Reads the policy and rule
+    /// files to hash them; the rest is computation.
     pub fn build(input: &ReportInput<'_>) -> Result<ReportModel, ReportError> {
-        let cx = Sections::new(input)?;
-        let (hosts, inventory) = cx.hosts_and_inventory();
-        let remediation = cx.remediation();
-        let mut findings = cx.finding_rows();
-        // From a finding straight to its fix.
-        let fix_of: BTreeMap<&str, &str> = remediation
-            .iter()
-            .flat_map(|r| {
-                r.fix
-                    .finding_ids
+        let labels = Labels::embedded(input.lang)?;
+        let scope = build_scope(input, &labels)?;
+        let names = hostname_index(input.observations);
+        let mut interner = Interner::default();
+        let ports = build_rows(input, &names, &mut interner);
+        let (fix_groups, fix_of) = fix_groups(input, &labels);
+        // A row links to the fix of its most severe failing check.
+        let ports: Vec<PortRow> = ports
+            .into_iter()
+            .map(|mut r| {
+                r.fix = r
+                    .checks
                     .iter()
-                    .map(|f| (f.as_str(), r.fix.id.as_str()))
+                    .filter(|c| c.status.is_failing())
+                    .max_by_key(|c| c.severity)
+                    .and_then(|c| fix_of.get(&c.finding).cloned());
+                r
             })
             .collect();
-        for row in &mut findings {
-            row.fix = fix_of.get(row.id.as_str()).map(|s| s.to_string());
+        let summary = build_summary(input, &ports, &labels);
+        let charts = build_charts(input, &ports);
+        let compliance = build_compliance(input, &labels);
+        let exceptions = build_exceptions(input, &labels);
+        let inventory = build_inventory(input, &names);
+        let mut label_map = BTreeMap::new();
+        for prefix in ["check.", "severity.", "status.", "req_status."] {
+            for (k, v) in labels.iter().filter(|(k, _)| k.starts_with(prefix)) {
+                label_map.insert(k.to_string(), v.to_string());
+            }
         }
         Ok(ReportModel {
             schema_version: SCHEMA_VERSION,
             lang: input.lang,
-            scope: cx.scope()?,
-            summary: cx.summary(),
-            compliance: cx.compliance(),
-            findings,
-            hosts,
-            remediation,
-            exceptions: cx.exceptions(),
+            scope,
+            summary,
+            charts,
+            compliance,
+            control_sets: interner.sets,
+            ports,
+            fix_groups,
+            exceptions,
             inventory,
+            labels: label_map,
         })
     }
+
+    /// The first `n` rows (the most severe), for the static table.
+    pub fn top_rows(&self, n: usize) -> &[PortRow] {
+        &self.ports[..self.ports.len().min(n)]
+    }
+}
+
+fn build_scope(input: &ReportInput<'_>, labels: &Labels) -> Result<ScopeInfo, ReportError> {
+    let t = |k: &str| labels.get(k);
+    let facts = &input.facts;
+    let policy = input.policy;
+    // The rule and policy hashes were recorded when the files were read;
+    // nothing is read again here.
+    let rules = match &facts.rule_files {
+        Some(files) => evidence::rules_info_from(files.clone(), facts.rules_dir.as_deref()),
+        None => evidence::rules_info(facts.rules_dir.as_deref())?,
+    };
+    let policy_sha = policy.sha256.clone();
+    let mut vantages: Vec<String> = policy
+        .groups
+        .iter()
+        .map(|g| g.vantage.as_str().to_string())
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    if vantages.is_empty() {
+        vantages.push("unspecified".into());
+    }
+    Ok(ScopeInfo {
+        targets: facts.targets.clone(),
+        excludes: facts.excludes.clone(),
+        ports: facts.ports.clone(),
+        port_count: facts.port_count,
+        host_count: facts.host_count,
+        scan_type: facts.scan_type,
+        scan_type_label: match facts.scan_type {
+            Some(kind) => t(&format!("scan_type.{kind}")),
+            None if facts.partial_import => t("scan_type.imported_partial"),
+            None => t("scan_type.imported"),
+        },
+        rate: facts.rate,
+        source_addresses: facts.source_addresses.clone(),
+        vantage_labels: vantages
+            .iter()
+            .map(|v| t(&format!("vantage.{v}")))
+            .collect(),
+        vantages,
+        started: facts.started,
+        finished: facts.finished,
+        tool_version: env!("CARGO_PKG_VERSION").to_string(),
+        rules,
+        policy: PolicyInfo {
+            file: policy.file.clone(),
+            sha256: policy_sha,
+            name: policy.name.clone(),
+            owner: policy.owner.clone(),
+        },
+        operator: facts.operator.clone(),
+        command_line: facts.command_line.clone(),
+        as_of: facts.as_of,
+        fail_on: facts.fail_on,
+        fail_on_label: t(&format!("severity.{}", facts.fail_on)),
+        inputs: facts.inputs.clone(),
+    })
+}
+
+/// One row per host:port (and per host for host-level findings), most
+/// severe first, then by host and port.
+fn build_rows(
+    input: &ReportInput<'_>,
+    names: &HashMap<IpAddr, Vec<String>>,
+    interner: &mut Interner,
+) -> Vec<PortRow> {
+    type Key = (IpAddr, Option<u16>, Option<Proto>);
+    let mut by_key: BTreeMap<Key, Vec<&Finding>> = BTreeMap::new();
+    for f in &input.evaluation.findings {
+        by_key.entry((f.ip, f.port, f.proto)).or_default().push(f);
+    }
+    let mut rows: Vec<PortRow> = by_key
+        .into_iter()
+        .map(|((ip, port, proto), mut fs)| {
+            fs.sort_by(|a, b| b.severity.cmp(&a.severity).then(a.check.cmp(&b.check)));
+            let failing = fs.iter().any(|f| f.status.is_failing());
+            let severity = fs
+                .iter()
+                .filter(|f| !failing || f.status.is_failing())
+                .map(|f| f.severity)
+                .max()
+                .unwrap_or(Severity::Info);
+            let controls: Vec<String> = fs
+                .iter()
+                .flat_map(|f| f.controls.iter().cloned())
+                .collect::<BTreeSet<_>>()
+                .into_iter()
+                .collect();
+            PortRow {
+                ip,
+                hostnames: names.get(&ip).cloned().unwrap_or_default(),
+                port,
+                proto,
+                service: fs.iter().find_map(|f| f.service.clone()),
+                group: fs.iter().find_map(|f| f.group.clone()),
+                severity,
+                failing,
+                controls: interner.intern(controls),
+                checks: fs
+                    .iter()
+                    .map(|f| CheckChip {
+                        finding: f.id.clone(),
+                        check: f.check.clone(),
+                        severity: f.severity,
+                        status: f.status,
+                        exception: f.exception.clone(),
+                    })
+                    .collect(),
+                fix: None,
+            }
+        })
+        .collect();
+    rows.sort_by(|a, b| {
+        b.failing
+            .cmp(&a.failing)
+            .then(b.severity.cmp(&a.severity))
+            .then(a.ip.cmp(&b.ip))
+            .then(a.port.cmp(&b.port))
+    });
+    rows
+}
+
+/// The fixes for the failing findings, computed once per group by the
+/// remediation layer, most severe (then widest) first; and each finding's
+/// group anchor.
+fn fix_groups(
+    input: &ReportInput<'_>,
+    labels: &Labels,
+) -> (Vec<FixGroup>, HashMap<String, String>) {
+    let failing = input
+        .evaluation
+        .findings
+        .iter()
+        .filter(|f| f.status.is_failing());
+    let check_of: HashMap<&str, &str> = input
+        .evaluation
+        .findings
+        .iter()
+        .map(|f| (f.id.as_str(), f.check.as_str()))
+        .collect();
+    let mut out: Vec<FixGroup> = super::remediation::fix_groups(
+        failing,
+        input.policy,
+        input.remediation,
+        input.catalogue,
+        input.lang,
+    )
+    .into_iter()
+    .map(|fix| {
+        let checks: BTreeSet<String> = fix
+            .finding_ids
+            .iter()
+            .filter_map(|id| check_of.get(id.as_str()).map(|c| c.to_string()))
+            .collect();
+        FixGroup {
+            anchor: String::new(),
+            severity_label: labels.get(&format!("severity.{}", fix.severity)),
+            checks: checks.into_iter().collect(),
+            fix,
+        }
+    })
+    .collect();
+    out.sort_by(|a, b| {
+        b.fix
+            .severity
+            .cmp(&a.fix.severity)
+            .then(b.fix.hosts.len().cmp(&a.fix.hosts.len()))
+            .then(a.fix.port.cmp(&b.fix.port))
+            .then(a.fix.id.cmp(&b.fix.id))
+    });
+    let mut of = HashMap::new();
+    for (i, g) in out.iter_mut().enumerate() {
+        g.anchor = format!("fx{}", i + 1);
+        for id in &g.fix.finding_ids {
+            of.entry(id.clone()).or_insert_with(|| g.anchor.clone());
+        }
+    }
+    (out, of)
+}
+
+fn build_summary(input: &ReportInput<'_>, rows: &[PortRow], labels: &Labels) -> Summary {
+    let findings = &input.evaluation.findings;
+    let failing = findings.iter().filter(|f| f.status.is_failing()).count();
+    let mut open = 0;
+    let mut hosts = BTreeSet::new();
+    for o in input.observations {
+        if o.state == PortState::Open {
+            open += 1;
+            hosts.insert(o.ip);
+        }
+    }
+    Summary {
+        hosts_in_scope: input.facts.host_count,
+        hosts_with_open_ports: hosts.len(),
+        open_ports: open,
+        rows: rows.len(),
+        failing_rows: rows.iter().filter(|r| r.failing).count(),
+        findings: findings.len(),
+        failing,
+        waived: findings.len() - failing,
+        by_severity: Severity::ALL
+            .iter()
+            .rev()
+            .map(|&s| SeverityCount {
+                severity: s,
+                label: labels.get(&format!("severity.{s}")),
+                count: rows.iter().filter(|r| r.failing && r.severity == s).count(),
+                findings: findings
+                    .iter()
+                    .filter(|f| f.status.is_failing() && f.severity == s)
+                    .count(),
+            })
+            .collect(),
+        gate_tripped: input.facts.gate_tripped,
+    }
+}
+
+fn build_charts(input: &ReportInput<'_>, rows: &[PortRow]) -> Charts {
+    let mut groups: BTreeMap<Option<String>, GroupSeverity> = BTreeMap::new();
+    let mut heat: HashMap<IpAddr, [usize; 5]> = HashMap::new();
+    let mut failing_by_service: HashMap<&str, usize> = HashMap::new();
+    for r in rows {
+        let g = groups
+            .entry(r.group.clone())
+            .or_insert_with(|| GroupSeverity {
+                group: r.group.clone(),
+                counts: [0; 5],
+                rows: 0,
+            });
+        g.rows += 1;
+        if r.failing {
+            g.counts[severity_rank(r.severity) as usize] += 1;
+            if r.port.is_some() {
+                *failing_by_service
+                    .entry(r.service.as_deref().unwrap_or("?"))
+                    .or_default() += 1;
+            }
+        }
+        let h = heat.entry(r.ip).or_insert([0; 5]);
+        for c in r.checks.iter().filter(|c| c.status.is_failing()) {
+            h[severity_rank(c.severity) as usize] += 1;
+        }
+    }
+    let mut open_by_service: HashMap<String, usize> = HashMap::new();
+    for o in input.observations {
+        if o.state == PortState::Open {
+            let name = o
+                .service
+                .as_ref()
+                .map(|s| s.name.clone())
+                .or_else(|| {
+                    input
+                        .catalogue
+                        .entry(o.port, o.proto)
+                        .map(|e| e.service.clone())
+                })
+                .unwrap_or_else(|| format!("{}/{}", o.port, o.proto));
+            *open_by_service.entry(name).or_default() += 1;
+        }
+    }
+    let mut services: Vec<ServiceCount> = open_by_service
+        .into_iter()
+        .map(|(service, open)| ServiceCount {
+            failing: failing_by_service
+                .get(service.as_str())
+                .copied()
+                .unwrap_or(0),
+            service: display_safe(&service),
+            open,
+        })
+        .collect();
+    services.sort_by(|a, b| b.open.cmp(&a.open).then(a.service.cmp(&b.service)));
+    services.truncate(TOP_SERVICES);
+    // Most exposed: weighted by severity (a critical outweighs ten lows).
+    let weight = |c: &[usize; 5]| -> u64 {
+        c.iter()
+            .enumerate()
+            .map(|(i, n)| *n as u64 * 10u64.pow(i as u32))
+            .sum()
+    };
+    let mut heat: Vec<HostHeat> = heat
+        .into_iter()
+        .filter(|(_, c)| c.iter().any(|n| *n > 0))
+        .map(|(ip, counts)| HostHeat { ip, counts })
+        .collect();
+    heat.sort_by(|a, b| {
+        weight(&b.counts)
+            .cmp(&weight(&a.counts))
+            .then(a.ip.cmp(&b.ip))
+    });
+    heat.truncate(HEAT_HOSTS);
+    let mut groups: Vec<GroupSeverity> = groups.into_values().collect();
+    groups.sort_by(|a, b| b.rows.cmp(&a.rows).then(a.group.cmp(&b.group)));
+    Charts {
+        groups,
+        services,
+        heat,
+    }
+}
+
+fn build_compliance(input: &ReportInput<'_>, labels: &Labels) -> Vec<FrameworkReport> {
+    let t = |k: &str| labels.get(k);
+    input
+        .evaluation
+        .profiles
+        .iter()
+        .map(|pv| {
+            let profile = input.profiles.get(&pv.profile);
+            let name = match (input.lang, profile) {
+                (Lang::ZhCn, Some(p)) if !p.name_zh.is_empty() => p.name_zh.clone(),
+                _ => pv.name.clone(),
+            };
+            let requirements: Vec<RequirementRow> = pv
+                .requirements
+                .iter()
+                .map(|r| RequirementRow {
+                    id: r.id.clone(),
+                    control: format!("{}:{}", pv.profile, r.id),
+                    title: match input.lang {
+                        Lang::ZhCn if !r.title_zh.is_empty() => r.title_zh.clone(),
+                        _ => r.title_en.clone(),
+                    },
+                    category: if pv.profile.starts_with("mlps") {
+                        mlps_category(&r.id, labels)
+                    } else {
+                        None
+                    },
+                    status: r.status,
+                    status_label: t(&requirement_status_key(r.status)),
+                    confirmed: r.confirmed,
+                    reason: requirement_reason(&format!("{}:{}", pv.profile, r.id), r, labels),
+                    finding_count: r.findings.len(),
+                    coverage: coverage_text(r, labels),
+                })
+                .collect();
+            let partial = pv.partial;
+            FrameworkReport {
+                id: pv.profile.clone(),
+                name,
+                score: pv.score,
+                score_pct: pv
+                    .score
+                    .map(|s| (s * 100.0).round().clamp(0.0, 100.0) as u32),
+                passed: pv.passed,
+                failed: pv.failed,
+                partial,
+                not_assessed: pv.not_assessed,
+                requirements,
+            }
+        })
+        .collect()
+}
+
+fn build_exceptions(input: &ReportInput<'_>, labels: &Labels) -> Vec<ExceptionRow> {
+    let today = input.facts.as_of;
+    input
+        .policy
+        .exceptions
+        .iter()
+        .map(|e| {
+            let state = e.state(today);
+            ExceptionRow {
+                id: e.id.clone(),
+                target: e.target_spec.clone(),
+                ports: e
+                    .ports
+                    .map(|p| format!("{p}/{}", e.proto))
+                    .unwrap_or_else(|| labels.get("label.all")),
+                check: e.check.map(|c| c.as_str().to_string()),
+                reason: e.reason.clone(),
+                approver: e.approver.clone(),
+                ticket: e.ticket.clone(),
+                expires: e.expires,
+                days_left: (e.expires - today).num_days(),
+                state: exception_state_name(state).to_string(),
+                state_label: labels.get(&format!(
+                    "exception_state.{}",
+                    exception_state_name(state).replace('-', "_")
+                )),
+                expired: state == ExceptionState::Expired,
+                window: e.window.map(|w| window_text(&w, labels)),
+            }
+        })
+        .collect()
+}
+
+/// Why a requirement is partial or not assessed, in the report's language:
+/// the evaluator's message, with the checks that could not run (and why)
+/// named in the same language.
+fn requirement_reason(
+    control: &str,
+    r: &crate::model::RequirementVerdict,
+    labels: &Labels,
+) -> Option<String> {
+    let english = r.reason.clone();
+    let Some(msg) = &r.reason_msg else {
+        return english;
+    };
+    // What a scan cannot judge: the profile's reason, translated per control.
+    if msg.key == "msg.req.scan_cannot_judge"
+        && let Some(text) = labels.find(&format!("req_reason.{control}"))
+    {
+        return Some(text.to_string());
+    }
+    let mut msg = msg.clone();
+    if msg.args.contains_key("checks") {
+        let sep = labels.get("ui.list_separator");
+        let checks: Vec<String> = r
+            .coverage
+            .checks
+            .iter()
+            .filter(|c| !c.ran)
+            .map(|c| {
+                let kind = c.check.split('@').next().unwrap_or(&c.check);
+                let why = c
+                    .reason_msg
+                    .as_ref()
+                    .and_then(|m| labels.message(m))
+                    .or_else(|| c.reason.clone())
+                    .unwrap_or_default();
+                labels.fmt(
+                    "ui.check_not_run",
+                    &[
+                        ("check", &labels.get(&format!("check.{kind}"))),
+                        ("why", &why),
+                    ],
+                )
+            })
+            .collect();
+        msg.args.insert("checks".into(), checks.join(&sep));
+    }
+    labels.message(&msg).or(english)
+}
+
+/// A finding's message in the report's language: its key and parameters
+/// through the labels (the exception window in words of that language too),
+/// else the English text the evaluator recorded.
+pub fn finding_message(labels: &Labels, exceptions: &[ExceptionRow], f: &Finding) -> String {
+    let mut msg = std::borrow::Cow::Borrowed(&f.msg);
+    if let (Some(id), Some(_)) = (f.msg.args.get("exception"), f.msg.args.get("window"))
+        && let Some(w) = exceptions
+            .iter()
+            .find(|e| &e.id == id)
+            .and_then(|e| e.window.clone())
+    {
+        msg.to_mut().args.insert("window".into(), w);
+    }
+    labels.message(&msg).unwrap_or_else(|| f.message.clone())
+}
+
+/// A requirement's coverage in words: each mapped check, the hosts it ran
+/// over, or why it did not run.
+fn coverage_text(r: &crate::model::RequirementVerdict, labels: &Labels) -> String {
+    r.coverage
+        .checks
+        .iter()
+        .map(|c| {
+            let kind = c.check.split('@').next().unwrap_or(&c.check);
+            let check = labels.get(&format!("check.{kind}"));
+            if c.ran {
+                labels.fmt(
+                    "ui.check_ran",
+                    &[("check", &check), ("n", &c.hosts.to_string())],
+                )
+            } else {
+                let why = c
+                    .reason_msg
+                    .as_ref()
+                    .and_then(|m| labels.message(m))
+                    .or_else(|| c.reason.clone())
+                    .unwrap_or_default();
+                labels.fmt("ui.check_not_run", &[("check", &check), ("why", &why)])
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(&labels.get("ui.list_separator"))
+}
+
+/// An exception's recurring window in words, in the report's language.
+fn window_text(w: &crate::policy::Window, labels: &Labels) -> String {
+    use crate::policy::window::{Every, Span};
+    let every = labels.get(&format!(
+        "window.every_{}",
+        match w.every {
+            Every::Week => "week",
+            Every::Month => "month",
+            Every::Quarter => "quarter",
+            Every::Year => "year",
+        }
+    ));
+    let day = |n: u32| labels.get(&format!("window.weekday_{n}"));
+    match w.span {
+        Span::First(n) => labels.fmt("window.first", &[("n", &n.to_string()), ("every", &every)]),
+        Span::Last(n) => labels.fmt("window.last", &[("n", &n.to_string()), ("every", &every)]),
+        Span::Days(a, b) if w.every == Every::Week => {
+            if a == b {
+                labels.fmt("window.weekday", &[("day", &day(a))])
+            } else {
+                labels.fmt("window.weekdays", &[("from", &day(a)), ("to", &day(b))])
+            }
+        }
+        Span::Days(a, b) => labels.fmt(
+            "window.days",
+            &[
+                ("from", &a.to_string()),
+                ("to", &b.to_string()),
+                ("every", &every),
+            ],
+        ),
+    }
+}
+
+/// Every open port with the allowance that covers it, as the evaluator
+/// decided it (its port verdicts); product and banner from the observation.
+fn build_inventory(
+    input: &ReportInput<'_>,
+    names: &HashMap<IpAddr, Vec<String>>,
+) -> Vec<InventoryRow> {
+    let today = input.facts.as_of;
+    let observed: HashMap<(IpAddr, u16, Proto), &Observation> = input
+        .observations
+        .iter()
+        .filter(|o| o.state == PortState::Open)
+        .map(|o| ((o.ip, o.port, o.proto), o))
+        .collect();
+    input
+        .evaluation
+        .ports
+        .iter()
+        .map(|v| {
+            let info = observed
+                .get(&(v.ip, v.port, v.proto))
+                .and_then(|o| o.service.as_ref());
+            InventoryRow {
+                ip: v.ip,
+                hostnames: names.get(&v.ip).cloned().unwrap_or_default(),
+                group: v.group.clone(),
+                port: v.port,
+                proto: v.proto,
+                service: v.service.clone(),
+                product: info.and_then(|s| {
+                    let text = [s.product.as_deref(), s.version.as_deref()]
+                        .into_iter()
+                        .flatten()
+                        .collect::<Vec<_>>()
+                        .join(" ");
+                    (!text.is_empty()).then(|| excerpt(&text, BANNER_EXCERPT))
+                }),
+                banner: info
+                    .and_then(|s| s.banner.as_deref())
+                    .map(|b| excerpt(b, BANNER_EXCERPT)),
+                allowed: v.group.as_ref().map(|_| v.allowed_by.is_some()),
+                justification: v.justification.clone(),
+                approver: v.approver.clone(),
+                ticket: v.ticket.clone(),
+                review_by: v.review_by,
+                review_overdue: v.review_by.is_some_and(|d| d < today),
+            }
+        })
+        .collect()
 }
 
 /// The first `max` characters of `s`, made safe to show (see
@@ -869,6 +1088,11 @@ pub(crate) mod fixture {
     pub const CMD: &str = "+cmd|'/C calc'!A0";
 
     pub fn model(lang: Lang) -> ReportModel {
+        parts(lang).0
+    }
+
+    /// The model with the evaluation and observations it was built from.
+    pub fn parts(lang: Lang) -> (ReportModel, Evaluation, Vec<Observation>) {
         let profiles = Profiles::embedded().unwrap();
         let policy_text = format!(
             r#"name = '{IMG}'
@@ -927,12 +1151,13 @@ expires = 2026-01-31
             gate_tripped: true,
             rules_dir: None,
             policy_path: None,
+            inputs: Vec::new(),
             source_addresses: vec!["198.18.0.1".parse().unwrap()],
             rule_files: None,
             partial_import: false,
             history: None,
         };
-        ReportModel::build(&ReportInput {
+        let m = ReportModel::build(&ReportInput {
             lang,
             facts,
             observations: &observations,
@@ -942,7 +1167,8 @@ expires = 2026-01-31
             catalogue: &catalogue,
             remediation: &RemediationCatalog::embedded(),
         })
-        .unwrap()
+        .unwrap();
+        (m, evaluation, observations)
     }
 }
 
@@ -952,42 +1178,55 @@ mod tests {
     use super::*;
 
     #[test]
-    fn model_holds_the_audit_in_the_chosen_language() {
+    fn model_has_one_row_per_port_in_the_chosen_language() {
         let m = model(Lang::En);
         assert_eq!(m.schema_version, SCHEMA_VERSION);
         assert_eq!(m.summary.open_ports, 3);
         assert_eq!(m.summary.hosts_with_open_ports, 1);
         assert_eq!(m.scope.vantages, vec!["internal"]);
         assert_eq!(m.scope.scan_type_label, "TCP SYN (half-open)");
+        // Each host:port once, however many checks fired on it.
+        let keys: Vec<(Option<u16>, usize)> =
+            m.ports.iter().map(|r| (r.port, r.checks.len())).collect();
+        let mut ports: Vec<Option<u16>> = keys.iter().map(|k| k.0).collect();
+        ports.sort();
+        ports.dedup();
+        assert_eq!(ports.len(), m.ports.len(), "{keys:?}");
+        assert_eq!(
+            m.ports.iter().map(|r| r.checks.len()).sum::<usize>(),
+            m.summary.findings
+        );
+        // Severity of a row is the highest of its failing checks.
+        for r in &m.ports {
+            let worst = r
+                .checks
+                .iter()
+                .filter(|c| !r.failing || c.status.is_failing())
+                .map(|c| c.severity)
+                .max()
+                .unwrap();
+            assert_eq!(r.severity, worst);
+        }
+        assert!(
+            m.ports
+                .windows(2)
+                .all(|w| (w[0].failing, w[0].severity) >= (w[1].failing, w[1].severity))
+        );
         assert_eq!(
             m.summary
                 .by_severity
                 .iter()
-                .map(|s| s.severity)
-                .collect::<Vec<_>>(),
-            vec![
-                Severity::Critical,
-                Severity::High,
-                Severity::Medium,
-                Severity::Low,
-                Severity::Info
-            ]
+                .map(|s| s.findings)
+                .sum::<usize>(),
+            m.summary.failing
         );
         assert_eq!(
             m.summary.by_severity.iter().map(|s| s.count).sum::<usize>(),
-            m.summary.failing
+            m.summary.failing_rows
         );
-        // Findings sorted most severe first.
-        assert!(
-            m.findings
-                .windows(2)
-                .all(|w| w[0].severity >= w[1].severity)
-        );
-        // The expired exception is flagged.
         assert_eq!(m.exceptions.len(), 1);
         assert!(m.exceptions[0].expired);
         assert_eq!(m.exceptions[0].state_label, "EXPIRED");
-        // Inventory: 443 allowed with its approval, the others not.
         let allowed: Vec<(u16, Option<bool>)> =
             m.inventory.iter().map(|r| (r.port, r.allowed)).collect();
         assert_eq!(
@@ -995,35 +1234,52 @@ mod tests {
             vec![(23, Some(false)), (443, Some(true)), (6379, Some(false))]
         );
         assert_eq!(m.inventory[1].approver.as_deref(), Some(CMD));
-        // Banners lose their control characters and are cut.
-        let banner = m.hosts[0].ports[0].banner.as_deref().unwrap();
+        let banner = m.inventory[0].banner.as_deref().unwrap();
         assert!(!banner.contains('\x1b'));
         assert!(banner.starts_with(SCRIPT));
-        // Every failing finding is closed by exactly one fix, each fix has
-        // platforms, and the hostile service name never reaches a command.
-        assert!(!m.remediation.is_empty());
-        for f in m.findings.iter().filter(|f| f.failing) {
-            let n = m
-                .remediation
-                .iter()
-                .filter(|r| r.fix.finding_ids.contains(&f.id))
-                .count();
-            assert_eq!(n, 1, "{} {}", f.check, f.id);
-            assert!(f.fix.is_some(), "{} links to its fix", f.id);
+        // Every failing port links to a fix group that lists it and one of
+        // its failing findings.
+        for r in m.ports.iter().filter(|r| r.failing && r.port.is_some()) {
+            let key = r.fix.as_deref().expect("failing port has a fix group");
+            let g = m.fix_groups.iter().find(|g| g.anchor == key).unwrap();
+            assert!(g.fix.hosts.contains(&r.ip));
+            assert!(
+                r.checks
+                    .iter()
+                    .any(|c| g.fix.finding_ids.contains(&c.finding))
+            );
         }
-        for r in &m.remediation {
-            assert!(!r.fix.platforms.is_empty(), "{}", r.fix.key);
-            // Policy snippets quote the policy's own text as TOML strings;
-            // commands never carry the hostile identified service name.
-            for p in r.fix.platforms.iter().filter(|p| p.platform != "policy") {
-                assert!(!p.commands.contains("<script>"), "{}", p.platform);
+        assert_eq!(m.fix_groups[0].anchor, "fx1");
+        // Every failing finding is closed by some group.
+        let grouped: BTreeSet<&str> = m
+            .fix_groups
+            .iter()
+            .flat_map(|g| g.fix.finding_ids.iter().map(String::as_str))
+            .collect();
+        for r in &m.ports {
+            for c in r.checks.iter().filter(|c| c.status.is_failing()) {
+                assert!(grouped.contains(c.finding.as_str()), "{}", c.check);
             }
         }
         let pci = m.compliance.iter().find(|f| f.id == "pci-dss-4.0").unwrap();
         let r125 = pci.requirements.iter().find(|r| r.id == "1.2.5").unwrap();
         assert_eq!(r125.control, "pci-dss-4.0:1.2.5");
         assert_eq!(r125.status, RequirementStatus::Fail);
-        assert!(!r125.findings.is_empty());
+        assert!(r125.finding_count > 0);
+        // Rows point at the control sets their checks map to.
+        let with_125 = m
+            .ports
+            .iter()
+            .filter(|r| {
+                m.control_sets[r.controls]
+                    .iter()
+                    .any(|c| c == "pci-dss-4.0:1.2.5")
+            })
+            .count();
+        assert!(with_125 > 0);
+        assert_eq!(m.labels["severity.critical"], "Critical");
+        assert!(!m.charts.heat.is_empty());
+        assert_eq!(m.charts.services.iter().map(|s| s.open).sum::<usize>(), 3);
     }
 
     #[test]
@@ -1051,12 +1307,9 @@ mod tests {
         assert_eq!(r.status_label, "不符合");
         assert_eq!(m.summary.by_severity[0].label, "严重");
         assert_eq!(m.scope.fail_on_label, "高危");
-        let f = m
-            .findings
-            .iter()
-            .find(|f| f.check == "not-allowed")
-            .unwrap();
-        assert_eq!(f.check_label, "端口开放但未获批准");
+        assert_eq!(m.labels["check.not-allowed"], "端口开放但未获批准");
+        // One word per concept: a failing finding is 不符合, like a failing requirement.
+        assert_eq!(m.labels["status.fail"], "不符合");
     }
 
     #[test]
@@ -1095,7 +1348,7 @@ mod tests {
             &[o],
             "2026-06-01T12:00:00Z".parse().unwrap(),
         );
-        let groups = fix_groups(
+        let groups = super::super::remediation::fix_groups(
             &ev.findings,
             &policy,
             &RemediationCatalog::embedded(),
@@ -1111,30 +1364,6 @@ mod tests {
         assert_eq!(
             ids[..4],
             ["windows-powershell", "windows-netsh", "windows-dsc", "aws"]
-        );
-    }
-
-    #[test]
-    fn inventory_formats_the_port_verdicts() {
-        let m = model(Lang::En);
-        let row = |port: u16| m.inventory.iter().find(|r| r.port == port).unwrap();
-        assert_eq!(row(443).allowed, Some(true));
-        assert_eq!(row(443).justification.as_deref(), Some(FORMULA));
-        assert_eq!(row(443).group.as_deref(), Some("lab"));
-        assert_eq!(row(23).allowed, Some(false));
-        assert_eq!(row(23).service.as_deref(), Some("telnet"));
-        let card = &m.hosts[0];
-        let p443 = card.ports.iter().find(|p| p.port == 443).unwrap();
-        assert_eq!(p443.verdict, "finding");
-        assert_eq!(
-            m.scope.source_addresses,
-            ["198.18.0.1".parse::<IpAddr>().unwrap()]
-        );
-        // Every requirement carries its coverage; partial is its own count.
-        let pci = &m.compliance[0];
-        assert_eq!(
-            pci.passed + pci.failed + pci.partial + pci.not_assessed,
-            pci.requirements.len()
         );
     }
 }

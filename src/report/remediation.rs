@@ -836,7 +836,8 @@ const MAX_REPORT_JSON: u64 = 512 * 1024 * 1024;
 pub fn read_fixes(dir: &Path) -> Result<Vec<FixGroup>, RemediationError> {
     #[derive(Deserialize)]
     struct Doc {
-        remediation: Vec<FixGroup>,
+        /// The report model's fix groups (each flattens a [`FixGroup`]).
+        fix_groups: Vec<FixGroup>,
     }
     let path = dir.join("report.json");
     let io = |source| RemediationError::Io {
@@ -855,7 +856,7 @@ pub fn read_fixes(dir: &Path) -> Result<Vec<FixGroup>, RemediationError> {
         path: path.clone(),
         message: format!("not a portwarden report ({e})"),
     })?;
-    Ok(doc.remediation)
+    Ok(doc.fix_groups)
 }
 
 /// The fix that closes a finding, by finding id.

@@ -1,0 +1,186 @@
+//! Synthetic scan results for report tests and the report benchmark: open
+//! ports spread pseudo-randomly (but the same on every run) over about 60 %
+//! of 198.18.0.0/N, and a three-group policy (a PCI cardholder segment, an
+//! internet DMZ, an office; the rest unmanaged). Shared by
+//! `benches/report.rs` and `tests/report.rs`.
+
+#![allow(dead_code)]
+
+use std::fmt::Write as _;
+use std::path::Path;
+
+/// Ports drawn for open pairs, with weights (how often they appear).
+const PORTS: [(u16, u32); 20] = [
+    (22, 30),
+    (80, 24),
+    (443, 24),
+    (3389, 6),
+    (445, 5),
+    (3306, 4),
+    (5432, 3),
+    (6379, 3),
+    (8080, 8),
+    (23, 2),
+    (21, 3),
+    (25, 3),
+    (135, 3),
+    (139, 2),
+    (9200, 2),
+    (27017, 2),
+    (11211, 1),
+    (8443, 5),
+    (5900, 2),
+    (53, 4),
+];
+
+/// A small deterministic generator (xorshift64*), so every run audits the same data.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+pub struct Scale {
+    pub prefix: u8,
+    /// Mean open ports per live host, in tenths.
+    pub ports_per_host_x10: u64,
+}
+
+pub const SCALES: [Scale; 3] = [
+    Scale {
+        prefix: 24,
+        ports_per_host_x10: 21,
+    },
+    Scale {
+        prefix: 18,
+        ports_per_host_x10: 29,
+    },
+    Scale {
+        prefix: 16,
+        ports_per_host_x10: 29,
+    },
+];
+
+/// Writes the observations of one scale; returns the open pairs written.
+pub fn generate(dir: &Path, s: &Scale) -> usize {
+    let hosts: u32 = (1u32 << (32 - s.prefix)) - 2;
+    let total_weight: u32 = PORTS.iter().map(|p| p.1).sum();
+    let mut rng = Rng(0x9E37_79B9_7F4A_7C15 ^ u64::from(s.prefix));
+    let mut out = String::new();
+    let mut open = 0;
+    let base = u32::from(std::net::Ipv4Addr::new(198, 18, 0, 0));
+    for h in 1..=hosts {
+        if rng.below(10) >= 6 {
+            continue; // ~60 % of addresses are live
+        }
+        let ip = std::net::Ipv4Addr::from(base + h);
+        // 1..=2×mean-1 ports, mean ports_per_host.
+        let n = 1 + rng.below((s.ports_per_host_x10 * 2 - 10) / 10 + 1);
+        let mut chosen: Vec<u16> = Vec::new();
+        for _ in 0..n {
+            let mut w = rng.below(u64::from(total_weight)) as u32;
+            let port = PORTS
+                .iter()
+                .find(|(_, pw)| {
+                    if w < *pw {
+                        true
+                    } else {
+                        w -= pw;
+                        false
+                    }
+                })
+                .map(|p| p.0)
+                .unwrap_or(22);
+            if !chosen.contains(&port) {
+                chosen.push(port);
+            }
+        }
+        chosen.sort_unstable();
+        for port in chosen {
+            let _ = writeln!(
+                out,
+                r#"{{"ip":"{ip}","port":{port},"proto":"tcp","state":"open","reason":"syn-ack","rtt_ms":0.4,"time":"2026-11-24T21:40:00.000Z","tries":1}}"#
+            );
+            open += 1;
+        }
+    }
+    std::fs::write(dir.join("observations.jsonl"), out).unwrap();
+    // Groups: a PCI cardholder segment (the first /4 of the range), an
+    // internet DMZ (the next /4), an office (the next /4); the rest unmanaged.
+    let quarter = |q: u32| {
+        let size = (hosts + 2) / 4;
+        let lo = std::net::Ipv4Addr::from(base + q * size + 1);
+        let hi = std::net::Ipv4Addr::from(base + (q + 1) * size - 2);
+        format!("{lo}-{hi}")
+    };
+    let policy = format!(
+        r#"name = "bench /{p}"
+
+[[group]]
+name = "cardholder"
+targets = ["{cde}"]
+tags = ["pci-cde"]
+profiles = ["pci-dss-4.0", "mlps2-level3"]
+max_open_ports = 3
+
+[[group.allow]]
+port = 443
+justification = "payment API"
+approver = "ciso"
+ticket = "CHG-1"
+review_by = 2026-12-31
+
+[[group.allow]]
+port = 22
+justification = "administration from the jump host"
+approver = "ciso"
+review_by = 2026-01-31
+
+[[group]]
+name = "dmz"
+targets = ["{dmz}"]
+vantage = "internet"
+profiles = ["pci-dss-4.0", "iso27001-2022", "cis-v8", "nist-800-53r5"]
+
+[[group.allow]]
+port = 80
+
+[[group.allow]]
+port = 443
+justification = "public web"
+approver = "web-owner"
+
+[[group]]
+name = "office"
+targets = ["{office}"]
+profiles = ["iso27001-2022", "mlps2-level3"]
+
+[[group.allow]]
+port = 22
+justification = "ssh"
+approver = "it"
+
+[[exception]]
+target = "{cde_first}"
+port = 3389
+reason = "vendor support"
+approver = "ciso"
+expires = 2026-12-31
+"#,
+        p = s.prefix,
+        cde = quarter(0),
+        dmz = quarter(1),
+        office = quarter(2),
+        cde_first = std::net::Ipv4Addr::from(base + 1),
+    );
+    std::fs::write(dir.join("policy.toml"), policy).unwrap();
+    open
+}
