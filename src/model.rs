@@ -56,6 +56,10 @@ pub enum PortState {
     Closed,
     /// No answer, or an ICMP error that says something in the path blocks it.
     Filtered,
+    /// UDP only: no answer after every retry. A UDP service that ignores
+    /// the probe and a firewall that drops it look the same (nmap's name).
+    #[serde(rename = "open|filtered")]
+    OpenFiltered,
 }
 
 impl PortState {
@@ -64,6 +68,7 @@ impl PortState {
             PortState::Open => "open",
             PortState::Closed => "closed",
             PortState::Filtered => "filtered",
+            PortState::OpenFiltered => "open|filtered",
         }
     }
 }
@@ -102,6 +107,8 @@ pub enum Reason {
     AdminProhibited,
     /// Any other ICMP destination-unreachable code.
     IcmpUnreach,
+    /// A UDP datagram answered our UDP probe (nmap's `udp-response`).
+    UdpResponse,
 }
 
 impl Reason {
@@ -118,6 +125,7 @@ impl Reason {
             Reason::ProtoUnreach => "proto-unreach",
             Reason::AdminProhibited => "admin-prohibited",
             Reason::IcmpUnreach => "icmp-unreach",
+            Reason::UdpResponse => "udp-response",
         }
     }
 
@@ -126,7 +134,20 @@ impl Reason {
         match self {
             Reason::SynAck | Reason::Connected => PortState::Open,
             Reason::Reset | Reason::ConnRefused => PortState::Closed,
+            Reason::UdpResponse => PortState::Open,
             _ => PortState::Filtered,
+        }
+    }
+
+    /// The state a reason implies for a probe of `proto`. UDP differs from
+    /// TCP in two places: an ICMP port unreachable is the host's own
+    /// "nothing listens" (closed), and silence proves nothing
+    /// (open|filtered).
+    pub fn state_for(self, proto: Proto) -> PortState {
+        match (proto, self) {
+            (Proto::Udp, Reason::PortUnreach) => PortState::Closed,
+            (Proto::Udp, Reason::NoResponse) => PortState::OpenFiltered,
+            _ => self.state(),
         }
     }
 }
@@ -190,7 +211,7 @@ impl Observation {
             ip,
             port,
             proto,
-            state: reason.state(),
+            state: reason.state_for(proto),
             reason,
             rtt_ms,
             time: Utc::now(),
@@ -362,6 +383,29 @@ mod tests {
         assert_eq!(Reason::ConnRefused.state(), PortState::Closed);
         assert_eq!(Reason::AdminProhibited.state(), PortState::Filtered);
         assert_eq!(Reason::Connected.state(), PortState::Open);
+        assert_eq!(
+            Reason::PortUnreach.state_for(Proto::Tcp),
+            PortState::Filtered
+        );
+        assert_eq!(Reason::PortUnreach.state_for(Proto::Udp), PortState::Closed);
+        assert_eq!(
+            Reason::NoResponse.state_for(Proto::Udp),
+            PortState::OpenFiltered
+        );
+        assert_eq!(Reason::UdpResponse.state_for(Proto::Udp), PortState::Open);
+        assert_eq!(
+            Reason::HostUnreach.state_for(Proto::Udp),
+            PortState::Filtered
+        );
+    }
+
+    #[test]
+    fn open_filtered_serializes_as_nmap_names_it() {
+        let s = serde_json::to_string(&PortState::OpenFiltered).unwrap();
+        assert_eq!(s, r#""open|filtered""#);
+        let back: PortState = serde_json::from_str(&s).unwrap();
+        assert_eq!(back, PortState::OpenFiltered);
+        assert_eq!(PortState::OpenFiltered.to_string(), "open|filtered");
     }
 
     #[test]

@@ -125,6 +125,7 @@ impl Output {
                         "open": summary.open,
                         "closed": summary.closed,
                         "filtered": summary.filtered,
+                        "open_filtered": summary.open_filtered,
                         "elapsed_s": summary.elapsed.as_secs_f64(),
                         "rate": summary.rate,
                         "interrupted": summary.interrupted,

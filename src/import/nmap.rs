@@ -58,7 +58,7 @@ fn reason_for(state: PortState, reason: &str, connect: bool) -> Reason {
             PortState::Open => Reason::SynAck,
             PortState::Closed if connect => Reason::ConnRefused,
             PortState::Closed => Reason::Reset,
-            PortState::Filtered => Reason::NoResponse,
+            PortState::Filtered | PortState::OpenFiltered => Reason::NoResponse,
         },
     }
 }

@@ -102,6 +102,8 @@ pub struct ScanSummary {
     pub open: u64,
     pub closed: u64,
     pub filtered: u64,
+    /// UDP pairs that stayed silent after every retry.
+    pub open_filtered: u64,
     /// Wall time of the scan.
     pub elapsed: Duration,
     /// Probes per second actually achieved.
@@ -119,6 +121,7 @@ impl ScanSummary {
             PortState::Open => self.open += 1,
             PortState::Closed => self.closed += 1,
             PortState::Filtered => self.filtered += 1,
+            PortState::OpenFiltered => self.open_filtered += 1,
         }
     }
 }
