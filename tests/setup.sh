@@ -3,7 +3,7 @@
 # (the lab needs iproute2 and nftables; identification tests start real
 # servers from Debian packages). Idempotent; run as root.
 set -euo pipefail
-pkgs=(iproute2 nftables chromium chromium-driver fonts-wqy-microhei openssh-server nginx-light redis-server memcached vsftpd busybox-static openssl)
+pkgs=(iproute2 nftables chromium chromium-driver fonts-wqy-microhei openssh-server nginx-light redis-server memcached vsftpd busybox-static openssl dnsmasq-base snmpd chrony nmap)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

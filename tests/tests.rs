@@ -14,3 +14,4 @@ mod policy;
 mod report;
 mod scan_connect;
 mod syn;
+mod udp;

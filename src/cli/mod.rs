@@ -135,7 +135,7 @@ async fn scan(cmd: ScanCmd) -> Result<u8> {
     }
     let (choice, mut cfg) = scan_config(&cmd.engine)?;
     let identify = identify_config(cmd.identify, cmd.identify_concurrency)?;
-    let scope = scope(&cmd.scope, app::DEFAULT_AUDIT_PORTS);
+    let scope = scope(&cmd.scope, app::DEFAULT_SCAN_PORTS);
     let prepared = app::prepare(&scope).await?;
     let format = cmd.format.unwrap_or(if io::stdout().is_terminal() {
         Format::Table

@@ -1142,3 +1142,207 @@ fn serve(socks: &[Listener], stop: &AtomicBool) {
         }
     }
 }
+
+// ---------------------------------------------------------------------------
+// UDP support (additive): real UDP daemons and extra nftables rules in the
+// target namespace, for tests/udp.rs and the benchmark's --udp mode.
+// ---------------------------------------------------------------------------
+
+/// A process started inside a lab namespace; killed (by its own pid) and
+/// reaped on drop.
+#[derive(Debug)]
+pub struct NsChild {
+    child: std::process::Child,
+    what: String,
+}
+
+impl NsChild {
+    pub fn what(&self) -> &str {
+        &self.what
+    }
+
+    /// True while the process runs.
+    pub fn alive(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+}
+
+impl Drop for NsChild {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Lab {
+    /// Starts `program args` in the target namespace (`ip netns exec`
+    /// execs it, so the child's pid is the program's). Output is discarded
+    /// unless `log` names a file.
+    pub fn spawn_in_target(
+        &self,
+        program: &str,
+        args: &[&str],
+        log: Option<&std::path::Path>,
+    ) -> NsChild {
+        let mut c = Command::new("ip");
+        c.args(["netns", "exec", &self.target, program])
+            .args(args)
+            .stdin(Stdio::null());
+        match log.map(File::create) {
+            Some(Ok(f)) => {
+                let f2 = f.try_clone().expect("clone log handle");
+                c.stdout(f).stderr(f2);
+            }
+            _ => {
+                c.stdout(Stdio::null()).stderr(Stdio::null());
+            }
+        }
+        let child = c
+            .spawn()
+            .unwrap_or_else(|e| panic!("starting {program} in the target namespace: {e}"));
+        NsChild {
+            child,
+            what: format!("{program} {}", args.join(" ")),
+        }
+    }
+
+    /// Adds an address of the lab's prefix to the target's loopback, for
+    /// daemons that bind only to configured addresses.
+    pub fn add_target_address(&self, ip: IpAddr) {
+        assert!(in_lab_range(ip), "{ip} is outside the lab ranges");
+        let len = if ip.is_ipv4() { "32" } else { "128" };
+        ip_cmd(&[
+            "-n",
+            &self.target,
+            "addr",
+            "add",
+            &format!("{ip}/{len}"),
+            "dev",
+            "lo",
+        ])
+        .unwrap_or_else(|e| panic!("adding {ip} to the target: {e}"));
+    }
+
+    /// Loads an extra nftables ruleset (its own table) in the target.
+    pub fn load_target_rules(&self, rules: &str) {
+        run_checked(
+            Command::new("ip").args(["netns", "exec", &self.target, "nft", "-f", "-"]),
+            Some(rules),
+        )
+        .unwrap_or_else(|e| panic!("loading target rules: {e}"));
+    }
+}
+
+/// The nftables table of a UDP lab: `dropped` pairs vanish, `rejected`
+/// pairs get ICMP admin-prohibited, and every destination unreachable the
+/// target sends goes through one limiter per source address (`rate`/s,
+/// burst `burst`), like a real host's own `icmp_ratelimit` (the kernel's
+/// limiter is per peer, and in the lab the one peer is the scanner, so it
+/// is switched off and emulated here per address).
+pub fn udp_ruleset(
+    dropped: &BTreeSet<(IpAddr, u16)>,
+    rejected: &BTreeSet<(IpAddr, u16)>,
+    icmp_limit: Option<(u32, u32)>,
+) -> String {
+    let pairs = |set: &BTreeSet<(IpAddr, u16)>, v4: bool| -> String {
+        let v: Vec<String> = set
+            .iter()
+            .filter(|(ip, _)| ip.is_ipv4() == v4)
+            .map(|(ip, p)| format!("{ip} . {p}"))
+            .collect();
+        if v.is_empty() {
+            String::new()
+        } else {
+            format!("elements = {{ {} }}", v.join(", "))
+        }
+    };
+    let mut r = String::new();
+    r.push_str("table inet labudp\ndelete table inet labudp\ntable inet labudp {\n");
+    let _ = writeln!(
+        r,
+        "  set udrop4 {{ type ipv4_addr . inet_service; {} }}",
+        pairs(dropped, true)
+    );
+    let _ = writeln!(
+        r,
+        "  set udrop6 {{ type ipv6_addr . inet_service; {} }}",
+        pairs(dropped, false)
+    );
+    let _ = writeln!(
+        r,
+        "  set urej4 {{ type ipv4_addr . inet_service; {} }}",
+        pairs(rejected, true)
+    );
+    let _ = writeln!(
+        r,
+        "  set urej6 {{ type ipv6_addr . inet_service; {} }}",
+        pairs(rejected, false)
+    );
+    r.push_str("  chain input {\n    type filter hook input priority 0; policy accept;\n");
+    r.push_str("    ip daddr . udp dport @udrop4 drop\n    ip6 daddr . udp dport @udrop6 drop\n");
+    r.push_str("    ip daddr . udp dport @urej4 reject with icmp type admin-prohibited\n");
+    r.push_str("    ip6 daddr . udp dport @urej6 reject with icmpv6 type admin-prohibited\n");
+    r.push_str("  }\n");
+    if let Some((rate, burst)) = icmp_limit {
+        r.push_str("  chain output {\n    type filter hook output priority 0; policy accept;\n");
+        let _ = writeln!(
+            r,
+            "    icmp type destination-unreachable meter pu4 size 65535 {{ ip saddr limit rate over {rate}/second burst {burst} packets }} drop"
+        );
+        let _ = writeln!(
+            r,
+            "    icmpv6 type destination-unreachable meter pu6 size 65535 {{ ip6 saddr limit rate over {rate}/second burst {burst} packets }} drop"
+        );
+        r.push_str("  }\n");
+    }
+    r.push_str("}\n");
+    r
+}
+
+/// A minimal SSDP responder: answers an M-SEARCH on `addr` with a 200 and
+/// a SERVER header until `stop` is raised. Runs inside `netns`.
+pub fn ssdp_responder(
+    netns: &str,
+    addr: SocketAddr,
+    server: &str,
+    stop: Arc<AtomicBool>,
+) -> JoinHandle<()> {
+    let (tx, rx) = mpsc::channel::<Result<(), String>>();
+    let ns = netns.to_string();
+    let server = server.to_string();
+    let h = std::thread::spawn(move || {
+        let sock = enter_netns(&ns)
+            .map_err(|e| format!("setns {ns}: {e}"))
+            .and_then(|()| {
+                std::net::UdpSocket::bind(addr).map_err(|e| format!("bind {addr}: {e}"))
+            });
+        let sock = match sock {
+            Ok(s) => {
+                let _ = tx.send(Ok(()));
+                s
+            }
+            Err(e) => {
+                let _ = tx.send(Err(e));
+                return;
+            }
+        };
+        let _ = sock.set_read_timeout(Some(Duration::from_millis(100)));
+        let mut buf = [0u8; 2048];
+        while !stop.load(Ordering::SeqCst) {
+            let Ok((n, peer)) = sock.recv_from(&mut buf) else {
+                continue;
+            };
+            if buf[..n].starts_with(b"M-SEARCH * HTTP/1.1\r\n") {
+                let reply = format!(
+                    "HTTP/1.1 200 OK\r\nCACHE-CONTROL: max-age=1800\r\nEXT:\r\nLOCATION: http://{}:49152/desc.xml\r\nSERVER: {server}\r\nST: upnp:rootdevice\r\nUSN: uuid:7077-lab::upnp:rootdevice\r\n\r\n",
+                    addr.ip()
+                );
+                let _ = sock.send_to(reply.as_bytes(), peer);
+            }
+        }
+    });
+    rx.recv()
+        .expect("ssdp responder thread")
+        .unwrap_or_else(|e| panic!("ssdp responder: {e}"));
+    h
+}

@@ -180,7 +180,9 @@ impl Host {
         if self.tokens >= 1.0 {
             now
         } else {
-            now + Duration::from_secs_f64((1.0 - self.tokens) / (self.rate * margin).max(1e-3))
+            // Never "now" for a fractional token: a zero wait would spin.
+            let wait = (1.0 - self.tokens) / (self.rate * margin).max(1e-3);
+            now + Duration::from_secs_f64(wait).max(Duration::from_micros(100))
         }
     }
 }
@@ -219,6 +221,8 @@ struct Engine<'a, 'b> {
 }
 
 const BATCH_MAX: usize = 32;
+/// Upper bound of a host's modelled ICMP refill (per second).
+const MAX_ICMP_RATE: f64 = 10_000.0;
 
 /// Runs a UDP scan over `io` and emits one observation per concluded pair.
 pub fn run(
@@ -348,8 +352,10 @@ impl Engine<'_, '_> {
                 || self.next_k < self.shard_len
             {
                 let need = (1.0 - self.tokens).max(0.0);
-                until =
-                    until.min(now + Duration::from_secs_f64(need / self.cfg.rate.max(1) as f64));
+                // At least a few microseconds: a rounding-zero wait on a
+                // virtual clock would never let time (and tokens) advance.
+                let dt = Duration::from_secs_f64(need / self.cfg.rate.max(1) as f64);
+                until = until.min(now + dt.max(Duration::from_micros(5)));
             }
             let wait = until.saturating_sub(now).min(Duration::from_millis(50));
             rx.clear();
@@ -413,13 +419,16 @@ impl Engine<'_, '_> {
         self.cfg.priority.binary_search(&port).is_ok()
     }
 
-    /// Tries a pair may get: the configured count, and for a host known to
-    /// send ICMP errors (whose limiter may have hidden a "closed") one more
-    /// for a priority port.
+    /// Tries a pair may get: the configured count; for a host known to
+    /// send ICMP errors (whose limiter may have hidden a "closed") one more,
+    /// and two more for a priority port.
     fn allowed_tries(&self, key: Key) -> u8 {
         let base = self.cfg.retries.saturating_add(1).clamp(1, MAX_TRIES);
         match self.hosts.get(&key.0) {
-            Some(h) if h.icmp > 0 && self.is_priority(key.1) => (base + 1).min(MAX_TRIES),
+            Some(h) if h.icmp > 0 => {
+                let extra = if self.is_priority(key.1) { 2 } else { 1 };
+                (base + extra).min(MAX_TRIES)
+            }
             _ => base,
         }
     }
@@ -441,9 +450,16 @@ impl Engine<'_, '_> {
             let margin = self.cfg.pacing_margin;
             let budget = self.cfg.host_budget;
             let prio = self.is_priority(key.1);
+            let paced = p.paced;
+            let floor = self.cfg.icmp_rate.max(0.01);
             let Some(h) = self.hosts.get_mut(&key.0) else {
                 continue;
             };
+            if paced {
+                // A paced try went unanswered: the port may be dropped, or
+                // the model ran ahead of the real limiter. Back off.
+                h.rate = (h.rate / 2.0).max(floor);
+            }
             if tries >= allowed {
                 self.conclude(key, Reason::NoResponse, None, tries, None);
             } else if h.icmp == 0 {
@@ -470,11 +486,17 @@ impl Engine<'_, '_> {
     /// Hands retries to the sender as the hosts' limiter models refill.
     fn release_slots(&mut self, now: Duration) {
         let margin = self.cfg.pacing_margin;
+        // Slots due now are taken first, so one rescheduled for "now" waits
+        // for the next round instead of spinning here.
+        let mut due = Vec::new();
         while let Some(Reverse((at, addr))) = self.slots.peek().copied() {
             if at > now {
                 break;
             }
             self.slots.pop();
+            due.push(addr);
+        }
+        for addr in due {
             let Some(h) = self.hosts.get_mut(&addr) else {
                 continue;
             };
@@ -728,6 +750,12 @@ impl Engine<'_, '_> {
                 // Every destination unreachable a host sends, "port" or
                 // "prohibited", comes out of the same limiter.
                 self.learn_limit(key.0, r.at, !paced);
+                if paced && t + 1 == tries {
+                    // The paced try was answered: probe a faster refill.
+                    if let Some(h) = self.hosts.get_mut(&key.0) {
+                        h.rate = (h.rate * 1.25).min(MAX_ICMP_RATE);
+                    }
+                }
                 (*reason, None)
             }
         };
