@@ -371,6 +371,59 @@ fn udp_slash24_exact_open_set_and_state_split_with_real_services() {
         "Linux/6.1 UPnP/1.0 portwarden-lab/1.0"
     );
     eprintln!("udp /24 × 12 ports: {:.2} s", took.as_secs_f64());
+
+    // The audit turns the answers into the UDP checks.
+    let out_dir = ul._dir.0.join("report");
+    let out = ul.lab.run(&[
+        "audit",
+        "198.19.1.11-17",
+        "-p",
+        "U:53,161,11211,1900",
+        "--scan",
+        "syn",
+        "--seed",
+        "7",
+        "--as-of",
+        "2026-11-24",
+        "--out",
+        out_dir.to_str().unwrap(),
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    let doc: Value =
+        serde_json::from_str(&std::fs::read_to_string(out_dir.join("findings.json")).unwrap())
+            .unwrap();
+    let findings = match &doc {
+        Value::Array(a) => a.clone(),
+        v => v["findings"].as_array().unwrap().clone(),
+    };
+    let udp: BTreeSet<String> = findings
+        .iter()
+        .filter(|f| {
+            matches!(
+                f["check"].as_str(),
+                Some("amplification-vector" | "snmp-default-community")
+            )
+        })
+        .map(|f| {
+            assert_eq!(f["proto"], "udp");
+            format!(
+                "{} {} {} {}",
+                f["ip"].as_str().unwrap(),
+                f["port"],
+                f["check"].as_str().unwrap(),
+                f["severity"].as_str().unwrap()
+            )
+        })
+        .collect();
+    let want: BTreeSet<String> = [
+        format!("{} 161 snmp-default-community critical", v4(SNMP)),
+        format!("{} 11211 amplification-vector high", v4(MEMCACHED)),
+        format!("{} 1900 amplification-vector high", v4(SSDP)),
+    ]
+    .into();
+    // dnsmasq here has no upstream and refuses recursion: not an open resolver.
+    assert_eq!(udp, want);
 }
 
 #[test]

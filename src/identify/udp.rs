@@ -50,7 +50,7 @@ pub fn describe(hint: Option<&str>, reply: &[u8]) -> ServiceInfo {
 
 /// DNS: a well-formed response to our query; RA says recursion is offered.
 fn dns(reply: &[u8], info: &mut ServiceInfo) -> bool {
-    use hickory_resolver::proto::op::{Message, MessageType};
+    use hickory_resolver::proto::op::{Message, MessageType, ResponseCode};
     let Ok(m) = Message::from_vec(reply) else {
         return false;
     };
@@ -62,8 +62,15 @@ fn dns(reply: &[u8], info: &mut ServiceInfo) -> bool {
         "recursion".into(),
         if ra { "available" } else { "not-available" }.into(),
     );
-    info.extra
-        .insert("rcode".into(), m.metadata.response_code.to_string());
+    let rcode = m.metadata.response_code;
+    info.extra.insert("rcode".into(), rcode.to_str().into());
+    // An open resolver: recursion offered, and the query answered (not
+    // refused) for a stranger.
+    let answered = matches!(rcode, ResponseCode::NoError | ResponseCode::NXDomain);
+    info.extra.insert(
+        "resolves".into(),
+        if ra && answered { "yes" } else { "no" }.into(),
+    );
     true
 }
 
@@ -264,7 +271,7 @@ mod tests {
 
     #[test]
     fn dns_recursion_is_read_from_the_answer() {
-        use hickory_resolver::proto::op::{Message, MessageType, Query};
+        use hickory_resolver::proto::op::{Message, MessageType, Query, ResponseCode};
         use hickory_resolver::proto::rr::{Name, RecordType};
         let mut m = Message::query();
         m.metadata.message_type = MessageType::Response;
@@ -273,6 +280,12 @@ mod tests {
         let bytes = m.to_vec().unwrap();
         let i = describe(Some("dns"), &bytes);
         assert_eq!(fact(&i.extra, "recursion"), Some("available"));
+        assert_eq!(fact(&i.extra, "resolves"), Some("yes"));
+        m.metadata.response_code = ResponseCode::Refused;
+        let i = describe(Some("dns"), &m.to_vec().unwrap());
+        assert_eq!(fact(&i.extra, "resolves"), Some("no"));
+        assert_eq!(fact(&i.extra, "rcode"), Some("Query Refused"));
+        m.metadata.response_code = ResponseCode::NoError;
         m.metadata.recursion_available = false;
         let i = describe(Some("dns"), &m.to_vec().unwrap());
         assert_eq!(fact(&i.extra, "recursion"), Some("not-available"));

@@ -67,10 +67,14 @@ pub enum CheckKind {
     TlsCert,
     UnmanagedHost,
     UnapprovedChange,
+    /// An open UDP amplifier (memcached, SSDP, chargen, NTP monlist, …).
+    AmplificationVector,
+    /// SNMP answered with a default community (`public`, `private`).
+    SnmpDefaultCommunity,
 }
 
 impl CheckKind {
-    pub const ALL: [CheckKind; 14] = [
+    pub const ALL: [CheckKind; 16] = [
         CheckKind::NotAllowed,
         CheckKind::HighRiskExposed,
         CheckKind::CleartextAdmin,
@@ -85,6 +89,8 @@ impl CheckKind {
         CheckKind::TlsCert,
         CheckKind::UnmanagedHost,
         CheckKind::UnapprovedChange,
+        CheckKind::AmplificationVector,
+        CheckKind::SnmpDefaultCommunity,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -103,6 +109,8 @@ impl CheckKind {
             CheckKind::TlsCert => "tls-cert",
             CheckKind::UnmanagedHost => "unmanaged-host",
             CheckKind::UnapprovedChange => "unapproved-change",
+            CheckKind::AmplificationVector => "amplification-vector",
+            CheckKind::SnmpDefaultCommunity => "snmp-default-community",
         }
     }
 
