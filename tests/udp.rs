@@ -441,3 +441,127 @@ fn connect_scan_refuses_udp_ports_clearly() {
         "{err}"
     );
 }
+
+/// One tool's result on the UDP lab, judged against the truth.
+struct Score {
+    tool: String,
+    secs: f64,
+    found: usize,
+    false_open: usize,
+    right: usize,
+    total: usize,
+}
+
+fn score(tool: &str, secs: f64, got: &BTreeMap<(IpAddr, u16), Want>, ul: &UdpLab) -> Score {
+    let mut s = Score {
+        tool: tool.into(),
+        secs,
+        found: 0,
+        false_open: 0,
+        right: 0,
+        total: ul.truth.len(),
+    };
+    for (k, want) in &ul.truth {
+        // A pair a tool does not list is one it left unjudged: wrong.
+        let Some(have) = got.get(k) else { continue };
+        if *have == Want::Open && *want == Want::Open {
+            s.found += 1;
+        }
+        if *have == Want::Open && *want != Want::Open {
+            s.false_open += 1;
+        }
+        s.right += usize::from(have == want);
+    }
+    s
+}
+
+/// Side-by-side figures against `nmap -sU` on the same /24 × high-risk-udp
+/// lab (ICMP limited per address to 1/s after 6). On demand:
+/// `cargo test --test tests udp::perf_vs_nmap -- --ignored --nocapture`.
+#[test]
+#[ignore]
+fn perf_vs_nmap() {
+    let Some(ul) = udp_lab() else { return };
+    let Some(nmap) = need("/usr/bin/nmap", "nmap") else {
+        return;
+    };
+    let mut table = Vec::new();
+    let t = Instant::now();
+    let out = ul.lab.run(&[
+        "scan",
+        "198.19.1.0/24",
+        "-p",
+        "high-risk-udp",
+        "--format",
+        "jsonl",
+    ]);
+    let secs = t.elapsed().as_secs_f64();
+    let got: BTreeMap<(IpAddr, u16), Want> = rows(&out)
+        .into_iter()
+        .map(|(k, v)| {
+            let w = match v["state"].as_str().unwrap() {
+                "open" => Want::Open,
+                "closed" => Want::Closed,
+                "filtered" => Want::Prohibited,
+                _ => Want::Silent,
+            };
+            (k, w)
+        })
+        .collect();
+    table.push(score("portwarden (defaults)", secs, &got, &ul));
+    let ports = PORTS.map(|p| p.to_string()).join(",");
+    for (name, extra) in [
+        ("nmap -sU -T4", vec!["-T4"]),
+        (
+            "nmap -sU -T4 --min-rate 5000",
+            vec!["-T4", "--min-rate", "5000"],
+        ),
+    ] {
+        let xml = ul._dir.0.join("nmap.xml");
+        let mut args = vec!["-sU", "-n", "-Pn", "--reason", "-p", &ports];
+        args.extend(extra);
+        let xml_s = xml.display().to_string();
+        args.extend(["-oX", &xml_s, "198.19.1.0/24"]);
+        let t = Instant::now();
+        let out = ul.lab.run_program(&nmap, &args);
+        let secs = t.elapsed().as_secs_f64();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let run =
+            portwarden::import::nmap::parse(&std::fs::read_to_string(&xml).unwrap(), "nmap.xml")
+                .unwrap();
+        let got: BTreeMap<(IpAddr, u16), Want> = run
+            .observations
+            .iter()
+            .map(|o| {
+                use portwarden::model::{PortState, Reason};
+                let w = match (o.state, o.reason) {
+                    (PortState::Open, _) => Want::Open,
+                    (PortState::Closed, _) => Want::Closed,
+                    (_, Reason::AdminProhibited) => Want::Prohibited,
+                    _ => Want::Silent,
+                };
+                ((o.ip, o.port), w)
+            })
+            .collect();
+        table.push(score(name, secs, &got, &ul));
+    }
+    eprintln!("| tool | wall s | open found/5 | false open | split right |");
+    eprintln!("|---|---|---|---|---|");
+    for s in &table {
+        eprintln!(
+            "| {} | {:.2} | {}/5 | {} | {}/{} ({:.1} %) |",
+            s.tool,
+            s.secs,
+            s.found,
+            s.false_open,
+            s.right,
+            s.total,
+            100.0 * s.right as f64 / s.total as f64
+        );
+    }
+    assert_eq!((table[0].found, table[0].false_open), (5, 0));
+}
