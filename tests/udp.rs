@@ -372,6 +372,40 @@ fn udp_slash24_exact_open_set_and_state_split_with_real_services() {
     );
     eprintln!("udp /24 × 12 ports: {:.2} s", took.as_secs_f64());
 
+    // Every output carries the protocol: nmap XML and CSV.
+    let one = |format: &str| {
+        let out = ul.lab.run(&[
+            "scan",
+            &v4(SNMP).to_string(),
+            "-p",
+            "T:22,U:161",
+            "--scan",
+            "syn",
+            "--format",
+            format,
+        ]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let xml = one("nmap-xml");
+    assert!(
+        xml.contains(
+            r#"<port protocol="udp" portid="161"><state state="open" reason="udp-response""#
+        ),
+        "{xml}"
+    );
+    assert!(xml.contains(r#"protocol="tcp" portid="22""#), "{xml}");
+    let csv = one("csv");
+    assert!(
+        csv.lines()
+            .any(|l| l.contains(",161,udp,open,udp-response")),
+        "{csv}"
+    );
+
     // The audit turns the answers into the UDP checks.
     let out_dir = ul._dir.0.join("report");
     let out = ul.lab.run(&[
