@@ -6,6 +6,7 @@
 //! cargo bench --bench lab                 # connect scan, plus nmap -sT when nmap is installed
 //! cargo bench --bench lab -- --syn        # also portwarden --scan syn and nmap -sS
 //! cargo bench --bench lab -- --quick      # a /26 × 100 ports sanity run
+//! cargo bench --bench lab -- --udp        # UDP: /24 × high-risk-udp with real daemons, vs nmap -sU
 //! cargo bench --bench lab -- --no-nmap --bin target/release/portwarden
 //! ```
 //!
@@ -38,6 +39,7 @@ const WELL_KNOWN: [u16; 40] = [
 
 struct Opts {
     syn: bool,
+    udp: bool,
     nmap: bool,
     quick: bool,
     bin: PathBuf,
@@ -62,6 +64,7 @@ fn opts() -> Opts {
     };
     Opts {
         syn: has("--syn") || std::env::var_os("PW_BENCH_SYN").is_some(),
+        udp: has("--udp"),
         nmap: !has("--no-nmap") && which("nmap").is_some(),
         quick: has("--quick"),
         bin,
@@ -267,6 +270,10 @@ fn main() {
         unsafe { libc::geteuid() } == 0,
         "the lab benchmark needs root (network namespaces)"
     );
+    if o.udp {
+        run_udp(&o);
+        return;
+    }
     let common = expand_ports(&o.bin, "common");
     let (spec, port_list): (String, Vec<u16>) = if o.quick {
         let v: Vec<u16> = match &common {
@@ -436,6 +443,123 @@ fn main() {
             format!("{hit}/{}", expected.len()),
             fp,
             m.status
+        );
+    }
+}
+
+/// `--udp`: the UDP lab of tests/udp.rs (198.19.1.0/24, 152 live hosts ×
+/// the 12 `high-risk-udp` ports, real dnsmasq / snmpd / chronyd / memcached
+/// / SSDP, 30 dropped and 20 rejected pairs, ICMP errors limited per
+/// address to 1/s after 6) scanned by portwarden with default settings and
+/// by `nmap -sU` with and without `--min-rate`. Judged per pair: open found,
+/// false open, and the state split (open / closed / filtered /
+/// open|filtered) against the truth.
+fn run_udp(o: &Opts) {
+    use lab::udp::{Want, udp_lab};
+    use portwarden::model::{PortState, Reason};
+    use std::collections::BTreeMap;
+    let Some(ul) = udp_lab() else {
+        panic!("the UDP lab needs dnsmasq-base, snmpd, chrony and memcached (tests/setup.sh)");
+    };
+    let tmp = ul._dir.0.clone();
+    let target = "198.19.1.0/24";
+    println!(
+        "UDP lab {target}: {} pairs, {} open",
+        ul.truth.len(),
+        ul.truth.values().filter(|w| **w == Want::Open).count()
+    );
+    type Got = BTreeMap<(IpAddr, u16), Want>;
+    let mut rows: Vec<(String, Duration, i64, Duration, String, Got)> = Vec::new();
+
+    let out = tmp.join("portwarden-udp.jsonl");
+    let mut cmd = ul.lab.command(&o.bin);
+    cmd.args([
+        "scan",
+        target,
+        "-p",
+        "high-risk-udp",
+        "--format",
+        "jsonl",
+        "-o",
+    ])
+    .arg(&out);
+    println!("  $ {} {}", o.bin.display(), args_of(&cmd));
+    let (wall, rss, cpu, status) = measure("portwarden", cmd, o.timeout);
+    let got: Got = std::fs::read_to_string(&out)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter_map(|v| {
+            let w = match v["state"].as_str()? {
+                "open" => Want::Open,
+                "closed" => Want::Closed,
+                "filtered" => Want::Prohibited,
+                _ => Want::Silent,
+            };
+            Some((
+                (v["ip"].as_str()?.parse().ok()?, v["port"].as_u64()? as u16),
+                w,
+            ))
+        })
+        .collect();
+    rows.push(("portwarden (defaults)".into(), wall, rss, cpu, status, got));
+
+    if o.nmap {
+        let ports = lab::udp::PORTS.map(|p| p.to_string()).join(",");
+        for (label, extra) in [
+            ("nmap -sU -T4", vec!["-T4"]),
+            (
+                "nmap -sU -T4 --min-rate 5000",
+                vec!["-T4", "--min-rate", "5000"],
+            ),
+        ] {
+            let xml = tmp.join(format!("{}.xml", label.replace([' ', '-'], "_")));
+            let mut cmd = ul.lab.command("nmap");
+            cmd.arg("-sU")
+                .args(&extra)
+                .args(["-n", "-Pn", "--reason", "-p", &ports, target, "-oX"])
+                .arg(&xml);
+            println!("  $ nmap {}", args_of(&cmd));
+            let (wall, rss, cpu, status) = measure(label, cmd, o.timeout);
+            let text = std::fs::read_to_string(&xml).unwrap_or_default();
+            let got: Got = portwarden::import::nmap::parse(&text, "nmap.xml")
+                .map(|r| r.observations)
+                .unwrap_or_default()
+                .iter()
+                .map(|o| {
+                    let w = match (o.state, o.reason) {
+                        (PortState::Open, _) => Want::Open,
+                        (PortState::Closed, _) => Want::Closed,
+                        (_, Reason::AdminProhibited) => Want::Prohibited,
+                        _ => Want::Silent,
+                    };
+                    ((o.ip, o.port), w)
+                })
+                .collect();
+            rows.push((label.into(), wall, rss, cpu, status, got));
+        }
+    }
+    println!();
+    println!(
+        "| tool | wall s | max RSS MB | cpu s | open found | false open | state right | status |"
+    );
+    println!("|---|---|---|---|---|---|---|---|");
+    let want_open = ul.truth.values().filter(|w| **w == Want::Open).count();
+    for (tool, wall, rss, cpu, status, got) in &rows {
+        let (mut found, mut fp, mut right) = (0, 0, 0);
+        for (k, want) in &ul.truth {
+            let Some(have) = got.get(k) else { continue };
+            found += usize::from(*have == Want::Open && *want == Want::Open);
+            fp += usize::from(*have == Want::Open && *want != Want::Open);
+            right += usize::from(have == want);
+        }
+        println!(
+            "| {tool} | {:.2} | {:.1} | {:.2} | {found}/{want_open} | {fp} | {right}/{} ({:.1} %) | {status} |",
+            wall.as_secs_f64(),
+            *rss as f64 / 1024.0,
+            cpu.as_secs_f64(),
+            ul.truth.len(),
+            100.0 * right as f64 / ul.truth.len() as f64
         );
     }
 }

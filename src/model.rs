@@ -145,6 +145,18 @@ impl Reason {
             _ => PortState::Filtered,
         }
     }
+
+    /// The state a reason implies for a probe of `proto`. UDP differs from
+    /// TCP in two places: an ICMP port unreachable is the host's own
+    /// "nothing listens" (closed), and silence proves nothing
+    /// (open|filtered).
+    pub fn state_for(self, proto: Proto) -> PortState {
+        match (proto, self) {
+            (Proto::Udp, Reason::PortUnreach) => PortState::Closed,
+            (Proto::Udp, Reason::NoResponse) => PortState::OpenFiltered,
+            _ => self.state(),
+        }
+    }
 }
 
 impl fmt::Display for Reason {
@@ -210,7 +222,7 @@ impl Observation {
             ip,
             port,
             proto,
-            state: reason.state(),
+            state: reason.state_for(proto),
             reason,
             rtt_ms,
             time: Utc::now(),
@@ -402,6 +414,29 @@ mod tests {
         assert_eq!(Reason::ConnRefused.state(), PortState::Closed);
         assert_eq!(Reason::AdminProhibited.state(), PortState::Filtered);
         assert_eq!(Reason::Connected.state(), PortState::Open);
+        assert_eq!(
+            Reason::PortUnreach.state_for(Proto::Tcp),
+            PortState::Filtered
+        );
+        assert_eq!(Reason::PortUnreach.state_for(Proto::Udp), PortState::Closed);
+        assert_eq!(
+            Reason::NoResponse.state_for(Proto::Udp),
+            PortState::OpenFiltered
+        );
+        assert_eq!(Reason::UdpResponse.state_for(Proto::Udp), PortState::Open);
+        assert_eq!(
+            Reason::HostUnreach.state_for(Proto::Udp),
+            PortState::Filtered
+        );
+    }
+
+    #[test]
+    fn open_filtered_serializes_as_nmap_names_it() {
+        let s = serde_json::to_string(&PortState::OpenFiltered).unwrap();
+        assert_eq!(s, r#""open|filtered""#);
+        let back: PortState = serde_json::from_str(&s).unwrap();
+        assert_eq!(back, PortState::OpenFiltered);
+        assert_eq!(PortState::OpenFiltered.to_string(), "open|filtered");
     }
 
     #[test]

@@ -17,3 +17,4 @@ mod report;
 mod safety;
 mod scan_connect;
 mod syn;
+mod udp;

@@ -25,7 +25,9 @@ use crate::store::{self, Drift, Store};
 use crate::target::{PortSet, TargetOptions, Targets};
 
 /// Ports an audit scans when none are given.
-pub const DEFAULT_AUDIT_PORTS: &str = "common";
+pub const DEFAULT_AUDIT_PORTS: &str = "common,high-risk-udp";
+/// The `scan` command's default ports (TCP only: a plain scan stays quick).
+pub const DEFAULT_SCAN_PORTS: &str = "common";
 
 /// What to scan, as the operator wrote it.
 #[derive(Debug, Clone, Default)]
@@ -57,6 +59,9 @@ pub struct Prepared {
     pub catalogue: Catalogue,
     /// Identification probes (`rules/probes.toml`).
     pub probes: ProbeSet,
+    /// UDP payloads (`rules/udp-payloads.toml`) and the ports whose silent
+    /// pairs the UDP engine retries hardest (catalogue risk high or above).
+    pub udp: scan::udp::UdpOptions,
 }
 
 /// Loads the rules and resolves targets and ports.
@@ -74,12 +79,43 @@ pub async fn prepare_with(scope: &Scope, rules: &Rules) -> Result<Prepared> {
         allow_large: scope.allow_large,
     };
     let targets = Targets::resolve(&scope.targets, &scope.excludes, &opts).await?;
+    let udp = scan::udp::UdpOptions {
+        payloads: scan::udp::payloads::Payloads::load_dir(scope.rules_dir.as_deref())?,
+        priority: catalogue
+            .entries()
+            .iter()
+            .filter(|e| e.proto == Proto::Udp && e.risk >= Severity::High)
+            .map(|e| e.port)
+            .collect(),
+    };
     Ok(Prepared {
         targets,
         ports,
         catalogue,
         probes,
+        udp,
     })
+}
+
+/// A connect scan cannot send UDP probes. UDP ports that came only from
+/// the default spec are left out, with a notice saying so; ports the
+/// operator named are kept, and the scan refuses them with the reason.
+pub async fn settle_udp(
+    prepared: &mut Prepared,
+    kind: ScanKind,
+    spec: &str,
+    events: &mpsc::Sender<ScanEvent>,
+) {
+    if kind == ScanKind::Connect && !prepared.ports.udp().is_empty() && spec == DEFAULT_AUDIT_PORTS
+    {
+        let n = prepared.ports.udp().len();
+        prepared.ports = prepared.ports.tcp_only();
+        let _ = events
+            .send(ScanEvent::Notice(format!(
+                "a connect scan cannot probe UDP: the {n} default UDP ports (high-risk-udp) were NOT scanned; run as root (or grant CAP_NET_RAW) to include them"
+            )))
+            .await;
+    }
 }
 
 /// Turns the operator's engine choice into a concrete one. A silent
@@ -180,7 +216,9 @@ pub async fn scan(
             }
         }
     };
-    let run = scan::run(&prepared.targets, &prepared.ports, cfg, tx);
+    let mut cfg = cfg.clone();
+    cfg.udp = prepared.udp.clone();
+    let run = scan::run(&prepared.targets, &prepared.ports, &cfg, tx);
     let (summary, (), (), ()) = tokio::join!(run, forward, identify_all, pass_on);
     Ok(summary?)
 }
@@ -360,9 +398,10 @@ pub async fn audit(req: &AuditRequest, events: mpsc::Sender<ScanEvent>) -> Resul
     if scope.targets.is_empty() {
         anyhow::bail!("no targets: name some, or give a --policy whose groups list targets");
     }
-    let prepared = prepare_with(&scope, &rulebook.rules).await?;
+    let mut prepared = prepare_with(&scope, &rulebook.rules).await?;
     let mut cfg = req.scan.clone();
     cfg.kind = choose_engine(req.engine, &events).await?;
+    settle_udp(&mut prepared, cfg.kind, &scope.ports, &events).await;
 
     let (tx, mut rx) = mpsc::channel(4096);
     let collect = async {

@@ -248,7 +248,7 @@ pub struct AuditCmd {
 
 #[derive(Debug, Args)]
 pub struct PortsCmd {
-    /// Port spec, e.g. `common`, `high-risk`, `ssh,8000-8100`.
+    /// Port spec, e.g. `common`, `high-risk`, `ssh,8000-8100`, `U:53,161`, `high-risk-udp`.
     #[arg(default_value = "common")]
     pub spec: String,
     /// A directory whose rule files replace the embedded ones.
@@ -262,8 +262,9 @@ pub struct ScopeArgs {
     /// Targets: IPs, CIDRs (198.18.0.0/24), ranges (198.18.0.1-20), host names, @FILE lists.
     #[arg(value_name = "TARGET")]
     pub targets: Vec<String>,
-    /// Ports: `22,80`, `1-1024`, `-`/`all`, service names, named sets (`common`, `high-risk`)
-    /// [default: common].
+    /// Ports: `22,80`, `1-1024`, `-`/`all`, service names, named sets (`common`, `high-risk`),
+    /// UDP as `53/udp` or `U:53,161,T:22` (`high-risk-udp`)
+    /// [default: common for scan; common,high-risk-udp for audit].
     #[arg(short = 'p', long, value_name = "PORTS")]
     pub ports: Option<String>,
     /// Leave these targets out (same forms as targets; repeatable).

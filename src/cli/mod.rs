@@ -153,7 +153,7 @@ async fn scan(cmd: ScanCmd) -> Result<u8> {
     }
     let (choice, mut cfg) = scan_config(&cmd.engine)?;
     let identify = identify_config(cmd.identify, cmd.identify_concurrency)?;
-    let scope = scope(&cmd.scope, app::DEFAULT_AUDIT_PORTS);
+    let scope = scope(&cmd.scope, app::DEFAULT_SCAN_PORTS);
     let prepared = app::prepare(&scope).await?;
     let format = cmd.format.unwrap_or(if io::stdout().is_terminal() {
         Format::Table
@@ -641,12 +641,17 @@ fn ports(cmd: PortsCmd) -> Result<u8> {
     let catalogue = Rules::load(cmd.rules.as_deref())?.ports;
     let set = PortSet::parse(&cmd.spec, &catalogue)?;
     let mut w = BufWriter::new(io::stdout());
-    for &p in set.as_slice() {
+    for (p, proto) in set.pairs() {
         let service = catalogue
-            .entry(p, portwarden::model::Proto::Tcp)
+            .entry(p, proto)
             .map(|e| e.service.as_str())
             .unwrap_or("");
-        writeln!(w, "{p}\t{}", output::terminal_safe(service))?;
+        // TCP keeps its historic bare form; UDP ports say so.
+        let service = output::terminal_safe(service);
+        match proto {
+            portwarden::model::Proto::Tcp => writeln!(w, "{p}\t{service}")?,
+            portwarden::model::Proto::Udp => writeln!(w, "{p}/udp\t{service}")?,
+        }
     }
     w.flush()?;
     eprintln!("{} ports", set.len());
@@ -748,13 +753,18 @@ fn summary_line(s: &ScanSummary, hosts: u64, ports: usize) -> String {
         plural(ports as u64, "port")
     );
     let mut line = format!(
-        "scanned {scope} in {:.2} s ({:.0} probes/s{}): {} open, {} closed, {} filtered",
+        "scanned {scope} in {:.2} s ({:.0} probes/s{}): {} open, {} closed, {} filtered{}",
         s.elapsed.as_secs_f64(),
         s.rate,
         if s.interrupted { ", interrupted" } else { "" },
         s.open,
         s.closed,
-        s.filtered
+        s.filtered,
+        if s.open_filtered > 0 {
+            format!(", {} open|filtered", s.open_filtered)
+        } else {
+            String::new()
+        }
     );
     if s.local_errors > 0 {
         line.push_str(&format!(

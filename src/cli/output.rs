@@ -134,6 +134,7 @@ impl Output {
                         "closed": summary.closed,
                         "filtered": summary.filtered,
                         "local_errors": summary.local_errors,
+                        "open_filtered": summary.open_filtered,
                         "elapsed_s": summary.elapsed.as_secs_f64(),
                         "rate": summary.rate,
                         "interrupted": summary.interrupted,

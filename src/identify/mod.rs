@@ -14,6 +14,7 @@
 //! that never close cannot stall or bloat a scan.
 
 pub mod probes;
+pub mod udp;
 
 mod http;
 mod text;

@@ -718,6 +718,10 @@ fn port_checks(
             Message::new("msg.unauth_service"),
         );
     }
+    // UDP-only checks (amplifiers, default SNMP communities): see policy::udp.
+    for (check, message) in super::udp::udp_checks(o, &label) {
+        push(check, profiles.check(check).severity, message);
+    }
 }
 
 /// `segmentation-breach`: a port of a host that must be unreachable from
@@ -1754,8 +1758,9 @@ window = { every = "month", days = "25-31" }
         );
         let kinds: BTreeSet<&str> = e.findings.iter().map(|f| f.check.as_str()).collect();
         // All but `unapproved-change`, which needs a baseline (see below),
-        // and `segmentation-breach`, which needs an unreachable group.
-        assert_eq!(kinds.len(), CheckKind::ALL.len() - 2);
+        // `segmentation-breach`, which needs an unreachable group, and the
+        // two UDP checks (tested in policy::udp).
+        assert_eq!(kinds.len(), CheckKind::ALL.len() - 4);
     }
 
     #[test]

@@ -17,6 +17,7 @@ pub mod addr;
 pub mod catalogue;
 pub mod config;
 pub mod eval;
+pub mod udp;
 pub mod window;
 
 use chrono::NaiveDate;

@@ -69,6 +69,10 @@ pub enum CheckKind {
     UnapprovedChange,
     SegmentationBreach,
     AllowedReviewMissing,
+    /// An open UDP amplifier (memcached, SSDP, chargen, NTP monlist, …).
+    AmplificationVector,
+    /// SNMP answered with a default community (`public`, `private`).
+    SnmpDefaultCommunity,
 }
 
 impl CheckKind {
@@ -89,6 +93,8 @@ impl CheckKind {
         CheckKind::UnapprovedChange,
         CheckKind::SegmentationBreach,
         CheckKind::AllowedReviewMissing,
+        CheckKind::AmplificationVector,
+        CheckKind::SnmpDefaultCommunity,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -109,6 +115,8 @@ impl CheckKind {
             CheckKind::UnapprovedChange => "unapproved-change",
             CheckKind::SegmentationBreach => "segmentation-breach",
             CheckKind::AllowedReviewMissing => "allowed-review-missing",
+            CheckKind::AmplificationVector => "amplification-vector",
+            CheckKind::SnmpDefaultCommunity => "snmp-default-community",
         }
     }
 

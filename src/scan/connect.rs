@@ -48,7 +48,7 @@ pub async fn run(
     events: mpsc::Sender<ScanEvent>,
 ) -> Result<ScanSummary, ScanError> {
     let naddr = targets.len();
-    scan_pairs(naddr, |i| targets.get(i), ports.as_slice(), cfg, events).await
+    scan_pairs(naddr, |i| targets.get(i), ports.tcp(), cfg, events).await
 }
 
 /// The engine proper, over any indexable address list (tests use a closure).

@@ -1,14 +1,17 @@
 //! Scan layer: probes (address, port) pairs and concludes open / closed /
 //! filtered for each, emitting [`ScanEvent`]s as it goes.
 //!
-//! Two probe engines share one contract: [`connect`] (full handshakes through
-//! the kernel, no privilege) and [`syn`] (stateless half-open scanning over
-//! raw sockets). Both walk a seeded permutation of the (address × port)
-//! index space so no host receives its ports back to back.
+//! Two TCP probe engines share one contract: [`connect`] (full handshakes
+//! through the kernel, no privilege) and [`syn`] (stateless half-open
+//! scanning over raw sockets). UDP ports go to [`udp`], which shares the
+//! SYN engine's core and runs beside the TCP engine. All walk a seeded
+//! permutation of the (address × port) index space so no host receives its
+//! ports back to back.
 
 pub mod connect;
 pub mod permute;
 pub mod syn;
+pub mod udp;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -71,6 +74,8 @@ pub struct ScanConfig {
     /// outside Linux's ephemeral range so the kernel's own connections
     /// never collide with probes.
     pub source_ports: Option<(u16, u16)>,
+    /// UDP payloads and priority ports (used when the port set has UDP ports).
+    pub udp: udp::UdpOptions,
 }
 
 impl Default for ScanConfig {
@@ -88,6 +93,7 @@ impl Default for ScanConfig {
             resume_from: None,
             stop: None,
             source_ports: None,
+            udp: udp::UdpOptions::default(),
         }
     }
 }
@@ -116,6 +122,28 @@ pub struct ScanSummary {
 }
 
 impl ScanSummary {
+    /// The summary of two engines that ran side by side.
+    pub fn merge(self, other: ScanSummary) -> ScanSummary {
+        let elapsed = self.elapsed.max(other.elapsed);
+        let sent = self.sent + other.sent;
+        ScanSummary {
+            probed: self.probed + other.probed,
+            sent,
+            open: self.open + other.open,
+            closed: self.closed + other.closed,
+            filtered: self.filtered + other.filtered,
+            open_filtered: self.open_filtered + other.open_filtered,
+            local_errors: self.local_errors + other.local_errors,
+            elapsed,
+            rate: if elapsed.is_zero() {
+                0.0
+            } else {
+                sent as f64 / elapsed.as_secs_f64()
+            },
+            interrupted: self.interrupted || other.interrupted,
+        }
+    }
+
     /// Counts one concluded (address, port) pair.
     pub fn count(&mut self, state: crate::model::PortState) {
         use crate::model::PortState;
@@ -147,10 +175,55 @@ pub enum ScanError {
     NoRawSocketPrivilege(String),
     #[error("{0}")]
     Config(String),
+    #[error(
+        "UDP ports need the raw-socket UDP engine, which a connect scan cannot use: run as root (or grant CAP_NET_RAW) with --scan syn or auto, or drop the UDP ports (e.g. -p common instead of common,high-risk-udp)"
+    )]
+    UdpNeedsRaw,
 }
 
 /// Runs the scan described by `cfg` and sends every conclusion to `events`.
+/// TCP ports go to the engine `cfg.kind` names; UDP ports to the UDP
+/// engine, at the same time (each engine's parsers ignore the other's
+/// replies). A connect scan cannot send UDP probes: it refuses UDP ports
+/// rather than leave them silently unscanned.
 pub async fn run(
+    targets: &Targets,
+    ports: &PortSet,
+    cfg: &ScanConfig,
+    events: mpsc::Sender<ScanEvent>,
+) -> Result<ScanSummary, ScanError> {
+    if ports.udp().is_empty() {
+        return run_tcp(targets, ports, cfg, events).await;
+    }
+    if cfg.kind == ScanKind::Connect {
+        return Err(ScanError::UdpNeedsRaw);
+    }
+    if ports.tcp().is_empty() {
+        return udp::run(targets, ports.udp(), cfg, &cfg.udp, events).await;
+    }
+    // One resume file describes one engine's permutation: a mixed scan
+    // writes none and cannot be resumed.
+    if cfg.resume_from.is_some() {
+        return Err(ScanError::Config(
+            "a resume file covers a TCP-only or a UDP-only scan: resume with the ports of the interrupted scan".into(),
+        ));
+    }
+    let mut single = cfg.clone();
+    single.resume_out = None;
+    let stop = single.stop.get_or_insert_with(Default::default).clone();
+    let tcp_ports = ports.tcp_only();
+    let (tcp, udp) = tokio::join!(
+        run_tcp(targets, &tcp_ports, &single, events.clone()),
+        udp::run(targets, ports.udp(), &single, &single.udp, events.clone()),
+    );
+    if (tcp.is_err() || udp.is_err()) && !stop.load(std::sync::atomic::Ordering::Relaxed) {
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+    let (tcp, udp) = (tcp?, udp?);
+    Ok(tcp.merge(udp))
+}
+
+async fn run_tcp(
     targets: &Targets,
     ports: &PortSet,
     cfg: &ScanConfig,

@@ -1,8 +1,12 @@
 //! Target layer: port specs. Turns what the operator typed after `--ports`
 //! (`22,80,443`, `1-1024`, `-`/`all`, open ranges `-1024` and `60000-`,
 //! service names such as `ssh`, named sets such as `common` or `high-risk`,
-//! catalogue tags such as `database`, or any mix) into the sorted TCP port
-//! list the scan engine iterates. Names are resolved through the port
+//! catalogue tags such as `database`, or any mix) into the sorted
+//! (port, protocol) lists the scan engines iterate. Protocols are chosen
+//! nmap's way (`U:53,161,T:22`: a prefix holds until the next one) or per
+//! item (`53/udp`, `snmp/udp`); without either an item means TCP, except
+//! a name the catalogue knows only over UDP (`snmp`, `high-risk-udp`),
+//! which keeps its protocol. Names are resolved through the port
 //! catalogue, so a `--rules` override changes what `common` means too.
 //! Every error quotes the offending item; an unknown name comes with the
 //! closest names the catalogue knows.
@@ -14,7 +18,7 @@ use crate::rules::Catalogue;
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PortSpecError {
     #[error(
-        "empty port spec: give ports (22,80), ranges (1-1024), service names (ssh), sets (common, high-risk) or 'all'"
+        "empty port spec: give ports (22,80), ranges (1-1024), service names (ssh), sets (common, high-risk), UDP ports (53/udp, U:53,161) or 'all'"
     )]
     Empty,
     #[error("empty item in port spec '{spec}': remove the doubled or trailing comma")]
@@ -33,9 +37,15 @@ pub enum PortSpecError {
         suggestions: Vec<String>,
     },
     #[error(
-        "'{name}' names only UDP ports in the catalogue ({ports}); port specs select TCP ports"
+        "unknown protocol in '{item}': write /tcp or /udp after a port (53/udp), or T: / U: before a list (U:53,161,T:22)"
     )]
-    UdpOnly { name: String, ports: String },
+    BadProto { item: String },
+    #[error("'{name}' names no {proto} ports in the catalogue ({others})")]
+    WrongProto {
+        name: String,
+        proto: Proto,
+        others: String,
+    },
 }
 
 fn suggestion_text(suggestions: &[String]) -> String {
@@ -47,70 +57,167 @@ fn suggestion_text(suggestions: &[String]) -> String {
     }
 }
 
-/// A sorted, de-duplicated, non-empty set of TCP ports.
+/// A non-empty set of (port, protocol) pairs: sorted, de-duplicated TCP
+/// ports and UDP ports.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PortSet {
-    ports: Vec<u16>,
+    tcp: Vec<u16>,
+    udp: Vec<u16>,
 }
 
 impl PortSet {
     /// Parses a comma-separated port spec. Items may be mixed
-    /// (`ssh,8000-8100,high-risk`) and surrounded by spaces. A name is
-    /// looked up as a declared set, then as a service name or alias, then
-    /// as a catalogue tag.
+    /// (`ssh,8000-8100,high-risk,U:53,161`) and surrounded by spaces. A
+    /// name is looked up as a declared set, then as a service name or
+    /// alias, then as a catalogue tag.
     pub fn parse(spec: &str, catalogue: &Catalogue) -> Result<PortSet, PortSpecError> {
         if spec.trim().is_empty() {
             return Err(PortSpecError::Empty);
         }
-        // A bitmap keeps `all` (65,535 ports) and overlapping items cheap.
-        let mut chosen = vec![false; 65536];
+        // Bitmaps keep `all` (65,535 ports) and overlapping items cheap.
+        let mut tcp = vec![false; 65536];
+        let mut udp = vec![false; 65536];
+        // The protocol a `T:` / `U:` prefix selected; `None` = the default.
+        let mut mode: Option<Proto> = None;
         for raw in spec.split(',') {
-            let item = raw.trim();
+            let mut item = raw.trim();
             if item.is_empty() {
                 return Err(PortSpecError::EmptyItem {
                     spec: spec.to_string(),
                 });
             }
-            let looks_numeric = item
-                .chars()
-                .all(|c| c.is_ascii_digit() || c == '-' || c.is_whitespace());
+            if let Some((prefix, rest)) = item.split_once(':') {
+                mode = Some(match prefix.trim().to_ascii_lowercase().as_str() {
+                    "t" | "tcp" => Proto::Tcp,
+                    "u" | "udp" => Proto::Udp,
+                    _ => {
+                        return Err(PortSpecError::BadProto {
+                            item: item.to_string(),
+                        });
+                    }
+                });
+                item = rest.trim();
+                if item.is_empty() {
+                    return Err(PortSpecError::EmptyItem {
+                        spec: spec.to_string(),
+                    });
+                }
+            }
+            let mut proto = mode;
+            if let Some((body, suffix)) = item.rsplit_once('/') {
+                proto =
+                    Some(
+                        suffix
+                            .trim()
+                            .parse::<Proto>()
+                            .map_err(|_| PortSpecError::BadProto {
+                                item: item.to_string(),
+                            })?,
+                    );
+                item = body.trim();
+            }
+            let looks_numeric = !item.is_empty()
+                && item
+                    .chars()
+                    .all(|c| c.is_ascii_digit() || c == '-' || c.is_whitespace());
             if looks_numeric {
                 let (lo, hi) = parse_numeric(item)?;
-                chosen[usize::from(lo)..=usize::from(hi)].fill(true);
+                let map = match proto {
+                    Some(Proto::Udp) => &mut udp,
+                    _ => &mut tcp,
+                };
+                map[usize::from(lo)..=usize::from(hi)].fill(true);
             } else {
-                for p in resolve_name(item, catalogue)? {
-                    chosen[usize::from(p)] = true;
+                let (p, ports) = resolve_name(item, proto, catalogue)?;
+                let map = match p {
+                    Proto::Udp => &mut udp,
+                    Proto::Tcp => &mut tcp,
+                };
+                for port in ports {
+                    map[usize::from(port)] = true;
                 }
             }
         }
-        let ports: Vec<u16> = (1..=u16::MAX).filter(|&p| chosen[usize::from(p)]).collect();
-        if ports.is_empty() {
+        let pick = |m: &[bool]| (1..=u16::MAX).filter(|&p| m[usize::from(p)]).collect();
+        let set = PortSet {
+            tcp: pick(&tcp),
+            udp: pick(&udp),
+        };
+        if set.is_empty() {
             return Err(PortSpecError::Empty);
         }
-        Ok(PortSet { ports })
+        Ok(set)
     }
 
+    /// A TCP-only set.
     pub fn from_ports(ports: impl IntoIterator<Item = u16>) -> PortSet {
-        let mut ports: Vec<u16> = ports.into_iter().collect();
-        ports.sort_unstable();
-        ports.dedup();
-        PortSet { ports }
+        PortSet::from_pairs(ports.into_iter().map(|p| (p, Proto::Tcp)))
     }
 
-    pub fn as_slice(&self) -> &[u16] {
-        &self.ports
+    /// A set of (port, protocol) pairs in any order.
+    pub fn from_pairs(pairs: impl IntoIterator<Item = (u16, Proto)>) -> PortSet {
+        let (mut tcp, mut udp) = (Vec::new(), Vec::new());
+        for (port, proto) in pairs {
+            match proto {
+                Proto::Tcp => tcp.push(port),
+                Proto::Udp => udp.push(port),
+            }
+        }
+        for v in [&mut tcp, &mut udp] {
+            v.sort_unstable();
+            v.dedup();
+        }
+        PortSet { tcp, udp }
     }
 
+    /// The union of two sets.
+    pub fn union(&self, other: &PortSet) -> PortSet {
+        PortSet::from_pairs(self.pairs().chain(other.pairs()))
+    }
+
+    /// The TCP ports, sorted.
+    pub fn tcp(&self) -> &[u16] {
+        &self.tcp
+    }
+
+    /// The UDP ports, sorted.
+    pub fn udp(&self) -> &[u16] {
+        &self.udp
+    }
+
+    /// The ports of one protocol, sorted.
+    pub fn ports(&self, proto: Proto) -> &[u16] {
+        match proto {
+            Proto::Tcp => &self.tcp,
+            Proto::Udp => &self.udp,
+        }
+    }
+
+    /// Every (port, protocol) pair: TCP first, each sorted by port.
+    pub fn pairs(&self) -> impl Iterator<Item = (u16, Proto)> + '_ {
+        let tcp = self.tcp.iter().map(|&p| (p, Proto::Tcp));
+        tcp.chain(self.udp.iter().map(|&p| (p, Proto::Udp)))
+    }
+
+    /// The same set without its UDP ports.
+    pub fn tcp_only(&self) -> PortSet {
+        PortSet {
+            tcp: self.tcp.clone(),
+            udp: Vec::new(),
+        }
+    }
+
+    /// Number of (port, protocol) pairs.
     pub fn len(&self) -> usize {
-        self.ports.len()
+        self.tcp.len() + self.udp.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.ports.is_empty()
+        self.tcp.is_empty() && self.udp.is_empty()
     }
 
-    pub fn contains(&self, port: u16) -> bool {
-        self.ports.binary_search(&port).is_ok()
+    pub fn contains(&self, port: u16, proto: Proto) -> bool {
+        self.ports(proto).binary_search(&port).is_ok()
     }
 }
 
@@ -166,53 +273,67 @@ fn parse_numeric(item: &str) -> Result<(u16, u16), PortSpecError> {
     }
 }
 
-fn resolve_name(item: &str, catalogue: &Catalogue) -> Result<Vec<u16>, PortSpecError> {
+/// Resolves a name to one protocol's ports. `want` is the protocol the
+/// operator asked for (`/udp`, `U:`); without one, TCP entries win and a
+/// name known only over UDP keeps its protocol.
+fn resolve_name(
+    item: &str,
+    want: Option<Proto>,
+    catalogue: &Catalogue,
+) -> Result<(Proto, Vec<u16>), PortSpecError> {
     let name = item.to_ascii_lowercase();
     if name == "all" {
-        return Ok((1..=u16::MAX).collect());
+        return Ok((want.unwrap_or(Proto::Tcp), (1..=u16::MAX).collect()));
     }
-    let udp_only = |ports: &mut dyn Iterator<Item = u16>| PortSpecError::UdpOnly {
-        name: item.to_string(),
-        ports: ports
-            .map(|p| format!("{p}/udp"))
-            .collect::<Vec<_>>()
-            .join(", "),
-    };
-    if let Some(set) = catalogue.named_set(&name) {
-        if set.proto != Proto::Tcp {
-            return Err(udp_only(&mut set.ports.iter().copied()));
-        }
-        return Ok(set.ports.clone());
-    }
-    let entries = catalogue.by_service(&name);
-    if !entries.is_empty() {
-        let tcp: Vec<u16> = entries
-            .iter()
-            .filter(|e| e.proto == Proto::Tcp)
-            .map(|e| e.port)
-            .collect();
-        if tcp.is_empty() {
-            return Err(udp_only(&mut entries.iter().map(|e| e.port)));
-        }
-        return Ok(tcp);
-    }
-    if let Some(ports) = catalogue.set(&name) {
-        if ports.is_empty() {
-            // A tag carried only by UDP entries.
-            let udp: Vec<u16> = catalogue
+    // (proto, port) candidates the name stands for.
+    let found: Vec<(Proto, u16)> = if let Some(set) = catalogue.named_set(&name) {
+        set.ports.iter().map(|&p| (set.proto, p)).collect()
+    } else {
+        let entries = catalogue.by_service(&name);
+        if !entries.is_empty() {
+            entries.iter().map(|e| (e.proto, e.port)).collect()
+        } else if catalogue.set(&name).is_some() {
+            catalogue
                 .entries()
                 .iter()
                 .filter(|e| e.has_tag(&name))
-                .map(|e| e.port)
-                .collect();
-            return Err(udp_only(&mut udp.into_iter()));
+                .map(|e| (e.proto, e.port))
+                .collect()
+        } else {
+            return Err(PortSpecError::UnknownName {
+                name: item.to_string(),
+                suggestions: closest_names(&name, catalogue),
+            });
         }
-        return Ok(ports);
+    };
+    let of = |p: Proto| -> Vec<u16> {
+        let mut v: Vec<u16> = found
+            .iter()
+            .filter(|(q, _)| *q == p)
+            .map(|(_, port)| *port)
+            .collect();
+        v.sort_unstable();
+        v.dedup();
+        v
+    };
+    let proto = match want {
+        Some(p) => p,
+        None if !of(Proto::Tcp).is_empty() => Proto::Tcp,
+        None => Proto::Udp,
+    };
+    let ports = of(proto);
+    if ports.is_empty() {
+        return Err(PortSpecError::WrongProto {
+            name: item.to_string(),
+            proto,
+            others: found
+                .iter()
+                .map(|(q, p)| format!("{p}/{q}"))
+                .collect::<Vec<_>>()
+                .join(", "),
+        });
     }
-    Err(PortSpecError::UnknownName {
-        name: item.to_string(),
-        suggestions: closest_names(&name, catalogue),
-    })
+    Ok((proto, ports))
 }
 
 /// Up to three known names that look like `name`, best first. Edit
@@ -250,7 +371,7 @@ mod tests {
     }
 
     fn parse(spec: &str) -> Result<Vec<u16>, PortSpecError> {
-        PortSet::parse(spec, cat()).map(|s| s.as_slice().to_vec())
+        PortSet::parse(spec, cat()).map(|s| s.tcp().to_vec())
     }
 
     fn err(spec: &str) -> String {
@@ -372,13 +493,67 @@ mod tests {
         );
     }
 
+    fn pairs(spec: &str) -> Vec<(u16, Proto)> {
+        PortSet::parse(spec, cat()).unwrap().pairs().collect()
+    }
+
     #[test]
-    fn udp_only_names_are_explained() {
+    fn udp_by_suffix_prefix_and_name() {
+        use Proto::{Tcp, Udp};
+        assert_eq!(pairs("53/udp"), vec![(53, Udp)]);
+        assert_eq!(pairs("53/UDP,53/tcp"), vec![(53, Tcp), (53, Udp)]);
+        assert_eq!(pairs("1-3/udp"), vec![(1, Udp), (2, Udp), (3, Udp)]);
+        // nmap's form: a prefix holds until the next one.
         assert_eq!(
-            err("snmp"),
-            "'snmp' names only UDP ports in the catalogue (161/udp); port specs select TCP ports"
+            pairs("U:53,161,T:22,80"),
+            vec![(22, Tcp), (80, Tcp), (53, Udp), (161, Udp)]
         );
-        assert!(err("high-risk-udp").contains("123/udp"));
+        assert_eq!(pairs("22,u:161"), vec![(22, Tcp), (161, Udp)]);
+        // A name known only over UDP keeps its protocol.
+        assert_eq!(pairs("snmp"), vec![(161, Udp)]);
+        assert_eq!(pairs("dns/udp"), vec![(53, Udp)]);
+        assert_eq!(pairs("U:dns"), vec![(53, Udp)]);
+        let hr: Vec<(u16, Proto)> = cat()
+            .named_set("high-risk-udp")
+            .unwrap()
+            .ports
+            .iter()
+            .map(|&p| (p, Udp))
+            .collect();
+        assert_eq!(pairs("high-risk-udp"), hr);
+        assert!(hr.contains(&(161, Udp)) && hr.contains(&(11211, Udp)));
+        // A name carries its protocols: asking for another one is an error.
+        assert_eq!(
+            PortSet::parse("ssh/udp", cat()).unwrap_err().to_string(),
+            "'ssh' names no udp ports in the catalogue (22/tcp)"
+        );
+        let mixed = PortSet::parse("common,high-risk-udp", cat()).unwrap();
+        assert_eq!(mixed.tcp(), cat().set("common").unwrap().as_slice());
+        assert_eq!(mixed.udp().len(), hr.len());
+        assert_eq!(mixed.len(), mixed.tcp().len() + hr.len());
+        assert!(mixed.contains(161, Udp) && !mixed.contains(161, Tcp));
+    }
+
+    #[test]
+    fn bad_protocols_quote_the_item() {
+        assert_eq!(
+            PortSet::parse("53/sctp", cat()).unwrap_err(),
+            PortSpecError::BadProto {
+                item: "53/sctp".into()
+            }
+        );
+        assert!(matches!(
+            PortSet::parse("S:53", cat()),
+            Err(PortSpecError::BadProto { .. })
+        ));
+        assert!(matches!(
+            PortSet::parse("U:", cat()),
+            Err(PortSpecError::EmptyItem { .. })
+        ));
+        assert!(matches!(
+            PortSet::parse("0/udp", cat()),
+            Err(PortSpecError::ZeroPort { .. })
+        ));
     }
 
     #[test]
@@ -394,8 +569,12 @@ mod tests {
     #[test]
     fn from_ports_sorts_and_dedups() {
         let s = PortSet::from_ports([443, 22, 443]);
-        assert_eq!(s.as_slice(), &[22, 443]);
+        assert_eq!(s.tcp(), &[22, 443]);
         assert_eq!(s.len(), 2);
-        assert!(s.contains(22) && !s.contains(80));
+        assert!(s.contains(22, Proto::Tcp) && !s.contains(80, Proto::Tcp));
+        let u = PortSet::from_pairs([(161, Proto::Udp), (22, Proto::Tcp), (161, Proto::Udp)]);
+        assert_eq!((u.tcp(), u.udp()), (&[22][..], &[161][..]));
+        assert_eq!(s.union(&u).len(), 3);
+        assert!(u.tcp_only().udp().is_empty());
     }
 }

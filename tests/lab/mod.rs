@@ -1142,3 +1142,485 @@ fn serve(socks: &[Listener], stop: &AtomicBool) {
         }
     }
 }
+
+// ---------------------------------------------------------------------------
+// UDP support (additive): real UDP daemons and extra nftables rules in the
+// target namespace, for tests/udp.rs and the benchmark's --udp mode.
+// ---------------------------------------------------------------------------
+
+/// A process started inside a lab namespace; killed (by its own pid) and
+/// reaped on drop.
+#[derive(Debug)]
+pub struct NsChild {
+    child: std::process::Child,
+    what: String,
+}
+
+impl NsChild {
+    pub fn what(&self) -> &str {
+        &self.what
+    }
+
+    /// True while the process runs.
+    pub fn alive(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+}
+
+impl Drop for NsChild {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Lab {
+    /// Starts `program args` in the target namespace (`ip netns exec`
+    /// execs it, so the child's pid is the program's). Output is discarded
+    /// unless `log` names a file.
+    pub fn spawn_in_target(
+        &self,
+        program: &str,
+        args: &[&str],
+        log: Option<&std::path::Path>,
+    ) -> NsChild {
+        let mut c = Command::new("ip");
+        c.args(["netns", "exec", &self.target, program])
+            .args(args)
+            .stdin(Stdio::null());
+        match log.map(File::create) {
+            Some(Ok(f)) => {
+                let f2 = f.try_clone().expect("clone log handle");
+                c.stdout(f).stderr(f2);
+            }
+            _ => {
+                c.stdout(Stdio::null()).stderr(Stdio::null());
+            }
+        }
+        let child = c
+            .spawn()
+            .unwrap_or_else(|e| panic!("starting {program} in the target namespace: {e}"));
+        NsChild {
+            child,
+            what: format!("{program} {}", args.join(" ")),
+        }
+    }
+
+    /// Adds an address of the lab's prefix to the target's loopback, for
+    /// daemons that bind only to configured addresses.
+    pub fn add_target_address(&self, ip: IpAddr) {
+        assert!(in_lab_range(ip), "{ip} is outside the lab ranges");
+        let len = if ip.is_ipv4() { "32" } else { "128" };
+        ip_cmd(&[
+            "-n",
+            &self.target,
+            "addr",
+            "add",
+            &format!("{ip}/{len}"),
+            "dev",
+            "lo",
+        ])
+        .unwrap_or_else(|e| panic!("adding {ip} to the target: {e}"));
+    }
+
+    /// Loads an extra nftables ruleset (its own table) in the target.
+    pub fn load_target_rules(&self, rules: &str) {
+        run_checked(
+            Command::new("ip").args(["netns", "exec", &self.target, "nft", "-f", "-"]),
+            Some(rules),
+        )
+        .unwrap_or_else(|e| panic!("loading target rules: {e}"));
+    }
+}
+
+/// The nftables table of a UDP lab: `dropped` pairs vanish, `rejected`
+/// pairs get ICMP admin-prohibited, and every destination unreachable the
+/// target sends goes through one limiter per source address (`rate`/s,
+/// burst `burst`), like a real host's own `icmp_ratelimit` (the kernel's
+/// limiter is per peer, and in the lab the one peer is the scanner, so it
+/// is switched off and emulated here per address).
+pub fn udp_ruleset(
+    dropped: &BTreeSet<(IpAddr, u16)>,
+    rejected: &BTreeSet<(IpAddr, u16)>,
+    icmp_limit: Option<(u32, u32)>,
+) -> String {
+    let pairs = |set: &BTreeSet<(IpAddr, u16)>, v4: bool| -> String {
+        let v: Vec<String> = set
+            .iter()
+            .filter(|(ip, _)| ip.is_ipv4() == v4)
+            .map(|(ip, p)| format!("{ip} . {p}"))
+            .collect();
+        if v.is_empty() {
+            String::new()
+        } else {
+            format!("elements = {{ {} }}", v.join(", "))
+        }
+    };
+    let mut r = String::new();
+    r.push_str("table inet labudp\ndelete table inet labudp\ntable inet labudp {\n");
+    let _ = writeln!(
+        r,
+        "  set udrop4 {{ type ipv4_addr . inet_service; {} }}",
+        pairs(dropped, true)
+    );
+    let _ = writeln!(
+        r,
+        "  set udrop6 {{ type ipv6_addr . inet_service; {} }}",
+        pairs(dropped, false)
+    );
+    let _ = writeln!(
+        r,
+        "  set urej4 {{ type ipv4_addr . inet_service; {} }}",
+        pairs(rejected, true)
+    );
+    let _ = writeln!(
+        r,
+        "  set urej6 {{ type ipv6_addr . inet_service; {} }}",
+        pairs(rejected, false)
+    );
+    r.push_str("  chain input {\n    type filter hook input priority 0; policy accept;\n");
+    r.push_str("    ip daddr . udp dport @udrop4 drop\n    ip6 daddr . udp dport @udrop6 drop\n");
+    r.push_str("    ip daddr . udp dport @urej4 reject with icmp type admin-prohibited\n");
+    r.push_str("    ip6 daddr . udp dport @urej6 reject with icmpv6 type admin-prohibited\n");
+    r.push_str("  }\n");
+    if let Some((rate, burst)) = icmp_limit {
+        r.push_str("  chain output {\n    type filter hook output priority 0; policy accept;\n");
+        let _ = writeln!(
+            r,
+            "    icmp type destination-unreachable meter pu4 size 65535 {{ ip saddr limit rate over {rate}/second burst {burst} packets }} drop"
+        );
+        let _ = writeln!(
+            r,
+            "    icmpv6 type destination-unreachable meter pu6 size 65535 {{ ip6 saddr limit rate over {rate}/second burst {burst} packets }} drop"
+        );
+        r.push_str("  }\n");
+    }
+    r.push_str("}\n");
+    r
+}
+
+/// A minimal SSDP responder: answers an M-SEARCH on `addr` with a 200 and
+/// a SERVER header until `stop` is raised. Runs inside `netns`.
+pub fn ssdp_responder(
+    netns: &str,
+    addr: SocketAddr,
+    server: &str,
+    stop: Arc<AtomicBool>,
+) -> JoinHandle<()> {
+    let (tx, rx) = mpsc::channel::<Result<(), String>>();
+    let ns = netns.to_string();
+    let server = server.to_string();
+    let h = std::thread::spawn(move || {
+        let sock = enter_netns(&ns)
+            .map_err(|e| format!("setns {ns}: {e}"))
+            .and_then(|()| {
+                std::net::UdpSocket::bind(addr).map_err(|e| format!("bind {addr}: {e}"))
+            });
+        let sock = match sock {
+            Ok(s) => {
+                let _ = tx.send(Ok(()));
+                s
+            }
+            Err(e) => {
+                let _ = tx.send(Err(e));
+                return;
+            }
+        };
+        let _ = sock.set_read_timeout(Some(Duration::from_millis(100)));
+        let mut buf = [0u8; 2048];
+        while !stop.load(Ordering::SeqCst) {
+            let Ok((n, peer)) = sock.recv_from(&mut buf) else {
+                continue;
+            };
+            if buf[..n].starts_with(b"M-SEARCH * HTTP/1.1\r\n") {
+                let reply = format!(
+                    "HTTP/1.1 200 OK\r\nCACHE-CONTROL: max-age=1800\r\nEXT:\r\nLOCATION: http://{}:49152/desc.xml\r\nSERVER: {server}\r\nST: upnp:rootdevice\r\nUSN: uuid:7077-lab::upnp:rootdevice\r\n\r\n",
+                    addr.ip()
+                );
+                let _ = sock.send_to(reply.as_bytes(), peer);
+            }
+        }
+    });
+    rx.recv()
+        .expect("ssdp responder thread")
+        .unwrap_or_else(|e| panic!("ssdp responder: {e}"));
+    h
+}
+
+/// The UDP lab of tests/udp.rs and the benchmark's `--udp` mode:
+/// 198.19.1.0/24 × `high-risk-udp` with real daemons, drops, rejects and a
+/// per-address ICMP limiter.
+pub mod udp {
+    use std::collections::{BTreeMap, BTreeSet};
+    use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+    use std::path::{Path, PathBuf};
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::time::{Duration, Instant};
+
+    use super::{Lab, NsChild, ssdp_responder, udp_ruleset};
+
+    /// The `high-risk-udp` set.
+    pub const PORTS: [u16; 12] = [19, 53, 69, 123, 137, 138, 161, 389, 623, 1434, 1900, 11211];
+
+    pub fn v4(i: u32) -> IpAddr {
+        IpAddr::V4(Ipv4Addr::new(198, 19, 1, i as u8))
+    }
+
+    pub const DNS: u32 = 11;
+    pub const SNMP: u32 = 12;
+    pub const NTP: u32 = 14;
+    pub const MEMCACHED: u32 = 16;
+    pub const SSDP: u32 = 17;
+
+    /// The binary of a daemon, or `None` (skip) — a failure under `CI=true`.
+    pub fn need(path: &str, package: &str) -> Option<String> {
+        if Path::new(path).exists() {
+            return Some(path.to_string());
+        }
+        let msg =
+            format!("{path} not found: install the Debian package '{package}' (tests/setup.sh)");
+        if std::env::var("CI").is_ok_and(|v| v == "true") {
+            panic!("{msg}");
+        }
+        eprintln!("SKIPPED: {msg}");
+        None
+    }
+
+    /// A scratch directory removed on drop (only what we created in it).
+    pub struct Scratch(pub PathBuf);
+
+    impl Scratch {
+        pub fn new() -> Scratch {
+            let p = std::env::temp_dir().join(format!(
+                "pw-udp-{}-{}",
+                std::process::id(),
+                rand_suffix()
+            ));
+            std::fs::create_dir(&p).expect("scratch dir");
+            Scratch(p)
+        }
+    }
+
+    impl Drop for Scratch {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    fn rand_suffix() -> u128 {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos())
+    }
+
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub enum Want {
+        Open,
+        Closed,
+        Prohibited,
+        Silent,
+    }
+
+    impl Want {
+        pub fn view(self) -> (&'static str, &'static str) {
+            match self {
+                Want::Open => ("open", "udp-response"),
+                Want::Closed => ("closed", "port-unreach"),
+                Want::Prohibited => ("filtered", "admin-prohibited"),
+                Want::Silent => ("open|filtered", "no-response"),
+            }
+        }
+    }
+
+    /// The running UDP lab: namespaces, rules, daemons, truth.
+    pub struct UdpLab {
+        pub lab: Lab,
+        pub truth: BTreeMap<(IpAddr, u16), Want>,
+        pub _daemons: Vec<NsChild>,
+        ssdp_stop: Arc<AtomicBool>,
+        ssdp: Option<std::thread::JoinHandle<()>>,
+        pub _dir: Scratch,
+    }
+
+    impl Drop for UdpLab {
+        fn drop(&mut self) {
+            self.ssdp_stop.store(true, Ordering::SeqCst);
+            if let Some(h) = self.ssdp.take() {
+                let _ = h.join();
+            }
+        }
+    }
+
+    /// Builds 198.19.1.0/24: hosts with `i % 5` of 0 or 3 are down (102 of
+    /// 256), the five service hosts run their daemons, 30 pairs are dropped
+    /// and 20 rejected, the rest of the live pairs are closed.
+    pub fn udp_lab() -> Option<UdpLab> {
+        let dnsmasq = need("/usr/sbin/dnsmasq", "dnsmasq-base")?;
+        let snmpd = need("/usr/sbin/snmpd", "snmpd")?;
+        let chronyd = need("/usr/sbin/chronyd", "chrony")?;
+        let memcached = need("/usr/bin/memcached", "memcached")?;
+        let down: BTreeSet<u32> = (0..=255)
+            .filter(|i| i % 5 == 0 || i % 5 == 3 || *i == 255)
+            .collect();
+        let mut b = Lab::builder().v4_prefix("198.19.1.0/24").ports(&PORTS);
+        for &i in &down {
+            b = b.down(v4(i));
+        }
+        let lab = b.build();
+        let services = [
+            (DNS, 53u16),
+            (SNMP, 161),
+            (NTP, 123),
+            (MEMCACHED, 11211),
+            (SSDP, 1900),
+        ];
+        let mut truth = BTreeMap::new();
+        let mut dropped = BTreeSet::new();
+        let mut rejected = BTreeSet::new();
+        for i in 1..=254u32 {
+            for (k, &port) in PORTS.iter().enumerate() {
+                let key = (v4(i), port);
+                let want = if down.contains(&i) {
+                    Want::Silent
+                } else if services.contains(&(i, port)) {
+                    Want::Open
+                } else if (i * 7 + k as u32 * 13).is_multiple_of(61) && dropped.len() < 30 {
+                    dropped.insert(key);
+                    Want::Silent
+                } else if (i * 11 + k as u32 * 5).is_multiple_of(71) && rejected.len() < 20 {
+                    rejected.insert(key);
+                    Want::Prohibited
+                } else {
+                    Want::Closed
+                };
+                truth.insert(key, want);
+            }
+        }
+        assert!(
+            dropped.len() >= 10 && rejected.len() >= 10,
+            "{} {}",
+            dropped.len(),
+            rejected.len()
+        );
+        lab.load_target_rules(&udp_ruleset(&dropped, &rejected, Some((1, 6))));
+        for (i, _) in services {
+            lab.add_target_address(v4(i));
+        }
+        let dir = Scratch::new();
+        let d = &dir.0;
+        std::fs::write(
+            d.join("snmpd.conf"),
+            "rocommunity public\nsysDescr portwarden lab snmpd\n",
+        )
+        .unwrap();
+        std::fs::write(
+            d.join("chrony.conf"),
+            format!(
+                "port 123\nbindaddress {}\nallow all\nlocal stratum 8\ncmdport 0\npidfile {}\n",
+                v4(NTP),
+                d.join("chronyd.pid").display()
+            ),
+        )
+        .unwrap();
+        let s = |p: PathBuf| p.display().to_string();
+        let daemons = vec![
+            lab.spawn_in_target(
+                &dnsmasq,
+                &[
+                    "--no-daemon",
+                    "--conf-file=/dev/null",
+                    "--no-resolv",
+                    "--no-hosts",
+                    "--bind-interfaces",
+                    &format!("--listen-address={}", v4(DNS)),
+                    "--port=53",
+                    "--user=root",
+                    &format!("--pid-file={}", s(d.join("dnsmasq.pid"))),
+                ],
+                Some(&d.join("dnsmasq.log")),
+            ),
+            lab.spawn_in_target(
+                &snmpd,
+                &[
+                    "-f",
+                    "-Lo",
+                    "-C",
+                    "-c",
+                    &s(d.join("snmpd.conf")),
+                    "-p",
+                    &s(d.join("snmpd.pid")),
+                    &format!("udp:{}:161", v4(SNMP)),
+                ],
+                Some(&d.join("snmpd.log")),
+            ),
+            lab.spawn_in_target(
+                &chronyd,
+                &["-d", "-x", "-u", "root", "-f", &s(d.join("chrony.conf"))],
+                Some(&d.join("chronyd.log")),
+            ),
+            lab.spawn_in_target(
+                &memcached,
+                &[
+                    "-u",
+                    "root",
+                    "-l",
+                    &v4(MEMCACHED).to_string(),
+                    "-U",
+                    "11211",
+                    "-p",
+                    "11211",
+                ],
+                Some(&d.join("memcached.log")),
+            ),
+        ];
+        let stop = Arc::new(AtomicBool::new(false));
+        let ssdp = ssdp_responder(
+            lab.target_ns(),
+            SocketAddr::new(v4(SSDP), 1900),
+            "Linux/6.1 UPnP/1.0 portwarden-lab/1.0",
+            stop.clone(),
+        );
+        let mut ul = UdpLab {
+            lab,
+            truth,
+            _daemons: daemons,
+            ssdp_stop: stop,
+            ssdp: Some(ssdp),
+            _dir: dir,
+        };
+        wait_listening(&mut ul);
+        Some(ul)
+    }
+
+    /// Waits (bounded) until every daemon has bound its UDP socket.
+    fn wait_listening(ul: &mut UdpLab) {
+        let want = [
+            format!("{}:53", v4(DNS)),
+            format!("{}:161", v4(SNMP)),
+            format!("{}:123", v4(NTP)),
+            format!("{}:11211", v4(MEMCACHED)),
+        ];
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            let out = std::process::Command::new("ip")
+                .args(["netns", "exec", ul.lab.target_ns(), "ss", "-uln"])
+                .output()
+                .expect("ss");
+            let text = String::from_utf8_lossy(&out.stdout);
+            let missing: Vec<&String> =
+                want.iter().filter(|w| !text.contains(w.as_str())).collect();
+            if missing.is_empty() {
+                return;
+            }
+            for d in &mut ul._daemons {
+                assert!(d.alive(), "{} exited early (see its log)", d.what());
+            }
+            assert!(
+                Instant::now() < deadline,
+                "daemons not listening: {missing:?}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}

@@ -57,7 +57,7 @@ pub async fn run(
     let stop = ecfg.stop.get_or_insert_with(Default::default).clone();
     let _guard = StopOnDrop(stop);
     let targets_owned = targets.clone();
-    let port_list: Vec<u16> = ports.as_slice().to_vec();
+    let port_list: Vec<u16> = ports.tcp().to_vec();
     let resume_out = cfg.resume_out.clone();
     let tx = events.clone();
     let outcome =

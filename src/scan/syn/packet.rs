@@ -143,7 +143,7 @@ fn build_tcp(buf: &mut [u8], p: &ProbeFields, flags: u8, ack: u32, options: bool
 }
 
 /// Ones'-complement sum of 16-bit big-endian words (odd tail padded).
-fn sum(data: &[u8], init: u32) -> u32 {
+pub(crate) fn sum(data: &[u8], init: u32) -> u32 {
     let mut acc = init as u64;
     let mut chunks = data.chunks_exact(2);
     for c in &mut chunks {
@@ -158,7 +158,7 @@ fn sum(data: &[u8], init: u32) -> u32 {
     acc as u32
 }
 
-fn fold(mut acc: u32) -> u16 {
+pub(crate) fn fold(mut acc: u32) -> u16 {
     while acc >> 16 != 0 {
         acc = (acc & 0xffff) + (acc >> 16);
     }
@@ -210,16 +210,16 @@ fn v6(b: &[u8], at: usize) -> Option<Ipv6Addr> {
 }
 
 /// An IP header's addresses, transport protocol and payload.
-struct IpView<'a> {
-    src: IpAddr,
-    dst: IpAddr,
-    proto: u8,
-    payload: &'a [u8],
+pub(crate) struct IpView<'a> {
+    pub(crate) src: IpAddr,
+    pub(crate) dst: IpAddr,
+    pub(crate) proto: u8,
+    pub(crate) payload: &'a [u8],
 }
 
 /// Parses an IPv4 or IPv6 header. `truncated_ok` accepts a total length
 /// longer than the bytes at hand (the header embedded in an ICMP error).
-fn parse_ip(pkt: &[u8], truncated_ok: bool) -> Option<IpView<'_>> {
+pub(crate) fn parse_ip(pkt: &[u8], truncated_ok: bool) -> Option<IpView<'_>> {
     match pkt.first()? >> 4 {
         4 => {
             let ihl = (*pkt.first()? & 0x0f) as usize * 4;

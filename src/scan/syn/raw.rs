@@ -121,6 +121,22 @@ impl RawIo {
 
     /// Reads everything queued on the packet sockets without blocking.
     fn drain(&mut self, out: &mut Vec<Received>) -> io::Result<usize> {
+        let mut parsed = 0;
+        let n = self.drain_bytes(&mut |bytes, at| {
+            if let Some(reply) = packet::parse_reply(bytes) {
+                out.push(Received { reply, at });
+                parsed += 1;
+            }
+        })?;
+        self.received += parsed;
+        Ok(n)
+    }
+
+    /// Hands every packet queued on the packet sockets (from its IP header
+    /// on, possibly truncated to 2,048 bytes) to `f` with its arrival time,
+    /// without blocking; returns how many there were. Other engines (UDP)
+    /// parse them their own way.
+    pub fn drain_bytes(&mut self, f: &mut dyn FnMut(&[u8], Duration)) -> io::Result<usize> {
         let mut total = 0;
         for sock in &self.recv {
             let fd = sock.as_raw_fd();
@@ -162,10 +178,7 @@ impl RawIo {
                 for (m, b) in msgs.iter().zip(self.bufs.iter()).take(n) {
                     // Truncated datagrams still carry the headers we read.
                     let len = (m.msg_len as usize).min(RECV_BUF);
-                    if let Some(reply) = packet::parse_reply(&b[..len]) {
-                        out.push(Received { reply, at });
-                        self.received += 1;
-                    }
+                    f(&b[..len], at);
                 }
                 total += n;
                 if n < RECV_BATCH {
@@ -176,7 +189,8 @@ impl RawIo {
         Ok(total)
     }
 
-    fn wait_readable(&self, timeout: Duration) -> io::Result<()> {
+    /// Sleeps until a packet socket is readable or `timeout` passes.
+    pub fn wait_readable(&self, timeout: Duration) -> io::Result<()> {
         let mut fds: Vec<libc::pollfd> = self
             .recv
             .iter()

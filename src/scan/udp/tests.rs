@@ -1,0 +1,340 @@
+//! UDP engine on the fake network: exact conclusions, ICMP limiting, loss,
+//! validation, sharding and resume, all on a virtual clock.
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, Ipv4Addr};
+use std::time::Duration;
+
+use super::engine::{self, UdpEngineConfig, UdpOutcome, UdpSpace};
+use super::io::FakeUdpNet;
+use super::packet::FakeAnswer;
+use crate::model::{Observation, PortState, Reason, ScanEvent, ServiceInfo};
+use crate::scan::syn::engine::Shard;
+
+fn host(i: u32) -> IpAddr {
+    IpAddr::V4(Ipv4Addr::from(u32::from(Ipv4Addr::new(198, 18, 1, 0)) + i))
+}
+
+/// What the fake network holds for one pair.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum T {
+    Open,
+    Closed,
+    Prohibited,
+    Dropped,
+}
+
+/// `n` hosts × `ports`: a deterministic mix; hosts with `i % 7 == 3` are down.
+fn truth(i: u32, port: u16) -> Option<T> {
+    if i % 7 == 3 {
+        return None;
+    }
+    Some(match (i as u64 * 31 + port as u64 * 17) % 10 {
+        0 | 1 => T::Open,
+        2 => T::Dropped,
+        3 => T::Prohibited,
+        _ => T::Closed,
+    })
+}
+
+fn answer(t: Option<T>) -> Option<FakeAnswer> {
+    match t? {
+        T::Open => Some(FakeAnswer::Data(b"pong".to_vec())),
+        T::Closed => Some(FakeAnswer::Icmp(3)),
+        T::Prohibited => Some(FakeAnswer::Icmp(13)),
+        T::Dropped => None,
+    }
+}
+
+fn expected(t: Option<T>) -> (PortState, Reason) {
+    match t {
+        Some(T::Open) => (PortState::Open, Reason::UdpResponse),
+        Some(T::Closed) => (PortState::Closed, Reason::PortUnreach),
+        Some(T::Prohibited) => (PortState::Filtered, Reason::AdminProhibited),
+        Some(T::Dropped) | None => (PortState::OpenFiltered, Reason::NoResponse),
+    }
+}
+
+const PORTS: [u16; 12] = [19, 53, 69, 123, 137, 138, 161, 389, 623, 1434, 1900, 11211];
+
+fn fake(hosts: u32) -> FakeUdpNet {
+    FakeUdpNet::new(Box::new(move |ip, port, payload| {
+        // Only the port's own payload draws an answer, like real services.
+        if payload != payload_for(port) {
+            return None;
+        }
+        let IpAddr::V4(a) = ip else { return None };
+        let i = u32::from(a) - u32::from(Ipv4Addr::new(198, 18, 1, 0));
+        if i >= hosts {
+            return None;
+        }
+        answer(truth(i, port))
+    }))
+}
+
+fn payload_for(port: u16) -> &'static [u8] {
+    match port {
+        53 => b"dns?",
+        161 => b"snmp?",
+        _ => b"",
+    }
+}
+
+struct Run {
+    obs: BTreeMap<(IpAddr, u16), Observation>,
+    outcome: UdpOutcome,
+}
+
+fn run(net: &mut FakeUdpNet, hosts: u32, ports: &[u16], cfg: &UdpEngineConfig) -> Run {
+    let addr_at = |i: u64| (i < hosts as u64).then(|| host(i as u32));
+    let payload = |p: u16| payload_for(p);
+    let describe = |_: u16, b: &[u8]| {
+        Some(ServiceInfo {
+            name: String::from_utf8_lossy(b).into_owned(),
+            ..ServiceInfo::default()
+        })
+    };
+    let space = UdpSpace {
+        n_addrs: hosts as u64,
+        addr_at: &addr_at,
+        ports,
+        payload: &payload,
+        describe: &describe,
+    };
+    let mut obs = BTreeMap::new();
+    let mut emit = |ev: ScanEvent| {
+        if let ScanEvent::Observation(o) = ev {
+            assert!(
+                obs.insert((o.ip, o.port), o.clone()).is_none(),
+                "{}:{} concluded twice",
+                o.ip,
+                o.port
+            );
+        }
+    };
+    let outcome = engine::run(net, &space, cfg, &mut emit).unwrap();
+    Run { obs, outcome }
+}
+
+fn cfg() -> UdpEngineConfig {
+    UdpEngineConfig {
+        priority: PORTS.to_vec(),
+        ..UdpEngineConfig::default()
+    }
+}
+
+#[test]
+fn every_pair_once_with_the_exact_state_without_limits() {
+    let hosts = 40;
+    let mut net = fake(hosts);
+    let r = run(&mut net, hosts, &PORTS, &cfg());
+    assert_eq!(r.obs.len(), hosts as usize * PORTS.len());
+    for (&(ip, port), o) in &r.obs {
+        let IpAddr::V4(a) = ip else { unreachable!() };
+        let i = u32::from(a) - u32::from(Ipv4Addr::new(198, 18, 1, 0));
+        assert_eq!((o.state, o.reason), expected(truth(i, port)), "{ip}:{port}");
+        assert_eq!(o.proto, crate::model::Proto::Udp);
+        if o.state == PortState::Open {
+            assert_eq!(o.service.as_ref().unwrap().name, "pong");
+            assert!(o.rtt_ms.is_some());
+        }
+    }
+    let s = &r.outcome.summary;
+    assert_eq!(s.open + s.closed + s.filtered + s.open_filtered, s.probed);
+    assert_eq!(r.outcome.invalid, 0);
+}
+
+#[test]
+fn an_icmp_limiter_per_host_does_not_turn_closed_into_open_filtered() {
+    // Linux's defaults: one ICMP error per second per peer after 6.
+    let hosts = 60;
+    let mut net = fake(hosts).with_icmp_limit(1.0, 6.0);
+    let r = run(&mut net, hosts, &PORTS, &cfg());
+    assert!(net.suppressed > 0, "the limiter must have bitten");
+    let mut wrong = Vec::new();
+    for (&(ip, port), o) in &r.obs {
+        let IpAddr::V4(a) = ip else { unreachable!() };
+        let i = u32::from(a) - u32::from(Ipv4Addr::new(198, 18, 1, 0));
+        if (o.state, o.reason) != expected(truth(i, port)) {
+            wrong.push((ip, port, o.state));
+        }
+    }
+    assert!(wrong.is_empty(), "misjudged: {wrong:?}");
+    // Hosts are paced side by side: the whole scan takes about as long as
+    // one host's limiter needs, not the sum over hosts.
+    let secs = r.outcome.summary.elapsed.as_secs_f64();
+    assert!(secs < 15.0, "took {secs:.1} s of virtual time");
+    assert!(r.outcome.paced_retries > 0);
+}
+
+#[test]
+fn loss_and_limiting_together_keep_every_open_port() {
+    let hosts = 60;
+    let mut net = fake(hosts).with_icmp_limit(1.0, 6.0).with_loss(0.03, 11);
+    let r = run(&mut net, hosts, &PORTS, &cfg());
+    let (mut right, mut total) = (0, 0);
+    for (&(ip, port), o) in &r.obs {
+        let IpAddr::V4(a) = ip else { unreachable!() };
+        let i = u32::from(a) - u32::from(Ipv4Addr::new(198, 18, 1, 0));
+        let want = expected(truth(i, port));
+        if want.0 == PortState::Open {
+            assert_eq!(o.state, PortState::Open, "{ip}:{port} lost");
+        }
+        // Never a false open.
+        if o.state == PortState::Open {
+            assert_eq!(want.0, PortState::Open, "{ip}:{port} falsely open");
+        }
+        total += 1;
+        right += usize::from((o.state, o.reason) == want);
+    }
+    assert!(right * 100 >= total * 95, "{right}/{total} right");
+}
+
+#[test]
+fn a_host_without_a_limiter_is_not_slowed_down() {
+    // 1 host × 200 closed ports, no limiter: everything answers at once,
+    // nothing is paced.
+    let ports: Vec<u16> = (2000..2200).collect();
+    let mut net = FakeUdpNet::new(Box::new(|_, _, _| Some(FakeAnswer::Icmp(3))));
+    let r = run(&mut net, 1, &ports, &cfg());
+    assert!(r.obs.values().all(|o| o.state == PortState::Closed));
+    assert_eq!(r.outcome.paced_retries, 0);
+    assert!(r.outcome.summary.elapsed < Duration::from_secs(1));
+}
+
+#[test]
+fn replies_to_other_source_ports_or_from_other_ports_are_refused() {
+    use super::io::{UdpIo, UdpReceived};
+    use super::packet::{UdpReply, UdpReplyKind};
+    use crate::scan::syn::io::OutPacket;
+    /// Answers every probe from the right address but a wrong source port
+    /// and to a wrong destination port: nothing may count.
+    struct Liar(FakeUdpNet, Vec<UdpReceived>);
+    impl UdpIo for Liar {
+        fn now(&self) -> Duration {
+            self.0.now()
+        }
+        fn local_addr(&mut self, t: IpAddr) -> Option<IpAddr> {
+            self.0.local_addr(t)
+        }
+        fn send(&mut self, b: &[OutPacket<'_>]) -> std::io::Result<usize> {
+            for p in b {
+                let dport = u16::from_be_bytes([p.bytes[22], p.bytes[23]]);
+                let sport = u16::from_be_bytes([p.bytes[20], p.bytes[21]]);
+                let at = self.0.now();
+                self.1.push(UdpReceived {
+                    reply: UdpReply {
+                        kind: UdpReplyKind::Data(b"x".to_vec()),
+                        local: "198.18.0.1".parse().unwrap(),
+                        target: p.dst,
+                        local_port: sport.wrapping_add(1000),
+                        target_port: dport,
+                    },
+                    at,
+                });
+                self.1.push(UdpReceived {
+                    reply: UdpReply {
+                        kind: UdpReplyKind::Data(b"x".to_vec()),
+                        local: "198.18.0.1".parse().unwrap(),
+                        target: p.dst,
+                        local_port: sport,
+                        target_port: dport.wrapping_add(1),
+                    },
+                    at,
+                });
+            }
+            self.0.send(b)
+        }
+        fn recv(&mut self, t: Duration, out: &mut Vec<UdpReceived>) -> std::io::Result<()> {
+            out.append(&mut self.1);
+            self.0.recv(t, out)
+        }
+    }
+    let mut net = Liar(FakeUdpNet::new(Box::new(|_, _, _| None)), Vec::new());
+    let hosts = 4u32;
+    let addr_at = |i: u64| (i < hosts as u64).then(|| host(i as u32));
+    let payload = |_: u16| -> &[u8] { b"" };
+    let describe = |_: u16, _: &[u8]| None;
+    let ports = [7000u16, 7001, 7002];
+    let space = UdpSpace {
+        n_addrs: hosts as u64,
+        addr_at: &addr_at,
+        ports: &ports,
+        payload: &payload,
+        describe: &describe,
+    };
+    let mut states = Vec::new();
+    let mut emit = |ev: ScanEvent| {
+        if let ScanEvent::Observation(o) = ev {
+            states.push(o.state);
+        }
+    };
+    let out = engine::run(&mut net, &space, &cfg(), &mut emit).unwrap();
+    assert_eq!(states.len(), 12);
+    assert!(states.iter().all(|s| *s == PortState::OpenFiltered));
+    assert!(out.invalid >= 24, "{}", out.invalid);
+}
+
+#[test]
+fn shards_split_the_space_and_resume_finishes_it() {
+    let hosts = 20;
+    let mut all = BTreeMap::new();
+    for index in 0..3 {
+        let mut net = fake(hosts);
+        let c = UdpEngineConfig {
+            seed: 5,
+            shard: Shard { index, count: 3 },
+            ..cfg()
+        };
+        for (k, o) in run(&mut net, hosts, &PORTS, &c).obs {
+            assert!(all.insert(k, o).is_none(), "{k:?} in two shards");
+        }
+    }
+    assert_eq!(all.len(), hosts as usize * PORTS.len());
+
+    // Stop half-way (the stop flag is raised by the emitter), then resume.
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let stop = Arc::new(AtomicBool::new(false));
+    let c = UdpEngineConfig {
+        seed: 9,
+        stop: Some(stop.clone()),
+        ..cfg()
+    };
+    let mut net = fake(hosts);
+    let addr_at = |i: u64| (i < hosts as u64).then(|| host(i as u32));
+    let payload = |p: u16| payload_for(p);
+    let describe = |_: u16, _: &[u8]| None;
+    let space = UdpSpace {
+        n_addrs: hosts as u64,
+        addr_at: &addr_at,
+        ports: &PORTS,
+        payload: &payload,
+        describe: &describe,
+    };
+    let mut first = BTreeMap::new();
+    let mut emit = |ev: ScanEvent| {
+        if let ScanEvent::Observation(o) = ev {
+            first.insert((o.ip, o.port), o);
+            if first.len() == 50 {
+                stop.store(true, Ordering::Relaxed);
+            }
+        }
+    };
+    let out = engine::run(&mut net, &space, &c, &mut emit).unwrap();
+    let state = out.resume.expect("interrupted scans leave a resume state");
+    assert!(out.summary.interrupted);
+    let c2 = UdpEngineConfig {
+        resume: Some(state),
+        ..cfg()
+    };
+    let mut net = fake(hosts);
+    let second = run(&mut net, hosts, &PORTS, &c2).obs;
+    for k in second.keys() {
+        assert!(
+            !first.contains_key(k),
+            "{k:?} concluded twice across resume"
+        );
+    }
+    assert_eq!(first.len() + second.len(), hosts as usize * PORTS.len());
+}
