@@ -80,7 +80,10 @@ pub async fn prepare_with(scope: &Scope, rules: &Rules) -> Result<Prepared> {
     };
     let targets = Targets::resolve(&scope.targets, &scope.excludes, &opts).await?;
     let udp = scan::udp::UdpOptions {
-        payloads: scan::udp::payloads::Payloads::load_dir(scope.rules_dir.as_deref())?,
+        payloads: scan::udp::payloads::Payloads::parse(
+            &rules.udp_payloads.text,
+            &rules.udp_payloads.origin,
+        )?,
         priority: catalogue
             .entries()
             .iter()

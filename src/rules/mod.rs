@@ -95,6 +95,7 @@ pub struct RuleText {
 const EMBEDDED_PROBES: &str = include_str!("../../rules/probes.toml");
 const EMBEDDED_REMEDIATION: &str = include_str!("../../rules/remediation.toml");
 const EMBEDDED_FIREWALLD: &str = include_str!("../../rules/firewalld-services.txt");
+const EMBEDDED_UDP_PAYLOADS: &str = include_str!("../../rules/udp-payloads.toml");
 const EMBEDDED_I18N: [(&str, &str); 2] = [
     ("en", include_str!("../../report-templates/i18n/en.toml")),
     (
@@ -118,6 +119,8 @@ pub struct Rules {
     /// `firewalld-services.txt` (firewalld's own service names), used by
     /// the report layer to check firewalld remediation.
     pub firewalld: RuleText,
+    /// `udp-payloads.toml`, parsed by the UDP scan engine.
+    pub udp_payloads: RuleText,
     /// Report labels per language (`en`, `zh-CN`), embedded.
     pub i18n: Vec<(String, RuleText)>,
     /// Relative name (`ports.toml`, `profiles/cis-v8.toml`, `i18n/en.toml`)
@@ -194,6 +197,7 @@ impl Rules {
         let probes = read("probes.toml", EMBEDDED_PROBES)?;
         let remediation = read("remediation.toml", EMBEDDED_REMEDIATION)?;
         let firewalld = read("firewalld-services.txt", EMBEDDED_FIREWALLD)?;
+        let udp_payloads = read("udp-payloads.toml", EMBEDDED_UDP_PAYLOADS)?;
         for (id, text) in profiles::EMBEDDED {
             read(&format!("profiles/{id}.toml"), text)?;
         }
@@ -246,6 +250,7 @@ impl Rules {
             probes,
             remediation,
             firewalld,
+            udp_payloads,
             i18n,
             files,
             dir: dir.map(Path::to_path_buf),
@@ -295,6 +300,8 @@ mod tests {
             "ports.toml",
             "probes.toml",
             "remediation.toml",
+            "firewalld-services.txt",
+            "udp-payloads.toml",
             "profiles/checks.toml",
             "profiles/pci-dss-4.0.toml",
             "i18n/en.toml",
