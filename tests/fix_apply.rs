@@ -508,12 +508,12 @@ fn report_json_size_for_a_slash24() {
     );
     let raw = std::fs::read_to_string(out.join("report.json")).unwrap();
     let v: Value = serde_json::from_str(&raw).unwrap();
-    let rem = serde_json::to_string(&v["remediation"]).unwrap();
+    let rem = serde_json::to_string(&v["fix_groups"]).unwrap();
     println!(
         "report.json {} bytes; remediation {} bytes in {} entries; findings {}",
         raw.len(),
         rem.len(),
-        v["remediation"].as_array().unwrap().len(),
+        v["fix_groups"].as_array().unwrap().len(),
         v["findings"].as_array().unwrap().len()
     );
 }
@@ -523,7 +523,7 @@ fn report_json_size_for_a_slash24() {
 #[test]
 fn fix_command_prints_one_finding_and_names_what_is_missing() {
     let dir = TempDir(tempdir("cli"));
-    let report = r#"{"remediation":[{"id":"0123456789ab","key":"close-port","title":"Close the port",
+    let report = r#"{"fix_groups":[{"anchor":"fx1","id":"0123456789ab","key":"close-port","title":"Close the port",
         "about":"about","severity":"high","port":22,"proto":"tcp","service":"ssh",
         "hosts":["198.18.0.5"],"finding_ids":["f1","f2"],"severity_label":"High",
         "platforms":[{"platform":"ufw","title":"ufw","language":"sh","verify_language":"sh",

@@ -708,7 +708,7 @@ fn browser_check(lang: &str) {
         .as_array()
         .unwrap()
         .iter()
-        .find(|g| g["key"] == fix.as_str())
+        .find(|g| g["anchor"] == fix.as_str())
         .unwrap();
     assert!(
         group["hosts"]

@@ -119,6 +119,8 @@ struct HostCtx<'a> {
     /// Open ports, and those identification named with confidence.
     open: usize,
     identified: usize,
+    /// UDP pairs probed (the UDP checks judge their answers).
+    udp_probes: usize,
     /// Probes concluded on the host (any state).
     probes: u64,
     /// Exceptions of the policy that cover the host.
@@ -146,6 +148,7 @@ impl<'a> HostCtx<'a> {
                 unreachable: false,
                 open: 0,
                 identified: 0,
+                udp_probes: 0,
                 probes: 0,
                 exceptions: 0,
             };
@@ -176,6 +179,7 @@ impl<'a> HostCtx<'a> {
             unreachable,
             open: 0,
             identified: 0,
+            udp_probes: 0,
             probes: 0,
             exceptions: 0,
         }
@@ -292,6 +296,16 @@ impl<'a> HostCtx<'a> {
                 identified()
             }
             CheckKind::UnauthService => identified(),
+            CheckKind::AmplificationVector | CheckKind::SnmpDefaultCommunity => {
+                if self.udp_probes > 0 {
+                    Ok(())
+                } else {
+                    Err(not_run(
+                        "msg.cov.no_udp",
+                        "no UDP port was probed on the hosts in scope (add UDP ports, e.g. high-risk-udp)",
+                    ))
+                }
+            }
             CheckKind::UnmanagedHost => {
                 if self.managed() {
                     Err(not_run(
@@ -719,8 +733,8 @@ fn port_checks(
         );
     }
     // UDP-only checks (amplifiers, default SNMP communities): see policy::udp.
-    for (check, message) in super::udp::udp_checks(o, &label) {
-        push(check, profiles.check(check).severity, message);
+    for (check, message, msg) in super::udp::udp_checks(o, &label) {
+        push(check, profiles.check(check).severity, message, msg);
     }
 }
 
@@ -861,6 +875,7 @@ pub fn evaluate_with_history(
         ctx.open = open.len();
         ctx.identified = open.iter().filter(|o| is_identified(o)).count();
         ctx.probes = all.len() as u64;
+        ctx.udp_probes = all.iter().filter(|o| o.proto == Proto::Udp).count();
         ctx.exceptions = policy
             .exceptions
             .iter()
@@ -1639,6 +1654,19 @@ window = { every = "month", days = "25-31" }
         o
     }
 
+    /// A closed UDP port (ICMP port unreachable): the UDP checks ran.
+    fn udp_closed(ip: &str, port: u16) -> Observation {
+        let mut o = Observation::new(
+            ip.parse().unwrap(),
+            port,
+            Proto::Udp,
+            Reason::PortUnreach,
+            Some(1.0),
+        );
+        o.time = "2026-11-24T08:00:00Z".parse().unwrap();
+        o
+    }
+
     fn svc(name: &str) -> Option<ServiceInfo> {
         Some(ServiceInfo {
             name: name.into(),
@@ -2184,8 +2212,8 @@ opens = [7000]
                 // A deny-all group with nothing open: not-allowed ran; there
                 // is no allowance to justify or review (nothing to judge).
                 "4.4 pass",
-                "4.7 not-assessed † — none of its checks could run: unauth-service (no open port to identify on the hosts in scope)",
-                "4.8 partial — no findings, but some checks could not run: port-cap (no group in scope declares max_open_ports)",
+                "4.7 not-assessed † — none of its checks could run: unauth-service (no open port to identify on the hosts in scope); snmp-default-community (no UDP port was probed on the hosts in scope (add UDP ports, e.g. high-risk-udp))",
+                "4.8 partial — no findings, but some checks could not run: port-cap (no group in scope declares max_open_ports); amplification-vector (no UDP port was probed on the hosts in scope (add UDP ports, e.g. high-risk-udp))",
                 "7.6 not-assessed — Evidence of a schedule comes from the audit history; one audit is not a schedule, and a port audit is not a vulnerability scan.",
                 "12.2 not-assessed — none of its checks could run: remote-admin-internet@vantage:internet (no audited host in scope is audited from an internet vantage); database-internet@vantage:internet (no audited host in scope is audited from an internet vantage)",
                 "13.4 not-assessed — none of its checks could run: remote-admin-internet@vantage:internet (no audited host in scope is audited from an internet vantage); database-internet@vantage:internet (no audited host in scope is audited from an internet vantage)",
@@ -2296,8 +2324,12 @@ opens = [7000]
             let policy = Policy::parse(text, "p.toml", &profiles).unwrap();
             evaluate(&policy, &profiles, &catalogue(), o, at("2026-11-24"))
         };
-        let web = [obs("198.18.0.1", 443, Reason::SynAck, svc("https"))];
-        // pass: every mapped check ran (a cap is declared), none failed.
+        let web = [
+            obs("198.18.0.1", 443, Reason::SynAck, svc("https")),
+            udp_closed("198.18.0.1", 161),
+        ];
+        // pass: every mapped check ran (a cap is declared, UDP was probed),
+        // none failed.
         let e = eval(&group("max_open_ports = 3\n"), &web);
         let r = cis_req(&e, "4.8");
         assert_eq!(
@@ -2320,7 +2352,7 @@ opens = [7000]
         assert_eq!(msg.key, "msg.req.some_not_run");
         assert_eq!(
             r.coverage.summary(),
-            "not-allowed: ran on 1 host(s); high-risk-exposed: ran on 1 host(s); port-cap: not run (no group in scope declares max_open_ports)"
+            "not-allowed: ran on 1 host(s); high-risk-exposed: ran on 1 host(s); port-cap: not run (no group in scope declares max_open_ports); amplification-vector: ran on 1 host(s)"
         );
         // not-assessed: an internal-only scope cannot judge 12.2.
         let r = cis_req(&e, "12.2");
@@ -2338,7 +2370,10 @@ opens = [7000]
         ident.auth = AuthStatus::Required;
         let e = eval(
             &group("max_open_ports = 3\n"),
-            &[obs("198.18.0.1", 443, Reason::SynAck, Some(ident))],
+            &[
+                obs("198.18.0.1", 443, Reason::SynAck, Some(ident)),
+                udp_closed("198.18.0.1", 161),
+            ],
         );
         let r = cis_req(&e, "4.7");
         assert_eq!(r.status, RequirementStatus::Partial);
@@ -2376,7 +2411,10 @@ opens = [7000]
             &profiles,
         )
         .unwrap();
-        let o = [obs("198.18.0.1", 23, Reason::SynAck, svc("telnet"))];
+        let o = [
+            obs("198.18.0.1", 23, Reason::SynAck, svc("telnet")),
+            udp_closed("198.18.0.1", 161),
+        ];
         let e = evaluate(&policy, &profiles, &catalogue(), &o, at("2026-11-24"));
         let cis = e.profiles.iter().find(|p| p.profile == "cis-v8").unwrap();
         assert_eq!(cis_req(&e, "3.10").status, RequirementStatus::Fail);

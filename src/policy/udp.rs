@@ -11,12 +11,12 @@
 //! [`crate::identify::udp`], which read the answer.
 
 use crate::identify::udp::fact;
-use crate::model::{Observation, PortState, Proto, Reason};
+use crate::model::{Message, Observation, PortState, Proto, Reason};
 use crate::rules::profiles::CheckKind;
 
 /// The UDP checks `o` fires, each with its message (`label` names the
 /// port, e.g. `161/udp (snmp)`).
-pub fn udp_checks(o: &Observation, label: &str) -> Vec<(CheckKind, String)> {
+pub fn udp_checks(o: &Observation, label: &str) -> Vec<(CheckKind, String, Message)> {
     let mut out = Vec::new();
     if o.proto != Proto::Udp || o.state != PortState::Open || o.reason != Reason::UdpResponse {
         return out;
@@ -24,25 +24,30 @@ pub fn udp_checks(o: &Observation, label: &str) -> Vec<(CheckKind, String)> {
     let Some(s) = &o.service else {
         return out;
     };
+    // (why in English, the i18n key of the same reason)
     let amplifier = match s.name.as_str() {
-        "memcached" | "ssdp" | "chargen" | "qotd" => {
-            Some("answers a small datagram with a large one")
-        }
+        "memcached" | "ssdp" | "chargen" | "qotd" => Some((
+            "answers a small datagram with a large one",
+            "msg.amp_small_to_large",
+        )),
         "ntp" if fact(&s.extra, "monlist") == Some("answered") => {
-            Some("answers NTP monlist (factor ~557)")
+            Some(("answers NTP monlist (factor ~557)", "msg.amp_monlist"))
         }
-        "ldap" if fact(&s.extra, "cldap") == Some("answered") => {
-            Some("answers connectionless LDAP (CLDAP, factor 56-70)")
-        }
-        "dns" if fact(&s.extra, "resolves") == Some("yes") => {
-            Some("resolves recursively for anyone (an open resolver)")
-        }
+        "ldap" if fact(&s.extra, "cldap") == Some("answered") => Some((
+            "answers connectionless LDAP (CLDAP, factor 56-70)",
+            "msg.amp_cldap",
+        )),
+        "dns" if fact(&s.extra, "resolves") == Some("yes") => Some((
+            "resolves recursively for anyone (an open resolver)",
+            "msg.amp_open_resolver",
+        )),
         _ => None,
     };
-    if let Some(why) = amplifier {
+    if let Some((why, why_key)) = amplifier {
         out.push((
             CheckKind::AmplificationVector,
             format!("{label} {why}: a reflection/amplification vector against third parties"),
+            Message::new(why_key).arg("port", label),
         ));
     }
     if s.name == "snmp"
@@ -52,6 +57,9 @@ pub fn udp_checks(o: &Observation, label: &str) -> Vec<(CheckKind, String)> {
         out.push((
             CheckKind::SnmpDefaultCommunity,
             format!("{label} accepts the default SNMP community '{c}'"),
+            Message::new("msg.snmp_default_community")
+                .arg("port", label)
+                .arg("community", c),
         ));
     }
     out
@@ -82,7 +90,7 @@ mod tests {
     }
 
     fn kinds(o: &Observation) -> Vec<CheckKind> {
-        udp_checks(o, "x").into_iter().map(|(k, _)| k).collect()
+        udp_checks(o, "x").into_iter().map(|(k, _, _)| k).collect()
     }
 
     #[test]
@@ -117,7 +125,7 @@ mod tests {
             [SnmpDefaultCommunity]
         );
         assert!(kinds(&obs(161, "snmp", &[("community", "s3cr3t")])).is_empty());
-        let (_, msg) = &udp_checks(
+        let (_, msg, _) = &udp_checks(
             &obs(161, "snmp", &[("community", "public")]),
             "161/udp (snmp)",
         )[0];

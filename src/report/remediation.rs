@@ -57,6 +57,8 @@ const EMBEDDED_NAME: &str = "rules/remediation.toml (embedded)";
 /// head of `rules/remediation.toml` for what each holds).
 pub const VARIABLES: &[&str] = &[
     "key",
+    // The report's language is Chinese (prose such as warnings follows it).
+    "zh",
     "finding",
     "port",
     "proto",
@@ -629,7 +631,8 @@ impl RemediationCatalog {
                 order.push(id);
             }
         }
-        let data = self.context(ctx);
+        let mut data = self.context(ctx);
+        data["zh"] = json!(lang == Lang::ZhCn);
         order
             .into_iter()
             .filter_map(|id| {

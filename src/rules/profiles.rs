@@ -76,7 +76,7 @@ pub enum CheckKind {
 }
 
 impl CheckKind {
-    pub const ALL: [CheckKind; 16] = [
+    pub const ALL: [CheckKind; 18] = [
         CheckKind::NotAllowed,
         CheckKind::HighRiskExposed,
         CheckKind::CleartextAdmin,
