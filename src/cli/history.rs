@@ -167,7 +167,7 @@ pub fn history(cmd: HistoryCmd) -> Result<u8> {
                             "{:>5}  {:<20}  {:<16}  {:>5}  {:<26}  {} -p {}",
                             r.id,
                             r.started.format("%Y-%m-%d %H:%M:%S"),
-                            r.scope_key,
+                            terminal_safe(&r.scope_key),
                             r.open_ports,
                             format!(
                                 "{}/{}/{}/{}/{}",
@@ -329,7 +329,8 @@ pub fn diff(cmd: DiffCmd) -> Result<u8> {
                 writeln!(
                     w,
                     "note: different scopes ({} vs {}): ports outside either scope show as opened or closed",
-                    run_a.record.scope.key, run_b.record.scope.key
+                    terminal_safe(&run_a.record.scope.key),
+                    terminal_safe(&run_b.record.scope.key)
                 )?;
             }
             let rows = drift::rows(&d);
@@ -339,7 +340,9 @@ pub fn diff(cmd: DiffCmd) -> Result<u8> {
             for [kind, host, port, detail] in rows {
                 writeln!(
                     w,
-                    "{kind:<18} {host:<40} {port:<10} {}",
+                    "{kind:<18} {:<40} {:<10} {}",
+                    terminal_safe(&host),
+                    terminal_safe(&port),
                     terminal_safe(&detail)
                 )?;
             }
