@@ -215,6 +215,43 @@ fn connect_scan_refuses_udp_ports_clearly() {
     );
 }
 
+/// A scan of TCP and UDP ports together ends every pair of both, and is
+/// not cut short when one engine finishes before the other (each engine
+/// raises its own stop flag when it ends).
+#[test]
+fn mixed_tcp_and_udp_scan_covers_every_pair_once() {
+    let ns = crate::lab::Netns::new();
+    let out = ns
+        .command(Lab::bin())
+        .args([
+            "scan",
+            "127.0.0.1",
+            "-p",
+            "1-600,U:1-8",
+            "--scan",
+            "syn",
+            "--format",
+            "jsonl",
+        ])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    let mut pairs = BTreeSet::new();
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        let v: Value = serde_json::from_str(line).unwrap();
+        let pair = (
+            v["port"].as_u64().unwrap(),
+            v["proto"].as_str().unwrap().to_string(),
+        );
+        assert_eq!(v["state"], "closed", "{line}");
+        assert!(pairs.insert(pair), "twice: {line}");
+    }
+    assert_eq!(pairs.len(), 608, "{err}");
+    assert_eq!(pairs.iter().filter(|(_, p)| p == "udp").count(), 8);
+    assert!(!err.contains("interrupted"), "{err}");
+}
+
 /// One tool's result on the UDP lab, judged against the truth.
 struct Score {
     tool: String,

@@ -15,7 +15,7 @@ pub mod udp;
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use tokio::sync::mpsc;
@@ -208,17 +208,39 @@ pub async fn run(
             "a resume file covers a TCP-only or a UDP-only scan: resume with the ports of the interrupted scan".into(),
         ));
     }
-    let mut single = cfg.clone();
-    single.resume_out = None;
-    let stop = single.stop.get_or_insert_with(Default::default).clone();
+    // Each engine gets a stop flag of its own: an engine raises its flag
+    // when it ends (so that its threads stop), which must not stop the
+    // other. The operator's flag (Ctrl-C) is passed on to both.
+    let engine_cfg = || {
+        let mut c = cfg.clone();
+        c.resume_out = None;
+        c.stop = Some(Arc::new(AtomicBool::new(false)));
+        c
+    };
+    let (tcp_cfg, udp_cfg) = (engine_cfg(), engine_cfg());
+    let flags = [tcp_cfg.stop.clone(), udp_cfg.stop.clone()];
+    let operator = cfg.stop.clone();
+    let pass_on = async {
+        loop {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            if operator.as_ref().is_some_and(|s| s.load(Ordering::Relaxed)) {
+                for f in flags.iter().flatten() {
+                    f.store(true, Ordering::Relaxed);
+                }
+            }
+        }
+    };
     let tcp_ports = ports.tcp_only();
-    let (tcp, udp) = tokio::join!(
-        run_tcp(targets, &tcp_ports, &single, events.clone()),
-        udp::run(targets, ports.udp(), &single, &single.udp, events.clone()),
-    );
-    if (tcp.is_err() || udp.is_err()) && !stop.load(std::sync::atomic::Ordering::Relaxed) {
-        stop.store(true, std::sync::atomic::Ordering::Relaxed);
-    }
+    let engines = async {
+        tokio::join!(
+            run_tcp(targets, &tcp_ports, &tcp_cfg, events.clone()),
+            udp::run(targets, ports.udp(), &udp_cfg, &udp_cfg.udp, events.clone()),
+        )
+    };
+    let (tcp, udp) = tokio::select! {
+        r = engines => r,
+        () = pass_on => unreachable!("passing the stop flag on never ends"),
+    };
     let (tcp, udp) = (tcp?, udp?);
     Ok(tcp.merge(udp))
 }
