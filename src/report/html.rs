@@ -156,6 +156,7 @@ fn context(
         ]),
         "t": labels.tree(),
         "lang": model.lang.as_str(),
+        "input_provenance": model.scope.inputs.iter().any(|i| !i.provenance.is_empty()),
     });
     strip_controls(&mut data);
     let extra = json!({
@@ -808,6 +809,42 @@ mod tests {
                 .replace('=', "&#x3D;")
                 .replace('`', "&#x60;")
         )));
+    }
+
+    #[test]
+    fn provenance_from_a_hostile_file_is_escaped_and_shown() {
+        let nmap = "<nmaprun scanner=\"nmap\" version=\"7.94\" start=\"1764000000\" \
+            args=\"nmap &lt;script&gt;alert(1)&lt;/script&gt; \x1b[2J -p 22\">\
+            <scaninfo type=\"syn\" protocol=\"tcp\" services=\"22,&lt;b&gt;\"/>\
+            <host><address addr=\"198.18.0.5\" addrtype=\"ipv4\"/><ports>\
+            <port protocol=\"tcp\" portid=\"22\"><state state=\"open\" reason=\"syn-ack\"/></port>\
+            </ports></host><runstats><finished time=\"1764000009\"/></runstats></nmaprun>";
+        let run = crate::import::nmap::parse(nmap, "hostile.xml").unwrap();
+        for lang in [Lang::En, Lang::ZhCn] {
+            let (mut m, ev, _) = fixture::parts(lang);
+            m.scope.inputs = vec![crate::report::InputFile {
+                path: "hostile.xml".into(),
+                sha256: "00".repeat(32),
+                kind: "nmap-xml".into(),
+                provenance: run.provenance.clone(),
+            }];
+            let html = render(&m, Some(&ev)).unwrap();
+            let labels = Labels::embedded(lang).unwrap();
+            assert!(html.contains(&format!("{}: nmap 7.94", labels.get("ui.input_scanner"))));
+            assert!(
+                html.contains(
+                    "<code>nmap &lt;script&gt;alert(1)&lt;/script&gt; \u{FFFD}[2J -p 22</code>"
+                ),
+                "{html}"
+            );
+            assert!(html.contains("(tcp, syn): <code>22,&lt;b&gt;</code>"));
+            assert!(html.contains("<time datetime=\"2025-11-24T16:00:00Z\">"));
+            assert!(html.contains("<time datetime=\"2025-11-24T16:00:09Z\">"));
+            assert!(!html.contains("<script>alert"));
+            assert!(!html.contains('\x1b'));
+            // The live scan's interface is named beside its address.
+            assert!(html.contains("198.18.0.1 (eth0)"));
+        }
     }
 
     #[test]
