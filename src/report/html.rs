@@ -158,6 +158,18 @@ fn context(
         "lang": model.lang.as_str(),
         "input_provenance": model.scope.inputs.iter().any(|i| !i.provenance.is_empty()),
     });
+    // The import's own times, shown as the report's are (the datetime
+    // attribute keeps RFC 3339).
+    if let Some(inputs) = data["m"]["scope"]["inputs"].as_array_mut() {
+        for (v, i) in inputs.iter_mut().zip(&model.scope.inputs) {
+            let p = &i.provenance;
+            for (key, t) in [("started_text", p.started), ("finished_text", p.finished)] {
+                if let Some(t) = t {
+                    v[key] = Value::String(t.format(TIME_FORMAT).to_string());
+                }
+            }
+        }
+    }
     strip_controls(&mut data);
     let extra = json!({
         "css": CSS,
@@ -838,8 +850,10 @@ mod tests {
                 "{html}"
             );
             assert!(html.contains("(tcp, syn): <code>22,&lt;b&gt;</code>"));
-            assert!(html.contains("<time datetime=\"2025-11-24T16:00:00Z\">"));
-            assert!(html.contains("<time datetime=\"2025-11-24T16:00:09Z\">"));
+            assert!(html.contains(
+                "<time datetime=\"2025-11-24T16:00:00Z\">2025-11-24 16:00:00 UTC</time> – \
+                 <time datetime=\"2025-11-24T16:00:09Z\">2025-11-24 16:00:09 UTC</time>"
+            ));
             assert!(!html.contains("<script>alert"));
             assert!(!html.contains('\x1b'));
             // The live scan's interface is named beside its address.
