@@ -499,6 +499,29 @@ fn nmap_fixture_imports_with_the_lab_truth() {
     let svc = &find("198.19.7.3", 3306)["service"];
     assert_eq!(svc["name"], "mysql");
     assert!(svc["confidence"].as_f64().unwrap() < 0.5);
+    // The scope says where the data came from: the file, its hash, and
+    // what nmap recorded about its scan; the manifest carries the same.
+    let json = |name: &str| -> Value {
+        serde_json::from_slice(&std::fs::read(report.join(name)).unwrap()).unwrap()
+    };
+    let scope = json("report.json")["scope"].clone();
+    let input = &scope["inputs"][0];
+    assert_eq!(input["kind"], "nmap-xml");
+    assert_eq!(input["scanner"], "nmap");
+    assert_eq!(input["scanner_version"], "7.93");
+    assert_eq!(
+        input["args"],
+        "nmap -sT -Pn -n --reason -T4 -p 22,80,443,3306 -oX - 198.19.7.0/29"
+    );
+    assert_eq!(input["started"], "2026-11-24T22:46:27Z");
+    assert_eq!(input["finished"], "2026-11-24T22:46:28Z");
+    assert_eq!(
+        input["ports"],
+        serde_json::json!([{"protocol": "tcp", "scan_type": "connect", "ports": "22,80,443,3306"}])
+    );
+    assert_eq!(json("manifest.json")["inputs"], scope["inputs"]);
+    // Imported results have no source address, hence no interface.
+    assert!(scope.get("source_interfaces").is_none());
 }
 
 #[test]

@@ -159,6 +159,9 @@ fn audit_writes_a_verifiable_bundle_and_verify_names_tampering() {
     assert_eq!(report["scope"]["operator"], "<b>auditor</b>");
     assert_eq!(report["scope"]["tool_version"], env!("CARGO_PKG_VERSION"));
     assert_eq!(report["summary"]["open_ports"], 2);
+    // A loopback scan comes from 127.0.0.1, which `lo` holds.
+    assert_eq!(report["scope"]["source_addresses"], json!(["127.0.0.1"]));
+    assert_eq!(report["scope"]["source_interfaces"], json!(["lo"]));
     assert_eq!(report["compliance"].as_array().unwrap().len(), 5);
     let expired = &report["exceptions"][0];
     assert_eq!(expired["expired"], true);
@@ -1153,6 +1156,21 @@ fn identifiers(report: &Value) -> std::collections::BTreeSet<String> {
     for k in ["targets", "excludes", "command_line"] {
         for v in scope[k].as_array().unwrap() {
             add(v);
+        }
+    }
+    // Interface names (`eth0`) beside the source addresses.
+    for v in scope["source_interfaces"].as_array().into_iter().flatten() {
+        add(v);
+    }
+    // What imported files say about their scan.
+    for i in scope["inputs"].as_array().into_iter().flatten() {
+        for k in ["path", "kind", "scanner", "scanner_version", "args"] {
+            add(&i[k]);
+        }
+        for l in i["ports"].as_array().into_iter().flatten() {
+            for k in ["protocol", "scan_type", "ports"] {
+                add(&l[k]);
+            }
         }
     }
     for f in report["compliance"].as_array().unwrap() {

@@ -440,6 +440,7 @@ pub async fn audit(req: &AuditRequest, events: mpsc::Sender<ScanEvent>) -> Resul
             "seed": cfg.seed,
             "identify": req.identify.is_some(),
         }),
+        provenance: Vec::new(),
     };
     finish_off_thread(req, scope, rulebook, history, collected, started, sign_key).await
 }
@@ -481,6 +482,9 @@ struct Collected {
     observations: Vec<Observation>,
     /// How they were gathered (recorded with the run).
     source: serde_json::Value,
+    /// What each imported file says about its scan, in the order of
+    /// `AuditRequest::import` (empty for a scan).
+    provenance: Vec<crate::import::Provenance>,
 }
 
 /// Reads the scan results an import audit judges.
@@ -493,6 +497,11 @@ fn import_audit(req: &AuditRequest, rules: &Rules) -> Result<Collected> {
     let summary = imported.summary();
     let (hosts, ports) = imported.hosts_and_ports();
     let source = imported.source_json();
+    let provenance = imported
+        .files
+        .iter()
+        .map(|f| f.provenance.clone())
+        .collect();
     Ok(Collected {
         catalogue,
         engine: None,
@@ -502,6 +511,7 @@ fn import_audit(req: &AuditRequest, rules: &Rules) -> Result<Collected> {
         ports,
         observations: imported.observations,
         source,
+        provenance,
     })
 }
 
@@ -543,6 +553,7 @@ fn finish_audit(
         ports,
         observations,
         source,
+        provenance,
     } = collected;
     let partial_import = source["partial"] == serde_json::Value::Bool(true);
     let mut record = store::audit_record(store::AuditFacts {
@@ -636,6 +647,10 @@ fn finish_audit(
         serde_json::to_writer_pretty(&mut w, &findings_doc)
             .and_then(|()| w.flush().map_err(serde_json::Error::io))
             .with_context(|| format!("cannot write {}", path.display()))?;
+        let sources = match engine {
+            Some(_) => source_addresses(observations.iter().map(|o| o.ip)),
+            None => Vec::new(),
+        };
         let facts = report::RunFacts {
             targets: scope.targets.clone(),
             excludes: scope.excludes.clone(),
@@ -654,13 +669,11 @@ fn finish_audit(
             rules_dir: req.scope.rules_dir.clone(),
             policy_path: req.policy.clone(),
             rule_files: Some(rules.files.clone()),
-            source_addresses: match engine {
-                Some(_) => source_addresses(observations.iter().map(|o| o.ip)),
-                None => Vec::new(),
-            },
+            source_interfaces: interfaces_of(&sources),
+            source_addresses: sources,
             partial_import,
             history: anchor.clone(),
-            inputs: input_files(&req.import)?,
+            inputs: input_files(&req.import, &provenance)?,
         };
         report::write_bundle_with(
             dir,
@@ -765,11 +778,69 @@ pub fn source_addresses(
     out.into_iter().collect()
 }
 
-/// The files an import audit read, with their SHA-256 (provenance).
-fn input_files(sources: &[crate::import::Source]) -> Result<Vec<report::InputFile>> {
+/// The network interface holding each address (`None` where none does any
+/// more), from getifaddrs(3): the scope names the interface beside each
+/// source address.
+pub fn interfaces_of(addrs: &[std::net::IpAddr]) -> Vec<Option<String>> {
+    use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+    let mut found: Vec<Option<String>> = vec![None; addrs.len()];
+    if addrs.is_empty() {
+        return found;
+    }
+    let mut head: *mut libc::ifaddrs = std::ptr::null_mut();
+    // SAFETY: getifaddrs fills `head` with a list we own until freeifaddrs.
+    if unsafe { libc::getifaddrs(&mut head) } != 0 {
+        return found;
+    }
+    let mut cur = head;
+    while !cur.is_null() {
+        // SAFETY: `cur` is a node of the list getifaddrs returned, not yet freed.
+        let ifa = unsafe { &*cur };
+        cur = ifa.ifa_next;
+        if ifa.ifa_addr.is_null() || ifa.ifa_name.is_null() {
+            continue;
+        }
+        // SAFETY: ifa_addr points to a sockaddr whose family says its
+        // layout; the name is a NUL-terminated string of the same list.
+        let ip: IpAddr = unsafe {
+            match i32::from((*ifa.ifa_addr).sa_family) {
+                libc::AF_INET => {
+                    let sa = &*(ifa.ifa_addr as *const libc::sockaddr_in);
+                    Ipv4Addr::from(u32::from_be(sa.sin_addr.s_addr)).into()
+                }
+                libc::AF_INET6 => {
+                    let sa = &*(ifa.ifa_addr as *const libc::sockaddr_in6);
+                    Ipv6Addr::from(sa.sin6_addr.s6_addr).into()
+                }
+                _ => continue,
+            }
+        };
+        for (i, a) in addrs.iter().enumerate() {
+            if *a == ip && found[i].is_none() {
+                // SAFETY: see above.
+                let name = unsafe { std::ffi::CStr::from_ptr(ifa.ifa_name) };
+                found[i] = Some(crate::import::inert(
+                    &name.to_string_lossy(),
+                    crate::import::MAX_NAME,
+                ));
+            }
+        }
+    }
+    // SAFETY: `head` came from getifaddrs and is freed once.
+    unsafe { libc::freeifaddrs(head) };
+    found
+}
+
+/// The files an import audit read, with their SHA-256 and what each says
+/// about the scan that made it (`provenance`, in the same order).
+fn input_files(
+    sources: &[crate::import::Source],
+    provenance: &[crate::import::Provenance],
+) -> Result<Vec<report::InputFile>> {
     sources
         .iter()
-        .map(|s| {
+        .enumerate()
+        .map(|(i, s)| {
             let kind = match s {
                 crate::import::Source::NmapXml(_) => "nmap-xml",
                 crate::import::Source::Masscan(_) => "masscan-json",
@@ -779,6 +850,7 @@ fn input_files(sources: &[crate::import::Source]) -> Result<Vec<report::InputFil
                 path: s.path().display().to_string(),
                 sha256: report::evidence::file_sha256(s.path())?,
                 kind: kind.to_string(),
+                provenance: provenance.get(i).cloned().unwrap_or_default(),
             })
         })
         .collect()
@@ -1033,6 +1105,9 @@ mod tests {
         let lo: std::net::IpAddr = "127.0.0.1".parse().unwrap();
         assert_eq!(source_addresses([lo, lo]), [lo]);
         assert!(source_addresses([]).is_empty());
+        // An address no interface holds has no name.
+        let none: std::net::IpAddr = "198.51.100.254".parse().unwrap();
+        assert_eq!(interfaces_of(&[lo, none]), [Some("lo".to_string()), None]);
     }
 
     #[test]

@@ -13,7 +13,7 @@ use std::net::IpAddr;
 use chrono::{DateTime, TimeZone, Utc};
 use serde::Deserialize;
 
-use super::{ImportError, line_error};
+use super::{ImportError, Provenance, line_error};
 use crate::lines::{BoundedLines, MAX_LINE};
 use crate::model::{Observation, PortState, Proto, Reason, ServiceInfo};
 
@@ -77,6 +77,9 @@ fn printable(s: &str) -> String {
 #[derive(Debug, Clone, PartialEq)]
 pub struct MasscanRun {
     pub observations: Vec<Observation>,
+    /// `masscan`, and the first and last record's times. masscan's JSON
+    /// names neither its version, its command line nor its port list.
+    pub provenance: Provenance,
     /// Why the file looks cut short (an opening `[` never closed, or a
     /// last record cut in the middle); `None` for a complete file.
     pub truncated: Option<String>,
@@ -97,6 +100,7 @@ pub fn parse_reader<R: BufRead>(input: R, file: &str) -> Result<MasscanRun, Impo
     let mut opened = false;
     let mut closed = false;
     let mut cut: Option<String> = None;
+    let mut span: Option<(DateTime<Utc>, DateTime<Utc>)> = None;
     while let Some(l) = lines.next_line().map_err(|e| line_error(file, e, HINT))? {
         let i = l.no - 1;
         let trimmed = l.text.trim();
@@ -136,7 +140,11 @@ pub fn parse_reader<R: BufRead>(input: R, file: &str) -> Result<MasscanRun, Impo
             .trim()
             .parse()
             .map_err(|_| err(1, format!("'{}' is not an IP address", printable(&rec.ip))))?;
-        let time = time_of(&rec.timestamp).unwrap_or_else(Utc::now);
+        let recorded = time_of(&rec.timestamp);
+        if let Some(t) = recorded {
+            span = Some(span.map_or((t, t), |(a, b)| (a.min(t), b.max(t))));
+        }
+        let time = recorded.unwrap_or_else(Utc::now);
         for p in rec.ports {
             let proto = match p.proto.as_deref() {
                 Some("udp") => Proto::Udp,
@@ -199,12 +207,40 @@ pub fn parse_reader<R: BufRead>(input: R, file: &str) -> Result<MasscanRun, Impo
     Ok(MasscanRun {
         observations: obs.into_values().collect(),
         truncated,
+        provenance: Provenance {
+            scanner: Some("masscan".into()),
+            started: span.map(|s| s.0),
+            finished: span.map(|s| s.1),
+            ..Provenance::default()
+        },
     })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn provenance_spans_the_records_in_any_order() {
+        // masscan writes records as answers come; times need not be sorted.
+        let text = r#"[
+{"ip": "198.18.0.9", "timestamp": "1764000100", "ports": [{"port": 22, "proto": "tcp", "status": "open"}]},
+{"ip": "198.18.0.8", "timestamp": 1764000050, "ports": [{"port": 53, "proto": "udp", "status": "open"}]},
+{"ip": "198.18.0.7", "ports": [{"port": 80, "proto": "tcp", "status": "open"}]},
+{"ip": "198.18.0.6", "timestamp": "1764000070", "ports": [{"port": 443, "proto": "tcp", "status": "open"}]}
+]
+"#;
+        let p = parse_reader(text.as_bytes(), "m.json").unwrap().provenance;
+        assert_eq!(
+            p,
+            Provenance {
+                scanner: Some("masscan".into()),
+                started: Utc.timestamp_opt(1764000050, 0).single(),
+                finished: Utc.timestamp_opt(1764000100, 0).single(),
+                ..Provenance::default()
+            }
+        );
+    }
 
     #[test]
     fn reads_masscan_json_old_and_new() {
@@ -226,6 +262,12 @@ mod tests {
         assert_eq!(s.banner.as_deref(), Some("HTTP/1.0 200 OK\\x0d\\x0a"));
         assert_eq!(o[1].state, PortState::Closed);
         assert_eq!(o[1].time, Utc.timestamp_opt(1764000002, 0).unwrap());
+        let run = parse_reader(text.as_bytes(), "m.json").unwrap();
+        let p = &run.provenance;
+        assert_eq!(p.scanner.as_deref(), Some("masscan"));
+        assert_eq!(p.scanner_version, None);
+        assert_eq!(p.started, Utc.timestamp_opt(1764000000, 0).single());
+        assert_eq!(p.finished, Utc.timestamp_opt(1764000002, 0).single());
         let e = parse("[\n{\"ip\": \"1.2.3\", \"ports\": []}\n]", "m.json")
             .unwrap_err()
             .to_string();

@@ -93,6 +93,73 @@ pub struct Folded {
     pub ports: PortRanges,
 }
 
+/// Longest scanner command line kept from a file, in bytes.
+pub const MAX_ARGS: usize = 4 << 10;
+/// Longest port list kept per protocol, in bytes: nmap's default top 1000
+/// TCP ports take about 4 KiB.
+pub const MAX_PORT_LIST: usize = 8 << 10;
+/// Longest scanner name, version or scan type kept, in bytes.
+pub const MAX_NAME: usize = 64;
+/// Port lists kept per file (nmap writes one per protocol).
+pub const MAX_PORT_LISTS: usize = 8;
+
+/// What an imported file says about the scan that made it: the scanner,
+/// its command line, when it ran and which ports it was asked to probe.
+/// Every field is what the file claims (it is not verified), bounded, with
+/// control characters replaced (see [`inert`]); renderers still escape it.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Provenance {
+    /// `nmap`, `masscan` (nmap's `scanner` attribute).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scanner: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scanner_version: Option<String>,
+    /// The scanner's command line as it recorded it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub args: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started: Option<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finished: Option<DateTime<Utc>>,
+    /// The ports the scanner was asked to probe, one list per protocol.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ports: Vec<PortList>,
+}
+
+/// One protocol's port list as the scanner recorded it (nmap's `<scaninfo>`).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct PortList {
+    pub protocol: String,
+    /// nmap's scan type (`syn`, `connect`, `udp`…).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scan_type: Option<String>,
+    /// `22-23,80,443`, as written.
+    pub ports: String,
+}
+
+impl Provenance {
+    /// True when the file recorded nothing about its scan.
+    pub fn is_empty(&self) -> bool {
+        *self == Provenance::default()
+    }
+}
+
+/// Text from a file made inert and bounded: control characters (ANSI
+/// escapes, CR) become U+FFFD, and more than `max` bytes are cut on a
+/// character boundary, ending in `…`.
+pub fn inert(s: &str, max: usize) -> String {
+    let mut out = String::with_capacity(s.len().min(max + 3));
+    for c in s.chars() {
+        let c = if c.is_control() { '\u{FFFD}' } else { c };
+        if out.len() + c.len_utf8() > max {
+            out.push('…');
+            break;
+        }
+        out.push(c);
+    }
+    out
+}
+
 /// How to read imports.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct LoadOptions {
@@ -113,6 +180,10 @@ pub struct FileImport {
     /// [`LoadOptions::allow_partial`]).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub truncated: Option<String>,
+    /// What the file says about the scan that made it (shown in the
+    /// report's scope, not recorded in the history).
+    #[serde(skip)]
+    pub provenance: Provenance,
 }
 
 /// Every imported file, merged.
@@ -327,20 +398,20 @@ pub fn load(sources: &[Source], opts: LoadOptions) -> Result<Imported, ImportErr
         let before = all.len();
         let folded_before = folded.len();
         let input = open(path)?;
-        let truncated = match s {
+        let (truncated, provenance) = match s {
             Source::NmapXml(_) => {
                 let pos = |off: u64| line_col_in_file(path, off);
                 let run = nmap::parse_reader(input, &file, &pos)?;
                 append(&mut all, run.observations);
                 folded.extend(run.folded);
-                run.truncated
+                (run.truncated, run.provenance)
             }
             Source::Masscan(_) => {
                 let run = masscan::parse_reader(input, &file)?;
                 append(&mut all, run.observations);
-                run.truncated
+                (run.truncated, run.provenance)
             }
-            Source::Jsonl(_) => read_jsonl(input, &file, &mut all)?,
+            Source::Jsonl(_) => (read_jsonl(input, &file, &mut all)?, Provenance::default()),
         };
         let listed = (all.len() - before) as u64;
         let nfolded: u64 = folded[folded_before..]
@@ -372,6 +443,7 @@ pub fn load(sources: &[Source], opts: LoadOptions) -> Result<Imported, ImportErr
             listed,
             folded: nfolded,
             truncated,
+            provenance,
         });
     }
     let observations = merge(all);

@@ -3,7 +3,9 @@
 //! Reading keeps what an audit needs: each `<host>`'s addresses, host
 //! names and times, every `<port>` with its state, reason and `<service>`,
 //! and the closed ports nmap folds into `<extraports>` when it lists them
-//! (`<extrareasons ports="…">`, nmap 7.9x). nmap's states `open|filtered`
+//! (`<extrareasons ports="…">`, nmap 7.9x), and the run's provenance (the
+//! scanner, its version and command line, start and end, the port list of
+//! each `<scaninfo>`) for the report's scope. nmap's states `open|filtered`
 //! and `closed|filtered` are uncertain and become `filtered`. Writing emits
 //! the same structure, so nmap-reading tools (and this reader) take
 //! portwarden's results.
@@ -18,14 +20,18 @@ use chrono::{DateTime, TimeZone, Utc};
 use quick_xml::Reader;
 use quick_xml::events::{BytesStart, Event};
 
-use super::{Folded, ImportError, PortRanges, line_col};
+use super::{
+    Folded, ImportError, MAX_ARGS, MAX_NAME, MAX_PORT_LIST, MAX_PORT_LISTS, PortList, PortRanges,
+    Provenance, inert, line_col,
+};
 use crate::model::{Observation, PortState, Proto, Reason, ServiceInfo};
 
 /// What one nmap XML file holds.
 #[derive(Debug, Clone, PartialEq)]
 pub struct NmapRun {
-    /// The command line nmap recorded.
-    pub args: Option<String>,
+    /// What the file says about its scan: scanner, version, command line,
+    /// start and end, the port list per protocol.
+    pub provenance: Provenance,
     /// The ports nmap listed, one per (address, port, protocol).
     pub observations: Vec<Observation>,
     /// The ports nmap folded into `<extraports>`, kept as ranges.
@@ -235,7 +241,7 @@ pub fn parse_reader<R: BufRead>(
     });
     reader.config_mut().trim_text(true);
     let mut buf = Vec::new();
-    let mut args = None;
+    let mut provenance = Provenance::default();
     let mut connect = false;
     let mut run_time: Option<DateTime<Utc>> = None;
     let mut seen_root = false;
@@ -244,7 +250,7 @@ pub fn parse_reader<R: BufRead>(
     let mut host: Option<Host> = None;
     let mut port: Option<PortRead> = None;
     let mut out = NmapRun {
-        args: None,
+        provenance: Provenance::default(),
         observations: Vec::new(),
         folded: Vec::new(),
         truncated: None,
@@ -304,14 +310,27 @@ pub fn parse_reader<R: BufRead>(
         match name.as_ref() {
             b"nmaprun" => {
                 seen_root = true;
-                args = a.get("args").cloned();
                 run_time = unix_time(a.get("start"));
+                provenance.scanner = a.get("scanner").map(|v| inert(v, MAX_NAME));
+                provenance.scanner_version = a.get("version").map(|v| inert(v, MAX_NAME));
+                provenance.args = a.get("args").map(|v| inert(v, MAX_ARGS));
+                provenance.started = run_time;
             }
             // A combined -sS -sU run has one scaninfo per protocol.
-            b"scaninfo" if a.get("protocol").is_none_or(|p| p == "tcp") => {
-                connect = a.get("type").is_some_and(|t| t == "connect");
+            b"scaninfo" => {
+                if a.get("protocol").is_none_or(|p| p == "tcp") {
+                    connect = a.get("type").is_some_and(|t| t == "connect");
+                }
+                if provenance.ports.len() < MAX_PORT_LISTS {
+                    provenance.ports.push(PortList {
+                        protocol: inert(a.get("protocol").map_or("tcp", String::as_str), MAX_NAME),
+                        scan_type: a.get("type").map(|v| inert(v, MAX_NAME)),
+                        ports: inert(a.get("services").map_or("", String::as_str), MAX_PORT_LIST),
+                    });
+                }
             }
             b"finished" => {
+                provenance.finished = unix_time(a.get("time"));
                 finished = Some(match a.get("exit").map(String::as_str) {
                     Some("error") => Err(a
                         .get("errormsg")
@@ -416,7 +435,7 @@ pub fn parse_reader<R: BufRead>(
             XML_HINT,
         ));
     }
-    out.args = args;
+    out.provenance = provenance;
     out.truncated = cut.or_else(|| match (&finished, closed_root) {
         (Some(Err(msg)), _) => Some(format!("nmap reported an error exit: {msg}")),
         (None, _) => Some("it has no <runstats><finished>: nmap did not finish writing it".into()),
@@ -659,7 +678,7 @@ mod tests {
     fn reads_ports_services_and_folded_closed_ports() {
         let run = parse(SAMPLE, "s.xml").unwrap();
         assert_eq!(
-            run.args.as_deref(),
+            run.provenance.args.as_deref(),
             Some("nmap -sT -sV -p 22,23,80,443 198.18.0.5")
         );
         let brief: Vec<String> = run
@@ -696,6 +715,71 @@ mod tests {
         assert_eq!(
             run.observations[0].time,
             Utc.timestamp_opt(1764000003, 0).unwrap()
+        );
+    }
+
+    #[test]
+    fn provenance_is_what_the_lab_file_records() {
+        let text = include_str!("../../tests/fixtures/nmap-lab.xml");
+        let p = parse(text, "nmap-lab.xml").unwrap().provenance;
+        assert_eq!(p.scanner.as_deref(), Some("nmap"));
+        assert_eq!(p.scanner_version.as_deref(), Some("7.93"));
+        assert_eq!(
+            p.args.as_deref(),
+            Some("nmap -sT -Pn -n --reason -T4 -p 22,80,443,3306 -oX - 198.19.7.0/29")
+        );
+        assert_eq!(p.started, Utc.timestamp_opt(1795560387, 0).single());
+        assert_eq!(p.finished, Utc.timestamp_opt(1795560388, 0).single());
+        assert_eq!(
+            p.ports,
+            [PortList {
+                protocol: "tcp".into(),
+                scan_type: Some("connect".into()),
+                ports: "22,80,443,3306".into(),
+            }]
+        );
+    }
+
+    #[test]
+    fn provenance_keeps_one_port_list_per_protocol_and_is_bounded_and_inert() {
+        let long = "1,".repeat(MAX_PORT_LIST);
+        let args = format!(
+            "nmap <script>alert(1)</script> \x1b[2J{}",
+            "-v ".repeat(MAX_ARGS)
+        );
+        let x = format!(
+            r#"<nmaprun scanner="nmap" args="{}" start="1764000000" version="7.94&#9;x">
+<scaninfo type="syn" protocol="tcp" services="{long}"/>
+<scaninfo type="udp" protocol="udp" services="53,161"/>
+<host><address addr="198.18.0.7" addrtype="ipv4"/><ports>
+<port protocol="udp" portid="53"><state state="open" reason="udp-response"/></port>
+</ports></host></nmaprun>"#,
+            quick_xml::escape::escape(&args)
+        );
+        let run = parse(&x, "p.xml").unwrap();
+        let p = &run.provenance;
+        // The file is cut short (no <finished>): no end time, the rest kept.
+        assert!(run.truncated.is_some());
+        assert_eq!(p.finished, None);
+        assert_eq!(p.scanner_version.as_deref(), Some("7.94\u{FFFD}x"));
+        let a = p.args.as_deref().unwrap();
+        assert!(
+            a.starts_with("nmap <script>alert(1)</script> \u{FFFD}[2J-v "),
+            "{a}"
+        );
+        assert!(a.len() <= MAX_ARGS + '…'.len_utf8() && a.ends_with('…'));
+        assert!(!a.chars().any(char::is_control));
+        let brief: Vec<_> = p
+            .ports
+            .iter()
+            .map(|l| (l.protocol.as_str(), l.scan_type.as_deref(), l.ports.len()))
+            .collect();
+        assert_eq!(
+            brief,
+            [
+                ("tcp", Some("syn"), MAX_PORT_LIST + '…'.len_utf8()),
+                ("udp", Some("udp"), 6)
+            ]
         );
     }
 

@@ -156,7 +156,20 @@ fn context(
         ]),
         "t": labels.tree(),
         "lang": model.lang.as_str(),
+        "input_provenance": model.scope.inputs.iter().any(|i| !i.provenance.is_empty()),
     });
+    // The import's own times, shown as the report's are (the datetime
+    // attribute keeps RFC 3339).
+    if let Some(inputs) = data["m"]["scope"]["inputs"].as_array_mut() {
+        for (v, i) in inputs.iter_mut().zip(&model.scope.inputs) {
+            let p = &i.provenance;
+            for (key, t) in [("started_text", p.started), ("finished_text", p.finished)] {
+                if let Some(t) = t {
+                    v[key] = Value::String(t.format(TIME_FORMAT).to_string());
+                }
+            }
+        }
+    }
     strip_controls(&mut data);
     let extra = json!({
         "css": CSS,
@@ -808,6 +821,44 @@ mod tests {
                 .replace('=', "&#x3D;")
                 .replace('`', "&#x60;")
         )));
+    }
+
+    #[test]
+    fn provenance_from_a_hostile_file_is_escaped_and_shown() {
+        let nmap = "<nmaprun scanner=\"nmap\" version=\"7.94\" start=\"1764000000\" \
+            args=\"nmap &lt;script&gt;alert(1)&lt;/script&gt; \x1b[2J -p 22\">\
+            <scaninfo type=\"syn\" protocol=\"tcp\" services=\"22,&lt;b&gt;\"/>\
+            <host><address addr=\"198.18.0.5\" addrtype=\"ipv4\"/><ports>\
+            <port protocol=\"tcp\" portid=\"22\"><state state=\"open\" reason=\"syn-ack\"/></port>\
+            </ports></host><runstats><finished time=\"1764000009\"/></runstats></nmaprun>";
+        let run = crate::import::nmap::parse(nmap, "hostile.xml").unwrap();
+        for lang in [Lang::En, Lang::ZhCn] {
+            let (mut m, ev, _) = fixture::parts(lang);
+            m.scope.inputs = vec![crate::report::InputFile {
+                path: "hostile.xml".into(),
+                sha256: "00".repeat(32),
+                kind: "nmap-xml".into(),
+                provenance: run.provenance.clone(),
+            }];
+            let html = render(&m, Some(&ev)).unwrap();
+            let labels = Labels::embedded(lang).unwrap();
+            assert!(html.contains(&format!("{}: nmap 7.94", labels.get("ui.input_scanner"))));
+            assert!(
+                html.contains(
+                    "<code>nmap &lt;script&gt;alert(1)&lt;/script&gt; \u{FFFD}[2J -p 22</code>"
+                ),
+                "{html}"
+            );
+            assert!(html.contains("(tcp, syn): <code>22,&lt;b&gt;</code>"));
+            assert!(html.contains(
+                "<time datetime=\"2025-11-24T16:00:00Z\">2025-11-24 16:00:00 UTC</time> – \
+                 <time datetime=\"2025-11-24T16:00:09Z\">2025-11-24 16:00:09 UTC</time>"
+            ));
+            assert!(!html.contains("<script>alert"));
+            assert!(!html.contains('\x1b'));
+            // The live scan's interface is named beside its address.
+            assert!(html.contains("198.18.0.1 (eth0)"));
+        }
     }
 
     #[test]

@@ -45,13 +45,18 @@ pub const HEAT_HOSTS: usize = 25;
 /// Services in the "top exposed services" chart.
 pub const TOP_SERVICES: usize = 10;
 
-/// An input file of an imported scan and its SHA-256.
+/// An input file of an imported scan, its SHA-256, and what it says about
+/// the scan that made it (provenance: scanner, version, command line,
+/// start and end, port lists — each field present only when the file
+/// records it, bounded and inert as the importer kept it).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct InputFile {
     pub path: String,
     pub sha256: String,
-    /// `nmap`, `masscan` or `jsonl`.
+    /// `nmap-xml`, `masscan-json` or `jsonl`.
     pub kind: String,
+    #[serde(flatten)]
+    pub provenance: crate::import::Provenance,
 }
 
 /// What the app knows about the run itself (not derivable from results).
@@ -82,6 +87,9 @@ pub struct RunFacts {
     /// The scanner's source address(es) toward the targets: segmentation
     /// evidence must say from where. Empty for imported results.
     pub source_addresses: Vec<IpAddr>,
+    /// The interface holding each source address, in the same order
+    /// (`None` when none was found).
+    pub source_interfaces: Vec<Option<String>>,
     /// The SHA-256 of every rule file in effect, as `rules::Rules` recorded
     /// them when it read them (`None`: hash the files named by `rules_dir`).
     pub rule_files: Option<BTreeMap<String, String>>,
@@ -141,6 +149,10 @@ pub struct ScopeInfo {
     pub vantage_labels: Vec<String>,
     /// Where the probes came from (segmentation evidence); empty for imports.
     pub source_addresses: Vec<IpAddr>,
+    /// The interface of each source address, in the same order (`null`
+    /// when none holds it).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub source_interfaces: Vec<Option<String>>,
     pub started: DateTime<Utc>,
     pub finished: DateTime<Utc>,
     pub tool_version: String,
@@ -535,6 +547,7 @@ fn build_scope(input: &ReportInput<'_>, labels: &Labels) -> Result<ScopeInfo, Re
         },
         rate: facts.rate,
         source_addresses: facts.source_addresses.clone(),
+        source_interfaces: facts.source_interfaces.clone(),
         vantage_labels: vantages
             .iter()
             .map(|v| t(&format!("vantage.{v}")))
@@ -1153,6 +1166,7 @@ expires = 2026-01-31
             policy_path: None,
             inputs: Vec::new(),
             source_addresses: vec!["198.18.0.1".parse().unwrap()],
+            source_interfaces: vec![Some("eth0".into())],
             rule_files: None,
             partial_import: false,
             history: None,
