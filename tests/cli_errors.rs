@@ -286,3 +286,49 @@ fn file_contents_never_reach_the_terminal_raw() {
         let _ = std::fs::remove_file(p);
     }
 }
+
+/// An import audits what its files recorded: targets or `-p` beside
+/// `--from-*` would be written into the scope without having been scanned.
+#[test]
+fn targets_or_ports_with_an_import_are_refused() {
+    let dir = std::env::temp_dir().join(format!("pw-import-scope-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let obs = dir.join("o.jsonl");
+    std::fs::write(
+        &obs,
+        "{\"ip\":\"198.18.0.5\",\"port\":22,\"proto\":\"tcp\",\"state\":\"open\",\"reason\":\"connected\",\"rtt_ms\":0.1,\"time\":\"2026-11-20T10:00:00Z\"}\n",
+    )
+    .unwrap();
+    let obs = obs.to_str().unwrap();
+    let out = dir.join("r");
+    let out = out.to_str().unwrap();
+    for args in [
+        &[
+            "audit",
+            "198.18.0.0/24",
+            "--from-jsonl",
+            obs,
+            "--no-store",
+            "--out",
+            out,
+        ][..],
+        &[
+            "audit",
+            "-p",
+            "22",
+            "--from-jsonl",
+            obs,
+            "--no-store",
+            "--out",
+            out,
+        ][..],
+    ] {
+        let msg = usage_error(args);
+        assert_mentions(&msg, &["--from-", "positional targets and -p"]);
+        assert!(
+            !std::path::Path::new(out).exists(),
+            "{args:?} wrote a report"
+        );
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -609,11 +609,18 @@ fn jsonl_shards_merge_into_one_audit_of_the_whole_scope() {
     assert!(rows.iter().all(|&r| r > 254), "uneven shards: {rows:?}");
     let store = dir.join("h.db");
     let report = dir.join("merged");
+    // The scope: the policy's group names the /24; the ports are the ones
+    // the files probed (an import takes no positional targets nor -p).
+    let policy = dir.join("policy.toml");
+    std::fs::write(
+        &policy,
+        "[[group]]\nname = \"lab\"\ntargets = [\"198.19.3.0/24\"]\n",
+    )
+    .unwrap();
     let o = offline(&[
         "audit",
-        "198.19.3.0/24",
-        "-p",
-        "22,80,443",
+        "--policy",
+        policy.to_str().unwrap(),
         "--from-jsonl",
         shards[0].to_str().unwrap(),
         shards[1].to_str().unwrap(),
@@ -627,14 +634,15 @@ fn jsonl_shards_merge_into_one_audit_of_the_whole_scope() {
     let lines = std::fs::read_to_string(report.join("observations.jsonl")).unwrap();
     assert_eq!(lines.lines().count(), 254 * 3);
 
-    // A direct audit of the /24 has the same scope: it is compared with the
-    // merged one and finds no drift.
+    // A direct audit of the group's /24 over the same ports has the same
+    // scope: it is compared with the merged one and finds no drift.
     let direct = dir.join("direct");
     let o = lab.run(
         &[
             &[
                 "audit",
-                "198.19.3.0/24",
+                "--policy",
+                policy.to_str().unwrap(),
                 "-p",
                 "22,80,443",
                 "--store",

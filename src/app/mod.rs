@@ -396,6 +396,13 @@ pub async fn audit(req: &AuditRequest, events: mpsc::Sender<ScanEvent>) -> Resul
             let rules = rulebook.rules.clone();
             off_thread(cancel, move || import_audit(&req, &rules)).await?
         };
+        // The scope of an import is what its files recorded: the addresses
+        // (unless the policy's groups name the scope) and the (port, proto)
+        // pairs they probed.
+        if scope.targets.is_empty() {
+            scope.targets = imported_targets(&imported.observations);
+        }
+        scope.ports = imported_ports(&imported.observations);
         return finish_off_thread(req, scope, rulebook, history, imported, started, sign_key).await;
     }
     if scope.targets.is_empty() {
@@ -468,6 +475,60 @@ async fn finish_off_thread(
         )
     })
     .await
+}
+
+/// The addresses of imported observations as the fewest CIDRs that cover
+/// exactly them.
+fn imported_targets(observations: &[Observation]) -> Vec<String> {
+    let nets: Vec<ipnet::IpNet> = observations
+        .iter()
+        .map(|o| ipnet::IpNet::from(o.ip))
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    ipnet::IpNet::aggregate(&nets)
+        .iter()
+        .map(|n| match n {
+            ipnet::IpNet::V4(v) if v.prefix_len() == 32 => v.addr().to_string(),
+            ipnet::IpNet::V6(v) if v.prefix_len() == 128 => v.addr().to_string(),
+            n => n.to_string(),
+        })
+        .collect()
+}
+
+/// The (port, proto) pairs of imported observations as a port spec:
+/// `22,80,443`, runs as ranges, UDP after `U:` (`22,80,U:53,161`).
+fn imported_ports(observations: &[Observation]) -> String {
+    let spec = |proto: Proto| -> String {
+        let ports: std::collections::BTreeSet<u16> = observations
+            .iter()
+            .filter(|o| o.proto == proto)
+            .map(|o| o.port)
+            .collect();
+        let mut runs: Vec<(u16, u16)> = Vec::new();
+        for p in ports {
+            match runs.last_mut() {
+                Some((_, end)) if u32::from(*end) + 1 == u32::from(p) => *end = p,
+                _ => runs.push((p, p)),
+            }
+        }
+        runs.iter()
+            .map(|&(a, b)| {
+                if a == b {
+                    a.to_string()
+                } else {
+                    format!("{a}-{b}")
+                }
+            })
+            .collect::<Vec<_>>()
+            .join(",")
+    };
+    let (tcp, udp) = (spec(Proto::Tcp), spec(Proto::Udp));
+    match (tcp.is_empty(), udp.is_empty()) {
+        (_, true) => tcp,
+        (true, false) => format!("U:{udp}"),
+        (false, false) => format!("{tcp},U:{udp}"),
+    }
 }
 
 /// Observations gathered by a scan or an import, and what to say about them.
@@ -1098,6 +1159,30 @@ mod tests {
         then: impl FnOnce() -> Result<T>,
     ) -> Result<T> {
         super::write_report_dir(out, cancel, fill)?.commit(then)
+    }
+
+    #[test]
+    fn an_import_scope_is_what_its_files_probed() {
+        use crate::model::Reason;
+        let o = |ip: &str, port: u16, proto: Proto| {
+            Observation::new(ip.parse().unwrap(), port, proto, Reason::ConnRefused, None)
+        };
+        let obs = [
+            o("198.18.0.1", 22, Proto::Tcp),
+            o("198.18.0.2", 22, Proto::Tcp),
+            o("198.18.0.3", 23, Proto::Tcp),
+            o("198.18.0.3", 24, Proto::Tcp),
+            o("198.18.0.9", 80, Proto::Tcp),
+            o("198.18.0.9", 161, Proto::Udp),
+            o("2001:2::5", 53, Proto::Udp),
+        ];
+        assert_eq!(
+            imported_targets(&obs),
+            ["198.18.0.1", "198.18.0.2/31", "198.18.0.9", "2001:2::5"]
+        );
+        assert_eq!(imported_ports(&obs), "22-24,80,U:53,161");
+        assert_eq!(imported_ports(&obs[5..]), "U:53,161");
+        assert_eq!(imported_ports(&obs[..2]), "22");
     }
 
     #[test]

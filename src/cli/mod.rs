@@ -264,6 +264,16 @@ async fn audit(cmd: AuditCmd) -> Result<u8> {
         );
     }
     cfg.resume_out = None;
+    // An import audits what the files recorded: targets or ports given
+    // beside them would be written into the scope without being what was
+    // scanned.
+    let importing =
+        !(cmd.from_nmap.is_empty() && cmd.from_masscan.is_empty() && cmd.from_jsonl.is_empty());
+    if importing && (!cmd.scope.targets.is_empty() || cmd.scope.ports.is_some()) {
+        bail!(
+            "--from-nmap/--from-masscan/--from-jsonl audit what the files recorded: positional targets and -p cannot be given with them (the scope is taken from the files; give --policy to judge the imported hosts by asset group)"
+        );
+    }
     let req = AuditRequest {
         scope: scope(&cmd.scope, app::DEFAULT_AUDIT_PORTS),
         engine: choice,
