@@ -428,7 +428,7 @@ mod tests {
             evidence: None,
             status: FindingStatus::Fail,
             exception: None,
-            controls: vec![],
+            controls: Default::default(),
             remediation: "close-port".into(),
             message: String::new(),
             msg: Default::default(),

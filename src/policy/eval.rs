@@ -29,7 +29,7 @@
 //! or `not-assessed` (none ran), with the reason. Identification may raise a
 //! port's risk, never lower it.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::net::IpAddr;
 
 use chrono::{DateTime, Months, NaiveDate, Utc};
@@ -42,7 +42,7 @@ use super::config::{
     Expect, Group, Policy, Vantage,
 };
 use crate::model::{
-    AuthStatus, CheckCoverage, Coverage, Evidence, EvidenceLevel, Finding, FindingStatus,
+    AuthStatus, CheckCoverage, Controls, Coverage, Evidence, EvidenceLevel, Finding, FindingStatus,
     GroupCoverage, Message, Observation, PortState, PortVerdict, ProfileVerdict, Proto,
     RequirementStatus, RequirementVerdict, RuleRef, Severity,
 };
@@ -787,7 +787,7 @@ fn exception_matches(e: &Exception, ctx: &HostCtx, ip: IpAddr, d: &Draft) -> boo
     target && port && check
 }
 
-fn controls(profiles: &Profiles, ctx: &HostCtx, check: CheckKind) -> Vec<String> {
+fn controls(profiles: &Profiles, ctx: &HostCtx, check: CheckKind) -> Controls {
     let mut out = Vec::new();
     for p in profiles.profiles() {
         if !ctx.profiles.contains(&p.id.as_str()) {
@@ -803,7 +803,7 @@ fn controls(profiles: &Profiles, ctx: &HostCtx, check: CheckKind) -> Vec<String>
             }
         }
     }
-    out
+    out.into()
 }
 
 /// What the audit history knows of the previous run of the same scope:
@@ -858,6 +858,8 @@ pub fn evaluate_with_history(
     }
 
     let mut findings = Vec::new();
+    // One copy of each distinct control list, shared by its findings.
+    let mut shared_controls: HashSet<Controls> = HashSet::new();
     let mut ctxs = Vec::new();
     for (&ip, all) in &probed {
         let mut ctx = HostCtx::new(policy, profiles, ip);
@@ -902,8 +904,17 @@ pub fn evaluate_with_history(
             );
         }
         host_checks(policy, profiles, &ctx, ip, &open, &mut drafts);
+        let first = findings.len();
         for d in drafts {
             settle(policy, profiles, &ctx, ip, d, today, &mut findings);
+        }
+        for f in &mut findings[first..] {
+            match shared_controls.get(&f.controls) {
+                Some(c) => f.controls = c.clone(),
+                None => {
+                    shared_controls.insert(f.controls.clone());
+                }
+            }
         }
         ctxs.push((ip, ctx));
     }
@@ -2670,7 +2681,7 @@ opens = [7000]
         // The finding's parameters fill its English text exactly.
         let f = find(&e, "198.18.0.2", Some(3389), "exception-expired");
         let mut text = lookup(&en, &f.msg.key).unwrap();
-        for (k, v) in &f.msg.args {
+        for (k, v) in f.msg.args.iter() {
             text = text.replace(&format!("{{{k}}}"), v);
         }
         assert_eq!(text, f.message);

@@ -43,6 +43,22 @@ pub const MESSAGES_UP_TO: usize = 5_000;
 /// Renders `index.html` for a model. `evaluation`, when given, supplies the
 /// finding messages for small audits.
 pub fn render(model: &ReportModel, evaluation: Option<&Evaluation>) -> Result<String, ReportError> {
+    let (page, table) = render_parts(model, evaluation)?;
+    Ok(page.replacen(TABLE_SLOT, &table, 1))
+}
+
+/// Stands in the template's data for the table's JSON, which goes into the
+/// page only when it is written: at a /16 it is tens of MB, and handlebars
+/// copies its data and renders into a string of its own. A control
+/// character cannot come from the data (they are stripped or replaced), so
+/// the slot is found only where the template put it.
+pub(crate) const TABLE_SLOT: &str = "\u{1}portwarden-table-json\u{1}";
+
+/// The page with [`TABLE_SLOT`] where the table's JSON goes, and that JSON.
+pub(crate) fn render_parts(
+    model: &ReportModel,
+    evaluation: Option<&Evaluation>,
+) -> Result<(String, String), ReportError> {
     let labels = Labels::embedded(model.lang)?;
     let mut hb = Handlebars::new();
     hb.set_strict_mode(false);
@@ -51,11 +67,12 @@ pub fn render(model: &ReportModel, evaluation: Option<&Evaluation>) -> Result<St
             file: "report-templates/index.hbs".into(),
             message: e.to_string(),
         })?;
-    let data = context(model, &labels, evaluation)?;
-    hb.render("index", &data).map_err(|e| ReportError::Render {
+    let data = context(model, &labels)?;
+    let page = hb.render("index", &data).map_err(|e| ReportError::Render {
         file: "index.html".into(),
         message: e.to_string(),
-    })
+    })?;
+    Ok((page, table_json(model, &labels, evaluation)))
 }
 
 fn csp_hash(text: &str) -> String {
@@ -80,11 +97,7 @@ pub fn esc(s: &str) -> String {
     out
 }
 
-fn context(
-    model: &ReportModel,
-    labels: &Labels,
-    evaluation: Option<&Evaluation>,
-) -> Result<Value, ReportError> {
+fn context(model: &ReportModel, labels: &Labels) -> Result<Value, ReportError> {
     let total_rows = model.ports.len();
     let top: Vec<Value> = model
         .top_rows(TOP_ROWS)
@@ -186,7 +199,7 @@ fn context(
             "services": services_svg(model),
             "heat": heat_svg(model, labels),
         },
-        "table_json": table_json(model, labels, evaluation),
+        "table_json": TABLE_SLOT,
         "started": model.scope.started.format(TIME_FORMAT).to_string(),
         "finished": model.scope.finished.format(TIME_FORMAT).to_string(),
     });
@@ -370,11 +383,20 @@ fn table_json(model: &ReportModel, labels: &Labels, evaluation: Option<&Evaluati
     script_safe(&serde_json::to_string(&doc).unwrap_or_else(|_| "{}".into()))
 }
 
-/// JSON that cannot end its `<script>` element or open a comment.
+/// JSON that cannot end its `<script>` element or open a comment. One
+/// pass: the table's JSON is tens of MB at a /16, and a chain of
+/// `replace` holds every intermediate copy until the statement ends.
 fn script_safe(json: &str) -> String {
-    json.replace('<', "\\u003c")
-        .replace('>', "\\u003e")
-        .replace('&', "\\u0026")
+    let mut out = String::with_capacity(json.len());
+    for c in json.chars() {
+        match c {
+            '<' => out.push_str("\\u003c"),
+            '>' => out.push_str("\\u003e"),
+            '&' => out.push_str("\\u0026"),
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 /// Replaces control characters other than newline and tab in every string

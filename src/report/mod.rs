@@ -19,7 +19,7 @@ pub mod remediation;
 mod tables;
 
 use std::borrow::Cow;
-use std::fs::{self, File};
+use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
@@ -125,14 +125,7 @@ pub fn write_bundle_with(
     let model = ReportModel::build(input)?;
     let labels = Labels::embedded(input.lang)?;
     let bom = options.csv_bom || input.lang == Lang::ZhCn;
-    let write = |name: &str, bytes: &[u8]| -> Result<(), ReportError> {
-        let path = dir.join(name);
-        fs::write(&path, bytes).map_err(|source| ReportError::Io { path, source })
-    };
-    write(
-        "index.html",
-        html::render(&model, Some(input.evaluation))?.as_bytes(),
-    )?;
+    write_html(&dir.join("index.html"), &model, input.evaluation)?;
     write_json(&dir.join("report.json"), &model)?;
     let names = model::hostname_index(input.observations);
     let cx = tables::FindingContext::new(&model, &labels, &names);
@@ -161,6 +154,28 @@ pub fn write_bundle_with(
         },
     )?;
     Ok((model, manifest))
+}
+
+/// `index.html`: the page, with the table's JSON written into its slot
+/// rather than copied into the page string.
+fn write_html(
+    path: &Path,
+    model: &ReportModel,
+    evaluation: &crate::policy::Evaluation,
+) -> Result<(), ReportError> {
+    let io = |source| ReportError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let (page, table) = html::render_parts(model, Some(evaluation))?;
+    let (head, tail) = page.split_once(html::TABLE_SLOT).unwrap_or((&page, ""));
+    let mut w = BufWriter::new(File::create(path).map_err(io)?);
+    w.write_all(head.as_bytes()).map_err(io)?;
+    if head.len() < page.len() {
+        w.write_all(table.as_bytes()).map_err(io)?;
+    }
+    w.write_all(tail.as_bytes()).map_err(io)?;
+    w.flush().map_err(io)
 }
 
 /// `report.json`, streamed compactly (a /16 audit's model is tens of MB).

@@ -51,7 +51,7 @@ fn finding(check: &str, key: &str, ip: &str, port: Option<u16>, service: Option<
         evidence: None,
         status: FindingStatus::Fail,
         exception: None,
-        controls: vec![],
+        controls: Default::default(),
         remediation: key.into(),
         message: String::new(),
         msg: Default::default(),

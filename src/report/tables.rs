@@ -185,7 +185,7 @@ pub(super) fn write_findings(
             cx.fix(f).unwrap_or_default().to_string(),
             cx.message(f),
         ])?;
-        for c in &f.controls {
+        for c in f.controls.iter() {
             let (fw, req) = c.split_once(':').unwrap_or(("", c.as_str()));
             controls.row([f.id.as_str(), fw, req, c.as_str()])?;
         }

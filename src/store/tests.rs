@@ -36,7 +36,7 @@ fn finding(id: &str, ip: &str, port: u16, check: &str, severity: Severity) -> Fi
         evidence: None,
         status: FindingStatus::Fail,
         exception: None,
-        controls: vec![],
+        controls: Default::default(),
         remediation: "close-port".into(),
         message: format!("{check} on {ip}:{port}"),
         msg: Default::default(),
