@@ -213,7 +213,8 @@ fn open_regular(path: &Path) -> Result<File, ReportError> {
 }
 
 /// Reads a small regular file (a manifest, a key, a signature), at most `max` bytes.
-fn read_small(path: &Path, max: u64) -> Result<Vec<u8>, ReportError> {
+/// A regular file of at most `max` bytes: never a link, FIFO or device.
+pub(crate) fn read_small(path: &Path, max: u64) -> Result<Vec<u8>, ReportError> {
     let file = open_regular(path)?;
     let mut bytes = Vec::new();
     file.take(max + 1)

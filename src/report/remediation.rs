@@ -843,19 +843,15 @@ pub fn read_fixes(dir: &Path) -> Result<Vec<FixGroup>, RemediationError> {
         fix_groups: Vec<FixGroup>,
     }
     let path = dir.join("report.json");
-    let io = |source| RemediationError::Io {
-        path: path.clone(),
-        source,
-    };
-    let len = std::fs::metadata(&path).map_err(io)?.len();
-    if len > MAX_REPORT_JSON {
-        return Err(RemediationError::Report {
-            path,
-            message: format!("{len} bytes is larger than a report can be"),
-        });
-    }
-    let text = std::fs::read_to_string(&path).map_err(io)?;
-    let doc: Doc = serde_json::from_str(&text).map_err(|e| RemediationError::Report {
+    // The same guarded read as the evidence files: a regular file within
+    // the bound, never a link, FIFO or device.
+    let text = super::evidence::read_small(&path, MAX_REPORT_JSON).map_err(|e| {
+        RemediationError::Report {
+            path: path.clone(),
+            message: e.to_string(),
+        }
+    })?;
+    let doc: Doc = serde_json::from_slice(&text).map_err(|e| RemediationError::Report {
         path: path.clone(),
         message: format!("not a portwarden report ({e})"),
     })?;
