@@ -6,7 +6,6 @@
 //! digits, sizes, unique names, ports 1-65535) and looked up per probe.
 
 use std::collections::{BTreeMap, HashSet};
-use std::path::Path;
 
 use serde::Deserialize;
 
@@ -18,11 +17,6 @@ const EMBEDDED: &str = include_str!("../../../rules/udp-payloads.toml");
 pub enum PayloadError {
     #[error("{origin}: {message}")]
     Invalid { origin: String, message: String },
-    #[error("cannot read {path}: {source}")]
-    Read {
-        path: String,
-        source: std::io::Error,
-    },
 }
 
 #[derive(Debug, Deserialize)]
@@ -70,20 +64,6 @@ impl Payloads {
     pub fn embedded() -> Payloads {
         Payloads::parse(EMBEDDED, "rules/udp-payloads.toml (embedded)")
             .expect("the embedded udp-payloads.toml is valid (checked by tests)")
-    }
-
-    /// `dir/udp-payloads.toml` when it exists, else the embedded table.
-    pub fn load_dir(dir: Option<&Path>) -> Result<Payloads, PayloadError> {
-        match dir.map(|d| d.join("udp-payloads.toml")) {
-            Some(path) if path.exists() => {
-                let text = std::fs::read_to_string(&path).map_err(|source| PayloadError::Read {
-                    path: path.display().to_string(),
-                    source,
-                })?;
-                Payloads::parse(&text, &path.display().to_string())
-            }
-            _ => Ok(Payloads::embedded()),
-        }
     }
 
     pub fn parse(text: &str, origin: &str) -> Result<Payloads, PayloadError> {
