@@ -65,6 +65,7 @@ const FILES: &[&str] = &[
     "findings.csv",
     "finding_controls.csv",
     "findings.jsonl",
+    "fixes.jsonl",
     "inventory.csv",
     "compliance.csv",
     "manifest.json",
@@ -174,10 +175,22 @@ fn audit_writes_a_verifiable_bundle_and_verify_names_tampering() {
         .keys()
         .map(String::as_str)
         .collect();
+    // Besides the fixed files, one page per platform the fix groups name.
+    let mut pages: Vec<String> = report["fix_groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|g| g["platforms"].as_array().unwrap().iter())
+        .map(|p| format!("fixes/{}.html", p.as_str().unwrap()))
+        .collect();
+    pages.sort();
+    pages.dedup();
+    assert!(pages.contains(&"fixes/windows-powershell.html".to_string()));
     let mut expected: Vec<&str> = FILES
         .iter()
         .copied()
         .filter(|f| *f != "manifest.json")
+        .chain(pages.iter().map(String::as_str))
         .collect();
     expected.sort();
     assert_eq!(listed, expected);
@@ -810,7 +823,8 @@ fn report_page_click_path_filters_and_mobile_in_chromium_zh_cn() {
 }
 
 /// With scripts off the page shows its summary, compliance, the most
-/// severe ports, the pointer to the full lists, and CSS-only tabs.
+/// severe ports, the pointer to the full lists and CSS-only tabs, and its
+/// fix groups link to the per-platform pages and back.
 #[test]
 fn report_page_reads_with_javascript_off_in_chromium() {
     let Some(driver) = Driver::start(false) else {
@@ -857,10 +871,37 @@ fn report_page_reads_with_javascript_off_in_chromium() {
         .as_str()
         .unwrap()
         .to_string();
-    driver.click(&format!("label[for=\"{fx}-2\"]"));
-    let after = displayed(&format!("#{fx} .tabs > .panel"));
-    assert_eq!(after.iter().position(|d| *d), Some(2));
     driver.viewport_shot(&shot_path("report-nojs.png"));
+    // Every platform is a link to its own page (all fix groups' commands
+    // for that platform), which reads without scripts and links back.
+    let platform = report["fix_groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|g| g["anchor"] == fx.as_str())
+        .unwrap()["platforms"][2]
+        .as_str()
+        .unwrap()
+        .to_string();
+    driver.click(&format!(
+        "#{fx} .platforms a[href=\"fixes/{platform}.html#{fx}\"]"
+    ));
+    let url = driver.cmd("GET", "/url", None);
+    assert!(
+        url.as_str()
+            .unwrap()
+            .ends_with(&format!("/fixes/{platform}.html#{fx}")),
+        "{url}"
+    );
+    assert_eq!(displayed(&format!("#{fx} pre")), vec![true, true, true]);
+    driver.click(&format!("#{fx} a[href=\"../index.html#{fx}\"]"));
+    let url = driver.cmd("GET", "/url", None);
+    assert!(
+        url.as_str()
+            .unwrap()
+            .ends_with(&format!("/index.html#{fx}")),
+        "{url}"
+    );
 }
 
 /// The printed page (Chromium's own PDF printer) of the synthetic /24 is

@@ -270,6 +270,8 @@ pub struct AuditRequest {
     pub cancel: Cancel,
     /// Start the report's CSV files with a UTF-8 BOM (always for zh-CN).
     pub csv_bom: bool,
+    /// Also print `report.pdf` with this Chromium.
+    pub pdf_with: Option<PathBuf>,
 }
 
 /// The evaluation clock: noon UTC of `as_of`, else now.
@@ -755,6 +757,7 @@ fn finish_audit(
             },
             report::BundleOptions {
                 csv_bom: req.csv_bom,
+                pdf_with: req.pdf_with.clone(),
             },
         )?;
         Ok(())

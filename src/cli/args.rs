@@ -244,6 +244,9 @@ pub struct AuditCmd {
     /// Start the report's CSV files with a UTF-8 byte-order mark, for Excel (always on with --lang zh-CN).
     #[arg(long)]
     pub csv_bom: bool,
+    /// Also write report.pdf, the printed executive report, with headless Chromium (PORTWARDEN_CHROMIUM, or chromium / google-chrome on PATH); without one the audit stops before scanning.
+    #[arg(long)]
+    pub pdf: bool,
 }
 
 #[derive(Debug, Args)]

@@ -274,7 +274,17 @@ async fn audit(cmd: AuditCmd) -> Result<u8> {
             "--from-nmap/--from-masscan/--from-jsonl audit what the files recorded: positional targets and -p cannot be given with them (the scope is taken from the files; give --policy to judge the imported hosts by asset group)"
         );
     }
+    let pdf_with = if cmd.pdf {
+        Some(portwarden::report::pdf::find_chromium().ok_or_else(|| {
+            anyhow::anyhow!(
+                "--pdf needs Chromium: none found (set PORTWARDEN_CHROMIUM, or install chromium); nothing was scanned"
+            )
+        })?)
+    } else {
+        None
+    };
     let req = AuditRequest {
+        pdf_with,
         scope: scope(&cmd.scope, app::DEFAULT_AUDIT_PORTS),
         engine: choice,
         scan: cfg,

@@ -186,7 +186,7 @@ fn kind_name(t: fs::FileType) -> &'static str {
 /// Opens `path` for reading only if it is a regular file: a symbolic link
 /// is not followed (`O_NOFOLLOW`), a FIFO or device is not waited on
 /// (`O_NONBLOCK`) and is refused after `fstat`, before any read.
-fn open_regular(path: &Path) -> Result<File, ReportError> {
+pub(crate) fn open_regular(path: &Path) -> Result<File, ReportError> {
     let io = |source| ReportError::Io {
         path: path.to_path_buf(),
         source,

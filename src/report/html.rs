@@ -27,12 +27,14 @@ use super::i18n::Labels;
 use super::model::{
     FIX_HOSTS_SHOWN, PortRow, ReportModel, TOP_ROWS, finding_message, severity_rank, status_key,
 };
+use super::remediation::PAGE_HOSTS;
 use crate::model::{FindingStatus, Severity};
 use crate::policy::Evaluation;
 
 const INDEX: &str = include_str!("../../report-templates/index.hbs");
 const CSS: &str = include_str!("../../report-templates/report.css");
 const JS: &str = include_str!("../../report-templates/report.js");
+const FIXES: &str = include_str!("../../report-templates/fixes.hbs");
 
 /// How times are shown (report.json keeps RFC 3339).
 const TIME_FORMAT: &str = "%Y-%m-%d %H:%M:%S UTC";
@@ -60,8 +62,7 @@ pub(crate) fn render_parts(
     evaluation: Option<&Evaluation>,
 ) -> Result<(String, String), ReportError> {
     let labels = Labels::embedded(model.lang)?;
-    let mut hb = Handlebars::new();
-    hb.set_strict_mode(false);
+    let mut hb = registry();
     hb.register_template_string("index", INDEX)
         .map_err(|e| ReportError::Template {
             file: "report-templates/index.hbs".into(),
@@ -73,6 +74,103 @@ pub(crate) fn render_parts(
         message: e.to_string(),
     })?;
     Ok((page, table_json(model, &labels, evaluation)))
+}
+
+/// A handlebars registry that escapes as [`esc`] does: `& < > " '` (every
+/// attribute we write is double-quoted), so commands stay readable in the
+/// source and do not grow by `&#x3D;` for every `=`.
+fn registry() -> Handlebars<'static> {
+    let mut hb = Handlebars::new();
+    hb.set_strict_mode(false);
+    hb.register_escape_fn(esc);
+    hb
+}
+
+/// Where one platform's page is, relative to `index.html`, and the group's
+/// anchor on it. Platform ids are checked at load (lower-case letters,
+/// digits, '-'), so they are safe file names.
+pub fn platform_href(platform: &str, anchor: &str) -> String {
+    format!("{PLATFORM_DIR}/{platform}.html#{anchor}")
+}
+
+/// The directory, inside a report, of the per-platform fix pages.
+pub const PLATFORM_DIR: &str = "fixes";
+
+/// One page per platform: every fix group's commands for that platform,
+/// naming every host, most severe group first. Calls `write` with the
+/// platform id and the page, one page at a time (at a /16 a page is a few
+/// MB; all of them together are tens).
+pub fn render_platform_pages(
+    model: &ReportModel,
+    mut write: impl FnMut(&str, &str) -> Result<(), ReportError>,
+) -> Result<(), ReportError> {
+    let labels = Labels::embedded(model.lang)?;
+    let mut hb = registry();
+    hb.register_template_string("fixes", FIXES)
+        .map_err(|e| ReportError::Template {
+            file: "report-templates/fixes.hbs".into(),
+            message: e.to_string(),
+        })?;
+    // Platforms in first-seen order over the groups.
+    let mut platforms: Vec<(&str, &str)> = Vec::new();
+    for g in &model.fix_groups {
+        for p in &g.fix.platforms {
+            if !platforms.iter().any(|(id, _)| *id == p.platform) {
+                platforms.push((&p.platform, &p.title));
+            }
+        }
+    }
+    let csp = format!(
+        "default-src 'none'; style-src {}; script-src 'none'; img-src data:; base-uri 'none'; form-action 'none'",
+        csp_hash(CSS)
+    );
+    for &(id, title) in &platforms {
+        let fixes: Vec<Value> = model
+            .fix_groups
+            .iter()
+            .filter_map(|g| {
+                let p = g.fix.platforms.iter().find(|p| p.platform == id)?;
+                let more = g.fix.hosts.len().saturating_sub(FIX_HOSTS_SHOWN);
+                Some(json!({
+                    "key": g.anchor,
+                    "title": g.fix.title,
+                    "port": g.fix.port,
+                    "proto": g.fix.proto,
+                    "service": g.fix.service,
+                    "severity": g.fix.severity,
+                    "severity_label": g.severity_label,
+                    "hosts": g.fix.hosts.iter().take(FIX_HOSTS_SHOWN).map(|h| h.to_string()).collect::<Vec<_>>(),
+                    "hosts_label": labels.fmt("ui.hosts_count", &[("n", &g.fix.hosts.len().to_string())]),
+                    "more": if more > 0 { labels.fmt("ui.and_more_hosts_here", &[("n", &more.to_string())]) } else { String::new() },
+                    "panel": to(p),
+                }))
+            })
+            .collect();
+        let others: Vec<Value> = platforms
+            .iter()
+            .filter(|(o, _)| *o != id)
+            .map(|(o, t)| json!({"href": format!("{o}.html"), "title": t}))
+            .collect();
+        let mut data = json!({
+            "lang": model.lang.as_str(),
+            "t": labels.tree(),
+            "platform": title,
+            "intro": labels.fmt("ui.platform_page_intro", &[("platform", title)]),
+            "fixes": fixes,
+            "others": others,
+            "tool_version": model.scope.tool_version,
+            "started": model.scope.started.format(TIME_FORMAT).to_string(),
+        });
+        strip_controls(&mut data);
+        data["css"] = Value::String(CSS.to_owned());
+        data["csp"] = Value::String(csp.clone());
+        let page = hb.render("fixes", &data).map_err(|e| ReportError::Render {
+            file: format!("{PLATFORM_DIR}/{id}.html"),
+            message: e.to_string(),
+        })?;
+        write(id, &page)?;
+    }
+    Ok(())
 }
 
 fn csp_hash(text: &str) -> String {
@@ -116,6 +214,27 @@ fn context(model: &ReportModel, labels: &Labels) -> Result<Value, ReportError> {
                 .map(|h| h.to_string())
                 .collect();
             let more = g.fix.hosts.len().saturating_sub(FIX_HOSTS_SHOWN);
+            // Inline: the platforms the hosts' groups declare, else the
+            // first; every platform's page is a link away.
+            let page = g.fix.page_fixes();
+            let inline = g.fix.preferred.clamp(1, page.len().max(1)).min(page.len());
+            let links: Vec<Value> = g
+                .fix
+                .platforms
+                .iter()
+                .map(|p| json!({"href": platform_href(&p.platform, &g.anchor), "title": p.title}))
+                .collect();
+            let cut = if g.fix.page_is_cut() {
+                labels.fmt(
+                    "ui.page_hosts_cut",
+                    &[
+                        ("shown", &PAGE_HOSTS.to_string()),
+                        ("n", &g.fix.hosts.len().to_string()),
+                    ],
+                )
+            } else {
+                String::new()
+            };
             json!({
                 "key": g.anchor,
                 "id": g.fix.id,
@@ -130,7 +249,9 @@ fn context(model: &ReportModel, labels: &Labels) -> Result<Value, ReportError> {
                 "hosts": shown,
                 "hosts_label": labels.fmt("ui.hosts_count", &[("n", &g.fix.hosts.len().to_string())]),
                 "more": if more > 0 { labels.fmt("ui.and_more_hosts", &[("n", &more.to_string())]) } else { String::new() },
-                "platforms": to(&g.fix.platforms),
+                "platforms": to(&page[..inline]),
+                "links": links,
+                "cut": cut,
             })
         })
         .collect();
@@ -214,7 +335,7 @@ fn top_len(model: &ReportModel) -> usize {
 }
 
 /// Serialises a small part of the model for the template.
-fn to<T: serde::Serialize>(v: &T) -> Value {
+fn to<T: serde::Serialize + ?Sized>(v: &T) -> Value {
     serde_json::to_value(v).unwrap_or(Value::Null)
 }
 
@@ -783,7 +904,7 @@ mod base64_lite {
 mod tests {
     use super::*;
     use crate::report::i18n::Lang;
-    use crate::report::model::fixture::{self, CMD, FORMULA, SCRIPT};
+    use crate::report::model::fixture::{self, CMD, FORMULA, IMG, SCRIPT};
 
     fn page(lang: Lang) -> (String, ReportModel) {
         let (m, ev, _) = fixture::parts(lang);
@@ -807,10 +928,16 @@ mod tests {
         assert_eq!(html.matches("<script").count(), 2);
         assert!(!html.contains(SCRIPT));
         assert!(!html.contains("<img"));
-        assert!(!html.contains("onerror=alert"));
+        // The policy name with markup in it is text: its quote cannot end
+        // an attribute nor its `<` open an element.
+        assert!(html.contains(&esc(IMG)));
+        assert_eq!(
+            html.matches("onerror=alert").count(),
+            html.matches(&esc(IMG)).count()
+        );
         assert!(!html.contains('\x1b'));
         assert!(html.contains("&lt;script&gt;alert(1)&lt;/script&gt;"));
-        assert!(html.contains(&CMD.replace('\'', "&#x27;")));
+        assert!(html.contains(&esc(CMD)));
         // The data block carries the hostile service name, unable to close its element.
         assert!(html.contains("\\u003cscript\\u003ealert(1)\\u003c/script\\u003e"));
         let t = table(&html);
@@ -818,7 +945,7 @@ mod tests {
         assert!(!html.contains("src=\"http"));
         assert!(!html.contains("href=\"http"));
         assert!(!html.contains("<link"));
-        assert!(html.contains("default-src &#x27;none&#x27;"));
+        assert!(html.contains("default-src &#39;none&#39;"));
         let _ = FORMULA;
     }
 
@@ -839,9 +966,6 @@ mod tests {
         assert!(html.contains(&format!(
             "{}\n",
             esc(m.fix_groups[0].fix.platforms[0].commands.lines().next().unwrap())
-                .replace("&#39;", "&#x27;")
-                .replace('=', "&#x3D;")
-                .replace('`', "&#x60;")
         )));
     }
 
@@ -886,9 +1010,8 @@ mod tests {
     #[test]
     fn csp_allows_exactly_our_script_and_style() {
         let (html, _) = page(Lang::En);
-        let esc = |s: String| s.replace('\'', "&#x27;").replace('=', "&#x3D;");
-        assert!(html.contains(&format!("script-src {}", esc(csp_hash(JS)))));
-        assert!(html.contains(&format!("style-src {}", esc(csp_hash(CSS)))));
+        assert!(html.contains(&format!("script-src {}", esc(&csp_hash(JS)))));
+        assert!(html.contains(&format!("style-src {}", esc(&csp_hash(CSS)))));
         assert!(html.contains(&format!("<script>{JS}</script>")));
         assert!(html.contains(&format!("<style>{CSS}</style>")));
     }
@@ -934,18 +1057,64 @@ mod tests {
             m.ports.len().min(TOP_ROWS)
         );
         assert!(html.contains("findings.csv and findings.jsonl"));
-        // Tabs work without JS: one radio group per fix group, first one checked.
+        // Inline, the platforms the hosts' groups declare (else the first),
+        // as tabs that work without JS; every platform a link to its page.
+        let inline = |g: &super::super::model::FixGroup| g.fix.preferred.max(1);
         assert_eq!(
             html.matches(&format!("type=\"radio\" name=\"{}\"", fx.anchor))
                 .count(),
-            fx.fix.platforms.len()
+            inline(fx)
         );
         assert!(html.contains(&format!("id=\"{}-0\" checked", fx.anchor)));
-        // Every fix panel has its undo beside the commands.
-        let panels: usize = m.fix_groups.iter().map(|g| g.fix.platforms.len()).sum();
+        for p in &fx.fix.platforms {
+            assert!(html.contains(&format!(
+                "<a href=\"fixes/{}.html#{}\">{}</a>",
+                p.platform,
+                fx.anchor,
+                esc(&p.title)
+            )));
+        }
+        // Every inline panel has its undo beside the commands.
+        let panels: usize = m.fix_groups.iter().map(inline).sum();
         assert_eq!(html.matches("<h4>Undo</h4>").count(), panels);
         assert!(html.contains("<tr class=\"expired\">"));
         assert!(html.contains("<h2>Compliance</h2>"));
+    }
+
+    #[test]
+    fn one_page_per_platform_with_every_group_full_commands_and_no_script() {
+        let (m, _, _) = fixture::parts(Lang::En);
+        let mut pages = Vec::new();
+        render_platform_pages(&m, |id, page| {
+            pages.push((id.to_owned(), page.to_owned()));
+            Ok(())
+        })
+        .unwrap();
+        let mut ids: Vec<&str> = m
+            .fix_groups
+            .iter()
+            .flat_map(|g| g.fix.platforms.iter().map(|p| p.platform.as_str()))
+            .collect();
+        ids.sort();
+        ids.dedup();
+        let mut got: Vec<&str> = pages.iter().map(|(id, _)| id.as_str()).collect();
+        got.sort();
+        assert_eq!(got, ids);
+        for (id, page) in &pages {
+            assert!(!page.contains("<script"), "{id}");
+            assert!(page.contains("script-src &#39;none&#39;"), "{id}");
+            assert!(page.contains("<a href=\"../index.html#remediation\">"));
+            for g in &m.fix_groups {
+                let Some(p) = g.fix.platforms.iter().find(|p| &p.platform == id) else {
+                    assert!(!page.contains(&format!("id=\"{}\"", g.anchor)));
+                    continue;
+                };
+                assert!(page.contains(&format!("<article class=\"fix\" id=\"{}\">", g.anchor)));
+                assert!(page.contains(&format!("<a href=\"../index.html#{}\">", g.anchor)));
+                assert!(page.contains(&esc(&p.commands)), "{id}");
+                assert!(page.contains(&esc(&p.undo)), "{id}");
+            }
+        }
     }
 
     #[test]

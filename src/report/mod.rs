@@ -15,6 +15,7 @@ pub mod evidence;
 pub mod html;
 pub mod i18n;
 pub mod model;
+pub mod pdf;
 pub mod remediation;
 mod tables;
 
@@ -39,16 +40,19 @@ pub const REPORT_FILES: &[&str] = &[
     "findings.csv",
     "finding_controls.csv",
     "findings.jsonl",
+    "fixes.jsonl",
     "inventory.csv",
     "compliance.csv",
 ];
 
 /// How the report files are written, beyond what the model holds.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct BundleOptions {
     /// Start CSV files with a UTF-8 BOM (Excel on Windows needs it for
     /// non-ASCII text). Always on for zh-CN.
     pub csv_bom: bool,
+    /// Print `report.pdf` with this Chromium (see [`pdf`]).
+    pub pdf_with: Option<PathBuf>,
 }
 
 /// Building or checking a report failed.
@@ -85,6 +89,8 @@ pub enum ReportError {
         path.display()
     )]
     BadManifest { path: PathBuf, message: String },
+    #[error("cannot print report.pdf with {}: {message}", chromium.display())]
+    Pdf { chromium: PathBuf, message: String },
     #[error(transparent)]
     Remediation(#[from] RemediationError),
 }
@@ -127,12 +133,16 @@ pub fn write_bundle_with(
     let bom = options.csv_bom || input.lang == Lang::ZhCn;
     write_html(&dir.join("index.html"), &model, input.evaluation)?;
     write_json(&dir.join("report.json"), &model)?;
+    write_fixes(dir, &model)?;
     let names = model::hostname_index(input.observations);
     let cx = tables::FindingContext::new(&model, &labels, &names);
     tables::write_findings(dir, &input.evaluation.findings, &cx, bom)?;
     tables::write_findings_jsonl(&dir.join("findings.jsonl"), &input.evaluation.findings, &cx)?;
     tables::write_inventory(&dir.join("inventory.csv"), &model, &labels, bom)?;
     tables::write_compliance(&dir.join("compliance.csv"), &model, bom)?;
+    if let Some(chromium) = &options.pdf_with {
+        pdf::print(chromium, dir)?;
+    }
     let s = &model.scope;
     let manifest = evidence::write_manifest(
         dir,
@@ -176,6 +186,29 @@ fn write_html(
     }
     w.write_all(tail.as_bytes()).map_err(io)?;
     w.flush().map_err(io)
+}
+
+/// `fixes.jsonl` (every fix's full texts, which report.json leaves out)
+/// and one page per platform under `fixes/`.
+fn write_fixes(dir: &Path, model: &ReportModel) -> Result<(), ReportError> {
+    let path = dir.join(remediation::FIXES_JSONL);
+    let io = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| ReportError::Io { path, source }
+    };
+    let mut w = BufWriter::new(File::create(&path).map_err(io(&path))?);
+    remediation::write_fixes_jsonl(&mut w, model.fix_groups.iter().map(|g| &g.fix))
+        .map_err(io(&path))?;
+    w.flush().map_err(io(&path))?;
+    if model.fix_groups.is_empty() {
+        return Ok(());
+    }
+    let pages = dir.join(html::PLATFORM_DIR);
+    std::fs::create_dir(&pages).map_err(io(&pages))?;
+    html::render_platform_pages(model, |id, page| {
+        let path = pages.join(format!("{id}.html"));
+        std::fs::write(&path, page).map_err(io(&path))
+    })
 }
 
 /// `report.json`, streamed compactly (a /16 audit's model is tens of MB).

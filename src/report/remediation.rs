@@ -706,9 +706,10 @@ impl RemediationCatalog {
             },
             None => String::new(),
         };
+        let total = c.host_total.max(hosts.len());
         let mut shown_hosts = hosts.iter().take(6).cloned().collect::<Vec<_>>().join(", ");
-        if hosts.len() > 6 {
-            shown_hosts.push_str(&format!(" and {} more", hosts.len() - 6));
+        if total > 6 {
+            shown_hosts.push_str(&format!(" and {} more", total - 6.min(hosts.len())));
         }
         json!({
             "key": c.key,
@@ -783,6 +784,9 @@ pub struct FixContext {
     /// The groups' admin sources of that family.
     pub sources: Vec<IpNet>,
     pub hosts: Vec<IpAddr>,
+    /// How many hosts the fix closes in all: more than `hosts` holds when
+    /// the commands are rendered for a page that names only the first ones.
+    pub host_total: usize,
     /// Policy fixes: the file, the entry's line and the TOML to add or edit.
     pub policy_file: String,
     pub policy_line: Option<usize>,
@@ -828,12 +832,101 @@ pub struct FixGroup {
     pub service: Option<String>,
     pub hosts: Vec<IpAddr>,
     pub finding_ids: Vec<String>,
+    /// Every platform's fix for every host. report.json records only the
+    /// platform ids (the texts name every host: tens of MB at a /16); the
+    /// texts are in `fixes.jsonl`, one line per group and platform, and
+    /// [`read_fixes`] puts them back.
+    #[serde(serialize_with = "platform_ids", deserialize_with = "platforms_or_ids")]
     pub platforms: Vec<PlatformFix>,
+    /// How many of `platforms`, from the first, the hosts' policy groups
+    /// declare (`platforms = [...]`); 0 when they declare none.
+    #[serde(default)]
+    pub preferred: usize,
+    /// The same fixes rendered for a page: naming the first
+    /// [`PAGE_HOSTS`] hosts only. Empty when `hosts` is no longer than that
+    /// (the page shows `platforms`). Never serialised.
+    #[serde(skip)]
+    pub page_platforms: Vec<PlatformFix>,
+}
+
+/// A page names at most this many hosts in a fix's commands; the full
+/// commands are in `fixes.jsonl` and printed by `portwarden fix`.
+pub const PAGE_HOSTS: usize = 24;
+
+impl FixGroup {
+    /// The fixes as a page shows them (host lists cut to [`PAGE_HOSTS`]).
+    pub fn page_fixes(&self) -> &[PlatformFix] {
+        if self.page_platforms.is_empty() {
+            &self.platforms
+        } else {
+            &self.page_platforms
+        }
+    }
+
+    /// Whether [`FixGroup::page_fixes`] names fewer hosts than the fix closes.
+    pub fn page_is_cut(&self) -> bool {
+        !self.page_platforms.is_empty()
+    }
+}
+
+fn platform_ids<S: serde::Serializer>(p: &[PlatformFix], s: S) -> Result<S::Ok, S::Error> {
+    s.collect_seq(p.iter().map(|p| p.platform.as_str()))
+}
+
+/// Reports before `fixes.jsonl` held the texts inline; newer ones hold ids
+/// (the texts come from `fixes.jsonl`).
+fn platforms_or_ids<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<PlatformFix>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Entry {
+        Full(PlatformFix),
+        Id(#[allow(dead_code)] String),
+    }
+    Ok(Vec::<Entry>::deserialize(d)?
+        .into_iter()
+        .filter_map(|e| match e {
+            Entry::Full(p) => Some(p),
+            Entry::Id(_) => None,
+        })
+        .collect())
+}
+
+/// One line of `fixes.jsonl`: one platform's fix for one group.
+#[derive(Debug, Serialize, Deserialize)]
+struct FixLine<'a> {
+    /// The group's [`FixGroup::id`].
+    fix: std::borrow::Cow<'a, str>,
+    #[serde(flatten)]
+    platform: std::borrow::Cow<'a, PlatformFix>,
+}
+
+/// The file beside report.json that holds every fix's texts.
+pub const FIXES_JSONL: &str = "fixes.jsonl";
+
+/// Writes `fixes.jsonl`: one JSON object per group and platform, in report
+/// order (`{"fix": ID, "platform": …, "commands": …, "undo": …, …}`).
+pub fn write_fixes_jsonl<'a>(
+    w: &mut impl std::io::Write,
+    groups: impl IntoIterator<Item = &'a FixGroup>,
+) -> std::io::Result<()> {
+    for g in groups {
+        for p in &g.platforms {
+            let line = FixLine {
+                fix: std::borrow::Cow::Borrowed(&g.id),
+                platform: std::borrow::Cow::Borrowed(p),
+            };
+            serde_json::to_writer(&mut *w, &line)?;
+            w.write_all(b"\n")?;
+        }
+    }
+    Ok(())
 }
 
 /// Largest report.json [`read_fixes`] reads: far above any real report,
 /// low enough that a hostile file cannot exhaust memory.
 const MAX_REPORT_JSON: u64 = 512 * 1024 * 1024;
+/// Largest line of `fixes.jsonl` [`read_fixes`] accepts.
+const MAX_FIX_LINE: u64 = 64 * 1024 * 1024;
 
 /// The fixes recorded in a report directory's `report.json`.
 pub fn read_fixes(dir: &Path) -> Result<Vec<FixGroup>, RemediationError> {
@@ -851,11 +944,57 @@ pub fn read_fixes(dir: &Path) -> Result<Vec<FixGroup>, RemediationError> {
             message: e.to_string(),
         }
     })?;
-    let doc: Doc = serde_json::from_slice(&text).map_err(|e| RemediationError::Report {
+    let mut doc: Doc = serde_json::from_slice(&text).map_err(|e| RemediationError::Report {
         path: path.clone(),
         message: format!("not a portwarden report ({e})"),
     })?;
+    drop(text);
+    if doc.fix_groups.iter().all(|g| g.platforms.is_empty()) && !doc.fix_groups.is_empty() {
+        read_fix_lines(&dir.join(FIXES_JSONL), &mut doc.fix_groups)?;
+    }
     Ok(doc.fix_groups)
+}
+
+/// Puts `fixes.jsonl`'s texts back into their groups, streaming the file
+/// through the evidence layer's guarded open (a regular file, never a link,
+/// FIFO or device) with every line bounded.
+fn read_fix_lines(path: &Path, groups: &mut [FixGroup]) -> Result<(), RemediationError> {
+    use std::io::BufRead;
+    let bad = |line: usize, message: String| RemediationError::Report {
+        path: path.to_path_buf(),
+        message: if line == 0 {
+            message
+        } else {
+            format!("line {line}: {message}")
+        },
+    };
+    let file = super::evidence::open_regular(path).map_err(|e| bad(0, e.to_string()))?;
+    let by_id: HashMap<String, usize> = groups
+        .iter()
+        .enumerate()
+        .map(|(i, g)| (g.id.clone(), i))
+        .collect();
+    let mut reader = std::io::BufReader::new(file);
+    let mut buf = Vec::new();
+    for n in 1.. {
+        buf.clear();
+        let read = std::io::Read::take(&mut reader, MAX_FIX_LINE + 1)
+            .read_until(b'\n', &mut buf)
+            .map_err(|e| bad(n, e.to_string()))?;
+        if read == 0 {
+            break;
+        }
+        if buf.len() as u64 > MAX_FIX_LINE {
+            return Err(bad(n, format!("longer than {MAX_FIX_LINE} bytes")));
+        }
+        let line: FixLine<'static> =
+            serde_json::from_slice(&buf).map_err(|e| bad(n, format!("not a fix line ({e})")))?;
+        let Some(&i) = by_id.get(line.fix.as_ref()) else {
+            return Err(bad(n, format!("fix '{}' is not in report.json", line.fix)));
+        };
+        groups[i].platforms.push(line.platform.into_owned());
+    }
+    Ok(())
 }
 
 /// The fix that closes a finding, by finding id.
@@ -963,6 +1102,7 @@ pub fn fix_groups<'a>(
                 unit,
                 ipv6: gk.ipv6,
                 sources: gk.sources.clone(),
+                host_total: hosts.len(),
                 hosts: hosts.clone(),
                 policy_file,
                 policy_line,
@@ -975,6 +1115,7 @@ pub fn fix_groups<'a>(
                 let digest = Sha256::digest(format!("{gk:?}").as_bytes());
                 digest[..6].iter().map(|b| format!("{b:02x}")).collect()
             };
+            let platforms = catalog.render(&ctx, &gk.preferred, lang);
             let mut finding_ids: Vec<String> = fs.iter().map(|f| f.id.clone()).collect();
             finding_ids.sort();
             finding_ids.dedup();
@@ -997,9 +1138,28 @@ pub fn fix_groups<'a>(
                 port: gk.port,
                 proto,
                 service: gk.service.clone(),
+                page_platforms: if hosts.len() > PAGE_HOSTS {
+                    let shown = &hosts[..PAGE_HOSTS];
+                    let (policy_file, policy_line, policy_snippet) =
+                        policy_edit(&gk.key, gk.entry, fs[0], shown, policy);
+                    let page = FixContext {
+                        hosts: shown.to_vec(),
+                        policy_file,
+                        policy_line,
+                        policy_snippet,
+                        ..ctx.clone()
+                    };
+                    catalog.render(&page, &gk.preferred, lang)
+                } else {
+                    Vec::new()
+                },
                 hosts,
                 finding_ids,
-                platforms: catalog.render(&ctx, &gk.preferred, lang),
+                preferred: platforms
+                    .iter()
+                    .take_while(|p| gk.preferred.contains(&p.platform))
+                    .count(),
+                platforms,
             }
         })
         .collect();
@@ -1287,6 +1447,7 @@ fn samples(key: &str) -> [FixContext; 3] {
             IpAddr::from([198, 18, 0, 10]),
             IpAddr::from([198, 18, 0, 11]),
         ],
+        host_total: 2,
         policy_file: "policy.toml".into(),
         policy_line: Some(12),
         policy_snippet: "[[group.allow]]\nport = 22".into(),

@@ -816,3 +816,84 @@ fn templates_render_without_html_escaping_and_load_dir_overrides() {
         )
     );
 }
+
+#[test]
+fn a_page_names_the_first_hosts_and_fixes_jsonl_keeps_them_all() {
+    // 40 unmanaged hosts with 3389 open: one group, wider than a page.
+    let hosts: Vec<String> = (1..=40).map(|i| format!("198.18.9.{i}")).collect();
+    let fs: Vec<Finding> = hosts
+        .iter()
+        .map(|h| finding("port-not-allowed", "close-port", h, Some(3389), Some("rdp")))
+        .collect();
+    let gs = groups(&fs);
+    assert_eq!(gs.len(), 1);
+    let g = &gs[0];
+    assert_eq!(g.hosts.len(), 40);
+    assert!(g.page_is_cut());
+    assert_eq!(g.page_fixes().len(), g.platforms.len());
+    // The Azure deny names its destinations: all 40 in full, 24 on a page.
+    let full = &platform(g, "azure").commands;
+    let page = &g
+        .page_fixes()
+        .iter()
+        .find(|p| p.platform == "azure")
+        .unwrap()
+        .commands;
+    assert!(full.contains("198.18.9.40"));
+    assert!(page.contains("198.18.9.24 "));
+    assert!(!page.contains("198.18.9.25 ") && !page.contains("198.18.9.40"));
+    // The header counts every host, on the page too.
+    assert!(page.starts_with("# portwarden: close-port 3389/tcp (rdp) on 198.18.9.1, "));
+    assert!(page.lines().next().unwrap().ends_with(" and 34 more"));
+    // A group within a page has no second rendering.
+    let small = groups(&fs[..PAGE_HOSTS]);
+    assert!(!small[0].page_is_cut());
+
+    // report.json keeps the platform ids; fixes.jsonl the texts; read_fixes
+    // joins them back to what was rendered.
+    let dir = std::env::temp_dir().join(format!("pw-fixes-jsonl-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let json = serde_json::to_value(&gs).unwrap();
+    let ids: Vec<&str> = g.platforms.iter().map(|p| p.platform.as_str()).collect();
+    assert_eq!(json[0]["platforms"], serde_json::json!(ids));
+    assert!(json[0].get("page_platforms").is_none());
+    std::fs::write(
+        dir.join("report.json"),
+        serde_json::to_vec(&serde_json::json!({ "fix_groups": json })).unwrap(),
+    )
+    .unwrap();
+    let mut lines = Vec::new();
+    write_fixes_jsonl(&mut lines, &gs).unwrap();
+    assert_eq!(
+        lines.iter().filter(|b| **b == b'\n').count(),
+        g.platforms.len()
+    );
+    std::fs::write(dir.join(FIXES_JSONL), &lines).unwrap();
+    let back = read_fixes(&dir).unwrap();
+    assert_eq!(back[0].platforms, g.platforms);
+    assert_eq!(back[0].hosts, g.hosts);
+    // A line for a fix report.json does not know is named by its number.
+    let mut bad = lines.clone();
+    bad.extend_from_slice(b"{\"fix\":\"000000000000\",\"platform\":\"ufw\",\"title\":\"t\",\"language\":\"sh\",\"verify_language\":\"sh\",\"commands\":\"\",\"undo\":\"\",\"verify\":\"\"}\n");
+    std::fs::write(dir.join(FIXES_JSONL), &bad).unwrap();
+    let e = read_fixes(&dir).unwrap_err().to_string();
+    let n = g.platforms.len() + 1;
+    assert!(
+        e.contains(&format!(
+            "line {n}: fix '000000000000' is not in report.json"
+        )),
+        "{e}"
+    );
+    // A report from before fixes.jsonl (texts inline) still reads.
+    std::fs::remove_file(dir.join(FIXES_JSONL)).unwrap();
+    let mut inline = serde_json::to_value(&gs).unwrap();
+    inline[0]["platforms"] = serde_json::to_value(&g.platforms).unwrap();
+    std::fs::write(
+        dir.join("report.json"),
+        serde_json::to_vec(&serde_json::json!({ "fix_groups": inline })).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(read_fixes(&dir).unwrap()[0].platforms, g.platforms);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
