@@ -581,6 +581,11 @@ fn shot_path(name: &str) -> PathBuf {
 /// Audits the synthetic /24 (about 150 live hosts, 320 open ports, three
 /// groups) from its JSONL, offline; returns the report directory.
 fn synthetic_audit(dir: &Path, lang: &str) -> PathBuf {
+    synthetic_audit_with(dir, lang, &[])
+}
+
+/// [`synthetic_audit`] with more audit arguments.
+fn synthetic_audit_with(dir: &Path, lang: &str, extra: &[&str]) -> PathBuf {
     let open = synth::generate(dir, &synth::SCALES[0]);
     assert!(open > 250, "{open}");
     let out = dir.join("report");
@@ -599,6 +604,7 @@ fn synthetic_audit(dir: &Path, lang: &str) -> PathBuf {
         .arg(dir.join("policy.toml"))
         .arg("--out")
         .arg(&out)
+        .args(extra)
         .output()
         .unwrap();
     assert!(
@@ -904,8 +910,10 @@ fn report_page_reads_with_javascript_off_in_chromium() {
     );
 }
 
-/// The printed page (Chromium's own PDF printer) of the synthetic /24 is
-/// an executive report of at most 40 pages; its first page is saved as PNG.
+/// `audit --pdf` prints the synthetic /24 with Chromium's own PDF printer:
+/// an executive report of at most 40 pages, listed in the manifest, with no
+/// Chromium profile left behind; its first page is saved as PNG. Without a
+/// Chromium, `--pdf` stops the audit before anything is scanned or written.
 #[test]
 fn printed_report_of_a_slash24_fits_in_40_pages() {
     let Some(chromium) = chromium() else {
@@ -913,23 +921,45 @@ fn printed_report_of_a_slash24_fits_in_40_pages() {
         return;
     };
     let scratch = Scratch::new("print");
-    let out = synthetic_audit(&scratch.0, "en");
-    let pdf = scratch.0.join("report.pdf");
-    let profile = Scratch::new("print-profile");
-    let run = Command::new(chromium)
+    let out = synthetic_audit_with(&scratch.0, "en", &["--pdf"]);
+    let pdf = out.join("report.pdf");
+    assert!(pdf.is_file(), "no report.pdf");
+    assert!(!out.join(".chromium-profile").exists());
+    let manifest: Value =
+        serde_json::from_slice(&std::fs::read(out.join("manifest.json")).unwrap()).unwrap();
+    assert!(manifest["files"]["report.pdf"].is_string());
+    assert!(
+        !manifest["files"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .any(|k| k.starts_with(".chromium"))
+    );
+    assert_eq!(verify(&out).status.code(), Some(0));
+
+    let missing = Scratch::new("print-missing");
+    let run = Command::new(EXE)
         .args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--no-first-run",
-            "--no-pdf-header-footer",
+            "audit",
+            "127.0.0.1",
+            "-p",
+            "1",
+            "--no-store",
+            "--pdf",
+            "--out",
         ])
-        .arg(format!("--user-data-dir={}", profile.0.display()))
-        .arg(format!("--print-to-pdf={}", pdf.display()))
-        .arg(format!("file://{}", out.join("index.html").display()))
+        .arg(missing.0.join("report"))
+        .env("PORTWARDEN_CHROMIUM", missing.0.join("no-such-chromium"))
         .output()
         .unwrap();
-    assert!(pdf.is_file(), "no PDF: {}", text(&run.stderr));
+    assert_eq!(run.status.code(), Some(2));
+    assert!(
+        text(&run.stderr).contains("--pdf needs Chromium: none found"),
+        "{}",
+        text(&run.stderr)
+    );
+    assert!(!missing.0.join("report").exists());
+    let _ = chromium;
     let info = Command::new("pdfinfo").arg(&pdf).output();
     let Ok(info) = info else {
         crate::prereq::missing("the print test needs pdfinfo (poppler-utils, tests/setup.sh)");
