@@ -332,3 +332,27 @@ fn targets_or_ports_with_an_import_are_refused() {
     }
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn a_broken_label_file_in_rules_is_named_before_scanning() {
+    let dir = std::env::temp_dir().join(format!("pw-cli-i18n-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(dir.join("i18n")).unwrap();
+    let file = dir.join("i18n/zh-CN.toml");
+    std::fs::write(&file, "[heading\n").unwrap();
+    let out = dir.join("report");
+    let msg = usage_error(&[
+        "audit",
+        "127.0.0.1",
+        "-p",
+        "1",
+        "--no-store",
+        "--rules",
+        dir.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_mentions(&msg, &[&format!("{}:", file.display())[..]]);
+    assert!(!out.exists());
+    let _ = std::fs::remove_dir_all(&dir);
+}

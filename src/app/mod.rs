@@ -340,6 +340,8 @@ pub struct AuditOutcome {
     pub run_id: Option<i64>,
     /// What changed since the previous run of the same scope.
     pub drift: Option<Drift>,
+    /// The report's labels (the rulebook's), for the terminal summary.
+    pub labels: report::Labels,
     /// An import that accepted a file cut short (`--allow-partial-import`).
     pub partial_import: bool,
 }
@@ -365,12 +367,15 @@ pub async fn audit(req: &AuditRequest, events: mpsc::Sender<ScanEvent>) -> Resul
     let rules = Rules::load(req.scope.rules_dir.as_deref())?;
     let profiles = rules.profiles.clone();
     let remediation = report::RemediationCatalog::from_rules(&rules)?;
+    // The report's labels, checked before anything is scanned.
+    let labels = report::Labels::from_rules(req.lang, &rules.i18n)?;
     let policy = load_policy(req.policy.as_deref(), &profiles)?;
     check_platforms(&policy, &remediation)?;
     let rulebook = Rulebook {
         policy,
         profiles,
         remediation,
+        labels,
         rules,
     };
     let policy = &rulebook.policy;
@@ -583,6 +588,8 @@ struct Rulebook {
     policy: Policy,
     profiles: Profiles,
     remediation: report::RemediationCatalog,
+    /// The report's labels, from the rulebook's i18n files.
+    labels: report::Labels,
     /// Every rule file, read and hashed once (the evidence hashes).
     rules: Rules,
 }
@@ -605,6 +612,7 @@ fn finish_audit(
         policy,
         profiles,
         remediation,
+        labels,
         rules,
     } = rulebook;
     let Collected {
@@ -746,7 +754,7 @@ fn finish_audit(
         report::write_bundle_with(
             dir,
             &report::ReportInput {
-                lang: req.lang,
+                labels,
                 facts,
                 observations: &observations,
                 evaluation: &evaluation,
@@ -806,6 +814,7 @@ fn finish_audit(
         manifest_sha256,
         run_id,
         drift,
+        labels: labels.clone(),
         partial_import,
     })
 }

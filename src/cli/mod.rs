@@ -337,7 +337,7 @@ async fn audit(cmd: AuditCmd) -> Result<u8> {
             &mut w,
             &outcome.evaluation,
             &output::SummaryStyle {
-                lang: req.lang,
+                labels: &outcome.labels,
                 color: output::use_color(),
                 index: &index,
             },

@@ -245,7 +245,8 @@ pub const SUMMARY_ROWS: usize = 30;
 
 /// How the audit summary is printed.
 pub struct SummaryStyle<'a> {
-    pub lang: portwarden::report::Lang,
+    /// The report's language and labels.
+    pub labels: &'a portwarden::report::Labels,
     /// ANSI colours (a terminal, and NO_COLOR unset).
     pub color: bool,
     /// The report's index.html, named in the last line.
@@ -284,7 +285,7 @@ pub fn write_audit_summary(
     style: &SummaryStyle<'_>,
 ) -> io::Result<()> {
     use portwarden::model::{Finding, Severity};
-    let labels = portwarden::report::Labels::embedded(style.lang).map_err(io::Error::other)?;
+    let labels = style.labels;
     let t = |k: &str| labels.get(k);
     let paint = |s: Severity, text: String| -> String {
         if style.color {
@@ -452,8 +453,9 @@ mod tests {
         };
         let index = std::path::Path::new("out/index.html");
         let mut buf = Vec::new();
+        let labels = portwarden::report::Labels::embedded(portwarden::report::Lang::En).unwrap();
         let style = SummaryStyle {
-            lang: portwarden::report::Lang::En,
+            labels: &labels,
             color: false,
             index,
         };
@@ -470,8 +472,9 @@ mod tests {
         assert!(!text.contains('\x1b'));
 
         let mut buf = Vec::new();
+        let labels = portwarden::report::Labels::embedded(portwarden::report::Lang::ZhCn).unwrap();
         let style = SummaryStyle {
-            lang: portwarden::report::Lang::ZhCn,
+            labels: &labels,
             color: true,
             index,
         };

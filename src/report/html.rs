@@ -61,19 +61,19 @@ pub(crate) fn render_parts(
     model: &ReportModel,
     evaluation: Option<&Evaluation>,
 ) -> Result<(String, String), ReportError> {
-    let labels = Labels::embedded(model.lang)?;
+    let labels = &model.text;
     let mut hb = registry();
     hb.register_template_string("index", INDEX)
         .map_err(|e| ReportError::Template {
             file: "report-templates/index.hbs".into(),
             message: e.to_string(),
         })?;
-    let data = context(model, &labels)?;
+    let data = context(model, labels)?;
     let page = hb.render("index", &data).map_err(|e| ReportError::Render {
         file: "index.html".into(),
         message: e.to_string(),
     })?;
-    Ok((page, table_json(model, &labels, evaluation)))
+    Ok((page, table_json(model, labels, evaluation)))
 }
 
 /// A handlebars registry that escapes as [`esc`] does: `& < > " '` (every
@@ -104,7 +104,7 @@ pub fn render_platform_pages(
     model: &ReportModel,
     mut write: impl FnMut(&str, &str) -> Result<(), ReportError>,
 ) -> Result<(), ReportError> {
-    let labels = Labels::embedded(model.lang)?;
+    let labels = &model.text;
     let mut hb = registry();
     hb.register_template_string("fixes", FIXES)
         .map_err(|e| ReportError::Template {

@@ -1,7 +1,8 @@
 //! Report layer: the languages a report is written in and their labels.
 //!
-//! Labels are data (`report-templates/i18n/*.toml`, embedded), so wording is
-//! corrected without touching code. A label missing from one language would
+//! Labels are data (`report-templates/i18n/*.toml`, embedded, and part of
+//! the rulebook: a rules directory's `i18n/en.toml` and `i18n/zh-CN.toml`
+//! replace them), so wording is corrected without touching code. A label missing from one language would
 //! show up as an empty heading in front of an auditor, so both files are
 //! parsed together and must have exactly the same keys.
 
@@ -68,7 +69,7 @@ impl FromStr for Lang {
 
 /// The labels of one language: a nested table for the templates and the
 /// same keys flattened (`severity.high`) for code.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Labels {
     lang: Lang,
     tree: Value,
@@ -82,10 +83,42 @@ impl Labels {
         Labels::from_pair(lang, EN, ZH_CN)
     }
 
+    /// The labels of `lang` from the rulebook's `i18n` texts (language →
+    /// text and where it came from), after checking that both parse and
+    /// have the same keys. Errors name the file.
+    pub fn from_rules(
+        lang: Lang,
+        i18n: &[(String, crate::rules::RuleText)],
+    ) -> Result<Labels, ReportError> {
+        let text = |l: Lang| -> Result<(&str, &str), ReportError> {
+            i18n.iter()
+                .find(|(name, _)| name == l.as_str())
+                .map(|(_, t)| (t.text.as_str(), t.origin.as_str()))
+                .ok_or_else(|| ReportError::Template {
+                    file: format!("i18n/{}.toml", l.as_str()),
+                    message: "the rulebook has no such label file".into(),
+                })
+        };
+        Labels::from_texts(lang, text(Lang::En)?, text(Lang::ZhCn)?)
+    }
+
     /// Parses both label files (`en`, `zh`) and returns the one of `lang`.
     pub fn from_pair(lang: Lang, en: &str, zh: &str) -> Result<Labels, ReportError> {
-        let en = parse(en, "report-templates/i18n/en.toml")?;
-        let zh = parse(zh, "report-templates/i18n/zh-CN.toml")?;
+        Labels::from_texts(
+            lang,
+            (en, "report-templates/i18n/en.toml"),
+            (zh, "report-templates/i18n/zh-CN.toml"),
+        )
+    }
+
+    /// Both label files as (text, file name for errors).
+    fn from_texts(
+        lang: Lang,
+        (en, en_file): (&str, &str),
+        (zh, zh_file): (&str, &str),
+    ) -> Result<Labels, ReportError> {
+        let en = parse(en, en_file)?;
+        let zh = parse(zh, zh_file)?;
         let only = |a: &Labels, b: &Labels| -> Vec<String> {
             a.flat
                 .keys()
@@ -265,6 +298,43 @@ mod tests {
         assert_eq!(zh.get("mlps.8.1.3.2"), "访问控制");
         assert_eq!(zh.get("mlps.8.1.4.4"), "入侵防范");
         assert_eq!(zh.tree()["heading"]["compliance"], "合规评估");
+    }
+
+    #[test]
+    fn a_rules_directory_replaces_the_labels_and_a_broken_file_is_named() {
+        let dir = std::env::temp_dir().join(format!("pw-i18n-rules-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("i18n")).unwrap();
+        let zh = ZH_CN.replace("compliance = \"合规评估\"", "compliance = \"等保测评结论\"");
+        assert_ne!(zh, ZH_CN);
+        std::fs::write(dir.join("i18n/zh-CN.toml"), &zh).unwrap();
+        let rules = crate::rules::Rules::load(Some(&dir)).unwrap();
+        let labels = Labels::from_rules(Lang::ZhCn, &rules.i18n).unwrap();
+        assert_eq!(labels.tree()["heading"]["compliance"], "等保测评结论");
+        assert_eq!(
+            rules.files["i18n/zh-CN.toml"],
+            crate::report::evidence::sha256_hex(zh.as_bytes())
+        );
+        // English is still the embedded file, and both must keep one key set.
+        let en = Labels::from_rules(Lang::En, &rules.i18n).unwrap();
+        assert_eq!(en.tree()["heading"]["compliance"], "Compliance");
+        let cut = zh.replace("show_hosts = \"显示主机\"\n", "");
+        std::fs::write(dir.join("i18n/zh-CN.toml"), &cut).unwrap();
+        let rules = crate::rules::Rules::load(Some(&dir)).unwrap();
+        let e = Labels::from_rules(Lang::En, &rules.i18n)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("missing in zh-CN.toml: ui.show_hosts"), "{e}");
+        std::fs::write(dir.join("i18n/zh-CN.toml"), "[heading\n").unwrap();
+        let rules = crate::rules::Rules::load(Some(&dir)).unwrap();
+        let e = Labels::from_rules(Lang::ZhCn, &rules.i18n)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with(&format!("{}:", dir.join("i18n/zh-CN.toml").display())),
+            "{e}"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

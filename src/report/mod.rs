@@ -129,16 +129,16 @@ pub fn write_bundle_with(
     options: BundleOptions,
 ) -> Result<(ReportModel, Manifest), ReportError> {
     let model = ReportModel::build(input)?;
-    let labels = Labels::embedded(input.lang)?;
-    let bom = options.csv_bom || input.lang == Lang::ZhCn;
+    let labels = input.labels;
+    let bom = options.csv_bom || labels.lang() == Lang::ZhCn;
     write_html(&dir.join("index.html"), &model, input.evaluation)?;
     write_json(&dir.join("report.json"), &model)?;
     write_fixes(dir, &model)?;
     let names = model::hostname_index(input.observations);
-    let cx = tables::FindingContext::new(&model, &labels, &names);
+    let cx = tables::FindingContext::new(&model, labels, &names);
     tables::write_findings(dir, &input.evaluation.findings, &cx, bom)?;
     tables::write_findings_jsonl(&dir.join("findings.jsonl"), &input.evaluation.findings, &cx)?;
-    tables::write_inventory(&dir.join("inventory.csv"), &model, &labels, bom)?;
+    tables::write_inventory(&dir.join("inventory.csv"), &model, labels, bom)?;
     tables::write_compliance(&dir.join("compliance.csv"), &model, bom)?;
     if let Some(chromium) = &options.pdf_with {
         pdf::print(chromium, dir)?;

@@ -101,7 +101,9 @@ pub struct RunFacts {
 
 /// Everything a report is built from.
 pub struct ReportInput<'a> {
-    pub lang: Lang,
+    /// The report's language and its labels, from the rulebook
+    /// ([`Labels::from_rules`]).
+    pub labels: &'a Labels,
     pub facts: RunFacts,
     pub observations: &'a [Observation],
     pub evaluation: &'a Evaluation,
@@ -132,6 +134,9 @@ pub struct ReportModel {
     pub inventory: Vec<InventoryRow>,
     /// The labels of check ids, severities and statuses in the report's language.
     pub labels: BTreeMap<String, String>,
+    /// Every label of the report's language, for the renderers.
+    #[serde(skip)]
+    pub text: Labels,
 }
 
 /// Scope and method: what was scanned, how, by whom, with which rules.
@@ -460,12 +465,13 @@ impl ReportModel {
     /// Builds the report, section by section. Reads the policy and rule
     /// files to hash them; the rest is computation.
     pub fn build(input: &ReportInput<'_>) -> Result<ReportModel, ReportError> {
-        let labels = Labels::embedded(input.lang)?;
-        let scope = build_scope(input, &labels)?;
+        let labels = input.labels;
+        let lang = labels.lang();
+        let scope = build_scope(input, labels)?;
         let names = hostname_index(input.observations);
         let mut interner = Interner::default();
         let ports = build_rows(input, &names, &mut interner);
-        let (fix_groups, fix_of) = fix_groups(input, &labels);
+        let (fix_groups, fix_of) = fix_groups(input, labels);
         // A row links to the fix of its most severe failing check.
         let ports: Vec<PortRow> = ports
             .into_iter()
@@ -479,10 +485,10 @@ impl ReportModel {
                 r
             })
             .collect();
-        let summary = build_summary(input, &ports, &labels);
+        let summary = build_summary(input, &ports, labels);
         let charts = build_charts(input, &ports);
-        let compliance = build_compliance(input, &labels);
-        let exceptions = build_exceptions(input, &labels);
+        let compliance = build_compliance(input, labels);
+        let exceptions = build_exceptions(input, labels);
         let inventory = build_inventory(input, &names);
         let mut label_map = BTreeMap::new();
         for prefix in ["check.", "severity.", "status.", "req_status."] {
@@ -492,7 +498,7 @@ impl ReportModel {
         }
         Ok(ReportModel {
             schema_version: SCHEMA_VERSION,
-            lang: input.lang,
+            lang,
             scope,
             summary,
             charts,
@@ -503,6 +509,7 @@ impl ReportModel {
             exceptions,
             inventory,
             labels: label_map,
+            text: labels.clone(),
         })
     }
 
@@ -658,7 +665,7 @@ fn fix_groups(
         input.policy,
         input.remediation,
         input.catalogue,
-        input.lang,
+        input.labels.lang(),
     )
     .into_iter()
     .map(|fix| {
@@ -821,7 +828,7 @@ fn build_compliance(input: &ReportInput<'_>, labels: &Labels) -> Vec<FrameworkRe
         .iter()
         .map(|pv| {
             let profile = input.profiles.get(&pv.profile);
-            let name = match (input.lang, profile) {
+            let name = match (input.labels.lang(), profile) {
                 (Lang::ZhCn, Some(p)) if !p.name_zh.is_empty() => p.name_zh.clone(),
                 _ => pv.name.clone(),
             };
@@ -831,7 +838,7 @@ fn build_compliance(input: &ReportInput<'_>, labels: &Labels) -> Vec<FrameworkRe
                 .map(|r| RequirementRow {
                     id: r.id.clone(),
                     control: format!("{}:{}", pv.profile, r.id),
-                    title: match input.lang {
+                    title: match input.labels.lang() {
                         Lang::ZhCn if !r.title_zh.is_empty() => r.title_zh.clone(),
                         _ => r.title_en.clone(),
                     },
@@ -1171,8 +1178,9 @@ expires = 2026-01-31
             partial_import: false,
             history: None,
         };
+        let labels = Labels::embedded(lang).unwrap();
         let m = ReportModel::build(&ReportInput {
-            lang,
+            labels: &labels,
             facts,
             observations: &observations,
             evaluation: &evaluation,

@@ -202,6 +202,10 @@ impl Rules {
             read(&format!("profiles/{id}.toml"), text)?;
         }
         read("profiles/checks.toml", profiles::EMBEDDED_CHECKS)?;
+        let mut i18n = Vec::with_capacity(EMBEDDED_I18N.len());
+        for (lang, text) in EMBEDDED_I18N {
+            i18n.push((lang.to_string(), read(&format!("i18n/{lang}.toml"), text)?));
+        }
         // Profiles a rules directory adds (or replaces), read once.
         let mut own_profiles = Vec::new();
         if let Some(pdir) = dir.map(|d| d.join("profiles")).filter(|p| p.is_dir()) {
@@ -230,20 +234,6 @@ impl Rules {
         let profiles =
             profiles::Profiles::with_files(profiles::Profiles::embedded()?, &own_profiles)?;
         profiles.validate_tags(&ports.tags())?;
-        let i18n = EMBEDDED_I18N
-            .iter()
-            .map(|(lang, text)| {
-                let name = format!("i18n/{lang}.toml");
-                files.insert(name.clone(), sha256_hex(text.as_bytes()));
-                (
-                    lang.to_string(),
-                    RuleText {
-                        origin: format!("<embedded>/{name}"),
-                        text: text.to_string(),
-                    },
-                )
-            })
-            .collect();
         Ok(Rules {
             ports,
             profiles,
