@@ -62,12 +62,7 @@ pub(crate) fn render_parts(
     evaluation: Option<&Evaluation>,
 ) -> Result<(String, String), ReportError> {
     let labels = &model.text;
-    let mut hb = registry();
-    hb.register_template_string("index", INDEX)
-        .map_err(|e| ReportError::Template {
-            file: "report-templates/index.hbs".into(),
-            message: e.to_string(),
-        })?;
+    let hb = registry("index", INDEX)?;
     let data = context(model, labels)?;
     let page = hb.render("index", &data).map_err(|e| ReportError::Render {
         file: "index.html".into(),
@@ -79,11 +74,17 @@ pub(crate) fn render_parts(
 /// A handlebars registry that escapes as [`esc`] does: `& < > " '` (every
 /// attribute we write is double-quoted), so commands stay readable in the
 /// source and do not grow by `&#x3D;` for every `=`.
-fn registry() -> Handlebars<'static> {
+/// Holds `report-templates/NAME.hbs` (`text`) as `name`.
+fn registry(name: &str, text: &str) -> Result<Handlebars<'static>, ReportError> {
     let mut hb = Handlebars::new();
     hb.set_strict_mode(false);
     hb.register_escape_fn(esc);
-    hb
+    hb.register_template_string(name, text)
+        .map_err(|e| ReportError::Template {
+            file: format!("report-templates/{name}.hbs"),
+            message: e.to_string(),
+        })?;
+    Ok(hb)
 }
 
 /// Where one platform's page is, relative to `index.html`, and the group's
@@ -105,12 +106,7 @@ pub fn render_platform_pages(
     mut write: impl FnMut(&str, &str) -> Result<(), ReportError>,
 ) -> Result<(), ReportError> {
     let labels = &model.text;
-    let mut hb = registry();
-    hb.register_template_string("fixes", FIXES)
-        .map_err(|e| ReportError::Template {
-            file: "report-templates/fixes.hbs".into(),
-            message: e.to_string(),
-        })?;
+    let hb = registry("fixes", FIXES)?;
     // Platforms in first-seen order over the groups.
     let mut platforms: Vec<(&str, &str)> = Vec::new();
     for g in &model.fix_groups {
