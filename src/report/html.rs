@@ -73,8 +73,8 @@ pub(crate) fn render_parts(
 
 /// A handlebars registry that escapes as [`esc`] does: `& < > " '` (every
 /// attribute we write is double-quoted), so commands stay readable in the
-/// source and do not grow by `&#x3D;` for every `=`.
-/// Holds `report-templates/NAME.hbs` (`text`) as `name`.
+/// source and do not grow by `&#x3D;` for every `=`; it holds
+/// `report-templates/NAME.hbs` (`text`) as `name`.
 fn registry(name: &str, text: &str) -> Result<Handlebars<'static>, ReportError> {
     let mut hb = Handlebars::new();
     hb.set_strict_mode(false);
