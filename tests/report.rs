@@ -1360,6 +1360,16 @@ expires = 2020-01-31
     let allowed = identifiers(&report);
     let words = english_words(&visible_text(&html), &allowed);
     assert!(words.is_empty(), "English in the zh-CN page: {words:?}");
+    // And on every platform's page (the commands are code, not prose).
+    let mut pages = 0;
+    for e in std::fs::read_dir(out.join("fixes")).unwrap() {
+        let path = e.unwrap().path();
+        let page = std::fs::read_to_string(&path).unwrap();
+        let words = english_words(&visible_text(&page), &allowed);
+        assert!(words.is_empty(), "English in {}: {words:?}", path.display());
+        pages += 1;
+    }
+    assert!(pages >= 10, "{pages} platform pages");
     // What the page's script shows from its data block: labels and messages.
     let start = html.find("id=\"table-data\">").unwrap() + "id=\"table-data\">".len();
     let data: Value =
