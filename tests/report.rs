@@ -900,6 +900,7 @@ fn report_page_reads_with_javascript_off_in_chromium() {
         "{url}"
     );
     assert_eq!(displayed(&format!("#{fx} pre")), vec![true, true, true]);
+    driver.viewport_shot(&shot_path("report-platform-page.png"));
     driver.click(&format!("#{fx} a[href=\"../index.html#{fx}\"]"));
     let url = driver.cmd("GET", "/url", None);
     assert!(
