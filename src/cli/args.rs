@@ -263,10 +263,14 @@ pub struct ScopeArgs {
     #[arg(value_name = "TARGET")]
     pub targets: Vec<String>,
     /// Ports: `22,80`, `1-1024`, `-`/`all`, service names, named sets (`common`, `high-risk`),
-    /// UDP as `53/udp` or `U:53,161,T:22` (`high-risk-udp`)
+    /// UDP as `53/udp` or `U:53,161,T:22` (`high-risk-udp`, `top-udp`, `top-udp:100`)
     /// [default: common for scan; common,high-risk-udp for audit].
     #[arg(short = 'p', long, value_name = "PORTS")]
     pub ports: Option<String>,
+    /// Add the first N ports of portwarden's ranked UDP list (rules/top-udp.txt, 1-1000)
+    /// to the ports given or defaulted; `-p top-udp:N` alone scans only them.
+    #[arg(long, value_name = "N")]
+    pub top_udp: Option<u32>,
     /// Leave these targets out (same forms as targets; repeatable).
     #[arg(long, value_name = "SPEC")]
     pub exclude: Vec<String>,

@@ -65,14 +65,19 @@ fn scope(args: &ScopeArgs, default_ports: &str) -> Scope {
             .iter()
             .map(|f| format!("@{}", f.display())),
     );
+    let mut ports = args
+        .ports
+        .clone()
+        .unwrap_or_else(|| default_ports.to_string());
+    if let Some(n) = args.top_udp {
+        // The port-spec parser checks N against the list's length.
+        ports = format!("{ports},top-udp:{n}");
+    }
     Scope {
         targets: args.targets.clone(),
         excludes,
         allow_large: args.allow_large,
-        ports: args
-            .ports
-            .clone()
-            .unwrap_or_else(|| default_ports.to_string()),
+        ports,
         rules_dir: args.rules.clone(),
     }
 }
@@ -269,9 +274,13 @@ async fn audit(cmd: AuditCmd) -> Result<u8> {
     // scanned.
     let importing =
         !(cmd.from_nmap.is_empty() && cmd.from_masscan.is_empty() && cmd.from_jsonl.is_empty());
-    if importing && (!cmd.scope.targets.is_empty() || cmd.scope.ports.is_some()) {
+    if importing
+        && (!cmd.scope.targets.is_empty()
+            || cmd.scope.ports.is_some()
+            || cmd.scope.top_udp.is_some())
+    {
         bail!(
-            "--from-nmap/--from-masscan/--from-jsonl audit what the files recorded: positional targets and -p cannot be given with them (the scope is taken from the files; give --policy to judge the imported hosts by asset group)"
+            "--from-nmap/--from-masscan/--from-jsonl audit what the files recorded: positional targets, -p and --top-udp cannot be given with them (the scope is taken from the files; give --policy to judge the imported hosts by asset group)"
         );
     }
     let req = AuditRequest {
