@@ -131,6 +131,7 @@ fn scan_config(e: &EngineArgs) -> Result<(ScanChoice, ScanConfig)> {
             .transpose()?,
         resume_from: e.resume.clone(),
         resume_out: Some(e.resume_file.clone()),
+        host_timeout: e.host_timeout,
         ..ScanConfig::default()
     };
     if cfg.shard.is_some() && e.seed.is_none() && e.resume.is_none() {
@@ -785,6 +786,12 @@ fn summary_line(s: &ScanSummary, hosts: u64, ports: usize) -> String {
             String::new()
         }
     );
+    if s.udp_undecided > 0 {
+        line.push_str(&format!(
+            "\nwarning: {} of the open|filtered UDP pairs are undecided: their hosts' ICMP rate limits needed more time than --host-timeout allowed (or the hosts stopped answering retries), so closed could not be told from open|filtered; raise --host-timeout to decide them",
+            s.udp_undecided
+        ));
+    }
     if s.local_errors > 0 {
         line.push_str(&format!(
             "\nwarning: {} of the filtered were never probed: this machine refused to send them (reason local-error; the observation's \"error\" names the errno)",

@@ -76,6 +76,9 @@ pub struct ScanConfig {
     pub source_ports: Option<(u16, u16)>,
     /// UDP payloads and priority ports (used when the port set has UDP ports).
     pub udp: udp::UdpOptions,
+    /// UDP: how long one host's limiter-paced retries may go on, counted
+    /// from its first probe (`--host-timeout`).
+    pub host_timeout: Duration,
 }
 
 impl Default for ScanConfig {
@@ -94,6 +97,7 @@ impl Default for ScanConfig {
             stop: None,
             source_ports: None,
             udp: udp::UdpOptions::default(),
+            host_timeout: udp::engine::DEFAULT_HOST_TIMEOUT,
         }
     }
 }
@@ -113,6 +117,12 @@ pub struct ScanSummary {
     /// Pairs whose probe failed on this machine (reason `local-error`):
     /// counted in `filtered` too, but never tested.
     pub local_errors: u64,
+    /// UDP pairs left open|filtered before their retries were spent,
+    /// because their host's ICMP rate limit needed more time than the host
+    /// time-out allowed (or the host stopped answering paced retries):
+    /// counted in `open_filtered` too, but undecided between closed and
+    /// open|filtered.
+    pub udp_undecided: u64,
     /// Wall time of the scan.
     pub elapsed: Duration,
     /// Probes per second actually achieved.
@@ -134,6 +144,7 @@ impl ScanSummary {
             filtered: self.filtered + other.filtered,
             open_filtered: self.open_filtered + other.open_filtered,
             local_errors: self.local_errors + other.local_errors,
+            udp_undecided: self.udp_undecided + other.udp_undecided,
             elapsed,
             rate: if elapsed.is_zero() {
                 0.0

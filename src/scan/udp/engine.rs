@@ -17,6 +17,15 @@
 //! with one try more; hosts that never sent an ICMP error get plain
 //! time-out retries. Pacing is per host, so the global rate stays high
 //! while many hosts are scanned at once.
+//!
+//! A host's paced retries go on for as long as its silent ports need them
+//! (a Linux host answers about one closed port a second, so 1,000 ports
+//! take about 17 minutes, on every host at once), bounded by the host
+//! time-out. Two things end them early: the time-out, and a host whose
+//! paced tries go unanswered many times in a row (it drops, rather than
+//! limits). Pairs concluded open|filtered that way, before their tries were
+//! spent, are counted as undecided in the summary rather than passed off as
+//! verified silence.
 
 use std::cmp::{Ordering as CmpOrdering, Reverse};
 use std::collections::{BinaryHeap, HashMap, VecDeque};
@@ -56,8 +65,12 @@ pub struct UdpEngineConfig {
     /// them beyond the refill).
     pub pacing_margin: f64,
     /// Paced retries to one host stop this long after its first probe;
-    /// what is still silent then is open|filtered.
-    pub host_budget: Duration,
+    /// what is still silent then is open|filtered and counted undecided.
+    pub host_timeout: Duration,
+    /// A host whose paced tries went unanswered this many times in a row
+    /// drops rather than limits: its remaining silent pairs are concluded
+    /// (open|filtered, undecided) instead of being paced further.
+    pub give_up_after: u32,
     /// Ports (sorted) whose silent pairs get one paced try more and are
     /// retried first: the high-risk ones.
     pub priority: Vec<u16>,
@@ -79,12 +92,17 @@ impl Default for UdpEngineConfig {
             icmp_rate: 1.0,
             icmp_burst: 6.0,
             pacing_margin: 0.85,
-            host_budget: Duration::from_secs(12),
+            host_timeout: DEFAULT_HOST_TIMEOUT,
+            give_up_after: 12,
             priority: Vec::new(),
             progress_every: Duration::from_millis(250),
         }
     }
 }
+
+/// Default bound on one host's paced retries: enough for 1,000 ports
+/// behind Linux's limiter (about 17 minutes), with room to spare.
+pub const DEFAULT_HOST_TIMEOUT: Duration = Duration::from_secs(30 * 60);
 
 /// The (address × port) space and the payload each port gets.
 pub struct UdpSpace<'a> {
@@ -113,6 +131,9 @@ pub struct UdpOutcome {
     pub duplicates: u64,
     /// Retries released by a host's limiter model.
     pub paced_retries: u64,
+    /// Hosts whose paced retries were ended early: by the host time-out,
+    /// or because they stopped answering paced tries.
+    pub hosts_cut_short: u64,
 }
 
 type Key = (IpAddr, u16);
@@ -166,6 +187,10 @@ struct Host {
     waiting: VecDeque<Key>,
     slot_scheduled: bool,
     inflight: u32,
+    /// Paced tries unanswered in a row.
+    misses: u32,
+    /// Paced retries ended (time-out or `give_up_after`).
+    cut_short: bool,
 }
 
 impl Host {
@@ -215,6 +240,7 @@ struct Engine<'a, 'b> {
     invalid: u64,
     duplicates: u64,
     paced: u64,
+    cut_short: u64,
     next_progress: Duration,
     progress_sent: u64,
     progress_at: Duration,
@@ -223,6 +249,8 @@ struct Engine<'a, 'b> {
 const BATCH_MAX: usize = 32;
 /// Upper bound of a host's modelled ICMP refill (per second).
 const MAX_ICMP_RATE: f64 = 10_000.0;
+/// Factor a host's modelled refill grows by per answered paced try.
+const PACED_CLIMB: f64 = 1.02;
 
 /// Runs a UDP scan over `io` and emits one observation per concluded pair.
 pub fn run(
@@ -300,6 +328,7 @@ pub fn run(
         invalid: 0,
         duplicates: 0,
         paced: 0,
+        cut_short: 0,
         next_progress: now + cfg.progress_every,
         progress_sent: 0,
         progress_at: now,
@@ -397,6 +426,7 @@ impl Engine<'_, '_> {
             invalid: self.invalid,
             duplicates: self.duplicates,
             paced_retries: self.paced,
+            hosts_cut_short: self.cut_short,
         })
     }
 
@@ -420,15 +450,13 @@ impl Engine<'_, '_> {
     }
 
     /// Tries a pair may get: the configured count; for a host known to
-    /// send ICMP errors (whose limiter may have hidden a "closed") one more,
-    /// and two more for a priority port.
+    /// send ICMP errors (whose limiter may have hidden a "closed") two more,
+    /// paced: one may be lost to a model that ran ahead of the real limiter
+    /// (priority ports get theirs first).
     fn allowed_tries(&self, key: Key) -> u8 {
         let base = self.cfg.retries.saturating_add(1).clamp(1, MAX_TRIES);
         match self.hosts.get(&key.0) {
-            Some(h) if h.icmp > 0 => {
-                let extra = if self.is_priority(key.1) { 2 } else { 1 };
-                (base + extra).min(MAX_TRIES)
-            }
+            Some(h) if h.icmp > 0 => (base + 2).min(MAX_TRIES),
             _ => base,
         }
     }
@@ -448,7 +476,8 @@ impl Engine<'_, '_> {
             let tries = p.tries;
             let allowed = self.allowed_tries(key);
             let margin = self.cfg.pacing_margin;
-            let budget = self.cfg.host_budget;
+            let host_timeout = self.cfg.host_timeout;
+            let give_up_after = self.cfg.give_up_after.max(1);
             let prio = self.is_priority(key.1);
             let paced = p.paced;
             let floor = self.cfg.icmp_rate.max(0.01);
@@ -459,13 +488,18 @@ impl Engine<'_, '_> {
                 // A paced try went unanswered: the port may be dropped, or
                 // the model ran ahead of the real limiter. Back off.
                 h.rate = (h.rate / 2.0).max(floor);
+                h.misses += 1;
             }
             if tries >= allowed {
                 self.conclude(key, Reason::NoResponse, None, tries, None);
             } else if h.icmp == 0 {
                 self.resend.push_back(key);
-            } else if now.saturating_sub(h.first) >= budget {
-                self.conclude(key, Reason::NoResponse, None, tries, None);
+            } else if h.cut_short
+                || h.misses >= give_up_after
+                || now.saturating_sub(h.first) >= host_timeout
+            {
+                self.conclude_undecided(key, tries);
+                self.cut_host_short(key.0);
             } else {
                 // The limiter may have eaten the answer: wait for a token.
                 if prio {
@@ -501,6 +535,10 @@ impl Engine<'_, '_> {
                 continue;
             };
             h.slot_scheduled = false;
+            if now.saturating_sub(h.first) >= self.cfg.host_timeout {
+                self.cut_host_short(addr);
+                continue;
+            }
             h.refill(now, margin);
             while h.tokens >= 1.0 {
                 let Some(key) = h.waiting.pop_front() else {
@@ -697,6 +735,8 @@ impl Engine<'_, '_> {
             waiting: VecDeque::new(),
             slot_scheduled: false,
             inflight: 0,
+            misses: 0,
+            cut_short: false,
         });
         h.inflight += 1;
     }
@@ -739,6 +779,12 @@ impl Engine<'_, '_> {
                 }
             }
         }
+        if paced
+            && t + 1 == tries
+            && let Some(h) = self.hosts.get_mut(&key.0)
+        {
+            h.misses = 0;
+        }
         let (reason, service) = match &r.reply.kind {
             UdpReplyKind::Data(bytes) => {
                 if let Some(h) = self.hosts.get_mut(&key.0) {
@@ -751,9 +797,11 @@ impl Engine<'_, '_> {
                 // "prohibited", comes out of the same limiter.
                 self.learn_limit(key.0, r.at, !paced);
                 if paced && t + 1 == tries {
-                    // The paced try was answered: probe a faster refill.
+                    // The paced try was answered: probe a slightly faster
+                    // refill. Slowly, because overshooting costs a try (an
+                    // unanswered one halves the rate again).
                     if let Some(h) = self.hosts.get_mut(&key.0) {
-                        h.rate = (h.rate * 1.25).min(MAX_ICMP_RATE);
+                        h.rate = (h.rate * PACED_CLIMB).min(MAX_ICMP_RATE);
                     }
                 }
                 (*reason, None)
@@ -784,6 +832,32 @@ impl Engine<'_, '_> {
             h.burst = h.burst.max(f64::from(h.icmp));
             h.rate = (h.rate * 2.0).max(f64::from(h.icmp) / span.max(0.05));
             h.tokens = h.tokens.max(1.0);
+        }
+    }
+
+    /// Ends a host's paced retries: its waiting pairs are concluded
+    /// undecided (pairs with a try in flight follow when it times out).
+    fn cut_host_short(&mut self, addr: IpAddr) {
+        let Some(h) = self.hosts.get_mut(&addr) else {
+            return;
+        };
+        if !h.cut_short {
+            h.cut_short = true;
+            self.cut_short += 1;
+        }
+        let waiting = std::mem::take(&mut h.waiting);
+        for k in waiting {
+            let t = self.inflight.get(&k).map_or(0, |p| p.tries);
+            self.conclude_undecided(k, t);
+        }
+    }
+
+    /// Concludes a silent pair whose tries were not spent (its host's
+    /// paced retries ended): open|filtered, counted undecided.
+    fn conclude_undecided(&mut self, key: Key, tries: u8) {
+        if self.inflight.contains_key(&key) {
+            self.summary.udp_undecided += 1;
+            self.conclude(key, Reason::NoResponse, None, tries, None);
         }
     }
 
