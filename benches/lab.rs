@@ -517,7 +517,7 @@ fn run_udp(o: &Opts) {
         let (wall, rss, cpu, status, err) = measure_full("portwarden", cmd, timeout);
         for line in err
             .lines()
-            .filter(|l| l.contains("udp") || l.contains("UDP"))
+            .filter(|l| l.contains("scanned ") || l.contains("warning: "))
         {
             println!("    portwarden: {line}");
         }

@@ -149,9 +149,10 @@ pub fn engine_config(cfg: &ScanConfig) -> Result<EngineConfig, ScanError> {
             )));
         }
     };
-    let resume = match &cfg.resume_from {
-        Some(p) => Some(read_resume(p)?),
-        None => None,
+    let resume = match (&cfg.resume, &cfg.resume_from) {
+        (Some(state), _) => Some(state.clone()),
+        (None, Some(p)) => Some(read_resume(p)?),
+        (None, None) => None,
     };
     let sports = cfg.source_ports.unwrap_or((61000, 65535));
     if sports.0 == 0 || sports.0 > sports.1 {
@@ -208,7 +209,7 @@ pub fn read_resume(path: &Path) -> Result<ResumeState, ScanError> {
     })?;
     if state.version != 1 {
         return Err(ScanError::Config(format!(
-            "{}: resume file version {} is not supported (expected 1)",
+            "{}: resume file version {} is not supported here (expected 1; 2 is a scan of TCP and UDP ports)",
             path.display(),
             state.version
         )));

@@ -228,6 +228,8 @@ struct Engine<'a, 'b> {
     inflight: HashMap<Key, Pending>,
     timers: BinaryHeap<Timer>,
     slots: BinaryHeap<Reverse<(Duration, IpAddr)>>,
+    /// Plain retries held back until a limiter refill has surely passed.
+    held: BinaryHeap<Reverse<(Duration, Key)>>,
     hosts: HashMap<IpAddr, Host>,
     local: HashMap<IpAddr, Option<IpAddr>>,
     tokens: f64,
@@ -317,6 +319,7 @@ pub fn run(
         inflight: HashMap::new(),
         timers: BinaryHeap::new(),
         slots: BinaryHeap::new(),
+        held: BinaryHeap::new(),
         hosts: HashMap::new(),
         local: HashMap::new(),
         tokens: 1.0,
@@ -358,6 +361,7 @@ impl Engine<'_, '_> {
             }
             self.expire(now, stopping.is_some());
             if stopping.is_none() {
+                self.release_held(now);
                 self.release_slots(now);
                 self.send_some(now)?;
             }
@@ -370,6 +374,9 @@ impl Engine<'_, '_> {
             let mut until = self.next_progress;
             if let Some(t) = self.timers.peek() {
                 until = until.min(t.at);
+            }
+            if let Some(Reverse((t, _))) = self.held.peek() {
+                until = until.min(*t);
             }
             if let Some(Reverse((t, _))) = self.slots.peek() {
                 until = until.min(*t);
@@ -443,6 +450,7 @@ impl Engine<'_, '_> {
             || !self.requeue.is_empty()
             || self.next_k < self.shard_len
             || !self.slots.is_empty()
+            || !self.held.is_empty()
     }
 
     fn is_priority(&self, port: u16) -> bool {
@@ -480,20 +488,35 @@ impl Engine<'_, '_> {
             let give_up_after = self.cfg.give_up_after.max(1);
             let prio = self.is_priority(key.1);
             let paced = p.paced;
+            let p_last = p.last_sent;
             let floor = self.cfg.icmp_rate.max(0.01);
             let Some(h) = self.hosts.get_mut(&key.0) else {
                 continue;
             };
             if paced {
                 // A paced try went unanswered: the port may be dropped, or
-                // the model ran ahead of the real limiter. Back off.
+                // the model ran ahead of the real limiter (it assumed a
+                // full burst, but an earlier scan had spent it). Back off,
+                // and empty the model's bucket so the next tries wait for
+                // a refill the real limiter surely has.
                 h.rate = (h.rate / 2.0).max(floor);
+                h.refill(now, margin);
+                h.tokens = h.tokens.min(0.0);
                 h.misses += 1;
             }
             if tries >= allowed {
                 self.conclude(key, Reason::NoResponse, None, tries, None);
             } else if h.icmp == 0 {
-                self.resend.push_back(key);
+                // No ICMP error from this host yet: it may drop, or its
+                // limiter may be empty (an earlier scan spent it, or a
+                // resumed scan's first tries fell in it). Retry once a
+                // refill has surely passed, so a closed port can show.
+                let at = p_last + Duration::from_secs_f64(1.0 / (floor * margin).max(1e-3));
+                if at <= now {
+                    self.resend.push_back(key);
+                } else {
+                    self.held.push(Reverse((at, key)));
+                }
             } else if h.cut_short
                 || h.misses >= give_up_after
                 || now.saturating_sub(h.first) >= host_timeout
@@ -513,6 +536,19 @@ impl Engine<'_, '_> {
                     let at = h.next_token(now, margin);
                     self.slots.push(Reverse((at, key.0)));
                 }
+            }
+        }
+    }
+
+    /// Hands held plain retries to the sender when they are due.
+    fn release_held(&mut self, now: Duration) {
+        while let Some(Reverse((at, key))) = self.held.peek().copied() {
+            if at > now {
+                break;
+            }
+            self.held.pop();
+            if self.inflight.contains_key(&key) {
+                self.resend.push_back(key);
             }
         }
     }
