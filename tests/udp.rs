@@ -490,3 +490,56 @@ fn mixed_scan_sigint_then_resume_covers_every_pair_once() {
     assert_eq!(all.len(), tcp + ul.truth.len());
     assert!(wrong.is_empty(), "{}", wrong.join("\n"));
 }
+
+/// More ports than a limiter's burst on each host: 2 live hosts × the
+/// first 40 ports of the top-udp list, closed ports answered at 1/s per
+/// address after 6. Every closed port must still come out closed (the
+/// engine keeps pacing each host at its learned rate until its silent
+/// ports had their tries), in about 40 s, with nothing left undecided.
+#[test]
+fn udp_many_ports_per_host_all_closed_ports_found_closed() {
+    use crate::lab::udp::{UdpLabSpec, udp_lab_with};
+    let ports = portwarden::rules::top_udp::embedded()[..40].to_vec();
+    let Some(ul) = udp_lab_with(&UdpLabSpec {
+        live: [DNS, SNMP].into(),
+        scanned: DNS..=SNMP,
+        ports,
+        max_dropped: 0,
+        max_rejected: 0,
+    }) else {
+        return;
+    };
+    let started = Instant::now();
+    let out = ul.lab.run(&[
+        "scan",
+        &format!("{}-{}", v4(DNS), SNMP),
+        "-p",
+        "top-udp:40",
+        "--scan",
+        "syn",
+        "--seed",
+        "3",
+        "--format",
+        "jsonl",
+    ]);
+    let took = started.elapsed();
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    let got = rows(&out);
+    assert_eq!(got.len(), 80);
+    let mut wrong = Vec::new();
+    for (k, want) in &ul.truth {
+        let v = &got[k];
+        let have = (v["state"].as_str().unwrap(), v["reason"].as_str().unwrap());
+        if have != want.view() {
+            wrong.push(format!("{}:{} {have:?} want {:?}", k.0, k.1, want.view()));
+        }
+    }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+    assert_eq!(
+        ul.truth.values().filter(|w| **w == Want::Closed).count(),
+        78
+    );
+    assert!(!err.contains("undecided"), "{err}");
+    assert!(took.as_secs() < 60, "took {took:?}");
+    eprintln!("udp 2 hosts × 40 ports: {:.2} s", took.as_secs_f64());
+}
