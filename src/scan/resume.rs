@@ -67,7 +67,15 @@ pub fn read(path: &Path) -> Result<ResumeFile, ScanError> {
         }
         return Ok(ResumeFile::Mixed(m));
     }
-    super::syn::read_resume(path).map(ResumeFile::Single)
+    let state: ResumeState = serde_json::from_value(value).map_err(not_ours)?;
+    if state.version != 1 {
+        return Err(ScanError::Config(format!(
+            "{}: resume file version {} is not supported (expected 1, or {MIXED_VERSION} for a scan of TCP and UDP ports)",
+            path.display(),
+            state.version
+        )));
+    }
+    Ok(ResumeFile::Single(state))
 }
 
 /// Where the two engines of a mixed scan write their parts of `path`.
@@ -102,7 +110,13 @@ pub fn join_parts(tcp: &Path, udp: &Path, path: &Path) -> Result<(), ScanError> 
         tcp,
         udp,
     };
-    let text = serde_json::to_string(&m)
+    write_atomic(path, &m)
+}
+
+/// Writes a resume state as JSON, atomically (a temporary file renamed
+/// over `path`): either kind of resume file.
+pub(crate) fn write_atomic(path: &Path, state: &impl Serialize) -> Result<(), ScanError> {
+    let text = serde_json::to_string(state)
         .map_err(|e| ScanError::Config(format!("cannot encode the resume state: {e}")))?;
     let tmp = path.with_extension("tmp");
     std::fs::write(&tmp, text)
