@@ -27,7 +27,7 @@
 //! spent, are counted as undecided in the summary rather than passed off as
 //! verified silence.
 
-use std::cmp::{Ordering as CmpOrdering, Reverse};
+use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -39,7 +39,7 @@ use super::packet::{self, MAX_PROBE_LEN, UdpProbe, UdpReplyKind};
 use crate::model::{Observation, Progress, Proto, Reason, ScanEvent, ServiceInfo};
 use crate::scan::permute::Permutation;
 use crate::scan::syn::cookie::{Cookie, MAX_TRIES};
-use crate::scan::syn::engine::{ResumeState, Shard};
+use crate::scan::syn::engine::{Key, LocalAddrs, ResumeState, Shard, Timer, Walk, is_transient};
 use crate::scan::syn::io::OutPacket;
 use crate::scan::{ScanError, ScanSummary, TimeoutConfig};
 
@@ -136,32 +136,6 @@ pub struct UdpOutcome {
     pub hosts_cut_short: u64,
 }
 
-type Key = (IpAddr, u16);
-
-#[derive(Clone, Copy)]
-struct Timer {
-    at: Duration,
-    key: Key,
-    tries: u8,
-}
-
-impl PartialEq for Timer {
-    fn eq(&self, other: &Self) -> bool {
-        self.at == other.at
-    }
-}
-impl Eq for Timer {}
-impl PartialOrd for Timer {
-    fn partial_cmp(&self, other: &Self) -> Option<CmpOrdering> {
-        Some(self.cmp(other))
-    }
-}
-impl Ord for Timer {
-    fn cmp(&self, other: &Self) -> CmpOrdering {
-        other.at.cmp(&self.at)
-    }
-}
-
 struct Pending {
     pos: u64,
     tries: u8,
@@ -231,7 +205,7 @@ struct Engine<'a, 'b> {
     /// Plain retries held back until a limiter refill has surely passed.
     held: BinaryHeap<Reverse<(Duration, Key)>>,
     hosts: HashMap<IpAddr, Host>,
-    local: HashMap<IpAddr, Option<IpAddr>>,
+    local: LocalAddrs,
     tokens: f64,
     last_refill: Duration,
     srtt: Option<f64>,
@@ -262,42 +236,14 @@ pub fn run(
     emit: &mut dyn FnMut(ScanEvent),
 ) -> Result<UdpOutcome, ScanError> {
     let total = space.total();
-    let shard = cfg.resume.as_ref().map(|r| r.shard).unwrap_or(cfg.shard);
-    if shard.count == 0 || shard.index >= shard.count {
-        return Err(ScanError::Config(format!(
-            "shard {}/{} is out of range: use I/N with 0 <= I < N",
-            shard.index, shard.count
-        )));
-    }
-    let mut seed = cfg.seed;
-    let mut next_k = 0;
-    let mut requeue = VecDeque::new();
-    if let Some(r) = &cfg.resume {
-        if r.total != total {
-            return Err(ScanError::Config(format!(
-                "the resume file describes {} (address, port) pairs but these targets and UDP ports make {total}: resume with the same targets and ports",
-                r.total
-            )));
-        }
-        seed = r.seed;
-        next_k = r.next;
-        requeue.extend(
-            r.outstanding
-                .iter()
-                .copied()
-                .filter(|p| *p < total && p % shard.count == shard.index),
-        );
-    }
-    let shard_len = if total > shard.index {
-        (total - shard.index).div_ceil(shard.count)
-    } else {
-        0
-    };
-    if next_k > shard_len {
-        return Err(ScanError::Config(format!(
-            "the resume file says step {next_k} of a shard that has only {shard_len}: it does not belong to this scan"
-        )));
-    }
+    let Walk {
+        seed,
+        shard,
+        next_k,
+        shard_len,
+        requeue,
+        done_before,
+    } = Walk::plan(total, cfg.seed, cfg.shard, cfg.resume.as_ref(), "UDP ports")?;
     let now = io.now();
     let mut e = Engine {
         io,
@@ -310,10 +256,7 @@ pub fn run(
         shard,
         shard_len,
         next_k,
-        done_before: cfg
-            .resume
-            .as_ref()
-            .map_or(0, |r| r.next.saturating_sub(r.outstanding.len() as u64)),
+        done_before,
         requeue,
         resend: VecDeque::new(),
         inflight: HashMap::new(),
@@ -321,7 +264,7 @@ pub fn run(
         slots: BinaryHeap::new(),
         held: BinaryHeap::new(),
         hosts: HashMap::new(),
-        local: HashMap::new(),
+        local: LocalAddrs::default(),
         tokens: 1.0,
         last_refill: now,
         srtt: None,
@@ -600,22 +543,8 @@ impl Engine<'_, '_> {
     }
 
     fn local_for(&mut self, target: IpAddr) -> Option<IpAddr> {
-        let key = match target {
-            IpAddr::V4(a) if !a.is_loopback() => IpAddr::V4((u32::from(a) & 0xffff_ff00).into()),
-            IpAddr::V6(a) if !a.is_loopback() => {
-                IpAddr::V6((u128::from(a) & !((1u128 << 64) - 1)).into())
-            }
-            other => other,
-        };
-        if let Some(l) = self.local.get(&key) {
-            return *l;
-        }
-        if self.local.len() > 65_536 {
-            self.local.clear();
-        }
-        let l = self.io.local_addr(target);
-        self.local.insert(key, l);
-        l
+        let io = &mut self.io;
+        self.local.get(target, |t| io.local_addr(t))
     }
 
     fn pair_at(&self, pos: u64) -> Option<Key> {
@@ -947,11 +876,4 @@ impl Engine<'_, '_> {
             rate,
         }));
     }
-}
-
-fn is_transient(e: &std::io::Error) -> bool {
-    matches!(
-        e.raw_os_error(),
-        Some(libc::ENOBUFS) | Some(libc::EAGAIN) | Some(libc::EINTR)
-    )
 }
