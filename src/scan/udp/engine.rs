@@ -91,7 +91,7 @@ impl Default for UdpEngineConfig {
             resume: None,
             icmp_rate: 1.0,
             icmp_burst: 6.0,
-            pacing_margin: 0.85,
+            pacing_margin: 0.9,
             host_timeout: DEFAULT_HOST_TIMEOUT,
             give_up_after: 12,
             priority: Vec::new(),
@@ -161,8 +161,9 @@ struct Host {
     waiting: VecDeque<Key>,
     slot_scheduled: bool,
     inflight: u32,
-    /// Paced tries unanswered in a row.
+    /// Paced tries unanswered in a row, and answered in all.
     misses: u32,
+    paced_answered: u32,
     /// Paced retries ended (time-out or `give_up_after`).
     cut_short: bool,
 }
@@ -438,13 +439,15 @@ impl Engine<'_, '_> {
             };
             if paced {
                 // A paced try went unanswered: the port may be dropped, or
-                // the model ran ahead of the real limiter (it assumed a
-                // full burst, but an earlier scan had spent it). Back off,
-                // and empty the model's bucket so the next tries wait for
-                // a refill the real limiter surely has.
+                // the model ran ahead of the real limiter. Back off. Before
+                // any paced try was answered the model's burst is a guess
+                // (an earlier scan may have spent the real one): empty it,
+                // so the next tries wait for a refill the limiter surely has.
                 h.rate = (h.rate / 2.0).max(floor);
-                h.refill(now, margin);
-                h.tokens = h.tokens.min(0.0);
+                if h.paced_answered == 0 {
+                    h.refill(now, margin);
+                    h.tokens = h.tokens.min(0.0);
+                }
                 h.misses += 1;
             }
             if tries >= allowed {
@@ -701,6 +704,7 @@ impl Engine<'_, '_> {
             slot_scheduled: false,
             inflight: 0,
             misses: 0,
+            paced_answered: 0,
             cut_short: false,
         });
         h.inflight += 1;
@@ -749,6 +753,7 @@ impl Engine<'_, '_> {
             && let Some(h) = self.hosts.get_mut(&key.0)
         {
             h.misses = 0;
+            h.paced_answered += 1;
         }
         let (reason, service) = match &r.reply.kind {
             UdpReplyKind::Data(bytes) => {
