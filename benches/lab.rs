@@ -85,6 +85,18 @@ fn opts() -> Opts {
     }
 }
 
+/// Copies a tool's output into `PW_BENCH_KEEP` (a directory), when set:
+/// the lab's scratch directory goes with the lab.
+fn keep(file: &Path) {
+    if let Some(dir) = std::env::var_os("PW_BENCH_KEEP") {
+        let dir = PathBuf::from(dir);
+        let _ = std::fs::create_dir_all(&dir);
+        if let Some(name) = file.file_name() {
+            let _ = std::fs::copy(file, dir.join(name));
+        }
+    }
+}
+
 fn which(prog: &str) -> Option<PathBuf> {
     std::env::var_os("PATH").and_then(|paths| {
         std::env::split_paths(&paths)
@@ -575,20 +587,26 @@ fn run_udp(o: &Opts) {
             println!("  $ nmap {}", args_of(&cmd));
             let (wall, rss, cpu, status) = measure(label, cmd, timeout);
             let text = std::fs::read_to_string(&xml).unwrap_or_default();
-            let got: Got = portwarden::import::nmap::parse(&text, "nmap.xml")
-                .map(|r| r.observations)
-                .unwrap_or_default()
-                .iter()
-                .map(|o| {
-                    let w = match (o.state, o.reason) {
-                        (PortState::Open, _) => Want::Open,
-                        (PortState::Closed, _) => Want::Closed,
-                        (_, Reason::AdminProhibited) => Want::Prohibited,
-                        _ => Want::Silent,
-                    };
-                    ((o.ip, o.port), w)
-                })
-                .collect();
+            keep(&xml);
+            let want = |state: PortState, reason: Reason| match (state, reason) {
+                (PortState::Open, _) => Want::Open,
+                (PortState::Closed, _) => Want::Closed,
+                (_, Reason::AdminProhibited) => Want::Prohibited,
+                _ => Want::Silent,
+            };
+            let mut got = Got::new();
+            if let Ok(r) = portwarden::import::nmap::parse(&text, "nmap.xml") {
+                for o in &r.observations {
+                    got.insert((o.ip, o.port), want(o.state, o.reason));
+                }
+                // nmap folds runs of one state into <extraports> (most
+                // closed ports of a 1,000-port scan): count them too.
+                for f in &r.folded {
+                    for port in f.ports.iter() {
+                        got.insert((f.ip, port), want(f.state, f.reason));
+                    }
+                }
+            }
             rows.push((label.into(), wall, rss, cpu, status, got));
         }
     }
