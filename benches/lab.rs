@@ -133,15 +133,15 @@ struct Measured {
 
 /// Runs `cmd` (already wrapped in `ip netns exec`, which execs in place, so
 /// the child's rusage is the tool's) and waits with `wait4` for its rusage.
-// The child is reaped by `wait4`, which std's `Child::wait` cannot replace
-// (it discards the rusage).
-#[allow(clippy::zombie_processes)]
 fn measure(tool: &str, cmd: Command, limit: Duration) -> (Duration, i64, Duration, String) {
     let (wall, rss, cpu, status, _) = measure_full(tool, cmd, limit);
     (wall, rss, cpu, status)
 }
 
 /// [`measure`], also returning the tool's stderr.
+// The child is reaped by `wait4`, which std's `Child::wait` cannot replace
+// (it discards the rusage).
+#[allow(clippy::zombie_processes)]
 fn measure_full(
     tool: &str,
     mut cmd: Command,
