@@ -8,7 +8,7 @@
 //! cargo bench --bench lab -- --quick      # a /26 × 100 ports sanity run
 //! cargo bench --bench lab -- --udp        # UDP: /24 × high-risk-udp with real daemons, vs nmap -sU
 //! cargo bench --bench lab -- --udp-top    # UDP: 16 hosts × top-udp (1,000 ports), vs nmap -sU (~1 h)
-//! cargo bench --bench lab -- --udp-top --only portwarden   # one tool: portwarden | nmap | nmap-min-rate
+//! cargo bench --bench lab -- --udp-top --only portwarden   # one tool: portwarden | nmap | nmap-min-rate | nmap-t3
 //! cargo bench --bench lab -- --no-nmap --bin target/release/portwarden
 //! ```
 //!
@@ -564,8 +564,10 @@ fn run_udp(o: &Opts) {
         // as not right).
         let host_timeout = format!("{}s", timeout.as_secs().saturating_sub(300));
         let mut plain = vec!["-T4"];
+        let mut t3 = vec![];
         if o.udp_top {
             plain.extend(["--host-timeout", &host_timeout]);
+            t3.extend(["--host-timeout", &host_timeout]);
         }
         for (key, label, extra) in [
             ("nmap", "nmap -sU -T4", plain),
@@ -574,8 +576,11 @@ fn run_udp(o: &Opts) {
                 "nmap -sU -T4 --min-rate 5000",
                 vec!["-T4", "--min-rate", "5000"],
             ),
+            // nmap's own default timing (-T3): only with `--only nmap-t3`.
+            ("nmap-t3", "nmap -sU", t3),
         ] {
-            if !run(key) {
+            let named = o.only.iter().any(|t| t == key);
+            if !run(key) || (key == "nmap-t3" && !named) {
                 continue;
             }
             let xml = tmp.join(format!("{}.xml", label.replace([' ', '-'], "_")));

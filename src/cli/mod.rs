@@ -281,7 +281,7 @@ async fn audit(cmd: AuditCmd) -> Result<u8> {
             || cmd.scope.top_udp.is_some())
     {
         bail!(
-            "--from-nmap/--from-masscan/--from-jsonl audit what the files recorded: positional targets, -p and --top-udp cannot be given with them (the scope is taken from the files; give --policy to judge the imported hosts by asset group)"
+            "--from-nmap/--from-masscan/--from-jsonl audit what the files recorded: positional targets and -p (or --top-udp) cannot be given with them (the scope is taken from the files; give --policy to judge the imported hosts by asset group)"
         );
     }
     let req = AuditRequest {

@@ -402,13 +402,19 @@ impl Engine<'_, '_> {
     }
 
     /// Tries a pair may get: the configured count; for a host known to
-    /// send ICMP errors (whose limiter may have hidden a "closed") two more,
-    /// paced: one may be lost to a model that ran ahead of the real limiter
-    /// (priority ports get theirs first).
+    /// send ICMP errors (whose limiter may have hidden a "closed") paced
+    /// tries more (priority ports get theirs first): two while the host's
+    /// model is unproven (one may be lost to a model that ran ahead of the
+    /// real limiter), one once a paced try of the host was answered (a
+    /// paced try unanswered then means a dropped port, and every extra try
+    /// of a dropped port costs a refill of the host's limiter).
     fn allowed_tries(&self, key: Key) -> u8 {
         let base = self.cfg.retries.saturating_add(1).clamp(1, MAX_TRIES);
         match self.hosts.get(&key.0) {
-            Some(h) if h.icmp > 0 => (base + 2).min(MAX_TRIES),
+            Some(h) if h.icmp > 0 => {
+                let extra = if h.paced_answered > 0 { 1 } else { 2 };
+                (base + extra).min(MAX_TRIES)
+            }
             _ => base,
         }
     }
@@ -449,6 +455,14 @@ impl Engine<'_, '_> {
                     h.tokens = h.tokens.min(0.0);
                 }
                 h.misses += 1;
+            } else if h.icmp > 0 && f64::from(h.icmp) < h.burst {
+                // A plain try went unanswered by a host that answers with
+                // ICMP errors but has not shown a whole burst: the port may
+                // be dropped, or the real bucket is emptier than the
+                // model's (a resumed scan, or an earlier scan, spent it).
+                // Trust no burst: the next paced tries wait for a refill.
+                h.refill(now, margin);
+                h.tokens = h.tokens.min(0.0);
             }
             if tries >= allowed {
                 self.conclude(key, Reason::NoResponse, None, tries, None);
