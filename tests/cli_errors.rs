@@ -356,3 +356,22 @@ fn a_broken_label_file_in_rules_is_named_before_scanning() {
     assert!(!out.exists());
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn top_udp_counts_and_host_timeouts_are_checked() {
+    let msg = usage_error(&["scan", "198.18.0.1", "--top-udp", "1001"]);
+    assert_mentions(&msg, &["top-udp:1001", "1000 ports"]);
+    let msg = usage_error(&["scan", "198.18.0.1", "-p", "top-udp:0"]);
+    assert_mentions(&msg, &["top-udp:0", "select 1 to 1000"]);
+    let msg = usage_error(&["scan", "198.18.0.1", "-p", "U:53", "--host-timeout", "5x"]);
+    assert_mentions(&msg, &["5x", "unknown unit"]);
+    let msg = usage_error(&[
+        "scan",
+        "198.18.0.1",
+        "-p",
+        "U:53",
+        "--host-timeout",
+        "500ms",
+    ]);
+    assert_mentions(&msg, &["500ms", "1 s minimum"]);
+}

@@ -375,3 +375,171 @@ fn perf_vs_nmap() {
     }
     assert_eq!((table[0].found, table[0].false_open), (5, 0));
 }
+
+/// A mixed TCP+UDP scan stopped by SIGINT saves both engines' states in
+/// one resume file, and `--resume` finishes both: together the two outputs
+/// hold every (address, port, protocol) once, the UDP pairs in their exact
+/// states.
+#[test]
+fn mixed_scan_sigint_then_resume_covers_every_pair_once() {
+    use std::process::Stdio;
+    let Some(ul) = udp_lab() else { return };
+    let dir = ul._dir.0.join("resume");
+    std::fs::create_dir_all(&dir).unwrap();
+    let resume = dir.join("resume.json");
+    // 100 TCP ports at 1,500 probes/s keep the TCP engine busy for ~17 s,
+    // so the signal at 3 s stops both engines.
+    let args = |out: &std::path::Path| -> Vec<String> {
+        [
+            "scan",
+            "198.19.1.0/24",
+            "-p",
+            "1000-1099,high-risk-udp",
+            "--scan",
+            "syn",
+            "--seed",
+            "11",
+            "--rate",
+            "1500",
+            "--timeout-max",
+            "300",
+            "--format",
+            "jsonl",
+            "-o",
+            out.to_str().unwrap(),
+            "--resume-file",
+            resume.to_str().unwrap(),
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect()
+    };
+    let first_out = dir.join("first.jsonl");
+    let child = ul
+        .lab
+        .command(Lab::bin())
+        .args(args(&first_out))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn portwarden");
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    // SAFETY: signalling our own child (`ip netns exec` execs portwarden).
+    assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGINT) }, 0);
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{err}");
+    assert!(err.contains("--resume"), "{err}");
+    let state: Value = serde_json::from_str(&std::fs::read_to_string(&resume).unwrap()).unwrap();
+    assert_eq!(state["version"], 2, "{state}");
+    assert!(
+        state["tcp"].is_object() && state["udp"].is_object(),
+        "{state}"
+    );
+    let parts = std::fs::read_dir(&dir)
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .path()
+                .to_string_lossy()
+                .ends_with(".part")
+        })
+        .count();
+    assert_eq!(parts, 0, "the engines' parts are joined and removed");
+
+    let second_out = dir.join("second.jsonl");
+    let mut second = args(&second_out);
+    second.extend(["--resume".to_string(), resume.display().to_string()]);
+    let out2 = ul.lab.run(&second);
+    let err2 = String::from_utf8_lossy(&out2.stderr);
+    assert_eq!(out2.status.code(), Some(0), "{err2}");
+
+    let mut all: BTreeMap<(IpAddr, u16, String), Value> = BTreeMap::new();
+    for (run, f) in [&first_out, &second_out].into_iter().enumerate() {
+        for line in std::fs::read_to_string(f).unwrap().lines() {
+            let mut v: Value = serde_json::from_str(line).unwrap();
+            v["run"] = run.into();
+            if v["type"] == "summary" {
+                continue;
+            }
+            let key = (
+                v["ip"].as_str().unwrap().parse().unwrap(),
+                v["port"].as_u64().unwrap() as u16,
+                v["proto"].as_str().unwrap().to_string(),
+            );
+            assert!(all.insert(key.clone(), v).is_none(), "{key:?} in both runs");
+        }
+    }
+    let tcp = all.keys().filter(|k| k.2 == "tcp").count();
+    assert_eq!(tcp, 254 * 100);
+    let mut wrong = Vec::new();
+    for (k, want) in &ul.truth {
+        let v = &all[&(k.0, k.1, "udp".to_string())];
+        let have = (v["state"].as_str().unwrap(), v["reason"].as_str().unwrap());
+        if have != want.view() {
+            wrong.push(format!(
+                "{}:{} {have:?} want {:?} {v}",
+                k.0,
+                k.1,
+                want.view()
+            ));
+        }
+    }
+    assert_eq!(all.len(), tcp + ul.truth.len());
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+}
+
+/// More ports than a limiter's burst on each host: 2 live hosts × the
+/// first 40 ports of the top-udp list, closed ports answered at 1/s per
+/// address after 6. Every closed port must still come out closed (the
+/// engine keeps pacing each host at its learned rate until its silent
+/// ports had their tries), in about 40 s, with nothing left undecided.
+#[test]
+fn udp_many_ports_per_host_all_closed_ports_found_closed() {
+    use crate::lab::udp::{UdpLabSpec, udp_lab_with};
+    let ports = portwarden::rules::top_udp::embedded()[..40].to_vec();
+    let Some(ul) = udp_lab_with(&UdpLabSpec {
+        live: [DNS, SNMP].into(),
+        scanned: DNS..=SNMP,
+        ports,
+        max_dropped: 0,
+        max_rejected: 0,
+    }) else {
+        return;
+    };
+    let started = Instant::now();
+    let out = ul.lab.run(&[
+        "scan",
+        &format!("{}-{}", v4(DNS), SNMP),
+        "-p",
+        "top-udp:40",
+        "--scan",
+        "syn",
+        "--seed",
+        "3",
+        "--format",
+        "jsonl",
+    ]);
+    let took = started.elapsed();
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    let got = rows(&out);
+    assert_eq!(got.len(), 80);
+    let mut wrong = Vec::new();
+    for (k, want) in &ul.truth {
+        let v = &got[k];
+        let have = (v["state"].as_str().unwrap(), v["reason"].as_str().unwrap());
+        if have != want.view() {
+            wrong.push(format!("{}:{} {have:?} want {:?}", k.0, k.1, want.view()));
+        }
+    }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+    assert_eq!(
+        ul.truth.values().filter(|w| **w == Want::Closed).count(),
+        78
+    );
+    assert!(!err.contains("undecided"), "{err}");
+    assert!(took.as_secs() < 60, "took {took:?}");
+    eprintln!("udp 2 hosts × 40 ports: {:.2} s", took.as_secs_f64());
+}

@@ -266,10 +266,14 @@ pub struct ScopeArgs {
     #[arg(value_name = "TARGET")]
     pub targets: Vec<String>,
     /// Ports: `22,80`, `1-1024`, `-`/`all`, service names, named sets (`common`, `high-risk`),
-    /// UDP as `53/udp` or `U:53,161,T:22` (`high-risk-udp`)
+    /// UDP as `53/udp` or `U:53,161,T:22` (`high-risk-udp`, `top-udp`, `top-udp:100`)
     /// [default: common for scan; common,high-risk-udp for audit].
     #[arg(short = 'p', long, value_name = "PORTS")]
     pub ports: Option<String>,
+    /// Add the first N ports of portwarden's ranked UDP list (rules/top-udp.txt, 1-1000)
+    /// to the ports given or defaulted; `-p top-udp:N` alone scans only them.
+    #[arg(long, value_name = "N")]
+    pub top_udp: Option<u32>,
     /// Leave these targets out (same forms as targets; repeatable).
     #[arg(long, value_name = "SPEC")]
     pub exclude: Vec<String>,
@@ -323,6 +327,12 @@ pub struct EngineArgs {
     /// is interrupted); no probe is lost or sent twice.
     #[arg(long, value_name = "FILE")]
     pub resume: Option<PathBuf>,
+    /// UDP: how long retries paced by one host's ICMP rate limit may go on, from its
+    /// first probe (`90s`, `30m`, `1h`; a bare number is seconds). Linux answers about
+    /// one closed port a second, so 1,000 ports need ~17 min per host (hosts run in
+    /// parallel); what is still silent after it is open|filtered and counted undecided.
+    #[arg(long, value_name = "TIME", default_value = "30m", value_parser = parse_duration)]
+    pub host_timeout: std::time::Duration,
     /// SYN scan: where an interrupted scan saves its resume state.
     #[arg(long, value_name = "FILE", default_value = "portwarden-resume.json")]
     pub resume_file: PathBuf,
@@ -343,4 +353,32 @@ pub enum Format {
     Csv,
     /// nmap's XML (`-oX`), for tools that read nmap output.
     NmapXml,
+}
+
+/// `90s`, `30m`, `1h`, `1500ms`, or a bare number of seconds; at least 1 s.
+pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+    let t = text.trim();
+    let (num, unit) = match t.find(|c: char| !c.is_ascii_digit()) {
+        Some(i) => t.split_at(i),
+        None => (t, "s"),
+    };
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("'{text}' is not a duration: write e.g. 90s, 30m or 1h"))?;
+    let ms = match unit {
+        "ms" => Some(n),
+        "s" => n.checked_mul(1000),
+        "m" => n.checked_mul(60_000),
+        "h" => n.checked_mul(3_600_000),
+        _ => {
+            return Err(format!(
+                "'{text}' has an unknown unit: use ms, s, m or h (30m)"
+            ));
+        }
+    }
+    .ok_or_else(|| format!("'{text}' is too long"))?;
+    if ms < 1000 {
+        return Err(format!("'{text}' is below the 1 s minimum"));
+    }
+    Ok(std::time::Duration::from_millis(ms))
 }

@@ -65,14 +65,19 @@ fn scope(args: &ScopeArgs, default_ports: &str) -> Scope {
             .iter()
             .map(|f| format!("@{}", f.display())),
     );
+    let mut ports = args
+        .ports
+        .clone()
+        .unwrap_or_else(|| default_ports.to_string());
+    if let Some(n) = args.top_udp {
+        // The port-spec parser checks N against the list's length.
+        ports = format!("{ports},top-udp:{n}");
+    }
     Scope {
         targets: args.targets.clone(),
         excludes,
         allow_large: args.allow_large,
-        ports: args
-            .ports
-            .clone()
-            .unwrap_or_else(|| default_ports.to_string()),
+        ports,
         rules_dir: args.rules.clone(),
     }
 }
@@ -126,6 +131,7 @@ fn scan_config(e: &EngineArgs) -> Result<(ScanChoice, ScanConfig)> {
             .transpose()?,
         resume_from: e.resume.clone(),
         resume_out: Some(e.resume_file.clone()),
+        host_timeout: e.host_timeout,
         ..ScanConfig::default()
     };
     if cfg.shard.is_some() && e.seed.is_none() && e.resume.is_none() {
@@ -269,9 +275,13 @@ async fn audit(cmd: AuditCmd) -> Result<u8> {
     // scanned.
     let importing =
         !(cmd.from_nmap.is_empty() && cmd.from_masscan.is_empty() && cmd.from_jsonl.is_empty());
-    if importing && (!cmd.scope.targets.is_empty() || cmd.scope.ports.is_some()) {
+    if importing
+        && (!cmd.scope.targets.is_empty()
+            || cmd.scope.ports.is_some()
+            || cmd.scope.top_udp.is_some())
+    {
         bail!(
-            "--from-nmap/--from-masscan/--from-jsonl audit what the files recorded: positional targets and -p cannot be given with them (the scope is taken from the files; give --policy to judge the imported hosts by asset group)"
+            "--from-nmap/--from-masscan/--from-jsonl audit what the files recorded: positional targets and -p (or --top-udp) cannot be given with them (the scope is taken from the files; give --policy to judge the imported hosts by asset group)"
         );
     }
     let pdf_with = if cmd.pdf {
@@ -786,6 +796,12 @@ fn summary_line(s: &ScanSummary, hosts: u64, ports: usize) -> String {
             String::new()
         }
     );
+    if s.udp_undecided > 0 {
+        line.push_str(&format!(
+            "\nwarning: {} of the open|filtered UDP pairs are undecided: their hosts' ICMP rate limits needed more time than --host-timeout allowed (or the hosts stopped answering retries), so closed could not be told from open|filtered; raise --host-timeout to decide them",
+            s.udp_undecided
+        ));
+    }
     if s.local_errors > 0 {
         line.push_str(&format!(
             "\nwarning: {} of the filtered were never probed: this machine refused to send them (reason local-error; the observation's \"error\" names the errno)",

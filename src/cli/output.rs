@@ -135,6 +135,7 @@ impl Output {
                         "filtered": summary.filtered,
                         "local_errors": summary.local_errors,
                         "open_filtered": summary.open_filtered,
+                        "udp_undecided": summary.udp_undecided,
                         "elapsed_s": summary.elapsed.as_secs_f64(),
                         "rate": summary.rate,
                         "interrupted": summary.interrupted,

@@ -6,6 +6,7 @@
 
 pub mod ports;
 pub mod profiles;
+pub mod top_udp;
 
 use std::path::{Path, PathBuf};
 
@@ -194,6 +195,8 @@ impl Rules {
             }
             .into());
         }
+        let top_text = read(top_udp::FILE_NAME, top_udp::EMBEDDED_TEXT)?;
+        let ports = ports.with_top_udp(top_udp::parse(&top_text.text, &top_text.origin)?);
         let probes = read("probes.toml", EMBEDDED_PROBES)?;
         let remediation = read("remediation.toml", EMBEDDED_REMEDIATION)?;
         let firewalld = read("firewalld-services.txt", EMBEDDED_FIREWALLD)?;
@@ -292,6 +295,7 @@ mod tests {
             "remediation.toml",
             "firewalld-services.txt",
             "udp-payloads.toml",
+            "top-udp.txt",
             "profiles/checks.toml",
             "profiles/pci-dss-4.0.toml",
             "i18n/en.toml",
@@ -355,6 +359,17 @@ mod tests {
         );
         let r = Rules::load(Some(&d.0)).unwrap();
         assert!(r.probes.origin.ends_with("probes.toml"));
+        let d = dir("top-udp", &[("top-udp.txt", "161 snmp\n53\n161\n")]);
+        let e = Rules::load(Some(&d.0)).unwrap_err().to_string();
+        assert!(
+            e.ends_with("top-udp.txt:3:1: port 161 is listed twice (first at line 1); keep one"),
+            "{e}"
+        );
+        let d = dir("top-udp-own", &[("top-udp.txt", "# mine\n161\n53 dns\n")]);
+        let r = Rules::load(Some(&d.0)).unwrap();
+        assert_eq!(r.ports.top_udp(), &[161, 53]);
+        assert_eq!(r.files["top-udp.txt"], sha256_hex(b"# mine\n161\n53 dns\n"));
+        assert_eq!(Rules::embedded().ports.top_udp().len(), 1000);
         assert_eq!(r.files["probes.toml"], sha256_hex(r.probes.text.as_bytes()));
     }
 }

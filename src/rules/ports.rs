@@ -77,6 +77,9 @@ pub struct Catalogue {
     /// Lowercase service name or alias → indices into `entries`.
     by_name: HashMap<String, Vec<usize>>,
     sets: BTreeMap<String, NamedSet>,
+    /// The ranked UDP list (`top-udp.txt`), most important first; port
+    /// specs select its head with `top-udp:N`. Attached by the rulebook.
+    top_udp: Vec<u16>,
 }
 
 // ---- file format -----------------------------------------------------------
@@ -148,6 +151,7 @@ impl Catalogue {
             // this exact text at test time.
             Catalogue::from_toml_str(EMBEDDED_TEXT, EMBEDDED_ORIGIN)
                 .unwrap_or_else(|e| panic!("built-in port catalogue is invalid: {e}"))
+                .with_top_udp(super::top_udp::embedded().to_vec())
         })
     }
 
@@ -357,7 +361,21 @@ impl Catalogue {
             by_key,
             by_name,
             sets,
+            top_udp: Vec::new(),
         })
+    }
+
+    /// The catalogue with `list` as its ranked UDP list (see
+    /// [`super::top_udp`]).
+    pub fn with_top_udp(mut self, list: Vec<u16>) -> Catalogue {
+        self.top_udp = list;
+        self
+    }
+
+    /// The ranked UDP list, most important first (empty when none was
+    /// attached).
+    pub fn top_udp(&self) -> &[u16] {
+        &self.top_udp
     }
 
     // ---- lookups -----------------------------------------------------------

@@ -10,6 +10,7 @@
 
 pub mod connect;
 pub mod permute;
+pub mod resume;
 pub mod syn;
 pub mod udp;
 
@@ -67,6 +68,10 @@ pub struct ScanConfig {
     /// SYN scan: continue the scan saved in this resume file (its seed and
     /// shard replace `seed` and `shard`).
     pub resume_from: Option<PathBuf>,
+    /// A resume state already read (it takes precedence over
+    /// `resume_from`): [`run`] reads the file once and hands each engine of
+    /// a mixed TCP+UDP scan its own part.
+    pub resume: Option<syn::engine::ResumeState>,
     /// Raised (e.g. by a Ctrl-C handler) to stop early: the engine stops
     /// sending, collects late answers, reports and returns `interrupted`.
     pub stop: Option<Arc<AtomicBool>>,
@@ -76,6 +81,9 @@ pub struct ScanConfig {
     pub source_ports: Option<(u16, u16)>,
     /// UDP payloads and priority ports (used when the port set has UDP ports).
     pub udp: udp::UdpOptions,
+    /// UDP: how long one host's limiter-paced retries may go on, counted
+    /// from its first probe (`--host-timeout`).
+    pub host_timeout: Duration,
 }
 
 impl Default for ScanConfig {
@@ -91,9 +99,11 @@ impl Default for ScanConfig {
             shard: None,
             resume_out: None,
             resume_from: None,
+            resume: None,
             stop: None,
             source_ports: None,
             udp: udp::UdpOptions::default(),
+            host_timeout: udp::engine::DEFAULT_HOST_TIMEOUT,
         }
     }
 }
@@ -113,6 +123,12 @@ pub struct ScanSummary {
     /// Pairs whose probe failed on this machine (reason `local-error`):
     /// counted in `filtered` too, but never tested.
     pub local_errors: u64,
+    /// UDP pairs left open|filtered before their retries were spent,
+    /// because their host's ICMP rate limit needed more time than the host
+    /// time-out allowed (or the host stopped answering paced retries):
+    /// counted in `open_filtered` too, but undecided between closed and
+    /// open|filtered.
+    pub udp_undecided: u64,
     /// Wall time of the scan.
     pub elapsed: Duration,
     /// Probes per second actually achieved.
@@ -134,6 +150,7 @@ impl ScanSummary {
             filtered: self.filtered + other.filtered,
             open_filtered: self.open_filtered + other.open_filtered,
             local_errors: self.local_errors + other.local_errors,
+            udp_undecided: self.udp_undecided + other.udp_undecided,
             elapsed,
             rate: if elapsed.is_zero() {
                 0.0
@@ -192,32 +209,67 @@ pub async fn run(
     cfg: &ScanConfig,
     events: mpsc::Sender<ScanEvent>,
 ) -> Result<ScanSummary, ScanError> {
+    let mixed = !ports.udp().is_empty() && !ports.tcp().is_empty();
+    // The resume file, read once: one engine's state, or (a mixed scan)
+    // each engine's.
+    let resume = match (&cfg.resume, &cfg.resume_from) {
+        (Some(state), _) => Some(resume::ResumeFile::Single(state.clone())),
+        (None, Some(path)) => Some(resume::read(path)?),
+        (None, None) => None,
+    };
+    let (tcp_resume, udp_resume) = match resume {
+        None => (None, None),
+        Some(resume::ResumeFile::Single(state)) if !mixed => (Some(state.clone()), Some(state)),
+        Some(resume::ResumeFile::Mixed(m)) if mixed => (m.tcp, m.udp),
+        Some(resume::ResumeFile::Single(_)) => {
+            return Err(ScanError::Config(
+                "this resume file is of a TCP-only or a UDP-only scan, but these ports mix TCP and UDP: resume with the ports of the interrupted scan".into(),
+            ));
+        }
+        Some(resume::ResumeFile::Mixed(_)) => {
+            return Err(ScanError::Config(
+                "this resume file is of a scan of TCP and UDP ports: resume with the ports of the interrupted scan".into(),
+            ));
+        }
+    };
     if ports.udp().is_empty() {
-        return run_tcp(targets, ports, cfg, events).await;
+        let mut c = cfg.clone();
+        c.resume = tcp_resume;
+        return run_tcp(targets, ports, &c, events).await;
     }
     if cfg.kind == ScanKind::Connect {
         return Err(ScanError::UdpNeedsRaw);
     }
     if ports.tcp().is_empty() {
-        return udp::run(targets, ports.udp(), cfg, &cfg.udp, events).await;
+        let mut c = cfg.clone();
+        c.resume = udp_resume;
+        return udp::run(targets, ports.udp(), &c, &c.udp, events).await;
     }
-    // One resume file describes one engine's permutation: a mixed scan
-    // writes none and cannot be resumed.
-    if cfg.resume_from.is_some() {
-        return Err(ScanError::Config(
-            "a resume file covers a TCP-only or a UDP-only scan: resume with the ports of the interrupted scan".into(),
-        ));
+    let resumed = cfg.resume.is_some() || cfg.resume_from.is_some();
+    // Each engine writes its part of the resume state beside the resume
+    // file; the parts are joined into it once both have ended. An engine
+    // that had finished before a resumed scan has no part: it is skipped.
+    let parts = cfg.resume_out.as_deref().map(resume::part_paths);
+    if let Some((t, u)) = &parts {
+        // Stale parts of an earlier run must not be taken for this one's.
+        let _ = std::fs::remove_file(t);
+        let _ = std::fs::remove_file(u);
     }
     // Each engine gets a stop flag of its own: an engine raises its flag
     // when it ends (so that its threads stop), which must not stop the
     // other. The operator's flag (Ctrl-C) is passed on to both.
-    let engine_cfg = || {
+    let engine_cfg = |part: Option<PathBuf>, state: Option<syn::engine::ResumeState>| {
         let mut c = cfg.clone();
-        c.resume_out = None;
+        c.resume_out = part;
+        c.resume_from = None;
+        c.resume = state;
         c.stop = Some(Arc::new(AtomicBool::new(false)));
         c
     };
-    let (tcp_cfg, udp_cfg) = (engine_cfg(), engine_cfg());
+    let run_tcp_engine = !resumed || tcp_resume.is_some();
+    let run_udp_engine = !resumed || udp_resume.is_some();
+    let tcp_cfg = engine_cfg(parts.as_ref().map(|p| p.0.clone()), tcp_resume);
+    let udp_cfg = engine_cfg(parts.as_ref().map(|p| p.1.clone()), udp_resume);
     let flags = [tcp_cfg.stop.clone(), udp_cfg.stop.clone()];
     let operator = cfg.stop.clone();
     let pass_on = async {
@@ -233,14 +285,29 @@ pub async fn run(
     let tcp_ports = ports.tcp_only();
     let engines = async {
         tokio::join!(
-            run_tcp(targets, &tcp_ports, &tcp_cfg, events.clone()),
-            udp::run(targets, ports.udp(), &udp_cfg, &udp_cfg.udp, events.clone()),
+            async {
+                if run_tcp_engine {
+                    run_tcp(targets, &tcp_ports, &tcp_cfg, events.clone()).await
+                } else {
+                    Ok(ScanSummary::default())
+                }
+            },
+            async {
+                if run_udp_engine {
+                    udp::run(targets, ports.udp(), &udp_cfg, &udp_cfg.udp, events.clone()).await
+                } else {
+                    Ok(ScanSummary::default())
+                }
+            },
         )
     };
     let (tcp, udp) = tokio::select! {
         r = engines => r,
         () = pass_on => unreachable!("passing the stop flag on never ends"),
     };
+    if let (Some((t, u)), Some(path)) = (&parts, &cfg.resume_out) {
+        resume::join_parts(t, u, path)?;
+    }
     let (tcp, udp) = (tcp?, udp?);
     Ok(tcp.merge(udp))
 }

@@ -40,6 +40,10 @@ pub enum PortSpecError {
         "unknown protocol in '{item}': write /tcp or /udp after a port (53/udp), or T: / U: before a list (U:53,161,T:22)"
     )]
     BadProto { item: String },
+    #[error(
+        "'{item}': the UDP top list has {max} ports; select 1 to {max} of them (top-udp:100), or all with top-udp"
+    )]
+    TopCount { item: String, max: usize },
     #[error("'{name}' names no {proto} ports in the catalogue ({others})")]
     WrongProto {
         name: String,
@@ -86,7 +90,9 @@ impl PortSet {
                     spec: spec.to_string(),
                 });
             }
-            if let Some((prefix, rest)) = item.split_once(':') {
+            if let Some((prefix, rest)) = item.split_once(':')
+                && !is_top_udp(prefix)
+            {
                 mode = Some(match prefix.trim().to_ascii_lowercase().as_str() {
                     "t" | "tcp" => Proto::Tcp,
                     "u" | "udp" => Proto::Udp,
@@ -285,6 +291,16 @@ fn resolve_name(
     if name == "all" {
         return Ok((want.unwrap_or(Proto::Tcp), (1..=u16::MAX).collect()));
     }
+    if let Some(head) = top_udp(item, &name, catalogue)? {
+        if want == Some(Proto::Tcp) {
+            return Err(PortSpecError::WrongProto {
+                name: item.to_string(),
+                proto: Proto::Tcp,
+                others: "it is a list of UDP ports".into(),
+            });
+        }
+        return Ok((Proto::Udp, head));
+    }
     // (proto, port) candidates the name stands for.
     let found: Vec<(Proto, u16)> = if let Some(set) = catalogue.named_set(&name) {
         set.ports.iter().map(|&p| (set.proto, p)).collect()
@@ -336,6 +352,47 @@ fn resolve_name(
     Ok((proto, ports))
 }
 
+/// `top-udp` as the name before a `:` (so `top-udp:100` is not read as a
+/// protocol prefix).
+fn is_top_udp(prefix: &str) -> bool {
+    prefix.trim().eq_ignore_ascii_case(TOP_UDP)
+}
+
+const TOP_UDP: &str = "top-udp";
+
+/// `top-udp` (the whole ranked UDP list) or `top-udp:N` (its first N
+/// ports); `None` when `name` is neither.
+fn top_udp(
+    item: &str,
+    name: &str,
+    catalogue: &Catalogue,
+) -> Result<Option<Vec<u16>>, PortSpecError> {
+    let count = match name.strip_prefix(TOP_UDP) {
+        Some("") => None,
+        Some(rest) => match rest.strip_prefix(':') {
+            Some(n) => Some(n.trim()),
+            None => return Ok(None),
+        },
+        None => return Ok(None),
+    };
+    let list = catalogue.top_udp();
+    let bad = || PortSpecError::TopCount {
+        item: item.to_string(),
+        max: list.len(),
+    };
+    let n = match count {
+        None => list.len(),
+        Some(n) => match n.parse::<usize>() {
+            Ok(n) if (1..=list.len()).contains(&n) => n,
+            _ => return Err(bad()),
+        },
+    };
+    if n == 0 {
+        return Err(bad());
+    }
+    Ok(Some(list[..n].to_vec()))
+}
+
 /// Up to three known names that look like `name`, best first. Edit
 /// distance catches typos (`shh`, `comon`); Jaro-Winkler catches
 /// truncations and shared prefixes (`postgre`, `elastic`).
@@ -343,6 +400,7 @@ fn closest_names(name: &str, catalogue: &Catalogue) -> Vec<String> {
     let mut candidates: Vec<&str> = catalogue.service_names();
     candidates.extend(catalogue.set_names());
     candidates.push("all");
+    candidates.push(TOP_UDP);
     candidates.sort_unstable();
     candidates.dedup();
     let mut scored: Vec<(usize, f64, &str)> = candidates
@@ -532,6 +590,47 @@ mod tests {
         assert_eq!(mixed.udp().len(), hr.len());
         assert_eq!(mixed.len(), mixed.tcp().len() + hr.len());
         assert!(mixed.contains(161, Udp) && !mixed.contains(161, Tcp));
+    }
+
+    #[test]
+    fn top_udp_selects_the_head_of_the_ranked_list() {
+        use Proto::{Tcp, Udp};
+        let top = cat().top_udp();
+        assert_eq!(top.len(), 1000);
+        let set = PortSet::parse("top-udp", cat()).unwrap();
+        assert_eq!((set.udp().len(), set.tcp().len()), (1000, 0));
+        let head = PortSet::parse("top-udp:12", cat()).unwrap();
+        let mut want = top[..12].to_vec();
+        want.sort_unstable();
+        assert_eq!(head.udp(), want.as_slice());
+        // The first 12 are the high-risk-udp set.
+        assert_eq!(want, cat().named_set("high-risk-udp").unwrap().ports);
+        // Mixed with TCP, with /udp or U:, in any case.
+        assert_eq!(
+            pairs("22,TOP-UDP:2,80"),
+            vec![(22, Tcp), (80, Tcp), (623, Udp), (11211, Udp)]
+        );
+        assert_eq!(pairs("top-udp:1/udp"), vec![(623, Udp)]);
+        assert_eq!(pairs("U:top-udp:1"), vec![(623, Udp)]);
+        for bad in ["top-udp:0", "top-udp:1001", "top-udp:x", "top-udp:"] {
+            assert_eq!(
+                PortSet::parse(bad, cat()).unwrap_err().to_string(),
+                format!(
+                    "'{bad}': the UDP top list has 1000 ports; select 1 to 1000 of them (top-udp:100), or all with top-udp"
+                )
+            );
+        }
+        // Like any UDP-only name, it refuses a TCP prefix or suffix.
+        for bad in ["top-udp:5/tcp", "T:top-udp:5"] {
+            assert_eq!(
+                PortSet::parse(bad, cat()).unwrap_err().to_string(),
+                "'top-udp:5' names no tcp ports in the catalogue (it is a list of UDP ports)"
+            );
+        }
+        assert!(
+            parse("top-ud").unwrap_err().to_string().contains("top-udp"),
+            "suggests top-udp"
+        );
     }
 
     #[test]

@@ -143,15 +143,121 @@ pub struct EngineOutcome {
     pub final_rate: f64,
 }
 
-type Key = (IpAddr, u16);
+/// An (address, port) pair.
+pub(crate) type Key = (IpAddr, u16);
 
 /// A time-out, ordered by deadline only (earliest first in the max-heap):
 /// comparing whole keys cost measurable time on million-probe scans.
+/// Shared with the UDP engine.
 #[derive(Clone, Copy)]
-struct Timer {
-    at: Duration,
-    key: Key,
-    tries: u8,
+pub(crate) struct Timer {
+    pub at: Duration,
+    pub key: Key,
+    pub tries: u8,
+}
+
+/// Where one run walks the seeded permutation: its seed and shard, the
+/// step to start from, and the positions an interrupted run left
+/// outstanding. Shared with the UDP engine, so both read a resume state
+/// the same way.
+pub(crate) struct Walk {
+    pub seed: u64,
+    pub shard: Shard,
+    pub next_k: u64,
+    pub shard_len: u64,
+    pub requeue: VecDeque<u64>,
+    /// Pairs the interrupted run had concluded (for progress).
+    pub done_before: u64,
+}
+
+impl Walk {
+    /// Checks `shard` and `resume` against a space of `total` pairs
+    /// (`ports` names the port kind in errors: "ports", "UDP ports").
+    pub fn plan(
+        total: u64,
+        seed: u64,
+        shard: Shard,
+        resume: Option<&ResumeState>,
+        ports: &str,
+    ) -> Result<Walk, ScanError> {
+        let shard = resume.map(|r| r.shard).unwrap_or(shard);
+        if shard.count == 0 || shard.index >= shard.count {
+            return Err(ScanError::Config(format!(
+                "shard {}/{} is out of range: use I/N with 0 <= I < N",
+                shard.index, shard.count
+            )));
+        }
+        let mut seed = seed;
+        let mut next_k = 0;
+        let mut requeue = VecDeque::new();
+        if let Some(r) = resume {
+            if r.total != total {
+                return Err(ScanError::Config(format!(
+                    "the resume file describes {} (address, port) pairs but these targets and {ports} make {total}: resume with the same targets and ports",
+                    r.total
+                )));
+            }
+            seed = r.seed;
+            next_k = r.next;
+            requeue.extend(
+                r.outstanding
+                    .iter()
+                    .copied()
+                    .filter(|p| *p < total && p % shard.count == shard.index),
+            );
+        }
+        let shard_len = if total > shard.index {
+            (total - shard.index).div_ceil(shard.count)
+        } else {
+            0
+        };
+        if next_k > shard_len {
+            return Err(ScanError::Config(format!(
+                "the resume file says step {next_k} of a shard that has only {shard_len}: it does not belong to this scan"
+            )));
+        }
+        Ok(Walk {
+            seed,
+            shard,
+            next_k,
+            shard_len,
+            requeue,
+            done_before: resume.map_or(0, |r| r.next.saturating_sub(r.outstanding.len() as u64)),
+        })
+    }
+}
+
+/// Local source addresses by target, shared by a /24 (IPv4) or /64
+/// (IPv6): asking the routing table costs a few system calls, and routes
+/// and source addresses practically never differ inside one. Shared with
+/// the UDP engine.
+#[derive(Default)]
+pub(crate) struct LocalAddrs(HashMap<IpAddr, Option<IpAddr>>);
+
+impl LocalAddrs {
+    /// The source address for `target`, from the cache or `lookup`.
+    pub fn get(
+        &mut self,
+        target: IpAddr,
+        lookup: impl FnOnce(IpAddr) -> Option<IpAddr>,
+    ) -> Option<IpAddr> {
+        let key = match target {
+            IpAddr::V4(a) if !a.is_loopback() => IpAddr::V4((u32::from(a) & 0xffff_ff00).into()),
+            IpAddr::V6(a) if !a.is_loopback() => {
+                IpAddr::V6((u128::from(a) & !((1u128 << 64) - 1)).into())
+            }
+            other => other,
+        };
+        if let Some(l) = self.0.get(&key) {
+            return *l;
+        }
+        if self.0.len() > 65_536 {
+            self.0.clear();
+        }
+        let l = lookup(target);
+        self.0.insert(key, l);
+        l
+    }
 }
 
 impl PartialEq for Timer {
@@ -230,7 +336,7 @@ struct Engine<'a, 'b> {
     inflight: HashMap<Key, Pending>,
     timers: BinaryHeap<Timer>,
     hosts: HashMap<IpAddr, Host>,
-    local: HashMap<IpAddr, Option<IpAddr>>,
+    local: LocalAddrs,
     suspect: Vec<Observation>,
     rsts: Vec<(IpAddr, [u8; MAX_PROBE_LEN], usize)>,
     // rate control
@@ -274,43 +380,14 @@ pub fn run(
     emit: &mut dyn FnMut(ScanEvent),
 ) -> Result<EngineOutcome, ScanError> {
     let total = space.total();
-    let shard = cfg.resume.as_ref().map(|r| r.shard).unwrap_or(cfg.shard);
-    if shard.count == 0 || shard.index >= shard.count {
-        return Err(ScanError::Config(format!(
-            "shard {}/{} is out of range: use I/N with 0 <= I < N",
-            shard.index, shard.count
-        )));
-    }
-    let mut seed = cfg.seed;
-    let mut next_k = 0;
-    let mut requeue = VecDeque::new();
-    if let Some(r) = &cfg.resume {
-        if r.total != total {
-            return Err(ScanError::Config(format!(
-                "the resume file describes {} (address, port) pairs but these targets and ports make {total}: resume with the same targets and ports",
-                r.total
-            )));
-        }
-        seed = r.seed;
-        next_k = r.next;
-        let s = r.shard;
-        requeue.extend(
-            r.outstanding
-                .iter()
-                .copied()
-                .filter(|p| *p < total && s.count > 0 && p % s.count == s.index),
-        );
-    }
-    let shard_len = if total > shard.index {
-        (total - shard.index).div_ceil(shard.count)
-    } else {
-        0
-    };
-    if next_k > shard_len {
-        return Err(ScanError::Config(format!(
-            "the resume file says step {next_k} of a shard that has only {shard_len}: it does not belong to this scan"
-        )));
-    }
+    let Walk {
+        seed,
+        shard,
+        next_k,
+        shard_len,
+        requeue,
+        done_before,
+    } = Walk::plan(total, cfg.seed, cfg.shard, cfg.resume.as_ref(), "ports")?;
     let (rate, max_rate, adaptive) = match cfg.rate {
         RateMode::Fixed(r) => (r.max(1) as f64, r.max(1) as f64, false),
         RateMode::Adaptive { start, max } => {
@@ -334,7 +411,7 @@ pub fn run(
         inflight: HashMap::new(),
         timers: BinaryHeap::new(),
         hosts: HashMap::new(),
-        local: HashMap::new(),
+        local: LocalAddrs::default(),
         suspect: Vec::new(),
         rsts: Vec::new(),
         rate,
@@ -354,10 +431,7 @@ pub fn run(
         rttvar: 0.0,
         highest_try: 0,
         silent_hosts: 0,
-        done_before: cfg
-            .resume
-            .as_ref()
-            .map_or(0, |r| r.next.saturating_sub(r.outstanding.len() as u64)),
+        done_before,
         ip_id: (cfg.key.0 as u32) ^ 0x5a5a,
         summary: ScanSummary::default(),
         local_error: None,
@@ -556,25 +630,8 @@ impl Engine<'_, '_> {
     }
 
     fn local_for(&mut self, target: IpAddr) -> Option<IpAddr> {
-        // Asking the routing table costs a few system calls, so the answer
-        // is shared by a /24 (IPv4) or /64 (IPv6): routes and source
-        // addresses practically never differ inside one.
-        let key = match target {
-            IpAddr::V4(a) if !a.is_loopback() => IpAddr::V4((u32::from(a) & 0xffff_ff00).into()),
-            IpAddr::V6(a) if !a.is_loopback() => {
-                IpAddr::V6((u128::from(a) & !((1u128 << 64) - 1)).into())
-            }
-            other => other,
-        };
-        if let Some(l) = self.local.get(&key) {
-            return *l;
-        }
-        if self.local.len() > 65_536 {
-            self.local.clear();
-        }
-        let l = self.io.local_addr(target);
-        self.local.insert(key, l);
-        l
+        let io = &mut self.io;
+        self.local.get(target, |t| io.local_addr(t))
     }
 
     fn pair_at(&self, pos: u64) -> Option<Key> {
@@ -1066,7 +1123,8 @@ impl EngineConfig {
     }
 }
 
-fn is_transient(e: &std::io::Error) -> bool {
+/// A send error worth retrying later (buffers full, interrupted).
+pub(crate) fn is_transient(e: &std::io::Error) -> bool {
     matches!(
         e.raw_os_error(),
         Some(libc::ENOBUFS) | Some(libc::EAGAIN) | Some(libc::EINTR)

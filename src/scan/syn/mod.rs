@@ -149,9 +149,10 @@ pub fn engine_config(cfg: &ScanConfig) -> Result<EngineConfig, ScanError> {
             )));
         }
     };
-    let resume = match &cfg.resume_from {
-        Some(p) => Some(read_resume(p)?),
-        None => None,
+    let resume = match (&cfg.resume, &cfg.resume_from) {
+        (Some(state), _) => Some(state.clone()),
+        (None, Some(p)) => Some(read_resume(p)?),
+        (None, None) => None,
     };
     let sports = cfg.source_ports.unwrap_or((61000, 65535));
     if sports.0 == 0 || sports.0 > sports.1 {
@@ -191,44 +192,21 @@ pub fn parse_shard(s: &str) -> Result<(u64, u64), ScanError> {
     Ok((i, n))
 }
 
-/// Reads a resume file written by an interrupted scan.
+/// Reads a resume file written by an interrupted TCP-only or UDP-only
+/// scan ([`crate::scan::resume::read`] reads either kind).
 pub fn read_resume(path: &Path) -> Result<ResumeState, ScanError> {
-    let text = std::fs::read_to_string(path).map_err(|e| {
-        ScanError::Config(format!(
-            "cannot read the resume file {}: {e}",
+    match crate::scan::resume::read(path)? {
+        crate::scan::resume::ResumeFile::Single(state) => Ok(state),
+        crate::scan::resume::ResumeFile::Mixed(_) => Err(ScanError::Config(format!(
+            "{}: this resume file is of a scan of TCP and UDP ports: resume with the ports of the interrupted scan",
             path.display()
-        ))
-    })?;
-    let state: ResumeState = serde_json::from_str(&text).map_err(|e| {
-        ScanError::Config(format!(
-            "{}:{}: not a portwarden resume file ({e}); pass the file an interrupted scan wrote",
-            path.display(),
-            e.line()
-        ))
-    })?;
-    if state.version != 1 {
-        return Err(ScanError::Config(format!(
-            "{}: resume file version {} is not supported (expected 1)",
-            path.display(),
-            state.version
-        )));
+        ))),
     }
-    Ok(state)
 }
 
 /// Writes the resume state (atomically: a temporary file renamed over it).
 pub fn write_resume(path: &Path, state: &ResumeState) -> Result<(), ScanError> {
-    let text = serde_json::to_string(state)
-        .map_err(|e| ScanError::Config(format!("cannot encode the resume state: {e}")))?;
-    let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, text)
-        .and_then(|_| std::fs::rename(&tmp, path))
-        .map_err(|e| {
-            ScanError::Config(format!(
-                "cannot write the resume file {}: {e}",
-                path.display()
-            ))
-        })
+    crate::scan::resume::write_atomic(path, state)
 }
 
 /// Re-checks the SYN-ACKs of suspected SYN proxies with full connects:

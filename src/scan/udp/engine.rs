@@ -17,8 +17,17 @@
 //! with one try more; hosts that never sent an ICMP error get plain
 //! time-out retries. Pacing is per host, so the global rate stays high
 //! while many hosts are scanned at once.
+//!
+//! A host's paced retries go on for as long as its silent ports need them
+//! (a Linux host answers about one closed port a second, so 1,000 ports
+//! take about 17 minutes, on every host at once), bounded by the host
+//! time-out. Two things end them early: the time-out, and a host whose
+//! paced tries go unanswered many times in a row (it drops, rather than
+//! limits). Pairs concluded open|filtered that way, before their tries were
+//! spent, are counted as undecided in the summary rather than passed off as
+//! verified silence.
 
-use std::cmp::{Ordering as CmpOrdering, Reverse};
+use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -30,7 +39,7 @@ use super::packet::{self, MAX_PROBE_LEN, UdpProbe, UdpReplyKind};
 use crate::model::{Observation, Progress, Proto, Reason, ScanEvent, ServiceInfo};
 use crate::scan::permute::Permutation;
 use crate::scan::syn::cookie::{Cookie, MAX_TRIES};
-use crate::scan::syn::engine::{ResumeState, Shard};
+use crate::scan::syn::engine::{Key, LocalAddrs, ResumeState, Shard, Timer, Walk, is_transient};
 use crate::scan::syn::io::OutPacket;
 use crate::scan::{ScanError, ScanSummary, TimeoutConfig};
 
@@ -56,8 +65,12 @@ pub struct UdpEngineConfig {
     /// them beyond the refill).
     pub pacing_margin: f64,
     /// Paced retries to one host stop this long after its first probe;
-    /// what is still silent then is open|filtered.
-    pub host_budget: Duration,
+    /// what is still silent then is open|filtered and counted undecided.
+    pub host_timeout: Duration,
+    /// A host whose paced tries went unanswered this many times in a row
+    /// drops rather than limits: its remaining silent pairs are concluded
+    /// (open|filtered, undecided) instead of being paced further.
+    pub give_up_after: u32,
     /// Ports (sorted) whose silent pairs get one paced try more and are
     /// retried first: the high-risk ones.
     pub priority: Vec<u16>,
@@ -78,13 +91,18 @@ impl Default for UdpEngineConfig {
             resume: None,
             icmp_rate: 1.0,
             icmp_burst: 6.0,
-            pacing_margin: 0.85,
-            host_budget: Duration::from_secs(12),
+            pacing_margin: 0.9,
+            host_timeout: DEFAULT_HOST_TIMEOUT,
+            give_up_after: 12,
             priority: Vec::new(),
             progress_every: Duration::from_millis(250),
         }
     }
 }
+
+/// Default bound on one host's paced retries: enough for 1,000 ports
+/// behind Linux's limiter (about 17 minutes), with room to spare.
+pub const DEFAULT_HOST_TIMEOUT: Duration = Duration::from_secs(30 * 60);
 
 /// The (address × port) space and the payload each port gets.
 pub struct UdpSpace<'a> {
@@ -113,32 +131,9 @@ pub struct UdpOutcome {
     pub duplicates: u64,
     /// Retries released by a host's limiter model.
     pub paced_retries: u64,
-}
-
-type Key = (IpAddr, u16);
-
-#[derive(Clone, Copy)]
-struct Timer {
-    at: Duration,
-    key: Key,
-    tries: u8,
-}
-
-impl PartialEq for Timer {
-    fn eq(&self, other: &Self) -> bool {
-        self.at == other.at
-    }
-}
-impl Eq for Timer {}
-impl PartialOrd for Timer {
-    fn partial_cmp(&self, other: &Self) -> Option<CmpOrdering> {
-        Some(self.cmp(other))
-    }
-}
-impl Ord for Timer {
-    fn cmp(&self, other: &Self) -> CmpOrdering {
-        other.at.cmp(&self.at)
-    }
+    /// Hosts whose paced retries were ended early: by the host time-out,
+    /// or because they stopped answering paced tries.
+    pub hosts_cut_short: u64,
 }
 
 struct Pending {
@@ -166,6 +161,11 @@ struct Host {
     waiting: VecDeque<Key>,
     slot_scheduled: bool,
     inflight: u32,
+    /// Paced tries unanswered in a row, and answered in all.
+    misses: u32,
+    paced_answered: u32,
+    /// Paced retries ended (time-out or `give_up_after`).
+    cut_short: bool,
 }
 
 impl Host {
@@ -203,8 +203,10 @@ struct Engine<'a, 'b> {
     inflight: HashMap<Key, Pending>,
     timers: BinaryHeap<Timer>,
     slots: BinaryHeap<Reverse<(Duration, IpAddr)>>,
+    /// Plain retries held back until a limiter refill has surely passed.
+    held: BinaryHeap<Reverse<(Duration, Key)>>,
     hosts: HashMap<IpAddr, Host>,
-    local: HashMap<IpAddr, Option<IpAddr>>,
+    local: LocalAddrs,
     tokens: f64,
     last_refill: Duration,
     srtt: Option<f64>,
@@ -215,6 +217,7 @@ struct Engine<'a, 'b> {
     invalid: u64,
     duplicates: u64,
     paced: u64,
+    cut_short: u64,
     next_progress: Duration,
     progress_sent: u64,
     progress_at: Duration,
@@ -223,6 +226,8 @@ struct Engine<'a, 'b> {
 const BATCH_MAX: usize = 32;
 /// Upper bound of a host's modelled ICMP refill (per second).
 const MAX_ICMP_RATE: f64 = 10_000.0;
+/// Factor a host's modelled refill grows by per answered paced try.
+const PACED_CLIMB: f64 = 1.02;
 
 /// Runs a UDP scan over `io` and emits one observation per concluded pair.
 pub fn run(
@@ -232,42 +237,14 @@ pub fn run(
     emit: &mut dyn FnMut(ScanEvent),
 ) -> Result<UdpOutcome, ScanError> {
     let total = space.total();
-    let shard = cfg.resume.as_ref().map(|r| r.shard).unwrap_or(cfg.shard);
-    if shard.count == 0 || shard.index >= shard.count {
-        return Err(ScanError::Config(format!(
-            "shard {}/{} is out of range: use I/N with 0 <= I < N",
-            shard.index, shard.count
-        )));
-    }
-    let mut seed = cfg.seed;
-    let mut next_k = 0;
-    let mut requeue = VecDeque::new();
-    if let Some(r) = &cfg.resume {
-        if r.total != total {
-            return Err(ScanError::Config(format!(
-                "the resume file describes {} (address, port) pairs but these targets and UDP ports make {total}: resume with the same targets and ports",
-                r.total
-            )));
-        }
-        seed = r.seed;
-        next_k = r.next;
-        requeue.extend(
-            r.outstanding
-                .iter()
-                .copied()
-                .filter(|p| *p < total && p % shard.count == shard.index),
-        );
-    }
-    let shard_len = if total > shard.index {
-        (total - shard.index).div_ceil(shard.count)
-    } else {
-        0
-    };
-    if next_k > shard_len {
-        return Err(ScanError::Config(format!(
-            "the resume file says step {next_k} of a shard that has only {shard_len}: it does not belong to this scan"
-        )));
-    }
+    let Walk {
+        seed,
+        shard,
+        next_k,
+        shard_len,
+        requeue,
+        done_before,
+    } = Walk::plan(total, cfg.seed, cfg.shard, cfg.resume.as_ref(), "UDP ports")?;
     let now = io.now();
     let mut e = Engine {
         io,
@@ -280,17 +257,15 @@ pub fn run(
         shard,
         shard_len,
         next_k,
-        done_before: cfg
-            .resume
-            .as_ref()
-            .map_or(0, |r| r.next.saturating_sub(r.outstanding.len() as u64)),
+        done_before,
         requeue,
         resend: VecDeque::new(),
         inflight: HashMap::new(),
         timers: BinaryHeap::new(),
         slots: BinaryHeap::new(),
+        held: BinaryHeap::new(),
         hosts: HashMap::new(),
-        local: HashMap::new(),
+        local: LocalAddrs::default(),
         tokens: 1.0,
         last_refill: now,
         srtt: None,
@@ -300,6 +275,7 @@ pub fn run(
         invalid: 0,
         duplicates: 0,
         paced: 0,
+        cut_short: 0,
         next_progress: now + cfg.progress_every,
         progress_sent: 0,
         progress_at: now,
@@ -329,6 +305,7 @@ impl Engine<'_, '_> {
             }
             self.expire(now, stopping.is_some());
             if stopping.is_none() {
+                self.release_held(now);
                 self.release_slots(now);
                 self.send_some(now)?;
             }
@@ -341,6 +318,9 @@ impl Engine<'_, '_> {
             let mut until = self.next_progress;
             if let Some(t) = self.timers.peek() {
                 until = until.min(t.at);
+            }
+            if let Some(Reverse((t, _))) = self.held.peek() {
+                until = until.min(*t);
             }
             if let Some(Reverse((t, _))) = self.slots.peek() {
                 until = until.min(*t);
@@ -397,6 +377,7 @@ impl Engine<'_, '_> {
             invalid: self.invalid,
             duplicates: self.duplicates,
             paced_retries: self.paced,
+            hosts_cut_short: self.cut_short,
         })
     }
 
@@ -413,6 +394,7 @@ impl Engine<'_, '_> {
             || !self.requeue.is_empty()
             || self.next_k < self.shard_len
             || !self.slots.is_empty()
+            || !self.held.is_empty()
     }
 
     fn is_priority(&self, port: u16) -> bool {
@@ -420,13 +402,17 @@ impl Engine<'_, '_> {
     }
 
     /// Tries a pair may get: the configured count; for a host known to
-    /// send ICMP errors (whose limiter may have hidden a "closed") one more,
-    /// and two more for a priority port.
+    /// send ICMP errors (whose limiter may have hidden a "closed") paced
+    /// tries more (priority ports get theirs first): two while the host's
+    /// model is unproven (one may be lost to a model that ran ahead of the
+    /// real limiter), one once a paced try of the host was answered (a
+    /// paced try unanswered then means a dropped port, and every extra try
+    /// of a dropped port costs a refill of the host's limiter).
     fn allowed_tries(&self, key: Key) -> u8 {
         let base = self.cfg.retries.saturating_add(1).clamp(1, MAX_TRIES);
         match self.hosts.get(&key.0) {
             Some(h) if h.icmp > 0 => {
-                let extra = if self.is_priority(key.1) { 2 } else { 1 };
+                let extra = if h.paced_answered > 0 { 1 } else { 2 };
                 (base + extra).min(MAX_TRIES)
             }
             _ => base,
@@ -448,24 +434,55 @@ impl Engine<'_, '_> {
             let tries = p.tries;
             let allowed = self.allowed_tries(key);
             let margin = self.cfg.pacing_margin;
-            let budget = self.cfg.host_budget;
+            let host_timeout = self.cfg.host_timeout;
+            let give_up_after = self.cfg.give_up_after.max(1);
             let prio = self.is_priority(key.1);
             let paced = p.paced;
+            let p_last = p.last_sent;
             let floor = self.cfg.icmp_rate.max(0.01);
             let Some(h) = self.hosts.get_mut(&key.0) else {
                 continue;
             };
             if paced {
                 // A paced try went unanswered: the port may be dropped, or
-                // the model ran ahead of the real limiter. Back off.
+                // the model ran ahead of the real limiter. Back off. Before
+                // any paced try was answered the model's burst is a guess
+                // (an earlier scan may have spent the real one): empty it,
+                // so the next tries wait for a refill the limiter surely has.
                 h.rate = (h.rate / 2.0).max(floor);
+                if h.paced_answered == 0 {
+                    h.refill(now, margin);
+                    h.tokens = h.tokens.min(0.0);
+                }
+                h.misses += 1;
+            } else if h.icmp > 0 && f64::from(h.icmp) < h.burst {
+                // A plain try went unanswered by a host that answers with
+                // ICMP errors but has not shown a whole burst: the port may
+                // be dropped, or the real bucket is emptier than the
+                // model's (a resumed scan, or an earlier scan, spent it).
+                // Trust no burst: the next paced tries wait for a refill.
+                h.refill(now, margin);
+                h.tokens = h.tokens.min(0.0);
             }
             if tries >= allowed {
                 self.conclude(key, Reason::NoResponse, None, tries, None);
             } else if h.icmp == 0 {
-                self.resend.push_back(key);
-            } else if now.saturating_sub(h.first) >= budget {
-                self.conclude(key, Reason::NoResponse, None, tries, None);
+                // No ICMP error from this host yet: it may drop, or its
+                // limiter may be empty (an earlier scan spent it, or a
+                // resumed scan's first tries fell in it). Retry once a
+                // refill has surely passed, so a closed port can show.
+                let at = p_last + Duration::from_secs_f64(1.0 / (floor * margin).max(1e-3));
+                if at <= now {
+                    self.resend.push_back(key);
+                } else {
+                    self.held.push(Reverse((at, key)));
+                }
+            } else if h.cut_short
+                || h.misses >= give_up_after
+                || now.saturating_sub(h.first) >= host_timeout
+            {
+                self.conclude_undecided(key, tries);
+                self.cut_host_short(key.0);
             } else {
                 // The limiter may have eaten the answer: wait for a token.
                 if prio {
@@ -479,6 +496,19 @@ impl Engine<'_, '_> {
                     let at = h.next_token(now, margin);
                     self.slots.push(Reverse((at, key.0)));
                 }
+            }
+        }
+    }
+
+    /// Hands held plain retries to the sender when they are due.
+    fn release_held(&mut self, now: Duration) {
+        while let Some(Reverse((at, key))) = self.held.peek().copied() {
+            if at > now {
+                break;
+            }
+            self.held.pop();
+            if self.inflight.contains_key(&key) {
+                self.resend.push_back(key);
             }
         }
     }
@@ -501,6 +531,10 @@ impl Engine<'_, '_> {
                 continue;
             };
             h.slot_scheduled = false;
+            if now.saturating_sub(h.first) >= self.cfg.host_timeout {
+                self.cut_host_short(addr);
+                continue;
+            }
             h.refill(now, margin);
             while h.tokens >= 1.0 {
                 let Some(key) = h.waiting.pop_front() else {
@@ -526,22 +560,8 @@ impl Engine<'_, '_> {
     }
 
     fn local_for(&mut self, target: IpAddr) -> Option<IpAddr> {
-        let key = match target {
-            IpAddr::V4(a) if !a.is_loopback() => IpAddr::V4((u32::from(a) & 0xffff_ff00).into()),
-            IpAddr::V6(a) if !a.is_loopback() => {
-                IpAddr::V6((u128::from(a) & !((1u128 << 64) - 1)).into())
-            }
-            other => other,
-        };
-        if let Some(l) = self.local.get(&key) {
-            return *l;
-        }
-        if self.local.len() > 65_536 {
-            self.local.clear();
-        }
-        let l = self.io.local_addr(target);
-        self.local.insert(key, l);
-        l
+        let io = &mut self.io;
+        self.local.get(target, |t| io.local_addr(t))
     }
 
     fn pair_at(&self, pos: u64) -> Option<Key> {
@@ -697,6 +717,9 @@ impl Engine<'_, '_> {
             waiting: VecDeque::new(),
             slot_scheduled: false,
             inflight: 0,
+            misses: 0,
+            paced_answered: 0,
+            cut_short: false,
         });
         h.inflight += 1;
     }
@@ -739,6 +762,13 @@ impl Engine<'_, '_> {
                 }
             }
         }
+        if paced
+            && t + 1 == tries
+            && let Some(h) = self.hosts.get_mut(&key.0)
+        {
+            h.misses = 0;
+            h.paced_answered += 1;
+        }
         let (reason, service) = match &r.reply.kind {
             UdpReplyKind::Data(bytes) => {
                 if let Some(h) = self.hosts.get_mut(&key.0) {
@@ -751,9 +781,11 @@ impl Engine<'_, '_> {
                 // "prohibited", comes out of the same limiter.
                 self.learn_limit(key.0, r.at, !paced);
                 if paced && t + 1 == tries {
-                    // The paced try was answered: probe a faster refill.
+                    // The paced try was answered: probe a slightly faster
+                    // refill. Slowly, because overshooting costs a try (an
+                    // unanswered one halves the rate again).
                     if let Some(h) = self.hosts.get_mut(&key.0) {
-                        h.rate = (h.rate * 1.25).min(MAX_ICMP_RATE);
+                        h.rate = (h.rate * PACED_CLIMB).min(MAX_ICMP_RATE);
                     }
                 }
                 (*reason, None)
@@ -784,6 +816,32 @@ impl Engine<'_, '_> {
             h.burst = h.burst.max(f64::from(h.icmp));
             h.rate = (h.rate * 2.0).max(f64::from(h.icmp) / span.max(0.05));
             h.tokens = h.tokens.max(1.0);
+        }
+    }
+
+    /// Ends a host's paced retries: its waiting pairs are concluded
+    /// undecided (pairs with a try in flight follow when it times out).
+    fn cut_host_short(&mut self, addr: IpAddr) {
+        let Some(h) = self.hosts.get_mut(&addr) else {
+            return;
+        };
+        if !h.cut_short {
+            h.cut_short = true;
+            self.cut_short += 1;
+        }
+        let waiting = std::mem::take(&mut h.waiting);
+        for k in waiting {
+            let t = self.inflight.get(&k).map_or(0, |p| p.tries);
+            self.conclude_undecided(k, t);
+        }
+    }
+
+    /// Concludes a silent pair whose tries were not spent (its host's
+    /// paced retries ended): open|filtered, counted undecided.
+    fn conclude_undecided(&mut self, key: Key, tries: u8) {
+        if self.inflight.contains_key(&key) {
+            self.summary.udp_undecided += 1;
+            self.conclude(key, Reason::NoResponse, None, tries, None);
         }
     }
 
@@ -837,11 +895,4 @@ impl Engine<'_, '_> {
             rate,
         }));
     }
-}
-
-fn is_transient(e: &std::io::Error) -> bool {
-    matches!(
-        e.raw_os_error(),
-        Some(libc::ENOBUFS) | Some(libc::EAGAIN) | Some(libc::EINTR)
-    )
 }

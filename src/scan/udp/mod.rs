@@ -144,6 +144,7 @@ pub fn engine_config(cfg: &ScanConfig, opts: &UdpOptions) -> Result<UdpEngineCon
         stop: cfg.stop.clone(),
         resume: syn.resume,
         priority: opts.priority.clone(),
+        host_timeout: cfg.host_timeout,
         ..UdpEngineConfig::default()
     })
 }

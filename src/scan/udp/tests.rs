@@ -338,3 +338,133 @@ fn shards_split_the_space_and_resume_finishes_it() {
     }
     assert_eq!(first.len() + second.len(), hosts as usize * PORTS.len());
 }
+
+/// 3 hosts × 400 ports behind Linux's limiter (1/s after 6): most ports
+/// closed, every 50th dropped, every 97th open.
+fn many_ports_net() -> (FakeUdpNet, Vec<u16>) {
+    let ports: Vec<u16> = (2000..2400).collect();
+    let net = FakeUdpNet::new(Box::new(|_, port, _| match port {
+        p if p % 97 == 0 => Some(FakeAnswer::Data(b"pong".to_vec())),
+        p if p % 50 == 7 => None,
+        _ => Some(FakeAnswer::Icmp(3)),
+    }))
+    .with_icmp_limit(1.0, 6.0);
+    (net, ports)
+}
+
+fn many_ports_truth(port: u16) -> PortState {
+    match port {
+        p if p % 97 == 0 => PortState::Open,
+        p if p % 50 == 7 => PortState::OpenFiltered,
+        _ => PortState::Closed,
+    }
+}
+
+#[test]
+fn a_rate_limited_hosts_closed_ports_all_end_closed() {
+    // 400 ports need ~400 s of the limiter per host: the engine keeps
+    // pacing each host at its learned rate, all hosts side by side, until
+    // every silent port had its tries.
+    let (mut net, ports) = many_ports_net();
+    let r = run(&mut net, 3, &ports, &cfg());
+    assert_eq!(r.obs.len(), 1200);
+    let wrong: Vec<_> = r
+        .obs
+        .values()
+        .filter(|o| o.state != many_ports_truth(o.port))
+        .map(|o| (o.ip, o.port, o.state))
+        .collect();
+    assert_eq!(wrong, vec![], "misjudged");
+    let s = &r.outcome.summary;
+    // 4 open, 8 dropped of the 400 ports; per host.
+    assert_eq!((s.open, s.open_filtered, s.closed), (12, 24, 1164));
+    assert_eq!(s.udp_undecided, 0);
+    assert_eq!(r.outcome.hosts_cut_short, 0);
+    // Paced at about the limiter's rate, hosts in parallel: ~400 s of
+    // virtual time, not 3 × 400.
+    let secs = s.elapsed.as_secs_f64();
+    assert!((380.0..560.0).contains(&secs), "took {secs:.0} s");
+}
+
+#[test]
+fn loss_on_top_of_the_limiter_costs_at_most_a_few_closed_ports() {
+    // Seeded 1 % loss each way on top: a closed port is misjudged only if
+    // both its paced tries are lost; never anything else.
+    for seed in [1, 7, 42] {
+        let (net, ports) = many_ports_net();
+        let mut net = net.with_loss(0.01, seed);
+        let r = run(&mut net, 3, &ports, &cfg());
+        assert_eq!(r.obs.len(), 1200);
+        let wrong: Vec<_> = r
+            .obs
+            .values()
+            .filter(|o| o.state != many_ports_truth(o.port))
+            .map(|o| (many_ports_truth(o.port), o.state))
+            .collect();
+        assert!(wrong.len() <= 3, "seed {seed}: {wrong:?}");
+        assert!(
+            wrong
+                .iter()
+                .all(|w| *w == (PortState::Closed, PortState::OpenFiltered)),
+            "seed {seed}: {wrong:?}"
+        );
+        assert_eq!(r.outcome.summary.open, 12, "seed {seed}");
+    }
+}
+
+#[test]
+fn the_host_timeout_bounds_pacing_and_the_rest_is_counted_undecided() {
+    let (mut net, ports) = many_ports_net();
+    let c = UdpEngineConfig {
+        host_timeout: Duration::from_secs(60),
+        ..cfg()
+    };
+    let r = run(&mut net, 3, &ports, &c);
+    assert_eq!(r.obs.len(), 1200);
+    let s = &r.outcome.summary;
+    assert!(s.elapsed.as_secs_f64() < 75.0, "{:?}", s.elapsed);
+    assert_eq!(r.outcome.hosts_cut_short, 3);
+    // Nothing is judged wrongly but silence: what is not closed yet is
+    // open|filtered, and exactly those closed ports are the undecided ones.
+    let mut closed_as_silent = 0;
+    for o in r.obs.values() {
+        let want = many_ports_truth(o.port);
+        if o.state != want {
+            assert_eq!(
+                (want, o.state),
+                (PortState::Closed, PortState::OpenFiltered)
+            );
+            closed_as_silent += 1;
+        }
+    }
+    assert!(closed_as_silent > 900, "{closed_as_silent}");
+    // Undecided: the closed ones cut short, plus dropped ones cut short.
+    assert!(s.udp_undecided >= closed_as_silent, "{}", s.udp_undecided);
+    assert!(
+        s.udp_undecided <= closed_as_silent + 24,
+        "{}",
+        s.udp_undecided
+    );
+    assert_eq!(s.open, 12);
+}
+
+#[test]
+fn a_host_that_stops_answering_paced_tries_is_not_paced_for_long() {
+    // The first 20 ports are closed, the other 380 dropped (a firewall
+    // that rejects a few ports and drops the rest): after 12 unanswered
+    // paced tries in a row the host's remaining pairs are concluded
+    // (undecided) instead of being paced for 30 minutes.
+    let ports: Vec<u16> = (2000..2400).collect();
+    let mut net = FakeUdpNet::new(Box::new(|_, port, _| {
+        (port < 2020).then_some(FakeAnswer::Icmp(3))
+    }))
+    .with_icmp_limit(1.0, 6.0);
+    let r = run(&mut net, 1, &ports, &cfg());
+    assert_eq!(r.obs.len(), 400);
+    assert!(r.obs.values().all(|o| o.state != PortState::Open));
+    assert_eq!(r.outcome.hosts_cut_short, 1);
+    let s = &r.outcome.summary;
+    assert!(s.elapsed.as_secs_f64() < 60.0, "{:?}", s.elapsed);
+    assert_eq!(s.closed + s.open_filtered, 400);
+    assert!(s.udp_undecided > 300, "{}", s.udp_undecided);
+}
