@@ -744,10 +744,12 @@ fn finish_audit(
             gate_tripped,
             rules_dir: req.scope.rules_dir.clone(),
             policy_path: req.policy.clone(),
-            rule_files: Some(rules.files.clone()),
+            rule_files: rules.files.clone(),
             source_interfaces: interfaces_of(&sources),
             source_addresses: sources,
             partial_import,
+            local_errors: summary.local_errors,
+            udp_undecided: summary.udp_undecided,
             history: anchor.clone(),
             inputs: input_files(&req.import, &provenance)?,
         };

@@ -47,43 +47,6 @@ pub const SIGNATURE_FORMAT: &str = "portwarden-signature-v1";
 /// files, so anything bigger is not ours.
 const MAX_MANIFEST_BYTES: u64 = 16 << 20;
 
-/// The embedded rule files, by the name they have in a rules directory.
-const EMBEDDED_RULES: &[(&str, &str)] = &[
-    ("ports.toml", include_str!("../../rules/ports.toml")),
-    (
-        "remediation.toml",
-        include_str!("../../rules/remediation.toml"),
-    ),
-    (
-        "firewalld-services.txt",
-        include_str!("../../rules/firewalld-services.txt"),
-    ),
-    (
-        "profiles/checks.toml",
-        include_str!("../../rules/profiles/checks.toml"),
-    ),
-    (
-        "profiles/cis-v8.toml",
-        include_str!("../../rules/profiles/cis-v8.toml"),
-    ),
-    (
-        "profiles/iso27001-2022.toml",
-        include_str!("../../rules/profiles/iso27001-2022.toml"),
-    ),
-    (
-        "profiles/mlps2-level3.toml",
-        include_str!("../../rules/profiles/mlps2-level3.toml"),
-    ),
-    (
-        "profiles/nist-800-53r5.toml",
-        include_str!("../../rules/profiles/nist-800-53r5.toml"),
-    ),
-    (
-        "profiles/pci-dss-4.0.toml",
-        include_str!("../../rules/profiles/pci-dss-4.0.toml"),
-    ),
-];
-
 /// Which rules an audit used.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RulesInfo {
@@ -264,36 +227,6 @@ pub fn file_sha256(path: &Path) -> Result<String, ReportError> {
         source,
     })?;
     Ok(sha256_hex(&bytes))
-}
-
-/// The rule files in effect: a rules directory's own files where it has
-/// them, the embedded ones otherwise (that is how the loaders resolve them).
-pub fn rules_info(rules_dir: Option<&Path>) -> Result<RulesInfo, ReportError> {
-    let mut files = BTreeMap::new();
-    for (name, text) in EMBEDDED_RULES {
-        let own = rules_dir.map(|d| d.join(name)).filter(|p| p.is_file());
-        let hash = match own {
-            Some(p) => file_sha256(&p)?,
-            None => sha256_hex(text.as_bytes()),
-        };
-        files.insert((*name).to_string(), hash);
-    }
-    // Extra profiles a rules directory adds.
-    if let Some(dir) = rules_dir {
-        let profiles = dir.join("profiles");
-        if let Ok(entries) = fs::read_dir(&profiles) {
-            for e in entries.flatten() {
-                let p = e.path();
-                if p.extension().is_some_and(|x| x == "toml") {
-                    let name = format!("profiles/{}", e.file_name().to_string_lossy());
-                    if let std::collections::btree_map::Entry::Vacant(slot) = files.entry(name) {
-                        slot.insert(file_sha256(&p)?);
-                    }
-                }
-            }
-        }
-    }
-    Ok(rules_info_from(files, rules_dir))
 }
 
 /// [`RulesInfo`] from per-file hashes recorded when the rules were loaded
@@ -723,7 +656,7 @@ mod tests {
             manifest_version: MANIFEST_VERSION,
             tool: "portwarden".into(),
             tool_version: "0.1.0".into(),
-            rules: rules_info(None).unwrap(),
+            rules: rules_info_from(crate::rules::Rules::embedded().files, None),
             policy_file: "p.toml".into(),
             policy_sha256: None,
             command_line: vec!["portwarden".into(), "audit".into()],
@@ -774,39 +707,6 @@ mod tests {
         assert_eq!(r.missing, vec!["sub/c.txt"]);
         assert_eq!(r.extra, vec!["new.txt"]);
         assert_eq!(r.intact, vec!["b.txt"]);
-    }
-
-    #[test]
-    fn a_rules_directory_overrides_what_it_holds() {
-        let dir = std::env::temp_dir().join(format!("pw-evidence-rules-{}", std::process::id()));
-        let _ = fs::remove_dir_all(&dir);
-        fs::create_dir_all(dir.join("profiles")).unwrap();
-        fs::write(dir.join("ports.toml"), "x").unwrap();
-        fs::write(dir.join("profiles/extra.toml"), "y").unwrap();
-        let own = rules_info(Some(&dir)).unwrap();
-        let embedded = rules_info(None).unwrap();
-        fs::remove_dir_all(&dir).unwrap();
-        assert_eq!(own.files["ports.toml"], sha256_hex(b"x"));
-        assert_eq!(own.files["profiles/extra.toml"], sha256_hex(b"y"));
-        assert_eq!(
-            own.files["remediation.toml"],
-            embedded.files["remediation.toml"]
-        );
-        assert_eq!(own.files.len(), embedded.files.len() + 1);
-        assert_ne!(own.sha256, embedded.sha256);
-        assert!(own.version.ends_with("(overrides the embedded rules)"));
-    }
-
-    #[test]
-    fn embedded_rules_are_all_hashed() {
-        let r = rules_info(None).unwrap();
-        assert_eq!(r.files.len(), EMBEDDED_RULES.len());
-        assert_eq!(
-            r.files["ports.toml"],
-            sha256_hex(EMBEDDED_RULES[0].1.as_bytes())
-        );
-        assert!(r.version.starts_with("embedded (portwarden "));
-        assert_eq!(r.sha256.len(), 64);
     }
 
     fn scratch(tag: &str) -> PathBuf {

@@ -1114,6 +1114,29 @@ mod tests {
     }
 
     #[test]
+    fn what_the_scan_could_not_decide_is_said_in_the_scope() {
+        let (m, ev, _) = fixture::parts(Lang::En);
+        assert!(m.scope.gaps.is_empty());
+        assert!(!render(&m, Some(&ev)).unwrap().contains("Not decided"));
+        for lang in [Lang::En, Lang::ZhCn] {
+            let (m, ev, _) = fixture::parts_with(lang, |f| {
+                f.local_errors = 2;
+                f.udp_undecided = 37;
+            });
+            assert_eq!((m.scope.local_errors, m.scope.udp_undecided), (2, 37));
+            assert_eq!(m.scope.gaps.len(), 2);
+            let html = render(&m, Some(&ev)).unwrap();
+            let want = match lang {
+                Lang::En => ["2 pairs were never probed", "37 UDP pairs are undecided"],
+                Lang::ZhCn => ["2 个端口从未探测", "37 个 UDP 端口未能判定"],
+            };
+            for w in want {
+                assert!(html.contains(w), "{w}");
+            }
+        }
+    }
+
+    #[test]
     fn zh_cn_page_is_in_chinese() {
         let (html, _) = page(Lang::ZhCn);
         assert!(html.contains("<html lang=\"zh-CN\">"));

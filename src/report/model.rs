@@ -91,10 +91,16 @@ pub struct RunFacts {
     /// (`None` when none was found).
     pub source_interfaces: Vec<Option<String>>,
     /// The SHA-256 of every rule file in effect, as `rules::Rules` recorded
-    /// them when it read them (`None`: hash the files named by `rules_dir`).
-    pub rule_files: Option<BTreeMap<String, String>>,
+    /// them when it read them.
+    pub rule_files: BTreeMap<String, String>,
     /// An import that accepted a file cut short (`--allow-partial-import`).
     pub partial_import: bool,
+    /// Pairs of a live scan that were never probed: this machine refused
+    /// to send them (reason `local-error`).
+    pub local_errors: u64,
+    /// UDP pairs of a live scan left open|filtered before their retries
+    /// were spent: their hosts' ICMP rate limits outlasted the host time-out.
+    pub udp_undecided: u64,
     /// The run's place in the history, recorded in the manifest.
     pub history: Option<crate::model::HistoryAnchor>,
 }
@@ -171,6 +177,15 @@ pub struct ScopeInfo {
     /// Input files of an import audit, with their SHA-256.
     #[serde(default)]
     pub inputs: Vec<InputFile>,
+    /// What the scan could not decide, in words (local errors, undecided
+    /// UDP pairs); empty when it decided every pair.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub gaps: Vec<String>,
+    /// The counts behind `gaps`.
+    #[serde(default)]
+    pub local_errors: u64,
+    #[serde(default)]
+    pub udp_undecided: u64,
 }
 
 /// The policy a report judged against.
@@ -525,10 +540,7 @@ fn build_scope(input: &ReportInput<'_>, labels: &Labels) -> Result<ScopeInfo, Re
     let policy = input.policy;
     // The rule and policy hashes were recorded when the files were read;
     // nothing is read again here.
-    let rules = match &facts.rule_files {
-        Some(files) => evidence::rules_info_from(files.clone(), facts.rules_dir.as_deref()),
-        None => evidence::rules_info(facts.rules_dir.as_deref())?,
-    };
+    let rules = evidence::rules_info_from(facts.rule_files.clone(), facts.rules_dir.as_deref());
     let policy_sha = policy.sha256.clone();
     let mut vantages: Vec<String> = policy
         .groups
@@ -576,6 +588,16 @@ fn build_scope(input: &ReportInput<'_>, labels: &Labels) -> Result<ScopeInfo, Re
         fail_on: facts.fail_on,
         fail_on_label: t(&format!("severity.{}", facts.fail_on)),
         inputs: facts.inputs.clone(),
+        gaps: [
+            ("ui.gap_local_errors", facts.local_errors),
+            ("ui.gap_udp_undecided", facts.udp_undecided),
+        ]
+        .into_iter()
+        .filter(|(_, n)| *n > 0)
+        .map(|(key, n)| labels.fmt(key, &[("n", &n.to_string())]))
+        .collect(),
+        local_errors: facts.local_errors,
+        udp_undecided: facts.udp_undecided,
     })
 }
 
@@ -1113,6 +1135,14 @@ pub(crate) mod fixture {
 
     /// The model with the evaluation and observations it was built from.
     pub fn parts(lang: Lang) -> (ReportModel, Evaluation, Vec<Observation>) {
+        parts_with(lang, |_| {})
+    }
+
+    /// [`parts`] with the run's facts edited first.
+    pub fn parts_with(
+        lang: Lang,
+        edit: impl FnOnce(&mut RunFacts),
+    ) -> (ReportModel, Evaluation, Vec<Observation>) {
         let profiles = Profiles::embedded().unwrap();
         let policy_text = format!(
             r#"name = '{IMG}'
@@ -1154,7 +1184,7 @@ expires = 2026-01-31
             observations.push(o);
         }
         let evaluation = evaluate(&policy, &profiles, &catalogue, &observations, time);
-        let facts = RunFacts {
+        let mut facts = RunFacts {
             targets: vec![format!("{CMD}")],
             excludes: vec![],
             ports: "common".into(),
@@ -1174,10 +1204,13 @@ expires = 2026-01-31
             inputs: Vec::new(),
             source_addresses: vec!["198.18.0.1".parse().unwrap()],
             source_interfaces: vec![Some("eth0".into())],
-            rule_files: None,
+            rule_files: crate::rules::Rules::embedded().files,
             partial_import: false,
+            local_errors: 0,
+            udp_undecided: 0,
             history: None,
         };
+        edit(&mut facts);
         let labels = Labels::embedded(lang).unwrap();
         let m = ReportModel::build(&ReportInput {
             labels: &labels,
