@@ -543,3 +543,98 @@ fn udp_many_ports_per_host_all_closed_ports_found_closed() {
     assert!(took.as_secs() < 60, "took {took:?}");
     eprintln!("udp 2 hosts × 40 ports: {:.2} s", took.as_secs_f64());
 }
+
+/// UDP over IPv6 on real packets: an echo service in the target namespace
+/// answers (open, named), the host's ICMPv6 port unreachable closes two
+/// ports, an nftables reject with ICMPv6 admin-prohibited is filtered, and
+/// a silent drop is open|filtered, each exactly once. A port unreachable
+/// that comes from another address (a router's) is filtered, not closed.
+#[test]
+fn udp_over_ipv6_states_are_exact() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let host: IpAddr = "2001:2:0:1::72".parse().unwrap();
+    let lab = Lab::builder()
+        .v6_prefix("2001:2:0:1::70/124")
+        .ports(&[1])
+        .build();
+    let dropped: BTreeSet<(IpAddr, u16)> = [(host, 69)].into();
+    let rejected: BTreeSet<(IpAddr, u16)> = [(host, 37)].into();
+    lab.load_target_rules(&crate::lab::udp_ruleset(&dropped, &rejected, None));
+    // An echo service on [host]:7, bound inside the target namespace.
+    let sock = lab.in_target(|| std::net::UdpSocket::bind((host, 7)).expect("bind echo"));
+    sock.set_read_timeout(Some(std::time::Duration::from_millis(100)))
+        .unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let echo = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 2048];
+            while !stop.load(Ordering::Relaxed) {
+                if let Ok((n, from)) = sock.recv_from(&mut buf) {
+                    let _ = sock.send_to(&buf[..n], from);
+                }
+            }
+        })
+    };
+    let scan = || {
+        let out = lab.run(&[
+            "scan",
+            &host.to_string(),
+            "-p",
+            "U:7,9,13,37,69",
+            "--scan",
+            "syn",
+            "--format",
+            "jsonl",
+        ]);
+        let got = rows(&out);
+        let states: Vec<(u16, String, String)> = got
+            .iter()
+            .map(|((_, p), v)| {
+                (
+                    *p,
+                    v["state"].as_str().unwrap().to_owned(),
+                    v["reason"].as_str().unwrap().to_owned(),
+                )
+            })
+            .collect();
+        (states, got)
+    };
+    let want = |closed: (&str, &str)| -> Vec<(u16, String, String)> {
+        [
+            (7, ("open", "udp-response")),
+            (9, closed),
+            (13, closed),
+            (37, ("filtered", "admin-prohibited")),
+            (69, ("open|filtered", "no-response")),
+        ]
+        .into_iter()
+        .map(|(p, (s, r))| (p, s.to_owned(), r.to_owned()))
+        .collect()
+    };
+    // The lab answers for its prefix through a local route, so Linux sends
+    // the ICMPv6 errors from the namespace's own address, as a router
+    // would: the closed ports must come out filtered, never closed.
+    let (states, _) = scan();
+    assert_eq!(states, want(("filtered", "icmp-unreach")));
+    // A real host owns its address: given it on lo, its port unreachables
+    // come from the probed address, and those ports are closed.
+    let st = std::process::Command::new("ip")
+        .args(["netns", "exec", lab.target_ns(), "ip", "-6", "addr", "add"])
+        .arg(format!("{host}/128"))
+        .args(["dev", "lo", "nodad"])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let (states, got) = scan();
+    stop.store(true, Ordering::Relaxed);
+    echo.join().unwrap();
+    assert_eq!(states, want(("closed", "port-unreach")));
+    assert_eq!(
+        got[&(host, 7)]["service"]["name"],
+        "echo",
+        "{}",
+        got[&(host, 7)]
+    );
+}
