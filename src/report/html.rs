@@ -136,7 +136,7 @@ pub fn render_platform_pages(
                     "severity": g.fix.severity,
                     "severity_label": g.severity_label,
                     "hosts": g.fix.hosts.iter().take(FIX_HOSTS_SHOWN).map(|h| h.to_string()).collect::<Vec<_>>(),
-                    "hosts_label": labels.fmt("ui.hosts_count", &[("n", &g.fix.hosts.len().to_string())]),
+                    "hosts_label": hosts_label(labels, g.fix.hosts.len()),
                     "more": if more > 0 { labels.fmt("ui.and_more_hosts_here", &[("n", &more.to_string())]) } else { String::new() },
                     "panel": to(p),
                 }))
@@ -167,6 +167,16 @@ pub fn render_platform_pages(
         write(id, &page)?;
     }
     Ok(())
+}
+
+/// "1 host", "25 hosts" (one form in Chinese: the file gives the same text).
+fn hosts_label(labels: &Labels, n: usize) -> String {
+    let key = if n == 1 {
+        "ui.hosts_count_one"
+    } else {
+        "ui.hosts_count"
+    };
+    labels.fmt(key, &[("n", &n.to_string())])
 }
 
 fn csp_hash(text: &str) -> String {
@@ -243,7 +253,7 @@ fn context(model: &ReportModel, labels: &Labels) -> Result<Value, ReportError> {
                 "severity_label": g.severity_label,
                 "checks": g.checks.iter().map(|c| labels.get(&format!("check.{c}"))).collect::<Vec<_>>(),
                 "hosts": shown,
-                "hosts_label": labels.fmt("ui.hosts_count", &[("n", &g.fix.hosts.len().to_string())]),
+                "hosts_label": hosts_label(labels, g.fix.hosts.len()),
                 "more": if more > 0 { labels.fmt("ui.and_more_hosts", &[("n", &more.to_string())]) } else { String::new() },
                 "platforms": to(&page[..inline]),
                 "links": links,
@@ -1045,6 +1055,8 @@ mod tests {
         assert!(html.contains(&format!("<article class=\"fix\" id=\"{}\">", fx.anchor)));
         assert!(html.contains(&format!("href=\"#fix={}\"", fx.anchor)));
         assert!(html.contains(&format!("<code>{}</code>", fx.fix.hosts[0])));
+        assert_eq!(fx.fix.hosts.len(), 1);
+        assert!(html.contains(" · 1 host</h3>") && !html.contains("1 hosts"));
         assert!(rows.iter().any(|r| r[10] == 0));
         // Static top table for readers without scripts, and the pointer to the full lists.
         assert_eq!(
