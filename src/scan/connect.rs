@@ -226,7 +226,9 @@ pub async fn scan_pairs_with(
 
         if last_progress.elapsed() >= PROGRESS_EVERY {
             let secs = last_progress.elapsed().as_secs_f64();
-            let rate = (summary.sent - last_sent) as f64 / secs;
+            // A local error takes its probe back out of `sent`, so `sent`
+            // can be below the last sample: no underflow, a rate of 0.
+            let rate = summary.sent.saturating_sub(last_sent) as f64 / secs;
             last_sent = summary.sent;
             last_progress = Instant::now();
             let p = Progress {
