@@ -22,6 +22,8 @@
 
 #[path = "../tests/lab/mod.rs"]
 mod lab;
+#[path = "../tests/prereq.rs"]
+mod prereq;
 
 use std::collections::BTreeSet;
 use std::net::IpAddr;

@@ -547,9 +547,7 @@ fn replay(port: u16, routes: &[(&str, &str)]) -> Replay {
 /// The real etcd from Debian's etcd-server on its registered ports.
 fn etcd() -> Option<Server> {
     // `binary` fails the test under CI=true, else says it is skipped.
-    let Some(bin) = binary(&["/usr/bin/etcd"], "etcd-server") else {
-        return None;
-    };
+    let bin = binary(&["/usr/bin/etcd"], "etcd-server")?;
     let dir = Scratch::new("etcd");
     let mut cmd = Command::new(bin);
     cmd.arg("--data-dir").arg(dir.path("data")).args([
@@ -653,9 +651,7 @@ fn http_infrastructure_keeps_its_risk_in_an_audit() {
 /// authentication, on a free port of 127.0.0.1.
 fn influxdb(port: u16, auth: bool) -> Option<Server> {
     // `binary` fails the test under CI=true, else says it is skipped.
-    let Some(bin) = binary(&["/usr/bin/influxd"], "influxdb") else {
-        return None;
-    };
+    let bin = binary(&["/usr/bin/influxd"], "influxdb")?;
     let dir = Scratch::new("influxdb");
     // Its RPC service needs a port too: any free one.
     let rpc = TcpListener::bind("127.0.0.1:0")
