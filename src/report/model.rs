@@ -954,22 +954,7 @@ fn requirement_reason(
             .checks
             .iter()
             .filter(|c| !c.ran)
-            .map(|c| {
-                let kind = c.check.split('@').next().unwrap_or(&c.check);
-                let why = c
-                    .reason_msg
-                    .as_ref()
-                    .and_then(|m| labels.message(m))
-                    .or_else(|| c.reason.clone())
-                    .unwrap_or_default();
-                labels.fmt(
-                    "ui.check_not_run",
-                    &[
-                        ("check", &labels.get(&format!("check.{kind}"))),
-                        ("why", &why),
-                    ],
-                )
-            })
+            .map(|c| check_not_run(c, labels))
             .collect();
         msg.args.insert("checks".into(), checks.join(&sep));
     }
@@ -992,6 +977,27 @@ pub fn finding_message(labels: &Labels, exceptions: &[ExceptionRow], f: &Finding
     labels.message(&msg).unwrap_or_else(|| f.message.clone())
 }
 
+/// A covered check's name in the report's language (`kind@scope` → kind).
+fn check_label(c: &crate::model::CheckCoverage, labels: &Labels) -> String {
+    let kind = c.check.split('@').next().unwrap_or(&c.check);
+    labels.get(&format!("check.{kind}"))
+}
+
+/// "CHECK did not run: WHY", the reason in the report's language when it
+/// has a message key, else as the evaluator recorded it.
+fn check_not_run(c: &crate::model::CheckCoverage, labels: &Labels) -> String {
+    let why = c
+        .reason_msg
+        .as_ref()
+        .and_then(|m| labels.message(m))
+        .or_else(|| c.reason.clone())
+        .unwrap_or_default();
+    labels.fmt(
+        "ui.check_not_run",
+        &[("check", &check_label(c, labels)), ("why", &why)],
+    )
+}
+
 /// A requirement's coverage in words: each mapped check, the hosts it ran
 /// over, or why it did not run.
 fn coverage_text(r: &crate::model::RequirementVerdict, labels: &Labels) -> String {
@@ -999,21 +1005,16 @@ fn coverage_text(r: &crate::model::RequirementVerdict, labels: &Labels) -> Strin
         .checks
         .iter()
         .map(|c| {
-            let kind = c.check.split('@').next().unwrap_or(&c.check);
-            let check = labels.get(&format!("check.{kind}"));
             if c.ran {
                 labels.fmt(
                     "ui.check_ran",
-                    &[("check", &check), ("n", &c.hosts.to_string())],
+                    &[
+                        ("check", &check_label(c, labels)),
+                        ("n", &c.hosts.to_string()),
+                    ],
                 )
             } else {
-                let why = c
-                    .reason_msg
-                    .as_ref()
-                    .and_then(|m| labels.message(m))
-                    .or_else(|| c.reason.clone())
-                    .unwrap_or_default();
-                labels.fmt("ui.check_not_run", &[("check", &check), ("why", &why)])
+                check_not_run(c, labels)
             }
         })
         .collect::<Vec<_>>()
