@@ -323,3 +323,57 @@ async fn run_tcp(
         ScanKind::Syn => syn::run(targets, ports, cfg, events).await,
     }
 }
+
+/// Raises an engine's stop flag when dropped: dropping an engine's future
+/// (Ctrl-C in a `select!`) must stop its thread too, or the process would
+/// keep probing until the scan ends.
+pub(crate) struct StopOnDrop(pub(crate) Arc<AtomicBool>);
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+}
+
+/// An engine thread's events, sent in bursts: waking the consumer task once
+/// per observation cost more CPU than the scan itself on full-range scans
+/// (measured: ~1M futex wake-ups). Progress and notices, a full burst, and
+/// anything older than 50 ms flush it.
+pub(crate) struct EventBurst<'a> {
+    tx: &'a mpsc::Sender<ScanEvent>,
+    burst: Vec<ScanEvent>,
+    cap: usize,
+    last_flush: std::time::Instant,
+}
+
+impl<'a> EventBurst<'a> {
+    pub(crate) fn new(tx: &'a mpsc::Sender<ScanEvent>, cap: usize) -> EventBurst<'a> {
+        EventBurst {
+            tx,
+            burst: Vec::with_capacity(cap),
+            cap,
+            last_flush: std::time::Instant::now(),
+        }
+    }
+
+    pub(crate) fn emit(&mut self, ev: ScanEvent) {
+        let urgent = !matches!(ev, ScanEvent::Observation(_));
+        self.burst.push(ev);
+        if urgent
+            || self.burst.len() >= self.cap
+            || self.last_flush.elapsed() >= Duration::from_millis(50)
+        {
+            self.flush();
+            self.last_flush = std::time::Instant::now();
+        }
+    }
+
+    /// Sends what is held (blocking: called from the engine's thread).
+    pub(crate) fn flush(&mut self) {
+        for ev in self.burst.drain(..) {
+            // A closed channel means nobody listens any more; the scan
+            // still finishes so the summary and resume state are right.
+            let _ = self.tx.blocking_send(ev);
+        }
+    }
+}

@@ -21,12 +21,11 @@ pub mod raw;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use tokio::sync::{Semaphore, mpsc};
 
-use super::{ScanConfig, ScanError, ScanSummary};
+use super::{EventBurst, ScanConfig, ScanError, ScanSummary, StopOnDrop};
 use crate::model::{Observation, Reason, ScanEvent};
 use crate::target::{PortSet, Targets};
 use engine::{EngineConfig, RateMode, ResumeState, Shard, Space};
@@ -70,30 +69,9 @@ pub async fn run(
                 addr_at: &addr_at,
                 ports: &port_list,
             };
-            // Events go out in bursts: waking the consumer task once per
-            // observation cost more CPU than the scan itself on full-range
-            // scans (measured: ~1M futex wake-ups). Progress and notices, and
-            // anything older than 50 ms, flush the burst.
-            let mut burst: Vec<ScanEvent> = Vec::with_capacity(256);
-            let mut last_flush = std::time::Instant::now();
-            let flush = |burst: &mut Vec<ScanEvent>| {
-                for ev in burst.drain(..) {
-                    // A closed channel means nobody listens any more; the scan
-                    // still finishes so the summary and resume state are right.
-                    let _ = tx.blocking_send(ev);
-                }
-            };
-            let mut emit = |ev: ScanEvent| {
-                let urgent = !matches!(ev, ScanEvent::Observation(_));
-                burst.push(ev);
-                if urgent || burst.len() >= 256 || last_flush.elapsed() >= Duration::from_millis(50)
-                {
-                    flush(&mut burst);
-                    last_flush = std::time::Instant::now();
-                }
-            };
-            let outcome = engine::run(&mut io, &space, &ecfg, &mut emit);
-            flush(&mut burst);
+            let mut burst = EventBurst::new(&tx, 256);
+            let outcome = engine::run(&mut io, &space, &ecfg, &mut |ev| burst.emit(ev));
+            burst.flush();
             let outcome = outcome?;
             // Written here, not by the caller, so it is written even when the
             // caller's future was dropped.
@@ -116,14 +94,6 @@ pub async fn run(
         }
     }
     Ok(summary)
-}
-
-struct StopOnDrop(Arc<AtomicBool>);
-
-impl Drop for StopOnDrop {
-    fn drop(&mut self) {
-        self.0.store(true, Ordering::Relaxed);
-    }
 }
 
 /// Maps the shared [`ScanConfig`] onto the engine's settings.

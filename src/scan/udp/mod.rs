@@ -15,13 +15,9 @@ pub mod io;
 pub mod packet;
 pub mod payloads;
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
-
 use tokio::sync::mpsc;
 
-use super::{ScanConfig, ScanError, ScanSummary};
+use super::{EventBurst, ScanConfig, ScanError, ScanSummary, StopOnDrop};
 use crate::model::{ScanEvent, ServiceInfo};
 use crate::target::Targets;
 use engine::{UdpEngineConfig, UdpSpace};
@@ -87,23 +83,9 @@ pub async fn run(
             payload: &payload,
             describe: &describe,
         };
-        let mut burst: Vec<ScanEvent> = Vec::with_capacity(128);
-        let mut last_flush = std::time::Instant::now();
-        let flush = |burst: &mut Vec<ScanEvent>| {
-            for ev in burst.drain(..) {
-                let _ = tx.blocking_send(ev);
-            }
-        };
-        let mut emit = |ev: ScanEvent| {
-            let urgent = !matches!(ev, ScanEvent::Observation(_));
-            burst.push(ev);
-            if urgent || burst.len() >= 128 || last_flush.elapsed() >= Duration::from_millis(50) {
-                flush(&mut burst);
-                last_flush = std::time::Instant::now();
-            }
-        };
-        let outcome = engine::run(&mut io, &space, &ecfg, &mut emit);
-        flush(&mut burst);
+        let mut burst = EventBurst::new(&tx, 128);
+        let outcome = engine::run(&mut io, &space, &ecfg, &mut |ev| burst.emit(ev));
+        burst.flush();
         let outcome = outcome?;
         if let (Some(state), Some(path)) = (&outcome.resume, &resume_out) {
             crate::scan::syn::write_resume(path, state)?;
@@ -113,14 +95,6 @@ pub async fn run(
     .await
     .map_err(|e| ScanError::Config(format!("the UDP engine thread failed: {e}")))??;
     Ok(outcome.summary)
-}
-
-struct StopOnDrop(Arc<AtomicBool>);
-
-impl Drop for StopOnDrop {
-    fn drop(&mut self) {
-        self.0.store(true, Ordering::Relaxed);
-    }
 }
 
 /// Maps the shared [`ScanConfig`] onto the UDP engine's settings.
