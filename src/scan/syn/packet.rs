@@ -191,7 +191,8 @@ pub struct Reply {
     pub ack: u32,
 }
 
-fn be16(b: &[u8], at: usize) -> Option<u16> {
+/// A big-endian u16 at `at`, or `None` past the end.
+pub(crate) fn be16(b: &[u8], at: usize) -> Option<u16> {
     Some(u16::from_be_bytes(b.get(at..at + 2)?.try_into().ok()?))
 }
 

@@ -11,7 +11,7 @@ use std::net::IpAddr;
 
 use crate::model::Reason;
 use crate::scan::syn::packet::{
-    IPV4_LEN, IPV6_LEN, fold, icmp4_reason, icmp6_reason, parse_ip, sum,
+    IPV4_LEN, IPV6_LEN, be16, fold, icmp4_reason, icmp6_reason, parse_ip, sum,
 };
 
 pub const UDP_LEN: usize = 8;
@@ -125,10 +125,6 @@ pub struct UdpReply {
     pub target: IpAddr,
     pub local_port: u16,
     pub target_port: u16,
-}
-
-fn be16(b: &[u8], at: usize) -> Option<u16> {
-    Some(u16::from_be_bytes(b.get(at..at + 2)?.try_into().ok()?))
 }
 
 /// Parses a received packet starting at its IP header.
