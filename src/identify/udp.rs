@@ -206,26 +206,11 @@ fn snmp(reply: &[u8], info: &mut ServiceInfo) -> bool {
     true
 }
 
-/// One BER tag-length-value: (tag, value, rest). Single-byte tags, short
-/// and long definite lengths up to 4 bytes; anything else is `None`.
+/// One BER tag-length-value: (tag, value, rest), through the TCP probes'
+/// BER reader (single-byte tags, definite lengths up to 4 bytes).
 fn tlv(b: &[u8]) -> Option<(u8, &[u8], &[u8])> {
-    let tag = *b.first()?;
-    let first = *b.get(1)? as usize;
-    let (len, head) = if first < 0x80 {
-        (first, 2)
-    } else {
-        let n = first & 0x7f;
-        if n == 0 || n > 4 {
-            return None;
-        }
-        let mut len = 0usize;
-        for i in 0..n {
-            len = (len << 8) | *b.get(2 + i)? as usize;
-        }
-        (len, 2 + n)
-    };
-    let end = head.checked_add(len)?;
-    Some((tag, b.get(head..end)?, b.get(end..)?))
+    let (tag, value, total) = super::wire::ber(b)?;
+    Some((tag, value, b.get(total..)?))
 }
 
 /// Facts a policy reads back (kept in one place so their names agree).

@@ -468,7 +468,7 @@ pub(super) fn parse_smb(b: &[u8]) -> Option<ServiceInfo> {
 // --- LDAP ------------------------------------------------------------------
 
 /// One BER element: (tag, content, total length).
-fn ber(b: &[u8]) -> Option<(u8, &[u8], usize)> {
+pub(super) fn ber(b: &[u8]) -> Option<(u8, &[u8], usize)> {
     let tag = *b.first()?;
     let first = *b.get(1)?;
     let (len, hdr) = if first < 0x80 {
