@@ -567,11 +567,9 @@ impl Driver {
     }
 }
 
-/// The Chromium binary, when installed.
-fn chromium() -> Option<&'static str> {
-    ["/usr/bin/chromium", "/usr/bin/chromium-browser"]
-        .into_iter()
-        .find(|p| Path::new(p).exists())
+/// The Chromium binary, found as `audit --pdf` finds it.
+fn chromium() -> Option<String> {
+    portwarden::report::pdf::find_chromium().map(|p| p.display().to_string())
 }
 
 fn shot_path(name: &str) -> PathBuf {
@@ -917,10 +915,10 @@ fn report_page_reads_with_javascript_off_in_chromium() {
 /// Chromium, `--pdf` stops the audit before anything is scanned or written.
 #[test]
 fn printed_report_of_a_slash24_fits_in_40_pages() {
-    let Some(chromium) = chromium() else {
+    if chromium().is_none() {
         crate::prereq::missing("the print test needs chromium (tests/setup.sh)");
         return;
-    };
+    }
     let scratch = Scratch::new("print");
     let out = synthetic_audit_with(&scratch.0, "en", &["--pdf"]);
     let pdf = out.join("report.pdf");
@@ -960,7 +958,6 @@ fn printed_report_of_a_slash24_fits_in_40_pages() {
         text(&run.stderr)
     );
     assert!(!missing.0.join("report").exists());
-    let _ = chromium;
     let info = Command::new("pdfinfo").arg(&pdf).output();
     let Ok(info) = info else {
         crate::prereq::missing("the print test needs pdfinfo (poppler-utils, tests/setup.sh)");
