@@ -74,6 +74,35 @@ impl SplitMix {
 /// (`None`: silently dropped).
 pub type Truth = Box<dyn Fn(IpAddr, u16) -> Option<Answer> + Send>;
 
+/// Packets on their way back on a fake network, delivered in arrival
+/// order (ties in sending order).
+#[derive(Debug, Default)]
+pub struct Arrivals {
+    heap: BinaryHeap<Reverse<(Duration, u64, Vec<u8>)>>,
+    sent: u64,
+}
+
+impl Arrivals {
+    /// Queues `bytes` to arrive at `at`.
+    pub fn push(&mut self, at: Duration, bytes: Vec<u8>) {
+        self.sent += 1;
+        self.heap.push(Reverse((at, self.sent, bytes)));
+    }
+
+    /// When the next packet arrives, if one is on its way.
+    pub fn next_at(&self) -> Option<Duration> {
+        self.heap.peek().map(|Reverse((t, _, _))| *t)
+    }
+
+    /// The next packet that has arrived by `now`, with its arrival time.
+    pub fn pop_due(&mut self, now: Duration) -> Option<(Duration, Vec<u8>)> {
+        if self.next_at()? > now {
+            return None;
+        }
+        self.heap.pop().map(|Reverse((t, _, bytes))| (t, bytes))
+    }
+}
+
 /// An in-memory network on a virtual clock. Each SYN is answered after
 /// `latency` according to the truth table; an optional SYN rate limiter
 /// (token bucket) models a firewall that drops SYNs above a rate.
@@ -83,8 +112,7 @@ pub struct FakeNet {
     local6: IpAddr,
     truth: Truth,
     latency: Duration,
-    queue: BinaryHeap<Reverse<(Duration, u64, Vec<u8>)>>,
-    counter: u64,
+    queue: Arrivals,
     limiter: Option<Limiter>,
     /// SYNs received per (target, port), retries included.
     pub syns: HashMap<(IpAddr, u16), u32>,
@@ -110,8 +138,7 @@ impl FakeNet {
             local6: "2001:2::1".parse().expect("literal"),
             truth,
             latency: Duration::from_micros(500),
-            queue: BinaryHeap::new(),
-            counter: 0,
+            queue: Arrivals::default(),
             limiter: None,
             syns: HashMap::new(),
             rsts: 0,
@@ -161,13 +188,7 @@ impl FakeNet {
     }
 
     fn deliver(&mut self, out: &mut Vec<Received>) {
-        while let Some(Reverse((t, _, _))) = self.queue.peek() {
-            if *t > self.now {
-                break;
-            }
-            let Some(Reverse((t, _, bytes))) = self.queue.pop() else {
-                break;
-            };
+        while let Some((t, bytes)) = self.queue.pop_due(self.now) {
             if let Some(reply) = packet::parse_reply(&bytes) {
                 out.push(Received { reply, at: t });
             }
@@ -213,12 +234,7 @@ impl PacketIo for FakeNet {
             if let Some(answer) = answer {
                 let mut buf = [0u8; 256];
                 if let Some(n) = packet::build_answer(&mut buf, p.bytes, answer) {
-                    self.counter += 1;
-                    self.queue.push(Reverse((
-                        self.now + self.latency,
-                        self.counter,
-                        buf[..n].to_vec(),
-                    )));
+                    self.queue.push(self.now + self.latency, buf[..n].to_vec());
                 }
             }
         }
@@ -238,8 +254,8 @@ impl PacketIo for FakeNet {
             // the time-out, whichever is first (at least 1 µs so a caller
             // polling with a zero time-out still sees time pass).
             let mut target = self.now + timeout.max(Duration::from_micros(1));
-            if let Some(Reverse((t, _, _))) = self.queue.peek() {
-                target = target.min(*t).max(self.now);
+            if let Some(t) = self.queue.next_at() {
+                target = target.min(t).max(self.now);
             }
             self.now = target;
             self.deliver(out);

@@ -9,14 +9,13 @@
 //! address with a token bucket. The fake is what makes the pacing logic
 //! testable exactly and instantly.
 
-use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap};
+use std::collections::HashMap;
 use std::io;
 use std::net::IpAddr;
 use std::time::Duration;
 
 use super::packet::{self, FakeAnswer, UdpReply};
-use crate::scan::syn::io::{OutPacket, PacketIo, SplitMix};
+use crate::scan::syn::io::{Arrivals, OutPacket, PacketIo, SplitMix};
 use crate::scan::syn::raw::RawIo;
 
 /// A parsed reply and when it arrived.
@@ -117,8 +116,7 @@ pub struct FakeUdpNet {
     local6: IpAddr,
     truth: UdpTruth,
     latency: Duration,
-    queue: BinaryHeap<Reverse<(Duration, u64, Vec<u8>)>>,
-    counter: u64,
+    queue: Arrivals,
     /// Per-target ICMP error limiter (rate/s, burst), as Linux's
     /// `icmp_ratelimit`; `None`: unlimited.
     icmp_limit: Option<(f64, f64)>,
@@ -139,8 +137,7 @@ impl FakeUdpNet {
             local6: "2001:2::1".parse().expect("literal"),
             truth,
             latency: Duration::from_micros(500),
-            queue: BinaryHeap::new(),
-            counter: 0,
+            queue: Arrivals::default(),
             icmp_limit: None,
             buckets: HashMap::new(),
             loss: 0.0,
@@ -170,13 +167,7 @@ impl FakeUdpNet {
     }
 
     fn deliver(&mut self, out: &mut Vec<UdpReceived>) {
-        while let Some(Reverse((t, _, _))) = self.queue.peek() {
-            if *t > self.now {
-                break;
-            }
-            let Some(Reverse((t, _, bytes))) = self.queue.pop() else {
-                break;
-            };
+        while let Some((t, bytes)) = self.queue.pop_due(self.now) {
             if let Some(reply) = packet::parse_udp_reply(&bytes) {
                 out.push(UdpReceived { reply, at: t });
             }
@@ -227,9 +218,7 @@ impl UdpIo for FakeUdpNet {
             }
             let mut buf = Vec::new();
             if packet::build_answer(&mut buf, p.bytes, &answer).is_some() {
-                self.counter += 1;
-                self.queue
-                    .push(Reverse((self.now + self.latency, self.counter, buf)));
+                self.queue.push(self.now + self.latency, buf);
             }
         }
         Ok(batch.len())
@@ -240,7 +229,7 @@ impl UdpIo for FakeUdpNet {
         if !out.is_empty() || timeout.is_zero() {
             return Ok(());
         }
-        let next = self.queue.peek().map(|Reverse((t, _, _))| *t);
+        let next = self.queue.next_at();
         self.now = match next {
             Some(t) if t <= self.now + timeout => t,
             _ => self.now + timeout,
