@@ -67,7 +67,7 @@ impl AddrRange {
     /// expands it), else every address.
     pub fn hosts(&self) -> u128 {
         let n = self.size();
-        let cidr = n.is_power_of_two() && self.lo % n == 0;
+        let cidr = n.is_power_of_two() && self.lo.is_multiple_of(n);
         if !self.v6 && cidr && n >= 4 { n - 2 } else { n }
     }
 

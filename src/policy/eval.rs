@@ -215,7 +215,7 @@ impl<'a> HostCtx<'a> {
     }
 
     /// The vantage is proven to be the internet.
-    fn from_internet(&self) -> bool {
+    fn seen_from_internet(&self) -> bool {
         matches!(self.internet, Some(Ok(_)))
     }
 
@@ -250,7 +250,7 @@ impl<'a> HostCtx<'a> {
         match cond {
             CheckCondition::Always | CheckCondition::Unapproved => true,
             CheckCondition::Tag(t) => self.tags.iter().any(|x| x.eq_ignore_ascii_case(t)),
-            CheckCondition::Vantage(v) if v == "internet" => self.from_internet(),
+            CheckCondition::Vantage(v) if v == "internet" => self.seen_from_internet(),
             CheckCondition::Vantage(v) => self.vantage.as_str() == v,
         }
     }
@@ -747,7 +747,7 @@ fn port_checks(
     }
     // Reachability from the internet is asserted only from a measured
     // internet vantage, never from the group's declaration alone.
-    if ctx.from_internet() {
+    if ctx.seen_from_internet() {
         let p = profiles.check(CheckKind::RemoteAdminInternet);
         if selects(p, &v) {
             push(

@@ -297,7 +297,7 @@ pub(super) fn format_count(v: u64) -> String {
     let s = v.to_string();
     let mut out = String::new();
     for (i, ch) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i) % 3 == 0 {
+        if i > 0 && (s.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(ch);
@@ -421,7 +421,7 @@ pub(super) struct ReqInput<'a> {
 /// map to it.
 fn requirement_verdict(r: &Requirement, x: &ReqInput) -> RequirementVerdict {
     let key = x.profile.control_ref(r);
-    let mapped = |f: &&Finding| f.controls.iter().any(|c| *c == key);
+    let mapped = |f: &&Finding| f.controls.contains(&key);
     let ids: Vec<String> = x
         .findings
         .iter()
