@@ -312,7 +312,8 @@ struct Backend {
 const IPTABLES: Backend = Backend {
     platform: "iptables",
     starts: [
-        ("empty", ""),
+        // No rule: the filter tables with their default policies.
+        ("empty", "iptables -P INPUT ACCEPT; ip6tables -P INPUT ACCEPT\n"),
         (
             "typical",
             "for t in iptables ip6tables; do $t -A INPUT -i lo -j ACCEPT; $t -A INPUT -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT; $t -A INPUT -p tcp --dport 22 -j ACCEPT; $t -A INPUT -p tcp --dport 6379 -j ACCEPT; done\n\
@@ -320,7 +321,7 @@ const IPTABLES: Backend = Backend {
              iptables -P INPUT DROP; ip6tables -P INPUT DROP\n",
         ),
     ],
-    snapshot: "for t in iptables-save ip6tables-save; do $t | grep -v '^#' | sed 's/\\[[0-9]*:[0-9]*\\]/[0:0]/'; done",
+    snapshot: "{ iptables-save; ip6tables-save; } | sed -e '/^#/d' -e 's/\\[[0-9]*:[0-9]*\\]/[0:0]/'",
     ufw: false,
 };
 
