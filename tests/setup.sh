@@ -13,3 +13,8 @@ if [ ${#missing[@]} -gt 0 ]; then
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
+# The real cloud CLIs and the Kubernetes schema check parse every generated fix
+# (report::remediation::tests::cloud_commands_parse_with_the_real_clis).
+for p in awscli python-openstackclient kubernetes-validate; do
+  pip show -q "$p" >/dev/null 2>&1 || pip install -q "$p" >/dev/null
+done
