@@ -299,6 +299,22 @@ impl Target<'_> {
     }
 }
 
+/// A private copy of ufw's configuration for [`Target`] to mount.
+fn ufw_etc(dir: &Path) {
+    let etc = dir.join("etc");
+    std::fs::create_dir_all(&etc).unwrap();
+    run_ok(
+        Command::new("cp")
+            .args(["-a", "/etc/ufw"])
+            .arg(etc.join("ufw")),
+    );
+    run_ok(
+        Command::new("cp")
+            .arg("/etc/default/ufw")
+            .arg(etc.join("default-ufw")),
+    );
+}
+
 /// A host firewall under test: how to start it from two rulesets, and how
 /// to print its whole state for byte-for-byte comparison.
 struct Backend {
@@ -313,7 +329,10 @@ const IPTABLES: Backend = Backend {
     platform: "iptables",
     starts: [
         // No rule: the filter tables with their default policies.
-        ("empty", "iptables -P INPUT ACCEPT; ip6tables -P INPUT ACCEPT\n"),
+        (
+            "empty",
+            "iptables -P INPUT ACCEPT; ip6tables -P INPUT ACCEPT\n",
+        ),
         (
             "typical",
             "for t in iptables ip6tables; do $t -A INPUT -i lo -j ACCEPT; $t -A INPUT -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT; $t -A INPUT -p tcp --dport 22 -j ACCEPT; $t -A INPUT -p tcp --dport 6379 -j ACCEPT; done\n\
@@ -369,18 +388,7 @@ fn prove(backend: &Backend, start: usize) {
     let lab = lab();
     let report = audit(&lab, &dir.0);
     if backend.ufw {
-        let etc = dir.0.join("etc");
-        std::fs::create_dir_all(&etc).unwrap();
-        run_ok(
-            Command::new("cp")
-                .args(["-a", "/etc/ufw"])
-                .arg(etc.join("ufw")),
-        );
-        run_ok(
-            Command::new("cp")
-                .arg("/etc/default/ufw")
-                .arg(etc.join("default-ufw")),
-        );
+        ufw_etc(&dir.0);
     }
     let t = Target {
         lab: &lab,
@@ -715,18 +723,7 @@ fn ansible_fixes_run_against_ufw_and_firewalld() {
         std::fs::create_dir_all(dir.0.join("backups")).unwrap();
         let lab = lab();
         let report = audit(&lab, &dir.0);
-        let etc = dir.0.join("etc");
-        std::fs::create_dir_all(&etc).unwrap();
-        run_ok(
-            Command::new("cp")
-                .args(["-a", "/etc/ufw"])
-                .arg(etc.join("ufw")),
-        );
-        run_ok(
-            Command::new("cp")
-                .arg("/etc/default/ufw")
-                .arg(etc.join("default-ufw")),
-        );
+        ufw_etc(&dir.0);
         let t = Target {
             lab: &lab,
             dir: dir.0.clone(),

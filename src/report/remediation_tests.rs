@@ -906,6 +906,22 @@ fn a_page_names_the_first_hosts_and_fixes_jsonl_keeps_them_all() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
+/// A restrict-source finding on 22/tcp (ssh).
+fn ssh(ip: &str) -> Finding {
+    finding(
+        "remote-admin-internet",
+        "restrict-source",
+        ip,
+        Some(22),
+        Some("ssh"),
+    )
+}
+
+/// A close-port finding.
+fn close(ip: &str, port: u16, service: &str) -> Finding {
+    finding("not-allowed", "close-port", ip, Some(port), Some(service))
+}
+
 /// Runs shell text under bash with no PATH: every external command it
 /// tries is logged (bash's command_not_found_handle) instead of run.
 /// Returns (exit code, commands tried, stderr).
@@ -948,13 +964,7 @@ static SEQ: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
 #[test]
 fn placeholders_fail_closed_nothing_runs_until_they_are_set() {
     // ssh on a host whose group ("db") declares no admin_sources.
-    let fs = [finding(
-        "not-allowed",
-        "close-port",
-        "198.18.1.2",
-        Some(22),
-        Some("ssh"),
-    )];
+    let fs = [close("198.18.1.2", 22, "ssh")];
     let g = &groups(&fs)[0];
     let mut checked = 0;
     for p in g.platforms.iter().filter(|p| p.language == "sh") {
@@ -974,13 +984,7 @@ fn placeholders_fail_closed_nothing_runs_until_they_are_set() {
     // ufw, iptables, nftables, firewalld, aws, azure, gcp, aliyun, openstack.
     assert_eq!(checked, 9);
     // With the sources declared, the same blocks run (each command once, as the real tools would).
-    let fs = [finding(
-        "remote-admin-internet",
-        "restrict-source",
-        "198.18.0.5",
-        Some(22),
-        Some("ssh"),
-    )];
+    let fs = [ssh("198.18.0.5")];
     let g = &groups(&fs)[0];
     let (code, ran, err) = run_inert(&platform(g, "ufw").commands);
     assert_eq!(code, 0, "{err}");
@@ -1002,13 +1006,7 @@ fn placeholders_fail_closed_nothing_runs_until_they_are_set() {
 
 #[test]
 fn nothing_permanent_runs_before_the_rollback_is_cancelled() {
-    let fs = [finding(
-        "remote-admin-internet",
-        "restrict-source",
-        "198.18.0.5",
-        Some(22),
-        Some("ssh"),
-    )];
+    let fs = [ssh("198.18.0.5")];
     let g = &groups(&fs)[0];
     for p in &g.platforms {
         let lines: Vec<&str> = p.commands.lines().collect();
@@ -1036,22 +1034,7 @@ fn nothing_permanent_runs_before_the_rollback_is_cancelled() {
 #[test]
 fn one_identity_per_fix_group_in_every_name() {
     // The same port in both families: two groups, two names, nothing shared.
-    let fs = [
-        finding(
-            "remote-admin-internet",
-            "restrict-source",
-            "198.18.0.5",
-            Some(22),
-            Some("ssh"),
-        ),
-        finding(
-            "remote-admin-internet",
-            "restrict-source",
-            "2001:2::5",
-            Some(22),
-            Some("ssh"),
-        ),
-    ];
+    let fs = [ssh("198.18.0.5"), ssh("2001:2::5")];
     let gs = groups(&fs);
     assert_eq!(gs.len(), 2);
     assert_ne!(gs[0].id, gs[1].id);
@@ -1088,22 +1071,7 @@ fn one_identity_per_fix_group_in_every_name() {
 
 #[test]
 fn each_family_keeps_to_its_own_rules() {
-    let fs = [
-        finding(
-            "remote-admin-internet",
-            "restrict-source",
-            "2001:2::5",
-            Some(22),
-            Some("ssh"),
-        ),
-        finding(
-            "not-allowed",
-            "close-port",
-            "198.18.1.3",
-            Some(6379),
-            Some("redis"),
-        ),
-    ];
+    let fs = [ssh("2001:2::5"), close("198.18.1.3", 6379, "redis")];
     let gs = groups(&fs);
     let v6 = gs.iter().find(|g| g.port == Some(22)).unwrap();
     let v4 = gs.iter().find(|g| g.port == Some(6379)).unwrap();
@@ -1151,13 +1119,7 @@ fn each_family_keeps_to_its_own_rules() {
 
 #[test]
 fn udp_verify_probes_udp() {
-    let fs = [finding(
-        "not-allowed",
-        "close-port",
-        "2001:2::9",
-        Some(161),
-        Some("snmp"),
-    )];
+    let fs = [close("2001:2::9", 161, "snmp")];
     let g = &groups(&fs)[0];
     for p in &g.platforms {
         assert!(!p.verify.contains("nc -zvu"), "{}", p.platform);
@@ -1175,13 +1137,7 @@ fn udp_verify_probes_udp() {
 #[test]
 fn close_port_takes_the_restrict_source_finding_of_the_same_port() {
     let fs = [
-        finding(
-            "not-allowed",
-            "close-port",
-            "198.18.1.3",
-            Some(6379),
-            Some("redis"),
-        ),
+        close("198.18.1.3", 6379, "redis"),
         finding(
             "database-internet",
             "restrict-source",
@@ -1265,6 +1221,7 @@ fn hostile_names_and_paths_stay_inert_in_every_language() {
     assert_eq!(gs.len(), 3);
     let mut yaml = Vec::new();
     let mut langs = HashSet::new();
+    let date = regex::Regex::new(r"= <[A-Z_]+>").unwrap();
     for g in &gs {
         for p in &g.platforms {
             for (lang, body) in [
@@ -1297,9 +1254,7 @@ fn hostile_names_and_paths_stay_inert_in_every_language() {
                     }
                     "toml" => {
                         // Dates left for the user are bare <NAME>s: give them one.
-                        let filled = regex::Regex::new(r"= <[A-Z_]+>")
-                            .unwrap()
-                            .replace_all(body, "= 2027-01-01");
+                        let filled = date.replace_all(body, "= 2027-01-01");
                         let t: toml::Table =
                             toml::from_str(&filled).unwrap_or_else(|e| panic!("TOML {e}: {what}"));
                         // The comment naming the group stayed a comment.
@@ -1399,34 +1354,10 @@ fn fill_cloud(text: &str) -> String {
 #[test]
 fn cloud_commands_parse_with_the_real_clis() {
     let fs = [
-        finding(
-            "remote-admin-internet",
-            "restrict-source",
-            "198.18.0.5",
-            Some(22),
-            Some("ssh"),
-        ),
-        finding(
-            "remote-admin-internet",
-            "restrict-source",
-            "2001:2::5",
-            Some(22),
-            Some("ssh"),
-        ),
-        finding(
-            "not-allowed",
-            "close-port",
-            "198.18.1.3",
-            Some(6379),
-            Some("redis"),
-        ),
-        finding(
-            "not-allowed",
-            "close-port",
-            "2001:2::9",
-            Some(161),
-            Some("snmp"),
-        ),
+        ssh("198.18.0.5"),
+        ssh("2001:2::5"),
+        close("198.18.1.3", 6379, "redis"),
+        close("2001:2::9", 161, "snmp"),
     ];
     let gs = groups(&fs);
     let have = |p: &str| {
@@ -1546,4 +1477,30 @@ fn placeholders_become_checked_variables_quoted_where_they_stand() {
          aws x --r \"${REGION}\" \"a=${CIDR}\" 'q'\"${REGION}\"'' <lower>\n# <KEEP>\n}"
     );
     assert_eq!(fail_closed("echo ok"), "echo ok");
+}
+
+/// Every Terraform snippet of several fixes (the same port in both
+/// families, another port) in one configuration: no resource name twice.
+#[test]
+fn terraform_snippets_combine_without_duplicate_names() {
+    let fs = [
+        ssh("198.18.0.5"),
+        ssh("2001:2::5"),
+        close("198.18.1.3", 6379, "redis"),
+        close("2001:2::9", 161, "snmp"),
+    ];
+    let mut all = String::new();
+    for g in groups(&fs) {
+        for p in g.platforms.iter().filter(|p| p.language == "hcl") {
+            all.push_str(&p.commands);
+            all.push('\n');
+        }
+    }
+    let body: hcl::Body = hcl::from_str(&all).unwrap();
+    let mut names = HashSet::new();
+    for b in body.blocks() {
+        let labels: Vec<String> = b.labels().iter().map(|l| l.as_str().to_owned()).collect();
+        assert!(names.insert(labels.clone()), "duplicate resource {labels:?}");
+    }
+    assert!(names.len() >= 8, "{names:?}");
 }

@@ -29,61 +29,7 @@ pub(super) fn policy_edit(
         }
     };
     let line = match entry {
-        PolicyRef::Allow(gi, ai) => {
-            let g = &policy.groups[gi];
-            let a = &g.allow[ai];
-            let what = match key {
-                "review-rule" => {
-                    "review it with its approver, then set the next review date (at most six months ahead, PCI DSS 1.2.7); or delete the entry and close the port"
-                }
-                "fix-service-or-policy" => {
-                    "if the service found is the intended one, declare it; else stop it (next tab) and keep the entry"
-                }
-                _ => "give the business need and who approved it (PCI DSS 1.2.5)",
-            };
-            s.push_str(&format!(
-                "# {shown}:{}: the [[group.allow]] entry for {}/{} in group {}: {what}.\n[[group.allow]]\n",
-                a.line,
-                a.ports,
-                a.proto,
-                toml_str(&g.name)
-            ));
-            if a.ports.lo == a.ports.hi {
-                s.push_str(&format!("port = {}\n", a.ports.lo));
-            } else {
-                s.push_str(&format!("port = \"{}\"\n", a.ports));
-            }
-            s.push_str(&format!("proto = \"{}\"\n", a.proto));
-            let service = if key == "fix-service-or-policy" {
-                first.service.clone().or(a.service.clone())
-            } else {
-                a.service.clone()
-            };
-            if let Some(sv) = service {
-                s.push_str(&format!("service = {}\n", toml_str(&sv)));
-            }
-            let field = |s: &mut String, name: &str, v: &Option<String>, ph: &str| match v {
-                Some(v) if !v.trim().is_empty() => {
-                    s.push_str(&format!("{name} = {}\n", toml_str(v)))
-                }
-                _ => s.push_str(&format!("{name} = \"{ph}\"\n")),
-            };
-            field(
-                &mut s,
-                "justification",
-                &a.justification,
-                "<WHY_THE_PORT_MUST_BE_OPEN>",
-            );
-            field(&mut s, "approver", &a.approver, "<APPROVER>");
-            field(&mut s, "ticket", &a.ticket, "<TICKET>");
-            match (key, a.review_by) {
-                ("review-rule", _) | (_, None) => {
-                    s.push_str("review_by = <NEXT_REVIEW_DATE>  # YYYY-MM-DD\n")
-                }
-                (_, Some(d)) => s.push_str(&format!("review_by = {d}\n")),
-            }
-            Some(a.line)
-        }
+        PolicyRef::Allow(gi, ai) => Some(allow_edit(&mut s, key, gi, ai, first, policy, &shown)),
         PolicyRef::Exception(ei) => {
             let e = &policy.exceptions[ei];
             s.push_str(&format!(
@@ -172,4 +118,67 @@ pub(super) fn policy_edit(
         }
     };
     (file, line, s.trim_end().to_owned())
+}
+
+/// The `[[group.allow]]` entry to complete; returns its line.
+fn allow_edit(
+    s: &mut String,
+    key: &str,
+    gi: usize,
+    ai: usize,
+    first: &Finding,
+    policy: &Policy,
+    shown: &str,
+) -> usize {
+    let g = &policy.groups[gi];
+    let a = &g.allow[ai];
+    let what = match key {
+        "review-rule" => {
+            "review it with its approver, then set the next review date (at most six months ahead, PCI DSS 1.2.7); or delete the entry and close the port"
+        }
+        "fix-service-or-policy" => {
+            "if the service found is the intended one, declare it; else stop it (next tab) and keep the entry"
+        }
+        _ => "give the business need and who approved it (PCI DSS 1.2.5)",
+    };
+    s.push_str(&format!(
+        "# {shown}:{}: the [[group.allow]] entry for {}/{} in group {}: {what}.\n[[group.allow]]\n",
+        a.line,
+        a.ports,
+        a.proto,
+        toml_str(&g.name)
+    ));
+    if a.ports.lo == a.ports.hi {
+        s.push_str(&format!("port = {}\n", a.ports.lo));
+    } else {
+        s.push_str(&format!("port = \"{}\"\n", a.ports));
+    }
+    s.push_str(&format!("proto = \"{}\"\n", a.proto));
+    let service = if key == "fix-service-or-policy" {
+        first.service.clone().or(a.service.clone())
+    } else {
+        a.service.clone()
+    };
+    if let Some(sv) = service {
+        s.push_str(&format!("service = {}\n", toml_str(&sv)));
+    }
+    let field = |s: &mut String, name: &str, v: &Option<String>, ph: &str| match v {
+        Some(v) if !v.trim().is_empty() => s.push_str(&format!("{name} = {}\n", toml_str(v))),
+        _ => s.push_str(&format!("{name} = \"{ph}\"\n")),
+    };
+    field(
+        s,
+        "justification",
+        &a.justification,
+        "<WHY_THE_PORT_MUST_BE_OPEN>",
+    );
+    field(s, "approver", &a.approver, "<APPROVER>");
+    field(s, "ticket", &a.ticket, "<TICKET>");
+    match (key, a.review_by) {
+        ("review-rule", _) | (_, None) => {
+            s.push_str("review_by = <NEXT_REVIEW_DATE>  # YYYY-MM-DD\n")
+        }
+        (_, Some(d)) => s.push_str(&format!("review_by = {d}\n")),
+    }
+    a.line
 }
