@@ -1033,6 +1033,7 @@ fn english_words(text: &str, allowed: &std::collections::BTreeSet<String>) -> Ve
         "Server",
         "SNMP",
         "ADMIN_SOURCE_CIDR",
+        "ADMIN_SOURCES",
         "admin_sources",
         "high-risk-udp",
         "PCI",

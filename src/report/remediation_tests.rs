@@ -1500,7 +1500,10 @@ fn terraform_snippets_combine_without_duplicate_names() {
     let mut names = HashSet::new();
     for b in body.blocks() {
         let labels: Vec<String> = b.labels().iter().map(|l| l.as_str().to_owned()).collect();
-        assert!(names.insert(labels.clone()), "duplicate resource {labels:?}");
+        assert!(
+            names.insert(labels.clone()),
+            "duplicate resource {labels:?}"
+        );
     }
     assert!(names.len() >= 8, "{names:?}");
 }
