@@ -117,8 +117,8 @@ pub(super) struct HostCtx<'a> {
     /// The declared vantage of its groups.
     pub(super) vantage: Vantage,
     /// For a group declared `internet`: the measured vantage that proves
-    /// it, or why it does not.
-    pub(super) internet: Option<Result<String, String>>,
+    /// it, or why it does not (English and translatable).
+    pub(super) internet: Option<Result<String, (String, Message)>>,
     cap: Option<usize>,
     pub(super) profiles: Vec<&'a str>,
     tags: Vec<&'a str>,
@@ -147,7 +147,7 @@ impl<'a> HostCtx<'a> {
         profiles: &'a Profiles,
         ip: IpAddr,
         table: &ScopeTable,
-        audit_internet: &Result<String, String>,
+        audit_internet: &Result<String, (String, Message)>,
     ) -> HostCtx<'a> {
         let groups = policy.groups_of(ip);
         let mut ctx = HostCtx {
@@ -274,8 +274,8 @@ impl<'a> HostCtx<'a> {
         };
         let internet = || match &self.internet {
             Some(Ok(_)) => Ok(()),
-            Some(Err(why)) => Err(NotRun {
-                msg: Message::new("msg.cov.vantage_unproven").arg("why", why),
+            Some(Err((why, msg))) => Err(NotRun {
+                msg: msg.clone(),
                 text: why.clone(),
                 nothing_to_judge: false,
             }),
@@ -963,7 +963,13 @@ pub fn evaluate_in(
         .values()
         .any(|o| matches!(o.state, PortState::Open | PortState::Closed));
     let table = ScopeTable::new(policy, profiles, catalogue);
-    let audit_internet = cx.vantage.internet();
+    let audit_internet = cx.vantage.internet().map_err(|why| {
+        let msg = cx
+            .vantage
+            .internet_gap()
+            .unwrap_or_else(|| Message::new("msg.cov.no_internet_vantage"));
+        (why, msg)
+    });
 
     let mut findings = Vec::new();
     // One copy of each distinct control list, shared by its findings.
