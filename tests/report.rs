@@ -1041,6 +1041,7 @@ fn english_words(text: &str, allowed: &std::collections::BTreeSet<String>) -> Ve
         "Server",
         "SNMP",
         "ADMIN_SOURCE_CIDR",
+        "ADMIN_SOURCES",
         "admin_sources",
         "high-risk-udp",
         "PCI",
