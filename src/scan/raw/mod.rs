@@ -4,7 +4,8 @@
 //! - [`wire`]: IPv4 / IPv6 / ICMP building, parsing and checksums;
 //! - [`io`]: the packet-I/O seam ([`io::PacketIo`]) and the seeded fault
 //!   injector ([`io::Faulty`]); [`socket`] is the real implementation over
-//!   raw and packet sockets, [`fake`] the in-memory network for tests;
+//!   raw and packet sockets (receiving on [`ring`]s), [`fake`] the
+//!   in-memory network for tests;
 //! - [`schedule`] and [`engine`]: the walk over the seeded permutation,
 //!   sharding and resume, the global pacing, retry timers and the control
 //!   loop, with the protocol's part behind [`engine::Protocol`];
@@ -20,6 +21,7 @@ pub mod cookie;
 pub mod engine;
 pub mod fake;
 pub mod io;
+pub mod ring;
 pub mod schedule;
 pub mod socket;
 pub mod wire;

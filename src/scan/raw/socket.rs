@@ -1,6 +1,11 @@
 //! Scan layer, raw packets: the real [`PacketIo`] over raw sockets, for
 //! every probe engine (each reads the replies its own way, [`FromWire`]).
 //!
+//! Replies are read from a memory-mapped `PACKET_RX_RING` (TPACKET_V3,
+//! [`super::ring`]) behind a kernel filter that passes only replies to our
+//! source ports; where the ring cannot be set up (an old kernel, a
+//! sandbox), from the same sockets with `recvmmsg`, with a notice.
+//!
 //! Probes leave through `IPPROTO_RAW` sockets (header included; one per
 //! address family) in `sendmmsg` batches, so a batch of 64 SYNs costs one
 //! system call; a helper thread with its own sockets sends half of each
@@ -21,6 +26,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use super::io::{FromWire, OutPacket, PacketIo, Received};
+use super::ring::{RxRing, attach_filter, reply_filter};
 
 /// True when this process may open the raw sockets a SYN or UDP scan needs
 /// (root, or CAP_NET_RAW).
@@ -68,17 +74,46 @@ pub struct RawIo<R> {
     start: Instant,
     sender: Sender,
     worker: Option<Worker>,
-    recv: Vec<OwnedFd>,
+    recv: Vec<Rx>,
     bufs: Vec<[u8; RECV_BUF]>,
     /// Replies parsed (for diagnostics).
     pub received: u64,
+    /// Set when the receive rings could not be set up: one line saying
+    /// why, for the engine to pass on.
+    pub notice: Option<String>,
     parse: std::marker::PhantomData<fn() -> R>,
 }
 
 const RECV_BUF: usize = 2048;
 const RECV_BATCH: usize = 64;
 
-fn open_packet_socket(ethertype: u16) -> io::Result<OwnedFd> {
+/// A packet socket replies are read from.
+enum Rx {
+    Ring(RxRing),
+    Plain(OwnedFd),
+}
+
+impl Rx {
+    fn fd(&self) -> RawFd {
+        match self {
+            Rx::Ring(r) => r.fd(),
+            Rx::Plain(s) => s.as_raw_fd(),
+        }
+    }
+}
+
+/// Wall-clock time, nanoseconds since the Unix epoch.
+fn wall_ns() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64)
+}
+
+/// Set to `0` to read replies with `recvmmsg` instead of the ring (to
+/// compare the two).
+const RINGS_ENV: &str = "PORTWARDEN_PACKET_RINGS";
+
+fn open_packet_socket(ethertype: u16, sports: (u16, u16)) -> io::Result<OwnedFd> {
     // Protocol-specific packet sockets (not ETH_P_ALL) are not tapped on
     // the transmit path, so our own probes never reach them.
     let sock = open(
@@ -86,13 +121,33 @@ fn open_packet_socket(ethertype: u16) -> io::Result<OwnedFd> {
         libc::SOCK_DGRAM | libc::SOCK_NONBLOCK,
         ethertype.to_be() as i32,
     )?;
+    let family = if ethertype == libc::ETH_P_IP as u16 {
+        4
+    } else {
+        6
+    };
+    attach_filter(sock.as_raw_fd(), &reply_filter(family, sports))?;
+    Ok(sock)
+}
+
+/// The receive side for one family: a ring, or (`why` says why not) a
+/// plain socket with a large buffer.
+fn open_receiver(ethertype: u16, sports: (u16, u16)) -> io::Result<(Rx, Option<String>)> {
+    let why = if std::env::var(RINGS_ENV).is_ok_and(|v| v == "0") {
+        format!("{RINGS_ENV}=0")
+    } else {
+        match RxRing::new(open_packet_socket(ethertype, sports)?) {
+            Ok(ring) => return Ok((Rx::Ring(ring), None)),
+            Err(e) => e.to_string(),
+        }
+    };
+    let sock = open_packet_socket(ethertype, sports)?;
     let fd = sock.as_raw_fd();
     // Room for a burst of replies while the engine is busy sending.
     if setsockopt_int(fd, libc::SOL_SOCKET, libc::SO_RCVBUFFORCE, 32 << 20).is_err() {
         let _ = setsockopt_int(fd, libc::SOL_SOCKET, libc::SO_RCVBUF, 32 << 20);
     }
-    attach_drop_outgoing(fd)?;
-    Ok(sock)
+    Ok((Rx::Plain(sock), Some(why)))
 }
 
 impl<R: FromWire> RawIo<R> {
@@ -100,23 +155,31 @@ impl<R: FromWire> RawIo<R> {
     /// (worth it when a second core is free: the kernel's per-packet work,
     /// not ours, is what limits the rate).
     pub fn open(helper_thread: bool) -> io::Result<RawIo<R>> {
+        RawIo::open_for(helper_thread, (1, 65535))
+    }
+
+    /// Like [`RawIo::open`], the kernel passing on only replies to the
+    /// source ports `sports` (inclusive).
+    pub fn open_for(helper_thread: bool, sports: (u16, u16)) -> io::Result<RawIo<R>> {
         let sender = Sender::open()?;
         let worker = if helper_thread {
             Some(Worker::spawn()?)
         } else {
             None
         };
-        let recv = vec![
-            open_packet_socket(libc::ETH_P_IP as u16)?,
-            open_packet_socket(libc::ETH_P_IPV6 as u16)?,
-        ];
+        let (rx4, why4) = open_receiver(libc::ETH_P_IP as u16, sports)?;
+        let (rx6, why6) = open_receiver(libc::ETH_P_IPV6 as u16, sports)?;
+        let notice = why4
+            .or(why6)
+            .map(|why| format!("packet rings unavailable ({why}): reading replies with recvmmsg"));
         Ok(RawIo {
             start: Instant::now(),
             sender,
             worker,
-            recv,
+            recv: vec![rx4, rx6],
             bufs: vec![[0u8; RECV_BUF]; RECV_BATCH],
             received: 0,
+            notice,
             parse: std::marker::PhantomData,
         })
     }
@@ -135,12 +198,24 @@ impl<R: FromWire> RawIo<R> {
     }
 
     /// Hands every packet queued on the packet sockets (from its IP header
-    /// on, possibly truncated to 2,048 bytes) to `f` with its arrival time,
-    /// without blocking; returns how many there were.
+    /// on; from plain sockets truncated to 2,048 bytes) to `f` with its
+    /// arrival time, without blocking; returns how many there were.
     fn drain_bytes(&mut self, f: &mut dyn FnMut(&[u8], Duration)) -> io::Result<usize> {
         let mut total = 0;
-        for sock in &self.recv {
-            let fd = sock.as_raw_fd();
+        let start = self.start;
+        for rx in &mut self.recv {
+            let fd = match rx {
+                Rx::Ring(ring) => {
+                    // Kernel receive times are wall-clock: take their age.
+                    let (at, wall) = (start.elapsed(), wall_ns());
+                    total += ring.drain(&mut |b, ts| {
+                        let age = Duration::from_nanos(wall.saturating_sub(ts));
+                        f(b, at.saturating_sub(age.min(Duration::from_secs(1))))
+                    });
+                    continue;
+                }
+                Rx::Plain(sock) => sock.as_raw_fd(),
+            };
             loop {
                 // SAFETY: zeroed iovec/mmsghdr are valid; each points at a
                 // live buffer of RECV_BUF bytes for the duration of the call.
@@ -196,7 +271,7 @@ impl<R: FromWire> RawIo<R> {
             .recv
             .iter()
             .map(|s| libc::pollfd {
-                fd: s.as_raw_fd(),
+                fd: s.fd(),
                 events: libc::POLLIN,
                 revents: 0,
             })
@@ -409,58 +484,6 @@ fn sockaddr_for(ip: IpAddr, out: &mut libc::sockaddr_storage) -> libc::socklen_t
             sin6.sin6_addr.s6_addr = a.octets();
             mem::size_of::<libc::sockaddr_in6>() as libc::socklen_t
         }
-    }
-}
-
-/// `ret 0` for packets the kernel marks PACKET_OUTGOING, else accept.
-fn attach_drop_outgoing(fd: RawFd) -> io::Result<()> {
-    const SKF_AD_OFF: u32 = (-0x1000i32) as u32;
-    const SKF_AD_PKTTYPE: u32 = 4;
-    let code = [
-        libc::sock_filter {
-            code: (libc::BPF_LD | libc::BPF_W | libc::BPF_ABS) as u16,
-            jt: 0,
-            jf: 0,
-            k: SKF_AD_OFF + SKF_AD_PKTTYPE,
-        },
-        libc::sock_filter {
-            code: (libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K) as u16,
-            jt: 0,
-            jf: 1,
-            k: libc::PACKET_OUTGOING as u32,
-        },
-        libc::sock_filter {
-            code: (libc::BPF_RET | libc::BPF_K) as u16,
-            jt: 0,
-            jf: 0,
-            k: 0,
-        },
-        libc::sock_filter {
-            code: (libc::BPF_RET | libc::BPF_K) as u16,
-            jt: 0,
-            jf: 0,
-            k: 0xffff,
-        },
-    ];
-    let prog = libc::sock_fprog {
-        len: code.len() as u16,
-        filter: code.as_ptr() as *mut libc::sock_filter,
-    };
-    // SAFETY: prog points at `code`, which lives across the call; the
-    // kernel copies the program.
-    let r = unsafe {
-        libc::setsockopt(
-            fd,
-            libc::SOL_SOCKET,
-            libc::SO_ATTACH_FILTER,
-            (&prog as *const libc::sock_fprog).cast(),
-            mem::size_of::<libc::sock_fprog>() as libc::socklen_t,
-        )
-    };
-    if r < 0 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(())
     }
 }
 

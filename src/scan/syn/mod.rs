@@ -67,7 +67,11 @@ pub async fn run(
         resume_out: cfg.resume_out.clone(),
     };
     let outcome = run_on_thread(thread, &events, move |space, emit| {
-        engine::run(&mut raw::RawIo::open(true)?, space, &ecfg, emit)
+        let mut io = raw::RawIo::open_for(true, ecfg.schedule.sports)?;
+        if let Some(n) = io.notice.take() {
+            emit(ScanEvent::Notice(n));
+        }
+        engine::run(&mut io, space, &ecfg, emit)
     })
     .await?;
     let mut summary = outcome.summary;

@@ -81,7 +81,10 @@ pub async fn run(
     let outcome = run_on_thread(thread, &events, move |pairs, emit| {
         // UDP rates are bounded by the targets' ICMP limiters, not by the
         // kernel's send path: one sending thread is plenty.
-        let mut io = io::RawUdpIo::open(false)?;
+        let mut io = io::RawUdpIo::open_for(false, ecfg.schedule.sports)?;
+        if let Some(n) = io.notice.take() {
+            emit(ScanEvent::Notice(n));
+        }
         let payload = |port: u16| payloads.bytes(port);
         let describe = |port: u16, reply: &[u8]| -> Option<ServiceInfo> {
             let hint = payloads.for_port(port).map(|p| p.service.as_str());
