@@ -260,6 +260,19 @@ fn cancel_on_signal(cancel: Cancel) {
     });
 }
 
+/// The test setting `PORTWARDEN_TEST_VANTAGE=lab`: the lab's benchmarking
+/// range 198.18.0.0/15 counts as a public source. Any other value is an
+/// error, so a typo never silently changes what counts as the internet.
+fn lab_vantage() -> Result<bool> {
+    match std::env::var("PORTWARDEN_TEST_VANTAGE") {
+        Err(_) => Ok(false),
+        Ok(v) if v == "lab" => Ok(true),
+        Ok(v) => bail!(
+            "PORTWARDEN_TEST_VANTAGE={v:?} is not a test setting; the only value is \"lab\" (the lab range 198.18.0.0/15 counts as internet)"
+        ),
+    }
+}
+
 async fn audit(cmd: AuditCmd) -> Result<u8> {
     let (choice, mut cfg) = scan_config(&cmd.engine)?;
     // An interrupted audit writes no report, so it leaves no resume state,
@@ -316,6 +329,9 @@ async fn audit(cmd: AuditCmd) -> Result<u8> {
         sign_key: cmd.sign_key.clone(),
         cancel: Cancel::new(),
         csv_bom: cmd.csv_bom,
+        vantage: cmd.vantage.clone(),
+        udp_monlist: cmd.udp_monlist,
+        lab_vantage: lab_vantage()?,
     };
     cancel_on_signal(req.cancel.clone());
     let (tx, rx) = mpsc::channel(4096);
@@ -567,11 +583,17 @@ fn policy_cmd(cmd: PolicyCmd) -> Result<u8> {
             Ok(exit::OK)
         }
         PolicyCmd::Check { file, rules, as_of } => {
-            let profiles = app::load_profiles(rules.as_deref())?;
+            // The rulebook, read once: profiles, remediation, port sets.
+            let rulebook = portwarden::rules::Rules::load(rules.as_deref())?;
+            let profiles = rulebook.profiles.clone();
             let policy = app::load_policy(Some(&file), &profiles)?;
-            app::check_platforms(&policy, &app::load_remediation(rules.as_deref())?)?;
+            app::check_platforms(
+                &policy,
+                &portwarden::report::RemediationCatalog::from_rules(&rulebook)?,
+            )?;
+            policy.check_port_scopes(&rulebook.ports)?;
             let today = app::clock(as_of).date_naive();
-            let summary = portwarden::policy::check_summary(&policy, today);
+            let summary = portwarden::policy::check_summary(&policy, &profiles, today);
             // Everything from the policy file is text a hostile file could
             // fill with terminal escapes: shown through the report's escaping.
             let safe = |s: &str| portwarden::report::display_safe(s);
@@ -618,13 +640,13 @@ fn policy_cmd(cmd: PolicyCmd) -> Result<u8> {
                     .unwrap_or_default();
                 writeln!(
                     w,
-                    "exception {} on {} {}: {}, expires {} ({} days){window}",
+                    "exception {} on {} {}: {}, expires {} ({}){window}",
                     safe(&e.id),
                     safe(&e.target),
                     e.ports,
                     e.state,
                     e.expires,
-                    e.days_left
+                    e.when
                 )?;
             }
             for c in &policy.changes {
