@@ -121,6 +121,18 @@ impl<I: PacketIo> Faulty<I> {
         }
     }
 
+    /// The network faults of the property tests: `loss` each way, 20% of
+    /// the answers duplicated, 20% delayed (reordered).
+    pub fn lossy(inner: I, seed: u64, loss: f64) -> Faulty<I> {
+        Faulty {
+            loss_out: loss,
+            loss_in: loss,
+            dup: 0.2,
+            delay: 0.2,
+            ..Faulty::new(inner, seed)
+        }
+    }
+
     /// The local refusals of the property tests: no route to 15% of the
     /// destinations, every packet to 20% refused with `errno`, 2% ENOBUFS
     /// mid-batch; 10% of the answers duplicated, 10% delayed.

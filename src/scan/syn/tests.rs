@@ -172,11 +172,7 @@ fn clean_network_every_pair_exactly_right() {
 #[test]
 fn loss_duplicates_and_reordering_do_not_change_the_result() {
     let (truth, expect) = lab_truth(16);
-    let mut io = Faulty::new(FakeNet::new(truth), 7);
-    io.loss_out = 0.05;
-    io.loss_in = 0.05;
-    io.dup = 0.2;
-    io.delay = 0.2;
+    let mut io = Faulty::lossy(FakeNet::new(truth), 7, 0.05);
     let cfg = EngineConfig {
         schedule: ScheduleConfig {
             retries: 3,

@@ -6,8 +6,9 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
 
 use super::engine::{self, UdpEngineConfig, UdpOutcome, UdpSpace};
-use super::io::FakeUdpNet;
+use super::io::{FakeUdpNet, UdpIo};
 use super::packet::FakeAnswer;
+use super::packet::UdpReply;
 use crate::model::{Observation, PortState, Reason, ScanEvent, ServiceInfo};
 use crate::scan::raw::engine::Space;
 use crate::scan::raw::schedule::{ScheduleConfig, Shard};
@@ -87,7 +88,18 @@ struct Run {
 }
 
 fn run(net: &mut FakeUdpNet, hosts: u32, ports: &[u16], cfg: &UdpEngineConfig) -> Run {
-    let addr_at = |i: u64| (i < hosts as u64).then(|| host(i as u32));
+    run_at(net, &host, hosts, ports, cfg)
+}
+
+/// `run` over any I/O, host `i` at `addr(i)`.
+fn run_at(
+    net: &mut dyn UdpIo<Reply = UdpReply>,
+    addr: &dyn Fn(u32) -> IpAddr,
+    hosts: u32,
+    ports: &[u16],
+    cfg: &UdpEngineConfig,
+) -> Run {
+    let addr_at = |i: u64| (i < hosts as u64).then(|| addr(i as u32));
     let payload = |p: u16| payload_for(p);
     let describe = |_: u16, b: &[u8]| {
         Some(ServiceInfo {
@@ -493,11 +505,7 @@ fn loss_duplicates_and_reordering_do_not_change_the_result() {
     use crate::scan::raw::io::Faulty;
     let hosts = 40;
     for seed in [3u64, 7, 11] {
-        let mut io = Faulty::new(fake(hosts), seed);
-        io.loss_out = 0.05;
-        io.loss_in = 0.05;
-        io.dup = 0.2;
-        io.delay = 0.2;
+        let mut io = Faulty::lossy(fake(hosts), seed, 0.05);
         // The default retries: more would end hosts' paced retries early,
         // by design (every dropped port's paced tries count as misses).
         let c = UdpEngineConfig {
@@ -507,25 +515,10 @@ fn loss_duplicates_and_reordering_do_not_change_the_result() {
             },
             ..cfg()
         };
-        let addr_at = |i: u64| (i < hosts as u64).then(|| host(i as u32));
-        let payload = |p: u16| payload_for(p);
-        let describe = |_: u16, _: &[u8]| None;
-        let space = UdpSpace {
-            pairs: Space {
-                n_addrs: hosts as u64,
-                addr_at: &addr_at,
-                ports: &PORTS,
-            },
-            payload: &payload,
-            describe: &describe,
-        };
-        let mut got = BTreeMap::new();
-        let mut emit = |ev: ScanEvent| {
-            if let ScanEvent::Observation(o) = ev {
-                assert!(got.insert((o.ip, o.port), o).is_none(), "concluded twice");
-            }
-        };
-        let out = engine::run(&mut io, &space, &c, &mut emit).unwrap();
+        let Run {
+            obs: got,
+            outcome: out,
+        } = run_at(&mut io, &host, hosts, &PORTS, &c);
         assert_eq!(got.len(), hosts as usize * PORTS.len(), "seed {seed}");
         // Loss can only silence a pair whose every try was lost (UDP
         // cannot tell that from a drop); nothing else may change.
@@ -570,29 +563,9 @@ fn injected_local_send_errors_still_cover_the_scope_exactly_once() {
             (payload == payload_for(port)).then(|| answer(truth(index(a), port)))?
         }));
         let mut io = Faulty::refusing(net, seed, errnos[seed as usize % 3]);
-        let addr_at = |i: u64| (i < hosts as u64).then(|| spread(i as u32));
-        let payload = |p: u16| payload_for(p);
-        let describe = |_: u16, _: &[u8]| None;
-        let space = UdpSpace {
-            pairs: Space {
-                n_addrs: hosts as u64,
-                addr_at: &addr_at,
-                ports: &PORTS,
-            },
-            payload: &payload,
-            describe: &describe,
-        };
-        let mut obs = Vec::new();
-        let mut emit = |ev: ScanEvent| {
-            if let ScanEvent::Observation(o) = ev {
-                obs.push(o);
-            }
-        };
-        let out = engine::run(&mut io, &space, &cfg(), &mut emit).unwrap();
-        let mut seen = std::collections::BTreeSet::new();
+        let Run { obs, outcome: out } = run_at(&mut io, &spread, hosts, &PORTS, &cfg());
         let mut local = 0u64;
-        for o in &obs {
-            assert!(seen.insert((o.ip, o.port)), "seed {seed}: concluded twice");
+        for o in obs.values() {
             let IpAddr::V4(a) = o.ip else { unreachable!() };
             let i = index(a);
             if io.unroutable(o.ip) {
@@ -616,7 +589,7 @@ fn injected_local_send_errors_still_cover_the_scope_exactly_once() {
                 assert_eq!((o.state, o.tries), (PortState::Filtered, 0));
             }
         }
-        assert_eq!(seen.len(), hosts as usize * PORTS.len(), "seed {seed}");
+        assert_eq!(obs.len(), hosts as usize * PORTS.len(), "seed {seed}");
         assert!(local > 0, "seed {seed}: the faults hit nothing");
         assert!((0..hosts).any(|i| io.unroutable(spread(i))), "seed {seed}");
         assert_eq!(out.summary.local_errors, local, "seed {seed}");
