@@ -19,6 +19,11 @@
 //! - The per-probe time-out follows measured RTTs (RFC 6298 style smoothed
 //!   RTT + 4 × variance), clamped to the configured floor and ceiling.
 //! - Time-outs are retried later, interleaved with new probes, not at once.
+//! - A connect to a local address can meet itself (TCP simultaneous open:
+//!   the kernel picked the destination port as the source port), which
+//!   looks like an open port. A socket whose local address equals the
+//!   remote one is dropped and the pair probed again from a source port
+//!   bound apart from the destination port.
 
 use std::collections::VecDeque;
 use std::io;
@@ -251,7 +256,9 @@ pub async fn scan_pairs_with(
                 finish(&mut summary, &events, job, reason, t, None).await?;
                 continue;
             }
-            Outcome::TimedOut => Reason::NoResponse,
+            // `probe` never returns a self-connect: it probes again or
+            // concludes with a local error.
+            Outcome::TimedOut | Outcome::SelfConnect => Reason::NoResponse,
             Outcome::Local { error, shortage } => {
                 // Our side refused the probe: nothing went on the wire.
                 summary.sent -= 1;
@@ -332,6 +339,9 @@ enum Outcome {
         rtt: Option<Duration>,
     },
     TimedOut,
+    /// The socket connected to itself (source port == destination port on
+    /// a local address): no answer from any listener; probed again.
+    SelfConnect,
     /// The local system refused the probe; `shortage` when trying again
     /// later may succeed (descriptors, buffers, ephemeral ports).
     Local {
@@ -340,19 +350,71 @@ enum Outcome {
     },
 }
 
+/// Attempts at a probe that keeps connecting to itself (each from a source
+/// port chosen apart from the destination port, so one is enough).
+const SELF_CONNECT_TRIES: u32 = 4;
+
 async fn probe(job: Job, timeout: Duration, injected: Option<io::Error>) -> (Job, Outcome) {
-    let outcome = match injected {
-        Some(e) => local(e),
-        None => connect_once(job.addr, timeout).await,
-    };
+    if let Some(e) = injected {
+        return (job, local(e));
+    }
+    let mut outcome = connect_once(job.addr, timeout, false).await;
+    let mut tries = 0;
+    // A self-connect (TCP simultaneous open: the kernel picked the
+    // destination port as the source port of a connect to a local address)
+    // says nothing about the port: probe it again from a source port bound
+    // apart from it.
+    while matches!(outcome, Outcome::SelfConnect) && tries < SELF_CONNECT_TRIES {
+        tries += 1;
+        outcome = connect_once(job.addr, timeout, true).await;
+    }
+    if matches!(outcome, Outcome::SelfConnect) {
+        outcome = local(io::Error::other(
+            "every attempt connected the socket to itself (TCP self-connect)",
+        ));
+    }
     (job, outcome)
+}
+
+/// A socket for a probe of `addr`. With `apart`, it is first bound to a
+/// source port other than `addr`'s, so the connect cannot meet itself.
+fn probe_socket(addr: SocketAddr, apart: bool) -> io::Result<socket2::Socket> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    for _ in 0..SELF_CONNECT_TRIES {
+        let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+        if !apart {
+            return Ok(socket);
+        }
+        let any: SocketAddr = match addr {
+            SocketAddr::V4(_) => (std::net::Ipv4Addr::UNSPECIFIED, 0).into(),
+            SocketAddr::V6(_) => (std::net::Ipv6Addr::UNSPECIFIED, 0).into(),
+        };
+        socket.bind(&any.into())?;
+        let port = socket
+            .local_addr()?
+            .as_socket()
+            .map(|a| a.port())
+            .unwrap_or(0);
+        if port != addr.port() {
+            return Ok(socket);
+        }
+    }
+    Err(io::Error::from_raw_os_error(libc::EADDRNOTAVAIL))
+}
+
+/// True when the socket is connected to itself: local address == remote.
+fn connected_to_itself(socket: &socket2::Socket, addr: SocketAddr) -> bool {
+    socket
+        .local_addr()
+        .ok()
+        .and_then(|a| a.as_socket())
+        .is_some_and(|local| local == addr)
 }
 
 /// Starts a non-blocking connect and waits for its end. An error from the
 /// `connect()` call itself is local; one reported later is the network's.
-async fn connect_once(addr: SocketAddr, timeout: Duration) -> Outcome {
-    use socket2::{Domain, Protocol, Socket, Type};
-    let socket = match Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP)) {
+async fn connect_once(addr: SocketAddr, timeout: Duration, apart: bool) -> Outcome {
+    let socket = match probe_socket(addr, apart) {
         Ok(s) => s,
         Err(e) => return local(e),
     };
@@ -366,6 +428,7 @@ async fn connect_once(addr: SocketAddr, timeout: Duration) -> Outcome {
     }
     let start = Instant::now();
     match socket.connect(&addr.into()) {
+        Ok(()) if connected_to_itself(&socket, addr) => return Outcome::SelfConnect,
         Ok(()) => {
             return Outcome::Answered {
                 reason: Reason::Connected,
@@ -381,7 +444,8 @@ async fn connect_once(addr: SocketAddr, timeout: Duration) -> Outcome {
         }
         Err(e) => return local(e),
     }
-    let stream = match tokio::net::TcpStream::from_std(std::net::TcpStream::from(socket)) {
+    let std_stream = std::net::TcpStream::from(socket);
+    let stream = match tokio::net::TcpStream::from_std(std_stream) {
         Ok(s) => s,
         Err(e) => return local(e),
     };
@@ -393,6 +457,7 @@ async fn connect_once(addr: SocketAddr, timeout: Duration) -> Outcome {
         }
     };
     match tokio::time::timeout(timeout, done).await {
+        Ok(Ok(())) if stream.local_addr().is_ok_and(|a| a == addr) => Outcome::SelfConnect,
         Ok(Ok(())) => Outcome::Answered {
             reason: Reason::Connected,
             rtt: start.elapsed(),
