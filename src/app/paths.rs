@@ -49,14 +49,20 @@ fn check_folder(dir: &Path, parents: Parents, what: &str) -> Result<()> {
             "{what}: {} is not a folder, so nothing can be written in it",
             dir.display()
         ),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => match parents {
-            Parents::Create => fs::create_dir_all(dir)
-                .with_context(|| format!("{what}: cannot create the folder {}", dir.display()))?,
-            Parents::Require => bail!(
-                "{what}: the folder {} does not exist (create it, or correct the path)",
-                dir.display()
-            ),
-        },
+        // ENOTDIR: a file on the way, which creating the folder names.
+        Err(e)
+            if e.kind() == io::ErrorKind::NotFound || e.raw_os_error() == Some(libc::ENOTDIR) =>
+        {
+            match parents {
+                Parents::Create => fs::create_dir_all(dir).with_context(|| {
+                    format!("{what}: cannot create the folder {}", dir.display())
+                })?,
+                Parents::Require => bail!(
+                    "{what}: the folder {} does not exist (create it, or correct the path)",
+                    dir.display()
+                ),
+            }
+        }
         Err(e) => {
             return Err(e).with_context(|| format!("{what}: cannot reach {}", dir.display()));
         }
@@ -72,11 +78,13 @@ fn check_folder(dir: &Path, parents: Parents, what: &str) -> Result<()> {
 /// A FIFO or character device is written in place and not probed.
 pub fn check_output_file(path: &Path, parents: Parents) -> Result<()> {
     let what = format!("cannot write {}", path.display());
-    crate::safe_fs::OutFile::check(path).with_context(|| what.clone())?;
-    if fs::metadata(path).is_ok_and(|m| !m.is_file()) {
-        return Ok(());
+    if fs::metadata(path).is_ok_and(|m| !m.is_file() && !m.is_dir()) {
+        // A FIFO or a device: written in place (OutFile refuses a block device).
+        return Ok(crate::safe_fs::OutFile::check(path)?);
     }
-    check_folder(&folder_of(path), parents, &what)
+    check_folder(&folder_of(path), parents, &what)?;
+    // Its own message names the path.
+    Ok(crate::safe_fs::OutFile::check(path)?)
 }
 
 /// Checks every path an audit writes, before anything is resolved or
