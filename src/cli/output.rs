@@ -649,6 +649,49 @@ mod tests {
     }
 
     #[test]
+    fn a_host_level_finding_counts_as_a_host_not_as_ports() {
+        use portwarden::model::{Finding, FindingStatus, Severity};
+        let f = Finding {
+            id: "h1".into(),
+            check: "max-open-ports".into(),
+            severity: Severity::High,
+            ip: "198.18.0.1".parse().unwrap(),
+            port: None,
+            proto: None,
+            service: None,
+            group: None,
+            evidence: None,
+            status: FindingStatus::Fail,
+            exception: None,
+            controls: Default::default(),
+            remediation: "close-port".into(),
+            message: String::new(),
+            msg: Default::default(),
+        };
+        let ev = portwarden::policy::Evaluation {
+            findings: vec![f],
+            profiles: vec![],
+            ports: vec![],
+            coverage: vec![],
+        };
+        for (lang, want) in [
+            (portwarden::report::Lang::En, "High: 1 host, 1 finding"),
+            (portwarden::report::Lang::ZhCn, "高危：1 台主机，1 条发现"),
+        ] {
+            let labels = portwarden::report::Labels::embedded(lang).unwrap();
+            let style = SummaryStyle {
+                labels: &labels,
+                color: false,
+                index: std::path::Path::new("r/index.html"),
+            };
+            let mut buf = Vec::new();
+            write_audit_summary(&mut buf, &ev, &style).unwrap();
+            let text = String::from_utf8(buf).unwrap();
+            assert!(text.lines().any(|l| l == want), "{text}");
+        }
+    }
+
+    #[test]
     fn terminal_text_loses_control_characters() {
         assert_eq!(
             terminal_safe("a\x1b[2Jb\r\n"),
