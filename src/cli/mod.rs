@@ -98,23 +98,61 @@ fn scope(args: &ScopeArgs, engine: &EngineArgs, default_ports: &str) -> Result<S
     })
 }
 
-/// nmap's -T presets: (rate, concurrency, retries, initial, min, max ms).
-/// Flags given explicitly win over the preset.
-pub const TIMING: [(Option<u64>, Option<usize>, u8, u64, u64, u64); 6] = [
-    (Some(1), Some(1), 2, 5000, 1000, 10_000),
-    (Some(5), Some(1), 2, 3000, 500, 10_000),
-    (Some(50), None, 2, 1000, 100, 10_000),
-    (None, None, 1, 1000, 100, 3000),
-    (None, None, 1, 500, 100, 1250),
-    (None, None, 0, 250, 50, 300),
+/// One of nmap's -T presets. Flags given explicitly win over it.
+struct Timing {
+    rate: Option<u64>,
+    concurrency: Option<usize>,
+    retries: u8,
+    /// Initial, minimum and maximum probe time-outs, ms.
+    timeouts: (u64, u64, u64),
+}
+
+/// -T0 … -T5 (the README's table).
+const TIMING: [Timing; 6] = [
+    Timing {
+        rate: Some(1),
+        concurrency: Some(1),
+        retries: 2,
+        timeouts: (5000, 1000, 10_000),
+    },
+    Timing {
+        rate: Some(5),
+        concurrency: Some(1),
+        retries: 2,
+        timeouts: (3000, 500, 10_000),
+    },
+    Timing {
+        rate: Some(50),
+        concurrency: None,
+        retries: 2,
+        timeouts: (1000, 100, 10_000),
+    },
+    Timing {
+        rate: None,
+        concurrency: None,
+        retries: 1,
+        timeouts: (1000, 100, 3000),
+    },
+    Timing {
+        rate: None,
+        concurrency: None,
+        retries: 1,
+        timeouts: (500, 100, 1250),
+    },
+    Timing {
+        rate: None,
+        concurrency: None,
+        retries: 0,
+        timeouts: (250, 50, 300),
+    },
 ];
 
 /// Second stage of configuration: flags → a validated [`ScanConfig`].
 fn scan_config(e: &EngineArgs) -> Result<(ScanChoice, ScanConfig)> {
-    let (p_rate, p_conc, p_retries, p_initial, p_min, p_max) =
-        TIMING[e.timing.unwrap_or(3) as usize];
-    let rate = e.rate.or(p_rate);
-    let concurrency = e.concurrency.or(p_conc);
+    let preset = &TIMING[usize::from(e.timing.unwrap_or(3))];
+    let (p_initial, p_min, p_max) = preset.timeouts;
+    let rate = e.rate.or(preset.rate);
+    let concurrency = e.concurrency.or(preset.concurrency);
     let (initial, min, max) = (
         e.timeout_initial.unwrap_or(p_initial),
         e.timeout_min.unwrap_or(p_min),
@@ -156,7 +194,7 @@ fn scan_config(e: &EngineArgs) -> Result<(ScanChoice, ScanConfig)> {
     };
     let cfg = ScanConfig {
         rate,
-        retries: e.retries.unwrap_or(p_retries),
+        retries: e.retries.unwrap_or(preset.retries),
         timeout: TimeoutConfig {
             initial: Duration::from_millis(initial),
             min: Duration::from_millis(min),

@@ -575,18 +575,18 @@ pub fn write_audit_summary(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use portwarden::model::{Finding, FindingStatus, Severity};
 
-    #[test]
-    fn audit_summary_has_a_header_totals_a_cap_and_names_the_report() {
-        use portwarden::model::{Finding, FindingStatus, Severity};
-        let finding = |i: u16, sev: Severity| Finding {
-            id: format!("id{i}"),
+    /// A failing finding on 198.18.0.1 (`port` None: a host-level one).
+    fn finding(port: Option<u16>, severity: Severity) -> Finding {
+        Finding {
+            id: format!("id{port:?}"),
             check: "not-allowed".into(),
-            severity: sev,
+            severity,
             ip: "198.18.0.1".parse().unwrap(),
-            port: Some(1000 + i),
-            proto: Some(portwarden::model::Proto::Tcp),
-            service: Some("x\x1b[2J".into()),
+            port,
+            proto: port.map(|_| portwarden::model::Proto::Tcp),
+            service: port.map(|_| "x\x1b[2J".into()),
             group: None,
             evidence: None,
             status: FindingStatus::Fail,
@@ -595,7 +595,12 @@ mod tests {
             remediation: "close-port".into(),
             message: String::new(),
             msg: Default::default(),
-        };
+        }
+    }
+
+    #[test]
+    fn audit_summary_has_a_header_totals_a_cap_and_names_the_report() {
+        let finding = |i: u16, sev: Severity| finding(Some(1000 + i), sev);
         let ev = portwarden::policy::Evaluation {
             findings: (0..40)
                 .map(|i| {
@@ -650,24 +655,7 @@ mod tests {
 
     #[test]
     fn a_host_level_finding_counts_as_a_host_not_as_ports() {
-        use portwarden::model::{Finding, FindingStatus, Severity};
-        let f = Finding {
-            id: "h1".into(),
-            check: "max-open-ports".into(),
-            severity: Severity::High,
-            ip: "198.18.0.1".parse().unwrap(),
-            port: None,
-            proto: None,
-            service: None,
-            group: None,
-            evidence: None,
-            status: FindingStatus::Fail,
-            exception: None,
-            controls: Default::default(),
-            remediation: "close-port".into(),
-            message: String::new(),
-            msg: Default::default(),
-        };
+        let f = finding(None, Severity::High);
         let ev = portwarden::policy::Evaluation {
             findings: vec![f],
             profiles: vec![],
