@@ -620,6 +620,8 @@ mod tests {
             profiles: vec![],
             ports: vec![],
             coverage: vec![],
+            exceptions: vec![],
+            policy_given: false,
         };
         let index = std::path::Path::new("out/index.html");
         let mut buf = Vec::new();
@@ -664,6 +666,8 @@ mod tests {
             profiles: vec![],
             ports: vec![],
             coverage: vec![],
+            exceptions: vec![],
+            policy_given: false,
         };
         for (lang, want) in [
             (portwarden::report::Lang::En, "High: 1 host, 1 finding"),
