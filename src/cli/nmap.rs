@@ -124,8 +124,15 @@ pub fn translate(args: Vec<OsString>) -> Result<Vec<OsString>, String> {
         };
         match text.as_str() {
             "-iL" => {
+                let file = value()?;
+                if file == "-" {
+                    return Err(
+                        "-iL - (targets on standard input) cannot be honoured: give a file, or the targets as arguments"
+                            .into(),
+                    );
+                }
                 out.push("--targets-file".into());
-                out.push(value()?);
+                out.push(file);
             }
             "-Pn" => out.push("--nmap-pn".into()),
             "-F" => out.extend(["--top-ports".into(), "100".into()]),
@@ -308,6 +315,7 @@ mod tests {
         let e = tr("scan -sA 10.0.0.1").unwrap_err();
         assert!(e.contains("-sA is not a scan type"), "{e}");
         assert!(tr("scan -iL").unwrap_err().contains("-iL needs a value"));
+        assert!(tr("scan -iL -").unwrap_err().contains("standard input"));
     }
 
     #[test]
