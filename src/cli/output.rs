@@ -214,6 +214,17 @@ impl Output {
     }
 }
 
+/// The identified service, else the catalogue's name for the port.
+fn service_name(o: &Observation, catalogue: &Catalogue) -> String {
+    match &o.service {
+        Some(s) => s.name.clone(),
+        None => catalogue
+            .entry(o.port, o.proto)
+            .map(|e| e.service.clone())
+            .unwrap_or_default(),
+    }
+}
+
 /// A greppable field: nmap's `-oG` separators (`/`, `,`) and control
 /// characters cannot come from a network-supplied name.
 fn grep_field(s: &str) -> String {
@@ -253,13 +264,7 @@ fn write_grepable(
         let ports: Vec<String> = chunk
             .iter()
             .map(|o| {
-                let service = match &o.service {
-                    Some(s) => s.name.clone(),
-                    None => catalogue
-                        .entry(o.port, o.proto)
-                        .map(|e| e.service.clone())
-                        .unwrap_or_default(),
-                };
+                let service = service_name(o, catalogue);
                 format!(
                     "{}/{}/{}//{}///",
                     o.port,
@@ -303,13 +308,7 @@ fn write_table(
         let mut obs: Vec<&Observation> = obs.iter().collect();
         obs.sort_by_key(|o| (o.port, o.proto));
         for o in obs {
-            let service = match &o.service {
-                Some(s) => s.name.clone(),
-                None => catalogue
-                    .entry(o.port, o.proto)
-                    .map(|e| e.service.clone())
-                    .unwrap_or_default(),
-            };
+            let service = service_name(o, catalogue);
             let rtt = o.rtt_ms.map(|r| format!("{r:.1} ms")).unwrap_or_default();
             let port = format!("{}/{}", o.port, o.proto);
             writeln!(
