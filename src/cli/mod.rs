@@ -494,7 +494,30 @@ fn fix(cmd: args::FixCmd) -> Result<u8> {
             known.join(", ")
         );
     }
-    // Commands keep their lines; every line loses its control characters.
+    if cmd.format == args::FixFormat::Json {
+        // Every part of every platform; serde_json escapes control characters.
+        let doc = serde_json::json!({
+            "fix": g.id,
+            "key": g.key,
+            "title": g.title,
+            "hosts": g.hosts,
+            "finding_ids": g.finding_ids,
+            "platforms": platforms,
+        });
+        let mut out = io::stdout().lock();
+        serde_json::to_writer_pretty(&mut out, &doc)?;
+        writeln!(out)?;
+        return Ok(exit::OK);
+    }
+    // One part only, so that `portwarden fix … | sh` never runs the undo
+    // too. Commands keep their lines; every line loses its control characters.
+    let part = if cmd.undo {
+        "undo"
+    } else if cmd.verify {
+        "verify"
+    } else {
+        "commands"
+    };
     let block = |text: &str| -> String { text.lines().map(safe).collect::<Vec<_>>().join("\n") };
     let mut out = io::stdout().lock();
     writeln!(out, "# fix {} ({}): {}", g.id, safe(&g.key), safe(&g.title))?;
@@ -503,16 +526,26 @@ fn fix(cmd: args::FixCmd) -> Result<u8> {
     writeln!(out, "# hosts: {}", hosts.join(" "))?;
     writeln!(out, "# findings: {}", block(&g.finding_ids.join(" ")))?;
     for p in platforms {
-        writeln!(out, "\n## {} [{}]", safe(&p.title), safe(&p.platform))?;
-        if let Some(w) = &p.warning {
-            // A comment, so that the printed block stays pasteable.
-            for line in w.lines() {
-                writeln!(out, "# {}", safe(line))?;
+        writeln!(
+            out,
+            "\n# {} [{}]: {part}",
+            safe(&p.title),
+            safe(&p.platform)
+        )?;
+        let text = match part {
+            "undo" => &p.undo,
+            "verify" => &p.verify,
+            _ => {
+                if let Some(w) = &p.warning {
+                    // A comment, so that the printed block stays pasteable.
+                    for line in w.lines() {
+                        writeln!(out, "# {}", safe(line))?;
+                    }
+                }
+                &p.commands
             }
-        }
-        writeln!(out, "{}", block(&p.commands))?;
-        writeln!(out, "### undo\n{}", block(&p.undo))?;
-        writeln!(out, "### verify\n{}", block(&p.verify))?;
+        };
+        writeln!(out, "{}", block(text))?;
     }
     Ok(exit::OK)
 }
@@ -609,11 +642,17 @@ fn policy_cmd(cmd: PolicyCmd) -> Result<u8> {
             Ok(exit::OK)
         }
         PolicyCmd::Check { file, rules, as_of } => {
-            let profiles = app::load_profiles(rules.as_deref())?;
+            // The rulebook, read once: profiles, remediation, port sets.
+            let rulebook = portwarden::rules::Rules::load(rules.as_deref())?;
+            let profiles = rulebook.profiles.clone();
             let policy = app::load_policy(Some(&file), &profiles)?;
-            app::check_platforms(&policy, &app::load_remediation(rules.as_deref())?)?;
+            app::check_platforms(
+                &policy,
+                &portwarden::report::RemediationCatalog::from_rules(&rulebook)?,
+            )?;
+            policy.check_port_scopes(&rulebook.ports)?;
             let today = app::clock(as_of).date_naive();
-            let summary = portwarden::policy::check_summary(&policy, today);
+            let summary = portwarden::policy::check_summary(&policy, &profiles, today);
             // Everything from the policy file is text a hostile file could
             // fill with terminal escapes: shown through the report's escaping.
             let safe = |s: &str| portwarden::report::display_safe(s);
@@ -660,13 +699,13 @@ fn policy_cmd(cmd: PolicyCmd) -> Result<u8> {
                     .unwrap_or_default();
                 writeln!(
                     w,
-                    "exception {} on {} {}: {}, expires {} ({} days){window}",
+                    "exception {} on {} {}: {}, expires {} ({}){window}",
                     safe(&e.id),
                     safe(&e.target),
                     e.ports,
                     e.state,
                     e.expires,
-                    e.days_left
+                    e.when
                 )?;
             }
             for c in &policy.changes {
