@@ -600,3 +600,61 @@ fn ipv6_disabled_namespace_still_reports_every_pair() {
     }
     drop(holder);
 }
+
+/// Issue 26 item 1: a connect to a closed port of a local address can meet
+/// itself (TCP simultaneous open: the kernel picks the destination port as
+/// the source port), which used to show up as `open`. In a namespace of its
+/// own whose ephemeral range is narrowed to 200 ports (so a self-connect
+/// becomes likely: about one per pass without the fix), the whole range is
+/// scanned 30 times; only the one real listener may ever be open.
+#[test]
+fn loopback_ephemeral_range_has_no_false_open_port() {
+    let ns = crate::lab::Netns::new();
+    let st = std::process::Command::new("ip")
+        .args(["netns", "exec", ns.name(), "sysctl", "-qw"])
+        .arg("net.ipv4.ip_local_port_range=40000 40199")
+        .status()
+        .expect("run sysctl");
+    assert!(st.success(), "narrow the ephemeral range");
+    let (tx, rx) = std::sync::mpsc::channel();
+    let (stop_tx, stop_rx) = std::sync::mpsc::channel::<()>();
+    let name = ns.name().to_string();
+    let holder = std::thread::spawn(move || {
+        crate::lab::enter_netns(&name).expect("enter the namespace");
+        let l = std::net::TcpListener::bind("127.0.0.1:40101").expect("bind 40101");
+        tx.send(()).unwrap();
+        let _ = stop_rx.recv();
+        drop(l);
+    });
+    rx.recv().unwrap();
+    let mut opens = BTreeMap::new();
+    for pass in 0..30 {
+        let out = ns
+            .command(Lab::bin())
+            .args([
+                "scan",
+                "127.0.0.1",
+                "-p",
+                "40000-40199",
+                "--format",
+                "jsonl",
+            ])
+            .args(["--scan", "connect", "--concurrency", "32", "--retries", "0"])
+            .args(["--seed", &pass.to_string()])
+            .output()
+            .expect("spawn portwarden");
+        assert_ok(&out);
+        let rows = parse_jsonl(&stdout(&out));
+        assert_eq!(rows.len(), 200, "pass {pass}");
+        for (_, port, state, reason) in rows {
+            if state != "closed" {
+                *opens.entry((port, state, reason)).or_insert(0) += 1;
+            }
+        }
+    }
+    stop_tx.send(()).unwrap();
+    holder.join().unwrap();
+    let want: BTreeMap<(u16, String, String), i32> =
+        [((40101, "open".to_string(), "connected".to_string()), 30)].into();
+    assert_eq!(opens, want, "ports not closed over 30 passes");
+}

@@ -3,7 +3,7 @@
 # (the lab needs iproute2 and nftables; identification tests start real
 # servers from Debian packages). Idempotent; run as root.
 set -euo pipefail
-pkgs=(iproute2 nftables chromium chromium-driver fonts-wqy-microhei poppler-utils time openssh-server nginx-light redis-server memcached vsftpd busybox-static openssl ufw iptables firewalld ansible python3-yaml etcd-server influxdb prometheus dnsmasq-base snmpd chrony nmap)
+pkgs=(iproute2 nftables chromium chromium-driver fonts-wqy-microhei poppler-utils time openssh-server nginx-light redis-server memcached vsftpd busybox-static openssl ufw iptables firewalld ansible python3-yaml etcd-server influxdb prometheus dnsmasq-base snmpd chrony nmap man-db systemd)
 missing=()
 for p in "${pkgs[@]}"; do
   # "installed", not merely known (a removed package keeps its config files).

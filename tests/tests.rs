@@ -3,6 +3,7 @@
 //! and nftables.
 
 mod cli_errors;
+mod everyday;
 mod fix_apply;
 mod identify;
 mod lab;

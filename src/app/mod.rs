@@ -11,6 +11,7 @@ use anyhow::{Context, Result};
 use tokio::sync::mpsc;
 
 mod cancel;
+pub mod paths;
 pub use cancel::{Cancel, Cancelled, off_thread};
 
 use chrono::{DateTime, NaiveDate, Utc};
@@ -354,11 +355,8 @@ pub async fn audit(req: &AuditRequest, events: mpsc::Sender<ScanEvent>) -> Resul
     let cancel = &req.cancel;
     // The report directory, the key, rules, policy and history first: a
     // typo there must not cost a scan.
-    check_out_dir(&req.out)?;
-    if let Some(m) = &req.metrics {
-        crate::safe_fs::OutFile::check(m)
-            .with_context(|| format!("cannot write the metrics file {}", m.display()))?;
-    }
+    // Every output path (report, metrics, history) can be written.
+    paths::check_audit_outputs(req)?;
     let sign_key = req
         .sign_key
         .as_deref()

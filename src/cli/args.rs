@@ -19,11 +19,28 @@ pub struct Cli {
     pub command: Command,
 }
 
+/// What `scan --help` and `audit --help` say about nmap's spellings.
+pub const NMAP_HELP: &str = "\
+nmap's spellings (where the meaning is the same):
+  -iL FILE          targets from FILE (--targets-file FILE, @FILE)
+  --top-ports N     the first N ports of portwarden's ranked TCP list (-p top-tcp:N); -F is --top-ports 100
+  -sS / -sT         --scan syn / --scan connect
+  -sU               the ports are UDP ports (-p 53 is U:53; default top-udp); with -sS or -sT, both
+  -sV               --identify (audits identify by default)
+  -oX / -oN / -oG FILE   scan only: nmap XML / portwarden's table / greppable to FILE (- is standard output)
+  -oA BASE          scan only: BASE.xml, BASE.nmap and BASE.gnmap
+  -T0 … -T5         timing presets (0 paranoid … 5 insane): rate, retries and time-outs, see the README
+  -Pn               accepted: portwarden never pings first, every target is probed
+  --max-retries N   --retries N; --excludefile FILE is --exclude-file FILE
+Flags that mean something else here or cannot be honoured (-O, -A, -sn, -sC, --script, -v, -6, …) are refused with the reason.";
+
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Scan targets and print port states (table, JSON, JSONL or CSV).
+    /// Scan targets and print port states (table, JSON, JSONL, CSV, nmap XML or greppable).
+    #[command(after_help = NMAP_HELP)]
     Scan(Box<ScanCmd>),
     /// Scan targets and write an audit report directory.
+    #[command(after_help = NMAP_HELP)]
     Audit(Box<AuditCmd>),
     /// Expand a port spec (numbers, ranges, service names, named sets) and list its ports.
     Ports(PortsCmd),
@@ -32,15 +49,41 @@ pub enum Command {
     Policy(PolicyCmd),
     /// Check a report directory against its manifest.json (exit 1 when a file was altered, removed or added).
     Verify(VerifyCmd),
-    /// The audit history: list the recorded runs, verify the hash chain.
-    #[command(subcommand)]
-    History(HistoryCmd),
+    /// The audit history: list the recorded runs (the default), verify the hash chain.
+    History(HistoryArgs),
     /// What changed between two recorded runs (default: the last two of the same scope).
     Diff(DiffCmd),
     /// Write a new Ed25519 key pair for signing reports (`audit --sign-key`, `verify --pubkey`).
     Keygen(KeygenCmd),
     /// Print the fix for one finding of a report (commands, undo, verification), for runbooks and tickets.
     Fix(FixCmd),
+    /// Print a shell completion script (bash, zsh, fish or powershell) to standard output.
+    Completions(CompletionsCmd),
+    /// Write the manual pages (portwarden.1 and one per subcommand) into a directory.
+    Man(ManCmd),
+}
+
+#[derive(Debug, Args)]
+pub struct CompletionsCmd {
+    /// The shell to complete for.
+    #[arg(value_enum)]
+    pub shell: Shell,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Shell {
+    Bash,
+    Zsh,
+    Fish,
+    Powershell,
+}
+
+#[derive(Debug, Args)]
+pub struct ManCmd {
+    /// Directory for the pages (created if missing); existing pages of
+    /// portwarden there are replaced.
+    #[arg(long, value_name = "DIR", default_value = "man")]
+    pub out: PathBuf,
 }
 
 #[derive(Debug, Args)]
@@ -91,6 +134,29 @@ pub struct StoreArgs {
     /// may instead be given in PORTWARDEN_HISTORY_KEY.
     #[arg(long, value_name = "FILE")]
     pub history_key_file: Option<PathBuf>,
+}
+
+/// `portwarden history [list|verify]`: without a subcommand, `list`.
+#[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct HistoryArgs {
+    #[command(subcommand)]
+    pub command: Option<HistoryCmd>,
+    #[command(flatten)]
+    pub list: HistoryListArgs,
+}
+
+/// The options of `history list`.
+#[derive(Debug, Args)]
+pub struct HistoryListArgs {
+    #[command(flatten)]
+    pub store: StoreArgs,
+    /// Only runs of this scope key.
+    #[arg(long, value_name = "KEY")]
+    pub scope: Option<String>,
+    /// Output format.
+    #[arg(long, value_enum, default_value = "table")]
+    pub format: DiffFormat,
 }
 
 #[derive(Debug, Subcommand)]
@@ -195,6 +261,9 @@ pub struct ScanCmd {
     /// Ports identified at the same time.
     #[arg(long, value_name = "N", default_value_t = 256)]
     pub identify_concurrency: usize,
+    /// nmap's -oX/-oN/-oG/-oA outputs, as FORMAT=FILE (see `scan --help`).
+    #[arg(long = "nmap-output", hide = true, value_name = "FORMAT=FILE")]
+    pub nmap_output: Vec<String>,
 }
 
 #[derive(Debug, Args)]
@@ -316,6 +385,14 @@ pub struct ScopeArgs {
     /// to the ports given or defaulted; `-p top-udp:N` alone scans only them.
     #[arg(long, value_name = "N")]
     pub top_udp: Option<u32>,
+    /// Scan the first N ports of portwarden's ranked TCP list (rules/top-tcp.txt,
+    /// 1-1000; with -sU the UDP list, with -sS -sU both) instead of the default
+    /// ports; nmap's spelling of `-p top-tcp:N` (`-F` is `--top-ports 100`).
+    #[arg(long, value_name = "N", conflicts_with = "ports")]
+    pub top_ports: Option<u32>,
+    /// Read targets from FILE, one spec a line, # comments (nmap's -iL; same as @FILE).
+    #[arg(long = "targets-file", value_name = "FILE")]
+    pub targets_file: Vec<PathBuf>,
     /// Leave these targets out (same forms as targets; repeatable).
     #[arg(long, value_name = "SPEC")]
     pub exclude: Vec<String>,
@@ -336,21 +413,32 @@ pub struct EngineArgs {
     /// Probe engine: `syn` needs root or CAP_NET_RAW; `auto` uses it when it can.
     #[arg(long = "scan", value_enum, default_value = "auto")]
     pub scan: ScanType,
-    /// Cap on probes per second.
+    /// Cap on probes per second [default: none, or the -T preset's].
     #[arg(long, value_name = "N")]
     pub rate: Option<u64>,
-    /// Extra probes for a port that did not answer.
-    #[arg(long, value_name = "N", default_value_t = 1)]
-    pub retries: u8,
-    /// First probe time-out before any RTT is measured, in ms.
-    #[arg(long, value_name = "MS", default_value_t = 1000)]
-    pub timeout_initial: u64,
-    /// Floor of the adaptive probe time-out, in ms.
-    #[arg(long, value_name = "MS", default_value_t = 100)]
-    pub timeout_min: u64,
-    /// Ceiling of the adaptive probe time-out, in ms.
-    #[arg(long, value_name = "MS", default_value_t = 3000)]
-    pub timeout_max: u64,
+    /// Extra probes for a port that did not answer [default: 1, or the -T preset's].
+    #[arg(long, visible_alias = "max-retries", value_name = "N")]
+    pub retries: Option<u8>,
+    /// First probe time-out before any RTT is measured, in ms [default: 1000, or the -T preset's].
+    #[arg(long, value_name = "MS")]
+    pub timeout_initial: Option<u64>,
+    /// Floor of the adaptive probe time-out, in ms [default: 100, or the -T preset's].
+    #[arg(long, value_name = "MS")]
+    pub timeout_min: Option<u64>,
+    /// Ceiling of the adaptive probe time-out, in ms [default: 3000, or the -T preset's].
+    #[arg(long, value_name = "MS")]
+    pub timeout_max: Option<u64>,
+    /// Timing preset, as nmap's -T0 … -T5 (0 paranoid, 1 sneaky, 2 polite,
+    /// 3 normal, 4 aggressive, 5 insane): sets --rate, --retries and the
+    /// time-outs that are not given (table in the README); 3 is the default.
+    #[arg(short = 'T', long, value_name = "0-5", value_parser = parse_timing)]
+    pub timing: Option<u8>,
+    /// nmap's -sS / -sT / -sU / -sV, collected (see `scan --help`).
+    #[arg(long = "nmap-scan", hide = true, value_name = "LETTER")]
+    pub nmap_scan: Vec<char>,
+    /// nmap's -Pn was given (portwarden never pings first).
+    #[arg(long = "nmap-pn", hide = true)]
+    pub nmap_pn: bool,
     /// Most probes in flight (connect scan) [default: from the open-file limit].
     #[arg(long, value_name = "N")]
     pub concurrency: Option<usize>,
@@ -395,6 +483,36 @@ pub enum Format {
     Csv,
     /// nmap's XML (`-oX`), for tools that read nmap output.
     NmapXml,
+    /// nmap's greppable output (`-oG`): one `Host:` line per host.
+    Grepable,
+}
+
+/// `-T`: 0-5 or nmap's names (paranoid, sneaky, polite, normal, aggressive, insane).
+pub fn parse_timing(text: &str) -> Result<u8, String> {
+    const NAMES: [&str; 6] = [
+        "paranoid",
+        "sneaky",
+        "polite",
+        "normal",
+        "aggressive",
+        "insane",
+    ];
+    let t = text.trim().to_ascii_lowercase();
+    if let Ok(n) = t.parse::<u8>()
+        && n <= 5
+    {
+        return Ok(n);
+    }
+    NAMES
+        .iter()
+        .position(|n| *n == t)
+        .map(|i| i as u8)
+        .ok_or_else(|| {
+            format!(
+                "'{text}' is not a timing preset: use 0-5 (-T4) or one of {}",
+                NAMES.join(", ")
+            )
+        })
 }
 
 /// `90s`, `30m`, `1h`, `1500ms`, or a bare number of seconds; at least 1 s.

@@ -60,28 +60,6 @@ pub fn import_sources(cmd: &AuditCmd) -> Vec<Source> {
     v
 }
 
-/// The audit's history lines on stderr: the run id and the drift.
-pub fn print_audit_history(o: &AuditOutcome) {
-    if let Some(id) = o.run_id {
-        eprintln!("recorded as run {id} in the history");
-    }
-    if let Some(d) = &o.drift {
-        let since = d
-            .from
-            .id
-            .map(|i| format!("run {i}"))
-            .unwrap_or_else(|| "the previous run".into());
-        eprintln!(
-            "drift since {since}: {} opened, {} closed, {} services changed, {} new findings, {} resolved (see drift.json)",
-            d.opened.len(),
-            d.closed.len(),
-            d.services_changed.len(),
-            d.findings_new.len(),
-            d.findings_resolved.len()
-        );
-    }
-}
-
 /// The audit's summary line when it judged imported results.
 pub fn import_line(o: &AuditOutcome, files: usize) -> String {
     let s = &o.summary;

@@ -4,7 +4,10 @@
 
 pub mod args;
 mod history;
+mod manuals;
+mod nmap;
 mod output;
+mod scan_cmd;
 
 use std::io::{self, BufWriter, IsTerminal, Write};
 use std::sync::Arc;
@@ -23,8 +26,8 @@ use portwarden::scan::{ScanConfig, ScanSummary, TimeoutConfig};
 use portwarden::target::PortSet;
 
 use args::{
-    AuditCmd, Cli, Command, EngineArgs, Format, KeygenCmd, PolicyCmd, PortsCmd, ScanCmd, ScanType,
-    ScopeArgs, VerifyCmd,
+    AuditCmd, Cli, Command, EngineArgs, KeygenCmd, PolicyCmd, PortsCmd, ScanType, ScopeArgs,
+    VerifyCmd,
 };
 use output::Output;
 
@@ -46,54 +49,125 @@ const MAX_TIMEOUT_MS: u64 = 60_000;
 
 pub async fn run(cli: Cli) -> Result<u8> {
     match cli.command {
-        Command::Scan(cmd) => scan(*cmd).await,
+        Command::Scan(cmd) => scan_cmd::scan(*cmd).await,
         Command::Audit(cmd) => audit(*cmd).await,
         Command::Ports(cmd) => ports(cmd),
         Command::Policy(cmd) => policy_cmd(cmd),
         Command::Verify(cmd) => verify(cmd),
-        Command::History(cmd) => history::history(cmd),
+        // A bare `history` lists the runs.
+        Command::History(h) => history::history(h.command.unwrap_or(args::HistoryCmd::List {
+            store: h.list.store,
+            scope: h.list.scope,
+            format: h.list.format,
+        })),
         Command::Diff(cmd) => history::diff(cmd),
         Command::Keygen(cmd) => keygen(cmd),
         Command::Fix(cmd) => fix(cmd),
+        Command::Completions(cmd) => manuals::completions(cmd),
+        Command::Man(cmd) => manuals::man(cmd),
     }
 }
 
-fn scope(args: &ScopeArgs, default_ports: &str) -> Scope {
+fn scope(args: &ScopeArgs, engine: &EngineArgs, default_ports: &str) -> Result<Scope> {
     let mut excludes = args.exclude.clone();
     excludes.extend(
         args.exclude_file
             .iter()
             .map(|f| format!("@{}", f.display())),
     );
-    let mut ports = args
-        .ports
-        .clone()
+    let types = nmap::ScanTypes::from_letters(&engine.nmap_scan).map_err(anyhow::Error::msg)?;
+    let mut ports = types
+        .ports(args.ports.as_deref(), args.top_ports)
         .unwrap_or_else(|| default_ports.to_string());
     if let Some(n) = args.top_udp {
         // The port-spec parser checks N against the list's length.
         ports = format!("{ports},top-udp:{n}");
     }
-    Scope {
-        targets: args.targets.clone(),
+    let mut targets = args.targets.clone();
+    targets.extend(
+        args.targets_file
+            .iter()
+            .map(|f| format!("@{}", f.display())),
+    );
+    Ok(Scope {
+        targets,
         excludes,
         allow_large: args.allow_large,
         ports,
         rules_dir: args.rules.clone(),
-    }
+    })
 }
+
+/// One of nmap's -T presets. Flags given explicitly win over it.
+struct Timing {
+    rate: Option<u64>,
+    concurrency: Option<usize>,
+    retries: u8,
+    /// Initial, minimum and maximum probe time-outs, ms.
+    timeouts: (u64, u64, u64),
+}
+
+/// -T0 … -T5 (the README's table).
+const TIMING: [Timing; 6] = [
+    Timing {
+        rate: Some(1),
+        concurrency: Some(1),
+        retries: 2,
+        timeouts: (5000, 1000, 10_000),
+    },
+    Timing {
+        rate: Some(5),
+        concurrency: Some(1),
+        retries: 2,
+        timeouts: (3000, 500, 10_000),
+    },
+    Timing {
+        rate: Some(50),
+        concurrency: None,
+        retries: 2,
+        timeouts: (1000, 100, 10_000),
+    },
+    Timing {
+        rate: None,
+        concurrency: None,
+        retries: 1,
+        timeouts: (1000, 100, 3000),
+    },
+    Timing {
+        rate: None,
+        concurrency: None,
+        retries: 1,
+        timeouts: (500, 100, 1250),
+    },
+    Timing {
+        rate: None,
+        concurrency: None,
+        retries: 0,
+        timeouts: (250, 50, 300),
+    },
+];
 
 /// Second stage of configuration: flags → a validated [`ScanConfig`].
 fn scan_config(e: &EngineArgs) -> Result<(ScanChoice, ScanConfig)> {
-    if e.rate == Some(0) || e.max_rate == Some(0) {
+    let preset = &TIMING[usize::from(e.timing.unwrap_or(3))];
+    let (p_initial, p_min, p_max) = preset.timeouts;
+    let rate = e.rate.or(preset.rate);
+    let concurrency = e.concurrency.or(preset.concurrency);
+    let (initial, min, max) = (
+        e.timeout_initial.unwrap_or(p_initial),
+        e.timeout_min.unwrap_or(p_min),
+        e.timeout_max.unwrap_or(p_max),
+    );
+    if rate == Some(0) || e.max_rate == Some(0) {
         bail!("--rate and --max-rate must be at least 1 probe per second");
     }
-    if e.concurrency == Some(0) {
+    if concurrency == Some(0) {
         bail!("--concurrency must be at least 1");
     }
     for (flag, v) in [
-        ("--timeout-initial", e.timeout_initial),
-        ("--timeout-min", e.timeout_min),
-        ("--timeout-max", e.timeout_max),
+        ("--timeout-initial", initial),
+        ("--timeout-min", min),
+        ("--timeout-max", max),
     ] {
         if v > MAX_TIMEOUT_MS {
             bail!(
@@ -101,27 +175,32 @@ fn scan_config(e: &EngineArgs) -> Result<(ScanChoice, ScanConfig)> {
             );
         }
     }
-    if e.timeout_min == 0 || e.timeout_min > e.timeout_max {
-        bail!(
-            "--timeout-min ({} ms) must be at least 1 and at most --timeout-max ({} ms)",
-            e.timeout_min,
-            e.timeout_max
-        );
+    if min == 0 || min > max {
+        bail!("--timeout-min ({min} ms) must be at least 1 and at most --timeout-max ({max} ms)");
     }
-    let choice = match e.scan {
+    let types = nmap::ScanTypes::from_letters(&e.nmap_scan).map_err(anyhow::Error::msg)?;
+    let scan = match types.engine {
+        Some(t) if e.scan != ScanType::Auto && e.scan != t => bail!(
+            "-sS/-sT ask for the {t:?} engine but --scan says {:?}: give one",
+            e.scan
+        ),
+        Some(t) => t,
+        None => e.scan,
+    };
+    let choice = match scan {
         ScanType::Auto => ScanChoice::Auto,
         ScanType::Connect => ScanChoice::Connect,
         ScanType::Syn => ScanChoice::Syn,
     };
     let cfg = ScanConfig {
-        rate: e.rate,
-        retries: e.retries,
+        rate,
+        retries: e.retries.unwrap_or(preset.retries),
         timeout: TimeoutConfig {
-            initial: Duration::from_millis(e.timeout_initial),
-            min: Duration::from_millis(e.timeout_min),
-            max: Duration::from_millis(e.timeout_max),
+            initial: Duration::from_millis(initial),
+            min: Duration::from_millis(min),
+            max: Duration::from_millis(max),
         },
-        concurrency: e.concurrency,
+        concurrency,
         seed: e.seed.unwrap_or_else(rand::random),
         max_rate: e.max_rate,
         shard: e
@@ -137,6 +216,11 @@ fn scan_config(e: &EngineArgs) -> Result<(ScanChoice, ScanConfig)> {
     if cfg.shard.is_some() && e.seed.is_none() && e.resume.is_none() {
         bail!("--shard needs --seed: every shard must walk the same probe order");
     }
+    if e.nmap_pn {
+        eprintln!(
+            "portwarden: note: -Pn is what portwarden always does: it never pings first, every target is probed"
+        );
+    }
     Ok((choice, cfg))
 }
 
@@ -151,88 +235,6 @@ fn identify_config(on: bool, concurrency: usize) -> Result<Option<IdentifyConfig
         concurrency,
         ..IdentifyConfig::default()
     }))
-}
-
-async fn scan(cmd: ScanCmd) -> Result<u8> {
-    if cmd.scope.targets.is_empty() {
-        bail!("no targets given (e.g. `portwarden scan 198.18.0.0/24 -p common`)");
-    }
-    let (choice, mut cfg) = scan_config(&cmd.engine)?;
-    let identify = identify_config(cmd.identify, cmd.identify_concurrency)?;
-    let scope = scope(&cmd.scope, app::DEFAULT_SCAN_PORTS);
-    let prepared = app::prepare(&scope).await?;
-    let format = cmd.format.unwrap_or(if io::stdout().is_terminal() {
-        Format::Table
-    } else {
-        Format::Jsonl
-    });
-    // The engine is settled before the output file is created, so a refused
-    // `--scan syn` leaves no empty file behind.
-    let (tx, rx) = mpsc::channel(4096);
-    cfg.kind = app::choose_engine(choice, &tx).await?;
-    // A regular file is written beside FILE and renamed over it only when
-    // the output is finished: an abort or an error leaves the old FILE.
-    let out_file = cmd
-        .output
-        .as_deref()
-        .map(portwarden::safe_fs::OutFile::create)
-        .transpose()?;
-    let sink: Box<dyn Write + Send> = match &out_file {
-        Some(f) => Box::new(BufWriter::new(f.handle()?)),
-        None => Box::new(BufWriter::new(io::stdout())),
-    };
-    let out = Output::new(format, sink, cmd.open).with_engine(cfg.kind);
-    let total = prepared.targets.len() * prepared.ports.len() as u64;
-    let consumer = tokio::spawn(consume(rx, progress_bar(total), Some(out)));
-    // The first Ctrl-C / SIGTERM stops sending and lets late answers and the
-    // output (and a SYN scan's resume file) come in; a second one aborts.
-    let stop = Arc::new(AtomicBool::new(false));
-    cfg.stop = Some(stop.clone());
-    let outcome = interruptible(
-        app::scan(&prepared, &cfg, identify.as_ref(), tx),
-        Some(stop),
-    )
-    .await;
-    let out = consumer.await.context("output task failed")??;
-    let (summary, aborted) = match outcome {
-        Some(r) => (r?, false),
-        None => (
-            ScanSummary {
-                interrupted: true,
-                ..Default::default()
-            },
-            true,
-        ),
-    };
-    if let Some(out) = out {
-        out.finish(&summary, &prepared.catalogue)?;
-    }
-    // An aborted scan (second signal) lost answers in flight: its file is
-    // dropped and FILE keeps what it held. A stopped scan's output says it
-    // is incomplete and goes in place, with the resume file beside it.
-    if let Some(f) = out_file
-        && !aborted
-    {
-        f.commit()?;
-    }
-    eprintln!(
-        "{}",
-        summary_line(&summary, prepared.targets.len(), prepared.ports.len())
-    );
-    if summary.interrupted
-        && cfg.kind == portwarden::model::ScanKind::Syn
-        && let Some(path) = cfg.resume_out.as_ref().filter(|p| p.exists())
-    {
-        eprintln!(
-            "resume state saved: finish the scan with the same command plus `--resume {}`",
-            path.display()
-        );
-    }
-    if summary.interrupted {
-        eprintln!("portwarden: interrupted: the output is incomplete");
-        return Ok(exit::INTERRUPTED);
-    }
-    Ok(exit::OK)
 }
 
 /// Listens for Ctrl-C / SIGTERM on a task of its own, so a signal is heard
@@ -290,7 +292,9 @@ async fn audit(cmd: AuditCmd) -> Result<u8> {
         !(cmd.from_nmap.is_empty() && cmd.from_masscan.is_empty() && cmd.from_jsonl.is_empty());
     if importing
         && (!cmd.scope.targets.is_empty()
+            || !cmd.scope.targets_file.is_empty()
             || cmd.scope.ports.is_some()
+            || cmd.scope.top_ports.is_some()
             || cmd.scope.top_udp.is_some())
     {
         bail!(
@@ -308,7 +312,7 @@ async fn audit(cmd: AuditCmd) -> Result<u8> {
     };
     let req = AuditRequest {
         pdf_with,
-        scope: scope(&cmd.scope, app::DEFAULT_AUDIT_PORTS),
+        scope: scope(&cmd.scope, &cmd.engine, app::DEFAULT_AUDIT_PORTS)?,
         engine: choice,
         scan: cfg,
         out: cmd.out.clone(),
@@ -333,10 +337,12 @@ async fn audit(cmd: AuditCmd) -> Result<u8> {
         udp_monlist: cmd.udp_monlist,
         lab_vantage: lab_vantage()?,
     };
+    // Whether a report of ours is in --out now, for the interrupted message.
+    let before = app::check_out_dir(&req.out).ok();
     cancel_on_signal(req.cancel.clone());
     let (tx, rx) = mpsc::channel(4096);
     // The total is unknown until targets resolve; the bar learns it from progress events.
-    let consumer = tokio::spawn(consume(rx, progress_bar(0), None));
+    let consumer = tokio::spawn(consume(rx, progress_bar(0), Vec::new()));
     // The app checks the flag between steps; this also stops the steps that
     // do not (resolving names, opening the history) the moment it is raised.
     let outcome = tokio::select! {
@@ -348,9 +354,14 @@ async fn audit(cmd: AuditCmd) -> Result<u8> {
     {
         // Tasks of a dropped scan may still hold the event channel a moment.
         let _ = tokio::time::timeout(Duration::from_millis(500), consumer).await;
+        let out = output::terminal_safe(&cmd.out.display().to_string());
+        let kept = match before {
+            Some(app::OutDir::Report) => format!("the previous report in {out} is untouched"),
+            Some(app::OutDir::Empty) => format!("{out} is left empty"),
+            _ => format!("{out} was not created"),
+        };
         eprintln!(
-            "portwarden: interrupted: no report written (the previous one in {} is untouched), nothing recorded in the history",
-            output::terminal_safe(&cmd.out.display().to_string())
+            "portwarden: interrupted: no report written ({kept}), nothing recorded in the history"
         );
         return Ok(exit::INTERRUPTED);
     }
@@ -370,17 +381,26 @@ async fn audit(cmd: AuditCmd) -> Result<u8> {
         )?;
         w.flush()?;
     }
-    history::print_audit_history(&outcome);
+    let labels = &outcome.labels;
+    output::print_audit_history(&outcome, labels, req.store.as_deref());
+    let first = if req.import.is_empty() {
+        summary_line(
+            &outcome.summary,
+            outcome.hosts,
+            outcome.ports,
+            req.scan.shard,
+            labels,
+        )
+    } else {
+        history::import_line(&outcome, req.import.len())
+    };
+    let path = output::terminal_safe(&outcome.out.display().to_string());
     eprintln!(
-        "{}\nreport written to {}/ (manifest.json sha256 {}; `portwarden verify {}` checks it)",
-        if req.import.is_empty() {
-            summary_line(&outcome.summary, outcome.hosts, outcome.ports)
-        } else {
-            history::import_line(&outcome, req.import.len())
-        },
-        outcome.out.display(),
-        outcome.manifest_sha256,
-        outcome.out.display()
+        "{first}\n{}",
+        labels.fmt(
+            "term.written",
+            &[("path", &path), ("sha", &outcome.manifest_sha256)]
+        )
     );
     if let Some(key) = &cmd.sign_key {
         eprintln!(
@@ -391,8 +411,14 @@ async fn audit(cmd: AuditCmd) -> Result<u8> {
     }
     if outcome.gate_tripped {
         eprintln!(
-            "audit failed: findings at or above '{}' (see findings.json)",
-            cmd.fail_on
+            "{}",
+            labels.fmt(
+                "term.failed",
+                &[(
+                    "severity",
+                    &labels.get(&format!("severity.{}", cmd.fail_on))
+                )]
+            )
         );
         return Ok(exit::FINDINGS);
     }
@@ -716,10 +742,52 @@ fn policy_cmd(cmd: PolicyCmd) -> Result<u8> {
             for warning in &summary.warnings {
                 writeln!(w, "warning: {}", safe(warning))?;
             }
+            for warning in service_typos(&summary, rules.as_deref())? {
+                writeln!(w, "warning: {}", safe(&warning))?;
+            }
             w.flush()?;
             Ok(exit::OK)
         }
     }
+}
+
+/// `service = "modbsu"`: an allowance naming a service close to a known
+/// one (and not itself known) is almost surely a typo that would only
+/// surface at audit time, as unexpected-service.
+fn service_typos(
+    summary: &portwarden::policy::PolicySummary,
+    rules: Option<&std::path::Path>,
+) -> Result<Vec<String>> {
+    let catalogue = Rules::load(rules)?.ports;
+    let probes = portwarden::identify::ProbeSet::embedded()?;
+    // Names identification can give beyond the catalogue's.
+    let mut known: Vec<&str> = probes.banners.iter().map(|r| r.service.as_str()).collect();
+    known.extend(
+        probes
+            .probes
+            .iter()
+            .flat_map(|p| p.matches.iter().map(|r| r.service.as_str())),
+    );
+    known.extend(probes.http.iter().map(|h| h.rule.service.as_str()));
+    let mut out = Vec::new();
+    for g in &summary.groups {
+        for a in &g.allowed {
+            let Some(service) = &a.service else { continue };
+            let close = portwarden::target::ports::similar_services(service, &catalogue, &known);
+            if !close.is_empty() {
+                out.push(format!(
+                    "policy line {}: service '{service}' is not a service portwarden knows; did you mean {}? (identified services would never match it)",
+                    a.line,
+                    close
+                        .iter()
+                        .map(|c| format!("'{c}'"))
+                        .collect::<Vec<_>>()
+                        .join(" or ")
+                ));
+            }
+        }
+    }
+    Ok(out)
 }
 
 fn ports(cmd: PortsCmd) -> Result<u8> {
@@ -785,12 +853,12 @@ async fn interruptible<T>(
 async fn consume(
     mut rx: mpsc::Receiver<ScanEvent>,
     bar: Option<ProgressBar>,
-    mut out: Option<Output>,
-) -> Result<Option<Output>> {
+    mut outs: Vec<Output>,
+) -> Result<Vec<Output>> {
     while let Some(ev) = rx.recv().await {
         match ev {
             ScanEvent::Observation(o) => {
-                if let Some(out) = out.as_mut() {
+                for out in outs.iter_mut() {
                     out.observation(&o).context("cannot write the output")?;
                 }
             }
@@ -813,7 +881,7 @@ async fn consume(
     if let Some(bar) = bar {
         bar.finish_and_clear();
     }
-    Ok(out)
+    Ok(outs)
 }
 
 fn progress_bar(total: u64) -> Option<ProgressBar> {
@@ -830,27 +898,48 @@ fn progress_bar(total: u64) -> Option<ProgressBar> {
     Some(bar)
 }
 
-fn summary_line(s: &ScanSummary, hosts: u64, ports: usize) -> String {
-    let plural = |n: u64, word: &str| format!("{n} {word}{}", if n == 1 { "" } else { "s" });
-    let scope = format!(
-        "{} × {}",
-        plural(hosts, "host"),
-        plural(ports as u64, "port")
-    );
-    let mut line = format!(
-        "scanned {scope} in {:.2} s ({:.0} probes/s{}): {} open, {} closed, {} filtered{}",
-        s.elapsed.as_secs_f64(),
-        s.rate,
-        if s.interrupted { ", interrupted" } else { "" },
-        s.open,
-        s.closed,
-        s.filtered,
-        if s.open_filtered > 0 {
-            format!(", {} open|filtered", s.open_filtered)
-        } else {
-            String::new()
+/// The summary line of a scan or an audit, in the labels' language (the
+/// rare warnings after it stay in English).
+fn summary_line(
+    s: &ScanSummary,
+    hosts: u64,
+    ports: usize,
+    shard: Option<(u64, u64)>,
+    labels: &portwarden::report::Labels,
+) -> String {
+    let hosts_text = output::count(labels, "hosts", hosts as usize);
+    // A shard probes its own part of the pairs: it counts those.
+    let hosts_text = match shard {
+        Some((i, n)) => {
+            let pairs = (hosts * ports as u64).saturating_sub(i).div_ceil(n.max(1));
+            let pairs = format!("{pairs} pair{}", if pairs == 1 { "" } else { "s" });
+            format!("shard {i}/{n}: {pairs} of {hosts_text}")
         }
+        None => hosts_text,
+    };
+    let mut line = labels.fmt(
+        "term.scanned",
+        &[
+            ("hosts", &hosts_text),
+            ("ports", &output::count(labels, "ports", ports)),
+            ("secs", &format!("{:.2}", s.elapsed.as_secs_f64())),
+            ("rate", &format!("{:.0}", s.rate)),
+            (
+                "interrupted",
+                &if s.interrupted {
+                    labels.get("term.interrupted")
+                } else {
+                    String::new()
+                },
+            ),
+            ("open", &s.open.to_string()),
+            ("closed", &s.closed.to_string()),
+            ("filtered", &s.filtered.to_string()),
+        ],
     );
+    if s.open_filtered > 0 {
+        line.push_str(&format!(", {} open|filtered", s.open_filtered));
+    }
     if s.udp_undecided > 0 {
         line.push_str(&format!(
             "\nwarning: {} of the open|filtered UDP pairs are undecided: their hosts' ICMP rate limits needed more time than --host-timeout allowed (or the hosts stopped answering retries), so closed could not be told from open|filtered; raise --host-timeout to decide them",
@@ -870,7 +959,8 @@ fn summary_line(s: &ScanSummary, hosts: u64, ports: usize) -> String {
 /// and version print as usual.
 pub fn parse() -> std::result::Result<Cli, (u8, String)> {
     use clap::Parser;
-    match Cli::try_parse() {
+    let args = nmap::translate(std::env::args_os().collect()).map_err(|e| (exit::ERROR, e))?;
+    match Cli::try_parse_from(args) {
         Ok(cli) => Ok(cli),
         Err(e) => match e.kind() {
             clap::error::ErrorKind::DisplayHelp

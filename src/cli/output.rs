@@ -29,6 +29,7 @@ enum Kind {
     Jsonl,
     Csv { header_done: bool },
     NmapXml(Vec<Observation>, chrono::DateTime<chrono::Utc>),
+    Grepable(Vec<Observation>, chrono::DateTime<chrono::Utc>),
 }
 
 const CSV_HEADER: [&str; 10] = [
@@ -52,6 +53,7 @@ impl Output {
             Format::Jsonl => Kind::Jsonl,
             Format::Csv => Kind::Csv { header_done: false },
             Format::NmapXml => Kind::NmapXml(Vec::new(), chrono::Utc::now()),
+            Format::Grepable => Kind::Grepable(Vec::new(), chrono::Utc::now()),
         };
         Output {
             w,
@@ -67,6 +69,15 @@ impl Output {
         self
     }
 
+    /// Continues an earlier output already written to the sink (a resumed
+    /// scan): a CSV header is not written again.
+    pub fn continuing(mut self, yes: bool) -> Output {
+        if yes && let Kind::Csv { header_done } = &mut self.kind {
+            *header_done = true;
+        }
+        self
+    }
+
     /// Takes one observation; streaming formats write it at once.
     pub fn observation(&mut self, o: &Observation) -> io::Result<()> {
         if self.open_only && o.state != PortState::Open {
@@ -78,7 +89,7 @@ impl Output {
                     by_host.entry(o.ip).or_default().push(o.clone());
                 }
             }
-            Kind::Json(all) | Kind::NmapXml(all, _) => all.push(o.clone()),
+            Kind::Json(all) | Kind::NmapXml(all, _) | Kind::Grepable(all, _) => all.push(o.clone()),
             Kind::Jsonl => {
                 serde_json::to_writer(&mut self.w, o)?;
                 self.w.write_all(b"\n")?;
@@ -170,6 +181,12 @@ impl Output {
                 };
                 self.w.write_all(xml.as_bytes())?;
             }
+            Kind::Grepable(all, started) => {
+                write_grepable(&mut self.w, all, started, summary, catalogue)?;
+                if incomplete {
+                    writeln!(self.w, "# INCOMPLETE: {INCOMPLETE}")?;
+                }
+            }
             Kind::Jsonl => {
                 if incomplete {
                     // A final record no observation parser takes for a port.
@@ -197,6 +214,82 @@ impl Output {
     }
 }
 
+/// The identified service, else the catalogue's name for the port.
+fn service_name(o: &Observation, catalogue: &Catalogue) -> String {
+    match &o.service {
+        Some(s) => s.name.clone(),
+        None => catalogue
+            .entry(o.port, o.proto)
+            .map(|e| e.service.clone())
+            .unwrap_or_default(),
+    }
+}
+
+/// A greppable field: nmap's `-oG` separators (`/`, `,`) and control
+/// characters cannot come from a network-supplied name.
+fn grep_field(s: &str) -> String {
+    terminal_safe(s)
+        .chars()
+        .map(|c| match c {
+            '/' => '|',
+            ',' | '\t' => ' ',
+            c => c,
+        })
+        .collect()
+}
+
+/// nmap's greppable output (`-oG`): a comment header, one `Host:` line per
+/// host with every reported port as `port/state/proto//service///`, and a
+/// closing comment.
+fn write_grepable(
+    w: &mut dyn Write,
+    mut all: Vec<Observation>,
+    started: chrono::DateTime<chrono::Utc>,
+    summary: &ScanSummary,
+    catalogue: &Catalogue,
+) -> io::Result<()> {
+    all.sort_by_key(|a| (a.ip, a.port, a.proto));
+    let args: Vec<String> = std::env::args().map(|a| grep_field(&a)).collect();
+    writeln!(
+        w,
+        "# portwarden {} scan initiated {} as: {}",
+        env!("CARGO_PKG_VERSION"),
+        started.to_rfc2822(),
+        args.join(" ")
+    )?;
+    let mut hosts = 0;
+    for chunk in all.chunk_by(|a, b| a.ip == b.ip) {
+        hosts += 1;
+        let first = &chunk[0];
+        let ports: Vec<String> = chunk
+            .iter()
+            .map(|o| {
+                let service = service_name(o, catalogue);
+                format!(
+                    "{}/{}/{}//{}///",
+                    o.port,
+                    o.state,
+                    o.proto,
+                    grep_field(&service)
+                )
+            })
+            .collect();
+        writeln!(
+            w,
+            "Host: {} ({})\tPorts: {}",
+            first.ip,
+            grep_field(&first.hostnames.join(" ")),
+            ports.join(", ")
+        )?;
+    }
+    writeln!(
+        w,
+        "# portwarden done: {hosts} IP address{} with reported ports, scanned in {:.2} seconds",
+        if hosts == 1 { "" } else { "es" },
+        summary.elapsed.as_secs_f64()
+    )
+}
+
 fn write_table(
     w: &mut dyn Write,
     by_host: &BTreeMap<IpAddr, Vec<Observation>>,
@@ -215,13 +308,7 @@ fn write_table(
         let mut obs: Vec<&Observation> = obs.iter().collect();
         obs.sort_by_key(|o| (o.port, o.proto));
         for o in obs {
-            let service = match &o.service {
-                Some(s) => s.name.clone(),
-                None => catalogue
-                    .entry(o.port, o.proto)
-                    .map(|e| e.service.clone())
-                    .unwrap_or_default(),
-            };
+            let service = service_name(o, catalogue);
             let rtt = o.rtt_ms.map(|r| format!("{r:.1} ms")).unwrap_or_default();
             let port = format!("{}/{}", o.port, o.proto);
             writeln!(
@@ -269,6 +356,61 @@ fn sev_color(s: portwarden::model::Severity) -> &'static str {
         Severity::Low => "\x1b[36m",
         Severity::Info => "\x1b[2m",
     }
+}
+
+/// The audit's history lines on stderr: the run id, and the drift naming
+/// the run it is measured from, its scope and the history database (the
+/// default history is shared by everyone using the account).
+pub fn print_audit_history(
+    o: &portwarden::app::AuditOutcome,
+    labels: &portwarden::report::Labels,
+    store: Option<&std::path::Path>,
+) {
+    let store = store
+        .map(|p| terminal_safe(&p.display().to_string()))
+        .unwrap_or_default();
+    if let Some(id) = o.run_id {
+        eprintln!(
+            "{}",
+            labels.fmt(
+                "term.recorded",
+                &[("id", &id.to_string()), ("store", &store)]
+            )
+        );
+    }
+    if let Some(d) = &o.drift {
+        let run = d
+            .from
+            .id
+            .map(|i| i.to_string())
+            .unwrap_or_else(|| "?".into());
+        eprintln!(
+            "{}",
+            labels.fmt(
+                "term.drift",
+                &[
+                    ("run", &run),
+                    (
+                        "started",
+                        &d.from.started.format("%Y-%m-%d %H:%M UTC").to_string()
+                    ),
+                    ("scope", &terminal_safe(&d.from.scope_key)),
+                    ("store", &store),
+                    ("opened", &d.opened.len().to_string()),
+                    ("closed", &d.closed.len().to_string()),
+                    ("changed", &d.services_changed.len().to_string()),
+                    ("new", &d.findings_new.len().to_string()),
+                    ("resolved", &d.findings_resolved.len().to_string()),
+                ],
+            )
+        );
+    }
+}
+
+/// "1 port", "3 ports" (`what`: ports, hosts, findings) in the labels' language.
+pub fn count(labels: &portwarden::report::Labels, what: &str, n: usize) -> String {
+    let key = if n == 1 { "one" } else { "many" };
+    labels.fmt(&format!("term.{what}_{key}"), &[("n", &n.to_string())])
 }
 
 /// Pads `s` to `width` terminal columns (CJK characters take two).
@@ -363,21 +505,39 @@ pub fn write_audit_summary(
         )?;
     }
     for sev in Severity::ALL.iter().rev() {
-        let ports = rows.iter().filter(|r| r.0 && r.1 == *sev).count();
+        let failing: Vec<_> = rows.iter().filter(|r| r.0 && r.1 == *sev).collect();
+        // A host-level finding (no port) is counted as a host, not a port.
+        let ports = failing.iter().filter(|r| r.2.1.is_some()).count();
+        let hosts = failing.len() - ports;
         let findings = ev
             .findings
             .iter()
             .filter(|f| f.status.is_failing() && f.severity == *sev)
             .count();
+        let mut places = Vec::new();
+        if ports > 0 || hosts == 0 {
+            places.push(count(labels, "ports", ports));
+        }
+        if hosts > 0 {
+            places.push(count(labels, "hosts", hosts));
+        }
         let line = labels.fmt(
             "term.total",
             &[
                 ("severity", &t(&format!("severity.{sev}"))),
-                ("ports", &ports.to_string()),
-                ("findings", &findings.to_string()),
+                ("places", &places.join(&t("term.list_sep"))),
+                ("findings", &count(labels, "findings", findings)),
             ],
         );
-        writeln!(w, "{}", if ports > 0 { paint(*sev, line) } else { line })?;
+        writeln!(
+            w,
+            "{}",
+            if failing.is_empty() {
+                line
+            } else {
+                paint(*sev, line)
+            }
+        )?;
     }
     for p in &ev.profiles {
         // A percentage only where every requirement was decided (the
@@ -417,18 +577,18 @@ pub fn write_audit_summary(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use portwarden::model::{Finding, FindingStatus, Severity};
 
-    #[test]
-    fn audit_summary_has_a_header_totals_a_cap_and_names_the_report() {
-        use portwarden::model::{Finding, FindingStatus, Severity};
-        let finding = |i: u16, sev: Severity| Finding {
-            id: format!("id{i}"),
+    /// A failing finding on 198.18.0.1 (`port` None: a host-level one).
+    fn finding(port: Option<u16>, severity: Severity) -> Finding {
+        Finding {
+            id: format!("id{port:?}"),
             check: "not-allowed".into(),
-            severity: sev,
+            severity,
             ip: "198.18.0.1".parse().unwrap(),
-            port: Some(1000 + i),
-            proto: Some(portwarden::model::Proto::Tcp),
-            service: Some("x\x1b[2J".into()),
+            port,
+            proto: port.map(|_| portwarden::model::Proto::Tcp),
+            service: port.map(|_| "x\x1b[2J".into()),
             group: None,
             evidence: None,
             status: FindingStatus::Fail,
@@ -437,7 +597,12 @@ mod tests {
             remediation: "close-port".into(),
             message: String::new(),
             msg: Default::default(),
-        };
+        }
+    }
+
+    #[test]
+    fn audit_summary_has_a_header_totals_a_cap_and_names_the_report() {
+        let finding = |i: u16, sev: Severity| finding(Some(1000 + i), sev);
         let ev = portwarden::policy::Evaluation {
             findings: (0..40)
                 .map(|i| {
@@ -474,6 +639,7 @@ mod tests {
         assert_eq!(lines[SUMMARY_ROWS + 1], "… and 10 more in out/index.html");
         assert!(lines.contains(&"Critical: 5 ports, 5 findings"));
         assert!(lines.contains(&"Low: 35 ports, 35 findings"));
+        assert!(lines.contains(&"High: 0 ports, 0 findings"));
         assert_eq!(*lines.last().unwrap(), "Report: out/index.html");
         assert!(!text.contains('\x1b'));
 
@@ -489,6 +655,34 @@ mod tests {
         assert!(text.contains("\x1b[1;35m严重"), "{text}");
         assert!(text.contains("端口开放但未获批准"));
         assert!(text.ends_with("报告：out/index.html\n"));
+    }
+
+    #[test]
+    fn a_host_level_finding_counts_as_a_host_not_as_ports() {
+        let f = finding(None, Severity::High);
+        let ev = portwarden::policy::Evaluation {
+            findings: vec![f],
+            profiles: vec![],
+            ports: vec![],
+            coverage: vec![],
+            exceptions: vec![],
+            policy_given: false,
+        };
+        for (lang, want) in [
+            (portwarden::report::Lang::En, "High: 1 host, 1 finding"),
+            (portwarden::report::Lang::ZhCn, "高危：1 台主机，1 条发现"),
+        ] {
+            let labels = portwarden::report::Labels::embedded(lang).unwrap();
+            let style = SummaryStyle {
+                labels: &labels,
+                color: false,
+                index: std::path::Path::new("r/index.html"),
+            };
+            let mut buf = Vec::new();
+            write_audit_summary(&mut buf, &ev, &style).unwrap();
+            let text = String::from_utf8(buf).unwrap();
+            assert!(text.lines().any(|l| l == want), "{text}");
+        }
     }
 
     #[test]

@@ -197,6 +197,8 @@ impl Rules {
         }
         let top_text = read(top_udp::FILE_NAME, top_udp::EMBEDDED_TEXT)?;
         let ports = ports.with_top_udp(top_udp::parse(&top_text.text, &top_text.origin)?);
+        let top_tcp = read(top_udp::TCP_FILE_NAME, top_udp::TCP_EMBEDDED_TEXT)?;
+        let ports = ports.with_top_tcp(top_udp::parse_tcp(&top_tcp.text, &top_tcp.origin)?);
         let probes = read("probes.toml", EMBEDDED_PROBES)?;
         let remediation = read("remediation.toml", EMBEDDED_REMEDIATION)?;
         let firewalld = read("firewalld-services.txt", EMBEDDED_FIREWALLD)?;
@@ -297,6 +299,7 @@ mod tests {
             "firewalld-services.txt",
             "udp-payloads.toml",
             "top-udp.txt",
+            "top-tcp.txt",
             "profiles/checks.toml",
             "profiles/pci-dss-4.0.toml",
             "i18n/en.toml",

@@ -80,6 +80,8 @@ pub struct Catalogue {
     /// The ranked UDP list (`top-udp.txt`), most important first; port
     /// specs select its head with `top-udp:N`. Attached by the rulebook.
     top_udp: Vec<u16>,
+    /// The ranked TCP list (`top-tcp.txt`): `top-tcp:N`, `--top-ports N`.
+    top_tcp: Vec<u16>,
 }
 
 // ---- file format -----------------------------------------------------------
@@ -152,6 +154,7 @@ impl Catalogue {
             Catalogue::from_toml_str(EMBEDDED_TEXT, EMBEDDED_ORIGIN)
                 .unwrap_or_else(|e| panic!("built-in port catalogue is invalid: {e}"))
                 .with_top_udp(super::top_udp::embedded().to_vec())
+                .with_top_tcp(super::top_udp::embedded_tcp().to_vec())
         })
     }
 
@@ -362,6 +365,7 @@ impl Catalogue {
             by_name,
             sets,
             top_udp: Vec::new(),
+            top_tcp: Vec::new(),
         })
     }
 
@@ -376,6 +380,18 @@ impl Catalogue {
     /// attached).
     pub fn top_udp(&self) -> &[u16] {
         &self.top_udp
+    }
+
+    /// The catalogue with `list` as its ranked TCP list.
+    pub fn with_top_tcp(mut self, list: Vec<u16>) -> Catalogue {
+        self.top_tcp = list;
+        self
+    }
+
+    /// The ranked TCP list, most important first (empty when none was
+    /// attached).
+    pub fn top_tcp(&self) -> &[u16] {
+        &self.top_tcp
     }
 
     // ---- lookups -----------------------------------------------------------

@@ -1,4 +1,5 @@
-//! Rules layer: portwarden's ranked UDP list (`rules/top-udp.txt`).
+//! Rules layer: portwarden's ranked UDP and TCP lists (`rules/top-udp.txt`,
+//! `rules/top-tcp.txt`; the TCP one serves nmap's `--top-ports N`).
 //!
 //! UDP scanning is paced by the targets' ICMP limiters, so which UDP ports
 //! to probe matters more than for TCP: the list ranks 1,000 ports, most
@@ -14,11 +15,26 @@ pub const FILE_NAME: &str = "top-udp.txt";
 pub(crate) const EMBEDDED_TEXT: &str = include_str!("../../rules/top-udp.txt");
 pub(crate) const EMBEDDED_ORIGIN: &str = "<embedded>/top-udp.txt";
 
+/// File name of the ranked TCP list inside a rules directory.
+pub const TCP_FILE_NAME: &str = "top-tcp.txt";
+
+pub(crate) const TCP_EMBEDDED_TEXT: &str = include_str!("../../rules/top-tcp.txt");
+pub(crate) const TCP_EMBEDDED_ORIGIN: &str = "<embedded>/top-tcp.txt";
+
 /// Parses the list: one port per line (1-65535), optionally followed by a
 /// service name for the reader; `#` starts a comment. Returns the ports in
 /// rank order. A duplicate, a bad number, extra words or an empty list is
 /// an error naming `origin`, line and column.
 pub fn parse(text: &str, origin: &str) -> Result<Vec<u16>, RulesError> {
+    parse_list(text, origin, "UDP")
+}
+
+/// [`parse`] for the ranked TCP list.
+pub fn parse_tcp(text: &str, origin: &str) -> Result<Vec<u16>, RulesError> {
+    parse_list(text, origin, "TCP")
+}
+
+fn parse_list(text: &str, origin: &str, proto: &str) -> Result<Vec<u16>, RulesError> {
     let mut ports = Vec::new();
     // Port → line it first appeared on.
     let mut seen = std::collections::HashMap::new();
@@ -90,7 +106,9 @@ pub fn parse(text: &str, origin: &str) -> Result<Vec<u16>, RulesError> {
             origin: origin.to_string(),
             line: 1,
             column: 1,
-            message: "the UDP top list holds no port; list at least one, or remove the file to use the built-in list".into(),
+            message: format!(
+                "the {proto} top list holds no port; list at least one, or remove the file to use the built-in list"
+            ),
         });
     }
     Ok(ports)
@@ -104,6 +122,17 @@ pub fn embedded() -> &'static [u16] {
         // checks this exact text at test time.
         parse(EMBEDDED_TEXT, EMBEDDED_ORIGIN)
             .unwrap_or_else(|e| panic!("built-in UDP top list is invalid: {e}"))
+    })
+}
+
+/// The built-in TCP list, parsed once per process.
+pub fn embedded_tcp() -> &'static [u16] {
+    static LIST: std::sync::OnceLock<Vec<u16>> = std::sync::OnceLock::new();
+    LIST.get_or_init(|| {
+        // Cannot fail at run time: `embedded_tcp_list_is_the_common_set`
+        // checks this exact text at test time.
+        parse_tcp(TCP_EMBEDDED_TEXT, TCP_EMBEDDED_ORIGIN)
+            .unwrap_or_else(|e| panic!("built-in TCP top list is invalid: {e}"))
     })
 }
 
@@ -122,6 +151,30 @@ mod tests {
         assert_eq!(sorted.len(), 1000);
         assert_eq!(&list[..3], &[623, 11211, 19]);
         assert_eq!(list[999], 892);
+    }
+
+    #[test]
+    fn embedded_tcp_list_is_the_common_set_high_risk_first() {
+        let list = embedded_tcp();
+        assert_eq!(list.len(), 1000);
+        let cat = Catalogue::embedded_ref();
+        let mut sorted = list.to_vec();
+        sorted.sort_unstable();
+        let mut common = cat.named_set("common").unwrap().ports.clone();
+        common.sort_unstable();
+        assert_eq!(sorted, common);
+        let hr = &cat.named_set("high-risk").unwrap().ports;
+        let head: Vec<u16> = list[..hr.len()].to_vec();
+        for p in hr {
+            assert!(head.contains(p), "high-risk port {p} is not at the head");
+        }
+        assert_eq!(&list[..3], &[23, 445, 2375]);
+        assert_eq!(
+            parse_tcp("# none\n", "x/top-tcp.txt")
+                .unwrap_err()
+                .to_string(),
+            "x/top-tcp.txt:1:1: the TCP top list holds no port; list at least one, or remove the file to use the built-in list"
+        );
     }
 
     #[test]

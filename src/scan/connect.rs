@@ -19,6 +19,11 @@
 //! - The per-probe time-out follows measured RTTs (RFC 6298 style smoothed
 //!   RTT + 4 × variance), clamped to the configured floor and ceiling.
 //! - Time-outs are retried later, interleaved with new probes, not at once.
+//! - A connect to a local address can meet itself (TCP simultaneous open:
+//!   the kernel picked the destination port as the source port), which
+//!   looks like an open port. A socket whose local address equals the
+//!   remote one is dropped and the pair probed again from a source port
+//!   bound apart from the destination port.
 
 use std::collections::VecDeque;
 use std::io;
@@ -251,7 +256,9 @@ pub async fn scan_pairs_with(
                 finish(&mut summary, &events, job, reason, t, None).await?;
                 continue;
             }
-            Outcome::TimedOut => Reason::NoResponse,
+            // `probe` never returns a self-connect: it probes again or
+            // concludes with a local error.
+            Outcome::TimedOut | Outcome::SelfConnect => Reason::NoResponse,
             Outcome::Local { error, shortage } => {
                 // Our side refused the probe: nothing went on the wire.
                 summary.sent -= 1;
@@ -320,130 +327,11 @@ struct Job {
     epoch: u32,
 }
 
-#[derive(Debug)]
-enum Outcome {
-    Answered {
-        reason: Reason,
-        rtt: Duration,
-    },
-    /// An error answer (ICMP unreachable, …); `rtt` when it came from the network.
-    Unreachable {
-        reason: Reason,
-        rtt: Option<Duration>,
-    },
-    TimedOut,
-    /// The local system refused the probe; `shortage` when trying again
-    /// later may succeed (descriptors, buffers, ephemeral ports).
-    Local {
-        error: io::Error,
-        shortage: bool,
-    },
-}
+mod probe;
 
-async fn probe(job: Job, timeout: Duration, injected: Option<io::Error>) -> (Job, Outcome) {
-    let outcome = match injected {
-        Some(e) => local(e),
-        None => connect_once(job.addr, timeout).await,
-    };
-    (job, outcome)
-}
-
-/// Starts a non-blocking connect and waits for its end. An error from the
-/// `connect()` call itself is local; one reported later is the network's.
-async fn connect_once(addr: SocketAddr, timeout: Duration) -> Outcome {
-    use socket2::{Domain, Protocol, Socket, Type};
-    let socket = match Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP)) {
-        Ok(s) => s,
-        Err(e) => return local(e),
-    };
-    // Close with RST: no TIME_WAIT, so ephemeral ports are not exhausted.
-    // (A zero linger never blocks on drop.)
-    if let Err(e) = socket
-        .set_nonblocking(true)
-        .and_then(|()| socket.set_linger(Some(Duration::ZERO)))
-    {
-        return local(e);
-    }
-    let start = Instant::now();
-    match socket.connect(&addr.into()) {
-        Ok(()) => {
-            return Outcome::Answered {
-                reason: Reason::Connected,
-                rtt: start.elapsed(),
-            };
-        }
-        Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => {}
-        Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => {
-            return Outcome::Answered {
-                reason: Reason::ConnRefused,
-                rtt: start.elapsed(),
-            };
-        }
-        Err(e) => return local(e),
-    }
-    let stream = match tokio::net::TcpStream::from_std(std::net::TcpStream::from(socket)) {
-        Ok(s) => s,
-        Err(e) => return local(e),
-    };
-    let done = async {
-        stream.writable().await?;
-        match stream.take_error()? {
-            Some(e) => Err(e),
-            None => Ok(()),
-        }
-    };
-    match tokio::time::timeout(timeout, done).await {
-        Ok(Ok(())) => Outcome::Answered {
-            reason: Reason::Connected,
-            rtt: start.elapsed(),
-        },
-        Ok(Err(e)) if e.kind() == io::ErrorKind::ConnectionRefused => Outcome::Answered {
-            reason: Reason::ConnRefused,
-            rtt: start.elapsed(),
-        },
-        Ok(Err(e)) => match classify_error(e) {
-            Outcome::Unreachable { reason, .. } => Outcome::Unreachable {
-                reason,
-                rtt: Some(start.elapsed()),
-            },
-            other => other,
-        },
-        Err(_elapsed) => Outcome::TimedOut,
-    }
-}
-
-/// A refusal by the local system, before anything was sent.
-fn local(e: io::Error) -> Outcome {
-    let shortage = matches!(
-        e.raw_os_error(),
-        Some(
-            libc::EMFILE
-                | libc::ENFILE
-                | libc::ENOBUFS
-                | libc::ENOMEM
-                | libc::EADDRNOTAVAIL
-                | libc::EAGAIN
-        )
-    );
-    Outcome::Local { error: e, shortage }
-}
-
-/// An error the network reported for a probe that went out.
-fn classify_error(e: io::Error) -> Outcome {
-    match e.raw_os_error() {
-        Some(libc::ETIMEDOUT) => Outcome::TimedOut,
-        code => Outcome::Unreachable {
-            reason: match code {
-                Some(libc::EHOSTUNREACH) => Reason::HostUnreach,
-                Some(libc::ENETUNREACH) => Reason::NetUnreach,
-                Some(libc::EACCES | libc::EPERM) => Reason::AdminProhibited,
-                Some(libc::ENOPROTOOPT) => Reason::ProtoUnreach,
-                _ => Reason::IcmpUnreach,
-            },
-            rtt: None,
-        },
-    }
-}
+use probe::{Outcome, probe};
+#[cfg(test)]
+use probe::{classify_error, local};
 
 /// `EADDRNOTAVAIL: Cannot assign requested address`: the errno's name and
 /// the system's text, for a `local-error` observation.

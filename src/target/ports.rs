@@ -41,9 +41,15 @@ pub enum PortSpecError {
     )]
     BadProto { item: String },
     #[error(
-        "'{item}': the UDP top list has {max} ports; select 1 to {max} of them (top-udp:100), or all with top-udp"
+        "'{item}': the {proto} top list has {max} ports; select 1 to {max} of them ({list}:100), or all with {list}",
+        proto = proto.to_string().to_uppercase(),
+        list = top_name(*proto)
     )]
-    TopCount { item: String, max: usize },
+    TopCount {
+        item: String,
+        max: usize,
+        proto: Proto,
+    },
     #[error("'{name}' names no {proto} ports in the catalogue ({others})")]
     WrongProto {
         name: String,
@@ -91,7 +97,7 @@ impl PortSet {
                 });
             }
             if let Some((prefix, rest)) = item.split_once(':')
-                && !is_top_udp(prefix)
+                && !is_top_list(prefix)
             {
                 mode = Some(match prefix.trim().to_ascii_lowercase().as_str() {
                     "t" | "tcp" => Proto::Tcp,
@@ -291,15 +297,17 @@ fn resolve_name(
     if name == "all" {
         return Ok((want.unwrap_or(Proto::Tcp), (1..=u16::MAX).collect()));
     }
-    if let Some(head) = top_udp(item, &name, catalogue)? {
-        if want == Some(Proto::Tcp) {
-            return Err(PortSpecError::WrongProto {
-                name: item.to_string(),
-                proto: Proto::Tcp,
-                others: "it is a list of UDP ports".into(),
-            });
+    for list in [Proto::Udp, Proto::Tcp] {
+        if let Some(head) = top_list(item, &name, list, catalogue)? {
+            if want.is_some_and(|w| w != list) {
+                return Err(PortSpecError::WrongProto {
+                    name: item.to_string(),
+                    proto: want.unwrap_or(list),
+                    others: format!("it is a list of {} ports", list.to_string().to_uppercase()),
+                });
+            }
+            return Ok((list, head));
         }
-        return Ok((Proto::Udp, head));
     }
     // (proto, port) candidates the name stands for.
     let found: Vec<(Proto, u16)> = if let Some(set) = catalogue.named_set(&name) {
@@ -352,22 +360,30 @@ fn resolve_name(
     Ok((proto, ports))
 }
 
-/// `top-udp` as the name before a `:` (so `top-udp:100` is not read as a
-/// protocol prefix).
-fn is_top_udp(prefix: &str) -> bool {
-    prefix.trim().eq_ignore_ascii_case(TOP_UDP)
+/// `top-udp` or `top-tcp` as the name before a `:` (so `top-udp:100` is
+/// not read as a protocol prefix).
+fn is_top_list(prefix: &str) -> bool {
+    let p = prefix.trim();
+    p.eq_ignore_ascii_case(top_name(Proto::Udp)) || p.eq_ignore_ascii_case(top_name(Proto::Tcp))
 }
 
-const TOP_UDP: &str = "top-udp";
+/// The port-spec name of a protocol's ranked list.
+fn top_name(proto: Proto) -> &'static str {
+    match proto {
+        Proto::Udp => "top-udp",
+        Proto::Tcp => "top-tcp",
+    }
+}
 
-/// `top-udp` (the whole ranked UDP list) or `top-udp:N` (its first N
-/// ports); `None` when `name` is neither.
-fn top_udp(
+/// `top-udp` / `top-tcp` (a whole ranked list) or `top-udp:N` (its first
+/// N ports); `None` when `name` is neither.
+fn top_list(
     item: &str,
     name: &str,
+    proto: Proto,
     catalogue: &Catalogue,
 ) -> Result<Option<Vec<u16>>, PortSpecError> {
-    let count = match name.strip_prefix(TOP_UDP) {
+    let count = match name.strip_prefix(top_name(proto)) {
         Some("") => None,
         Some(rest) => match rest.strip_prefix(':') {
             Some(n) => Some(n.trim()),
@@ -375,10 +391,14 @@ fn top_udp(
         },
         None => return Ok(None),
     };
-    let list = catalogue.top_udp();
+    let list = match proto {
+        Proto::Udp => catalogue.top_udp(),
+        Proto::Tcp => catalogue.top_tcp(),
+    };
     let bad = || PortSpecError::TopCount {
         item: item.to_string(),
         max: list.len(),
+        proto,
     };
     let n = match count {
         None => list.len(),
@@ -393,14 +413,47 @@ fn top_udp(
     Ok(Some(list[..n].to_vec()))
 }
 
+/// Known service names close to `name` (a likely typo of one of them),
+/// best first; empty when `name` is known or nothing is close.
+pub fn similar_services(name: &str, catalogue: &Catalogue, also_known: &[&str]) -> Vec<String> {
+    let lower = name.to_ascii_lowercase();
+    if !catalogue.by_service(&lower).is_empty() || also_known.contains(&lower.as_str()) {
+        return Vec::new();
+    }
+    let mut names: Vec<&str> = catalogue.service_names();
+    names.extend(also_known);
+    names.sort_unstable();
+    names.dedup();
+    let mut close: Vec<(usize, &str)> = names
+        .into_iter()
+        .map(|c| (strsim::damerau_levenshtein(&lower, c), c))
+        .filter(|(d, c)| *d <= (lower.len().max(c.len()) / 4).max(1))
+        .collect();
+    close.sort_unstable();
+    close
+        .into_iter()
+        .take(3)
+        .map(|(_, c)| c.to_string())
+        .collect()
+}
+
 /// Up to three known names that look like `name`, best first. Edit
 /// distance catches typos (`shh`, `comon`); Jaro-Winkler catches
 /// truncations and shared prefixes (`postgre`, `elastic`).
 fn closest_names(name: &str, catalogue: &Catalogue) -> Vec<String> {
+    // `top-100`, `top100`, `top_100`: nmap's habit of counting top ports.
+    let digits = name
+        .strip_prefix("top")
+        .map(|r| r.trim_start_matches(['-', '_', ':']))
+        .filter(|r| !r.is_empty() && r.bytes().all(|b| b.is_ascii_digit()));
+    if let Some(n) = digits {
+        return vec![format!("top-tcp:{n}"), format!("top-udp:{n}")];
+    }
     let mut candidates: Vec<&str> = catalogue.service_names();
     candidates.extend(catalogue.set_names());
     candidates.push("all");
-    candidates.push(TOP_UDP);
+    candidates.push(top_name(Proto::Udp));
+    candidates.push(top_name(Proto::Tcp));
     candidates.sort_unstable();
     candidates.dedup();
     let mut scored: Vec<(usize, f64, &str)> = candidates
@@ -590,6 +643,49 @@ mod tests {
         assert_eq!(mixed.udp().len(), hr.len());
         assert_eq!(mixed.len(), mixed.tcp().len() + hr.len());
         assert!(mixed.contains(161, Udp) && !mixed.contains(161, Tcp));
+    }
+
+    #[test]
+    fn a_mistyped_service_gets_the_close_names() {
+        assert_eq!(similar_services("modbsu", cat(), &[]), vec!["modbus"]);
+        assert_eq!(similar_services("MODBUS", cat(), &[]), Vec::<String>::new());
+        assert_eq!(
+            similar_services("grafana", cat(), &["grafana"]),
+            Vec::<String>::new()
+        );
+        assert_eq!(
+            similar_services("my-own-daemon", cat(), &[]),
+            Vec::<String>::new()
+        );
+    }
+
+    #[test]
+    fn top_tcp_selects_the_head_of_the_ranked_tcp_list() {
+        let top = cat().top_tcp();
+        assert_eq!(top.len(), 1000);
+        let head = PortSet::parse("top-tcp:10", cat()).unwrap();
+        let mut want = top[..10].to_vec();
+        want.sort_unstable();
+        assert_eq!(head.tcp(), &want[..]);
+        assert!(head.udp().is_empty());
+        assert_eq!(PortSet::parse("top-tcp", cat()).unwrap().len(), 1000);
+        assert_eq!(
+            err("top-tcp:1001"),
+            "'top-tcp:1001': the TCP top list has 1000 ports; select 1 to 1000 of them (top-tcp:100), or all with top-tcp"
+        );
+        assert!(
+            PortSet::parse("U:top-tcp:5", cat())
+                .unwrap_err()
+                .to_string()
+                .contains("it is a list of TCP ports")
+        );
+        for typo in ["top-100", "top100", "TOP_100"] {
+            assert!(
+                err(typo).contains("top-tcp:100") && err(typo).contains("top-udp:100"),
+                "{typo}: {}",
+                err(typo)
+            );
+        }
     }
 
     #[test]

@@ -1,0 +1,197 @@
+//! One connect probe: the socket, the non-blocking connect and what its
+//! end means, including a TCP self-connect on a local address (probed
+//! again from a source port bound apart from the destination port).
+
+use std::io;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use super::Job;
+use crate::model::Reason;
+
+#[derive(Debug)]
+pub(super) enum Outcome {
+    Answered {
+        reason: Reason,
+        rtt: Duration,
+    },
+    /// An error answer (ICMP unreachable, …); `rtt` when it came from the network.
+    Unreachable {
+        reason: Reason,
+        rtt: Option<Duration>,
+    },
+    TimedOut,
+    /// The socket connected to itself (source port == destination port on
+    /// a local address): no answer from any listener; probed again.
+    SelfConnect,
+    /// The local system refused the probe; `shortage` when trying again
+    /// later may succeed (descriptors, buffers, ephemeral ports).
+    Local {
+        error: io::Error,
+        shortage: bool,
+    },
+}
+
+/// Attempts at a probe that keeps connecting to itself (each from a source
+/// port chosen apart from the destination port, so one is enough).
+const SELF_CONNECT_TRIES: u32 = 4;
+
+pub(super) async fn probe(
+    job: Job,
+    timeout: Duration,
+    injected: Option<io::Error>,
+) -> (Job, Outcome) {
+    if let Some(e) = injected {
+        return (job, local(e));
+    }
+    let mut outcome = connect_once(job.addr, timeout, false).await;
+    let mut tries = 0;
+    // A self-connect (TCP simultaneous open: the kernel picked the
+    // destination port as the source port of a connect to a local address)
+    // says nothing about the port: probe it again from a source port bound
+    // apart from it.
+    while matches!(outcome, Outcome::SelfConnect) && tries < SELF_CONNECT_TRIES {
+        tries += 1;
+        outcome = connect_once(job.addr, timeout, true).await;
+    }
+    if matches!(outcome, Outcome::SelfConnect) {
+        outcome = local(io::Error::other(
+            "every attempt connected the socket to itself (TCP self-connect)",
+        ));
+    }
+    (job, outcome)
+}
+
+/// A socket for a probe of `addr`. With `apart`, it is first bound to a
+/// source port other than `addr`'s, so the connect cannot meet itself.
+fn probe_socket(addr: SocketAddr, apart: bool) -> io::Result<socket2::Socket> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    for _ in 0..SELF_CONNECT_TRIES {
+        let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+        if !apart {
+            return Ok(socket);
+        }
+        let any: SocketAddr = match addr {
+            SocketAddr::V4(_) => (std::net::Ipv4Addr::UNSPECIFIED, 0).into(),
+            SocketAddr::V6(_) => (std::net::Ipv6Addr::UNSPECIFIED, 0).into(),
+        };
+        socket.bind(&any.into())?;
+        let port = socket
+            .local_addr()?
+            .as_socket()
+            .map(|a| a.port())
+            .unwrap_or(0);
+        if port != addr.port() {
+            return Ok(socket);
+        }
+    }
+    Err(io::Error::from_raw_os_error(libc::EADDRNOTAVAIL))
+}
+
+/// True when the socket is connected to itself: local address == remote.
+fn connected_to_itself(socket: &socket2::Socket, addr: SocketAddr) -> bool {
+    socket
+        .local_addr()
+        .ok()
+        .and_then(|a| a.as_socket())
+        .is_some_and(|local| local == addr)
+}
+
+/// Starts a non-blocking connect and waits for its end. An error from the
+/// `connect()` call itself is local; one reported later is the network's.
+async fn connect_once(addr: SocketAddr, timeout: Duration, apart: bool) -> Outcome {
+    let socket = match probe_socket(addr, apart) {
+        Ok(s) => s,
+        Err(e) => return local(e),
+    };
+    // Close with RST: no TIME_WAIT, so ephemeral ports are not exhausted.
+    // (A zero linger never blocks on drop.)
+    if let Err(e) = socket
+        .set_nonblocking(true)
+        .and_then(|()| socket.set_linger(Some(Duration::ZERO)))
+    {
+        return local(e);
+    }
+    let start = Instant::now();
+    match socket.connect(&addr.into()) {
+        Ok(()) if connected_to_itself(&socket, addr) => return Outcome::SelfConnect,
+        Ok(()) => {
+            return Outcome::Answered {
+                reason: Reason::Connected,
+                rtt: start.elapsed(),
+            };
+        }
+        Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => {}
+        Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => {
+            return Outcome::Answered {
+                reason: Reason::ConnRefused,
+                rtt: start.elapsed(),
+            };
+        }
+        Err(e) => return local(e),
+    }
+    let std_stream = std::net::TcpStream::from(socket);
+    let stream = match tokio::net::TcpStream::from_std(std_stream) {
+        Ok(s) => s,
+        Err(e) => return local(e),
+    };
+    let done = async {
+        stream.writable().await?;
+        match stream.take_error()? {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    };
+    match tokio::time::timeout(timeout, done).await {
+        Ok(Ok(())) if stream.local_addr().is_ok_and(|a| a == addr) => Outcome::SelfConnect,
+        Ok(Ok(())) => Outcome::Answered {
+            reason: Reason::Connected,
+            rtt: start.elapsed(),
+        },
+        Ok(Err(e)) if e.kind() == io::ErrorKind::ConnectionRefused => Outcome::Answered {
+            reason: Reason::ConnRefused,
+            rtt: start.elapsed(),
+        },
+        Ok(Err(e)) => match classify_error(e) {
+            Outcome::Unreachable { reason, .. } => Outcome::Unreachable {
+                reason,
+                rtt: Some(start.elapsed()),
+            },
+            other => other,
+        },
+        Err(_elapsed) => Outcome::TimedOut,
+    }
+}
+
+/// A refusal by the local system, before anything was sent.
+pub(super) fn local(e: io::Error) -> Outcome {
+    let shortage = matches!(
+        e.raw_os_error(),
+        Some(
+            libc::EMFILE
+                | libc::ENFILE
+                | libc::ENOBUFS
+                | libc::ENOMEM
+                | libc::EADDRNOTAVAIL
+                | libc::EAGAIN
+        )
+    );
+    Outcome::Local { error: e, shortage }
+}
+
+/// An error the network reported for a probe that went out.
+pub(super) fn classify_error(e: io::Error) -> Outcome {
+    match e.raw_os_error() {
+        Some(libc::ETIMEDOUT) => Outcome::TimedOut,
+        code => Outcome::Unreachable {
+            reason: match code {
+                Some(libc::EHOSTUNREACH) => Reason::HostUnreach,
+                Some(libc::ENETUNREACH) => Reason::NetUnreach,
+                Some(libc::EACCES | libc::EPERM) => Reason::AdminProhibited,
+                Some(libc::ENOPROTOOPT) => Reason::ProtoUnreach,
+                _ => Reason::IcmpUnreach,
+            },
+            rtt: None,
+        },
+    }
+}
