@@ -393,6 +393,7 @@ fn fix_card(g: &super::model::FixGroup, labels: &Labels) -> Value {
         "platform_basis": g.platform_basis,
         "checks": g.checks.iter().map(|c| labels.get(&format!("check.{c}"))).collect::<Vec<_>>(),
         "hosts": shown,
+        "hosts_total": g.fix.hosts.len(),
         "hosts_label": hosts_label(labels, g.fix.hosts.len()),
         "more": if more > 0 { labels.fmt("ui.and_more_hosts", &[("n", &more.to_string())]) } else { String::new() },
         "platforms": to(&inline),

@@ -114,6 +114,14 @@ pub fn render(
         if let Some(p) = f["platforms"].as_array_mut() {
             p.truncate(1);
         }
+        // The page's "more hosts" points at a button; print names the files.
+        let shown = f["hosts"].as_array().map_or(0, Vec::len);
+        let total = f["hosts_total"].as_u64().unwrap_or(0) as usize;
+        f["more"] = Value::String(if total > shown {
+            labels.fmt("print.more_hosts", &[("n", &(total - shown).to_string())])
+        } else {
+            String::new()
+        });
     }
     if let Some(frameworks) = data["frameworks"].as_array_mut() {
         for f in frameworks {

@@ -112,9 +112,12 @@ pub(super) fn describe_fixes(
             .map(|f| f.group.as_deref())
             .collect();
         g.internet = names.iter().any(|n| index.internet(*n));
+        // Named groups first, "(no group)" last.
         g.groups = names
             .iter()
-            .map(|n| n.map_or_else(|| no_group.clone(), str::to_string))
+            .flatten()
+            .map(|n| n.to_string())
+            .chain(names.contains(&None).then(|| no_group.clone()))
             .collect();
         g.policy_lines = names
             .iter()
@@ -338,11 +341,16 @@ fn framework_clause(f: &FrameworkReport, labels: &Labels) -> String {
     )
 }
 
-/// `key_one` when `n` is 1 and the language has it, else `key`.
+/// `key_zero` or `key_one` when `n` is 0 or 1 and the language has it,
+/// else `key`.
 pub(super) fn plural(labels: &Labels, key: &str, n: usize, args: &[(&str, &str)]) -> String {
-    let one = format!("{key}_one");
-    if n == 1 && labels.find(&one).is_some() {
-        labels.fmt(&one, args)
+    let form = match n {
+        0 => format!("{key}_zero"),
+        1 => format!("{key}_one"),
+        _ => key.to_string(),
+    };
+    if labels.find(&form).is_some() {
+        labels.fmt(&form, args)
     } else {
         labels.fmt(key, args)
     }
