@@ -417,3 +417,100 @@ fn printed_report_has_contents_page_numbers_and_a4_for_zh_cn() {
     eprintln!("printed zh-CN /24 report: {pages} pages, sections start on {starts:?}");
     std::fs::copy(&pdf, shot_path("report-print-zh-CN.pdf")).unwrap();
 }
+
+/// The same scope audited twice into one history: the second report's
+/// first screen states the trend (new, resolved, still open) against the
+/// first run.
+#[test]
+fn second_run_of_a_scope_states_the_trend() {
+    let scratch = Scratch::new("trend");
+    synth::generate_nmap(&scratch.0);
+    let store = scratch.0.join("history.db");
+    let mut reports = Vec::new();
+    for n in 0..2 {
+        let out = scratch.0.join(format!("run{n}"));
+        let run = Command::new(EXE)
+            .args([
+                "audit",
+                "--as-of",
+                "2026-11-24",
+                "--lang",
+                "en",
+                "--from-nmap",
+            ])
+            .arg(scratch.0.join("scan.xml"))
+            .arg("--policy")
+            .arg(scratch.0.join("policy.toml"))
+            .arg("--store")
+            .arg(&store)
+            .arg("--out")
+            .arg(&out)
+            .output()
+            .unwrap();
+        assert!(
+            matches!(run.status.code(), Some(0 | 1)),
+            "{}",
+            text(&run.stderr)
+        );
+        reports.push(json_file(&out.join("report.json")));
+    }
+    assert!(reports[0]["first"]["trend"].is_null());
+    let t = &reports[1]["first"]["trend"];
+    let failing = reports[1]["summary"]["failing"].as_u64().unwrap();
+    assert_eq!(t["new"], 0, "{t}");
+    assert_eq!(t["resolved"], 0, "{t}");
+    assert_eq!(t["still_open"].as_u64().unwrap(), failing);
+    let sentence = reports[1]["first"]["trend_text"].as_str().unwrap();
+    assert!(
+        sentence.contains(&format!("0 new, 0 resolved, {failing} still open")),
+        "{sentence}"
+    );
+    let html = std::fs::read_to_string(scratch.0.join("run1/index.html")).unwrap();
+    assert!(html.contains(sentence));
+}
+
+/// A connect scan with the default ports drops UDP (issue 26.5): the
+/// report's scope box and report.json say UDP was not probed, and why.
+#[test]
+fn connect_scan_report_says_udp_was_not_probed_and_why() {
+    let scratch = Scratch::new("no-udp");
+    let out = scratch.0.join("report");
+    let run = Command::new(EXE)
+        .args([
+            "audit",
+            "127.0.0.1",
+            "--scan",
+            "connect",
+            "--no-store",
+            "--no-identify",
+            "--lang",
+            "en",
+            "--out",
+        ])
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(
+        matches!(run.status.code(), Some(0 | 1)),
+        "{}",
+        text(&run.stderr)
+    );
+    let report = json_file(&out.join("report.json"));
+    let protocols = &report["scope"]["limits"]["protocols"];
+    assert_eq!(protocols[0]["proto"], "tcp");
+    assert_eq!(protocols[0]["probed"], true);
+    assert_eq!(protocols[1]["proto"], "udp");
+    assert_eq!(protocols[1]["probed"], false);
+    assert_eq!(protocols[1]["why"], "connect-scan");
+    assert!(protocols[1]["ports"].as_u64().unwrap() > 0, "{protocols}");
+    let why = protocols[1]["why_text"].as_str().unwrap();
+    assert!(why.contains("cannot probe UDP"), "{why}");
+    let states = &report["scope"]["limits"]["states"];
+    assert!(states["closed"].as_u64().unwrap() > 0, "{states}");
+    let html = std::fs::read_to_string(out.join("index.html")).unwrap();
+    assert!(
+        html.contains(&format!("UDP: not probed ({why})")),
+        "UDP line missing"
+    );
+    assert_eq!(report["scope"]["limits"]["identification"], false);
+}

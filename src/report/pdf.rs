@@ -224,3 +224,44 @@ fn run(chromium: &Path, profile: &Path, pdf: &Path, page: &Path) -> Result<(), S
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A program that fails on Chromium's arguments: its own stderr ends
+    /// the error (a shell rejects `--headless` as an option).
+    #[test]
+    fn a_failing_printer_is_quoted_from_its_stderr() {
+        let dir = std::env::temp_dir().join(format!("pw-pdf-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(dir.join("profile")).unwrap();
+        fs::write(dir.join("page.html"), "<p>x</p>").unwrap();
+        let err = run(
+            Path::new("/bin/sh"),
+            &dir.join("profile"),
+            &dir.join("out.pdf"),
+            &dir.join("page.html"),
+        )
+        .unwrap_err();
+        let _ = fs::remove_dir_all(&dir);
+        assert!(err.starts_with("it exited with"), "{err}");
+        assert!(
+            err.contains("its last messages:") && err.contains("--"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_relative_page_becomes_an_absolute_encoded_url() {
+        let dir = std::env::temp_dir().join(format!("pw pdf #{}", std::process::id()));
+        fs::create_dir_all(&dir).unwrap();
+        let page = dir.join("print.html");
+        fs::write(&page, "x").unwrap();
+        let url = file_url(&page).unwrap();
+        let _ = fs::remove_dir_all(&dir);
+        assert!(url.starts_with("file:///"), "{url}");
+        assert!(url.contains("pw%20pdf%20%23"), "{url}");
+        assert!(file_url(Path::new("no/such/page.html")).is_err());
+    }
+}
