@@ -159,7 +159,7 @@ fn audit_writes_a_verifiable_bundle_and_verify_names_tampering() {
 
     let report: Value =
         serde_json::from_slice(&std::fs::read(out.join("report.json")).unwrap()).unwrap();
-    assert_eq!(report["schema_version"], 2);
+    assert_eq!(report["schema_version"], 3);
     assert_eq!(report["scope"]["operator"], "<b>auditor</b>");
     assert_eq!(report["scope"]["tool_version"], env!("CARGO_PKG_VERSION"));
     assert_eq!(report["summary"]["open_ports"], 2);

@@ -597,6 +597,37 @@ fn import_audit(req: &AuditRequest, rules: &Rules) -> Result<Collected> {
     })
 }
 
+/// What the report says the scan covered.
+fn scan_coverage(
+    summary: &ScanSummary,
+    protocols: &[report::ProtocolCoverage],
+    identification: Option<bool>,
+) -> report::ScanCoverage {
+    report::ScanCoverage {
+        states: report::StateCounts {
+            probed: summary.probed,
+            open: summary.open,
+            closed: summary.closed,
+            filtered: summary.filtered,
+            open_filtered: summary.open_filtered,
+        },
+        protocols: protocols.to_vec(),
+        identification,
+    }
+}
+
+/// The failing findings against the previous run of the scope.
+fn trend(d: &Drift, findings: &[crate::model::Finding]) -> report::Trend {
+    let failing = findings.iter().filter(|f| f.status.is_failing()).count();
+    report::Trend {
+        previous_run: d.from.id,
+        previous_started: d.from.started,
+        new: d.findings_new.len(),
+        resolved: d.findings_resolved.len(),
+        still_open: failing.saturating_sub(d.findings_new.len()),
+    }
+}
+
 /// The protocols a scan probes, and UDP's reason when it probes none:
 /// dropped by a connect scan, or not asked for.
 fn probed_protocols(prepared: &Prepared, udp_dropped: usize) -> Vec<report::ProtocolCoverage> {
@@ -793,29 +824,8 @@ fn finish_audit(
             udp_undecided: summary.udp_undecided,
             history: anchor.clone(),
             inputs: input_files(&req.import, &provenance)?,
-            coverage: report::ScanCoverage {
-                states: report::StateCounts {
-                    probed: summary.probed,
-                    open: summary.open,
-                    closed: summary.closed,
-                    filtered: summary.filtered,
-                    open_filtered: summary.open_filtered,
-                },
-                protocols: protocols.clone(),
-                identification,
-            },
-            trend: drift.as_ref().map(|d| report::Trend {
-                previous_run: d.from.id,
-                previous_started: d.from.started,
-                new: d.findings_new.len(),
-                resolved: d.findings_resolved.len(),
-                still_open: evaluation
-                    .findings
-                    .iter()
-                    .filter(|f| f.status.is_failing())
-                    .count()
-                    .saturating_sub(d.findings_new.len()),
-            }),
+            coverage: scan_coverage(&summary, &protocols, identification),
+            trend: drift.as_ref().map(|d| trend(d, &evaluation.findings)),
         };
         report::write_bundle_with(
             dir,

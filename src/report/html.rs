@@ -140,6 +140,7 @@ pub fn render_platform_pages(
                 let more = g.fix.hosts.len().saturating_sub(FIX_HOSTS_SHOWN);
                 Some(json!({
                     "key": g.anchor,
+                    "name": g.name,
                     "title": g.fix.title,
                     "port": g.fix.port,
                     "proto": g.fix.proto,
