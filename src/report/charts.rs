@@ -12,6 +12,7 @@ pub(crate) const SEV_CLASS: [&str; 5] = ["info", "low", "medium", "high", "criti
 /// Stacked bars per framework: pass, partial, fail, not assessed. Each bar
 /// links to its framework's requirements.
 pub(crate) fn frameworks_svg(model: &ReportModel, labels: &Labels) -> String {
+    let colon = esc(&model.text.get("first.colon"));
     const LEFT: f64 = 250.0;
     const W: f64 = 380.0;
     const ROW: f64 = 34.0;
@@ -48,7 +49,7 @@ pub(crate) fn frameworks_svg(model: &ReportModel, labels: &Labels) -> String {
             let w = n as f64 / total * W;
             let _ = write!(
                 s,
-                r#"<rect x="{x:.1}" y="{y}" width="{w:.1}" height="22" class="seg {class}"><title>{}: {n}</title></rect>"#,
+                r#"<rect x="{x:.1}" y="{y}" width="{w:.1}" height="22" class="seg {class}"><title>{}{colon}{n}</title></rect>"#,
                 esc(&labels.get(key))
             );
             if w >= 18.0 {
@@ -89,6 +90,7 @@ pub(crate) fn frameworks_svg(model: &ReportModel, labels: &Labels) -> String {
 
 /// Failing ports by their highest severity.
 pub(crate) fn severity_svg(model: &ReportModel) -> String {
+    let colon = esc(&model.text.get("first.colon"));
     const LEFT: f64 = 110.0;
     const W: f64 = 360.0;
     const ROW: f64 = 28.0;
@@ -116,7 +118,7 @@ pub(crate) fn severity_svg(model: &ReportModel) -> String {
         };
         let _ = write!(
             s,
-            r#"<text x="{}" y="{}" text-anchor="end" class="axis">{}</text><rect x="{LEFT}" y="{y}" width="{w:.1}" height="20" rx="3" class="bar sev-{}"><title>{}: {}</title></rect><text x="{:.1}" y="{}" class="count">{}</text>"#,
+            r#"<text x="{}" y="{}" text-anchor="end" class="axis">{}</text><rect x="{LEFT}" y="{y}" width="{w:.1}" height="20" rx="3" class="bar sev-{}"><title>{}{colon}{}</title></rect><text x="{:.1}" y="{}" class="count">{}</text>"#,
             LEFT - 10.0,
             y + 15.0,
             esc(&c.label),
@@ -135,6 +137,7 @@ pub(crate) fn severity_svg(model: &ReportModel) -> String {
 /// Failing ports per asset group, stacked by severity; each row links to
 /// the table filtered to the group (the segment view).
 pub(crate) fn groups_svg(model: &ReportModel, labels: &Labels) -> String {
+    let colon = esc(&model.text.get("first.colon"));
     const LEFT: f64 = 190.0;
     const W: f64 = 420.0;
     const ROW: f64 = 28.0;
@@ -178,7 +181,7 @@ pub(crate) fn groups_svg(model: &ReportModel, labels: &Labels) -> String {
             let w = n as f64 / max as f64 * W;
             let _ = write!(
                 s,
-                r#"<rect x="{x:.1}" y="{y}" width="{w:.1}" height="20" class="bar sev-{}"><title>{}: {n}</title></rect>"#,
+                r#"<rect x="{x:.1}" y="{y}" width="{w:.1}" height="20" class="bar sev-{}"><title>{}{colon}{n}</title></rect>"#,
                 SEV_CLASS[rank],
                 esc(&labels.get(&format!("severity.{}", SEV_CLASS[rank])))
             );
@@ -232,6 +235,7 @@ pub(crate) fn services_svg(model: &ReportModel) -> String {
 /// Hosts × severity: a cell's shade is its severity's weight, its text the
 /// count. Each host links to the table filtered to it.
 pub(crate) fn heat_svg(model: &ReportModel, labels: &Labels) -> String {
+    let colon = esc(&model.text.get("first.colon"));
     const LEFT: f64 = 170.0;
     const CELL: f64 = 64.0;
     const ROW: f64 = 20.0;
@@ -271,7 +275,7 @@ pub(crate) fn heat_svg(model: &ReportModel, labels: &Labels) -> String {
             let x = LEFT + CELL * col as f64;
             let _ = write!(
                 s,
-                r#"<rect x="{x:.1}" y="{y}" width="{}" height="{}" class="cell sev-{} l{level}"><title>{}: {n}</title></rect>"#,
+                r#"<rect x="{x:.1}" y="{y}" width="{}" height="{}" class="cell sev-{} l{level}"><title>{}{colon}{n}</title></rect>"#,
                 CELL - 2.0,
                 ROW - 2.0,
                 SEV_CLASS[rank],

@@ -85,14 +85,18 @@ fn provenance_from_a_hostile_file_is_escaped_and_shown() {
         }];
         let html = render(&m, Some(&ev)).unwrap();
         let labels = Labels::embedded(lang).unwrap();
-        assert!(html.contains(&format!("{}: nmap 7.94", labels.get("ui.input_scanner"))));
+        assert!(html.contains(&format!(
+            "{}{}nmap 7.94",
+            labels.get("ui.input_scanner"),
+            labels.get("first.colon")
+        )));
         assert!(
             html.contains(
                 "<code>nmap &lt;script&gt;alert(1)&lt;/script&gt; \u{FFFD}[2J -p 22</code>"
             ),
             "{html}"
         );
-        assert!(html.contains("(tcp, syn): <code>22,&lt;b&gt;</code>"));
+        assert!(html.contains("<code>tcp/syn</code> <code>22,&lt;b&gt;</code>"));
         assert!(html.contains(
             "<time datetime=\"2025-11-24T16:00:00Z\">2025-11-24 16:00:00 UTC</time> – \
              <time datetime=\"2025-11-24T16:00:09Z\">2025-11-24 16:00:09 UTC</time>"
