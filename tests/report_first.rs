@@ -136,6 +136,19 @@ fn nmap_slash24_headline_counts_match_the_golden_file() {
         assert_eq!(l["scope_lines"], json!(["198.18.0.0/24"]));
         assert_eq!(l["warnings"].as_array().unwrap().len(), 3, "{l}");
         assert_eq!(l["protocols"][1]["probed"], false);
+        // RDP and SMB fixes open on Windows when no group names a platform.
+        for port in [3389, 445] {
+            let g = report["fix_groups"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|g| g["port"] == port && g["key"] == "close-port")
+                .unwrap();
+            let first = g["inline"][0].as_u64().unwrap() as usize;
+            let platform = g["platforms"][first].as_str().unwrap();
+            assert!(platform.starts_with("windows"), "{port}: {platform}");
+            assert!(!g["policy_lines"].as_array().unwrap().is_empty());
+        }
         got.insert(format!("policy={policy}"), headline(&report));
     }
     let got = Value::Object(got);
@@ -380,6 +393,18 @@ fn printed_report_has_contents_page_numbers_and_a4_for_zh_cn() {
     }
     assert_eq!(starts.len(), 9, "{}", page_texts[1]);
     assert!(all.contains("签字确认") && all.contains("复核人") && all.contains("签名"));
+    // No address broken inside: every host the first fix names is whole.
+    let report = json_file(&out.join("report.json"));
+    let first = &report["first"]["fix_first"][0];
+    let g = report["fix_groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|g| g["anchor"] == *first)
+        .unwrap();
+    for h in g["hosts"].as_array().unwrap().iter().take(24) {
+        assert!(all.contains(h.as_str().unwrap()), "{h} broken or missing");
+    }
     std::fs::copy(&pdf, shot_path("report-print-zh-CN.pdf")).unwrap();
     for interactive in ["查看相关发现", "返回概要", "显示主机", "复制"] {
         assert!(!all.contains(interactive), "{interactive}");
