@@ -250,9 +250,9 @@ pub fn generate_nmap(dir: &Path) -> usize {
             "<host starttime=\"1795556400\" endtime=\"1795556401\"><status state=\"up\" reason=\"echo-reply\" reason_ttl=\"64\"/>\n<address addr=\"{ip}\" addrtype=\"ipv4\"/>\n<hostnames>\n</hostnames>\n<ports>"
         );
         if !closed.is_empty() {
-            let _ = write!(
+            let _ = writeln!(
                 x,
-                "<extraports state=\"closed\" count=\"{n}\"><extrareasons reason=\"reset\" count=\"{n}\" proto=\"tcp\" ports=\"{}\"/></extraports>\n",
+                "<extraports state=\"closed\" count=\"{n}\"><extrareasons reason=\"reset\" count=\"{n}\" proto=\"tcp\" ports=\"{}\"/></extraports>",
                 list(&closed),
                 n = closed.len()
             );
@@ -262,9 +262,9 @@ pub fn generate_nmap(dir: &Path) -> usize {
                 .iter()
                 .find(|n| n.0 == *p)
                 .map_or("unknown", |n| n.1);
-            let _ = write!(
+            let _ = writeln!(
                 x,
-                "<port protocol=\"tcp\" portid=\"{p}\"><state state=\"open\" reason=\"syn-ack\" reason_ttl=\"64\"/><service name=\"{name}\" method=\"table\" conf=\"3\"/></port>\n"
+                "<port protocol=\"tcp\" portid=\"{p}\"><state state=\"open\" reason=\"syn-ack\" reason_ttl=\"64\"/><service name=\"{name}\" method=\"table\" conf=\"3\"/></port>"
             );
         }
         x.push_str("</ports>\n</host>\n");
