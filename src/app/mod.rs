@@ -277,6 +277,16 @@ pub struct AuditRequest {
     pub pdf_with: Option<PathBuf>,
     /// The PDF's paper (`None`: A4 for zh-CN, Letter otherwise).
     pub paper: Option<report::print::Paper>,
+    /// Where the operator says the audit runs from (`--vantage NAME`):
+    /// `internet` groups are judged only when it is `internet` and every
+    /// source address is public.
+    pub vantage: Option<String>,
+    /// Send the NTP monlist request (`--udp-monlist`): without it an NTP
+    /// amplifier cannot be seen, and the requirements say so.
+    pub udp_monlist: bool,
+    /// Test setting (`PORTWARDEN_TEST_VANTAGE=lab`): the lab range
+    /// 198.18.0.0/15 counts as a public source; the report names it.
+    pub lab_vantage: bool,
 }
 
 /// The evaluation clock: noon UTC of `as_of`, else now.
@@ -314,16 +324,7 @@ pub fn check_platforms(policy: &Policy, remediation: &report::RemediationCatalog
 pub fn load_policy(path: Option<&Path>, profiles: &Profiles) -> Result<Policy> {
     Ok(match path {
         Some(p) => Policy::load(p, profiles)?,
-        None => Policy {
-            file: "(no policy: built-in baseline)".into(),
-            name: None,
-            owner: None,
-            groups: Vec::new(),
-            exceptions: Vec::new(),
-            changes: Vec::new(),
-            baseline_profiles: None,
-            sha256: None,
-        },
+        None => Policy::none(),
     })
 }
 
@@ -425,6 +426,16 @@ pub async fn audit(req: &AuditRequest, events: mpsc::Sender<ScanEvent>) -> Resul
     cfg.kind = choose_engine(req.engine, &events).await?;
     let udp_dropped = settle_udp(&mut prepared, cfg.kind, &scope.ports, &events).await;
     let protocols = probed_protocols(&prepared, udp_dropped);
+    if req.udp_monlist {
+        prepared.udp.payloads.enable("ntp-monlist");
+    }
+    // The UDP engine sends these ports a service request: its answers (or
+    // silence) there are evidence the UDP checks can judge.
+    let udp_payload_ports = if prepared.ports.udp().is_empty() {
+        Vec::new()
+    } else {
+        prepared.udp.payloads.payload_ports()
+    };
 
     let (tx, mut rx) = mpsc::channel(4096);
     let collect = async {
@@ -452,6 +463,7 @@ pub async fn audit(req: &AuditRequest, events: mpsc::Sender<ScanEvent>) -> Resul
         hosts: prepared.targets.len(),
         ports: prepared.ports.len(),
         observations,
+        udp_payload_ports,
         source: serde_json::json!({
             "kind": "scan",
             "engine": cfg.kind,
@@ -556,6 +568,8 @@ struct Collected {
     hosts: u64,
     ports: usize,
     observations: Vec<Observation>,
+    /// Ports our UDP engine sent a service payload to (empty for imports).
+    udp_payload_ports: Vec<u16>,
     /// How they were gathered (recorded with the run).
     source: serde_json::Value,
     /// What each imported file says about its scan, in the order of
@@ -590,6 +604,7 @@ fn import_audit(req: &AuditRequest, rules: &Rules) -> Result<Collected> {
         hosts,
         ports,
         observations: imported.observations,
+        udp_payload_ports: Vec::new(),
         source,
         provenance,
         protocols: Vec::new(),
@@ -693,6 +708,7 @@ fn finish_audit(
         hosts,
         ports,
         observations,
+        udp_payload_ports,
         source,
         provenance,
         protocols,
@@ -733,13 +749,30 @@ fn finish_audit(
     let baseline = previous.as_ref().map(store::baseline);
     // One clock for the whole evaluation and its records.
     let now = clock(req.as_of);
-    let evaluation = policy::evaluate_with_history(
+    let sources = match engine {
+        Some(_) => source_addresses(observations.iter().map(|o| o.ip)),
+        None => Vec::new(),
+    };
+    let vantage = crate::model::AuditVantage {
+        name: req.vantage.clone(),
+        interfaces: interfaces_of(&sources),
+        sources,
+        lab: req.lab_vantage,
+    };
+    let evaluation = policy::evaluate_in(
         policy,
         profiles,
         &catalogue,
         &observations,
-        now,
-        baseline.as_ref(),
+        &policy::EvalContext {
+            now,
+            baseline: baseline.as_ref(),
+            vantage: vantage.clone(),
+            udp: policy::UdpEvidence {
+                payload_ports: udp_payload_ports,
+                monlist: req.udp_monlist && engine.is_some(),
+            },
+        },
     );
     cancel.check()?;
     // The history's copy of the findings is needed only when there is a
@@ -795,10 +828,6 @@ fn finish_audit(
         serde_json::to_writer_pretty(&mut w, &findings_doc)
             .and_then(|()| w.flush().map_err(serde_json::Error::io))
             .with_context(|| format!("cannot write {}", path.display()))?;
-        let sources = match engine {
-            Some(_) => source_addresses(observations.iter().map(|o| o.ip)),
-            None => Vec::new(),
-        };
         let facts = report::RunFacts {
             targets: scope.targets.clone(),
             excludes: scope.excludes.clone(),
@@ -817,8 +846,9 @@ fn finish_audit(
             rules_dir: req.scope.rules_dir.clone(),
             policy_path: req.policy.clone(),
             rule_files: rules.files.clone(),
-            source_interfaces: interfaces_of(&sources),
-            source_addresses: sources,
+            source_interfaces: vantage.interfaces.clone(),
+            source_addresses: vantage.sources.clone(),
+            vantage_measured: vantage.describe(),
             partial_import,
             local_errors: summary.local_errors,
             udp_undecided: summary.udp_undecided,
