@@ -320,6 +320,7 @@ fn framework_clause(f: &FrameworkReport, labels: &Labels) -> String {
     let fail = count("fail");
     let na = count("not-assessed");
     let partial = count("partial");
+    let accepted = count("accepted");
     let mut parts = vec![plural(
         labels,
         "first.req_fail",
@@ -328,6 +329,9 @@ fn framework_clause(f: &FrameworkReport, labels: &Labels) -> String {
     )];
     if partial > 0 {
         parts.push(labels.fmt("first.req_partial", &[("n", &partial.to_string())]));
+    }
+    if accepted > 0 {
+        parts.push(labels.fmt("first.req_accepted", &[("n", &accepted.to_string())]));
     }
     if na > 0 {
         parts.push(labels.fmt("first.req_not_assessed", &[("n", &na.to_string())]));
