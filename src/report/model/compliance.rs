@@ -186,8 +186,10 @@ fn coverage_text(
         .filter(|c| c.ran || !fired.contains(c.check.split('@').next().unwrap_or(&c.check)))
         .map(|c| {
             if c.ran {
-                labels.fmt(
+                super::first::plural(
+                    labels,
                     "ui.check_ran",
+                    c.hosts,
                     &[
                         ("check", &check_label(c, labels)),
                         ("n", &c.hosts.to_string()),

@@ -308,13 +308,14 @@ pub(super) fn first_screen(
 }
 
 /// "PCI DSS v4.0: 3 requirements fail, 17 could not be assessed by this
-/// scan", counting the statuses the evaluator gave (any status it adds
-/// is left out of the sentence, never miscounted).
+/// scan", counting the statuses the evaluator gave to confirmed mappings
+/// (an unconfirmed one is marked on its row, never counted; any status the
+/// evaluator adds is left out of the sentence, never miscounted).
 fn framework_clause(f: &FrameworkReport, labels: &Labels) -> String {
     let count = |s: &str| {
         f.requirements
             .iter()
-            .filter(|r| r.status.as_str() == s)
+            .filter(|r| r.confirmed && r.status.as_str() == s)
             .count()
     };
     let fail = count("fail");
