@@ -337,6 +337,10 @@ fn framework_clause(f: &FrameworkReport, labels: &Labels) -> String {
     if na > 0 {
         parts.push(labels.fmt("first.req_not_assessed", &[("n", &na.to_string())]));
     }
+    let unconfirmed = f.requirements.iter().filter(|r| !r.confirmed).count();
+    if unconfirmed > 0 {
+        parts.push(labels.fmt("first.req_unconfirmed", &[("n", &unconfirmed.to_string())]));
+    }
     labels.fmt(
         "first.framework",
         &[
