@@ -85,7 +85,7 @@ expires = 2026-01-31
         inputs: Vec::new(),
         source_addresses: vec!["198.18.0.1".parse().unwrap()],
         source_interfaces: vec![Some("eth0".into())],
-        vantage_measured: String::new(),
+        vantage: Default::default(),
         rule_files: crate::rules::Rules::embedded().files,
         partial_import: false,
         local_errors: 0,
