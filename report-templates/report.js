@@ -177,7 +177,7 @@
       if (r[1]) { h.appendChild(el("div", "note", r[1])); }
       cell(tr, 2).textContent = r[2] === null ? "-" : r[2] + "/" + r[3];
       cell(tr, 3).textContent = r[4] || "";
-      cell(tr, 4).textContent = r[5] >= 0 ? D.gr[r[5]] : "";
+      cell(tr, 4).textContent = r[5] >= 0 ? D.gr[r[5]] : body.getAttribute("data-no-group");
       var checks = cell(tr, 5);
       r[8].forEach(function (c) {
         var st = D.st[c[1]];
@@ -190,7 +190,7 @@
       });
       var fx = cell(tr, 6);
       if (r[10] >= 0) {
-        var a = el("a", "fixlink", D.fx[r[10]]);
+        var a = el("a", "fixlink", D.fn[r[10]] || D.fx[r[10]]);
         a.href = "#" + D.fx[r[10]];
         fx.appendChild(a);
       }

@@ -20,6 +20,9 @@ use serde_json::{Value, json};
 #[path = "report_synth.rs"]
 mod synth;
 
+#[path = "report_first.rs"]
+mod first;
+
 const EXE: &str = env!("CARGO_BIN_EXE_portwarden");
 
 static COUNTER: AtomicU32 = AtomicU32::new(0);
@@ -156,7 +159,7 @@ fn audit_writes_a_verifiable_bundle_and_verify_names_tampering() {
 
     let report: Value =
         serde_json::from_slice(&std::fs::read(out.join("report.json")).unwrap()).unwrap();
-    assert_eq!(report["schema_version"], 2);
+    assert_eq!(report["schema_version"], 3);
     assert_eq!(report["scope"]["operator"], "<b>auditor</b>");
     assert_eq!(report["scope"]["tool_version"], env!("CARGO_PKG_VERSION"));
     assert_eq!(report["summary"]["open_ports"], 2);
@@ -718,7 +721,7 @@ fn browser_check(lang: &str) {
         .unwrap()
         .to_string();
     let fix = driver
-        .js("var a = document.querySelector('#findings-table tbody tr a.fixlink'); return a ? a.textContent : null")
+        .js("var a = document.querySelector('#findings-table tbody tr a.fixlink'); return a ? a.getAttribute('href').slice(1) : null")
         .as_str()
         .expect("the most severe row has a fix group")
         .to_string();

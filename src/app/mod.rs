@@ -109,10 +109,12 @@ pub async fn settle_udp(
     kind: ScanKind,
     spec: &str,
     events: &mpsc::Sender<ScanEvent>,
-) {
+) -> usize {
+    let mut dropped = 0;
     if kind == ScanKind::Connect && !prepared.ports.udp().is_empty() && spec == DEFAULT_AUDIT_PORTS
     {
         let n = prepared.ports.udp().len();
+        dropped = n;
         prepared.ports = prepared.ports.tcp_only();
         let _ = events
             .send(ScanEvent::Notice(format!(
@@ -120,6 +122,7 @@ pub async fn settle_udp(
             )))
             .await;
     }
+    dropped
 }
 
 /// Turns the operator's engine choice into a concrete one. A silent
@@ -273,6 +276,8 @@ pub struct AuditRequest {
     pub csv_bom: bool,
     /// Also print `report.pdf` with this Chromium.
     pub pdf_with: Option<PathBuf>,
+    /// The PDF's paper (`None`: A4 for zh-CN, Letter otherwise).
+    pub paper: Option<report::print::Paper>,
     /// Where the operator says the audit runs from (`--vantage NAME`):
     /// `internet` groups are judged only when it is `internet` and every
     /// source address is public.
@@ -418,7 +423,8 @@ pub async fn audit(req: &AuditRequest, events: mpsc::Sender<ScanEvent>) -> Resul
     let mut prepared = prepare_with(&scope, &rulebook.rules).await?;
     let mut cfg = req.scan.clone();
     cfg.kind = choose_engine(req.engine, &events).await?;
-    settle_udp(&mut prepared, cfg.kind, &scope.ports, &events).await;
+    let udp_dropped = settle_udp(&mut prepared, cfg.kind, &scope.ports, &events).await;
+    let protocols = probed_protocols(&prepared, udp_dropped);
     if req.udp_monlist {
         prepared.udp.payloads.enable("ntp-monlist");
     }
@@ -466,6 +472,8 @@ pub async fn audit(req: &AuditRequest, events: mpsc::Sender<ScanEvent>) -> Resul
             "identify": req.identify.is_some(),
         }),
         provenance: Vec::new(),
+        protocols,
+        identification: Some(req.identify.is_some()),
     };
     finish_off_thread(req, scope, rulebook, history, collected, started, sign_key).await
 }
@@ -566,6 +574,10 @@ struct Collected {
     /// What each imported file says about its scan, in the order of
     /// `AuditRequest::import` (empty for a scan).
     provenance: Vec<crate::import::Provenance>,
+    /// The protocols a scan probed (empty for an import).
+    protocols: Vec<report::ProtocolCoverage>,
+    /// Whether a scan identified services (`None` for an import).
+    identification: Option<bool>,
 }
 
 /// Reads the scan results an import audit judges.
@@ -594,7 +606,65 @@ fn import_audit(req: &AuditRequest, rules: &Rules) -> Result<Collected> {
         udp_payload_ports: Vec::new(),
         source,
         provenance,
+        protocols: Vec::new(),
+        identification: None,
     })
+}
+
+/// What the report says the scan covered.
+fn scan_coverage(
+    summary: &ScanSummary,
+    protocols: &[report::ProtocolCoverage],
+    identification: Option<bool>,
+) -> report::ScanCoverage {
+    report::ScanCoverage {
+        states: report::StateCounts {
+            probed: summary.probed,
+            open: summary.open,
+            closed: summary.closed,
+            filtered: summary.filtered,
+            open_filtered: summary.open_filtered,
+        },
+        protocols: protocols.to_vec(),
+        identification,
+    }
+}
+
+/// The failing findings against the previous run of the scope.
+fn trend(d: &Drift, findings: &[crate::model::Finding]) -> report::Trend {
+    let failing = findings.iter().filter(|f| f.status.is_failing()).count();
+    report::Trend {
+        previous_run: d.from.id,
+        previous_started: d.from.started,
+        new: d.findings_new.len(),
+        resolved: d.findings_resolved.len(),
+        still_open: failing.saturating_sub(d.findings_new.len()),
+    }
+}
+
+/// The protocols a scan probes, and UDP's reason when it probes none:
+/// dropped by a connect scan, or not asked for.
+fn probed_protocols(prepared: &Prepared, udp_dropped: usize) -> Vec<report::ProtocolCoverage> {
+    let (tcp, udp) = (prepared.ports.tcp().len(), prepared.ports.udp().len());
+    let entry = |proto, n: usize, why: &str| report::ProtocolCoverage {
+        proto,
+        probed: n > 0,
+        ports: if n > 0 { n } else { udp_dropped },
+        why: (n == 0).then(|| why.to_string()),
+        why_text: None,
+    };
+    vec![
+        entry(Proto::Tcp, tcp, "not-asked"),
+        entry(
+            Proto::Udp,
+            udp,
+            if udp_dropped > 0 {
+                "connect-scan"
+            } else {
+                "not-asked"
+            },
+        ),
+    ]
 }
 
 /// What an audit judges by, loaded before anything is scanned.
@@ -640,6 +710,8 @@ fn finish_audit(
         udp_payload_ports,
         source,
         provenance,
+        protocols,
+        identification,
     } = collected;
     let partial_import = source["partial"] == serde_json::Value::Bool(true);
     let mut record = store::audit_record(store::AuditFacts {
@@ -781,6 +853,8 @@ fn finish_audit(
             udp_undecided: summary.udp_undecided,
             history: anchor.clone(),
             inputs: input_files(&req.import, &provenance)?,
+            coverage: scan_coverage(&summary, &protocols, identification),
+            trend: drift.as_ref().map(|d| trend(d, &evaluation.findings)),
         };
         report::write_bundle_with(
             dir,
@@ -797,6 +871,7 @@ fn finish_audit(
             report::BundleOptions {
                 csv_bom: req.csv_bom,
                 pdf_with: req.pdf_with.clone(),
+                paper: req.paper,
             },
         )?;
         Ok(())

@@ -331,6 +331,9 @@ pub struct AuditCmd {
     /// Also write report.pdf, the printed executive report, with headless Chromium (PORTWARDEN_CHROMIUM, or chromium / google-chrome on PATH); without one the audit stops before scanning.
     #[arg(long)]
     pub pdf: bool,
+    /// Paper of report.pdf: a4 or letter [default: a4 with --lang zh-CN, else letter].
+    #[arg(long, value_name = "a4|letter", requires = "pdf")]
+    pub paper: Option<portwarden::report::print::Paper>,
     /// Where this audit runs from (e.g. `internet`, `dmz-jump`). Groups with
     /// vantage = "internet" are judged only when this is `internet` and every
     /// source address of the probes is public (not loopback, RFC 1918,

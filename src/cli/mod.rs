@@ -312,6 +312,7 @@ async fn audit(cmd: AuditCmd) -> Result<u8> {
     };
     let req = AuditRequest {
         pdf_with,
+        paper: cmd.paper,
         scope: scope(&cmd.scope, &cmd.engine, app::DEFAULT_AUDIT_PORTS)?,
         engine: choice,
         scan: cfg,

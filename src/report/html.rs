@@ -16,18 +16,17 @@
 //! script and style hashes backs that up.
 
 use std::collections::HashMap;
-use std::fmt::Write as _;
 
 use handlebars::Handlebars;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
-use super::ReportError;
 use super::i18n::Labels;
 use super::model::{
     FIX_HOSTS_SHOWN, PortRow, ReportModel, TOP_ROWS, finding_message, severity_rank, status_key,
 };
 use super::remediation::PAGE_HOSTS;
+use super::{ReportError, charts};
 use crate::model::{FindingStatus, Severity};
 use crate::policy::Evaluation;
 
@@ -35,6 +34,11 @@ const INDEX: &str = include_str!("../../report-templates/index.hbs");
 const CSS: &str = include_str!("../../report-templates/report.css");
 const JS: &str = include_str!("../../report-templates/report.js");
 const FIXES: &str = include_str!("../../report-templates/fixes.hbs");
+/// Partials of the page (and of the print layout).
+pub(crate) const PARTIALS: [(&str, &str); 2] = [
+    ("limits", include_str!("../../report-templates/limits.hbs")),
+    ("req", include_str!("../../report-templates/req.hbs")),
+];
 
 /// How times are shown (report.json keeps RFC 3339).
 const TIME_FORMAT: &str = "%Y-%m-%d %H:%M:%S UTC";
@@ -75,7 +79,7 @@ pub(crate) fn render_parts(
 /// attribute we write is double-quoted), so commands stay readable in the
 /// source and do not grow by `&#x3D;` for every `=`; it holds
 /// `report-templates/NAME.hbs` (`text`) as `name`.
-fn registry(name: &str, text: &str) -> Result<Handlebars<'static>, ReportError> {
+pub(crate) fn registry(name: &str, text: &str) -> Result<Handlebars<'static>, ReportError> {
     let mut hb = Handlebars::new();
     hb.set_strict_mode(false);
     hb.register_escape_fn(esc);
@@ -84,6 +88,13 @@ fn registry(name: &str, text: &str) -> Result<Handlebars<'static>, ReportError> 
             file: format!("report-templates/{name}.hbs"),
             message: e.to_string(),
         })?;
+    for (partial, text) in PARTIALS {
+        hb.register_partial(partial, text)
+            .map_err(|e| ReportError::Template {
+                file: format!("report-templates/{partial}.hbs"),
+                message: e.to_string(),
+            })?;
+    }
     Ok(hb)
 }
 
@@ -129,6 +140,7 @@ pub fn render_platform_pages(
                 let more = g.fix.hosts.len().saturating_sub(FIX_HOSTS_SHOWN);
                 Some(json!({
                     "key": g.anchor,
+                    "name": g.name,
                     "title": g.fix.title,
                     "port": g.fix.port,
                     "proto": g.fix.proto,
@@ -179,7 +191,7 @@ fn hosts_label(labels: &Labels, n: usize) -> String {
     labels.fmt(key, &[("n", &n.to_string())])
 }
 
-fn csp_hash(text: &str) -> String {
+pub(crate) fn csp_hash(text: &str) -> String {
     use base64_lite::encode;
     format!("'sha256-{}'", encode(&Sha256::digest(text.as_bytes())))
 }
@@ -201,7 +213,7 @@ pub fn esc(s: &str) -> String {
     out
 }
 
-fn context(model: &ReportModel, labels: &Labels) -> Result<Value, ReportError> {
+pub(crate) fn context(model: &ReportModel, labels: &Labels) -> Result<Value, ReportError> {
     let total_rows = model.ports.len();
     let top: Vec<Value> = model
         .top_rows(TOP_ROWS)
@@ -211,53 +223,25 @@ fn context(model: &ReportModel, labels: &Labels) -> Result<Value, ReportError> {
     let fixes: Vec<Value> = model
         .fix_groups
         .iter()
+        .map(|g| fix_card(g, labels))
+        .collect();
+    let by_anchor: HashMap<&str, &super::model::FixGroup> = model
+        .fix_groups
+        .iter()
+        .map(|g| (g.anchor.as_str(), g))
+        .collect();
+    let fix_first: Vec<Value> = model
+        .first
+        .fix_first
+        .iter()
+        .filter_map(|a| by_anchor.get(a.as_str()))
         .map(|g| {
-            let shown: Vec<String> = g
-                .fix
-                .hosts
-                .iter()
-                .take(FIX_HOSTS_SHOWN)
-                .map(|h| h.to_string())
-                .collect();
-            let more = g.fix.hosts.len().saturating_sub(FIX_HOSTS_SHOWN);
-            // Inline: the platforms the hosts' groups declare, else the
-            // first; every platform's page is a link away.
-            let page = g.fix.page_fixes();
-            let inline = g.fix.preferred.clamp(1, page.len().max(1)).min(page.len());
-            let links: Vec<Value> = g
-                .fix
-                .platforms
-                .iter()
-                .map(|p| json!({"href": platform_href(&p.platform, &g.anchor), "title": p.title}))
-                .collect();
-            let cut = if g.fix.page_is_cut() {
-                labels.fmt(
-                    "ui.page_hosts_cut",
-                    &[
-                        ("shown", &PAGE_HOSTS.to_string()),
-                        ("n", &g.fix.hosts.len().to_string()),
-                    ],
-                )
-            } else {
-                String::new()
-            };
             json!({
                 "key": g.anchor,
-                "id": g.fix.id,
-                "title": g.fix.title,
-                "about": g.fix.about,
-                "port": g.fix.port,
-                "proto": g.fix.proto,
-                "service": g.fix.service,
+                "name": g.name,
                 "severity": g.fix.severity,
                 "severity_label": g.severity_label,
-                "checks": g.checks.iter().map(|c| labels.get(&format!("check.{c}"))).collect::<Vec<_>>(),
-                "hosts": shown,
-                "hosts_label": hosts_label(labels, g.fix.hosts.len()),
-                "more": if more > 0 { labels.fmt("ui.and_more_hosts", &[("n", &more.to_string())]) } else { String::new() },
-                "platforms": to(&page[..inline]),
-                "links": links,
-                "cut": cut,
+                "internet": g.internet,
             })
         })
         .collect();
@@ -284,6 +268,31 @@ fn context(model: &ReportModel, labels: &Labels) -> Result<Value, ReportError> {
             "compliance": to(&model.compliance),
             "exceptions": to(&model.exceptions),
         },
+        "first": to(&model.first),
+        "fix_first": fix_first,
+        "limits": to(&model.scope.limits),
+        "limits_view": limits_view(model, labels),
+        "gate_text": labels.fmt("first.gate_tile", &[
+            ("gate", &labels.get("label.gate")),
+            ("severity", &model.scope.fail_on_label),
+            ("state", &labels.get(if model.summary.gate_tripped { "label.gate_tripped" } else { "label.gate_ok" })),
+        ]),
+        "scope_view": {
+            // The app's English notes for "no policy file" and "embedded
+            // rules", in the report's language.
+            "policy": if model.scope.policy.sha256.is_none() {
+                labels.get("first.policy_none")
+            } else {
+                model.scope.policy.file.clone()
+            },
+            "rules": if model.scope.rules.version == format!("embedded (portwarden {})", model.scope.tool_version) {
+                labels.fmt("first.rules_embedded", &[("version", &model.scope.tool_version)])
+            } else {
+                model.scope.rules.version.clone()
+            },
+        },
+        "frameworks": frameworks_view(model),
+        "fix_names": model.fix_groups.iter().map(|g| (g.anchor.clone(), g.name.clone())).collect::<HashMap<_, _>>(),
         "top": top,
         "top_hint": labels.fmt("ui.top_hint", &[("n", &top_len(model).to_string()), ("total", &total_rows.to_string())]),
         "fixes": fixes,
@@ -320,11 +329,11 @@ fn context(model: &ReportModel, labels: &Labels) -> Result<Value, ReportError> {
             csp_hash(JS)
         ),
         "charts": {
-            "frameworks": frameworks_svg(model, labels),
-            "severity": severity_svg(model),
-            "groups": groups_svg(model, labels),
-            "services": services_svg(model),
-            "heat": heat_svg(model, labels),
+            "frameworks": charts::frameworks_svg(model, labels),
+            "severity": charts::severity_svg(model),
+            "groups": charts::groups_svg(model, labels),
+            "services": charts::services_svg(model),
+            "heat": charts::heat_svg(model, labels),
         },
         "table_json": TABLE_SLOT,
         "started": model.scope.started.format(TIME_FORMAT).to_string(),
@@ -336,6 +345,64 @@ fn context(model: &ReportModel, labels: &Labels) -> Result<Value, ReportError> {
     Ok(data)
 }
 
+/// One fix card: named in words, with its asset groups, exposure, policy
+/// lines, and the platforms it opens on inline (every platform's page is a
+/// link away).
+fn fix_card(g: &super::model::FixGroup, labels: &Labels) -> Value {
+    let shown: Vec<String> = g
+        .fix
+        .hosts
+        .iter()
+        .take(FIX_HOSTS_SHOWN)
+        .map(|h| h.to_string())
+        .collect();
+    let more = g.fix.hosts.len().saturating_sub(FIX_HOSTS_SHOWN);
+    let page = g.fix.page_fixes();
+    let inline: Vec<&super::remediation::PlatformFix> =
+        g.inline.iter().filter_map(|&i| page.get(i)).collect();
+    let links: Vec<Value> = g
+        .fix
+        .platforms
+        .iter()
+        .map(|p| json!({"href": platform_href(&p.platform, &g.anchor), "title": p.title}))
+        .collect();
+    let cut = if g.fix.page_is_cut() {
+        labels.fmt(
+            "ui.page_hosts_cut",
+            &[
+                ("shown", &PAGE_HOSTS.to_string()),
+                ("n", &g.fix.hosts.len().to_string()),
+            ],
+        )
+    } else {
+        String::new()
+    };
+    json!({
+        "key": g.anchor,
+        "id": g.fix.id,
+        "name": g.name,
+        "title": g.fix.title,
+        "about": g.fix.about,
+        "port": g.fix.port,
+        "proto": g.fix.proto,
+        "service": g.fix.service,
+        "severity": g.fix.severity,
+        "severity_label": g.severity_label,
+        "groups": g.groups,
+        "internet": g.internet,
+        "policy_lines": g.policy_lines,
+        "platform_basis": g.platform_basis,
+        "checks": g.checks.iter().map(|c| labels.get(&format!("check.{c}"))).collect::<Vec<_>>(),
+        "hosts": shown,
+        "hosts_total": g.fix.hosts.len(),
+        "hosts_label": hosts_label(labels, g.fix.hosts.len()),
+        "more": if more > 0 { labels.fmt("ui.and_more_hosts", &[("n", &more.to_string())]) } else { String::new() },
+        "platforms": to(&inline),
+        "links": links,
+        "cut": cut,
+    })
+}
+
 fn top_len(model: &ReportModel) -> usize {
     model.ports.len().min(TOP_ROWS)
 }
@@ -343,6 +410,74 @@ fn top_len(model: &ReportModel) -> usize {
 /// Serialises a small part of the model for the template.
 fn to<T: serde::Serialize + ?Sized>(v: &T) -> Value {
     serde_json::to_value(v).unwrap_or(Value::Null)
+}
+
+/// The scope box's texts that need the labels.
+fn limits_view(model: &ReportModel, labels: &Labels) -> Value {
+    let l = &model.scope.limits;
+    let protocols: Vec<String> = l
+        .protocols
+        .iter()
+        .map(|p| {
+            let proto = p.proto.to_string().to_uppercase();
+            if p.probed {
+                labels.fmt(
+                    "limits.probed",
+                    &[("proto", &proto), ("n", &p.ports.to_string())],
+                )
+            } else {
+                labels.fmt(
+                    "limits.not_probed",
+                    &[
+                        ("proto", &proto),
+                        ("why", p.why_text.as_deref().unwrap_or("")),
+                    ],
+                )
+            }
+        })
+        .collect();
+    json!({
+        "scope_more": labels.fmt("limits.scope_more", &[("n", &l.scope_more.to_string())]),
+        "scope_hosts": labels.fmt("first.scope_hosts", &[("n", &l.scope_hosts.to_string())]),
+        "reconstructed": labels.fmt("limits.scope_reconstructed", &[("n", &l.addresses_seen.to_string())]),
+        "protocols": protocols,
+    })
+}
+
+/// Each framework with its requirements split: the failing and partial
+/// ones (with their evidence) shown, the rest folded away.
+fn frameworks_view(model: &ReportModel) -> Vec<Value> {
+    model
+        .compliance
+        .iter()
+        .map(|f| {
+            let (open, folded): (Vec<_>, Vec<_>) = f
+                .requirements
+                .iter()
+                .partition(|r| !matches!(r.status.as_str(), "pass" | "not-assessed"));
+            let labels = &model.text;
+            let rows = |list: &[&super::model::RequirementRow]| -> Value {
+                Value::Array(
+                    list.iter()
+                        .map(|r| {
+                            let mut v = to(r);
+                            v["evidence_more_label"] = Value::String(labels.fmt(
+                                "first.evidence_more",
+                                &[("n", &r.evidence_more.to_string())],
+                            ));
+                            v
+                        })
+                        .collect(),
+                )
+            };
+            let mut v = to(f);
+            v["open"] = rows(&open);
+            v["folded"] = rows(&folded);
+            v["folded_label"] =
+                Value::String(labels.fmt("first.folded", &[("n", &folded.len().to_string())]));
+            v
+        })
+        .collect()
 }
 
 /// A row of the static table, with its labels.
@@ -357,6 +492,7 @@ fn row_view(r: &PortRow, model: &ReportModel, labels: &Labels) -> Value {
         "severity_label": labels.get(&format!("severity.{}", r.severity)),
         "failing": r.failing,
         "fix": r.fix,
+        "fix_name": r.fix.as_ref().and_then(|k| model.fix_groups.iter().find(|g| &g.anchor == k)).map(|g| g.name.clone()),
         "frameworks": frameworks_of(&model.control_sets[r.controls]),
         "checks": r.checks.iter().map(|c| json!({
             "id": c.finding,
@@ -481,6 +617,8 @@ fn table_json(model: &ReportModel, labels: &Labels, evaluation: Option<&Evaluati
         gr: Vec<String>,
         cs: &'a [Vec<String>],
         fx: Vec<&'a str>,
+        #[serde(rename = "fn")]
+        fn_: Vec<String>,
         fw: Vec<(&'a str, &'a str)>,
         rows: Vec<Row<'a>>,
     }
@@ -500,6 +638,11 @@ fn table_json(model: &ReportModel, labels: &Labels, evaluation: Option<&Evaluati
         gr: groups.iter().map(|g| super::display_safe(g)).collect(),
         cs: &model.control_sets,
         fx: model.fix_groups.iter().map(|g| g.anchor.as_str()).collect(),
+        fn_: model
+            .fix_groups
+            .iter()
+            .map(|g| super::display_safe(&g.name))
+            .collect(),
         fw: model
             .compliance
             .iter()
@@ -544,332 +687,6 @@ fn strip_controls(v: &mut Value) {
     }
 }
 
-const SEV_CLASS: [&str; 5] = ["info", "low", "medium", "high", "critical"];
-
-/// Stacked bars per framework: pass, partial, fail, not assessed. Each bar
-/// links to its framework's requirements.
-fn frameworks_svg(model: &ReportModel, labels: &Labels) -> String {
-    const LEFT: f64 = 250.0;
-    const W: f64 = 380.0;
-    const ROW: f64 = 34.0;
-    let h = ROW * model.compliance.len() as f64 + 30.0;
-    let mut s = String::new();
-    let _ = write!(
-        s,
-        r#"<svg class="chart" xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {} {h}" width="{}" height="{h}" role="img" aria-label="{}">"#,
-        LEFT + W + 20.0,
-        LEFT + W + 20.0,
-        esc(&labels.get("ui.frameworks_chart"))
-    );
-    for (i, f) in model.compliance.iter().enumerate() {
-        let y = i as f64 * ROW + 4.0;
-        let total = (f.passed + f.partial + f.failed + f.not_assessed).max(1) as f64;
-        let _ = write!(
-            s,
-            r##"<a href="#fw-{id}" class="fwbar" data-fw="{id}"><text x="{tx}" y="{ty}" text-anchor="end" class="axis">{name}</text>"##,
-            id = esc(&f.id),
-            tx = LEFT - 8.0,
-            ty = y + 16.0,
-            name = esc(&shorten(&f.name, 34)),
-        );
-        let mut x = LEFT;
-        for (n, class, key) in [
-            (f.passed, "pass", "req_status.pass"),
-            (f.partial, "partial", "ui.partial"),
-            (f.failed, "fail", "req_status.fail"),
-            (f.not_assessed, "not-assessed", "req_status.not_assessed"),
-        ] {
-            if n == 0 {
-                continue;
-            }
-            let w = n as f64 / total * W;
-            let _ = write!(
-                s,
-                r#"<rect x="{x:.1}" y="{y}" width="{w:.1}" height="22" class="seg {class}"><title>{}: {n}</title></rect>"#,
-                esc(&labels.get(key))
-            );
-            if w >= 18.0 {
-                let _ = write!(
-                    s,
-                    r#"<text x="{:.1}" y="{}" text-anchor="middle" class="seglabel">{n}</text>"#,
-                    x + w / 2.0,
-                    y + 16.0
-                );
-            }
-            x += w;
-        }
-        s.push_str("</a>");
-    }
-    // Legend.
-    let ly = ROW * model.compliance.len() as f64 + 12.0;
-    let mut lx = LEFT;
-    for (class, key) in [
-        ("pass", "req_status.pass"),
-        ("partial", "ui.partial"),
-        ("fail", "req_status.fail"),
-        ("not-assessed", "req_status.not_assessed"),
-    ] {
-        let label = labels.get(key);
-        let _ = write!(
-            s,
-            r#"<rect x="{lx}" y="{ly}" width="12" height="12" class="seg {class}"/><text x="{}" y="{}" class="legend">{}</text>"#,
-            lx + 16.0,
-            ly + 11.0,
-            esc(&label)
-        );
-        lx += 30.0 + 8.0 * label.chars().count() as f64;
-    }
-    s.push_str("</svg>");
-    s
-}
-
-/// Failing ports by their highest severity.
-fn severity_svg(model: &ReportModel) -> String {
-    const LEFT: f64 = 110.0;
-    const W: f64 = 360.0;
-    const ROW: f64 = 28.0;
-    let max = model
-        .summary
-        .by_severity
-        .iter()
-        .map(|s| s.count)
-        .max()
-        .unwrap_or(0)
-        .max(1);
-    let h = ROW * model.summary.by_severity.len() as f64 + 6.0;
-    let mut s = String::new();
-    let _ = write!(
-        s,
-        r#"<svg class="chart" xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {w} {h}" width="{w}" height="{h}" role="img">"#,
-        w = LEFT + W + 70.0
-    );
-    for (i, c) in model.summary.by_severity.iter().enumerate() {
-        let y = i as f64 * ROW + 4.0;
-        let w = if c.count > 0 {
-            (c.count as f64 / max as f64 * W).max(2.0)
-        } else {
-            0.0
-        };
-        let _ = write!(
-            s,
-            r#"<text x="{}" y="{}" text-anchor="end" class="axis">{}</text><rect x="{LEFT}" y="{y}" width="{w:.1}" height="20" rx="3" class="bar sev-{}"><title>{}: {}</title></rect><text x="{:.1}" y="{}" class="count">{}</text>"#,
-            LEFT - 10.0,
-            y + 15.0,
-            esc(&c.label),
-            c.severity,
-            esc(&c.label),
-            c.count,
-            LEFT + w + 8.0,
-            y + 15.0,
-            c.count
-        );
-    }
-    s.push_str("</svg>");
-    s
-}
-
-/// Failing ports per asset group, stacked by severity; each row links to
-/// the table filtered to the group (the segment view).
-fn groups_svg(model: &ReportModel, labels: &Labels) -> String {
-    const LEFT: f64 = 190.0;
-    const W: f64 = 420.0;
-    const ROW: f64 = 28.0;
-    let groups = &model.charts.groups;
-    let max = groups
-        .iter()
-        .map(|g| g.counts.iter().sum::<usize>())
-        .max()
-        .unwrap_or(0)
-        .max(1);
-    let h = ROW * groups.len() as f64 + 6.0;
-    let mut s = String::new();
-    let _ = write!(
-        s,
-        r#"<svg class="chart" xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {w} {h}" width="{w}" height="{h}" role="img" aria-label="{}">"#,
-        esc(&labels.get("ui.groups_chart")),
-        w = LEFT + W + 60.0
-    );
-    for (i, g) in groups.iter().enumerate() {
-        let y = i as f64 * ROW + 4.0;
-        let name = g.group.clone().unwrap_or_else(|| labels.get("ui.no_group"));
-        let href = match &g.group {
-            Some(n) => format!("#grp={}", url_component(n)),
-            None => "#grp=".into(),
-        };
-        let _ = write!(
-            s,
-            r#"<a href="{}" class="grpbar"><text x="{}" y="{}" text-anchor="end" class="axis">{}</text>"#,
-            esc(&href),
-            LEFT - 10.0,
-            y + 15.0,
-            esc(&shorten(&name, 26))
-        );
-        let mut x = LEFT;
-        let total: usize = g.counts.iter().sum();
-        for rank in (0..5).rev() {
-            let n = g.counts[rank];
-            if n == 0 {
-                continue;
-            }
-            let w = n as f64 / max as f64 * W;
-            let _ = write!(
-                s,
-                r#"<rect x="{x:.1}" y="{y}" width="{w:.1}" height="20" class="bar sev-{}"><title>{}: {n}</title></rect>"#,
-                SEV_CLASS[rank],
-                esc(&labels.get(&format!("severity.{}", SEV_CLASS[rank])))
-            );
-            x += w;
-        }
-        let _ = write!(
-            s,
-            r#"<text x="{:.1}" y="{}" class="count">{total}</text></a>"#,
-            x + 8.0,
-            y + 15.0
-        );
-    }
-    s.push_str("</svg>");
-    s
-}
-
-/// The services with the most open ports; the failing part darker.
-fn services_svg(model: &ReportModel) -> String {
-    const LEFT: f64 = 150.0;
-    const W: f64 = 360.0;
-    const ROW: f64 = 24.0;
-    let services = &model.charts.services;
-    let max = services.iter().map(|s| s.open).max().unwrap_or(0).max(1);
-    let h = ROW * services.len() as f64 + 6.0;
-    let mut s = String::new();
-    let _ = write!(
-        s,
-        r#"<svg class="chart" xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {w} {h}" width="{w}" height="{h}" role="img">"#,
-        w = LEFT + W + 90.0
-    );
-    for (i, c) in services.iter().enumerate() {
-        let y = i as f64 * ROW + 4.0;
-        let w = (c.open as f64 / max as f64 * W).max(2.0);
-        let wf = c.failing.min(c.open) as f64 / max as f64 * W;
-        let _ = write!(
-            s,
-            r#"<text x="{}" y="{}" text-anchor="end" class="axis">{}</text><rect x="{LEFT}" y="{y}" width="{w:.1}" height="16" class="bar svc"/><rect x="{LEFT}" y="{y}" width="{wf:.1}" height="16" class="bar svc-fail"/><text x="{:.1}" y="{}" class="count">{} / {}</text>"#,
-            LEFT - 10.0,
-            y + 13.0,
-            esc(&shorten(&c.service, 20)),
-            LEFT + w + 8.0,
-            y + 13.0,
-            c.failing,
-            c.open
-        );
-    }
-    s.push_str("</svg>");
-    s
-}
-
-/// Hosts × severity: a cell's shade grows with its count. Each host links
-/// to the table filtered to it.
-fn heat_svg(model: &ReportModel, labels: &Labels) -> String {
-    const LEFT: f64 = 170.0;
-    const CELL: f64 = 64.0;
-    const ROW: f64 = 20.0;
-    let heat = &model.charts.heat;
-    let max = heat
-        .iter()
-        .flat_map(|h| h.counts.iter().copied())
-        .max()
-        .unwrap_or(0)
-        .max(1);
-    let h = ROW * heat.len() as f64 + 30.0;
-    let w = LEFT + CELL * 5.0 + 10.0;
-    let mut s = String::new();
-    let _ = write!(
-        s,
-        r#"<svg class="chart heat" xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {w} {h}" width="{w}" height="{h}" role="img" aria-label="{}">"#,
-        esc(&labels.get("ui.heat_chart"))
-    );
-    for (col, rank) in (0..5).rev().enumerate() {
-        let _ = write!(
-            s,
-            r#"<text x="{:.1}" y="14" text-anchor="middle" class="axis">{}</text>"#,
-            LEFT + CELL * col as f64 + CELL / 2.0,
-            esc(&labels.get(&format!("severity.{}", SEV_CLASS[rank])))
-        );
-    }
-    for (i, row) in heat.iter().enumerate() {
-        let y = 22.0 + i as f64 * ROW;
-        let ip = row.ip.to_string();
-        let _ = write!(
-            s,
-            r#"<a href="{}"><text x="{}" y="{}" text-anchor="end" class="axis mono">{}</text></a>"#,
-            esc(&format!("#host={ip}")),
-            LEFT - 8.0,
-            y + 14.0,
-            esc(&ip)
-        );
-        for (col, rank) in (0..5).rev().enumerate() {
-            let n = row.counts[rank];
-            // Level 0–5: empty, then five shades of the severity's colour.
-            let level = if n == 0 {
-                0
-            } else {
-                1 + (n * 4).div_ceil(max).min(4)
-            };
-            let x = LEFT + CELL * col as f64;
-            let _ = write!(
-                s,
-                r#"<rect x="{x:.1}" y="{y}" width="{}" height="{}" class="cell sev-{} l{level}"><title>{}: {n}</title></rect>"#,
-                CELL - 2.0,
-                ROW - 2.0,
-                SEV_CLASS[rank],
-                esc(&ip)
-            );
-            if n > 0 {
-                let _ = write!(
-                    s,
-                    r#"<text x="{:.1}" y="{}" text-anchor="middle" class="celltext l{level}">{n}</text>"#,
-                    x + CELL / 2.0 - 1.0,
-                    y + 13.0
-                );
-            }
-        }
-    }
-    s.push_str("</svg>");
-    s
-}
-
-/// `s` cut to `max` terminal columns (CJK characters take two), with an
-/// ellipsis when cut: chart labels must fit left of their bars.
-fn shorten(s: &str, max: usize) -> String {
-    use unicode_width::UnicodeWidthChar;
-    if unicode_width::UnicodeWidthStr::width(s) <= max {
-        return s.to_string();
-    }
-    let mut out = String::new();
-    let mut used = 0;
-    for c in s.chars() {
-        let w = c.width().unwrap_or(0);
-        if used + w > max.saturating_sub(1) {
-            break;
-        }
-        used += w;
-        out.push(c);
-    }
-    out.push('…');
-    out
-}
-
-/// Percent-encodes everything but unreserved characters, for `#grp=` links.
-fn url_component(s: &str) -> String {
-    let mut out = String::new();
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
-            out.push(b as char);
-        } else {
-            let _ = write!(out, "%{b:02X}");
-        }
-    }
-    out
-}
-
 /// Standard base64 (RFC 4648, with padding), for the CSP hashes. Small
 /// enough to keep here rather than add a dependency.
 mod base64_lite {
@@ -907,277 +724,4 @@ mod base64_lite {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::report::i18n::Lang;
-    use crate::report::model::fixture::{self, CMD, FORMULA, IMG, SCRIPT};
-
-    fn page(lang: Lang) -> (String, ReportModel) {
-        let (m, ev, _) = fixture::parts(lang);
-        (render(&m, Some(&ev)).unwrap(), m)
-    }
-
-    /// The JSON of the table block, parsed.
-    fn table(html: &str) -> Value {
-        let start = html
-            .find("<script type=\"application/json\" id=\"table-data\">")
-            .unwrap();
-        let body = &html[start..];
-        let body = &body[body.find('>').unwrap() + 1..body.find("</script>").unwrap()];
-        serde_json::from_str(body).unwrap()
-    }
-
-    #[test]
-    fn hostile_text_is_escaped_and_the_page_is_self_contained() {
-        let (html, _) = page(Lang::En);
-        // Our script and our data block, and no other.
-        assert_eq!(html.matches("<script").count(), 2);
-        assert!(!html.contains(SCRIPT));
-        assert!(!html.contains("<img"));
-        // The policy name with markup in it is text: its quote cannot end
-        // an attribute nor its `<` open an element.
-        assert!(html.contains(&esc(IMG)));
-        assert_eq!(
-            html.matches("onerror=alert").count(),
-            html.matches(&esc(IMG)).count()
-        );
-        assert!(!html.contains('\x1b'));
-        assert!(html.contains("&lt;script&gt;alert(1)&lt;/script&gt;"));
-        assert!(html.contains(&esc(CMD)));
-        // The data block carries the hostile service name, unable to close its element.
-        assert!(html.contains("\\u003cscript\\u003ealert(1)\\u003c/script\\u003e"));
-        let t = table(&html);
-        assert!(t["rows"].as_array().unwrap().iter().any(|r| r[4] == SCRIPT));
-        assert!(!html.contains("src=\"http"));
-        assert!(!html.contains("href=\"http"));
-        assert!(!html.contains("<link"));
-        assert!(html.contains("default-src &#39;none&#39;"));
-        let _ = FORMULA;
-    }
-
-    #[test]
-    fn control_characters_never_reach_the_page() {
-        let (mut m, ev, _) = fixture::parts(Lang::En);
-        m.ports[0].hostnames = vec!["h\x07\x00".into()];
-        m.exceptions[0].reason = "a\x1b[2J\rb\u{9b}c".into();
-        let html = render(&m, Some(&ev)).unwrap();
-        assert!(html.contains("a\u{FFFD}[2J\u{FFFD}b\u{FFFD}c"));
-        assert!(html.contains("h\u{FFFD}\u{FFFD}"));
-        assert!(
-            !html
-                .chars()
-                .any(|c| c.is_control() && c != '\n' && c != '\t')
-        );
-        // Commands keep their lines.
-        assert!(html.contains(&format!(
-            "{}\n",
-            esc(m.fix_groups[0].fix.platforms[0].commands.lines().next().unwrap())
-        )));
-    }
-
-    #[test]
-    fn provenance_from_a_hostile_file_is_escaped_and_shown() {
-        let nmap = "<nmaprun scanner=\"nmap\" version=\"7.94\" start=\"1764000000\" \
-            args=\"nmap &lt;script&gt;alert(1)&lt;/script&gt; \x1b[2J -p 22\">\
-            <scaninfo type=\"syn\" protocol=\"tcp\" services=\"22,&lt;b&gt;\"/>\
-            <host><address addr=\"198.18.0.5\" addrtype=\"ipv4\"/><ports>\
-            <port protocol=\"tcp\" portid=\"22\"><state state=\"open\" reason=\"syn-ack\"/></port>\
-            </ports></host><runstats><finished time=\"1764000009\"/></runstats></nmaprun>";
-        let run = crate::import::nmap::parse(nmap, "hostile.xml").unwrap();
-        for lang in [Lang::En, Lang::ZhCn] {
-            let (mut m, ev, _) = fixture::parts(lang);
-            m.scope.inputs = vec![crate::report::InputFile {
-                path: "hostile.xml".into(),
-                sha256: "00".repeat(32),
-                kind: "nmap-xml".into(),
-                provenance: run.provenance.clone(),
-            }];
-            let html = render(&m, Some(&ev)).unwrap();
-            let labels = Labels::embedded(lang).unwrap();
-            assert!(html.contains(&format!("{}: nmap 7.94", labels.get("ui.input_scanner"))));
-            assert!(
-                html.contains(
-                    "<code>nmap &lt;script&gt;alert(1)&lt;/script&gt; \u{FFFD}[2J -p 22</code>"
-                ),
-                "{html}"
-            );
-            assert!(html.contains("(tcp, syn): <code>22,&lt;b&gt;</code>"));
-            assert!(html.contains(
-                "<time datetime=\"2025-11-24T16:00:00Z\">2025-11-24 16:00:00 UTC</time> – \
-                 <time datetime=\"2025-11-24T16:00:09Z\">2025-11-24 16:00:09 UTC</time>"
-            ));
-            assert!(!html.contains("<script>alert"));
-            assert!(!html.contains('\x1b'));
-            // The live scan's interface is named beside its address.
-            assert!(html.contains("198.18.0.1 (eth0)"));
-        }
-    }
-
-    #[test]
-    fn csp_allows_exactly_our_script_and_style() {
-        let (html, _) = page(Lang::En);
-        assert!(html.contains(&format!("script-src {}", esc(&csp_hash(JS)))));
-        assert!(html.contains(&format!("style-src {}", esc(&csp_hash(CSS)))));
-        assert!(html.contains(&format!("<script>{JS}</script>")));
-        assert!(html.contains(&format!("<style>{CSS}</style>")));
-    }
-
-    #[test]
-    fn page_has_every_section_charts_links_and_one_row_per_port() {
-        let (html, m) = page(Lang::En);
-        for id in [
-            "summary",
-            "compliance",
-            "findings",
-            "remediation",
-            "exceptions",
-            "inventory",
-            "scope",
-        ] {
-            assert!(html.contains(&format!("<section id=\"{id}\">")), "{id}");
-        }
-        // Summary first.
-        assert!(html.find("<section id=\"summary\">") < html.find("<section id=\"scope\">"));
-        // Five inline charts: frameworks, severity, groups, services, heat map.
-        assert_eq!(html.matches("<svg class=\"chart").count(), 5);
-        assert!(html.contains("<a href=\"#fw-pci-dss-4.0\" class=\"fwbar\""));
-        // Requirement rows: counts and a deep link, no id lists.
-        assert!(html.contains("href=\"#req=pci-dss-4.0:1.2.5\""));
-        assert!(!html.contains("class=\"fid\""));
-        // The table data: one row per host:port, each check a chip.
-        let t = table(&html);
-        let rows = t["rows"].as_array().unwrap();
-        assert_eq!(rows.len(), m.ports.len());
-        let chips: usize = rows.iter().map(|r| r[8].as_array().unwrap().len()).sum();
-        assert_eq!(chips, m.summary.findings);
-        // Failing ports link to their fix group, which lists the host.
-        let fx = &m.fix_groups[0];
-        assert!(html.contains(&format!("<article class=\"fix\" id=\"{}\">", fx.anchor)));
-        assert!(html.contains(&format!("href=\"#fix={}\"", fx.anchor)));
-        assert!(html.contains(&format!("<code>{}</code>", fx.fix.hosts[0])));
-        assert_eq!(fx.fix.hosts.len(), 1);
-        assert!(html.contains(" · 1 host</h3>") && !html.contains("1 hosts"));
-        assert!(rows.iter().any(|r| r[10] == 0));
-        // Static top table for readers without scripts, and the pointer to the full lists.
-        assert_eq!(
-            html.matches("<tr class=\"failing\">").count()
-                + html.matches("<tr class=\"waived\">").count(),
-            m.ports.len().min(TOP_ROWS)
-        );
-        assert!(html.contains("findings.csv and findings.jsonl"));
-        // Inline, the platforms the hosts' groups declare (else the first),
-        // as tabs that work without JS; every platform a link to its page.
-        let inline = |g: &super::super::model::FixGroup| g.fix.preferred.max(1);
-        assert_eq!(
-            html.matches(&format!("type=\"radio\" name=\"{}\"", fx.anchor))
-                .count(),
-            inline(fx)
-        );
-        assert!(html.contains(&format!("id=\"{}-0\" checked", fx.anchor)));
-        for p in &fx.fix.platforms {
-            assert!(html.contains(&format!(
-                "<a href=\"fixes/{}.html#{}\">{}</a>",
-                p.platform,
-                fx.anchor,
-                esc(&p.title)
-            )));
-        }
-        // Every inline panel has its undo beside the commands.
-        let panels: usize = m.fix_groups.iter().map(inline).sum();
-        assert_eq!(html.matches("<h4>Undo</h4>").count(), panels);
-        assert!(html.contains("<tr class=\"expired\">"));
-        assert!(html.contains("<h2>Compliance</h2>"));
-    }
-
-    #[test]
-    fn one_page_per_platform_with_every_group_full_commands_and_no_script() {
-        let (m, _, _) = fixture::parts(Lang::En);
-        let mut pages = Vec::new();
-        render_platform_pages(&m, |id, page| {
-            pages.push((id.to_owned(), page.to_owned()));
-            Ok(())
-        })
-        .unwrap();
-        let mut ids: Vec<&str> = m
-            .fix_groups
-            .iter()
-            .flat_map(|g| g.fix.platforms.iter().map(|p| p.platform.as_str()))
-            .collect();
-        ids.sort();
-        ids.dedup();
-        let mut got: Vec<&str> = pages.iter().map(|(id, _)| id.as_str()).collect();
-        got.sort();
-        assert_eq!(got, ids);
-        for (id, page) in &pages {
-            assert!(!page.contains("<script"), "{id}");
-            assert!(page.contains("script-src &#39;none&#39;"), "{id}");
-            assert!(page.contains("<a href=\"../index.html#remediation\">"));
-            for g in &m.fix_groups {
-                let Some(p) = g.fix.platforms.iter().find(|p| &p.platform == id) else {
-                    assert!(!page.contains(&format!("id=\"{}\"", g.anchor)));
-                    continue;
-                };
-                assert!(page.contains(&format!("<article class=\"fix\" id=\"{}\">", g.anchor)));
-                assert!(page.contains(&format!("<a href=\"../index.html#{}\">", g.anchor)));
-                assert!(page.contains(&esc(&p.commands)), "{id}");
-                assert!(page.contains(&esc(&p.undo)), "{id}");
-            }
-        }
-    }
-
-    #[test]
-    fn what_the_scan_could_not_decide_is_said_in_the_scope() {
-        let (m, ev, _) = fixture::parts(Lang::En);
-        assert!(m.scope.gaps.is_empty());
-        assert!(!render(&m, Some(&ev)).unwrap().contains("Not decided"));
-        for lang in [Lang::En, Lang::ZhCn] {
-            let (m, ev, _) = fixture::parts_with(lang, |f| {
-                f.local_errors = 2;
-                f.udp_undecided = 37;
-            });
-            assert_eq!((m.scope.local_errors, m.scope.udp_undecided), (2, 37));
-            assert_eq!(m.scope.gaps.len(), 2);
-            let html = render(&m, Some(&ev)).unwrap();
-            let want = match lang {
-                Lang::En => ["2 pairs were never probed", "37 UDP pairs are undecided"],
-                Lang::ZhCn => ["2 个端口从未探测", "37 个 UDP 端口未能判定"],
-            };
-            for w in want {
-                assert!(html.contains(w), "{w}");
-            }
-        }
-    }
-
-    #[test]
-    fn zh_cn_page_is_in_chinese() {
-        let (html, _) = page(Lang::ZhCn);
-        assert!(html.contains("<html lang=\"zh-CN\">"));
-        assert!(html.contains("<h2>合规评估</h2>"));
-        assert!(html.contains("<h2>整改措施</h2>"));
-        assert!(html.contains("安全区域边界 / 访问控制"));
-        assert!(html.contains(">已过期<"));
-        assert!(!html.contains("<h2>Findings</h2>"));
-        let t = table(&html);
-        assert!(t["st"][0] == json!(["fail", "不符合"]));
-    }
-
-    #[test]
-    fn chart_labels_are_cut_by_width() {
-        assert_eq!(shorten("PCI DSS v4.0", 34), "PCI DSS v4.0");
-        let zh = shorten("网络安全等级保护2.0 第三级 (GB/T 22239-2019)", 34);
-        assert!(
-            unicode_width::UnicodeWidthStr::width(zh.as_str()) <= 34,
-            "{zh}"
-        );
-        assert!(zh.starts_with("网络安全等级保护") && zh.ends_with('…'));
-    }
-
-    #[test]
-    fn svg_text_is_escaped() {
-        assert_eq!(
-            esc("<a href='x'>&\"\x1b"),
-            "&lt;a href=&#39;x&#39;&gt;&amp;&quot;\u{FFFD}"
-        );
-        assert_eq!(url_component("cde zone/1"), "cde%20zone%2F1");
-    }
-}
+mod tests;

@@ -11,11 +11,14 @@
 //! * [`i18n`]: languages and their labels
 //! * [`remediation`]: the commands that close a port, per platform
 
+mod charts;
 pub mod evidence;
 pub mod html;
 pub mod i18n;
 pub mod model;
 pub mod pdf;
+mod pdf_pages;
+pub mod print;
 pub mod remediation;
 mod tables;
 
@@ -26,7 +29,10 @@ use std::path::{Path, PathBuf};
 
 pub use evidence::{MANIFEST, Manifest, VerifyReport, verify};
 pub use i18n::{Labels, Lang};
-pub use model::{InputFile, ReportInput, ReportModel, RunFacts};
+pub use model::{
+    InputFile, ProtocolCoverage, ReportInput, ReportModel, RunFacts, ScanCoverage, StateCounts,
+    Trend,
+};
 pub use remediation::{
     FirewalldServices, Fix, FixContext, FixGroup, Platform, PlatformFix, RemediationCatalog,
     RemediationError, fix_for, fix_groups, read_fixes,
@@ -53,6 +59,8 @@ pub struct BundleOptions {
     pub csv_bom: bool,
     /// Print `report.pdf` with this Chromium (see [`pdf`]).
     pub pdf_with: Option<PathBuf>,
+    /// The PDF's paper; `None`: A4 for zh-CN, Letter otherwise.
+    pub paper: Option<print::Paper>,
 }
 
 /// Building or checking a report failed.
@@ -141,7 +149,10 @@ pub fn write_bundle_with(
     tables::write_inventory(&dir.join("inventory.csv"), &model, labels, bom)?;
     tables::write_compliance(&dir.join("compliance.csv"), &model, bom)?;
     if let Some(chromium) = &options.pdf_with {
-        pdf::print(chromium, dir)?;
+        let paper = options
+            .paper
+            .unwrap_or_else(|| print::Paper::default_for(labels.lang()));
+        pdf::print(chromium, dir, &model, paper)?;
     }
     let s = &model.scope;
     let manifest = evidence::write_manifest(

@@ -20,15 +20,31 @@ use super::evidence::{self, RulesInfo};
 use super::i18n::{Labels, Lang};
 use super::remediation::{FixGroup as Fix, RemediationCatalog};
 use super::{ReportError, display_safe};
+
+mod charts;
+mod compliance;
+mod first;
+mod limits;
+mod tables;
+
+use charts::build_charts;
+pub use charts::canonical_service;
+use compliance::build_compliance;
+use tables::{build_exceptions, build_inventory};
+
 use crate::model::{
     Finding, FindingStatus, Observation, PortState, Proto, RequirementStatus, ScanKind, Severity,
 };
-use crate::policy::{Evaluation, ExceptionState, Policy, Profiles};
+use crate::policy::{Evaluation, Policy, Profiles};
 use crate::rules::Catalogue;
+pub use first::{FIX_FIRST, FirstScreen};
+pub use limits::{Limits, SCOPE_LINES, covering_networks};
 
 /// Version of the `report.json` layout; bumped when a field changes meaning.
 /// 2: one row per host:port (`ports`), fix groups, interned control sets.
-pub const SCHEMA_VERSION: u32 = 2;
+/// 3: `first` (verdict, trend, fix first), `scope.limits`, requirement
+/// evidence, ports and hosts counted apart in the summary.
+pub const SCHEMA_VERSION: u32 = 3;
 
 /// Longest banner excerpt kept, in characters.
 const BANNER_EXCERPT: usize = 120;
@@ -106,6 +122,65 @@ pub struct RunFacts {
     pub udp_undecided: u64,
     /// The run's place in the history, recorded in the manifest.
     pub history: Option<crate::model::HistoryAnchor>,
+    /// What the scan (or the imported files) concluded per state, which
+    /// protocols it probed, and whether services were identified.
+    pub coverage: ScanCoverage,
+    /// What changed since the previous run of the same scope, when the
+    /// history has one.
+    pub trend: Option<Trend>,
+}
+
+/// What a scan covered, as the app knows it (see [`RunFacts::coverage`]).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ScanCoverage {
+    /// Pairs concluded per state.
+    pub states: StateCounts,
+    /// Per protocol: how many ports were probed, or why none were. Empty
+    /// for an import (the report reads the files' own port lists).
+    pub protocols: Vec<ProtocolCoverage>,
+    /// Whether services were identified; `None` for an import (the report
+    /// reads the files' command lines).
+    pub identification: Option<bool>,
+}
+
+/// (address, port) pairs concluded, per state.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct StateCounts {
+    pub probed: u64,
+    pub open: u64,
+    pub closed: u64,
+    pub filtered: u64,
+    pub open_filtered: u64,
+}
+
+/// One protocol of a scan: probed over `ports` ports, or not (and why).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ProtocolCoverage {
+    pub proto: Proto,
+    pub probed: bool,
+    /// Ports probed (or asked for and dropped, when not probed).
+    pub ports: usize,
+    /// Why it was not probed: `connect-scan` (a connect scan cannot probe
+    /// UDP) or `not-asked` (no port of it in the port list).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub why: Option<String>,
+    /// `why` in the report's language (filled by the report).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub why_text: Option<String>,
+}
+
+/// The findings against the previous run of the same scope.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Trend {
+    /// The previous run's id in the history.
+    pub previous_run: Option<i64>,
+    pub previous_started: DateTime<Utc>,
+    /// Failing findings now that the previous run did not have.
+    pub new: usize,
+    /// Failing findings of the previous run that are gone.
+    pub resolved: usize,
+    /// Failing findings in both runs.
+    pub still_open: usize,
 }
 
 /// Everything a report is built from.
@@ -138,6 +213,9 @@ pub struct ReportModel {
     /// host-level findings), most severe first.
     pub ports: Vec<PortRow>,
     pub fix_groups: Vec<FixGroup>,
+    /// The verdict sentence, the trend and the fixes to do first.
+    #[serde(default)]
+    pub first: FirstScreen,
     pub exceptions: Vec<ExceptionRow>,
     /// Every open port with its allowance (PCI DSS 1.2.5.a).
     pub inventory: Vec<InventoryRow>,
@@ -193,6 +271,9 @@ pub struct ScopeInfo {
     pub local_errors: u64,
     #[serde(default)]
     pub udp_undecided: u64,
+    /// The scope and limitations box: what was and was not tested.
+    #[serde(default)]
+    pub limits: Limits,
 }
 
 /// The policy a report judged against.
@@ -207,13 +288,25 @@ pub struct PolicyInfo {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Summary {
+    /// The scope's size: the targets of a scan; for an import, the
+    /// networks covering its addresses (see [`Limits::scope_lines`]).
     pub hosts_in_scope: u64,
     pub hosts_with_open_ports: usize,
     pub open_ports: usize,
     /// Host:port rows with at least one finding (host-level rows included).
     pub rows: usize,
-    /// Rows with at least one failing finding.
+    /// Rows with at least one failing finding (ports and hosts).
     pub failing_rows: usize,
+    /// Host:port rows with at least one failing finding.
+    #[serde(default)]
+    pub failing_ports: usize,
+    /// Hosts with a failing host-level finding (no port: unmanaged host,
+    /// port cap), counted as hosts, never as ports.
+    #[serde(default)]
+    pub failing_host_level: usize,
+    /// Distinct hosts with at least one failing finding.
+    #[serde(default)]
+    pub failing_hosts: usize,
     pub findings: usize,
     pub failing: usize,
     pub waived: usize,
@@ -226,8 +319,12 @@ pub struct Summary {
 pub struct SeverityCount {
     pub severity: Severity,
     pub label: String,
-    /// Failing host:port rows whose highest severity is this one.
+    /// Failing host:port rows whose highest severity is this one (ports
+    /// only: host-level rows are in `hosts`).
     pub count: usize,
+    /// Failing host-level rows (no port) whose highest severity is this one.
+    #[serde(default)]
+    pub hosts: usize,
     /// Failing findings of this severity.
     pub findings: usize,
 }
@@ -301,7 +398,26 @@ pub struct RequirementRow {
     /// in the report's language.
     #[serde(default)]
     pub coverage: String,
+    /// The first findings behind a failing or partial requirement.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub evidence: Vec<EvidenceItem>,
+    /// How many more findings than `evidence` lists.
+    #[serde(default)]
+    pub evidence_more: usize,
 }
+
+/// One finding behind a requirement, as a row shows it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EvidenceItem {
+    /// `198.18.0.5:3389/tcp`, or the address for a host-level finding.
+    pub target: String,
+    pub check: String,
+    pub check_label: String,
+    pub severity: Severity,
+}
+
+/// Evidence items listed per requirement row.
+pub const EVIDENCE_SHOWN: usize = 10;
 
 /// One check that fired on a row.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -357,6 +473,25 @@ pub struct FixGroup {
     /// The checks behind the findings it closes.
     pub checks: Vec<String>,
     pub severity_label: String,
+    /// The fix in words: "Close the port 3389/tcp (rdp) on 16 hosts in dmz".
+    #[serde(default)]
+    pub name: String,
+    /// The asset groups of the hosts it fixes ("(no group)" for hosts in none).
+    #[serde(default)]
+    pub groups: Vec<String>,
+    /// Some of its hosts are audited from an internet vantage.
+    #[serde(default)]
+    pub internet: bool,
+    /// The policy lines its findings come from, in words.
+    #[serde(default)]
+    pub policy_lines: Vec<String>,
+    /// The platforms (indexes into its page fixes) the card opens on: the
+    /// groups' own platforms, else one guessed from the service.
+    #[serde(default)]
+    pub inline: Vec<usize>,
+    /// Why those platforms, in words.
+    #[serde(default)]
+    pub platform_basis: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -431,28 +566,6 @@ pub fn requirement_status_key(s: RequirementStatus) -> String {
     format!("req_status.{}", s.as_str().replace('-', "_"))
 }
 
-fn exception_state_name(s: ExceptionState) -> &'static str {
-    match s {
-        ExceptionState::Active => "active",
-        ExceptionState::OutsideWindow => "outside-window",
-        ExceptionState::Expired => "expired",
-    }
-}
-
-/// The 等保 clause names of a GB/T 22239 requirement id (`8.1.3.2 a)` →
-/// `安全区域边界 / 访问控制`), from the `mlps` labels.
-fn mlps_category(id: &str, labels: &Labels) -> Option<String> {
-    let clause = id.split_whitespace().next()?;
-    let parts: Vec<&str> = clause.split('.').collect();
-    let mut names = Vec::new();
-    for n in 3..=parts.len().min(4) {
-        if let Some(name) = labels.find(&format!("mlps.{}", parts[..n].join("."))) {
-            names.push(name.to_string());
-        }
-    }
-    (!names.is_empty()).then(|| names.join(" / "))
-}
-
 /// Host names per address, from the observations (the first list seen).
 pub fn hostname_index(observations: &[Observation]) -> HashMap<IpAddr, Vec<String>> {
     let mut names: HashMap<IpAddr, Vec<String>> = HashMap::new();
@@ -489,11 +602,14 @@ impl ReportModel {
     pub fn build(input: &ReportInput<'_>) -> Result<ReportModel, ReportError> {
         let labels = input.labels;
         let lang = labels.lang();
-        let scope = build_scope(input, labels)?;
+        let mut scope = build_scope(input, labels)?;
+        scope.limits = limits::build_limits(input, labels);
         let names = hostname_index(input.observations);
+        let index = first::Index::new(input);
         let mut interner = Interner::default();
         let ports = build_rows(input, &names, &mut interner);
-        let (fix_groups, fix_of) = fix_groups(input, labels);
+        let (mut fix_groups, fix_of) = fix_groups(input, labels);
+        first::describe_fixes(&mut fix_groups, &index, input, labels);
         // A row links to the fix of its most severe failing check.
         let ports: Vec<PortRow> = ports
             .into_iter()
@@ -507,9 +623,19 @@ impl ReportModel {
                 r
             })
             .collect();
-        let summary = build_summary(input, &ports, labels);
+        let mut summary = build_summary(input, &ports, labels);
+        summary.hosts_in_scope = scope.limits.scope_hosts;
         let charts = build_charts(input, &ports);
-        let compliance = build_compliance(input, labels);
+        let compliance = build_compliance(input, labels, &index);
+        let first = first::first_screen(
+            input,
+            &ports,
+            &summary,
+            &compliance,
+            &fix_groups,
+            &index,
+            labels,
+        );
         let exceptions = build_exceptions(input, labels);
         let inventory = build_inventory(input, &names);
         let mut label_map = BTreeMap::new();
@@ -528,6 +654,7 @@ impl ReportModel {
             control_sets: interner.sets,
             ports,
             fix_groups,
+            first,
             exceptions,
             inventory,
             labels: label_map,
@@ -628,6 +755,7 @@ fn build_scope(input: &ReportInput<'_>, labels: &Labels) -> Result<ScopeInfo, Re
         .collect(),
         local_errors: facts.local_errors,
         udp_undecided: facts.udp_undecided,
+        limits: Limits::default(),
     })
 }
 
@@ -731,6 +859,12 @@ fn fix_groups(
             severity_label: labels.get(&format!("severity.{}", fix.severity)),
             checks: checks.into_iter().collect(),
             fix,
+            name: String::new(),
+            groups: Vec::new(),
+            internet: false,
+            policy_lines: Vec::new(),
+            inline: Vec::new(),
+            platform_basis: String::new(),
         }
     })
     .collect();
@@ -763,12 +897,27 @@ fn build_summary(input: &ReportInput<'_>, rows: &[PortRow], labels: &Labels) -> 
             hosts.insert(o.ip);
         }
     }
+    let failing_port = |r: &&PortRow| r.failing && r.port.is_some();
+    let failing_host = |r: &&PortRow| r.failing && r.port.is_none();
     Summary {
         hosts_in_scope: input.facts.host_count,
         hosts_with_open_ports: hosts.len(),
         open_ports: open,
         rows: rows.len(),
         failing_rows: rows.iter().filter(|r| r.failing).count(),
+        failing_ports: rows.iter().filter(failing_port).count(),
+        failing_host_level: rows
+            .iter()
+            .filter(failing_host)
+            .map(|r| r.ip)
+            .collect::<BTreeSet<_>>()
+            .len(),
+        failing_hosts: rows
+            .iter()
+            .filter(|r| r.failing)
+            .map(|r| r.ip)
+            .collect::<BTreeSet<_>>()
+            .len(),
         findings: findings.len(),
         failing,
         waived: findings.len() - failing,
@@ -778,7 +927,16 @@ fn build_summary(input: &ReportInput<'_>, rows: &[PortRow], labels: &Labels) -> 
             .map(|&s| SeverityCount {
                 severity: s,
                 label: labels.get(&format!("severity.{s}")),
-                count: rows.iter().filter(|r| r.failing && r.severity == s).count(),
+                count: rows
+                    .iter()
+                    .filter(failing_port)
+                    .filter(|r| r.severity == s)
+                    .count(),
+                hosts: rows
+                    .iter()
+                    .filter(failing_host)
+                    .filter(|r| r.severity == s)
+                    .count(),
                 findings: findings
                     .iter()
                     .filter(|f| f.status.is_failing() && f.severity == s)
@@ -787,208 +945,6 @@ fn build_summary(input: &ReportInput<'_>, rows: &[PortRow], labels: &Labels) -> 
             .collect(),
         gate_tripped: input.facts.gate_tripped,
     }
-}
-
-fn build_charts(input: &ReportInput<'_>, rows: &[PortRow]) -> Charts {
-    let mut groups: BTreeMap<Option<String>, GroupSeverity> = BTreeMap::new();
-    let mut heat: HashMap<IpAddr, [usize; 5]> = HashMap::new();
-    let mut failing_by_service: HashMap<&str, usize> = HashMap::new();
-    for r in rows {
-        let g = groups
-            .entry(r.group.clone())
-            .or_insert_with(|| GroupSeverity {
-                group: r.group.clone(),
-                counts: [0; 5],
-                rows: 0,
-            });
-        g.rows += 1;
-        if r.failing {
-            g.counts[severity_rank(r.severity) as usize] += 1;
-            if r.port.is_some() {
-                *failing_by_service
-                    .entry(r.service.as_deref().unwrap_or("?"))
-                    .or_default() += 1;
-            }
-        }
-        let h = heat.entry(r.ip).or_insert([0; 5]);
-        for c in r.checks.iter().filter(|c| c.status.is_failing()) {
-            h[severity_rank(c.severity) as usize] += 1;
-        }
-    }
-    let mut open_by_service: HashMap<String, usize> = HashMap::new();
-    for o in input.observations {
-        if o.state == PortState::Open {
-            let name = o
-                .service
-                .as_ref()
-                .map(|s| s.name.clone())
-                .or_else(|| {
-                    input
-                        .catalogue
-                        .entry(o.port, o.proto)
-                        .map(|e| e.service.clone())
-                })
-                .unwrap_or_else(|| format!("{}/{}", o.port, o.proto));
-            *open_by_service.entry(name).or_default() += 1;
-        }
-    }
-    let mut services: Vec<ServiceCount> = open_by_service
-        .into_iter()
-        .map(|(service, open)| ServiceCount {
-            failing: failing_by_service
-                .get(service.as_str())
-                .copied()
-                .unwrap_or(0),
-            service: display_safe(&service),
-            open,
-        })
-        .collect();
-    services.sort_by(|a, b| b.open.cmp(&a.open).then(a.service.cmp(&b.service)));
-    services.truncate(TOP_SERVICES);
-    // Most exposed: weighted by severity (a critical outweighs ten lows).
-    let weight = |c: &[usize; 5]| -> u64 {
-        c.iter()
-            .enumerate()
-            .map(|(i, n)| *n as u64 * 10u64.pow(i as u32))
-            .sum()
-    };
-    let mut heat: Vec<HostHeat> = heat
-        .into_iter()
-        .filter(|(_, c)| c.iter().any(|n| *n > 0))
-        .map(|(ip, counts)| HostHeat { ip, counts })
-        .collect();
-    heat.sort_by(|a, b| {
-        weight(&b.counts)
-            .cmp(&weight(&a.counts))
-            .then(a.ip.cmp(&b.ip))
-    });
-    heat.truncate(HEAT_HOSTS);
-    let mut groups: Vec<GroupSeverity> = groups.into_values().collect();
-    groups.sort_by(|a, b| b.rows.cmp(&a.rows).then(a.group.cmp(&b.group)));
-    Charts {
-        groups,
-        services,
-        heat,
-    }
-}
-
-fn build_compliance(input: &ReportInput<'_>, labels: &Labels) -> Vec<FrameworkReport> {
-    let t = |k: &str| labels.get(k);
-    input
-        .evaluation
-        .profiles
-        .iter()
-        .map(|pv| {
-            let profile = input.profiles.get(&pv.profile);
-            let name = match (input.labels.lang(), profile) {
-                (Lang::ZhCn, Some(p)) if !p.name_zh.is_empty() => p.name_zh.clone(),
-                _ => pv.name.clone(),
-            };
-            let requirements: Vec<RequirementRow> = pv
-                .requirements
-                .iter()
-                .map(|r| RequirementRow {
-                    id: r.id.clone(),
-                    control: format!("{}:{}", pv.profile, r.id),
-                    title: match input.labels.lang() {
-                        Lang::ZhCn if !r.title_zh.is_empty() => r.title_zh.clone(),
-                        _ => r.title_en.clone(),
-                    },
-                    category: if pv.profile.starts_with("mlps") {
-                        mlps_category(&r.id, labels)
-                    } else {
-                        None
-                    },
-                    status: r.status,
-                    status_label: t(&requirement_status_key(r.status)),
-                    confirmed: r.confirmed,
-                    reason: requirement_reason(&format!("{}:{}", pv.profile, r.id), r, labels),
-                    finding_count: r.findings.len(),
-                    coverage: coverage_text(r, labels),
-                })
-                .collect();
-            let partial = pv.partial;
-            FrameworkReport {
-                id: pv.profile.clone(),
-                name,
-                score: pv.score,
-                score_pct: pv
-                    .score
-                    .map(|s| (s * 100.0).round().clamp(0.0, 100.0) as u32),
-                passed: pv.passed,
-                failed: pv.failed,
-                partial,
-                not_assessed: pv.not_assessed,
-                requirements,
-            }
-        })
-        .collect()
-}
-
-fn build_exceptions(input: &ReportInput<'_>, labels: &Labels) -> Vec<ExceptionRow> {
-    let today = input.facts.as_of;
-    input
-        .policy
-        .exceptions
-        .iter()
-        .map(|e| {
-            let state = e.state(today);
-            ExceptionRow {
-                id: e.id.clone(),
-                target: e.target_spec.clone(),
-                ports: e
-                    .ports
-                    .map(|p| format!("{p}/{}", e.proto))
-                    .unwrap_or_else(|| labels.get("label.all")),
-                check: e.check.map(|c| c.as_str().to_string()),
-                reason: e.reason.clone(),
-                approver: e.approver.clone(),
-                ticket: e.ticket.clone(),
-                expires: e.expires,
-                days_left: (e.expires - today).num_days(),
-                state: exception_state_name(state).to_string(),
-                state_label: labels.get(&format!(
-                    "exception_state.{}",
-                    exception_state_name(state).replace('-', "_")
-                )),
-                expired: state == ExceptionState::Expired,
-                window: e.window.map(|w| window_text(&w, labels)),
-            }
-        })
-        .collect()
-}
-
-/// Why a requirement is partial or not assessed, in the report's language:
-/// the evaluator's message, with the checks that could not run (and why)
-/// named in the same language.
-fn requirement_reason(
-    control: &str,
-    r: &crate::model::RequirementVerdict,
-    labels: &Labels,
-) -> Option<String> {
-    let english = r.reason.clone();
-    let Some(msg) = &r.reason_msg else {
-        return english;
-    };
-    // What a scan cannot judge: the profile's reason, translated per control.
-    if msg.key == "msg.req.scan_cannot_judge"
-        && let Some(text) = labels.find(&format!("req_reason.{control}"))
-    {
-        return Some(text.to_string());
-    }
-    let mut msg = msg.clone();
-    if msg.args.contains_key("checks") {
-        let sep = labels.get("ui.list_separator");
-        let checks: Vec<String> = r
-            .coverage
-            .checks
-            .iter()
-            .filter(|c| !c.ran)
-            .map(|c| check_not_run(c, labels))
-            .collect();
-        msg.args.insert("checks".into(), checks.join(&sep));
-    }
-    labels.message(&msg).or(english)
 }
 
 /// A finding's message in the report's language: its key and parameters
@@ -1004,453 +960,21 @@ pub fn finding_message(labels: &Labels, exceptions: &[ExceptionRow], f: &Finding
     {
         msg.to_mut().args.insert("window".into(), w);
     }
+    // The note that stands for "no policy file" in the report's language.
+    static NO_POLICY: std::sync::LazyLock<String> =
+        std::sync::LazyLock::new(|| Policy::none().file);
+    if f.msg.args.get("policy") == Some(&*NO_POLICY) {
+        msg.to_mut()
+            .args
+            .insert("policy".into(), labels.get("first.policy_none"));
+    }
     labels.message(&msg).unwrap_or_else(|| f.message.clone())
-}
-
-/// A covered check's name in the report's language (`kind@scope` → kind).
-fn check_label(c: &crate::model::CheckCoverage, labels: &Labels) -> String {
-    let kind = c.check.split('@').next().unwrap_or(&c.check);
-    labels.get(&format!("check.{kind}"))
-}
-
-/// "CHECK did not run: WHY", the reason in the report's language when it
-/// has a message key, else as the evaluator recorded it.
-fn check_not_run(c: &crate::model::CheckCoverage, labels: &Labels) -> String {
-    let why = c
-        .reason_msg
-        .as_ref()
-        .and_then(|m| labels.message(m))
-        .or_else(|| c.reason.clone())
-        .unwrap_or_default();
-    labels.fmt(
-        "ui.check_not_run",
-        &[("check", &check_label(c, labels)), ("why", &why)],
-    )
-}
-
-/// A requirement's coverage in words: each mapped check, the hosts it ran
-/// over, or why it did not run.
-fn coverage_text(r: &crate::model::RequirementVerdict, labels: &Labels) -> String {
-    r.coverage
-        .checks
-        .iter()
-        .map(|c| {
-            if c.ran {
-                labels.fmt(
-                    "ui.check_ran",
-                    &[
-                        ("check", &check_label(c, labels)),
-                        ("n", &c.hosts.to_string()),
-                    ],
-                )
-            } else {
-                check_not_run(c, labels)
-            }
-        })
-        .collect::<Vec<_>>()
-        .join(&labels.get("ui.list_separator"))
-}
-
-/// An exception's recurring window in words, in the report's language.
-fn window_text(w: &crate::policy::Window, labels: &Labels) -> String {
-    use crate::policy::window::{Every, Span};
-    let every = labels.get(&format!(
-        "window.every_{}",
-        match w.every {
-            Every::Week => "week",
-            Every::Month => "month",
-            Every::Quarter => "quarter",
-            Every::Year => "year",
-        }
-    ));
-    let day = |n: u32| labels.get(&format!("window.weekday_{n}"));
-    match w.span {
-        Span::First(n) => labels.fmt("window.first", &[("n", &n.to_string()), ("every", &every)]),
-        Span::Last(n) => labels.fmt("window.last", &[("n", &n.to_string()), ("every", &every)]),
-        Span::Days(a, b) if w.every == Every::Week => {
-            if a == b {
-                labels.fmt("window.weekday", &[("day", &day(a))])
-            } else {
-                labels.fmt("window.weekdays", &[("from", &day(a)), ("to", &day(b))])
-            }
-        }
-        Span::Days(a, b) => labels.fmt(
-            "window.days",
-            &[
-                ("from", &a.to_string()),
-                ("to", &b.to_string()),
-                ("every", &every),
-            ],
-        ),
-    }
-}
-
-/// Every open port with the allowance that covers it, as the evaluator
-/// decided it (its port verdicts); product and banner from the observation.
-fn build_inventory(
-    input: &ReportInput<'_>,
-    names: &HashMap<IpAddr, Vec<String>>,
-) -> Vec<InventoryRow> {
-    let today = input.facts.as_of;
-    let observed: HashMap<(IpAddr, u16, Proto), &Observation> = input
-        .observations
-        .iter()
-        .filter(|o| o.state == PortState::Open)
-        .map(|o| ((o.ip, o.port, o.proto), o))
-        .collect();
-    input
-        .evaluation
-        .ports
-        .iter()
-        .map(|v| {
-            let info = observed
-                .get(&(v.ip, v.port, v.proto))
-                .and_then(|o| o.service.as_ref());
-            InventoryRow {
-                ip: v.ip,
-                hostnames: names.get(&v.ip).cloned().unwrap_or_default(),
-                group: v.group.clone(),
-                port: v.port,
-                proto: v.proto,
-                service: v.service.clone(),
-                product: info.and_then(|s| {
-                    let text = [s.product.as_deref(), s.version.as_deref()]
-                        .into_iter()
-                        .flatten()
-                        .collect::<Vec<_>>()
-                        .join(" ");
-                    (!text.is_empty()).then(|| excerpt(&text, BANNER_EXCERPT))
-                }),
-                banner: info
-                    .and_then(|s| s.banner.as_deref())
-                    .map(|b| excerpt(b, BANNER_EXCERPT)),
-                allowed: v.group.as_ref().map(|_| v.allowed_by.is_some()),
-                justification: v.justification.clone(),
-                approver: v.approver.clone(),
-                ticket: v.ticket.clone(),
-                review_by: v.review_by,
-                review_overdue: v.review_by.is_some_and(|d| d < today),
-            }
-        })
-        .collect()
-}
-
-/// The first `max` characters of `s`, made safe to show (see
-/// [`display_safe`]), with an ellipsis when cut.
-fn excerpt(s: &str, max: usize) -> String {
-    let safe = display_safe(s);
-    if safe.chars().count() <= max {
-        return safe;
-    }
-    let mut out: String = safe.chars().take(max).collect();
-    out.push('…');
-    out
 }
 
 /// A small audit with hostile text everywhere the network or the policy
 /// can put it, for the renderers' tests.
 #[cfg(test)]
-pub(crate) mod fixture {
-    use super::*;
-    use crate::model::{Reason, ServiceInfo};
-    use crate::policy::{Profiles, evaluate};
-
-    pub const SCRIPT: &str = "<script>alert(1)</script>";
-    pub const IMG: &str = "\"><img src=x onerror=alert(1)>";
-    pub const FORMULA: &str = "=HYPERLINK(\"http://x\")";
-    pub const CMD: &str = "+cmd|'/C calc'!A0";
-
-    pub fn model(lang: Lang) -> ReportModel {
-        parts(lang).0
-    }
-
-    /// The model with the evaluation and observations it was built from.
-    pub fn parts(lang: Lang) -> (ReportModel, Evaluation, Vec<Observation>) {
-        parts_with(lang, |_| {})
-    }
-
-    /// [`parts`] with the run's facts edited first.
-    pub fn parts_with(
-        lang: Lang,
-        edit: impl FnOnce(&mut RunFacts),
-    ) -> (ReportModel, Evaluation, Vec<Observation>) {
-        let profiles = Profiles::embedded().unwrap();
-        let policy_text = format!(
-            r#"name = '{IMG}'
-[[group]]
-name = "lab"
-targets = ["198.18.0.0/28"]
-profiles = ["pci-dss-4.0", "mlps2-level3"]
-
-[[group.allow]]
-port = 443
-justification = '{FORMULA}'
-approver = "{CMD}"
-ticket = "@SUM(A1)"
-
-[[exception]]
-target = "198.18.0.5"
-port = 23
-reason = "{SCRIPT}"
-approver = "-2+3"
-expires = 2026-01-31
-"#
-        );
-        let policy = Policy::parse(&policy_text, "hostile.toml", &profiles).unwrap();
-        let catalogue = Catalogue::embedded();
-        let time: DateTime<Utc> = "2026-06-01T12:00:00Z".parse().unwrap();
-        let ip: IpAddr = "198.18.0.5".parse().unwrap();
-        let mut observations = Vec::new();
-        for (port, name) in [(23, "telnet"), (443, "https"), (6379, SCRIPT)] {
-            let mut o = Observation::new(ip, port, Proto::Tcp, Reason::SynAck, Some(1.0));
-            o.time = time;
-            o.hostnames = vec![format!("{SCRIPT}{FORMULA}")];
-            o.service = Some(ServiceInfo {
-                name: name.to_string(),
-                product: Some(IMG.to_string()),
-                banner: Some(format!("{SCRIPT}{IMG}\x1b[31m{FORMULA}\u{FFFD}")),
-                confidence: 1.0,
-                ..ServiceInfo::default()
-            });
-            observations.push(o);
-        }
-        let evaluation = evaluate(&policy, &profiles, &catalogue, &observations, time);
-        let mut facts = RunFacts {
-            targets: vec![format!("{CMD}")],
-            excludes: vec![],
-            ports: "common".into(),
-            port_count: 3,
-            host_count: 1,
-            scan_type: Some(ScanKind::Syn),
-            rate: Some(100),
-            started: time,
-            finished: time,
-            operator: SCRIPT.into(),
-            command_line: vec!["portwarden".into(), IMG.into()],
-            as_of: time.date_naive(),
-            fail_on: Severity::High,
-            gate_tripped: true,
-            rules_dir: None,
-            policy_path: None,
-            inputs: Vec::new(),
-            source_addresses: vec!["198.18.0.1".parse().unwrap()],
-            source_interfaces: vec![Some("eth0".into())],
-            vantage: Default::default(),
-            rule_files: crate::rules::Rules::embedded().files,
-            partial_import: false,
-            local_errors: 0,
-            udp_undecided: 0,
-            history: None,
-        };
-        edit(&mut facts);
-        let labels = Labels::embedded(lang).unwrap();
-        let m = ReportModel::build(&ReportInput {
-            labels: &labels,
-            facts,
-            observations: &observations,
-            evaluation: &evaluation,
-            policy: &policy,
-            profiles: &profiles,
-            catalogue: &catalogue,
-            remediation: &RemediationCatalog::embedded(),
-        })
-        .unwrap();
-        (m, evaluation, observations)
-    }
-}
+pub(crate) mod fixture;
 
 #[cfg(test)]
-mod tests {
-    use super::fixture::*;
-    use super::*;
-
-    #[test]
-    fn model_has_one_row_per_port_in_the_chosen_language() {
-        let m = model(Lang::En);
-        assert_eq!(m.schema_version, SCHEMA_VERSION);
-        assert_eq!(m.summary.open_ports, 3);
-        assert_eq!(m.summary.hosts_with_open_ports, 1);
-        assert_eq!(m.scope.vantages, vec!["internal"]);
-        assert_eq!(m.scope.scan_type_label, "TCP SYN (half-open)");
-        // Each host:port once, however many checks fired on it.
-        let keys: Vec<(Option<u16>, usize)> =
-            m.ports.iter().map(|r| (r.port, r.checks.len())).collect();
-        let mut ports: Vec<Option<u16>> = keys.iter().map(|k| k.0).collect();
-        ports.sort();
-        ports.dedup();
-        assert_eq!(ports.len(), m.ports.len(), "{keys:?}");
-        assert_eq!(
-            m.ports.iter().map(|r| r.checks.len()).sum::<usize>(),
-            m.summary.findings
-        );
-        // Severity of a row is the highest of its failing checks.
-        for r in &m.ports {
-            let worst = r
-                .checks
-                .iter()
-                .filter(|c| !r.failing || c.status.is_failing())
-                .map(|c| c.severity)
-                .max()
-                .unwrap();
-            assert_eq!(r.severity, worst);
-        }
-        assert!(
-            m.ports
-                .windows(2)
-                .all(|w| (w[0].failing, w[0].severity) >= (w[1].failing, w[1].severity))
-        );
-        assert_eq!(
-            m.summary
-                .by_severity
-                .iter()
-                .map(|s| s.findings)
-                .sum::<usize>(),
-            m.summary.failing
-        );
-        assert_eq!(
-            m.summary.by_severity.iter().map(|s| s.count).sum::<usize>(),
-            m.summary.failing_rows
-        );
-        assert_eq!(m.exceptions.len(), 1);
-        assert!(m.exceptions[0].expired);
-        assert_eq!(m.exceptions[0].state_label, "EXPIRED");
-        let allowed: Vec<(u16, Option<bool>)> =
-            m.inventory.iter().map(|r| (r.port, r.allowed)).collect();
-        assert_eq!(
-            allowed,
-            vec![(23, Some(false)), (443, Some(true)), (6379, Some(false))]
-        );
-        assert_eq!(m.inventory[1].approver.as_deref(), Some(CMD));
-        let banner = m.inventory[0].banner.as_deref().unwrap();
-        assert!(!banner.contains('\x1b'));
-        assert!(banner.starts_with(SCRIPT));
-        // Every failing port links to a fix group that lists it and one of
-        // its failing findings.
-        for r in m.ports.iter().filter(|r| r.failing && r.port.is_some()) {
-            let key = r.fix.as_deref().expect("failing port has a fix group");
-            let g = m.fix_groups.iter().find(|g| g.anchor == key).unwrap();
-            assert!(g.fix.hosts.contains(&r.ip));
-            assert!(
-                r.checks
-                    .iter()
-                    .any(|c| g.fix.finding_ids.contains(&c.finding))
-            );
-        }
-        assert_eq!(m.fix_groups[0].anchor, "fx1");
-        // Every failing finding is closed by some group.
-        let grouped: BTreeSet<&str> = m
-            .fix_groups
-            .iter()
-            .flat_map(|g| g.fix.finding_ids.iter().map(String::as_str))
-            .collect();
-        for r in &m.ports {
-            for c in r.checks.iter().filter(|c| c.status.is_failing()) {
-                assert!(grouped.contains(c.finding.as_str()), "{}", c.check);
-            }
-        }
-        let pci = m.compliance.iter().find(|f| f.id == "pci-dss-4.0").unwrap();
-        let r125 = pci.requirements.iter().find(|r| r.id == "1.2.5").unwrap();
-        assert_eq!(r125.control, "pci-dss-4.0:1.2.5");
-        assert_eq!(r125.status, RequirementStatus::Fail);
-        assert!(r125.finding_count > 0);
-        // Rows point at the control sets their checks map to.
-        let with_125 = m
-            .ports
-            .iter()
-            .filter(|r| {
-                m.control_sets[r.controls]
-                    .iter()
-                    .any(|c| c == "pci-dss-4.0:1.2.5")
-            })
-            .count();
-        assert!(with_125 > 0);
-        assert_eq!(m.labels["severity.critical"], "Critical");
-        assert!(!m.charts.heat.is_empty());
-        assert_eq!(m.charts.services.iter().map(|s| s.open).sum::<usize>(), 3);
-    }
-
-    #[test]
-    fn zh_cn_model_uses_chinese_titles_and_mlps_clause_names() {
-        let m = model(Lang::ZhCn);
-        let mlps = m
-            .compliance
-            .iter()
-            .find(|f| f.id == "mlps2-level3")
-            .unwrap();
-        assert_eq!(mlps.name, "网络安全等级保护2.0 第三级 (GB/T 22239-2019)");
-        let r = mlps
-            .requirements
-            .iter()
-            .find(|r| r.id == "8.1.3.2 a)")
-            .unwrap();
-        assert_eq!(r.category.as_deref(), Some("安全区域边界 / 访问控制"));
-        assert!(r.title.starts_with("应在网络边界或区域之间"));
-        let r = mlps
-            .requirements
-            .iter()
-            .find(|r| r.id == "8.1.4.4 b)")
-            .unwrap();
-        assert_eq!(r.category.as_deref(), Some("安全计算环境 / 入侵防范"));
-        assert_eq!(r.status_label, "不符合");
-        assert_eq!(m.summary.by_severity[0].label, "严重");
-        assert_eq!(m.scope.fail_on_label, "高危");
-        assert_eq!(m.labels["check.not-allowed"], "端口开放但未获批准");
-        // One word per concept: a failing finding is 不符合, like a failing requirement.
-        assert_eq!(m.labels["status.fail"], "不符合");
-    }
-
-    #[test]
-    fn every_check_kind_has_a_label_in_both_languages() {
-        let profiles = Profiles::embedded().unwrap();
-        for lang in [Lang::En, Lang::ZhCn] {
-            let labels = Labels::embedded(lang).unwrap();
-            for c in profiles.checks() {
-                let key = format!("check.{}", c.kind.as_str());
-                assert!(labels.find(&key).is_some(), "{lang}: no label {key}");
-            }
-        }
-    }
-
-    #[test]
-    fn windows_family_names_its_platforms() {
-        let profiles = Profiles::embedded().unwrap();
-        let policy = Policy::parse(
-            "[[group]]\nname = \"w\"\ntargets = [\"198.18.0.1\"]\nplatforms = [\"windows\", \"aws\"]\n",
-            "p.toml",
-            &profiles,
-        )
-        .unwrap();
-        let mut o = Observation::new(
-            "198.18.0.1".parse().unwrap(),
-            445,
-            Proto::Tcp,
-            crate::model::Reason::SynAck,
-            None,
-        );
-        o.time = "2026-06-01T12:00:00Z".parse().unwrap();
-        let ev = crate::policy::evaluate(
-            &policy,
-            &profiles,
-            &Catalogue::embedded(),
-            &[o],
-            "2026-06-01T12:00:00Z".parse().unwrap(),
-        );
-        let groups = super::super::remediation::fix_groups(
-            &ev.findings,
-            &policy,
-            &RemediationCatalog::embedded(),
-            &Catalogue::embedded(),
-            Lang::En,
-        );
-        let close = groups.iter().find(|g| g.key == "close-port").unwrap();
-        let ids: Vec<&str> = close
-            .platforms
-            .iter()
-            .map(|p| p.platform.as_str())
-            .collect();
-        assert_eq!(
-            ids[..4],
-            ["windows-powershell", "windows-netsh", "windows-dsc", "aws"]
-        );
-    }
-}
+mod tests;

@@ -453,7 +453,7 @@ mod tests {
         assert_eq!(r125[6], "fail");
         assert_eq!(r125[7], "Fail");
         assert!(
-            r125[11].contains("Port open but not allowed: ran on 1 hosts"),
+            r125[11].contains("Port open but not allowed: ran on 1 host;"),
             "{}",
             r125[11]
         );
