@@ -344,6 +344,9 @@ pub struct AuditOutcome {
     pub labels: report::Labels,
     /// An import that accepted a file cut short (`--allow-partial-import`).
     pub partial_import: bool,
+    /// The previous run of the scope could not be read back: why (the
+    /// audit ran without it).
+    pub previous_unreadable: Option<String>,
 }
 
 /// Runs a whole audit and writes its report directory. Events (progress,
@@ -381,7 +384,7 @@ pub async fn audit(req: &AuditRequest, events: mpsc::Sender<ScanEvent>) -> Resul
     let policy = &rulebook.policy;
     let history = match req.store.as_deref() {
         Some(path) => {
-            let mut s = Store::open(path)?;
+            let mut s = Store::open_interruptible(path, cancel.flag()).map_err(interrupted)?;
             s.set_key(req.history_key.clone());
             Some(s)
         }
@@ -454,7 +457,7 @@ pub async fn audit(req: &AuditRequest, events: mpsc::Sender<ScanEvent>) -> Resul
             "seed": cfg.seed,
             "identify": req.identify.is_some(),
         }),
-        provenance: Vec::new(),
+        inputs: Vec::new(),
     };
     finish_off_thread(req, scope, rulebook, history, collected, started, sign_key).await
 }
@@ -550,9 +553,10 @@ struct Collected {
     observations: Vec<Observation>,
     /// How they were gathered (recorded with the run).
     source: serde_json::Value,
-    /// What each imported file says about its scan, in the order of
-    /// `AuditRequest::import` (empty for a scan).
-    provenance: Vec<crate::import::Provenance>,
+    /// The imported files, their hashes (of the bytes read) and what each
+    /// says about its scan, in the order of `AuditRequest::import` (empty
+    /// for a scan).
+    inputs: Vec<report::InputFile>,
 }
 
 /// Reads the scan results an import audit judges.
@@ -565,11 +569,7 @@ fn import_audit(req: &AuditRequest, rules: &Rules) -> Result<Collected> {
     let summary = imported.summary();
     let (hosts, ports) = imported.hosts_and_ports();
     let source = imported.source_json();
-    let provenance = imported
-        .files
-        .iter()
-        .map(|f| f.provenance.clone())
-        .collect();
+    let inputs = input_files(&req.import, &imported.files);
     Ok(Collected {
         catalogue,
         engine: None,
@@ -579,7 +579,7 @@ fn import_audit(req: &AuditRequest, rules: &Rules) -> Result<Collected> {
         ports,
         observations: imported.observations,
         source,
-        provenance,
+        inputs,
     })
 }
 
@@ -624,7 +624,7 @@ fn finish_audit(
         ports,
         observations,
         source,
-        provenance,
+        inputs,
     } = collected;
     let partial_import = source["partial"] == serde_json::Value::Bool(true);
     let mut record = store::audit_record(store::AuditFacts {
@@ -646,17 +646,9 @@ fn finish_audit(
     if history.is_none() {
         record.observations = Vec::new();
     }
-    let previous = match history.as_deref() {
-        Some(h) => match h.latest_of_scope(&record.scope.key, None)? {
-            // Drift is judged against the previous run: the chain from it
-            // to the head (which the new run will extend) must hold.
-            Some(id) => {
-                h.verify_segment(id, h.latest()?.unwrap_or(id))?;
-                Some(h.load(id)?)
-            }
-            None => None,
-        },
-        None => None,
+    let (previous, previous_unreadable) = match history.as_deref() {
+        Some(h) => previous_run(h, &record.scope.key)?,
+        None => (None, None),
     };
     let baseline = previous.as_ref().map(store::baseline);
     // One clock for the whole evaluation and its records.
@@ -705,7 +697,7 @@ fn finish_audit(
     // The run's place in the history is fixed (and the write lock taken)
     // before the report is written, so its manifest can carry the anchor.
     let pending_run = match history {
-        Some(h) => Some(h.begin_record()?),
+        Some(h) => Some(h.begin_record().map_err(interrupted)?),
         None => None,
     };
     let anchor = pending_run.as_ref().map(|p| p.anchor().clone());
@@ -751,7 +743,7 @@ fn finish_audit(
             local_errors: summary.local_errors,
             udp_undecided: summary.udp_undecided,
             history: anchor.clone(),
-            inputs: input_files(&req.import, &provenance)?,
+            inputs: inputs.clone(),
         };
         report::write_bundle_with(
             dir,
@@ -802,8 +794,14 @@ fn finish_audit(
                 duration: (record.finished - started).to_std().unwrap_or_default(),
                 finished: record.finished,
             },
+            &|| cancel.signalled(),
         )
-        .with_context(|| format!("cannot write the metrics file {}", path.display()))?;
+        .map_err(|e| MetricsUnwritten {
+            interrupted: matches!(e, crate::safe_fs::SafeFsError::Interrupted(_)),
+            why: e.to_string(),
+            out: req.out.clone(),
+            run_id,
+        })?;
     }
     Ok(AuditOutcome {
         evaluation,
@@ -818,7 +816,37 @@ fn finish_audit(
         drift,
         labels: labels.clone(),
         partial_import,
+        previous_unreadable,
     })
+}
+
+/// A wait for the history's write lock ended by a signal is a cancel.
+fn interrupted(e: store::StoreError) -> anyhow::Error {
+    match e {
+        store::StoreError::Interrupted { .. } => Cancelled.into(),
+        e => e.into(),
+    }
+}
+
+/// The previous run of the scope, the baseline of drift and change checks.
+/// The chain from it to the head (which the new run will extend) must
+/// hold. A run that cannot be read back never blocks the audit: it runs
+/// without a baseline and says which run it could not read.
+fn previous_run(h: &Store, scope: &str) -> Result<(Option<store::Run>, Option<String>)> {
+    let Some(id) = h.latest_of_scope(scope, None)? else {
+        return Ok((None, None));
+    };
+    h.verify_segment(id, h.latest()?.unwrap_or(id))?;
+    match h.load(id) {
+        Ok(run) => Ok((Some(run), None)),
+        Err(e @ store::StoreError::Corrupt { .. }) => Ok((
+            None,
+            Some(format!(
+                "{e}; this audit was judged without a previous run (no drift, no change checks); `portwarden history verify` lists every unreadable run"
+            )),
+        )),
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// Most destinations asked for a source address: routing picks few
@@ -911,27 +939,28 @@ pub fn interfaces_of(addrs: &[std::net::IpAddr]) -> Vec<Option<String>> {
     found
 }
 
-/// The files an import audit read, with their SHA-256 and what each says
-/// about the scan that made it (`provenance`, in the same order).
+/// The files an import audit read, with the SHA-256 of the bytes the
+/// import parsed (hashed while reading: a pipe, a FIFO or a file replaced
+/// since is recorded as what was audited) and what each says about its scan.
 fn input_files(
     sources: &[crate::import::Source],
-    provenance: &[crate::import::Provenance],
-) -> Result<Vec<report::InputFile>> {
+    files: &[crate::import::FileImport],
+) -> Vec<report::InputFile> {
     sources
         .iter()
-        .enumerate()
-        .map(|(i, s)| {
+        .zip(files)
+        .map(|(s, f)| {
             let kind = match s {
                 crate::import::Source::NmapXml(_) => "nmap-xml",
                 crate::import::Source::Masscan(_) => "masscan-json",
                 crate::import::Source::Jsonl(_) => "jsonl",
             };
-            Ok(report::InputFile {
+            report::InputFile {
                 path: s.path().display().to_string(),
-                sha256: report::evidence::file_sha256(s.path())?,
+                sha256: f.sha256.clone(),
                 kind: kind.to_string(),
-                provenance: provenance.get(i).cloned().unwrap_or_default(),
-            })
+                provenance: f.provenance.clone(),
+            }
         })
         .collect()
 }
@@ -948,6 +977,22 @@ pub fn write_jsonl(path: &Path, observations: &[Observation]) -> Result<()> {
     w.flush()
         .with_context(|| format!("cannot write {}", path.display()))?;
     Ok(())
+}
+
+/// The report is in place and the run recorded, but the metrics file was
+/// not written (a FIFO nobody read, or a signal while waiting for it).
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "{why}; the report is in {} and {}, but the metrics were not written",
+    out.display(),
+    match run_id { Some(id) => format!("the run is recorded as run {id}"), None => "the run is not recorded (no history)".to_string() }
+)]
+pub struct MetricsUnwritten {
+    /// A signal ended the wait (the CLI exits 130).
+    pub interrupted: bool,
+    pub why: String,
+    pub out: PathBuf,
+    pub run_id: Option<i64>,
 }
 
 /// `--out` names something that is not ours to replace.

@@ -62,6 +62,9 @@ pub fn import_sources(cmd: &AuditCmd) -> Vec<Source> {
 
 /// The audit's history lines on stderr: the run id and the drift.
 pub fn print_audit_history(o: &AuditOutcome) {
+    if let Some(why) = &o.previous_unreadable {
+        eprintln!("warning: {}", terminal_safe(why));
+    }
     if let Some(id) = o.run_id {
         eprintln!("recorded as run {id} in the history");
     }
@@ -202,15 +205,18 @@ fn verify(args: &StoreArgs, against: &[PathBuf]) -> Result<u8> {
         .collect();
     for dir in against {
         let shown = dir.display();
-        let anchor = portwarden::report::evidence::read_anchor(dir)
+        // One bounded read of a regular file (never a link, FIFO or
+        // device): its anchor and its hash come from the same bytes.
+        let (bytes, manifest) = portwarden::report::evidence::read_manifest(dir)
             .with_context(|| format!("{shown} is not a report directory"))?;
+        let anchor = manifest.history;
         let Some(anchor) = anchor else {
             problems.push(format!(
                 "{shown}: its manifest.json records no history anchor (written by an older portwarden, or with --no-store)"
             ));
             continue;
         };
-        let sha = portwarden::report::evidence::manifest_sha256(dir)?;
+        let sha = portwarden::report::evidence::sha256_hex(&bytes);
         for p in s.check_anchor(&anchor, &sha)? {
             problems.push(format!("{shown}: {p}"));
         }
@@ -218,11 +224,22 @@ fn verify(args: &StoreArgs, against: &[PathBuf]) -> Result<u8> {
     for p in &problems {
         println!("{}", terminal_safe(p));
     }
+    for u in &v.unreadable {
+        println!("run {}: {}", u.run, terminal_safe(&u.problem));
+    }
     if !problems.is_empty() {
         eprintln!(
             "history {} has been tampered with: {} problem(s)",
             path.display(),
             problems.len()
+        );
+        return Ok(exit::FINDINGS);
+    }
+    if !v.unreadable.is_empty() {
+        eprintln!(
+            "history {}: the chain holds, but {} run(s) cannot be read back (audits of their scope run without them; `diff` refuses them)",
+            path.display(),
+            v.unreadable.len()
         );
         return Ok(exit::FINDINGS);
     }

@@ -339,6 +339,13 @@ async fn audit(cmd: AuditCmd) -> Result<u8> {
         return Ok(exit::INTERRUPTED);
     }
     consumer.await.context("output task failed")??;
+    if let Err(e) = &outcome
+        && let Some(m) = e.downcast_ref::<app::MetricsUnwritten>()
+        && m.interrupted
+    {
+        eprintln!("portwarden: {}", output::terminal_safe(&m.to_string()));
+        return Ok(exit::INTERRUPTED);
+    }
     let outcome = outcome?;
     {
         let index = outcome.out.join("index.html");

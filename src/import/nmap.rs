@@ -46,6 +46,9 @@ pub struct NmapRun {
 /// the port number, below identification's 0.5 threshold on purpose.
 const TABLE_GUESS: f32 = 0.3;
 
+/// Most attributes read from one element: nmap writes at most about 15.
+const MAX_ATTRIBUTES: usize = 256;
+
 /// Longest run of bytes accepted without a `<` or `>`: one element or one
 /// text node. nmap's longest (a script output) is far below it.
 const MAX_ELEMENT: usize = 16 << 20;
@@ -152,9 +155,23 @@ impl Parser<'_> {
         }
     }
 
+    /// The attributes of `e`. quick-xml's duplicate check compares each
+    /// attribute with every earlier one (quadratic: 100,000 attributes took
+    /// 29 s), so it is off, and an element with more attributes than nmap
+    /// ever writes is refused; a repeated name keeps its last value.
     fn attrs(&self, e: &BytesStart, at: u64) -> Result<BTreeMap<String, String>, ImportError> {
         let mut m = BTreeMap::new();
-        for a in e.attributes() {
+        for (n, a) in e.attributes().with_checks(false).enumerate() {
+            if n == MAX_ATTRIBUTES {
+                return Err(self.err(
+                    at,
+                    format!(
+                        "more than {MAX_ATTRIBUTES} attributes in one <{}> element",
+                        inert(&String::from_utf8_lossy(e.name().as_ref()), MAX_NAME)
+                    ),
+                    XML_HINT,
+                ));
+            }
             let a = a.map_err(|x| self.err(at, format!("bad attribute: {x}"), XML_HINT))?;
             let v = a
                 .unescape_value()
@@ -395,7 +412,9 @@ pub fn parse_reader<R: BufRead>(
                 if let Some(pt) = port.as_mut()
                     && let Some(n) = a.get("name").filter(|n| !n.is_empty())
                 {
-                    pt.4 = Some(service_of(n, &a));
+                    pt.4 = Some(service_of(n, &a).map_err(|m| {
+                        p.err(at, m, "nmap writes conf as a whole number from 0 to 10")
+                    })?);
                 }
             }
             b"extraports" => {
@@ -445,13 +464,23 @@ pub fn parse_reader<R: BufRead>(
     Ok(out)
 }
 
-/// A `<service>` element as identification facts.
-fn service_of(n: &str, a: &BTreeMap<String, String>) -> ServiceInfo {
+/// A `<service>` element as identification facts. A `conf` that is not a
+/// number from 0 to 10 (`NaN`, `inf`, `1e39`) is refused: it would be
+/// recorded as a confidence nothing can read back.
+fn service_of(n: &str, a: &BTreeMap<String, String>) -> Result<ServiceInfo, String> {
     let probed = a.get("method").is_some_and(|m| m == "probed");
-    let conf = a
-        .get("conf")
-        .and_then(|c| c.parse::<f32>().ok())
-        .map(|c| (c / 10.0).clamp(0.0, 1.0));
+    let conf = match a.get("conf") {
+        None => None,
+        Some(c) => match c.trim().parse::<f32>() {
+            Ok(v) if (0.0..=10.0).contains(&v) => Some(v / 10.0),
+            _ => {
+                return Err(format!(
+                    "<service conf=\"{}\">: not a number from 0 to 10",
+                    inert(c, MAX_NAME)
+                ));
+            }
+        },
+    };
     let mut extra = BTreeMap::new();
     if let Some(x) = a.get("extrainfo") {
         extra.insert("extrainfo".to_string(), x.clone());
@@ -463,7 +492,7 @@ fn service_of(n: &str, a: &BTreeMap<String, String>) -> ServiceInfo {
         Some("ssl") if n == "http" => "https".to_string(),
         _ => n.to_string(),
     };
-    ServiceInfo {
+    Ok(ServiceInfo {
         name,
         product: a.get("product").cloned(),
         version: a.get("version").cloned(),
@@ -474,7 +503,7 @@ fn service_of(n: &str, a: &BTreeMap<String, String>) -> ServiceInfo {
         },
         extra,
         ..ServiceInfo::default()
-    }
+    })
 }
 
 /// A complete `<host>`: its listed ports become observations, its folded

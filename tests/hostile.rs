@@ -1,0 +1,400 @@
+//! Hostile inputs against imports, the history, evidence and signals, with
+//! the real binary (no packets: imports, history and verify only). Each
+//! case is one of issue 27's findings and fails without its fix.
+
+use std::os::unix::fs::FileTypeExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+use crate::lab::Lab;
+
+fn tempdir(tag: &str) -> PathBuf {
+    static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let d = std::env::temp_dir().join(format!("pw-hostile-{}-{tag}-{n}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).expect("temp dir");
+    d
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+fn code(o: &Output) -> i32 {
+    o.status.code().unwrap_or(-1)
+}
+
+fn pw() -> Command {
+    let mut c = Command::new(Lab::bin());
+    c.env_remove("PORTWARDEN_STORE")
+        .env_remove("PORTWARDEN_HISTORY_KEY");
+    c
+}
+
+fn run(args: &[&str]) -> Output {
+    pw().args(args).output().expect("run portwarden")
+}
+
+/// One open port as `scan --format jsonl` writes it.
+fn jsonl_line(ip: &str, port: u16, extra: &str) -> String {
+    format!(
+        r#"{{"ip":"{ip}","port":{port},"proto":"tcp","state":"open","reason":"connected","rtt_ms":0.2,"time":"2026-01-02T03:04:05Z"{extra}}}"#
+    )
+}
+
+/// `audit --from-jsonl FILE --store STORE --out OUT`.
+fn import_audit(file: &Path, store: &Path, out: &Path) -> Output {
+    run(&[
+        "audit",
+        "--from-jsonl",
+        file.to_str().unwrap(),
+        "--store",
+        store.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ])
+}
+
+fn runs_in(store: &Path) -> i64 {
+    rusqlite::Connection::open(store)
+        .unwrap()
+        .query_row("SELECT count(*) FROM runs", [], |r| r.get(0))
+        .unwrap()
+}
+
+/// Issue 27 item 1: numbers the history cannot read back are refused at
+/// import (file:line), and a run that cannot be read back (recorded by an
+/// older version) is named by `history verify` and never blocks later
+/// audits of its scope.
+#[test]
+fn non_finite_numbers_are_refused_and_an_unreadable_run_blocks_nothing() {
+    let dir = tempdir("nan");
+    let store = dir.join("h.db");
+    // JSONL: 1e39 reads as an f32 infinity.
+    let bad = dir.join("bad.jsonl");
+    std::fs::write(
+        &bad,
+        format!(
+            "{}\n{}\n",
+            jsonl_line("198.18.0.5", 22, ""),
+            jsonl_line(
+                "198.18.0.5",
+                80,
+                r#","service":{"name":"http","confidence":1e39}"#
+            )
+        ),
+    )
+    .unwrap();
+    let o = import_audit(&bad, &store, &dir.join("r-bad"));
+    assert_eq!(code(&o), 2, "{}", text(&o.stderr));
+    assert!(
+        text(&o.stderr).contains(&format!(
+            "{}:2:1: service confidence inf is not a number from 0 to 1",
+            bad.display()
+        )),
+        "{}",
+        text(&o.stderr)
+    );
+    // nmap: conf="NaN".
+    let xml = dir.join("nan.xml");
+    std::fs::write(
+        &xml,
+        "<nmaprun start=\"1764000000\">\n<host><address addr=\"198.18.0.5\" addrtype=\"ipv4\"/><ports>\n<port protocol=\"tcp\" portid=\"80\"><state state=\"open\" reason=\"syn-ack\"/>\n<service name=\"http\" method=\"probed\" conf=\"NaN\"/></port></ports></host>\n<runstats><finished time=\"1764000001\"/></runstats></nmaprun>\n",
+    )
+    .unwrap();
+    let o = run(&[
+        "audit",
+        "--from-nmap",
+        xml.to_str().unwrap(),
+        "--no-store",
+        "--out",
+        dir.join("r-nan").to_str().unwrap(),
+    ]);
+    assert_eq!(code(&o), 2, "{}", text(&o.stderr));
+    assert!(
+        text(&o.stderr).contains(&format!(
+            "{}:4:1: <service conf=\"NaN\">: not a number from 0 to 10",
+            xml.display()
+        )),
+        "{}",
+        text(&o.stderr)
+    );
+    assert!(!store.exists() || runs_in(&store) == 0);
+
+    // A history holding a run that reads back as null (as older versions
+    // stored such a confidence): its chain is intact, its content is not
+    // readable.
+    let good = dir.join("good.jsonl");
+    std::fs::write(
+        &good,
+        format!(
+            "{}\n{}\n",
+            jsonl_line("198.18.0.5", 22, ""),
+            jsonl_line("198.18.0.5", 80, "")
+        ),
+    )
+    .unwrap();
+    let o = import_audit(&good, &store, &dir.join("r1"));
+    assert!(matches!(code(&o), 0 | 1), "{}", text(&o.stderr));
+    {
+        let mut s = portwarden::store::Store::open(&store).unwrap();
+        let mut r = s.load(1).unwrap().record;
+        let svc = portwarden::model::ServiceInfo {
+            name: "http".into(),
+            confidence: f32::NAN,
+            ..Default::default()
+        };
+        r.observations[1].service = Some(svc);
+        assert_eq!(s.record(&r).unwrap(), 2);
+    }
+    let o = run(&["history", "verify", "--store", store.to_str().unwrap()]);
+    assert_eq!(code(&o), 1, "{}", text(&o.stderr));
+    assert!(
+        text(&o.stdout).contains(
+            "run 2: run 2 cannot be read back: its stored observations: invalid type: null, expected f32"
+        ),
+        "{}",
+        text(&o.stdout)
+    );
+    assert!(
+        text(&o.stderr).contains("the chain holds, but 1 run(s) cannot be read back"),
+        "{}",
+        text(&o.stderr)
+    );
+    // The next audit of the scope runs, says which run it could not read,
+    // and is recorded; the one after compares with it again.
+    let o = import_audit(&good, &store, &dir.join("r3"));
+    assert!(matches!(code(&o), 0 | 1), "{}", text(&o.stderr));
+    assert!(
+        text(&o.stderr).contains("warning: history ")
+            && text(&o.stderr).contains("run 2 has unreadable observations")
+            && text(&o.stderr).contains("judged without a previous run"),
+        "{}",
+        text(&o.stderr)
+    );
+    assert!(text(&o.stderr).contains("recorded as run 3"));
+    assert!(dir.join("r3/index.html").is_file());
+    assert!(!dir.join("r3/drift.json").exists());
+    // Its observations.jsonl imports again.
+    let o = import_audit(&dir.join("r3/observations.jsonl"), &store, &dir.join("r4"));
+    assert!(matches!(code(&o), 0 | 1), "{}", text(&o.stderr));
+    assert!(
+        text(&o.stderr).contains("drift since run 3"),
+        "{}",
+        text(&o.stderr)
+    );
+    assert!(!text(&o.stderr).contains("warning:"));
+    assert_eq!(runs_in(&store), 4);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `audit --from-jsonl FILE --store STORE --out OUT`, started.
+fn spawn_import_audit(file: &Path, store: &Path, out: &Path) -> std::process::Child {
+    pw().args([
+        "audit",
+        "--from-jsonl",
+        file.to_str().unwrap(),
+        "--store",
+        store.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ])
+    .stdout(std::process::Stdio::piped())
+    .stderr(std::process::Stdio::piped())
+    .spawn()
+    .expect("run portwarden")
+}
+
+fn two_ports(dir: &Path) -> PathBuf {
+    let f = dir.join("two.jsonl");
+    std::fs::write(
+        &f,
+        format!(
+            "{}\n{}\n",
+            jsonl_line("198.18.0.5", 22, ""),
+            jsonl_line("198.18.0.5", 80, "")
+        ),
+    )
+    .unwrap();
+    f
+}
+
+/// Issue 27 item 2: twenty audits started at once on a brand-new store all
+/// land, and the chain holds.
+#[test]
+fn twenty_concurrent_first_audits_all_land() {
+    let dir = tempdir("first");
+    let input = two_ports(&dir);
+    let store = dir.join("new/h.db");
+    let children: Vec<_> = (0..20)
+        .map(|i| spawn_import_audit(&input, &store, &dir.join(format!("r{i}"))))
+        .collect();
+    for (i, c) in children.into_iter().enumerate() {
+        let o = c.wait_with_output().unwrap();
+        assert!(matches!(code(&o), 0 | 1), "audit {i}: {}", text(&o.stderr));
+        assert!(dir.join(format!("r{i}/manifest.json")).is_file());
+    }
+    assert_eq!(runs_in(&store), 20);
+    let o = run(&["history", "verify", "--store", store.to_str().unwrap()]);
+    assert_eq!(code(&o), 0, "{}{}", text(&o.stdout), text(&o.stderr));
+    assert!(
+        text(&o.stdout).contains(": 20 runs, hash chain intact"),
+        "{}",
+        text(&o.stdout)
+    );
+    let mut left: Vec<String> = std::fs::read_dir(dir.join("new"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| !n.starts_with("h.db"))
+        .collect();
+    left.sort();
+    assert!(left.is_empty(), "left behind: {left:?}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// True once process `pid` has `file` open.
+fn has_open(pid: u32, file: &Path) -> bool {
+    let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
+        return false;
+    };
+    fds.filter_map(Result::ok)
+        .any(|fd| std::fs::read_link(fd.path()).is_ok_and(|t| t == file))
+}
+
+/// Issue 27 item 12: SIGTERM while another process holds the history's
+/// write lock ends the audit at once with 130, nothing written or recorded.
+#[test]
+fn sigterm_while_waiting_for_the_history_lock_exits_130() {
+    let dir = tempdir("lock");
+    let input = two_ports(&dir);
+    let store = dir.join("h.db");
+    let o = import_audit(&input, &store, &dir.join("r1"));
+    assert!(matches!(code(&o), 0 | 1), "{}", text(&o.stderr));
+    // Another writer holds the lock for the whole test.
+    let holder = rusqlite::Connection::open(&store).unwrap();
+    holder.execute_batch("BEGIN IMMEDIATE").unwrap();
+    let child = spawn_import_audit(&input, &store, &dir.join("r2"));
+    let pid = child.id();
+    while !has_open(pid, &store.canonicalize().unwrap()) {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    // Let it reach the wait (a signal before it would exit 130 as well).
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let sent = std::time::Instant::now();
+    // SAFETY: signalling our own child.
+    assert_eq!(unsafe { libc::kill(pid as i32, libc::SIGTERM) }, 0);
+    let o = child.wait_with_output().unwrap();
+    let took = sent.elapsed();
+    assert_eq!(code(&o), 130, "{}", text(&o.stderr));
+    assert!(
+        text(&o.stderr).contains("interrupted: no report written"),
+        "{}",
+        text(&o.stderr)
+    );
+    eprintln!("item 12: exit 130 {took:?} after SIGTERM");
+    assert!(!dir.join("r2").exists());
+    holder.execute_batch("ROLLBACK").unwrap();
+    assert_eq!(runs_in(&store), 1);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+fn mkfifo(p: &Path) {
+    let c = std::ffi::CString::new(p.to_str().unwrap()).unwrap();
+    // SAFETY: a valid NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+}
+
+/// Issue 27 item 11: `--metrics FIFO` with no reader never hangs. SIGTERM
+/// while waiting for a reader exits 130 at once, the run recorded and the
+/// report in place; without a signal the wait is bounded.
+#[test]
+fn metrics_fifo_without_reader_honours_sigterm_and_is_bounded() {
+    let dir = tempdir("fifo");
+    let input = two_ports(&dir);
+    let store = dir.join("h.db");
+    let fifo = dir.join("metrics.prom");
+    mkfifo(&fifo);
+    let out = dir.join("r1");
+    let child = pw()
+        .args([
+            "audit",
+            "--from-jsonl",
+            input.to_str().unwrap(),
+            "--store",
+            store.to_str().unwrap(),
+            "--metrics",
+            fifo.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The metrics come after the report and the run: wait for both.
+    while !(out.join("manifest.json").is_file() && store.exists() && runs_in(&store) == 1) {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let sent = std::time::Instant::now();
+    // SAFETY: signalling our own child.
+    assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGTERM) }, 0);
+    let o = child.wait_with_output().unwrap();
+    let took = sent.elapsed();
+    assert_eq!(code(&o), 130, "{}", text(&o.stderr));
+    assert!(
+        text(&o.stderr).contains(&format!(
+            "{}: interrupted before it was written; the report is in {} and the run is recorded as run 1, but the metrics were not written",
+            fifo.display(),
+            out.display()
+        )),
+        "{}",
+        text(&o.stderr)
+    );
+    eprintln!("item 11: exit 130 {took:?} after SIGTERM");
+    assert!(
+        std::fs::symlink_metadata(&fifo)
+            .unwrap()
+            .file_type()
+            .is_fifo()
+    );
+    // No signal: the wait for a reader ends by itself.
+    let started = std::time::Instant::now();
+    let o = run(&[
+        "audit",
+        "--from-jsonl",
+        input.to_str().unwrap(),
+        "--store",
+        store.to_str().unwrap(),
+        "--metrics",
+        fifo.to_str().unwrap(),
+        "--out",
+        dir.join("r2").to_str().unwrap(),
+    ]);
+    eprintln!(
+        "item 11: no reader, no signal: exit {} after {:?}",
+        code(&o),
+        started.elapsed()
+    );
+    assert_eq!(code(&o), 2, "{}", text(&o.stderr));
+    assert!(
+        text(&o.stderr).contains(&format!(
+            "{} did not take the data within 10 s (a FIFO that no program reads?); the report is in {} and the run is recorded as run 2, but the metrics were not written",
+            fifo.display(),
+            dir.join("r2").display()
+        )),
+        "{}",
+        text(&o.stderr)
+    );
+    assert_eq!(runs_in(&store), 2);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[allow(dead_code)]
+fn json(path: &Path) -> Value {
+    let t = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    serde_json::from_str(&t).unwrap()
+}
