@@ -393,7 +393,399 @@ fn metrics_fifo_without_reader_honours_sigterm_and_is_bounded() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-#[allow(dead_code)]
+/// Peak RSS (KiB) and output of `portwarden ARGS`, by GNU time.
+fn peak_rss(args: &[&str]) -> (u64, Output) {
+    let o = Command::new("/usr/bin/time")
+        .arg("-f")
+        .arg("maxrss=%M")
+        .arg(Lab::bin())
+        .args(args)
+        .env_remove("PORTWARDEN_STORE")
+        .output()
+        .expect("GNU time (tests/setup.sh installs it)");
+    let err = text(&o.stderr);
+    let kib = err
+        .lines()
+        .rev()
+        .find_map(|l| l.strip_prefix("maxrss="))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no maxrss in {err}"));
+    (kib, o)
+}
+
+fn inputs_of(report: &Path) -> Vec<Value> {
+    json(&report.join("manifest.json"))["inputs"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+}
+
+/// Issue 27 item 3: the manifest's input hash is taken from the bytes the
+/// import parsed, in the same pass: standard input, a FIFO whose writer
+/// then offers a decoy, and a large file of comments read without holding it.
+#[test]
+fn input_hashes_come_from_the_bytes_audited() {
+    use portwarden::report::evidence::sha256_hex;
+    let dir = tempdir("hash");
+    let body = format!(
+        "{}\n{}\n",
+        jsonl_line("198.18.0.5", 22, ""),
+        jsonl_line("198.18.0.5", 80, "")
+    );
+    // Standard input.
+    let out = dir.join("r-stdin");
+    let mut child = pw()
+        .args([
+            "audit",
+            "--from-jsonl",
+            "/dev/stdin",
+            "--no-store",
+            "--out",
+            out.to_str().unwrap(),
+        ])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    {
+        use std::io::Write;
+        let mut stdin = child.stdin.take().unwrap();
+        stdin.write_all(body.as_bytes()).unwrap();
+    }
+    let o = child.wait_with_output().unwrap();
+    assert!(matches!(code(&o), 0 | 1), "{}", text(&o.stderr));
+    let inputs = inputs_of(&out);
+    assert_eq!(inputs[0]["path"], "/dev/stdin");
+    assert_eq!(inputs[0]["sha256"], sha256_hex(body.as_bytes()));
+    // A FIFO whose writer, once the audit has read it to the end, offers a
+    // decoy to whoever opens it next (a second read for hashing would).
+    let fifo = dir.join("in.jsonl");
+    mkfifo(&fifo);
+    let out = dir.join("r-fifo");
+    let child = pw()
+        .args([
+            "audit",
+            "--from-jsonl",
+            fifo.to_str().unwrap(),
+            "--no-store",
+            "--out",
+            out.to_str().unwrap(),
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::fs::write(&fifo, &body).unwrap();
+    let real = fifo.canonicalize().unwrap();
+    while has_open(child.id(), &real) {
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    let decoy = {
+        let fifo = fifo.clone();
+        std::thread::spawn(move || std::fs::write(&fifo, "decoy\n").unwrap())
+    };
+    let o = child.wait_with_output().unwrap();
+    assert!(matches!(code(&o), 0 | 1), "{}", text(&o.stderr));
+    assert_eq!(inputs_of(&out)[0]["sha256"], sha256_hex(body.as_bytes()));
+    // Nobody read the decoy: take it, so the writer ends.
+    assert_eq!(std::fs::read_to_string(&fifo).unwrap(), "decoy\n");
+    decoy.join().unwrap();
+    // 200 MB of comments around one host: hashed while parsed, never held.
+    let big = dir.join("comments.xml");
+    {
+        use std::io::Write;
+        let mut f = std::io::BufWriter::new(std::fs::File::create(&big).unwrap());
+        writeln!(f, "<nmaprun start=\"1764000000\">").unwrap();
+        let comment = format!("<!-- {} -->\n", "x".repeat(1 << 20));
+        for _ in 0..100 {
+            f.write_all(comment.as_bytes()).unwrap();
+        }
+        writeln!(f, "<host><address addr=\"198.18.0.5\" addrtype=\"ipv4\"/><ports><port protocol=\"tcp\" portid=\"22\"><state state=\"open\" reason=\"syn-ack\"/></port></ports></host>").unwrap();
+        for _ in 0..100 {
+            f.write_all(comment.as_bytes()).unwrap();
+        }
+        writeln!(
+            f,
+            "<runstats><finished time=\"1764000001\"/></runstats></nmaprun>"
+        )
+        .unwrap();
+    }
+    let size = std::fs::metadata(&big).unwrap().len();
+    let out = dir.join("r-big");
+    let (kib, o) = peak_rss(&[
+        "audit",
+        "--from-nmap",
+        big.to_str().unwrap(),
+        "--no-store",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(matches!(code(&o), 0 | 1), "{}", text(&o.stderr));
+    eprintln!(
+        "item 3: {} MB of comments imported in {} MB peak RSS",
+        size >> 20,
+        kib >> 10
+    );
+    assert!(
+        kib < 120 << 10,
+        "{} MB file, {} MB peak RSS: the file was held in memory",
+        size >> 20,
+        kib >> 10
+    );
+    let want = {
+        use sha2::Digest;
+        use std::io::Read;
+        let mut h = sha2::Sha256::new();
+        let mut f = std::fs::File::open(&big).unwrap();
+        let mut buf = vec![0u8; 1 << 20];
+        loop {
+            let n = f.read(&mut buf).unwrap();
+            if n == 0 {
+                break;
+            }
+            h.update(&buf[..n]);
+        }
+        hex::encode(h.finalize())
+    };
+    assert_eq!(inputs_of(&out)[0]["sha256"], want);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Issue 27 items 6 and 7: an nmap element with 100,000 attributes is
+/// refused at once (the duplicate check was quadratic); a masscan file
+/// repeating one huge banner, a JSONL file of huge banners and a million
+/// duplicate JSONL lines import in bounded memory, banners cut to size.
+#[test]
+fn import_time_and_memory_stay_bounded() {
+    let dir = tempdir("bounded");
+    // 100,000 attributes in one element.
+    let attrs: String = (0..100_000).map(|i| format!(" a{i}=\"x\"")).collect();
+    let xml = dir.join("attrs.xml");
+    std::fs::write(
+        &xml,
+        format!("<nmaprun start=\"1\">\n<host{attrs}/>\n</nmaprun>\n"),
+    )
+    .unwrap();
+    let started = std::time::Instant::now();
+    let o = run(&[
+        "audit",
+        "--from-nmap",
+        xml.to_str().unwrap(),
+        "--no-store",
+        "--out",
+        dir.join("r-attrs").to_str().unwrap(),
+    ]);
+    eprintln!(
+        "item 6: 100,000 attributes refused in {:?}",
+        started.elapsed()
+    );
+    assert_eq!(code(&o), 2, "{}", text(&o.stderr));
+    assert!(
+        text(&o.stderr).contains(&format!(
+            "{}:2:1: more than 256 attributes in one <host> element",
+            xml.display()
+        )),
+        "{}",
+        text(&o.stderr)
+    );
+    // masscan: 400 records of a 900 KB banner for the same open port.
+    let banner = "A".repeat(900_000);
+    let m = dir.join("m.json");
+    {
+        use std::io::Write;
+        let mut f = std::io::BufWriter::new(std::fs::File::create(&m).unwrap());
+        writeln!(f, "[").unwrap();
+        writeln!(f, "{{\"ip\": \"198.18.0.5\", \"timestamp\": \"1764000000\", \"ports\": [{{\"port\": 80, \"proto\": \"tcp\", \"status\": \"open\"}}]}},").unwrap();
+        for _ in 0..400 {
+            writeln!(f, "{{\"ip\": \"198.18.0.5\", \"timestamp\": \"1764000001\", \"ports\": [{{\"port\": 80, \"proto\": \"tcp\", \"service\": {{\"name\": \"http\", \"banner\": \"{banner}\"}}}}]}},").unwrap();
+        }
+        writeln!(f, "]").unwrap();
+    }
+    let out = dir.join("r-masscan");
+    let (kib, o) = peak_rss(&[
+        "audit",
+        "--from-masscan",
+        m.to_str().unwrap(),
+        "--no-store",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(matches!(code(&o), 0 | 1), "{}", text(&o.stderr));
+    eprintln!(
+        "item 7: masscan, 400 banners of 900 KB: {} MB peak RSS",
+        kib >> 10
+    );
+    assert!(kib < 100 << 10, "{} MB peak RSS", kib >> 10);
+    let rows = std::fs::read_to_string(out.join("observations.jsonl")).unwrap();
+    assert!(rows.len() < 4096, "banner cut: {} bytes", rows.len());
+    // JSONL: 300 lines each carrying a 900 KB banner, and a million
+    // repeats of one line.
+    let j = dir.join("big.jsonl");
+    {
+        use std::io::Write;
+        let mut f = std::io::BufWriter::new(std::fs::File::create(&j).unwrap());
+        for port in 1..=300u16 {
+            let svc =
+                format!(r#","service":{{"name":"http","confidence":1.0,"banner":"{banner}"}}"#);
+            writeln!(f, "{}", jsonl_line("198.18.0.5", port, &svc)).unwrap();
+        }
+        let dup = jsonl_line("198.18.0.6", 22, "");
+        for _ in 0..1_000_000 {
+            writeln!(f, "{dup}").unwrap();
+        }
+    }
+    let out = dir.join("r-jsonl");
+    let (kib, o) = peak_rss(&[
+        "audit",
+        "--from-jsonl",
+        j.to_str().unwrap(),
+        "--no-store",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(matches!(code(&o), 0 | 1), "{}", text(&o.stderr));
+    eprintln!(
+        "item 7: JSONL, {} MB (300 banners of 900 KB, 1,000,000 duplicate lines): {} MB peak RSS",
+        std::fs::metadata(&j).unwrap().len() >> 20,
+        kib >> 10
+    );
+    assert!(kib < 150 << 10, "{} MB peak RSS", kib >> 10);
+    let rows = std::fs::read_to_string(out.join("observations.jsonl")).unwrap();
+    assert_eq!(rows.lines().count(), 301);
+    assert!(rows.lines().all(|l| l.len() < 4096), "banners cut");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Issue 27 items 5 and 8: `history verify --against` reads a manifest only
+/// as a bounded regular file, and `verify` compares sizes before hashing.
+#[test]
+fn verify_reads_are_bounded() {
+    let dir = tempdir("verify");
+    let input = two_ports(&dir);
+    let store = dir.join("h.db");
+    let out = dir.join("r1");
+    let o = import_audit(&input, &store, &out);
+    assert!(matches!(code(&o), 0 | 1), "{}", text(&o.stderr));
+    // The manifest records each file's size.
+    let m = json(&out.join("manifest.json"));
+    let report_len = std::fs::metadata(out.join("report.json")).unwrap().len();
+    assert_eq!(m["sizes"]["report.json"], report_len);
+    // A 10 GB sparse file in place of a listed one is named without
+    // reading it.
+    let f = std::fs::OpenOptions::new()
+        .write(true)
+        .truncate(true)
+        .open(out.join("report.json"))
+        .unwrap();
+    f.set_len(10 << 30).unwrap();
+    drop(f);
+    let started = std::time::Instant::now();
+    let o = run(&["verify", out.to_str().unwrap()]);
+    eprintln!("item 8: 10 GB sparse file named in {:?}", started.elapsed());
+    assert_eq!(code(&o), 1, "{}{}", text(&o.stdout), text(&o.stderr));
+    assert!(
+        text(&o.stdout).contains("report.json"),
+        "{}",
+        text(&o.stdout)
+    );
+    // --against: a manifest that is a link, a FIFO or a huge sparse file is
+    // refused without following, waiting or reading.
+    let against = |name: &str, make: &dyn Fn(&Path)| {
+        let d = dir.join(name);
+        std::fs::create_dir_all(&d).unwrap();
+        make(&d.join("manifest.json"));
+        run(&[
+            "history",
+            "verify",
+            "--store",
+            store.to_str().unwrap(),
+            "--against",
+            d.to_str().unwrap(),
+        ])
+    };
+    let o = against("link", &|p| {
+        std::os::unix::fs::symlink("/dev/zero", p).unwrap()
+    });
+    assert_eq!(code(&o), 2);
+    assert!(
+        text(&o.stderr).contains("is a symbolic link: not followed"),
+        "{}",
+        text(&o.stderr)
+    );
+    let o = against("fifo", &|p| mkfifo(p));
+    assert_eq!(code(&o), 2);
+    assert!(
+        text(&o.stderr).contains("is a FIFO, not a regular file"),
+        "{}",
+        text(&o.stderr)
+    );
+    let (kib, o) = {
+        let d = dir.join("sparse");
+        std::fs::create_dir_all(&d).unwrap();
+        let f = std::fs::File::create(d.join("manifest.json")).unwrap();
+        f.set_len(3 << 30).unwrap();
+        peak_rss(&[
+            "history",
+            "verify",
+            "--store",
+            store.to_str().unwrap(),
+            "--against",
+            d.to_str().unwrap(),
+        ])
+    };
+    eprintln!(
+        "item 5: 3 GB sparse manifest refused in {} MB peak RSS",
+        kib >> 10
+    );
+    assert_eq!(code(&o), 2);
+    assert!(
+        text(&o.stderr).contains("is larger than 16777216 bytes"),
+        "{}",
+        text(&o.stderr)
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Issue 27 item 9: loading a policy is linear in its groups. 100,000
+/// disjoint groups check; a conflict between the last two is still found.
+#[test]
+fn a_hundred_thousand_groups_load() {
+    let dir = tempdir("groups");
+    let mut policy = String::new();
+    for i in 0..100_000u32 {
+        let ip = std::net::Ipv4Addr::from(0x0a00_0000 + i);
+        policy.push_str(&format!(
+            "[[group]]\nname = \"g{i}\"\ntargets = [\"{ip}\"]\n"
+        ));
+    }
+    let ok = dir.join("ok.toml");
+    std::fs::write(&ok, &policy).unwrap();
+    let started = std::time::Instant::now();
+    let o = run(&["policy", "check", ok.to_str().unwrap()]);
+    eprintln!(
+        "item 9: policy check of 100,000 groups: {:?}",
+        started.elapsed()
+    );
+    assert_eq!(code(&o), 0, "{}", text(&o.stderr));
+    policy.push_str(
+        "[[group]]\nname = \"late\"\ntargets = [\"10.1.134.159\"]\nvantage = \"internet\"\n",
+    );
+    let bad = dir.join("bad.toml");
+    std::fs::write(&bad, &policy).unwrap();
+    let o = run(&["policy", "check", bad.to_str().unwrap()]);
+    assert_eq!(code(&o), 2, "{}", text(&o.stderr));
+    assert!(
+        text(&o.stderr).contains(&format!(
+            "{}:300003:12: group 'late' target '10.1.134.159' overlaps group 'g99999' (10.1.134.159 is in both) and their vantage differs",
+            bad.display()
+        )),
+        "{}",
+        text(&o.stderr)
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 fn json(path: &Path) -> Value {
     let t = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     serde_json::from_str(&t).unwrap()

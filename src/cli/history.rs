@@ -117,8 +117,8 @@ pub fn history(cmd: HistoryCmd) -> Result<u8> {
             let mut w = BufWriter::new(io::stdout());
             match format {
                 DiffFormat::Json => {
-                    serde_json::to_writer_pretty(&mut w, &runs)?;
-                    writeln!(w)?;
+                    let text = serde_json::to_string_pretty(&runs)?;
+                    writeln!(w, "{}", json_escaped(&text))?;
                 }
                 DiffFormat::Csv => {
                     let mut c = csv::Writer::from_writer(&mut w);
@@ -258,7 +258,9 @@ fn verify(args: &StoreArgs, against: &[PathBuf]) -> Result<u8> {
         );
         return Ok(exit::FINDINGS);
     }
-    let kind = if history_key(args)?.is_some() {
+    // The key was read once, when the store was opened (a second read of
+    // `--history-key-file /dev/stdin` would find nothing).
+    let kind = if s.keyed() {
         "HMAC chain (keyed)"
     } else {
         "hash chain"
@@ -275,6 +277,23 @@ fn verify(args: &StoreArgs, against: &[PathBuf]) -> Result<u8> {
         v.runs
     );
     Ok(exit::OK)
+}
+
+/// JSON text with every character a terminal must not see raw (C1
+/// controls such as U+009B, bidirectional overrides) written as a `\uXXXX`
+/// escape: the same JSON value, inert on a screen. serde_json already
+/// escapes C0; these characters are all in the BMP and occur only inside
+/// strings.
+fn json_escaped(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if portwarden::lines::unsafe_to_show(c) && !matches!(c, '\n' | '\t') {
+            out.push_str(&format!("\\u{:04x}", c as u32));
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 /// Reading commands never create a history by accident, and refuse a

@@ -543,11 +543,11 @@ fn keygen(cmd: KeygenCmd) -> Result<u8> {
     let key = portwarden::report::evidence::load_verifying_key(&public)?;
     eprintln!(
         "wrote {} (secret, mode 0600: keep it private) and {} (give it to verifiers)\nkey fingerprint {}\nsign with `portwarden audit … --sign-key {}`, check with `portwarden verify DIR --pubkey {}`",
-        secret.display(),
-        public.display(),
+        output::terminal_safe(&secret.display().to_string()),
+        output::terminal_safe(&public.display().to_string()),
         portwarden::report::evidence::fingerprint(&key),
-        secret.display(),
-        public.display()
+        output::terminal_safe(&secret.display().to_string()),
+        output::terminal_safe(&public.display().to_string())
     );
     Ok(exit::OK)
 }

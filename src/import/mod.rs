@@ -356,10 +356,20 @@ fn open(path: &Path) -> Result<Hashing<BufReader<std::fs::File>>, ImportError> {
     if f.metadata().map_err(read_err)?.is_dir() {
         return Err(read_err(std::io::Error::other("is a directory")));
     }
-    Ok(Hashing {
+    let mut input = Hashing {
         inner: BufReader::with_capacity(1 << 16, f),
         hash: <sha2::Sha256 as sha2::Digest>::new(),
-    })
+    };
+    // A UTF-8 byte order mark (editors on Windows write one) is not part
+    // of the first line; it is still part of what is hashed.
+    if input
+        .fill_buf()
+        .map_err(read_err)?
+        .starts_with(b"\xEF\xBB\xBF")
+    {
+        input.consume(3);
+    }
+    Ok(input)
 }
 
 /// A [`LineError`] as a parse error of `file`.
@@ -420,7 +430,8 @@ fn read_jsonl<R: BufRead>(
                 file: file.to_string(),
                 line: l.no,
                 col: e.column(),
-                message: e.to_string(),
+                // serde quotes the value it refused: never a whole line.
+                message: inert(&e.to_string(), MAX_ARGS),
                 hint: JSONL_HINT.into(),
             });
         match o {

@@ -275,7 +275,6 @@ pub fn parse_reader<R: BufRead>(
     let mut cut: Option<String> = None;
     loop {
         buf.clear();
-        let at = reader.buffer_position();
         let ev = match reader.read_event_into(&mut buf) {
             Ok(ev) => ev,
             // Input that ends inside a tag, comment or declaration: a cut file.
@@ -322,6 +321,11 @@ pub fn parse_reader<R: BufRead>(
             Event::Eof => break,
             _ => continue,
         };
+        // Where the element starts (`<`), for messages: the reader is past
+        // its `>` (or `/>`), and skipped text may come before it.
+        let at = reader
+            .buffer_position()
+            .saturating_sub(e.len() as u64 + 2 + u64::from(empty));
         let name = e.name();
         let a = p.attrs(e, at)?;
         match name.as_ref() {
@@ -368,7 +372,11 @@ pub fn parse_reader<R: BufRead>(
                 {
                     let v = a.get("addr").map(String::as_str).unwrap_or_default();
                     let ip = v.parse::<IpAddr>().map_err(|_| {
-                        p.err(at, format!("address '{v}' is not an IP address"), XML_HINT)
+                        p.err(
+                            at,
+                            format!("address '{}' is not an IP address", inert(v, MAX_NAME)),
+                            XML_HINT,
+                        )
                     })?;
                     if h.addr.is_some_and(|first| first != ip) {
                         return Err(p.err(
@@ -392,7 +400,14 @@ pub fn parse_reader<R: BufRead>(
                 let n = a
                     .get("portid")
                     .and_then(|v| v.parse::<u16>().ok())
-                    .ok_or_else(|| p.err(at, "a <port> without a valid portid".into(), XML_HINT))?;
+                    .filter(|&n| n != 0)
+                    .ok_or_else(|| {
+                        p.err(
+                            at,
+                            "a <port> without a valid portid (1 to 65535)".into(),
+                            XML_HINT,
+                        )
+                    })?;
                 port = match proto_of(a.get("protocol")) {
                     Some(proto) if !empty => Some((n, proto, None, String::new(), None)),
                     _ => None,
@@ -401,10 +416,13 @@ pub fn parse_reader<R: BufRead>(
             b"state" => {
                 if let Some(pt) = port.as_mut() {
                     let s = a.get("state").map(String::as_str).unwrap_or_default();
-                    pt.2 =
-                        Some(state_of(s, pt.1).ok_or_else(|| {
-                            p.err(at, format!("unknown port state '{s}'"), XML_HINT)
-                        })?);
+                    pt.2 = Some(state_of(s, pt.1).ok_or_else(|| {
+                        p.err(
+                            at,
+                            format!("unknown port state '{}'", inert(s, MAX_NAME)),
+                            XML_HINT,
+                        )
+                    })?);
                     pt.3 = a.get("reason").cloned().unwrap_or_default();
                 }
             }

@@ -254,5 +254,10 @@ mod tests {
             display_safe("a\x1b[2Jb\r\n\u{9b}"),
             "a\u{FFFD}[2Jb\u{FFFD}\u{FFFD}\u{FFFD}"
         );
+        // Bidirectional controls reorder what a terminal shows.
+        assert_eq!(
+            display_safe("evil\u{202E}txt.exe \u{2066}x\u{2069} \u{200F}é"),
+            "evil\u{FFFD}txt.exe \u{FFFD}x\u{FFFD} \u{FFFD}é"
+        );
     }
 }

@@ -460,6 +460,11 @@ impl Store {
         self.key = key;
     }
 
+    /// True when a history key was given ([`Store::set_key`]).
+    pub fn keyed(&self) -> bool {
+        self.key.is_some()
+    }
+
     /// The database file.
     pub fn path(&self) -> &Path {
         &self.path
