@@ -786,6 +786,73 @@ fn a_hundred_thousand_groups_load() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// Issue 27, small items: `--history-key-file /dev/stdin` is read once
+/// (it was read twice, the second time empty), and `history list --format
+/// json` writes C1 and bidirectional controls from the database escaped.
+#[test]
+fn key_from_stdin_and_inert_history_json() {
+    let dir = tempdir("small");
+    let input = two_ports(&dir);
+    let store = dir.join("h.db");
+    let key = "0123456789abcdef0123456789abcdef\n";
+    let with_key = |args: &[&str]| {
+        use std::io::Write;
+        let mut c = pw()
+            .args(args)
+            .args(["--history-key-file", "/dev/stdin"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        c.stdin.take().unwrap().write_all(key.as_bytes()).unwrap();
+        c.wait_with_output().unwrap()
+    };
+    let o = with_key(&[
+        "audit",
+        "--from-jsonl",
+        input.to_str().unwrap(),
+        "--store",
+        store.to_str().unwrap(),
+        "--out",
+        dir.join("r1").to_str().unwrap(),
+    ]);
+    assert!(matches!(code(&o), 0 | 1), "{}", text(&o.stderr));
+    let o = with_key(&["history", "verify", "--store", store.to_str().unwrap()]);
+    assert_eq!(code(&o), 0, "{}{}", text(&o.stdout), text(&o.stderr));
+    assert!(
+        text(&o.stdout).contains(": 1 runs, HMAC chain (keyed) intact"),
+        "{}",
+        text(&o.stdout)
+    );
+    // A scope row holding U+009B (CSI) and U+202E.
+    rusqlite::Connection::open(&store)
+        .unwrap()
+        .execute(
+            "UPDATE runs SET scope = replace(scope, '198.18.0.5', '198.18.0.5\u{9b}2J\u{202e}')",
+            [],
+        )
+        .unwrap();
+    let o = run(&[
+        "history",
+        "list",
+        "--store",
+        store.to_str().unwrap(),
+        "--format",
+        "json",
+    ]);
+    assert_eq!(code(&o), 0, "{}", text(&o.stderr));
+    let out = text(&o.stdout);
+    assert!(
+        !out.contains('\u{9b}') && !out.contains('\u{202e}'),
+        "{out}"
+    );
+    assert!(out.contains("198.18.0.5\\u009b2J\\u202e"), "{out}");
+    let v: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v[0]["targets"][0], "198.18.0.5\u{9b}2J\u{202e}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 fn json(path: &Path) -> Value {
     let t = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     serde_json::from_str(&t).unwrap()

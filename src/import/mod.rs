@@ -948,6 +948,43 @@ mod tests {
     }
 
     #[test]
+    fn a_byte_order_mark_is_accepted_and_hashed_port_zero_refused() {
+        let line = r#"{"ip":"198.18.0.5","port":22,"proto":"tcp","state":"open","reason":"connected","rtt_ms":0.1,"time":"2026-01-02T03:04:05Z"}"#;
+        let body = format!("\u{FEFF}{line}\n");
+        let j = Tmp::new("bom.jsonl", body.as_bytes());
+        let m = Tmp::new(
+            "bom.json",
+            "\u{FEFF}[\n{\"ip\": \"198.18.0.5\", \"ports\": [{\"port\": 80, \"proto\": \"tcp\", \"status\": \"open\"}]}\n]\n".as_bytes(),
+        );
+        let im = load(
+            &[Source::Jsonl(j.0.clone()), Source::Masscan(m.0.clone())],
+            LoadOptions::default(),
+        )
+        .unwrap();
+        assert_eq!(im.observations.len(), 2);
+        use sha2::Digest;
+        assert_eq!(
+            im.files[0].sha256,
+            hex::encode(sha2::Sha256::digest(body.as_bytes()))
+        );
+        let x = "<nmaprun start=\"1\"><host><address addr=\"198.18.0.5\" addrtype=\"ipv4\"/><ports>\n<port protocol=\"tcp\" portid=\"0\"><state state=\"open\" reason=\"syn-ack\"/></port></ports></host></nmaprun>";
+        let e = nmap::parse(x, "z.xml").unwrap_err().to_string();
+        assert!(
+            e.starts_with("z.xml:2:1: a <port> without a valid portid (1 to 65535)"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn duplicates_are_counted_not_kept() {
+        let line = r#"{"ip":"198.18.0.5","port":22,"proto":"tcp","state":"open","reason":"connected","rtt_ms":0.1,"time":"2026-01-02T03:04:05Z"}"#;
+        let j = Tmp::new("dup.jsonl", format!("{line}\n").repeat(1000).as_bytes());
+        let im = load(&[Source::Jsonl(j.0.clone())], LoadOptions::default()).unwrap();
+        assert_eq!(im.observations.len(), 1);
+        assert_eq!((im.files[0].listed, im.files[0].duplicates), (1000, 999));
+    }
+
+    #[test]
     fn line_col_counts_from_one() {
         assert_eq!(line_col("ab\ncd", 4), (2, 2));
         assert_eq!(line_col("ab", 0), (1, 1));
