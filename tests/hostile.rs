@@ -46,8 +46,8 @@ fn jsonl_line(ip: &str, port: u16, extra: &str) -> String {
 }
 
 /// `audit --from-jsonl FILE --store STORE --out OUT`.
-fn import_audit(file: &Path, store: &Path, out: &Path) -> Output {
-    run(&[
+fn stored<'a>(file: &'a Path, store: &'a Path, out: &'a Path) -> [&'a str; 7] {
+    [
         "audit",
         "--from-jsonl",
         file.to_str().unwrap(),
@@ -55,7 +55,17 @@ fn import_audit(file: &Path, store: &Path, out: &Path) -> Output {
         store.to_str().unwrap(),
         "--out",
         out.to_str().unwrap(),
-    ])
+    ]
+}
+
+/// Runs [`stored`].
+fn import_audit(file: &Path, store: &Path, out: &Path) -> Output {
+    run(&stored(file, store, out))
+}
+
+/// Asserts that the run's stderr contains `what`.
+fn stderr_says(o: &Output, what: &str) {
+    assert!(text(&o.stderr).contains(what), "{}", text(&o.stderr));
 }
 
 fn runs_in(store: &Path) -> i64 {
@@ -90,13 +100,12 @@ fn non_finite_numbers_are_refused_and_an_unreadable_run_blocks_nothing() {
     .unwrap();
     let o = import_audit(&bad, &store, &dir.join("r-bad"));
     assert_eq!(code(&o), 2, "{}", text(&o.stderr));
-    assert!(
-        text(&o.stderr).contains(&format!(
+    stderr_says(
+        &o,
+        &format!(
             "{}:2:1: service confidence inf is not a number from 0 to 1",
             bad.display()
-        )),
-        "{}",
-        text(&o.stderr)
+        ),
     );
     // nmap: conf="NaN".
     let xml = dir.join("nan.xml");
@@ -105,38 +114,21 @@ fn non_finite_numbers_are_refused_and_an_unreadable_run_blocks_nothing() {
         "<nmaprun start=\"1764000000\">\n<host><address addr=\"198.18.0.5\" addrtype=\"ipv4\"/><ports>\n<port protocol=\"tcp\" portid=\"80\"><state state=\"open\" reason=\"syn-ack\"/>\n<service name=\"http\" method=\"probed\" conf=\"NaN\"/></port></ports></host>\n<runstats><finished time=\"1764000001\"/></runstats></nmaprun>\n",
     )
     .unwrap();
-    let o = run(&[
-        "audit",
-        "--from-nmap",
-        xml.to_str().unwrap(),
-        "--no-store",
-        "--out",
-        dir.join("r-nan").to_str().unwrap(),
-    ]);
+    let o = run(&no_store("--from-nmap", &xml, &dir.join("r-nan")));
     assert_eq!(code(&o), 2, "{}", text(&o.stderr));
-    assert!(
-        text(&o.stderr).contains(&format!(
+    stderr_says(
+        &o,
+        &format!(
             "{}:4:1: <service conf=\"NaN\">: not a number from 0 to 10",
             xml.display()
-        )),
-        "{}",
-        text(&o.stderr)
+        ),
     );
     assert!(!store.exists() || runs_in(&store) == 0);
 
     // A history holding a run that reads back as null (as older versions
     // stored such a confidence): its chain is intact, its content is not
     // readable.
-    let good = dir.join("good.jsonl");
-    std::fs::write(
-        &good,
-        format!(
-            "{}\n{}\n",
-            jsonl_line("198.18.0.5", 22, ""),
-            jsonl_line("198.18.0.5", 80, "")
-        ),
-    )
-    .unwrap();
+    let good = two_ports(&dir);
     let o = import_audit(&good, &store, &dir.join("r1"));
     assert!(matches!(code(&o), 0 | 1), "{}", text(&o.stderr));
     {
@@ -159,33 +151,25 @@ fn non_finite_numbers_are_refused_and_an_unreadable_run_blocks_nothing() {
         "{}",
         text(&o.stdout)
     );
-    assert!(
-        text(&o.stderr).contains("the chain holds, but 1 run(s) cannot be read back"),
-        "{}",
-        text(&o.stderr)
-    );
+    stderr_says(&o, "the chain holds, but 1 run(s) cannot be read back");
     // The next audit of the scope runs, says which run it could not read,
     // and is recorded; the one after compares with it again.
     let o = import_audit(&good, &store, &dir.join("r3"));
     assert!(matches!(code(&o), 0 | 1), "{}", text(&o.stderr));
-    assert!(
-        text(&o.stderr).contains("warning: history ")
-            && text(&o.stderr).contains("run 2 has unreadable observations")
-            && text(&o.stderr).contains("judged without a previous run"),
-        "{}",
-        text(&o.stderr)
-    );
-    assert!(text(&o.stderr).contains("recorded as run 3"));
+    for says in [
+        "warning: history ",
+        "run 2 has unreadable observations",
+        "judged without a previous run",
+        "recorded as run 3",
+    ] {
+        stderr_says(&o, says);
+    }
     assert!(dir.join("r3/index.html").is_file());
     assert!(!dir.join("r3/drift.json").exists());
     // Its observations.jsonl imports again.
     let o = import_audit(&dir.join("r3/observations.jsonl"), &store, &dir.join("r4"));
     assert!(matches!(code(&o), 0 | 1), "{}", text(&o.stderr));
-    assert!(
-        text(&o.stderr).contains("drift since run 3"),
-        "{}",
-        text(&o.stderr)
-    );
+    stderr_says(&o, "drift since run 3");
     assert!(!text(&o.stderr).contains("warning:"));
     assert_eq!(runs_in(&store), 4);
     let _ = std::fs::remove_dir_all(&dir);
@@ -193,19 +177,11 @@ fn non_finite_numbers_are_refused_and_an_unreadable_run_blocks_nothing() {
 
 /// `audit --from-jsonl FILE --store STORE --out OUT`, started.
 fn spawn_import_audit(file: &Path, store: &Path, out: &Path) -> std::process::Child {
-    pw().args([
-        "audit",
-        "--from-jsonl",
-        file.to_str().unwrap(),
-        "--store",
-        store.to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-    ])
-    .stdout(std::process::Stdio::piped())
-    .stderr(std::process::Stdio::piped())
-    .spawn()
-    .expect("run portwarden")
+    pw().args(stored(file, store, out))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run portwarden")
 }
 
 fn two_ports(dir: &Path) -> PathBuf {
@@ -289,11 +265,7 @@ fn sigterm_while_waiting_for_the_history_lock_exits_130() {
     let o = child.wait_with_output().unwrap();
     let took = sent.elapsed();
     assert_eq!(code(&o), 130, "{}", text(&o.stderr));
-    assert!(
-        text(&o.stderr).contains("interrupted: no report written"),
-        "{}",
-        text(&o.stderr)
-    );
+    stderr_says(&o, "interrupted: no report written");
     eprintln!("item 12: exit 130 {took:?} after SIGTERM");
     assert!(!dir.join("r2").exists());
     holder.execute_batch("ROLLBACK").unwrap();
@@ -319,17 +291,8 @@ fn metrics_fifo_without_reader_honours_sigterm_and_is_bounded() {
     mkfifo(&fifo);
     let out = dir.join("r1");
     let child = pw()
-        .args([
-            "audit",
-            "--from-jsonl",
-            input.to_str().unwrap(),
-            "--store",
-            store.to_str().unwrap(),
-            "--metrics",
-            fifo.to_str().unwrap(),
-            "--out",
-            out.to_str().unwrap(),
-        ])
+        .args(stored(&input, &store, &out))
+        .args(["--metrics", fifo.to_str().unwrap()])
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
@@ -345,14 +308,13 @@ fn metrics_fifo_without_reader_honours_sigterm_and_is_bounded() {
     let o = child.wait_with_output().unwrap();
     let took = sent.elapsed();
     assert_eq!(code(&o), 130, "{}", text(&o.stderr));
-    assert!(
-        text(&o.stderr).contains(&format!(
+    stderr_says(
+        &o,
+        &format!(
             "{}: interrupted before it was written; the report is in {} and the run is recorded as run 1, but the metrics were not written",
             fifo.display(),
             out.display()
-        )),
-        "{}",
-        text(&o.stderr)
+        ),
     );
     eprintln!("item 11: exit 130 {took:?} after SIGTERM");
     assert!(
@@ -363,34 +325,38 @@ fn metrics_fifo_without_reader_honours_sigterm_and_is_bounded() {
     );
     // No signal: the wait for a reader ends by itself.
     let started = std::time::Instant::now();
-    let o = run(&[
-        "audit",
-        "--from-jsonl",
-        input.to_str().unwrap(),
-        "--store",
-        store.to_str().unwrap(),
-        "--metrics",
-        fifo.to_str().unwrap(),
-        "--out",
-        dir.join("r2").to_str().unwrap(),
-    ]);
+    let out2 = dir.join("r2");
+    let mut args = stored(&input, &store, &out2).to_vec();
+    args.extend(["--metrics", fifo.to_str().unwrap()]);
+    let o = run(&args);
     eprintln!(
         "item 11: no reader, no signal: exit {} after {:?}",
         code(&o),
         started.elapsed()
     );
     assert_eq!(code(&o), 2, "{}", text(&o.stderr));
-    assert!(
-        text(&o.stderr).contains(&format!(
+    stderr_says(
+        &o,
+        &format!(
             "{} did not take the data within 10 s (a FIFO that no program reads?); the report is in {} and the run is recorded as run 2, but the metrics were not written",
             fifo.display(),
             dir.join("r2").display()
-        )),
-        "{}",
-        text(&o.stderr)
+        ),
     );
     assert_eq!(runs_in(&store), 2);
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `audit FLAG FILE --no-store --out OUT`.
+fn no_store<'a>(flag: &'a str, file: &'a Path, out: &'a Path) -> [&'a str; 6] {
+    [
+        "audit",
+        flag,
+        file.to_str().unwrap(),
+        "--no-store",
+        "--out",
+        out.to_str().unwrap(),
+    ]
 }
 
 /// Peak RSS (KiB) and output of `portwarden ARGS`, by GNU time.
@@ -435,14 +401,7 @@ fn input_hashes_come_from_the_bytes_audited() {
     // Standard input.
     let out = dir.join("r-stdin");
     let mut child = pw()
-        .args([
-            "audit",
-            "--from-jsonl",
-            "/dev/stdin",
-            "--no-store",
-            "--out",
-            out.to_str().unwrap(),
-        ])
+        .args(no_store("--from-jsonl", Path::new("/dev/stdin"), &out))
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped())
@@ -464,14 +423,7 @@ fn input_hashes_come_from_the_bytes_audited() {
     mkfifo(&fifo);
     let out = dir.join("r-fifo");
     let child = pw()
-        .args([
-            "audit",
-            "--from-jsonl",
-            fifo.to_str().unwrap(),
-            "--no-store",
-            "--out",
-            out.to_str().unwrap(),
-        ])
+        .args(no_store("--from-jsonl", &fifo, &out))
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped())
         .spawn()
@@ -513,14 +465,7 @@ fn input_hashes_come_from_the_bytes_audited() {
     }
     let size = std::fs::metadata(&big).unwrap().len();
     let out = dir.join("r-big");
-    let (kib, o) = peak_rss(&[
-        "audit",
-        "--from-nmap",
-        big.to_str().unwrap(),
-        "--no-store",
-        "--out",
-        out.to_str().unwrap(),
-    ]);
+    let (kib, o) = peak_rss(&no_store("--from-nmap", &big, &out));
     assert!(matches!(code(&o), 0 | 1), "{}", text(&o.stderr));
     eprintln!(
         "item 3: {} MB of comments imported in {} MB peak RSS",
@@ -568,26 +513,18 @@ fn import_time_and_memory_stay_bounded() {
     )
     .unwrap();
     let started = std::time::Instant::now();
-    let o = run(&[
-        "audit",
-        "--from-nmap",
-        xml.to_str().unwrap(),
-        "--no-store",
-        "--out",
-        dir.join("r-attrs").to_str().unwrap(),
-    ]);
+    let o = run(&no_store("--from-nmap", &xml, &dir.join("r-attrs")));
     eprintln!(
         "item 6: 100,000 attributes refused in {:?}",
         started.elapsed()
     );
     assert_eq!(code(&o), 2, "{}", text(&o.stderr));
-    assert!(
-        text(&o.stderr).contains(&format!(
+    stderr_says(
+        &o,
+        &format!(
             "{}:2:1: more than 256 attributes in one <host> element",
             xml.display()
-        )),
-        "{}",
-        text(&o.stderr)
+        ),
     );
     // masscan: 400 records of a 900 KB banner for the same open port.
     let banner = "A".repeat(900_000);
@@ -603,14 +540,7 @@ fn import_time_and_memory_stay_bounded() {
         writeln!(f, "]").unwrap();
     }
     let out = dir.join("r-masscan");
-    let (kib, o) = peak_rss(&[
-        "audit",
-        "--from-masscan",
-        m.to_str().unwrap(),
-        "--no-store",
-        "--out",
-        out.to_str().unwrap(),
-    ]);
+    let (kib, o) = peak_rss(&no_store("--from-masscan", &m, &out));
     assert!(matches!(code(&o), 0 | 1), "{}", text(&o.stderr));
     eprintln!(
         "item 7: masscan, 400 banners of 900 KB: {} MB peak RSS",
@@ -636,14 +566,7 @@ fn import_time_and_memory_stay_bounded() {
         }
     }
     let out = dir.join("r-jsonl");
-    let (kib, o) = peak_rss(&[
-        "audit",
-        "--from-jsonl",
-        j.to_str().unwrap(),
-        "--no-store",
-        "--out",
-        out.to_str().unwrap(),
-    ]);
+    let (kib, o) = peak_rss(&no_store("--from-jsonl", &j, &out));
     assert!(matches!(code(&o), 0 | 1), "{}", text(&o.stderr));
     eprintln!(
         "item 7: JSONL, {} MB (300 banners of 900 KB, 1,000,000 duplicate lines): {} MB peak RSS",
@@ -708,18 +631,10 @@ fn verify_reads_are_bounded() {
         std::os::unix::fs::symlink("/dev/zero", p).unwrap()
     });
     assert_eq!(code(&o), 2);
-    assert!(
-        text(&o.stderr).contains("is a symbolic link: not followed"),
-        "{}",
-        text(&o.stderr)
-    );
+    stderr_says(&o, "is a symbolic link: not followed");
     let o = against("fifo", &|p| mkfifo(p));
     assert_eq!(code(&o), 2);
-    assert!(
-        text(&o.stderr).contains("is a FIFO, not a regular file"),
-        "{}",
-        text(&o.stderr)
-    );
+    stderr_says(&o, "is a FIFO, not a regular file");
     let (kib, o) = {
         let d = dir.join("sparse");
         std::fs::create_dir_all(&d).unwrap();
@@ -739,11 +654,7 @@ fn verify_reads_are_bounded() {
         kib >> 10
     );
     assert_eq!(code(&o), 2);
-    assert!(
-        text(&o.stderr).contains("is larger than 16777216 bytes"),
-        "{}",
-        text(&o.stderr)
-    );
+    stderr_says(&o, "is larger than 16777216 bytes");
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -775,13 +686,12 @@ fn a_hundred_thousand_groups_load() {
     std::fs::write(&bad, &policy).unwrap();
     let o = run(&["policy", "check", bad.to_str().unwrap()]);
     assert_eq!(code(&o), 2, "{}", text(&o.stderr));
-    assert!(
-        text(&o.stderr).contains(&format!(
+    stderr_says(
+        &o,
+        &format!(
             "{}:300003:12: group 'late' target '10.1.134.159' overlaps group 'g99999' (10.1.134.159 is in both) and their vantage differs",
             bad.display()
-        )),
-        "{}",
-        text(&o.stderr)
+        ),
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
@@ -808,15 +718,7 @@ fn key_from_stdin_and_inert_history_json() {
         c.stdin.take().unwrap().write_all(key.as_bytes()).unwrap();
         c.wait_with_output().unwrap()
     };
-    let o = with_key(&[
-        "audit",
-        "--from-jsonl",
-        input.to_str().unwrap(),
-        "--store",
-        store.to_str().unwrap(),
-        "--out",
-        dir.join("r1").to_str().unwrap(),
-    ]);
+    let o = with_key(&stored(&input, &store, &dir.join("r1")));
     assert!(matches!(code(&o), 0 | 1), "{}", text(&o.stderr));
     let o = with_key(&["history", "verify", "--store", store.to_str().unwrap()]);
     assert_eq!(code(&o), 0, "{}{}", text(&o.stdout), text(&o.stderr));

@@ -321,15 +321,25 @@ impl<R: BufRead> Hashing<R> {
 
 impl<R: BufRead> Read for Hashing<R> {
     fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
-        let n = {
-            let buf = self.fill_buf()?;
-            let n = buf.len().min(out.len());
-            out[..n].copy_from_slice(&buf[..n]);
-            n
-        };
-        self.consume(n);
-        Ok(n)
+        read_through(self, out)
     }
+}
+
+/// `Read::read` of a reader whose [`BufRead::consume`] does the work (the
+/// hashing and guarding readers of this layer): copy from `fill_buf`, then
+/// consume what was copied.
+pub(crate) fn read_through<R: BufRead + ?Sized>(
+    r: &mut R,
+    out: &mut [u8],
+) -> std::io::Result<usize> {
+    let n = {
+        let buf = r.fill_buf()?;
+        let n = buf.len().min(out.len());
+        out[..n].copy_from_slice(&buf[..n]);
+        n
+    };
+    r.consume(n);
+    Ok(n)
 }
 
 impl<R: BufRead> BufRead for Hashing<R> {

@@ -202,14 +202,7 @@ struct ElementGuard<R> {
 
 impl<R: BufRead> Read for ElementGuard<R> {
     fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
-        let n = {
-            let buf = self.fill_buf()?;
-            let n = buf.len().min(out.len());
-            out[..n].copy_from_slice(&buf[..n]);
-            n
-        };
-        self.consume(n);
-        Ok(n)
+        super::read_through(self, out)
     }
 }
 
