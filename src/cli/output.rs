@@ -454,6 +454,8 @@ mod tests {
             profiles: vec![],
             ports: vec![],
             coverage: vec![],
+            exceptions: vec![],
+            policy_given: false,
         };
         let index = std::path::Path::new("out/index.html");
         let mut buf = Vec::new();
