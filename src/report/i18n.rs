@@ -304,11 +304,7 @@ fn flatten(
                     ),
                 });
             }
-            if let Some(c) = s
-                .chars()
-                .next()
-                .filter(|c| matches!(c, '=' | '+' | '-' | '@'))
-            {
+            if let Some(c) = s.chars().next().filter(|c| matches!(c, '=' | '+' | '@')) {
                 return Err(ReportError::Template {
                     file: file.to_string(),
                     message: format!(
