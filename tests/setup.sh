@@ -6,7 +6,8 @@ set -euo pipefail
 pkgs=(iproute2 nftables chromium chromium-driver fonts-wqy-microhei poppler-utils time openssh-server nginx-light redis-server memcached vsftpd busybox-static openssl ufw iptables firewalld ansible python3-yaml etcd-server influxdb prometheus dnsmasq-base snmpd chrony nmap)
 missing=()
 for p in "${pkgs[@]}"; do
-  dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
+  # "installed", not merely known (a removed package keeps its config files).
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
 done
 if [ ${#missing[@]} -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
