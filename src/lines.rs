@@ -1,5 +1,6 @@
 //! Bounded line reading for untrusted text files, shared by the target
-//! layer (`@file` lists) and the import layer (JSONL, masscan JSON).
+//! layer (`@file` lists) and the import layer (JSONL, masscan JSON), and
+//! which characters of untrusted text are never shown as they are.
 //!
 //! `BufRead::lines` grows its buffer until it finds a newline, so a file
 //! without one (`@/dev/zero`, a binary blob) takes all memory before the
@@ -11,6 +12,17 @@ use std::io::{self, BufRead};
 /// The longest line accepted: far above any real target spec, JSONL
 /// observation or masscan record, far below what hurts.
 pub const MAX_LINE: usize = 1 << 20;
+
+/// C0, DEL and C1 controls, and the Unicode bidirectional formatting
+/// characters (ALM, LRM, RLM, LRE…RLO, LRI…PDI: U+202E reverses what a
+/// terminal shows), which untrusted text must not carry to a screen.
+pub fn unsafe_to_show(c: char) -> bool {
+    c.is_control()
+        || matches!(
+            c,
+            '\u{061C}' | '\u{200E}' | '\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}'
+        )
+}
 
 /// Why a line could not be read.
 #[derive(Debug, thiserror::Error)]

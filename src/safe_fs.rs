@@ -30,6 +30,13 @@ pub enum SafeFsError {
     BlockDevice(PathBuf),
     #[error("{} is a symbolic link to nothing: refusing to replace it", .0.display())]
     Dangling(PathBuf),
+    #[error("{} did not take the data within {} s (a FIFO that no program reads?)", path.display(), waited.as_secs())]
+    NoReader {
+        path: PathBuf,
+        waited: std::time::Duration,
+    },
+    #[error("{}: interrupted before it was written", .0.display())]
+    Interrupted(PathBuf),
     #[error("cannot write {}: {source}", path.display())]
     Io {
         path: PathBuf,
@@ -52,6 +59,13 @@ pub struct TempPath {
 }
 
 impl TempPath {
+    /// Takes charge of a path we are about to create (or that a library
+    /// creates for us, such as SQLite's side files): removed on drop if it
+    /// exists then.
+    pub fn adopt(path: PathBuf) -> TempPath {
+        TempPath { path: Some(path) }
+    }
+
     pub fn path(&self) -> &Path {
         self.path.as_deref().unwrap_or(Path::new(""))
     }
@@ -139,6 +153,37 @@ pub fn create_temp_file(parent: &Path, prefix: &str, mode: u32) -> io::Result<(F
         io::ErrorKind::AlreadyExists,
         "cannot find a free temporary name",
     ))
+}
+
+/// Gives the file `from` the name `to` only if nothing has that name yet
+/// (`renameat2(RENAME_NOREPLACE)`, or a hard link where the file system
+/// cannot do that): never replaces anything. `AlreadyExists` when `to`
+/// exists; `from` is then untouched.
+pub fn link_new(from: &Path, to: &Path) -> io::Result<()> {
+    use std::os::unix::ffi::OsStrExt;
+    let c = |p: &Path| {
+        std::ffi::CString::new(p.as_os_str().as_bytes())
+            .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "a NUL byte in the path"))
+    };
+    let (f, t) = (c(from)?, c(to)?);
+    // SAFETY: both are NUL-terminated paths that outlive the call.
+    let r = unsafe {
+        libc::renameat2(
+            libc::AT_FDCWD,
+            f.as_ptr(),
+            libc::AT_FDCWD,
+            t.as_ptr(),
+            libc::RENAME_NOREPLACE,
+        )
+    };
+    if r == 0 {
+        return Ok(());
+    }
+    let e = io::Error::last_os_error();
+    match e.raw_os_error() {
+        Some(libc::EINVAL | libc::ENOSYS | libc::ENOTSUP) => fs::hard_link(from, to),
+        _ => Err(e),
+    }
 }
 
 /// An output file being written: a temporary file renamed over the target
@@ -274,6 +319,76 @@ pub fn write(path: &Path, bytes: &[u8]) -> Result<(), SafeFsError> {
     let mut f = OutFile::create(path)?;
     f.write_all(bytes).map_err(io_err(path))?;
     f.commit()
+}
+
+/// [`write`] that never hangs: a FIFO (or device) is opened without
+/// waiting for a reader, which then has `wait` to appear, and a write
+/// blocked on a full pipe gets the same `wait`; `stop()` (a signal) ends
+/// either wait at once. A regular file is replaced as [`write`] does.
+pub fn write_bounded(
+    path: &Path,
+    bytes: &[u8],
+    wait: std::time::Duration,
+    stop: &dyn Fn() -> bool,
+) -> Result<(), SafeFsError> {
+    use std::os::fd::AsRawFd;
+    let special = fs::metadata(path)
+        .is_ok_and(|m| !m.is_file() && !m.is_dir() && !m.file_type().is_block_device());
+    if !special {
+        return write(path, bytes);
+    }
+    let deadline = std::time::Instant::now() + wait;
+    let step = std::time::Duration::from_millis(20);
+    let gone = || -> Option<SafeFsError> {
+        if stop() {
+            Some(SafeFsError::Interrupted(path.to_path_buf()))
+        } else if std::time::Instant::now() >= deadline {
+            Some(SafeFsError::NoReader {
+                path: path.to_path_buf(),
+                waited: wait,
+            })
+        } else {
+            None
+        }
+    };
+    let file = loop {
+        match OpenOptions::new()
+            .write(true)
+            .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
+            .open(path)
+        {
+            Ok(f) => break f,
+            // A FIFO without a reader.
+            Err(e) if e.raw_os_error() == Some(libc::ENXIO) => {
+                if let Some(e) = gone() {
+                    return Err(e);
+                }
+                std::thread::sleep(step);
+            }
+            Err(e) => return Err(io_err(path)(e)),
+        }
+    };
+    let mut rest = bytes;
+    while !rest.is_empty() {
+        match (&file).write(rest) {
+            Ok(n) => rest = &rest[n..],
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                if let Some(e) = gone() {
+                    return Err(e);
+                }
+                let mut p = libc::pollfd {
+                    fd: file.as_raw_fd(),
+                    events: libc::POLLOUT,
+                    revents: 0,
+                };
+                // SAFETY: one valid pollfd for the duration of the call.
+                unsafe { libc::poll(&mut p, 1, step.as_millis() as libc::c_int) };
+            }
+            Err(e) => return Err(io_err(path)(e)),
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -454,6 +454,7 @@ fn signed_reports_catch_a_rehashed_manifest() {
     let mpath = out.join("manifest.json");
     let mut m: serde_json::Value = serde_json::from_slice(&std::fs::read(&mpath).unwrap()).unwrap();
     m["files"]["findings.csv"] = portwarden::report::evidence::sha256_hex(&body).into();
+    m["sizes"]["findings.csv"] = body.len().into();
     std::fs::write(&mpath, serde_json::to_vec_pretty(&m).unwrap()).unwrap();
     let unsigned = verify(&[]);
     assert_eq!(

@@ -10,6 +10,7 @@ mod lab;
 // The lab's own test lives beside it but is declared here, so the lab can
 // also be compiled into `benches/lab.rs` without it.
 mod history;
+mod hostile;
 #[path = "lab/selftest.rs"]
 mod lab_selftest;
 mod policy;

@@ -25,6 +25,9 @@ pub struct Cancel(Arc<Inner>);
 #[derive(Debug, Default)]
 struct Inner {
     flag: Arc<AtomicBool>,
+    /// A signal that came after the commit: the run finishes, but what
+    /// follows it (writing the metrics) must not wait on anything.
+    late: AtomicBool,
     gate: Mutex<Gate>,
     notify: tokio::sync::Notify,
 }
@@ -51,6 +54,7 @@ impl Cancel {
     pub fn cancel(&self) -> bool {
         let mut g = self.gate();
         if g.committed {
+            self.0.late.store(true, Ordering::SeqCst);
             return false;
         }
         g.cancelled = true;
@@ -65,6 +69,11 @@ impl Cancel {
 
     pub fn is_cancelled(&self) -> bool {
         self.0.flag.load(Ordering::SeqCst)
+    }
+
+    /// True once a signal came, before or after the commit.
+    pub fn signalled(&self) -> bool {
+        self.is_cancelled() || self.0.late.load(Ordering::SeqCst)
     }
 
     /// `Err(Cancelled)` once cancelled: the check between steps.
@@ -162,8 +171,10 @@ mod tests {
         // After a commit, a cancel changes nothing.
         let c = Cancel::new();
         c.commit(|| Ok(())).unwrap();
+        assert!(!c.signalled());
         assert!(!c.cancel());
         assert!(!c.is_cancelled());
+        assert!(c.signalled(), "a late signal is remembered");
         std::fs::remove_dir_all(&base).unwrap();
     }
 

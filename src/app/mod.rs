@@ -12,7 +12,10 @@ use tokio::sync::mpsc;
 
 mod cancel;
 pub mod paths;
+mod recording;
 pub use cancel::{Cancel, Cancelled, off_thread};
+pub use recording::MetricsUnwritten;
+use recording::{interrupted, previous_run};
 
 use chrono::{DateTime, NaiveDate, Utc};
 
@@ -351,6 +354,9 @@ pub struct AuditOutcome {
     pub labels: report::Labels,
     /// An import that accepted a file cut short (`--allow-partial-import`).
     pub partial_import: bool,
+    /// The previous run of the scope could not be read back: why (the
+    /// audit ran without it).
+    pub previous_unreadable: Option<String>,
 }
 
 /// Runs a whole audit and writes its report directory. Events (progress,
@@ -386,7 +392,7 @@ pub async fn audit(req: &AuditRequest, events: mpsc::Sender<ScanEvent>) -> Resul
     let policy = &rulebook.policy;
     let history = match req.store.as_deref() {
         Some(path) => {
-            let mut s = Store::open(path)?;
+            let mut s = Store::open_interruptible(path, cancel.flag()).map_err(interrupted)?;
             s.set_key(req.history_key.clone());
             Some(s)
         }
@@ -471,7 +477,7 @@ pub async fn audit(req: &AuditRequest, events: mpsc::Sender<ScanEvent>) -> Resul
             "seed": cfg.seed,
             "identify": req.identify.is_some(),
         }),
-        provenance: Vec::new(),
+        inputs: Vec::new(),
         protocols,
         identification: Some(req.identify.is_some()),
     };
@@ -571,9 +577,10 @@ struct Collected {
     udp_payload_ports: Vec<u16>,
     /// How they were gathered (recorded with the run).
     source: serde_json::Value,
-    /// What each imported file says about its scan, in the order of
-    /// `AuditRequest::import` (empty for a scan).
-    provenance: Vec<crate::import::Provenance>,
+    /// The imported files, their hashes (of the bytes read) and what each
+    /// says about its scan, in the order of `AuditRequest::import` (empty
+    /// for a scan).
+    inputs: Vec<report::InputFile>,
     /// The protocols a scan probed (empty for an import).
     protocols: Vec<report::ProtocolCoverage>,
     /// Whether a scan identified services (`None` for an import).
@@ -590,11 +597,7 @@ fn import_audit(req: &AuditRequest, rules: &Rules) -> Result<Collected> {
     let summary = imported.summary();
     let (hosts, ports) = imported.hosts_and_ports();
     let source = imported.source_json();
-    let provenance = imported
-        .files
-        .iter()
-        .map(|f| f.provenance.clone())
-        .collect();
+    let inputs = input_files(&req.import, &imported.files);
     Ok(Collected {
         catalogue,
         engine: None,
@@ -605,7 +608,7 @@ fn import_audit(req: &AuditRequest, rules: &Rules) -> Result<Collected> {
         observations: imported.observations,
         udp_payload_ports: Vec::new(),
         source,
-        provenance,
+        inputs,
         protocols: Vec::new(),
         identification: None,
     })
@@ -709,7 +712,7 @@ fn finish_audit(
         observations,
         udp_payload_ports,
         source,
-        provenance,
+        inputs,
         protocols,
         identification,
     } = collected;
@@ -733,17 +736,9 @@ fn finish_audit(
     if history.is_none() {
         record.observations = Vec::new();
     }
-    let previous = match history.as_deref() {
-        Some(h) => match h.latest_of_scope(&record.scope.key, None)? {
-            // Drift is judged against the previous run: the chain from it
-            // to the head (which the new run will extend) must hold.
-            Some(id) => {
-                h.verify_segment(id, h.latest()?.unwrap_or(id))?;
-                Some(h.load(id)?)
-            }
-            None => None,
-        },
-        None => None,
+    let (previous, previous_unreadable) = match history.as_deref() {
+        Some(h) => previous_run(h, &record.scope.key)?,
+        None => (None, None),
     };
     let baseline = previous.as_ref().map(store::baseline);
     // One clock for the whole evaluation and its records.
@@ -809,7 +804,7 @@ fn finish_audit(
     // The run's place in the history is fixed (and the write lock taken)
     // before the report is written, so its manifest can carry the anchor.
     let pending_run = match history {
-        Some(h) => Some(h.begin_record()?),
+        Some(h) => Some(h.begin_record().map_err(interrupted)?),
         None => None,
     };
     let anchor = pending_run.as_ref().map(|p| p.anchor().clone());
@@ -852,7 +847,7 @@ fn finish_audit(
             local_errors: summary.local_errors,
             udp_undecided: summary.udp_undecided,
             history: anchor.clone(),
-            inputs: input_files(&req.import, &provenance)?,
+            inputs: inputs.clone(),
             coverage: scan_coverage(&summary, &protocols, identification),
             trend: drift.as_ref().map(|d| trend(d, &evaluation.findings)),
         };
@@ -906,8 +901,14 @@ fn finish_audit(
                 duration: (record.finished - started).to_std().unwrap_or_default(),
                 finished: record.finished,
             },
+            &|| cancel.signalled(),
         )
-        .with_context(|| format!("cannot write the metrics file {}", path.display()))?;
+        .map_err(|e| MetricsUnwritten {
+            interrupted: matches!(e, crate::safe_fs::SafeFsError::Interrupted(_)),
+            why: e.to_string(),
+            out: req.out.clone(),
+            run_id,
+        })?;
     }
     Ok(AuditOutcome {
         evaluation,
@@ -922,6 +923,7 @@ fn finish_audit(
         drift,
         labels: labels.clone(),
         partial_import,
+        previous_unreadable,
     })
 }
 
@@ -1015,27 +1017,28 @@ pub fn interfaces_of(addrs: &[std::net::IpAddr]) -> Vec<Option<String>> {
     found
 }
 
-/// The files an import audit read, with their SHA-256 and what each says
-/// about the scan that made it (`provenance`, in the same order).
+/// The files an import audit read, with the SHA-256 of the bytes the
+/// import parsed (hashed while reading: a pipe, a FIFO or a file replaced
+/// since is recorded as what was audited) and what each says about its scan.
 fn input_files(
     sources: &[crate::import::Source],
-    provenance: &[crate::import::Provenance],
-) -> Result<Vec<report::InputFile>> {
+    files: &[crate::import::FileImport],
+) -> Vec<report::InputFile> {
     sources
         .iter()
-        .enumerate()
-        .map(|(i, s)| {
+        .zip(files)
+        .map(|(s, f)| {
             let kind = match s {
                 crate::import::Source::NmapXml(_) => "nmap-xml",
                 crate::import::Source::Masscan(_) => "masscan-json",
                 crate::import::Source::Jsonl(_) => "jsonl",
             };
-            Ok(report::InputFile {
+            report::InputFile {
                 path: s.path().display().to_string(),
-                sha256: report::evidence::file_sha256(s.path())?,
+                sha256: f.sha256.clone(),
                 kind: kind.to_string(),
-                provenance: provenance.get(i).cloned().unwrap_or_default(),
-            })
+                provenance: f.provenance.clone(),
+            }
         })
         .collect()
 }

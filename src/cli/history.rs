@@ -92,8 +92,8 @@ pub fn history(cmd: HistoryCmd) -> Result<u8> {
             let mut w = BufWriter::new(io::stdout());
             match format {
                 DiffFormat::Json => {
-                    serde_json::to_writer_pretty(&mut w, &runs)?;
-                    writeln!(w)?;
+                    let text = serde_json::to_string_pretty(&runs)?;
+                    writeln!(w, "{}", json_escaped(&text))?;
                 }
                 DiffFormat::Csv => {
                     let mut c = csv::Writer::from_writer(&mut w);
@@ -180,15 +180,18 @@ fn verify(args: &StoreArgs, against: &[PathBuf]) -> Result<u8> {
         .collect();
     for dir in against {
         let shown = dir.display();
-        let anchor = portwarden::report::evidence::read_anchor(dir)
+        // One bounded read of a regular file (never a link, FIFO or
+        // device): its anchor and its hash come from the same bytes.
+        let (bytes, manifest) = portwarden::report::evidence::read_manifest(dir)
             .with_context(|| format!("{shown} is not a report directory"))?;
+        let anchor = manifest.history;
         let Some(anchor) = anchor else {
             problems.push(format!(
                 "{shown}: its manifest.json records no history anchor (written by an older portwarden, or with --no-store)"
             ));
             continue;
         };
-        let sha = portwarden::report::evidence::manifest_sha256(dir)?;
+        let sha = portwarden::report::evidence::sha256_hex(&bytes);
         for p in s.check_anchor(&anchor, &sha)? {
             problems.push(format!("{shown}: {p}"));
         }
@@ -196,11 +199,22 @@ fn verify(args: &StoreArgs, against: &[PathBuf]) -> Result<u8> {
     for p in &problems {
         println!("{}", terminal_safe(p));
     }
+    for u in &v.unreadable {
+        println!("run {}: {}", u.run, terminal_safe(&u.problem));
+    }
     if !problems.is_empty() {
         eprintln!(
             "history {} has been tampered with: {} problem(s)",
             path.display(),
             problems.len()
+        );
+        return Ok(exit::FINDINGS);
+    }
+    if !v.unreadable.is_empty() {
+        eprintln!(
+            "history {}: the chain holds, but {} run(s) cannot be read back (audits of their scope run without them; `diff` refuses them)",
+            path.display(),
+            v.unreadable.len()
         );
         return Ok(exit::FINDINGS);
     }
@@ -219,7 +233,9 @@ fn verify(args: &StoreArgs, against: &[PathBuf]) -> Result<u8> {
         );
         return Ok(exit::FINDINGS);
     }
-    let kind = if history_key(args)?.is_some() {
+    // The key was read once, when the store was opened (a second read of
+    // `--history-key-file /dev/stdin` would find nothing).
+    let kind = if s.keyed() {
         "HMAC chain (keyed)"
     } else {
         "hash chain"
@@ -236,6 +252,23 @@ fn verify(args: &StoreArgs, against: &[PathBuf]) -> Result<u8> {
         v.runs
     );
     Ok(exit::OK)
+}
+
+/// JSON text with every character a terminal must not see raw (C1
+/// controls such as U+009B, bidirectional overrides) written as a `\uXXXX`
+/// escape: the same JSON value, inert on a screen. serde_json already
+/// escapes C0; these characters are all in the BMP and occur only inside
+/// strings.
+fn json_escaped(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if portwarden::lines::unsafe_to_show(c) && !matches!(c, '\n' | '\t') {
+            out.push_str(&format!("\\u{:04x}", c as u32));
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 /// Reading commands never create a history by accident, and refuse a

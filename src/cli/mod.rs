@@ -367,6 +367,13 @@ async fn audit(cmd: AuditCmd) -> Result<u8> {
         return Ok(exit::INTERRUPTED);
     }
     consumer.await.context("output task failed")??;
+    if let Err(e) = &outcome
+        && let Some(m) = e.downcast_ref::<app::MetricsUnwritten>()
+        && m.interrupted
+    {
+        eprintln!("portwarden: {}", output::terminal_safe(&m.to_string()));
+        return Ok(exit::INTERRUPTED);
+    }
     let outcome = outcome?;
     {
         let index = outcome.out.join("index.html");
@@ -612,11 +619,11 @@ fn keygen(cmd: KeygenCmd) -> Result<u8> {
     let key = portwarden::report::evidence::load_verifying_key(&public)?;
     eprintln!(
         "wrote {} (secret, mode 0600: keep it private) and {} (give it to verifiers)\nkey fingerprint {}\nsign with `portwarden audit … --sign-key {}`, check with `portwarden verify DIR --pubkey {}`",
-        secret.display(),
-        public.display(),
+        output::terminal_safe(&secret.display().to_string()),
+        output::terminal_safe(&public.display().to_string()),
         portwarden::report::evidence::fingerprint(&key),
-        secret.display(),
-        public.display()
+        output::terminal_safe(&secret.display().to_string()),
+        output::terminal_safe(&public.display().to_string())
     );
     Ok(exit::OK)
 }

@@ -366,6 +366,9 @@ pub fn print_audit_history(
     labels: &portwarden::report::Labels,
     store: Option<&std::path::Path>,
 ) {
+    if let Some(why) = &o.previous_unreadable {
+        eprintln!("warning: {}", terminal_safe(why));
+    }
     let store = store
         .map(|p| terminal_safe(&p.display().to_string()))
         .unwrap_or_default();

@@ -866,3 +866,84 @@ async fn mysql_greeting_and_pop3_capabilities() {
     assert_eq!(info.product.as_deref(), Some("Dovecot"));
     assert_eq!(info.extra.get("starttls").map(String::as_str), Some("true"));
 }
+
+/// Issue 27 item 10: a certificate larger than rustls reads (10,000 SANs,
+/// made by the real openssl) still names the service from the handshake,
+/// and says its certificate was too large to parse.
+#[tokio::test]
+async fn an_oversized_certificate_still_names_tls_and_says_why() {
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+    let dir = std::env::temp_dir().join(format!("pw-bigcert-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    // 10,000 SANs do not fit one argument: an openssl config file.
+    let mut conf = String::from(
+        "[req]\ndistinguished_name = dn\nx509_extensions = ext\nprompt = no\n[dn]\nCN = big.test\n[ext]\nsubjectAltName = @alt\n[alt]\n",
+    );
+    for i in 0..10_000 {
+        conf.push_str(&format!("DNS.{} = h{i}.example\n", i + 1));
+    }
+    std::fs::write(dir.join("req.cnf"), conf).unwrap();
+    let (key, cert) = (dir.join("key.der"), dir.join("cert.der"));
+    let ok = std::process::Command::new("openssl")
+        .args(["req", "-x509", "-newkey", "ec", "-pkeyopt"])
+        .args(["ec_paramgen_curve:P-256", "-nodes", "-days", "30"])
+        .args(["-outform", "DER", "-config"])
+        .arg(dir.join("req.cnf"))
+        .arg("-keyout")
+        .arg(dir.join("key.pem"))
+        .arg("-out")
+        .arg(&cert)
+        .status()
+        .expect("openssl (tests/setup.sh installs it)");
+    assert!(ok.success());
+    let ok = std::process::Command::new("openssl")
+        .args(["pkcs8", "-topk8", "-nocrypt", "-outform", "DER", "-in"])
+        .arg(dir.join("key.pem"))
+        .arg("-out")
+        .arg(&key)
+        .status()
+        .unwrap();
+    assert!(ok.success());
+    let der = std::fs::read(&cert).unwrap();
+    assert!(der.len() > 64 << 10, "{} bytes", der.len());
+    // rustls (webpki) will not load a certificate this large the usual
+    // way: hand it over as is.
+    #[derive(Debug)]
+    struct Always(Arc<rustls::sign::CertifiedKey>);
+    impl rustls::server::ResolvesServerCert for Always {
+        fn resolve(
+            &self,
+            _: rustls::server::ClientHello<'_>,
+        ) -> Option<Arc<rustls::sign::CertifiedKey>> {
+            Some(self.0.clone())
+        }
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let signer = provider
+        .key_provider
+        .load_private_key(PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(
+            std::fs::read(&key).unwrap(),
+        )))
+        .unwrap();
+    let certified = rustls::sign::CertifiedKey::new(vec![CertificateDer::from(der)], signer);
+    let cfg = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_cert_resolver(Arc::new(Always(Arc::new(certified))));
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(cfg));
+    let addr = fake(move |s| {
+        let acceptor = acceptor.clone();
+        async move {
+            let _ = acceptor.accept(s).await;
+        }
+    })
+    .await;
+    let info = ident(addr, Some("https")).await;
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(info.name, "tls");
+    assert_eq!(
+        info.extra.get("tls_certificate").map(String::as_str),
+        Some("too large to parse (over 64 KiB): not checked")
+    );
+}

@@ -78,6 +78,9 @@ pub(super) enum HandshakeFail {
     /// The peer speaks TLS but refused us (an alert: old versions only,
     /// client certificate required, …).
     Refused(String),
+    /// The peer speaks TLS, but its certificate chain is larger than
+    /// rustls reads (64 KiB: thousands of SANs, a huge name).
+    CertTooLarge,
     /// Not TLS, closed, or too slow.
     NotTls,
 }
@@ -102,6 +105,10 @@ pub(super) async fn handshake(
                 Some(rustls::Error::PeerIncompatible(p)) => {
                     HandshakeFail::Refused(format!("{p:?}"))
                 }
+                Some(rustls::Error::InvalidMessage(
+                    rustls::InvalidMessage::CertificatePayloadTooLarge
+                    | rustls::InvalidMessage::HandshakePayloadTooLarge,
+                )) => HandshakeFail::CertTooLarge,
                 _ => HandshakeFail::NotTls,
             });
         }
@@ -160,22 +167,33 @@ pub(super) fn cert_facts(der: &[u8], now: DateTime<Utc>) -> Option<TlsInfo> {
     })
 }
 
+/// A TLS service whose handshake did not complete: named from the
+/// handshake, with why its certificate facts are missing.
+fn tls_without_facts(key: &str, why: String) -> ProbeOutcome {
+    let mut svc = ServiceInfo {
+        name: "tls".into(),
+        confidence: 0.7,
+        ..ServiceInfo::default()
+    };
+    svc.extra.insert(key.into(), why);
+    ProbeOutcome::found(Found {
+        info: svc,
+        first_bytes: Vec::new(),
+    })
+}
+
 /// The TLS probe: handshake, then identify the service inside.
 pub(super) async fn probe(ctx: &Ctx<'_>, tcp: TcpStream) -> ProbeOutcome {
     let (mut stream, info) = match handshake(ctx, tcp).await {
         Ok(x) => x,
         Err(HandshakeFail::Refused(why)) => {
-            let mut svc = ServiceInfo {
-                name: "tls".into(),
-                confidence: 0.7,
-                ..ServiceInfo::default()
-            };
-            svc.extra
-                .insert("tls_handshake".into(), format!("refused: {why}"));
-            return ProbeOutcome::found(Found {
-                info: svc,
-                first_bytes: Vec::new(),
-            });
+            return tls_without_facts("tls_handshake", format!("refused: {why}"));
+        }
+        Err(HandshakeFail::CertTooLarge) => {
+            return tls_without_facts(
+                "tls_certificate",
+                "too large to parse (over 64 KiB): not checked".into(),
+            );
         }
         Err(HandshakeFail::NotTls) => return ProbeOutcome::default(),
     };

@@ -44,7 +44,7 @@ struct ServiceRec {
     banner: Option<String>,
 }
 
-/// Banners kept at most (masscan writes one record per banner).
+/// Ports whose banner is kept, at most (masscan writes one record per banner).
 const MAX_BANNERS: usize = 1 << 20;
 
 const HINT: &str =
@@ -94,7 +94,9 @@ pub fn parse(text: &str, file: &str) -> Result<Vec<Observation>, ImportError> {
 /// with the results, never with the file's shape.
 pub fn parse_reader<R: BufRead>(input: R, file: &str) -> Result<MasscanRun, ImportError> {
     let mut obs: BTreeMap<(IpAddr, u16, Proto), Observation> = BTreeMap::new();
-    let mut banners: Vec<(IpAddr, u16, Proto, ServiceRec)> = Vec::new();
+    // The first banner of each port, cut and escaped as it is read: a
+    // raw banner (up to a line, 1 MiB) is never kept.
+    let mut banners: BTreeMap<(IpAddr, u16, Proto), (String, Option<String>)> = BTreeMap::new();
     let mut lines = BoundedLines::new(input, MAX_LINE);
     // masscan opens the array on the first line and closes it on the last.
     let mut opened = false;
@@ -154,7 +156,9 @@ pub fn parse_reader<R: BufRead>(input: R, file: &str) -> Result<MasscanRun, Impo
             if let Some(s) = p.service
                 && banners.len() < MAX_BANNERS
             {
-                banners.push((ip, p.port, proto, s));
+                banners
+                    .entry((ip, p.port, proto))
+                    .or_insert_with(|| (printable(&s.name), s.banner.as_deref().map(printable)));
             }
             let Some(status) = p.status.as_deref() else {
                 continue;
@@ -188,16 +192,16 @@ pub fn parse_reader<R: BufRead>(input: R, file: &str) -> Result<MasscanRun, Impo
             }
         }
     }
-    for (ip, port, proto, s) in banners {
-        if let Some(o) = obs.get_mut(&(ip, port, proto)) {
+    for (key, (name, banner)) in banners {
+        if let Some(o) = obs.get_mut(&key) {
             let svc = o.service.get_or_insert_with(|| ServiceInfo {
-                name: printable(&s.name),
+                name,
                 // masscan names the probe it sent, not a verified protocol.
                 confidence: 0.3,
                 ..ServiceInfo::default()
             });
             if svc.banner.is_none() {
-                svc.banner = s.banner.as_deref().map(printable);
+                svc.banner = banner;
             }
         }
     }

@@ -10,6 +10,7 @@
 pub mod masscan;
 pub mod nmap;
 pub mod ranges;
+mod read;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, BufReader, Read};
@@ -24,6 +25,9 @@ use crate::scan::ScanSummary;
 
 pub use nmap::{NmapRun, to_nmap_xml};
 pub use ranges::PortRanges;
+pub(crate) use read::read_through;
+pub use read::{MAX_BANNER, MAX_ENTRIES, MAX_FIELD};
+use read::{Merged, open};
 
 /// A file of existing scan results.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -150,7 +154,11 @@ impl Provenance {
 pub fn inert(s: &str, max: usize) -> String {
     let mut out = String::with_capacity(s.len().min(max + 3));
     for c in s.chars() {
-        let c = if c.is_control() { '\u{FFFD}' } else { c };
+        let c = if crate::lines::unsafe_to_show(c) {
+            '\u{FFFD}'
+        } else {
+            c
+        };
         if out.len() + c.len_utf8() > max {
             out.push('…');
             break;
@@ -174,6 +182,10 @@ pub struct FileImport {
     pub source: String,
     /// Ports listed one by one.
     pub listed: u64,
+    /// Results that repeated an (address, port, protocol) read before
+    /// (counted in `listed`; the newest is kept).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub duplicates: u64,
     /// Ports folded into ranges.
     pub folded: u64,
     /// Why the file looks cut short, when it does (accepted only with
@@ -184,6 +196,14 @@ pub struct FileImport {
     /// report's scope, not recorded in the history).
     #[serde(skip)]
     pub provenance: Provenance,
+    /// SHA-256 of the bytes parsed, taken while reading them (so a pipe,
+    /// a FIFO or a file replaced meanwhile is hashed as what was read).
+    #[serde(skip)]
+    pub sha256: String,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// Every imported file, merged.
@@ -258,8 +278,11 @@ pub(crate) fn line_col(text: &str, offset: usize) -> (usize, usize) {
 
 /// 1-based line and column of a byte offset in a file, found by reading
 /// it again (only when an error is reported, so the happy path keeps no
-/// line table).
+/// line table). A pipe or FIFO cannot be read again: (0, 0).
 fn line_col_in_file(path: &Path, offset: u64) -> (usize, usize) {
+    if !std::fs::metadata(path).is_ok_and(|m| m.is_file()) {
+        return (0, 0);
+    }
     let Ok(f) = std::fs::File::open(path) else {
         return (0, 0);
     };
@@ -281,18 +304,6 @@ fn line_col_in_file(path: &Path, offset: u64) -> (usize, usize) {
         r.consume(n);
     }
     (line, col)
-}
-
-fn open(path: &Path) -> Result<BufReader<std::fs::File>, ImportError> {
-    let read_err = |source| ImportError::Read {
-        file: path.display().to_string(),
-        source,
-    };
-    let f = std::fs::File::open(path).map_err(read_err)?;
-    if f.metadata().map_err(read_err)?.is_dir() {
-        return Err(read_err(std::io::Error::other("is a directory")));
-    }
-    Ok(BufReader::with_capacity(1 << 16, f))
 }
 
 /// A [`LineError`] as a parse error of `file`.
@@ -326,7 +337,7 @@ const JSONL_HINT: &str =
 /// `observations.jsonl`). Blank lines are skipped.
 pub fn parse_jsonl(text: &str, file: &str) -> Result<Vec<Observation>, ImportError> {
     let mut out = Vec::new();
-    read_jsonl(text.as_bytes(), file, &mut out)?;
+    read_jsonl(text.as_bytes(), file, &mut |o| out.push(o))?;
     Ok(out)
 }
 
@@ -336,7 +347,7 @@ pub fn parse_jsonl(text: &str, file: &str) -> Result<Vec<Observation>, ImportErr
 fn read_jsonl<R: BufRead>(
     input: R,
     file: &str,
-    out: &mut Vec<Observation>,
+    out: &mut dyn FnMut(Observation),
 ) -> Result<Option<String>, ImportError> {
     let mut truncated = None;
     let mut lines = BoundedLines::new(input, MAX_LINE);
@@ -353,11 +364,23 @@ fn read_jsonl<R: BufRead>(
                 file: file.to_string(),
                 line: l.no,
                 col: e.column(),
-                message: e.to_string(),
+                // serde quotes the value it refused: never a whole line.
+                message: inert(&e.to_string(), MAX_ARGS),
                 hint: JSONL_HINT.into(),
             });
         match o {
-            Ok(o) => out.push(o),
+            Ok(o) => {
+                if let Err(message) = check_numbers(&o) {
+                    return Err(ImportError::Parse {
+                        file: file.to_string(),
+                        line: l.no,
+                        col: 1,
+                        message,
+                        hint: JSONL_HINT.into(),
+                    });
+                }
+                out(o)
+            }
             // A scan's closing summary record is not an observation.
             Err(e) => match summary_record(line) {
                 Some(m) => {
@@ -375,6 +398,29 @@ fn read_jsonl<R: BufRead>(
     Ok(truncated)
 }
 
+/// Refuses numbers the history could not store and read back: a
+/// confidence outside 0–1 (`1e39` reads as infinity) or a round-trip time
+/// that is negative or not finite. JSON has no NaN, but an infinity would be
+/// written back as `null`, which no later audit of the scope could read.
+pub(crate) fn check_numbers(o: &Observation) -> Result<(), String> {
+    if let Some(r) = o.rtt_ms
+        && !(r.is_finite() && r >= 0.0)
+    {
+        return Err(format!(
+            "rtt_ms {r} is not a finite number of milliseconds (0 or more)"
+        ));
+    }
+    if let Some(s) = &o.service
+        && !(0.0..=1.0).contains(&s.confidence)
+    {
+        return Err(format!(
+            "service confidence {} is not a number from 0 to 1",
+            s.confidence
+        ));
+    }
+    Ok(())
+}
+
 /// A summary record a scan may end its JSONL with: an object without
 /// `ip` and `port`.
 fn summary_record(line: &str) -> Option<serde_json::Map<String, serde_json::Value>> {
@@ -389,31 +435,38 @@ fn summary_record(line: &str) -> Option<serde_json::Map<String, serde_json::Valu
 /// nmap or masscan file is an error unless `opts.allow_partial`, and a
 /// file with no results at all is an error.
 pub fn load(sources: &[Source], opts: LoadOptions) -> Result<Imported, ImportError> {
-    let mut all = Vec::new();
+    let mut all = Merged::default();
     let mut folded = Vec::new();
     let mut files = Vec::new();
     for s in sources {
         let path = s.path();
         let file = path.display().to_string();
-        let before = all.len();
+        let (read_before, dup_before) = (all.read, all.duplicates);
         let folded_before = folded.len();
-        let input = open(path)?;
+        let mut input = open(path)?;
         let (truncated, provenance) = match s {
             Source::NmapXml(_) => {
                 let pos = |off: u64| line_col_in_file(path, off);
-                let run = nmap::parse_reader(input, &file, &pos)?;
-                append(&mut all, run.observations);
+                let run = nmap::parse_reader(&mut input, &file, &pos)?;
+                run.observations.into_iter().for_each(|o| all.push(o));
                 folded.extend(run.folded);
                 (run.truncated, run.provenance)
             }
             Source::Masscan(_) => {
-                let run = masscan::parse_reader(input, &file)?;
-                append(&mut all, run.observations);
+                let run = masscan::parse_reader(&mut input, &file)?;
+                run.observations.into_iter().for_each(|o| all.push(o));
                 (run.truncated, run.provenance)
             }
-            Source::Jsonl(_) => (read_jsonl(input, &file, &mut all)?, Provenance::default()),
+            Source::Jsonl(_) => (
+                read_jsonl(&mut input, &file, &mut |o| all.push(o))?,
+                Provenance::default(),
+            ),
         };
-        let listed = (all.len() - before) as u64;
+        let sha256 = input.finish().map_err(|source| ImportError::Read {
+            file: file.clone(),
+            source,
+        })?;
+        let listed = all.read - read_before;
         let nfolded: u64 = folded[folded_before..]
             .iter()
             .map(|f: &Folded| f.ports.len())
@@ -441,27 +494,19 @@ pub fn load(sources: &[Source], opts: LoadOptions) -> Result<Imported, ImportErr
         files.push(FileImport {
             source: s.label(),
             listed,
+            duplicates: all.duplicates - dup_before,
             folded: nfolded,
             truncated,
             provenance,
+            sha256,
         });
     }
-    let observations = merge(all);
-    let (observations, folded) = settle_folded(observations, folded);
+    let (observations, folded) = settle_folded(all.finish(), folded);
     Ok(Imported {
         observations,
         folded,
         files,
     })
-}
-
-/// Moves `more` into `all` (no copy when `all` is still empty).
-fn append(all: &mut Vec<Observation>, mut more: Vec<Observation>) {
-    if all.is_empty() {
-        *all = more;
-    } else {
-        all.append(&mut more);
-    }
 }
 
 /// Removes from the folded ranges every port known otherwise (listed in any
@@ -521,42 +566,11 @@ fn settle_folded(
 }
 
 /// One observation per (address, port, protocol): the newest wins (on a
-/// tie, the one read last). In place: a small index of winners, then an
-/// unstable sort of what is kept, so a large import never needs a second
-/// copy of itself.
-pub fn merge(mut observations: Vec<Observation>) -> Vec<Observation> {
-    use std::collections::HashMap;
-    use std::collections::hash_map::Entry;
-    let mut winner: HashMap<(IpAddr, u16, Proto), usize> =
-        HashMap::with_capacity(observations.len());
-    for (i, o) in observations.iter().enumerate() {
-        match winner.entry((o.ip, o.port, o.proto)) {
-            Entry::Occupied(mut e) => {
-                if observations[*e.get()].time <= o.time {
-                    e.insert(i);
-                }
-            }
-            Entry::Vacant(e) => {
-                e.insert(i);
-            }
-        }
-    }
-    if winner.len() != observations.len() {
-        let mut keep = vec![false; observations.len()];
-        for &i in winner.values() {
-            keep[i] = true;
-        }
-        let mut i = 0;
-        observations.retain(|_| {
-            i += 1;
-            keep[i - 1]
-        });
-    }
-    drop(winner);
-    // Keys are unique now: an unstable sort (no buffer) is exact.
-    observations.sort_unstable_by_key(|o| (o.ip, o.port, o.proto));
-    observations.shrink_to_fit();
-    observations
+/// tie, the one read last), sorted.
+pub fn merge(observations: Vec<Observation>) -> Vec<Observation> {
+    let mut m = Merged::default();
+    observations.into_iter().for_each(|o| m.push(o));
+    m.finish()
 }
 
 #[cfg(test)]
@@ -740,6 +754,78 @@ mod tests {
         .unwrap();
         assert_eq!(im.observations.len(), 1);
         assert!(im.partial());
+    }
+
+    #[test]
+    fn numbers_the_history_cannot_read_back_are_refused_naming_the_line() {
+        let ok = r#"{"ip":"198.18.0.5","port":22,"proto":"tcp","state":"open","reason":"connected","rtt_ms":0.1,"time":"2026-01-02T03:04:05Z"}"#;
+        let inf = ok.replace(
+            r#""rtt_ms":0.1"#,
+            r#""rtt_ms":0.1,"service":{"name":"ssh","confidence":1e39}"#,
+        );
+        let e = parse_jsonl(&format!("{ok}\n{inf}\n"), "f.jsonl")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("f.jsonl:2:1: service confidence inf is not a number from 0 to 1"),
+            "{e}"
+        );
+        let neg = ok.replace("0.1", "-1");
+        let e = parse_jsonl(&neg, "f.jsonl").unwrap_err().to_string();
+        assert!(
+            e.starts_with("f.jsonl:1:1: rtt_ms -1 is not a finite"),
+            "{e}"
+        );
+        for conf in ["NaN", "inf", "11", "-1", "high"] {
+            let x = format!(
+                "<nmaprun start=\"1\"><host><address addr=\"198.18.0.5\" addrtype=\"ipv4\"/><ports><port protocol=\"tcp\" portid=\"80\"><state state=\"open\" reason=\"syn-ack\"/><service name=\"http\" method=\"probed\" conf=\"{conf}\"/></port></ports></host></nmaprun>"
+            );
+            let e = nmap::parse(&x, "n.xml").unwrap_err().to_string();
+            assert!(
+                e.starts_with("n.xml:1:")
+                    && e.contains(&format!(
+                        "<service conf=\"{conf}\">: not a number from 0 to 10"
+                    )),
+                "{e}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_byte_order_mark_is_accepted_and_hashed_port_zero_refused() {
+        let line = r#"{"ip":"198.18.0.5","port":22,"proto":"tcp","state":"open","reason":"connected","rtt_ms":0.1,"time":"2026-01-02T03:04:05Z"}"#;
+        let body = format!("\u{FEFF}{line}\n");
+        let j = Tmp::new("bom.jsonl", body.as_bytes());
+        let m = Tmp::new(
+            "bom.json",
+            "\u{FEFF}[\n{\"ip\": \"198.18.0.5\", \"ports\": [{\"port\": 80, \"proto\": \"tcp\", \"status\": \"open\"}]}\n]\n".as_bytes(),
+        );
+        let im = load(
+            &[Source::Jsonl(j.0.clone()), Source::Masscan(m.0.clone())],
+            LoadOptions::default(),
+        )
+        .unwrap();
+        assert_eq!(im.observations.len(), 2);
+        use sha2::Digest;
+        assert_eq!(
+            im.files[0].sha256,
+            hex::encode(sha2::Sha256::digest(body.as_bytes()))
+        );
+        let x = "<nmaprun start=\"1\"><host><address addr=\"198.18.0.5\" addrtype=\"ipv4\"/><ports>\n<port protocol=\"tcp\" portid=\"0\"><state state=\"open\" reason=\"syn-ack\"/></port></ports></host></nmaprun>";
+        let e = nmap::parse(x, "z.xml").unwrap_err().to_string();
+        assert!(
+            e.starts_with("z.xml:2:1: a <port> without a valid portid (1 to 65535)"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn duplicates_are_counted_not_kept() {
+        let line = r#"{"ip":"198.18.0.5","port":22,"proto":"tcp","state":"open","reason":"connected","rtt_ms":0.1,"time":"2026-01-02T03:04:05Z"}"#;
+        let j = Tmp::new("dup.jsonl", format!("{line}\n").repeat(1000).as_bytes());
+        let im = load(&[Source::Jsonl(j.0.clone())], LoadOptions::default()).unwrap();
+        assert_eq!(im.observations.len(), 1);
+        assert_eq!((im.files[0].listed, im.files[0].duplicates), (1000, 999));
     }
 
     #[test]

@@ -46,6 +46,9 @@ pub struct NmapRun {
 /// the port number, below identification's 0.5 threshold on purpose.
 const TABLE_GUESS: f32 = 0.3;
 
+/// Most attributes read from one element: nmap writes at most about 15.
+const MAX_ATTRIBUTES: usize = 256;
+
 /// Longest run of bytes accepted without a `<` or `>`: one element or one
 /// text node. nmap's longest (a script output) is far below it.
 const MAX_ELEMENT: usize = 16 << 20;
@@ -152,9 +155,23 @@ impl Parser<'_> {
         }
     }
 
+    /// The attributes of `e`. quick-xml's duplicate check compares each
+    /// attribute with every earlier one (quadratic: 100,000 attributes took
+    /// 29 s), so it is off, and an element with more attributes than nmap
+    /// ever writes is refused; a repeated name keeps its last value.
     fn attrs(&self, e: &BytesStart, at: u64) -> Result<BTreeMap<String, String>, ImportError> {
         let mut m = BTreeMap::new();
-        for a in e.attributes() {
+        for (n, a) in e.attributes().with_checks(false).enumerate() {
+            if n == MAX_ATTRIBUTES {
+                return Err(self.err(
+                    at,
+                    format!(
+                        "more than {MAX_ATTRIBUTES} attributes in one <{}> element",
+                        inert(&String::from_utf8_lossy(e.name().as_ref()), MAX_NAME)
+                    ),
+                    XML_HINT,
+                ));
+            }
             let a = a.map_err(|x| self.err(at, format!("bad attribute: {x}"), XML_HINT))?;
             let v = a
                 .unescape_value()
@@ -185,14 +202,7 @@ struct ElementGuard<R> {
 
 impl<R: BufRead> Read for ElementGuard<R> {
     fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
-        let n = {
-            let buf = self.fill_buf()?;
-            let n = buf.len().min(out.len());
-            out[..n].copy_from_slice(&buf[..n]);
-            n
-        };
-        self.consume(n);
-        Ok(n)
+        super::read_through(self, out)
     }
 }
 
@@ -258,7 +268,6 @@ pub fn parse_reader<R: BufRead>(
     let mut cut: Option<String> = None;
     loop {
         buf.clear();
-        let at = reader.buffer_position();
         let ev = match reader.read_event_into(&mut buf) {
             Ok(ev) => ev,
             // Input that ends inside a tag, comment or declaration: a cut file.
@@ -305,6 +314,11 @@ pub fn parse_reader<R: BufRead>(
             Event::Eof => break,
             _ => continue,
         };
+        // Where the element starts (`<`), for messages: the reader is past
+        // its `>` (or `/>`), and skipped text may come before it.
+        let at = reader
+            .buffer_position()
+            .saturating_sub(e.len() as u64 + 2 + u64::from(empty));
         let name = e.name();
         let a = p.attrs(e, at)?;
         match name.as_ref() {
@@ -351,7 +365,11 @@ pub fn parse_reader<R: BufRead>(
                 {
                     let v = a.get("addr").map(String::as_str).unwrap_or_default();
                     let ip = v.parse::<IpAddr>().map_err(|_| {
-                        p.err(at, format!("address '{v}' is not an IP address"), XML_HINT)
+                        p.err(
+                            at,
+                            format!("address '{}' is not an IP address", inert(v, MAX_NAME)),
+                            XML_HINT,
+                        )
                     })?;
                     if h.addr.is_some_and(|first| first != ip) {
                         return Err(p.err(
@@ -375,7 +393,14 @@ pub fn parse_reader<R: BufRead>(
                 let n = a
                     .get("portid")
                     .and_then(|v| v.parse::<u16>().ok())
-                    .ok_or_else(|| p.err(at, "a <port> without a valid portid".into(), XML_HINT))?;
+                    .filter(|&n| n != 0)
+                    .ok_or_else(|| {
+                        p.err(
+                            at,
+                            "a <port> without a valid portid (1 to 65535)".into(),
+                            XML_HINT,
+                        )
+                    })?;
                 port = match proto_of(a.get("protocol")) {
                     Some(proto) if !empty => Some((n, proto, None, String::new(), None)),
                     _ => None,
@@ -384,10 +409,13 @@ pub fn parse_reader<R: BufRead>(
             b"state" => {
                 if let Some(pt) = port.as_mut() {
                     let s = a.get("state").map(String::as_str).unwrap_or_default();
-                    pt.2 =
-                        Some(state_of(s, pt.1).ok_or_else(|| {
-                            p.err(at, format!("unknown port state '{s}'"), XML_HINT)
-                        })?);
+                    pt.2 = Some(state_of(s, pt.1).ok_or_else(|| {
+                        p.err(
+                            at,
+                            format!("unknown port state '{}'", inert(s, MAX_NAME)),
+                            XML_HINT,
+                        )
+                    })?);
                     pt.3 = a.get("reason").cloned().unwrap_or_default();
                 }
             }
@@ -395,7 +423,9 @@ pub fn parse_reader<R: BufRead>(
                 if let Some(pt) = port.as_mut()
                     && let Some(n) = a.get("name").filter(|n| !n.is_empty())
                 {
-                    pt.4 = Some(service_of(n, &a));
+                    pt.4 = Some(service_of(n, &a).map_err(|m| {
+                        p.err(at, m, "nmap writes conf as a whole number from 0 to 10")
+                    })?);
                 }
             }
             b"extraports" => {
@@ -445,13 +475,23 @@ pub fn parse_reader<R: BufRead>(
     Ok(out)
 }
 
-/// A `<service>` element as identification facts.
-fn service_of(n: &str, a: &BTreeMap<String, String>) -> ServiceInfo {
+/// A `<service>` element as identification facts. A `conf` that is not a
+/// number from 0 to 10 (`NaN`, `inf`, `1e39`) is refused: it would be
+/// recorded as a confidence nothing can read back.
+fn service_of(n: &str, a: &BTreeMap<String, String>) -> Result<ServiceInfo, String> {
     let probed = a.get("method").is_some_and(|m| m == "probed");
-    let conf = a
-        .get("conf")
-        .and_then(|c| c.parse::<f32>().ok())
-        .map(|c| (c / 10.0).clamp(0.0, 1.0));
+    let conf = match a.get("conf") {
+        None => None,
+        Some(c) => match c.trim().parse::<f32>() {
+            Ok(v) if (0.0..=10.0).contains(&v) => Some(v / 10.0),
+            _ => {
+                return Err(format!(
+                    "<service conf=\"{}\">: not a number from 0 to 10",
+                    inert(c, MAX_NAME)
+                ));
+            }
+        },
+    };
     let mut extra = BTreeMap::new();
     if let Some(x) = a.get("extrainfo") {
         extra.insert("extrainfo".to_string(), x.clone());
@@ -463,7 +503,7 @@ fn service_of(n: &str, a: &BTreeMap<String, String>) -> ServiceInfo {
         Some("ssl") if n == "http" => "https".to_string(),
         _ => n.to_string(),
     };
-    ServiceInfo {
+    Ok(ServiceInfo {
         name,
         product: a.get("product").cloned(),
         version: a.get("version").cloned(),
@@ -474,7 +514,7 @@ fn service_of(n: &str, a: &BTreeMap<String, String>) -> ServiceInfo {
         },
         extra,
         ..ServiceInfo::default()
-    }
+    })
 }
 
 /// A complete `<host>`: its listed ports become observations, its folded

@@ -76,6 +76,12 @@ impl AddrRange {
         v6 == self.v6 && self.lo <= k && k <= self.hi
     }
 
+    /// The interval as (IPv6?, first, last) keys: ranges of one family
+    /// sort and overlap as these numbers do.
+    pub(crate) fn bounds(&self) -> (bool, u128, u128) {
+        (self.v6, self.lo, self.hi)
+    }
+
     /// The first address both ranges hold, if any.
     pub fn intersection(&self, other: &AddrRange) -> Option<IpAddr> {
         if self.v6 != other.v6 {

@@ -77,6 +77,12 @@ pub struct Manifest {
     pub inputs: Vec<super::model::InputFile>,
     /// Every other file of the directory (relative path, `/`-separated) → SHA-256.
     pub files: BTreeMap<String, String>,
+    /// The same files' sizes in bytes: `verify` compares them before
+    /// hashing, so a file swapped for a huge (or sparse) one is named at
+    /// once. Absent from manifests of older versions (then every file is
+    /// hashed).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub sizes: BTreeMap<String, u64>,
     /// Where the audit's run sits in the history (absent without one).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub history: Option<crate::model::HistoryAnchor>,
@@ -197,8 +203,13 @@ pub(crate) fn read_small(path: &Path, max: u64) -> Result<Vec<u8>, ReportError> 
 
 /// SHA-256 of a regular file inside a report directory, streamed.
 fn safe_sha256(path: &Path) -> Result<String, ReportError> {
-    let mut file = open_regular(path)?;
+    hash_open(path, open_regular(path)?).map(|(h, _)| h)
+}
+
+/// SHA-256 and length of what `file` (opened at `path`) holds, streamed.
+fn hash_open(path: &Path, mut file: File) -> Result<(String, u64), ReportError> {
     let mut h = Sha256::new();
+    let mut len = 0u64;
     let mut buf = vec![0u8; 64 << 10];
     loop {
         let n = match file.read(&mut buf) {
@@ -213,20 +224,33 @@ fn safe_sha256(path: &Path) -> Result<String, ReportError> {
             }
         };
         h.update(&buf[..n]);
+        len += n as u64;
     }
-    Ok(hex::encode(h.finalize()))
+    Ok((hex::encode(h.finalize()), len))
+}
+
+/// Whether the regular file `path` still holds what `want` (hash) and
+/// `size` (when the manifest records it) say: a size that differs is
+/// enough, without reading a byte.
+fn still_holds(path: &Path, want: &str, size: Option<u64>) -> Result<bool, ReportError> {
+    let file = open_regular(path)?;
+    if let Some(size) = size {
+        let now = file
+            .metadata()
+            .map_err(|source| ReportError::Io {
+                path: path.to_path_buf(),
+                source,
+            })?
+            .len();
+        if now != size {
+            return Ok(false);
+        }
+    }
+    Ok(hash_open(path, file)?.0 == want)
 }
 
 pub fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
-}
-
-pub fn file_sha256(path: &Path) -> Result<String, ReportError> {
-    let bytes = fs::read(path).map_err(|source| ReportError::Io {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    Ok(sha256_hex(&bytes))
 }
 
 /// [`RulesInfo`] from per-file hashes recorded when the rules were loaded
@@ -295,8 +319,11 @@ fn list_files(dir: &Path) -> Result<Listing, ReportError> {
 /// covers everything else). `files` in `manifest` is replaced.
 pub fn write_manifest(dir: &Path, mut manifest: Manifest) -> Result<Manifest, ReportError> {
     manifest.files.clear();
+    manifest.sizes.clear();
     for name in list_files(dir)?.files {
-        let hash = safe_sha256(&dir.join(&name))?;
+        let path = dir.join(&name);
+        let (hash, size) = hash_open(&path, open_regular(&path)?)?;
+        manifest.sizes.insert(name.clone(), size);
         manifest.files.insert(name, hash);
     }
     let path = dir.join(MANIFEST);
@@ -304,21 +331,6 @@ pub fn write_manifest(dir: &Path, mut manifest: Manifest) -> Result<Manifest, Re
     text.push(b'\n');
     fs::write(&path, text).map_err(|source| ReportError::Io { path, source })?;
     Ok(manifest)
-}
-
-/// The history anchor a report directory's manifest records, if any.
-pub fn read_anchor(dir: &Path) -> Result<Option<crate::model::HistoryAnchor>, ReportError> {
-    let path: PathBuf = dir.join(MANIFEST);
-    let text = fs::read(&path).map_err(|source| ReportError::Io {
-        path: path.clone(),
-        source,
-    })?;
-    let manifest: Manifest =
-        serde_json::from_slice(&text).map_err(|e| ReportError::BadManifest {
-            path: path.clone(),
-            message: e.to_string(),
-        })?;
-    Ok(manifest.history)
 }
 
 /// The SHA-256 of a report directory's manifest.
@@ -425,7 +437,7 @@ pub fn verify_with_key(
         }
         if listing.files.binary_search(name).is_err() {
             report.missing.push(name.clone());
-        } else if safe_sha256(&dir.join(name))? == *want {
+        } else if still_holds(&dir.join(name), want, manifest.sizes.get(name).copied())? {
             report.intact.push(name.clone());
         } else {
             report.altered.push(name.clone());
@@ -666,6 +678,7 @@ mod tests {
             as_of: "2026-01-02".parse().unwrap(),
             inputs: Vec::new(),
             files: BTreeMap::new(),
+            sizes: BTreeMap::new(),
             history: None,
         }
     }

@@ -202,18 +202,34 @@ impl Labels {
     }
 }
 
+/// Longest value put in place of one `{name}`, in bytes (longer ones are
+/// cut, ending in `…`).
+const MAX_PARAM: usize = 1 << 10;
+/// Longest text a message expands to, in bytes: a `--rules` template that
+/// repeats `{port}` 100,000 times cannot make one message gigabytes long.
+const MAX_MESSAGE: usize = 16 << 10;
+
 /// Replaces each `{name}` of `text` with its value, in one pass (a value
-/// that itself contains `{x}` is not expanded again).
+/// that itself contains `{x}` is not expanded again). Each value and the
+/// whole result are bounded ([`MAX_PARAM`], [`MAX_MESSAGE`]).
 fn fill(text: &str, params: &[(&str, &str)]) -> String {
-    let mut out = String::with_capacity(text.len() + 16);
+    let mut out = String::with_capacity(text.len().min(MAX_MESSAGE) + 16);
     let mut rest = text;
     while let Some(open) = rest.find('{') {
+        if out.len() > MAX_MESSAGE {
+            rest = "";
+            break;
+        }
         out.push_str(&rest[..open]);
         let after = &rest[open + 1..];
         match after.find('}') {
             Some(close) => {
                 let name = &after[..close];
                 match params.iter().find(|(k, _)| *k == name) {
+                    Some((_, v)) if v.len() > MAX_PARAM => {
+                        out.push_str(&v[..v.floor_char_boundary(MAX_PARAM)]);
+                        out.push('…');
+                    }
                     Some((_, v)) => out.push_str(v),
                     None => {
                         out.push('{');
@@ -230,6 +246,10 @@ fn fill(text: &str, params: &[(&str, &str)]) -> String {
         }
     }
     out.push_str(rest);
+    if out.len() > MAX_MESSAGE {
+        out.truncate(out.floor_char_boundary(MAX_MESSAGE));
+        out.push('…');
+    }
     out
 }
 
@@ -270,6 +290,28 @@ fn flatten(
             Ok(())
         }
         toml::Value::String(s) => {
+            // Labels reach terminals and spreadsheets: no control or
+            // bidirectional characters, and no cell a spreadsheet runs.
+            if let Some(c) = s
+                .chars()
+                .find(|&c| crate::lines::unsafe_to_show(c) && c != '\n' && c != '\t')
+            {
+                return Err(ReportError::Template {
+                    file: file.to_string(),
+                    message: format!(
+                        "label '{prefix}' holds the control character U+{:04X}: labels are shown in terminals",
+                        c as u32
+                    ),
+                });
+            }
+            if let Some(c) = s.chars().next().filter(|c| matches!(c, '=' | '+' | '@')) {
+                return Err(ReportError::Template {
+                    file: file.to_string(),
+                    message: format!(
+                        "label '{prefix}' starts with '{c}': a spreadsheet would evaluate it in the CSV files"
+                    ),
+                });
+            }
             out.insert(prefix.to_string(), s.clone());
             Ok(())
         }
@@ -283,6 +325,29 @@ fn flatten(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn hostile_labels_are_refused_and_messages_bounded() {
+        for (label, says) in [
+            ("\"\\u001b[2Jx\"", "holds the control character U+001B"),
+            ("\"\\u009bx\"", "holds the control character U+009B"),
+            ("\"a\\u202eb\"", "holds the control character U+202E"),
+            (
+                "\"=HYPERLINK(1)\"",
+                "starts with '=': a spreadsheet would evaluate it",
+            ),
+        ] {
+            let e = parse(&format!("[severity]\nhigh = {label}\n"), "x.toml")
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(says) && e.contains("severity.high"), "{e}");
+        }
+        let huge = "x".repeat(20_000);
+        let out = fill(&"{port}".repeat(100_000), &[("port", &huge)]);
+        assert!(out.len() <= MAX_MESSAGE + 4, "{}", out.len());
+        assert!(out.ends_with('…'));
+        assert_eq!(fill("a {n} b", &[("n", "1")]), "a 1 b");
+    }
 
     #[test]
     fn embedded_languages_have_the_same_keys() {

@@ -112,11 +112,19 @@ pub fn csv_inert(s: &str) -> Cow<'_, str> {
     }
 }
 
-/// Replaces control characters (ESC, CR, BEL, the C1 range, …) with U+FFFD
-/// so network-supplied text cannot drive a terminal or break a layout.
+/// Replaces control characters (ESC, CR, BEL, the C1 range, …) and the
+/// bidirectional controls (U+202E right-to-left override and its kin,
+/// which reorder what a terminal shows) with U+FFFD, so network-supplied
+/// text cannot drive a terminal, disguise itself or break a layout.
 pub fn display_safe(s: &str) -> String {
     s.chars()
-        .map(|c| if c.is_control() { '\u{FFFD}' } else { c })
+        .map(|c| {
+            if crate::lines::unsafe_to_show(c) {
+                '\u{FFFD}'
+            } else {
+                c
+            }
+        })
         .collect()
 }
 
@@ -171,6 +179,7 @@ pub fn write_bundle_with(
             as_of: s.as_of,
             inputs: s.inputs.clone(),
             files: Default::default(),
+            sizes: Default::default(),
             history: input.facts.history.clone(),
         },
     )?;
@@ -255,6 +264,11 @@ mod tests {
         assert_eq!(
             display_safe("a\x1b[2Jb\r\n\u{9b}"),
             "a\u{FFFD}[2Jb\u{FFFD}\u{FFFD}\u{FFFD}"
+        );
+        // Bidirectional controls reorder what a terminal shows.
+        assert_eq!(
+            display_safe("evil\u{202E}txt.exe \u{2066}x\u{2069} \u{200F}é"),
+            "evil\u{FFFD}txt.exe \u{FFFD}x\u{FFFD} \u{FFFD}é"
         );
     }
 }

@@ -44,15 +44,25 @@ fn location(origin: &str, line: usize, column: usize) -> String {
     }
 }
 
+/// Longest error message about a rule file, in bytes.
+const MAX_MESSAGE: usize = 512;
+
 impl RulesError {
     /// An `Invalid` error located at byte `offset` of `text`.
+    /// The message is cut at [`MAX_MESSAGE`] bytes: what it quotes from
+    /// the file (a 100 MB token) is never echoed whole.
     pub(crate) fn at(origin: &str, text: &str, offset: usize, message: impl Into<String>) -> Self {
         let (line, column) = line_col(text, offset);
+        let mut message = message.into();
+        if message.len() > MAX_MESSAGE {
+            message.truncate(message.floor_char_boundary(MAX_MESSAGE));
+            message.push('…');
+        }
         RulesError::Invalid {
             origin: origin.to_string(),
             line,
             column,
-            message: message.into(),
+            message,
         }
     }
 

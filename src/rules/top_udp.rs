@@ -142,6 +142,16 @@ mod tests {
     use crate::rules::Catalogue;
 
     #[test]
+    fn a_huge_token_is_not_echoed_whole() {
+        let e = parse(&"x".repeat(10 << 20), "top-udp.txt")
+            .unwrap_err()
+            .to_string();
+        assert!(e.len() < 1024, "{} bytes", e.len());
+        assert!(e.contains("top-udp.txt:1:1"), "{}", &e[..100]);
+        assert!(e.contains("found 'xxx"), "{}", &e[..200]);
+    }
+
+    #[test]
     fn embedded_list_is_1000_unique_ports() {
         let list = embedded();
         assert_eq!(list.len(), 1000);

@@ -133,7 +133,16 @@ pub fn render(m: &Metrics) -> String {
     out
 }
 
-/// Writes the metrics file atomically (see [`crate::safe_fs`]).
-pub fn write(path: &Path, m: &Metrics) -> Result<(), crate::safe_fs::SafeFsError> {
-    crate::safe_fs::write(path, render(m).as_bytes())
+/// How long a FIFO given as the metrics file may wait for its reader.
+pub const FIFO_WAIT: Duration = Duration::from_secs(10);
+
+/// Writes the metrics file atomically (see [`crate::safe_fs`]). A FIFO
+/// without a reader gets [`FIFO_WAIT`] to find one; `stop()` (a signal)
+/// ends the wait at once: the metrics are then not written.
+pub fn write(
+    path: &Path,
+    m: &Metrics,
+    stop: &dyn Fn() -> bool,
+) -> Result<(), crate::safe_fs::SafeFsError> {
+    crate::safe_fs::write_bounded(path, render(m).as_bytes(), FIFO_WAIT, stop)
 }

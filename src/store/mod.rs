@@ -25,10 +25,11 @@
 
 pub mod drift;
 pub mod metrics;
+mod open;
+mod verify;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use chrono::{DateTime, NaiveDate, Utc};
 use hmac::{Hmac, KeyInit, Mac};
@@ -39,6 +40,7 @@ use sha2::{Digest, Sha256};
 use crate::model::{Finding, HistoryAnchor, Observation, PortState, Severity};
 
 pub use drift::{Drift, PortChange, ServiceChange, drift};
+pub use verify::{Tamper, Verification};
 
 /// The schema version this build writes; older databases are migrated.
 pub const SCHEMA_VERSION: i64 = 2;
@@ -159,6 +161,10 @@ pub enum StoreError {
     },
     #[error("history key: {0}")]
     BadKey(String),
+    #[error(
+        "history {path}: interrupted while waiting for another audit to finish writing (nothing recorded)"
+    )]
+    Interrupted { path: PathBuf },
 }
 
 /// The secret that turns the chain into an HMAC-SHA256 chain: with it, a
@@ -342,13 +348,6 @@ pub struct RunSummary {
     pub findings: BTreeMap<Severity, i64>,
 }
 
-/// Something `verify` found wrong, with the run it concerns.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Tamper {
-    pub run: i64,
-    pub problem: String,
-}
-
 /// The runs table row, as stored (texts unparsed: the hash is over them).
 struct Row {
     id: i64,
@@ -439,17 +438,9 @@ pub struct Store {
     conn: Connection,
     path: PathBuf,
     key: Option<HistoryKey>,
-}
-
-/// What [`Store::verification`] found.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Verification {
-    /// Runs held.
-    pub runs: i64,
-    /// Every problem, with the run it concerns; empty when intact.
-    pub problems: Vec<Tamper>,
-    /// HMAC-keyed runs that could not be checked because no key was given.
-    pub unproven: Vec<i64>,
+    /// Raised (a signal), a wait for another process's write lock ends
+    /// with [`StoreError::Interrupted`].
+    stop: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
 }
 
 /// A run being recorded: the write lock is held from [`Store::begin_record`]
@@ -464,48 +455,14 @@ pub struct PendingRecord<'a> {
 }
 
 impl Store {
-    /// Opens (creating if needed) the history at `path` and migrates it.
-    /// An existing 0-byte file is refused: it is a truncated history, and
-    /// starting a new chain in it would hide that.
-    pub fn open(path: &Path) -> Result<Store, StoreError> {
-        if std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.len() == 0) {
-            return Err(StoreError::EmptyFile {
-                path: path.to_path_buf(),
-            });
-        }
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|source| StoreError::Dir {
-                path: path.to_path_buf(),
-                source,
-            })?;
-        }
-        let conn = Connection::open(path).map_err(|source| StoreError::Open {
-            path: path.to_path_buf(),
-            source,
-        })?;
-        let mut store = Store {
-            conn,
-            path: path.to_path_buf(),
-            key: None,
-        };
-        store.setup()?;
-        Ok(store)
-    }
-
-    /// Opens a history that must already exist (reading commands never
-    /// create one): a missing or 0-byte file is an error that says so.
-    pub fn open_existing(path: &Path) -> Result<Store, StoreError> {
-        match std::fs::metadata(path) {
-            Err(_) => Err(StoreError::Missing {
-                path: path.to_path_buf(),
-            }),
-            Ok(_) => Store::open(path),
-        }
-    }
-
     /// Uses `key` for the runs recorded from now on and to check keyed runs.
     pub fn set_key(&mut self, key: Option<HistoryKey>) {
         self.key = key;
+    }
+
+    /// True when a history key was given ([`Store::set_key`]).
+    pub fn keyed(&self) -> bool {
+        self.key.is_some()
     }
 
     /// The database file.
@@ -530,44 +487,6 @@ impl Store {
         }
     }
 
-    fn setup(&mut self) -> Result<(), StoreError> {
-        let path = self.path.clone();
-        let sql = move |source| StoreError::Sql {
-            path: path.clone(),
-            source,
-        };
-        // A second audit waits for the first one's write instead of failing.
-        self.conn
-            .busy_timeout(Duration::from_secs(30))
-            .map_err(&sql)?;
-        self.conn
-            .pragma_update(None, "journal_mode", "WAL")
-            .map_err(&sql)?;
-        self.conn
-            .pragma_update(None, "foreign_keys", "ON")
-            .map_err(&sql)?;
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(&sql)?;
-        let version: i64 = tx
-            .pragma_query_value(None, "user_version", |r| r.get(0))
-            .map_err(&sql)?;
-        if version > SCHEMA_VERSION {
-            return Err(StoreError::TooNew {
-                path: self.path.clone(),
-                found: version,
-            });
-        }
-        for (v, step) in MIGRATIONS.iter().enumerate().skip(version as usize) {
-            tx.execute_batch(step).map_err(&sql)?;
-            tx.pragma_update(None, "user_version", v as i64 + 1)
-                .map_err(&sql)?;
-        }
-        tx.commit().map_err(&sql)?;
-        Ok(())
-    }
-
     /// Records a run in one transaction and returns its id.
     pub fn record(&mut self, run: &NewRun) -> Result<i64, StoreError> {
         self.begin_record()?.commit(run)
@@ -586,10 +505,14 @@ impl Store {
         let key = self.key.clone();
         // Immediate: the read of the chain head and the insert are one
         // step, so two audits finishing together still form a chain.
+        let stopped = self.stopped();
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(sql)?;
+            .map_err(|e| match stopped() {
+                true => StoreError::Interrupted { path: path.clone() },
+                false => sql(e),
+            })?;
         let head: Option<(i64, String, String, Option<String>)> = tx
             .query_row(
                 "SELECT id, content_hash, chain, key_id FROM runs ORDER BY id DESC LIMIT 1",
@@ -767,226 +690,6 @@ impl Store {
         self.conn
             .query_row("SELECT max(id) FROM runs", [], |r| r.get(0))
             .map_err(self.sql())
-    }
-
-    /// Checks the hash chain. Every edited run (its content no longer
-    /// matches its hash, or its successor's link), every deleted run (a gap
-    /// in the ids, or the newest ids removed) is named; empty means intact
-    /// as far as the chain can tell (see [`Store::verification`] for keyed
-    /// runs left unchecked, and [`Store::check_anchor`] for what only a
-    /// report's anchor can tell).
-    pub fn verify(&self) -> Result<Vec<Tamper>, StoreError> {
-        Ok(self.verification()?.problems)
-    }
-
-    /// The whole check: problems, the keyed runs that could not be checked
-    /// without the key, and how many runs there are.
-    pub fn verification(&self) -> Result<Verification, StoreError> {
-        let rows = self.rows("ORDER BY id", &[])?;
-        let (mut problems, unproven) = self.check_rows(&rows, None)?;
-        // AUTOINCREMENT remembers the highest id ever handed out.
-        let seq: Option<i64> = self
-            .conn
-            .query_row(
-                "SELECT seq FROM sqlite_sequence WHERE name = 'runs'",
-                [],
-                |r| r.get(0),
-            )
-            .optional()
-            .map_err(self.sql())?;
-        let last = rows.last().map_or(0, |r| r.id);
-        if let Some(seq) = seq.filter(|s| *s > last) {
-            problems.push(Tamper {
-                run: last + 1,
-                problem: if seq == last + 1 {
-                    format!("run {seq} (the newest) was deleted")
-                } else {
-                    format!("runs {} to {seq} (the newest) were deleted", last + 1)
-                },
-            });
-        }
-        Ok(Verification {
-            runs: rows.len() as i64,
-            problems,
-            unproven,
-        })
-    }
-
-    /// Checks runs `from..=to` (ids), each against its own hash and its
-    /// link to the run before it (also the one just before `from`). Used
-    /// before comparing runs: a broken segment is a [`StoreError::Broken`]
-    /// naming the first bad run, and so is a keyed run without the key.
-    pub fn verify_segment(&self, from: i64, to: i64) -> Result<(), StoreError> {
-        let (from, to) = (from.min(to), from.max(to));
-        let before: Option<Row> = self
-            .rows("WHERE id < ?1 ORDER BY id DESC LIMIT 1", &[&from])?
-            .into_iter()
-            .next();
-        let rows = self.rows("WHERE id >= ?1 AND id <= ?2 ORDER BY id", &[&from, &to])?;
-        let broken = |run: i64, problem: String| StoreError::Broken {
-            path: self.path.clone(),
-            run,
-            problem,
-        };
-        match rows.first() {
-            None => return Err(broken(from, format!("run {from} is not in the history"))),
-            Some(r) if r.id != from => {
-                return Err(broken(from, format!("run {from} was deleted")));
-            }
-            Some(_) => {}
-        }
-        if rows.last().map(|r| r.id) != Some(to) {
-            return Err(broken(to, format!("run {to} is not in the history")));
-        }
-        let (problems, unproven) = self.check_rows(&rows, before.as_ref())?;
-        if let Some(t) = problems.first() {
-            return Err(broken(t.run, t.problem.clone()));
-        }
-        if let Some(&run) = unproven.first() {
-            let r = rows.iter().find(|r| r.id == run);
-            return Err(StoreError::KeyNeeded {
-                path: self.path.clone(),
-                run,
-                key_id: r.and_then(|r| r.key_id.clone()).unwrap_or_default(),
-            });
-        }
-        Ok(())
-    }
-
-    /// Checks consecutive rows: content, links and gaps. `before` is the
-    /// row preceding the first (its link is checked, its content is not);
-    /// without it the first row must be run 1 or follow a gap of deletions.
-    fn check_rows(
-        &self,
-        rows: &[Row],
-        before: Option<&Row>,
-    ) -> Result<(Vec<Tamper>, Vec<i64>), StoreError> {
-        let mut out = Vec::new();
-        let mut unproven = Vec::new();
-        let key = self.key.as_ref();
-        let mut prev: Option<&Row> = before;
-        for r in rows {
-            let keyed = r.chain == CHAIN_HMAC;
-            match (keyed, key) {
-                (true, None) => unproven.push(r.id),
-                (true, Some(k)) if r.key_id.as_deref() != Some(k.id().as_str()) => {
-                    out.push(Tamper {
-                        run: r.id,
-                        problem: format!(
-                            "run {} was keyed with another key (id {}, given {})",
-                            r.id,
-                            r.key_id.as_deref().unwrap_or("none"),
-                            k.id()
-                        ),
-                    });
-                }
-                (false, Some(_)) => out.push(Tamper {
-                    run: r.id,
-                    problem: format!(
-                        "run {} is not HMAC-keyed although a key was given: anyone could have recomputed its hash",
-                        r.id
-                    ),
-                }),
-                _ => {
-                    let obs = self.texts("observations", r.id)?;
-                    let fnd = self.texts("findings", r.id)?;
-                    if content_hash(r, &obs, &fnd, key) != r.content_hash {
-                        out.push(Tamper {
-                            run: r.id,
-                            problem: format!(
-                                "run {} was edited: its content no longer matches its recorded hash",
-                                r.id
-                            ),
-                        });
-                    }
-                }
-            }
-            let expected_prev = prev.map_or(GENESIS, |p| p.content_hash.as_str());
-            let expected_id = prev.map_or(1, |p| p.id + 1);
-            if r.id != expected_id {
-                let gap = if r.id - expected_id == 1 {
-                    format!("run {expected_id} was deleted")
-                } else {
-                    format!("runs {expected_id} to {} were deleted", r.id - 1)
-                };
-                out.push(Tamper {
-                    run: expected_id,
-                    problem: format!("{gap} (the history jumps to run {})", r.id),
-                });
-            } else if r.prev_hash != expected_prev {
-                // The previous run was edited and its hash rewritten to
-                // match: only this link still remembers the original.
-                let p = prev.map_or(0, |p| p.id);
-                if !out.iter().any(|t| t.run == p) {
-                    out.push(Tamper {
-                        run: p,
-                        problem: format!(
-                            "run {p} was edited: run {} recorded another hash for it",
-                            r.id
-                        ),
-                    });
-                }
-            }
-            prev = Some(r);
-        }
-        Ok((out, unproven))
-    }
-
-    /// Checks a report's anchor against the history: the run it names must
-    /// be there, link to the head the report saw, and record the hash of
-    /// the report's manifest (`manifest_sha256`). Each problem is a sentence.
-    pub fn check_anchor(
-        &self,
-        anchor: &HistoryAnchor,
-        manifest_sha256: &str,
-    ) -> Result<Vec<String>, StoreError> {
-        let mut out = Vec::new();
-        let Some(r) = self
-            .rows("WHERE id = ?1", &[&anchor.run])?
-            .into_iter()
-            .next()
-        else {
-            let newest = self.latest()?;
-            out.push(match newest {
-                Some(n) if n < anchor.run => format!(
-                    "run {} is missing: the history ends at run {n}, so its newest runs were deleted (or the database was replaced)",
-                    anchor.run
-                ),
-                Some(_) => format!("run {} is missing: it was deleted", anchor.run),
-                None => format!(
-                    "run {} is missing: the history holds no runs at all",
-                    anchor.run
-                ),
-            });
-            return Ok(out);
-        };
-        if r.prev_hash != anchor.prev_hash {
-            out.push(format!(
-                "run {} links to another chain head than the report saw ({} instead of {}): the history before it was rewritten, or the database replaced",
-                r.id,
-                short(&r.prev_hash),
-                short(&anchor.prev_hash)
-            ));
-        }
-        if r.manifest_hash.as_deref() != Some(manifest_sha256) {
-            out.push(format!(
-                "run {} records another report manifest ({} instead of {}): the run was replaced, or the report edited",
-                r.id,
-                r.manifest_hash.as_deref().map_or("none", short),
-                short(manifest_sha256)
-            ));
-        }
-        if r.chain != anchor.chain || r.key_id != anchor.key_id {
-            out.push(format!(
-                "run {} is hashed as {} (key {}), the report recorded {} (key {})",
-                r.id,
-                r.chain,
-                r.key_id.as_deref().unwrap_or("none"),
-                anchor.chain,
-                anchor.key_id.as_deref().unwrap_or("none")
-            ));
-        }
-        Ok(out)
     }
 
     /// Number of runs held.

@@ -673,3 +673,93 @@ fn a_broken_segment_is_refused_naming_the_run() {
     let e = s.verify_segment(1, 3).unwrap_err();
     assert!(e.to_string().contains("run 2 was deleted"), "{e}");
 }
+
+#[test]
+fn an_unreadable_run_is_named_by_verification_not_as_tampering() {
+    let p = tmp("unreadable");
+    let mut s = Store::open(&p).unwrap();
+    let mut o = obs(
+        "198.18.0.5",
+        80,
+        Reason::Connected,
+        Some("http"),
+        "2026-11-01T10:01:00Z",
+    );
+    // What older versions let through from an import: stored as null.
+    o.service.as_mut().unwrap().confidence = f32::NAN;
+    s.record(&run("2026-11-01", vec![o], vec![])).unwrap();
+    s.record(&run("2026-11-08", vec![], vec![])).unwrap();
+    let v = s.verification().unwrap();
+    assert!(v.problems.is_empty(), "the chain holds: {:?}", v.problems);
+    assert_eq!(v.unreadable.len(), 1, "{:?}", v.unreadable);
+    assert_eq!(v.unreadable[0].run, 1);
+    assert!(
+        v.unreadable[0]
+            .problem
+            .starts_with("run 1 cannot be read back: its stored observations: invalid type: null"),
+        "{}",
+        v.unreadable[0].problem
+    );
+    assert_eq!(s.unreadable(2).unwrap(), None);
+    let _ = std::fs::remove_dir_all(p.parent().unwrap());
+}
+
+#[test]
+fn twenty_first_opens_at_once_all_record_and_leave_nothing_behind() {
+    let p = tmp("first-at-once");
+    let go = std::sync::Arc::new(std::sync::Barrier::new(20));
+    let threads: Vec<_> = (0..20)
+        .map(|i| {
+            let (p, go) = (p.clone(), go.clone());
+            std::thread::spawn(move || {
+                go.wait();
+                let mut s = Store::open(&p).map_err(|e| format!("open {i}: {e}"))?;
+                s.record(&run("2026-11-01", vec![], vec![]))
+                    .map_err(|e| format!("record {i}: {e}"))
+            })
+        })
+        .collect();
+    let mut ids: Vec<i64> = threads
+        .into_iter()
+        .map(|t| t.join().unwrap().unwrap())
+        .collect();
+    ids.sort_unstable();
+    assert_eq!(ids, (1..=20).collect::<Vec<i64>>());
+    let s = Store::open(&p).unwrap();
+    assert_eq!(s.count().unwrap(), 20);
+    assert!(s.verify().unwrap().is_empty());
+    drop(s);
+    let mut left: Vec<String> = std::fs::read_dir(p.parent().unwrap())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains(".new-"))
+        .collect();
+    left.sort();
+    assert!(left.is_empty(), "temporary databases left: {left:?}");
+    let _ = std::fs::remove_dir_all(p.parent().unwrap());
+}
+
+#[test]
+fn a_raised_stop_ends_the_wait_for_the_write_lock() {
+    let p = tmp("stop-wait");
+    let mut holder = Store::open(&p).unwrap();
+    let pending = holder.begin_record().unwrap();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let waiter = {
+        let (p, stop) = (p.clone(), stop.clone());
+        std::thread::spawn(move || {
+            let mut s = Store::open_interruptible(&p, stop).unwrap();
+            s.begin_record().map(|_| ()).map_err(|e| e.to_string())
+        })
+    };
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    let e = waiter.join().unwrap().unwrap_err();
+    assert!(
+        e.ends_with(
+            "interrupted while waiting for another audit to finish writing (nothing recorded)"
+        ),
+        "{e}"
+    );
+    drop(pending);
+    let _ = std::fs::remove_dir_all(p.parent().unwrap());
+}
