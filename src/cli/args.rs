@@ -6,10 +6,17 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+/// `--version`: the crate version, and the git revision when the build set
+/// PORTWARDEN_VERSION (deploy/container/build.sh does: `0.1.0 (git 1a2b3c)`).
+const VERSION: &str = match option_env!("PORTWARDEN_VERSION") {
+    Some(v) => v,
+    None => env!("CARGO_PKG_VERSION"),
+};
+
 #[derive(Debug, Parser)]
 #[command(
     name = "portwarden",
-    version,
+    version = VERSION,
     about = "Port-exposure scanner and compliance auditor",
     long_about = "Scans hosts for open ports (SYN or connect scan), checks them against your port policy and \
                   compliance profiles, and writes reports that say how to close each finding."
