@@ -386,6 +386,20 @@ pub struct Progress {
     pub rate: f64,
 }
 
+/// Where a scan ran from: the vantage's name (`internet`, `internal`, a
+/// segment's name) and the local source addresses it probed from, with the
+/// interface holding each (same order; `None` where none was found). A
+/// signed bundle's header records it (`scan --vantage NAME`), an import
+/// carries it into the audit.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VantagePoint {
+    pub name: String,
+    #[serde(default)]
+    pub source_addresses: Vec<IpAddr>,
+    #[serde(default)]
+    pub source_interfaces: Vec<Option<String>>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

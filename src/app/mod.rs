@@ -10,7 +10,9 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use tokio::sync::mpsc;
 
+mod bundles;
 mod cancel;
+pub use bundles::vantages;
 pub use cancel::{Cancel, Cancelled, off_thread};
 
 use chrono::{DateTime, NaiveDate, Utc};
@@ -318,6 +320,7 @@ pub fn load_policy(path: Option<&Path>, profiles: &Profiles) -> Result<Policy> {
             changes: Vec::new(),
             baseline_profiles: None,
             sha256: None,
+            scanners: Vec::new(),
         },
     })
 }
@@ -398,10 +401,15 @@ pub async fn audit(req: &AuditRequest, events: mpsc::Sender<ScanEvent>) -> Resul
             .collect();
     }
     if !req.import.is_empty() {
-        let imported = {
+        let (mut imported, bundles) = {
             let req = req.clone();
             let rules = rulebook.rules.clone();
-            off_thread(cancel, move || import_audit(&req, &rules)).await?
+            let trusted = bundles::trusted(policy);
+            off_thread(cancel, move || {
+                let bundles = bundles::check(&req, &trusted)?;
+                Ok((import_audit(&req, &rules)?, bundles))
+            })
+            .await?
         };
         // The scope of an import is what its files recorded: the addresses
         // (unless the policy's groups name the scope) and the (port, proto)
@@ -410,6 +418,7 @@ pub async fn audit(req: &AuditRequest, events: mpsc::Sender<ScanEvent>) -> Resul
             scope.targets = imported_targets(&imported.observations);
         }
         scope.ports = imported_ports(&imported.observations);
+        bundles::apply(&bundles, req, &mut scope, &mut imported);
         return finish_off_thread(req, scope, rulebook, history, imported, started, sign_key).await;
     }
     if scope.targets.is_empty() {

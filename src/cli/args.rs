@@ -8,7 +8,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 /// `--version`: the crate version, and the git revision when the build set
 /// PORTWARDEN_VERSION (deploy/container/build.sh does: `0.1.0 (git 1a2b3c)`).
-const VERSION: &str = match option_env!("PORTWARDEN_VERSION") {
+pub const VERSION: &str = match option_env!("PORTWARDEN_VERSION") {
     Some(v) => v,
     None => env!("CARGO_PKG_VERSION"),
 };
@@ -187,6 +187,15 @@ pub struct ScanCmd {
     /// Ports identified at the same time.
     #[arg(long, value_name = "N", default_value_t = 256)]
     pub identify_concurrency: usize,
+    /// Write a bundle (needs -o FILE): JSONL framed by a header (version,
+    /// scope, seed, shard, this vantage's name and source addresses, times)
+    /// and a closing summary, for `audit --from-jsonl` to merge and check.
+    #[arg(long, value_name = "NAME")]
+    pub vantage: Option<String>,
+    /// Sign the bundle with this Ed25519 secret key (`portwarden keygen`):
+    /// writes FILE.sig, checked against the policy's [[scanner]] keys.
+    #[arg(long, value_name = "KEY", requires = "vantage")]
+    pub sign_key: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

@@ -3,6 +3,7 @@
 //! The only place that prints; `main` maps the outcome to an exit code.
 
 pub mod args;
+mod bundle;
 mod history;
 mod output;
 
@@ -160,6 +161,7 @@ async fn scan(cmd: ScanCmd) -> Result<u8> {
     let (choice, mut cfg) = scan_config(&cmd.engine)?;
     let identify = identify_config(cmd.identify, cmd.identify_concurrency)?;
     let scope = scope(&cmd.scope, app::DEFAULT_SCAN_PORTS);
+    let bundle = bundle::plan(&cmd)?;
     let prepared = app::prepare(&scope).await?;
     let format = cmd.format.unwrap_or(if io::stdout().is_terminal() {
         Format::Table
@@ -181,7 +183,10 @@ async fn scan(cmd: ScanCmd) -> Result<u8> {
         Some(f) => Box::new(BufWriter::new(f.handle()?)),
         None => Box::new(BufWriter::new(io::stdout())),
     };
-    let out = Output::new(format, sink, cmd.open).with_engine(cfg.kind);
+    let out = match &bundle {
+        Some(plan) => Output::bundle(sink, plan.writer()?),
+        None => Output::new(format, sink, cmd.open).with_engine(cfg.kind),
+    };
     let total = prepared.targets.len() * prepared.ports.len() as u64;
     let consumer = tokio::spawn(consume(rx, progress_bar(total), Some(out)));
     // The first Ctrl-C / SIGTERM stops sending and lets late answers and the
@@ -204,8 +209,13 @@ async fn scan(cmd: ScanCmd) -> Result<u8> {
             true,
         ),
     };
-    if let Some(out) = out {
-        out.finish(&summary, &prepared.catalogue)?;
+    match (out, &bundle) {
+        (Some(out), Some(plan)) if !aborted => {
+            let digest = out.finish_bundle(|body| plan.frame(body, &scope, &cfg, &summary))?;
+            plan.sign(&digest)?;
+        }
+        (Some(out), None) => out.finish(&summary, &prepared.catalogue)?,
+        _ => {}
     }
     // An aborted scan (second signal) lost answers in flight: its file is
     // dropped and FILE keeps what it held. A stopped scan's output says it

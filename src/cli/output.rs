@@ -27,8 +27,12 @@ enum Kind {
     Table(BTreeMap<IpAddr, Vec<Observation>>),
     Json(Vec<Observation>),
     Jsonl,
-    Csv { header_done: bool },
+    Csv {
+        header_done: bool,
+    },
     NmapXml(Vec<Observation>, chrono::DateTime<chrono::Utc>),
+    /// A signed bundle's observations, framed when the scan ends (`scan --vantage`).
+    Bundle(Box<portwarden::import::bundle::BundleWriter>),
 }
 
 const CSV_HEADER: [&str; 10] = [
@@ -61,6 +65,39 @@ impl Output {
         }
     }
 
+    /// A bundle's output (`scan --vantage`): see [`Output::finish_bundle`].
+    pub fn bundle(
+        w: Box<dyn Write + Send>,
+        body: portwarden::import::bundle::BundleWriter,
+    ) -> Output {
+        Output {
+            w,
+            kind: Kind::Bundle(Box::new(body)),
+            open_only: false,
+            engine: portwarden::model::ScanKind::Connect,
+        }
+    }
+
+    /// Writes a bundle: the header `frame` makes from what was collected,
+    /// the observations, the summary. Returns the SHA-256 of its bytes.
+    pub fn finish_bundle(
+        mut self,
+        frame: impl FnOnce(
+            &portwarden::import::bundle::BundleWriter,
+        ) -> (
+            portwarden::import::bundle::Header,
+            portwarden::import::bundle::Summary,
+        ),
+    ) -> io::Result<[u8; 32]> {
+        let Kind::Bundle(body) = std::mem::replace(&mut self.kind, Kind::Jsonl) else {
+            return Err(io::Error::other("not a bundle output"));
+        };
+        let (header, summary) = frame(&body);
+        let digest = body.finish(&header, summary, &mut self.w)?;
+        self.w.flush()?;
+        Ok(digest)
+    }
+
     /// Records the engine the scan runs with.
     pub fn with_engine(mut self, engine: portwarden::model::ScanKind) -> Output {
         self.engine = engine;
@@ -79,6 +116,7 @@ impl Output {
                 }
             }
             Kind::Json(all) | Kind::NmapXml(all, _) => all.push(o.clone()),
+            Kind::Bundle(body) => body.observation(o)?,
             Kind::Jsonl => {
                 serde_json::to_writer(&mut self.w, o)?;
                 self.w.write_all(b"\n")?;
@@ -187,6 +225,7 @@ impl Output {
                     self.w.write_all(b"\n")?;
                 }
             }
+            Kind::Bundle(_) => {}
             Kind::Csv { .. } => {
                 if incomplete {
                     writeln!(self.w, "# INCOMPLETE: {INCOMPLETE}")?;

@@ -56,6 +56,9 @@ use serde::de::{self, Deserializer, Visitor};
 use serde::{Deserialize, Serialize};
 use toml::Spanned;
 
+mod scanner;
+pub use scanner::Scanner;
+
 use super::addr::AddrRange;
 use super::window::{RawWindow, Window};
 use crate::model::Proto;
@@ -277,6 +280,8 @@ struct RawPolicy {
     changes: Vec<Spanned<RawChange>>,
     #[serde(default)]
     baseline_profiles: Option<Vec<Spanned<String>>>,
+    #[serde(default, rename = "scanner")]
+    scanners: Vec<Spanned<scanner::RawScanner>>,
 }
 
 #[derive(Deserialize)]
@@ -573,6 +578,8 @@ pub struct Policy {
     /// SHA-256 of the bytes [`Policy::load`] read (hex): the evidence hash,
     /// so no later layer reads the file again. `None` when parsed from text.
     pub sha256: Option<String>,
+    /// The scanners whose signed bundles an import trusts (`[[scanner]]`).
+    pub scanners: Vec<Scanner>,
 }
 
 /// Turns byte spans into locations for one file. Line starts are found
@@ -948,7 +955,9 @@ impl Policy {
                 Some(out)
             }
         };
+        let scanners = scanner::scanners(raw.scanners, &src)?;
         Ok(Policy {
+            scanners,
             baseline_profiles,
             sha256: None,
             file: file.to_string(),

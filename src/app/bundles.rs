@@ -1,0 +1,100 @@
+//! Signed bundles in an import audit: each `--from-jsonl` file that is a
+//! bundle is checked against the policy's `[[scanner]]` keys before it is
+//! read, the bundles must make whole scans, and the audit's scope is what
+//! the bundles' scans were asked to cover (so a merged audit and a direct
+//! audit of the same targets and ports share one scope in the history).
+
+use anyhow::Result;
+
+use super::{AuditRequest, Collected, Scope};
+use crate::import::Source;
+use crate::import::bundle::{self, Bundle, Trusted};
+use crate::model::VantagePoint;
+use crate::policy::Policy;
+
+/// The policy's scanners as the bundle checker takes them.
+pub(super) fn trusted(policy: &Policy) -> Vec<Trusted> {
+    policy
+        .scanners
+        .iter()
+        .map(|s| Trusted {
+            name: s.name.clone(),
+            vantage: s.vantage.clone(),
+            key: s.key,
+        })
+        .collect()
+}
+
+/// Checks every JSONL import that is a bundle (and, with trusted scanners,
+/// refuses one that is not). Empty when no file is a bundle.
+pub(super) fn check(req: &AuditRequest, trusted: &[Trusted]) -> Result<Vec<Bundle>> {
+    let mut out = Vec::new();
+    for s in &req.import {
+        if let Source::Jsonl(path) = s
+            && let Some(b) = bundle::check_file(path, trusted, req.allow_partial_import)?
+        {
+            out.push(b);
+        }
+    }
+    bundle::check_set(&out)?;
+    Ok(out)
+}
+
+/// The vantages the bundles were scanned from, each once (by name, in
+/// order), with every source address and interface they recorded.
+pub fn vantages(bundles: &[Bundle]) -> Vec<VantagePoint> {
+    let mut out: Vec<VantagePoint> = Vec::new();
+    for b in bundles {
+        let v = &b.facts.vantage;
+        let i = match out.iter().position(|o| o.name == v.name) {
+            Some(i) => i,
+            None => {
+                out.push(VantagePoint {
+                    name: v.name.clone(),
+                    ..VantagePoint::default()
+                });
+                out.len() - 1
+            }
+        };
+        let o = &mut out[i];
+        for (k, a) in v.source_addresses.iter().enumerate() {
+            if !o.source_addresses.contains(a) {
+                o.source_addresses.push(*a);
+                o.source_interfaces
+                    .push(v.source_interfaces.get(k).cloned().flatten());
+            }
+        }
+    }
+    out
+}
+
+/// The scope the bundles cover, each bundle's facts on its input file, and
+/// the bundles and their vantages in the run's recorded source.
+pub(super) fn apply(
+    bundles: &[Bundle],
+    req: &AuditRequest,
+    scope: &mut Scope,
+    collected: &mut Collected,
+) {
+    if bundles.is_empty() {
+        return;
+    }
+    let merged = bundle::merged_scope(bundles);
+    scope.targets = merged.targets;
+    scope.excludes = merged.excludes;
+    scope.ports = merged.ports;
+    for (i, s) in req.import.iter().enumerate() {
+        if let Some(b) = bundles.iter().find(|b| b.path == s.path())
+            && let Some(p) = collected.provenance.get_mut(i)
+        {
+            p.scanner = Some("portwarden".into());
+            p.scanner_version = Some(b.facts.version.clone());
+            p.started = Some(b.facts.started);
+            p.finished = Some(b.facts.finished);
+            p.bundle = Some(b.facts.clone());
+        }
+    }
+    let facts: Vec<&bundle::BundleFacts> = bundles.iter().map(|b| &b.facts).collect();
+    collected.source["bundles"] = serde_json::json!(facts);
+    collected.source["vantages"] = serde_json::json!(vantages(bundles));
+}
