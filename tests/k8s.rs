@@ -923,6 +923,11 @@ fn signed_bundles_merge_and_every_bad_one_is_refused_by_name() {
     ] {
         assert!(inputs.contains(want), "report lacks {want}: {inputs}");
     }
+    let html = std::fs::read_to_string(out.join("index.html")).unwrap();
+    for i in 0..2 {
+        let want = format!("bundle: k8s-internal; vantage internal 198.18.0.1; shard {i}/2 (seed 11)");
+        assert!(html.contains(&want), "index.html lacks {want}");
+    }
     let open: BTreeSet<String> = std::fs::read_to_string(out.join("observations.jsonl"))
         .unwrap()
         .lines()

@@ -84,7 +84,7 @@ pub(super) fn apply(
     scope.excludes = merged.excludes;
     scope.ports = merged.ports;
     for (i, s) in req.import.iter().enumerate() {
-        if let Some(b) = bundles.iter().find(|b| b.path == s.path())
+        if let Some(b) = bundles.iter().find(|b| b.path.as_path() == s.path())
             && let Some(p) = collected.provenance.get_mut(i)
         {
             p.scanner = Some("portwarden".into());

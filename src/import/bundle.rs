@@ -588,13 +588,13 @@ fn verify_signature<'a>(
 pub fn check_set(bundles: &[Bundle]) -> Result<(), BundleError> {
     let mut by_vantage: BTreeMap<&str, Vec<&Bundle>> = BTreeMap::new();
     for b in bundles {
-        by_vantage.entry(&b.facts.vantage.name).or_default().push(b);
+        by_vantage.entry(b.facts.vantage.name.as_str()).or_default().push(b);
     }
     for (vantage, group) in by_vantage {
         let first = group[0];
         let f = &first.facts;
         let mut seen: BTreeMap<u64, &Bundle> = BTreeMap::new();
-        for b in &group {
+        for &b in &group {
             let g = &b.facts;
             let differ = if g.seed != f.seed {
                 Some(format!("seeds {} and {}", f.seed, g.seed))

@@ -137,7 +137,7 @@ mod tests {
         let e = Policy::parse(&twice, "p.toml", &profiles)
             .unwrap_err()
             .to_string();
-        assert!(e.starts_with("p.toml:8:"), "{e}");
+        assert!(e.starts_with("p.toml:12:10:"), "{e}");
         assert!(e.contains("same key as scanner 'k8s'"), "{e}");
 
         let e = Policy::parse(
