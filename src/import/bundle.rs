@@ -588,7 +588,10 @@ fn verify_signature<'a>(
 pub fn check_set(bundles: &[Bundle]) -> Result<(), BundleError> {
     let mut by_vantage: BTreeMap<&str, Vec<&Bundle>> = BTreeMap::new();
     for b in bundles {
-        by_vantage.entry(b.facts.vantage.name.as_str()).or_default().push(b);
+        by_vantage
+            .entry(b.facts.vantage.name.as_str())
+            .or_default()
+            .push(b);
     }
     for (vantage, group) in by_vantage {
         let first = group[0];
