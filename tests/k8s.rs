@@ -94,9 +94,9 @@ fn manifests_validate_against_kubernetes_1_30_and_name_the_built_image() {
                 }
                 // An import audits what its files recorded: no -p beside it.
                 let args = c["args"][0].as_str().unwrap_or_default();
-                if let Some(audit) = args
-                    .split("rc=")
-                    .next()
+                let audit = args.find("portwarden audit").map(|i| &args[i..]);
+                if let Some(audit) = audit
+                    .and_then(|a| a.split("rc=").next())
                     .filter(|a| a.contains("--from-jsonl"))
                 {
                     assert!(
@@ -141,6 +141,13 @@ struct PodRun<'a> {
 }
 
 const PODMAN: [&str; 4] = ["--runtime", "runc", "--cgroup-manager", "cgroupfs"];
+/// Limits below this machine's (podman's defaults exceed them).
+const ULIMITS: [&str; 4] = [
+    "--ulimit",
+    "nofile=4096:4096",
+    "--ulimit",
+    "nproc=4096:4096",
+];
 
 impl PodRun<'_> {
     /// `podman run` of one container, as the kubelet would start it.
@@ -148,12 +155,7 @@ impl PodRun<'_> {
         let mut cmd = Command::new("podman");
         cmd.args(PODMAN).args(["run", "--rm", "--network"]);
         cmd.arg(format!("ns:/run/netns/{}", self.netns));
-        cmd.args([
-            "--ulimit",
-            "nofile=4096:4096",
-            "--ulimit",
-            "nproc=4096:4096",
-        ]);
+        cmd.args(ULIMITS);
         let psc = &self.pod["securityContext"];
         let user = psc["runAsUser"].as_u64().expect("runAsUser");
         let group = psc["runAsGroup"].as_u64().unwrap_or(user);
@@ -380,7 +382,9 @@ fn build_image(work: &Path) {
     let rev = text(&rev.stdout).trim().to_string();
     let o = Command::new("podman")
         .args(PODMAN)
-        .args(["run", "--rm", "--network", "none", IMAGE, "--version"])
+        .args(["run", "--rm", "--network", "none"])
+        .args(ULIMITS)
+        .args([IMAGE, "--version"])
         .output()
         .unwrap();
     assert_eq!(code(&o), 0, "{}", text(&o.stderr));

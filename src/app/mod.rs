@@ -10,10 +10,10 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use tokio::sync::mpsc;
 
-mod bundles;
 mod cancel;
-pub use bundles::vantages;
+mod imports;
 pub use cancel::{Cancel, Cancelled, off_thread};
+pub use imports::vantages;
 
 use chrono::{DateTime, NaiveDate, Utc};
 
@@ -25,6 +25,7 @@ use crate::rules::{Catalogue, Rules};
 use crate::scan::{self, ScanConfig, ScanSummary};
 use crate::store::{self, Drift, Store};
 use crate::target::{PortSet, TargetOptions, Targets};
+use imports::{imported_ports, imported_targets};
 
 /// Ports an audit scans when none are given.
 pub const DEFAULT_AUDIT_PORTS: &str = "common,high-risk-udp";
@@ -404,9 +405,9 @@ pub async fn audit(req: &AuditRequest, events: mpsc::Sender<ScanEvent>) -> Resul
         let (mut imported, bundles) = {
             let req = req.clone();
             let rules = rulebook.rules.clone();
-            let trusted = bundles::trusted(policy);
+            let trusted = imports::trusted(policy);
             off_thread(cancel, move || {
-                let bundles = bundles::check(&req, &trusted)?;
+                let bundles = imports::check(&req, &trusted)?;
                 Ok((import_audit(&req, &rules)?, bundles))
             })
             .await?
@@ -418,7 +419,7 @@ pub async fn audit(req: &AuditRequest, events: mpsc::Sender<ScanEvent>) -> Resul
             scope.targets = imported_targets(&imported.observations);
         }
         scope.ports = imported_ports(&imported.observations);
-        bundles::apply(&bundles, req, &mut scope, &mut imported);
+        imports::apply(&bundles, req, &mut scope, &mut imported);
         return finish_off_thread(req, scope, rulebook, history, imported, started, sign_key).await;
     }
     if scope.targets.is_empty() {
@@ -491,60 +492,6 @@ async fn finish_off_thread(
         )
     })
     .await
-}
-
-/// The addresses of imported observations as the fewest CIDRs that cover
-/// exactly them.
-fn imported_targets(observations: &[Observation]) -> Vec<String> {
-    let nets: Vec<ipnet::IpNet> = observations
-        .iter()
-        .map(|o| ipnet::IpNet::from(o.ip))
-        .collect::<std::collections::BTreeSet<_>>()
-        .into_iter()
-        .collect();
-    ipnet::IpNet::aggregate(&nets)
-        .iter()
-        .map(|n| match n {
-            ipnet::IpNet::V4(v) if v.prefix_len() == 32 => v.addr().to_string(),
-            ipnet::IpNet::V6(v) if v.prefix_len() == 128 => v.addr().to_string(),
-            n => n.to_string(),
-        })
-        .collect()
-}
-
-/// The (port, proto) pairs of imported observations as a port spec:
-/// `22,80,443`, runs as ranges, UDP after `U:` (`22,80,U:53,161`).
-fn imported_ports(observations: &[Observation]) -> String {
-    let spec = |proto: Proto| -> String {
-        let ports: std::collections::BTreeSet<u16> = observations
-            .iter()
-            .filter(|o| o.proto == proto)
-            .map(|o| o.port)
-            .collect();
-        let mut runs: Vec<(u16, u16)> = Vec::new();
-        for p in ports {
-            match runs.last_mut() {
-                Some((_, end)) if u32::from(*end) + 1 == u32::from(p) => *end = p,
-                _ => runs.push((p, p)),
-            }
-        }
-        runs.iter()
-            .map(|&(a, b)| {
-                if a == b {
-                    a.to_string()
-                } else {
-                    format!("{a}-{b}")
-                }
-            })
-            .collect::<Vec<_>>()
-            .join(",")
-    };
-    let (tcp, udp) = (spec(Proto::Tcp), spec(Proto::Udp));
-    match (tcp.is_empty(), udp.is_empty()) {
-        (_, true) => tcp,
-        (true, false) => format!("U:{udp}"),
-        (false, false) => format!("{tcp},U:{udp}"),
-    }
 }
 
 /// Observations gathered by a scan or an import, and what to say about them.

@@ -1,5 +1,7 @@
-//! Signed bundles in an import audit: each `--from-jsonl` file that is a
-//! bundle is checked against the policy's `[[scanner]]` keys before it is
+//! The scope of an import audit, and its signed bundles: the scope is what
+//! the files recorded (addresses as the fewest CIDRs, the (port, proto)
+//! pairs probed), or, for bundles, what their scans were asked to cover.
+//! Each `--from-jsonl` file that is a bundle is checked against the policy's `[[scanner]]` keys before it is
 //! read, the bundles must make whole scans, and the audit's scope is what
 //! the bundles' scans were asked to cover (so a merged audit and a direct
 //! audit of the same targets and ports share one scope in the history).
@@ -9,8 +11,62 @@ use anyhow::Result;
 use super::{AuditRequest, Collected, Scope};
 use crate::import::Source;
 use crate::import::bundle::{self, Bundle, Trusted};
-use crate::model::VantagePoint;
+use crate::model::{Observation, Proto, VantagePoint};
 use crate::policy::Policy;
+
+/// The addresses of imported observations as the fewest CIDRs that cover
+/// exactly them.
+pub(super) fn imported_targets(observations: &[Observation]) -> Vec<String> {
+    let nets: Vec<ipnet::IpNet> = observations
+        .iter()
+        .map(|o| ipnet::IpNet::from(o.ip))
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    ipnet::IpNet::aggregate(&nets)
+        .iter()
+        .map(|n| match n {
+            ipnet::IpNet::V4(v) if v.prefix_len() == 32 => v.addr().to_string(),
+            ipnet::IpNet::V6(v) if v.prefix_len() == 128 => v.addr().to_string(),
+            n => n.to_string(),
+        })
+        .collect()
+}
+
+/// The (port, proto) pairs of imported observations as a port spec:
+/// `22,80,443`, runs as ranges, UDP after `U:` (`22,80,U:53,161`).
+pub(super) fn imported_ports(observations: &[Observation]) -> String {
+    let spec = |proto: Proto| -> String {
+        let ports: std::collections::BTreeSet<u16> = observations
+            .iter()
+            .filter(|o| o.proto == proto)
+            .map(|o| o.port)
+            .collect();
+        let mut runs: Vec<(u16, u16)> = Vec::new();
+        for p in ports {
+            match runs.last_mut() {
+                Some((_, end)) if u32::from(*end) + 1 == u32::from(p) => *end = p,
+                _ => runs.push((p, p)),
+            }
+        }
+        runs.iter()
+            .map(|&(a, b)| {
+                if a == b {
+                    a.to_string()
+                } else {
+                    format!("{a}-{b}")
+                }
+            })
+            .collect::<Vec<_>>()
+            .join(",")
+    };
+    let (tcp, udp) = (spec(Proto::Tcp), spec(Proto::Udp));
+    match (tcp.is_empty(), udp.is_empty()) {
+        (_, true) => tcp,
+        (true, false) => format!("U:{udp}"),
+        (false, false) => format!("{tcp},U:{udp}"),
+    }
+}
 
 /// The policy's scanners as the bundle checker takes them.
 pub(super) fn trusted(policy: &Policy) -> Vec<Trusted> {
