@@ -556,6 +556,23 @@ fn image_runs_the_shipped_manifests_in_the_lab() {
         assert_eq!(code(&o), 0, "shard pod: {}", text(&o.stderr));
     }
     let sharded = t0.elapsed();
+    // The same pod as one shard of one (SHARDS=1), on a volume of its own:
+    // the single-process scan of the same scope, for the wall-time figure.
+    let mut one_cm = shards_cm.clone();
+    one_cm.insert("shards".into(), "1".into());
+    let mut one_vols = pod_volumes(pod, &work.join("tmp-one"));
+    one_vols.insert("data".into(), volume(&vols, "data-one", &[]));
+    let t0 = Instant::now();
+    let o = PodRun {
+        pod,
+        netns: lab.scanner_ns(),
+        volumes: one_vols,
+        config: [("portwarden-shards".to_string(), one_cm)].into(),
+        env: vec![("JOB_COMPLETION_INDEX".into(), "0".into())],
+    }
+    .run();
+    let unsharded = t0.elapsed();
+    assert_eq!(code(&o), 0, "one-shard pod: {}", text(&o.stderr));
     // The internet-side Job.
     let net_job = object(&docs, "Job", "portwarden-scan-internet");
     assert_eq!(net_job["metadata"]["labels"]["vantage"], "internet");
@@ -675,7 +692,7 @@ fn image_runs_the_shipped_manifests_in_the_lab() {
     );
     assert_same(&merged, &direct);
     eprintln!(
-        "wall time: {n} shard pods in parallel {sharded:?}; one process (audit, same scope) {one:?}"
+        "wall time of the scan: {n} shard pods in parallel {sharded:?}, one pod {unsharded:?}; the single-process audit of both vantages' scope {one:?}"
     );
 
     cronjob_twice_shows_drift(&work, &policy_dir);
