@@ -390,14 +390,16 @@ pub struct Progress {
 /// segment's name) and the local source addresses it probed from, with the
 /// interface holding each (same order; `None` where none was found). A
 /// signed bundle's header records it (`scan --vantage NAME`), an import
-/// carries it into the audit.
+/// carries it into the audit. The field names are those of the audit's own
+/// vantage record (`AuditVantage` of the evidence-grade verdicts work), so
+/// the two can become one type.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct VantagePoint {
     pub name: String,
     #[serde(default)]
-    pub source_addresses: Vec<IpAddr>,
+    pub sources: Vec<IpAddr>,
     #[serde(default)]
-    pub source_interfaces: Vec<Option<String>>,
+    pub interfaces: Vec<Option<String>>,
 }
 
 #[cfg(test)]

@@ -952,7 +952,7 @@ fn signed_bundles_merge_and_every_bad_one_is_refused_by_name() {
     assert_eq!(head["shard"], serde_json::json!({"index": 0, "count": 2}));
     assert_eq!(head["vantage"]["name"], "internal");
     assert_eq!(
-        head["vantage"]["source_addresses"],
+        head["vantage"]["sources"],
         serde_json::json!(["198.18.0.1"])
     );
     assert!(

@@ -113,11 +113,11 @@ pub fn vantages(bundles: &[Bundle]) -> Vec<VantagePoint> {
             }
         };
         let o = &mut out[i];
-        for (k, a) in v.source_addresses.iter().enumerate() {
-            if !o.source_addresses.contains(a) {
-                o.source_addresses.push(*a);
-                o.source_interfaces
-                    .push(v.source_interfaces.get(k).cloned().flatten());
+        for (k, a) in v.sources.iter().enumerate() {
+            if !o.sources.contains(a) {
+                o.sources.push(*a);
+                o.interfaces
+                    .push(v.interfaces.get(k).cloned().flatten());
             }
         }
     }

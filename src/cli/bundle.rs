@@ -85,8 +85,8 @@ impl Plan {
             engine: cfg.kind.to_string(),
             vantage: VantagePoint {
                 name: self.vantage.clone(),
-                source_interfaces: app::interfaces_of(&sources),
-                source_addresses: sources,
+                interfaces: app::interfaces_of(&sources),
+                sources,
             },
             started: self.started,
             finished: Utc::now(),

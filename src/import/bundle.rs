@@ -504,8 +504,8 @@ pub fn check_file(
     let inert = |v: &str| crate::import::inert(v, crate::import::MAX_NAME);
     let mut vantage = h.vantage.clone();
     vantage.name = inert(&vantage.name);
-    vantage.source_interfaces = vantage
-        .source_interfaces
+    vantage.interfaces = vantage
+        .interfaces
         .iter()
         .map(|i| i.as_deref().map(inert))
         .collect();
