@@ -386,22 +386,6 @@ pub struct Progress {
     pub rate: f64,
 }
 
-/// Where a scan ran from: the vantage's name (`internet`, `internal`, a
-/// segment's name) and the local source addresses it probed from, with the
-/// interface holding each (same order; `None` where none was found). A
-/// signed bundle's header records it (`scan --vantage NAME`), an import
-/// carries it into the audit. The field names are those of the audit's own
-/// vantage record (`AuditVantage` of the evidence-grade verdicts work), so
-/// the two can become one type.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct VantagePoint {
-    pub name: String,
-    #[serde(default)]
-    pub sources: Vec<IpAddr>,
-    #[serde(default)]
-    pub interfaces: Vec<Option<String>>,
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -669,6 +653,10 @@ pub enum RequirementStatus {
     Partial,
     /// Nothing mapped ran, or a scan cannot judge it.
     NotAssessed,
+    /// Every failure that maps to it is covered by an active exception:
+    /// the risk is accepted (PCI "in place with compensating control",
+    /// 等保 风险接受). Never counted as a pass.
+    Accepted,
 }
 
 impl RequirementStatus {
@@ -678,6 +666,7 @@ impl RequirementStatus {
             RequirementStatus::Fail => "fail",
             RequirementStatus::Partial => "partial",
             RequirementStatus::NotAssessed => "not-assessed",
+            RequirementStatus::Accepted => "accepted",
         }
     }
 }
@@ -705,6 +694,10 @@ pub struct CheckCoverage {
     pub ran: bool,
     /// In-scope hosts it ran over.
     pub hosts: usize,
+    /// In-scope hosts it had to run over (those with something of its kind
+    /// to judge): a pass needs `hosts == of`.
+    #[serde(default)]
+    pub of: usize,
     /// It did not run because there was nothing of its kind to judge (no
     /// exception to expire, no allowance to review): it neither blocks a
     /// `pass` nor counts as evidence for one.
@@ -730,6 +723,25 @@ pub struct Coverage {
     /// Audited hosts (that answered, or probed hosts of an
     /// `expect = "unreachable"` group) whose groups declare the profile.
     pub hosts_in_scope: usize,
+    /// Hosts the requirement applies to: every probed host whose groups
+    /// declare the profile (or, for a baseline profile, every probed host in
+    /// no group), answered or not.
+    #[serde(default)]
+    pub hosts_applicable: usize,
+    /// Of those, the hosts that answered at least one probe (open or closed).
+    #[serde(default)]
+    pub hosts_answered: usize,
+    /// The port scope the profile asks for, and how much of it was probed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ports: Option<PortCoverage>,
+    /// The vantage the requirement was judged from (`internet (203.0.113.7)`),
+    /// or why a declared vantage was not accepted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vantage: Option<String>,
+    /// What keeps the evidence from being complete, in words (each also a
+    /// reason of a `partial` or `not-assessed` status).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub gaps: Vec<Message>,
     /// One per mapped check, in the profile's order.
     pub checks: Vec<CheckCoverage>,
 }
@@ -766,6 +778,162 @@ impl Coverage {
     }
 }
 
+/// The port scope a profile asks for, against what was probed on the hosts
+/// it applies to.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct PortCoverage {
+    /// The scope as written (`tcp 1-65535, udp high-risk-udp`).
+    pub scope: String,
+    /// A group narrowed the profile's scope with this justification.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub narrowed_by: Option<String>,
+    /// Ports of the scope per host, per protocol.
+    pub tcp_required: u32,
+    pub udp_required: u32,
+    /// The least any answering host had probed (a probe that was never sent
+    /// does not count).
+    pub tcp_probed_min: u32,
+    pub udp_probed_min: u32,
+    /// Answering hosts whose whole scope was probed.
+    pub hosts_complete: usize,
+}
+
+/// Where an audit looked from: the operator's `--vantage` and the source
+/// addresses the probes left from. A group's `vantage = "internet"` is
+/// judged only from a measured internet vantage.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct AuditVantage {
+    /// `--vantage NAME` as given (`internet`, `dmz-jump`, …).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Source addresses of the probes (empty for an import that does not
+    /// record them).
+    #[serde(default)]
+    pub sources: Vec<IpAddr>,
+    /// Interface of each source, where known.
+    #[serde(default)]
+    pub interfaces: Vec<Option<String>>,
+    /// Test setting (`PORTWARDEN_TEST_VANTAGE=lab`): the lab's benchmarking
+    /// range 198.18.0.0/15 counts as an internet source. The report names it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub lab: bool,
+}
+
+impl AuditVantage {
+    /// `203.0.113.7 (eth0), 127.0.0.1 (lo)`, or `no source address recorded`.
+    pub fn sources_text(&self) -> String {
+        if self.sources.is_empty() {
+            return "no source address recorded".into();
+        }
+        self.sources
+            .iter()
+            .enumerate()
+            .map(|(i, a)| match self.interfaces.get(i).cloned().flatten() {
+                Some(ifc) => format!("{a} ({ifc})"),
+                None => a.to_string(),
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
+    /// The vantage in words for the report's scope: the operator's name,
+    /// the sources, and whether it proves an internet vantage.
+    pub fn describe(&self) -> String {
+        let proof = match self.internet() {
+            Ok(t) => format!("proven {t}"),
+            Err(_) => "not proven to be the internet".to_string(),
+        };
+        match &self.name {
+            None => format!(
+                "no --vantage given; probes left from {}; {proof}",
+                self.sources_text()
+            ),
+            Some(n) => format!(
+                "--vantage {n}; probes left from {}; {proof}",
+                self.sources_text()
+            ),
+        }
+    }
+
+    /// `Ok(text)` when the audit ran from the internet: `--vantage internet`
+    /// and every source address public (not loopback, link-local, RFC 1918,
+    /// RFC 6598, ULA, …; the lab range only under the test setting).
+    /// Otherwise why not, in English.
+    pub fn internet(&self) -> Result<String, String> {
+        let declared = "declared internet";
+        if self.name.as_deref() != Some("internet") {
+            return Err(match &self.name {
+                None => format!(
+                    "{declared}, but the audit was not run with --vantage internet (scanned from {})",
+                    self.sources_text()
+                ),
+                Some(n) => format!(
+                    "{declared}, but the audit ran with --vantage {n} (scanned from {})",
+                    self.sources_text()
+                ),
+            });
+        }
+        if self.sources.is_empty() {
+            return Err(format!(
+                "{declared}, but no source address is recorded (an import without a signed vantage)"
+            ));
+        }
+        if let Some(bad) = self
+            .sources
+            .iter()
+            .position(|a| !is_internet_source(*a, self.lab))
+        {
+            let one = AuditVantage {
+                sources: vec![self.sources[bad]],
+                interfaces: vec![self.interfaces.get(bad).cloned().flatten()],
+                ..AuditVantage::default()
+            };
+            return Err(format!("{declared}, scanned from {}", one.sources_text()));
+        }
+        let lab = if self.lab {
+            " — lab range accepted by the test setting PORTWARDEN_TEST_VANTAGE=lab"
+        } else {
+            ""
+        };
+        Ok(format!("internet ({}){lab}", self.sources_text()))
+    }
+}
+
+/// A source address that can stand for "the internet": globally routable.
+/// The lab range 198.18.0.0/15 (RFC 2544 benchmarking) only when `lab`.
+pub fn is_internet_source(a: IpAddr, lab: bool) -> bool {
+    match a {
+        IpAddr::V4(v) => {
+            let o = v.octets();
+            if o[0] == 198 && (o[1] & 0xfe) == 18 {
+                return lab;
+            }
+            !(v.is_loopback()
+                || v.is_private()
+                || v.is_link_local()
+                || v.is_unspecified()
+                || v.is_broadcast()
+                || v.is_multicast()
+                || v.is_documentation()
+                || o[0] == 0
+                || (o[0] == 100 && (o[1] & 0xc0) == 64)
+                || o[0] >= 240)
+        }
+        IpAddr::V6(v) => {
+            let s = v.segments();
+            if let Some(m) = v.to_ipv4_mapped() {
+                return is_internet_source(IpAddr::V4(m), lab);
+            }
+            !(v.is_loopback()
+                || v.is_unspecified()
+                || v.is_multicast()
+                || (s[0] & 0xfe00) == 0xfc00
+                || (s[0] & 0xffc0) == 0xfe80
+                || (s[0] == 0x2001 && s[1] == 0x0db8))
+        }
+    }
+}
+
 /// Which checks ran over one group's hosts (`group` `None`: hosts in no group).
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct GroupCoverage {
@@ -777,6 +945,28 @@ pub struct GroupCoverage {
     pub probes: u64,
     /// One per check kind.
     pub checks: Vec<CheckCoverage>,
+}
+
+/// An exception of the policy as of the audit day: its state is decided
+/// once, by the evaluator; reports only format it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExceptionVerdict {
+    pub id: String,
+    pub line: usize,
+    pub target: String,
+    /// `23/tcp`, or `all` for every port (with a check).
+    pub ports: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub check: Option<String>,
+    /// `active`, `expired` or `outside-window`.
+    pub state: String,
+    pub expires: chrono::NaiveDate,
+    /// Days from the audit day to the expiry (negative once expired).
+    pub days_left: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub review_by: Option<chrono::NaiveDate>,
+    pub approver: String,
+    pub reason: String,
 }
 
 /// Where in the policy a decision came from.
@@ -850,7 +1040,8 @@ pub struct RequirementVerdict {
     /// `reason` as a translation key and parameters.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason_msg: Option<Message>,
-    /// Ids of the failing findings (empty unless `status` is `fail`).
+    /// Ids of the failing findings (`fail`), or of the waived findings
+    /// whose risk an exception accepts (`accepted`); empty otherwise.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub findings: Vec<String>,
     /// How far a scan can evidence it (`partial`: never `pass`).
@@ -872,10 +1063,15 @@ pub struct ProfileVerdict {
     pub not_assessed: usize,
     #[serde(default)]
     pub partial: usize,
+    /// Requirements whose failures are all covered by exceptions.
+    #[serde(default)]
+    pub accepted: usize,
     /// Requirements whose mapping awaits confirmation (†): shown, never scored.
     #[serde(default)]
     pub unconfirmed: usize,
     /// passed / (passed + failed) over confirmed mappings only; `None` when
-    /// no confirmed requirement passed or failed.
+    /// no confirmed requirement passed or failed, and while any requirement
+    /// is partial, accepted or not assessed (a percentage would read as more
+    /// than the evidence shows).
     pub score: Option<f64>,
 }

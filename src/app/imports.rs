@@ -11,7 +11,7 @@ use anyhow::Result;
 use super::{AuditRequest, Collected, Scope};
 use crate::import::Source;
 use crate::import::bundle::{self, Bundle, Trusted};
-use crate::model::{Observation, Proto, VantagePoint};
+use crate::model::{AuditVantage, Observation, Proto};
 use crate::policy::Policy;
 
 /// The addresses of imported observations as the fewest CIDRs that cover
@@ -98,16 +98,16 @@ pub(super) fn check(req: &AuditRequest, trusted: &[Trusted]) -> Result<Vec<Bundl
 
 /// The vantages the bundles were scanned from, each once (by name, in
 /// order), with every source address and interface they recorded.
-pub fn vantages(bundles: &[Bundle]) -> Vec<VantagePoint> {
-    let mut out: Vec<VantagePoint> = Vec::new();
+pub fn vantages(bundles: &[Bundle]) -> Vec<AuditVantage> {
+    let mut out: Vec<AuditVantage> = Vec::new();
     for b in bundles {
         let v = &b.facts.vantage;
         let i = match out.iter().position(|o| o.name == v.name) {
             Some(i) => i,
             None => {
-                out.push(VantagePoint {
+                out.push(AuditVantage {
                     name: v.name.clone(),
-                    ..VantagePoint::default()
+                    ..AuditVantage::default()
                 });
                 out.len() - 1
             }
@@ -116,8 +116,7 @@ pub fn vantages(bundles: &[Bundle]) -> Vec<VantagePoint> {
         for (k, a) in v.sources.iter().enumerate() {
             if !o.sources.contains(a) {
                 o.sources.push(*a);
-                o.interfaces
-                    .push(v.interfaces.get(k).cloned().flatten());
+                o.interfaces.push(v.interfaces.get(k).cloned().flatten());
             }
         }
     }
@@ -152,5 +151,14 @@ pub(super) fn apply(
     }
     let facts: Vec<&bundle::BundleFacts> = bundles.iter().map(|b| &b.facts).collect();
     collected.source["bundles"] = serde_json::json!(facts);
-    collected.source["vantages"] = serde_json::json!(vantages(bundles));
+    let vantages = vantages(bundles);
+    // One vantage, every bundle verified against a declared scanner: the
+    // audit is judged from it (an internet requirement from internet
+    // bundles only).
+    if let [one] = vantages.as_slice()
+        && bundles.iter().all(|b| b.facts.scanner.is_some())
+    {
+        collected.vantage = Some(one.clone());
+    }
+    collected.source["vantages"] = serde_json::json!(vantages);
 }

@@ -275,6 +275,16 @@ pub struct AuditRequest {
     pub csv_bom: bool,
     /// Also print `report.pdf` with this Chromium.
     pub pdf_with: Option<PathBuf>,
+    /// Where the operator says the audit runs from (`--vantage NAME`):
+    /// `internet` groups are judged only when it is `internet` and every
+    /// source address is public.
+    pub vantage: Option<String>,
+    /// Send the NTP monlist request (`--udp-monlist`): without it an NTP
+    /// amplifier cannot be seen, and the requirements say so.
+    pub udp_monlist: bool,
+    /// Test setting (`PORTWARDEN_TEST_VANTAGE=lab`): the lab range
+    /// 198.18.0.0/15 counts as a public source; the report names it.
+    pub lab_vantage: bool,
 }
 
 /// The evaluation clock: noon UTC of `as_of`, else now.
@@ -312,17 +322,7 @@ pub fn check_platforms(policy: &Policy, remediation: &report::RemediationCatalog
 pub fn load_policy(path: Option<&Path>, profiles: &Profiles) -> Result<Policy> {
     Ok(match path {
         Some(p) => Policy::load(p, profiles)?,
-        None => Policy {
-            file: "(no policy: built-in baseline)".into(),
-            name: None,
-            owner: None,
-            groups: Vec::new(),
-            exceptions: Vec::new(),
-            changes: Vec::new(),
-            baseline_profiles: None,
-            sha256: None,
-            scanners: Vec::new(),
-        },
+        None => Policy::none(),
     })
 }
 
@@ -429,6 +429,16 @@ pub async fn audit(req: &AuditRequest, events: mpsc::Sender<ScanEvent>) -> Resul
     let mut cfg = req.scan.clone();
     cfg.kind = choose_engine(req.engine, &events).await?;
     settle_udp(&mut prepared, cfg.kind, &scope.ports, &events).await;
+    if req.udp_monlist {
+        prepared.udp.payloads.enable("ntp-monlist");
+    }
+    // The UDP engine sends these ports a service request: its answers (or
+    // silence) there are evidence the UDP checks can judge.
+    let udp_payload_ports = if prepared.ports.udp().is_empty() {
+        Vec::new()
+    } else {
+        prepared.udp.payloads.payload_ports()
+    };
 
     let (tx, mut rx) = mpsc::channel(4096);
     let collect = async {
@@ -456,6 +466,7 @@ pub async fn audit(req: &AuditRequest, events: mpsc::Sender<ScanEvent>) -> Resul
         hosts: prepared.targets.len(),
         ports: prepared.ports.len(),
         observations,
+        udp_payload_ports,
         source: serde_json::json!({
             "kind": "scan",
             "engine": cfg.kind,
@@ -465,6 +476,7 @@ pub async fn audit(req: &AuditRequest, events: mpsc::Sender<ScanEvent>) -> Resul
             "identify": req.identify.is_some(),
         }),
         provenance: Vec::new(),
+        vantage: None,
     };
     finish_off_thread(req, scope, rulebook, history, collected, started, sign_key).await
 }
@@ -504,11 +516,16 @@ struct Collected {
     hosts: u64,
     ports: usize,
     observations: Vec<Observation>,
+    /// Ports our UDP engine sent a service payload to (empty for imports).
+    udp_payload_ports: Vec<u16>,
     /// How they were gathered (recorded with the run).
     source: serde_json::Value,
     /// What each imported file says about its scan, in the order of
     /// `AuditRequest::import` (empty for a scan).
     provenance: Vec<crate::import::Provenance>,
+    /// The vantage signed bundles recorded, when they all share one and
+    /// were all verified against the policy's scanners.
+    vantage: Option<crate::model::AuditVantage>,
 }
 
 /// Reads the scan results an import audit judges.
@@ -534,8 +551,10 @@ fn import_audit(req: &AuditRequest, rules: &Rules) -> Result<Collected> {
         hosts,
         ports,
         observations: imported.observations,
+        udp_payload_ports: Vec::new(),
         source,
         provenance,
+        vantage: None,
     })
 }
 
@@ -579,8 +598,10 @@ fn finish_audit(
         hosts,
         ports,
         observations,
+        udp_payload_ports,
         source,
         provenance,
+        vantage: bundle_vantage,
     } = collected;
     let partial_import = source["partial"] == serde_json::Value::Bool(true);
     let mut record = store::audit_record(store::AuditFacts {
@@ -617,13 +638,36 @@ fn finish_audit(
     let baseline = previous.as_ref().map(store::baseline);
     // One clock for the whole evaluation and its records.
     let now = clock(req.as_of);
-    let evaluation = policy::evaluate_with_history(
+    let sources = match engine {
+        Some(_) => source_addresses(observations.iter().map(|o| o.ip)),
+        None => Vec::new(),
+    };
+    let vantage = match bundle_vantage {
+        Some(v) => crate::model::AuditVantage {
+            lab: req.lab_vantage,
+            ..v
+        },
+        None => crate::model::AuditVantage {
+            name: req.vantage.clone(),
+            interfaces: interfaces_of(&sources),
+            sources,
+            lab: req.lab_vantage,
+        },
+    };
+    let evaluation = policy::evaluate_in(
         policy,
         profiles,
         &catalogue,
         &observations,
-        now,
-        baseline.as_ref(),
+        &policy::EvalContext {
+            now,
+            baseline: baseline.as_ref(),
+            vantage: vantage.clone(),
+            udp: policy::UdpEvidence {
+                payload_ports: udp_payload_ports,
+                monlist: req.udp_monlist && engine.is_some(),
+            },
+        },
     );
     cancel.check()?;
     // The history's copy of the findings is needed only when there is a
@@ -679,10 +723,6 @@ fn finish_audit(
         serde_json::to_writer_pretty(&mut w, &findings_doc)
             .and_then(|()| w.flush().map_err(serde_json::Error::io))
             .with_context(|| format!("cannot write {}", path.display()))?;
-        let sources = match engine {
-            Some(_) => source_addresses(observations.iter().map(|o| o.ip)),
-            None => Vec::new(),
-        };
         let facts = report::RunFacts {
             targets: scope.targets.clone(),
             excludes: scope.excludes.clone(),
@@ -701,8 +741,9 @@ fn finish_audit(
             rules_dir: req.scope.rules_dir.clone(),
             policy_path: req.policy.clone(),
             rule_files: rules.files.clone(),
-            source_interfaces: interfaces_of(&sources),
-            source_addresses: sources,
+            source_interfaces: vantage.interfaces.clone(),
+            source_addresses: vantage.sources.clone(),
+            vantage_measured: vantage.describe(),
             partial_import,
             local_errors: summary.local_errors,
             udp_undecided: summary.udp_undecided,

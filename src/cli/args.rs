@@ -263,6 +263,33 @@ pub struct AuditCmd {
     /// Also write report.pdf, the printed executive report, with headless Chromium (PORTWARDEN_CHROMIUM, or chromium / google-chrome on PATH); without one the audit stops before scanning.
     #[arg(long)]
     pub pdf: bool,
+    /// Where this audit runs from (e.g. `internet`, `dmz-jump`). Groups with
+    /// vantage = "internet" are judged only when this is `internet` and every
+    /// source address of the probes is public (not loopback, RFC 1918,
+    /// RFC 6598, link-local or ULA); otherwise their internet requirements
+    /// are not assessed, and the report says why.
+    #[arg(long, value_name = "NAME", value_parser = vantage_name)]
+    pub vantage: Option<String>,
+    /// Also send the NTP monlist request to 123/udp (an amplifier check; some
+    /// operators ask before it is sent). Without it an NTP amplifier cannot
+    /// be seen, and the requirements that need it say so.
+    #[arg(long)]
+    pub udp_monlist: bool,
+}
+
+/// `--vantage NAME`: a short name, printable.
+fn vantage_name(s: &str) -> Result<String, String> {
+    let ok = !s.is_empty()
+        && s.len() <= 64
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+    if ok {
+        Ok(s.to_ascii_lowercase())
+    } else {
+        Err(format!(
+            "'{s}' is not a vantage name: use letters, digits, '-', '_' or '.' (at most 64), e.g. internet"
+        ))
+    }
 }
 
 #[derive(Debug, Args)]

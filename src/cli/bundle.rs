@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 
 use portwarden::app::{self, Scope};
 use portwarden::import::bundle::{self, BundleScope, BundleWriter, Header, Shard, Summary};
-use portwarden::model::VantagePoint;
+use portwarden::model::AuditVantage;
 use portwarden::scan::{ScanConfig, ScanSummary};
 
 use super::args::{Format, ScanCmd};
@@ -83,8 +83,9 @@ impl Plan {
             seed: cfg.seed,
             shard: Shard { index, count },
             engine: cfg.kind.to_string(),
-            vantage: VantagePoint {
-                name: self.vantage.clone(),
+            vantage: AuditVantage {
+                name: Some(self.vantage.clone()),
+                lab: false,
                 interfaces: app::interfaces_of(&sources),
                 sources,
             },

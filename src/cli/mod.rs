@@ -270,6 +270,19 @@ fn cancel_on_signal(cancel: Cancel) {
     });
 }
 
+/// The test setting `PORTWARDEN_TEST_VANTAGE=lab`: the lab's benchmarking
+/// range 198.18.0.0/15 counts as a public source. Any other value is an
+/// error, so a typo never silently changes what counts as the internet.
+fn lab_vantage() -> Result<bool> {
+    match std::env::var("PORTWARDEN_TEST_VANTAGE") {
+        Err(_) => Ok(false),
+        Ok(v) if v == "lab" => Ok(true),
+        Ok(v) => bail!(
+            "PORTWARDEN_TEST_VANTAGE={v:?} is not a test setting; the only value is \"lab\" (the lab range 198.18.0.0/15 counts as internet)"
+        ),
+    }
+}
+
 async fn audit(cmd: AuditCmd) -> Result<u8> {
     let (choice, mut cfg) = scan_config(&cmd.engine)?;
     // An interrupted audit writes no report, so it leaves no resume state,
@@ -326,6 +339,9 @@ async fn audit(cmd: AuditCmd) -> Result<u8> {
         sign_key: cmd.sign_key.clone(),
         cancel: Cancel::new(),
         csv_bom: cmd.csv_bom,
+        vantage: cmd.vantage.clone(),
+        udp_monlist: cmd.udp_monlist,
+        lab_vantage: lab_vantage()?,
     };
     cancel_on_signal(req.cancel.clone());
     let (tx, rx) = mpsc::channel(4096);

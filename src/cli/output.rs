@@ -419,11 +419,12 @@ pub fn write_audit_summary(
         writeln!(w, "{}", if ports > 0 { paint(*sev, line) } else { line })?;
     }
     for p in &ev.profiles {
+        // A percentage only where every requirement was decided (the
+        // evaluator leaves `score` empty otherwise); else just the counts.
         let score = p
             .score
-            .map(|s| format!("{:.0}%", s * 100.0))
-            .unwrap_or_else(|| t("label.not_applicable"));
-        let partial = p.partial;
+            .map(|s| format!("{:.0}% — ", s * 100.0))
+            .unwrap_or_default();
         writeln!(
             w,
             "{}",
@@ -433,8 +434,10 @@ pub fn write_audit_summary(
                     ("name", &p.profile),
                     ("score", &score),
                     ("pass", &p.passed.to_string()),
+                    ("total", &p.requirements.len().to_string()),
                     ("fail", &p.failed.to_string()),
-                    ("partial", &partial.to_string()),
+                    ("partial", &p.partial.to_string()),
+                    ("accepted", &p.accepted.to_string()),
                     ("na", &p.not_assessed.to_string()),
                 ]
             )
@@ -490,6 +493,8 @@ mod tests {
             profiles: vec![],
             ports: vec![],
             coverage: vec![],
+            exceptions: vec![],
+            policy_given: false,
         };
         let index = std::path::Path::new("out/index.html");
         let mut buf = Vec::new();

@@ -25,7 +25,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::lines::{BoundedLines, LineError, MAX_LINE};
-use crate::model::{Observation, VantagePoint};
+use crate::model::{AuditVantage, Observation};
 
 /// The header's `format`.
 pub const FORMAT: &str = "portwarden-bundle/1";
@@ -74,7 +74,7 @@ pub struct Header {
     pub shard: Shard,
     /// `syn` or `connect`.
     pub engine: String,
-    pub vantage: VantagePoint,
+    pub vantage: AuditVantage,
     pub started: DateTime<Utc>,
     pub finished: DateTime<Utc>,
 }
@@ -264,7 +264,7 @@ pub struct BundleFacts {
     pub scanner: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub key_fingerprint: Option<String>,
-    pub vantage: VantagePoint,
+    pub vantage: AuditVantage,
     pub shard: Shard,
     pub seed: u64,
     pub scope: BundleScope,
@@ -369,6 +369,17 @@ fn inspect(path: &Path) -> Result<Option<Inspected>, BundleError> {
                     "scan again with this portwarden version",
                 ));
             }
+            if h.vantage
+                .name
+                .as_deref()
+                .is_none_or(|n| n.trim().is_empty())
+            {
+                return Err(refused(
+                    path,
+                    "line 1: the header names no vantage".into(),
+                    "scan with --vantage NAME",
+                ));
+            }
             header = Some(h);
             continue;
         }
@@ -390,7 +401,8 @@ fn inspect(path: &Path) -> Result<Option<Inspected>, BundleError> {
             path,
             format!(
                 "truncated: shard {} of vantage '{}' has no closing summary record",
-                header.shard, header.vantage.name
+                header.shard,
+                crate::import::inert(vantage_name(&header.vantage), 64)
             ),
             CUT_HINT,
         ));
@@ -473,12 +485,12 @@ pub fn check_file(
         None => {}
         Some(sig) if !trusted.is_empty() => {
             let t = verify_signature(path, &sig, &ins.digest, trusted)?;
-            if t.vantage != h.vantage.name {
+            if t.vantage != vantage_name(&h.vantage) {
                 return Err(refused(
                     path,
                     format!(
                         "claims vantage '{}' but its signer, scanner '{}', is declared for vantage '{}'",
-                        crate::import::inert(&h.vantage.name, 64),
+                        crate::import::inert(vantage_name(&h.vantage), 64),
                         t.name,
                         t.vantage
                     ),
@@ -496,14 +508,16 @@ pub fn check_file(
             format!(
                 "incomplete: shard {} of vantage '{}' was stopped before it finished (its summary says \"complete\": false)",
                 h.shard,
-                crate::import::inert(&h.vantage.name, 64)
+                crate::import::inert(vantage_name(&h.vantage), 64)
             ),
             "rerun that shard, or pass --allow-partial-import to audit what it holds (the report then says \"partial import\")",
         ));
     }
     let inert = |v: &str| crate::import::inert(v, crate::import::MAX_NAME);
     let mut vantage = h.vantage.clone();
-    vantage.name = inert(&vantage.name);
+    vantage.name = vantage.name.as_deref().map(inert);
+    // The lab setting is the auditing machine's, never a file's claim.
+    vantage.lab = false;
     vantage.interfaces = vantage
         .interfaces
         .iter()
@@ -583,13 +597,18 @@ fn verify_signature<'a>(
     Ok(t)
 }
 
+/// A bundle's vantage name (its header always has one).
+pub fn vantage_name(v: &AuditVantage) -> &str {
+    v.name.as_deref().unwrap_or_default()
+}
+
 /// Checks that the bundles make whole scans: per vantage, one seed, scope
 /// and shard count, and every shard index exactly once.
 pub fn check_set(bundles: &[Bundle]) -> Result<(), BundleError> {
     let mut by_vantage: BTreeMap<&str, Vec<&Bundle>> = BTreeMap::new();
     for b in bundles {
         by_vantage
-            .entry(b.facts.vantage.name.as_str())
+            .entry(vantage_name(&b.facts.vantage))
             .or_default()
             .push(b);
     }

@@ -57,6 +57,11 @@ impl AddrRange {
         Ok(AddrRange { v6, lo, hi })
     }
 
+    /// How many addresses the range covers (saturating at `u128::MAX`).
+    pub fn size(&self) -> u128 {
+        (self.hi - self.lo).saturating_add(1)
+    }
+
     pub fn contains(&self, ip: IpAddr) -> bool {
         let (v6, k) = key(ip);
         v6 == self.v6 && self.lo <= k && k <= self.hi

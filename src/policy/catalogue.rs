@@ -29,6 +29,12 @@ pub trait PortCatalogue {
         let _ = name;
         None
     }
+
+    /// The ports of a named set (`common`, `high-risk-udp`). Default: none.
+    fn set(&self, name: &str) -> Option<Vec<u16>> {
+        let _ = name;
+        None
+    }
 }
 
 fn facts(e: &PortEntry) -> PortFacts {
@@ -54,12 +60,17 @@ impl PortCatalogue for Catalogue {
             .or_else(|| entries.first())
             .map(|e| facts(e))
     }
+
+    fn set(&self, name: &str) -> Option<Vec<u16>> {
+        Catalogue::set(self, name)
+    }
 }
 
 /// A fixed list of entries: for tests, and for callers without a catalogue.
 #[derive(Debug, Clone, Default)]
 pub struct StaticCatalogue {
     entries: Vec<(u16, Proto, PortFacts)>,
+    sets: Vec<(String, Vec<u16>)>,
 }
 
 impl StaticCatalogue {
@@ -87,6 +98,12 @@ impl StaticCatalogue {
         ));
         self
     }
+
+    /// Adds a named port set (`common`, `high-risk-udp`).
+    pub fn with_set(mut self, name: &str, ports: &[u16]) -> Self {
+        self.sets.push((name.to_string(), ports.to_vec()));
+        self
+    }
 }
 
 impl PortCatalogue for StaticCatalogue {
@@ -102,6 +119,13 @@ impl PortCatalogue for StaticCatalogue {
             .iter()
             .find(|(_, _, f)| f.service.eq_ignore_ascii_case(name))
             .map(|(_, _, f)| f.clone())
+    }
+
+    fn set(&self, name: &str) -> Option<Vec<u16>> {
+        self.sets
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, p)| p.clone())
     }
 }
 

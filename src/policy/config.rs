@@ -280,6 +280,9 @@ struct RawPolicy {
     changes: Vec<Spanned<RawChange>>,
     #[serde(default)]
     baseline_profiles: Option<Vec<Spanned<String>>>,
+    /// Longest an exception may last, in months (default 12).
+    #[serde(default)]
+    max_exception_months: Option<Spanned<i64>>,
     #[serde(default, rename = "scanner")]
     scanners: Vec<Spanned<scanner::RawScanner>>,
 }
@@ -333,6 +336,21 @@ struct RawGroup {
     allow: Vec<Spanned<RawAllow>>,
     #[serde(default)]
     expect: Option<Expect>,
+    #[serde(default)]
+    port_scope: Option<Spanned<RawGroupScope>>,
+}
+
+/// `port_scope = { tcp = "common", udp = "high-risk-udp", justification = "…" }`:
+/// a group narrows its profiles' port scope, with a reason the report shows.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawGroupScope {
+    #[serde(default)]
+    tcp: Option<String>,
+    #[serde(default)]
+    udp: Option<String>,
+    #[serde(default)]
+    justification: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -370,6 +388,8 @@ struct RawException {
     #[serde(default)]
     ticket: Option<String>,
     expires: Spanned<DateField>,
+    #[serde(default)]
+    review_by: Option<Spanned<DateField>>,
     #[serde(default)]
     window: Option<Spanned<RawWindow>>,
 }
@@ -421,6 +441,16 @@ pub struct Group {
     pub line: usize,
     /// `unreachable`: a segmentation test group.
     pub expect: Expect,
+    /// The group narrows its profiles' port scope (with a justification).
+    pub port_scope: Option<GroupPortScope>,
+}
+
+/// A group's own port scope, narrower than its profiles ask for.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GroupPortScope {
+    pub scope: crate::rules::profiles::PortScope,
+    pub justification: String,
+    pub line: usize,
 }
 
 impl Group {
@@ -455,6 +485,8 @@ pub struct Exception {
     pub ticket: Option<String>,
     /// Last day the exception is valid (inclusive).
     pub expires: NaiveDate,
+    /// The next review of the exception (six-month review rule).
+    pub review_by: Option<NaiveDate>,
     pub window: Option<Window>,
     pub line: usize,
 }
@@ -575,6 +607,11 @@ pub struct Policy {
     /// Profiles hosts in no group are judged against; `None`: the default
     /// ([`DEFAULT_BASELINE_PROFILES`]).
     pub baseline_profiles: Option<Vec<String>>,
+    /// A policy file was given; `false` for [`Policy::none`].
+    pub given: bool,
+    /// Longest an exception may last from the audit day, in months
+    /// (`max_exception_months`, default 12): longer is `exception-overlong`.
+    pub max_exception_months: u32,
     /// SHA-256 of the bytes [`Policy::load`] read (hex): the evidence hash,
     /// so no later layer reads the file again. `None` when parsed from text.
     pub sha256: Option<String>,
@@ -677,6 +714,23 @@ fn syntax_hint(message: &str) -> String {
 }
 
 impl Policy {
+    /// No policy: every host is unmanaged and judged by the baseline.
+    pub fn none() -> Policy {
+        Policy {
+            file: "(no policy: built-in baseline)".into(),
+            given: false,
+            name: None,
+            owner: None,
+            groups: Vec::new(),
+            exceptions: Vec::new(),
+            changes: Vec::new(),
+            baseline_profiles: None,
+            max_exception_months: 12,
+            sha256: None,
+            scanners: Vec::new(),
+        }
+    }
+
     /// Reads and validates a policy file.
     pub fn load(path: &Path, profiles: &Profiles) -> Result<Policy, PolicyError> {
         let file = path.display().to_string();
@@ -816,7 +870,12 @@ impl Policy {
                     })?;
                 admin_sources.push(net.trunc());
             }
+            let port_scope = match g.port_scope {
+                None => None,
+                Some(ps) => Some(group_port_scope(&src, &name, ps)?),
+            };
             groups.push(Group {
+                port_scope,
                 name,
                 targets: g.targets.iter().map(|t| t.get_ref().clone()).collect(),
                 ranges,
@@ -875,6 +934,20 @@ impl Policy {
                     src.invalid(c.span(), m, &hint)
                 })?),
             };
+            if ports.is_none() && check.is_none() {
+                return Err(src.invalid(
+                    espan,
+                    "a blanket exception (no port and no check) is not accepted: an auditor cannot tell what risk it accepts".into(),
+                    "name the port (port = 23) or the check (check = \"cleartext-admin\") it waives",
+                ));
+            }
+            if let (Some(CheckKind::SegmentationBreach), Some(c)) = (check, &e.check) {
+                return Err(src.invalid(
+                    c.span(),
+                    "a segmentation breach cannot be waived".into(),
+                    "a path into a segment that must be unreachable is fixed, never accepted",
+                ));
+            }
             if let (Some(CheckKind::ExceptionExpired), Some(c)) = (check, &e.check) {
                 return Err(src.invalid(
                     c.span(),
@@ -897,6 +970,15 @@ impl Policy {
                 .0
                 .clone()
                 .map_err(|m| src.invalid(e.expires.span(), m, "expires = 2027-01-31"))?;
+            let review_by = match &e.review_by {
+                None => None,
+                Some(d) => Some(
+                    d.get_ref()
+                        .0
+                        .clone()
+                        .map_err(|m| src.invalid(d.span(), m, "review_by = 2027-06-30"))?,
+                ),
+            };
             let window = match &e.window {
                 None => None,
                 Some(w) => Some(Window::from_raw(w.get_ref()).map_err(|m| {
@@ -932,6 +1014,7 @@ impl Policy {
                 approver: e.approver.into_inner(),
                 ticket: e.ticket,
                 expires,
+                review_by,
                 window,
                 line,
             });
@@ -956,8 +1039,23 @@ impl Policy {
             }
         };
         let scanners = scanner::scanners(raw.scanners, &src)?;
+        let max_exception_months = match &raw.max_exception_months {
+            None => 12,
+            Some(m) => u32::try_from(*m.get_ref())
+                .ok()
+                .filter(|m| (1..=120).contains(m))
+                .ok_or_else(|| {
+                    src.invalid(
+                        m.span(),
+                        format!("max_exception_months = {} is outside 1-120", m.get_ref()),
+                        "max_exception_months = 12",
+                    )
+                })?,
+        };
         Ok(Policy {
             scanners,
+            given: true,
+            max_exception_months,
             baseline_profiles,
             sha256: None,
             file: file.to_string(),
@@ -973,6 +1071,44 @@ impl Policy {
     pub fn groups_of(&self, ip: std::net::IpAddr) -> Vec<&Group> {
         self.groups.iter().filter(|g| g.contains(ip)).collect()
     }
+}
+
+fn group_port_scope(
+    src: &Src,
+    group: &str,
+    ps: Spanned<RawGroupScope>,
+) -> Result<GroupPortScope, PolicyError> {
+    let span = ps.span();
+    let r = ps.into_inner();
+    let justification = r
+        .justification
+        .map(|j| j.trim().to_string())
+        .filter(|j| !j.is_empty())
+        .ok_or_else(|| {
+            src.invalid(
+                span.clone(),
+                format!("group '{group}' narrows its port scope without a justification"),
+                "port_scope = { tcp = \"common\", justification = \"why the rest need not be scanned\" }",
+            )
+        })?;
+    let scope = crate::rules::profiles::PortScope {
+        tcp: r.tcp,
+        udp: r.udp,
+    };
+    for spec in [&scope.tcp, &scope.udp].into_iter().flatten() {
+        crate::rules::profiles::parse_port_list(spec, |_| Some(Vec::new())).map_err(|m| {
+            src.invalid(
+                span.clone(),
+                m,
+                "write \"all\", a named set (\"common\") or ports and ranges (\"22,80-90\")",
+            )
+        })?;
+    }
+    Ok(GroupPortScope {
+        scope,
+        justification,
+        line: src.at(span).line,
+    })
 }
 
 fn parse_changes(
@@ -1312,10 +1448,24 @@ mod tests {
         );
         assert!(e.contains("did you mean 'cleartext-admin'?"), "{e}");
         let e = err(&format!(
-            "{GROUP}{exc}expires = 2027-01-01\nwindow = {{ every = \"month\", last_days = 40 }}\n"
+            "{GROUP}{exc}expires = 2027-01-01\nport = 23\nwindow = {{ every = \"month\", last_days = 40 }}\n"
         ));
         assert!(
-            e.starts_with("p.toml:9:10: a month window covers 1-31 days, not 40"),
+            e.starts_with("p.toml:10:10: a month window covers 1-31 days, not 40"),
+            "{e}"
+        );
+        // A blanket exception says nothing an auditor can weigh.
+        let e = err(&format!("{GROUP}{exc}expires = 2027-01-01\n"));
+        assert!(
+            e.starts_with("p.toml:4:1: a blanket exception (no port and no check) is not accepted"),
+            "{e}"
+        );
+        // A breach of a segment is never waived.
+        let e = err(&format!(
+            "{GROUP}{exc}expires = 2027-01-01\ncheck = \"segmentation-breach\"\n"
+        ));
+        assert!(
+            e.starts_with("p.toml:9:9: a segmentation breach cannot be waived"),
             "{e}"
         );
         let e = err(&format!(

@@ -17,7 +17,10 @@ pub mod addr;
 pub mod catalogue;
 pub mod config;
 pub mod eval;
+pub mod evidence;
+mod review;
 pub mod udp;
+mod verdict;
 pub mod window;
 
 use chrono::NaiveDate;
@@ -29,7 +32,8 @@ pub use config::{
     AllowRule, Change, ChangeState, DEFAULT_BASELINE_PROFILES, Exception, ExceptionState,
     ExceptionTarget, Expect, Group, Location, Policy, PolicyError, PortRange, Vantage,
 };
-pub use eval::{Baseline, Evaluation, evaluate, evaluate_with_history, finding_id, gate};
+pub use eval::{Baseline, Evaluation, evaluate, evaluate_in, finding_id, gate};
+pub use evidence::{EvalContext, UdpEvidence};
 pub use window::Window;
 
 const STARTER: &str = include_str!("../../rules/policy-starter.toml");

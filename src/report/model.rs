@@ -90,6 +90,8 @@ pub struct RunFacts {
     /// The interface holding each source address, in the same order
     /// (`None` when none was found).
     pub source_interfaces: Vec<Option<String>>,
+    /// The measured vantage in words (`--vantage`, sources, proof).
+    pub vantage_measured: String,
     /// The SHA-256 of every rule file in effect, as `rules::Rules` recorded
     /// them when it read them.
     pub rule_files: BTreeMap<String, String>,
@@ -158,6 +160,10 @@ pub struct ScopeInfo {
     pub rate: Option<u64>,
     pub vantages: Vec<String>,
     pub vantage_labels: Vec<String>,
+    /// The measured vantage in words: the operator's `--vantage`, the
+    /// source addresses, and whether they prove an internet vantage.
+    #[serde(default)]
+    pub vantage_measured: String,
     /// Where the probes came from (segmentation evidence); empty for imports.
     pub source_addresses: Vec<IpAddr>,
     /// The interface of each source address, in the same order (`null`
@@ -567,6 +573,7 @@ fn build_scope(input: &ReportInput<'_>, labels: &Labels) -> Result<ScopeInfo, Re
         rate: facts.rate,
         source_addresses: facts.source_addresses.clone(),
         source_interfaces: facts.source_interfaces.clone(),
+        vantage_measured: facts.vantage_measured.clone(),
         vantage_labels: vantages
             .iter()
             .map(|v| t(&format!("vantage.{v}")))
@@ -1205,6 +1212,7 @@ expires = 2026-01-31
             inputs: Vec::new(),
             source_addresses: vec!["198.18.0.1".parse().unwrap()],
             source_interfaces: vec![Some("eth0".into())],
+            vantage_measured: String::new(),
             rule_files: crate::rules::Rules::embedded().files,
             partial_import: false,
             local_errors: 0,

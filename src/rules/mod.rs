@@ -237,6 +237,7 @@ impl Rules {
         let profiles =
             profiles::Profiles::with_files(profiles::Profiles::embedded()?, &own_profiles)?;
         profiles.validate_tags(&ports.tags())?;
+        profiles.validate_port_scopes(|n| ports.set(n))?;
         Ok(Rules {
             ports,
             profiles,

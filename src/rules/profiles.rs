@@ -73,10 +73,19 @@ pub enum CheckKind {
     AmplificationVector,
     /// SNMP answered with a default community (`public`, `private`).
     SnmpDefaultCommunity,
+    /// An allowance that matched no open port of its group in this audit,
+    /// though its port was probed: a redundant rule (等保 8.1.3.2 b).
+    AllowanceUnused,
+    /// An allowance without a justification, an approver or a review date,
+    /// whatever the state of its port.
+    AllowanceIncomplete,
+    /// An exception that lasts longer than the policy allows (12 months by
+    /// default), or that is not reviewed within six months.
+    ExceptionOverlong,
 }
 
 impl CheckKind {
-    pub const ALL: [CheckKind; 18] = [
+    pub const ALL: [CheckKind; 21] = [
         CheckKind::NotAllowed,
         CheckKind::HighRiskExposed,
         CheckKind::CleartextAdmin,
@@ -95,6 +104,9 @@ impl CheckKind {
         CheckKind::AllowedReviewMissing,
         CheckKind::AmplificationVector,
         CheckKind::SnmpDefaultCommunity,
+        CheckKind::AllowanceUnused,
+        CheckKind::AllowanceIncomplete,
+        CheckKind::ExceptionOverlong,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -117,6 +129,9 @@ impl CheckKind {
             CheckKind::AllowedReviewMissing => "allowed-review-missing",
             CheckKind::AmplificationVector => "amplification-vector",
             CheckKind::SnmpDefaultCommunity => "snmp-default-community",
+            CheckKind::AllowanceUnused => "allowance-unused",
+            CheckKind::AllowanceIncomplete => "allowance-incomplete",
+            CheckKind::ExceptionOverlong => "exception-overlong",
         }
     }
 
@@ -151,6 +166,10 @@ pub enum CheckCondition {
     Tag(String),
     /// `@vantage:internet|internal`.
     Vantage(String),
+    /// `@unapproved`: only findings on ports without a justified, approved
+    /// allowance (a boundary requirement is not failed by a port the policy
+    /// documents and approves).
+    Unapproved,
 }
 
 /// One entry of a requirement's `checks` list.
@@ -170,6 +189,7 @@ impl FromStr for CheckRef {
         let check = name.parse::<CheckKind>()?;
         let when = match cond {
             None => CheckCondition::Always,
+            Some("unapproved") => CheckCondition::Unapproved,
             Some(c) => match c.split_once(':') {
                 Some(("tag", t)) if !t.is_empty() => CheckCondition::Tag(t.to_string()),
                 Some(("vantage", v)) if v == "internet" || v == "internal" => {
@@ -177,13 +197,87 @@ impl FromStr for CheckRef {
                 }
                 _ => {
                     return Err(format!(
-                        "bad condition '@{c}' in '{s}'; write '@tag:NAME' or '@vantage:internet|internal'"
+                        "bad condition '@{c}' in '{s}'; write '@tag:NAME', '@vantage:internet|internal' or '@unapproved'"
                     ));
                 }
             },
         };
         Ok(CheckRef { check, when })
     }
+}
+
+/// A resolved port list: every port, or these (sorted, unique).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PortList {
+    All,
+    Ports(Vec<u16>),
+}
+
+impl PortList {
+    pub fn len(&self) -> u32 {
+        match self {
+            PortList::All => 65_535,
+            PortList::Ports(p) => p.len() as u32,
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    pub fn contains(&self, port: u16) -> bool {
+        match self {
+            PortList::All => port != 0,
+            PortList::Ports(p) => p.binary_search(&port).is_ok(),
+        }
+    }
+}
+
+/// Parses a port scope entry: `all`, `1-65535`, a named set (looked up with
+/// `lookup`), or a comma list of ports, ranges and set names.
+pub fn parse_port_list(
+    spec: &str,
+    lookup: impl Fn(&str) -> Option<Vec<u16>>,
+) -> Result<PortList, String> {
+    let spec = spec.trim();
+    if spec.eq_ignore_ascii_case("all") || spec == "-" || spec == "1-65535" {
+        return Ok(PortList::All);
+    }
+    if spec.is_empty() || spec.eq_ignore_ascii_case("none") {
+        return Ok(PortList::Ports(Vec::new()));
+    }
+    let mut out = Vec::new();
+    for item in spec.split(',').map(str::trim) {
+        let num = |s: &str| s.trim().parse::<u16>().ok().filter(|p| *p != 0);
+        if let Some((a, b)) = item.split_once('-')
+            && let (Some(lo), Some(hi)) = (num(a), num(b))
+        {
+            if lo > hi {
+                return Err(format!("port range '{item}' runs backwards"));
+            }
+            out.extend(lo..=hi);
+        } else if let Some(p) = num(item) {
+            out.push(p);
+        } else if !item.is_empty()
+            && item
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        {
+            out.extend(
+                lookup(item).ok_or_else(|| format!("unknown port set '{item}' in '{spec}'"))?,
+            );
+        } else {
+            return Err(format!(
+                "'{item}' in port scope '{spec}' is not a port, a range or a set name"
+            ));
+        }
+    }
+    out.sort_unstable();
+    out.dedup();
+    if out.len() == 65_535 {
+        return Ok(PortList::All);
+    }
+    Ok(PortList::Ports(out))
 }
 
 /// Whether a scan can judge a requirement.
@@ -218,7 +312,33 @@ pub struct Profile {
     pub name: String,
     pub name_zh: String,
     pub description: String,
+    /// The ports a scan must cover on every host before a requirement can
+    /// pass (`None`: whatever the audit probed).
+    pub port_scope: Option<PortScope>,
     pub requirements: Vec<Requirement>,
+}
+
+/// A port scope as written: per protocol, `all`, a named set of the port
+/// catalogue (`common`, `high-risk-udp`) or ports and ranges (`22,80-90`).
+/// The evaluator resolves the names against the catalogue.
+#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PortScope {
+    #[serde(default)]
+    pub tcp: Option<String>,
+    #[serde(default)]
+    pub udp: Option<String>,
+}
+
+impl PortScope {
+    /// `tcp all, udp high-risk-udp`.
+    pub fn text(&self) -> String {
+        [("tcp", &self.tcp), ("udp", &self.udp)]
+            .iter()
+            .filter_map(|(p, v)| v.as_ref().map(|v| format!("{p} {v}")))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
 }
 
 impl Profile {
@@ -299,6 +419,8 @@ struct RawProfile {
     name_zh: String,
     #[serde(default)]
     description: String,
+    #[serde(default)]
+    port_scope: Option<PortScope>,
     #[serde(rename = "requirement")]
     requirements: Vec<toml::Spanned<RawRequirement>>,
 }
@@ -442,6 +564,7 @@ impl Profile {
             name: raw.name,
             name_zh: raw.name_zh,
             description: raw.description,
+            port_scope: raw.port_scope,
             requirements,
         })
     }
@@ -632,6 +755,23 @@ impl Profiles {
         }
         Ok(())
     }
+
+    /// Every profile's port scope names only sets `lookup` knows.
+    pub fn validate_port_scopes(
+        &self,
+        lookup: impl Fn(&str) -> Option<Vec<u16>>,
+    ) -> Result<(), ProfileError> {
+        for p in &self.profiles {
+            let Some(scope) = &p.port_scope else { continue };
+            for spec in [&scope.tcp, &scope.udp].into_iter().flatten() {
+                parse_port_list(spec, &lookup).map_err(|m| ProfileError::Invalid {
+                    file: format!("profiles/{}.toml", p.id),
+                    message: format!("port_scope: {m}"),
+                })?;
+            }
+        }
+        Ok(())
+    }
 }
 
 #[cfg(test)]
@@ -682,6 +822,7 @@ mod tests {
             Assessment::Checks(vec![
                 "not-allowed".parse().unwrap(),
                 "allowed-unjustified".parse().unwrap(),
+                "allowance-incomplete".parse().unwrap(),
                 "unexpected-service".parse().unwrap(),
                 "exception-expired".parse().unwrap(),
             ])
@@ -723,6 +864,7 @@ mod tests {
                         CheckCondition::Always => c.check.to_string(),
                         CheckCondition::Tag(t) => format!("{}@tag:{t}", c.check),
                         CheckCondition::Vantage(v) => format!("{}@vantage:{v}", c.check),
+                        CheckCondition::Unapproved => format!("{}@unapproved", c.check),
                     })
                     .collect(),
                 Assessment::NotAssessed { .. } => vec!["not-assessed".into()],
@@ -750,10 +892,47 @@ mod tests {
             checks("pci-dss-4.0", "1.4.4"),
             ["database-internet@tag:cardholder"]
         );
+        // Not failed by a port the policy allows and approves (1.2.5 judges
+        // the allowance itself).
         assert_eq!(
             checks("pci-dss-4.0", "1.4.1"),
-            ["remote-admin-internet@vantage:internet"]
+            ["remote-admin-internet@unapproved"]
         );
+        assert_eq!(
+            checks("pci-dss-4.0", "1.4.2"),
+            [
+                "not-allowed@vantage:internet",
+                "remote-admin-internet@unapproved"
+            ]
+        );
+        assert_eq!(
+            checks("nist-800-53r5", "CM-3"),
+            ["exception-expired", "unapproved-change"]
+        );
+        assert!(checks("cis-v8", "13.4").contains(&"segmentation-breach".to_string()));
+        assert_eq!(checks("pci-dss-4.0", "11.3.1.3"), ["not-assessed"]);
+        for (p_, id) in [
+            ("pci-dss-4.0", "1.2.7"),
+            ("mlps2-level3", "8.1.3.2 b)"),
+            ("iso27001-2022", "A.8.20"),
+            ("cis-v8", "4.4"),
+        ] {
+            let c = checks(p_, id);
+            assert!(c.contains(&"allowance-unused".to_string()), "{p_} {id}");
+            assert!(c.contains(&"allowance-incomplete".to_string()), "{p_} {id}");
+        }
+        for (p_, id) in [
+            ("pci-dss-4.0", "1.2.6"),
+            ("pci-dss-4.0", "2.2.5"),
+            ("pci-dss-4.0", "2.2.7"),
+            ("mlps2-level3", "8.1.4.1 c)"),
+        ] {
+            assert_eq!(
+                req(&p, p_, id).evidence,
+                EvidenceLevel::Partial,
+                "{p_} {id}"
+            );
+        }
         assert_eq!(
             checks("mlps2-level3", "8.1.4.4 c)"),
             ["remote-admin-internet@vantage:internet"]
@@ -771,11 +950,8 @@ mod tests {
         assert_eq!(checks("pci-dss-4.0", "1.2.4"), ["not-assessed"]);
         // New requirements a scan bears on.
         assert_eq!(checks("pci-dss-4.0", "11.4.5"), ["segmentation-breach"]);
-        assert_eq!(checks("pci-dss-4.0", "11.3.1.3"), ["unapproved-change"]);
-        assert_eq!(
-            checks("pci-dss-4.0", "11.3.2.1"),
-            ["unapproved-change@vantage:internet"]
-        );
+        // Scans after changes: this audit is one; cadence is history's job.
+        assert_eq!(checks("pci-dss-4.0", "11.3.2.1"), ["not-assessed"]);
         assert_eq!(checks("mlps2-level3", "8.1.3.1 b)"), ["unmanaged-host"]);
         assert_eq!(checks("nist-800-53r5", "CM-8(3)"), ["unmanaged-host"]);
         // Segmentation evidence maps where the issue says.

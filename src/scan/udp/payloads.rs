@@ -152,6 +152,25 @@ impl Payloads {
     pub fn all(&self) -> &[Payload] {
         &self.all
     }
+
+    /// Ports that get a service payload by default (sorted): their answers,
+    /// or silence, are evidence about the service (the UDP checks read it).
+    pub fn payload_ports(&self) -> Vec<u16> {
+        self.by_port.keys().copied().collect()
+    }
+
+    /// Turns an opt-in payload on (`--udp-monlist`: `ntp-monlist`): it
+    /// becomes the default of its ports. `false` when no opt-in payload has
+    /// that name.
+    pub fn enable(&mut self, name: &str) -> bool {
+        let Some(idx) = self.all.iter().position(|p| p.name == name && p.opt_in) else {
+            return false;
+        };
+        for &p in &self.all[idx].ports {
+            self.by_port.insert(p, idx);
+        }
+        true
+    }
 }
 
 #[cfg(test)]
@@ -270,6 +289,16 @@ mod tests {
             p("cldap-rootdse"),
             tlv(0x30, &cat(&[&tlv(0x02, &[1]), &search]))
         );
+    }
+
+    #[test]
+    fn monlist_is_turned_on_only_by_name() {
+        let mut t = Payloads::embedded();
+        assert_ne!(t.for_port(123).unwrap().name, "ntp-monlist");
+        assert!(t.payload_ports().contains(&123));
+        assert!(!t.enable("ntp-nope"));
+        assert!(t.enable("ntp-monlist"));
+        assert_eq!(t.for_port(123).unwrap().name, "ntp-monlist");
     }
 
     #[test]
