@@ -836,6 +836,35 @@ impl AuditVantage {
             .join(", ")
     }
 
+    /// Why [`Self::internet`] is not proven, as a translatable message
+    /// (`msg.cov.vantage.*`); `None` when it is proven.
+    pub fn internet_gap(&self) -> Option<Message> {
+        if self.internet().is_ok() {
+            return None;
+        }
+        let sources = self.sources_text();
+        Some(match &self.name {
+            None => Message::new("msg.cov.vantage.not_named").arg("sources", sources),
+            Some(n) if n != "internet" => Message::new("msg.cov.vantage.other_name")
+                .arg("name", n)
+                .arg("sources", sources),
+            Some(_) if self.sources.is_empty() => Message::new("msg.cov.vantage.no_sources"),
+            Some(_) => {
+                let bad = self
+                    .sources
+                    .iter()
+                    .position(|a| !is_internet_source(*a, self.lab))
+                    .unwrap_or(0);
+                let one = AuditVantage {
+                    sources: vec![self.sources[bad]],
+                    interfaces: vec![self.interfaces.get(bad).cloned().flatten()],
+                    ..AuditVantage::default()
+                };
+                Message::new("msg.cov.vantage.private").arg("sources", one.sources_text())
+            }
+        })
+    }
+
     /// The vantage in words for the report's scope: the operator's name,
     /// the sources, and whether it proves an internet vantage.
     pub fn describe(&self) -> String {

@@ -19,3 +19,4 @@ mod safety;
 mod scan_connect;
 mod syn;
 mod udp;
+mod verdicts;

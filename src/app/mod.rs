@@ -375,6 +375,7 @@ pub async fn audit(req: &AuditRequest, events: mpsc::Sender<ScanEvent>) -> Resul
     let labels = report::Labels::from_rules(req.lang, &rules.i18n)?;
     let policy = load_policy(req.policy.as_deref(), &profiles)?;
     check_platforms(&policy, &remediation)?;
+    policy.check_port_scopes(&rules.ports)?;
     let rulebook = Rulebook {
         policy,
         profiles,
@@ -743,7 +744,7 @@ fn finish_audit(
             rule_files: rules.files.clone(),
             source_interfaces: vantage.interfaces.clone(),
             source_addresses: vantage.sources.clone(),
-            vantage_measured: vantage.describe(),
+            vantage: vantage.clone(),
             partial_import,
             local_errors: summary.local_errors,
             udp_undecided: summary.udp_undecided,

@@ -593,11 +593,17 @@ fn policy_cmd(cmd: PolicyCmd) -> Result<u8> {
             Ok(exit::OK)
         }
         PolicyCmd::Check { file, rules, as_of } => {
-            let profiles = app::load_profiles(rules.as_deref())?;
+            // The rulebook, read once: profiles, remediation, port sets.
+            let rulebook = portwarden::rules::Rules::load(rules.as_deref())?;
+            let profiles = rulebook.profiles.clone();
             let policy = app::load_policy(Some(&file), &profiles)?;
-            app::check_platforms(&policy, &app::load_remediation(rules.as_deref())?)?;
+            app::check_platforms(
+                &policy,
+                &portwarden::report::RemediationCatalog::from_rules(&rulebook)?,
+            )?;
+            policy.check_port_scopes(&rulebook.ports)?;
             let today = app::clock(as_of).date_naive();
-            let summary = portwarden::policy::check_summary(&policy, today);
+            let summary = portwarden::policy::check_summary(&policy, &profiles, today);
             // Everything from the policy file is text a hostile file could
             // fill with terminal escapes: shown through the report's escaping.
             let safe = |s: &str| portwarden::report::display_safe(s);
@@ -644,13 +650,13 @@ fn policy_cmd(cmd: PolicyCmd) -> Result<u8> {
                     .unwrap_or_default();
                 writeln!(
                     w,
-                    "exception {} on {} {}: {}, expires {} ({} days){window}",
+                    "exception {} on {} {}: {}, expires {} ({}){window}",
                     safe(&e.id),
                     safe(&e.target),
                     e.ports,
                     e.state,
                     e.expires,
-                    e.days_left
+                    e.when
                 )?;
             }
             for c in &policy.changes {

@@ -62,6 +62,15 @@ impl AddrRange {
         (self.hi - self.lo).saturating_add(1)
     }
 
+    /// How many hosts a scan of the range probes: an IPv4 CIDR shorter than
+    /// /31 without its network and broadcast addresses (as the target layer
+    /// expands it), else every address.
+    pub fn hosts(&self) -> u128 {
+        let n = self.size();
+        let cidr = n.is_power_of_two() && self.lo.is_multiple_of(n);
+        if !self.v6 && cidr && n >= 4 { n - 2 } else { n }
+    }
+
     pub fn contains(&self, ip: IpAddr) -> bool {
         let (v6, k) = key(ip);
         v6 == self.v6 && self.lo <= k && k <= self.hi

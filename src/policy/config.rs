@@ -1067,6 +1067,30 @@ impl Policy {
         })
     }
 
+    /// Every group's `port_scope` names only port sets the catalogue knows.
+    pub fn check_port_scopes(
+        &self,
+        catalogue: &dyn super::catalogue::PortCatalogue,
+    ) -> Result<(), PolicyError> {
+        for g in &self.groups {
+            let Some(ps) = &g.port_scope else { continue };
+            for spec in [&ps.scope.tcp, &ps.scope.udp].into_iter().flatten() {
+                crate::rules::profiles::parse_port_list(spec, |n| catalogue.set(n)).map_err(
+                    |m| PolicyError::Invalid {
+                        at: Location {
+                            file: self.file.clone(),
+                            line: ps.line,
+                            col: 1,
+                        },
+                        message: format!("group '{}': port_scope: {m}", g.name),
+                        hint: "use \"all\", a set of `portwarden ports` (common, high-risk-udp, …) or ports and ranges".into(),
+                    },
+                )?;
+            }
+        }
+        Ok(())
+    }
+
     /// The groups an address belongs to, in file order.
     pub fn groups_of(&self, ip: std::net::IpAddr) -> Vec<&Group> {
         self.groups.iter().filter(|g| g.contains(ip)).collect()

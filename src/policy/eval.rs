@@ -117,8 +117,8 @@ pub(super) struct HostCtx<'a> {
     /// The declared vantage of its groups.
     pub(super) vantage: Vantage,
     /// For a group declared `internet`: the measured vantage that proves
-    /// it, or why it does not.
-    pub(super) internet: Option<Result<String, String>>,
+    /// it, or why it does not (English and translatable).
+    pub(super) internet: Option<Result<String, (String, Message)>>,
     cap: Option<usize>,
     pub(super) profiles: Vec<&'a str>,
     tags: Vec<&'a str>,
@@ -147,7 +147,7 @@ impl<'a> HostCtx<'a> {
         profiles: &'a Profiles,
         ip: IpAddr,
         table: &ScopeTable,
-        audit_internet: &Result<String, String>,
+        audit_internet: &Result<String, (String, Message)>,
     ) -> HostCtx<'a> {
         let groups = policy.groups_of(ip);
         let mut ctx = HostCtx {
@@ -215,7 +215,7 @@ impl<'a> HostCtx<'a> {
     }
 
     /// The vantage is proven to be the internet.
-    fn from_internet(&self) -> bool {
+    fn seen_from_internet(&self) -> bool {
         matches!(self.internet, Some(Ok(_)))
     }
 
@@ -250,7 +250,7 @@ impl<'a> HostCtx<'a> {
         match cond {
             CheckCondition::Always | CheckCondition::Unapproved => true,
             CheckCondition::Tag(t) => self.tags.iter().any(|x| x.eq_ignore_ascii_case(t)),
-            CheckCondition::Vantage(v) if v == "internet" => self.from_internet(),
+            CheckCondition::Vantage(v) if v == "internet" => self.seen_from_internet(),
             CheckCondition::Vantage(v) => self.vantage.as_str() == v,
         }
     }
@@ -274,8 +274,8 @@ impl<'a> HostCtx<'a> {
         };
         let internet = || match &self.internet {
             Some(Ok(_)) => Ok(()),
-            Some(Err(why)) => Err(NotRun {
-                msg: Message::new("msg.cov.vantage_unproven").arg("why", why),
+            Some(Err((why, msg))) => Err(NotRun {
+                msg: msg.clone(),
                 text: why.clone(),
                 nothing_to_judge: false,
             }),
@@ -747,7 +747,7 @@ fn port_checks(
     }
     // Reachability from the internet is asserted only from a measured
     // internet vantage, never from the group's declaration alone.
-    if ctx.from_internet() {
+    if ctx.seen_from_internet() {
         let p = profiles.check(CheckKind::RemoteAdminInternet);
         if selects(p, &v) {
             push(
@@ -963,7 +963,13 @@ pub fn evaluate_in(
         .values()
         .any(|o| matches!(o.state, PortState::Open | PortState::Closed));
     let table = ScopeTable::new(policy, profiles, catalogue);
-    let audit_internet = cx.vantage.internet();
+    let audit_internet = cx.vantage.internet().map_err(|why| {
+        let msg = cx
+            .vantage
+            .internet_gap()
+            .unwrap_or_else(|| Message::new("msg.cov.no_internet_vantage"));
+        (why, msg)
+    });
 
     let mut findings = Vec::new();
     // One copy of each distinct control list, shared by its findings.

@@ -201,7 +201,14 @@ impl HostEvidence {
                 if named || ours {
                     e.udp_judged += 1;
                 }
-                if o.port == SNMP && (ours || named) {
+                // A default community is judged by our request carrying it,
+                // or by an answer that says which community it accepted; a
+                // bare "snmp" from an import does not say.
+                let community = o
+                    .service
+                    .as_ref()
+                    .is_some_and(|s| s.extra.contains_key("community"));
+                if o.port == SNMP && (ours || community) {
                     e.snmp_judged = true;
                 }
                 if o.port == NTP && !udp.monlist && !named {

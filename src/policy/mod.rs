@@ -80,6 +80,8 @@ pub struct ExceptionSummary {
     pub state: ExceptionState,
     /// Days until expiry (negative: days since).
     pub days_left: i64,
+    /// The same in words: `12 days left`, `expired 525 days ago`.
+    pub when: String,
     /// The window in words, e.g. "last 14 days of each quarter".
     pub window: Option<String>,
     pub line: usize,
@@ -96,9 +98,52 @@ pub struct PolicySummary {
     pub warnings: Vec<String>,
 }
 
+/// Tags of the policy's groups that no profile's mapping uses: a typo
+/// (`card-holder`) silently keeps `@tag:cardholder` requirements off.
+fn tag_warnings(policy: &Policy, profiles: &Profiles, warnings: &mut Vec<String>) {
+    use crate::rules::profiles::{Assessment, CheckCondition};
+    let used: std::collections::BTreeSet<String> = profiles
+        .profiles()
+        .iter()
+        .flat_map(|p| p.requirements.iter())
+        .filter_map(|r| match &r.assessment {
+            Assessment::Checks(refs) => Some(refs),
+            Assessment::NotAssessed { .. } => None,
+        })
+        .flatten()
+        .filter_map(|c| match &c.when {
+            CheckCondition::Tag(t) => Some(t.to_ascii_lowercase()),
+            _ => None,
+        })
+        .collect();
+    for g in &policy.groups {
+        for t in &g.tags {
+            if used.contains(&t.to_ascii_lowercase()) {
+                continue;
+            }
+            // Only a tag that looks like one a profile uses is a likely
+            // typo; others (`dmz`, `production`) just label the group.
+            let Some(near) = used
+                .iter()
+                .map(|u| (strsim::jaro_winkler(&t.to_ascii_lowercase(), u), u))
+                .filter(|(s, _)| *s > 0.8)
+                .max_by(|a, b| a.0.total_cmp(&b.0))
+                .map(|(_, u)| format!(" (did you mean '{u}'?)"))
+            else {
+                continue;
+            };
+            warnings.push(format!(
+                "{}:{}: group '{}' tag '{t}' is used by no profile{near}; requirements that depend on a tag ignore it",
+                policy.file, g.line, g.name
+            ));
+        }
+    }
+}
+
 /// Summarises a validated policy as of `today`.
-pub fn check_summary(policy: &Policy, today: NaiveDate) -> PolicySummary {
+pub fn check_summary(policy: &Policy, profiles: &Profiles, today: NaiveDate) -> PolicySummary {
     let mut warnings = Vec::new();
+    tag_warnings(policy, profiles, &mut warnings);
     let groups = policy
         .groups
         .iter()
@@ -118,6 +163,12 @@ pub fn check_summary(policy: &Policy, today: NaiveDate) -> PolicySummary {
                     if !a.is_justified() {
                         warnings.push(format!(
                             "{}:{}: group '{}' allows {ports} without a justification and an approver",
+                            policy.file, a.line, g.name
+                        ));
+                    }
+                    if a.review_by.is_none() {
+                        warnings.push(format!(
+                            "{}:{}: group '{}' allowance {ports} has no review_by: rules are reviewed at least every six months (PCI DSS 1.2.7)",
                             policy.file, a.line, g.name
                         ));
                     }
@@ -150,7 +201,25 @@ pub fn check_summary(policy: &Policy, today: NaiveDate) -> PolicySummary {
                     policy.file, e.line, e.id, e.expires
                 ));
             }
+            if e.ports.is_none() {
+                warnings.push(format!(
+                    "{}:{}: exception {} waives '{}' on every port of {}: name the port if only some need it",
+                    policy.file,
+                    e.line,
+                    e.id,
+                    e.check.map(|c| c.as_str()).unwrap_or("every check"),
+                    e.target_spec
+                ));
+            }
+            let days = (e.expires - today).num_days();
             ExceptionSummary {
+                when: match days {
+                    0 => "expires today".to_string(),
+                    1 => "1 day left".to_string(),
+                    d if d > 0 => format!("{d} days left"),
+                    -1 => "expired 1 day ago".to_string(),
+                    d => format!("expired {} days ago", -d),
+                },
                 id: e.id.clone(),
                 target: e.target_spec.clone(),
                 ports: e
@@ -183,7 +252,7 @@ mod tests {
         let profiles = Profiles::embedded().unwrap();
         let p = Policy::parse(policy_init_text(), "starter.toml", &profiles).unwrap();
         let today = NaiveDate::from_ymd_opt(2027, 6, 1).unwrap();
-        let s = check_summary(&p, today);
+        let s = check_summary(&p, &profiles, today);
         assert_eq!(s.groups.len(), 3);
         assert_eq!(s.groups[0].allowed[0].ports, "443/tcp");
         assert!(s.groups[0].allowed[0].review_overdue);
@@ -207,9 +276,11 @@ mod tests {
                 "starter.toml:93: group 'ot' allowance 502/tcp was due for review on 2027-02-28",
             ]
         );
-        let later = check_summary(&p, NaiveDate::from_ymd_opt(2027, 7, 1).unwrap());
+        let later = check_summary(&p, &profiles, NaiveDate::from_ymd_opt(2027, 7, 1).unwrap());
         assert_eq!(later.exceptions[0].state, ExceptionState::Expired);
         assert_eq!(later.exceptions[0].days_left, -1);
+        assert_eq!(later.exceptions[0].when, "expired 1 day ago");
+        assert_eq!(s.exceptions[0].when, "29 days left");
         assert!(
             later
                 .warnings

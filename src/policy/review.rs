@@ -105,15 +105,21 @@ pub(super) fn allowance_checks(
 /// What an allowance lacks, if anything.
 fn incomplete(g: &Group, a: &AllowRule, file: &str) -> Option<(String, Message)> {
     let blank = |v: &Option<String>| v.as_deref().is_none_or(|s| s.trim().is_empty());
+    // The fields missing, and a key per combination (j, a, r) so each
+    // language can say it in its own words.
     let mut missing = Vec::new();
+    let mut code = String::new();
     if blank(&a.justification) {
         missing.push("justification");
+        code.push('j');
     }
     if blank(&a.approver) {
         missing.push("approver");
+        code.push('a');
     }
     if a.review_by.is_none() {
         missing.push("review_by");
+        code.push('r');
     }
     if missing.is_empty() {
         return None;
@@ -125,11 +131,10 @@ fn incomplete(g: &Group, a: &AllowRule, file: &str) -> Option<(String, Message)>
             "group '{}' allows {ports} ({file}:{}) without {list}: every rule needs a business need, an approver and a review date",
             g.name, a.line
         ),
-        Message::new("msg.allowance_incomplete")
+        Message::new(&format!("msg.allowance_incomplete.{code}"))
             .arg("group", &g.name)
             .arg("port", &ports)
-            .arg("line", a.line)
-            .arg("missing", list),
+            .arg("line", a.line),
     ))
 }
 

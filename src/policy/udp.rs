@@ -26,7 +26,8 @@ pub fn udp_checks(o: &Observation, label: &str) -> Vec<(CheckKind, String, Messa
     };
     // (why in English, the i18n key of the same reason)
     let amplifier = match s.name.as_str() {
-        "memcached" | "ssdp" | "chargen" | "qotd" => Some((
+        // nmap names memcached "memcache".
+        "memcached" | "memcache" | "ssdp" | "chargen" | "qotd" => Some((
             "answers a small datagram with a large one",
             "msg.amp_small_to_large",
         )),

@@ -157,10 +157,9 @@ fn ref_coverage(r: &CheckRef, scope: &[&HostCtx], history: bool) -> CheckCoverag
             .iter()
             .find_map(|c| c.internet.as_ref().and_then(|v| v.as_ref().err()));
         let (key, text) = match (&r.when, unproven) {
-            (CheckCondition::Vantage(v), Some(why)) if v == "internet" => (
-                Message::new("msg.cov.vantage_unproven").arg("why", why),
-                why.clone(),
-            ),
+            (CheckCondition::Vantage(v), Some((why, msg))) if v == "internet" => {
+                (msg.clone(), why.clone())
+            }
             (CheckCondition::Tag(t), _) => (
                 Message::new("msg.cov.condition_tag").arg("tag", t),
                 format!("no audited host in scope is in a group tagged '{t}'"),
@@ -298,7 +297,7 @@ pub(super) fn format_count(v: u64) -> String {
     let s = v.to_string();
     let mut out = String::new();
     for (i, ch) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i) % 3 == 0 {
+        if i > 0 && (s.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(ch);
@@ -320,7 +319,7 @@ impl GroupReach {
             let size: u128 = g
                 .ranges
                 .iter()
-                .map(|r| r.size())
+                .map(|r| r.hosts())
                 .fold(0, u128::saturating_add);
             groups.insert(g.name.clone(), (size, 0u64));
         }
@@ -422,7 +421,7 @@ pub(super) struct ReqInput<'a> {
 /// map to it.
 fn requirement_verdict(r: &Requirement, x: &ReqInput) -> RequirementVerdict {
     let key = x.profile.control_ref(r);
-    let mapped = |f: &&Finding| f.controls.iter().any(|c| *c == key);
+    let mapped = |f: &&Finding| f.controls.contains(&key);
     let ids: Vec<String> = x
         .findings
         .iter()
@@ -469,7 +468,7 @@ fn requirement_verdict(r: &Requirement, x: &ReqInput) -> RequirementVerdict {
         coverage.vantage = scope
             .iter()
             .find_map(|c| c.internet.clone())
-            .map(|v| v.unwrap_or_else(|e| e));
+            .map(|v| v.unwrap_or_else(|(e, _)| e));
     }
     if refs
         .iter()

@@ -90,8 +90,9 @@ pub struct RunFacts {
     /// The interface holding each source address, in the same order
     /// (`None` when none was found).
     pub source_interfaces: Vec<Option<String>>,
-    /// The measured vantage in words (`--vantage`, sources, proof).
-    pub vantage_measured: String,
+    /// The measured vantage (`--vantage`, sources), which the scope
+    /// puts in words.
+    pub vantage: crate::model::AuditVantage,
     /// The SHA-256 of every rule file in effect, as `rules::Rules` recorded
     /// them when it read them.
     pub rule_files: BTreeMap<String, String>,
@@ -540,6 +541,28 @@ impl ReportModel {
     }
 }
 
+/// The measured vantage in the report's language.
+fn measured_vantage(v: &crate::model::AuditVantage, labels: &Labels) -> String {
+    use crate::model::Message;
+    let proof = match v.internet() {
+        Ok(t) => Message::new("vantage_measured.proven").arg("text", t),
+        Err(_) => Message::new("vantage_measured.not_proven"),
+    };
+    let what = match &v.name {
+        None => Message::new("vantage_measured.unnamed"),
+        Some(n) => Message::new("vantage_measured.named").arg("name", n),
+    };
+    let sources = if v.sources.is_empty() {
+        labels.get("vantage_measured.no_sources")
+    } else {
+        v.sources_text()
+    };
+    let what = what
+        .arg("sources", sources)
+        .arg("proof", labels.message(&proof).unwrap_or_default());
+    labels.message(&what).unwrap_or_else(|| v.describe())
+}
+
 fn build_scope(input: &ReportInput<'_>, labels: &Labels) -> Result<ScopeInfo, ReportError> {
     let t = |k: &str| labels.get(k);
     let facts = &input.facts;
@@ -573,7 +596,7 @@ fn build_scope(input: &ReportInput<'_>, labels: &Labels) -> Result<ScopeInfo, Re
         rate: facts.rate,
         source_addresses: facts.source_addresses.clone(),
         source_interfaces: facts.source_interfaces.clone(),
-        vantage_measured: facts.vantage_measured.clone(),
+        vantage_measured: measured_vantage(&facts.vantage, labels),
         vantage_labels: vantages
             .iter()
             .map(|v| t(&format!("vantage.{v}")))
@@ -1212,7 +1235,7 @@ expires = 2026-01-31
             inputs: Vec::new(),
             source_addresses: vec!["198.18.0.1".parse().unwrap()],
             source_interfaces: vec![Some("eth0".into())],
-            vantage_measured: String::new(),
+            vantage: Default::default(),
             rule_files: crate::rules::Rules::embedded().files,
             partial_import: false,
             local_errors: 0,

@@ -78,7 +78,7 @@ pub fn render(m: &Metrics) -> String {
     head(
         &mut out,
         "portwarden_compliance_score",
-        "Passed / assessed requirements per compliance profile (0-1); absent when nothing was assessed.",
+        "Passed / assessed requirements per compliance profile (0-1); absent while any requirement is partial, accepted or not assessed (see portwarden_requirements).",
     );
     for p in &m.evaluation.profiles {
         if let Some(score) = p.score {
@@ -98,6 +98,7 @@ pub fn render(m: &Metrics) -> String {
         for status in [
             RequirementStatus::Pass,
             RequirementStatus::Fail,
+            RequirementStatus::Accepted,
             RequirementStatus::Partial,
             RequirementStatus::NotAssessed,
         ] {
