@@ -92,7 +92,7 @@ impl Output {
         let Kind::Bundle(body) = std::mem::replace(&mut self.kind, Kind::Jsonl) else {
             return Err(io::Error::other("not a bundle output"));
         };
-        let (header, summary) = frame(&*body);
+        let (header, summary) = frame(&body);
         let digest = body.finish(&header, summary, &mut self.w)?;
         self.w.flush()?;
         Ok(digest)
