@@ -343,7 +343,14 @@ fn inspect(path: &Path) -> Result<Option<Inspected>, BundleError> {
     let mut last: Option<String> = None;
     let mut between = 0u64;
     let mut terminated = true;
-    while let Some(l) = lines.next_line().map_err(line_err)? {
+    loop {
+        let l = match lines.next_line() {
+            Ok(Some(l)) => l,
+            Ok(None) => break,
+            // Not even a header: the JSONL importer names what is wrong.
+            Err(_) if header.is_none() => return Ok(None),
+            Err(e) => return Err(line_err(e)),
+        };
         if l.text.trim().is_empty() {
             continue;
         }
