@@ -66,11 +66,7 @@ fn need(program: &str) -> bool {
         .status()
         .is_ok_and(|s| s.success());
     if !found {
-        assert!(
-            std::env::var("CI").is_err(),
-            "{program} is missing (tests/setup.sh installs it)"
-        );
-        eprintln!("skipping: {program} is not installed");
+        crate::prereq::missing(&format!("{program} (tests/setup.sh installs it)"));
     }
     found
 }
@@ -145,11 +141,12 @@ fn audit(lab: &Lab, dir: &Path) -> PathBuf {
         out.to_str().unwrap(),
     ];
     args.extend(FAST_CONNECT);
+    // The lab's 198.18.0.0/15 counts as a public source (test setting only).
     let o = lab
         .command(Lab::bin())
         .args(&args)
         .env("PORTWARDEN_TEST_VANTAGE", "lab")
-        .stdin(std::process::Stdio::null())
+        .stdin(Stdio::null())
         .output()
         .unwrap();
     assert!(
@@ -175,91 +172,6 @@ fn finding_id(report: &Path, check: &str, host: &str, port: u16) -> String {
         .as_str()
         .unwrap()
         .to_owned()
-}
-
-/// The fix's commands and undo for one platform, from `portwarden fix`.
-struct Printed {
-    commands: String,
-    undo: String,
-}
-
-fn fix(lab: &Lab, report: &Path, id: &str, platform: &str) -> Printed {
-    let o = lab.run(&[
-        "fix",
-        "--report",
-        report.to_str().unwrap(),
-        id,
-        "--platform",
-        platform,
-    ]);
-    let text = String::from_utf8_lossy(&o.stdout).into_owned();
-    assert!(
-        o.status.success(),
-        "fix: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    let body = text
-        .split_once(&format!("[{platform}]\n"))
-        .unwrap_or_else(|| panic!("no {platform} block in {text}"))
-        .1;
-    let (commands, rest) = body.split_once("### undo\n").expect("undo");
-    let (undo, _) = rest.split_once("### verify\n").expect("verify");
-    Printed {
-        commands: commands.to_owned(),
-        undo: undo.to_owned(),
-    }
-}
-
-/// Runs shell text in the target namespace, without the rollback lines.
-/// `wrap` puts the namespace command inside another one (ufw's private /etc).
-fn apply(lab: &Lab, text: &str, ufw_etc: Option<&Path>) {
-    let mut script = String::from("sudo() { \"$@\"; }\n");
-    for line in text.lines() {
-        if line.contains("systemd-run") || line.contains("/var/backups") {
-            continue;
-        }
-        script.push_str(line);
-        script.push('\n');
-    }
-    let mut c = match ufw_etc {
-        // ufw keeps its rules in /etc: give it a private copy (a mount
-        // namespace), so the test never touches this machine's firewall config.
-        Some(etc) => {
-            let mut c = Command::new("unshare");
-            c.args(["-m", "--propagation", "private", "sh", "-c"]).arg(format!(
-                "mount --bind {e}/ufw /etc/ufw && mount --bind {e}/default-ufw /etc/default/ufw && exec ip netns exec {t} sh -s",
-                e = etc.display(),
-                t = lab.target_ns()
-            ));
-            c
-        }
-        None => {
-            let mut c = Command::new("ip");
-            c.args(["netns", "exec", lab.target_ns(), "sh", "-s"]);
-            c
-        }
-    };
-    let mut child = c
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    {
-        use std::io::Write;
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(script.as_bytes())
-            .unwrap();
-    }
-    let out = child.wait_with_output().unwrap();
-    eprintln!(
-        "applied:\n{script}\nstdout: {}\nstderr: {}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
 }
 
 /// The state portwarden reports for host:port, scanning from the scanner namespace.
@@ -293,185 +205,573 @@ fn connects_from(lab: &Lab, source: &str, host: &str, port: u16) -> bool {
     })
 }
 
-/// Applies a close-port fix (redis, not allowed) and a restrict-source fix
-/// (ssh, remote administration from the internet) on `platform` for `host`,
-/// re-scans, undoes both and re-scans.
-fn prove(platform: &str, host: &str, admin: &str, setup: &str, ufw: bool) {
-    let dir = TempDir(tempdir(platform));
+/// One platform's fix for one finding, from `portwarden fix --format json`.
+struct Printed {
+    commands: String,
+    undo: String,
+}
+
+fn fix(lab: &Lab, report: &Path, id: &str, platform: &str) -> Printed {
+    let o = lab.run(&[
+        "fix",
+        "--report",
+        report.to_str().unwrap(),
+        id,
+        "--platform",
+        platform,
+        "--format",
+        "json",
+    ]);
+    assert!(
+        o.status.success(),
+        "fix: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+    let p = &v["platforms"][0];
+    assert_eq!(p["platform"], platform, "{v}");
+    Printed {
+        commands: p["commands"].as_str().unwrap().to_owned(),
+        undo: p["undo"].as_str().unwrap().to_owned(),
+    }
+}
+
+/// Where the commands run: the target namespace, in a private mount
+/// namespace whose /var/backups (and, for ufw, /etc/ufw) are the test's
+/// own directories, so nothing of this machine's configuration is touched.
+struct Target<'a> {
+    lab: &'a Lab,
+    dir: PathBuf,
+    ufw: bool,
+    /// `DBUS_SYSTEM_BUS_ADDRESS` of the namespace's firewalld, if any.
+    bus: Option<String>,
+}
+
+impl Target<'_> {
+    /// Runs shell text (bash). `sudo` is a no-op (we are root) and
+    /// `systemd-run` records the rollback in /var/backups/UNIT.cmd instead
+    /// of arming a timer; [`Target::rollback`] runs it.
+    fn sh(&self, text: &str) -> String {
+        // `fix` prints firewalld blocks with ZONE unset; the operator sets it.
+        let text = if self.bus.is_some() {
+            with_zone(text)
+        } else {
+            text.to_owned()
+        };
+        let script = format!(
+            "set -o pipefail\nsudo() {{ \"$@\"; }}\nsystemd-run() {{ local unit=${{2#--unit=}}; shift 2; printf '%q ' \"$@\" > /var/backups/$unit.cmd; }}\n{text}\n"
+        );
+        let backups = self.dir.join("backups");
+        let etc = self.dir.join("etc");
+        let mut mounts = format!("mount --bind {} /var/backups", backups.display());
+        if self.ufw {
+            mounts.push_str(&format!(
+                " && mount --bind {e}/ufw /etc/ufw && mount --bind {e}/default-ufw /etc/default/ufw",
+                e = etc.display()
+            ));
+        }
+        let mut c = Command::new("unshare");
+        c.args(["-m", "--propagation", "private", "sh", "-c"])
+            .arg(format!(
+                "{mounts} && exec ip netns exec {} bash -s",
+                self.lab.target_ns()
+            ))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        if let Some(bus) = &self.bus {
+            c.env("DBUS_SYSTEM_BUS_ADDRESS", bus);
+        }
+        let mut child = c.spawn().unwrap();
+        {
+            use std::io::Write;
+            child
+                .stdin
+                .take()
+                .unwrap()
+                .write_all(script.as_bytes())
+                .unwrap();
+        }
+        let out = child.wait_with_output().unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(
+            out.status.success(),
+            "failed:\n{script}\nstdout: {stdout}\nstderr: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        stdout
+    }
+
+    /// Runs the rollback the fix armed (the command the timer would run).
+    fn rollback(&self, unit: &str) {
+        let cmd = self.dir.join("backups").join(format!("{unit}.cmd"));
+        assert!(cmd.exists(), "no rollback recorded for {unit}");
+        self.sh(&format!(". /var/backups/{unit}.cmd"));
+    }
+}
+
+/// A private copy of ufw's configuration for [`Target`] to mount.
+fn ufw_etc(dir: &Path) {
+    let etc = dir.join("etc");
+    std::fs::create_dir_all(&etc).unwrap();
+    run_ok(
+        Command::new("cp")
+            .args(["-a", "/etc/ufw"])
+            .arg(etc.join("ufw")),
+    );
+    run_ok(
+        Command::new("cp")
+            .arg("/etc/default/ufw")
+            .arg(etc.join("default-ufw")),
+    );
+}
+
+/// A host firewall under test: how to start it from two rulesets, and how
+/// to print its whole state for byte-for-byte comparison.
+struct Backend {
+    platform: &'static str,
+    /// (name, setup script) of the two starting rulesets.
+    starts: [(&'static str, &'static str); 2],
+    snapshot: &'static str,
+    ufw: bool,
+}
+
+const IPTABLES: Backend = Backend {
+    platform: "iptables",
+    starts: [
+        // No rule: the filter tables with their default policies.
+        (
+            "empty",
+            "iptables -P INPUT ACCEPT; ip6tables -P INPUT ACCEPT\n",
+        ),
+        (
+            "typical",
+            "for t in iptables ip6tables; do $t -A INPUT -i lo -j ACCEPT; $t -A INPUT -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT; $t -A INPUT -p tcp --dport 22 -j ACCEPT; $t -A INPUT -p tcp --dport 6379 -j ACCEPT; done\n\
+             iptables -A INPUT -p icmp -j ACCEPT; ip6tables -A INPUT -p ipv6-icmp -j ACCEPT\n\
+             iptables -P INPUT DROP; ip6tables -P INPUT DROP\n",
+        ),
+    ],
+    snapshot: "{ iptables-save; ip6tables-save; } | sed -e '/^#/d' -e 's/\\[[0-9]*:[0-9]*\\]/[0:0]/'",
+    ufw: false,
+};
+
+const NFTABLES: Backend = Backend {
+    platform: "nftables",
+    starts: [
+        (
+            "empty",
+            "nft add table inet filter\nnft add chain inet filter input '{ type filter hook input priority 10; policy accept; }'\n",
+        ),
+        (
+            "typical",
+            "nft -f - <<'EOF'\ntable inet filter {\n chain input {\n  type filter hook input priority 0; policy drop;\n  iif lo accept\n  ct state established,related accept\n  meta l4proto { icmp, ipv6-icmp } accept\n  tcp dport { ssh, 6379 } accept\n }\n}\nEOF\n",
+        ),
+    ],
+    snapshot: "nft list ruleset",
+    ufw: false,
+};
+
+const UFW: Backend = Backend {
+    platform: "ufw",
+    starts: [
+        (
+            "empty",
+            "ufw --force enable >/dev/null\nufw default allow incoming >/dev/null\n",
+        ),
+        (
+            "typical",
+            "ufw --force enable >/dev/null\nufw default deny incoming >/dev/null\nufw allow ssh >/dev/null\nufw allow 6379/tcp >/dev/null\n",
+        ),
+    ],
+    snapshot: "ufw status verbose; cat /etc/ufw/user.rules /etc/ufw/user6.rules | grep -v '^# ' ",
+    ufw: true,
+};
+
+/// Proves `backend` from one starting ruleset: close 6379 over IPv4,
+/// restrict 22 over IPv4 and over IPv6 (two groups on one port), each
+/// family left alone by the other's fix; undo one group at a time; the
+/// state after the last undo and after a rollback is byte-equal to the start.
+fn prove(backend: &Backend, start: usize) {
+    let (start_name, setup) = backend.starts[start];
+    let what = format!("{} from the {start_name} ruleset", backend.platform);
+    let dir = TempDir(tempdir(backend.platform));
+    std::fs::create_dir_all(dir.0.join("backups")).unwrap();
     let lab = lab();
     let report = audit(&lab, &dir.0);
-    let etc = ufw.then(|| {
-        let etc = dir.0.join("etc");
-        std::fs::create_dir_all(&etc).unwrap();
-        run_ok(
-            Command::new("cp")
-                .args(["-a", "/etc/ufw"])
-                .arg(etc.join("ufw")),
-        );
-        run_ok(
-            Command::new("cp")
-                .arg("/etc/default/ufw")
-                .arg(etc.join("default-ufw")),
-        );
-        etc
+    if backend.ufw {
+        ufw_etc(&dir.0);
+    }
+    let t = Target {
+        lab: &lab,
+        dir: dir.0.clone(),
+        ufw: backend.ufw,
+        bus: None,
+    };
+    t.sh(setup);
+    prove_on(&t, &report, backend.platform, backend.snapshot, &what);
+}
+
+/// The checks of [`prove`] on a prepared target (shared with firewalld).
+fn prove_on(t: &Target, report: &Path, platform: &str, snapshot: &str, what: &str) {
+    prove_with(t, report, platform, snapshot, what, &|t, text| {
+        t.sh(text);
     });
-    apply(&lab, setup, etc.as_deref());
-    assert_eq!(scan(&lab, host, 6379), "open", "{platform}: before the fix");
-    assert_eq!(scan(&lab, host, 22), "open", "{platform}: before the fix");
+}
 
-    let close = fix(
-        &lab,
-        &report,
-        &finding_id(&report, "not-allowed", host, 6379),
-        platform,
-    );
-    let restrict = fix(
-        &lab,
-        &report,
-        &finding_id(&report, "remote-admin-internet", host, 22),
-        platform,
-    );
-    // Lock-out safety: the ssh fix arms a timed rollback and keeps the admin sources.
-    assert!(
-        restrict.commands.contains("systemd-run --on-active=300"),
-        "{}",
-        restrict.commands
-    );
-    assert!(restrict.commands.contains(if admin.contains(':') {
-        "2001:2:5::/64"
-    } else {
-        "198.18.5.0/24"
-    }));
-    assert!(
-        !close.commands.contains("systemd-run"),
-        "redis is no admin port"
-    );
-
-    apply(&lab, &close.commands, etc.as_deref());
-    apply(&lab, &restrict.commands, etc.as_deref());
-    assert_eq!(
-        scan(&lab, host, 6379),
-        "filtered",
-        "{platform}: close-port applied"
-    );
-    assert_eq!(
-        scan(&lab, host, 22),
-        "filtered",
-        "{platform}: restrict-source applied"
-    );
-    assert!(
-        connects_from(&lab, admin, host, 22),
-        "{platform}: admin source still reaches ssh"
-    );
-    assert!(
-        !connects_from(&lab, admin, host, 6379),
-        "{platform}: redis closed for all"
-    );
-    // The new rules sit after the ESTABLISHED,RELATED accept, never above it.
-    let listing = match platform {
-        "iptables" => {
-            let tool = if host.contains(':') {
-                "ip6tables"
-            } else {
-                "iptables"
-            };
-            run_ok(Command::new("ip").args(["netns", "exec", lab.target_ns(), tool, "-S", "INPUT"]))
+/// [`prove_on`] with the fixes applied by `run` (shell, or a playbook).
+/// Ansible arms no timed rollback: only the shell platforms are rolled back.
+fn prove_with(
+    t: &Target,
+    report: &Path,
+    platform: &str,
+    snapshot: &str,
+    what: &str,
+    run: &dyn Fn(&Target, &str),
+) {
+    let lab = t.lab;
+    let start = t.sh(snapshot);
+    for h in [HOST4, HOST6] {
+        for port in [22, 6379] {
+            assert_eq!(
+                scan(lab, h, port),
+                "open",
+                "{what}: {h}:{port} before the fix"
+            );
         }
-        // ufw's chains are listed with nft (ip6tables-nft cannot list ufw6's).
-        "ufw" => {
-            let (family, chain) = if host.contains(':') {
-                ("ip6", "ufw6-before-input")
-            } else {
-                ("ip", "ufw-before-input")
-            };
-            run_ok(Command::new("ip").args([
+    }
+    let close4 = fix(
+        lab,
+        report,
+        &finding_id(report, "not-allowed", HOST4, 6379),
+        platform,
+    );
+    let ssh4 = fix(
+        lab,
+        report,
+        &finding_id(report, "remote-admin-internet", HOST4, 22),
+        platform,
+    );
+    let ssh6 = fix(
+        lab,
+        report,
+        &finding_id(report, "remote-admin-internet", HOST6, 22),
+        platform,
+    );
+    assert!(ssh4.commands.contains("198.18.5.0/24") && ssh6.commands.contains("2001:2:5::/64"));
+    let shell = platform != "ansible";
+    if shell {
+        let unit4 = rollback_unit(&ssh4.commands);
+        assert_ne!(
+            unit4,
+            rollback_unit(&ssh6.commands),
+            "{what}: one rollback per group"
+        );
+    }
+
+    // IPv4 fixes: IPv4 filtered, admin sources still in; IPv6 unchanged.
+    run(t, &close4.commands);
+    run(t, &ssh4.commands);
+    // Re-running a fix changes nothing.
+    let once = t.sh(snapshot);
+    run(t, &ssh4.commands);
+    assert_eq!(t.sh(snapshot), once, "{what}: the fix is not idempotent");
+    assert_eq!(scan(lab, HOST4, 6379), "filtered", "{what}: close-port v4");
+    assert_eq!(scan(lab, HOST4, 22), "filtered", "{what}: restrict v4");
+    assert!(
+        connects_from(lab, ADMIN4, HOST4, 22),
+        "{what}: v4 admin lost ssh"
+    );
+    assert!(
+        !connects_from(lab, ADMIN4, HOST4, 6379),
+        "{what}: redis v4 closed for all"
+    );
+    assert_eq!(
+        scan(lab, HOST6, 6379),
+        "open",
+        "{what}: the v4 fix closed v6"
+    );
+    assert_eq!(scan(lab, HOST6, 22), "open", "{what}: the v4 fix closed v6");
+
+    // The IPv6 group on the same port, applied on top.
+    run(t, &ssh6.commands);
+    assert_eq!(scan(lab, HOST6, 22), "filtered", "{what}: restrict v6");
+    assert!(
+        connects_from(lab, ADMIN6, HOST6, 22),
+        "{what}: v6 admin lost ssh"
+    );
+    assert_eq!(scan(lab, HOST6, 6379), "open", "{what}: v6 redis untouched");
+
+    // Undo one group at a time: the other stays.
+    run(t, &ssh4.undo);
+    assert_eq!(scan(lab, HOST4, 22), "open", "{what}: v4 ssh undone");
+    assert_eq!(
+        scan(lab, HOST6, 22),
+        "filtered",
+        "{what}: the v4 undo touched v6"
+    );
+    assert_eq!(
+        scan(lab, HOST4, 6379),
+        "filtered",
+        "{what}: the ssh undo touched redis"
+    );
+    run(t, &ssh6.undo);
+    run(t, &close4.undo);
+    assert_eq!(t.sh(snapshot), start, "{what}: undo left a different state");
+    assert_eq!(scan(lab, HOST6, 22), "open", "{what}: v6 ssh undone");
+    assert_eq!(scan(lab, HOST4, 6379), "open", "{what}: redis undone");
+
+    if !shell {
+        return;
+    }
+    // The timed rollback restores the start too.
+    let unit4 = rollback_unit(&ssh4.commands);
+    run(t, &ssh4.commands);
+    assert_eq!(
+        scan(lab, HOST4, 22),
+        "filtered",
+        "{what}: restrict v4 again"
+    );
+    t.rollback(&unit4);
+    assert_eq!(
+        t.sh(snapshot),
+        start,
+        "{what}: the rollback left a different state"
+    );
+    assert_eq!(scan(lab, HOST4, 22), "open", "{what}: rolled back");
+}
+
+/// The unit name of the rollback a fix arms.
+fn rollback_unit(commands: &str) -> String {
+    let (_, rest) = commands
+        .split_once("--unit=")
+        .unwrap_or_else(|| panic!("no timed rollback:\n{commands}"));
+    rest.split_whitespace().next().unwrap().to_owned()
+}
+
+#[test]
+fn iptables_and_ip6tables_fixes_applied_dual_stack_from_two_rulesets() {
+    if need("iptables") && need("ip6tables") {
+        prove(&IPTABLES, 0);
+        prove(&IPTABLES, 1);
+    }
+}
+
+#[test]
+fn nftables_fixes_applied_dual_stack_from_two_rulesets() {
+    if need("nft") {
+        prove(&NFTABLES, 0);
+        prove(&NFTABLES, 1);
+    }
+}
+
+#[test]
+fn ufw_fixes_applied_dual_stack_from_two_rulesets() {
+    if need("ufw") && need("unshare") {
+        prove(&UFW, 0);
+        prove(&UFW, 1);
+    }
+}
+
+/// A process killed and reaped when the test ends, however it ends.
+struct Child(std::process::Child);
+impl Drop for Child {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// firewalld running in the target namespace on its own D-Bus daemon
+/// (a private system bus at DIR/bus) with its own configuration directory.
+fn firewalld(lab: &Lab, dir: &Path) -> (Child, Child, String) {
+    let conf = dir.join("bus.conf");
+    let socket = dir.join("bus");
+    std::fs::write(
+        &conf,
+        format!(
+            "<!DOCTYPE busconfig PUBLIC \"-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN\" \"http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd\">\n\
+             <busconfig><type>system</type><listen>unix:path={}</listen><auth>EXTERNAL</auth>\n\
+             <policy context=\"default\"><allow user=\"*\"/><allow own=\"*\"/><allow send_type=\"method_call\"/>\
+             <allow send_destination=\"*\"/><allow receive_sender=\"*\"/></policy></busconfig>\n",
+            socket.display()
+        ),
+    )
+    .unwrap();
+    let bus = Child(
+        Command::new("dbus-daemon")
+            .args(["--nofork", "--nopidfile", "--config-file"])
+            .arg(&conf)
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let address = format!("unix:path={}", socket.display());
+    let etc = dir.join("firewalld");
+    run_ok(Command::new("cp").args(["-a", "/etc/firewalld"]).arg(&etc));
+    // The lab's bus is up when its socket exists.
+    for _ in 0..200 {
+        if socket.exists() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let daemon = Child(
+        Command::new("ip")
+            .args([
                 "netns",
                 "exec",
                 lab.target_ns(),
-                "nft",
-                "list",
-                "chain",
-                family,
-                "filter",
-                chain,
-            ]))
+                "firewalld",
+                "--nofork",
+                "--nopid",
+            ])
+            .arg("--system-config")
+            .arg(&etc)
+            .args(["--log-target", "file", "--log-file"])
+            .arg(dir.join("firewalld.log"))
+            .env("DBUS_SYSTEM_BUS_ADDRESS", &address)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    // Ready when it says so (startup takes seconds; the bound is generous).
+    for _ in 0..600 {
+        let state = Command::new("firewall-cmd")
+            .arg("--state")
+            .env("DBUS_SYSTEM_BUS_ADDRESS", &address)
+            .output()
+            .unwrap();
+        if state.status.success() {
+            return (bus, daemon, address);
         }
-        _ => run_ok(Command::new("ip").args([
-            "netns",
-            "exec",
-            lab.target_ns(),
-            "nft",
-            "list",
-            "chain",
-            "inet",
-            "filter",
-            "input",
-        ])),
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!(
+        "firewalld did not start: {}",
+        std::fs::read_to_string(dir.join("firewalld.log")).unwrap_or_default()
+    );
+}
+
+const FIREWALLD_STARTS: [(&str, &str); 2] = [
+    // ssh and redis opened by firewalld services.
+    (
+        "services",
+        "firewall-cmd --permanent --add-service=redis >/dev/null && firewall-cmd --reload >/dev/null\n",
+    ),
+    // The same ports opened as ports.
+    (
+        "ports",
+        "firewall-cmd --permanent --remove-service=ssh >/dev/null && firewall-cmd --permanent --add-port=22/tcp --add-port=6379/tcp >/dev/null && firewall-cmd --reload >/dev/null\n",
+    ),
+];
+
+const FIREWALLD_SNAPSHOT: &str = "firewall-cmd --list-all; firewall-cmd --permanent --list-all";
+
+/// The firewalld fixes, with ZONE set (the one placeholder they keep).
+fn with_zone(text: &str) -> String {
+    text.replace("ZONE=''", "ZONE=public")
+}
+
+#[test]
+fn firewalld_fixes_applied_dual_stack_with_its_own_dbus() {
+    if !(need("firewalld") && need("dbus-daemon")) {
+        return;
+    }
+    for (name, setup) in FIREWALLD_STARTS {
+        let dir = TempDir(tempdir("firewalld"));
+        std::fs::create_dir_all(dir.0.join("backups")).unwrap();
+        let lab = lab();
+        let report = audit(&lab, &dir.0);
+        let (_bus, _daemon, address) = firewalld(&lab, &dir.0);
+        let t = Target {
+            lab: &lab,
+            dir: dir.0.clone(),
+            ufw: false,
+            bus: Some(address),
+        };
+        t.sh(setup);
+        let what = format!("firewalld from the {name} ruleset");
+        prove_on(&t, &report, "firewalld", FIREWALLD_SNAPSHOT, &what);
+    }
+}
+
+/// Runs Ansible tasks from a fix as a local play on the target, leaving
+/// out the tasks for the other firewall (`drop`: `ufw` or `firewalld`).
+fn play(t: &Target, tasks: &str, drop: &str) {
+    let mut kept = String::new();
+    for task in format!("\n{tasks}").split("\n- ").skip(1) {
+        let task = format!("- {task}");
+        if !task.contains(&format!(".{drop}:")) {
+            for line in task.lines() {
+                kept.push_str("    ");
+                kept.push_str(line);
+                kept.push('\n');
+            }
+        }
+    }
+    let book = t.dir.join("play.yml");
+    std::fs::write(
+        &book,
+        format!("- hosts: localhost\n  connection: local\n  gather_facts: false\n  tasks:\n{kept}"),
+    )
+    .unwrap();
+    t.sh(&format!(
+        "ANSIBLE_NOCOLOR=1 ANSIBLE_LOCAL_TEMP={d}/ans ANSIBLE_REMOTE_TEMP={d}/ans HOME={d} ansible-playbook -i localhost, {b}",
+        d = t.dir.display(),
+        b = book.display()
+    ));
+}
+
+#[test]
+fn ansible_fixes_run_against_ufw_and_firewalld() {
+    if !(need("ansible-playbook") && need("ufw") && need("firewalld")) {
+        return;
+    }
+    // ufw, from the typical ruleset.
+    {
+        let dir = TempDir(tempdir("ansible-ufw"));
+        std::fs::create_dir_all(dir.0.join("backups")).unwrap();
+        let lab = lab();
+        let report = audit(&lab, &dir.0);
+        ufw_etc(&dir.0);
+        let t = Target {
+            lab: &lab,
+            dir: dir.0.clone(),
+            ufw: true,
+            bus: None,
+        };
+        t.sh(UFW.starts[1].1);
+        prove_with(
+            &t,
+            &report,
+            "ansible",
+            UFW.snapshot,
+            "ansible on ufw",
+            &|t, text| play(t, text, "firewalld"),
+        );
+    }
+    // firewalld, ports opened by services.
+    let dir = TempDir(tempdir("ansible-firewalld"));
+    std::fs::create_dir_all(dir.0.join("backups")).unwrap();
+    let lab = lab();
+    let report = audit(&lab, &dir.0);
+    let (_bus, _daemon, address) = firewalld(&lab, &dir.0);
+    let t = Target {
+        lab: &lab,
+        dir: dir.0.clone(),
+        ufw: false,
+        bus: Some(address),
     };
-    if platform != "ufw" {
-        let est = listing
-            .find("RELATED,ESTABLISHED")
-            .or_else(|| listing.find("established,related"));
-        let ours = listing.find("portwarden-tcp-");
-        assert!(
-            matches!((est, ours), (Some(e), Some(o)) if e < o),
-            "{platform}: rules above the established accept:\n{listing}"
-        );
-    } else {
-        // ufw's own chain accepts established connections before the user rules.
-        assert!(
-            listing.contains("related,established") && listing.contains("accept"),
-            "{listing}"
-        );
-    }
-
-    apply(&lab, &close.undo, etc.as_deref());
-    apply(&lab, &restrict.undo, etc.as_deref());
-    assert_eq!(
-        scan(&lab, host, 6379),
-        "open",
-        "{platform}: close-port undone"
+    t.sh(FIREWALLD_STARTS[0].1);
+    prove_with(
+        &t,
+        &report,
+        "ansible",
+        FIREWALLD_SNAPSHOT,
+        "ansible on firewalld",
+        &|t, text| play(t, text, "ufw"),
     );
-    assert_eq!(
-        scan(&lab, host, 22),
-        "open",
-        "{platform}: restrict-source undone"
-    );
-}
-
-#[test]
-fn iptables_fix_and_undo_applied_in_the_lab() {
-    if need("iptables") {
-        prove("iptables", HOST4, ADMIN4, "", false);
-    }
-}
-
-#[test]
-fn ip6tables_fix_and_undo_applied_in_the_lab() {
-    if need("ip6tables") {
-        prove("iptables", HOST6, ADMIN6, "", false);
-    }
-}
-
-#[test]
-fn nftables_fix_and_undo_applied_in_the_lab() {
-    // The commands assume the usual `inet filter` table with an `input` chain.
-    let setup = "nft add table inet filter\nnft add chain inet filter input '{ type filter hook input priority 10; policy accept; }'\n";
-    if need("nft") {
-        prove("nftables", HOST4, ADMIN4, setup, false);
-        prove("nftables", HOST6, ADMIN6, setup, false);
-    }
-}
-
-#[test]
-fn ufw_fix_and_undo_applied_in_the_lab() {
-    // ufw on, everything allowed in, and the two rules that open the ports.
-    let setup =
-        "ufw --force enable\nufw default allow incoming\nufw allow 22/tcp\nufw allow 6379/tcp\n";
-    if need("ufw") && need("unshare") {
-        prove("ufw", HOST4, ADMIN4, setup, true);
-        prove("ufw", HOST6, ADMIN6, setup, true);
-    }
 }
 
 /// The size of report.json for a /24 with 254 live hosts and 333 open
@@ -550,14 +850,35 @@ fn fix_command_prints_one_finding_and_names_what_is_missing() {
     };
     let o = run(&["f2", "--platform", "ufw"]);
     assert!(o.status.success());
+    let head = "# fix 0123456789ab (close-port): Close the port\n# about\n# hosts: 198.18.0.5\n# findings: f1 f2\n\n";
+    // The commands only, by default: `portwarden fix … | sh` never runs the undo.
     assert_eq!(
         String::from_utf8_lossy(&o.stdout),
-        "# fix 0123456789ab (close-port): Close the port\n# about\n# hosts: 198.18.0.5\n# findings: f1 f2\n\n\
-         ## ufw [ufw]\n# careful\u{FFFD}[2J\nsudo ufw deny 22/tcp\n### undo\nsudo ufw delete deny 22/tcp\n### verify\nsudo ufw status\n"
+        format!("{head}# ufw [ufw]: commands\n# careful\u{FFFD}[2J\nsudo ufw deny 22/tcp\n")
     );
+    let o = run(&["f2", "--platform", "ufw", "--undo"]);
+    assert_eq!(
+        String::from_utf8_lossy(&o.stdout),
+        format!("{head}# ufw [ufw]: undo\nsudo ufw delete deny 22/tcp\n")
+    );
+    let o = run(&["f2", "--platform", "ufw", "--verify"]);
+    assert_eq!(
+        String::from_utf8_lossy(&o.stdout),
+        format!("{head}# ufw [ufw]: verify\nsudo ufw status\n")
+    );
+    assert_eq!(run(&["f2", "--undo", "--verify"]).status.code(), Some(2));
+    // JSON: all three parts of every platform, control characters escaped.
+    let o = run(&["f2", "--format", "json"]);
+    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["fix"], "0123456789ab");
+    assert_eq!(v["platforms"][0]["undo"], "sudo ufw delete deny 22/tcp");
+    assert_eq!(v["platforms"][0]["warning"], "careful\u{1b}[2J");
+    assert_eq!(v["platforms"][1]["verify"], "netsh z");
     // A family selects its platforms.
     let o = run(&["f1", "--platform", "windows"]);
-    assert!(String::from_utf8_lossy(&o.stdout).contains("## netsh [windows-netsh]\nnetsh x\n"));
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("# netsh [windows-netsh]: commands\nnetsh x\n")
+    );
     let o = run(&["f1", "--platform", "aws"]);
     assert_eq!(o.status.code(), Some(2));
     assert!(

@@ -800,3 +800,41 @@ port_scope = { tcp = "22,443,3306", udp = "", justification = "the CDE listens o
     );
     assert_eq!(requirement(&doc, "pci-dss-4.0", "11.4.5")["status"], "fail");
 }
+
+/// Prints the terminal compliance lines of the three-group lab audit, as
+/// typed (no `--vantage`), for the closing note's before/after (run with
+/// `PORTWARDEN_BIN` pointing at an older build for "before").
+#[test]
+#[ignore]
+fn three_group_compliance_lines() {
+    let lab = lab();
+    let dir = tempdir("lines");
+    let policy = dir.join("policy.toml");
+    std::fs::write(&policy, POLICY).unwrap();
+    let ports: Vec<String> = PORTS.iter().map(u16::to_string).collect();
+    let ports = ports.join(",");
+    let out = dir.join("report");
+    let mut args = vec![
+        "audit",
+        "198.19.1.0/24",
+        "-p",
+        &ports,
+        "--policy",
+        policy.to_str().unwrap(),
+        "--as-of",
+        "2026-11-24",
+        "--no-store",
+        "--out",
+        out.to_str().unwrap(),
+    ];
+    args.extend(FAST_CONNECT);
+    let o = lab.run(&args);
+    for l in text(&o.stdout).lines().filter(|l| {
+        ["pci-dss", "iso27001", "mlps2", "cis-v8", "nist-800"]
+            .iter()
+            .any(|p| l.starts_with(p))
+    }) {
+        println!("{l}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

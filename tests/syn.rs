@@ -10,7 +10,7 @@ use std::time::Instant;
 use serde_json::Value;
 
 use portwarden::model::{Reason, ScanEvent};
-use portwarden::scan::syn::engine::{self, EngineConfig, Space};
+use portwarden::scan::syn::engine::{self, EngineConfig, ScheduleConfig, Space};
 use portwarden::scan::syn::raw::RawIo;
 
 use crate::lab::{Lab, Layout, Truth};
@@ -339,7 +339,7 @@ fn interrupted_syn_scan_resumes_exactly() {
                 ports: &ports,
             };
             let mut io = RawIo::open(false).expect("raw sockets");
-            let stop = cfg.stop.clone();
+            let stop = cfg.schedule.stop.clone();
             let mut rows = Vec::new();
             let out = engine::run(&mut io, &space, &cfg, &mut |e| {
                 if let ScanEvent::Observation(o) = e {
@@ -356,18 +356,24 @@ fn interrupted_syn_scan_resumes_exactly() {
         })
     };
     let base = EngineConfig {
-        timeout: portwarden::scan::TimeoutConfig {
-            initial: std::time::Duration::from_millis(300),
-            min: std::time::Duration::from_millis(100),
-            max: std::time::Duration::from_millis(300),
+        schedule: ScheduleConfig {
+            timeout: portwarden::scan::TimeoutConfig {
+                initial: std::time::Duration::from_millis(300),
+                min: std::time::Duration::from_millis(100),
+                max: std::time::Duration::from_millis(300),
+            },
+            seed: 11,
+            ..ScheduleConfig::default()
         },
-        seed: 11,
         ..EngineConfig::default()
     };
     let stop = Arc::new(AtomicBool::new(false));
     let (first, out1) = run(
         EngineConfig {
-            stop: Some(stop),
+            schedule: ScheduleConfig {
+                stop: Some(stop),
+                ..base.schedule.clone()
+            },
             ..base.clone()
         },
         1500,
@@ -376,7 +382,10 @@ fn interrupted_syn_scan_resumes_exactly() {
     assert!(out1.summary.interrupted);
     let (second, out2) = run(
         EngineConfig {
-            resume: Some(state),
+            schedule: ScheduleConfig {
+                resume: Some(state),
+                ..base.schedule.clone()
+            },
             ..base
         },
         usize::MAX,

@@ -69,6 +69,21 @@ pub struct FixCmd {
     /// Only this platform (`ufw`, `aws`, …) or family (`windows`, `terraform`).
     #[arg(long, value_name = "P")]
     pub platform: Option<String>,
+    /// Print the undo instead of the commands.
+    #[arg(long, conflicts_with = "verify")]
+    pub undo: bool,
+    /// Print the verification instead of the commands.
+    #[arg(long)]
+    pub verify: bool,
+    /// `text`: one part (commands, or --undo, or --verify), safe to paste; `json`: all three for every platform.
+    #[arg(long, value_enum, default_value = "text")]
+    pub format: FixFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum FixFormat {
+    Text,
+    Json,
 }
 
 /// Where the audit history is.

@@ -478,7 +478,30 @@ fn fix(cmd: args::FixCmd) -> Result<u8> {
             known.join(", ")
         );
     }
-    // Commands keep their lines; every line loses its control characters.
+    if cmd.format == args::FixFormat::Json {
+        // Every part of every platform; serde_json escapes control characters.
+        let doc = serde_json::json!({
+            "fix": g.id,
+            "key": g.key,
+            "title": g.title,
+            "hosts": g.hosts,
+            "finding_ids": g.finding_ids,
+            "platforms": platforms,
+        });
+        let mut out = io::stdout().lock();
+        serde_json::to_writer_pretty(&mut out, &doc)?;
+        writeln!(out)?;
+        return Ok(exit::OK);
+    }
+    // One part only, so that `portwarden fix … | sh` never runs the undo
+    // too. Commands keep their lines; every line loses its control characters.
+    let part = if cmd.undo {
+        "undo"
+    } else if cmd.verify {
+        "verify"
+    } else {
+        "commands"
+    };
     let block = |text: &str| -> String { text.lines().map(safe).collect::<Vec<_>>().join("\n") };
     let mut out = io::stdout().lock();
     writeln!(out, "# fix {} ({}): {}", g.id, safe(&g.key), safe(&g.title))?;
@@ -487,16 +510,26 @@ fn fix(cmd: args::FixCmd) -> Result<u8> {
     writeln!(out, "# hosts: {}", hosts.join(" "))?;
     writeln!(out, "# findings: {}", block(&g.finding_ids.join(" ")))?;
     for p in platforms {
-        writeln!(out, "\n## {} [{}]", safe(&p.title), safe(&p.platform))?;
-        if let Some(w) = &p.warning {
-            // A comment, so that the printed block stays pasteable.
-            for line in w.lines() {
-                writeln!(out, "# {}", safe(line))?;
+        writeln!(
+            out,
+            "\n# {} [{}]: {part}",
+            safe(&p.title),
+            safe(&p.platform)
+        )?;
+        let text = match part {
+            "undo" => &p.undo,
+            "verify" => &p.verify,
+            _ => {
+                if let Some(w) = &p.warning {
+                    // A comment, so that the printed block stays pasteable.
+                    for line in w.lines() {
+                        writeln!(out, "# {}", safe(line))?;
+                    }
+                }
+                &p.commands
             }
-        }
-        writeln!(out, "{}", block(&p.commands))?;
-        writeln!(out, "### undo\n{}", block(&p.undo))?;
-        writeln!(out, "### verify\n{}", block(&p.verify))?;
+        };
+        writeln!(out, "{}", block(text))?;
     }
     Ok(exit::OK)
 }

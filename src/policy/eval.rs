@@ -259,7 +259,9 @@ impl<'a> HostCtx<'a> {
     pub(super) fn ran(&self, check: CheckKind, history: bool) -> Result<(), NotRun> {
         let identified = || {
             if self.open == 0 {
-                Err(not_run(
+                // Nothing open: nothing for these checks to judge, which is
+                // no gap in the evidence.
+                Err(nothing_to_judge(
                     "msg.cov.no_open_ports",
                     "no open port to identify on the hosts in scope",
                 ))

@@ -228,7 +228,7 @@ fn close_port_of_an_admin_port_is_never_a_bare_deny() {
         ]
         .contains(&p.platform.as_str())
         {
-            assert!(p.commands.contains("<ADMIN_SOURCE_CIDR>"), "{}", p.platform);
+            assert!(p.commands.contains("SET THIS"), "{}", p.platform);
         }
         assert!(!p.commands.contains("disable --now ssh"), "{}", p.platform);
     }
@@ -284,7 +284,7 @@ fn close_port_golden_for_tcp_v4_and_udp_v6() {
     assert!(
         platform(redis, "firewalld")
             .commands
-            .contains("--remove-service=redis")
+            .contains("family=\"ipv4\" port port=\"6379\" protocol=\"tcp\" drop")
     );
     // Cloud commands are scoped to the hosts.
     assert!(
@@ -295,7 +295,7 @@ fn close_port_golden_for_tcp_v4_and_udp_v6() {
     assert!(
         platform(redis, "gcp")
             .commands
-            .contains("--target-tags=<TARGET_TAG>")
+            .contains("--target-tags=\"${TARGET_TAG}\"")
     );
     assert!(
         platform(redis, "aliyun")
@@ -439,7 +439,10 @@ fn firewalld_service_names_come_from_firewalld_list() {
     let gs = groups(&fs);
     let cmds = &platform(&gs[0], "firewalld").commands;
     assert!(!cmds.contains("--remove-service"), "{cmds}");
-    assert!(cmds.contains("--remove-port=8080/tcp"));
+    assert!(
+        cmds.contains("port port=\"8080\" protocol=\"tcp\" drop"),
+        "{cmds}"
+    );
     let bad = FirewalldServices::parse("ssh 22/tcp\nalias smb = sambaa\n", "fw.txt").unwrap_err();
     assert_eq!(
         bad.to_string(),
@@ -541,10 +544,14 @@ fn nftables_rules_pass_nft_check() {
     );
     for g in groups(&fs) {
         for line in platform(&g, "nftables").commands.lines() {
-            if let Some(rule) = line.strip_prefix("sudo nft add rule ") {
-                // Drop the shell's quoting and the position (the handle of a rule
-                // that exists only on the real host).
-                let rule = rule.replace("position \"$H\" ", "").replace("\\\"", "\"");
+            if let Some((_, rule)) = line.split_once("sudo nft add rule ") {
+                // Drop the shell's quoting, the loop and the position (the handle
+                // of a rule that exists only on the real host).
+                let rule = rule
+                    .trim_end_matches("; done")
+                    .replace("position \"$H\" ", "")
+                    .replace("\"$s\"", "198.18.5.0/24")
+                    .replace("\\\"", "\"");
                 script.push_str(&format!("add rule {rule}\n"));
             }
         }
@@ -658,7 +665,7 @@ fn unapproved_change_offers_the_change_record_or_the_revert() {
     assert!(
         platform(g, "iptables")
             .commands
-            .contains("--dport 8080 -m comment --comment portwarden-tcp-8080 -j DROP")
+            .contains("--dport 8080 -m comment --comment portwarden-")
     );
 }
 
@@ -809,8 +816,9 @@ fn templates_render_without_html_escaping_and_load_dir_overrides() {
             r[0].verify_language.as_str()
         ),
         (
-            "echo \"<A>\" 'b' & close-port 161/udp on 2001:2::5",
-            "u portwarden-udp-161",
+            // Handlebars output unescaped; a placeholder becomes a checked variable.
+            "A=''  # SET THIS: <A>\n: \"${A:?set A}\" && {\necho \"${A}\" 'b' & close-port 161/udp on 2001:2::5\n}",
+            "u portwarden-0123456789ab",
             "2001:2::5/128 ::/0 ipv6 Udp",
             "sh"
         )
@@ -896,4 +904,606 @@ fn a_page_names_the_first_hosts_and_fixes_jsonl_keeps_them_all() {
     .unwrap();
     assert_eq!(read_fixes(&dir).unwrap()[0].platforms, g.platforms);
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// A restrict-source finding on 22/tcp (ssh).
+fn ssh(ip: &str) -> Finding {
+    finding(
+        "remote-admin-internet",
+        "restrict-source",
+        ip,
+        Some(22),
+        Some("ssh"),
+    )
+}
+
+/// A close-port finding.
+fn close(ip: &str, port: u16, service: &str) -> Finding {
+    finding("not-allowed", "close-port", ip, Some(port), Some(service))
+}
+
+/// Runs shell text under bash with no PATH: every external command it
+/// tries is logged (bash's command_not_found_handle) instead of run.
+/// Returns (exit code, commands tried, stderr).
+fn run_inert(text: &str) -> (i32, Vec<String>, String) {
+    let script = format!(
+        "command_not_found_handle() {{ printf 'RAN %s\\n' \"$*\" >&3; return 0; }}\nsudo() {{ printf 'RAN %s\\n' \"$*\" >&3; }}\n{text}\n"
+    );
+    let dir = std::env::temp_dir().join(format!(
+        "pw-inert-{}-{}",
+        std::process::id(),
+        SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    let log = dir.join("log");
+    let out = std::process::Command::new("/bin/bash")
+        .arg("-c")
+        .arg(format!(
+            "exec 3>'{}'; PATH=/nonexistent; {script}",
+            log.display()
+        ))
+        .current_dir(&dir)
+        .env_clear()
+        .output()
+        .unwrap();
+    let ran = std::fs::read_to_string(&log)
+        .unwrap_or_default()
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    let _ = std::fs::remove_dir_all(&dir);
+    (
+        out.status.code().unwrap_or(-1),
+        ran,
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+static SEQ: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+
+#[test]
+fn placeholders_fail_closed_nothing_runs_until_they_are_set() {
+    // ssh on a host whose group ("db") declares no admin_sources.
+    let fs = [close("198.18.1.2", 22, "ssh")];
+    let g = &groups(&fs)[0];
+    let mut checked = 0;
+    for p in g.platforms.iter().filter(|p| p.language == "sh") {
+        let (code, ran, err) = run_inert(&p.commands);
+        assert_ne!(code, 0, "{}: ran to the end\n{}", p.platform, p.commands);
+        assert!(
+            ran.is_empty(),
+            "{}: ran {ran:?}\n{}",
+            p.platform,
+            p.commands
+        );
+        if ["ufw", "iptables", "nftables", "firewalld"].contains(&p.platform.as_str()) {
+            assert!(err.contains("set the"), "{}: {err}", p.platform);
+        }
+        checked += 1;
+    }
+    // ufw, iptables, nftables, firewalld, aws, azure, gcp, aliyun, openstack.
+    assert_eq!(checked, 9);
+    // With the sources declared, the same blocks run (each command once, as the real tools would).
+    let fs = [ssh("198.18.0.5")];
+    let g = &groups(&fs)[0];
+    let (code, ran, err) = run_inert(&platform(g, "ufw").commands);
+    assert_eq!(code, 0, "{err}");
+    let tag = format!("portwarden-{}", g.id);
+    assert_eq!(
+        ran.iter()
+            .filter(|l| l.contains("ufw prepend"))
+            .cloned()
+            .collect::<Vec<_>>(),
+        vec![
+            format!("RAN ufw prepend deny proto tcp from 0.0.0.0/1 to any port 22 comment {tag}"),
+            format!("RAN ufw prepend deny proto tcp from 128.0.0.0/1 to any port 22 comment {tag}"),
+            format!(
+                "RAN ufw prepend allow proto tcp from 198.18.5.0/24 to any port 22 comment {tag}"
+            ),
+        ]
+    );
+}
+
+#[test]
+fn nothing_permanent_runs_before_the_rollback_is_cancelled() {
+    let fs = [ssh("198.18.0.5")];
+    let g = &groups(&fs)[0];
+    for p in &g.platforms {
+        let lines: Vec<&str> = p.commands.lines().collect();
+        let cancel = lines.iter().position(|l| l.contains("cancel the rollback"));
+        for (i, l) in lines.iter().enumerate() {
+            if l.contains("--runtime-to-permanent") || l.contains("netfilter-persistent save") {
+                assert!(l.trim_start().starts_with('#'), "{}: {l}", p.platform);
+                assert!(
+                    cancel.is_some_and(|c| c < i),
+                    "{}: before the cancel",
+                    p.platform
+                );
+            }
+        }
+    }
+    // firewalld changes the running configuration only.
+    let fw = &platform(g, "firewalld").commands;
+    assert!(!fw.contains("--permanent"), "{fw}");
+    assert!(
+        !fw.contains("--remove-service") && !fw.contains("--remove-port"),
+        "{fw}"
+    );
+}
+
+#[test]
+fn one_identity_per_fix_group_in_every_name() {
+    // The same port in both families: two groups, two names, nothing shared.
+    let fs = [ssh("198.18.0.5"), ssh("2001:2::5")];
+    let gs = groups(&fs);
+    assert_eq!(gs.len(), 2);
+    assert_ne!(gs[0].id, gs[1].id);
+    for (g, other) in [(&gs[0], &gs[1]), (&gs[1], &gs[0])] {
+        let tag = format!("portwarden-{}", g.id);
+        for p in &g.platforms {
+            let all = format!("{}\n{}\n{}", p.commands, p.undo, p.verify);
+            assert!(
+                !all.contains(&other.id),
+                "{}: names the other group",
+                p.platform
+            );
+            assert!(!all.contains("portwarden-tcp-"), "{}", p.platform);
+            if !["policy", "service"].contains(&p.platform.as_str()) {
+                assert!(
+                    all.contains(&tag) || all.contains(&format!("portwarden_{}", g.id)),
+                    "{}: no {tag}",
+                    p.platform
+                );
+            }
+            if all.contains("systemd-run") {
+                assert!(
+                    all.contains(&format!("--unit=rollback-{tag}")),
+                    "{}",
+                    p.platform
+                );
+                assert!(
+                    !all.contains("/var/backups/") || all.contains(&format!("/var/backups/{tag}"))
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn each_family_keeps_to_its_own_rules() {
+    let fs = [ssh("2001:2::5"), close("198.18.1.3", 6379, "redis")];
+    let gs = groups(&fs);
+    let v6 = gs.iter().find(|g| g.port == Some(22)).unwrap();
+    let v4 = gs.iter().find(|g| g.port == Some(6379)).unwrap();
+    let ufw6 = &platform(v6, "ufw").commands;
+    assert!(
+        ufw6.contains(
+            "for n in ::/1 8000::/1; do sudo ufw prepend deny proto tcp from \"$n\" to any port 22"
+        ),
+        "{ufw6}"
+    );
+    assert!(!ufw6.contains("ufw delete"), "{ufw6}");
+    assert!(
+        platform(v4, "ufw")
+            .commands
+            .contains("for n in 0.0.0.0/1 128.0.0.0/1; do")
+    );
+    assert!(
+        platform(v6, "nftables")
+            .commands
+            .contains("meta nfproto ipv6 tcp dport 22 drop")
+    );
+    assert!(!platform(v4, "nftables").commands.contains("daddr"));
+    assert!(
+        platform(v6, "firewalld")
+            .commands
+            .contains("family=\"ipv6\"")
+    );
+    let ps = &platform(v6, "windows-powershell").commands;
+    assert!(!ps.contains("Disable-NetFirewallRule"), "{ps}");
+    // Every v6 address but 2001:2:5::/64, as ranges.
+    assert!(
+        ps.contains("$Blocked = '::-2001:2:4:ffff:ffff:ffff:ffff:ffff,2001:2:5:1::-ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff'"),
+        "{ps}"
+    );
+    assert!(
+        platform(v4, "windows-netsh")
+            .commands
+            .contains("remoteip=0.0.0.0-255.255.255.255")
+    );
+    // Undo: only what the fix added, found by its name; never an allow for everyone.
+    let undo = &platform(v4, "ufw").undo;
+    assert!(undo.contains(&format!("# portwarden-{}", v4.id)), "{undo}");
+    assert!(!undo.contains("ufw allow"), "{undo}");
+}
+
+#[test]
+fn udp_verify_probes_udp() {
+    let fs = [close("2001:2::9", 161, "snmp")];
+    let g = &groups(&fs)[0];
+    for p in &g.platforms {
+        assert!(!p.verify.contains("nc -zvu"), "{}", p.platform);
+        if p.verify.contains("portwarden scan") {
+            assert!(
+                p.verify.contains("portwarden scan 2001:2::9 -p U:161"),
+                "{}: {}",
+                p.platform,
+                p.verify
+            );
+        }
+    }
+}
+
+#[test]
+fn close_port_takes_the_restrict_source_finding_of_the_same_port() {
+    let fs = [
+        close("198.18.1.3", 6379, "redis"),
+        finding(
+            "database-internet",
+            "restrict-source",
+            "198.18.1.3",
+            Some(6379),
+            Some("redis"),
+        ),
+        finding(
+            "database-internet",
+            "restrict-source",
+            "198.18.1.4",
+            Some(6379),
+            Some("redis"),
+        ),
+    ];
+    let gs = groups(&fs);
+    let close = gs.iter().find(|g| g.key == "close-port").unwrap();
+    assert_eq!(close.hosts, vec![IpAddr::from([198, 18, 1, 3])]);
+    assert_eq!(close.finding_ids.len(), 2);
+    assert!(
+        close
+            .about
+            .contains("restrict-source findings on the same ports")
+    );
+    let restrict = gs.iter().find(|g| g.key == "restrict-source").unwrap();
+    assert_eq!(restrict.hosts, vec![IpAddr::from([198, 18, 1, 4])]);
+}
+
+#[test]
+fn complement_ranges_cover_everything_but_the_sources() {
+    let nets: Vec<IpNet> = vec![
+        "10.0.0.0/8".parse().unwrap(),
+        "10.1.0.0/16".parse().unwrap(),
+        "192.168.1.0/24".parse().unwrap(),
+    ];
+    assert_eq!(
+        complement(&nets, false),
+        vec![
+            "0.0.0.0-9.255.255.255",
+            "11.0.0.0-192.168.0.255",
+            "192.168.2.0-255.255.255.255"
+        ]
+    );
+    assert_eq!(
+        complement(&["0.0.0.0/0".parse().unwrap()], false),
+        Vec::<String>::new()
+    );
+    assert_eq!(complement(&[], false), vec!["0.0.0.0-255.255.255.255"]);
+}
+
+/// Issue 27.4: hostile policy paths and names go through every platform's
+/// renderer, and the real parsers read the result as intended: bash (syntax,
+/// then a run where every command is only logged), the TOML, HCL and YAML
+/// parsers. PowerShell quoting is checked in `quote` (no pwsh here).
+#[test]
+fn hostile_names_and_paths_stay_inert_in_every_language() {
+    let evil = "ev'il\"$(touch PWNED)`id`\n[[group]]\nname = \"x\" # ${a}%{b}\u{202E}";
+    let text = format!(
+        "[[group]]\nname = {}\ntargets = [\"198.18.1.0/28\"]\nadmin_sources = [\"198.18.5.0/24\"]\n\n[[group.allow]]\nport = 23\nproto = \"tcp\"\n",
+        toml_str(evil)
+    );
+    let file = "p/$(touch PWNED)/x;id;'q'\n.toml";
+    let policy = Policy::parse(&text, file, &Profiles::embedded().unwrap()).unwrap();
+    let mut fs = vec![];
+    for (check, key, port) in [
+        ("allow-undocumented", "document-justification", 23),
+        ("not-allowed", "close-port", 6379),
+        ("remote-admin-internet", "restrict-source", 22),
+    ] {
+        let mut f = finding(check, key, "198.18.1.3", Some(port), Some("ssh"));
+        f.group = Some(evil.to_owned());
+        fs.push(f);
+    }
+    let gs = fix_groups(
+        &fs,
+        &policy,
+        &RemediationCatalog::embedded(),
+        &Catalogue::embedded(),
+        Lang::En,
+    );
+    assert_eq!(gs.len(), 3);
+    let mut yaml = Vec::new();
+    let mut langs = HashSet::new();
+    let date = regex::Regex::new(r"= <[A-Z_]+>").unwrap();
+    for g in &gs {
+        for p in &g.platforms {
+            for (lang, body) in [
+                (p.language.as_str(), &p.commands),
+                (p.language.as_str(), &p.undo),
+                (p.verify_language.as_str(), &p.verify),
+            ] {
+                langs.insert(lang.to_owned());
+                let what = format!("{} {}:\n{body}", g.key, p.platform);
+                match lang {
+                    "sh" => {
+                        let check = std::process::Command::new("bash")
+                            .args(["-n", "-c", body])
+                            .output()
+                            .unwrap();
+                        assert!(check.status.success(), "bash -n {what}");
+                        let (_, ran, _) = run_inert(body);
+                        for r in &ran {
+                            assert!(
+                                !r.starts_with("RAN touch") && !r.starts_with("RAN id"),
+                                "{r}: {what}"
+                            );
+                            if r.starts_with("RAN portwarden policy")
+                                || r.starts_with("RAN portwarden audit")
+                            {
+                                // One argument, the path as given (its newline made inert).
+                                assert!(r.ends_with(" p/$(touch PWNED)/x;id;'q'?.toml"), "{r}");
+                            }
+                        }
+                    }
+                    "toml" => {
+                        // Dates left for the user are bare <NAME>s: give them one.
+                        let filled = date.replace_all(body, "= 2027-01-01");
+                        let t: toml::Table =
+                            toml::from_str(&filled).unwrap_or_else(|e| panic!("TOML {e}: {what}"));
+                        // The comment naming the group stayed a comment.
+                        assert!(
+                            !t.contains_key("name") && !body.contains("\n[[group]]"),
+                            "{what}"
+                        );
+                    }
+                    "hcl" => {
+                        hcl::from_str::<hcl::Body>(body)
+                            .unwrap_or_else(|e| panic!("HCL {e}: {what}"));
+                    }
+                    "yaml" => yaml.push(body.clone()),
+                    _ => {}
+                }
+            }
+        }
+    }
+    for l in ["sh", "toml", "hcl", "yaml", "powershell"] {
+        assert!(langs.contains(l), "no {l} rendered");
+    }
+    // The YAML through the YAML parser (PyYAML, as kubernetes-validate reads it).
+    if !python_yaml() {
+        return;
+    }
+    for body in yaml {
+        let out = std::process::Command::new("python3")
+            .args([
+                "-c",
+                "import sys, yaml; list(yaml.safe_load_all(sys.stdin))",
+            ])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .and_then(|mut c| {
+                use std::io::Write;
+                c.stdin.take().unwrap().write_all(body.as_bytes())?;
+                c.wait_with_output()
+            })
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}\n{body}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+fn python_yaml() -> bool {
+    let ok = std::process::Command::new("python3")
+        .args(["-c", "import yaml"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !ok {
+        assert!(
+            std::env::var("CI").is_err(),
+            "python3-yaml missing under CI (tests/setup.sh)"
+        );
+    }
+    ok
+}
+
+/// Fills the cloud placeholders with well-formed values.
+fn fill_cloud(text: &str) -> String {
+    let mut t = text.to_owned();
+    for (k, v) in [
+        ("<REGION>", "us-east-1"),
+        ("<SECURITY_GROUP_ID>", "sg-0123456789abcdef0"),
+        ("<SECURITY_GROUP_RULE_ID>", "sgr-0123456789abcdef0"),
+        ("<CIDR_OF_THE_REVOKED_RULE>", "0.0.0.0/0"),
+        ("<PROJECT_ID>", "pw-project"),
+        ("<NETWORK>", "default"),
+        ("<TARGET_TAG>", "pw-target"),
+        ("<PRIORITY_ALLOW>", "900"),
+        ("<PRIORITY>", "1000"),
+        ("<SECURITY_GROUP>", "pw-group"),
+        ("<RULE_ID>", "0b4ee5c2-52c4-4b8f-9a6b-0d7a0b7f4c11"),
+        ("<REMOTE_IP_OF_THE_DELETED_RULE>", "0.0.0.0/0"),
+        ("<NAMESPACE>", "default"),
+        ("<APP_LABEL>", "web"),
+        ("<ALLOWED_PORT>", "443"),
+    ] {
+        t = t.replace(k, v);
+        // In shell blocks the placeholder is a variable set at the top.
+        let name = k.trim_matches(|c| c == '<' || c == '>');
+        t = t.replace(&format!("{name}=''"), &format!("{name}='{v}'"));
+    }
+    t
+}
+
+/// Heavy, in one test: the real cloud CLIs parse every generated AWS, Google
+/// Cloud and OpenStack command (run against a dead local endpoint: a
+/// parameter error fails the test, a connection or credentials error passes
+/// it), and kubernetes-validate --strict reads every NetworkPolicy. Azure
+/// and Alibaba Cloud CLIs are not installed here (not checked).
+#[test]
+fn cloud_commands_parse_with_the_real_clis() {
+    let fs = [
+        ssh("198.18.0.5"),
+        ssh("2001:2::5"),
+        close("198.18.1.3", 6379, "redis"),
+        close("2001:2::9", 161, "snmp"),
+    ];
+    let gs = groups(&fs);
+    let have = |p: &str| {
+        std::process::Command::new("sh")
+            .args(["-c", &format!("command -v {p}")])
+            .output()
+            .is_ok_and(|o| o.status.success())
+    };
+    let dir = std::env::temp_dir().join(format!("pw-cloud-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let log = dir.join("log");
+    // Each CLI runs for real; its verdict is logged: PARSE (a usage or
+    // parameter error) fails the test.
+    let prelude = format!(
+        r#"LOG='{log}'
+pwrun() {{ kind=$1; shift; out=$("$@" 2>&1); rc=$?
+  case "$kind" in
+    aws) case "$out" in *"Could not connect to the endpoint URL"*) echo "OK $kind" ;; *) echo "PARSE $kind rc=$rc $* :: $out" ;; esac ;;
+    *) if [ $rc -eq 2 ]; then echo "PARSE $kind rc=$rc $* :: $out"; else echo "OK $kind"; fi ;;
+  esac >> "$LOG"; return 0; }}
+aws() {{ pwrun aws command aws --endpoint-url http://127.0.0.1:9 --cli-connect-timeout 1 --cli-read-timeout 1 "$@"; }}
+gcloud() {{ pwrun gcloud command gcloud --quiet "$@"; }}
+openstack() {{ pwrun openstack command openstack "$@"; }}
+"#,
+        log = log.display()
+    );
+    let mut clis = vec![];
+    for (cli, platform) in [
+        ("aws", "aws"),
+        ("gcloud", "gcp"),
+        ("openstack", "openstack"),
+    ] {
+        if have(cli) {
+            clis.push(platform);
+        } else {
+            assert!(
+                std::env::var("CI").is_err(),
+                "{cli} missing under CI (tests/setup.sh)"
+            );
+        }
+    }
+    let mut k8s = 0;
+    for g in &gs {
+        for p in &g.platforms {
+            if clis.contains(&p.platform.as_str()) {
+                for body in [&p.commands, &p.undo] {
+                    let out = std::process::Command::new("bash")
+                        .arg("-c")
+                        .arg(format!("{prelude}\n{}", fill_cloud(body)))
+                        .env("AWS_ACCESS_KEY_ID", "AKIAPORTWARDENTEST")
+                        .env("AWS_SECRET_ACCESS_KEY", "portwarden")
+                        .env("AWS_MAX_ATTEMPTS", "1")
+                        .env("CLOUDSDK_CONFIG", dir.join("gcloud"))
+                        .env("CLOUDSDK_CORE_DISABLE_PROMPTS", "1")
+                        .env("OS_AUTH_URL", "http://127.0.0.1:9/v3")
+                        .env("OS_USERNAME", "pw")
+                        .env("OS_PASSWORD", "pw")
+                        .env("OS_PROJECT_NAME", "pw")
+                        .env("OS_USER_DOMAIN_NAME", "Default")
+                        .env("OS_PROJECT_DOMAIN_NAME", "Default")
+                        .output()
+                        .unwrap();
+                    assert!(
+                        out.status.success(),
+                        "{}: {}",
+                        p.platform,
+                        String::from_utf8_lossy(&out.stderr)
+                    );
+                }
+            }
+            if p.platform == "kubernetes" && have("kubernetes-validate") {
+                let file = dir.join(format!("np-{k8s}.yaml"));
+                std::fs::write(&file, fill_cloud(&p.commands)).unwrap();
+                let out = std::process::Command::new("kubernetes-validate")
+                    .args(["--strict", "-k", "1.30.0"])
+                    .arg(&file)
+                    .output()
+                    .unwrap();
+                assert!(
+                    out.status.success(),
+                    "kubernetes-validate: {}{}\n{}",
+                    String::from_utf8_lossy(&out.stdout),
+                    String::from_utf8_lossy(&out.stderr),
+                    p.commands
+                );
+                k8s += 1;
+            }
+        }
+    }
+    let logged = std::fs::read_to_string(&log).unwrap_or_default();
+    let _ = std::fs::remove_dir_all(&dir);
+    let bad: Vec<&str> = logged.lines().filter(|l| l.starts_with("PARSE")).collect();
+    assert!(bad.is_empty(), "{}", bad.join("\n"));
+    for platform in &clis {
+        let cli = match *platform {
+            "gcp" => "gcloud",
+            p => p,
+        };
+        assert!(
+            logged.contains(&format!("OK {cli}")),
+            "{cli} never ran:\n{logged}"
+        );
+    }
+    eprintln!(
+        "cloud CLIs checked: {clis:?}; NetworkPolicies: {k8s}; commands run: {}",
+        logged.lines().count()
+    );
+}
+
+#[test]
+fn placeholders_become_checked_variables_quoted_where_they_stand() {
+    let t = fail_closed("# head\naws x --r <REGION> \"a=<CIDR>\" 'q<REGION>' <lower>\n# <KEEP>");
+    assert_eq!(
+        t,
+        "# head\nREGION=''  # SET THIS: <REGION>\nCIDR=''  # SET THIS: <CIDR>\n\
+         : \"${REGION:?set REGION}\" \"${CIDR:?set CIDR}\" && {\n\
+         aws x --r \"${REGION}\" \"a=${CIDR}\" 'q'\"${REGION}\"'' <lower>\n# <KEEP>\n}"
+    );
+    assert_eq!(fail_closed("echo ok"), "echo ok");
+}
+
+/// Every Terraform snippet of several fixes (the same port in both
+/// families, another port) in one configuration: no resource name twice.
+#[test]
+fn terraform_snippets_combine_without_duplicate_names() {
+    let fs = [
+        ssh("198.18.0.5"),
+        ssh("2001:2::5"),
+        close("198.18.1.3", 6379, "redis"),
+        close("2001:2::9", 161, "snmp"),
+    ];
+    let mut all = String::new();
+    for g in groups(&fs) {
+        for p in g.platforms.iter().filter(|p| p.language == "hcl") {
+            all.push_str(&p.commands);
+            all.push('\n');
+        }
+    }
+    let body: hcl::Body = hcl::from_str(&all).unwrap();
+    let mut names = HashSet::new();
+    for b in body.blocks() {
+        let labels: Vec<String> = b.labels().iter().map(|l| l.as_str().to_owned()).collect();
+        assert!(
+            names.insert(labels.clone()),
+            "duplicate resource {labels:?}"
+        );
+    }
+    assert!(names.len() >= 8, "{names:?}");
 }

@@ -3,13 +3,14 @@
 //!
 //! Two TCP probe engines share one contract: [`connect`] (full handshakes
 //! through the kernel, no privilege) and [`syn`] (stateless half-open
-//! scanning over raw sockets). UDP ports go to [`udp`], which shares the
-//! SYN engine's core and runs beside the TCP engine. All walk a seeded
+//! scanning over raw sockets). UDP ports go to [`udp`], which runs beside
+//! the TCP engine; both are protocol layers on one raw-packet core, [`raw`]. All walk a seeded
 //! permutation of the (address × port) index space so no host receives its
 //! ports back to back.
 
 pub mod connect;
 pub mod permute;
+pub mod raw;
 pub mod resume;
 pub mod syn;
 pub mod udp;
@@ -71,7 +72,7 @@ pub struct ScanConfig {
     /// A resume state already read (it takes precedence over
     /// `resume_from`): [`run`] reads the file once and hands each engine of
     /// a mixed TCP+UDP scan its own part.
-    pub resume: Option<syn::engine::ResumeState>,
+    pub resume: Option<raw::schedule::ResumeState>,
     /// Raised (e.g. by a Ctrl-C handler) to stop early: the engine stops
     /// sending, collects late answers, reports and returns `interrupted`.
     pub stop: Option<Arc<AtomicBool>>,
@@ -258,7 +259,7 @@ pub async fn run(
     // Each engine gets a stop flag of its own: an engine raises its flag
     // when it ends (so that its threads stop), which must not stop the
     // other. The operator's flag (Ctrl-C) is passed on to both.
-    let engine_cfg = |part: Option<PathBuf>, state: Option<syn::engine::ResumeState>| {
+    let engine_cfg = |part: Option<PathBuf>, state: Option<raw::schedule::ResumeState>| {
         let mut c = cfg.clone();
         c.resume_out = part;
         c.resume_from = None;

@@ -5,14 +5,14 @@
 //! one engine's [`ResumeState`] cannot describe a mixed scan. A mixed scan's
 //! file holds both states (version 2); an engine that had finished when the
 //! scan was stopped has none, and a resumed scan skips it. Single-engine
-//! scans keep writing version 1 files (`crate::scan::syn::write_resume`).
+//! scans keep writing version 1 files ([`write_single`]).
 
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
 use super::ScanError;
-use super::syn::engine::ResumeState;
+use super::raw::schedule::ResumeState;
 
 /// Version of a mixed scan's resume file.
 pub const MIXED_VERSION: u32 = 2;
@@ -94,7 +94,7 @@ pub fn part_paths(path: &Path) -> (PathBuf, PathBuf) {
 pub fn join_parts(tcp: &Path, udp: &Path, path: &Path) -> Result<(), ScanError> {
     let part = |p: &Path| -> Result<Option<ResumeState>, ScanError> {
         if p.exists() {
-            let s = super::syn::read_resume(p)?;
+            let s = read_single(p)?;
             let _ = std::fs::remove_file(p);
             Ok(Some(s))
         } else {
@@ -111,6 +111,24 @@ pub fn join_parts(tcp: &Path, udp: &Path, path: &Path) -> Result<(), ScanError> 
         udp,
     };
     write_atomic(path, &m)
+}
+
+/// Reads a resume file written by an interrupted TCP-only or UDP-only
+/// scan ([`read`] reads either kind).
+pub fn read_single(path: &Path) -> Result<ResumeState, ScanError> {
+    match read(path)? {
+        ResumeFile::Single(state) => Ok(state),
+        ResumeFile::Mixed(_) => Err(ScanError::Config(format!(
+            "{}: this resume file is of a scan of TCP and UDP ports: resume with the ports of the interrupted scan",
+            path.display()
+        ))),
+    }
+}
+
+/// Writes one engine's resume state (atomically: a temporary file renamed
+/// over it).
+pub fn write_single(path: &Path, state: &ResumeState) -> Result<(), ScanError> {
+    write_atomic(path, state)
 }
 
 /// Writes a resume state as JSON, atomically (a temporary file renamed
@@ -132,7 +150,7 @@ pub(crate) fn write_atomic(path: &Path, state: &impl Serialize) -> Result<(), Sc
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::scan::syn::engine::Shard;
+    use crate::scan::raw::schedule::Shard;
 
     fn state(seed: u64) -> ResumeState {
         ResumeState {
@@ -157,7 +175,7 @@ mod tests {
         join_parts(&t, &u, &path).unwrap();
         assert!(!path.exists());
         // Only the UDP engine was stopped.
-        crate::scan::syn::write_resume(&u, &state(7)).unwrap();
+        write_single(&u, &state(7)).unwrap();
         join_parts(&t, &u, &path).unwrap();
         assert!(!u.exists());
         assert_eq!(
@@ -169,7 +187,7 @@ mod tests {
             })
         );
         // A single engine's file reads as such.
-        crate::scan::syn::write_resume(&path, &state(9)).unwrap();
+        write_single(&path, &state(9)).unwrap();
         assert_eq!(read(&path).unwrap(), ResumeFile::Single(state(9)));
         std::fs::write(&path, r#"{"version":2,"tcp":null,"udp":null}"#).unwrap();
         assert_eq!(

@@ -4,37 +4,44 @@
 //! Half-open scanning sends one SYN per (address, port) and concludes from
 //! the answer (SYN-ACK open, RST closed, ICMP unreachable or silence
 //! filtered) without ever opening a connection, which is what makes full
-//! port ranges fast. The parts: [`packet`] builds probes and parses replies,
-//! [`cookie`] authenticates replies without per-probe state, [`engine`] is
-//! the schedule (seeded permutation, pacing, adaptive rate, retries,
-//! sharding, resume), [`io`] is the seam to the network with an in-memory
-//! fake for tests, and [`raw`] is the real raw-socket I/O. This module wires
-//! them to the [`ScanConfig`] contract and re-checks hosts that look like
-//! SYN proxies with full connects before calling their ports open.
+//! port ranges fast. It is the TCP layer on the raw core
+//! ([`crate::scan::raw`]: schedule, cookie, sockets, fake network): [`packet`]
+//! builds SYNs and reads replies, [`engine`] adds TCP's rate control and
+//! per-host rules, [`io`] is the TCP side of the fake network and [`raw`]
+//! the raw-socket I/O. This module wires them to the [`ScanConfig`]
+//! contract and re-checks hosts that look like SYN proxies with full
+//! connects before calling their ports open.
 
-pub mod cookie;
 pub mod engine;
 pub mod io;
 pub mod packet;
 pub mod raw;
 
 use std::net::SocketAddr;
-use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::{Semaphore, mpsc};
 
-use super::{EventBurst, ScanConfig, ScanError, ScanSummary, StopOnDrop};
+use super::{ScanConfig, ScanError, ScanSummary};
 use crate::model::{Observation, Reason, ScanEvent};
+use crate::scan::raw::{EngineThread, Outcome, run_on_thread};
 use crate::target::{PortSet, Targets};
-use engine::{EngineConfig, RateMode, ResumeState, Shard, Space};
+use engine::{EngineConfig, RateMode, ResumeState};
 
+pub use crate::scan::raw::schedule::parse_shard;
+pub use crate::scan::resume::{read_single as read_resume, write_single as write_resume};
 pub use raw::raw_sockets_available;
 
 /// Default first rate of the adaptive controller (probes/s).
 const START_RATE: u64 = 20_000;
 const DEFAULT_MAX_RATE: u64 = 1_000_000;
+
+impl Outcome for engine::EngineOutcome {
+    fn resume(&self) -> Option<&ResumeState> {
+        self.resume.as_ref()
+    }
+}
 
 /// Runs a SYN scan of `targets` × `ports` and sends every conclusion to
 /// `events`. Needs raw sockets ([`raw_sockets_available`]).
@@ -44,45 +51,29 @@ pub async fn run(
     cfg: &ScanConfig,
     events: mpsc::Sender<ScanEvent>,
 ) -> Result<ScanSummary, ScanError> {
-    if !raw_sockets_available() {
-        let exe = std::env::current_exe()
-            .map(|p| p.display().to_string())
-            .unwrap_or_else(|_| "portwarden".into());
-        return Err(ScanError::NoRawSocketPrivilege(exe));
-    }
+    crate::scan::raw::require_raw_sockets()?;
     let mut ecfg = engine_config(cfg)?;
-    // Dropping this future (Ctrl-C in a `select!`) must stop the engine
-    // thread too, or the process would keep probing until the scan ends.
-    let stop = ecfg.stop.get_or_insert_with(Default::default).clone();
-    let _guard = StopOnDrop(stop);
-    let targets_owned = targets.clone();
-    let port_list: Vec<u16> = ports.tcp().to_vec();
-    let resume_out = cfg.resume_out.clone();
-    let tx = events.clone();
-    let outcome =
-        tokio::task::spawn_blocking(move || -> Result<engine::EngineOutcome, ScanError> {
-            let mut io = raw::RawIo::open(true)?;
-            let t = &targets_owned;
-            let addr_at = |i: u64| t.get(i);
-            let space = Space {
-                n_addrs: t.len(),
-                addr_at: &addr_at,
-                ports: &port_list,
-            };
-            let mut burst = EventBurst::new(&tx, 256);
-            let outcome = engine::run(&mut io, &space, &ecfg, &mut |ev| burst.emit(ev));
-            burst.flush();
-            let outcome = outcome?;
-            // Written here, not by the caller, so it is written even when the
-            // caller's future was dropped.
-            if let (Some(state), Some(path)) = (&outcome.resume, &resume_out) {
-                write_resume(path, state)?;
-            }
-            Ok(outcome)
-        })
-        .await
-        .map_err(|e| ScanError::Config(format!("the SYN engine thread failed: {e}")))??;
-
+    let stop = ecfg
+        .schedule
+        .stop
+        .get_or_insert_with(Default::default)
+        .clone();
+    let thread = EngineThread {
+        name: "SYN",
+        burst: 256,
+        targets: targets.clone(),
+        ports: ports.tcp().to_vec(),
+        stop,
+        resume_out: cfg.resume_out.clone(),
+    };
+    let outcome = run_on_thread(thread, &events, move |space, emit| {
+        let mut io = raw::RawIo::open_for(true, ecfg.schedule.sports)?;
+        if let Some(n) = io.notice.take() {
+            emit(ScanEvent::Notice(n));
+        }
+        engine::run(&mut io, space, &ecfg, emit)
+    })
+    .await?;
     let mut summary = outcome.summary;
     if !outcome.suspect.is_empty() {
         // The suspects were counted open; recount them as confirmed.
@@ -100,83 +91,16 @@ pub async fn run(
 pub fn engine_config(cfg: &ScanConfig) -> Result<EngineConfig, ScanError> {
     // `rate` (--rate) and `max_rate` (--max-rate) are both caps; below
     // the cap the engine always adapts.
-    let max = match (cfg.rate, cfg.max_rate) {
-        (Some(a), Some(b)) => a.min(b),
-        (Some(a), None) | (None, Some(a)) => a,
-        (None, None) => DEFAULT_MAX_RATE,
-    }
-    .max(1);
+    let max = crate::scan::raw::schedule::rate_cap(cfg, DEFAULT_MAX_RATE);
     let rate = RateMode::Adaptive {
         start: START_RATE.min(max),
         max,
     };
-    let shard = match cfg.shard {
-        None => Shard::default(),
-        Some((index, count)) if count > 0 && index < count => Shard { index, count },
-        Some((index, count)) => {
-            return Err(ScanError::Config(format!(
-                "shard {index}/{count} is out of range: use I/N with 0 <= I < N"
-            )));
-        }
-    };
-    let resume = match (&cfg.resume, &cfg.resume_from) {
-        (Some(state), _) => Some(state.clone()),
-        (None, Some(p)) => Some(read_resume(p)?),
-        (None, None) => None,
-    };
-    let sports = cfg.source_ports.unwrap_or((61000, 65535));
-    if sports.0 == 0 || sports.0 > sports.1 {
-        return Err(ScanError::Config(format!(
-            "source port range {}-{} is empty or starts at 0: give LOW-HIGH with 1 <= LOW <= HIGH",
-            sports.0, sports.1
-        )));
-    }
     Ok(EngineConfig {
-        seed: cfg.seed,
-        key: (rand::random(), rand::random()),
-        sports,
-        retries: cfg.retries,
-        timeout: cfg.timeout,
+        schedule: crate::scan::raw::schedule::ScheduleConfig::from_scan(cfg)?,
         rate,
-        shard,
-        stop: cfg.stop.clone(),
-        resume,
         ..EngineConfig::default()
     })
-}
-
-/// Parses `--shard I/N` (0 ≤ I < N): this machine scans the permutation
-/// positions `p` with `p % N == I`.
-pub fn parse_shard(s: &str) -> Result<(u64, u64), ScanError> {
-    let bad = || {
-        ScanError::Config(format!(
-            "shard '{s}' is not I/N with 0 <= I < N (e.g. 0/3, 1/3, 2/3 split a scan over three machines)"
-        ))
-    };
-    let (i, n) = s.split_once('/').ok_or_else(bad)?;
-    let i: u64 = i.trim().parse().map_err(|_| bad())?;
-    let n: u64 = n.trim().parse().map_err(|_| bad())?;
-    if n == 0 || i >= n {
-        return Err(bad());
-    }
-    Ok((i, n))
-}
-
-/// Reads a resume file written by an interrupted TCP-only or UDP-only
-/// scan ([`crate::scan::resume::read`] reads either kind).
-pub fn read_resume(path: &Path) -> Result<ResumeState, ScanError> {
-    match crate::scan::resume::read(path)? {
-        crate::scan::resume::ResumeFile::Single(state) => Ok(state),
-        crate::scan::resume::ResumeFile::Mixed(_) => Err(ScanError::Config(format!(
-            "{}: this resume file is of a scan of TCP and UDP ports: resume with the ports of the interrupted scan",
-            path.display()
-        ))),
-    }
-}
-
-/// Writes the resume state (atomically: a temporary file renamed over it).
-pub fn write_resume(path: &Path, state: &ResumeState) -> Result<(), ScanError> {
-    crate::scan::resume::write_atomic(path, state)
 }
 
 /// Re-checks the SYN-ACKs of suspected SYN proxies with full connects:
@@ -221,6 +145,7 @@ mod tests;
 #[cfg(test)]
 mod config_tests {
     use super::*;
+    use engine::Shard;
 
     #[test]
     fn rate_and_max_rate_are_caps_and_the_lower_wins() {
@@ -302,7 +227,7 @@ mod config_tests {
             resume_from: Some(path.clone()),
             ..ScanConfig::default()
         };
-        assert_eq!(engine_config(&c).unwrap().resume, Some(state));
+        assert_eq!(engine_config(&c).unwrap().schedule.resume, Some(state));
         std::fs::write(&path, "{\n  \"seed\": oops").unwrap();
         let e = read_resume(&path).unwrap_err().to_string();
         assert!(

@@ -7,16 +7,21 @@
 //! option-less SYNs as scanner traffic. Per packet only the addresses, ports,
 //! sequence number, IP ID and checksums change. Replies are untrusted
 //! network input: every read is length-checked and a parse either yields a
-//! [`Reply`] or `None`, never a panic.
+//! [`Reply`] or `None`, never a panic. The IP and ICMP layers are
+//! [`crate::scan::raw::wire`]'s.
 
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::net::IpAddr;
 
 use crate::model::Reason;
+pub use crate::scan::raw::wire::{IPV4_LEN, IPV6_LEN};
+use crate::scan::raw::wire::{
+    PROTO_TCP, be16, be32, build_unreachable, fold, ip_header_len, parse_ip, parse_unreachable,
+    pseudo_sum, sum, write_ip_header,
+};
+use crate::scan::raw::{io::FromWire, unreachable_reason};
 
 /// TCP header with options: 20 bytes fixed + 20 bytes options.
 pub const TCP_LEN: usize = 40;
-pub const IPV4_LEN: usize = 20;
-pub const IPV6_LEN: usize = 40;
 /// Length of an IPv4 SYN probe.
 pub const SYN4_LEN: usize = IPV4_LEN + TCP_LEN;
 /// Length of an IPv6 SYN probe.
@@ -90,11 +95,7 @@ pub fn build_rst(
 
 fn build_tcp(buf: &mut [u8], p: &ProbeFields, flags: u8, ack: u32, options: bool) -> Option<usize> {
     let tcp_len = if options { TCP_LEN } else { 20 };
-    let ip_len = match (p.src, p.dst) {
-        (IpAddr::V4(_), IpAddr::V4(_)) => IPV4_LEN,
-        (IpAddr::V6(_), IpAddr::V6(_)) => IPV6_LEN,
-        _ => return None,
-    };
+    let ip_len = ip_header_len(p.src, p.dst)?;
     let total = ip_len + tcp_len;
     let buf = buf.get_mut(..total)?;
     let (ip, tcp) = buf.split_at_mut(ip_len);
@@ -111,58 +112,10 @@ fn build_tcp(buf: &mut [u8], p: &ProbeFields, flags: u8, ack: u32, options: bool
     } else {
         tcp[28..32].copy_from_slice(&p.tsval.to_be_bytes());
     }
-    match (p.src, p.dst) {
-        (IpAddr::V4(s), IpAddr::V4(d)) => {
-            ip.copy_from_slice(&[
-                0x45, 0, 0, 0, 0, 0, 0x40, 0, // version/IHL, TOS, length, ID, DF
-                64, 6, 0, 0, // TTL, TCP, checksum
-                0, 0, 0, 0, 0, 0, 0, 0,
-            ]);
-            ip[2..4].copy_from_slice(&(total as u16).to_be_bytes());
-            ip[4..6].copy_from_slice(&p.ip_id.to_be_bytes());
-            ip[12..16].copy_from_slice(&s.octets());
-            ip[16..20].copy_from_slice(&d.octets());
-            let c = fold(sum(ip, 0));
-            ip[10..12].copy_from_slice(&c.to_be_bytes());
-            let pseudo = sum(&s.octets(), 0) + sum(&d.octets(), 0) + 6 + tcp_len as u32;
-            let c = fold(sum(tcp, pseudo));
-            tcp[16..18].copy_from_slice(&c.to_be_bytes());
-        }
-        (IpAddr::V6(s), IpAddr::V6(d)) => {
-            ip[..8].copy_from_slice(&[0x60, 0, 0, 0, 0, 0, 6, 64]);
-            ip[4..6].copy_from_slice(&(tcp_len as u16).to_be_bytes());
-            ip[8..24].copy_from_slice(&s.octets());
-            ip[24..40].copy_from_slice(&d.octets());
-            let pseudo = sum(&s.octets(), 0) + sum(&d.octets(), 0) + 6 + tcp_len as u32;
-            let c = fold(sum(tcp, pseudo));
-            tcp[16..18].copy_from_slice(&c.to_be_bytes());
-        }
-        _ => return None,
-    }
+    write_ip_header(ip, p.src, p.dst, PROTO_TCP, tcp_len, p.ip_id)?;
+    let c = fold(sum(tcp, pseudo_sum(p.src, p.dst, PROTO_TCP, tcp_len)));
+    tcp[16..18].copy_from_slice(&c.to_be_bytes());
     Some(total)
-}
-
-/// Ones'-complement sum of 16-bit big-endian words (odd tail padded).
-pub(crate) fn sum(data: &[u8], init: u32) -> u32 {
-    let mut acc = init as u64;
-    let mut chunks = data.chunks_exact(2);
-    for c in &mut chunks {
-        acc += u16::from_be_bytes([c[0], c[1]]) as u64;
-    }
-    if let [last] = chunks.remainder() {
-        acc += (*last as u64) << 8;
-    }
-    while acc >> 32 != 0 {
-        acc = (acc & 0xffff_ffff) + (acc >> 32);
-    }
-    acc as u32
-}
-
-pub(crate) fn fold(mut acc: u32) -> u16 {
-    while acc >> 16 != 0 {
-        acc = (acc & 0xffff) + (acc >> 16);
-    }
-    !(acc as u16)
 }
 
 /// What kind of answer a reply is.
@@ -191,94 +144,12 @@ pub struct Reply {
     pub ack: u32,
 }
 
-/// A big-endian u16 at `at`, or `None` past the end.
-pub(crate) fn be16(b: &[u8], at: usize) -> Option<u16> {
-    Some(u16::from_be_bytes(b.get(at..at + 2)?.try_into().ok()?))
-}
-
-fn be32(b: &[u8], at: usize) -> Option<u32> {
-    Some(u32::from_be_bytes(b.get(at..at + 4)?.try_into().ok()?))
-}
-
-fn v4(b: &[u8], at: usize) -> Option<Ipv4Addr> {
-    let o: [u8; 4] = b.get(at..at + 4)?.try_into().ok()?;
-    Some(Ipv4Addr::from(o))
-}
-
-fn v6(b: &[u8], at: usize) -> Option<Ipv6Addr> {
-    let o: [u8; 16] = b.get(at..at + 16)?.try_into().ok()?;
-    Some(Ipv6Addr::from(o))
-}
-
-/// An IP header's addresses, transport protocol and payload.
-pub(crate) struct IpView<'a> {
-    pub(crate) src: IpAddr,
-    pub(crate) dst: IpAddr,
-    pub(crate) proto: u8,
-    pub(crate) payload: &'a [u8],
-}
-
-/// Parses an IPv4 or IPv6 header. `truncated_ok` accepts a total length
-/// longer than the bytes at hand (the header embedded in an ICMP error).
-pub(crate) fn parse_ip(pkt: &[u8], truncated_ok: bool) -> Option<IpView<'_>> {
-    match pkt.first()? >> 4 {
-        4 => {
-            let ihl = (*pkt.first()? & 0x0f) as usize * 4;
-            if ihl < IPV4_LEN || pkt.len() < ihl {
-                return None;
-            }
-            let total = be16(pkt, 2)? as usize;
-            if total < ihl || (!truncated_ok && total > pkt.len()) {
-                return None;
-            }
-            // Only first fragments carry the transport header.
-            if be16(pkt, 6)? & 0x1fff != 0 {
-                return None;
-            }
-            let end = total.min(pkt.len());
-            Some(IpView {
-                src: IpAddr::V4(v4(pkt, 12)?),
-                dst: IpAddr::V4(v4(pkt, 16)?),
-                proto: *pkt.get(9)?,
-                payload: pkt.get(ihl..end)?,
-            })
-        }
-        6 => {
-            let plen = be16(pkt, 4)? as usize;
-            if pkt.len() < IPV6_LEN || (!truncated_ok && IPV6_LEN + plen > pkt.len()) {
-                return None;
-            }
-            let end = (IPV6_LEN + plen).min(pkt.len());
-            let mut next = *pkt.get(6)?;
-            let mut off = IPV6_LEN;
-            // Skip the extension headers a reply may plausibly carry
-            // (hop-by-hop, routing, destination options); bounded loop.
-            for _ in 0..4 {
-                match next {
-                    0 | 43 | 60 => {
-                        next = *pkt.get(off)?;
-                        off += (*pkt.get(off + 1)? as usize + 1) * 8;
-                    }
-                    _ => break,
-                }
-            }
-            Some(IpView {
-                src: IpAddr::V6(v6(pkt, 8)?),
-                dst: IpAddr::V6(v6(pkt, 24)?),
-                proto: next,
-                payload: pkt.get(off..end)?,
-            })
-        }
-        _ => None,
-    }
-}
-
 /// Parses a reply packet starting at its IP header. Anything that is not a
 /// SYN-ACK, RST-ACK or an ICMP unreachable quoting a TCP packet is `None`.
 pub fn parse_reply(pkt: &[u8]) -> Option<Reply> {
     let ip = parse_ip(pkt, false)?;
-    match (ip.src, ip.proto) {
-        (_, 6) => {
+    match ip.proto {
+        PROTO_TCP => {
             let t = ip.payload;
             if t.len() < 20 {
                 return None;
@@ -305,66 +176,28 @@ pub fn parse_reply(pkt: &[u8]) -> Option<Reply> {
                 ack,
             })
         }
-        (IpAddr::V4(_), 1) => {
-            let m = ip.payload;
-            if *m.first()? != 3 {
-                return None;
-            }
-            let reason = icmp4_reason(*m.get(1)?);
-            quoted(m.get(8..)?, reason)
+        _ => {
+            // The probe quoted in an ICMP error: its IP header plus at
+            // least 8 bytes of TCP (ports and sequence number), which is all
+            // RFC 792 promises.
+            let u = parse_unreachable(&ip, PROTO_TCP)?;
+            let (local, target, local_port, target_port) = u.probe()?;
+            Some(Reply {
+                kind: ReplyKind::Unreachable(unreachable_reason(u.v6, u.code)),
+                local,
+                target,
+                local_port,
+                target_port,
+                probe_seq: be32(u.quoted.payload, 4)?,
+                ack: 0,
+            })
         }
-        (IpAddr::V6(_), 58) => {
-            let m = ip.payload;
-            if *m.first()? != 1 {
-                return None;
-            }
-            let reason = icmp6_reason(*m.get(1)?);
-            quoted(m.get(8..)?, reason)
-        }
-        _ => None,
     }
 }
 
-/// The probe quoted in an ICMP error: its IP header plus at least the first
-/// 8 bytes of TCP (ports and sequence number), which is all RFC 792 promises.
-fn quoted(inner: &[u8], reason: Reason) -> Option<Reply> {
-    let ip = parse_ip(inner, true)?;
-    if ip.proto != 6 {
-        return None;
-    }
-    let t = ip.payload;
-    let seq = be32(t, 4)?;
-    Some(Reply {
-        kind: ReplyKind::Unreachable(reason),
-        local: ip.src,
-        target: ip.dst,
-        local_port: be16(t, 0)?,
-        target_port: be16(t, 2)?,
-        probe_seq: seq,
-        ack: 0,
-    })
-}
-
-/// ICMPv4 destination-unreachable code → reason (nmap's vocabulary).
-pub fn icmp4_reason(code: u8) -> Reason {
-    match code {
-        0 => Reason::NetUnreach,
-        1 => Reason::HostUnreach,
-        2 => Reason::ProtoUnreach,
-        3 => Reason::PortUnreach,
-        9 | 10 | 13 => Reason::AdminProhibited,
-        _ => Reason::IcmpUnreach,
-    }
-}
-
-/// ICMPv6 destination-unreachable code → reason (RFC 4443 §3.1).
-pub fn icmp6_reason(code: u8) -> Reason {
-    match code {
-        0 => Reason::NetUnreach,
-        1 | 5 | 6 => Reason::AdminProhibited,
-        3 => Reason::HostUnreach,
-        4 => Reason::PortUnreach,
-        _ => Reason::IcmpUnreach,
+impl FromWire for Reply {
+    fn parse(pkt: &[u8]) -> Option<Reply> {
+        parse_reply(pkt)
     }
 }
 
@@ -380,24 +213,19 @@ pub struct Syn {
 
 /// Parses a SYN probe (flags exactly SYN).
 pub fn parse_syn(pkt: &[u8]) -> Option<Syn> {
-    let ip = parse_ip(pkt, false)?;
-    if ip.proto != 6 || ip.payload.len() < 20 || *ip.payload.get(13)? != TCP_SYN {
-        return None;
-    }
-    Some(Syn {
-        src: ip.src,
-        dst: ip.dst,
-        sport: be16(ip.payload, 0)?,
-        dport: be16(ip.payload, 2)?,
-        seq: be32(ip.payload, 4)?,
-    })
+    parse_segment(pkt, |flags| flags == TCP_SYN)
 }
 
 /// Parses a RST (flags RST, optionally with ACK); `src`/`sport` are the
 /// sender's. Used by the fake network.
 pub fn parse_rst(pkt: &[u8]) -> Option<Syn> {
+    parse_segment(pkt, |flags| flags & !TCP_ACK == TCP_RST)
+}
+
+/// A TCP segment whose flags pass `flags_ok`.
+fn parse_segment(pkt: &[u8], flags_ok: impl Fn(u8) -> bool) -> Option<Syn> {
     let ip = parse_ip(pkt, false)?;
-    if ip.proto != 6 || ip.payload.len() < 20 || *ip.payload.get(13)? & !TCP_ACK != TCP_RST {
+    if ip.proto != PROTO_TCP || ip.payload.len() < 20 || !flags_ok(*ip.payload.get(13)?) {
         return None;
     }
     Some(Syn {
@@ -438,54 +266,8 @@ pub fn build_answer(buf: &mut [u8], syn_pkt: &[u8], answer: Answer) -> Option<us
             )
         }
         Answer::Unreachable(code) => {
-            let quote_len = syn_pkt.len().min(match s.src {
-                IpAddr::V4(_) => IPV4_LEN + 8,
-                IpAddr::V6(_) => IPV6_LEN + 8,
-            });
-            let quote = syn_pkt.get(..quote_len)?;
-            match (s.dst, s.src) {
-                (IpAddr::V4(from), IpAddr::V4(to)) => {
-                    let total = IPV4_LEN + 8 + quote.len();
-                    let b = buf.get_mut(..total)?;
-                    b.fill(0);
-                    b[0] = 0x45;
-                    b[2..4].copy_from_slice(&(total as u16).to_be_bytes());
-                    b[8] = 64;
-                    b[9] = 1;
-                    b[12..16].copy_from_slice(&from.octets());
-                    b[16..20].copy_from_slice(&to.octets());
-                    let c = fold(sum(&b[..IPV4_LEN], 0));
-                    b[10..12].copy_from_slice(&c.to_be_bytes());
-                    b[20] = 3;
-                    b[21] = code;
-                    b[28..].copy_from_slice(quote);
-                    let c = fold(sum(&b[20..], 0));
-                    b[22..24].copy_from_slice(&c.to_be_bytes());
-                    Some(total)
-                }
-                (IpAddr::V6(from), IpAddr::V6(to)) => {
-                    let total = IPV6_LEN + 8 + quote.len();
-                    let b = buf.get_mut(..total)?;
-                    b.fill(0);
-                    b[0] = 0x60;
-                    b[4..6].copy_from_slice(&((8 + quote.len()) as u16).to_be_bytes());
-                    b[6] = 58;
-                    b[7] = 64;
-                    b[8..24].copy_from_slice(&from.octets());
-                    b[24..40].copy_from_slice(&to.octets());
-                    b[40] = 1;
-                    b[41] = code;
-                    b[48..].copy_from_slice(quote);
-                    let pseudo = sum(&from.octets(), 0)
-                        + sum(&to.octets(), 0)
-                        + 58
-                        + (8 + quote.len()) as u32;
-                    let c = fold(sum(&b[40..], pseudo));
-                    b[42..44].copy_from_slice(&c.to_be_bytes());
-                    Some(total)
-                }
-                _ => None,
-            }
+            let quote_len = syn_pkt.len().min(ip_header_len(s.src, s.dst)? + 8);
+            build_unreachable(buf, s.dst, s.src, code, syn_pkt.get(..quote_len)?)
         }
     }
 }
@@ -502,6 +284,7 @@ pub enum Answer {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::net::Ipv6Addr;
 
     fn fields4() -> ProbeFields {
         ProbeFields {

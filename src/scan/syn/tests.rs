@@ -6,9 +6,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use super::engine::{self, EngineConfig, EngineOutcome, RateMode, ResumeState, Shard, Space};
+use super::engine::{
+    self, EngineConfig, EngineOutcome, RateMode, ResumeState, ScheduleConfig, Shard, Space,
+};
 use super::io::{FakeNet, Faulty, PacketIo, Truth};
-use super::packet::Answer;
+use super::packet::{Answer, Reply};
 use crate::model::{Observation, Reason, ScanEvent};
 
 fn v4(i: u32) -> IpAddr {
@@ -56,13 +58,18 @@ struct Run {
     out: EngineOutcome,
 }
 
-fn scan(io: &mut dyn PacketIo, addrs: &[IpAddr], ports: &[u16], cfg: &EngineConfig) -> Run {
+fn scan(
+    io: &mut dyn PacketIo<Reply = Reply>,
+    addrs: &[IpAddr],
+    ports: &[u16],
+    cfg: &EngineConfig,
+) -> Run {
     scan_until(io, addrs, ports, cfg, usize::MAX)
 }
 
 /// Like `scan`, but raises the stop flag after `stop_after` observations.
 fn scan_until(
-    io: &mut dyn PacketIo,
+    io: &mut dyn PacketIo<Reply = Reply>,
     addrs: &[IpAddr],
     ports: &[u16],
     cfg: &EngineConfig,
@@ -77,7 +84,7 @@ fn scan_until(
     let mut obs = Vec::new();
     let mut notices = Vec::new();
     let mut last_progress = None;
-    let stop = cfg.stop.clone();
+    let stop = cfg.schedule.stop.clone();
     let mut emit = |e: ScanEvent| match e {
         ScanEvent::Observation(o) => {
             obs.push(o);
@@ -165,13 +172,12 @@ fn clean_network_every_pair_exactly_right() {
 #[test]
 fn loss_duplicates_and_reordering_do_not_change_the_result() {
     let (truth, expect) = lab_truth(16);
-    let mut io = Faulty::new(FakeNet::new(truth), 7);
-    io.loss_out = 0.05;
-    io.loss_in = 0.05;
-    io.dup = 0.2;
-    io.delay = 0.2;
+    let mut io = Faulty::lossy(FakeNet::new(truth), 7, 0.05);
     let cfg = EngineConfig {
-        retries: 3,
+        schedule: ScheduleConfig {
+            retries: 3,
+            ..ScheduleConfig::default()
+        },
         ..EngineConfig::default()
     };
     let addrs: Vec<IpAddr> = (0..16).map(v4).collect();
@@ -273,8 +279,11 @@ fn shards_split_the_space_without_overlap() {
     for index in 0..3 {
         let mut net = FakeNet::new(Box::new(lab_truth(8).0));
         let cfg = EngineConfig {
-            shard: Shard { index, count: 3 },
-            seed: 99,
+            schedule: ScheduleConfig {
+                shard: Shard { index, count: 3 },
+                seed: 99,
+                ..ScheduleConfig::default()
+            },
             ..EngineConfig::default()
         };
         let r = scan(&mut net, &addrs, &ports(), &cfg);
@@ -294,8 +303,11 @@ fn interrupted_scan_resumes_with_nothing_lost_or_repeated() {
     let addrs: Vec<IpAddr> = (0..16).map(v4).collect();
     let stop = Arc::new(AtomicBool::new(false));
     let cfg = EngineConfig {
-        stop: Some(stop.clone()),
-        seed: 5,
+        schedule: ScheduleConfig {
+            stop: Some(stop.clone()),
+            seed: 5,
+            ..ScheduleConfig::default()
+        },
         ..EngineConfig::default()
     };
     let mut net = FakeNet::new(truth);
@@ -311,8 +323,11 @@ fn interrupted_scan_resumes_with_nothing_lost_or_repeated() {
 
     let mut net2 = FakeNet::new(Box::new(lab_truth(16).0));
     let cfg2 = EngineConfig {
-        resume: Some(state),
-        seed: 12345,
+        schedule: ScheduleConfig {
+            resume: Some(state),
+            seed: 12345,
+            ..ScheduleConfig::default()
+        },
         ..EngineConfig::default()
     };
     let second = scan(&mut net2, &addrs, &ports(), &cfg2);
@@ -342,7 +357,10 @@ fn resume_refuses_other_targets() {
         outstanding: vec![],
     };
     let cfg = EngineConfig {
-        resume: Some(state),
+        schedule: ScheduleConfig {
+            resume: Some(state),
+            ..ScheduleConfig::default()
+        },
         ..EngineConfig::default()
     };
     let mut net = FakeNet::new(Box::new(|_, _| None));
@@ -428,7 +446,10 @@ fn retries_reach_targets_that_hold_the_lost_handshake_half_open() {
     let mut io = Faulty::new(FakeNet::new(truth).with_half_open_state(), 3);
     io.loss_in = 0.3;
     let cfg = EngineConfig {
-        retries: 4,
+        schedule: ScheduleConfig {
+            retries: 4,
+            ..ScheduleConfig::default()
+        },
         proxy_min_ports: 0,
         ..EngineConfig::default()
     };
@@ -454,7 +475,10 @@ fn empty_space_and_corrupt_resume_state() {
         outstanding: vec![],
     };
     let cfg = EngineConfig {
-        resume: Some(state),
+        schedule: ScheduleConfig {
+            resume: Some(state),
+            ..ScheduleConfig::default()
+        },
         ..EngineConfig::default()
     };
     let addrs = [v4(0)];
@@ -485,16 +509,13 @@ fn injected_local_send_errors_still_cover_the_scope_exactly_once() {
     let errnos = [libc::EPERM, libc::ENETUNREACH, libc::EADDRNOTAVAIL];
     for seed in 0..9u64 {
         let (truth, expect) = lab_truth(16);
-        let mut io = Faulty::new(FakeNet::new(truth), seed);
-        io.dup = 0.1;
-        io.delay = 0.1;
-        io.no_route = 0.15;
-        io.refuse_dst = 0.2;
-        io.refuse_errno = errnos[seed as usize % 3];
-        io.send_nobufs = 0.02;
+        let mut io = Faulty::refusing(FakeNet::new(truth), seed, errnos[seed as usize % 3]);
         let cfg = EngineConfig {
-            retries: 2,
-            seed,
+            schedule: ScheduleConfig {
+                retries: 2,
+                seed,
+                ..ScheduleConfig::default()
+            },
             ..EngineConfig::default()
         };
         let r = scan(&mut io, &addrs, &ports, &cfg);

@@ -1,9 +1,9 @@
 //! Scan layer: the stateless UDP scan engine (raw sockets, root or
 //! CAP_NET_RAW).
 //!
-//! It shares the SYN engine's core: the seeded permutation, sharding and
-//! resume state, the keyed-hash source ports ([`crate::scan::syn::cookie`]),
-//! the raw sockets and the checked IP parser. What differs is the probe (a
+//! It is the UDP layer on the raw core ([`crate::scan::raw`]: the seeded
+//! permutation, sharding and resume state, the keyed-hash source ports,
+//! the raw sockets and the checked IP parser). What is its own is the probe (a
 //! protocol payload per port, [`payloads`]), the states (open on a UDP
 //! answer, closed on the target's ICMP port unreachable, filtered on any
 //! other unreachable, open|filtered on silence) and the pacing, which
@@ -17,8 +17,10 @@ pub mod payloads;
 
 use tokio::sync::mpsc;
 
-use super::{EventBurst, ScanConfig, ScanError, ScanSummary, StopOnDrop};
+use super::{ScanConfig, ScanError, ScanSummary};
 use crate::model::{ScanEvent, ServiceInfo};
+use crate::scan::raw::schedule::{ResumeState, ScheduleConfig, rate_cap};
+use crate::scan::raw::{EngineThread, Outcome, run_on_thread};
 use crate::target::Targets;
 use engine::{UdpEngineConfig, UdpSpace};
 use payloads::Payloads;
@@ -45,6 +47,12 @@ impl Default for UdpOptions {
     }
 }
 
+impl Outcome for engine::UdpOutcome {
+    fn resume(&self) -> Option<&ResumeState> {
+        self.resume.as_ref()
+    }
+}
+
 /// Runs a UDP scan of `targets` × `ports` and sends every conclusion to
 /// `events`. Needs raw sockets.
 pub async fn run(
@@ -54,69 +62,50 @@ pub async fn run(
     opts: &UdpOptions,
     events: mpsc::Sender<ScanEvent>,
 ) -> Result<ScanSummary, ScanError> {
-    if !crate::scan::syn::raw_sockets_available() {
-        let exe = std::env::current_exe()
-            .map(|p| p.display().to_string())
-            .unwrap_or_else(|_| "portwarden".into());
-        return Err(ScanError::NoRawSocketPrivilege(exe));
-    }
+    crate::scan::raw::require_raw_sockets()?;
     let mut ecfg = engine_config(cfg, opts)?;
-    let stop = ecfg.stop.get_or_insert_with(Default::default).clone();
-    let _guard = StopOnDrop(stop);
-    let targets = targets.clone();
-    let ports = ports.to_vec();
+    let stop = ecfg
+        .schedule
+        .stop
+        .get_or_insert_with(Default::default)
+        .clone();
     let payloads = opts.payloads.clone();
-    let resume_out = cfg.resume_out.clone();
-    let tx = events.clone();
-    let outcome = tokio::task::spawn_blocking(move || -> Result<engine::UdpOutcome, ScanError> {
-        let mut io = io::RawUdpIo::open()?;
-        let addr_at = |i: u64| targets.get(i);
+    let thread = EngineThread {
+        name: "UDP",
+        burst: 128,
+        targets: targets.clone(),
+        ports: ports.to_vec(),
+        stop,
+        resume_out: cfg.resume_out.clone(),
+    };
+    let outcome = run_on_thread(thread, &events, move |pairs, emit| {
+        // UDP rates are bounded by the targets' ICMP limiters, not by the
+        // kernel's send path: one sending thread is plenty.
+        let mut io = io::RawUdpIo::open_for(false, ecfg.schedule.sports)?;
+        if let Some(n) = io.notice.take() {
+            emit(ScanEvent::Notice(n));
+        }
         let payload = |port: u16| payloads.bytes(port);
         let describe = |port: u16, reply: &[u8]| -> Option<ServiceInfo> {
             let hint = payloads.for_port(port).map(|p| p.service.as_str());
             Some(crate::identify::udp::describe(hint, reply))
         };
         let space = UdpSpace {
-            n_addrs: targets.len(),
-            addr_at: &addr_at,
-            ports: &ports,
+            pairs: *pairs,
             payload: &payload,
             describe: &describe,
         };
-        let mut burst = EventBurst::new(&tx, 128);
-        let outcome = engine::run(&mut io, &space, &ecfg, &mut |ev| burst.emit(ev));
-        burst.flush();
-        let outcome = outcome?;
-        if let (Some(state), Some(path)) = (&outcome.resume, &resume_out) {
-            crate::scan::syn::write_resume(path, state)?;
-        }
-        Ok(outcome)
+        engine::run(&mut io, &space, &ecfg, emit)
     })
-    .await
-    .map_err(|e| ScanError::Config(format!("the UDP engine thread failed: {e}")))??;
+    .await?;
     Ok(outcome.summary)
 }
 
 /// Maps the shared [`ScanConfig`] onto the UDP engine's settings.
 pub fn engine_config(cfg: &ScanConfig, opts: &UdpOptions) -> Result<UdpEngineConfig, ScanError> {
-    // Shard, resume and source-port checks are the SYN engine's.
-    let syn = crate::scan::syn::engine_config(cfg)?;
-    let rate = match (cfg.rate, cfg.max_rate) {
-        (Some(a), Some(b)) => a.min(b),
-        (Some(a), None) | (None, Some(a)) => a,
-        (None, None) => DEFAULT_RATE,
-    }
-    .max(1);
     Ok(UdpEngineConfig {
-        seed: cfg.seed,
-        key: syn.key,
-        sports: syn.sports,
-        retries: cfg.retries,
-        timeout: cfg.timeout,
-        rate,
-        shard: syn.shard,
-        stop: cfg.stop.clone(),
-        resume: syn.resume,
+        schedule: ScheduleConfig::from_scan(cfg)?,
+        rate: rate_cap(cfg, DEFAULT_RATE),
         priority: opts.priority.clone(),
         host_timeout: cfg.host_timeout,
         ..UdpEngineConfig::default()

@@ -4,15 +4,17 @@
 //! payload) for the header-included raw socket. Replies are parsed with
 //! length checks before any field is read: a UDP datagram from a target,
 //! or an ICMP / ICMPv6 destination unreachable that quotes one of our UDP
-//! probes. Everything else is `None`. The IP header parser is the SYN
-//! engine's.
+//! probes. Everything else is `None`. The IP and ICMP layers are
+//! [`crate::scan::raw::wire`]'s.
 
 use std::net::IpAddr;
 
 use crate::model::Reason;
-use crate::scan::syn::packet::{
-    IPV4_LEN, IPV6_LEN, be16, fold, icmp4_reason, icmp6_reason, parse_ip, sum,
+use crate::scan::raw::wire::{
+    IPV4_LEN, IPV6_LEN, PROTO_UDP, be16, build_unreachable, fold, ip_header_len, parse_ip,
+    parse_unreachable, pseudo_sum, sum, write_ip_header,
 };
+use crate::scan::raw::{io::FromWire, unreachable_reason};
 
 pub const UDP_LEN: usize = 8;
 /// Largest payload a probe carries (well under any path MTU).
@@ -21,8 +23,6 @@ pub const MAX_PAYLOAD: usize = 1200;
 pub const MAX_PROBE_LEN: usize = IPV6_LEN + UDP_LEN + MAX_PAYLOAD;
 /// Bytes of a reply's payload kept for identification.
 pub const MAX_REPLY_DATA: usize = 1500;
-
-const IPPROTO_UDP: u8 = 17;
 
 /// The fields of one UDP probe.
 #[derive(Debug, Clone, Copy)]
@@ -41,11 +41,7 @@ pub fn build_udp(buf: &mut [u8], p: &UdpProbe<'_>) -> Option<usize> {
     if p.payload.len() > MAX_PAYLOAD {
         return None;
     }
-    let ip_len = match (p.src, p.dst) {
-        (IpAddr::V4(_), IpAddr::V4(_)) => IPV4_LEN,
-        (IpAddr::V6(_), IpAddr::V6(_)) => IPV6_LEN,
-        _ => return None,
-    };
+    let ip_len = ip_header_len(p.src, p.dst)?;
     let udp_len = UDP_LEN + p.payload.len();
     let total = ip_len + udp_len;
     let buf = buf.get_mut(..total)?;
@@ -55,50 +51,9 @@ pub fn build_udp(buf: &mut [u8], p: &UdpProbe<'_>) -> Option<usize> {
     udp[4..6].copy_from_slice(&(udp_len as u16).to_be_bytes());
     udp[6..8].copy_from_slice(&[0, 0]);
     udp[8..].copy_from_slice(p.payload);
-    let pseudo = |s: &[u8], d: &[u8]| sum(s, 0) + sum(d, 0) + IPPROTO_UDP as u32 + udp_len as u32;
-    match (p.src, p.dst) {
-        (IpAddr::V4(s), IpAddr::V4(d)) => {
-            ip.copy_from_slice(&[
-                0x45,
-                0,
-                0,
-                0,
-                0,
-                0,
-                0x40,
-                0, // version/IHL, TOS, length, ID, DF
-                64,
-                IPPROTO_UDP,
-                0,
-                0, // TTL, UDP, checksum
-                0,
-                0,
-                0,
-                0,
-                0,
-                0,
-                0,
-                0,
-            ]);
-            ip[2..4].copy_from_slice(&(total as u16).to_be_bytes());
-            ip[4..6].copy_from_slice(&p.ip_id.to_be_bytes());
-            ip[12..16].copy_from_slice(&s.octets());
-            ip[16..20].copy_from_slice(&d.octets());
-            let c = fold(sum(ip, 0));
-            ip[10..12].copy_from_slice(&c.to_be_bytes());
-            let c = udp_checksum(fold(sum(udp, pseudo(&s.octets(), &d.octets()))));
-            udp[6..8].copy_from_slice(&c.to_be_bytes());
-        }
-        (IpAddr::V6(s), IpAddr::V6(d)) => {
-            ip[..8].copy_from_slice(&[0x60, 0, 0, 0, 0, 0, IPPROTO_UDP, 64]);
-            ip[4..6].copy_from_slice(&(udp_len as u16).to_be_bytes());
-            ip[8..24].copy_from_slice(&s.octets());
-            ip[24..40].copy_from_slice(&d.octets());
-            let c = udp_checksum(fold(sum(udp, pseudo(&s.octets(), &d.octets()))));
-            udp[6..8].copy_from_slice(&c.to_be_bytes());
-        }
-        _ => return None,
-    }
+    write_ip_header(ip, p.src, p.dst, PROTO_UDP, udp_len, p.ip_id)?;
+    let c = udp_checksum(fold(sum(udp, pseudo_sum(p.src, p.dst, PROTO_UDP, udp_len))));
+    udp[6..8].copy_from_slice(&c.to_be_bytes());
     Some(total)
 }
 
@@ -130,62 +85,44 @@ pub struct UdpReply {
 /// Parses a received packet starting at its IP header.
 pub fn parse_udp_reply(pkt: &[u8]) -> Option<UdpReply> {
     let ip = parse_ip(pkt, false)?;
-    match (ip.src, ip.proto) {
-        (_, IPPROTO_UDP) => {
-            let u = ip.payload;
-            let len = be16(u, 4)? as usize;
-            if len < UDP_LEN || len > u.len() {
-                return None;
-            }
-            let data = &u[UDP_LEN..len];
-            Some(UdpReply {
-                kind: UdpReplyKind::Data(data[..data.len().min(MAX_REPLY_DATA)].to_vec()),
-                local: ip.dst,
-                target: ip.src,
-                local_port: be16(u, 2)?,
-                target_port: be16(u, 0)?,
-            })
-        }
-        (IpAddr::V4(_), 1) => {
-            let m = ip.payload;
-            if *m.first()? != 3 {
-                return None;
-            }
-            quoted(m.get(8..)?, icmp4_reason(*m.get(1)?), ip.src)
-        }
-        (IpAddr::V6(_), 58) => {
-            let m = ip.payload;
-            if *m.first()? != 1 {
-                return None;
-            }
-            quoted(m.get(8..)?, icmp6_reason(*m.get(1)?), ip.src)
-        }
-        _ => None,
-    }
-}
-
-/// The UDP probe quoted in an ICMP error (its IP header and the 8-byte UDP
-/// header, all RFC 792 promises). A port unreachable only counts when the
-/// target itself sent it: from a router on the way it means the path, not
-/// the port, refuses (filtered).
-fn quoted(inner: &[u8], reason: Reason, from: IpAddr) -> Option<UdpReply> {
-    let ip = parse_ip(inner, true)?;
-    if ip.proto != IPPROTO_UDP {
-        return None;
+    if ip.proto != PROTO_UDP {
+        // The UDP probe quoted in an ICMP error (its IP header and the
+        // 8-byte UDP header, all RFC 792 promises). A port unreachable only
+        // counts when the target itself sent it: from a router on the way
+        // it means the path, not the port, refuses (filtered).
+        let u = parse_unreachable(&ip, PROTO_UDP)?;
+        let (local, target, local_port, target_port) = u.probe()?;
+        let reason = match unreachable_reason(u.v6, u.code) {
+            Reason::PortUnreach if u.from != target => Reason::IcmpUnreach,
+            r => r,
+        };
+        return Some(UdpReply {
+            kind: UdpReplyKind::Unreachable(reason),
+            local,
+            target,
+            local_port,
+            target_port,
+        });
     }
     let u = ip.payload;
-    let reason = if reason == Reason::PortUnreach && from != ip.dst {
-        Reason::IcmpUnreach
-    } else {
-        reason
-    };
+    let len = be16(u, 4)? as usize;
+    if len < UDP_LEN || len > u.len() {
+        return None;
+    }
+    let data = &u[UDP_LEN..len];
     Some(UdpReply {
-        kind: UdpReplyKind::Unreachable(reason),
-        local: ip.src,
-        target: ip.dst,
-        local_port: be16(u, 0)?,
-        target_port: be16(u, 2)?,
+        kind: UdpReplyKind::Data(data[..data.len().min(MAX_REPLY_DATA)].to_vec()),
+        local: ip.dst,
+        target: ip.src,
+        local_port: be16(u, 2)?,
+        target_port: be16(u, 0)?,
     })
+}
+
+impl FromWire for UdpReply {
+    fn parse(pkt: &[u8]) -> Option<UdpReply> {
+        parse_udp_reply(pkt)
+    }
 }
 
 /// Builds the reply a target would send (for the fake network and tests):
@@ -194,7 +131,7 @@ fn quoted(inner: &[u8], reason: Reason, from: IpAddr) -> Option<UdpReply> {
 /// same way with ICMPv6 type 1.
 pub fn build_answer(buf: &mut Vec<u8>, probe: &[u8], answer: &FakeAnswer) -> Option<()> {
     let ip = parse_ip(probe, false)?;
-    if ip.proto != IPPROTO_UDP {
+    if ip.proto != PROTO_UDP {
         return None;
     }
     let sport = be16(ip.payload, 0)?;
@@ -215,33 +152,14 @@ pub fn build_answer(buf: &mut Vec<u8>, probe: &[u8], answer: &FakeAnswer) -> Opt
             buf.truncate(n);
         }
         FakeAnswer::Icmp(code) => {
-            let quote = &probe[..probe.len().min(IPV4_LEN.max(IPV6_LEN) + UDP_LEN + 8)];
-            match (ip.src, ip.dst) {
-                (IpAddr::V4(s), IpAddr::V4(d)) => {
-                    let quote = &probe[..probe.len().min(IPV4_LEN + UDP_LEN)];
-                    let total = IPV4_LEN + 8 + quote.len();
-                    buf.extend_from_slice(&[0x45, 0, 0, 0, 0, 1, 0, 0, 64, 1, 0, 0]);
-                    buf[2..4].copy_from_slice(&(total as u16).to_be_bytes());
-                    buf.extend_from_slice(&d.octets());
-                    buf.extend_from_slice(&s.octets());
-                    let c = fold(sum(&buf[..IPV4_LEN], 0));
-                    buf[10..12].copy_from_slice(&c.to_be_bytes());
-                    buf.extend_from_slice(&[3, *code, 0, 0, 0, 0, 0, 0]);
-                    buf.extend_from_slice(quote);
-                    let c = fold(sum(&buf[IPV4_LEN..], 0));
-                    buf[IPV4_LEN + 2..IPV4_LEN + 4].copy_from_slice(&c.to_be_bytes());
-                }
-                (IpAddr::V6(s), IpAddr::V6(d)) => {
-                    let plen = 8 + quote.len();
-                    buf.extend_from_slice(&[0x60, 0, 0, 0, 0, 0, 58, 64]);
-                    buf[4..6].copy_from_slice(&(plen as u16).to_be_bytes());
-                    buf.extend_from_slice(&d.octets());
-                    buf.extend_from_slice(&s.octets());
-                    buf.extend_from_slice(&[1, *code, 0, 0, 0, 0, 0, 0]);
-                    buf.extend_from_slice(quote);
-                }
-                _ => return None,
-            }
+            let quote_len = match ip.src {
+                IpAddr::V4(_) => IPV4_LEN + UDP_LEN,
+                IpAddr::V6(_) => IPV6_LEN + UDP_LEN + 8,
+            };
+            let quote = &probe[..probe.len().min(quote_len)];
+            buf.resize(IPV6_LEN + 8 + quote.len(), 0);
+            let n = build_unreachable(buf, ip.dst, ip.src, *code, quote)?;
+            buf.truncate(n);
         }
     }
     Some(())
@@ -361,7 +279,7 @@ mod tests {
         for n in 0..a.len() {
             let _ = parse_udp_reply(&a[..n]);
         }
-        let mut rng = crate::scan::syn::io::SplitMix::new(7);
+        let mut rng = crate::scan::raw::io::SplitMix::new(7);
         for _ in 0..20_000 {
             let len = (rng.next_u64() % 120) as usize;
             let mut b: Vec<u8> = (0..len).map(|_| rng.next_u64() as u8).collect();

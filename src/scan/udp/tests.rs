@@ -6,10 +6,12 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
 
 use super::engine::{self, UdpEngineConfig, UdpOutcome, UdpSpace};
-use super::io::FakeUdpNet;
+use super::io::{FakeUdpNet, UdpIo};
 use super::packet::FakeAnswer;
+use super::packet::UdpReply;
 use crate::model::{Observation, PortState, Reason, ScanEvent, ServiceInfo};
-use crate::scan::syn::engine::Shard;
+use crate::scan::raw::engine::Space;
+use crate::scan::raw::schedule::{ScheduleConfig, Shard};
 
 fn host(i: u32) -> IpAddr {
     IpAddr::V4(Ipv4Addr::from(u32::from(Ipv4Addr::new(198, 18, 1, 0)) + i))
@@ -86,7 +88,18 @@ struct Run {
 }
 
 fn run(net: &mut FakeUdpNet, hosts: u32, ports: &[u16], cfg: &UdpEngineConfig) -> Run {
-    let addr_at = |i: u64| (i < hosts as u64).then(|| host(i as u32));
+    run_at(net, &host, hosts, ports, cfg)
+}
+
+/// `run` over any I/O, host `i` at `addr(i)`.
+fn run_at(
+    net: &mut dyn UdpIo<Reply = UdpReply>,
+    addr: &dyn Fn(u32) -> IpAddr,
+    hosts: u32,
+    ports: &[u16],
+    cfg: &UdpEngineConfig,
+) -> Run {
+    let addr_at = |i: u64| (i < hosts as u64).then(|| addr(i as u32));
     let payload = |p: u16| payload_for(p);
     let describe = |_: u16, b: &[u8]| {
         Some(ServiceInfo {
@@ -95,9 +108,11 @@ fn run(net: &mut FakeUdpNet, hosts: u32, ports: &[u16], cfg: &UdpEngineConfig) -
         })
     };
     let space = UdpSpace {
-        n_addrs: hosts as u64,
-        addr_at: &addr_at,
-        ports,
+        pairs: Space {
+            n_addrs: hosts as u64,
+            addr_at: &addr_at,
+            ports,
+        },
         payload: &payload,
         describe: &describe,
     };
@@ -204,13 +219,13 @@ fn a_host_without_a_limiter_is_not_slowed_down() {
 
 #[test]
 fn replies_to_other_source_ports_or_from_other_ports_are_refused() {
-    use super::io::{UdpIo, UdpReceived};
+    use super::io::{OutPacket, UdpIo, UdpReceived};
     use super::packet::{UdpReply, UdpReplyKind};
-    use crate::scan::syn::io::OutPacket;
     /// Answers every probe from the right address but a wrong source port
     /// and to a wrong destination port: nothing may count.
     struct Liar(FakeUdpNet, Vec<UdpReceived>);
     impl UdpIo for Liar {
+        type Reply = UdpReply;
         fn now(&self) -> Duration {
             self.0.now()
         }
@@ -257,9 +272,11 @@ fn replies_to_other_source_ports_or_from_other_ports_are_refused() {
     let describe = |_: u16, _: &[u8]| None;
     let ports = [7000u16, 7001, 7002];
     let space = UdpSpace {
-        n_addrs: hosts as u64,
-        addr_at: &addr_at,
-        ports: &ports,
+        pairs: Space {
+            n_addrs: hosts as u64,
+            addr_at: &addr_at,
+            ports: &ports,
+        },
         payload: &payload,
         describe: &describe,
     };
@@ -282,8 +299,11 @@ fn shards_split_the_space_and_resume_finishes_it() {
     for index in 0..3 {
         let mut net = fake(hosts);
         let c = UdpEngineConfig {
-            seed: 5,
-            shard: Shard { index, count: 3 },
+            schedule: ScheduleConfig {
+                seed: 5,
+                shard: Shard { index, count: 3 },
+                ..ScheduleConfig::default()
+            },
             ..cfg()
         };
         for (k, o) in run(&mut net, hosts, &PORTS, &c).obs {
@@ -297,8 +317,11 @@ fn shards_split_the_space_and_resume_finishes_it() {
     use std::sync::atomic::{AtomicBool, Ordering};
     let stop = Arc::new(AtomicBool::new(false));
     let c = UdpEngineConfig {
-        seed: 9,
-        stop: Some(stop.clone()),
+        schedule: ScheduleConfig {
+            seed: 9,
+            stop: Some(stop.clone()),
+            ..ScheduleConfig::default()
+        },
         ..cfg()
     };
     let mut net = fake(hosts);
@@ -306,9 +329,11 @@ fn shards_split_the_space_and_resume_finishes_it() {
     let payload = |p: u16| payload_for(p);
     let describe = |_: u16, _: &[u8]| None;
     let space = UdpSpace {
-        n_addrs: hosts as u64,
-        addr_at: &addr_at,
-        ports: &PORTS,
+        pairs: Space {
+            n_addrs: hosts as u64,
+            addr_at: &addr_at,
+            ports: &PORTS,
+        },
         payload: &payload,
         describe: &describe,
     };
@@ -325,7 +350,10 @@ fn shards_split_the_space_and_resume_finishes_it() {
     let state = out.resume.expect("interrupted scans leave a resume state");
     assert!(out.summary.interrupted);
     let c2 = UdpEngineConfig {
-        resume: Some(state),
+        schedule: ScheduleConfig {
+            resume: Some(state),
+            ..ScheduleConfig::default()
+        },
         ..cfg()
     };
     let mut net = fake(hosts);
@@ -467,4 +495,103 @@ fn a_host_that_stops_answering_paced_tries_is_not_paced_for_long() {
     assert!(s.elapsed.as_secs_f64() < 60.0, "{:?}", s.elapsed);
     assert_eq!(s.closed + s.open_filtered, 400);
     assert!(s.udp_undecided > 300, "{}", s.udp_undecided);
+}
+
+/// Property (the SYN engine's, on the same fault injector): seeded loss
+/// each way, duplicated and delayed (reordered) answers change no state
+/// but, rarely, silence a pair whose every try was lost.
+#[test]
+fn loss_duplicates_and_reordering_do_not_change_the_result() {
+    use crate::scan::raw::io::Faulty;
+    let hosts = 40;
+    for seed in [3u64, 7, 11] {
+        let mut io = Faulty::lossy(fake(hosts), seed, 0.05);
+        // The default retries: more would end hosts' paced retries early,
+        // by design (every dropped port's paced tries count as misses).
+        let c = UdpEngineConfig {
+            schedule: ScheduleConfig {
+                seed,
+                ..ScheduleConfig::default()
+            },
+            ..cfg()
+        };
+        let Run {
+            obs: got,
+            outcome: out,
+        } = run_at(&mut io, &host, hosts, &PORTS, &c);
+        assert_eq!(got.len(), hosts as usize * PORTS.len(), "seed {seed}");
+        // Loss can only silence a pair whose every try was lost (UDP
+        // cannot tell that from a drop); nothing else may change.
+        let mut silenced = 0;
+        for ((ip, port), o) in &got {
+            let IpAddr::V4(a) = ip else { unreachable!() };
+            let i = u32::from(*a) - u32::from(Ipv4Addr::new(198, 18, 1, 0));
+            let want = expected(truth(i, *port));
+            if (o.state, o.reason) != want {
+                assert_eq!(
+                    (o.state, o.reason),
+                    (PortState::OpenFiltered, Reason::NoResponse),
+                    "seed {seed} {ip}:{port} should be {want:?}"
+                );
+                silenced += 1;
+            }
+        }
+        assert!(silenced <= 4, "seed {seed}: {silenced} pairs silenced");
+        assert!(out.duplicates > 20, "seed {seed}: {}", out.duplicates);
+        assert!(
+            got.values()
+                .any(|o| o.state == PortState::Open && o.tries > 1)
+        );
+    }
+}
+
+/// Property (the SYN engine's): whatever the local system refuses (no
+/// route to some destinations, every packet to others, transient ENOBUFS
+/// mid-batch), every pair ends in exactly one observation: the refused
+/// ones as `local-error` naming the errno, the rest as the network says.
+#[test]
+fn injected_local_send_errors_still_cover_the_scope_exactly_once() {
+    use crate::scan::raw::io::Faulty;
+    let hosts = 40;
+    let errnos = [libc::EPERM, libc::ENETUNREACH, libc::EADDRNOTAVAIL];
+    // One host per /24: routes are looked up (and cached) per /24.
+    let spread = |i: u32| IpAddr::V4(Ipv4Addr::new(198, 18, 10 + i as u8, 7));
+    let index = |a: Ipv4Addr| u32::from(a.octets()[2]) - 10;
+    for seed in 0..6u64 {
+        let net = FakeUdpNet::new(Box::new(move |ip, port, payload| {
+            let IpAddr::V4(a) = ip else { return None };
+            (payload == payload_for(port)).then(|| answer(truth(index(a), port)))?
+        }));
+        let mut io = Faulty::refusing(net, seed, errnos[seed as usize % 3]);
+        let Run { obs, outcome: out } = run_at(&mut io, &spread, hosts, &PORTS, &cfg());
+        let mut local = 0u64;
+        for o in obs.values() {
+            let IpAddr::V4(a) = o.ip else { unreachable!() };
+            let i = index(a);
+            if io.unroutable(o.ip) {
+                assert_eq!(o.reason, Reason::LocalError, "seed {seed} {a}");
+                assert!(o.error.as_deref().unwrap().starts_with("ENETUNREACH"));
+            } else if io.refuses(o.ip) {
+                assert_eq!(o.reason, Reason::LocalError, "seed {seed} {a}");
+                let name = crate::scan::connect::errno_name(&std::io::Error::from_raw_os_error(
+                    io.refuse_errno,
+                ));
+                assert_eq!(o.error.as_deref(), Some(name.as_str()), "seed {seed}");
+            } else {
+                assert_eq!(
+                    (o.state, o.reason),
+                    expected(truth(i, o.port)),
+                    "seed {seed}"
+                );
+            }
+            if o.reason == Reason::LocalError {
+                local += 1;
+                assert_eq!((o.state, o.tries), (PortState::Filtered, 0));
+            }
+        }
+        assert_eq!(obs.len(), hosts as usize * PORTS.len(), "seed {seed}");
+        assert!(local > 0, "seed {seed}: the faults hit nothing");
+        assert!((0..hosts).any(|i| io.unroutable(spread(i))), "seed {seed}");
+        assert_eq!(out.summary.local_errors, local, "seed {seed}");
+    }
 }

@@ -1,4 +1,5 @@
-//! Scan layer, stateless reply validation of the SYN engine.
+//! Scan layer, raw packets: stateless reply validation for every probe
+//! engine.
 //!
 //! A keyed SipHash of (local address, target address, target port) chosen
 //! per scan gives each pair a base source port and a base sequence number;
@@ -10,13 +11,12 @@
 //! probe was answered (for RTTs and loss). A retry needs a fresh source
 //! port: a target whose SYN-ACK was lost still holds the old connection
 //! half-open and silently ignores a second SYN with another sequence.
+//! Protocols without a sequence number (UDP) check the port alone.
 
 use std::hash::Hasher;
 use std::net::IpAddr;
 
 use siphasher::sip::SipHasher13;
-
-use super::packet::Reply;
 
 /// Most probes ever sent for one pair; bounds the sequence window.
 pub const MAX_TRIES: u8 = 10;
@@ -75,64 +75,98 @@ impl Cookie {
         )
     }
 
-    /// The try a reply answers, or `None` when it does not answer any of
-    /// our probes.
-    pub fn check(&self, r: &Reply) -> Option<u8> {
-        let (off, seq) = self.base(r.local, r.target, r.target_port);
-        let t = r.probe_seq.wrapping_sub(seq);
+    /// The try a reply from `target`:`port` to `local`:`local_port` that
+    /// names the probe sequence `probe_seq` answers, or `None` when it does
+    /// not answer any of our probes.
+    pub fn check(
+        &self,
+        local: IpAddr,
+        target: IpAddr,
+        port: u16,
+        local_port: u16,
+        probe_seq: u32,
+    ) -> Option<u8> {
+        let (off, seq) = self.base(local, target, port);
+        let t = probe_seq.wrapping_sub(seq);
         if t >= MAX_TRIES as u32 {
             return None;
         }
-        let got = (r.local_port as u32).checked_sub(self.sport_first as u32)?;
+        let got = (local_port as u32).checked_sub(self.sport_first as u32)?;
         (got < self.sport_count && got == (off + t) % self.sport_count).then_some(t as u8)
+    }
+
+    /// The first of the tries `0..sent` whose source port is `local_port`
+    /// (for replies that carry no sequence number).
+    pub fn check_port(
+        &self,
+        local: IpAddr,
+        target: IpAddr,
+        port: u16,
+        local_port: u16,
+        sent: u8,
+    ) -> Option<u8> {
+        let (off, _) = self.base(local, target, port);
+        (0..sent.min(MAX_TRIES)).find(|&t| {
+            let o = (off + t as u32) % self.sport_count;
+            (self.sport_first as u32 + o) as u16 == local_port
+        })
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::scan::syn::packet::ReplyKind;
 
-    fn reply(c: &Cookie, t: u32) -> Reply {
-        let local: IpAddr = "198.18.0.1".parse().unwrap();
-        let target: IpAddr = "198.18.0.7".parse().unwrap();
-        let (sport, seq) = c.probe(local, target, 443, t as u8);
-        Reply {
-            kind: ReplyKind::SynAck,
-            local,
-            target,
-            local_port: sport,
-            target_port: 443,
-            probe_seq: seq,
-            ack: seq.wrapping_add(1),
-        }
+    const LOCAL: &str = "198.18.0.1";
+    const TARGET: &str = "198.18.0.7";
+
+    /// (local port, probe sequence) of try `t` to TARGET:443.
+    fn reply(c: &Cookie, t: u32) -> (u16, u32) {
+        c.probe(
+            LOCAL.parse().unwrap(),
+            TARGET.parse().unwrap(),
+            443,
+            t as u8,
+        )
+    }
+
+    fn check(c: &Cookie, (lport, seq): (u16, u32), port: u16) -> Option<u8> {
+        c.check(
+            LOCAL.parse().unwrap(),
+            TARGET.parse().unwrap(),
+            port,
+            lport,
+            seq,
+        )
     }
 
     #[test]
     fn validates_its_own_probes_and_names_the_try() {
         let c = Cookie::new((1, 2), (61000, 65535));
-        assert_eq!(c.check(&reply(&c, 0)), Some(0));
-        assert_eq!(c.check(&reply(&c, 3)), Some(3));
-        assert_eq!(c.check(&reply(&c, MAX_TRIES as u32)), None);
+        assert_eq!(check(&c, reply(&c, 0), 443), Some(0));
+        assert_eq!(check(&c, reply(&c, 3), 443), Some(3));
+        assert_eq!(check(&c, reply(&c, MAX_TRIES as u32), 443), None);
         // Port of try 1 with the sequence of try 2: not ours.
-        let mut r = reply(&c, 1);
-        r.probe_seq = reply(&c, 2).probe_seq;
-        assert_eq!(c.check(&r), None);
-        let mut r = reply(&c, 0);
-        r.local_port = r.local_port.wrapping_add(1);
-        assert_eq!(c.check(&r), None);
-        let mut r = reply(&c, 0);
-        r.target_port = 444;
-        assert_eq!(c.check(&r), None);
+        assert_eq!(check(&c, (reply(&c, 1).0, reply(&c, 2).1), 443), None);
+        let (p, s) = reply(&c, 0);
+        assert_eq!(check(&c, (p.wrapping_add(1), s), 443), None);
+        assert_eq!(check(&c, reply(&c, 0), 444), None);
+        // By port alone: only the tries sent count.
+        let (l, t) = (LOCAL.parse().unwrap(), TARGET.parse().unwrap());
+        assert_eq!(c.check_port(l, t, 443, reply(&c, 2).0, 3), Some(2));
+        assert_eq!(c.check_port(l, t, 443, reply(&c, 2).0, 2), None);
+        assert_eq!(
+            c.check_port(l, t, 443, reply(&c, 0).0.wrapping_add(1000), 9),
+            None
+        );
     }
 
     #[test]
     fn another_key_rejects() {
         let a = Cookie::new((1, 2), (61000, 65535));
         let b = Cookie::new((1, 3), (61000, 65535));
-        assert_eq!(b.check(&reply(&a, 0)), None);
+        assert_eq!(check(&b, reply(&a, 0), 443), None);
     }
-
     #[test]
     fn source_ports_stay_in_range() {
         let c = Cookie::new((5, 6), (40000, 40003));
