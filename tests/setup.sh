@@ -3,7 +3,7 @@
 # (the lab needs iproute2 and nftables; identification tests start real
 # servers from Debian packages). Idempotent; run as root.
 set -euo pipefail
-pkgs=(iproute2 nftables chromium chromium-driver fonts-wqy-microhei poppler-utils time openssh-server nginx-light redis-server memcached vsftpd busybox-static openssl ufw iptables firewalld ansible python3-yaml etcd-server influxdb prometheus dnsmasq-base snmpd chrony nmap man-db systemd)
+pkgs=(iproute2 nftables chromium chromium-driver fonts-wqy-microhei poppler-utils time openssh-server nginx-light redis-server memcached vsftpd busybox-static openssl ufw iptables firewalld ansible python3-yaml etcd-server influxdb prometheus dnsmasq-base snmpd chrony nmap man-db systemd buildah podman runc binutils)
 missing=()
 for p in "${pkgs[@]}"; do
   # "installed", not merely known (a removed package keeps its config files).
@@ -15,7 +15,8 @@ if [ ${#missing[@]} -gt 0 ]; then
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 # The real cloud CLIs and the Kubernetes schema check parse every generated fix
-# (report::remediation::tests::cloud_commands_parse_with_the_real_clis).
+# (report::remediation::tests::cloud_commands_parse_with_the_real_clis); the
+# schema check also validates deploy/kubernetes (tests/k8s.rs).
 for p in awscli python-openstackclient kubernetes-validate; do
   pip show -q "$p" >/dev/null 2>&1 || pip install -q "$p" >/dev/null
 done

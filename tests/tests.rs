@@ -6,6 +6,7 @@ mod cli_errors;
 mod everyday;
 mod fix_apply;
 mod identify;
+mod k8s;
 mod lab;
 // The lab's own test lives beside it but is declared here, so the lab can
 // also be compiled into `benches/lab.rs` without it.

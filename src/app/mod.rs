@@ -11,9 +11,11 @@ use anyhow::{Context, Result};
 use tokio::sync::mpsc;
 
 mod cancel;
+mod imports;
 pub mod paths;
 mod recording;
 pub use cancel::{Cancel, Cancelled, off_thread};
+pub use imports::vantages;
 pub use recording::MetricsUnwritten;
 use recording::{interrupted, previous_run};
 
@@ -27,6 +29,7 @@ use crate::rules::{Catalogue, Rules};
 use crate::scan::{self, ScanConfig, ScanSummary};
 use crate::store::{self, Drift, Store};
 use crate::target::{PortSet, TargetOptions, Targets};
+use imports::{imported_ports, imported_targets};
 
 /// Ports an audit scans when none are given.
 pub const DEFAULT_AUDIT_PORTS: &str = "common,high-risk-udp";
@@ -409,10 +412,15 @@ pub async fn audit(req: &AuditRequest, events: mpsc::Sender<ScanEvent>) -> Resul
             .collect();
     }
     if !req.import.is_empty() {
-        let imported = {
+        let (mut imported, bundles) = {
             let req = req.clone();
             let rules = rulebook.rules.clone();
-            off_thread(cancel, move || import_audit(&req, &rules)).await?
+            let trusted = imports::trusted(policy);
+            off_thread(cancel, move || {
+                let bundles = imports::check(&req, &trusted)?;
+                Ok((import_audit(&req, &rules)?, bundles))
+            })
+            .await?
         };
         // The scope of an import is what its files recorded: the addresses
         // (unless the policy's groups name the scope) and the (port, proto)
@@ -421,6 +429,7 @@ pub async fn audit(req: &AuditRequest, events: mpsc::Sender<ScanEvent>) -> Resul
             scope.targets = imported_targets(&imported.observations);
         }
         scope.ports = imported_ports(&imported.observations);
+        imports::apply(&bundles, req, &mut scope, &mut imported);
         return finish_off_thread(req, scope, rulebook, history, imported, started, sign_key).await;
     }
     if scope.targets.is_empty() {
@@ -480,6 +489,7 @@ pub async fn audit(req: &AuditRequest, events: mpsc::Sender<ScanEvent>) -> Resul
         inputs: Vec::new(),
         protocols,
         identification: Some(req.identify.is_some()),
+        vantage: None,
     };
     finish_off_thread(req, scope, rulebook, history, collected, started, sign_key).await
 }
@@ -509,60 +519,6 @@ async fn finish_off_thread(
     .await
 }
 
-/// The addresses of imported observations as the fewest CIDRs that cover
-/// exactly them.
-fn imported_targets(observations: &[Observation]) -> Vec<String> {
-    let nets: Vec<ipnet::IpNet> = observations
-        .iter()
-        .map(|o| ipnet::IpNet::from(o.ip))
-        .collect::<std::collections::BTreeSet<_>>()
-        .into_iter()
-        .collect();
-    ipnet::IpNet::aggregate(&nets)
-        .iter()
-        .map(|n| match n {
-            ipnet::IpNet::V4(v) if v.prefix_len() == 32 => v.addr().to_string(),
-            ipnet::IpNet::V6(v) if v.prefix_len() == 128 => v.addr().to_string(),
-            n => n.to_string(),
-        })
-        .collect()
-}
-
-/// The (port, proto) pairs of imported observations as a port spec:
-/// `22,80,443`, runs as ranges, UDP after `U:` (`22,80,U:53,161`).
-fn imported_ports(observations: &[Observation]) -> String {
-    let spec = |proto: Proto| -> String {
-        let ports: std::collections::BTreeSet<u16> = observations
-            .iter()
-            .filter(|o| o.proto == proto)
-            .map(|o| o.port)
-            .collect();
-        let mut runs: Vec<(u16, u16)> = Vec::new();
-        for p in ports {
-            match runs.last_mut() {
-                Some((_, end)) if u32::from(*end) + 1 == u32::from(p) => *end = p,
-                _ => runs.push((p, p)),
-            }
-        }
-        runs.iter()
-            .map(|&(a, b)| {
-                if a == b {
-                    a.to_string()
-                } else {
-                    format!("{a}-{b}")
-                }
-            })
-            .collect::<Vec<_>>()
-            .join(",")
-    };
-    let (tcp, udp) = (spec(Proto::Tcp), spec(Proto::Udp));
-    match (tcp.is_empty(), udp.is_empty()) {
-        (_, true) => tcp,
-        (true, false) => format!("U:{udp}"),
-        (false, false) => format!("{tcp},U:{udp}"),
-    }
-}
-
 /// Observations gathered by a scan or an import, and what to say about them.
 struct Collected {
     catalogue: Catalogue,
@@ -585,6 +541,9 @@ struct Collected {
     protocols: Vec<report::ProtocolCoverage>,
     /// Whether a scan identified services (`None` for an import).
     identification: Option<bool>,
+    /// The vantage signed bundles recorded, when they all share one and
+    /// were all verified against the policy's scanners.
+    vantage: Option<crate::model::AuditVantage>,
 }
 
 /// Reads the scan results an import audit judges.
@@ -611,6 +570,7 @@ fn import_audit(req: &AuditRequest, rules: &Rules) -> Result<Collected> {
         inputs,
         protocols: Vec::new(),
         identification: None,
+        vantage: None,
     })
 }
 
@@ -715,6 +675,7 @@ fn finish_audit(
         inputs,
         protocols,
         identification,
+        vantage: bundle_vantage,
     } = collected;
     let partial_import = source["partial"] == serde_json::Value::Bool(true);
     let mut record = store::audit_record(store::AuditFacts {
@@ -747,11 +708,17 @@ fn finish_audit(
         Some(_) => source_addresses(observations.iter().map(|o| o.ip)),
         None => Vec::new(),
     };
-    let vantage = crate::model::AuditVantage {
-        name: req.vantage.clone(),
-        interfaces: interfaces_of(&sources),
-        sources,
-        lab: req.lab_vantage,
+    let vantage = match bundle_vantage {
+        Some(v) => crate::model::AuditVantage {
+            lab: req.lab_vantage,
+            ..v
+        },
+        None => crate::model::AuditVantage {
+            name: req.vantage.clone(),
+            interfaces: interfaces_of(&sources),
+            sources,
+            lab: req.lab_vantage,
+        },
     };
     let evaluation = policy::evaluate_in(
         policy,

@@ -6,10 +6,17 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+/// `--version`: the crate version, and the git revision when the build set
+/// PORTWARDEN_VERSION (deploy/container/build.sh does: `0.1.0 (git 1a2b3c)`).
+pub const VERSION: &str = match option_env!("PORTWARDEN_VERSION") {
+    Some(v) => v,
+    None => env!("CARGO_PKG_VERSION"),
+};
+
 #[derive(Debug, Parser)]
 #[command(
     name = "portwarden",
-    version,
+    version = VERSION,
     about = "Port-exposure scanner and compliance auditor",
     long_about = "Scans hosts for open ports (SYN or connect scan), checks them against your port policy and \
                   compliance profiles, and writes reports that say how to close each finding."
@@ -264,6 +271,15 @@ pub struct ScanCmd {
     /// nmap's -oX/-oN/-oG/-oA outputs, as FORMAT=FILE (see `scan --help`).
     #[arg(long = "nmap-output", hide = true, value_name = "FORMAT=FILE")]
     pub nmap_output: Vec<String>,
+    /// Write a bundle (needs -o FILE): JSONL framed by a header (version,
+    /// scope, seed, shard, this vantage's name and source addresses, times)
+    /// and a closing summary, for `audit --from-jsonl` to merge and check.
+    #[arg(long, value_name = "NAME")]
+    pub vantage: Option<String>,
+    /// Sign the bundle with this Ed25519 secret key (`portwarden keygen`):
+    /// writes FILE.sig, checked against the policy's [[scanner]] keys.
+    #[arg(long, value_name = "KEY", requires = "vantage")]
+    pub sign_key: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

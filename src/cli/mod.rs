@@ -3,6 +3,7 @@
 //! The only place that prints; `main` maps the outcome to an exit code.
 
 pub mod args;
+mod bundle;
 mod history;
 mod manuals;
 mod nmap;

@@ -27,9 +27,13 @@ enum Kind {
     Table(BTreeMap<IpAddr, Vec<Observation>>),
     Json(Vec<Observation>),
     Jsonl,
-    Csv { header_done: bool },
+    Csv {
+        header_done: bool,
+    },
     NmapXml(Vec<Observation>, chrono::DateTime<chrono::Utc>),
     Grepable(Vec<Observation>, chrono::DateTime<chrono::Utc>),
+    /// A signed bundle's observations, framed when the scan ends (`scan --vantage`).
+    Bundle(Box<portwarden::import::bundle::BundleWriter>),
 }
 
 const CSV_HEADER: [&str; 10] = [
@@ -63,6 +67,36 @@ impl Output {
         }
     }
 
+    /// A bundle's output (`scan --vantage`): see [`Output::finish_bundle`].
+    /// The same sink, writing a bundle's body instead (`scan --vantage`).
+    pub fn into_bundle(self, body: portwarden::import::bundle::BundleWriter) -> Output {
+        Output {
+            kind: Kind::Bundle(Box::new(body)),
+            open_only: false,
+            ..self
+        }
+    }
+
+    /// Writes a bundle: the header `frame` makes from what was collected,
+    /// the observations, the summary. Returns the SHA-256 of its bytes.
+    pub fn finish_bundle(
+        mut self,
+        frame: impl FnOnce(
+            &portwarden::import::bundle::BundleWriter,
+        ) -> (
+            portwarden::import::bundle::Header,
+            portwarden::import::bundle::Summary,
+        ),
+    ) -> io::Result<[u8; 32]> {
+        let Kind::Bundle(body) = std::mem::replace(&mut self.kind, Kind::Jsonl) else {
+            return Err(io::Error::other("not a bundle output"));
+        };
+        let (header, summary) = frame(&body);
+        let digest = body.finish(&header, summary, &mut self.w)?;
+        self.w.flush()?;
+        Ok(digest)
+    }
+
     /// Records the engine the scan runs with.
     pub fn with_engine(mut self, engine: portwarden::model::ScanKind) -> Output {
         self.engine = engine;
@@ -90,6 +124,7 @@ impl Output {
                 }
             }
             Kind::Json(all) | Kind::NmapXml(all, _) | Kind::Grepable(all, _) => all.push(o.clone()),
+            Kind::Bundle(body) => body.observation(o)?,
             Kind::Jsonl => {
                 serde_json::to_writer(&mut self.w, o)?;
                 self.w.write_all(b"\n")?;
@@ -204,6 +239,7 @@ impl Output {
                     self.w.write_all(b"\n")?;
                 }
             }
+            Kind::Bundle(_) => {}
             Kind::Csv { .. } => {
                 if incomplete {
                     writeln!(self.w, "# INCOMPLETE: {INCOMPLETE}")?;

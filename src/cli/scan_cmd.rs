@@ -233,6 +233,11 @@ pub async fn scan(cmd: ScanCmd) -> Result<u8> {
         }
     }
     let scope = scope(&cmd.scope, &cmd.engine, app::DEFAULT_SCAN_PORTS)?;
+    // A signed bundle (`--vantage`) frames the one -o FILE.
+    let bundle = super::bundle::plan(&cmd)?;
+    if bundle.is_some() && targets.len() != 1 {
+        bail!("--vantage writes one bundle: give a single -o FILE and no nmap outputs");
+    }
     let prepared = app::prepare(&scope).await?;
     // The engine is settled before the output file is created, so a refused
     // `--scan syn` leaves no empty file behind.
@@ -241,7 +246,10 @@ pub async fn scan(cmd: ScanCmd) -> Result<u8> {
     let mut files = Vec::new();
     let mut outputs = Vec::new();
     for t in &targets {
-        let o = open(t, &cmd, cfg.kind)?;
+        let mut o = open(t, &cmd, cfg.kind)?;
+        if let Some(plan) = &bundle {
+            o.output = o.output.into_bundle(plan.writer()?);
+        }
         files.push(o.file);
         outputs.push(o.output);
     }
@@ -268,7 +276,14 @@ pub async fn scan(cmd: ScanCmd) -> Result<u8> {
         ),
     };
     for out in outputs {
-        out.finish(&summary, &prepared.catalogue)?;
+        match &bundle {
+            Some(plan) if !aborted => {
+                let digest = out.finish_bundle(|body| plan.frame(body, &scope, &cfg, &summary))?;
+                plan.sign(&digest)?;
+            }
+            Some(_) => {}
+            None => out.finish(&summary, &prepared.catalogue)?,
+        }
     }
     // An aborted scan (second signal) lost answers in flight: its files are
     // dropped and each FILE keeps what it held. A stopped scan's output says

@@ -7,6 +7,7 @@
 //! The files are untrusted input: parsers are checked, never panic, and
 //! errors name the file and the line (and column) to look at.
 
+pub mod bundle;
 pub mod masscan;
 pub mod nmap;
 pub mod ranges;
@@ -128,6 +129,9 @@ pub struct Provenance {
     /// The ports the scanner was asked to probe, one list per protocol.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub ports: Vec<PortList>,
+    /// A signed bundle's header and summary, as checked (`import::bundle`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bundle: Option<bundle::BundleFacts>,
 }
 
 /// One protocol's port list as the scanner recorded it (nmap's `<scaninfo>`).

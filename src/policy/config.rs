@@ -56,6 +56,9 @@ use serde::de::{self, Deserializer, Visitor};
 use serde::{Deserialize, Serialize};
 use toml::Spanned;
 
+mod scanner;
+pub use scanner::Scanner;
+
 use super::addr::AddrRange;
 use super::window::{RawWindow, Window};
 use crate::model::Proto;
@@ -280,6 +283,8 @@ struct RawPolicy {
     /// Longest an exception may last, in months (default 12).
     #[serde(default)]
     max_exception_months: Option<Spanned<i64>>,
+    #[serde(default, rename = "scanner")]
+    scanners: Vec<Spanned<scanner::RawScanner>>,
 }
 
 #[derive(Deserialize)]
@@ -610,6 +615,8 @@ pub struct Policy {
     /// SHA-256 of the bytes [`Policy::load`] read (hex): the evidence hash,
     /// so no later layer reads the file again. `None` when parsed from text.
     pub sha256: Option<String>,
+    /// The scanners whose signed bundles an import trusts (`[[scanner]]`).
+    pub scanners: Vec<Scanner>,
 }
 
 /// Turns byte spans into locations for one file. Line starts are found
@@ -720,6 +727,7 @@ impl Policy {
             baseline_profiles: None,
             max_exception_months: 12,
             sha256: None,
+            scanners: Vec::new(),
         }
     }
 
@@ -1031,6 +1039,7 @@ impl Policy {
                 Some(out)
             }
         };
+        let scanners = scanner::scanners(raw.scanners, &src)?;
         let max_exception_months = match &raw.max_exception_months {
             None => 12,
             Some(m) => u32::try_from(*m.get_ref())
@@ -1045,6 +1054,7 @@ impl Policy {
                 })?,
         };
         Ok(Policy {
+            scanners,
             given: true,
             max_exception_months,
             baseline_profiles,

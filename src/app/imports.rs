@@ -1,0 +1,164 @@
+//! The scope of an import audit, and its signed bundles: the scope is what
+//! the files recorded (addresses as the fewest CIDRs, the (port, proto)
+//! pairs probed), or, for bundles, what their scans were asked to cover.
+//! Each `--from-jsonl` file that is a bundle is checked against the policy's `[[scanner]]` keys before it is
+//! read, the bundles must make whole scans, and the audit's scope is what
+//! the bundles' scans were asked to cover (so a merged audit and a direct
+//! audit of the same targets and ports share one scope in the history).
+
+use anyhow::Result;
+
+use super::{AuditRequest, Collected, Scope};
+use crate::import::Source;
+use crate::import::bundle::{self, Bundle, Trusted};
+use crate::model::{AuditVantage, Observation, Proto};
+use crate::policy::Policy;
+
+/// The addresses of imported observations as the fewest CIDRs that cover
+/// exactly them.
+pub(super) fn imported_targets(observations: &[Observation]) -> Vec<String> {
+    let nets: Vec<ipnet::IpNet> = observations
+        .iter()
+        .map(|o| ipnet::IpNet::from(o.ip))
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    ipnet::IpNet::aggregate(&nets)
+        .iter()
+        .map(|n| match n {
+            ipnet::IpNet::V4(v) if v.prefix_len() == 32 => v.addr().to_string(),
+            ipnet::IpNet::V6(v) if v.prefix_len() == 128 => v.addr().to_string(),
+            n => n.to_string(),
+        })
+        .collect()
+}
+
+/// The (port, proto) pairs of imported observations as a port spec:
+/// `22,80,443`, runs as ranges, UDP after `U:` (`22,80,U:53,161`).
+pub(super) fn imported_ports(observations: &[Observation]) -> String {
+    let spec = |proto: Proto| -> String {
+        let ports: std::collections::BTreeSet<u16> = observations
+            .iter()
+            .filter(|o| o.proto == proto)
+            .map(|o| o.port)
+            .collect();
+        let mut runs: Vec<(u16, u16)> = Vec::new();
+        for p in ports {
+            match runs.last_mut() {
+                Some((_, end)) if u32::from(*end) + 1 == u32::from(p) => *end = p,
+                _ => runs.push((p, p)),
+            }
+        }
+        runs.iter()
+            .map(|&(a, b)| {
+                if a == b {
+                    a.to_string()
+                } else {
+                    format!("{a}-{b}")
+                }
+            })
+            .collect::<Vec<_>>()
+            .join(",")
+    };
+    let (tcp, udp) = (spec(Proto::Tcp), spec(Proto::Udp));
+    match (tcp.is_empty(), udp.is_empty()) {
+        (_, true) => tcp,
+        (true, false) => format!("U:{udp}"),
+        (false, false) => format!("{tcp},U:{udp}"),
+    }
+}
+
+/// The policy's scanners as the bundle checker takes them.
+pub(super) fn trusted(policy: &Policy) -> Vec<Trusted> {
+    policy
+        .scanners
+        .iter()
+        .map(|s| Trusted {
+            name: s.name.clone(),
+            vantage: s.vantage.clone(),
+            key: s.key,
+        })
+        .collect()
+}
+
+/// Checks every JSONL import that is a bundle (and, with trusted scanners,
+/// refuses one that is not). Empty when no file is a bundle.
+pub(super) fn check(req: &AuditRequest, trusted: &[Trusted]) -> Result<Vec<Bundle>> {
+    let mut out = Vec::new();
+    for s in &req.import {
+        if let Source::Jsonl(path) = s
+            && let Some(b) = bundle::check_file(path, trusted, req.allow_partial_import)?
+        {
+            out.push(b);
+        }
+    }
+    bundle::check_set(&out)?;
+    Ok(out)
+}
+
+/// The vantages the bundles were scanned from, each once (by name, in
+/// order), with every source address and interface they recorded.
+pub fn vantages(bundles: &[Bundle]) -> Vec<AuditVantage> {
+    let mut out: Vec<AuditVantage> = Vec::new();
+    for b in bundles {
+        let v = &b.facts.vantage;
+        let i = match out.iter().position(|o| o.name == v.name) {
+            Some(i) => i,
+            None => {
+                out.push(AuditVantage {
+                    name: v.name.clone(),
+                    ..AuditVantage::default()
+                });
+                out.len() - 1
+            }
+        };
+        let o = &mut out[i];
+        for (k, a) in v.sources.iter().enumerate() {
+            if !o.sources.contains(a) {
+                o.sources.push(*a);
+                o.interfaces.push(v.interfaces.get(k).cloned().flatten());
+            }
+        }
+    }
+    out
+}
+
+/// The scope the bundles cover, each bundle's facts on its input file, and
+/// the bundles and their vantages in the run's recorded source.
+pub(super) fn apply(
+    bundles: &[Bundle],
+    req: &AuditRequest,
+    scope: &mut Scope,
+    collected: &mut Collected,
+) {
+    if bundles.is_empty() {
+        return;
+    }
+    let merged = bundle::merged_scope(bundles);
+    scope.targets = merged.targets;
+    scope.excludes = merged.excludes;
+    scope.ports = merged.ports;
+    for (i, s) in req.import.iter().enumerate() {
+        if let Some(b) = bundles.iter().find(|b| b.path.as_path() == s.path())
+            && let Some(p) = collected.inputs.get_mut(i).map(|f| &mut f.provenance)
+        {
+            p.scanner = Some("portwarden".into());
+            p.scanner_version = Some(b.facts.version.clone());
+            p.started = Some(b.facts.started);
+            p.finished = Some(b.facts.finished);
+            p.bundle = Some(b.facts.clone());
+        }
+    }
+    let facts: Vec<&bundle::BundleFacts> = bundles.iter().map(|b| &b.facts).collect();
+    collected.source["bundles"] = serde_json::json!(facts);
+    let vantages = vantages(bundles);
+    // One vantage, every bundle verified against a declared scanner: the
+    // audit is judged from it (an internet requirement from internet
+    // bundles only).
+    if let [one] = vantages.as_slice()
+        && bundles.iter().all(|b| b.facts.scanner.is_some())
+    {
+        collected.vantage = Some(one.clone());
+    }
+    collected.source["vantages"] = serde_json::json!(vantages);
+}

@@ -1,0 +1,164 @@
+//! `[[scanner]]`: the scanners whose signed bundles an import audit trusts
+//! (`scan --vantage NAME --sign-key KEY`). Kept apart from the rest of the
+//! policy parser.
+//!
+//! ```toml
+//! [[scanner]]
+//! name = "k8s-internal"
+//! vantage = "internal"
+//! pubkey = "keys/internal.pub"   # a .pub file from `portwarden keygen`
+//!                                # (relative to the policy), or its PEM text
+//! ```
+
+use ed25519_dalek::VerifyingKey;
+use ed25519_dalek::pkcs8::DecodePublicKey;
+use serde::Deserialize;
+use toml::Spanned;
+
+use super::{PolicyError, Src};
+
+/// A scanner whose bundles the policy trusts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Scanner {
+    pub name: String,
+    /// The vantage its bundles must declare (`internet`, `internal`, a
+    /// segment's name).
+    pub vantage: String,
+    pub key: VerifyingKey,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawScanner {
+    name: Spanned<String>,
+    vantage: Spanned<String>,
+    pubkey: Spanned<String>,
+}
+
+/// Longest public key file read (a PEM key is ~113 bytes).
+const MAX_PUBKEY_FILE: u64 = 16 << 10;
+
+/// Checks the `[[scanner]]` entries: names and keys unique, every key an
+/// Ed25519 public key (PEM text, or a file beside the policy).
+pub(super) fn scanners(
+    raw: Vec<Spanned<RawScanner>>,
+    src: &Src<'_>,
+) -> Result<Vec<Scanner>, PolicyError> {
+    let mut out: Vec<Scanner> = Vec::new();
+    for s in raw {
+        let s = s.into_inner();
+        let name = s.name.get_ref().trim().to_string();
+        let vantage = s.vantage.get_ref().trim().to_string();
+        for (v, span, what) in [
+            (&name, s.name.span(), "name"),
+            (&vantage, s.vantage.span(), "vantage"),
+        ] {
+            if v.is_empty() || v.len() > 64 || v.chars().any(char::is_control) {
+                return Err(src.invalid(
+                    span,
+                    format!("a scanner's {what} must be 1 to 64 printable characters"),
+                    "name = \"k8s-internal\", vantage = \"internal\"",
+                ));
+            }
+        }
+        if out.iter().any(|o| o.name == name) {
+            return Err(src.invalid(
+                s.name.span(),
+                format!("scanner '{name}' is declared twice"),
+                "give each [[scanner]] its own name",
+            ));
+        }
+        let key = read_key(s.pubkey.get_ref(), src).map_err(|m| {
+            src.invalid(
+                s.pubkey.span(),
+                m,
+                "pubkey = \"scanner.pub\" (the portwarden-signing.pub `portwarden keygen` wrote) or its PEM text",
+            )
+        })?;
+        if let Some(o) = out.iter().find(|o| o.key == key) {
+            return Err(src.invalid(
+                s.pubkey.span(),
+                format!("scanner '{name}' has the same key as scanner '{}'", o.name),
+                "give each scanner its own key pair, so a bundle names who made it",
+            ));
+        }
+        out.push(Scanner { name, vantage, key });
+    }
+    Ok(out)
+}
+
+fn read_key(value: &str, src: &Src<'_>) -> Result<VerifyingKey, String> {
+    let text = if value.trim_start().starts_with("-----BEGIN") {
+        value.to_string()
+    } else {
+        let base = std::path::Path::new(src.file)
+            .parent()
+            .unwrap_or(std::path::Path::new(""));
+        let path = base.join(value);
+        let f = std::fs::File::open(&path)
+            .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut std::io::Read::take(f, MAX_PUBKEY_FILE), &mut text)
+            .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        text
+    };
+    VerifyingKey::from_public_key_pem(text.trim())
+        .map_err(|e| format!("not an Ed25519 public key in PEM form ({e})"))
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::policy::Policy;
+    use crate::rules::profiles::Profiles;
+
+    fn pem() -> String {
+        use ed25519_dalek::pkcs8::EncodePublicKey;
+        let key = ed25519_dalek::SigningKey::from_bytes(&[7; 32]);
+        key.verifying_key()
+            .to_public_key_pem(ed25519_dalek::pkcs8::spki::der::pem::LineEnding::LF)
+            .unwrap()
+    }
+
+    #[test]
+    fn scanners_parse_and_bad_ones_name_their_line() {
+        let profiles = Profiles::embedded().unwrap();
+        let text = format!(
+            "[[scanner]]\nname = \"k8s\"\nvantage = \"internal\"\npubkey = '''\n{}'''\n",
+            pem()
+        );
+        let p = Policy::parse(&text, "p.toml", &profiles).unwrap();
+        assert_eq!(p.scanners.len(), 1);
+        assert_eq!(
+            (p.scanners[0].name.as_str(), p.scanners[0].vantage.as_str()),
+            ("k8s", "internal")
+        );
+
+        let twice = format!("{text}{}", text.replace("k8s", "k8s-2"));
+        let e = Policy::parse(&twice, "p.toml", &profiles)
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("p.toml:12:10:"), "{e}");
+        assert!(e.contains("same key as scanner 'k8s'"), "{e}");
+
+        let e = Policy::parse(
+            "[[scanner]]\nname = \"a\"\nvantage = \"internet\"\npubkey = \"nope.pub\"\n",
+            "/nonexistent/p.toml",
+            &profiles,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.starts_with("/nonexistent/p.toml:4:10: cannot read /nonexistent/nope.pub"),
+            "{e}"
+        );
+
+        let e = Policy::parse(
+            "[[scanner]]\nname = \"a\"\nvantage = \"\"\npubkey = \"-----BEGIN x\"\n",
+            "p.toml",
+            &profiles,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.starts_with("p.toml:3:11: a scanner's vantage"), "{e}");
+    }
+}
