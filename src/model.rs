@@ -525,6 +525,11 @@ pub struct Finding {
     /// its English rendering).
     #[serde(default)]
     pub msg: Message,
+    /// The allowance (policy file:line) the evaluator matched for the
+    /// finding's port, over every group of the host: the fix that edits an
+    /// allowance reads it here instead of matching again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allowed_by: Option<RuleRef>,
 }
 
 /// A finding's controls, shared: every finding of one check on hosts of
@@ -1032,6 +1037,9 @@ pub struct PortVerdict {
     pub ticket: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub review_by: Option<chrono::NaiveDate>,
+    /// The allowance's review date has passed (decided once, here).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub review_overdue: bool,
     /// An exception that applied (waived, or expired) to a finding here.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub exception: Option<String>,

@@ -86,6 +86,7 @@ fn read_doc(out: &Path, o: &Output) -> Value {
     let report: Value =
         serde_json::from_str(&std::fs::read_to_string(out.join("report.json")).unwrap()).unwrap();
     doc["scope"] = report["scope"].clone();
+    doc["_index"] = Value::String(std::fs::read_to_string(out.join("index.html")).unwrap());
     doc
 }
 
@@ -443,6 +444,15 @@ fn waivers_are_accepted_risk_never_a_pass() {
     let pci = &doc["profiles"][0];
     assert_eq!(pci["passed"], 0);
     assert!(pci["score"].is_null());
+    // Each framework's own words: PCI DSS reads "in place with
+    // compensating control", 等保 风险接受 (zh-CN run below).
+    let page = doc["_index"].as_str().unwrap();
+    assert!(
+        page.contains("In place with compensating control"),
+        "PCI wording"
+    );
+    let (_, doc, _) = audit_import("waived-zh", &waived, &lines, &["--lang", "zh-CN"]);
+    assert!(doc["_index"].as_str().unwrap().contains("风险接受"));
     // A two-year exception with no review is itself a finding.
     let long = waived.replace("expires = 2027-01-31", "expires = 2099-01-01");
     let (code, doc, _) = audit_import("long", &long, &lines, &[]);

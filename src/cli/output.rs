@@ -636,6 +636,7 @@ mod tests {
             remediation: "close-port".into(),
             message: String::new(),
             msg: Default::default(),
+            allowed_by: None,
         }
     }
 

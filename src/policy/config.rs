@@ -416,6 +416,12 @@ impl AllowRule {
         set(&self.justification) && set(&self.approver)
     }
 
+    /// The review date has passed on `today`: decided here, once, for the
+    /// evaluator, the report and `policy check`.
+    pub fn review_overdue(&self, today: NaiveDate) -> bool {
+        self.review_by.is_some_and(|d| d < today)
+    }
+
     pub fn matches(&self, port: u16, proto: Proto) -> bool {
         self.proto == proto && self.ports.contains(port)
     }

@@ -678,9 +678,7 @@ fn port_checks(
                     Message::new(key).arg("line", rule.line),
                 );
             }
-            if let Some(due) = rule.review_by
-                && due < today
-            {
+            if let Some(due) = rule.review_by.filter(|_| rule.review_overdue(today)) {
                 push(
                     CheckKind::AllowedReviewOverdue,
                     profiles.check(CheckKind::AllowedReviewOverdue).severity,
@@ -1040,7 +1038,7 @@ pub fn evaluate_in(
         (a.ip, a.port, a.proto, a.check.as_str()).cmp(&(b.ip, b.port, b.proto, b.check.as_str()))
     });
     findings.dedup_by(|a, b| a.id == b.id);
-    let ports = port_verdicts(policy, catalogue, &ctxs, &latest, &findings);
+    let ports = port_verdicts(policy, catalogue, &ctxs, &latest, &findings, today);
     let history = cx.baseline.is_some();
     let coverage = verdict::group_coverage(policy, &ctxs, history);
     let verdicts = verdict::verdicts(policy, profiles, &table, &ctxs, &findings, history);
@@ -1123,6 +1121,7 @@ fn port_verdicts(
     ctxs: &[HostCtx],
     latest: &BTreeMap<(IpAddr, u16, Proto), &Observation>,
     findings: &[Finding],
+    today: NaiveDate,
 ) -> Vec<PortVerdict> {
     let ctx_of: BTreeMap<IpAddr, &HostCtx> = ctxs.iter().map(|c| (c.ip, c)).collect();
     let mut by_port: BTreeMap<(IpAddr, u16, Proto), Vec<&Finding>> = BTreeMap::new();
@@ -1155,6 +1154,7 @@ fn port_verdicts(
             approver: rule.and_then(|r| r.approver.clone()),
             ticket: rule.and_then(|r| r.ticket.clone()),
             review_by: rule.and_then(|r| r.review_by),
+            review_overdue: rule.is_some_and(|r| r.review_overdue(today)),
             exception: fired.and_then(|fs| fs.iter().find_map(|f| f.exception.clone())),
             checks_fired: fired
                 .map(|fs| fs.iter().map(|f| f.check.clone()).collect())
@@ -1236,10 +1236,15 @@ fn settle(
         }
     }
     let group = ctx.group_name();
-    let approved = match (d.port, d.proto) {
-        (Some(p), Some(proto)) => ctx.allowance(p, proto).is_some_and(|a| a.is_justified()),
-        _ => false,
+    let rule = match (d.port, d.proto) {
+        (Some(p), Some(proto)) => ctx.allowance(p, proto),
+        _ => None,
     };
+    let approved = rule.is_some_and(|a| a.is_justified());
+    let allowed_by = rule.map(|r| RuleRef {
+        file: policy.file.clone(),
+        line: r.line,
+    });
     // A finding about the exception itself, beside the one it covers.
     let mut about = |check: CheckKind, e: &Exception, message: String, msg: Message| {
         out.push(Finding {
@@ -1258,6 +1263,7 @@ fn settle(
             remediation: profiles.check(check).remediation.clone(),
             message,
             msg,
+            allowed_by: allowed_by.clone(),
         });
     };
     if let Some(e) = lapsed {
@@ -1295,6 +1301,7 @@ fn settle(
         remediation: profiles.check(d.check).remediation.clone(),
         message,
         msg,
+        allowed_by,
     });
 }
 

@@ -1363,6 +1363,18 @@ fn port_verdicts_record_the_decision() {
         .unwrap();
     assert_eq!(v.group.as_deref(), Some("cardholder"));
     assert_eq!(v.allowed_by.as_ref().unwrap().to_string(), "policy.toml:16");
+    // Decided once, here: the report and the fixes read these.
+    assert!(v.review_overdue);
+    assert_eq!(
+        find(&e, "198.18.0.2", Some(22), "allowed-unjustified")
+            .allowed_by
+            .as_ref()
+            .unwrap()
+            .to_string(),
+        "policy.toml:16"
+    );
+    assert_eq!(e.exceptions.len(), 3);
+    assert!(e.policy_given);
     assert_eq!(
         v.checks_fired,
         [

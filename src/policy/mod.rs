@@ -159,7 +159,7 @@ pub fn check_summary(policy: &Policy, profiles: &Profiles, today: NaiveDate) -> 
                 .iter()
                 .map(|a| {
                     let ports = format!("{}/{}", a.ports, a.proto);
-                    let overdue = a.review_by.is_some_and(|d| d < today);
+                    let overdue = a.review_overdue(today);
                     if !a.is_justified() {
                         warnings.push(format!(
                             "{}:{}: group '{}' allows {ports} without a justification and an approver",

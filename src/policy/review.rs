@@ -12,7 +12,9 @@ use std::net::IpAddr;
 
 use super::config::{AllowRule, Group, Policy};
 use super::eval::{HostCtx, controls, finding_id};
-use crate::model::{Evidence, Finding, FindingStatus, Message, Observation, PortState, Proto};
+use crate::model::{
+    Evidence, Finding, FindingStatus, Message, Observation, PortState, Proto, RuleRef,
+};
 use crate::rules::profiles::{CheckKind, Profiles};
 
 type Latest<'o> = BTreeMap<(IpAddr, u16, Proto), &'o Observation>;
@@ -49,14 +51,17 @@ pub(super) fn allowance_checks(
         };
         for a in &g.allow {
             if let Some(text) = incomplete(g, a, &policy.file) {
-                out.push(rule_finding(
-                    profiles,
-                    anchor,
-                    g,
-                    a,
-                    CheckKind::AllowanceIncomplete,
-                    None,
-                    text,
+                out.push(in_file(
+                    &policy.file,
+                    rule_finding(
+                        profiles,
+                        anchor,
+                        g,
+                        a,
+                        CheckKind::AllowanceIncomplete,
+                        None,
+                        text,
+                    ),
                 ));
             }
             let used = hosts
@@ -76,7 +81,7 @@ pub(super) fn allowance_checks(
                 reason: o.reason,
             });
             let ports = format!("{}/{}", a.ports, a.proto);
-            out.push(rule_finding(
+            out.push(in_file(&policy.file, rule_finding(
                 profiles,
                 anchor,
                 g,
@@ -97,9 +102,17 @@ pub(super) fn allowance_checks(
                     .arg("line", a.line)
                     .arg("hosts", hosts.len()),
                 ),
-            ));
+            )));
         }
     }
+}
+
+/// The finding, its allowance named in the policy's file.
+fn in_file(file: &str, mut f: Finding) -> Finding {
+    if let Some(r) = &mut f.allowed_by {
+        r.file = file.to_string();
+    }
+    f
 }
 
 /// What an allowance lacks, if anything.
@@ -164,5 +177,9 @@ fn rule_finding(
         remediation: p.remediation.clone(),
         message,
         msg,
+        allowed_by: Some(RuleRef {
+            file: String::new(),
+            line: a.line,
+        }),
     }
 }

@@ -38,7 +38,21 @@ fn policy() -> Policy {
 
 fn finding(check: &str, key: &str, ip: &str, port: Option<u16>, service: Option<&str>) -> Finding {
     let ip: IpAddr = ip.parse().unwrap();
-    let group = policy().groups_of(ip).first().map(|g| g.name.clone());
+    let policy = policy();
+    let group = policy.groups_of(ip).first().map(|g| g.name.clone());
+    // As the evaluator records it: the allowance over every group of the host.
+    let proto = port.map(|p| if p == 161 { Proto::Udp } else { Proto::Tcp });
+    let allowed_by = port.zip(proto).and_then(|(p, pr)| {
+        policy
+            .groups_of(ip)
+            .iter()
+            .flat_map(|g| g.allow.iter())
+            .find(|a| a.matches(p, pr))
+            .map(|a| crate::model::RuleRef {
+                file: policy.file.clone(),
+                line: a.line,
+            })
+    });
     Finding {
         id: format!("{check}-{ip}-{}", port.unwrap_or(0)),
         check: check.into(),
@@ -55,6 +69,7 @@ fn finding(check: &str, key: &str, ip: &str, port: Option<u16>, service: Option<
         remediation: key.into(),
         message: String::new(),
         msg: Default::default(),
+        allowed_by,
     }
 }
 

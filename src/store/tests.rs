@@ -40,6 +40,7 @@ fn finding(id: &str, ip: &str, port: u16, check: &str, severity: Severity) -> Fi
         remediation: "close-port".into(),
         message: format!("{check} on {ip}:{port}"),
         msg: Default::default(),
+        allowed_by: None,
     }
 }
 

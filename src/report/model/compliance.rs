@@ -104,7 +104,15 @@ fn requirement_row(
             None
         },
         status: r.status,
-        status_label: labels.get(&requirement_status_key(r.status)),
+        // A framework's own word for a status where it has one (PCI DSS "in
+        // place with compensating control" for accepted), else ours.
+        status_label: labels
+            .find(&format!(
+                "req_status_framework.{profile}.{}",
+                r.status.as_str().replace('-', "_")
+            ))
+            .map(str::to_string)
+            .unwrap_or_else(|| labels.get(&requirement_status_key(r.status))),
         confirmed: r.confirmed,
         reason: if failing {
             None

@@ -7,44 +7,35 @@ use super::{
     BANNER_EXCERPT, ExceptionRow, InventoryRow, Labels, Observation, PortState, Proto, ReportInput,
     display_safe,
 };
-use crate::policy::ExceptionState;
 
-fn exception_state_name(s: ExceptionState) -> &'static str {
-    match s {
-        ExceptionState::Active => "active",
-        ExceptionState::OutsideWindow => "outside-window",
-        ExceptionState::Expired => "expired",
-    }
-}
-
+/// The exceptions as the evaluator judged them on the audit day (state and
+/// days left are decided once, in `policy`); the rows only add the
+/// policy's text and the labels.
 pub(super) fn build_exceptions(input: &ReportInput<'_>, labels: &Labels) -> Vec<ExceptionRow> {
-    let today = input.facts.as_of;
     input
-        .policy
+        .evaluation
         .exceptions
         .iter()
-        .map(|e| {
-            let state = e.state(today);
+        .map(|v| {
+            let e = input.policy.exceptions.iter().find(|e| e.id == v.id);
             ExceptionRow {
-                id: e.id.clone(),
-                target: e.target_spec.clone(),
-                ports: e
-                    .ports
-                    .map(|p| format!("{p}/{}", e.proto))
-                    .unwrap_or_else(|| labels.get("label.all")),
-                check: e.check.map(|c| c.as_str().to_string()),
-                reason: e.reason.clone(),
-                approver: e.approver.clone(),
-                ticket: e.ticket.clone(),
-                expires: e.expires,
-                days_left: (e.expires - today).num_days(),
-                state: exception_state_name(state).to_string(),
-                state_label: labels.get(&format!(
-                    "exception_state.{}",
-                    exception_state_name(state).replace('-', "_")
-                )),
-                expired: state == ExceptionState::Expired,
-                window: e.window.map(|w| window_text(&w, labels)),
+                id: v.id.clone(),
+                target: v.target.clone(),
+                ports: if v.ports == "all" {
+                    labels.get("label.all")
+                } else {
+                    v.ports.clone()
+                },
+                check: v.check.clone(),
+                reason: v.reason.clone(),
+                approver: v.approver.clone(),
+                ticket: e.and_then(|e| e.ticket.clone()),
+                expires: v.expires,
+                days_left: v.days_left,
+                state: v.state.clone(),
+                state_label: labels.get(&format!("exception_state.{}", v.state.replace('-', "_"))),
+                expired: v.state == "expired",
+                window: e.and_then(|e| e.window).map(|w| window_text(&w, labels)),
             }
         })
         .collect()
@@ -90,7 +81,6 @@ pub(super) fn build_inventory(
     input: &ReportInput<'_>,
     names: &HashMap<IpAddr, Vec<String>>,
 ) -> Vec<InventoryRow> {
-    let today = input.facts.as_of;
     let observed: HashMap<(IpAddr, u16, Proto), &Observation> = input
         .observations
         .iter()
@@ -128,7 +118,7 @@ pub(super) fn build_inventory(
                 approver: v.approver.clone(),
                 ticket: v.ticket.clone(),
                 review_by: v.review_by,
-                review_overdue: v.review_by.is_some_and(|d| d < today),
+                review_overdue: v.review_overdue,
             }
         })
         .collect()

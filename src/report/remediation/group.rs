@@ -224,20 +224,22 @@ pub(super) fn policy_ref(f: &Finding, policy: &Policy) -> PolicyRef {
     };
     match f.remediation.as_str() {
         "document-justification" | "review-rule" | "fix-service-or-policy" => {
-            // TODO(issue 18): this re-matches the allow rules of the finding's
-            // first group only; the report must not re-derive the verdict.
-            // Switch to the allowance the evaluator records on the finding.
-            let (Some(gi), Some(port), Some(proto)) = (group(), f.port, f.proto) else {
+            // The allowance the evaluator matched (over every group of the
+            // host), by its line: the report never matches rules again.
+            let Some(line) = f.allowed_by.as_ref().map(|r| r.line) else {
                 return PolicyRef::None;
             };
-            match policy.groups[gi]
-                .allow
+            policy
+                .groups
                 .iter()
-                .position(|a| a.matches(port, proto))
-            {
-                Some(ai) => PolicyRef::Allow(gi, ai),
-                None => PolicyRef::None,
-            }
+                .enumerate()
+                .find_map(|(gi, g)| {
+                    g.allow
+                        .iter()
+                        .position(|a| a.line == line)
+                        .map(|ai| PolicyRef::Allow(gi, ai))
+                })
+                .unwrap_or(PolicyRef::None)
         }
         "renew-or-remove-exception" => f
             .exception

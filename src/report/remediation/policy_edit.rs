@@ -9,7 +9,7 @@ pub(super) fn policy_edit(
     policy: &Policy,
 ) -> (String, Option<usize>, String) {
     // Without a policy file the audit judged against the built-in baseline.
-    let baseline = policy.groups.is_empty() && policy.file.starts_with('(');
+    let baseline = !policy.given;
     let file = if baseline {
         "policy.toml".to_owned()
     } else {
