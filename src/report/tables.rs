@@ -451,7 +451,8 @@ mod tests {
             .find(|r| r[0] == "pci-dss-4.0" && r[3] == "1.2.5")
             .unwrap();
         assert_eq!(r125[6], "fail");
-        assert_eq!(r125[7], "Fail");
+        // The label in PCI DSS's own words.
+        assert_eq!(r125[7], "Not in place");
         assert!(
             r125[11].contains("Port open but not allowed: ran on 1 host;"),
             "{}",
