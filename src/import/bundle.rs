@@ -468,6 +468,20 @@ pub fn check_file(
     trusted: &[Trusted],
     allow_partial: bool,
 ) -> Result<Option<Bundle>, BundleError> {
+    // A pipe or FIFO (`--from-jsonl /dev/stdin`) can be read once only: it
+    // is left to the import, which hashes what it reads. A bundle must be a
+    // regular file, read for its signature and then for its observations.
+    if !std::fs::metadata(path).is_ok_and(|m| m.is_file()) {
+        if trusted.is_empty() {
+            return Ok(None);
+        }
+        return Err(refused(
+            path,
+            "not a regular file: a signed bundle is read twice (signature, then observations)"
+                .into(),
+            "copy the bundle to a file and import that",
+        ));
+    }
     let Some(ins) = inspect(path)? else {
         if trusted.is_empty() {
             return Ok(None);

@@ -1104,11 +1104,16 @@ fn host_checks(
                 open.len(),
                 policy.file
             ),
-            msg: Message::new("msg.unmanaged_host")
-                .arg("ip", ip)
-                .arg("count", open.len())
-                .arg("ports", &ports)
-                .arg("policy", &policy.file),
+            // Without a policy file there are no groups at all: a message of
+            // its own, so no renderer has to recognise a placeholder name.
+            msg: if policy.given {
+                Message::new("msg.unmanaged_host").arg("policy", &policy.file)
+            } else {
+                Message::new("msg.unmanaged_host_no_policy")
+            }
+            .arg("ip", ip)
+            .arg("count", open.len())
+            .arg("ports", &ports),
         });
     }
 }

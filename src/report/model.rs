@@ -960,14 +960,6 @@ pub fn finding_message(labels: &Labels, exceptions: &[ExceptionRow], f: &Finding
     {
         msg.to_mut().args.insert("window".into(), w);
     }
-    // The note that stands for "no policy file" in the report's language.
-    static NO_POLICY: std::sync::LazyLock<String> =
-        std::sync::LazyLock::new(|| Policy::none().file);
-    if f.msg.args.get("policy") == Some(&*NO_POLICY) {
-        msg.to_mut()
-            .args
-            .insert("policy".into(), labels.get("first.policy_none"));
-    }
     labels.message(&msg).unwrap_or_else(|| f.message.clone())
 }
 
