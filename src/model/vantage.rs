@@ -46,6 +46,21 @@ impl AuditVantage {
             .join(", ")
     }
 
+    /// The first source address that is not public, with its interface
+    /// (`127.0.0.1 (lo)`): what keeps an internet vantage from being proven.
+    fn first_private_source(&self) -> Option<String> {
+        let bad = self
+            .sources
+            .iter()
+            .position(|a| !is_internet_source(*a, self.lab))?;
+        let one = AuditVantage {
+            sources: vec![self.sources[bad]],
+            interfaces: vec![self.interfaces.get(bad).cloned().flatten()],
+            ..AuditVantage::default()
+        };
+        Some(one.sources_text())
+    }
+
     /// Why [`Self::internet`] is not proven, as a translatable message
     /// (`msg.cov.vantage.*`); `None` when it is proven.
     pub fn internet_gap(&self) -> Option<Message> {
@@ -59,19 +74,8 @@ impl AuditVantage {
                 .arg("name", n)
                 .arg("sources", sources),
             Some(_) if self.sources.is_empty() => Message::new("msg.cov.vantage.no_sources"),
-            Some(_) => {
-                let bad = self
-                    .sources
-                    .iter()
-                    .position(|a| !is_internet_source(*a, self.lab))
-                    .unwrap_or(0);
-                let one = AuditVantage {
-                    sources: vec![self.sources[bad]],
-                    interfaces: vec![self.interfaces.get(bad).cloned().flatten()],
-                    ..AuditVantage::default()
-                };
-                Message::new("msg.cov.vantage.private").arg("sources", one.sources_text())
-            }
+            Some(_) => Message::new("msg.cov.vantage.private")
+                .arg("sources", self.first_private_source().unwrap_or_default()),
         })
     }
 
@@ -117,17 +121,8 @@ impl AuditVantage {
                 "{declared}, but no source address is recorded (an import without a signed vantage)"
             ));
         }
-        if let Some(bad) = self
-            .sources
-            .iter()
-            .position(|a| !is_internet_source(*a, self.lab))
-        {
-            let one = AuditVantage {
-                sources: vec![self.sources[bad]],
-                interfaces: vec![self.interfaces.get(bad).cloned().flatten()],
-                ..AuditVantage::default()
-            };
-            return Err(format!("{declared}, scanned from {}", one.sources_text()));
+        if let Some(bad) = self.first_private_source() {
+            return Err(format!("{declared}, scanned from {bad}"));
         }
         let lab = if self.lab {
             " — lab range accepted by the test setting PORTWARDEN_TEST_VANTAGE=lab"
