@@ -11,8 +11,9 @@ use anyhow::Result;
 use super::{AuditRequest, Collected, Scope};
 use crate::import::Source;
 use crate::import::bundle::{self, Bundle, Trusted};
-use crate::model::{AuditVantage, Observation, Proto};
+use crate::model::{AuditVantage, Observation, PortState, Proto};
 use crate::policy::Policy;
+use crate::policy::VantageScan;
 
 /// The addresses of imported observations as the fewest CIDRs that cover
 /// exactly them.
@@ -121,6 +122,90 @@ pub fn vantages(bundles: &[Bundle]) -> Vec<AuditVantage> {
         }
     }
     out
+}
+
+/// With verified bundles of several vantages: what each vantage probed
+/// and saw open, so the policy judges each host from the vantages that
+/// scanned it (its internet checks from a proven internet vantage only).
+/// The import merged the bundles, the newest answer winning; here each is
+/// read again, its bytes checked against the hash the import took, and an
+/// open answer from any vantage wins over a closed or silent one from
+/// another (a port open from somewhere is open).
+pub(super) fn by_vantage(
+    bundles: &[Bundle],
+    req: &AuditRequest,
+    collected: &mut Collected,
+) -> Result<()> {
+    let names = vantages(bundles);
+    if names.len() < 2 || bundles.iter().any(|b| b.facts.scanner.is_none()) {
+        return Ok(());
+    }
+    let mut scans: Vec<VantageScan> = names
+        .into_iter()
+        .map(|v| VantageScan {
+            vantage: AuditVantage {
+                lab: req.lab_vantage,
+                ..v
+            },
+            ..VantageScan::default()
+        })
+        .collect();
+    let opts = crate::import::LoadOptions {
+        allow_partial: req.allow_partial_import,
+    };
+    for b in bundles {
+        let read = crate::import::load(&[Source::Jsonl(b.path.clone())], opts)?;
+        let hashed = req
+            .import
+            .iter()
+            .position(|s| s.path() == b.path.as_path())
+            .and_then(|i| collected.inputs.get(i))
+            .map(|f| f.sha256.as_str());
+        if read.files.first().map(|f| f.sha256.as_str()) != hashed {
+            anyhow::bail!(
+                "{}: changed while the audit read it: import it again once nothing writes it",
+                b.path.display()
+            );
+        }
+        let Some(scan) = scans
+            .iter_mut()
+            .find(|s| s.vantage.name == b.facts.vantage.name)
+        else {
+            continue;
+        };
+        for o in read.observations {
+            scan.hosts.insert(o.ip);
+            if o.state != PortState::Open {
+                continue;
+            }
+            scan.open.insert((o.ip, o.port, o.proto));
+            let merged = &mut collected.observations;
+            if let Ok(i) =
+                merged.binary_search_by_key(&(o.ip, o.port, o.proto), |m| (m.ip, m.port, m.proto))
+                && merged[i].state != PortState::Open
+            {
+                let was = std::mem::replace(&mut merged[i], o);
+                recount_as_open(&mut collected.summary, &was);
+            }
+        }
+    }
+    collected.scans = scans;
+    Ok(())
+}
+
+/// The merged counts once `was` gave way to an open answer of another
+/// vantage.
+fn recount_as_open(s: &mut crate::scan::ScanSummary, was: &Observation) {
+    match was.state {
+        PortState::Open => return,
+        PortState::Closed => s.closed = s.closed.saturating_sub(1),
+        PortState::Filtered => s.filtered = s.filtered.saturating_sub(1),
+        PortState::OpenFiltered => s.open_filtered = s.open_filtered.saturating_sub(1),
+    }
+    s.open += 1;
+    if was.reason == crate::model::Reason::LocalError {
+        s.local_errors = s.local_errors.saturating_sub(1);
+    }
 }
 
 /// The scope the bundles cover, each bundle's facts on its input file, and

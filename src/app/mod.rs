@@ -418,7 +418,9 @@ pub async fn audit(req: &AuditRequest, events: mpsc::Sender<ScanEvent>) -> Resul
             let trusted = imports::trusted(policy);
             off_thread(cancel, move || {
                 let bundles = imports::check(&req, &trusted)?;
-                Ok((import_audit(&req, &rules)?, bundles))
+                let mut collected = import_audit(&req, &rules)?;
+                imports::by_vantage(&bundles, &req, &mut collected)?;
+                Ok((collected, bundles))
             })
             .await?
         };
@@ -490,6 +492,7 @@ pub async fn audit(req: &AuditRequest, events: mpsc::Sender<ScanEvent>) -> Resul
         protocols,
         identification: Some(req.identify.is_some()),
         vantage: None,
+        scans: Vec::new(),
     };
     finish_off_thread(req, scope, rulebook, history, collected, started, sign_key).await
 }
@@ -544,6 +547,8 @@ struct Collected {
     /// The vantage signed bundles recorded, when they all share one and
     /// were all verified against the policy's scanners.
     vantage: Option<crate::model::AuditVantage>,
+    /// Bundles of several vantages: what each probed and saw open.
+    scans: Vec<policy::VantageScan>,
 }
 
 /// Reads the scan results an import audit judges.
@@ -571,6 +576,7 @@ fn import_audit(req: &AuditRequest, rules: &Rules) -> Result<Collected> {
         protocols: Vec::new(),
         identification: None,
         vantage: None,
+        scans: Vec::new(),
     })
 }
 
@@ -676,6 +682,7 @@ fn finish_audit(
         protocols,
         identification,
         vantage: bundle_vantage,
+        scans,
     } = collected;
     let partial_import = source["partial"] == serde_json::Value::Bool(true);
     let mut record = store::audit_record(store::AuditFacts {
@@ -729,6 +736,7 @@ fn finish_audit(
             now,
             baseline: baseline.as_ref(),
             vantage: vantage.clone(),
+            scans,
             udp: policy::UdpEvidence {
                 payload_ports: udp_payload_ports,
                 monlist: req.udp_monlist && engine.is_some(),

@@ -42,6 +42,7 @@ use super::config::{
     Expect, Group, Policy, Vantage,
 };
 use super::evidence::{EvalContext, HostEvidence, ScopeTable};
+use super::vantage::{HostInternet, VantageScan};
 use super::verdict;
 use crate::model::{
     AuthStatus, Controls, Evidence, ExceptionVerdict, Finding, FindingStatus, GroupCoverage,
@@ -116,9 +117,9 @@ pub(super) struct HostCtx<'a> {
     pub(super) groups: Vec<&'a Group>,
     /// The declared vantage of its groups.
     pub(super) vantage: Vantage,
-    /// For a group declared `internet`: the measured vantage that proves
-    /// it, or why it does not (English and translatable).
-    pub(super) internet: Option<Result<String, (String, Message)>>,
+    /// How the host is seen from the internet, from the vantages that
+    /// scanned it.
+    pub(super) internet: HostInternet,
     cap: Option<usize>,
     pub(super) profiles: Vec<&'a str>,
     tags: Vec<&'a str>,
@@ -148,13 +149,14 @@ impl<'a> HostCtx<'a> {
         ip: IpAddr,
         table: &ScopeTable,
         audit_internet: &Result<String, (String, Message)>,
+        scans: &[VantageScan],
     ) -> HostCtx<'a> {
         let groups = policy.groups_of(ip);
         let mut ctx = HostCtx {
             ip,
             groups: Vec::new(),
             vantage: Vantage::Internal,
-            internet: None,
+            internet: HostInternet::default(),
             cap: None,
             profiles: Vec::new(),
             tags: Vec::new(),
@@ -197,26 +199,13 @@ impl<'a> HostCtx<'a> {
             ctx.unreachable = groups.iter().any(|g| g.expect == Expect::Unreachable);
             ctx.groups = groups;
         }
-        // From a proven internet vantage every host that answers is
-        // reachable from the internet, whatever its group declares; else a
-        // group declared internet lacks the evidence, and the others have
-        // no internet exposure to judge.
-        ctx.internet = match (audit_internet, ctx.vantage) {
-            (Ok(t), _) => Some(Ok(t.clone())),
-            (Err(e), Vantage::Internet) => Some(Err(e.clone())),
-            _ => None,
-        };
+        ctx.internet = HostInternet::of(ip, ctx.vantage, audit_internet, scans);
         ctx.scopes = ctx
             .profiles
             .iter()
             .filter_map(|p| table.of(p, &ctx.groups).map(|i| (*p, i)))
             .collect();
         ctx
-    }
-
-    /// The vantage is proven to be the internet.
-    fn seen_from_internet(&self) -> bool {
-        matches!(self.internet, Some(Ok(_)))
     }
 
     pub(super) fn managed(&self) -> bool {
@@ -244,13 +233,17 @@ impl<'a> HostCtx<'a> {
         self.groups.iter().map(|g| g.allow.len()).sum()
     }
 
-    /// Whether a mapping's condition holds for the host (`@unapproved` is
-    /// judged per finding, so it holds for every host).
-    pub(super) fn satisfies(&self, cond: &CheckCondition) -> bool {
+    /// Whether a mapping's condition holds for the host, or for its port
+    /// `at` (`@unapproved` is judged per finding, so it holds for every
+    /// host; `@vantage:internet` for a port needs it open from the internet).
+    pub(super) fn satisfies(&self, cond: &CheckCondition, at: Option<(u16, Proto)>) -> bool {
         match cond {
             CheckCondition::Always | CheckCondition::Unapproved => true,
             CheckCondition::Tag(t) => self.tags.iter().any(|x| x.eq_ignore_ascii_case(t)),
-            CheckCondition::Vantage(v) if v == "internet" => self.seen_from_internet(),
+            CheckCondition::Vantage(v) if v == "internet" => match at {
+                Some((port, proto)) => self.internet.sees(port, proto),
+                None => self.internet.proven(),
+            },
             CheckCondition::Vantage(v) => self.vantage.as_str() == v,
         }
     }
@@ -274,18 +267,7 @@ impl<'a> HostCtx<'a> {
                 Ok(())
             }
         };
-        let internet = || match &self.internet {
-            Some(Ok(_)) => Ok(()),
-            Some(Err((why, msg))) => Err(NotRun {
-                msg: msg.clone(),
-                text: why.clone(),
-                nothing_to_judge: false,
-            }),
-            None => Err(nothing_to_judge(
-                "msg.cov.no_internet_vantage",
-                "no host in scope is internet-facing by declaration (vantage = \"internet\") and the audit did not run from a proven internet vantage",
-            )),
-        };
+        let internet = || self.internet.ran();
         let managed = || {
             if self.managed() {
                 Ok(())
@@ -746,8 +728,9 @@ fn port_checks(
         );
     }
     // Reachability from the internet is asserted only from a measured
-    // internet vantage, never from the group's declaration alone.
-    if ctx.seen_from_internet() {
+    // internet vantage that saw the port open, never from the group's
+    // declaration alone.
+    if ctx.internet.sees(o.port, o.proto) {
         let p = profiles.check(CheckKind::RemoteAdminInternet);
         if selects(p, &v) {
             push(
@@ -880,6 +863,7 @@ pub(super) fn controls(
     ctx: &HostCtx,
     check: CheckKind,
     approved: bool,
+    at: Option<(u16, Proto)>,
 ) -> Controls {
     let mut out = Vec::new();
     for p in profiles.profiles() {
@@ -890,7 +874,7 @@ pub(super) fn controls(
             if let Assessment::Checks(refs) = &r.assessment
                 && refs.iter().any(|c| {
                     c.check == check
-                        && ctx.satisfies(&c.when)
+                        && ctx.satisfies(&c.when, at)
                         && !(approved && c.when == CheckCondition::Unapproved)
                 })
             {
@@ -976,7 +960,7 @@ pub fn evaluate_in(
     let mut shared_controls: HashSet<Controls> = HashSet::new();
     let mut ctxs = Vec::new();
     for (&ip, all) in &probed {
-        let mut ctx = HostCtx::new(policy, profiles, ip, &table, &audit_internet);
+        let mut ctx = HostCtx::new(policy, profiles, ip, &table, &audit_internet, &cx.scans);
         let scopes: Vec<usize> = ctx.scopes.iter().map(|(_, i)| *i).collect();
         ctx.ev = HostEvidence::of(all, &cx.udp, &table, &scopes, ctx.unreachable);
         ctx.control = control;
@@ -1264,7 +1248,7 @@ fn settle(
             evidence: Some(d.evidence.clone()),
             status: FindingStatus::Fail,
             exception: Some(e.id.clone()),
-            controls: controls(profiles, ctx, check, approved),
+            controls: controls(profiles, ctx, check, approved, d.port.zip(d.proto)),
             remediation: profiles.check(check).remediation.clone(),
             message,
             msg,
@@ -1302,7 +1286,7 @@ fn settle(
         evidence: Some(d.evidence),
         status,
         exception,
-        controls: controls(profiles, ctx, d.check, approved),
+        controls: controls(profiles, ctx, d.check, approved, d.port.zip(d.proto)),
         remediation: profiles.check(d.check).remediation.clone(),
         message,
         msg,

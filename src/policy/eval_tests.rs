@@ -195,6 +195,7 @@ fn lab_internet(day: &str) -> EvalContext<'static> {
             interfaces: vec![Some("veth0".into())],
             lab: true,
         },
+        scans: Vec::new(),
         udp: UdpEvidence {
             payload_ports: vec![53, 123, 161, 1900, 11211],
             monlist: true,

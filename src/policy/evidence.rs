@@ -33,6 +33,11 @@ pub struct EvalContext<'a> {
     pub baseline: Option<&'a Baseline>,
     /// Where the probes left from.
     pub vantage: AuditVantage,
+    /// An audit merging signed bundles of several vantages: what each
+    /// vantage probed and saw open; each host is judged from the vantages
+    /// that scanned it (see [`super::vantage`]). Empty: `vantage` stands
+    /// for every host.
+    pub scans: Vec<super::vantage::VantageScan>,
     /// What the UDP probes carried.
     pub udp: UdpEvidence,
 }
@@ -45,6 +50,7 @@ impl<'a> EvalContext<'a> {
             now,
             baseline: None,
             vantage: AuditVantage::default(),
+            scans: Vec::new(),
             udp: UdpEvidence::default(),
         }
     }

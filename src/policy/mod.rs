@@ -20,6 +20,7 @@ pub mod eval;
 pub mod evidence;
 mod review;
 pub mod udp;
+pub mod vantage;
 mod verdict;
 pub mod window;
 
@@ -34,6 +35,7 @@ pub use config::{
 };
 pub use eval::{Baseline, Evaluation, evaluate, evaluate_in, finding_id, gate};
 pub use evidence::{EvalContext, UdpEvidence};
+pub use vantage::VantageScan;
 pub use window::Window;
 
 const STARTER: &str = include_str!("../../rules/policy-starter.toml");

@@ -173,7 +173,7 @@ fn rule_finding(
         evidence,
         status: FindingStatus::Fail,
         exception: None,
-        controls: controls(profiles, anchor, check, false),
+        controls: controls(profiles, anchor, check, false, None),
         remediation: p.remediation.clone(),
         message,
         msg,

@@ -150,12 +150,12 @@ fn ref_coverage(r: &CheckRef, scope: &[&HostCtx], history: bool) -> CheckCoverag
     let hosts: Vec<&HostCtx> = scope
         .iter()
         .copied()
-        .filter(|c| c.satisfies(&r.when))
+        .filter(|c| c.satisfies(&r.when, None))
         .collect();
     if hosts.is_empty() && !scope.is_empty() {
         let unproven = scope
             .iter()
-            .find_map(|c| c.internet.as_ref().and_then(|v| v.as_ref().err()));
+            .find_map(|c| c.internet.proof.as_ref().and_then(|v| v.as_ref().err()));
         let (key, text) = match (&r.when, unproven) {
             (CheckCondition::Vantage(v), Some((why, msg))) if v == "internet" => {
                 (msg.clone(), why.clone())
@@ -467,7 +467,7 @@ fn requirement_verdict(r: &Requirement, x: &ReqInput) -> RequirementVerdict {
     if refs.iter().any(needs_internet) {
         coverage.vantage = scope
             .iter()
-            .find_map(|c| c.internet.clone())
+            .find_map(|c| c.internet.proof.clone())
             .map(|v| v.unwrap_or_else(|(e, _)| e));
     }
     if refs
