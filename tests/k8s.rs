@@ -24,7 +24,7 @@ const DEPLOY: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/kubernetes");
 /// The image every manifest must name (the one build.sh tags).
 const IMAGE: &str = concat!("portwarden:", env!("CARGO_PKG_VERSION"));
 
-fn tempdir(tag: &str) -> PathBuf {
+pub(crate) fn tempdir(tag: &str) -> PathBuf {
     static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
     let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let d = std::env::temp_dir().join(format!("pw-k8s-{}-{tag}-{n}", std::process::id()));
@@ -33,11 +33,11 @@ fn tempdir(tag: &str) -> PathBuf {
     d
 }
 
-fn text(b: &[u8]) -> String {
+pub(crate) fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
 }
 
-fn code(o: &Output) -> i32 {
+pub(crate) fn code(o: &Output) -> i32 {
     o.status.code().unwrap_or(-1)
 }
 
@@ -260,7 +260,7 @@ fn volume(root: &Path, name: &str, files: &[(&str, &[u8], u32)]) -> PathBuf {
     d
 }
 
-fn keygen(dir: &Path) -> (PathBuf, PathBuf) {
+pub(crate) fn keygen(dir: &Path) -> (PathBuf, PathBuf) {
     let o = Command::new(Lab::bin())
         .args(["keygen", "--out"])
         .arg(dir)
@@ -777,7 +777,7 @@ fn cronjob_twice_shows_drift(work: &Path, _policy: &Path) {
 }
 
 /// Quick connect-scan flags (no seed: each test gives its own).
-const QUICK: [&str; 8] = [
+pub(crate) const QUICK: [&str; 8] = [
     "--scan",
     "connect",
     "--retries",

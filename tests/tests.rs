@@ -21,4 +21,5 @@ mod safety;
 mod scan_connect;
 mod syn;
 mod udp;
+mod vantages;
 mod verdicts;
