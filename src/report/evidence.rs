@@ -729,6 +729,36 @@ mod tests {
         dir
     }
 
+    /// Keys in the standard PKCS#8 v1 / SPKI form (RFC 8410 §10, what
+    /// `openssl genpkey -algorithm ed25519` and portwarden's keygen up to
+    /// ed25519-dalek 2 wrote) still load, as the same key pair.
+    #[test]
+    fn standard_ed25519_pem_keys_load() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = scratch("rfc8410");
+        let secret = dir.join("k.pem");
+        fs::write(
+            &secret,
+            "-----BEGIN PRIVATE KEY-----\nMC4CAQAwBQYDK2VwBCIEINTuctv5E1hK1bbY8fdp+K06/nwoy/HU++CXqI9EdVhC\n-----END PRIVATE KEY-----\n",
+        )
+        .unwrap();
+        fs::set_permissions(&secret, fs::Permissions::from_mode(0o600)).unwrap();
+        let public = dir.join("k.pub");
+        fs::write(
+            &public,
+            "-----BEGIN PUBLIC KEY-----\nMCowBQYDK2VwAyEAGb9ECWmEzf6FQbrBZ9w7lshQhqowtrbLDFw4rXAxZuE=\n-----END PUBLIC KEY-----\n",
+        )
+        .unwrap();
+        let key = load_signing_key(&secret).unwrap();
+        let pubkey = load_verifying_key(&public).unwrap();
+        assert_eq!(key.verifying_key(), pubkey);
+        assert_eq!(
+            hex::encode(pubkey.as_bytes()),
+            "19bf44096984cdfe8541bac167dc3b96c85086aa30b6b6cb0c5c38ad703166e1"
+        );
+        let _ = fs::remove_dir_all(&dir);
+    }
+
     #[test]
     fn keygen_sign_and_verify_catch_a_rehashed_manifest() {
         use std::os::unix::fs::PermissionsExt;
