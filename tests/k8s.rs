@@ -410,6 +410,8 @@ fn build_image(work: &Path) {
         .unwrap();
     assert_eq!(code(&o), 0, "{}", text(&o.stderr));
     assert!(text(&o.stdout).contains(IMAGE), "{}", text(&o.stdout));
+    // The README's push: skopeo into a registry on loopback, and dir:.
+    crate::k8s_readme::archive_reaches_a_registry(&archive, IMAGE, work);
     assert_eq!(inspect("{{.Config.User}}"), "65532:65532");
     let size: u64 = inspect("{{.Size}}").parse().unwrap();
     eprintln!("image {IMAGE}: {size} bytes ({:.1} MB)", size as f64 / 1e6);

@@ -3,7 +3,7 @@
 # (the lab needs iproute2 and nftables; identification tests start real
 # servers from Debian packages). Idempotent; run as root.
 set -euo pipefail
-pkgs=(iproute2 nftables chromium chromium-driver fonts-wqy-microhei poppler-utils time openssh-server nginx-light redis-server memcached vsftpd busybox-static openssl ufw iptables firewalld ansible python3-yaml etcd-server influxdb prometheus dnsmasq-base snmpd chrony nmap man-db systemd buildah podman runc binutils)
+pkgs=(iproute2 nftables chromium chromium-driver fonts-wqy-microhei poppler-utils time openssh-server nginx-light redis-server memcached vsftpd busybox-static openssl ufw iptables firewalld ansible python3-yaml etcd-server influxdb prometheus dnsmasq-base snmpd chrony nmap man-db systemd buildah podman runc binutils dpkg-dev lintian libcap2-bin skopeo docker-registry)
 missing=()
 for p in "${pkgs[@]}"; do
   # "installed", not merely known (a removed package keeps its config files).
@@ -13,6 +13,11 @@ if [ ${#missing[@]} -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+# kubectl (the README's `kubectl create` lines, client side): Debian's, unless
+# one is installed already (another package's /usr/bin/kubectl would clash).
+if ! command -v kubectl >/dev/null; then
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends kubernetes-client >/dev/null
 fi
 # The real cloud CLIs and the Kubernetes schema check parse every generated fix
 # (report::remediation::tests::cloud_commands_parse_with_the_real_clis); the

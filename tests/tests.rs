@@ -3,10 +3,12 @@
 //! and nftables.
 
 mod cli_errors;
+mod deb;
 mod everyday;
 mod fix_apply;
 mod identify;
 mod k8s;
+mod k8s_readme;
 mod lab;
 // The lab's own test lives beside it but is declared here, so the lab can
 // also be compiled into `benches/lab.rs` without it.

@@ -25,21 +25,12 @@ done
 for tool in buildah busybox strip ldd; do
   command -v "$tool" >/dev/null || { echo "$0: $tool not found (apt-get install buildah busybox-static binutils)" >&2; exit 2; }
 done
-rev=$(git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)
-if [ "$rev" != unknown ] && [ -n "$(git status --porcelain --untracked-files=no 2>/dev/null)" ]; then
-  rev="$rev-dirty"
-fi
-
-# The binary: a static musl build when that target is installed, else glibc
-# with its shared libraries copied below.
-target_args=""
-bin=target/release/portwarden
-if rustup target list --installed 2>/dev/null | grep -qx x86_64-unknown-linux-musl; then
-  target_args="--target x86_64-unknown-linux-musl"
-  bin=target/x86_64-unknown-linux-musl/release/portwarden
-fi
-# shellcheck disable=SC2086
-PORTWARDEN_VERSION="$version (git $rev)" cargo build --release --locked --bin portwarden $target_args
+# The binary and the git revision it names: a static musl build when that
+# target is installed, else glibc with its shared libraries copied below
+# (the build the .deb ships too).
+# shellcheck disable=SC2046
+set -- $(packaging/release-binary.sh)
+bin=$1 rev=$2
 
 # The staged root: only paths this script creates, under target/image.
 stage=target/image
