@@ -693,3 +693,86 @@ fn small_things_a_new_user_meets() {
     );
     let _ = std::fs::remove_dir_all(&d);
 }
+
+/// Issue 26: an interrupted audit says what became of its `--out`: not
+/// created, left empty, or the previous report untouched (never "the
+/// previous one" when there was none); each is left exactly as it was.
+#[test]
+fn an_interrupted_audit_names_what_became_of_its_out() {
+    let lo = Loopback::new();
+    let d = scratch("interrupt");
+    std::fs::create_dir(d.join("empty")).unwrap();
+    let o = lo.run(
+        &d,
+        &[
+            "audit",
+            "127.0.0.1",
+            "-p",
+            "40101",
+            "--no-store",
+            "--out",
+            "prev",
+        ],
+    );
+    assert!(matches!(code(&o), Some(0 | 1)), "{}", text(&o.stderr));
+    let before = names(&d.join("prev"));
+    for (out, says) in [
+        ("rint", "(rint was not created)"),
+        ("empty", "(empty is left empty)"),
+        ("prev", "(the previous report in prev is untouched)"),
+    ] {
+        // 65,535 ports at 200 a second: still scanning when interrupted.
+        let child = lo
+            .ns
+            .command(Lab::bin())
+            .args(["audit", "127.0.0.1", "-p", "1-65535", "--scan", "connect"])
+            .args(["--rate", "200", "--no-store", "--out", out])
+            .current_dir(&d)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn portwarden");
+        std::thread::sleep(std::time::Duration::from_millis(1000));
+        // SAFETY: a signal to our own child (`ip netns exec` execs portwarden).
+        assert_eq!(
+            unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGINT) },
+            0
+        );
+        let o = child.wait_with_output().unwrap();
+        let err = text(&o.stderr);
+        assert_eq!(code(&o), Some(130), "{out}: {err}");
+        assert!(
+            err.contains(&format!("no report written {says}, nothing recorded")),
+            "{out}: {err}"
+        );
+    }
+    assert_eq!(
+        names(&d),
+        BTreeSet::from(["empty".to_string(), "prev".to_string()])
+    );
+    assert!(names(&d.join("empty")).is_empty());
+    assert_eq!(names(&d.join("prev")), before);
+    let _ = std::fs::remove_dir_all(&d);
+}
+
+/// Issue 26 item 4: `--pdf` with the default, relative `--out`
+/// (portwarden-report) prints portwarden-report/report.pdf.
+#[test]
+fn pdf_with_a_relative_out_is_printed() {
+    if portwarden::report::pdf::find_chromium().is_none() {
+        crate::prereq::missing("chromium (tests/setup.sh)");
+        return;
+    }
+    let lo = Loopback::new();
+    let d = scratch("pdf");
+    let o = lo.run(
+        &d,
+        &["audit", "127.0.0.1", "-p", "40101", "--no-store", "--pdf"],
+    );
+    assert!(matches!(code(&o), Some(0 | 1)), "{}", text(&o.stderr));
+    let pdf = std::fs::read(d.join("portwarden-report/report.pdf"))
+        .expect("portwarden-report/report.pdf");
+    assert!(pdf.starts_with(b"%PDF-"), "not a PDF");
+    let _ = std::fs::remove_dir_all(&d);
+}

@@ -17,6 +17,7 @@ fi
 # kubectl (the README's `kubectl create` lines, client side): Debian's, unless
 # one is installed already (another package's /usr/bin/kubectl would clash).
 if ! command -v kubectl >/dev/null; then
+  apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends kubernetes-client >/dev/null
 fi
 # The real cloud CLIs and the Kubernetes schema check parse every generated fix
