@@ -63,7 +63,14 @@ fn audit(dir: &Path, tag: &str, policy: &Path, files: &[&Path], lab_setting: boo
     }
     let o: Output = c.output().unwrap();
     assert_eq!(code(&o), 1, "findings expected: {}", text(&o.stderr));
-    serde_json::from_str(&std::fs::read_to_string(out.join("findings.json")).unwrap()).unwrap()
+    let mut doc: Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("findings.json")).unwrap()).unwrap();
+    let report: Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("report.json")).unwrap()).unwrap();
+    doc["measured"] = Value::String(unnamed(
+        report["scope"]["vantage_measured"].as_str().unwrap(),
+    ));
+    doc
 }
 
 /// `ip port check status`, sorted.
@@ -227,6 +234,13 @@ fn each_group_is_judged_from_the_vantages_that_scanned_it() {
             "{check}"
         );
     }
+    // The report's scope names each vantage and what it proves.
+    assert_eq!(
+        doc["measured"],
+        "--vantage internal; probes left from 198.18.0.1; not proven to be the internet; \
+         --vantage internet; probes left from 198.18.0.1; proven internet (198.18.0.1) \
+         — lab range accepted by the test setting PORTWARDEN_TEST_VANTAGE=lab"
+    );
     let reqs = requirements(&doc);
     assert_eq!(reqs["cis-v8:12.2"].0, "fail");
     assert_eq!(reqs["nist-800-53r5:AC-17"].0, "not-assessed");

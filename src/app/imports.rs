@@ -100,28 +100,7 @@ pub(super) fn check(req: &AuditRequest, trusted: &[Trusted]) -> Result<Vec<Bundl
 /// The vantages the bundles were scanned from, each once (by name, in
 /// order), with every source address and interface they recorded.
 pub fn vantages(bundles: &[Bundle]) -> Vec<AuditVantage> {
-    let mut out: Vec<AuditVantage> = Vec::new();
-    for b in bundles {
-        let v = &b.facts.vantage;
-        let i = match out.iter().position(|o| o.name == v.name) {
-            Some(i) => i,
-            None => {
-                out.push(AuditVantage {
-                    name: v.name.clone(),
-                    ..AuditVantage::default()
-                });
-                out.len() - 1
-            }
-        };
-        let o = &mut out[i];
-        for (k, a) in v.sources.iter().enumerate() {
-            if !o.sources.contains(a) {
-                o.sources.push(*a);
-                o.interfaces.push(v.interfaces.get(k).cloned().flatten());
-            }
-        }
-    }
-    out
+    crate::model::merge_by_name(bundles.iter().map(|b| &b.facts.vantage))
 }
 
 /// With verified bundles of several vantages: what each vantage probed

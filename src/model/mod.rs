@@ -9,7 +9,7 @@ mod vantage;
 use std::fmt;
 use std::net::IpAddr;
 use std::str::FromStr;
-pub use vantage::{AuditVantage, is_internet_source};
+pub use vantage::{AuditVantage, is_internet_source, merge_by_name};
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};

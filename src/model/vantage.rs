@@ -133,6 +133,32 @@ impl AuditVantage {
     }
 }
 
+/// The vantages of several scans (signed bundles), each name once in the
+/// order first met, with every source address and interface they recorded.
+pub fn merge_by_name<'a>(all: impl IntoIterator<Item = &'a AuditVantage>) -> Vec<AuditVantage> {
+    let mut out: Vec<AuditVantage> = Vec::new();
+    for v in all {
+        let i = match out.iter().position(|o| o.name == v.name) {
+            Some(i) => i,
+            None => {
+                out.push(AuditVantage {
+                    name: v.name.clone(),
+                    ..AuditVantage::default()
+                });
+                out.len() - 1
+            }
+        };
+        let o = &mut out[i];
+        for (k, a) in v.sources.iter().enumerate() {
+            if !o.sources.contains(a) {
+                o.sources.push(*a);
+                o.interfaces.push(v.interfaces.get(k).cloned().flatten());
+            }
+        }
+    }
+    out
+}
+
 /// A source address that can stand for "the internet": globally routable.
 /// The lab range 198.18.0.0/15 (RFC 2544 benchmarking) only when `lab`.
 pub fn is_internet_source(a: IpAddr, lab: bool) -> bool {

@@ -668,6 +668,32 @@ impl ReportModel {
     }
 }
 
+/// The measured vantage in the report's language; for signed bundles of
+/// several vantages, each one (`;`-separated), as the evaluator judged
+/// each host from the vantages that scanned it.
+fn measured_vantages(facts: &RunFacts, labels: &Labels) -> String {
+    let bundles = facts
+        .inputs
+        .iter()
+        .filter_map(|f| f.provenance.bundle.as_ref())
+        .map(|b| &b.vantage);
+    let several = crate::model::merge_by_name(bundles);
+    if several.len() < 2 {
+        return measured_vantage(&facts.vantage, labels);
+    }
+    several
+        .into_iter()
+        .map(|v| {
+            let v = crate::model::AuditVantage {
+                lab: facts.vantage.lab,
+                ..v
+            };
+            measured_vantage(&v, labels)
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
 /// The measured vantage in the report's language.
 fn measured_vantage(v: &crate::model::AuditVantage, labels: &Labels) -> String {
     use crate::model::Message;
@@ -723,7 +749,7 @@ fn build_scope(input: &ReportInput<'_>, labels: &Labels) -> Result<ScopeInfo, Re
         rate: facts.rate,
         source_addresses: facts.source_addresses.clone(),
         source_interfaces: facts.source_interfaces.clone(),
-        vantage_measured: measured_vantage(&facts.vantage, labels),
+        vantage_measured: measured_vantages(facts, labels),
         vantage_labels: vantages
             .iter()
             .map(|v| t(&format!("vantage.{v}")))
