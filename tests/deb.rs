@@ -10,8 +10,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use crate::k8s::{code, tempdir, text};
+use crate::k8s_readme::have;
 use crate::lab::Lab;
-use crate::prereq;
 
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 const VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -61,24 +61,16 @@ fn expected_files(man: &Path) -> BTreeSet<String> {
 }
 
 fn ready() -> bool {
-    for (tool, pkg) in [
+    [
         ("dpkg-deb", "dpkg"),
         ("dpkg-shlibdeps", "dpkg-dev"),
         ("lintian", "lintian"),
         ("setcap", "libcap2-bin"),
         ("getcap", "libcap2-bin"),
         ("man", "man-db"),
-    ] {
-        let found = Command::new("sh")
-            .args(["-c", &format!("command -v {tool}")])
-            .output()
-            .is_ok_and(|o| o.status.success());
-        if !found {
-            prereq::missing(&format!("{tool} (apt-get install {pkg}; tests/setup.sh)"));
-            return false;
-        }
-    }
-    true
+    ]
+    .iter()
+    .all(|(tool, pkg)| have(tool, pkg))
 }
 
 #[test]

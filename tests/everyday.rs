@@ -83,6 +83,25 @@ impl Drop for Loopback {
     }
 }
 
+/// Starts `cmd` (portwarden under `ip netns exec`, which execs it), sends
+/// it SIGINT after `ms` milliseconds, and returns what it wrote and its
+/// exit.
+fn interrupted(cmd: &mut Command, ms: u64) -> Output {
+    let child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn portwarden");
+    std::thread::sleep(std::time::Duration::from_millis(ms));
+    // SAFETY: a signal to our own child.
+    assert_eq!(
+        unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGINT) },
+        0
+    );
+    child.wait_with_output().unwrap()
+}
+
 /// (ip, port, proto) → state of a JSONL text's observation lines.
 fn rows(jsonl: &str) -> BTreeMap<(IpAddr, u16, String), String> {
     let mut m = BTreeMap::new();
@@ -286,21 +305,7 @@ fn resumed_scan_continues_its_own_output() {
     .iter()
     .map(|s| s.to_string())
     .collect();
-    let child = lab
-        .command(Lab::bin())
-        .args(&args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn portwarden");
-    std::thread::sleep(std::time::Duration::from_millis(1500));
-    // SAFETY: a signal to our own child (`ip netns exec` execs portwarden).
-    assert_eq!(
-        unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGINT) },
-        0
-    );
-    let o = child.wait_with_output().unwrap();
+    let o = interrupted(lab.command(Lab::bin()).args(&args), 1500);
     let err = text(&o.stderr);
     assert_eq!(code(&o), Some(130), "{err}");
     assert!(
@@ -722,24 +727,14 @@ fn an_interrupted_audit_names_what_became_of_its_out() {
         ("prev", "(the previous report in prev is untouched)"),
     ] {
         // 65,535 ports at 200 a second: still scanning when interrupted.
-        let child = lo
-            .ns
-            .command(Lab::bin())
-            .args(["audit", "127.0.0.1", "-p", "1-65535", "--scan", "connect"])
-            .args(["--rate", "200", "--no-store", "--out", out])
-            .current_dir(&d)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn portwarden");
-        std::thread::sleep(std::time::Duration::from_millis(1000));
-        // SAFETY: a signal to our own child (`ip netns exec` execs portwarden).
-        assert_eq!(
-            unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGINT) },
-            0
+        let o = interrupted(
+            lo.ns
+                .command(Lab::bin())
+                .args(["audit", "127.0.0.1", "-p", "1-65535", "--scan", "connect"])
+                .args(["--rate", "200", "--no-store", "--out", out])
+                .current_dir(&d),
+            1000,
         );
-        let o = child.wait_with_output().unwrap();
         let err = text(&o.stderr);
         assert_eq!(code(&o), Some(130), "{out}: {err}");
         assert!(

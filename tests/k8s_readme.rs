@@ -25,7 +25,8 @@ use crate::prereq;
 
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 
-fn have(tool: &str, pkg: &str) -> bool {
+/// `tool` is on the PATH; else a missing prerequisite naming `pkg`.
+pub(crate) fn have(tool: &str, pkg: &str) -> bool {
     let found = Command::new("sh")
         .args(["-c", &format!("command -v {tool}")])
         .output()

@@ -14,6 +14,7 @@ use serde_json::Value;
 
 use crate::k8s::{QUICK, code, keygen, tempdir, text};
 use crate::lab::Lab;
+use crate::verdicts::checks as findings;
 
 const NET: &str = "198.19.7.0/28";
 /// The edge group; the internet bundle scans its hosts .8–.14 (a /29 as
@@ -71,26 +72,6 @@ fn audit(dir: &Path, tag: &str, policy: &Path, files: &[&Path], lab_setting: boo
         report["scope"]["vantage_measured"].as_str().unwrap(),
     ));
     doc
-}
-
-/// `ip port check status`, sorted.
-fn findings(doc: &Value) -> Vec<String> {
-    let mut v: Vec<String> = doc["findings"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|f| {
-            format!(
-                "{} {} {} {}",
-                f["ip"].as_str().unwrap(),
-                f["port"],
-                f["check"].as_str().unwrap(),
-                f["status"].as_str().unwrap()
-            )
-        })
-        .collect();
-    v.sort();
-    v
 }
 
 /// `text` without the lab's interface names (` (pw123x0s)`), which change

@@ -115,7 +115,8 @@ fn reason(doc: &Value, profile: &str, id: &str) -> String {
         .to_string()
 }
 
-fn checks(doc: &Value) -> Vec<String> {
+/// `ip port check status` of every finding, sorted (`-` for no port).
+pub(crate) fn checks(doc: &Value) -> Vec<String> {
     let mut v: Vec<String> = doc["findings"]
         .as_array()
         .unwrap()
