@@ -25,9 +25,8 @@ for tool in dpkg-deb dpkg-shlibdeps gzip strip; do
   command -v "$tool" >/dev/null || { echo "$0: $tool not found (apt-get install dpkg-dev gzip binutils)" >&2; exit 2; }
 done
 if [ -z "$bin" ]; then
-  # shellcheck disable=SC2046
-  set -- $(packaging/release-binary.sh --glibc)
-  bin=$1
+  built=$(packaging/release-binary.sh --glibc)
+  bin=${built% *}
 fi
 [ -x "$bin" ] || { echo "$0: $bin is not an executable" >&2; exit 2; }
 version=$(sed -n 's/^version = "\(.*\)"$/\1/p' Cargo.toml | head -n 1)

@@ -28,8 +28,9 @@ done
 # The binary and the git revision it names: a static musl build when that
 # target is installed, else glibc with its shared libraries copied below
 # (the build the .deb ships too).
-# shellcheck disable=SC2046
-set -- $(packaging/release-binary.sh)
+built=$(packaging/release-binary.sh)
+# shellcheck disable=SC2086
+set -- $built
 bin=$1 rev=$2
 
 # The staged root: only paths this script creates, under target/image.
