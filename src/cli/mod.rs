@@ -311,7 +311,7 @@ async fn audit(cmd: AuditCmd) -> Result<u8> {
     } else {
         None
     };
-    let req = AuditRequest {
+    let req = std::sync::Arc::new(AuditRequest {
         pdf_with,
         paper: cmd.paper,
         scope: scope(&cmd.scope, &cmd.engine, app::DEFAULT_AUDIT_PORTS)?,
@@ -338,7 +338,7 @@ async fn audit(cmd: AuditCmd) -> Result<u8> {
         vantage: cmd.vantage.clone(),
         udp_monlist: cmd.udp_monlist,
         lab_vantage: lab_vantage()?,
-    };
+    });
     // Whether a report of ours is in --out now, for the interrupted message.
     let before = app::check_out_dir(&req.out).ok();
     cancel_on_signal(req.cancel.clone());
@@ -348,7 +348,7 @@ async fn audit(cmd: AuditCmd) -> Result<u8> {
     // The app checks the flag between steps; this also stops the steps that
     // do not (resolving names, opening the history) the moment it is raised.
     let outcome = tokio::select! {
-        r = app::audit(&req, tx) => r,
+        r = app::audit(std::sync::Arc::clone(&req), tx) => r,
         () = req.cancel.cancelled() => Err(Cancelled.into()),
     };
     if let Err(e) = &outcome

@@ -222,7 +222,7 @@ fn group(
     let admin_sources = admin_sources(src, &g.admin_sources)?;
     let port_scope = match g.port_scope {
         None => None,
-        Some(ps) => Some(group_port_scope(&src, &name, ps)?),
+        Some(ps) => Some(group_port_scope(src, &name, ps)?),
     };
     let group = Group {
         port_scope,
