@@ -1,35 +1,17 @@
-//! Step 7: the report folder, written in a temporary directory next to
-//! `--out` and put in place only at the commit.
+//! Step 7: the report folder, written by the report layer in a temporary
+//! directory next to `--out`, put in place only at the commit.
 
-use std::fs;
-use std::io::{BufWriter, Write};
-
-use anyhow::{Context, Result};
-use chrono::{DateTime, NaiveDate, Utc};
+use anyhow::Result;
+use chrono::{DateTime, Utc};
 
 use super::collect::Collected;
 use super::judge::Judged;
 use super::outdir::{PendingReport, write_report_dir};
 use super::rulebook::Rulebook;
 use super::{AuditRequest, Scope};
-use crate::model::Severity;
 use crate::report;
 use crate::scan::ScanSummary;
 use crate::store::Drift;
-
-/// `findings.json`, serialised straight to the file: a JSON tree of every
-/// finding would cost several times the file's size in memory.
-#[derive(serde::Serialize)]
-struct FindingsDoc<'a> {
-    schema_version: u32,
-    policy: &'a str,
-    as_of: NaiveDate,
-    fail_on: Severity,
-    findings: &'a [crate::model::Finding],
-    profiles: &'a [crate::model::ProfileVerdict],
-    ports: &'a [crate::model::PortVerdict],
-    coverage: &'a [crate::model::GroupCoverage],
-}
 
 /// Writes the whole report folder; `anchor` is the run's place in the
 /// history, which the manifest carries.
@@ -44,30 +26,18 @@ pub(super) fn render(
 ) -> Result<PendingReport> {
     let evaluation = &judged.evaluation;
     let observations = &collected.observations;
-    let findings_doc = FindingsDoc {
-        schema_version: 1,
-        policy: &rulebook.policy.file,
-        as_of: judged.now.date_naive(),
-        fail_on: req.fail_on,
-        findings: &evaluation.findings,
-        profiles: &evaluation.profiles,
-        ports: &evaluation.ports,
-        coverage: &evaluation.coverage,
-    };
     write_report_dir(&req.out, &req.cancel, |dir| {
-        super::write_jsonl(&dir.join("observations.jsonl"), observations)?;
-        if let Some(d) = &judged.drift {
-            let path = dir.join("drift.json");
-            fs::write(&path, serde_json::to_vec_pretty(d)?)
-                .with_context(|| format!("cannot write {}", path.display()))?;
-        }
-        let path = dir.join("findings.json");
-        let file =
-            fs::File::create(&path).with_context(|| format!("cannot create {}", path.display()))?;
-        let mut w = BufWriter::new(file);
-        serde_json::to_writer_pretty(&mut w, &findings_doc)
-            .and_then(|()| w.flush().map_err(serde_json::Error::io))
-            .with_context(|| format!("cannot write {}", path.display()))?;
+        report::write_audit_files(
+            dir,
+            &report::AuditFiles {
+                observations,
+                evaluation,
+                drift: judged.drift.as_ref(),
+                policy: &rulebook.policy.file,
+                as_of: judged.now.date_naive(),
+                fail_on: req.fail_on,
+            },
+        )?;
         report::write_bundle_with(
             dir,
             &report::ReportInput {
