@@ -8,9 +8,9 @@
 //! errors name the file and the line (and column) to look at.
 
 pub mod bundle;
-pub mod masscan;
+pub(crate) mod masscan;
 pub mod nmap;
-pub mod ranges;
+pub(crate) mod ranges;
 mod read;
 
 use std::collections::{BTreeMap, BTreeSet};
