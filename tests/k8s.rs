@@ -322,6 +322,60 @@ fn verdicts(report: &Path, store: &Path) -> Verdicts {
     }
 }
 
+/// The checks whose evidence is the internet vantage: a merged audit
+/// judges them per host from the bundles that scanned it (internet bundles
+/// only), a single process from its one vantage, so they differ by design.
+const INTERNET_CHECKS: [&str; 2] = ["remote-admin-internet", "database-internet"];
+
+/// `v` without the internet checks' findings and coverage.
+fn without_internet(v: &Verdicts) -> Verdicts {
+    let mut findings = v.findings.clone();
+    let keep = |x: &Value| !INTERNET_CHECKS.contains(&x["check"].as_str().unwrap_or(""));
+    findings["findings"]
+        .as_array_mut()
+        .unwrap()
+        .retain(|f| keep(f));
+    for g in findings["coverage"].as_array_mut().unwrap() {
+        g["checks"].as_array_mut().unwrap().retain(|c| keep(c));
+    }
+    Verdicts {
+        observations: v.observations.clone(),
+        findings,
+        scope_key: v.scope_key.clone(),
+    }
+}
+
+/// The merged audit judged the internet checks from the internet bundle
+/// only: they ran on the v6 hosts it scanned, not on the v4 ones, and
+/// their findings are all on v6 addresses.
+fn assert_internet_from_internet_bundle(merged: &Verdicts, v6_hosts: u64) {
+    for g in merged.findings["coverage"].as_array().unwrap() {
+        for c in g["checks"].as_array().unwrap() {
+            if !INTERNET_CHECKS.contains(&c["check"].as_str().unwrap()) {
+                continue;
+            }
+            assert_eq!(c["hosts"], v6_hosts, "{c}");
+            assert_eq!(c["of"], g["hosts"], "{c}");
+            let why = c["reason"].as_str().unwrap();
+            assert!(
+                why.starts_with("scanned only from vantage internal (198.18.0.1")
+                    && why.ends_with(", none a proven internet vantage"),
+                "{why}"
+            );
+        }
+    }
+    let internet: Vec<&Value> = merged.findings["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| INTERNET_CHECKS.contains(&f["check"].as_str().unwrap()))
+        .collect();
+    assert!(!internet.is_empty());
+    for f in internet {
+        assert!(f["ip"].as_str().unwrap().contains(':'), "{f}");
+    }
+}
+
 /// Field by field, naming the first difference (a whole dump is too long to read).
 fn assert_same(merged: &Verdicts, direct: &Verdicts) {
     let only_merged: Vec<_> = merged
@@ -692,7 +746,17 @@ fn image_runs_the_shipped_manifests_in_the_lab() {
         lab.open_pairs().len(),
         "every open pair of the lab, once"
     );
-    assert_same(&merged, &direct);
+    // The same but for the internet checks, which the merged audit judged
+    // from the internet bundle (the v6 hosts) only.
+    let v6_hosts = merged
+        .observations
+        .iter()
+        .filter(|o| o.starts_with("\"2001:") && !o.contains(" \"filtered\" "))
+        .map(|o| o.split(' ').next().unwrap().to_string())
+        .collect::<BTreeSet<_>>()
+        .len() as u64;
+    assert_internet_from_internet_bundle(&merged, v6_hosts);
+    assert_same(&without_internet(&merged), &without_internet(&direct));
     eprintln!(
         "wall time of the scan: {n} shard pods in parallel {sharded:?}, one pod {unsharded:?}; the single-process audit of both vantages' scope {one:?}"
     );
