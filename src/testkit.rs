@@ -17,8 +17,11 @@ use crate::model::{
     Severity, TlsInfo,
 };
 use crate::policy::{
-    EvalContext, Evaluation, Policy, Profiles, StaticCatalogue, UdpEvidence, evaluate, evaluate_in,
+    EvalContext, Evaluation, Policy, PortCatalogue, Profiles, StaticCatalogue, UdpEvidence,
+    evaluate, evaluate_in,
 };
+use crate::report::{FixGroup, Lang, RemediationCatalog, fix_groups};
+use crate::rules::Catalogue;
 
 /// The audit day of most tests.
 pub(crate) const DAY: &str = "2026-11-24";
@@ -262,7 +265,16 @@ impl Audit {
     }
     /// Evaluated with [`catalogue`] at noon on [`DAY`], no context.
     pub(crate) fn eval(&self, o: &[Observation]) -> Evaluation {
-        evaluate(&self.policy, &self.profiles, &catalogue(), o, at(DAY))
+        self.eval_at(&catalogue(), o, at(DAY))
+    }
+    /// Evaluated with `ports` at `now`, no context.
+    pub(crate) fn eval_at(
+        &self,
+        ports: &dyn PortCatalogue,
+        o: &[Observation],
+        now: DateTime<Utc>,
+    ) -> Evaluation {
+        evaluate(&self.policy, &self.profiles, ports, o, now)
     }
     /// Evaluated with [`catalogue`] in `cx`.
     pub(crate) fn eval_in(&self, o: &[Observation], cx: &EvalContext) -> Evaluation {
@@ -270,8 +282,18 @@ impl Audit {
     }
     /// Evaluated with the embedded port catalogue at noon on [`DAY`].
     pub(crate) fn eval_real(&self, o: &[Observation]) -> Evaluation {
-        let cat = crate::rules::Catalogue::embedded();
-        evaluate(&self.policy, &self.profiles, &cat, o, at(DAY))
+        self.eval_at(&Catalogue::embedded(), o, at(DAY))
+    }
+    /// The fix groups of `findings` in English, from the embedded
+    /// remediation catalogue and port catalogue.
+    pub(crate) fn fixes(&self, findings: &[Finding]) -> Vec<FixGroup> {
+        fix_groups(
+            findings,
+            &self.policy,
+            &RemediationCatalog::embedded(),
+            &Catalogue::embedded(),
+            Lang::En,
+        )
     }
 }
 
