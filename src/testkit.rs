@@ -323,3 +323,12 @@ pub(crate) fn req<'a>(e: &'a Evaluation, profile: &str, id: &str) -> &'a Require
         .find(|r| r.id == id)
         .unwrap_or_else(|| panic!("no {profile}:{id}"))
 }
+
+/// Asserts that the reason of `r` says `part`.
+pub(crate) fn assert_reason(r: &RequirementVerdict, part: &str) {
+    assert!(
+        r.reason.as_deref().unwrap().contains(part),
+        "{:?}",
+        r.reason
+    );
+}

@@ -116,18 +116,11 @@ fn zh_cn_model_uses_chinese_titles_and_mlps_clause_names() {
         .find(|f| f.id == "mlps2-level3")
         .unwrap();
     assert_eq!(mlps.name, "网络安全等级保护2.0 第三级 (GB/T 22239-2019)");
-    let r = mlps
-        .requirements
-        .iter()
-        .find(|r| r.id == "8.1.3.2 a)")
-        .unwrap();
+    let req = |id: &str| mlps.requirements.iter().find(|r| r.id == id).unwrap();
+    let r = req("8.1.3.2 a)");
     assert_eq!(r.category.as_deref(), Some("安全区域边界 / 访问控制"));
     assert!(r.title.starts_with("应在网络边界或区域之间"));
-    let r = mlps
-        .requirements
-        .iter()
-        .find(|r| r.id == "8.1.4.4 b)")
-        .unwrap();
+    let r = req("8.1.4.4 b)");
     assert_eq!(r.category.as_deref(), Some("安全计算环境 / 入侵防范"));
     assert_eq!(r.status_label, "不符合");
     assert_eq!(m.summary.by_severity[0].label, "严重");
