@@ -1,6 +1,8 @@
-//! Rules layer: the data of `rules/` (port catalogue, and later compliance
-//! profiles, remediation templates and identification probes), embedded in
-//! the binary as defaults and overridable with `--rules DIR`. Loaded and
+//! Rules layer: the data of `rules/` (port catalogue and named port sets,
+//! compliance profiles and checks, identification probes, remediation
+//! templates, UDP payloads, report labels), embedded once in the binary
+//! ([`embedded`]) and overridable with `--rules DIR`; [`Rules::load`] reads
+//! and hashes every file once per command. Loaded and
 //! validated at start; errors name the file and line, because a rules file
 //! is something the operator edits by hand and must be able to fix.
 
