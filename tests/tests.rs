@@ -3,6 +3,7 @@
 //! and nftables.
 
 mod cli_errors;
+mod common;
 mod deb;
 mod everyday;
 mod fix_apply;
