@@ -327,7 +327,7 @@ fn verdicts(report: &Path, store: &Path) -> Verdicts {
 /// only), a single process from its one vantage, so they differ by design.
 const INTERNET_CHECKS: [&str; 2] = ["remote-admin-internet", "database-internet"];
 
-/// `v` without the internet checks' findings and coverage.
+/// `v` without the internet checks' findings, coverage and port verdicts.
 fn without_internet(v: &Verdicts) -> Verdicts {
     let mut findings = v.findings.clone();
     let keep = |x: &Value| !INTERNET_CHECKS.contains(&x["check"].as_str().unwrap_or(""));
@@ -337,6 +337,12 @@ fn without_internet(v: &Verdicts) -> Verdicts {
         .retain(|f| keep(f));
     for g in findings["coverage"].as_array_mut().unwrap() {
         g["checks"].as_array_mut().unwrap().retain(|c| keep(c));
+    }
+    for p in findings["ports"].as_array_mut().unwrap() {
+        p["checks_fired"]
+            .as_array_mut()
+            .unwrap()
+            .retain(|c| !INTERNET_CHECKS.contains(&c.as_str().unwrap_or("")));
     }
     Verdicts {
         observations: v.observations.clone(),
