@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use tokio::sync::mpsc;
 
+mod cadence;
 mod cancel;
 mod imports;
 pub mod paths;
@@ -702,6 +703,7 @@ fn finish_audit(
         None => (None, None),
     };
     let baseline = previous.as_ref().map(store::baseline);
+    let audits = cadence::audit_history(history.as_deref(), &record.scope.key)?;
     // One clock for the whole evaluation and its records.
     let now = clock(req.as_of);
     let sources = match engine {
@@ -733,6 +735,7 @@ fn finish_audit(
                 payload_ports: udp_payload_ports,
                 monlist: req.udp_monlist && engine.is_some(),
             },
+            audits: audits.as_ref(),
         },
     );
     cancel.check()?;

@@ -36,6 +36,7 @@ use chrono::{DateTime, Months, NaiveDate, Utc};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
+use super::cadence::CadenceGate;
 use super::catalogue::{PortCatalogue, PortFacts};
 use super::config::{
     AllowRule, ChangeState, DEFAULT_BASELINE_PROFILES, Exception, ExceptionState, ExceptionTarget,
@@ -139,6 +140,8 @@ pub(super) struct HostCtx<'a> {
     /// The port scope each of its profiles asks for (index in the audit's
     /// [`ScopeTable`]).
     pub(super) scopes: Vec<(&'a str, usize)>,
+    /// What the audit history lets the calendar checks judge.
+    pub(super) cadence: CadenceGate,
 }
 
 impl<'a> HostCtx<'a> {
@@ -166,6 +169,7 @@ impl<'a> HostCtx<'a> {
             exceptions: 0,
             ev: HostEvidence::default(),
             scopes: Vec::new(),
+            cadence: CadenceGate::default(),
         };
         if groups.is_empty() {
             let baseline: Vec<&str> = match &policy.baseline_profiles {
@@ -366,6 +370,9 @@ impl<'a> HostCtx<'a> {
                 }
             }
             CheckKind::SegmentationBreach => self.segmentation_ran(),
+            CheckKind::ScanCadence
+            | CheckKind::RescanAfterChange
+            | CheckKind::SegmentationCadence => super::cadence::ran(check, &self.cadence, self),
         }
     }
 
@@ -887,6 +894,13 @@ pub(super) fn controls(
             continue;
         }
         for r in &p.requirements {
+            // An extension's requirement counts only beside its level.
+            if r.level
+                .as_ref()
+                .is_some_and(|l| !ctx.profiles.contains(&l.as_str()))
+            {
+                continue;
+            }
             if let Assessment::Checks(refs) = &r.assessment
                 && refs.iter().any(|c| {
                     c.check == check
@@ -975,11 +989,13 @@ pub fn evaluate_in(
     // One copy of each distinct control list, shared by its findings.
     let mut shared_controls: HashSet<Controls> = HashSet::new();
     let mut ctxs = Vec::new();
+    let cadence = CadenceGate::new(cx.audits, policy, now);
     for (&ip, all) in &probed {
         let mut ctx = HostCtx::new(policy, profiles, ip, &table, &audit_internet);
         let scopes: Vec<usize> = ctx.scopes.iter().map(|(_, i)| *i).collect();
         ctx.ev = HostEvidence::of(all, &cx.udp, &table, &scopes, ctx.unreachable);
         ctx.control = control;
+        ctx.cadence = cadence;
         ctx.probes = all.len() as u64;
         if !ctx.in_scope() {
             ctxs.push(ctx);
@@ -1033,6 +1049,7 @@ pub fn evaluate_in(
         ctxs.push(ctx);
     }
     super::review::allowance_checks(policy, profiles, &ctxs, &latest, &mut findings);
+    super::cadence::cadence_checks(policy, profiles, &ctxs, cx.audits, now, &mut findings);
 
     findings.sort_by(|a, b| {
         (a.ip, a.port, a.proto, a.check.as_str()).cmp(&(b.ip, b.port, b.proto, b.check.as_str()))

@@ -199,6 +199,7 @@ fn lab_internet(day: &str) -> EvalContext<'static> {
             payload_ports: vec![53, 123, 161, 1900, 11211],
             monlist: true,
         },
+        audits: None,
     }
 }
 
@@ -327,9 +328,10 @@ fn every_check_kind_with_exact_statuses() {
     );
     let kinds: BTreeSet<&str> = e.findings.iter().map(|f| f.check.as_str()).collect();
     // All but `unapproved-change`, which needs a baseline (see below),
-    // `segmentation-breach`, which needs an unreachable group, and the
-    // two UDP checks (tested in policy::udp).
-    assert_eq!(kinds.len(), CheckKind::ALL.len() - 5);
+    // `segmentation-breach`, which needs an unreachable group, the two UDP
+    // checks (tested in policy::udp) and the three calendar checks, which
+    // need the audit history (tested in policy::cadence_tests).
+    assert_eq!(kinds.len(), CheckKind::ALL.len() - 8);
 }
 
 #[test]
@@ -459,6 +461,7 @@ opens = [7000]
             "pci-dss-4.0:6.5.1",
             "iso27001-2022:A.8.32",
             "mlps2-level3:8.1.10.6 g)",
+            "mlps2-level3:8.1.10.6 j)",
             "mlps2-level3:8.1.10.10 a)",
             "mlps2-level3:8.1.10.10 b)",
         ]
@@ -508,6 +511,7 @@ fn control_refs_are_exact() {
             "pci-dss-4.0:2.2.4",
             "mlps2-level3:8.1.3.2 a)",
             "mlps2-level3:8.1.4.4 b)",
+            "mlps2-level3:8.1.10.6 j)",
         ]
     );
     // Internet vantage: 1.4.2 instead of 1.3.1 (no cardholder tag).
@@ -521,6 +525,7 @@ fn control_refs_are_exact() {
             "iso27001-2022:A.8.21",
             "cis-v8:4.4",
             "cis-v8:4.8",
+            "nist-800-53r5:CM-2",
             "nist-800-53r5:CM-7b.",
             "nist-800-53r5:SC-7(5)",
         ]
@@ -562,6 +567,7 @@ fn control_refs_are_exact() {
         [
             "iso27001-2022:A.5.9",
             "cis-v8:1.1",
+            "cis-v8:1.2",
             "nist-800-53r5:CM-8",
             "nist-800-53r5:CM-8(3)",
         ]
@@ -574,6 +580,7 @@ fn control_refs_are_exact() {
             "iso27001-2022:A.8.5",
             "cis-v8:4.7",
             "nist-800-53r5:AC-3",
+            "nist-800-53r5:CM-6",
             "nist-800-53r5:IA-2",
         ]
     );
@@ -718,7 +725,8 @@ fn profile_verdicts() {
             pci.accepted,
             pci.not_assessed
         ),
-        (0, 12, 1, 0, 12)
+        // 11.4.6 (service providers) joined the profile: not assessed here.
+        (0, 12, 1, 0, 13)
     );
     assert_eq!(pci.unconfirmed, 5);
     // No percentage while anything is partial or not assessed.
@@ -805,10 +813,13 @@ fn profile_without_hosts_is_not_assessed() {
         statuses(cis),
         [
             "1.1 not-assessed † — none of its checks could run: unmanaged-host (every host of this scope is in a group (hosts outside every group are judged by the baseline profiles))",
+            "1.2 not-assessed — none of its checks could run: unmanaged-host (every host of this scope is in a group (hosts outside every group are judged by the baseline profiles))",
             "3.10 partial † — no findings, but the evidence is incomplete: 13 of 14 addresses of group 'a' were not probed; scanned 1 of 9 TCP ports of the profile's scope (tcp common, udp high-risk-udp) on the least-covered host; 1 of 1 host(s) short; no UDP probe of the profile's UDP scope (tcp common, udp high-risk-udp) on at least one host",
             "4.4 partial — no findings, but the evidence is incomplete: 13 of 14 addresses of group 'a' were not probed; scanned 1 of 9 TCP ports of the profile's scope (tcp common, udp high-risk-udp) on the least-covered host; 1 of 1 host(s) short; no UDP probe of the profile's UDP scope (tcp common, udp high-risk-udp) on at least one host",
+            "4.5 not-assessed † — none of its checks could run: not-allowed@tag:end-user (no audited host in scope is in a group tagged 'end-user')",
             "4.7 not-assessed † — none of its checks could run: unauth-service (no open port to identify on the hosts in scope); snmp-default-community (no UDP port was probed on the hosts in scope (add UDP ports, e.g. high-risk-udp))",
             "4.8 partial — no findings, but the evidence is incomplete: port-cap (no group in scope declares max_open_ports); amplification-vector (no UDP port was probed on the hosts in scope (add UDP ports, e.g. high-risk-udp)); 13 of 14 addresses of group 'a' were not probed; scanned 1 of 9 TCP ports of the profile's scope (tcp common, udp high-risk-udp) on the least-covered host; 1 of 1 host(s) short; no UDP probe of the profile's UDP scope (tcp common, udp high-risk-udp) on at least one host",
+            "7.5 not-assessed — none of its checks could run: scan-cadence (the audit ran without its history (--no-store, or no --store): the audit calendar cannot be judged)",
             "7.6 not-assessed — Evidence of a schedule comes from the audit history; one audit is not a schedule, and a port audit is not a vulnerability scan.",
             "12.2 not-assessed — none of its checks could run: remote-admin-internet@vantage:internet (no audited host in scope is audited from an internet vantage); database-internet@vantage:internet (no audited host in scope is audited from an internet vantage)",
             "13.4 not-assessed — none of its checks could run: remote-admin-internet@vantage:internet (no audited host in scope is audited from an internet vantage); database-internet@vantage:internet (no audited host in scope is audited from an internet vantage); segmentation-breach (no group in scope declares expect = \"unreachable\" (no segmentation test))",
@@ -1149,13 +1160,41 @@ fn segmentation_test_groups() {
         })
         .collect();
     quiet.push(obs("198.18.0.99", 80, Reason::ConnRefused, None));
+    // Without the history (--no-store) the segmentation checks judge this
+    // audit alone; the calendar is unknown.
     let eval = |o: &[Observation]| {
         evaluate_in(&policy, &profiles, &catalogue(), o, &scanned("2026-11-24"))
     };
-    let e = eval(&quiet);
+    // Audited every quarter over the last year (85 to 91 days apart).
+    let year = crate::policy::AuditHistory {
+        earlier: ["2025-12-10", "2026-03-05", "2026-05-30", "2026-08-25"]
+            .into_iter()
+            .map(at)
+            .collect(),
+    };
+    let e = evaluate_in(
+        &policy,
+        &profiles,
+        &catalogue(),
+        &quiet,
+        &EvalContext {
+            audits: Some(&year),
+            ..scanned("2026-11-24")
+        },
+    );
     assert!(e.findings.is_empty(), "{:?}", e.findings);
     let r = pci(&e, "11.4.5");
     assert_eq!(r.status, RequirementStatus::Pass, "{:?}", r.reason);
+    // Without the history the calendar is unknown: partial, and it says why.
+    let r = pci(&eval(&quiet), "11.4.5");
+    assert_eq!(r.status, RequirementStatus::Partial);
+    assert_eq!(
+        r.reason.as_deref(),
+        Some(
+            "no findings, but the evidence is incomplete: segmentation-cadence (the audit ran without its history (--no-store, or no --store): the audit calendar cannot be judged)"
+        )
+    );
+    let r = pci(&e, "11.4.5");
     assert_eq!(r.coverage.hosts_in_scope, 2);
     assert_eq!(r.coverage.checks[0].probes, 6);
     assert_eq!(r.coverage.checks[0].hosts, 2);
@@ -1251,6 +1290,7 @@ fn segmentation_test_groups() {
         [
             "pci-dss-4.0:1.3.1",
             "pci-dss-4.0:11.4.5",
+            "nist-800-53r5:CA-8",
             "nist-800-53r5:SC-7"
         ]
     );

@@ -18,6 +18,7 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 
+use super::cadence::AuditHistory;
 use super::catalogue::PortCatalogue;
 use super::config::{Group, Policy};
 use super::eval::Baseline;
@@ -35,6 +36,9 @@ pub struct EvalContext<'a> {
     pub vantage: AuditVantage,
     /// What the UDP probes carried.
     pub udp: UdpEvidence,
+    /// The earlier audits of the same scope, for the calendar checks;
+    /// `None` without a history (`--no-store`).
+    pub audits: Option<&'a AuditHistory>,
 }
 
 impl<'a> EvalContext<'a> {
@@ -46,6 +50,7 @@ impl<'a> EvalContext<'a> {
             baseline: None,
             vantage: AuditVantage::default(),
             udp: UdpEvidence::default(),
+            audits: None,
         }
     }
 }

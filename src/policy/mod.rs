@@ -14,6 +14,7 @@
 //! * [`catalogue`]: the [`PortCatalogue`] view of the port catalogue
 
 pub mod addr;
+pub mod cadence;
 pub mod catalogue;
 pub mod config;
 pub mod eval;
@@ -27,6 +28,7 @@ use chrono::NaiveDate;
 use serde::Serialize;
 
 pub use crate::rules::profiles::{CheckKind, Profiles};
+pub use cadence::AuditHistory;
 pub use catalogue::{PortCatalogue, PortFacts, StaticCatalogue};
 pub use config::{
     AllowRule, Change, ChangeState, DEFAULT_BASELINE_PROFILES, Exception, ExceptionState,

@@ -9,7 +9,7 @@
 
 use std::collections::BTreeMap;
 
-use super::config::Policy;
+use super::config::{DEFAULT_BASELINE_PROFILES, Policy};
 use super::eval::{HostCtx, NotRun, not_run};
 use super::evidence::ScopeTable;
 use crate::model::{
@@ -637,6 +637,21 @@ fn decide(
     (RequirementStatus::Pass, None, None)
 }
 
+/// The profiles the policy declares: its groups' and the baseline's (the
+/// default baseline when it names none).
+fn declared(policy: &Policy) -> Vec<Vec<&str>> {
+    let mut sets: Vec<Vec<&str>> = policy
+        .groups
+        .iter()
+        .map(|g| g.profiles.iter().map(String::as_str).collect())
+        .collect();
+    sets.push(match &policy.baseline_profiles {
+        Some(list) => list.iter().map(String::as_str).collect(),
+        None => DEFAULT_BASELINE_PROFILES.to_vec(),
+    });
+    sets
+}
+
 pub(super) fn verdicts(
     policy: &Policy,
     profiles: &crate::rules::profiles::Profiles,
@@ -646,26 +661,48 @@ pub(super) fn verdicts(
     history: bool,
 ) -> Vec<ProfileVerdict> {
     let reach = GroupReach::new(policy, ctxs);
+    let sets = declared(policy);
     let mut out = Vec::new();
     for p in profiles.profiles() {
+        // A profile reported only where declared; an extension's
+        // requirement only where its level is declared beside it.
+        let beside = |other: &str| {
+            sets.iter()
+                .any(|s| s.contains(&p.id.as_str()) && s.contains(&other))
+        };
+        if p.when_declared && !beside(&p.id) {
+            continue;
+        }
         let applicable: Vec<&HostCtx> = ctxs
             .iter()
             .filter(|c| c.profiles.contains(&p.id.as_str()))
             .collect();
-        let x = ReqInput {
-            profile: p,
-            table,
-            policy,
-            reach: &reach,
-            applicable: &applicable,
-            findings,
-            history,
-        };
-        let reqs: Vec<RequirementVerdict> = p
-            .requirements
-            .iter()
-            .map(|r| requirement_verdict(r, &x))
-            .collect();
+        let mut reqs = Vec::with_capacity(p.requirements.len());
+        for r in &p.requirements {
+            let level_hosts: Vec<&HostCtx>;
+            let hosts: &[&HostCtx] = match &r.level {
+                None => &applicable,
+                Some(l) if beside(l) => {
+                    level_hosts = applicable
+                        .iter()
+                        .copied()
+                        .filter(|c| c.profiles.contains(&l.as_str()))
+                        .collect();
+                    &level_hosts
+                }
+                Some(_) => continue,
+            };
+            let x = ReqInput {
+                profile: p,
+                table,
+                policy,
+                reach: &reach,
+                applicable: hosts,
+                findings,
+                history,
+            };
+            reqs.push(requirement_verdict(r, &x));
+        }
         out.push(profile_verdict(p, reqs));
     }
     out
