@@ -389,37 +389,5 @@ fn rescan_checks(
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn d(s: &str) -> NaiveDate {
-        s.parse().unwrap()
-    }
-
-    #[test]
-    fn gaps_over_the_limit_in_the_window() {
-        let today = d("2026-12-07");
-        // 80 days apart over the year: no gap.
-        let days: Vec<NaiveDate> = (0..5)
-            .rev()
-            .map(|i| today - Duration::days(80 * i))
-            .collect();
-        assert!(gaps(&days, today, SCAN_INTERVAL_DAYS).is_empty());
-        // One gap of 100 days.
-        let days = [d("2026-06-10"), d("2026-08-29"), d("2026-12-07")];
-        assert_eq!(
-            gaps(&days, today, SCAN_INTERVAL_DAYS),
-            [(d("2026-08-29"), d("2026-12-07"))]
-        );
-        // A gap that ended before the window does not count.
-        let days = [d("2025-01-01"), d("2025-11-01"), d("2026-01-20"), today];
-        assert_eq!(
-            gaps(&days, today, SCAN_INTERVAL_DAYS),
-            [(d("2026-01-20"), today)]
-        );
-        assert_eq!(
-            gap_text(&[(d("2026-08-29"), d("2026-12-07"))]),
-            "2026-08-29 → 2026-12-07 (100 days)"
-        );
-    }
-}
+#[path = "cadence_tests.rs"]
+mod tests;

@@ -822,6 +822,11 @@ impl Policy {
                     gprofiles.push(n.clone());
                 }
             }
+            let ids: Vec<&str> = gprofiles.iter().map(String::as_str).collect();
+            if let Some((i, message, hint)) = profiles.extension_without_level(&ids) {
+                let at = g.profiles.iter().find(|p| p.get_ref() == ids[i]);
+                return Err(src.invalid(at.map_or(gspan, |p| p.span()), message, &hint));
+            }
             let max_open_ports = match &g.max_open_ports {
                 None => None,
                 Some(m) => Some(usize::try_from(*m.get_ref()).map_err(|_| {
@@ -1034,10 +1039,14 @@ impl Policy {
                 for p in list {
                     let n = p.get_ref();
                     if !known.contains(&n.as_str()) {
+                        let hint = match closest(n, known.iter().copied()) {
+                            Some(c) => format!("did you mean '{c}'? known: {}", known.join(", ")),
+                            None => format!("known profiles: {}", known.join(", ")),
+                        };
                         return Err(PolicyError::UnknownProfile {
                             at: src.at(p.span()),
                             name: n.clone(),
-                            hint: format!("known profiles: {}", known.join(", ")),
+                            hint,
                         });
                     }
                     out.push(n.clone());

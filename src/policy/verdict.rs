@@ -20,11 +20,17 @@ use crate::rules::profiles::{
     Assessment, CheckCondition, CheckKind, CheckRef, Profile, Requirement,
 };
 
-/// Checks about the policy text itself: they need no host nor port.
+/// Checks about the policy text itself, or the audit calendar: they need no
+/// port scope.
 fn policy_only(k: CheckKind) -> bool {
     matches!(
         k,
-        CheckKind::AllowanceIncomplete | CheckKind::ExceptionOverlong | CheckKind::ExceptionExpired
+        CheckKind::AllowanceIncomplete
+            | CheckKind::ExceptionOverlong
+            | CheckKind::ExceptionExpired
+            | CheckKind::ScanCadence
+            | CheckKind::RescanAfterChange
+            | CheckKind::SegmentationCadence
     )
 }
 

@@ -285,3 +285,121 @@ fn load_dir_overrides_one_profile() {
     assert_eq!(p.get("cis-v8").unwrap().requirements.len(), 1);
     assert_eq!(p.ids(), BUILTIN_PROFILES.to_vec());
 }
+
+#[test]
+fn new_frameworks_load_with_exact_ids() {
+    let p = embedded();
+    let ids = |profile: &str| -> Vec<String> {
+        p.get(profile)
+            .unwrap()
+            .requirements
+            .iter()
+            .map(|r| r.id.clone())
+            .collect()
+    };
+    assert_eq!(
+        ids("soc2-2017"),
+        ["CC6.1", "CC6.6", "CC6.7", "CC7.1", "CC8.1", "CC7.2"]
+    );
+    // SOC 2 tests operation over a period: one audit is partial evidence.
+    assert!(
+        p.get("soc2-2017")
+            .unwrap()
+            .requirements
+            .iter()
+            .all(|r| r.evidence == EvidenceLevel::Partial)
+    );
+    assert!(ids("hipaa-security-rule").contains(&"164.312(e)(1)".to_string()));
+    assert!(ids("hipaa-security-rule").contains(&"164.308(a)(8)".to_string()));
+    assert!(ids("iec62443-3-3").contains(&"SR 5.2 RE 1".to_string()));
+    assert!(ids("mlps2-level2").iter().all(|i| i.starts_with("7.1.")));
+    assert!(ids("mlps2-level4").iter().all(|i| i.starts_with("9.1.")));
+    // Level 4 letters are not yet checked against the standard's text.
+    assert!(
+        p.get("mlps2-level4")
+            .unwrap()
+            .requirements
+            .iter()
+            .all(|r| !r.confirmed)
+    );
+    for id in [
+        "8.1.2.1 c)",
+        "8.1.2.1 d)",
+        "8.1.10.5 a)",
+        "8.1.10.5 b)",
+        "8.1.10.6 j)",
+    ] {
+        assert!(ids("mlps2-level3").contains(&id.to_string()), "{id}");
+    }
+    for id in ["RA-5", "CA-2", "CA-8", "CM-2", "CM-6"] {
+        assert!(ids("nist-800-53r5").contains(&id.to_string()), "{id}");
+    }
+    for id in ["1.2", "4.5", "7.5"] {
+        assert!(ids("cis-v8").contains(&id.to_string()), "{id}");
+    }
+    // Extensions: clauses under each level, each naming its level.
+    let cloud = p.get("mlps2-cloud").unwrap();
+    assert_eq!(
+        cloud.extends,
+        ["mlps2-level2", "mlps2-level3", "mlps2-level4"]
+    );
+    assert_eq!(
+        req(&p, "mlps2-cloud", "8.2.3.1 a)").level.as_deref(),
+        Some("mlps2-level3")
+    );
+    assert_eq!(
+        req(&p, "mlps2-ics", "7.5.3.1 a)").level.as_deref(),
+        Some("mlps2-level2")
+    );
+    assert!(cloud.when_declared);
+    assert!(!p.get("pci-dss-4.0").unwrap().when_declared);
+    assert_eq!(p.get("pci-dss-4.0").unwrap().version, "4.0");
+}
+
+#[test]
+fn an_extension_needs_its_level_beside_it() {
+    let p = embedded();
+    let err = crate::policy::Policy::parse(
+        "[[group]]\nname = \"vpc\"\ntargets = [\"198.18.0.0/24\"]\nprofiles = [\"mlps2-cloud\"]\n",
+        "p.toml",
+        &p,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.starts_with("p.toml:4:13: profile 'mlps2-cloud' is an extension: declare it beside one of mlps2-level2, mlps2-level3, mlps2-level4"),
+        "{err}"
+    );
+    assert!(
+        err.contains("profiles = [\"mlps2-level3\", \"mlps2-cloud\"]"),
+        "{err}"
+    );
+    assert!(
+        crate::policy::Policy::parse(
+            "[[group]]\nname = \"vpc\"\ntargets = [\"198.18.0.0/24\"]\nprofiles = [\"mlps2-level2\", \"mlps2-cloud\"]\n",
+            "p.toml",
+            &p,
+        )
+        .is_ok()
+    );
+    // A level outside the profile's extends is refused at load.
+    let text = "id = \"x\"\nname = \"X\"\nextends = [\"mlps2-level3\"]\n\n[[requirement]]\nid = \"1\"\nlevel = \"mlps2-level9\"\ntitle_en = \"a\"\ntitle_zh = \"b\"\nchecks = [\"port-cap\"]\n";
+    let e = Profile::parse(text, "x.toml").unwrap_err().to_string();
+    assert!(
+        e.starts_with("x.toml:5:1: requirement '1': level 'mlps2-level9' is not in this profile's extends (mlps2-level3)"),
+        "{e}"
+    );
+}
+
+#[test]
+fn an_unknown_baseline_profile_suggests_the_closest() {
+    let p = embedded();
+    let err = crate::policy::Policy::parse("baseline_profiles = [\"mlps2-level\"]\n", "p.toml", &p)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.starts_with("p.toml:1:22: unknown profile 'mlps2-level'"),
+        "{err}"
+    );
+    assert!(err.contains("did you mean 'mlps2-level"), "{err}");
+}
