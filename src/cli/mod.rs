@@ -8,6 +8,7 @@ mod history;
 mod manuals;
 mod nmap;
 mod output;
+mod profiles_cmd;
 mod scan_cmd;
 
 use std::io::{self, BufWriter, IsTerminal, Write};
@@ -53,6 +54,7 @@ pub async fn run(cli: Cli) -> Result<u8> {
         Command::Scan(cmd) => scan_cmd::scan(*cmd).await,
         Command::Audit(cmd) => audit(*cmd).await,
         Command::Ports(cmd) => ports(cmd),
+        Command::Profiles(cmd) => profiles_cmd::profiles(cmd),
         Command::Policy(cmd) => policy_cmd(cmd),
         Command::Verify(cmd) => verify(cmd),
         // A bare `history` lists the runs.

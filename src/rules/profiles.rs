@@ -412,6 +412,51 @@ impl Profile {
     }
 }
 
+/// What `portwarden profiles` lists of one profile: its coverage counts.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ProfileSummary {
+    pub id: String,
+    pub name: String,
+    pub name_zh: String,
+    pub version: String,
+    pub requirements: usize,
+    /// Mappings checked against the standard's text.
+    pub confirmed: usize,
+    /// Requirements a scan can show failing but never met.
+    pub partial_evidence: Vec<String>,
+    /// Requirements outside what a scan sees.
+    pub not_assessed: Vec<String>,
+    /// For an extension: the levels it may sit beside.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub extends: Vec<String>,
+    /// Reported only where a policy declares it.
+    pub when_declared: bool,
+}
+
+impl Profile {
+    pub fn summary(&self) -> ProfileSummary {
+        let ids = |f: &dyn Fn(&Requirement) -> bool| {
+            self.requirements
+                .iter()
+                .filter(|r| f(r))
+                .map(|r| r.id.clone())
+                .collect()
+        };
+        ProfileSummary {
+            id: self.id.clone(),
+            name: self.name.clone(),
+            name_zh: self.name_zh.clone(),
+            version: self.version.clone(),
+            requirements: self.requirements.len(),
+            confirmed: self.requirements.iter().filter(|r| r.confirmed).count(),
+            partial_evidence: ids(&|r| r.evidence == EvidenceLevel::Partial),
+            not_assessed: ids(&|r| matches!(r.assessment, Assessment::NotAssessed { .. })),
+            extends: self.extends.clone(),
+            when_declared: self.when_declared,
+        }
+    }
+}
+
 /// Parameters of one check kind.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CheckParams {
