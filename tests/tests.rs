@@ -5,6 +5,7 @@
 mod cli_errors;
 mod everyday;
 mod fix_apply;
+mod frameworks;
 mod identify;
 mod k8s;
 mod lab;

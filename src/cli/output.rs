@@ -657,6 +657,7 @@ mod tests {
                 })
                 .collect(),
             profiles: vec![],
+            assets: vec![],
             ports: vec![],
             coverage: vec![],
             exceptions: vec![],
@@ -703,6 +704,7 @@ mod tests {
         let ev = portwarden::policy::Evaluation {
             findings: vec![f],
             profiles: vec![],
+            assets: vec![],
             ports: vec![],
             coverage: vec![],
             exceptions: vec![],

@@ -5,7 +5,9 @@
 //! (`{"ip","port","proto","state","reason","rtt_ms",…}`): other tools and
 //! later audits read them, so they stay stable once released.
 
+mod assets;
 mod vantage;
+pub use assets::{AssetCell, AssetRow, AssetStatus, ProfileAssets};
 use std::fmt;
 use std::net::IpAddr;
 use std::str::FromStr;

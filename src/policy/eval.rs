@@ -65,6 +65,9 @@ pub struct Evaluation {
     pub exceptions: Vec<ExceptionVerdict>,
     /// A policy file was given (else every host is judged by the baseline).
     pub policy_given: bool,
+    /// Per reported profile: each asset × each requirement (测评对象).
+    #[serde(default)]
+    pub assets: Vec<crate::model::ProfileAssets>,
 }
 
 /// True when any finding that is not waived is at or above `fail_on`: the
@@ -1059,6 +1062,8 @@ pub fn evaluate_in(
     let history = cx.baseline.is_some();
     let coverage = verdict::group_coverage(policy, &ctxs, history);
     let verdicts = verdict::verdicts(policy, profiles, &table, &ctxs, &findings, history);
+    let assets =
+        super::assets::asset_results(profiles, &verdicts, &table, &ctxs, &findings, history);
     Evaluation {
         findings,
         profiles: verdicts,
@@ -1066,6 +1071,7 @@ pub fn evaluate_in(
         coverage,
         exceptions: exception_verdicts(policy, today),
         policy_given: policy.given,
+        assets,
     }
 }
 

@@ -14,6 +14,7 @@
 //! * [`catalogue`]: the [`PortCatalogue`] view of the port catalogue
 
 pub mod addr;
+mod assets;
 pub mod cadence;
 pub mod catalogue;
 pub mod config;

@@ -22,7 +22,7 @@ use crate::rules::profiles::{
 
 /// Checks about the policy text itself, or the audit calendar: they need no
 /// port scope.
-fn policy_only(k: CheckKind) -> bool {
+pub(super) fn policy_only(k: CheckKind) -> bool {
     matches!(
         k,
         CheckKind::AllowanceIncomplete
