@@ -450,21 +450,21 @@ fn is_generic(name: &str) -> bool {
 }
 
 /// What is known about the service on an open port.
-struct PortView {
+pub(super) struct PortView {
     /// The service judged.
-    name: Option<String>,
+    pub(super) name: Option<String>,
     /// Its facts, with `risk` the effective risk.
     facts: Option<PortFacts>,
     /// Identification named a service with confidence.
     identified: bool,
     tls: bool,
-    catalogue: Option<PortFacts>,
-    identified_name: Option<String>,
-    identified_risk: Option<Severity>,
+    pub(super) catalogue: Option<PortFacts>,
+    pub(super) identified_name: Option<String>,
+    pub(super) identified_risk: Option<Severity>,
 }
 
 impl PortView {
-    fn risk(&self) -> Option<Severity> {
+    pub(super) fn risk(&self) -> Option<Severity> {
         self.facts.as_ref().map(|f| f.risk)
     }
 }
@@ -482,7 +482,7 @@ fn is_identified(o: &Observation) -> bool {
 /// The service a port is judged as, and its effective risk: the higher of
 /// the catalogue entry's and the identified service's. A generic name
 /// (`http`, `tcpwrapped`, …) never replaces a specific catalogue service.
-fn view(cat: &dyn PortCatalogue, o: &Observation) -> PortView {
+pub(super) fn view(cat: &dyn PortCatalogue, o: &Observation) -> PortView {
     let registered = cat.port(o.port, o.proto);
     // A TLS handshake is a fact even when the service behind it is unknown.
     let tls = o.service.as_ref().is_some_and(|s| s.tls.is_some());
@@ -1058,7 +1058,7 @@ pub fn evaluate_in(
         (a.ip, a.port, a.proto, a.check.as_str()).cmp(&(b.ip, b.port, b.proto, b.check.as_str()))
     });
     findings.dedup_by(|a, b| a.id == b.id);
-    let ports = port_verdicts(policy, catalogue, &ctxs, &latest, &findings, today);
+    let ports = super::ports::port_verdicts(policy, catalogue, &ctxs, &latest, &findings, today);
     let history = cx.baseline.is_some();
     let coverage = verdict::group_coverage(policy, &ctxs, history);
     let verdicts = verdict::verdicts(policy, profiles, &table, &ctxs, &findings, history);
@@ -1139,63 +1139,6 @@ fn host_checks(
             .arg("ports", &ports),
         });
     }
-}
-
-/// One verdict per open port: its group, the allowance that admits it, the
-/// exception that applied, the checks that fired and the risk rule.
-fn port_verdicts(
-    policy: &Policy,
-    cat: &dyn PortCatalogue,
-    ctxs: &[HostCtx],
-    latest: &BTreeMap<(IpAddr, u16, Proto), &Observation>,
-    findings: &[Finding],
-    today: NaiveDate,
-) -> Vec<PortVerdict> {
-    let ctx_of: BTreeMap<IpAddr, &HostCtx> = ctxs.iter().map(|c| (c.ip, c)).collect();
-    let mut by_port: BTreeMap<(IpAddr, u16, Proto), Vec<&Finding>> = BTreeMap::new();
-    for f in findings {
-        if let (Some(p), Some(proto)) = (f.port, f.proto) {
-            by_port.entry((f.ip, p, proto)).or_default().push(f);
-        }
-    }
-    let mut out = Vec::new();
-    for (&(ip, port, proto), o) in latest {
-        if o.state != PortState::Open {
-            continue;
-        }
-        let Some(ctx) = ctx_of.get(&ip) else {
-            continue;
-        };
-        let v = view(cat, o);
-        let rule = ctx.allowance(port, proto);
-        let fired = by_port.get(&(ip, port, proto));
-        out.push(PortVerdict {
-            ip,
-            port,
-            proto,
-            group: ctx.group_name(),
-            allowed_by: rule.map(|r| RuleRef {
-                file: policy.file.clone(),
-                line: r.line,
-            }),
-            justification: rule.and_then(|r| r.justification.clone()),
-            approver: rule.and_then(|r| r.approver.clone()),
-            ticket: rule.and_then(|r| r.ticket.clone()),
-            review_by: rule.and_then(|r| r.review_by),
-            review_overdue: rule.is_some_and(|r| r.review_overdue(today)),
-            exception: fired.and_then(|fs| fs.iter().find_map(|f| f.exception.clone())),
-            checks_fired: fired
-                .map(|fs| fs.iter().map(|f| f.check.clone()).collect())
-                .unwrap_or_default(),
-            service: v.name.clone(),
-            catalogue_service: v.catalogue.as_ref().map(|f| f.service.clone()),
-            identified_service: v.identified_name.clone(),
-            catalogue_risk: v.catalogue.as_ref().map(|f| f.risk),
-            identified_risk: v.identified_risk,
-            effective_risk: v.risk(),
-        });
-    }
-    out
 }
 
 /// Applies the exceptions to a draft and records the finding (plus an

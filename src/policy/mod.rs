@@ -20,6 +20,7 @@ pub mod catalogue;
 pub mod config;
 pub mod eval;
 pub mod evidence;
+mod ports;
 mod review;
 pub mod udp;
 mod verdict;
