@@ -508,36 +508,30 @@ fn profiles_lists_every_profile_and_policies_name_them_exactly() {
     // A policy naming an unknown id: file:line and the closest id.
     let dir = tempdir("unknown");
     let pol = dir.join("p.toml");
-    std::fs::write(
-        &pol,
-        "[[group]]\nname = \"a\"\ntargets = [\"198.18.7.1\"]\nprofiles = [\"mlps2-levl3\"]\n",
-    )
-    .unwrap();
-    let o = Command::new(Lab::bin())
-        .args(["policy", "check"])
-        .arg(&pol)
-        .output()
+    let check = |profiles: &str| {
+        std::fs::write(
+            &pol,
+            format!(
+                "[[group]]\nname = \"a\"\ntargets = [\"198.18.7.1\"]\nprofiles = [{profiles}]\n"
+            ),
+        )
         .unwrap();
-    assert_eq!(o.status.code(), Some(2));
-    let err = text(&o.stderr);
+        let o = Command::new(Lab::bin())
+            .args(["policy", "check"])
+            .arg(&pol)
+            .output()
+            .unwrap();
+        assert_eq!(o.status.code(), Some(2));
+        text(&o.stderr)
+    };
+    let err = check("\"mlps2-levl3\"");
     assert!(
         err.contains("p.toml:4:13: unknown profile 'mlps2-levl3'"),
         "{err}"
     );
     assert!(err.contains("did you mean 'mlps2-level3'?"), "{err}");
     // An extension alone, without its level.
-    std::fs::write(
-        &pol,
-        "[[group]]\nname = \"a\"\ntargets = [\"198.18.7.1\"]\nprofiles = [\"mlps2-ics\"]\n",
-    )
-    .unwrap();
-    let o = Command::new(Lab::bin())
-        .args(["policy", "check"])
-        .arg(&pol)
-        .output()
-        .unwrap();
-    assert_eq!(o.status.code(), Some(2));
-    let err = text(&o.stderr);
+    let err = check("\"mlps2-ics\"");
     assert!(
         err.contains("p.toml:4:13: profile 'mlps2-ics' is an extension: declare it beside one of mlps2-level2, mlps2-level3, mlps2-level4"),
         "{err}"
