@@ -200,3 +200,97 @@ fn scope_gap(
         )
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::model::{AssetStatus, Observation, Proto, Reason, Severity};
+    use crate::policy::evidence::{EvalContext, UdpEvidence};
+    use crate::policy::{Policy, Profiles, StaticCatalogue, evaluate_in};
+
+    const POLICY: &str = r#"
+[[group]]
+name = "web"
+targets = ["198.18.0.1", "198.18.0.2"]
+profiles = ["mlps2-level3"]
+port_scope = { tcp = "443,8080", udp = "161", justification = "the firewall passes these only" }
+
+[[group.allow]]
+port = 443
+justification = "web"
+approver = "ciso"
+review_by = 2027-01-31
+"#;
+
+    fn obs(ip: &str, port: u16, proto: Proto, reason: Reason) -> Observation {
+        let mut o = Observation::new(ip.parse().unwrap(), port, proto, reason, Some(1.0));
+        o.time = "2026-11-24T08:00:00Z".parse().unwrap();
+        o
+    }
+
+    #[test]
+    fn each_host_gets_its_own_status_per_requirement() {
+        let profiles = Profiles::embedded().unwrap();
+        let policy = Policy::parse(POLICY, "p.toml", &profiles).unwrap();
+        let cat = StaticCatalogue::new()
+            .with(443, Proto::Tcp, "https", Severity::Low, &[])
+            .with(8080, Proto::Tcp, "http-proxy", Severity::Low, &[]);
+        let mut o = Vec::new();
+        for ip in ["198.18.0.1", "198.18.0.2"] {
+            o.push(obs(ip, 443, Proto::Tcp, Reason::SynAck));
+            o.push(obs(ip, 161, Proto::Udp, Reason::PortUnreach));
+        }
+        // .1 has an unallowed port open; .2 refuses it.
+        o.push(obs("198.18.0.1", 8080, Proto::Tcp, Reason::SynAck));
+        o.push(obs("198.18.0.2", 8080, Proto::Tcp, Reason::ConnRefused));
+        let e = evaluate_in(
+            &policy,
+            &profiles,
+            &cat,
+            &o,
+            &EvalContext {
+                udp: UdpEvidence {
+                    payload_ports: vec![161],
+                    monlist: true,
+                },
+                ..EvalContext::bare("2026-11-24T12:00:00Z".parse().unwrap())
+            },
+        );
+        let mlps = e
+            .assets
+            .iter()
+            .find(|a| a.profile == "mlps2-level3")
+            .unwrap();
+        let cell = |ip: &str, id: &str| {
+            let row = mlps.assets.iter().find(|a| a.ip.to_string() == ip).unwrap();
+            let c = row.cells.iter().find(|c| c.requirement == id).unwrap();
+            (c.status, c.findings.len(), c.reason.clone())
+        };
+        let na = e
+            .findings
+            .iter()
+            .find(|f| f.check == "not-allowed")
+            .unwrap();
+        // 8.1.4.4 b): not-allowed fired, high-risk-exposed and the amplifier
+        // check ran clean: a deficiency in part.
+        assert_eq!(
+            cell("198.18.0.1", "8.1.4.4 b)"),
+            (AssetStatus::PartlyMet, 1, None)
+        );
+        assert!(na.controls.contains(&"mlps2-level3:8.1.4.4 b)".to_string()));
+        // 8.1.3.2 a): its only check that could run fired.
+        assert_eq!(cell("198.18.0.1", "8.1.3.2 a)").0, AssetStatus::NotMet);
+        // The other host: every check ran over its scope, none fired.
+        assert_eq!(
+            cell("198.18.0.2", "8.1.4.4 b)"),
+            (AssetStatus::Met, 0, None)
+        );
+        // Partial evidence is never 符合; nor is a scan-blind requirement.
+        assert_eq!(cell("198.18.0.2", "8.1.4.1 c)").0, AssetStatus::Incomplete);
+        assert_eq!(cell("198.18.0.2", "8.1.5.4").0, AssetStatus::NotAssessed);
+        // Internet-only mapping on an internal host: not applicable.
+        assert_eq!(
+            cell("198.18.0.2", "8.1.4.4 c)").0,
+            AssetStatus::NotApplicable
+        );
+    }
+}
