@@ -28,8 +28,8 @@
 use std::collections::VecDeque;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::atomic::Ordering;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
@@ -141,7 +141,11 @@ pub async fn scan_pairs_with(
         .unwrap_or_else(|| default_concurrency(raise_nofile_limit()))
         .clamp(1, MAX_CONCURRENCY);
     let perm = Permutation::new(total, cfg.seed);
-    let rtt = Arc::new(Mutex::new(RttEstimator::new(cfg.timeout)));
+    let mut rtt = RttEstimator::new(cfg.timeout);
+    let clock = TimeoutClock {
+        current_us: Arc::new(AtomicU64::new(rtt.timeout().as_micros() as u64)),
+        min: cfg.timeout.min,
+    };
     let mut pacer = cfg.rate.map(Pacer::new);
 
     // A shard takes the permutation positions p with p % n == i.
@@ -190,14 +194,13 @@ pub async fn scan_pairs_with(
             if let Some(p) = pacer.as_mut() {
                 p.wait().await;
             }
-            let timeout = rtt.lock().map(|r| r.timeout()).unwrap_or(cfg.timeout.max);
             summary.sent += 1;
             attempts = attempts.wrapping_add(1);
             let job = Job { epoch, ..job };
             let injected = faults
                 .as_ref()
                 .and_then(|f| f.error_for(job.addr, attempts));
-            inflight.spawn(probe(job, timeout, injected));
+            inflight.spawn(probe(job, clock.clone(), injected));
         }
 
         let joined = if inflight.is_empty() {
@@ -246,9 +249,9 @@ pub async fn scan_pairs_with(
         }
         let reason = match outcome {
             Outcome::Answered { reason, rtt: t } => {
-                if let Ok(mut r) = rtt.lock() {
-                    r.sample(t);
-                }
+                rtt.sample(t);
+                let us = rtt.timeout().as_micros() as u64;
+                clock.current_us.store(us, Ordering::Relaxed);
                 finish(&mut summary, &events, job, reason, Some(t), None).await?;
                 continue;
             }
@@ -329,7 +332,7 @@ struct Job {
 
 mod probe;
 
-use probe::{Outcome, probe};
+use probe::{Outcome, TimeoutClock, probe};
 #[cfg(test)]
 use probe::{classify_error, local};
 
