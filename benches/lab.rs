@@ -375,6 +375,11 @@ fn pps_cell(packets: u64, wall: Duration, limit: Option<f64>) -> String {
     }
 }
 
+/// What each UDP pair is (or was found to be).
+type UdpTruth = std::collections::BTreeMap<(IpAddr, u16), lab::udp::Want>;
+/// (tool, wall, RSS, cpu, status, what it found, (packets sent, load))
+type UdpRow = (String, Duration, i64, Duration, String, UdpTruth, (u64, f64));
+
 /// `--udp`: the UDP lab of tests/udp.rs (198.19.1.0/24, 152 live hosts ×
 /// the 12 `high-risk-udp` ports, real dnsmasq / snmpd / chronyd / memcached
 /// / SSDP, 30 dropped and 20 rejected pairs, ICMP errors limited per
@@ -390,7 +395,6 @@ fn pps_cell(packets: u64, wall: Duration, limit: Option<f64>) -> String {
 fn run_udp(o: &Opts, limit: Option<f64>) {
     use lab::udp::{Want, udp_lab, udp_lab_16};
     use portwarden::model::{PortState, Reason};
-    use std::collections::BTreeMap;
     let run = |tool: &str| o.only.is_empty() || o.only.iter().any(|t| t == tool);
     let (ul, target, spec, ports, timeout) = if o.udp_top {
         let top = expand_ports(&o.bin, "top-udp").expect("`portwarden ports top-udp` works");
@@ -411,10 +415,8 @@ fn run_udp(o: &Opts, limit: Option<f64>) {
         ul.truth.len(),
         ul.truth.values().filter(|w| **w == Want::Open).count()
     );
-    type Got = BTreeMap<(IpAddr, u16), Want>;
-    // (tool, wall, RSS, cpu, status, got, (packets, load))
-    type Row = (String, Duration, i64, Duration, String, Got, (u64, f64));
-    let mut rows: Vec<Row> = Vec::new();
+    type Got = UdpTruth;
+    let mut rows: Vec<UdpRow> = Vec::new();
 
     let out = tmp.join("portwarden-udp.jsonl");
     let mut cmd = ul.lab.command(&o.bin);
@@ -524,35 +526,43 @@ fn run_udp(o: &Opts, limit: Option<f64>) {
             rows.push((label.into(), wall, rss, cpu, status, got, (packets, load)));
         }
     }
+    print_udp_table(&ul.truth, &rows, &format!("UDP {target} × {spec}"), limit);
+}
+
+/// The UDP rows judged per pair against the truth: open found, false open,
+/// and the state split.
+fn print_udp_table(truth: &UdpTruth, rows: &[UdpRow], case: &str, limit: Option<f64>) {
+    use lab::udp::Want;
+    let ul_truth = truth;
     println!();
-    let want_open = ul.truth.values().filter(|w| **w == Want::Open).count();
-    let closed = ul.truth.values().filter(|w| **w == Want::Closed).count();
-    let silent = ul.truth.values().filter(|w| **w == Want::Silent).count();
+    let want_open = ul_truth.values().filter(|w| **w == Want::Open).count();
+    let closed = ul_truth.values().filter(|w| **w == Want::Closed).count();
+    let silent = ul_truth.values().filter(|w| **w == Want::Silent).count();
     println!(
         "truth: {} pairs: {want_open} open, {closed} closed, {silent} open|filtered (dropped or down), {} filtered",
-        ul.truth.len(),
-        ul.truth.len() - want_open - closed - silent
+        ul_truth.len(),
+        ul_truth.len() - want_open - closed - silent
     );
     println!(
         "| case | tool | load | wall s | pps (of limit) | max RSS MB | cpu s | open found | false open | state right | status |"
     );
     println!("|---|---|---|---|---|---|---|---|---|---|---|");
-    for (tool, wall, rss, cpu, status, got, (packets, load)) in &rows {
+    for (tool, wall, rss, cpu, status, got, (packets, load)) in rows {
         let (mut found, mut fp, mut right) = (0, 0, 0);
-        for (k, want) in &ul.truth {
+        for (k, want) in ul_truth {
             let Some(have) = got.get(k) else { continue };
             found += usize::from(*have == Want::Open && *want == Want::Open);
             fp += usize::from(*have == Want::Open && *want != Want::Open);
             right += usize::from(have == want);
         }
         println!(
-            "| UDP {target} × {spec} | {tool} | {load:.1} | {:.2} | {} | {:.1} | {:.2} | {found}/{want_open} | {fp} | {right}/{} ({:.1} %) | {status} |",
+            "| {case} | {tool} | {load:.1} | {:.2} | {} | {:.1} | {:.2} | {found}/{want_open} | {fp} | {right}/{} ({:.1} %) | {status} |",
             wall.as_secs_f64(),
             pps_cell(*packets, *wall, limit),
             *rss as f64 / 1024.0,
             cpu.as_secs_f64(),
-            ul.truth.len(),
-            100.0 * right as f64 / ul.truth.len() as f64
+            ul_truth.len(),
+            100.0 * right as f64 / ul_truth.len() as f64
         );
     }
 }

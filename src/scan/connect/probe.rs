@@ -119,17 +119,19 @@ async fn connect_once(addr: SocketAddr, timeout: &TimeoutClock, apart: bool) -> 
         Err(e) => return local(e),
     }
     // Over a short path the answer is often in before `connect()` returns
-    // (the kernel handles the reply on the way out): a pending error or a
-    // peer address ends the probe here, without registering the socket
-    // with the reactor or arming a timer. `ENOTCONN`: still waiting.
-    match socket.take_error() {
-        Ok(Some(e)) => return network_error(e, start),
-        Ok(None) => {}
-        Err(e) => return local(e),
-    }
-    match socket.peer_addr() {
-        Ok(_) => return connected(&(&socket).into(), addr, start),
-        Err(e) if e.raw_os_error() == Some(libc::ENOTCONN) => {}
+    // (the kernel handles the reply on the way out): a socket already
+    // connected or closed ends the probe here, without registering it with
+    // the reactor or arming a timer. Only the TCP state is read: a soft
+    // error (an ICMP error that reached the socket while `connect()` held
+    // it) stays where the waiting path would leave it.
+    match tcp_state(&socket) {
+        Ok(TCP_ESTABLISHED) => return connected(&(&socket).into(), addr, start),
+        Ok(TCP_CLOSE) => match socket.take_error() {
+            Ok(Some(e)) => return network_error(e, start),
+            Ok(None) => {}
+            Err(e) => return local(e),
+        },
+        Ok(_) => {}
         Err(e) => return local(e),
     }
     let std_stream = std::net::TcpStream::from(socket);
@@ -149,6 +151,33 @@ async fn connect_once(addr: SocketAddr, timeout: &TimeoutClock, apart: bool) -> 
         Some(Err(e)) => network_error(e, start),
         None => Outcome::TimedOut,
     }
+}
+
+/// `tcpi_state` values (include/net/tcp_states.h).
+const TCP_ESTABLISHED: u8 = 1;
+const TCP_CLOSE: u8 = 7;
+
+/// The socket's TCP state, from `TCP_INFO` (which, unlike `SO_ERROR`,
+/// consumes nothing).
+fn tcp_state(socket: &socket2::Socket) -> io::Result<u8> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: tcp_info is a plain C struct; all-zero is a valid value.
+    let mut info: libc::tcp_info = unsafe { std::mem::zeroed() };
+    let mut len = std::mem::size_of::<libc::tcp_info>() as libc::socklen_t;
+    // SAFETY: info and len are live for the call and len is info's size.
+    let r = unsafe {
+        libc::getsockopt(
+            socket.as_raw_fd(),
+            libc::IPPROTO_TCP,
+            libc::TCP_INFO,
+            (&mut info as *mut libc::tcp_info).cast(),
+            &mut len,
+        )
+    };
+    if r < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(info.tcpi_state)
 }
 
 /// A connected probe. Its socket will close with a RST (a zero linger, set
