@@ -13,15 +13,15 @@
 //! * [`eval`]: [`evaluate`] and [`gate`]
 //! * [`catalogue`]: the [`PortCatalogue`] view of the port catalogue
 
-pub mod addr;
-pub mod catalogue;
-pub mod config;
-pub mod eval;
-pub mod evidence;
+pub(crate) mod addr;
+pub(crate) mod catalogue;
+pub(crate) mod config;
+pub(crate) mod eval;
+pub(crate) mod evidence;
 mod review;
-pub mod udp;
+pub(crate) mod udp;
 mod verdict;
-pub mod window;
+pub(crate) mod window;
 
 use chrono::NaiveDate;
 use serde::Serialize;

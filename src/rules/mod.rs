@@ -4,7 +4,7 @@
 //! validated at start; errors name the file and line, because a rules file
 //! is something the operator edits by hand and must be able to fix.
 
-pub mod ports;
+pub(crate) mod ports;
 pub mod profiles;
 pub mod top_udp;
 
