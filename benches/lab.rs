@@ -378,7 +378,15 @@ fn pps_cell(packets: u64, wall: Duration, limit: Option<f64>) -> String {
 /// What each UDP pair is (or was found to be).
 type UdpTruth = std::collections::BTreeMap<(IpAddr, u16), lab::udp::Want>;
 /// (tool, wall, RSS, cpu, status, what it found, (packets sent, load))
-type UdpRow = (String, Duration, i64, Duration, String, UdpTruth, (u64, f64));
+type UdpRow = (
+    String,
+    Duration,
+    i64,
+    Duration,
+    String,
+    UdpTruth,
+    (u64, f64),
+);
 
 /// `--udp`: the UDP lab of tests/udp.rs (198.19.1.0/24, 152 live hosts ×
 /// the 12 `high-risk-udp` ports, real dnsmasq / snmpd / chronyd / memcached
