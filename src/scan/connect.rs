@@ -158,8 +158,10 @@ pub async fn scan_pairs_with(
     let mut delayed: Vec<(Instant, Job)> = Vec::new();
     let mut inflight: JoinSet<(Job, Outcome)> = JoinSet::new();
     let mut summary = ScanSummary::default();
-    let mut last_progress = Instant::now();
-    let mut last_sent = 0u64;
+    let mut ticker = ProgressTicker {
+        last: Instant::now(),
+        last_sent: 0,
+    };
     // Bumped at each lowering: a shortage of a probe started before the
     // last lowering says nothing new and lowers nothing more.
     let mut epoch = 0u32;
@@ -232,21 +234,7 @@ pub async fn scan_pairs_with(
         };
         job.tries += 1;
 
-        if last_progress.elapsed() >= PROGRESS_EVERY {
-            let secs = last_progress.elapsed().as_secs_f64();
-            // A local error takes its probe back out of `sent`, so `sent`
-            // can be below the last sample: no underflow, a rate of 0.
-            let rate = summary.sent.saturating_sub(last_sent) as f64 / secs;
-            last_sent = summary.sent;
-            last_progress = Instant::now();
-            let p = Progress {
-                done: summary.probed,
-                total: planned,
-                open: summary.open,
-                rate,
-            };
-            let _ = events.send(ScanEvent::Progress(p)).await;
-        }
+        ticker.tick(&summary, planned, &events).await;
         let reason = match outcome {
             Outcome::Answered { reason, rtt: t } => {
                 rtt.sample(t);
@@ -317,6 +305,38 @@ pub async fn scan_pairs_with(
     summary.elapsed = started.elapsed();
     summary.rate = summary.sent as f64 / summary.elapsed.as_secs_f64().max(1e-9);
     Ok(summary)
+}
+
+/// Progress events, one per [`PROGRESS_EVERY`] at most.
+struct ProgressTicker {
+    last: Instant,
+    last_sent: u64,
+}
+
+impl ProgressTicker {
+    async fn tick(
+        &mut self,
+        summary: &ScanSummary,
+        planned: u64,
+        events: &mpsc::Sender<ScanEvent>,
+    ) {
+        if self.last.elapsed() < PROGRESS_EVERY {
+            return;
+        }
+        let secs = self.last.elapsed().as_secs_f64();
+        // A local error takes its probe back out of `sent`, so `sent`
+        // can be below the last sample: no underflow, a rate of 0.
+        let rate = summary.sent.saturating_sub(self.last_sent) as f64 / secs;
+        self.last_sent = summary.sent;
+        self.last = Instant::now();
+        let p = Progress {
+            done: summary.probed,
+            total: planned,
+            open: summary.open,
+            rate,
+        };
+        let _ = events.send(ScanEvent::Progress(p)).await;
+    }
 }
 
 #[derive(Debug, Clone, Copy)]
