@@ -32,3 +32,5 @@ pub mod safe_fs;
 pub mod scan;
 pub mod store;
 pub mod target;
+#[cfg(test)]
+pub(crate) mod testkit;

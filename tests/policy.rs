@@ -7,11 +7,12 @@
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Output;
 
 use serde_json::Value;
 
+use crate::common::{policy_dir, read_doc, requirement, tempdir, text};
 use crate::lab::{FAST_CONNECT, Lab};
 
 const PORTS: [u16; 9] = [22, 23, 80, 443, 445, 502, 3389, 6379, 8080];
@@ -111,19 +112,6 @@ fn lab() -> Lab {
     b.build()
 }
 
-fn tempdir(tag: &str) -> PathBuf {
-    static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-    let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let d = std::env::temp_dir().join(format!("pw-test-{}-{tag}-{n}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).expect("temp dir");
-    d
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
-
 /// Audits the lab /24 from the "internet": `--vantage internet`, with the
 /// lab range accepted as a public source by the test setting.
 fn audit(lab: &Lab, policy: &Path, out: &Path, fail_on: &str) -> Output {
@@ -211,9 +199,7 @@ fn controls(f: &Value) -> Vec<&str> {
 #[test]
 fn audit_with_a_three_group_policy_gives_exact_findings() {
     let lab = lab();
-    let dir = tempdir("policy");
-    let policy = dir.join("policy.toml");
-    std::fs::write(&policy, POLICY).unwrap();
+    let (dir, policy) = policy_dir("policy", "policy.toml", POLICY);
     let out_dir = dir.join("report");
 
     let out = audit(&lab, &policy, &out_dir, "high");
@@ -559,9 +545,7 @@ fn audit_doc(
     ports: &str,
     policy_text: &str,
 ) -> (Option<i32>, Value) {
-    let dir = tempdir(tag);
-    let policy = dir.join("policy.toml");
-    std::fs::write(&policy, policy_text).unwrap();
+    let (dir, policy) = policy_dir(tag, "policy.toml", policy_text);
     let out_dir = dir.join("report");
     let mut args = vec!["audit"];
     args.extend(targets.split_whitespace());
@@ -579,30 +563,9 @@ fn audit_doc(
     args.extend(FAST_CONNECT);
     let out = lab.run(&args);
     eprintln!("{}", text(&out.stdout));
-    let raw = std::fs::read_to_string(out_dir.join("findings.json"))
-        .unwrap_or_else(|e| panic!("{e}: {}", text(&out.stderr)));
-    let doc: Value = serde_json::from_str(&raw).unwrap();
-    let report: Value =
-        serde_json::from_str(&std::fs::read_to_string(out_dir.join("report.json")).unwrap())
-            .unwrap();
-    let mut doc = doc;
-    doc["scope"] = report["scope"].clone();
+    let doc = read_doc(&out_dir, &out);
     let _ = std::fs::remove_dir_all(&dir);
     (out.status.code(), doc)
-}
-
-fn requirement<'a>(doc: &'a Value, profile: &str, id: &str) -> &'a Value {
-    doc["profiles"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|p| p["profile"] == profile)
-        .unwrap_or_else(|| panic!("{profile}"))["requirements"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|r| r["id"] == id)
-        .unwrap_or_else(|| panic!("{profile}:{id}"))
 }
 
 /// (a) A policy whose groups are all internal cannot evidence anything
@@ -808,9 +771,7 @@ port_scope = { tcp = "22,443,3306", udp = "", justification = "the CDE listens o
 #[ignore]
 fn three_group_compliance_lines() {
     let lab = lab();
-    let dir = tempdir("lines");
-    let policy = dir.join("policy.toml");
-    std::fs::write(&policy, POLICY).unwrap();
+    let (dir, policy) = policy_dir("lines", "policy.toml", POLICY);
     let ports: Vec<String> = PORTS.iter().map(u16::to_string).collect();
     let ports = ports.join(",");
     let out = dir.join("report");

@@ -3,6 +3,7 @@
 //! and nftables.
 
 mod cli_errors;
+mod common;
 mod everyday;
 mod fix_apply;
 mod identify;

@@ -4,25 +4,12 @@
 //! policy cases; a bare network namespace for the ones that need real
 //! probes that cannot reach anything.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 
 use serde_json::Value;
 
+use crate::common::{policy_dir, read_doc, requirement as req, text};
 use crate::lab::{FAST_CONNECT, Lab, Netns};
-
-fn tempdir(tag: &str) -> PathBuf {
-    static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-    let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let d = std::env::temp_dir().join(format!("pw-verdict-{}-{tag}-{n}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
 
 /// One JSONL observation at the audit's time.
 fn line(
@@ -57,11 +44,9 @@ fn audit_import(
     lines: &[String],
     extra: &[&str],
 ) -> (Option<i32>, Value, String) {
-    let dir = tempdir(tag);
+    let (dir, pol) = policy_dir(tag, "p.toml", policy);
     let obs = dir.join("scan.jsonl");
     std::fs::write(&obs, lines.join("\n") + "\n").unwrap();
-    let pol = dir.join("p.toml");
-    std::fs::write(&pol, policy).unwrap();
     let out = dir.join("report");
     let o = Command::new(Lab::bin())
         .args(["audit", "--from-jsonl"])
@@ -77,31 +62,6 @@ fn audit_import(
     let doc = read_doc(&out, &o);
     let _ = std::fs::remove_dir_all(&dir);
     (o.status.code(), doc, text(&o.stdout))
-}
-
-fn read_doc(out: &Path, o: &Output) -> Value {
-    let raw = std::fs::read_to_string(out.join("findings.json"))
-        .unwrap_or_else(|e| panic!("{e}: {}", text(&o.stderr)));
-    let mut doc: Value = serde_json::from_str(&raw).unwrap();
-    let report: Value =
-        serde_json::from_str(&std::fs::read_to_string(out.join("report.json")).unwrap()).unwrap();
-    doc["scope"] = report["scope"].clone();
-    doc["_index"] = Value::String(std::fs::read_to_string(out.join("index.html")).unwrap());
-    doc
-}
-
-fn req<'a>(doc: &'a Value, profile: &str, id: &str) -> &'a Value {
-    doc["profiles"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|p| p["profile"] == profile)
-        .unwrap_or_else(|| panic!("{profile}"))["requirements"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|r| r["id"] == id)
-        .unwrap_or_else(|| panic!("{profile}:{id}"))
 }
 
 fn status<'a>(doc: &'a Value, profile: &str, id: &str) -> &'a str {
@@ -140,9 +100,7 @@ fn checks(doc: &Value) -> Vec<String> {
 /// An audit in a namespace with nothing but `lo`: every probe to a lab
 /// address fails locally (no route).
 fn audit_in(ns: &Netns, tag: &str, policy: &str, args: &[&str], env: &[(&str, &str)]) -> Value {
-    let dir = tempdir(tag);
-    let pol = dir.join("p.toml");
-    std::fs::write(&pol, policy).unwrap();
+    let (dir, pol) = policy_dir(tag, "p.toml", policy);
     let out = dir.join("report");
     let mut c = ns.command(Lab::bin());
     c.arg("audit")
@@ -407,9 +365,7 @@ fn waivers_are_accepted_risk_never_a_pass() {
     let blanket = format!(
         "{CDE}[[exception]]\ntarget = \"cde\"\nreason = \"legacy\"\napprover = \"someone\"\nexpires = 2099-01-01\n"
     );
-    let dir = tempdir("blanket");
-    let pol = dir.join("p.toml");
-    std::fs::write(&pol, &blanket).unwrap();
+    let (dir, pol) = policy_dir("blanket", "p.toml", &blanket);
     let o = Command::new(Lab::bin())
         .args(["policy", "check"])
         .arg(&pol)
@@ -624,13 +580,11 @@ review_by = 2027-01-31
 /// a review date.
 #[test]
 fn policy_check_warns_about_tags_and_reviews() {
-    let dir = tempdir("check");
-    let pol = dir.join("p.toml");
-    std::fs::write(
-        &pol,
+    let (dir, pol) = policy_dir(
+        "check",
+        "p.toml",
         "[[group]]\nname = \"cde\"\ntargets = [\"198.18.3.5\"]\ntags = [\"card-holder\"]\nprofiles = [\"pci-dss-4.0\"]\n[[group.allow]]\nport = 443\njustification = \"web\"\napprover = \"ciso\"\n[[exception]]\ntarget = \"cde\"\ncheck = \"cleartext-admin\"\nreason = \"r\"\napprover = \"a\"\nexpires = 2020-01-01\n",
-    )
-    .unwrap();
+    );
     let o = Command::new(Lab::bin())
         .args(["policy", "check", "--as-of", "2026-11-24"])
         .arg(&pol)

@@ -117,7 +117,15 @@ fn finish(
         None => None,
     };
     let anchor = pending_run.as_ref().map(|p| p.anchor().clone());
-    let pending = render::render(req, scope, rulebook, &collected, &judged, started, anchor)?;
+    let audit = render::Audit {
+        req,
+        scope,
+        rulebook,
+        collected: &collected,
+        judged: &judged,
+        started,
+    };
+    let pending = render::render(&audit, anchor)?;
     if let Some(key) = sign_key {
         crate::report::evidence::sign_manifest(pending.path(), key)?;
     }

@@ -13,17 +13,30 @@ use crate::report;
 use crate::scan::ScanSummary;
 use crate::store::Drift;
 
+/// Everything an audit gathered and decided, as the render step reads it.
+#[derive(Clone, Copy)]
+pub(super) struct Audit<'a> {
+    pub(super) req: &'a AuditRequest,
+    pub(super) scope: &'a Scope,
+    pub(super) rulebook: &'a Rulebook,
+    pub(super) collected: &'a Collected,
+    pub(super) judged: &'a Judged,
+    pub(super) started: DateTime<Utc>,
+}
+
 /// Writes the whole report folder; `anchor` is the run's place in the
 /// history, which the manifest carries.
 pub(super) fn render(
-    req: &AuditRequest,
-    scope: &Scope,
-    rulebook: &Rulebook,
-    collected: &Collected,
-    judged: &Judged,
-    started: DateTime<Utc>,
+    a: &Audit,
     anchor: Option<crate::model::HistoryAnchor>,
 ) -> Result<PendingReport> {
+    let Audit {
+        req,
+        rulebook,
+        collected,
+        judged,
+        ..
+    } = *a;
     let evaluation = &judged.evaluation;
     let observations = &collected.observations;
     write_report_dir(&req.out, &req.cancel, |dir| {
@@ -42,7 +55,7 @@ pub(super) fn render(
             dir,
             &report::ReportInput {
                 labels: &rulebook.labels,
-                facts: facts(req, scope, rulebook, collected, judged, started, anchor),
+                facts: facts(a, anchor),
                 observations,
                 evaluation,
                 policy: &rulebook.policy,
@@ -61,15 +74,15 @@ pub(super) fn render(
 }
 
 /// What the report says about the run itself.
-fn facts(
-    req: &AuditRequest,
-    scope: &Scope,
-    rulebook: &Rulebook,
-    collected: &Collected,
-    judged: &Judged,
-    started: DateTime<Utc>,
-    anchor: Option<crate::model::HistoryAnchor>,
-) -> report::RunFacts {
+fn facts(a: &Audit, anchor: Option<crate::model::HistoryAnchor>) -> report::RunFacts {
+    let Audit {
+        req,
+        scope,
+        rulebook,
+        collected,
+        judged,
+        started,
+    } = *a;
     let vantage = &judged.vantage;
     report::RunFacts {
         targets: scope.targets.clone(),

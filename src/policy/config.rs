@@ -329,6 +329,18 @@ impl fmt::Display for ExceptionState {
 }
 
 impl Exception {
+    /// Days until it expires as of `today` (negative: days since).
+    pub fn days_left(&self, today: NaiveDate) -> i64 {
+        (self.expires - today).num_days()
+    }
+
+    /// The ports it names, `23/tcp` or `8000-8010/tcp`, or `all`.
+    pub fn ports_label(&self) -> String {
+        self.ports
+            .map(|p| format!("{p}/{}", self.proto))
+            .unwrap_or_else(|| "all".into())
+    }
+
     pub fn state(&self, today: NaiveDate) -> ExceptionState {
         if today > self.expires {
             ExceptionState::Expired

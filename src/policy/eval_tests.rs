@@ -1,11 +1,9 @@
 //! Tests of the evaluator (`policy::eval`): exact findings and statuses.
 use super::*;
 use crate::model::{
-    AuditVantage, AuthStatus, EvidenceLevel, FindingStatus, Reason, RequirementStatus,
-    RequirementVerdict, ServiceInfo, TlsInfo,
+    AuthStatus, EvidenceLevel, FindingStatus, Reason, RequirementStatus, RequirementVerdict,
 };
-use crate::policy::StaticCatalogue;
-use crate::policy::evidence::UdpEvidence;
+use crate::testkit::*;
 
 const POLICY: &str = r#"
 [[group]]
@@ -94,154 +92,42 @@ expires = 2027-12-31
 window = { every = "month", days = "25-31" }
 "#;
 
-fn catalogue() -> StaticCatalogue {
-    use Severity::*;
-    StaticCatalogue::new()
-        .with(22, Proto::Tcp, "ssh", Medium, &["remote-admin"])
-        .with(
-            23,
-            Proto::Tcp,
-            "telnet",
-            High,
-            &["cleartext", "remote-admin"],
-        )
-        .with(443, Proto::Tcp, "https", Low, &[])
-        .with(80, Proto::Tcp, "http", Low, &["web", "cleartext"])
-        .with(445, Proto::Tcp, "microsoft-ds", Critical, &[])
-        .with(502, Proto::Tcp, "modbus", High, &["ot"])
-        .with(3389, Proto::Tcp, "rdp", High, &["remote-admin"])
-        .with(5432, Proto::Tcp, "postgresql", High, &["database"])
-        .with(6379, Proto::Tcp, "redis", High, &["database", "cache"])
-        .with_set("common", &[22, 23, 80, 443, 445, 502, 3389, 5432, 6379])
-        .with_set("high-risk-udp", &[53, 123, 161, 11211])
-}
-
-fn at(day: &str) -> DateTime<Utc> {
-    format!("{day}T12:00:00Z").parse().unwrap()
-}
-
-fn obs(ip: &str, port: u16, reason: Reason, service: Option<ServiceInfo>) -> Observation {
-    let mut o = Observation::new(ip.parse().unwrap(), port, Proto::Tcp, reason, Some(1.0));
-    o.time = "2026-11-24T08:00:00Z".parse().unwrap();
-    o.service = service;
-    o
-}
-
-/// A closed UDP port (ICMP port unreachable): the UDP checks ran.
-fn udp_closed(ip: &str, port: u16) -> Observation {
-    let mut o = Observation::new(
-        ip.parse().unwrap(),
-        port,
-        Proto::Udp,
-        Reason::PortUnreach,
-        Some(1.0),
-    );
-    o.time = "2026-11-24T08:00:00Z".parse().unwrap();
-    o
-}
-
-fn svc(name: &str) -> Option<ServiceInfo> {
-    Some(ServiceInfo {
-        name: name.into(),
-        confidence: 1.0,
-        ..Default::default()
-    })
+/// The three groups of [`POLICY`] as `policy.toml`.
+fn three_groups() -> Audit {
+    Audit::named(POLICY, "policy.toml")
 }
 
 fn observations() -> Vec<Observation> {
-    use Reason::{ConnRefused, Connected, NoResponse, SynAck};
-    let mut stale = obs("198.18.0.17", 443, ConnRefused, None);
-    stale.time = "2026-11-01T00:00:00Z".parse().unwrap();
-    let tls = |self_signed| {
-        let mut s = svc("https").unwrap();
-        s.tls = Some(TlsInfo {
-            self_signed,
-            ..Default::default()
-        });
-        Some(s)
-    };
-    let mut redis = svc("redis").unwrap();
-    redis.auth = AuthStatus::None;
+    use Reason::{ConnRefused, Connected, NoResponse};
     vec![
-        obs("198.18.0.2", 443, SynAck, tls(false)),
-        obs("198.18.0.2", 22, SynAck, svc("ssh")),
-        obs("198.18.0.2", 3389, SynAck, None),
-        obs("198.18.0.2", 5432, SynAck, svc("postgresql")),
-        obs("198.18.0.2", 80, ConnRefused, None),
-        obs("198.18.0.3", 443, SynAck, svc("ssh")),
-        obs("198.18.0.17", 22, Connected, svc("ssh")),
-        obs("198.18.0.17", 80, Connected, svc("http")),
-        obs("198.18.0.17", 443, Connected, tls(true)),
-        stale,
-        obs("198.18.0.17", 6379, Connected, Some(redis)),
-        obs("198.18.0.33", 502, SynAck, None),
-        obs("198.18.0.33", 23, SynAck, svc("telnet")),
-        obs("198.18.0.33", 2323, SynAck, svc("telnet")),
-        obs("198.18.0.99", 445, SynAck, None),
-        obs("198.18.0.99", 80, ConnRefused, None),
-        obs("198.18.0.200", 22, NoResponse, None),
+        obs("198.18.0.2", 443).service("https").tls(false),
+        obs("198.18.0.2", 22).service("ssh"),
+        obs("198.18.0.2", 3389),
+        obs("198.18.0.2", 5432).service("postgresql"),
+        closed("198.18.0.2", 80),
+        obs("198.18.0.3", 443).service("ssh"),
+        obs("198.18.0.17", 22).reason(Connected).service("ssh"),
+        obs("198.18.0.17", 80).reason(Connected).service("http"),
+        obs("198.18.0.17", 443)
+            .reason(Connected)
+            .service("https")
+            .tls(true),
+        closed("198.18.0.17", 443).at("2026-11-01T00:00:00Z"),
+        obs("198.18.0.17", 6379)
+            .reason(Connected)
+            .service("redis")
+            .auth(AuthStatus::None),
+        obs("198.18.0.33", 502),
+        obs("198.18.0.33", 23).service("telnet"),
+        obs("198.18.0.33", 2323).service("telnet"),
+        obs("198.18.0.99", 445),
+        obs("198.18.0.99", 80).reason(ConnRefused),
+        obs("198.18.0.200", 22).reason(NoResponse),
     ]
 }
 
-/// An audit run from the lab with `--vantage internet` under the lab test
-/// setting, whose UDP engine sent its payloads (monlist included).
-fn lab_internet(day: &str) -> EvalContext<'static> {
-    EvalContext {
-        now: at(day),
-        baseline: None,
-        vantage: AuditVantage {
-            name: Some("internet".into()),
-            sources: vec!["198.18.0.1".parse().unwrap()],
-            interfaces: vec![Some("veth0".into())],
-            lab: true,
-        },
-        udp: UdpEvidence {
-            payload_ports: vec![53, 123, 161, 1900, 11211],
-            monlist: true,
-        },
-    }
-}
-
-/// An audit whose UDP engine sent its payloads (monlist included), from no
-/// particular vantage.
-fn scanned(day: &str) -> EvalContext<'static> {
-    EvalContext {
-        vantage: AuditVantage::default(),
-        ..lab_internet(day)
-    }
-}
-
-/// `o`, plus a closed answer on every other port of the test scopes
-/// (`common` TCP, `high-risk-udp`) of `ip`: a host scanned in full.
-fn covered(ip: &str, o: &[Observation]) -> Vec<Observation> {
-    let mut out = o.to_vec();
-    let have = |p: u16, proto: Proto| {
-        o.iter()
-            .any(|x| x.ip.to_string() == ip && x.port == p && x.proto == proto)
-    };
-    for p in [22, 23, 80, 443, 445, 502, 3389, 5432, 6379] {
-        if !have(p, Proto::Tcp) {
-            out.push(obs(ip, p, Reason::ConnRefused, None));
-        }
-    }
-    for p in [53, 123, 161, 11211] {
-        if !have(p, Proto::Udp) {
-            out.push(udp_closed(ip, p));
-        }
-    }
-    out
-}
-
 fn run(day: &str) -> Evaluation {
-    let profiles = Profiles::embedded().unwrap();
-    let policy = Policy::parse(POLICY, "policy.toml", &profiles).unwrap();
-    evaluate_in(
-        &policy,
-        &profiles,
-        &catalogue(),
-        &observations(),
-        &lab_internet(day),
-    )
+    three_groups().eval_in(&observations(), &lab_internet(day))
 }
 
 /// `id status [†] — reason` for every requirement of a profile.
@@ -263,22 +149,9 @@ fn statuses(p: &ProfileVerdict) -> Vec<String> {
         .collect()
 }
 
-fn brief(f: &Finding) -> String {
-    let port = f.port.map(|p| p.to_string()).unwrap_or_else(|| "-".into());
-    format!("{} {port} {} {} {}", f.ip, f.check, f.status, f.severity)
-}
-
-fn find<'a>(e: &'a Evaluation, ip: &str, port: Option<u16>, check: &str) -> &'a Finding {
-    let ip: IpAddr = ip.parse().unwrap();
-    e.findings
-        .iter()
-        .find(|f| f.ip == ip && f.port == port && f.check == check)
-        .unwrap_or_else(|| panic!("no {check} on {ip}:{port:?}"))
-}
-
 #[test]
 fn every_check_kind_with_exact_statuses() {
-    let e = run("2026-11-24");
+    let e = run(DAY);
     let got: Vec<String> = e.findings.iter().map(brief).collect();
     assert_eq!(
         got,
@@ -367,15 +240,11 @@ approved = 2026-12-01
 target = "198.18.0.5"
 opens = [7000]
 "#;
-    let profiles = Profiles::embedded().unwrap();
-    let policy = Policy::parse(text, "p.toml", &profiles).unwrap();
-    let o = vec![
-        obs("198.18.0.5", 443, Reason::Connected, None),
-        obs("198.18.0.5", 8443, Reason::Connected, None),
-        obs("198.18.0.5", 9000, Reason::Connected, None),
-        obs("198.18.0.5", 7000, Reason::Connected, None),
-        obs("198.18.0.5", 8080, Reason::Connected, None),
-    ];
+    let a = Audit::new(text);
+    let o: Vec<Observation> = [443, 8443, 9000, 7000, 8080]
+        .into_iter()
+        .map(|p| obs("198.18.0.5", p).reason(Reason::Connected))
+        .collect();
     let changes = |e: &Evaluation| {
         e.findings
             .iter()
@@ -384,13 +253,21 @@ opens = [7000]
             .collect::<Vec<_>>()
     };
     let req = |e: &Evaluation, p: &str, id: &str| {
-        let v = e.profiles.iter().find(|v| v.profile == p).unwrap();
-        let r = v.requirements.iter().find(|r| r.id == id).unwrap();
+        let r = req(e, p, id);
         (r.status, r.reason.clone())
+    };
+    let since = |b: &Baseline, o: &[Observation]| {
+        a.eval_in(
+            o,
+            &EvalContext {
+                baseline: Some(b),
+                ..lab_internet(DAY)
+            },
+        )
     };
     // No history: only the temporary change past its window counts, and
     // requirements judged by drift alone are not assessed.
-    let e = evaluate(&policy, &profiles, &catalogue(), &o, at("2026-11-24"));
+    let e = a.eval(&o);
     assert_eq!(
         changes(&e),
         [
@@ -431,16 +308,7 @@ opens = [7000]
             .into_iter()
             .collect(),
     };
-    let e = evaluate_in(
-        &policy,
-        &profiles,
-        &catalogue(),
-        &o,
-        &EvalContext {
-            baseline: Some(&b),
-            ..lab_internet("2026-11-24")
-        },
-    );
+    let e = since(&b, &o);
     assert_eq!(
         changes(&e),
         [
@@ -471,16 +339,7 @@ opens = [7000]
     };
     let mut o2 = o.clone();
     o2.retain(|x| x.port != 9000);
-    let e = evaluate_in(
-        &policy,
-        &profiles,
-        &catalogue(),
-        &o2,
-        &EvalContext {
-            baseline: Some(&b),
-            ..lab_internet("2026-11-24")
-        },
-    );
+    let e = since(&b, &o2);
     assert!(changes(&e).is_empty());
     // Nothing drifted: the drift check ran and found nothing; what keeps
     // 1.2.2 from a pass is only the scan's coverage (a /28 group of which
@@ -497,7 +356,7 @@ opens = [7000]
 
 #[test]
 fn control_refs_are_exact() {
-    let e = run("2026-11-24");
+    let e = run(DAY);
     assert_eq!(
         find(&e, "198.18.0.2", Some(3389), "not-allowed").controls,
         [
@@ -581,7 +440,7 @@ fn control_refs_are_exact() {
 
 #[test]
 fn messages_evidence_and_remediation() {
-    let e = run("2026-11-24");
+    let e = run(DAY);
     let f = find(&e, "198.18.0.2", Some(3389), "not-allowed");
     assert_eq!(
         f.message,
@@ -661,7 +520,7 @@ fn window_and_expiry_follow_the_clock() {
 
 #[test]
 fn ids_are_stable() {
-    let a = run("2026-11-24");
+    let a = run(DAY);
     let b = run("2026-11-26");
     let id = |e: &Evaluation| find(e, "198.18.0.2", Some(3389), "not-allowed").id.clone();
     assert_eq!(id(&a), id(&b));
@@ -688,10 +547,10 @@ fn ids_are_stable() {
 
 #[test]
 fn profile_verdicts() {
-    let e = run("2026-11-24");
+    let e = run(DAY);
     let pci = &e.profiles[0];
     assert_eq!(pci.profile, "pci-dss-4.0");
-    let req = |id: &str| pci.requirements.iter().find(|r| r.id == id).unwrap();
+    let req = |id: &str| req(&e, "pci-dss-4.0", id);
     assert_eq!(req("1.2.8").status, RequirementStatus::NotAssessed);
     // Never a pass from a scan (evidence = "partial"), and the scope is
     // not covered anyway.
@@ -729,23 +588,8 @@ fn profile_verdicts() {
     // The same audit with no measured vantage: the DMZ's declared
     // "internet" is a label, not evidence, and the internal cardholder
     // group has no internet exposure to judge.
-    let profiles = Profiles::embedded().unwrap();
-    let policy = Policy::parse(POLICY, "policy.toml", &profiles).unwrap();
-    let bare = evaluate(
-        &policy,
-        &profiles,
-        &catalogue(),
-        &observations(),
-        at("2026-11-24"),
-    );
-    let breq = |id: &str| {
-        bare.profiles[0]
-            .requirements
-            .iter()
-            .find(|r| r.id == id)
-            .unwrap()
-            .clone()
-    };
+    let bare = three_groups().eval(&observations());
+    let breq = |id: &str| crate::testkit::req(&bare, "pci-dss-4.0", id);
     assert_eq!(breq("1.4.1").status, RequirementStatus::NotAssessed);
     assert_eq!(
         breq("1.4.1").reason.as_deref(),
@@ -780,15 +624,8 @@ fn profile_verdicts() {
 
 #[test]
 fn profile_without_hosts_is_not_assessed() {
-    let profiles = Profiles::embedded().unwrap();
-    let policy = Policy::parse(
-        "[[group]]\nname = \"a\"\ntargets = [\"198.18.0.0/28\"]\nprofiles = [\"cis-v8\"]\n",
-        "p.toml",
-        &profiles,
-    )
-    .unwrap();
-    let o = vec![obs("198.18.0.1", 443, Reason::ConnRefused, None)];
-    let e = evaluate(&policy, &profiles, &catalogue(), &o, at("2026-11-24"));
+    let a = Audit::new(group("a", "198.18.0.0/28").profiles(&["cis-v8"]).toml());
+    let e = a.eval(&[closed("198.18.0.1", 443)]);
     assert!(e.findings.is_empty());
     let pci = &e.profiles[0];
     assert_eq!(pci.passed + pci.failed, 0);
@@ -820,7 +657,7 @@ fn profile_without_hosts_is_not_assessed() {
 
 #[test]
 fn gate_ignores_waived_findings() {
-    let e = run("2026-11-24");
+    let e = run(DAY);
     assert!(gate(&e.findings, Severity::Critical));
     let waived: Vec<Finding> = e
         .findings
@@ -843,20 +680,19 @@ fn gate_ignores_waived_findings() {
 
 #[test]
 fn real_catalogue_http_is_not_cleartext_admin_but_telnet_anywhere_is() {
-    let profiles = Profiles::embedded().unwrap();
-    let policy = Policy::parse(
-        "[[group]]\nname = \"web\"\ntargets = [\"198.18.0.0/28\"]\nprofiles = [\"cis-v8\"]\n[[group.allow]]\nport = 80\njustification = \"web\"\napprover = \"lead\"\nreview_by = 2027-01-31\n[[group.allow]]\nport = 2323\njustification = \"odd\"\napprover = \"lead\"\nreview_by = 2027-01-31\n[[group.allow]]\nport = 8022\njustification = \"odd\"\napprover = \"lead\"\nreview_by = 2027-01-31\n",
-        "p.toml",
-        &profiles,
-    )
-    .unwrap();
-    let o = vec![
-        obs("198.18.0.1", 80, Reason::SynAck, svc("http")),
-        obs("198.18.0.1", 8022, Reason::SynAck, svc("telnet")),
-        obs("198.18.0.1", 2323, Reason::SynAck, svc("ssh")),
-    ];
-    let cat = crate::rules::Catalogue::embedded();
-    let e = evaluate(&policy, &profiles, &cat, &o, at("2026-11-24"));
+    let a = Audit::new(
+        group("web", "198.18.0.0/28")
+            .profiles(&["cis-v8"])
+            .allow(80, "web")
+            .allow(2323, "odd")
+            .allow(8022, "odd")
+            .toml(),
+    );
+    let e = a.eval_real(&[
+        obs("198.18.0.1", 80).service("http"),
+        obs("198.18.0.1", 8022).service("telnet"),
+        obs("198.18.0.1", 2323).service("ssh"),
+    ]);
     let got: Vec<String> = e.findings.iter().map(brief).collect();
     assert_eq!(got, ["198.18.0.1 8022 cleartext-admin fail high"]);
     assert_eq!(e.findings[0].controls, ["cis-v8:3.10"]);
@@ -864,26 +700,16 @@ fn real_catalogue_http_is_not_cleartext_admin_but_telnet_anywhere_is() {
 
 #[test]
 fn guesses_from_identification_are_not_identifications() {
-    let profiles = Profiles::embedded().unwrap();
-    let policy = Policy::parse(
-        "[[group]]\nname = \"a\"\ntargets = [\"198.18.0.0/28\"]\n[[group.allow]]\nport = 443\nservice = \"https\"\njustification = \"web\"\napprover = \"lead\"\nreview_by = 2027-01-31\n",
-        "p.toml",
-        &profiles,
-    )
-    .unwrap();
-    let guess = |name: &str, confidence: f32| {
-        Some(ServiceInfo {
-            name: name.into(),
-            confidence,
-            ..Default::default()
-        })
-    };
-    let o = vec![
-        obs("198.18.0.1", 443, Reason::SynAck, guess("unknown", 0.0)),
-        obs("198.18.0.1", 6379, Reason::SynAck, guess("unknown", 0.2)),
-        obs("198.18.0.2", 443, Reason::SynAck, guess("http", 0.9)),
-    ];
-    let e = evaluate(&policy, &profiles, &catalogue(), &o, at("2026-11-24"));
+    let a = Audit::new(
+        group("a", "198.18.0.0/28")
+            .allow_with(443, &["service = \"https\""], "web")
+            .toml(),
+    );
+    let e = a.eval(&[
+        obs("198.18.0.1", 443).guess("unknown", 0.0),
+        obs("198.18.0.1", 6379).guess("unknown", 0.2),
+        obs("198.18.0.2", 443).guess("http", 0.9),
+    ]);
     let got: Vec<String> = e.findings.iter().map(brief).collect();
     assert_eq!(
         got,
@@ -896,40 +722,24 @@ fn guesses_from_identification_are_not_identifications() {
 }
 
 fn cis_req<'a>(e: &'a Evaluation, id: &str) -> &'a RequirementVerdict {
-    e.profiles
-        .iter()
-        .find(|p| p.profile == "cis-v8")
-        .unwrap()
-        .requirements
-        .iter()
-        .find(|r| r.id == id)
-        .unwrap()
+    req(e, "cis-v8", id)
 }
 
 /// One requirement (CIS 4.8: not-allowed, high-risk-exposed, port-cap)
 /// through every status, on a fixed clock.
 #[test]
 fn status_transitions_follow_the_evidence() {
-    let profiles = Profiles::embedded().unwrap();
-    let group = |cap: &str| {
-        format!(
-            "[[group]]\nname = \"a\"\ntargets = [\"198.18.0.1\"]\nprofiles = [\"cis-v8\"]\n{cap}[[group.allow]]\nport = 443\nservice = \"https\"\njustification = \"web\"\napprover = \"lead\"\nreview_by = 2027-01-31\n"
-        )
+    let policy = |cap: &[&str]| {
+        let g = group("a", "198.18.0.1").profiles(&["cis-v8"]);
+        let g = cap.iter().fold(g, |g, l| g.line(l));
+        Audit::new(g.allow_with(443, &["service = \"https\""], "web").toml())
     };
-    let eval = |text: &str, o: &[Observation]| {
-        let policy = Policy::parse(text, "p.toml", &profiles).unwrap();
-        evaluate_in(
-            &policy,
-            &profiles,
-            &catalogue(),
-            &covered("198.18.0.1", o),
-            &scanned("2026-11-24"),
-        )
-    };
-    let web = [obs("198.18.0.1", 443, Reason::SynAck, svc("https"))];
+    let (capped, uncapped) = (policy(&["max_open_ports = 3"]), policy(&[]));
+    let eval = |a: &Audit, o: &[Observation]| a.eval_in(&covered("198.18.0.1", o), &scanned(DAY));
+    let web = [obs("198.18.0.1", 443).service("https")];
     // pass: every mapped check ran (a cap is declared, UDP was probed),
     // none failed.
-    let e = eval(&group("max_open_ports = 3\n"), &web);
+    let e = eval(&capped, &web);
     let r = cis_req(&e, "4.8");
     assert_eq!(
         (r.status, r.reason.as_deref()),
@@ -938,7 +748,7 @@ fn status_transitions_follow_the_evidence() {
     assert_eq!(r.coverage.hosts_in_scope, 1);
     assert!(r.coverage.checks.iter().all(|c| c.ran && c.hosts == 1));
     // partial: no cap, so port-cap could not run; says which and why.
-    let e = eval(&group(""), &web);
+    let e = eval(&uncapped, &web);
     let r = cis_req(&e, "4.8");
     assert_eq!(r.status, RequirementStatus::Partial);
     assert_eq!(
@@ -958,18 +768,18 @@ fn status_transitions_follow_the_evidence() {
     assert_eq!(r.status, RequirementStatus::NotAssessed);
     // fail: a port that is not allowed, whatever else could not run.
     let mut more = web.to_vec();
-    more.push(obs("198.18.0.1", 6379, Reason::SynAck, None));
-    let e = eval(&group(""), &more);
+    more.push(obs("198.18.0.1", 6379));
+    let e = eval(&uncapped, &more);
     let r = cis_req(&e, "4.8");
     assert_eq!(r.status, RequirementStatus::Fail);
     assert_eq!(r.findings.len(), 2);
     // partial evidence: identification says authentication is required,
     // yet "default accounts are managed" (4.7) is never a pass.
-    let mut ident = svc("https").unwrap();
-    ident.auth = AuthStatus::Required;
     let e = eval(
-        &group("max_open_ports = 3\n"),
-        &[obs("198.18.0.1", 443, Reason::SynAck, Some(ident))],
+        &capped,
+        &[obs("198.18.0.1", 443)
+            .service("https")
+            .auth(AuthStatus::Required)],
     );
     let r = cis_req(&e, "4.7");
     assert_eq!(r.status, RequirementStatus::Partial);
@@ -980,32 +790,15 @@ fn status_transitions_follow_the_evidence() {
     );
     // Without identification (an nmap import without -sV) 4.7 is not
     // assessed: unauth-service had no data.
-    let e = eval(
-        &group("max_open_ports = 3\n"),
-        &[obs("198.18.0.1", 443, Reason::SynAck, None)],
-    );
+    let e = eval(&capped, &[obs("198.18.0.1", 443)]);
     // The SNMP check ran (our payload went to 161/udp); unauth-service
     // had no data: partial, saying so.
     let r = cis_req(&e, "4.7");
     assert_eq!(r.status, RequirementStatus::Partial);
-    assert!(
-        r.reason
-            .as_deref()
-            .unwrap()
-            .contains("no service was identified"),
-        "{:?}",
-        r.reason
-    );
+    assert_reason(r, "no service was identified");
     // The same clean host with only part of the scope probed: partial,
     // saying how much.
-    let policy = Policy::parse(&group("max_open_ports = 3\n"), "p.toml", &profiles).unwrap();
-    let e = evaluate_in(
-        &policy,
-        &profiles,
-        &catalogue(),
-        &web,
-        &scanned("2026-11-24"),
-    );
+    let e = capped.eval_in(&web, &scanned(DAY));
     let r = cis_req(&e, "4.8");
     assert_eq!(r.status, RequirementStatus::Partial);
     let ports = r.coverage.ports.as_ref().unwrap();
@@ -1018,12 +811,9 @@ fn status_transitions_follow_the_evidence() {
         ),
         (9, 1, 4, 0)
     );
-    assert!(
-        r.reason.as_deref().unwrap().contains(
-            "scanned 1 of 9 TCP ports of the profile's scope (tcp common, udp high-risk-udp) on the least-covered host"
-        ),
-        "{:?}",
-        r.reason
+    assert_reason(
+        r,
+        "scanned 1 of 9 TCP ports of the profile's scope (tcp common, udp high-risk-udp) on the least-covered host",
     );
 }
 
@@ -1047,21 +837,22 @@ checks = ["cleartext-admin"]
 confirmed = false
 "#;
     let profiles = Profiles::with_files(
-        Profiles::embedded().unwrap(),
+        profiles(),
         &[(
             std::path::PathBuf::from("profiles/mini.toml"),
             mini.to_string(),
         )],
     )
     .unwrap();
-    let policy = Policy::parse(
-        "[[group]]\nname = \"a\"\ntargets = [\"198.18.0.1\"]\nprofiles = [\"mini\", \"cis-v8\"]\n[[group.allow]]\nport = 23\njustification = \"legacy\"\napprover = \"lead\"\nreview_by = 2027-01-31\n",
+    let a = Audit::with(
+        profiles,
+        group("a", "198.18.0.1")
+            .profiles(&["mini", "cis-v8"])
+            .allow(23, "legacy")
+            .toml(),
         "p.toml",
-        &profiles,
-    )
-    .unwrap();
-    let o = [obs("198.18.0.1", 23, Reason::SynAck, svc("telnet"))];
-    let e = evaluate_in(&policy, &profiles, &catalogue(), &o, &scanned("2026-11-24"));
+    );
+    let e = a.eval_in(&[obs("198.18.0.1", 23).service("telnet")], &scanned(DAY));
     let mini = e.profiles.iter().find(|p| p.profile == "mini").unwrap();
     assert_eq!((mini.passed, mini.failed), (1, 1));
     assert_eq!(mini.score, Some(1.0));
@@ -1074,26 +865,18 @@ confirmed = false
 
 #[test]
 fn identification_never_lowers_risk() {
-    let profiles = Profiles::embedded().unwrap();
-    let policy = Policy::parse(
-        "[[group]]\nname = \"a\"\ntargets = [\"198.18.0.0/28\"]\nprofiles = [\"cis-v8\"]\n",
-        "p.toml",
-        &profiles,
-    )
-    .unwrap();
-    let cat = crate::rules::Catalogue::embedded();
-    let o = vec![
+    let a = Audit::new(group("a", "198.18.0.0/28").profiles(&["cis-v8"]).toml());
+    let e = a.eval_real(&[
         // Elasticsearch answers HTTP: "http" must not replace it.
-        obs("198.18.0.1", 9200, Reason::SynAck, svc("http")),
+        obs("198.18.0.1", 9200).service("http"),
         // nmap -sV says tcpwrapped on redis's port.
-        obs("198.18.0.1", 6379, Reason::SynAck, svc("tcpwrapped")),
+        obs("198.18.0.1", 6379).service("tcpwrapped"),
         // A specific but milder service on a critical port keeps the
         // port's risk (max of both).
-        obs("198.18.0.1", 2375, Reason::SynAck, svc("ssh")),
+        obs("198.18.0.1", 2375).service("ssh"),
         // A specific, riskier service on a mild port raises it.
-        obs("198.18.0.1", 8022, Reason::SynAck, svc("telnet")),
-    ];
-    let e = evaluate(&policy, &profiles, &cat, &o, at("2026-11-24"));
+        obs("198.18.0.1", 8022).service("telnet"),
+    ]);
     let pv = |port: u16| e.ports.iter().find(|p| p.port == port).unwrap();
     let es = pv(9200);
     assert_eq!(es.service.as_deref(), Some("elasticsearch"));
@@ -1122,36 +905,23 @@ fn identification_never_lowers_risk() {
 
 #[test]
 fn segmentation_test_groups() {
-    let profiles = Profiles::embedded().unwrap();
-    let policy = Policy::parse(
+    let a = Audit::new(
         "[[group]]\nname = \"cde\"\ntargets = [\"198.18.0.1-2\"]\ntags = [\"cardholder\"]\nexpect = \"unreachable\"\nprofiles = [\"pci-dss-4.0\", \"nist-800-53r5\"]\nport_scope = { tcp = \"22,443,3306\", udp = \"\", justification = \"the CDE listens on these only (firewall export FW-7)\" }\n",
-        "p.toml",
-        &profiles,
-    )
-    .unwrap();
-    let pci = |e: &Evaluation, id: &str| {
-        e.profiles[0]
-            .requirements
-            .iter()
-            .find(|r| r.id == id)
-            .unwrap()
-            .clone()
-    };
+    );
+    let pci = |e: &Evaluation, id: &str| req(e, "pci-dss-4.0", id).clone();
     // All filtered, and a control host outside the segment answered from
     // the same vantage: a segmentation pass, with the probes as evidence.
     let mut quiet: Vec<Observation> = [22, 443, 3306]
         .into_iter()
         .flat_map(|p| {
             [
-                obs("198.18.0.1", p, Reason::NoResponse, None),
-                obs("198.18.0.2", p, Reason::AdminProhibited, None),
+                obs("198.18.0.1", p).reason(Reason::NoResponse),
+                obs("198.18.0.2", p).reason(Reason::AdminProhibited),
             ]
         })
         .collect();
-    quiet.push(obs("198.18.0.99", 80, Reason::ConnRefused, None));
-    let eval = |o: &[Observation]| {
-        evaluate_in(&policy, &profiles, &catalogue(), o, &scanned("2026-11-24"))
-    };
+    quiet.push(closed("198.18.0.99", 80));
+    let eval = |o: &[Observation]| a.eval_in(o, &scanned(DAY));
     let e = eval(&quiet);
     assert!(e.findings.is_empty(), "{:?}", e.findings);
     let r = pci(&e, "11.4.5");
@@ -1169,14 +939,7 @@ fn segmentation_test_groups() {
     let e = eval(&quiet[..6]);
     let r = pci(&e, "11.4.5");
     assert_eq!(r.status, RequirementStatus::NotAssessed);
-    assert!(
-        r.reason
-            .as_deref()
-            .unwrap()
-            .contains("the path to the segment is unproven"),
-        "{:?}",
-        r.reason
-    );
+    assert_reason(&r, "the path to the segment is unproven");
     // Probes never sent prove nothing (an empty namespace with no route).
     let local: Vec<Observation> = quiet[..6]
         .iter()
@@ -1188,14 +951,7 @@ fn segmentation_test_groups() {
         .collect();
     let r = pci(&eval(&local), "11.4.5");
     assert_eq!(r.status, RequirementStatus::NotAssessed);
-    assert!(
-        r.reason
-            .as_deref()
-            .unwrap()
-            .contains("3 never sent (local errors)"),
-        "{:?}",
-        r.reason
-    );
+    assert_reason(&r, "3 never sent (local errors)");
     // UDP silence is no isolation: open|filtered proves nothing.
     let udp: Vec<Observation> = ["198.18.0.1", "198.18.0.2"]
         .into_iter()
@@ -1204,7 +960,7 @@ fn segmentation_test_groups() {
             reason: Reason::NoResponse,
             ..udp_closed(ip, 161)
         })
-        .chain([obs("198.18.0.99", 80, Reason::ConnRefused, None)])
+        .chain([closed("198.18.0.99", 80)])
         .collect();
     let r = pci(&eval(&udp), "11.4.5");
     assert_eq!(r.status, RequirementStatus::NotAssessed, "{:?}", r.reason);
@@ -1219,18 +975,11 @@ fn segmentation_test_groups() {
         "11.4.5",
     );
     assert_eq!(r.status, RequirementStatus::Partial);
-    assert!(
-        r.reason
-            .as_deref()
-            .unwrap()
-            .contains("1 of 2 addresses of group 'cde' were not probed"),
-        "{:?}",
-        r.reason
-    );
+    assert_reason(&r, "1 of 2 addresses of group 'cde' were not probed");
     // One open and one closed port: two breaches, mapped as the issue says.
     let mut leaky = quiet.clone();
-    leaky.push(obs("198.18.0.1", 8080, Reason::SynAck, None));
-    leaky.push(obs("198.18.0.2", 25, Reason::ConnRefused, None));
+    leaky.push(obs("198.18.0.1", 8080));
+    leaky.push(closed("198.18.0.2", 25));
     let e = eval(&leaky);
     let breaches: Vec<String> = e
         .findings
@@ -1261,19 +1010,10 @@ fn segmentation_test_groups() {
     assert_eq!(f.msg.key, "msg.segmentation_breach");
     assert_eq!(pci(&e, "11.4.5").status, RequirementStatus::Fail);
     // A breach is never waived, even by an exception that names it.
-    let waiving = Policy::parse(
+    let waiving = Audit::new(
         "[[group]]\nname = \"cde\"\ntargets = [\"198.18.0.1-2\"]\nexpect = \"unreachable\"\nprofiles = [\"pci-dss-4.0\"]\n[[exception]]\ntarget = \"cde\"\nport = 25\nreason = \"r\"\napprover = \"a\"\nexpires = 2026-12-24\n",
-        "p.toml",
-        &profiles,
-    )
-    .unwrap();
-    let e = evaluate_in(
-        &waiving,
-        &profiles,
-        &catalogue(),
-        &leaky,
-        &scanned("2026-11-24"),
     );
+    let e = waiving.eval_in(&leaky, &scanned(DAY));
     assert_eq!(
         find(&e, "198.18.0.2", Some(25), "segmentation-breach").status,
         FindingStatus::Fail
@@ -1282,11 +1022,9 @@ fn segmentation_test_groups() {
 
 #[test]
 fn baseline_profiles_judge_hosts_in_no_group() {
-    let profiles = Profiles::embedded().unwrap();
-    let o = [obs("198.18.9.1", 6379, Reason::SynAck, None)];
+    let o = [obs("198.18.9.1", 6379)];
     // Default: the general frameworks, not PCI DSS nor 等保.
-    let policy = Policy::parse("", "p.toml", &profiles).unwrap();
-    let e = evaluate(&policy, &profiles, &catalogue(), &o, at("2026-11-24"));
+    let e = Audit::new("").eval(&o);
     let f = find(&e, "198.18.9.1", Some(6379), "high-risk-exposed");
     assert!(
         f.controls
@@ -1296,35 +1034,22 @@ fn baseline_profiles_judge_hosts_in_no_group() {
     assert!(f.controls.iter().any(|c| c.starts_with("cis-v8")));
     assert_eq!(e.profiles[0].passed + e.profiles[0].failed, 0);
     // Declared: only those.
-    let policy = Policy::parse(
-        "baseline_profiles = [\"pci-dss-4.0\"]\n",
-        "p.toml",
-        &profiles,
-    )
-    .unwrap();
-    let e = evaluate(&policy, &profiles, &catalogue(), &o, at("2026-11-24"));
+    let e = Audit::new("baseline_profiles = [\"pci-dss-4.0\"]\n").eval(&o);
     let f = find(&e, "198.18.9.1", Some(6379), "high-risk-exposed");
     assert_eq!(f.controls, ["pci-dss-4.0:1.2.6", "pci-dss-4.0:2.2.5"]);
-    let err = Policy::parse("baseline_profiles = [\"pci\"]\n", "p.toml", &profiles).unwrap_err();
+    let err = Policy::parse("baseline_profiles = [\"pci\"]\n", "p.toml", &profiles()).unwrap_err();
     assert!(err.to_string().contains("pci"), "{err}");
 }
 
 #[test]
 fn review_dates_within_six_months() {
-    let profiles = Profiles::embedded().unwrap();
     let text = |review: &str| {
         format!(
             "[[group]]\nname = \"a\"\ntargets = [\"198.18.0.1\"]\nprofiles = [\"pci-dss-4.0\"]\nport_scope = {{ tcp = \"common\", udp = \"high-risk-udp\", justification = \"test\" }}\n[[group.allow]]\nport = 443\njustification = \"web\"\napprover = \"lead\"\n{review}"
         )
     };
-    let o = covered(
-        "198.18.0.1",
-        &[obs("198.18.0.1", 443, Reason::SynAck, None)],
-    );
-    let run = |t: &str| {
-        let policy = Policy::parse(t, "p.toml", &profiles).unwrap();
-        evaluate_in(&policy, &profiles, &catalogue(), &o, &scanned("2026-11-24"))
-    };
+    let o = covered("198.18.0.1", &[obs("198.18.0.1", 443)]);
+    let run = |t: &str| Audit::new(t).eval_in(&o, &scanned(DAY));
     let e = run(&text(""));
     let f = find(&e, "198.18.0.1", Some(443), "allowed-review-missing");
     assert_eq!(f.controls, ["pci-dss-4.0:1.2.7"]);
@@ -1355,7 +1080,7 @@ fn review_dates_within_six_months() {
 
 #[test]
 fn port_verdicts_record_the_decision() {
-    let e = run("2026-11-24");
+    let e = run(DAY);
     let v = e
         .ports
         .iter()
@@ -1411,7 +1136,7 @@ fn every_message_key_has_english_and_chinese_text() {
             .and_then(|v| v.as_str())
             .map(str::to_string)
     };
-    let e = run("2026-11-24");
+    let e = run(DAY);
     let mut keys: BTreeSet<String> = e.findings.iter().map(|f| f.msg.key.clone()).collect();
     for p in &e.profiles {
         for r in &p.requirements {
@@ -1453,21 +1178,14 @@ fn nmap_imports_never_lower_risk_nor_pass_on_guesses() {
 </ports></host>
 </nmaprun>"#;
     let run = crate::import::nmap::parse(xml, "scan.xml").unwrap();
-    let profiles = Profiles::embedded().unwrap();
-    let policy = Policy::parse(
-        "[[group]]\nname = \"a\"\ntargets = [\"198.18.0.2\"]\nvantage = \"internet\"\nprofiles = [\"cis-v8\"]\n[[group.allow]]\nport = 443\njustification = \"web\"\napprover = \"lead\"\nreview_by = 2027-01-31\n",
-        "p.toml",
-        &profiles,
-    )
-    .unwrap();
-    let cat = crate::rules::Catalogue::embedded();
-    let e = evaluate(
-        &policy,
-        &profiles,
-        &cat,
-        &run.observations,
-        at("2026-11-24"),
+    let a = Audit::new(
+        group("a", "198.18.0.2")
+            .line("vantage = \"internet\"")
+            .profiles(&["cis-v8"])
+            .allow(443, "web")
+            .toml(),
     );
+    let e = a.eval_real(&run.observations);
     let got: Vec<String> = e
         .findings
         .iter()
@@ -1484,14 +1202,7 @@ fn nmap_imports_never_lower_risk_nor_pass_on_guesses() {
     // 198.18.0.2 has only a table guess: tls-cert (CIS 3.10) did not run.
     let r = cis_req(&e, "3.10");
     assert_eq!(r.status, RequirementStatus::Partial);
-    assert!(
-        r.reason
-            .as_deref()
-            .unwrap()
-            .contains("no service was identified"),
-        "{:?}",
-        r.reason
-    );
+    assert_reason(r, "no service was identified");
     // unauth-service ran on the -sV host only (one host, not two).
     let r = cis_req(&e, "4.7");
     assert_eq!(r.status, RequirementStatus::Partial);

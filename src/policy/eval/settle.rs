@@ -264,14 +264,11 @@ pub(super) fn exception_verdicts(policy: &Policy, today: NaiveDate) -> Vec<Excep
             id: e.id.clone(),
             line: e.line,
             target: e.target_spec.clone(),
-            ports: e
-                .ports
-                .map(|p| format!("{p}/{}", e.proto))
-                .unwrap_or_else(|| "all".into()),
+            ports: e.ports_label(),
             check: e.check.map(|c| c.as_str().to_string()),
             state: e.state(today).as_str().to_string(),
             expires: e.expires,
-            days_left: (e.expires - today).num_days(),
+            days_left: e.days_left(today),
             review_by: e.review_by,
             approver: e.approver.clone(),
             reason: e.reason.clone(),

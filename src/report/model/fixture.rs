@@ -2,8 +2,7 @@
 //! can put it, for the renderers' tests.
 
 use super::*;
-use crate::model::{Reason, ServiceInfo};
-use crate::policy::{Profiles, evaluate};
+use crate::testkit::{Audit, ObsExt, obs};
 
 pub const SCRIPT: &str = "<script>alert(1)</script>";
 pub const IMG: &str = "\"><img src=x onerror=alert(1)>";
@@ -24,7 +23,6 @@ pub fn parts_with(
     lang: Lang,
     edit: impl FnOnce(&mut RunFacts),
 ) -> (ReportModel, Evaluation, Vec<Observation>) {
-    let profiles = Profiles::embedded().unwrap();
     let policy_text = format!(
         r#"name = '{IMG}'
 [[group]]
@@ -46,25 +44,20 @@ approver = "-2+3"
 expires = 2026-01-31
 "#
     );
-    let policy = Policy::parse(&policy_text, "hostile.toml", &profiles).unwrap();
+    let a = Audit::named(&policy_text, "hostile.toml");
     let catalogue = Catalogue::embedded();
-    let time: DateTime<Utc> = "2026-06-01T12:00:00Z".parse().unwrap();
-    let ip: IpAddr = "198.18.0.5".parse().unwrap();
+    let seen = "2026-06-01T12:00:00Z";
+    let time: DateTime<Utc> = seen.parse().unwrap();
     let mut observations = Vec::new();
     for (port, name) in [(23, "telnet"), (443, "https"), (6379, SCRIPT)] {
-        let mut o = Observation::new(ip, port, Proto::Tcp, Reason::SynAck, Some(1.0));
-        o.time = time;
+        let mut o = obs("198.18.0.5", port).at(seen).service(name);
         o.hostnames = vec![format!("{SCRIPT}{FORMULA}")];
-        o.service = Some(ServiceInfo {
-            name: name.to_string(),
-            product: Some(IMG.to_string()),
-            banner: Some(format!("{SCRIPT}{IMG}\x1b[31m{FORMULA}\u{FFFD}")),
-            confidence: 1.0,
-            ..ServiceInfo::default()
-        });
+        let s = o.service.as_mut().unwrap();
+        s.product = Some(IMG.to_string());
+        s.banner = Some(format!("{SCRIPT}{IMG}\x1b[31m{FORMULA}\u{FFFD}"));
         observations.push(o);
     }
-    let evaluation = evaluate(&policy, &profiles, &catalogue, &observations, time);
+    let evaluation = a.eval_at(&catalogue, &observations, time);
     let mut facts = RunFacts {
         targets: vec![format!("{CMD}")],
         excludes: vec![],
@@ -115,8 +108,8 @@ expires = 2026-01-31
         facts,
         observations: &observations,
         evaluation: &evaluation,
-        policy: &policy,
-        profiles: &profiles,
+        policy: &a.policy,
+        profiles: &a.profiles,
         catalogue: &catalogue,
         remediation: &RemediationCatalog::embedded(),
     })

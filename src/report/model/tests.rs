@@ -1,5 +1,6 @@
 use super::fixture::*;
 use super::*;
+use crate::testkit::{Audit, ObsExt, obs, profiles};
 
 #[test]
 fn model_has_one_row_per_port_in_the_chosen_language() {
@@ -115,18 +116,11 @@ fn zh_cn_model_uses_chinese_titles_and_mlps_clause_names() {
         .find(|f| f.id == "mlps2-level3")
         .unwrap();
     assert_eq!(mlps.name, "网络安全等级保护2.0 第三级 (GB/T 22239-2019)");
-    let r = mlps
-        .requirements
-        .iter()
-        .find(|r| r.id == "8.1.3.2 a)")
-        .unwrap();
+    let req = |id: &str| mlps.requirements.iter().find(|r| r.id == id).unwrap();
+    let r = req("8.1.3.2 a)");
     assert_eq!(r.category.as_deref(), Some("安全区域边界 / 访问控制"));
     assert!(r.title.starts_with("应在网络边界或区域之间"));
-    let r = mlps
-        .requirements
-        .iter()
-        .find(|r| r.id == "8.1.4.4 b)")
-        .unwrap();
+    let r = req("8.1.4.4 b)");
     assert_eq!(r.category.as_deref(), Some("安全计算环境 / 入侵防范"));
     assert_eq!(r.status_label, "不符合");
     assert_eq!(m.summary.by_severity[0].label, "严重");
@@ -138,7 +132,7 @@ fn zh_cn_model_uses_chinese_titles_and_mlps_clause_names() {
 
 #[test]
 fn every_check_kind_has_a_label_in_both_languages() {
-    let profiles = Profiles::embedded().unwrap();
+    let profiles = profiles();
     for lang in [Lang::En, Lang::ZhCn] {
         let labels = Labels::embedded(lang).unwrap();
         for c in profiles.checks() {
@@ -150,35 +144,13 @@ fn every_check_kind_has_a_label_in_both_languages() {
 
 #[test]
 fn windows_family_names_its_platforms() {
-    let profiles = Profiles::embedded().unwrap();
-    let policy = Policy::parse(
+    let a = Audit::new(
         "[[group]]\nname = \"w\"\ntargets = [\"198.18.0.1\"]\nplatforms = [\"windows\", \"aws\"]\n",
-        "p.toml",
-        &profiles,
-    )
-    .unwrap();
-    let mut o = Observation::new(
-        "198.18.0.1".parse().unwrap(),
-        445,
-        Proto::Tcp,
-        crate::model::Reason::SynAck,
-        None,
     );
-    o.time = "2026-06-01T12:00:00Z".parse().unwrap();
-    let ev = crate::policy::evaluate(
-        &policy,
-        &profiles,
-        &Catalogue::embedded(),
-        &[o],
-        "2026-06-01T12:00:00Z".parse().unwrap(),
-    );
-    let groups = super::super::remediation::fix_groups(
-        &ev.findings,
-        &policy,
-        &RemediationCatalog::embedded(),
-        &Catalogue::embedded(),
-        Lang::En,
-    );
+    let time = "2026-06-01T12:00:00Z";
+    let o = obs("198.18.0.1", 445).at(time);
+    let ev = a.eval_at(&Catalogue::embedded(), &[o], time.parse().unwrap());
+    let groups = a.fixes(&ev.findings);
     let close = groups.iter().find(|g| g.key == "close-port").unwrap();
     let ids: Vec<&str> = close
         .platforms

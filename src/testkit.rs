@@ -1,0 +1,334 @@
+//! Test fixtures shared by the unit tests of `policy` and `report`: a fixed
+//! clock, observations, policies parsed against the embedded profiles, a
+//! small port catalogue, the evaluation contexts of the lab, and lookups
+//! into an [`Evaluation`].
+//!
+//! ```ignore
+//! let a = Audit::new(group("a", "198.18.0.1").profiles(&["cis-v8"]).allow(443, "web").toml());
+//! let e = a.eval(&[obs("198.18.0.1", 443).service("https")]);
+//! ```
+
+use std::net::IpAddr;
+
+use chrono::{DateTime, Utc};
+
+use crate::model::{
+    AuditVantage, AuthStatus, Finding, Observation, Proto, Reason, RequirementVerdict, ServiceInfo,
+    Severity, TlsInfo,
+};
+use crate::policy::{
+    EvalContext, Evaluation, Policy, PortCatalogue, Profiles, StaticCatalogue, UdpEvidence,
+    evaluate, evaluate_in,
+};
+use crate::report::{FixGroup, Lang, RemediationCatalog, fix_groups};
+use crate::rules::Catalogue;
+
+/// The audit day of most tests.
+pub(crate) const DAY: &str = "2026-11-24";
+
+/// When the test observations were made, unless `.at(..)` says otherwise.
+pub(crate) const SEEN: &str = "2026-11-24T08:00:00Z";
+
+/// Noon UTC of `day` (`YYYY-MM-DD`): the clock of an audit.
+pub(crate) fn at(day: &str) -> DateTime<Utc> {
+    format!("{day}T12:00:00Z").parse().unwrap()
+}
+
+/// An open TCP port (`syn-ack`) seen at [`SEEN`], with no identification.
+pub(crate) fn obs(ip: &str, port: u16) -> Observation {
+    let mut o = Observation::new(
+        ip.parse().unwrap(),
+        port,
+        Proto::Tcp,
+        Reason::SynAck,
+        Some(1.0),
+    );
+    o.time = SEEN.parse().unwrap();
+    o
+}
+
+/// A closed TCP port (`conn-refused`).
+pub(crate) fn closed(ip: &str, port: u16) -> Observation {
+    obs(ip, port).reason(Reason::ConnRefused)
+}
+
+/// A closed UDP port (ICMP port unreachable): the UDP checks ran.
+pub(crate) fn udp_closed(ip: &str, port: u16) -> Observation {
+    obs(ip, port).udp().reason(Reason::PortUnreach)
+}
+
+/// Builder steps on an [`Observation`]; each keeps the state consistent
+/// with the protocol and the reason.
+pub(crate) trait ObsExt: Sized {
+    fn reason(self, reason: Reason) -> Self;
+    fn udp(self) -> Self;
+    /// Seen at `time` (RFC 3339).
+    fn at(self, time: &str) -> Self;
+    /// Identified as `name` with full confidence.
+    fn service(self, name: &str) -> Self;
+    /// Guessed as `name` with `confidence`.
+    fn guess(self, name: &str, confidence: f32) -> Self;
+    /// The identified service speaks TLS.
+    fn tls(self, self_signed: bool) -> Self;
+    /// The identified service's authentication.
+    fn auth(self, auth: AuthStatus) -> Self;
+}
+
+impl ObsExt for Observation {
+    fn reason(mut self, reason: Reason) -> Self {
+        self.reason = reason;
+        self.state = reason.state_for(self.proto);
+        self
+    }
+    fn udp(mut self) -> Self {
+        self.proto = Proto::Udp;
+        self.state = self.reason.state_for(self.proto);
+        self
+    }
+    fn at(mut self, time: &str) -> Self {
+        self.time = time.parse().unwrap();
+        self
+    }
+    fn service(self, name: &str) -> Self {
+        self.guess(name, 1.0)
+    }
+    fn guess(mut self, name: &str, confidence: f32) -> Self {
+        self.service = Some(ServiceInfo {
+            name: name.into(),
+            confidence,
+            ..Default::default()
+        });
+        self
+    }
+    fn tls(mut self, self_signed: bool) -> Self {
+        self.service.as_mut().expect("tls after service").tls = Some(TlsInfo {
+            self_signed,
+            ..Default::default()
+        });
+        self
+    }
+    fn auth(mut self, auth: AuthStatus) -> Self {
+        self.service.as_mut().expect("auth after service").auth = auth;
+        self
+    }
+}
+
+/// The ports of the test scopes: `common` (TCP) and `high-risk-udp`.
+pub(crate) const COMMON: [u16; 9] = [22, 23, 80, 443, 445, 502, 3389, 5432, 6379];
+pub(crate) const HIGH_RISK_UDP: [u16; 4] = [53, 123, 161, 11211];
+
+/// A catalogue of the few ports the tests use, with the scopes `common`
+/// and `high-risk-udp`.
+pub(crate) fn catalogue() -> StaticCatalogue {
+    use Severity::*;
+    StaticCatalogue::new()
+        .with(22, Proto::Tcp, "ssh", Medium, &["remote-admin"])
+        .with(
+            23,
+            Proto::Tcp,
+            "telnet",
+            High,
+            &["cleartext", "remote-admin"],
+        )
+        .with(443, Proto::Tcp, "https", Low, &[])
+        .with(80, Proto::Tcp, "http", Low, &["web", "cleartext"])
+        .with(445, Proto::Tcp, "microsoft-ds", Critical, &[])
+        .with(502, Proto::Tcp, "modbus", High, &["ot"])
+        .with(3389, Proto::Tcp, "rdp", High, &["remote-admin"])
+        .with(5432, Proto::Tcp, "postgresql", High, &["database"])
+        .with(6379, Proto::Tcp, "redis", High, &["database", "cache"])
+        .with_set("common", &COMMON)
+        .with_set("high-risk-udp", &HIGH_RISK_UDP)
+}
+
+/// `o`, plus a closed answer on every other port of the test scopes of
+/// `ip`: a host scanned in full.
+pub(crate) fn covered(ip: &str, o: &[Observation]) -> Vec<Observation> {
+    let mut out = o.to_vec();
+    let have = |p: u16, proto: Proto| {
+        o.iter()
+            .any(|x| x.ip.to_string() == ip && x.port == p && x.proto == proto)
+    };
+    for p in COMMON {
+        if !have(p, Proto::Tcp) {
+            out.push(closed(ip, p));
+        }
+    }
+    for p in HIGH_RISK_UDP {
+        if !have(p, Proto::Udp) {
+            out.push(udp_closed(ip, p));
+        }
+    }
+    out
+}
+
+/// An audit run from the lab with `--vantage internet` under the lab test
+/// setting, whose UDP engine sent its payloads (monlist included).
+pub(crate) fn lab_internet(day: &str) -> EvalContext<'static> {
+    EvalContext {
+        now: at(day),
+        baseline: None,
+        vantage: AuditVantage {
+            name: Some("internet".into()),
+            sources: vec!["198.18.0.1".parse().unwrap()],
+            interfaces: vec![Some("veth0".into())],
+            lab: true,
+        },
+        udp: UdpEvidence {
+            payload_ports: vec![53, 123, 161, 1900, 11211],
+            monlist: true,
+        },
+    }
+}
+
+/// An audit whose UDP engine sent its payloads (monlist included), from no
+/// particular vantage.
+pub(crate) fn scanned(day: &str) -> EvalContext<'static> {
+    EvalContext {
+        vantage: AuditVantage::default(),
+        ..lab_internet(day)
+    }
+}
+
+/// A policy text, written a group at a time.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct PolicyToml(String);
+
+/// A policy of one group `name` over `targets` (one target spec).
+pub(crate) fn group(name: &str, targets: &str) -> PolicyToml {
+    PolicyToml::default().group(name, targets)
+}
+
+impl PolicyToml {
+    /// Opens another `[[group]]`.
+    pub(crate) fn group(mut self, name: &str, targets: &str) -> Self {
+        self.0.push_str(&format!(
+            "[[group]]\nname = \"{name}\"\ntargets = [\"{targets}\"]\n"
+        ));
+        self
+    }
+    /// `profiles = [..]` of the group.
+    pub(crate) fn profiles(self, ids: &[&str]) -> Self {
+        let ids: Vec<String> = ids.iter().map(|i| format!("\"{i}\"")).collect();
+        self.line(&format!("profiles = [{}]", ids.join(", ")))
+    }
+    /// Any line, as written.
+    pub(crate) fn line(mut self, line: &str) -> Self {
+        self.0.push_str(line);
+        self.0.push('\n');
+        self
+    }
+    /// A complete allowance (approver `lead`, reviewed by 2027-01-31).
+    pub(crate) fn allow(self, port: u16, justification: &str) -> Self {
+        self.allow_with(port, &[], justification)
+    }
+    /// [`Self::allow`] with more lines (e.g. `service = "https"`) after the port.
+    pub(crate) fn allow_with(mut self, port: u16, lines: &[&str], justification: &str) -> Self {
+        self.0
+            .push_str(&format!("[[group.allow]]\nport = {port}\n"));
+        for l in lines {
+            self = self.line(l);
+        }
+        self.line(&format!(
+            "justification = \"{justification}\"\napprover = \"lead\"\nreview_by = 2027-01-31"
+        ))
+    }
+    pub(crate) fn toml(&self) -> &str {
+        &self.0
+    }
+}
+
+/// The embedded profiles.
+pub(crate) fn profiles() -> Profiles {
+    Profiles::embedded().unwrap()
+}
+
+/// A policy parsed against `profiles`, with the evaluations the tests run.
+pub(crate) struct Audit {
+    pub profiles: Profiles,
+    pub policy: Policy,
+}
+
+impl Audit {
+    /// `text` as `p.toml`, against the embedded profiles.
+    pub(crate) fn new(text: &str) -> Self {
+        Self::named(text, "p.toml")
+    }
+    /// `text` as `file`, against the embedded profiles.
+    pub(crate) fn named(text: &str, file: &str) -> Self {
+        Self::with(profiles(), text, file)
+    }
+    /// `text` as `file`, against `profiles`.
+    pub(crate) fn with(profiles: Profiles, text: &str, file: &str) -> Self {
+        let policy = Policy::parse(text, file, &profiles).unwrap();
+        Audit { profiles, policy }
+    }
+    /// Evaluated with [`catalogue`] at noon on [`DAY`], no context.
+    pub(crate) fn eval(&self, o: &[Observation]) -> Evaluation {
+        self.eval_at(&catalogue(), o, at(DAY))
+    }
+    /// Evaluated with `ports` at `now`, no context.
+    pub(crate) fn eval_at(
+        &self,
+        ports: &dyn PortCatalogue,
+        o: &[Observation],
+        now: DateTime<Utc>,
+    ) -> Evaluation {
+        evaluate(&self.policy, &self.profiles, ports, o, now)
+    }
+    /// Evaluated with [`catalogue`] in `cx`.
+    pub(crate) fn eval_in(&self, o: &[Observation], cx: &EvalContext) -> Evaluation {
+        evaluate_in(&self.policy, &self.profiles, &catalogue(), o, cx)
+    }
+    /// Evaluated with the embedded port catalogue at noon on [`DAY`].
+    pub(crate) fn eval_real(&self, o: &[Observation]) -> Evaluation {
+        self.eval_at(&Catalogue::embedded(), o, at(DAY))
+    }
+    /// The fix groups of `findings` in English, from the embedded
+    /// remediation catalogue and port catalogue.
+    pub(crate) fn fixes(&self, findings: &[Finding]) -> Vec<FixGroup> {
+        fix_groups(
+            findings,
+            &self.policy,
+            &RemediationCatalog::embedded(),
+            &Catalogue::embedded(),
+            Lang::En,
+        )
+    }
+}
+
+/// `ip port check status severity` of a finding.
+pub(crate) fn brief(f: &Finding) -> String {
+    let port = f.port.map(|p| p.to_string()).unwrap_or_else(|| "-".into());
+    format!("{} {port} {} {} {}", f.ip, f.check, f.status, f.severity)
+}
+
+/// The finding of `check` on `ip:port`; panics naming it when there is none.
+pub(crate) fn find<'a>(e: &'a Evaluation, ip: &str, port: Option<u16>, check: &str) -> &'a Finding {
+    let ip: IpAddr = ip.parse().unwrap();
+    e.findings
+        .iter()
+        .find(|f| f.ip == ip && f.port == port && f.check == check)
+        .unwrap_or_else(|| panic!("no {check} on {ip}:{port:?}"))
+}
+
+/// Requirement `id` of `profile`.
+pub(crate) fn req<'a>(e: &'a Evaluation, profile: &str, id: &str) -> &'a RequirementVerdict {
+    e.profiles
+        .iter()
+        .find(|p| p.profile == profile)
+        .unwrap_or_else(|| panic!("no profile {profile}"))
+        .requirements
+        .iter()
+        .find(|r| r.id == id)
+        .unwrap_or_else(|| panic!("no {profile}:{id}"))
+}
+
+/// Asserts that the reason of `r` says `part`.
+pub(crate) fn assert_reason(r: &RequirementVerdict, part: &str) {
+    assert!(
+        r.reason.as_deref().unwrap().contains(part),
+        "{:?}",
+        r.reason
+    );
+}
