@@ -136,7 +136,7 @@ pub async fn scan_pairs_with(
     let total = naddr
         .checked_mul(nports)
         .ok_or_else(|| ScanError::Config("too many (address, port) pairs".into()))?;
-    let mut limit = cfg
+    let limit = cfg
         .concurrency
         .unwrap_or_else(|| default_concurrency(raise_nofile_limit()))
         .clamp(1, MAX_CONCURRENCY);
@@ -162,15 +162,13 @@ pub async fn scan_pairs_with(
         last: Instant::now(),
         last_sent: 0,
     };
-    // Bumped at each lowering: a shortage of a probe started before the
-    // last lowering says nothing new and lowers nothing more.
-    let mut epoch = 0u32;
+    let mut window = Window { limit, epoch: 0 };
     let mut attempts = 0u32;
 
     loop {
         // Fill the window.
         // Once stopped, nothing new is sent; probes in flight still conclude.
-        while !stopped() && inflight.len() < limit {
+        while !stopped() && inflight.len() < window.limit {
             let now = Instant::now();
             let job = if let Some(i) = delayed.iter().position(|(t, _)| *t <= now) {
                 delayed.swap_remove(i).1
@@ -183,12 +181,7 @@ pub async fn scan_pairs_with(
                         let Some(ip) = addr_at(idx % naddr) else {
                             continue;
                         };
-                        Job {
-                            addr: SocketAddr::new(ip, ports[(idx / naddr) as usize]),
-                            tries: 0,
-                            local_tries: 0,
-                            epoch,
-                        }
+                        Job::new(SocketAddr::new(ip, ports[(idx / naddr) as usize]))
                     }
                     None => break,
                 }
@@ -198,35 +191,21 @@ pub async fn scan_pairs_with(
             }
             summary.sent += 1;
             attempts = attempts.wrapping_add(1);
-            let job = Job { epoch, ..job };
+            let job = Job {
+                epoch: window.epoch,
+                ..job
+            };
             let injected = faults
                 .as_ref()
                 .and_then(|f| f.error_for(job.addr, attempts));
             inflight.spawn(probe(job, clock.clone(), injected));
         }
 
-        let joined = if inflight.is_empty() {
-            // Nothing in flight: wait for the next delayed pair, or finish.
-            match delayed.iter().map(|(t, _)| *t).min() {
-                Some(t) if !stopped() => {
-                    tokio::time::sleep_until(t.into()).await;
-                    continue;
-                }
-                _ => break,
-            }
-        } else {
-            match delayed.iter().map(|(t, _)| *t).min() {
-                Some(t) if inflight.len() < limit && !stopped() => {
-                    tokio::select! {
-                        j = inflight.join_next() => j,
-                        _ = tokio::time::sleep_until(t.into()) => continue,
-                    }
-                }
-                _ => inflight.join_next().await,
-            }
-        };
-        let Some(joined) = joined else {
-            break;
+        let next_delayed = delayed.iter().map(|(t, _)| *t).min();
+        let joined = match next(&mut inflight, next_delayed, window.limit, stopped()).await {
+            Next::Joined(j) => j,
+            Next::Woke => continue,
+            Next::Done => break,
         };
         let (mut job, outcome) = match joined {
             Ok(v) => v,
@@ -270,23 +249,9 @@ pub async fn scan_pairs_with(
                 }
                 // Out of descriptors, buffers or ports: shrink the window
                 // (once per lowering), pause this pair, try it again.
-                let crowded = error.raw_os_error() != Some(libc::EADDRNOTAVAIL)
-                    || inflight.len() >= EADDRNOTAVAIL_CROWD;
-                if crowded && job.epoch == epoch {
-                    let new_limit = (inflight.len() * 3 / 4).max(1);
-                    if new_limit < limit {
-                        limit = new_limit;
-                        epoch += 1;
-                        notice(
-                            &events,
-                            format!(
-                                "local resource shortage ({}); concurrency lowered to {limit}",
-                                errno_name(&error)
-                            ),
-                        )
-                        .await;
-                    }
-                }
+                window
+                    .shortage(job.epoch, &error, inflight.len(), &events)
+                    .await;
                 let pause = BACKOFF_FIRST
                     .saturating_mul(1 << (job.local_tries - 1).min(8))
                     .min(BACKOFF_MAX);
@@ -305,6 +270,92 @@ pub async fn scan_pairs_with(
     summary.elapsed = started.elapsed();
     summary.rate = summary.sent as f64 / summary.elapsed.as_secs_f64().max(1e-9);
     Ok(summary)
+}
+
+/// The window of probes in flight, lowered on local shortages.
+struct Window {
+    limit: usize,
+    /// Bumped at each lowering: a shortage of a probe started before the
+    /// last lowering says nothing new and lowers nothing more.
+    epoch: u32,
+}
+
+impl Window {
+    /// A local shortage met by a probe started in `epoch`: lowers the
+    /// window (once per lowering) and says so.
+    async fn shortage(
+        &mut self,
+        epoch: u32,
+        error: &io::Error,
+        inflight: usize,
+        events: &mpsc::Sender<ScanEvent>,
+    ) {
+        if epoch != self.epoch {
+            return;
+        }
+        if let Some(new_limit) = lowered(error, inflight, self.limit) {
+            self.limit = new_limit;
+            self.epoch += 1;
+            notice(
+                events,
+                format!(
+                    "local resource shortage ({}); concurrency lowered to {new_limit}",
+                    errno_name(error)
+                ),
+            )
+            .await;
+        }
+    }
+}
+
+/// A local shortage with `inflight` probes in flight under `limit`: the
+/// lower window, when this shortage calls for one. Out of ephemeral ports
+/// (EADDRNOTAVAIL) with few probes in flight is not crowding.
+fn lowered(error: &io::Error, inflight: usize, limit: usize) -> Option<usize> {
+    let crowded =
+        error.raw_os_error() != Some(libc::EADDRNOTAVAIL) || inflight >= EADDRNOTAVAIL_CROWD;
+    let new_limit = (inflight * 3 / 4).max(1);
+    (crowded && new_limit < limit).then_some(new_limit)
+}
+
+/// What the scan loop does next.
+enum Next {
+    /// A probe concluded (or the join failed).
+    Joined(Result<(Job, Outcome), tokio::task::JoinError>),
+    /// A delayed pair is due: fill the window again.
+    Woke,
+    /// Nothing in flight and nothing delayed (or stopped): the scan ends.
+    Done,
+}
+
+/// Waits for the next probe to conclude, or for the next delayed pair
+/// (`due`) when the window has room for it.
+async fn next(
+    inflight: &mut JoinSet<(Job, Outcome)>,
+    due: Option<Instant>,
+    limit: usize,
+    stopped: bool,
+) -> Next {
+    if inflight.is_empty() {
+        // Nothing in flight: wait for the next delayed pair, or finish.
+        return match due {
+            Some(t) if !stopped => {
+                tokio::time::sleep_until(t.into()).await;
+                Next::Woke
+            }
+            _ => Next::Done,
+        };
+    }
+    let joined = match due {
+        Some(t) if inflight.len() < limit && !stopped => {
+            tokio::select! {
+                j = inflight.join_next() => j,
+                _ = tokio::time::sleep_until(t.into()) => return Next::Woke,
+            }
+        }
+        _ => inflight.join_next().await,
+    };
+    joined.map_or(Next::Done, Next::Joined)
 }
 
 /// Progress events, one per [`PROGRESS_EVERY`] at most.
@@ -348,6 +399,18 @@ struct Job {
     local_tries: u8,
     /// The lowering epoch the probe was started in.
     epoch: u32,
+}
+
+impl Job {
+    /// A pair not probed yet (its epoch is set when it is started).
+    fn new(addr: SocketAddr) -> Job {
+        Job {
+            addr,
+            tries: 0,
+            local_tries: 0,
+            epoch: 0,
+        }
+    }
 }
 
 mod probe;
