@@ -557,11 +557,18 @@ const UNEXERCISED: [&str; 10] = [
 /// The profile sets, one group (and host `<net>.<n>`) each: every new
 /// profile, the extensions beside each level.
 const SETS: [(&str, &str); 4] = [
-    ("saas", r#""soc2-2017", "hipaa-security-rule", "iec62443-3-3""#),
+    (
+        "saas",
+        r#""soc2-2017", "hipaa-security-rule", "iec62443-3-3""#,
+    ),
     ("l2", r#""mlps2-level2", "mlps2-cloud", "mlps2-ics""#),
     ("l3", r#""mlps2-level3", "mlps2-cloud", "mlps2-ics""#),
     ("l4", r#""mlps2-level4", "mlps2-cloud", "mlps2-ics""#),
 ];
+
+/// The baseline profiles of the second audit (unmanaged-host).
+const BASELINE: &str =
+    r#""soc2-2017", "hipaa-security-rule", "iec62443-3-3", "mlps2-level2", "mlps2-level4""#;
 
 const NEW_PROFILES: [&str; 7] = [
     "soc2-2017",
@@ -591,6 +598,12 @@ fn groups(net: &str, body: &str, tail: &str) -> String {
 /// files of a check in `checks` whose condition `holds` (given the
 /// condition after `@`, or "" for none).
 fn expected_mappings(checks: &[&str], holds: impl Fn(&str) -> bool) -> Vec<String> {
+    mappings(|check, cond| checks.contains(&check) && holds(cond))
+}
+
+/// `check profile:requirement` of every mapping in the new profiles'
+/// files that `keep(check, condition)` keeps (condition "" for none).
+fn mappings(keep: impl Fn(&str, &str) -> bool) -> Vec<String> {
     let mut out = Vec::new();
     for p in NEW_PROFILES {
         let path = format!("{}/rules/profiles/{p}.toml", env!("CARGO_MANIFEST_DIR"));
@@ -600,8 +613,12 @@ fn expected_mappings(checks: &[&str], holds: impl Fn(&str) -> bool) -> Vec<Strin
                 continue;
             };
             for c in mapped {
-                let (check, cond) = c.as_str().unwrap().split_once('@').unwrap_or((c.as_str().unwrap(), ""));
-                if checks.contains(&check) && holds(cond) {
+                let (check, cond) = c
+                    .as_str()
+                    .unwrap()
+                    .split_once('@')
+                    .unwrap_or((c.as_str().unwrap(), ""));
+                if keep(check, cond) {
                     let line = format!("{check} {p}:{}", r["id"].as_str().unwrap());
                     if !out.contains(&line) {
                         out.push(line);
@@ -640,18 +657,24 @@ fn not_failed(doc: &Value, mappings: &[String]) -> Vec<String> {
 
 #[test]
 fn every_check_of_the_new_profiles_fails_its_requirements() {
-    // Part 1, the lab from a proven internet vantage: remote
-    // administration (3389) and a database (6379) open from the internet,
-    // an expired exception, and allowances that are unjustified (22),
+    // Part 1, the lab from a proven internet vantage, audited twice into a
+    // store: remote administration (3389, opened since the first audit
+    // with no [[change]]) and a database (6379) open from the internet, an
+    // expired exception, and allowances that are unjustified (22),
     // overdue (8080), incomplete and unused (3306, closed).
     const PORTS: [u16; 5] = [22, 3306, 3389, 6379, 8080];
-    let mut b = Lab::builder().v4_prefix("198.19.3.0/24").ports(&PORTS);
-    for n in 1..=4u8 {
-        for p in [22, 3389, 6379, 8080] {
-            b = b.open(std::net::IpAddr::from([198, 19, 3, n]), p);
+    // The lab with 3389 closed (the first audit of the scope) or open.
+    let lab = |rdp: bool| {
+        let mut b = Lab::builder().v4_prefix("198.19.3.0/24").ports(&PORTS);
+        for n in 1..=4u8 {
+            for p in [22, 3389, 6379, 8080] {
+                if p != 3389 || rdp {
+                    b = b.open(std::net::IpAddr::from([198, 19, 3, n]), p);
+                }
+            }
         }
-    }
-    let lab = b.build();
+        b.build()
+    };
     let allow = r#"
 [[group.allow]]
 port = 22
@@ -681,35 +704,45 @@ expires = 2020-01-31
     let ports: Vec<String> = PORTS.iter().map(u16::to_string).collect();
     let ports = ports.join(",");
     let out = dir.join("internet");
-    let mut args = vec![
-        "audit",
-        "198.19.3.0/29",
-        "--vantage",
-        "internet",
-        "-p",
-        &ports,
-        "--as-of",
-        "2026-11-24",
-        "--no-store",
-        "--policy",
-        pol.to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-    ];
-    args.extend(FAST_CONNECT);
-    let o = lab
-        .command(Lab::bin())
-        .args(&args)
-        .env("PORTWARDEN_TEST_VANTAGE", "lab")
-        .env_remove("PORTWARDEN_STORE")
-        .stdin(std::process::Stdio::null())
-        .output()
-        .unwrap();
-    assert_eq!(o.status.code(), Some(1), "{}", text(&o.stderr));
-    drop(lab);
-    let doc = read_doc(&out, &o);
+    let db = dir.join("internet.db");
+    let scan = |rdp: bool| {
+        let mut args = vec![
+            "audit",
+            "198.19.3.0/29",
+            "--vantage",
+            "internet",
+            "-p",
+            &ports,
+            "--as-of",
+            "2026-11-24",
+            "--store",
+            db.to_str().unwrap(),
+            "--policy",
+            pol.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ];
+        args.extend(FAST_CONNECT);
+        let lab = lab(rdp);
+        let o = lab
+            .command(Lab::bin())
+            .args(&args)
+            .env("PORTWARDEN_TEST_VANTAGE", "lab")
+            .env_remove("PORTWARDEN_STORE")
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap();
+        assert_eq!(o.status.code(), Some(1), "{}", text(&o.stderr));
+        o
+    };
+    // 3389 opened since the previous audit, from the internet, with no
+    // [[change]]: unapproved-change@vantage:internet.
+    scan(false);
+    let o = scan(true);
+    let internet = read_doc(&out, &o);
+    let doc = &internet;
     let checks = &UNEXERCISED[..8];
-    let fired = mapped(&doc, &NEW_PROFILES);
+    let fired = mapped(doc, &NEW_PROFILES);
     let fired: Vec<String> = fired
         .into_iter()
         .filter(|l| checks.contains(&l.split_once(' ').unwrap().0))
@@ -723,17 +756,35 @@ expires = 2020-01-31
     let mut want_sorted = want.clone();
     want_sorted.sort();
     assert_eq!(fired, want_sorted);
-    assert_eq!(not_failed(&doc, &want), Vec::<String>::new());
+    assert_eq!(not_failed(doc, &want), Vec::<String>::new());
     let mut covered = want_sorted;
 
-    // Part 2, two imports into one store: the second has a port opened
-    // with no [[change]], memcached and SNMP with the default community.
+    // Part 2, two imports into one store, 14 months apart (the calendar
+    // checks): the second has a port opened with no [[change]], memcached
+    // and SNMP with the default community; both have telnet, an
+    // unauthenticated redis, a self-signed certificate, a port cap
+    // exceeded, an unexpected service, answering segments and a host in
+    // no group.
     let db = dir.join("history.db");
     // Each host has a change approved 2026-05-01 that no audit followed
     // within 30 days, and a segment group stands beside them.
     let change = "[[change]]\nticket = \"CHG-{ip}\"\napprover = \"ciso\"\napproved = 2026-05-01\ntarget = \"{ip}\"\nopens = [443]\n";
-    let policy = groups("198.18.9", "", change)
-        + "[[group]]\nname = \"zone\"\ntargets = [\"198.18.9.5\"]\nexpect = \"unreachable\"\nprofiles = [\"iec62443-3-3\"]\n";
+    // A port cap of 2, and 443 allowed for ssh while https answers.
+    let body = "max_open_ports = 2\n[[group.allow]]\nport = 443\nservice = \"ssh\"\njustification = \"bastion\"\napprover = \"ciso\"\nreview_by = 2027-01-31\n";
+    let mut policy =
+        format!("baseline_profiles = [{}]\n", BASELINE) + &groups("198.18.9", body, change);
+    // Beside each profile set, a segment that answers (198.18.9.5-7).
+    for (n, (_, profiles)) in SETS.iter().enumerate().skip(1) {
+        let profiles = if n == 1 {
+            format!("{}, {profiles}", SETS[0].1)
+        } else {
+            profiles.to_string()
+        };
+        policy += &format!(
+            "[[group]]\nname = \"zone{n}\"\ntargets = [\"198.18.9.{}\"]\nexpect = \"unreachable\"\nprofiles = [{profiles}]\n",
+            n + 4
+        );
+    }
     // The same ports probed both times (the scope of an import is what it
     // probed): closed before, open after.
     let udp = |ip: &str, port: u16, open: bool, service: &str| {
@@ -751,13 +802,38 @@ expires = 2020-01-31
         let mut v = Vec::new();
         for n in 1..=4 {
             let ip = format!("198.18.9.{n}");
-            v.push(obs(&ip, 443, "open", "syn-ack", ""));
+            v.push(obs(
+                &ip,
+                443,
+                "open",
+                "syn-ack",
+                r#","service":{"name":"https","confidence":0.9,"tls":{"self_signed":true,"expired":false,"sans":[]}}"#,
+            ));
+            v.push(obs(
+                &ip,
+                23,
+                "open",
+                "syn-ack",
+                r#","service":{"name":"telnet","confidence":0.9}"#,
+            ));
+            v.push(obs(
+                &ip,
+                6379,
+                "open",
+                "syn-ack",
+                r#","service":{"name":"redis","confidence":0.9,"auth":"none"}"#,
+            ));
             v.push(if open {
                 obs(&ip, 8443, "open", "syn-ack", "")
             } else {
                 obs(&ip, 8443, "closed", "reset", "")
             });
-            v.push(udp(&ip, 11211, open, r#","service":{"name":"memcache","confidence":0.9}"#));
+            v.push(udp(
+                &ip,
+                11211,
+                open,
+                r#","service":{"name":"memcache","confidence":0.9}"#,
+            ));
             v.push(udp(
                 &ip,
                 161,
@@ -765,14 +841,28 @@ expires = 2020-01-31
                 r#","service":{"name":"snmp","confidence":0.9,"extra":{"community":"public"}}"#,
             ));
         }
-        v.push(obs("198.18.9.5", 22, "closed", "reset", ""));
+        for n in 5..=7 {
+            v.push(obs(&format!("198.18.9.{n}"), 22, "closed", "reset", ""));
+        }
+        // A host in no group, judged by the baseline profiles.
+        v.push(obs("198.18.9.9", 8080, "open", "syn-ack", ""));
         v
     };
     let (before, after) = (run(false), run(true));
     let store = ["--store", db.to_str().unwrap()];
-    let o = audit(&dir, &policy, &before, &[&["--as-of", "2025-05-01"][..], &store].concat());
+    let o = audit(
+        &dir,
+        &policy,
+        &before,
+        &[&["--as-of", "2025-05-01"][..], &store].concat(),
+    );
     assert!(o.status.code().is_some(), "{}", text(&o.stderr));
-    let o = audit(&dir, &policy, &after, &[&["--as-of", "2026-07-14"][..], &store].concat());
+    let o = audit(
+        &dir,
+        &policy,
+        &after,
+        &[&["--as-of", "2026-07-14"][..], &store].concat(),
+    );
     assert_eq!(o.status.code(), Some(1), "{}", text(&o.stderr));
     let doc = findings(&dir, &o);
     let checks = [
@@ -795,12 +885,29 @@ expires = 2020-01-31
     // Every check named above is mapped somewhere, so none of the
     // comparisons above was vacuous.
     covered.extend(want);
-    let mut named: Vec<&str> = covered.iter().map(|l| l.split_once(' ').unwrap().0).collect();
+    let mut named: Vec<&str> = covered
+        .iter()
+        .map(|l| l.split_once(' ').unwrap().0)
+        .collect();
     named.sort();
     named.dedup();
     let mut all: Vec<&str> = UNEXERCISED.iter().chain(&checks[3..]).copied().collect();
     all.sort();
     assert_eq!(named, all);
     assert_eq!(covered.len(), 59, "{covered:#?}");
+    // And every mapping of every check of the new profiles fired and
+    // failed its requirement in one of the two audits.
+    let every = mappings(|_, _| true);
+    assert_eq!(every.len(), 149);
+    let missing: Vec<String> = every
+        .into_iter()
+        .filter(|m| {
+            ![&internet, &doc].iter().any(|d| {
+                mapped(d, &NEW_PROFILES).contains(m)
+                    && not_failed(d, std::slice::from_ref(m)).is_empty()
+            })
+        })
+        .collect();
+    assert_eq!(missing, Vec::<String>::new());
     let _ = std::fs::remove_dir_all(&dir);
 }
