@@ -28,8 +28,8 @@
 use std::collections::VecDeque;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::atomic::Ordering;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
@@ -141,7 +141,11 @@ pub async fn scan_pairs_with(
         .unwrap_or_else(|| default_concurrency(raise_nofile_limit()))
         .clamp(1, MAX_CONCURRENCY);
     let perm = Permutation::new(total, cfg.seed);
-    let rtt = Arc::new(Mutex::new(RttEstimator::new(cfg.timeout)));
+    let mut rtt = RttEstimator::new(cfg.timeout);
+    let clock = TimeoutClock {
+        current_us: Arc::new(AtomicU64::new(rtt.timeout().as_micros() as u64)),
+        min: cfg.timeout.min,
+    };
     let mut pacer = cfg.rate.map(Pacer::new);
 
     // A shard takes the permutation positions p with p % n == i.
@@ -154,8 +158,10 @@ pub async fn scan_pairs_with(
     let mut delayed: Vec<(Instant, Job)> = Vec::new();
     let mut inflight: JoinSet<(Job, Outcome)> = JoinSet::new();
     let mut summary = ScanSummary::default();
-    let mut last_progress = Instant::now();
-    let mut last_sent = 0u64;
+    let mut ticker = ProgressTicker {
+        last: Instant::now(),
+        last_sent: 0,
+    };
     // Bumped at each lowering: a shortage of a probe started before the
     // last lowering says nothing new and lowers nothing more.
     let mut epoch = 0u32;
@@ -190,14 +196,13 @@ pub async fn scan_pairs_with(
             if let Some(p) = pacer.as_mut() {
                 p.wait().await;
             }
-            let timeout = rtt.lock().map(|r| r.timeout()).unwrap_or(cfg.timeout.max);
             summary.sent += 1;
             attempts = attempts.wrapping_add(1);
             let job = Job { epoch, ..job };
             let injected = faults
                 .as_ref()
                 .and_then(|f| f.error_for(job.addr, attempts));
-            inflight.spawn(probe(job, timeout, injected));
+            inflight.spawn(probe(job, clock.clone(), injected));
         }
 
         let joined = if inflight.is_empty() {
@@ -229,26 +234,12 @@ pub async fn scan_pairs_with(
         };
         job.tries += 1;
 
-        if last_progress.elapsed() >= PROGRESS_EVERY {
-            let secs = last_progress.elapsed().as_secs_f64();
-            // A local error takes its probe back out of `sent`, so `sent`
-            // can be below the last sample: no underflow, a rate of 0.
-            let rate = summary.sent.saturating_sub(last_sent) as f64 / secs;
-            last_sent = summary.sent;
-            last_progress = Instant::now();
-            let p = Progress {
-                done: summary.probed,
-                total: planned,
-                open: summary.open,
-                rate,
-            };
-            let _ = events.send(ScanEvent::Progress(p)).await;
-        }
+        ticker.tick(&summary, planned, &events).await;
         let reason = match outcome {
             Outcome::Answered { reason, rtt: t } => {
-                if let Ok(mut r) = rtt.lock() {
-                    r.sample(t);
-                }
+                rtt.sample(t);
+                let us = rtt.timeout().as_micros() as u64;
+                clock.current_us.store(us, Ordering::Relaxed);
                 finish(&mut summary, &events, job, reason, Some(t), None).await?;
                 continue;
             }
@@ -316,6 +307,38 @@ pub async fn scan_pairs_with(
     Ok(summary)
 }
 
+/// Progress events, one per [`PROGRESS_EVERY`] at most.
+struct ProgressTicker {
+    last: Instant,
+    last_sent: u64,
+}
+
+impl ProgressTicker {
+    async fn tick(
+        &mut self,
+        summary: &ScanSummary,
+        planned: u64,
+        events: &mpsc::Sender<ScanEvent>,
+    ) {
+        if self.last.elapsed() < PROGRESS_EVERY {
+            return;
+        }
+        let secs = self.last.elapsed().as_secs_f64();
+        // A local error takes its probe back out of `sent`, so `sent`
+        // can be below the last sample: no underflow, a rate of 0.
+        let rate = summary.sent.saturating_sub(self.last_sent) as f64 / secs;
+        self.last_sent = summary.sent;
+        self.last = Instant::now();
+        let p = Progress {
+            done: summary.probed,
+            total: planned,
+            open: summary.open,
+            rate,
+        };
+        let _ = events.send(ScanEvent::Progress(p)).await;
+    }
+}
+
 #[derive(Debug, Clone, Copy)]
 struct Job {
     addr: SocketAddr,
@@ -329,7 +352,7 @@ struct Job {
 
 mod probe;
 
-use probe::{Outcome, probe};
+use probe::{Outcome, TimeoutClock, probe};
 #[cfg(test)]
 use probe::{classify_error, local};
 
