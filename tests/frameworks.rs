@@ -9,7 +9,8 @@ use std::process::{Command, Output};
 
 use serde_json::Value;
 
-use crate::lab::Lab;
+use crate::common::read_doc;
+use crate::lab::{FAST_CONNECT, Lab};
 
 fn tempdir(tag: &str) -> PathBuf {
     let d = std::env::temp_dir().join(format!("pw-frameworks-{}-{tag}", std::process::id()));
@@ -536,5 +537,377 @@ fn profiles_lists_every_profile_and_policies_name_them_exactly() {
         err.contains("p.toml:4:13: profile 'mlps2-ics' is an extension: declare it beside one of mlps2-level2, mlps2-level3, mlps2-level4"),
         "{err}"
     );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The checks the other tests here leave without a failing case.
+const UNEXERCISED: [&str; 10] = [
+    "remote-admin-internet",
+    "database-internet",
+    "unapproved-change",
+    "exception-expired",
+    "allowance-unused",
+    "allowance-incomplete",
+    "allowed-unjustified",
+    "allowed-review-overdue",
+    "amplification-vector",
+    "snmp-default-community",
+];
+
+/// The profile sets, one group (and host `<net>.<n>`) each: every new
+/// profile, the extensions beside each level.
+const SETS: [(&str, &str); 4] = [
+    (
+        "saas",
+        r#""soc2-2017", "hipaa-security-rule", "iec62443-3-3""#,
+    ),
+    ("l2", r#""mlps2-level2", "mlps2-cloud", "mlps2-ics""#),
+    ("l3", r#""mlps2-level3", "mlps2-cloud", "mlps2-ics""#),
+    ("l4", r#""mlps2-level4", "mlps2-cloud", "mlps2-ics""#),
+];
+
+/// The baseline profiles of the second audit (unmanaged-host).
+const BASELINE: &str =
+    r#""soc2-2017", "hipaa-security-rule", "iec62443-3-3", "mlps2-level2", "mlps2-level4""#;
+
+const NEW_PROFILES: [&str; 7] = [
+    "soc2-2017",
+    "hipaa-security-rule",
+    "mlps2-level2",
+    "mlps2-level4",
+    "mlps2-cloud",
+    "mlps2-ics",
+    "iec62443-3-3",
+];
+
+/// A group per profile set on `<net>.1` … `<net>.4`, each with `body`
+/// (its allowances), and `tail` after each group (its exception).
+fn groups(net: &str, body: &str, tail: &str) -> String {
+    let mut p = String::new();
+    for (n, (name, profiles)) in SETS.iter().enumerate() {
+        let ip = format!("{net}.{}", n + 1);
+        p += &format!(
+            "[[group]]\nname = \"{name}\"\ntargets = [\"{ip}\"]\nprofiles = [{profiles}]\n{body}\n{}\n",
+            tail.replace("{ip}", &ip)
+        );
+    }
+    p
+}
+
+/// `check profile:requirement` of every mapping in the new profiles'
+/// files of a check in `checks` whose condition `holds` (given the
+/// condition after `@`, or "" for none).
+fn expected_mappings(checks: &[&str], holds: impl Fn(&str) -> bool) -> Vec<String> {
+    mappings(|check, cond| checks.contains(&check) && holds(cond))
+}
+
+/// `check profile:requirement` of every mapping in the new profiles'
+/// files that `keep(check, condition)` keeps (condition "" for none).
+fn mappings(keep: impl Fn(&str, &str) -> bool) -> Vec<String> {
+    let mut out = Vec::new();
+    for p in NEW_PROFILES {
+        let path = format!("{}/rules/profiles/{p}.toml", env!("CARGO_MANIFEST_DIR"));
+        let file: toml::Table = toml::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        for r in file["requirement"].as_array().unwrap() {
+            let Some(mapped) = r.get("checks").and_then(|c| c.as_array()) else {
+                continue;
+            };
+            for c in mapped {
+                let (check, cond) = c
+                    .as_str()
+                    .unwrap()
+                    .split_once('@')
+                    .unwrap_or((c.as_str().unwrap(), ""));
+                if keep(check, cond) {
+                    let line = format!("{check} {p}:{}", r["id"].as_str().unwrap());
+                    if !out.contains(&line) {
+                        out.push(line);
+                    }
+                }
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// `profile:requirement` named in `mappings` (lines of
+/// [`expected_mappings`]) that `doc` does not report as `fail`.
+fn not_failed(doc: &Value, mappings: &[String]) -> Vec<String> {
+    let mut bad = Vec::new();
+    for m in mappings {
+        let control = m.split_once(' ').unwrap().1;
+        let (p, id) = control.split_once(':').unwrap();
+        let st = profile(doc, p)
+            .and_then(|prof| {
+                prof["requirements"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .find(|r| r["id"] == id)
+            })
+            .map(|r| r["status"].as_str().unwrap().to_string())
+            .unwrap_or_else(|| "unreported".into());
+        if st != "fail" {
+            bad.push(format!("{control} {st}"));
+        }
+    }
+    bad
+}
+
+#[test]
+fn every_check_of_the_new_profiles_fails_its_requirements() {
+    // Part 1, the lab from a proven internet vantage, audited twice into a
+    // store: remote administration (3389, opened since the first audit
+    // with no [[change]]) and a database (6379) open from the internet, an
+    // expired exception, and allowances that are unjustified (22),
+    // overdue (8080), incomplete and unused (3306, closed).
+    const PORTS: [u16; 5] = [22, 3306, 3389, 6379, 8080];
+    // The lab with 3389 closed (the first audit of the scope) or open.
+    let lab = |rdp: bool| {
+        let mut b = Lab::builder().v4_prefix("198.19.3.0/24").ports(&PORTS);
+        for n in 1..=4u8 {
+            for p in [22, 3389, 6379, 8080] {
+                if p != 3389 || rdp {
+                    b = b.open(std::net::IpAddr::from([198, 19, 3, n]), p);
+                }
+            }
+        }
+        b.build()
+    };
+    let allow = r#"
+[[group.allow]]
+port = 22
+approver = "ciso"
+review_by = 2027-01-31
+
+[[group.allow]]
+port = 8080
+justification = "admin console"
+approver = "ciso"
+review_by = 2026-01-01
+
+[[group.allow]]
+port = 3306
+"#;
+    let exception = r#"[[exception]]
+id = "RISK-{ip}"
+target = "{ip}"
+port = 3389
+reason = "vendor support session"
+approver = "ciso"
+expires = 2020-01-31
+"#;
+    let dir = tempdir("every");
+    let pol = dir.join("internet.toml");
+    std::fs::write(&pol, groups("198.19.3", allow, exception)).unwrap();
+    let ports: Vec<String> = PORTS.iter().map(u16::to_string).collect();
+    let ports = ports.join(",");
+    let out = dir.join("internet");
+    let db = dir.join("internet.db");
+    let scan = |rdp: bool| {
+        let mut args = vec![
+            "audit",
+            "198.19.3.0/29",
+            "--vantage",
+            "internet",
+            "-p",
+            &ports,
+            "--as-of",
+            "2026-11-24",
+            "--store",
+            db.to_str().unwrap(),
+            "--policy",
+            pol.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ];
+        args.extend(FAST_CONNECT);
+        let lab = lab(rdp);
+        let o = lab
+            .command(Lab::bin())
+            .args(&args)
+            .env("PORTWARDEN_TEST_VANTAGE", "lab")
+            .env_remove("PORTWARDEN_STORE")
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap();
+        assert_eq!(o.status.code(), Some(1), "{}", text(&o.stderr));
+        o
+    };
+    // 3389 opened since the previous audit, from the internet, with no
+    // [[change]]: unapproved-change@vantage:internet.
+    scan(false);
+    let o = scan(true);
+    let internet = read_doc(&out, &o);
+    let doc = &internet;
+    let checks = &UNEXERCISED[..8];
+    let fired = mapped(doc, &NEW_PROFILES);
+    let fired: Vec<String> = fired
+        .into_iter()
+        .filter(|l| checks.contains(&l.split_once(' ').unwrap().0))
+        .filter(|l| !l.starts_with("unapproved-change"))
+        .collect();
+    // Every condition holds here: internet vantage, ports not approved.
+    let want = expected_mappings(&checks[..2], |_| true)
+        .into_iter()
+        .chain(expected_mappings(&checks[3..], |_| true))
+        .collect::<Vec<_>>();
+    let mut want_sorted = want.clone();
+    want_sorted.sort();
+    assert_eq!(fired, want_sorted);
+    assert_eq!(not_failed(doc, &want), Vec::<String>::new());
+    let mut covered = want_sorted;
+
+    // Part 2, two imports into one store, 14 months apart (the calendar
+    // checks): the second has a port opened with no [[change]], memcached
+    // and SNMP with the default community; both have telnet, an
+    // unauthenticated redis, a self-signed certificate, a port cap
+    // exceeded, an unexpected service, answering segments and a host in
+    // no group.
+    let db = dir.join("history.db");
+    // Each host has a change approved 2026-05-01 that no audit followed
+    // within 30 days, and a segment group stands beside them.
+    let change = "[[change]]\nticket = \"CHG-{ip}\"\napprover = \"ciso\"\napproved = 2026-05-01\ntarget = \"{ip}\"\nopens = [443]\n";
+    // A port cap of 2, and 443 allowed for ssh while https answers.
+    let body = "max_open_ports = 2\n[[group.allow]]\nport = 443\nservice = \"ssh\"\njustification = \"bastion\"\napprover = \"ciso\"\nreview_by = 2027-01-31\n";
+    let mut policy =
+        format!("baseline_profiles = [{}]\n", BASELINE) + &groups("198.18.9", body, change);
+    // Beside each profile set, a segment that answers (198.18.9.5-7).
+    for (n, (_, profiles)) in SETS.iter().enumerate().skip(1) {
+        let profiles = if n == 1 {
+            format!("{}, {profiles}", SETS[0].1)
+        } else {
+            profiles.to_string()
+        };
+        policy += &format!(
+            "[[group]]\nname = \"zone{n}\"\ntargets = [\"198.18.9.{}\"]\nexpect = \"unreachable\"\nprofiles = [{profiles}]\n",
+            n + 4
+        );
+    }
+    // The same ports probed both times (the scope of an import is what it
+    // probed): closed before, open after.
+    let udp = |ip: &str, port: u16, open: bool, service: &str| {
+        let (state, reason) = if open {
+            ("open", "udp-response")
+        } else {
+            ("closed", "port-unreach")
+        };
+        format!(
+            r#"{{"ip":"{ip}","port":{port},"proto":"udp","state":"{state}","reason":"{reason}","time":"2026-11-24T10:00:00Z"{}}}"#,
+            if open { service } else { "" }
+        )
+    };
+    let run = |open: bool| -> Vec<String> {
+        let mut v = Vec::new();
+        for n in 1..=4 {
+            let ip = format!("198.18.9.{n}");
+            v.push(obs(
+                &ip,
+                443,
+                "open",
+                "syn-ack",
+                r#","service":{"name":"https","confidence":0.9,"tls":{"self_signed":true,"expired":false,"sans":[]}}"#,
+            ));
+            v.push(obs(
+                &ip,
+                23,
+                "open",
+                "syn-ack",
+                r#","service":{"name":"telnet","confidence":0.9}"#,
+            ));
+            v.push(obs(
+                &ip,
+                6379,
+                "open",
+                "syn-ack",
+                r#","service":{"name":"redis","confidence":0.9,"auth":"none"}"#,
+            ));
+            v.push(if open {
+                obs(&ip, 8443, "open", "syn-ack", "")
+            } else {
+                obs(&ip, 8443, "closed", "reset", "")
+            });
+            v.push(udp(
+                &ip,
+                11211,
+                open,
+                r#","service":{"name":"memcache","confidence":0.9}"#,
+            ));
+            v.push(udp(
+                &ip,
+                161,
+                open,
+                r#","service":{"name":"snmp","confidence":0.9,"extra":{"community":"public"}}"#,
+            ));
+        }
+        for n in 5..=7 {
+            v.push(obs(&format!("198.18.9.{n}"), 22, "closed", "reset", ""));
+        }
+        // A host in no group, judged by the baseline profiles.
+        v.push(obs("198.18.9.9", 8080, "open", "syn-ack", ""));
+        v
+    };
+    let (before, after) = (run(false), run(true));
+    let store = ["--store", db.to_str().unwrap()];
+    let o = audit(
+        &dir,
+        &policy,
+        &before,
+        &[&["--as-of", "2025-05-01"][..], &store].concat(),
+    );
+    assert!(o.status.code().is_some(), "{}", text(&o.stderr));
+    let o = audit(
+        &dir,
+        &policy,
+        &after,
+        &[&["--as-of", "2026-07-14"][..], &store].concat(),
+    );
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o.stderr));
+    let doc = findings(&dir, &o);
+    let checks = [
+        "unapproved-change",
+        "amplification-vector",
+        "snmp-default-community",
+        "scan-cadence",
+        "rescan-after-change",
+        "segmentation-cadence",
+    ];
+    let fired: Vec<String> = mapped(&doc, &NEW_PROFILES)
+        .into_iter()
+        .filter(|l| checks.contains(&l.split_once(' ').unwrap().0))
+        .collect();
+    // An import proves no internet vantage: the mapping that needs one
+    // (mlps2-level4 9.1.10.6 j)) is left out, and fails in part 1.
+    let want = expected_mappings(&checks, |c| c != "vantage:internet");
+    assert_eq!(fired, want);
+    assert_eq!(not_failed(&doc, &want), Vec::<String>::new());
+    // Every check named above is mapped somewhere, so none of the
+    // comparisons above was vacuous.
+    covered.extend(want);
+    let mut named: Vec<&str> = covered
+        .iter()
+        .map(|l| l.split_once(' ').unwrap().0)
+        .collect();
+    named.sort();
+    named.dedup();
+    let mut all: Vec<&str> = UNEXERCISED.iter().chain(&checks[3..]).copied().collect();
+    all.sort();
+    assert_eq!(named, all);
+    assert_eq!(covered.len(), 59, "{covered:#?}");
+    // And every mapping of every check of the new profiles fired and
+    // failed its requirement in one of the two audits.
+    let every = mappings(|_, _| true);
+    assert_eq!(every.len(), 149);
+    let missing: Vec<String> = every
+        .into_iter()
+        .filter(|m| {
+            ![&internet, &doc].iter().any(|d| {
+                mapped(d, &NEW_PROFILES).contains(m)
+                    && not_failed(d, std::slice::from_ref(m)).is_empty()
+            })
+        })
+        .collect();
+    assert_eq!(missing, Vec::<String>::new());
     let _ = std::fs::remove_dir_all(&dir);
 }
