@@ -353,5 +353,8 @@ use policy_edit::*;
 use render::*;
 
 #[cfg(test)]
+#[path = "../remediation_cloud_tests.rs"]
+mod cloud_tests;
+#[cfg(test)]
 #[path = "../remediation_tests.rs"]
 mod tests;
