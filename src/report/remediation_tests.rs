@@ -32,7 +32,7 @@ approver = "ops"
 expires = 2026-01-31
 "#;
 
-fn policy() -> Policy {
+pub(super) fn policy() -> Policy {
     Policy::parse(POLICY, "policy.toml", &Profiles::embedded().unwrap()).unwrap()
 }
 
@@ -311,7 +311,12 @@ fn close_port_golden_for_tcp_v4_and_udp_v6() {
     assert!(
         platform(redis, "azure")
             .commands
-            .contains("--destination-address-prefixes 198.18.1.3 198.18.1.4")
+            .contains("DEST='198.18.1.3 198.18.1.4'")
+    );
+    assert!(
+        platform(redis, "azure")
+            .commands
+            .contains("--destination-address-prefixes $DEST --destination-port-ranges 6379")
     );
     assert!(
         platform(redis, "gcp")
@@ -868,8 +873,8 @@ fn a_page_names_the_first_hosts_and_fixes_jsonl_keeps_them_all() {
         .find(|p| p.platform == "azure")
         .unwrap()
         .commands;
-    assert!(full.contains("198.18.9.40"));
-    assert!(page.contains("198.18.9.24 "));
+    assert!(full.contains("198.18.9.40'"));
+    assert!(page.contains("198.18.9.24'"));
     assert!(!page.contains("198.18.9.25 ") && !page.contains("198.18.9.40"));
     // The header counts every host, on the page too.
     assert!(page.starts_with("# portwarden: close-port 3389/tcp (rdp) on 198.18.9.1, "));

@@ -135,8 +135,18 @@ fn build_group(
             .and_then(|e| e.systemd_unit.clone()),
         _ => None,
     };
-    let (policy_file, policy_line, policy_snippet) =
-        policy_edit(&gk.key, gk.entry, fs[0], &hosts, policy);
+    let edit = |hosts: &[IpAddr]| {
+        let x = EditInput {
+            key: &gk.key,
+            first: fs[0],
+            hosts,
+            policy,
+            catalog,
+            lang,
+        };
+        policy_edit(&x, gk.entry)
+    };
+    let (policy_file, policy_line, policy_snippet) = edit(&hosts);
     let id: String = {
         use sha2::{Digest, Sha256};
         let digest = Sha256::digest(format!("{gk:?}").as_bytes());
@@ -192,8 +202,7 @@ fn build_group(
         service: gk.service.clone(),
         page_platforms: if hosts.len() > PAGE_HOSTS {
             let shown = &hosts[..PAGE_HOSTS];
-            let (policy_file, policy_line, policy_snippet) =
-                policy_edit(&gk.key, gk.entry, fs[0], shown, policy);
+            let (policy_file, policy_line, policy_snippet) = edit(shown);
             let page = FixContext {
                 hosts: shown.to_vec(),
                 policy_file,
