@@ -10,20 +10,98 @@ use super::*;
 /// with and without declared sources, and the service-specific branches.
 fn every_kind() -> Vec<Finding> {
     let mut fs = vec![
-        finding("remote-admin-internet", "restrict-source", "198.18.0.5", Some(22), Some("ssh")),
-        finding("remote-admin-internet", "restrict-source", "2001:2::5", Some(3389), Some("rdp")),
-        finding("not-allowed", "close-port", "198.18.1.2", Some(22), Some("ssh")),
-        finding("not-allowed", "close-port", "198.18.1.3", Some(6379), Some("redis")),
-        finding("not-allowed", "close-port", "2001:2::9", Some(161), Some("snmp")),
-        finding("not-allowed", "close-port", "198.18.1.4", Some(9200), Some("elasticsearch")),
-        finding("cleartext-admin", "replace-cleartext", "198.18.1.5", Some(23), Some("telnet")),
-        finding("cleartext-admin", "replace-cleartext", "198.18.1.5", Some(21), Some("ftp")),
-        finding("cleartext-admin", "replace-cleartext", "198.18.1.5", Some(5900), Some("vnc")),
-        finding("cleartext-admin", "replace-cleartext", "198.18.1.5", Some(110), Some("pop3")),
-        finding("tls-cert", "renew-certificate", "198.18.0.6", Some(443), Some("https")),
-        finding("unmanaged-host", "add-host-to-policy", "198.18.7.1", None, None),
+        finding(
+            "remote-admin-internet",
+            "restrict-source",
+            "198.18.0.5",
+            Some(22),
+            Some("ssh"),
+        ),
+        finding(
+            "remote-admin-internet",
+            "restrict-source",
+            "2001:2::5",
+            Some(3389),
+            Some("rdp"),
+        ),
+        finding(
+            "not-allowed",
+            "close-port",
+            "198.18.1.2",
+            Some(22),
+            Some("ssh"),
+        ),
+        finding(
+            "not-allowed",
+            "close-port",
+            "198.18.1.3",
+            Some(6379),
+            Some("redis"),
+        ),
+        finding(
+            "not-allowed",
+            "close-port",
+            "2001:2::9",
+            Some(161),
+            Some("snmp"),
+        ),
+        finding(
+            "not-allowed",
+            "close-port",
+            "198.18.1.4",
+            Some(9200),
+            Some("elasticsearch"),
+        ),
+        finding(
+            "cleartext-admin",
+            "replace-cleartext",
+            "198.18.1.5",
+            Some(23),
+            Some("telnet"),
+        ),
+        finding(
+            "cleartext-admin",
+            "replace-cleartext",
+            "198.18.1.5",
+            Some(21),
+            Some("ftp"),
+        ),
+        finding(
+            "cleartext-admin",
+            "replace-cleartext",
+            "198.18.1.5",
+            Some(5900),
+            Some("vnc"),
+        ),
+        finding(
+            "cleartext-admin",
+            "replace-cleartext",
+            "198.18.1.5",
+            Some(110),
+            Some("pop3"),
+        ),
+        finding(
+            "tls-cert",
+            "renew-certificate",
+            "198.18.0.6",
+            Some(443),
+            Some("https"),
+        ),
+        finding(
+            "unmanaged-host",
+            "add-host-to-policy",
+            "198.18.7.1",
+            None,
+            None,
+        ),
         finding("port-cap", "reduce-exposure", "198.18.1.6", None, None),
-        finding("unapproved-change", "approve-or-revert-change", "198.18.1.7", Some(8080), Some("http")),
+        finding(
+            "unapproved-change",
+            "approve-or-revert-change",
+            "198.18.1.7",
+            Some(8080),
+            Some("http"),
+        ),
     ];
     for (port, service) in [
         (6379, "redis"),
@@ -35,7 +113,13 @@ fn every_kind() -> Vec<Finding> {
         (10250, "kubelet"),
         (5984, "couchdb"),
     ] {
-        fs.push(finding("unauth-service", "enable-auth", "198.18.1.8", Some(port), Some(service)));
+        fs.push(finding(
+            "unauth-service",
+            "enable-auth",
+            "198.18.1.8",
+            Some(port),
+            Some(service),
+        ));
     }
     fs
 }
@@ -68,23 +152,148 @@ fn cjk(c: char) -> bool {
 /// names, flags, paths, states such as `open|filtered` and Kubernetes
 /// kinds are code, kept as written).
 const ENGLISH: &[&str] = &[
-    "the", "and", "or", "only", "when", "with", "from", "this", "that", "these", "every", "each", "not",
-    "then", "first", "must", "rule", "rules", "port", "ports", "host", "hosts", "allow", "deny", "fix",
-    "stays", "stay", "above", "below", "before", "after", "unless", "until", "nothing", "else", "other",
-    "source", "sources", "admin", "group", "address", "addresses", "family", "keeps", "added", "deleted",
-    "removed", "session", "works", "cancel", "rollback", "minutes", "make", "permanent", "checked",
-    "result", "once", "find", "revoke", "remove", "instance", "members", "listed", "loses", "too",
-    "affects", "shared", "is", "are", "be", "its", "to", "of", "in", "on", "for", "by", "as", "at", "any",
-    "all", "need", "needs", "service", "The", "Fix", "Make", "Timed", "Deletes", "Removes", "Run",
-    "Find", "Revoke", "Delete", "Remove", "Allow", "Hosts", "Security", "Preferred", "Or", "Set", "Test",
-    "Keep", "Move", "Replace", "When", "Issue", "Put", "Restore", "Create", "Turn", "Established",
-    "SET", "THIS", "Desired", "From", "more", "until", "instead", "below", "new",
+    "the",
+    "and",
+    "or",
+    "only",
+    "when",
+    "with",
+    "from",
+    "this",
+    "that",
+    "these",
+    "every",
+    "each",
+    "not",
+    "then",
+    "first",
+    "must",
+    "rule",
+    "rules",
+    "port",
+    "ports",
+    "host",
+    "hosts",
+    "allow",
+    "deny",
+    "fix",
+    "stays",
+    "stay",
+    "above",
+    "below",
+    "before",
+    "after",
+    "unless",
+    "until",
+    "nothing",
+    "else",
+    "other",
+    "source",
+    "sources",
+    "admin",
+    "group",
+    "address",
+    "addresses",
+    "family",
+    "keeps",
+    "added",
+    "deleted",
+    "removed",
+    "session",
+    "works",
+    "cancel",
+    "rollback",
+    "minutes",
+    "make",
+    "permanent",
+    "checked",
+    "result",
+    "once",
+    "find",
+    "revoke",
+    "remove",
+    "instance",
+    "members",
+    "listed",
+    "loses",
+    "too",
+    "affects",
+    "shared",
+    "is",
+    "are",
+    "be",
+    "its",
+    "to",
+    "of",
+    "in",
+    "on",
+    "for",
+    "by",
+    "as",
+    "at",
+    "any",
+    "all",
+    "need",
+    "needs",
+    "service",
+    "The",
+    "Fix",
+    "Make",
+    "Timed",
+    "Deletes",
+    "Removes",
+    "Run",
+    "Find",
+    "Revoke",
+    "Delete",
+    "Remove",
+    "Allow",
+    "Hosts",
+    "Security",
+    "Preferred",
+    "Or",
+    "Set",
+    "Test",
+    "Keep",
+    "Move",
+    "Replace",
+    "When",
+    "Issue",
+    "Put",
+    "Restore",
+    "Create",
+    "Turn",
+    "Established",
+    "SET",
+    "THIS",
+    "Desired",
+    "From",
+    "more",
+    "until",
+    "instead",
+    "below",
+    "new",
 ];
 
 /// Command words: an ASCII run that holds one is a command kept as code.
 const COMMANDS: &[&str] = &[
-    "sudo", "for", "kubectl", "git", "terraform", "openssl", "aws", "gcloud", "mongosh", "Install-Module",
-    "systemctl", "ssh", "firewall-cmd", "nft", "Unregister-ScheduledTask", "openstack", "az",
+    "sudo",
+    "for",
+    "kubectl",
+    "git",
+    "terraform",
+    "openssl",
+    "aws",
+    "gcloud",
+    "mongosh",
+    "Install-Module",
+    "systemctl",
+    "ssh",
+    "firewall-cmd",
+    "nft",
+    "Unregister-ScheduledTask",
+    "openstack",
+    "az",
 ];
 
 /// Every comment line of every zh-CN fix block is Chinese: a line with no
@@ -111,7 +320,9 @@ fn zh_cn_fix_comments_have_no_english_prose() {
                 // The same code lines in both languages.
                 let code = |t: &str| -> Vec<String> {
                     t.lines()
-                        .filter(|l| !l.trim_start().starts_with('#') && !l.trim_start().starts_with("::"))
+                        .filter(|l| {
+                            !l.trim_start().starts_with('#') && !l.trim_start().starts_with("::")
+                        })
                         .map(|l| l.split("  # ").next().unwrap_or(l).to_owned())
                         .collect()
                 };
@@ -144,7 +355,12 @@ fn zh_cn_fix_comments_have_no_english_prose() {
             }
         }
     }
-    assert!(bad.is_empty(), "{} English comment lines:\n{}", bad.len(), bad.join("\n"));
+    assert!(
+        bad.is_empty(),
+        "{} English comment lines:\n{}",
+        bad.len(),
+        bad.join("\n")
+    );
     // Exact lines: the group line, a message with its placeholders filled,
     // a fail-closed variable and a policy-edit comment.
     let ufw = |gs: &[FixGroup]| {
@@ -156,10 +372,21 @@ fn zh_cn_fix_comments_have_no_english_prose() {
             .clone()
     };
     let (z, e) = (ufw(&zh), ufw(&en));
-    assert!(z.starts_with("# portwarden: restrict-source 22/tcp (ssh)，主机：198.18.0.5\n"), "{z}");
-    assert!(e.starts_with("# portwarden: restrict-source 22/tcp (ssh) on 198.18.0.5\n"), "{e}");
-    assert!(z.contains("\n# 定时回滚：5 分钟后恢复本修复保存的规则，除非取消。\n"), "{z}");
-    assert!(e.contains("\n# Timed rollback: restores this fix's saved rules in 5 minutes unless cancelled.\n"));
+    assert!(
+        z.starts_with("# portwarden: restrict-source 22/tcp (ssh)，主机：198.18.0.5\n"),
+        "{z}"
+    );
+    assert!(
+        e.starts_with("# portwarden: restrict-source 22/tcp (ssh) on 198.18.0.5\n"),
+        "{e}"
+    );
+    assert!(
+        z.contains("\n# 定时回滚：5 分钟后恢复本修复保存的规则，除非取消。\n"),
+        "{z}"
+    );
+    assert!(e.contains(
+        "\n# Timed rollback: restores this fix's saved rules in 5 minutes unless cancelled.\n"
+    ));
     let policy = |gs: &[FixGroup]| {
         gs.iter()
             .find(|g| g.key == "add-host-to-policy")
@@ -178,9 +405,16 @@ fn zh_cn_fix_comments_have_no_english_prose() {
         .find(|g| g.key == "close-port" && g.port == Some(6379))
         .and_then(|g| g.platforms.iter().find(|p| p.platform == "aws"))
         .unwrap();
-    assert!(aws.commands.contains("\nREGION=''  # 请设置：<REGION>\n"), "{}", aws.commands);
+    assert!(
+        aws.commands.contains("\nREGION=''  # 请设置：<REGION>\n"),
+        "{}",
+        aws.commands
+    );
     assert!(lines > 300, "only {lines} comment lines read");
-    assert!(english_in_en > 200, "the English fixes have {english_in_en} prose lines");
+    assert!(
+        english_in_en > 200,
+        "the English fixes have {english_in_en} prose lines"
+    );
 }
 
 /// The English prose words of a comment, outside backticks, quotes and
@@ -204,7 +438,10 @@ fn prose_words(line: &str) -> Vec<String> {
         }
         for t in tokens {
             let w = t.trim_matches(|c: char| !c.is_ascii_alphabetic());
-            if ENGLISH.contains(&w) && t.chars().all(|c| c.is_ascii_alphabetic() || ",.;:()\"'?!".contains(c)) {
+            if ENGLISH.contains(&w)
+                && t.chars()
+                    .all(|c| c.is_ascii_alphabetic() || ",.;:()\"'?!".contains(c))
+            {
                 words.push(w.to_owned());
             }
         }
@@ -229,19 +466,35 @@ fn a_message_missing_in_one_language_or_unknown_is_named() {
                 .iter()
                 .map(|k| format!("{k} = \"{k}\"\n"))
                 .collect();
-            std::fs::write(dir.join("i18n/en.toml"), format!("{en}[fix_policy]\n{policy}")).unwrap();
-            std::fs::write(dir.join("i18n/zh-CN.toml"), format!("{zh}[fix_policy]\n{policy}")).unwrap();
+            std::fs::write(
+                dir.join("i18n/en.toml"),
+                format!("{en}[fix_policy]\n{policy}"),
+            )
+            .unwrap();
+            std::fs::write(
+                dir.join("i18n/zh-CN.toml"),
+                format!("{zh}[fix_policy]\n{policy}"),
+            )
+            .unwrap();
             dir
         })
     };
-    let e = with("[fix_comment]\na = \"A\"\nb = \"B\"\n", "[fix_comment]\na = \"甲\"\n")
-        .unwrap_err()
-        .to_string();
+    let e = with(
+        "[fix_comment]\na = \"A\"\nb = \"B\"\n",
+        "[fix_comment]\na = \"甲\"\n",
+    )
+    .unwrap_err()
+    .to_string();
     assert!(
-        e.contains("i18n/en.toml:3: fix_comment.b is missing from") && e.ends_with("i18n/zh-CN.toml"),
+        e.contains("i18n/en.toml:3: fix_comment.b is missing from")
+            && e.ends_with("i18n/zh-CN.toml"),
         "{e}"
     );
-    let m = with("[fix_comment]\na = \"port {{port}}\"\n", "[fix_comment]\na = \"端口 {{port}}\"\n").unwrap();
+    let m = with(
+        "[fix_comment]\na = \"port {{port}}\"\n",
+        "[fix_comment]\na = \"端口 {{port}}\"\n",
+    )
+    .unwrap();
     let tpl = |commands: &str| {
         format!(
             "[[fix]]\nkey = \"close-port\"\ntitle_en = \"C\"\ntitle_zh = \"C\"\nabout_en = \"C\"\nabout_zh = \"C\"\nplatforms = [\"x\"]\n\n[[platform]]\nid = \"x\"\ntitle_en = \"X\"\ntitle_zh = \"X\"\nlanguage = \"toml\"\ncommands = '''\n{commands}\n'''\nundo = \"u\"\nverify = \"v\"\n"

@@ -43,13 +43,19 @@ impl RemediationCatalog {
             .and_then(|(_, m)| m.get(key))
             .map_or(key, String::as_str);
         let filled = crate::report::i18n::fill(text, params);
-        filled.lines().map(|l| format!("# {}\n", l.trim_end())).collect()
+        filled
+            .lines()
+            .map(|l| format!("# {}\n", l.trim_end()))
+            .collect()
     }
 
     /// A policy-edit text in `lang` (no comment marks).
     pub(super) fn policy_text(&self, lang: Lang, key: &str, params: &[(&str, &str)]) -> String {
         let comment = self.policy_comment(lang, key, params);
-        comment.trim_end().trim_start_matches("# ").replace("\n# ", " ")
+        comment
+            .trim_end()
+            .trim_start_matches("# ")
+            .replace("\n# ", " ")
     }
 }
 
@@ -90,7 +96,9 @@ impl FixMessages {
     }
 
     /// The messages of the rulebook's label files (language name → text).
-    pub fn from_rules(i18n: &[(String, crate::rules::RuleText)]) -> Result<FixMessages, RemediationError> {
+    pub fn from_rules(
+        i18n: &[(String, crate::rules::RuleText)],
+    ) -> Result<FixMessages, RemediationError> {
         let mut texts = Vec::new();
         for lang in [Lang::En, Lang::ZhCn] {
             let Some((_, t)) = i18n.iter().find(|(name, _)| name == lang.as_str()) else {
@@ -179,7 +187,10 @@ impl FixMessages {
         self.sets
             .iter()
             .map(|s| {
-                let texts = s.policy.iter().map(|(k, v)| (k.clone(), v.get_ref().trim().to_owned()));
+                let texts = s
+                    .policy
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.get_ref().trim().to_owned()));
                 (s.lang, texts.collect())
             })
             .collect()
@@ -195,7 +206,10 @@ impl FixMessages {
 
     /// Compiles every message (placeholders only: no partial, no nested
     /// message) and registers it as `msg.<lang>.<key>`.
-    pub(super) fn register(&self, registry: &mut Handlebars<'static>) -> Result<(), RemediationError> {
+    pub(super) fn register(
+        &self,
+        registry: &mut Handlebars<'static>,
+    ) -> Result<(), RemediationError> {
         for set in &self.sets {
             for (key, src) in &set.entries {
                 let place = format!("{TABLE}.{key}");

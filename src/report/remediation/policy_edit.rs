@@ -77,7 +77,10 @@ pub(super) fn policy_edit(x: &EditInput<'_>, entry: PolicyRef) -> (String, Optio
                     ("file", &shown),
                     ("line", &g.line.to_string()),
                     ("group", &toml_str(&g.name)),
-                    ("max", &g.max_open_ports.map_or("?".to_owned(), |m| m.to_string())),
+                    (
+                        "max",
+                        &g.max_open_ports.map_or("?".to_owned(), |m| m.to_string()),
+                    ),
                 ],
             ));
             s.push_str("max_open_ports = <NEW_CAP>\n");
