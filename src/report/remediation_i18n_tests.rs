@@ -514,3 +514,65 @@ fn a_message_missing_in_one_language_or_unknown_is_named() {
         "{e}"
     );
 }
+
+/// Hosts in no asset group have no allow list: their close-port fix never
+/// says "not allowed" (issue 23); a fix over managed and unmanaged hosts
+/// says how many are in none; managed hosts keep the usual text.
+#[test]
+fn unmanaged_hosts_are_not_told_the_port_is_not_allowed() {
+    let close = |ip: &str| {
+        finding(
+            "high-risk-exposed",
+            "close-port",
+            ip,
+            Some(6379),
+            Some("redis"),
+        )
+    };
+    let about = |fs: &[Finding], lang| groups_in(fs, lang)[0].about.clone();
+    let unmanaged = [close("198.18.7.1"), close("198.18.7.2")];
+    assert!(unmanaged.iter().all(|f| f.group.is_none()));
+    assert_eq!(
+        about(&unmanaged, Lang::En),
+        "No allow list covers the port: the hosts are in no asset group (bring them under the policy with its own fix). Until then, block the port in the host firewall and the cloud control, and stop the service if nothing needs it. An administration port keeps its admin sources allowed, so the fix cannot lock you out."
+    );
+    assert!(
+        about(&unmanaged, Lang::ZhCn)
+            .starts_with("没有放行清单覆盖该端口：这些主机不属于任何资产组")
+    );
+    let managed = [close("198.18.1.3")];
+    assert!(about(&managed, Lang::En).starts_with("The port is open but not allowed: "));
+    let mixed = [
+        close("198.18.1.3"),
+        close("198.18.7.1"),
+        close("198.18.7.2"),
+    ];
+    let gs = groups_in(&mixed, Lang::En);
+    assert_eq!(gs.len(), 1, "one fix for the three hosts");
+    assert!(
+        gs[0].about.starts_with("The port is open but not allowed: ")
+            && gs[0].about.ends_with(
+                " 2 of these hosts are in no asset group: no allow list covers them (the policy fix brings them under one)."
+            ),
+        "{}",
+        gs[0].about
+    );
+    assert!(about(&mixed, Lang::ZhCn).ends_with(
+        "其中 2 台主机不属于任何资产组：没有放行清单覆盖它们（策略修复可将其纳入资产组）。"
+    ));
+    // restrict-source for unmanaged hosts: no "the group's admin_sources".
+    let ssh = [finding(
+        "remote-admin-internet",
+        "restrict-source",
+        "198.18.7.3",
+        Some(22),
+        Some("ssh"),
+    )];
+    let text = about(&ssh, Lang::En);
+    assert!(
+        text.starts_with(
+            "The port may stay open, but only to the admin sources. The hosts are in no asset group"
+        ),
+        "{text}"
+    );
+}

@@ -31,6 +31,7 @@ pub(super) const POLICY_KEYS: &[&str] = &[
     "what_service",
     "what_justify",
     "date_format",
+    "some_unmanaged",
 ];
 
 impl RemediationCatalog {

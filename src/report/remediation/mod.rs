@@ -201,6 +201,10 @@ pub struct Fix {
     pub title_zh: String,
     pub about_en: String,
     pub about_zh: String,
+    /// The about text when every host of the fix is in no asset group (no
+    /// allow list, no admin sources); `None` when `about_*` fits them too.
+    pub about_unmanaged_en: Option<String>,
+    pub about_unmanaged_zh: Option<String>,
     pub platforms: Vec<String>,
 }
 

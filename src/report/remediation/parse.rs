@@ -104,6 +104,10 @@ pub(super) struct RawFix {
     title_zh: String,
     about_en: String,
     about_zh: String,
+    #[serde(default)]
+    about_unmanaged_en: Option<String>,
+    #[serde(default)]
+    about_unmanaged_zh: Option<String>,
     platforms: Vec<String>,
 }
 
@@ -403,6 +407,12 @@ fn parse_fixes(
         if f.platforms.is_empty() {
             return Err(invalid(format!("fix '{}' names no platform", f.key)));
         }
+        if f.about_unmanaged_en.is_some() != f.about_unmanaged_zh.is_some() {
+            return Err(invalid(format!(
+                "fix '{}': give about_unmanaged_en and about_unmanaged_zh together",
+                f.key
+            )));
+        }
         for id in &f.platforms {
             if !seen.contains(id) {
                 let known: Vec<&str> = platforms.iter().map(|p| p.id.as_str()).collect();
@@ -422,6 +432,8 @@ fn parse_fixes(
             title_zh: f.title_zh.trim().to_owned(),
             about_en: f.about_en.trim().to_owned(),
             about_zh: f.about_zh.trim().to_owned(),
+            about_unmanaged_en: f.about_unmanaged_en.as_deref().map(|s| s.trim().to_owned()),
+            about_unmanaged_zh: f.about_unmanaged_zh.as_deref().map(|s| s.trim().to_owned()),
             platforms: f.platforms.clone(),
         });
     }
