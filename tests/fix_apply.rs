@@ -696,6 +696,95 @@ fn firewalld_fixes_applied_dual_stack_with_its_own_dbus() {
     }
 }
 
+/// firewalld at port level (issue 24): the zone opens 445/tcp through the
+/// `samba` service, which also opens 139/tcp (and 137-138/udp). The fix for
+/// 445/tcp over IPv4 drops that port and family only, with a priority rich
+/// rule in front of the zone: 139/tcp stays open, 445/tcp stays open over
+/// IPv6, the zone still lists `samba` (nothing of it is removed, so nothing
+/// must be re-added), and the undo restores both configurations byte for
+/// byte.
+#[test]
+fn firewalld_fix_keeps_the_other_ports_of_a_multi_port_service() {
+    use portwarden::model::Proto;
+    use portwarden::report::{FixContext, Lang, RemediationCatalog};
+    if !(need("firewalld") && need("dbus-daemon")) {
+        return;
+    }
+    let dir = TempDir(tempdir("firewalld-svc"));
+    std::fs::create_dir_all(dir.0.join("backups")).unwrap();
+    let mut b = Lab::builder()
+        .v4_prefix("198.19.1.0/28")
+        .v6_prefix("2001:2:0:1::/124")
+        .ports(&[139, 445]);
+    for h in [HOST4, HOST6] {
+        b = b.open(ip(h), 139).open(ip(h), 445);
+    }
+    let lab = b.build();
+    let (_bus, _daemon, address) = firewalld(&lab, &dir.0);
+    let t = Target {
+        lab: &lab,
+        dir: dir.0.clone(),
+        ufw: false,
+        bus: Some(address),
+    };
+    t.sh("firewall-cmd --permanent --add-service=samba >/dev/null && firewall-cmd --reload >/dev/null\n");
+    let start = t.sh(FIREWALLD_SNAPSHOT);
+    assert!(start.contains(" samba"), "{start}");
+    for h in [HOST4, HOST6] {
+        for p in [139, 445] {
+            assert_eq!(scan(&lab, h, p), "open", "{h}:{p} before the fix");
+        }
+    }
+    // The fix as a report renders it for a close-port finding on 445/tcp.
+    let ctx = FixContext {
+        id: "0123456789ab".into(),
+        key: "close-port".into(),
+        port: Some(445),
+        proto: Some(Proto::Tcp),
+        service: Some("microsoft-ds".into()),
+        unit: None,
+        ipv6: false,
+        sources: vec![],
+        hosts: vec![ip(HOST4)],
+        host_total: 1,
+        policy_file: String::new(),
+        policy_line: None,
+        policy_snippet: String::new(),
+        group: None,
+    };
+    let fw = RemediationCatalog::embedded()
+        .render(&ctx, &[], Lang::En)
+        .into_iter()
+        .find(|p| p.platform == "firewalld")
+        .unwrap();
+    assert!(
+        fw.commands
+            .contains("(the service samba keeps its other ports)"),
+        "{}",
+        fw.commands
+    );
+    t.sh(&fw.commands);
+    assert_eq!(
+        scan(&lab, HOST4, 445),
+        "filtered",
+        "445/tcp v4 after the fix"
+    );
+    assert_eq!(scan(&lab, HOST4, 139), "open", "samba's 139/tcp was closed");
+    assert_eq!(scan(&lab, HOST6, 445), "open", "the v4 fix closed v6");
+    assert_eq!(scan(&lab, HOST6, 139), "open", "the v4 fix closed v6");
+    assert_eq!(
+        t.sh("firewall-cmd --zone=public --query-service=samba"),
+        "yes\n"
+    );
+    t.sh(&fw.undo);
+    assert_eq!(
+        t.sh(FIREWALLD_SNAPSHOT),
+        start,
+        "undo left a different state"
+    );
+    assert_eq!(scan(&lab, HOST4, 445), "open", "445/tcp v4 after the undo");
+}
+
 /// Runs Ansible tasks from a fix as a local play on the target, leaving
 /// out the tasks for the other firewall (`drop`: `ufw` or `firewalld`).
 fn play(t: &Target, tasks: &str, drop: &str) {
