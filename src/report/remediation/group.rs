@@ -248,10 +248,8 @@ fn about(
         ));
     }
     if absorbed {
-        text.push_str(match lang {
-            Lang::ZhCn => " 同一端口的“仅允许声明的源地址”问题也由本修复处理：关闭端口是更强的措施。",
-            Lang::En => " It also settles the restrict-source findings on the same ports: closing the port is the stronger fix.",
-        });
+        text.push(' ');
+        text.push_str(&catalog.policy_text(lang, "absorbed", &[]));
     }
     text
 }

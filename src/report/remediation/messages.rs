@@ -32,6 +32,7 @@ pub(super) const POLICY_KEYS: &[&str] = &[
     "what_justify",
     "date_format",
     "some_unmanaged",
+    "absorbed",
 ];
 
 impl RemediationCatalog {
