@@ -74,12 +74,20 @@ fn need(program: &str) -> bool {
 /// A lab with ssh and redis open on one v4 and one v6 host, and the admin
 /// sources as extra addresses of the scanner namespace (routed back by the target).
 fn lab() -> Lab {
+    lab_with(&[22, 6379])
+}
+
+/// The dual-stack target with `ports` open on both hosts, and the admin
+/// sources routed.
+fn lab_with(ports: &[u16]) -> Lab {
     let mut b = Lab::builder()
         .v4_prefix("198.19.1.0/28")
         .v6_prefix("2001:2:0:1::/124")
-        .ports(&[22, 6379]);
+        .ports(ports);
     for h in [HOST4, HOST6] {
-        b = b.open(ip(h), 22).open(ip(h), 6379);
+        for &p in ports {
+            b = b.open(ip(h), p);
+        }
     }
     let lab = b.build();
     let s = lab.scanner_ns().to_owned();
@@ -653,6 +661,19 @@ fn firewalld(lab: &Lab, dir: &Path) -> (Child, Child, String) {
     );
 }
 
+/// firewalld (with its D-Bus daemon) running in the lab's target, and the
+/// target that talks to it; the two children stop when dropped.
+fn firewalld_target<'a>(lab: &'a Lab, dir: &Path) -> (Child, Child, Target<'a>) {
+    let (bus, daemon, address) = firewalld(lab, dir);
+    let t = Target {
+        lab,
+        dir: dir.to_path_buf(),
+        ufw: false,
+        bus: Some(address),
+    };
+    (bus, daemon, t)
+}
+
 const FIREWALLD_STARTS: [(&str, &str); 2] = [
     // ssh and redis opened by firewalld services.
     (
@@ -683,13 +704,7 @@ fn firewalld_fixes_applied_dual_stack_with_its_own_dbus() {
         std::fs::create_dir_all(dir.0.join("backups")).unwrap();
         let lab = lab();
         let report = audit(&lab, &dir.0);
-        let (_bus, _daemon, address) = firewalld(&lab, &dir.0);
-        let t = Target {
-            lab: &lab,
-            dir: dir.0.clone(),
-            ufw: false,
-            bus: Some(address),
-        };
+        let (_bus, _daemon, t) = firewalld_target(&lab, &dir.0);
         t.sh(setup);
         let what = format!("firewalld from the {name} ruleset");
         prove_on(&t, &report, "firewalld", FIREWALLD_SNAPSHOT, &what);
@@ -712,21 +727,8 @@ fn firewalld_fix_keeps_the_other_ports_of_a_multi_port_service() {
     }
     let dir = TempDir(tempdir("firewalld-svc"));
     std::fs::create_dir_all(dir.0.join("backups")).unwrap();
-    let mut b = Lab::builder()
-        .v4_prefix("198.19.1.0/28")
-        .v6_prefix("2001:2:0:1::/124")
-        .ports(&[139, 445]);
-    for h in [HOST4, HOST6] {
-        b = b.open(ip(h), 139).open(ip(h), 445);
-    }
-    let lab = b.build();
-    let (_bus, _daemon, address) = firewalld(&lab, &dir.0);
-    let t = Target {
-        lab: &lab,
-        dir: dir.0.clone(),
-        ufw: false,
-        bus: Some(address),
-    };
+    let lab = lab_with(&[139, 445]);
+    let (_bus, _daemon, t) = firewalld_target(&lab, &dir.0);
     t.sh("firewall-cmd --permanent --add-service=samba >/dev/null && firewall-cmd --reload >/dev/null\n");
     let start = t.sh(FIREWALLD_SNAPSHOT);
     assert!(start.contains(" samba"), "{start}");

@@ -8,120 +8,35 @@ use super::*;
 /// One finding of every remediation key that renders shell, PowerShell,
 /// YAML, HCL, TOML or batch, over both families, TCP and UDP, admin ports
 /// with and without declared sources, and the service-specific branches.
+#[rustfmt::skip]
 fn every_kind() -> Vec<Finding> {
-    let mut fs = vec![
-        finding(
-            "remote-admin-internet",
-            "restrict-source",
-            "198.18.0.5",
-            Some(22),
-            Some("ssh"),
-        ),
-        finding(
-            "remote-admin-internet",
-            "restrict-source",
-            "2001:2::5",
-            Some(3389),
-            Some("rdp"),
-        ),
-        finding(
-            "not-allowed",
-            "close-port",
-            "198.18.1.2",
-            Some(22),
-            Some("ssh"),
-        ),
-        finding(
-            "not-allowed",
-            "close-port",
-            "198.18.1.3",
-            Some(6379),
-            Some("redis"),
-        ),
-        finding(
-            "not-allowed",
-            "close-port",
-            "2001:2::9",
-            Some(161),
-            Some("snmp"),
-        ),
-        finding(
-            "not-allowed",
-            "close-port",
-            "198.18.1.4",
-            Some(9200),
-            Some("elasticsearch"),
-        ),
-        finding(
-            "cleartext-admin",
-            "replace-cleartext",
-            "198.18.1.5",
-            Some(23),
-            Some("telnet"),
-        ),
-        finding(
-            "cleartext-admin",
-            "replace-cleartext",
-            "198.18.1.5",
-            Some(21),
-            Some("ftp"),
-        ),
-        finding(
-            "cleartext-admin",
-            "replace-cleartext",
-            "198.18.1.5",
-            Some(5900),
-            Some("vnc"),
-        ),
-        finding(
-            "cleartext-admin",
-            "replace-cleartext",
-            "198.18.1.5",
-            Some(110),
-            Some("pop3"),
-        ),
-        finding(
-            "tls-cert",
-            "renew-certificate",
-            "198.18.0.6",
-            Some(443),
-            Some("https"),
-        ),
-        finding(
-            "unmanaged-host",
-            "add-host-to-policy",
-            "198.18.7.1",
-            None,
-            None,
-        ),
-        finding("port-cap", "reduce-exposure", "198.18.1.6", None, None),
-        finding(
-            "unapproved-change",
-            "approve-or-revert-change",
-            "198.18.1.7",
-            Some(8080),
-            Some("http"),
-        ),
+    let rows: &[(&str, &str, &str, Option<u16>, Option<&str>)] = &[
+        ("remote-admin-internet", "restrict-source", "198.18.0.5", Some(22), Some("ssh")),
+        ("remote-admin-internet", "restrict-source", "2001:2::5", Some(3389), Some("rdp")),
+        ("not-allowed", "close-port", "198.18.1.2", Some(22), Some("ssh")),
+        ("not-allowed", "close-port", "198.18.1.3", Some(6379), Some("redis")),
+        ("not-allowed", "close-port", "2001:2::9", Some(161), Some("snmp")),
+        ("not-allowed", "close-port", "198.18.1.4", Some(9200), Some("elasticsearch")),
+        ("cleartext-admin", "replace-cleartext", "198.18.1.5", Some(23), Some("telnet")),
+        ("cleartext-admin", "replace-cleartext", "198.18.1.5", Some(21), Some("ftp")),
+        ("cleartext-admin", "replace-cleartext", "198.18.1.5", Some(5900), Some("vnc")),
+        ("cleartext-admin", "replace-cleartext", "198.18.1.5", Some(110), Some("pop3")),
+        ("tls-cert", "renew-certificate", "198.18.0.6", Some(443), Some("https")),
+        ("unmanaged-host", "add-host-to-policy", "198.18.7.1", None, None),
+        ("port-cap", "reduce-exposure", "198.18.1.6", None, None),
+        ("unapproved-change", "approve-or-revert-change", "198.18.1.7", Some(8080), Some("http")),
+        ("unauth-service", "enable-auth", "198.18.1.8", Some(6379), Some("redis")),
+        ("unauth-service", "enable-auth", "198.18.1.8", Some(27017), Some("mongodb")),
+        ("unauth-service", "enable-auth", "198.18.1.8", Some(11211), Some("memcached")),
+        ("unauth-service", "enable-auth", "198.18.1.8", Some(9201), Some("elasticsearch")),
+        ("unauth-service", "enable-auth", "198.18.1.8", Some(2375), Some("docker")),
+        ("unauth-service", "enable-auth", "198.18.1.8", Some(2379), Some("etcd")),
+        ("unauth-service", "enable-auth", "198.18.1.8", Some(10250), Some("kubelet")),
+        ("unauth-service", "enable-auth", "198.18.1.8", Some(5984), Some("couchdb")),
     ];
-    for (port, service) in [
-        (6379, "redis"),
-        (27017, "mongodb"),
-        (11211, "memcached"),
-        (9201, "elasticsearch"),
-        (2375, "docker"),
-        (2379, "etcd"),
-        (10250, "kubelet"),
-        (5984, "couchdb"),
-    ] {
-        fs.push(finding(
-            "unauth-service",
-            "enable-auth",
-            "198.18.1.8",
-            Some(port),
-            Some(service),
-        ));
-    }
-    fs
+    rows.iter()
+        .map(|&(check, key, ip, port, service)| finding(check, key, ip, port, service))
+        .collect()
 }
 
 fn groups_in(fs: &[Finding], lang: Lang) -> Vec<FixGroup> {
