@@ -118,6 +118,22 @@ impl<R: BufRead> BoundedLines<R> {
     }
 }
 
+/// Text from a file made inert and bounded: control characters (ANSI
+/// escapes, CR) become U+FFFD, and more than `max` bytes are cut on a
+/// character boundary, ending in `…`.
+pub fn inert(s: &str, max: usize) -> String {
+    let mut out = String::with_capacity(s.len().min(max + 3));
+    for c in s.chars() {
+        let c = if unsafe_to_show(c) { '\u{FFFD}' } else { c };
+        if out.len() + c.len_utf8() > max {
+            out.push('…');
+            break;
+        }
+        out.push(c);
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

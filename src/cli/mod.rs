@@ -276,7 +276,8 @@ fn lab_vantage() -> Result<bool> {
     }
 }
 
-async fn audit(cmd: AuditCmd) -> Result<u8> {
+/// The audit the command line asks for, checked before anything runs.
+fn audit_request(cmd: &AuditCmd) -> Result<AuditRequest> {
     let (choice, mut cfg) = scan_config(&cmd.engine)?;
     // An interrupted audit writes no report, so it leaves no resume state,
     // and a report judged on half a scan would mislead.
@@ -311,7 +312,7 @@ async fn audit(cmd: AuditCmd) -> Result<u8> {
     } else {
         None
     };
-    let req = AuditRequest {
+    Ok(AuditRequest {
         pdf_with,
         paper: cmd.paper,
         scope: scope(&cmd.scope, &cmd.engine, app::DEFAULT_AUDIT_PORTS)?,
@@ -328,7 +329,7 @@ async fn audit(cmd: AuditCmd) -> Result<u8> {
             .map(|a| a.to_string_lossy().into_owned())
             .collect(),
         store: history::audit_store(&cmd.store, cmd.no_store)?,
-        import: history::import_sources(&cmd),
+        import: history::import_sources(cmd),
         allow_partial_import: cmd.allow_partial_import,
         history_key: history::history_key(&cmd.store)?,
         metrics: cmd.metrics.clone(),
@@ -338,7 +339,11 @@ async fn audit(cmd: AuditCmd) -> Result<u8> {
         vantage: cmd.vantage.clone(),
         udp_monlist: cmd.udp_monlist,
         lab_vantage: lab_vantage()?,
-    };
+    })
+}
+
+async fn audit(cmd: AuditCmd) -> Result<u8> {
+    let req = std::sync::Arc::new(audit_request(&cmd)?);
     // Whether a report of ours is in --out now, for the interrupted message.
     let before = app::check_out_dir(&req.out).ok();
     cancel_on_signal(req.cancel.clone());
@@ -348,7 +353,7 @@ async fn audit(cmd: AuditCmd) -> Result<u8> {
     // The app checks the flag between steps; this also stops the steps that
     // do not (resolving names, opening the history) the moment it is raised.
     let outcome = tokio::select! {
-        r = app::audit(&req, tx) => r,
+        r = app::audit(std::sync::Arc::clone(&req), tx) => r,
         () = req.cancel.cancelled() => Err(Cancelled.into()),
     };
     if let Err(e) = &outcome

@@ -458,6 +458,41 @@ fn pad(s: &str, width: usize) -> String {
     format!("{s}{}", " ".repeat(width.saturating_sub(w)))
 }
 
+/// One line per framework: its counts, and a percentage only where every
+/// requirement was decided.
+fn write_framework_lines(
+    w: &mut dyn Write,
+    ev: &portwarden::policy::Evaluation,
+    labels: &portwarden::report::Labels,
+) -> io::Result<()> {
+    for p in &ev.profiles {
+        // A percentage only where every requirement was decided (the
+        // evaluator leaves `score` empty otherwise); else just the counts.
+        let score = p
+            .score
+            .map(|s| format!("{:.0}% — ", s * 100.0))
+            .unwrap_or_default();
+        writeln!(
+            w,
+            "{}",
+            labels.fmt(
+                "term.framework",
+                &[
+                    ("name", &p.profile),
+                    ("score", &score),
+                    ("pass", &p.passed.to_string()),
+                    ("total", &p.requirements.len().to_string()),
+                    ("fail", &p.failed.to_string()),
+                    ("partial", &p.partial.to_string()),
+                    ("accepted", &p.accepted.to_string()),
+                    ("na", &p.not_assessed.to_string()),
+                ]
+            )
+        )?;
+    }
+    Ok(())
+}
+
 /// The audit's terminal summary: a header row, one line per host:port (all
 /// its checks on it, at most [`SUMMARY_ROWS`]), one total line per
 /// severity, each framework's verdict counts, and the report's index.html.
@@ -578,31 +613,7 @@ pub fn write_audit_summary(
             }
         )?;
     }
-    for p in &ev.profiles {
-        // A percentage only where every requirement was decided (the
-        // evaluator leaves `score` empty otherwise); else just the counts.
-        let score = p
-            .score
-            .map(|s| format!("{:.0}% — ", s * 100.0))
-            .unwrap_or_default();
-        writeln!(
-            w,
-            "{}",
-            labels.fmt(
-                "term.framework",
-                &[
-                    ("name", &p.profile),
-                    ("score", &score),
-                    ("pass", &p.passed.to_string()),
-                    ("total", &p.requirements.len().to_string()),
-                    ("fail", &p.failed.to_string()),
-                    ("partial", &p.partial.to_string()),
-                    ("accepted", &p.accepted.to_string()),
-                    ("na", &p.not_assessed.to_string()),
-                ]
-            )
-        )?;
-    }
+    write_framework_lines(w, ev, labels)?;
     writeln!(
         w,
         "{}",

@@ -324,14 +324,17 @@ fn bounded(s: &str) -> String {
     escape_bytes(s.as_bytes(), 64)
 }
 
-/// Tells the well-known HTTP APIs apart from a plain web server.
-async fn refine(ctx: &Ctx<'_>, root: &Response, raw: &[u8], info: &mut ServiceInfo, tls: bool) {
-    let json = root.json();
-    let registered = ctx.registered.unwrap_or("");
-    let port = ctx.addr.port();
-
+/// Elasticsearch / OpenSearch, from the root document or the headers;
+/// true when it decided the service.
+async fn elasticsearch(
+    ctx: &Ctx<'_>,
+    root: &Response,
+    json: Option<&Value>,
+    info: &mut ServiceInfo,
+    tls: bool,
+) -> bool {
     // Elasticsearch / OpenSearch answer `/` with their cluster facts.
-    if let Some(j) = &json
+    if let Some(j) = json
         && j.get("cluster_name").is_some()
     {
         info.name = "elasticsearch".into();
@@ -362,7 +365,7 @@ async fn refine(ctx: &Ctx<'_>, root: &Response, raw: &[u8], info: &mut ServiceIn
             }
         }
         info.confidence = 0.97;
-        return;
+        return true;
     }
     let elastic_header = root.header("x-elastic-product").is_some();
     let security_realm = root
@@ -376,6 +379,18 @@ async fn refine(ctx: &Ctx<'_>, root: &Response, raw: &[u8], info: &mut ServiceIn
             info.auth = AuthStatus::Required;
         }
         info.confidence = 0.9;
+        return true;
+    }
+    false
+}
+
+/// Tells the well-known HTTP APIs apart from a plain web server.
+async fn refine(ctx: &Ctx<'_>, root: &Response, raw: &[u8], info: &mut ServiceInfo, tls: bool) {
+    let json = root.json();
+    let registered = ctx.registered.unwrap_or("");
+    let port = ctx.addr.port();
+
+    if elasticsearch(ctx, root, json.as_ref(), info, tls).await {
         return;
     }
 

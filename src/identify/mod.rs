@@ -13,8 +13,8 @@
 //! read, and a deadline per port, so tarpits, endless banners and servers
 //! that never close cannot stall or bloat a scan.
 
-pub mod probes;
-pub mod udp;
+pub(crate) mod probes;
+pub(crate) mod udp;
 
 mod http;
 mod text;

@@ -11,7 +11,7 @@ use serde::Deserialize;
 use crate::model::AuthStatus;
 
 /// The probe file shipped in the binary.
-pub const EMBEDDED_PROBES: &str = include_str!("../../rules/probes.toml");
+pub const EMBEDDED_PROBES: &str = crate::rules::embedded::PROBES;
 
 /// Protocol logic that lives in code because data cannot express it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

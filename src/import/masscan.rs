@@ -85,11 +85,6 @@ pub struct MasscanRun {
     pub truncated: Option<String>,
 }
 
-/// Parses masscan JSON held in memory; `file` names it in errors.
-pub fn parse(text: &str, file: &str) -> Result<Vec<Observation>, ImportError> {
-    Ok(parse_reader(text.as_bytes(), file)?.observations)
-}
-
 /// Parses masscan JSON line by line (each line bounded), so memory grows
 /// with the results, never with the file's shape.
 pub fn parse_reader<R: BufRead>(input: R, file: &str) -> Result<MasscanRun, ImportError> {
@@ -223,6 +218,11 @@ pub fn parse_reader<R: BufRead>(input: R, file: &str) -> Result<MasscanRun, Impo
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Parses masscan JSON held in memory.
+    fn parse(text: &str, file: &str) -> Result<Vec<Observation>, ImportError> {
+        Ok(parse_reader(text.as_bytes(), file)?.observations)
+    }
 
     #[test]
     fn provenance_spans_the_records_in_any_order() {

@@ -8,9 +8,9 @@
 //! errors name the file and the line (and column) to look at.
 
 pub mod bundle;
-pub mod masscan;
+pub(crate) mod masscan;
 pub mod nmap;
-pub mod ranges;
+pub(crate) mod ranges;
 mod read;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -152,25 +152,7 @@ impl Provenance {
     }
 }
 
-/// Text from a file made inert and bounded: control characters (ANSI
-/// escapes, CR) become U+FFFD, and more than `max` bytes are cut on a
-/// character boundary, ending in `…`.
-pub fn inert(s: &str, max: usize) -> String {
-    let mut out = String::with_capacity(s.len().min(max + 3));
-    for c in s.chars() {
-        let c = if crate::lines::unsafe_to_show(c) {
-            '\u{FFFD}'
-        } else {
-            c
-        };
-        if out.len() + c.len_utf8() > max {
-            out.push('…');
-            break;
-        }
-        out.push(c);
-    }
-    out
-}
+pub use crate::lines::inert;
 
 /// How to read imports.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

@@ -27,7 +27,7 @@ use super::{
 use crate::model::{Observation, PortState, Proto, Reason, ServiceInfo};
 
 /// What one nmap XML file holds.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct NmapRun {
     /// What the file says about its scan: scanner, version, command line,
     /// start and end, the port list per protocol.
@@ -251,27 +251,14 @@ pub fn parse_reader<R: BufRead>(
     });
     reader.config_mut().trim_text(true);
     let mut buf = Vec::new();
-    let mut provenance = Provenance::default();
-    let mut connect = false;
-    let mut run_time: Option<DateTime<Utc>> = None;
-    let mut seen_root = false;
-    let mut closed_root = false;
-    let mut finished: Option<Result<(), String>> = None;
-    let mut host: Option<Host> = None;
-    let mut port: Option<PortRead> = None;
-    let mut out = NmapRun {
-        provenance: Provenance::default(),
-        observations: Vec::new(),
-        folded: Vec::new(),
-        truncated: None,
-    };
+    let mut st = ReadState::default();
     let mut cut: Option<String> = None;
     loop {
         buf.clear();
         let ev = match reader.read_event_into(&mut buf) {
             Ok(ev) => ev,
             // Input that ends inside a tag, comment or declaration: a cut file.
-            Err(quick_xml::Error::Syntax(e)) if seen_root => {
+            Err(quick_xml::Error::Syntax(e)) if st.seen_root => {
                 cut = Some(format!("it ends inside markup ({e})"));
                 break;
             }
@@ -287,28 +274,7 @@ pub fn parse_reader<R: BufRead>(
             Event::Start(e) => (e, false),
             Event::Empty(e) => (e, true),
             Event::End(e) => {
-                match e.name().as_ref() {
-                    b"port" => {
-                        if let (Some(h), Some((n, proto, Some(state), reason, svc))) =
-                            (host.as_mut(), port.take())
-                        {
-                            let r = reason_for(state, &reason, connect, proto);
-                            h.ports.insert((n, proto), (state, r, svc));
-                        }
-                    }
-                    b"extraports" => {
-                        if let Some(h) = host.as_mut() {
-                            h.extra_state = None;
-                        }
-                    }
-                    b"host" => {
-                        if let Some(h) = host.take() {
-                            flush_host(h, run_time, &mut out);
-                        }
-                    }
-                    b"nmaprun" => closed_root = true,
-                    _ => {}
-                }
+                st.end(e.name().as_ref());
                 continue;
             }
             Event::Eof => break,
@@ -319,24 +285,94 @@ pub fn parse_reader<R: BufRead>(
         let at = reader
             .buffer_position()
             .saturating_sub(e.len() as u64 + 2 + u64::from(empty));
-        let name = e.name();
         let a = p.attrs(e, at)?;
-        match name.as_ref() {
+        st.start(&p, e.name().as_ref(), &a, at, empty)?;
+    }
+    if !st.seen_root {
+        return Err(p.err(
+            0,
+            "no <nmaprun> element: not an nmap XML file".into(),
+            XML_HINT,
+        ));
+    }
+    let mut out = st.out;
+    out.provenance = st.provenance;
+    out.truncated = cut.or_else(|| match (&st.finished, st.closed_root) {
+        (Some(Err(msg)), _) => Some(format!("nmap reported an error exit: {msg}")),
+        (None, _) => Some("it has no <runstats><finished>: nmap did not finish writing it".into()),
+        (_, false) => Some("it ends before </nmaprun>".into()),
+        (Some(Ok(())), true) => None,
+    });
+    Ok(out)
+}
+
+/// What the reader has seen so far of one nmap XML file.
+#[derive(Default)]
+struct ReadState {
+    provenance: Provenance,
+    /// The TCP scan was a connect scan (replies then carry no TTL reason).
+    connect: bool,
+    run_time: Option<DateTime<Utc>>,
+    seen_root: bool,
+    closed_root: bool,
+    finished: Option<Result<(), String>>,
+    host: Option<Host>,
+    port: Option<PortRead>,
+    out: NmapRun,
+}
+
+impl ReadState {
+    /// An end tag.
+    fn end(&mut self, name: &[u8]) {
+        match name {
+            b"port" => {
+                if let (Some(h), Some((n, proto, Some(state), reason, svc))) =
+                    (self.host.as_mut(), self.port.take())
+                {
+                    let r = reason_for(state, &reason, self.connect, proto);
+                    h.ports.insert((n, proto), (state, r, svc));
+                }
+            }
+            b"extraports" => {
+                if let Some(h) = self.host.as_mut() {
+                    h.extra_state = None;
+                }
+            }
+            b"host" => {
+                if let Some(h) = self.host.take() {
+                    flush_host(h, self.run_time, &mut self.out);
+                }
+            }
+            b"nmaprun" => self.closed_root = true,
+            _ => {}
+        }
+    }
+
+    /// A start (or empty) tag, with its attributes `a`, starting at byte `at`.
+    fn start(
+        &mut self,
+        p: &Parser,
+        name: &[u8],
+        a: &BTreeMap<String, String>,
+        at: u64,
+        empty: bool,
+    ) -> Result<(), ImportError> {
+        match name {
             b"nmaprun" => {
-                seen_root = true;
-                run_time = unix_time(a.get("start"));
-                provenance.scanner = a.get("scanner").map(|v| inert(v, MAX_NAME));
-                provenance.scanner_version = a.get("version").map(|v| inert(v, MAX_NAME));
-                provenance.args = a.get("args").map(|v| inert(v, MAX_ARGS));
-                provenance.started = run_time;
+                self.seen_root = true;
+                self.run_time = unix_time(a.get("start"));
+                self.provenance.scanner = a.get("scanner").map(|v| inert(v, MAX_NAME));
+                self.provenance.scanner_version = a.get("version").map(|v| inert(v, MAX_NAME));
+                self.provenance.args = a.get("args").map(|v| inert(v, MAX_ARGS));
+                self.provenance.started = self.run_time;
             }
             // A combined -sS -sU run has one scaninfo per protocol.
             b"scaninfo" => {
                 if a.get("protocol").is_none_or(|p| p == "tcp") {
-                    connect = a.get("type").is_some_and(|t| t == "connect");
+                    self.connect = a.get("type").is_some_and(|t| t == "connect");
                 }
-                if provenance.ports.len() < MAX_PORT_LISTS {
-                    provenance.ports.push(PortList {
+                if self.provenance.ports.len() < MAX_PORT_LISTS {
+                    self.provenance.ports.push(PortList {
                         protocol: inert(a.get("protocol").map_or("tcp", String::as_str), MAX_NAME),
                         scan_type: a.get("type").map(|v| inert(v, MAX_NAME)),
                         ports: inert(a.get("services").map_or("", String::as_str), MAX_PORT_LIST),
@@ -344,8 +380,8 @@ pub fn parse_reader<R: BufRead>(
                 }
             }
             b"finished" => {
-                provenance.finished = unix_time(a.get("time"));
-                finished = Some(match a.get("exit").map(String::as_str) {
+                self.provenance.finished = unix_time(a.get("time"));
+                self.finished = Some(match a.get("exit").map(String::as_str) {
                     Some("error") => Err(a
                         .get("errormsg")
                         .cloned()
@@ -354,35 +390,14 @@ pub fn parse_reader<R: BufRead>(
                 });
             }
             b"host" => {
-                host = Some(Host {
+                self.host = Some(Host {
                     time: unix_time(a.get("endtime")).or(unix_time(a.get("starttime"))),
                     ..Host::default()
                 });
             }
-            b"address" => {
-                if let Some(h) = host.as_mut()
-                    && matches!(a.get("addrtype").map(String::as_str), Some("ipv4" | "ipv6"))
-                {
-                    let v = a.get("addr").map(String::as_str).unwrap_or_default();
-                    let ip = v.parse::<IpAddr>().map_err(|_| {
-                        p.err(
-                            at,
-                            format!("address '{}' is not an IP address", inert(v, MAX_NAME)),
-                            XML_HINT,
-                        )
-                    })?;
-                    if h.addr.is_some_and(|first| first != ip) {
-                        return Err(p.err(
-                            at,
-                            format!("a second IP address ({ip}) in one <host>"),
-                            "nmap writes one IP address per <host>: this file was not written by nmap -oX, or was edited",
-                        ));
-                    }
-                    h.addr = Some(ip);
-                }
-            }
+            b"address" => self.address(p, a, at)?,
             b"hostname" => {
-                if let (Some(h), Some(n)) = (host.as_mut(), a.get("name"))
+                if let (Some(h), Some(n)) = (self.host.as_mut(), a.get("name"))
                     && !h.hostnames.contains(n)
                     && h.hostnames.len() < 64
                 {
@@ -401,13 +416,13 @@ pub fn parse_reader<R: BufRead>(
                             XML_HINT,
                         )
                     })?;
-                port = match proto_of(a.get("protocol")) {
+                self.port = match proto_of(a.get("protocol")) {
                     Some(proto) if !empty => Some((n, proto, None, String::new(), None)),
                     _ => None,
                 };
             }
             b"state" => {
-                if let Some(pt) = port.as_mut() {
+                if let Some(pt) = self.port.as_mut() {
                     let s = a.get("state").map(String::as_str).unwrap_or_default();
                     pt.2 = Some(state_of(s, pt.1).ok_or_else(|| {
                         p.err(
@@ -420,59 +435,78 @@ pub fn parse_reader<R: BufRead>(
                 }
             }
             b"service" => {
-                if let Some(pt) = port.as_mut()
+                if let Some(pt) = self.port.as_mut()
                     && let Some(n) = a.get("name").filter(|n| !n.is_empty())
                 {
-                    pt.4 = Some(service_of(n, &a).map_err(|m| {
+                    pt.4 = Some(service_of(n, a).map_err(|m| {
                         p.err(at, m, "nmap writes conf as a whole number from 0 to 10")
                     })?);
                 }
             }
             b"extraports" => {
-                if let Some(h) = host.as_mut() {
+                if let Some(h) = self.host.as_mut() {
                     h.extra_state = a.get("state").and_then(|s| state_of(s, Proto::Udp));
                 }
             }
-            b"extrareasons" => {
-                // Folded ports, listed only by recent nmap versions.
-                if let (Some(h), Some(list)) = (host.as_mut(), a.get("ports"))
-                    && let Some(proto) = proto_of(a.get("proto"))
-                {
-                    let reason = a.get("reason").cloned().unwrap_or_default();
-                    let reason = reason.trim_end_matches('s');
-                    let state = match h.extra_state {
-                        Some(PortState::OpenFiltered) if proto == Proto::Tcp => PortState::Filtered,
-                        Some(s) => s,
-                        None => match reason {
-                            "conn-refused" | "reset" => PortState::Closed,
-                            _ => PortState::Filtered,
-                        },
-                    };
-                    let r = reason_for(state, reason, connect, proto);
-                    h.folded
-                        .entry((proto, state, r))
-                        .or_default()
-                        .union(&PortRanges::parse(list));
-                }
-            }
+            b"extrareasons" => self.extrareasons(a),
             _ => {}
         }
+        Ok(())
     }
-    if !seen_root {
-        return Err(p.err(
-            0,
-            "no <nmaprun> element: not an nmap XML file".into(),
-            XML_HINT,
-        ));
+
+    /// `<address>`: one IP address per host.
+    fn address(
+        &mut self,
+        p: &Parser,
+        a: &BTreeMap<String, String>,
+        at: u64,
+    ) -> Result<(), ImportError> {
+        if let Some(h) = self.host.as_mut()
+            && matches!(a.get("addrtype").map(String::as_str), Some("ipv4" | "ipv6"))
+        {
+            let v = a.get("addr").map(String::as_str).unwrap_or_default();
+            let ip = v.parse::<IpAddr>().map_err(|_| {
+                p.err(
+                    at,
+                    format!("address '{}' is not an IP address", inert(v, MAX_NAME)),
+                    XML_HINT,
+                )
+            })?;
+            if h.addr.is_some_and(|first| first != ip) {
+                return Err(p.err(
+                    at,
+                    format!("a second IP address ({ip}) in one <host>"),
+                    "nmap writes one IP address per <host>: this file was not written by nmap -oX, or was edited",
+                ));
+            }
+            h.addr = Some(ip);
+        }
+        Ok(())
     }
-    out.provenance = provenance;
-    out.truncated = cut.or_else(|| match (&finished, closed_root) {
-        (Some(Err(msg)), _) => Some(format!("nmap reported an error exit: {msg}")),
-        (None, _) => Some("it has no <runstats><finished>: nmap did not finish writing it".into()),
-        (_, false) => Some("it ends before </nmaprun>".into()),
-        (Some(Ok(())), true) => None,
-    });
-    Ok(out)
+
+    /// `<extrareasons>`: folded ports, listed only by recent nmap versions.
+    fn extrareasons(&mut self, a: &BTreeMap<String, String>) {
+        // Folded ports, listed only by recent nmap versions.
+        if let (Some(h), Some(list)) = (self.host.as_mut(), a.get("ports"))
+            && let Some(proto) = proto_of(a.get("proto"))
+        {
+            let reason = a.get("reason").cloned().unwrap_or_default();
+            let reason = reason.trim_end_matches('s');
+            let state = match h.extra_state {
+                Some(PortState::OpenFiltered) if proto == Proto::Tcp => PortState::Filtered,
+                Some(s) => s,
+                None => match reason {
+                    "conn-refused" | "reset" => PortState::Closed,
+                    _ => PortState::Filtered,
+                },
+            };
+            let r = reason_for(state, reason, self.connect, proto);
+            h.folded
+                .entry((proto, state, r))
+                .or_default()
+                .union(&PortRanges::parse(list));
+        }
+    }
 }
 
 /// A `<service>` element as identification facts. A `conf` that is not a

@@ -5,6 +5,7 @@
 //! (`{"ip","port","proto","state","reason","rtt_ms",…}`): other tools and
 //! later audits read them, so they stay stable once released.
 
+pub mod drift;
 mod vantage;
 use std::fmt;
 use std::net::IpAddr;

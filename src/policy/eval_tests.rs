@@ -1,8 +1,8 @@
 //! Tests of the evaluator (`policy::eval`): exact findings and statuses.
 use super::*;
 use crate::model::{
-    AuditVantage, EvidenceLevel, Reason, RequirementStatus, RequirementVerdict, ServiceInfo,
-    TlsInfo,
+    AuditVantage, AuthStatus, EvidenceLevel, FindingStatus, Reason, RequirementStatus,
+    RequirementVerdict, ServiceInfo, TlsInfo,
 };
 use crate::policy::StaticCatalogue;
 use crate::policy::evidence::UdpEvidence;

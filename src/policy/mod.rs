@@ -13,15 +13,15 @@
 //! * [`eval`]: [`evaluate`] and [`gate`]
 //! * [`catalogue`]: the [`PortCatalogue`] view of the port catalogue
 
-pub mod addr;
-pub mod catalogue;
-pub mod config;
-pub mod eval;
-pub mod evidence;
+pub(crate) mod addr;
+pub(crate) mod catalogue;
+pub(crate) mod config;
+pub(crate) mod eval;
+pub(crate) mod evidence;
 mod review;
-pub mod udp;
+pub(crate) mod udp;
 mod verdict;
-pub mod window;
+pub(crate) mod window;
 
 use chrono::NaiveDate;
 use serde::Serialize;
@@ -211,7 +211,7 @@ pub fn check_summary(policy: &Policy, profiles: &Profiles, today: NaiveDate) -> 
                     e.target_spec
                 ));
             }
-            let days = (e.expires - today).num_days();
+            let days = e.days_left(today);
             ExceptionSummary {
                 when: match days {
                     0 => "expires today".to_string(),
@@ -222,14 +222,11 @@ pub fn check_summary(policy: &Policy, profiles: &Profiles, today: NaiveDate) -> 
                 },
                 id: e.id.clone(),
                 target: e.target_spec.clone(),
-                ports: e
-                    .ports
-                    .map(|p| format!("{p}/{}", e.proto))
-                    .unwrap_or_else(|| "all".into()),
+                ports: e.ports_label(),
                 check: e.check.map(|c| c.as_str().to_string()),
                 expires: e.expires,
                 state,
-                days_left: (e.expires - today).num_days(),
+                days_left: days,
                 window: e.window.map(|w| w.to_string()),
                 line: e.line,
             }

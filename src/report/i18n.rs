@@ -15,8 +15,8 @@ use serde_json::Value;
 
 use super::ReportError;
 
-const EN: &str = include_str!("../../report-templates/i18n/en.toml");
-const ZH_CN: &str = include_str!("../../report-templates/i18n/zh-CN.toml");
+const EN: &str = crate::rules::embedded::I18N[0].1;
+const ZH_CN: &str = crate::rules::embedded::I18N[1].1;
 
 /// The embedded label files as (language, text, file name): the
 /// remediation catalogue reads its fix-comment messages (`[fix_comment]`)

@@ -13,6 +13,7 @@
 
 mod charts;
 pub mod evidence;
+mod folder;
 pub mod html;
 pub mod i18n;
 pub mod model;
@@ -28,6 +29,7 @@ use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
 pub use evidence::{MANIFEST, Manifest, VerifyReport, verify};
+pub use folder::{AuditFiles, NotAReport, OutDir, check_out_dir, write_audit_files, write_jsonl};
 pub use i18n::{Labels, Lang};
 pub use model::{
     InputFile, ProtocolCoverage, ReportInput, ReportModel, RunFacts, ScanCoverage, StateCounts,

@@ -1,10 +1,12 @@
-//! Rules layer: the data of `rules/` (port catalogue, and later compliance
-//! profiles, remediation templates and identification probes), embedded in
-//! the binary as defaults and overridable with `--rules DIR`. Loaded and
+//! Rules layer: the data of `rules/` (port catalogue and named port sets,
+//! compliance profiles and checks, identification probes, remediation
+//! templates, UDP payloads, report labels), embedded once in the binary
+//! ([`embedded`]) and overridable with `--rules DIR`; [`Rules::load`] reads
+//! and hashes every file once per command. Loaded and
 //! validated at start; errors name the file and line, because a rules file
 //! is something the operator edits by hand and must be able to fix.
 
-pub mod ports;
+pub(crate) mod ports;
 pub mod profiles;
 pub mod top_udp;
 
@@ -103,17 +105,26 @@ pub struct RuleText {
     pub text: String,
 }
 
-const EMBEDDED_PROBES: &str = include_str!("../../rules/probes.toml");
-const EMBEDDED_REMEDIATION: &str = include_str!("../../rules/remediation.toml");
-const EMBEDDED_FIREWALLD: &str = include_str!("../../rules/firewalld-services.txt");
-const EMBEDDED_UDP_PAYLOADS: &str = include_str!("../../rules/udp-payloads.toml");
-const EMBEDDED_I18N: [(&str, &str); 2] = [
-    ("en", include_str!("../../report-templates/i18n/en.toml")),
-    (
-        "zh-CN",
-        include_str!("../../report-templates/i18n/zh-CN.toml"),
-    ),
-];
+/// The rule files built into the binary: the one place they are embedded.
+/// Layers parse them through [`Rules`]; their own `embedded()`
+/// constructors (for tests and defaults) read these.
+pub mod embedded {
+    pub const PROBES: &str = include_str!("../../rules/probes.toml");
+    pub const REMEDIATION: &str = include_str!("../../rules/remediation.toml");
+    pub const FIREWALLD: &str = include_str!("../../rules/firewalld-services.txt");
+    pub const UDP_PAYLOADS: &str = include_str!("../../rules/udp-payloads.toml");
+    pub const I18N: [(&str, &str); 2] = [
+        ("en", include_str!("../../report-templates/i18n/en.toml")),
+        (
+            "zh-CN",
+            include_str!("../../report-templates/i18n/zh-CN.toml"),
+        ),
+    ];
+}
+use embedded::{
+    FIREWALLD as EMBEDDED_FIREWALLD, I18N as EMBEDDED_I18N, PROBES as EMBEDDED_PROBES,
+    REMEDIATION as EMBEDDED_REMEDIATION, UDP_PAYLOADS as EMBEDDED_UDP_PAYLOADS,
+};
 
 /// Every rule file the program uses, loaded together from one `--rules DIR`
 /// resolution (each file in DIR replaces its built-in counterpart), each

@@ -226,22 +226,7 @@ impl Catalogue {
                 .into_iter()
                 .map(|s| checked_name(s, "source", &err))
                 .collect::<Result<Vec<_>, _>>()?;
-            let systemd_unit = match r.systemd_unit {
-                None => None,
-                Some(u) => {
-                    let ok = !u.get_ref().is_empty()
-                        && u.get_ref().chars().all(|c| {
-                            c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '@' | ':')
-                        });
-                    if !ok {
-                        return Err(err(
-                            u.span().start,
-                            format!("invalid systemd unit name '{}'", u.get_ref()),
-                        ));
-                    }
-                    Some(u.into_inner())
-                }
-            };
+            let systemd_unit = r.systemd_unit.map(|u| systemd_unit(u, &err)).transpose()?;
             let why = r.why.filter(|w| !w.trim().is_empty());
             if r.risk >= Severity::High && why.is_none() {
                 return Err(err(
@@ -291,32 +276,7 @@ impl Catalogue {
             }
             spec_names_at.push((name.clone(), "set name", at));
             let set = set.into_inner();
-            let mut ports = Vec::with_capacity(set.ports.len());
-            for item in set.ports {
-                let at = item.span().start;
-                match item.into_inner() {
-                    RawItem::Number(n) => match u16::try_from(n) {
-                        Ok(p) if p != 0 => ports.push(p),
-                        _ => {
-                            return Err(err(
-                                at,
-                                format!("set '{name}': port {n} is outside 1-65535"),
-                            ));
-                        }
-                    },
-                    RawItem::Text(t) => match parse_range(&t) {
-                        Some((lo, hi)) => ports.extend(lo..=hi),
-                        None => {
-                            return Err(err(
-                                at,
-                                format!(
-                                    "set '{name}': cannot read '{t}' (expected a port 1-65535 or a range like \"8000-8100\", low first)"
-                                ),
-                            ));
-                        }
-                    },
-                }
-            }
+            let mut ports = set_ports(&name, set.ports, &err)?;
             ports.sort_unstable();
             ports.dedup();
             if ports.is_empty() {
@@ -477,6 +437,60 @@ impl Catalogue {
         names.sort_unstable();
         names
     }
+}
+
+/// The ports of a named set: numbers and "lo-hi" ranges, each within
+/// 1-65535 (unsorted, with repeats).
+fn set_ports(
+    name: &str,
+    items: Vec<Spanned<RawItem>>,
+    err: &impl Fn(usize, String) -> RulesError,
+) -> Result<Vec<u16>, RulesError> {
+    let mut ports = Vec::with_capacity(items.len());
+    for item in items {
+        let at = item.span().start;
+        match item.into_inner() {
+            RawItem::Number(n) => match u16::try_from(n) {
+                Ok(p) if p != 0 => ports.push(p),
+                _ => {
+                    return Err(err(
+                        at,
+                        format!("set '{name}': port {n} is outside 1-65535"),
+                    ));
+                }
+            },
+            RawItem::Text(t) => match parse_range(&t) {
+                Some((lo, hi)) => ports.extend(lo..=hi),
+                None => {
+                    return Err(err(
+                        at,
+                        format!(
+                            "set '{name}': cannot read '{t}' (expected a port 1-65535 or a range like \"8000-8100\", low first)"
+                        ),
+                    ));
+                }
+            },
+        }
+    }
+    Ok(ports)
+}
+
+/// A systemd unit name: letters, digits and `-_.@:` only.
+fn systemd_unit(
+    u: Spanned<String>,
+    err: &impl Fn(usize, String) -> RulesError,
+) -> Result<String, RulesError> {
+    let ok = !u.get_ref().is_empty()
+        && u.get_ref()
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '@' | ':'));
+    if !ok {
+        return Err(err(
+            u.span().start,
+            format!("invalid systemd unit name '{}'", u.get_ref()),
+        ));
+    }
+    Ok(u.into_inner())
 }
 
 /// Validates a name that can appear in a port spec (service, alias, tag,

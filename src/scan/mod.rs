@@ -9,6 +9,7 @@
 //! ports back to back.
 
 pub mod connect;
+pub mod local;
 pub mod permute;
 pub mod raw;
 pub mod resume;

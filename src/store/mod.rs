@@ -31,7 +31,7 @@ mod verify;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::{DateTime, Utc};
 use hmac::{Hmac, KeyInit, Mac};
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use serde::{Deserialize, Serialize};
@@ -39,6 +39,7 @@ use sha2::{Digest, Sha256};
 
 use crate::model::{Finding, HistoryAnchor, Observation, PortState, Severity};
 
+pub use crate::model::drift::ExceptionNote;
 pub use drift::{Drift, PortChange, ServiceChange, drift};
 pub use verify::{Tamper, Verification};
 
@@ -297,15 +298,6 @@ impl ScopeRecord {
             key: hex::encode(&Sha256::digest(text.as_bytes())[..8]),
         }
     }
-}
-
-/// An exception of the policy in force, kept so a later diff can say which
-/// exceptions expired between two runs.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ExceptionNote {
-    pub id: String,
-    pub target: String,
-    pub expires: NaiveDate,
 }
 
 /// A run about to be recorded.

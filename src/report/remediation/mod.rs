@@ -41,9 +41,9 @@ use crate::policy::Policy;
 use crate::rules::Catalogue;
 
 /// The embedded default, `rules/remediation.toml`.
-const EMBEDDED: &str = include_str!("../../../rules/remediation.toml");
+const EMBEDDED: &str = crate::rules::embedded::REMEDIATION;
 /// The embedded list of firewalld's own services.
-const EMBEDDED_FIREWALLD: &str = include_str!("../../../rules/firewalld-services.txt");
+const EMBEDDED_FIREWALLD: &str = crate::rules::embedded::FIREWALLD;
 
 /// The file name looked for in a rules directory.
 pub const FILE_NAME: &str = "remediation.toml";

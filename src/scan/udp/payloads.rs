@@ -11,7 +11,7 @@ use serde::Deserialize;
 
 use super::packet::MAX_PAYLOAD;
 
-const EMBEDDED: &str = include_str!("../../../rules/udp-payloads.toml");
+const EMBEDDED: &str = crate::rules::embedded::UDP_PAYLOADS;
 
 #[derive(Debug, thiserror::Error)]
 pub enum PayloadError {
