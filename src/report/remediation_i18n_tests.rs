@@ -8,9 +8,18 @@ use super::*;
 /// One finding of every remediation key that renders shell, PowerShell,
 /// YAML, HCL, TOML or batch, over both families, TCP and UDP, admin ports
 /// with and without declared sources, and the service-specific branches.
+/// (check, remediation key, address, port, service) of one finding.
+type Row = (
+    &'static str,
+    &'static str,
+    &'static str,
+    Option<u16>,
+    Option<&'static str>,
+);
+
 #[rustfmt::skip]
 fn every_kind() -> Vec<Finding> {
-    let rows: &[(&str, &str, &str, Option<u16>, Option<&str>)] = &[
+    let rows: &[Row] = &[
         ("remote-admin-internet", "restrict-source", "198.18.0.5", Some(22), Some("ssh")),
         ("remote-admin-internet", "restrict-source", "2001:2::5", Some(3389), Some("rdp")),
         ("not-allowed", "close-port", "198.18.1.2", Some(22), Some("ssh")),
