@@ -935,6 +935,8 @@ pub struct ProfileVerdict {
     pub profile: String,
     pub name: String,
     pub requirements: Vec<RequirementVerdict>,
+    /// The status counts (passed … accepted) are over confirmed mappings
+    /// only; the unconfirmed ones are counted in `unconfirmed` alone.
     pub passed: usize,
     pub failed: usize,
     pub not_assessed: usize,

@@ -715,14 +715,14 @@ pub(super) fn verdicts(
 }
 
 fn profile_verdict(p: &Profile, reqs: Vec<RequirementVerdict>) -> ProfileVerdict {
-    let count = |s| reqs.iter().filter(|r| r.status == s).count();
-    // The score counts only confirmed mappings: an unconfirmed one (†) is
-    // shown and marked, never counted. No percentage while anything is
-    // partial, accepted or not assessed: it would read as compliance.
-    let scored = |s| reqs.iter().filter(|r| r.confirmed && r.status == s).count();
+    // Every figure counts only confirmed mappings: an unconfirmed one (†) is
+    // shown and marked on its row and counted apart (`unconfirmed`), never
+    // in passed, failed or any other status. No percentage while anything
+    // is partial, accepted or not assessed: it would read as compliance.
+    let count = |s| reqs.iter().filter(|r| r.confirmed && r.status == s).count();
     let (sp, sf) = (
-        scored(RequirementStatus::Pass),
-        scored(RequirementStatus::Fail),
+        count(RequirementStatus::Pass),
+        count(RequirementStatus::Fail),
     );
     let incomplete = count(RequirementStatus::Partial)
         + count(RequirementStatus::NotAssessed)
@@ -730,8 +730,8 @@ fn profile_verdict(p: &Profile, reqs: Vec<RequirementVerdict>) -> ProfileVerdict
     ProfileVerdict {
         profile: p.id.clone(),
         name: p.name.clone(),
-        passed: count(RequirementStatus::Pass),
-        failed: count(RequirementStatus::Fail),
+        passed: sp,
+        failed: sf,
         not_assessed: count(RequirementStatus::NotAssessed),
         partial: count(RequirementStatus::Partial),
         accepted: count(RequirementStatus::Accepted),

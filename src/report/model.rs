@@ -375,11 +375,17 @@ pub struct FrameworkReport {
     pub score: Option<f64>,
     /// The score as a whole percentage, for display.
     pub score_pct: Option<u32>,
+    /// The evaluator's counts (`ProfileVerdict`): confirmed mappings only.
     pub passed: usize,
     pub failed: usize,
     #[serde(default)]
     pub partial: usize,
     pub not_assessed: usize,
+    #[serde(default)]
+    pub accepted: usize,
+    /// Mappings awaiting confirmation, shown apart and in no other count.
+    #[serde(default)]
+    pub unconfirmed: usize,
     pub requirements: Vec<RequirementRow>,
 }
 
