@@ -405,12 +405,14 @@ fn audit_with_a_three_group_policy_gives_exact_findings() {
     // The profiles gained requirements (issue 19): PCI 11.4.6, 等保
     // 8.1.2.1 c)/d), 8.1.10.5 a)/b), 8.1.10.6 j), CIS 1.2/4.5/7.5, NIST
     // RA-5/CA-2/CA-8/CM-2/CM-6; the calendar ones are not assessed here
-    // (--no-store).
-    assert_eq!(counts(pci), (0, 8, 2, 0, 16));
-    assert_eq!(counts(profile("iso27001-2022")), (0, 4, 2, 0, 4));
-    assert_eq!(counts(profile("mlps2-level3")), (0, 5, 3, 3, 12));
-    assert_eq!(counts(profile("cis-v8")), (0, 6, 1, 0, 4));
-    assert_eq!(counts(profile("nist-800-53r5")), (0, 9, 1, 0, 7));
+    // (--no-store). Unconfirmed mappings (†) are counted apart, in no
+    // status: the counts cover PCI's 21 confirmed requirements of 26,
+    // ISO's 7 of 10, 等保's 16 of 23, CIS's 7 of 11 and NIST's 6 of 17.
+    assert_eq!(counts(pci), (0, 8, 2, 0, 11));
+    assert_eq!(counts(profile("iso27001-2022")), (0, 3, 1, 0, 3));
+    assert_eq!(counts(profile("mlps2-level3")), (0, 3, 2, 3, 8));
+    assert_eq!(counts(profile("cis-v8")), (0, 5, 0, 0, 2));
+    assert_eq!(counts(profile("nist-800-53r5")), (0, 4, 0, 0, 2));
     let mlps = profile("mlps2-level3");
     let accepted: Vec<&str> = mlps["requirements"]
         .as_array()
