@@ -4,7 +4,10 @@
 //!
 //! ```text
 //! cargo bench --bench lab                 # connect scan, plus nmap -sT when nmap is installed
-//! cargo bench --bench lab -- --syn        # also portwarden --scan syn and nmap -sS
+//! cargo bench --bench lab -- --syn        # also the SYN cases: /24 (plain, 2 % loss each way,
+//!                                         # a 5,000/s SYN limiter), 16 × 65,535, nmap -sS
+//! cargo bench --bench lab -- --syn --udp  # every TCP case, then the UDP one, in one run
+//! cargo bench --bench lab -- --syn --no-connect   # SYN cases only
 //! cargo bench --bench lab -- --quick      # a /26 × 100 ports sanity run
 //! cargo bench --bench lab -- --udp        # UDP: /24 × high-risk-udp with real daemons, vs nmap -sU
 //! cargo bench --bench lab -- --udp-top    # UDP: 16 hosts × top-udp (1,000 ports), vs nmap -sU (~1 h)
@@ -14,7 +17,11 @@
 //!
 //! The lab is 198.19.1.0/24 (hosts .1–.254, 60 % up) scanned over the
 //! `common` port set (1,006 ports) with 440 open pairs on well-known ports.
-//! For each tool it prints wall time, peak RSS (from `wait4` rusage, so no
+//! Every run first measures the link's limit with trafgen (SYNs from a
+//! `PACKET_TX_RING`, both cores) and each table gives the packets per
+//! second each tool sent (counted on the scanner's link) against it, with
+//! the 1-minute load average when the run started (the machine may be
+//! shared). For each tool it prints wall time, peak RSS (from `wait4` rusage, so no
 //! `/usr/bin/time` is needed), CPU time, and recall / false positives against
 //! the lab's ground truth. Environment knobs: `PW_BENCH_TIMEOUT` (seconds per
 //! run, default 900), `PW_BENCH_SYN_LOSS` (per-mille SYN loss in the target,
@@ -24,6 +31,8 @@
 mod lab;
 #[path = "../tests/prereq.rs"]
 mod prereq;
+#[path = "lab/tcp.rs"]
+mod tcp;
 
 use std::collections::BTreeSet;
 use std::net::IpAddr;
@@ -31,7 +40,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use lab::{Faults, Lab, LabBuilder, Layout};
+use lab::Lab;
 
 /// Ports open pairs are drawn from: well-known services that any "common"
 /// set contains. Intersected at run time with `portwarden ports common`.
@@ -43,7 +52,11 @@ const WELL_KNOWN: [u16; 40] = [
 
 struct Opts {
     syn: bool,
+    /// The connect scan (and nmap -sT): by default, or with `--connect`.
+    connect: bool,
     udp: bool,
+    /// `--udp` or `--udp-top` without `--syn` / `--connect`: UDP cases only.
+    udp_only: bool,
     udp_top: bool,
     /// `--only TOOL` (repeatable): run only these of portwarden, nmap,
     /// nmap-min-rate (UDP modes).
@@ -72,7 +85,9 @@ fn opts() -> Opts {
     };
     Opts {
         syn: has("--syn") || std::env::var_os("PW_BENCH_SYN").is_some(),
+        connect: !has("--no-connect"),
         udp: has("--udp"),
+        udp_only: (has("--udp") || has("--udp-top")) && !has("--syn") && !has("--connect"),
         udp_top: has("--udp-top"),
         only: args
             .windows(2)
@@ -126,6 +141,10 @@ fn expand_ports(bin: &Path, spec: &str) -> Option<Vec<u16>> {
 
 struct Measured {
     tool: String,
+    /// Packets the scanner's link sent during the run.
+    packets: u64,
+    /// 1-minute load average when the run started.
+    load: f64,
     wall: Duration,
     max_rss_kb: i64,
     cpu: Duration,
@@ -209,18 +228,25 @@ fn measure_full(
     (wall, ru.ru_maxrss, cpu, st, err)
 }
 
-fn run_portwarden(lab: &Lab, o: &Opts, kind: &str, ports: &str, tmp: &Path) -> Measured {
+fn run_portwarden(
+    lab: &Lab,
+    o: &Opts,
+    kind: &str,
+    (target, ports): (&str, &str),
+    tmp: &Path,
+) -> Measured {
     let out = tmp.join(format!("portwarden-{kind}.jsonl"));
-    let target = lab.v4_prefix().unwrap();
     let mut cmd = lab.command(&o.bin);
     cmd.args([
-        "scan", &target, "-p", ports, "--scan", kind, "--open", "--format", "jsonl", "--seed", "1",
+        "scan", target, "-p", ports, "--scan", kind, "--open", "--format", "jsonl", "--seed", "1",
         "-o",
     ])
     .arg(&out);
     println!("  $ {} {}", o.bin.display(), args_of(&cmd));
     let tool = format!("portwarden --scan {kind}");
+    let (load, tx) = (load1(), tx_packets(lab));
     let (wall, rss, cpu, status) = measure(&tool, cmd, o.timeout);
+    let packets = tx_packets(lab).saturating_sub(tx);
     let text = std::fs::read_to_string(&out).unwrap_or_default();
     let found = text
         .lines()
@@ -230,6 +256,8 @@ fn run_portwarden(lab: &Lab, o: &Opts, kind: &str, ports: &str, tmp: &Path) -> M
         .collect();
     Measured {
         tool,
+        packets,
+        load,
         wall,
         max_rss_kb: rss,
         cpu,
@@ -246,10 +274,14 @@ fn run_nmap(lab: &Lab, o: &Opts, label: &str, extra: &[&str], ports: &str, tmp: 
         .args(["-p", ports, "-n", "-Pn", &target, "-oX"])
         .arg(&out);
     println!("  $ nmap {}", args_of(&cmd));
+    let (load, tx) = (load1(), tx_packets(lab));
     let (wall, rss, cpu, status) = measure(label, cmd, o.timeout);
+    let packets = tx_packets(lab).saturating_sub(tx);
     let xml = std::fs::read_to_string(&out).unwrap_or_default();
     Measured {
         tool: label.to_string(),
+        packets,
+        load,
         wall,
         max_rss_kb: rss,
         cpu,
@@ -306,182 +338,55 @@ fn main() {
         unsafe { libc::geteuid() } == 0,
         "the lab benchmark needs root (network namespaces)"
     );
+    let mut limit = None;
+    if !o.udp_only {
+        limit = tcp::run_tcp(&o);
+    }
     if o.udp || o.udp_top {
-        run_udp(&o);
-        return;
-    }
-    let common = expand_ports(&o.bin, "common");
-    let (spec, port_list): (String, Vec<u16>) = if o.quick {
-        let v: Vec<u16> = match &common {
-            Some(c) => c.iter().copied().take(100).collect(),
-            None => (1..=100).chain(WELL_KNOWN).collect(),
-        };
-        let v: Vec<u16> = v.into_iter().collect::<BTreeSet<_>>().into_iter().collect();
-        let s = v.iter().map(u16::to_string).collect::<Vec<_>>().join(",");
-        (s, v)
-    } else {
-        match &common {
-            Some(c) => ("common".into(), c.clone()),
-            None => {
-                eprintln!(
-                    "`{} ports common` failed; scanning 1-1006 instead",
-                    o.bin.display()
-                );
-                ("1-1006".into(), (1..=1006).collect())
-            }
-        }
-    };
-    let in_set: BTreeSet<u16> = port_list.iter().copied().collect();
-    let open_ports: Vec<u16> = WELL_KNOWN
-        .iter()
-        .copied()
-        .filter(|p| in_set.contains(p))
-        .collect();
-    assert!(!open_ports.is_empty(), "no well-known port in the port set");
-    let explicit = port_list
-        .iter()
-        .map(u16::to_string)
-        .collect::<Vec<_>>()
-        .join(",");
-
-    let layout = if o.quick {
-        Layout {
-            prefix: "198.19.1.0/26".into(),
-            hosts: 1..=62,
-            ports: port_list.clone(),
-            open_ports,
-            down: 25,
-            open: 60,
-            dropped: 20,
-            rejected: 20,
-            seed: 0xbe7c_0001,
-        }
-    } else {
-        Layout {
-            prefix: "198.19.1.0/24".into(),
-            hosts: 1..=254,
-            ports: port_list.clone(),
-            open_ports,
-            down: 102,
-            open: 440,
-            dropped: 200,
-            rejected: 200,
-            seed: 0xbe7c_0002,
-        }
-    };
-    let built = Instant::now();
-    let lab = Lab::generated(LabBuilder::new(), &layout)
-        .faults(Faults {
-            syn_loss_permille: o.syn_loss,
-            ..Faults::default()
-        })
-        .build();
-    let expected = lab.open_pairs();
-    println!(
-        "lab {}: {} live hosts, {} down, {} ports ({}), {} open pairs, {} dropped, {} rejected, SYN loss {}‰ (built in {:.1}s)",
-        layout.prefix,
-        lab.live_hosts().len(),
-        layout.down,
-        port_list.len(),
-        if spec.len() > 40 {
-            "explicit list"
-        } else {
-            spec.as_str()
-        },
-        expected.len(),
-        lab.dropped_pairs().len(),
-        lab.rejected_pairs().len(),
-        o.syn_loss,
-        built.elapsed().as_secs_f64()
-    );
-
-    let tmp = std::env::temp_dir().join(format!("pw-bench-{}", std::process::id()));
-    std::fs::create_dir_all(&tmp).expect("temp dir");
-    let mut rows = Vec::new();
-    rows.push(run_portwarden(&lab, &o, "connect", &spec, &tmp));
-    if o.syn {
-        rows.push(run_portwarden(&lab, &o, "syn", &spec, &tmp));
-    }
-    if o.nmap {
-        rows.push(run_nmap(
-            &lab,
-            &o,
-            "nmap -sT -T4 --max-retries 1",
-            &["-sT", "-T4", "--max-retries", "1"],
-            &explicit,
-            &tmp,
-        ));
-        rows.push(run_nmap(
-            &lab,
-            &o,
-            "nmap -sT tuned",
-            &[
-                "-sT",
-                "-T4",
-                "--max-retries",
-                "1",
-                "--min-rate",
-                "5000",
-                "--min-hostgroup",
-                "256",
-                "--initial-rtt-timeout",
-                "100ms",
-                "--max-rtt-timeout",
-                "300ms",
-            ],
-            &explicit,
-            &tmp,
-        ));
-        if o.syn {
-            rows.push(run_nmap(
-                &lab,
-                &o,
-                "nmap -sS tuned",
-                &[
-                    "-sS",
-                    "-T4",
-                    "--max-retries",
-                    "1",
-                    "--min-rate",
-                    "5000",
-                    "--min-hostgroup",
-                    "256",
-                    "--initial-rtt-timeout",
-                    "100ms",
-                    "--max-rtt-timeout",
-                    "300ms",
-                ],
-                &explicit,
-                &tmp,
-            ));
-        }
-    }
-    if std::env::var_os("PW_BENCH_KEEP").is_none() {
-        let _ = std::fs::remove_dir_all(&tmp);
-    } else {
-        println!("outputs kept in {}", tmp.display());
-    }
-
-    println!();
-    println!(
-        "{:<32} {:>8} {:>11} {:>7} {:>15} {:>6}  status",
-        "tool", "wall s", "max RSS MB", "cpu s", "found/expected", "FP"
-    );
-    for m in &rows {
-        let hit = m.found.intersection(&expected).count();
-        let fp = m.found.difference(&expected).count();
-        println!(
-            "{:<32} {:>8.2} {:>11.1} {:>7.2} {:>15} {:>6}  {}",
-            m.tool,
-            m.wall.as_secs_f64(),
-            m.max_rss_kb as f64 / 1024.0,
-            m.cpu.as_secs_f64(),
-            format!("{hit}/{}", expected.len()),
-            fp,
-            m.status
-        );
+        run_udp(&o, limit);
     }
 }
+
+/// The 1-minute load average now (the machine may be shared).
+fn load1() -> f64 {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse().ok())
+        .unwrap_or(f64::NAN)
+}
+
+/// Packets the scanner namespace's link has sent so far.
+fn tx_packets(lab: &Lab) -> u64 {
+    let path = format!("/sys/class/net/{}/statistics/tx_packets", lab.scanner_ns());
+    lab.command("cat")
+        .arg(path)
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// `pps (x % of the limit)`, for the tables.
+fn pps_cell(packets: u64, wall: Duration, limit: Option<f64>) -> String {
+    let pps = packets as f64 / wall.as_secs_f64().max(1e-9);
+    match limit {
+        Some(l) if l > 0.0 => format!("{:.0} ({:.0} %)", pps, 100.0 * pps / l),
+        _ => format!("{pps:.0}"),
+    }
+}
+
+/// What each UDP pair is (or was found to be).
+type UdpTruth = std::collections::BTreeMap<(IpAddr, u16), lab::udp::Want>;
+/// (tool, wall, RSS, cpu, status, what it found, (packets sent, load))
+type UdpRow = (
+    String,
+    Duration,
+    i64,
+    Duration,
+    String,
+    UdpTruth,
+    (u64, f64),
+);
 
 /// `--udp`: the UDP lab of tests/udp.rs (198.19.1.0/24, 152 live hosts ×
 /// the 12 `high-risk-udp` ports, real dnsmasq / snmpd / chronyd / memcached
@@ -495,10 +400,9 @@ fn main() {
 /// among them, about 1 % of pairs dropped and 0.5 % rejected) × portwarden's
 /// top-1000 UDP list, same judging. Closed ports are answered at about one
 /// per second per host, so every tool that classifies them needs ~17 min.
-fn run_udp(o: &Opts) {
+fn run_udp(o: &Opts, limit: Option<f64>) {
     use lab::udp::{Want, udp_lab, udp_lab_16};
     use portwarden::model::{PortState, Reason};
-    use std::collections::BTreeMap;
     let run = |tool: &str| o.only.is_empty() || o.only.iter().any(|t| t == tool);
     let (ul, target, spec, ports, timeout) = if o.udp_top {
         let top = expand_ports(&o.bin, "top-udp").expect("`portwarden ports top-udp` works");
@@ -519,8 +423,8 @@ fn run_udp(o: &Opts) {
         ul.truth.len(),
         ul.truth.values().filter(|w| **w == Want::Open).count()
     );
-    type Got = BTreeMap<(IpAddr, u16), Want>;
-    let mut rows: Vec<(String, Duration, i64, Duration, String, Got)> = Vec::new();
+    type Got = UdpTruth;
+    let mut rows: Vec<UdpRow> = Vec::new();
 
     let out = tmp.join("portwarden-udp.jsonl");
     let mut cmd = ul.lab.command(&o.bin);
@@ -528,7 +432,9 @@ fn run_udp(o: &Opts) {
         .arg(&out);
     if run("portwarden") {
         println!("  $ {} {}", o.bin.display(), args_of(&cmd));
+        let (load, tx) = (load1(), tx_packets(&ul.lab));
         let (wall, rss, cpu, status, err) = measure_full("portwarden", cmd, timeout);
+        let packets = tx_packets(&ul.lab).saturating_sub(tx);
         for line in err
             .lines()
             .filter(|l| l.contains("scanned ") || l.contains("warning: "))
@@ -552,7 +458,16 @@ fn run_udp(o: &Opts) {
                 ))
             })
             .collect();
-        rows.push(("portwarden (defaults)".into(), wall, rss, cpu, status, got));
+        let pl = (packets, load);
+        rows.push((
+            "portwarden (defaults)".into(),
+            wall,
+            rss,
+            cpu,
+            status,
+            got,
+            pl,
+        ));
     }
 
     if o.nmap {
@@ -592,7 +507,9 @@ fn run_udp(o: &Opts) {
                 .args(["-n", "-Pn", "--reason", "-p", &ports, target, "-oX"])
                 .arg(&xml);
             println!("  $ nmap {}", args_of(&cmd));
+            let (load, tx) = (load1(), tx_packets(&ul.lab));
             let (wall, rss, cpu, status) = measure(label, cmd, timeout);
+            let packets = tx_packets(&ul.lab).saturating_sub(tx);
             let text = std::fs::read_to_string(&xml).unwrap_or_default();
             keep(&xml);
             let want = |state: PortState, reason: Reason| match (state, reason) {
@@ -614,37 +531,46 @@ fn run_udp(o: &Opts) {
                     }
                 }
             }
-            rows.push((label.into(), wall, rss, cpu, status, got));
+            rows.push((label.into(), wall, rss, cpu, status, got, (packets, load)));
         }
     }
+    print_udp_table(&ul.truth, &rows, &format!("UDP {target} × {spec}"), limit);
+}
+
+/// The UDP rows judged per pair against the truth: open found, false open,
+/// and the state split.
+fn print_udp_table(truth: &UdpTruth, rows: &[UdpRow], case: &str, limit: Option<f64>) {
+    use lab::udp::Want;
+    let ul_truth = truth;
     println!();
-    let want_open = ul.truth.values().filter(|w| **w == Want::Open).count();
-    let closed = ul.truth.values().filter(|w| **w == Want::Closed).count();
-    let silent = ul.truth.values().filter(|w| **w == Want::Silent).count();
+    let want_open = ul_truth.values().filter(|w| **w == Want::Open).count();
+    let closed = ul_truth.values().filter(|w| **w == Want::Closed).count();
+    let silent = ul_truth.values().filter(|w| **w == Want::Silent).count();
     println!(
         "truth: {} pairs: {want_open} open, {closed} closed, {silent} open|filtered (dropped or down), {} filtered",
-        ul.truth.len(),
-        ul.truth.len() - want_open - closed - silent
+        ul_truth.len(),
+        ul_truth.len() - want_open - closed - silent
     );
     println!(
-        "| tool | wall s | max RSS MB | cpu s | open found | false open | state right | status |"
+        "| case | tool | load | wall s | pps (of limit) | max RSS MB | cpu s | open found | false open | state right | status |"
     );
-    println!("|---|---|---|---|---|---|---|---|");
-    for (tool, wall, rss, cpu, status, got) in &rows {
+    println!("|---|---|---|---|---|---|---|---|---|---|---|");
+    for (tool, wall, rss, cpu, status, got, (packets, load)) in rows {
         let (mut found, mut fp, mut right) = (0, 0, 0);
-        for (k, want) in &ul.truth {
+        for (k, want) in ul_truth {
             let Some(have) = got.get(k) else { continue };
             found += usize::from(*have == Want::Open && *want == Want::Open);
             fp += usize::from(*have == Want::Open && *want != Want::Open);
             right += usize::from(have == want);
         }
         println!(
-            "| {tool} | {:.2} | {:.1} | {:.2} | {found}/{want_open} | {fp} | {right}/{} ({:.1} %) | {status} |",
+            "| {case} | {tool} | {load:.1} | {:.2} | {} | {:.1} | {:.2} | {found}/{want_open} | {fp} | {right}/{} ({:.1} %) | {status} |",
             wall.as_secs_f64(),
+            pps_cell(*packets, *wall, limit),
             *rss as f64 / 1024.0,
             cpu.as_secs_f64(),
-            ul.truth.len(),
-            100.0 * right as f64 / ul.truth.len() as f64
+            ul_truth.len(),
+            100.0 * right as f64 / ul_truth.len() as f64
         );
     }
 }

@@ -179,6 +179,7 @@ pub(crate) fn lab_internet(day: &str) -> EvalContext<'static> {
             payload_ports: vec![53, 123, 161, 1900, 11211],
             monlist: true,
         },
+        audits: None,
     }
 }
 

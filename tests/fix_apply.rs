@@ -74,12 +74,20 @@ fn need(program: &str) -> bool {
 /// A lab with ssh and redis open on one v4 and one v6 host, and the admin
 /// sources as extra addresses of the scanner namespace (routed back by the target).
 fn lab() -> Lab {
+    lab_with(&[22, 6379])
+}
+
+/// The dual-stack target with `ports` open on both hosts, and the admin
+/// sources routed.
+fn lab_with(ports: &[u16]) -> Lab {
     let mut b = Lab::builder()
         .v4_prefix("198.19.1.0/28")
         .v6_prefix("2001:2:0:1::/124")
-        .ports(&[22, 6379]);
+        .ports(ports);
     for h in [HOST4, HOST6] {
-        b = b.open(ip(h), 22).open(ip(h), 6379);
+        for &p in ports {
+            b = b.open(ip(h), p);
+        }
     }
     let lab = b.build();
     let s = lab.scanner_ns().to_owned();
@@ -653,6 +661,19 @@ fn firewalld(lab: &Lab, dir: &Path) -> (Child, Child, String) {
     );
 }
 
+/// firewalld (with its D-Bus daemon) running in the lab's target, and the
+/// target that talks to it; the two children stop when dropped.
+fn firewalld_target<'a>(lab: &'a Lab, dir: &Path) -> (Child, Child, Target<'a>) {
+    let (bus, daemon, address) = firewalld(lab, dir);
+    let t = Target {
+        lab,
+        dir: dir.to_path_buf(),
+        ufw: false,
+        bus: Some(address),
+    };
+    (bus, daemon, t)
+}
+
 const FIREWALLD_STARTS: [(&str, &str); 2] = [
     // ssh and redis opened by firewalld services.
     (
@@ -683,17 +704,87 @@ fn firewalld_fixes_applied_dual_stack_with_its_own_dbus() {
         std::fs::create_dir_all(dir.0.join("backups")).unwrap();
         let lab = lab();
         let report = audit(&lab, &dir.0);
-        let (_bus, _daemon, address) = firewalld(&lab, &dir.0);
-        let t = Target {
-            lab: &lab,
-            dir: dir.0.clone(),
-            ufw: false,
-            bus: Some(address),
-        };
+        let (_bus, _daemon, t) = firewalld_target(&lab, &dir.0);
         t.sh(setup);
         let what = format!("firewalld from the {name} ruleset");
         prove_on(&t, &report, "firewalld", FIREWALLD_SNAPSHOT, &what);
     }
+}
+
+/// firewalld at port level (issue 24): the zone opens 445/tcp through the
+/// `samba` service, which also opens 139/tcp (and 137-138/udp). The fix for
+/// 445/tcp over IPv4 drops that port and family only, with a priority rich
+/// rule in front of the zone: 139/tcp stays open, 445/tcp stays open over
+/// IPv6, the zone still lists `samba` (nothing of it is removed, so nothing
+/// must be re-added), and the undo restores both configurations byte for
+/// byte.
+#[test]
+fn firewalld_fix_keeps_the_other_ports_of_a_multi_port_service() {
+    use portwarden::model::Proto;
+    use portwarden::report::{FixContext, Lang, RemediationCatalog};
+    if !(need("firewalld") && need("dbus-daemon")) {
+        return;
+    }
+    let dir = TempDir(tempdir("firewalld-svc"));
+    std::fs::create_dir_all(dir.0.join("backups")).unwrap();
+    let lab = lab_with(&[139, 445]);
+    let (_bus, _daemon, t) = firewalld_target(&lab, &dir.0);
+    t.sh("firewall-cmd --permanent --add-service=samba >/dev/null && firewall-cmd --reload >/dev/null\n");
+    let start = t.sh(FIREWALLD_SNAPSHOT);
+    assert!(start.contains(" samba"), "{start}");
+    for h in [HOST4, HOST6] {
+        for p in [139, 445] {
+            assert_eq!(scan(&lab, h, p), "open", "{h}:{p} before the fix");
+        }
+    }
+    // The fix as a report renders it for a close-port finding on 445/tcp.
+    let ctx = FixContext {
+        id: "0123456789ab".into(),
+        key: "close-port".into(),
+        port: Some(445),
+        proto: Some(Proto::Tcp),
+        service: Some("microsoft-ds".into()),
+        unit: None,
+        ipv6: false,
+        sources: vec![],
+        hosts: vec![ip(HOST4)],
+        host_total: 1,
+        policy_file: String::new(),
+        policy_line: None,
+        policy_snippet: String::new(),
+        group: None,
+    };
+    let fw = RemediationCatalog::embedded()
+        .render(&ctx, &[], Lang::En)
+        .into_iter()
+        .find(|p| p.platform == "firewalld")
+        .unwrap();
+    assert!(
+        fw.commands
+            .contains("(the service samba keeps its other ports)"),
+        "{}",
+        fw.commands
+    );
+    t.sh(&fw.commands);
+    assert_eq!(
+        scan(&lab, HOST4, 445),
+        "filtered",
+        "445/tcp v4 after the fix"
+    );
+    assert_eq!(scan(&lab, HOST4, 139), "open", "samba's 139/tcp was closed");
+    assert_eq!(scan(&lab, HOST6, 445), "open", "the v4 fix closed v6");
+    assert_eq!(scan(&lab, HOST6, 139), "open", "the v4 fix closed v6");
+    assert_eq!(
+        t.sh("firewall-cmd --zone=public --query-service=samba"),
+        "yes\n"
+    );
+    t.sh(&fw.undo);
+    assert_eq!(
+        t.sh(FIREWALLD_SNAPSHOT),
+        start,
+        "undo left a different state"
+    );
+    assert_eq!(scan(&lab, HOST4, 445), "open", "445/tcp v4 after the undo");
 }
 
 /// Runs Ansible tasks from a fix as a local play on the target, leaving

@@ -295,6 +295,7 @@ fn audit_with_a_three_group_policy_gives_exact_findings() {
             "iso27001-2022:A.8.21",
             "cis-v8:4.4",
             "cis-v8:4.8",
+            "nist-800-53r5:CM-2",
             "nist-800-53r5:CM-7b.",
             "nist-800-53r5:SC-7(5)"
         ]
@@ -312,6 +313,7 @@ fn audit_with_a_three_group_policy_gives_exact_findings() {
         [
             "iso27001-2022:A.5.9",
             "cis-v8:1.1",
+            "cis-v8:1.2",
             "nist-800-53r5:CM-8",
             "nist-800-53r5:CM-8(3)"
         ]
@@ -400,11 +402,17 @@ fn audit_with_a_three_group_policy_gives_exact_findings() {
     };
     // (pass, fail, partial, accepted, not assessed): nothing passes on 9
     // TCP ports and no UDP; 等保 accepts three risks that RISK-77 waives.
-    assert_eq!(counts(pci), (0, 8, 2, 0, 15));
-    assert_eq!(counts(profile("iso27001-2022")), (0, 4, 2, 0, 4));
-    assert_eq!(counts(profile("mlps2-level3")), (0, 3, 2, 3, 10));
-    assert_eq!(counts(profile("cis-v8")), (0, 5, 1, 0, 2));
-    assert_eq!(counts(profile("nist-800-53r5")), (0, 7, 1, 0, 4));
+    // The profiles gained requirements (issue 19): PCI 11.4.6, 等保
+    // 8.1.2.1 c)/d), 8.1.10.5 a)/b), 8.1.10.6 j), CIS 1.2/4.5/7.5, NIST
+    // RA-5/CA-2/CA-8/CM-2/CM-6; the calendar ones are not assessed here
+    // (--no-store). Unconfirmed mappings (†) are counted apart, in no
+    // status: the counts cover PCI's 21 confirmed requirements of 26,
+    // ISO's 7 of 10, 等保's 16 of 23, CIS's 7 of 11 and NIST's 6 of 17.
+    assert_eq!(counts(pci), (0, 8, 2, 0, 11));
+    assert_eq!(counts(profile("iso27001-2022")), (0, 3, 1, 0, 3));
+    assert_eq!(counts(profile("mlps2-level3")), (0, 3, 2, 3, 8));
+    assert_eq!(counts(profile("cis-v8")), (0, 5, 0, 0, 2));
+    assert_eq!(counts(profile("nist-800-53r5")), (0, 4, 0, 0, 2));
     let mlps = profile("mlps2-level3");
     let accepted: Vec<&str> = mlps["requirements"]
         .as_array()
@@ -689,8 +697,14 @@ port_scope = { tcp = "22,443,3306", udp = "", justification = "the CDE listens o
         "{}",
         doc["findings"]
     );
+    // The segmentation held; whether it is tested every 12 months needs
+    // the history (segmentation-cadence), which --no-store leaves out.
     let r = requirement(&doc, "pci-dss-4.0", "11.4.5");
-    assert_eq!(r["status"], "pass", "{r}");
+    assert_eq!(r["status"], "partial", "{r}");
+    assert_eq!(
+        r["reason"],
+        "no findings, but the evidence is incomplete: segmentation-cadence (the audit ran without its history (--no-store, or no --store): the audit calendar cannot be judged)"
+    );
     let cov = &r["coverage"]["checks"][0];
     assert_eq!(cov["check"], "segmentation-breach");
     assert_eq!(cov["hosts"], 6);
@@ -757,7 +771,9 @@ port_scope = { tcp = "22,443,3306", udp = "", justification = "the CDE listens o
             "pci-dss-4.0:1.3.1",
             "pci-dss-4.0:11.4.5",
             "iso27001-2022:A.8.22",
+            "mlps2-level3:8.1.2.1 d)",
             "mlps2-level3:8.1.3.1 a)",
+            "nist-800-53r5:CA-8",
             "nist-800-53r5:SC-7"
         ]
     );

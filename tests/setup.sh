@@ -21,8 +21,15 @@ if ! command -v kubectl >/dev/null; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends kubernetes-client >/dev/null
 fi
 # The real cloud CLIs and the Kubernetes schema check parse every generated fix
-# (report::remediation::tests::cloud_commands_parse_with_the_real_clis); the
+# (report::remediation::cloud_tests::cloud_commands_parse_with_the_real_clis); the
 # schema check also validates deploy/kubernetes (tests/k8s.rs).
 for p in awscli python-openstackclient kubernetes-validate; do
   pip show -q "$p" >/dev/null 2>&1 || pip install -q "$p" >/dev/null
 done
+# Optional, not installed here: the Azure CLI (pip's azure-cli is ~730 MB and took
+# 3 min 26 s on this machine). When it is in /opt/azure-cli, the cloud-CLI test
+# above parses the Azure commands too:
+#   python3 -m venv /opt/azure-cli && /opt/azure-cli/bin/pip install -q azure-cli
+# terraform (/usr/local/bin) and its AWS provider mirror (/opt/tf-plugins) come
+# with the machine image: report::remediation::cloud_tests::terraform_aws_snippets_pass_terraform_validate
+# fails under CI=true when either is missing.

@@ -7,6 +7,7 @@ mod common;
 mod deb;
 mod everyday;
 mod fix_apply;
+mod frameworks;
 mod identify;
 mod k8s;
 mod k8s_readme;

@@ -68,6 +68,7 @@ pub(super) fn judge(
         None => (None, None),
     };
     let baseline = previous.as_ref().map(store::baseline);
+    let audits = super::cadence::audit_history(history, &record.scope.key)?;
     let now = clock(req.as_of);
     let vantage = vantage(req, collected);
     let evaluation = policy::evaluate_in(
@@ -84,6 +85,7 @@ pub(super) fn judge(
                 payload_ports: collected.udp_payload_ports.clone(),
                 monlist: req.udp_monlist && collected.engine.is_some(),
             },
+            audits: audits.as_ref(),
         },
     );
     req.cancel.check()?;

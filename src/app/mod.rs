@@ -22,6 +22,7 @@ use anyhow::Result;
 use chrono::{DateTime, NaiveDate, Utc};
 use tokio::sync::mpsc;
 
+mod cadence;
 mod cancel;
 mod collect;
 mod commit;

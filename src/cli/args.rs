@@ -51,6 +51,8 @@ pub enum Command {
     Audit(Box<AuditCmd>),
     /// Expand a port spec (numbers, ranges, service names, named sets) and list its ports.
     Ports(PortsCmd),
+    /// List the compliance profiles: version, requirements, confirmed mappings, partial evidence.
+    Profiles(ProfilesCmd),
     /// Validate or start a declared port policy.
     #[command(subcommand)]
     Policy(PolicyCmd),
@@ -384,6 +386,16 @@ pub struct PortsCmd {
     /// Port spec, e.g. `common`, `high-risk`, `ssh,8000-8100`, `U:53,161`, `high-risk-udp`.
     #[arg(default_value = "common")]
     pub spec: String,
+    /// A directory whose rule files replace the embedded ones.
+    #[arg(long, value_name = "DIR")]
+    pub rules: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct ProfilesCmd {
+    /// Output format (`csv` is the table's columns).
+    #[arg(long, value_enum, default_value = "table")]
+    pub format: DiffFormat,
     /// A directory whose rule files replace the embedded ones.
     #[arg(long, value_name = "DIR")]
     pub rules: Option<PathBuf>,

@@ -668,6 +668,7 @@ mod tests {
                 })
                 .collect(),
             profiles: vec![],
+            assets: vec![],
             ports: vec![],
             coverage: vec![],
             exceptions: vec![],
@@ -714,6 +715,7 @@ mod tests {
         let ev = portwarden::policy::Evaluation {
             findings: vec![f],
             profiles: vec![],
+            assets: vec![],
             ports: vec![],
             coverage: vec![],
             exceptions: vec![],

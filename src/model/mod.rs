@@ -5,8 +5,10 @@
 //! (`{"ip","port","proto","state","reason","rtt_ms",…}`): other tools and
 //! later audits read them, so they stay stable once released.
 
+mod assets;
 pub mod drift;
 mod vantage;
+pub use assets::{AssetCell, AssetRow, AssetStatus, ProfileAssets};
 use std::fmt;
 use std::net::IpAddr;
 use std::str::FromStr;
@@ -933,6 +935,8 @@ pub struct ProfileVerdict {
     pub profile: String,
     pub name: String,
     pub requirements: Vec<RequirementVerdict>,
+    /// The status counts (passed … accepted) are over confirmed mappings
+    /// only; the unconfirmed ones are counted in `unconfirmed` alone.
     pub passed: usize,
     pub failed: usize,
     pub not_assessed: usize,

@@ -36,6 +36,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
+use super::cadence::CadenceGate;
 use super::catalogue::PortCatalogue;
 use super::config::{ExceptionTarget, Policy};
 use super::evidence::{EvalContext, HostEvidence, ScopeTable};
@@ -70,6 +71,9 @@ pub struct Evaluation {
     pub exceptions: Vec<ExceptionVerdict>,
     /// A policy file was given (else every host is judged by the baseline).
     pub policy_given: bool,
+    /// Per reported profile: each asset × each requirement (测评对象).
+    #[serde(default)]
+    pub assets: Vec<crate::model::ProfileAssets>,
 }
 
 /// True when any finding that is not waived is at or above `fail_on`: the
@@ -186,11 +190,13 @@ pub fn evaluate_in(
     // One copy of each distinct control list, shared by its findings.
     let mut shared_controls: HashSet<Controls> = HashSet::new();
     let mut ctxs = Vec::new();
+    let cadence = CadenceGate::new(cx.audits, policy, now);
     for (&ip, all) in &probed {
         let mut ctx = HostCtx::new(policy, profiles, ip, &table, &audit_internet, &cx.scans);
         let scopes: Vec<usize> = ctx.scopes.iter().map(|(_, i)| *i).collect();
         ctx.ev = HostEvidence::of(all, &cx.udp, &table, &scopes, ctx.unreachable);
         ctx.control = control;
+        ctx.cadence = cadence;
         ctx.probes = all.len() as u64;
         if !ctx.in_scope() {
             ctxs.push(ctx);
@@ -235,6 +241,7 @@ pub fn evaluate_in(
         ctxs.push(ctx);
     }
     super::review::allowance_checks(policy, profiles, &ctxs, &latest, &mut findings);
+    super::cadence::cadence_checks(policy, profiles, &ctxs, cx.audits, now, &mut findings);
 
     findings.sort_by(|a, b| {
         (a.ip, a.port, a.proto, a.check.as_str()).cmp(&(b.ip, b.port, b.proto, b.check.as_str()))
@@ -244,6 +251,8 @@ pub fn evaluate_in(
     let history = cx.baseline.is_some();
     let coverage = verdict::group_coverage(policy, &ctxs, history);
     let verdicts = verdict::verdicts(policy, profiles, &table, &ctxs, &findings, history);
+    let assets =
+        super::assets::asset_results(profiles, &verdicts, &table, &ctxs, &findings, history);
     Evaluation {
         findings,
         profiles: verdicts,
@@ -251,6 +260,7 @@ pub fn evaluate_in(
         coverage,
         exceptions: settle::exception_verdicts(policy, today),
         policy_given: policy.given,
+        assets,
     }
 }
 

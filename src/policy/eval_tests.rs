@@ -200,9 +200,10 @@ fn every_check_kind_with_exact_statuses() {
     );
     let kinds: BTreeSet<&str> = e.findings.iter().map(|f| f.check.as_str()).collect();
     // All but `unapproved-change`, which needs a baseline (see below),
-    // `segmentation-breach`, which needs an unreachable group, and the
-    // two UDP checks (tested in policy::udp).
-    assert_eq!(kinds.len(), CheckKind::ALL.len() - 5);
+    // `segmentation-breach`, which needs an unreachable group, the two UDP
+    // checks (tested in policy::udp) and the three calendar checks, which
+    // need the audit history (tested in policy::cadence_tests).
+    assert_eq!(kinds.len(), CheckKind::ALL.len() - 8);
 }
 
 #[test]
@@ -327,6 +328,7 @@ opens = [7000]
             "pci-dss-4.0:6.5.1",
             "iso27001-2022:A.8.32",
             "mlps2-level3:8.1.10.6 g)",
+            "mlps2-level3:8.1.10.6 j)",
             "mlps2-level3:8.1.10.10 a)",
             "mlps2-level3:8.1.10.10 b)",
         ]
@@ -367,6 +369,7 @@ fn control_refs_are_exact() {
             "pci-dss-4.0:2.2.4",
             "mlps2-level3:8.1.3.2 a)",
             "mlps2-level3:8.1.4.4 b)",
+            "mlps2-level3:8.1.10.6 j)",
         ]
     );
     // Internet vantage: 1.4.2 instead of 1.3.1 (no cardholder tag).
@@ -380,6 +383,7 @@ fn control_refs_are_exact() {
             "iso27001-2022:A.8.21",
             "cis-v8:4.4",
             "cis-v8:4.8",
+            "nist-800-53r5:CM-2",
             "nist-800-53r5:CM-7b.",
             "nist-800-53r5:SC-7(5)",
         ]
@@ -421,6 +425,7 @@ fn control_refs_are_exact() {
         [
             "iso27001-2022:A.5.9",
             "cis-v8:1.1",
+            "cis-v8:1.2",
             "nist-800-53r5:CM-8",
             "nist-800-53r5:CM-8(3)",
         ]
@@ -433,6 +438,7 @@ fn control_refs_are_exact() {
             "iso27001-2022:A.8.5",
             "cis-v8:4.7",
             "nist-800-53r5:AC-3",
+            "nist-800-53r5:CM-6",
             "nist-800-53r5:IA-2",
         ]
     );
@@ -577,8 +583,11 @@ fn profile_verdicts() {
             pci.accepted,
             pci.not_assessed
         ),
-        (0, 12, 1, 0, 12)
+        // 11.4.6 (service providers) joined the profile: not assessed here.
+        (0, 9, 1, 0, 11)
     );
+    // The 5 unconfirmed mappings (3 failing, 2 not assessed) are counted
+    // apart, in no status.
     assert_eq!(pci.unconfirmed, 5);
     // No percentage while anything is partial or not assessed.
     assert_eq!(pci.score, None);
@@ -642,16 +651,24 @@ fn profile_without_hosts_is_not_assessed() {
         statuses(cis),
         [
             "1.1 not-assessed † — none of its checks could run: unmanaged-host (every host of this scope is in a group (hosts outside every group are judged by the baseline profiles))",
+            "1.2 not-assessed — none of its checks could run: unmanaged-host (every host of this scope is in a group (hosts outside every group are judged by the baseline profiles))",
             "3.10 partial † — no findings, but the evidence is incomplete: 13 of 14 addresses of group 'a' were not probed; scanned 1 of 9 TCP ports of the profile's scope (tcp common, udp high-risk-udp) on the least-covered host; 1 of 1 host(s) short; no UDP probe of the profile's UDP scope (tcp common, udp high-risk-udp) on at least one host",
             "4.4 partial — no findings, but the evidence is incomplete: 13 of 14 addresses of group 'a' were not probed; scanned 1 of 9 TCP ports of the profile's scope (tcp common, udp high-risk-udp) on the least-covered host; 1 of 1 host(s) short; no UDP probe of the profile's UDP scope (tcp common, udp high-risk-udp) on at least one host",
+            "4.5 not-assessed † — none of its checks could run: not-allowed@tag:end-user (no audited host in scope is in a group tagged 'end-user')",
             "4.7 not-assessed † — none of its checks could run: unauth-service (no open port to identify on the hosts in scope); snmp-default-community (no UDP port was probed on the hosts in scope (add UDP ports, e.g. high-risk-udp))",
             "4.8 partial — no findings, but the evidence is incomplete: port-cap (no group in scope declares max_open_ports); amplification-vector (no UDP port was probed on the hosts in scope (add UDP ports, e.g. high-risk-udp)); 13 of 14 addresses of group 'a' were not probed; scanned 1 of 9 TCP ports of the profile's scope (tcp common, udp high-risk-udp) on the least-covered host; 1 of 1 host(s) short; no UDP probe of the profile's UDP scope (tcp common, udp high-risk-udp) on at least one host",
+            "7.5 not-assessed — none of its checks could run: scan-cadence (the audit ran without its history (--no-store, or no --store): the audit calendar cannot be judged)",
             "7.6 not-assessed — Evidence of a schedule comes from the audit history; one audit is not a schedule, and a port audit is not a vulnerability scan.",
             "12.2 not-assessed — none of its checks could run: remote-admin-internet@vantage:internet (no audited host in scope is audited from an internet vantage); database-internet@vantage:internet (no audited host in scope is audited from an internet vantage)",
             "13.4 not-assessed — none of its checks could run: remote-admin-internet@vantage:internet (no audited host in scope is audited from an internet vantage); database-internet@vantage:internet (no audited host in scope is audited from an internet vantage); segmentation-breach (no group in scope declares expect = \"unreachable\" (no segmentation test))",
         ]
     );
-    assert_eq!((cis.passed, cis.failed, cis.partial), (0, 0, 3));
+    // 1.1, 3.10, 4.5 and 4.7 are unconfirmed (†): counted apart, in no
+    // status (3.10 is partial but not counted as partial).
+    assert_eq!(
+        (cis.passed, cis.failed, cis.partial, cis.unconfirmed),
+        (0, 0, 2, 4)
+    );
     assert_eq!(cis.score, None);
 }
 
@@ -854,7 +871,20 @@ confirmed = false
     );
     let e = a.eval_in(&[obs("198.18.0.1", 23).service("telnet")], &scanned(DAY));
     let mini = e.profiles.iter().find(|p| p.profile == "mini").unwrap();
-    assert_eq!((mini.passed, mini.failed), (1, 1));
+    // R2 fails, but its mapping is unconfirmed: it is in no status count
+    // (the framework badges show these counts), only in `unconfirmed`.
+    assert_eq!(
+        (
+            mini.passed,
+            mini.failed,
+            mini.partial,
+            mini.accepted,
+            mini.not_assessed,
+            mini.unconfirmed
+        ),
+        (1, 0, 0, 0, 0, 1)
+    );
+    assert_eq!(mini.requirements[1].status, RequirementStatus::Fail);
     assert_eq!(mini.score, Some(1.0));
     // CIS has requirements a scan cannot judge (7.6) and others only
     // partly evidenced: no percentage at all, only counts.
@@ -921,11 +951,36 @@ fn segmentation_test_groups() {
         })
         .collect();
     quiet.push(closed("198.18.0.99", 80));
+    // Without the history (--no-store) the segmentation checks judge this
+    // audit alone; the calendar is unknown.
     let eval = |o: &[Observation]| a.eval_in(o, &scanned(DAY));
-    let e = eval(&quiet);
+    // Audited every quarter over the last year (85 to 91 days apart).
+    let year = crate::policy::AuditHistory {
+        earlier: ["2025-12-10", "2026-03-05", "2026-05-30", "2026-08-25"]
+            .into_iter()
+            .map(at)
+            .collect(),
+    };
+    let e = a.eval_in(
+        &quiet,
+        &EvalContext {
+            audits: Some(&year),
+            ..scanned(DAY)
+        },
+    );
     assert!(e.findings.is_empty(), "{:?}", e.findings);
     let r = pci(&e, "11.4.5");
     assert_eq!(r.status, RequirementStatus::Pass, "{:?}", r.reason);
+    // Without the history the calendar is unknown: partial, and it says why.
+    let r = pci(&eval(&quiet), "11.4.5");
+    assert_eq!(r.status, RequirementStatus::Partial);
+    assert_eq!(
+        r.reason.as_deref(),
+        Some(
+            "no findings, but the evidence is incomplete: segmentation-cadence (the audit ran without its history (--no-store, or no --store): the audit calendar cannot be judged)"
+        )
+    );
+    let r = pci(&e, "11.4.5");
     assert_eq!(r.coverage.hosts_in_scope, 2);
     assert_eq!(r.coverage.checks[0].probes, 6);
     assert_eq!(r.coverage.checks[0].hosts, 2);
@@ -1000,6 +1055,7 @@ fn segmentation_test_groups() {
         [
             "pci-dss-4.0:1.3.1",
             "pci-dss-4.0:11.4.5",
+            "nist-800-53r5:CA-8",
             "nist-800-53r5:SC-7"
         ]
     );

@@ -18,6 +18,7 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 
+use super::cadence::AuditHistory;
 use super::catalogue::PortCatalogue;
 use super::config::{Group, Policy};
 use super::eval::Baseline;
@@ -40,6 +41,9 @@ pub struct EvalContext<'a> {
     pub scans: Vec<super::vantage::VantageScan>,
     /// What the UDP probes carried.
     pub udp: UdpEvidence,
+    /// The earlier audits of the same scope, for the calendar checks;
+    /// `None` without a history (`--no-store`).
+    pub audits: Option<&'a AuditHistory>,
 }
 
 impl<'a> EvalContext<'a> {
@@ -52,6 +56,7 @@ impl<'a> EvalContext<'a> {
             vantage: AuditVantage::default(),
             scans: Vec::new(),
             udp: UdpEvidence::default(),
+            audits: None,
         }
     }
 }

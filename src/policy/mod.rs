@@ -14,6 +14,8 @@
 //! * [`catalogue`]: the [`PortCatalogue`] view of the port catalogue
 
 pub(crate) mod addr;
+mod assets;
+pub(crate) mod cadence;
 pub(crate) mod catalogue;
 pub(crate) mod config;
 pub(crate) mod eval;
@@ -28,6 +30,7 @@ use chrono::NaiveDate;
 use serde::Serialize;
 
 pub use crate::rules::profiles::{CheckKind, Profiles};
+pub use cadence::AuditHistory;
 pub use catalogue::{PortCatalogue, PortFacts, StaticCatalogue};
 pub use config::{
     AllowRule, Change, ChangeState, DEFAULT_BASELINE_PROFILES, Exception, ExceptionState,

@@ -9,7 +9,7 @@
 
 use std::collections::BTreeMap;
 
-use super::config::Policy;
+use super::config::{DEFAULT_BASELINE_PROFILES, Policy};
 use super::eval::{HostCtx, NotRun, not_run};
 use super::evidence::ScopeTable;
 use crate::model::{
@@ -20,11 +20,17 @@ use crate::rules::profiles::{
     Assessment, CheckCondition, CheckKind, CheckRef, Profile, Requirement,
 };
 
-/// Checks about the policy text itself: they need no host nor port.
-fn policy_only(k: CheckKind) -> bool {
+/// Checks about the policy text itself, or the audit calendar: they need no
+/// port scope.
+pub(super) fn policy_only(k: CheckKind) -> bool {
     matches!(
         k,
-        CheckKind::AllowanceIncomplete | CheckKind::ExceptionOverlong | CheckKind::ExceptionExpired
+        CheckKind::AllowanceIncomplete
+            | CheckKind::ExceptionOverlong
+            | CheckKind::ExceptionExpired
+            | CheckKind::ScanCadence
+            | CheckKind::RescanAfterChange
+            | CheckKind::SegmentationCadence
     )
 }
 
@@ -637,6 +643,21 @@ fn decide(
     (RequirementStatus::Pass, None, None)
 }
 
+/// The profiles the policy declares: its groups' and the baseline's (the
+/// default baseline when it names none).
+fn declared(policy: &Policy) -> Vec<Vec<&str>> {
+    let mut sets: Vec<Vec<&str>> = policy
+        .groups
+        .iter()
+        .map(|g| g.profiles.iter().map(String::as_str).collect())
+        .collect();
+    sets.push(match &policy.baseline_profiles {
+        Some(list) => list.iter().map(String::as_str).collect(),
+        None => DEFAULT_BASELINE_PROFILES.to_vec(),
+    });
+    sets
+}
+
 pub(super) fn verdicts(
     policy: &Policy,
     profiles: &crate::rules::profiles::Profiles,
@@ -646,40 +667,62 @@ pub(super) fn verdicts(
     history: bool,
 ) -> Vec<ProfileVerdict> {
     let reach = GroupReach::new(policy, ctxs);
+    let sets = declared(policy);
     let mut out = Vec::new();
     for p in profiles.profiles() {
+        // A profile reported only where declared; an extension's
+        // requirement only where its level is declared beside it.
+        let beside = |other: &str| {
+            sets.iter()
+                .any(|s| s.contains(&p.id.as_str()) && s.contains(&other))
+        };
+        if p.when_declared && !beside(&p.id) {
+            continue;
+        }
         let applicable: Vec<&HostCtx> = ctxs
             .iter()
             .filter(|c| c.profiles.contains(&p.id.as_str()))
             .collect();
-        let x = ReqInput {
-            profile: p,
-            table,
-            policy,
-            reach: &reach,
-            applicable: &applicable,
-            findings,
-            history,
-        };
-        let reqs: Vec<RequirementVerdict> = p
-            .requirements
-            .iter()
-            .map(|r| requirement_verdict(r, &x))
-            .collect();
+        let mut reqs = Vec::with_capacity(p.requirements.len());
+        for r in &p.requirements {
+            let level_hosts: Vec<&HostCtx>;
+            let hosts: &[&HostCtx] = match &r.level {
+                None => &applicable,
+                Some(l) if beside(l) => {
+                    level_hosts = applicable
+                        .iter()
+                        .copied()
+                        .filter(|c| c.profiles.contains(&l.as_str()))
+                        .collect();
+                    &level_hosts
+                }
+                Some(_) => continue,
+            };
+            let x = ReqInput {
+                profile: p,
+                table,
+                policy,
+                reach: &reach,
+                applicable: hosts,
+                findings,
+                history,
+            };
+            reqs.push(requirement_verdict(r, &x));
+        }
         out.push(profile_verdict(p, reqs));
     }
     out
 }
 
 fn profile_verdict(p: &Profile, reqs: Vec<RequirementVerdict>) -> ProfileVerdict {
-    let count = |s| reqs.iter().filter(|r| r.status == s).count();
-    // The score counts only confirmed mappings: an unconfirmed one (†) is
-    // shown and marked, never counted. No percentage while anything is
-    // partial, accepted or not assessed: it would read as compliance.
-    let scored = |s| reqs.iter().filter(|r| r.confirmed && r.status == s).count();
+    // Every figure counts only confirmed mappings: an unconfirmed one (†) is
+    // shown and marked on its row and counted apart (`unconfirmed`), never
+    // in passed, failed or any other status. No percentage while anything
+    // is partial, accepted or not assessed: it would read as compliance.
+    let count = |s| reqs.iter().filter(|r| r.confirmed && r.status == s).count();
     let (sp, sf) = (
-        scored(RequirementStatus::Pass),
-        scored(RequirementStatus::Fail),
+        count(RequirementStatus::Pass),
+        count(RequirementStatus::Fail),
     );
     let incomplete = count(RequirementStatus::Partial)
         + count(RequirementStatus::NotAssessed)
@@ -687,8 +730,8 @@ fn profile_verdict(p: &Profile, reqs: Vec<RequirementVerdict>) -> ProfileVerdict
     ProfileVerdict {
         profile: p.id.clone(),
         name: p.name.clone(),
-        passed: count(RequirementStatus::Pass),
-        failed: count(RequirementStatus::Fail),
+        passed: sp,
+        failed: sf,
         not_assessed: count(RequirementStatus::NotAssessed),
         partial: count(RequirementStatus::Partial),
         accepted: count(RequirementStatus::Accepted),

@@ -18,6 +18,16 @@ use super::ReportError;
 const EN: &str = crate::rules::embedded::I18N[0].1;
 const ZH_CN: &str = crate::rules::embedded::I18N[1].1;
 
+/// The embedded label files as (language, text, file name): the
+/// remediation catalogue reads its fix-comment messages (`[fix_comment]`)
+/// from them.
+pub fn embedded_texts() -> [(Lang, &'static str, &'static str); 2] {
+    [
+        (Lang::En, EN, "report-templates/i18n/en.toml"),
+        (Lang::ZhCn, ZH_CN, "report-templates/i18n/zh-CN.toml"),
+    ]
+}
+
 /// The language of a report.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
 pub enum Lang {
@@ -212,7 +222,7 @@ const MAX_MESSAGE: usize = 16 << 10;
 /// Replaces each `{name}` of `text` with its value, in one pass (a value
 /// that itself contains `{x}` is not expanded again). Each value and the
 /// whole result are bounded ([`MAX_PARAM`], [`MAX_MESSAGE`]).
-fn fill(text: &str, params: &[(&str, &str)]) -> String {
+pub(crate) fn fill(text: &str, params: &[(&str, &str)]) -> String {
     let mut out = String::with_capacity(text.len().min(MAX_MESSAGE) + 16);
     let mut rest = text;
     while let Some(open) = rest.find('{') {

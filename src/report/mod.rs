@@ -7,10 +7,13 @@
 //! * [`html`]: the self-contained `index.html`, bounded at any scale
 //! * `tables`: `findings.csv`, `finding_controls.csv`, `findings.jsonl`,
 //!   `inventory.csv`, `compliance.csv`, written row by row
+//! * `assets`: `assets.csv` and the HTML section of the results per asset
+//!   (测评对象)
 //! * [`evidence`]: `manifest.json` and [`verify`]
 //! * [`i18n`]: languages and their labels
 //! * [`remediation`]: the commands that close a port, per platform
 
+mod assets;
 mod charts;
 pub mod evidence;
 mod folder;
@@ -51,6 +54,7 @@ pub const REPORT_FILES: &[&str] = &[
     "fixes.jsonl",
     "inventory.csv",
     "compliance.csv",
+    "assets.csv",
 ];
 
 /// How the report files are written, beyond what the model holds.
@@ -158,6 +162,7 @@ pub fn write_bundle_with(
     tables::write_findings_jsonl(&dir.join("findings.jsonl"), &input.evaluation.findings, &cx)?;
     tables::write_inventory(&dir.join("inventory.csv"), &model, labels, bom)?;
     tables::write_compliance(&dir.join("compliance.csv"), &model, bom)?;
+    assets::write_assets(&dir.join("assets.csv"), &model, bom)?;
     if let Some(chromium) = &options.pdf_with {
         let paper = options
             .paper

@@ -44,7 +44,7 @@ pub use limits::{Limits, SCOPE_LINES, covering_networks};
 /// 2: one row per host:port (`ports`), fix groups, interned control sets.
 /// 3: `first` (verdict, trend, fix first), `scope.limits`, requirement
 /// evidence, ports and hosts counted apart in the summary.
-pub const SCHEMA_VERSION: u32 = 3;
+pub const SCHEMA_VERSION: u32 = 4;
 
 /// Longest banner excerpt kept, in characters.
 const BANNER_EXCERPT: usize = 120;
@@ -219,6 +219,10 @@ pub struct ReportModel {
     pub exceptions: Vec<ExceptionRow>,
     /// Every open port with its allowance (PCI DSS 1.2.5.a).
     pub inventory: Vec<InventoryRow>,
+    /// Per reported profile: each asset (测评对象) × each requirement, as
+    /// the policy decided it (schema 4).
+    #[serde(default)]
+    pub assets: Vec<crate::model::ProfileAssets>,
     /// The labels of check ids, severities and statuses in the report's language.
     pub labels: BTreeMap<String, String>,
     /// Every label of the report's language, for the renderers.
@@ -371,11 +375,17 @@ pub struct FrameworkReport {
     pub score: Option<f64>,
     /// The score as a whole percentage, for display.
     pub score_pct: Option<u32>,
+    /// The evaluator's counts (`ProfileVerdict`): confirmed mappings only.
     pub passed: usize,
     pub failed: usize,
     #[serde(default)]
     pub partial: usize,
     pub not_assessed: usize,
+    #[serde(default)]
+    pub accepted: usize,
+    /// Mappings awaiting confirmation, shown apart and in no other count.
+    #[serde(default)]
+    pub unconfirmed: usize,
     pub requirements: Vec<RequirementRow>,
 }
 
@@ -639,7 +649,13 @@ impl ReportModel {
         let exceptions = build_exceptions(input, labels);
         let inventory = build_inventory(input, &names);
         let mut label_map = BTreeMap::new();
-        for prefix in ["check.", "severity.", "status.", "req_status."] {
+        for prefix in [
+            "check.",
+            "severity.",
+            "status.",
+            "req_status.",
+            "asset_status.",
+        ] {
             for (k, v) in labels.iter().filter(|(k, _)| k.starts_with(prefix)) {
                 label_map.insert(k.to_string(), v.to_string());
             }
@@ -657,6 +673,7 @@ impl ReportModel {
             first,
             exceptions,
             inventory,
+            assets: input.evaluation.assets.clone(),
             labels: label_map,
             text: labels.clone(),
         })

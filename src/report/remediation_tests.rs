@@ -32,11 +32,17 @@ approver = "ops"
 expires = 2026-01-31
 "#;
 
-fn policy() -> Policy {
+pub(super) fn policy() -> Policy {
     Policy::parse(POLICY, "policy.toml", &Profiles::embedded().unwrap()).unwrap()
 }
 
-fn finding(check: &str, key: &str, ip: &str, port: Option<u16>, service: Option<&str>) -> Finding {
+pub(super) fn finding(
+    check: &str,
+    key: &str,
+    ip: &str,
+    port: Option<u16>,
+    service: Option<&str>,
+) -> Finding {
     let ip: IpAddr = ip.parse().unwrap();
     let policy = policy();
     let group = policy.groups_of(ip).first().map(|g| g.name.clone());
@@ -73,7 +79,7 @@ fn finding(check: &str, key: &str, ip: &str, port: Option<u16>, service: Option<
     }
 }
 
-fn groups(findings: &[Finding]) -> Vec<FixGroup> {
+pub(super) fn groups(findings: &[Finding]) -> Vec<FixGroup> {
     fix_groups(
         findings,
         &policy(),
@@ -305,7 +311,12 @@ fn close_port_golden_for_tcp_v4_and_udp_v6() {
     assert!(
         platform(redis, "azure")
             .commands
-            .contains("--destination-address-prefixes 198.18.1.3 198.18.1.4")
+            .contains("DEST='198.18.1.3 198.18.1.4'")
+    );
+    assert!(
+        platform(redis, "azure")
+            .commands
+            .contains("--destination-address-prefixes $DEST --destination-port-ranges 6379")
     );
     assert!(
         platform(redis, "gcp")
@@ -862,8 +873,8 @@ fn a_page_names_the_first_hosts_and_fixes_jsonl_keeps_them_all() {
         .find(|p| p.platform == "azure")
         .unwrap()
         .commands;
-    assert!(full.contains("198.18.9.40"));
-    assert!(page.contains("198.18.9.24 "));
+    assert!(full.contains("198.18.9.40'"));
+    assert!(page.contains("198.18.9.24'"));
     assert!(!page.contains("198.18.9.25 ") && !page.contains("198.18.9.40"));
     // The header counts every host, on the page too.
     assert!(page.starts_with("# portwarden: close-port 3389/tcp (rdp) on 198.18.9.1, "));
@@ -922,7 +933,7 @@ fn a_page_names_the_first_hosts_and_fixes_jsonl_keeps_them_all() {
 }
 
 /// A restrict-source finding on 22/tcp (ssh).
-fn ssh(ip: &str) -> Finding {
+pub(super) fn ssh(ip: &str) -> Finding {
     finding(
         "remote-admin-internet",
         "restrict-source",
@@ -933,7 +944,7 @@ fn ssh(ip: &str) -> Finding {
 }
 
 /// A close-port finding.
-fn close(ip: &str, port: u16, service: &str) -> Finding {
+pub(super) fn close(ip: &str, port: u16, service: &str) -> Finding {
     finding("not-allowed", "close-port", ip, Some(port), Some(service))
 }
 
@@ -1331,155 +1342,6 @@ fn python_yaml() -> bool {
         );
     }
     ok
-}
-
-/// Fills the cloud placeholders with well-formed values.
-fn fill_cloud(text: &str) -> String {
-    let mut t = text.to_owned();
-    for (k, v) in [
-        ("<REGION>", "us-east-1"),
-        ("<SECURITY_GROUP_ID>", "sg-0123456789abcdef0"),
-        ("<SECURITY_GROUP_RULE_ID>", "sgr-0123456789abcdef0"),
-        ("<CIDR_OF_THE_REVOKED_RULE>", "0.0.0.0/0"),
-        ("<PROJECT_ID>", "pw-project"),
-        ("<NETWORK>", "default"),
-        ("<TARGET_TAG>", "pw-target"),
-        ("<PRIORITY_ALLOW>", "900"),
-        ("<PRIORITY>", "1000"),
-        ("<SECURITY_GROUP>", "pw-group"),
-        ("<RULE_ID>", "0b4ee5c2-52c4-4b8f-9a6b-0d7a0b7f4c11"),
-        ("<REMOTE_IP_OF_THE_DELETED_RULE>", "0.0.0.0/0"),
-        ("<NAMESPACE>", "default"),
-        ("<APP_LABEL>", "web"),
-        ("<ALLOWED_PORT>", "443"),
-    ] {
-        t = t.replace(k, v);
-        // In shell blocks the placeholder is a variable set at the top.
-        let name = k.trim_matches(|c| c == '<' || c == '>');
-        t = t.replace(&format!("{name}=''"), &format!("{name}='{v}'"));
-    }
-    t
-}
-
-/// Heavy, in one test: the real cloud CLIs parse every generated AWS, Google
-/// Cloud and OpenStack command (run against a dead local endpoint: a
-/// parameter error fails the test, a connection or credentials error passes
-/// it), and kubernetes-validate --strict reads every NetworkPolicy. Azure
-/// and Alibaba Cloud CLIs are not installed here (not checked).
-#[test]
-fn cloud_commands_parse_with_the_real_clis() {
-    let fs = [
-        ssh("198.18.0.5"),
-        ssh("2001:2::5"),
-        close("198.18.1.3", 6379, "redis"),
-        close("2001:2::9", 161, "snmp"),
-    ];
-    let gs = groups(&fs);
-    let have = |p: &str| {
-        std::process::Command::new("sh")
-            .args(["-c", &format!("command -v {p}")])
-            .output()
-            .is_ok_and(|o| o.status.success())
-    };
-    let dir = std::env::temp_dir().join(format!("pw-cloud-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let log = dir.join("log");
-    // Each CLI runs for real; its verdict is logged: PARSE (a usage or
-    // parameter error) fails the test.
-    let prelude = format!(
-        r#"LOG='{log}'
-pwrun() {{ kind=$1; shift; out=$("$@" 2>&1); rc=$?
-  case "$kind" in
-    aws) case "$out" in *"Could not connect to the endpoint URL"*) echo "OK $kind" ;; *) echo "PARSE $kind rc=$rc $* :: $out" ;; esac ;;
-    *) if [ $rc -eq 2 ]; then echo "PARSE $kind rc=$rc $* :: $out"; else echo "OK $kind"; fi ;;
-  esac >> "$LOG"; return 0; }}
-aws() {{ pwrun aws command aws --endpoint-url http://127.0.0.1:9 --cli-connect-timeout 1 --cli-read-timeout 1 "$@"; }}
-gcloud() {{ pwrun gcloud command gcloud --quiet "$@"; }}
-openstack() {{ pwrun openstack command openstack "$@"; }}
-"#,
-        log = log.display()
-    );
-    let mut clis = vec![];
-    for (cli, platform) in [
-        ("aws", "aws"),
-        ("gcloud", "gcp"),
-        ("openstack", "openstack"),
-    ] {
-        if have(cli) {
-            clis.push(platform);
-        } else {
-            assert!(
-                std::env::var("CI").is_err(),
-                "{cli} missing under CI (tests/setup.sh)"
-            );
-        }
-    }
-    let mut k8s = 0;
-    for g in &gs {
-        for p in &g.platforms {
-            if clis.contains(&p.platform.as_str()) {
-                for body in [&p.commands, &p.undo] {
-                    let out = std::process::Command::new("bash")
-                        .arg("-c")
-                        .arg(format!("{prelude}\n{}", fill_cloud(body)))
-                        .env("AWS_ACCESS_KEY_ID", "AKIAPORTWARDENTEST")
-                        .env("AWS_SECRET_ACCESS_KEY", "portwarden")
-                        .env("AWS_MAX_ATTEMPTS", "1")
-                        .env("CLOUDSDK_CONFIG", dir.join("gcloud"))
-                        .env("CLOUDSDK_CORE_DISABLE_PROMPTS", "1")
-                        .env("OS_AUTH_URL", "http://127.0.0.1:9/v3")
-                        .env("OS_USERNAME", "pw")
-                        .env("OS_PASSWORD", "pw")
-                        .env("OS_PROJECT_NAME", "pw")
-                        .env("OS_USER_DOMAIN_NAME", "Default")
-                        .env("OS_PROJECT_DOMAIN_NAME", "Default")
-                        .output()
-                        .unwrap();
-                    assert!(
-                        out.status.success(),
-                        "{}: {}",
-                        p.platform,
-                        String::from_utf8_lossy(&out.stderr)
-                    );
-                }
-            }
-            if p.platform == "kubernetes" && have("kubernetes-validate") {
-                let file = dir.join(format!("np-{k8s}.yaml"));
-                std::fs::write(&file, fill_cloud(&p.commands)).unwrap();
-                let out = std::process::Command::new("kubernetes-validate")
-                    .args(["--strict", "-k", "1.30.0"])
-                    .arg(&file)
-                    .output()
-                    .unwrap();
-                assert!(
-                    out.status.success(),
-                    "kubernetes-validate: {}{}\n{}",
-                    String::from_utf8_lossy(&out.stdout),
-                    String::from_utf8_lossy(&out.stderr),
-                    p.commands
-                );
-                k8s += 1;
-            }
-        }
-    }
-    let logged = std::fs::read_to_string(&log).unwrap_or_default();
-    let _ = std::fs::remove_dir_all(&dir);
-    let bad: Vec<&str> = logged.lines().filter(|l| l.starts_with("PARSE")).collect();
-    assert!(bad.is_empty(), "{}", bad.join("\n"));
-    for platform in &clis {
-        let cli = match *platform {
-            "gcp" => "gcloud",
-            p => p,
-        };
-        assert!(
-            logged.contains(&format!("OK {cli}")),
-            "{cli} never ran:\n{logged}"
-        );
-    }
-    eprintln!(
-        "cloud CLIs checked: {clis:?}; NetworkPolicies: {k8s}; commands run: {}",
-        logged.lines().count()
-    );
 }
 
 #[test]

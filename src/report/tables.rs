@@ -28,13 +28,13 @@ use crate::model::{Finding, FindingStatus, Proto, Severity};
 const BOM: &[u8] = b"\xEF\xBB\xBF";
 
 /// A CSV file being written row by row.
-struct Sheet {
+pub(super) struct Sheet {
     path: std::path::PathBuf,
     w: csv::Writer<BufWriter<File>>,
 }
 
 impl Sheet {
-    fn create(path: &Path, bom: bool, header: &[&str]) -> Result<Sheet, ReportError> {
+    pub(super) fn create(path: &Path, bom: bool, header: &[&str]) -> Result<Sheet, ReportError> {
         let io = |source| ReportError::Io {
             path: path.to_path_buf(),
             source,
@@ -55,7 +55,7 @@ impl Sheet {
         Ok(s)
     }
 
-    fn row<I, S>(&mut self, cells: I) -> Result<(), ReportError>
+    pub(super) fn row<I, S>(&mut self, cells: I) -> Result<(), ReportError>
     where
         I: IntoIterator<Item = S>,
         S: AsRef<str>,
@@ -68,7 +68,7 @@ impl Sheet {
             })
     }
 
-    fn finish(mut self) -> Result<(), ReportError> {
+    pub(super) fn finish(mut self) -> Result<(), ReportError> {
         self.w.flush().map_err(|source| ReportError::Io {
             path: self.path.clone(),
             source,

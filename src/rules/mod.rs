@@ -332,7 +332,7 @@ mod tests {
             r.files["probes.toml"],
             sha256_hex(EMBEDDED_PROBES.as_bytes())
         );
-        assert_eq!(r.profiles.ids().len(), 5);
+        assert_eq!(r.profiles.ids().len(), profiles::BUILTIN_PROFILES.len());
     }
 
     /// A scratch rules directory, removed on drop.

@@ -19,15 +19,22 @@ use super::line_col;
 use crate::model::{EvidenceLevel, Severity};
 
 /// Ids of the built-in profiles, in report order.
-pub const BUILTIN_PROFILES: [&str; 5] = [
+pub const BUILTIN_PROFILES: [&str; 12] = [
     "pci-dss-4.0",
     "iso27001-2022",
     "mlps2-level3",
     "cis-v8",
     "nist-800-53r5",
+    "soc2-2017",
+    "hipaa-security-rule",
+    "mlps2-level2",
+    "mlps2-level4",
+    "mlps2-cloud",
+    "mlps2-ics",
+    "iec62443-3-3",
 ];
 
-pub(crate) const EMBEDDED: [(&str, &str); 5] = [
+pub(crate) const EMBEDDED: [(&str, &str); 12] = [
     (
         "pci-dss-4.0",
         include_str!("../../rules/profiles/pci-dss-4.0.toml"),
@@ -44,6 +51,34 @@ pub(crate) const EMBEDDED: [(&str, &str); 5] = [
     (
         "nist-800-53r5",
         include_str!("../../rules/profiles/nist-800-53r5.toml"),
+    ),
+    (
+        "soc2-2017",
+        include_str!("../../rules/profiles/soc2-2017.toml"),
+    ),
+    (
+        "hipaa-security-rule",
+        include_str!("../../rules/profiles/hipaa-security-rule.toml"),
+    ),
+    (
+        "mlps2-level2",
+        include_str!("../../rules/profiles/mlps2-level2.toml"),
+    ),
+    (
+        "mlps2-level4",
+        include_str!("../../rules/profiles/mlps2-level4.toml"),
+    ),
+    (
+        "mlps2-cloud",
+        include_str!("../../rules/profiles/mlps2-cloud.toml"),
+    ),
+    (
+        "mlps2-ics",
+        include_str!("../../rules/profiles/mlps2-ics.toml"),
+    ),
+    (
+        "iec62443-3-3",
+        include_str!("../../rules/profiles/iec62443-3-3.toml"),
     ),
 ];
 
@@ -82,10 +117,20 @@ pub enum CheckKind {
     /// An exception that lasts longer than the policy allows (12 months by
     /// default), or that is not reviewed within six months.
     ExceptionOverlong,
+    /// Judged from the audit history of the scope: the audits of the last
+    /// 12 months are at most 92 days apart (`policy::cadence`).
+    ScanCadence,
+    /// Judged from the audit history: an audit of the scope followed each
+    /// approved `[[change]]` within 30 days.
+    RescanAfterChange,
+    /// Judged from the audit history: each segment group (`expect =
+    /// "unreachable"`) was tested within 12 months (6 for a group tagged
+    /// `service-provider`).
+    SegmentationCadence,
 }
 
 impl CheckKind {
-    pub const ALL: [CheckKind; 21] = [
+    pub const ALL: [CheckKind; 24] = [
         CheckKind::NotAllowed,
         CheckKind::HighRiskExposed,
         CheckKind::CleartextAdmin,
@@ -107,6 +152,9 @@ impl CheckKind {
         CheckKind::AllowanceUnused,
         CheckKind::AllowanceIncomplete,
         CheckKind::ExceptionOverlong,
+        CheckKind::ScanCadence,
+        CheckKind::RescanAfterChange,
+        CheckKind::SegmentationCadence,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -132,6 +180,9 @@ impl CheckKind {
             CheckKind::AllowanceUnused => "allowance-unused",
             CheckKind::AllowanceIncomplete => "allowance-incomplete",
             CheckKind::ExceptionOverlong => "exception-overlong",
+            CheckKind::ScanCadence => "scan-cadence",
+            CheckKind::RescanAfterChange => "rescan-after-change",
+            CheckKind::SegmentationCadence => "segmentation-cadence",
         }
     }
 
@@ -303,6 +354,10 @@ pub struct Requirement {
     /// requirement is met: its best status is then `partial`.
     pub evidence: EvidenceLevel,
     pub assessment: Assessment,
+    /// For a requirement of an extension profile (`extends`): the level
+    /// profile it belongs to (等保 cloud 8.2.x is level 3, 7.2.x level 2).
+    /// It applies only to hosts whose groups declare that level too.
+    pub level: Option<String>,
 }
 
 /// A compliance profile.
@@ -311,7 +366,16 @@ pub struct Profile {
     pub id: String,
     pub name: String,
     pub name_zh: String,
+    /// The edition of the standard (`4.0`, `2019`, `Rev. 5`).
+    pub version: String,
     pub description: String,
+    /// An extension (等保 cloud, industrial) names the profiles it adds to:
+    /// a policy group declaring it must declare one of them beside it.
+    pub extends: Vec<String>,
+    /// Reported only where a policy group or `baseline_profiles` declares
+    /// it (`report = "declared"`); the five original profiles are always
+    /// reported.
+    pub when_declared: bool,
     /// The ports a scan must cover on every host before a requirement can
     /// pass (`None`: whatever the audit probed).
     pub port_scope: Option<PortScope>,
@@ -348,6 +412,51 @@ impl Profile {
     }
 }
 
+/// What `portwarden profiles` lists of one profile: its coverage counts.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ProfileSummary {
+    pub id: String,
+    pub name: String,
+    pub name_zh: String,
+    pub version: String,
+    pub requirements: usize,
+    /// Mappings checked against the standard's text.
+    pub confirmed: usize,
+    /// Requirements a scan can show failing but never met.
+    pub partial_evidence: Vec<String>,
+    /// Requirements outside what a scan sees.
+    pub not_assessed: Vec<String>,
+    /// For an extension: the levels it may sit beside.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub extends: Vec<String>,
+    /// Reported only where a policy declares it.
+    pub when_declared: bool,
+}
+
+impl Profile {
+    pub fn summary(&self) -> ProfileSummary {
+        let ids = |f: &dyn Fn(&Requirement) -> bool| {
+            self.requirements
+                .iter()
+                .filter(|r| f(r))
+                .map(|r| r.id.clone())
+                .collect()
+        };
+        ProfileSummary {
+            id: self.id.clone(),
+            name: self.name.clone(),
+            name_zh: self.name_zh.clone(),
+            version: self.version.clone(),
+            requirements: self.requirements.len(),
+            confirmed: self.requirements.iter().filter(|r| r.confirmed).count(),
+            partial_evidence: ids(&|r| r.evidence == EvidenceLevel::Partial),
+            not_assessed: ids(&|r| matches!(r.assessment, Assessment::NotAssessed { .. })),
+            extends: self.extends.clone(),
+            when_declared: self.when_declared,
+        }
+    }
+}
+
 /// Parameters of one check kind.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CheckParams {
@@ -366,7 +475,7 @@ pub struct CheckParams {
 
 /// The remediation advice a check may point a finding at (the report turns
 /// each into words and per-platform commands).
-pub const REMEDIATION_KEYS: [&str; 12] = [
+pub const REMEDIATION_KEYS: [&str; 13] = [
     "close-port",
     "replace-cleartext",
     "restrict-source",
@@ -379,6 +488,7 @@ pub const REMEDIATION_KEYS: [&str; 12] = [
     "renew-certificate",
     "add-host-to-policy",
     "approve-or-revert-change",
+    "schedule-audit",
 ];
 
 /// Every profile plus the check parameters.
@@ -418,7 +528,13 @@ struct RawProfile {
     #[serde(default)]
     name_zh: String,
     #[serde(default)]
+    version: String,
+    #[serde(default)]
     description: String,
+    #[serde(default)]
+    extends: Vec<String>,
+    #[serde(default)]
+    report: Option<String>,
     #[serde(default)]
     port_scope: Option<PortScope>,
     #[serde(rename = "requirement")]
@@ -443,6 +559,8 @@ struct RawRequirement {
     reason: Option<String>,
     #[serde(default)]
     evidence: Option<String>,
+    #[serde(default)]
+    level: Option<String>,
 }
 
 fn yes() -> bool {
@@ -501,73 +619,110 @@ impl Profile {
             if !seen.insert(r.id.clone()) {
                 return Err(at(format!("requirement '{}' appears twice", r.id)));
             }
-            let assessment = match r.status.as_deref() {
-                Some("not-assessed") => {
-                    if !r.checks.is_empty() {
-                        return Err(at(format!(
-                            "requirement '{}' is not-assessed but lists checks; drop one of them",
-                            r.id
-                        )));
+            if let Some(l) = &r.level
+                && !raw.extends.contains(l)
+            {
+                return Err(at(format!(
+                    "requirement '{}': level '{l}' is not in this profile's extends ({})",
+                    r.id,
+                    if raw.extends.is_empty() {
+                        "none: only an extension profile gives a level".to_string()
+                    } else {
+                        raw.extends.join(", ")
                     }
-                    let reason = r.reason.filter(|s| !s.trim().is_empty()).ok_or_else(|| {
-                        at(format!(
-                            "requirement '{}' is not-assessed: give the reason (reason = \"...\")",
-                            r.id
-                        ))
-                    })?;
-                    Assessment::NotAssessed { reason }
-                }
-                Some(other) => {
-                    return Err(at(format!(
-                        "requirement '{}': unknown status '{other}'; the only status is \"not-assessed\"",
-                        r.id
-                    )));
-                }
-                None => {
-                    if r.checks.is_empty() {
-                        return Err(at(format!(
-                            "requirement '{}' has no checks: list them, or mark it status = \"not-assessed\" with a reason",
-                            r.id
-                        )));
-                    }
-                    let checks = r
-                        .checks
-                        .iter()
-                        .map(|c| c.parse::<CheckRef>())
-                        .collect::<Result<Vec<_>, _>>()
-                        .map_err(|m| at(format!("requirement '{}': {m}", r.id)))?;
-                    Assessment::Checks(checks)
-                }
-            };
-            let evidence = match r.evidence.as_deref() {
-                None | Some("full") => EvidenceLevel::Full,
-                Some("partial") => EvidenceLevel::Partial,
-                Some(other) => {
-                    return Err(at(format!(
-                        "requirement '{}': unknown evidence '{other}'; write evidence = \"partial\" or leave it out",
-                        r.id
-                    )));
-                }
-            };
-            requirements.push(Requirement {
-                id: r.id,
-                title_en: r.title_en,
-                title_zh: r.title_zh,
-                description: r.description,
-                confirmed: r.confirmed,
-                evidence,
-                assessment,
-            });
+                )));
+            }
+            requirements.push(requirement(r, &at)?);
         }
+        let when_declared = match raw.report.as_deref() {
+            None | Some("always") => false,
+            Some("declared") => true,
+            Some(other) => {
+                return Err(ProfileError::Invalid {
+                    file: file.to_string(),
+                    message: format!(
+                        "unknown report = \"{other}\"; write \"declared\" (reported only where a policy declares it) or \"always\""
+                    ),
+                });
+            }
+        };
         Ok(Profile {
             id: raw.id,
             name: raw.name,
             name_zh: raw.name_zh,
+            version: raw.version,
             description: raw.description,
+            extends: raw.extends,
+            when_declared,
             port_scope: raw.port_scope,
             requirements,
         })
     }
+}
+
+/// One `[[requirement]]`, checked; `at` names its line in errors.
+fn requirement(
+    r: RawRequirement,
+    at: &dyn Fn(String) -> ProfileError,
+) -> Result<Requirement, ProfileError> {
+    let assessment = match r.status.as_deref() {
+        Some("not-assessed") => {
+            if !r.checks.is_empty() {
+                return Err(at(format!(
+                    "requirement '{}' is not-assessed but lists checks; drop one of them",
+                    r.id
+                )));
+            }
+            let reason = r.reason.filter(|s| !s.trim().is_empty()).ok_or_else(|| {
+                at(format!(
+                    "requirement '{}' is not-assessed: give the reason (reason = \"...\")",
+                    r.id
+                ))
+            })?;
+            Assessment::NotAssessed { reason }
+        }
+        Some(other) => {
+            return Err(at(format!(
+                "requirement '{}': unknown status '{other}'; the only status is \"not-assessed\"",
+                r.id
+            )));
+        }
+        None => {
+            if r.checks.is_empty() {
+                return Err(at(format!(
+                    "requirement '{}' has no checks: list them, or mark it status = \"not-assessed\" with a reason",
+                    r.id
+                )));
+            }
+            let checks = r
+                .checks
+                .iter()
+                .map(|c| c.parse::<CheckRef>())
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|m| at(format!("requirement '{}': {m}", r.id)))?;
+            Assessment::Checks(checks)
+        }
+    };
+    let evidence = match r.evidence.as_deref() {
+        None | Some("full") => EvidenceLevel::Full,
+        Some("partial") => EvidenceLevel::Partial,
+        Some(other) => {
+            return Err(at(format!(
+                "requirement '{}': unknown evidence '{other}'; write evidence = \"partial\" or leave it out",
+                r.id
+            )));
+        }
+    };
+    Ok(Requirement {
+        id: r.id,
+        title_en: r.title_en,
+        title_zh: r.title_zh,
+        description: r.description,
+        confirmed: r.confirmed,
+        evidence,
+        assessment,
+        level: r.level,
+    })
 }
 
 fn parse_checks(text: &str, file: &str) -> Result<Vec<CheckParams>, ProfileError> {
@@ -636,11 +791,13 @@ impl Profiles {
             .collect::<Result<Vec<_>, _>>()?;
         let checks_origin = "rules/profiles/checks.toml".to_string();
         let checks = parse_checks(EMBEDDED_CHECKS, &checks_origin)?;
-        Ok(Profiles {
+        let set = Profiles {
             profiles,
             checks,
             checks_origin,
-        })
+        };
+        set.validate_extends()?;
+        Ok(set)
     }
 
     /// The embedded profiles, with every `<rules_dir>/profiles/*.toml`
@@ -704,6 +861,7 @@ impl Profiles {
                 None => set.profiles.push(p),
             }
         }
+        set.validate_extends()?;
         Ok(set)
     }
 
@@ -713,6 +871,49 @@ impl Profiles {
 
     pub fn get(&self, id: &str) -> Option<&Profile> {
         self.profiles.iter().find(|p| p.id == id)
+    }
+
+    /// Every `extends` names a profile that is not itself an extension.
+    fn validate_extends(&self) -> Result<(), ProfileError> {
+        for p in &self.profiles {
+            for e in &p.extends {
+                let ok = self.get(e).is_some_and(|q| q.extends.is_empty());
+                if !ok {
+                    return Err(ProfileError::Invalid {
+                        file: format!("profiles/{}.toml", p.id),
+                        message: format!(
+                            "extends '{e}': no such level profile; known: {}",
+                            self.ids().join(", ")
+                        ),
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Over the profiles one policy group declares: the first extension
+    /// declared without any of the levels it extends, as (index in
+    /// `declared`, message, hint). An extension such as `mlps2-cloud`
+    /// adds to a level and means nothing alone.
+    pub fn extension_without_level(&self, declared: &[&str]) -> Option<(usize, String, String)> {
+        declared.iter().enumerate().find_map(|(i, id)| {
+            let p = self.get(id)?;
+            if p.extends.is_empty() || p.extends.iter().any(|l| declared.contains(&l.as_str())) {
+                return None;
+            }
+            Some((
+                i,
+                format!(
+                    "profile '{id}' is an extension: declare it beside one of {}",
+                    p.extends.join(", ")
+                ),
+                format!(
+                    "profiles = [\"{}\", \"{id}\"]",
+                    p.extends[p.extends.len() / 2]
+                ),
+            ))
+        })
     }
 
     /// Profile ids in report order.
@@ -775,272 +976,5 @@ impl Profiles {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn embedded() -> Profiles {
-        Profiles::embedded().expect("embedded profiles parse")
-    }
-
-    fn req<'a>(p: &'a Profiles, profile: &str, id: &str) -> &'a Requirement {
-        p.get(profile)
-            .unwrap()
-            .requirements
-            .iter()
-            .find(|r| r.id == id)
-            .unwrap_or_else(|| panic!("{profile}:{id} missing"))
-    }
-
-    #[test]
-    fn embedded_profiles_load_in_order() {
-        let p = embedded();
-        assert_eq!(p.ids(), BUILTIN_PROFILES.to_vec());
-        assert_eq!(p.checks().len(), CheckKind::ALL.len());
-        assert_eq!(p.check(CheckKind::TlsCert).kind, CheckKind::TlsCert);
-        assert_eq!(
-            p.check(CheckKind::UnauthService).severity,
-            Severity::Critical
-        );
-    }
-
-    #[test]
-    fn ids_are_as_the_standards_number_them() {
-        let p = embedded();
-        let ids: Vec<&str> = p
-            .get("mlps2-level3")
-            .unwrap()
-            .requirements
-            .iter()
-            .map(|r| r.id.as_str())
-            .collect();
-        assert!(ids.contains(&"8.1.4.4 b)"));
-        assert!(ids.contains(&"8.1.3.2 a)"));
-        let r = req(&p, "pci-dss-4.0", "1.2.5");
-        assert!(r.confirmed);
-        assert_eq!(
-            r.assessment,
-            Assessment::Checks(vec![
-                "not-allowed".parse().unwrap(),
-                "allowed-unjustified".parse().unwrap(),
-                "allowance-incomplete".parse().unwrap(),
-                "unexpected-service".parse().unwrap(),
-                "exception-expired".parse().unwrap(),
-            ])
-        );
-    }
-
-    #[test]
-    fn dagger_entries_are_unconfirmed() {
-        let p = embedded();
-        for (profile, id) in [
-            ("pci-dss-4.0", "4.2.1"),
-            ("pci-dss-4.0", "11.3.1.3"),
-            ("iso27001-2022", "A.8.24"),
-            ("mlps2-level3", "8.1.10.2 a)"),
-            ("cis-v8", "3.10"),
-            ("nist-800-53r5", "SC-17"),
-        ] {
-            assert!(!req(&p, profile, id).confirmed, "{profile}:{id}");
-        }
-        assert!(req(&p, "nist-800-53r5", "SC-7(5)").confirmed);
-    }
-
-    #[test]
-    fn mapping_corrections() {
-        let p = embedded();
-        let ids = |profile: &str| -> Vec<String> {
-            p.get(profile)
-                .unwrap()
-                .requirements
-                .iter()
-                .map(|r| r.id.clone())
-                .collect()
-        };
-        let checks = |profile: &str, id: &str| -> Vec<String> {
-            match &req(&p, profile, id).assessment {
-                Assessment::Checks(c) => c
-                    .iter()
-                    .map(|c| match &c.when {
-                        CheckCondition::Always => c.check.to_string(),
-                        CheckCondition::Tag(t) => format!("{}@tag:{t}", c.check),
-                        CheckCondition::Vantage(v) => format!("{}@vantage:{v}", c.check),
-                        CheckCondition::Unapproved => format!("{}@unapproved", c.check),
-                    })
-                    .collect(),
-                Assessment::NotAssessed { .. } => vec!["not-assessed".into()],
-            }
-        };
-        // CIS 13.9 is 802.1X on switch ports, not TCP/UDP ports.
-        assert!(!ids("cis-v8").contains(&"13.9".to_string()));
-        // NIST writes CM-7b.; CM-7 is judged once.
-        assert!(ids("nist-800-53r5").contains(&"CM-7b.".to_string()));
-        assert!(!ids("nist-800-53r5").contains(&"CM-7".to_string()));
-        assert!(!ids("nist-800-53r5").contains(&"CM-7 b".to_string()));
-        // 等保 8.1.10.6 carries its item letter.
-        assert!(ids("mlps2-level3").contains(&"8.1.10.6 g)".to_string()));
-        assert!(!ids("mlps2-level3").contains(&"8.1.10.6".to_string()));
-        // Cardholder-only and internet-only requirements.
-        assert_eq!(
-            checks("pci-dss-4.0", "1.3.1"),
-            [
-                "not-allowed@tag:cardholder",
-                "database-internet@tag:cardholder",
-                "segmentation-breach@tag:cardholder"
-            ]
-        );
-        assert_eq!(
-            checks("pci-dss-4.0", "1.4.4"),
-            ["database-internet@tag:cardholder"]
-        );
-        // Not failed by a port the policy allows and approves (1.2.5 judges
-        // the allowance itself).
-        assert_eq!(
-            checks("pci-dss-4.0", "1.4.1"),
-            ["remote-admin-internet@unapproved"]
-        );
-        assert_eq!(
-            checks("pci-dss-4.0", "1.4.2"),
-            [
-                "not-allowed@vantage:internet",
-                "remote-admin-internet@unapproved"
-            ]
-        );
-        assert_eq!(
-            checks("nist-800-53r5", "CM-3"),
-            ["exception-expired", "unapproved-change"]
-        );
-        assert!(checks("cis-v8", "13.4").contains(&"segmentation-breach".to_string()));
-        assert_eq!(checks("pci-dss-4.0", "11.3.1.3"), ["not-assessed"]);
-        for (p_, id) in [
-            ("pci-dss-4.0", "1.2.7"),
-            ("mlps2-level3", "8.1.3.2 b)"),
-            ("iso27001-2022", "A.8.20"),
-            ("cis-v8", "4.4"),
-        ] {
-            let c = checks(p_, id);
-            assert!(c.contains(&"allowance-unused".to_string()), "{p_} {id}");
-            assert!(c.contains(&"allowance-incomplete".to_string()), "{p_} {id}");
-        }
-        for (p_, id) in [
-            ("pci-dss-4.0", "1.2.6"),
-            ("pci-dss-4.0", "2.2.5"),
-            ("pci-dss-4.0", "2.2.7"),
-            ("mlps2-level3", "8.1.4.1 c)"),
-        ] {
-            assert_eq!(
-                req(&p, p_, id).evidence,
-                EvidenceLevel::Partial,
-                "{p_} {id}"
-            );
-        }
-        assert_eq!(
-            checks("mlps2-level3", "8.1.4.4 c)"),
-            ["remote-admin-internet@vantage:internet"]
-        );
-        assert_eq!(
-            checks("cis-v8", "12.2"),
-            [
-                "remote-admin-internet@vantage:internet",
-                "database-internet@vantage:internet"
-            ]
-        );
-        // 1.2.7: allowances without a review date within six months fail it.
-        assert!(checks("pci-dss-4.0", "1.2.7").contains(&"allowed-review-missing".to_string()));
-        // A data-flow diagram is not something a scan sees.
-        assert_eq!(checks("pci-dss-4.0", "1.2.4"), ["not-assessed"]);
-        // New requirements a scan bears on.
-        assert_eq!(checks("pci-dss-4.0", "11.4.5"), ["segmentation-breach"]);
-        // Scans after changes: this audit is one; cadence is history's job.
-        assert_eq!(checks("pci-dss-4.0", "11.3.2.1"), ["not-assessed"]);
-        assert_eq!(checks("mlps2-level3", "8.1.3.1 b)"), ["unmanaged-host"]);
-        assert_eq!(checks("nist-800-53r5", "CM-8(3)"), ["unmanaged-host"]);
-        // Segmentation evidence maps where the issue says.
-        for (profile, id) in [
-            ("pci-dss-4.0", "11.4.5"),
-            ("mlps2-level3", "8.1.3.1 a)"),
-            ("iso27001-2022", "A.8.22"),
-            ("nist-800-53r5", "SC-7"),
-        ] {
-            assert!(
-                checks(profile, id).contains(&"segmentation-breach".to_string()),
-                "{profile}:{id}"
-            );
-        }
-        // What a scan can only partly evidence is declared so.
-        for (profile, id) in [
-            ("pci-dss-4.0", "8.2.1"),
-            ("pci-dss-4.0", "2.2.2"),
-            ("pci-dss-4.0", "4.2.1"),
-            ("mlps2-level3", "8.1.4.1 a)"),
-            ("iso27001-2022", "A.8.5"),
-        ] {
-            assert_eq!(
-                req(&p, profile, id).evidence,
-                EvidenceLevel::Partial,
-                "{profile}:{id}"
-            );
-        }
-        assert_eq!(
-            req(&p, "pci-dss-4.0", "1.2.5").evidence,
-            EvidenceLevel::Full
-        );
-    }
-
-    #[test]
-    fn unknown_evidence_is_an_error() {
-        let text = "id = \"x\"\nname = \"X\"\n\n[[requirement]]\nid = \"1\"\ntitle_en = \"a\"\ntitle_zh = \"b\"\nchecks = [\"port-cap\"]\nevidence = \"some\"\n";
-        let e = Profile::parse(text, "x.toml").unwrap_err().to_string();
-        assert!(
-            e.starts_with("x.toml:4:1: requirement '1': unknown evidence 'some'"),
-            "{e}"
-        );
-    }
-
-    #[test]
-    fn not_assessed_keeps_its_reason() {
-        let p = embedded();
-        match &req(&p, "pci-dss-4.0", "1.2.8").assessment {
-            Assessment::NotAssessed { reason } => assert!(reason.contains("configuration files")),
-            other => panic!("{other:?}"),
-        }
-    }
-
-    #[test]
-    fn conditions_parse() {
-        let c: CheckRef = "not-allowed@tag:cardholder".parse().unwrap();
-        assert_eq!(c.when, CheckCondition::Tag("cardholder".into()));
-        let c: CheckRef = "not-allowed@vantage:internet".parse().unwrap();
-        assert_eq!(c.when, CheckCondition::Vantage("internet".into()));
-        assert!("not-allowed@zone:x".parse::<CheckRef>().is_err());
-        assert!("not-alowed".parse::<CheckRef>().is_err());
-    }
-
-    #[test]
-    fn bad_profile_names_line() {
-        let text = "id = \"x\"\nname = \"X\"\n\n[[requirement]]\nid = \"1\"\ntitle_en = \"a\"\ntitle_zh = \"b\"\nchecks = [\"nope\"]\n";
-        let e = Profile::parse(text, "x.toml").unwrap_err().to_string();
-        assert!(
-            e.starts_with("x.toml:4:1: requirement '1': unknown check 'nope'"),
-            "{e}"
-        );
-        let text = "id = \"x\"\nname = \"X\"\ncolour = 1\nrequirement = []\n";
-        let e = Profile::parse(text, "x.toml").unwrap_err().to_string();
-        assert!(e.starts_with("x.toml:3:1: unknown field `colour`"), "{e}");
-    }
-
-    #[test]
-    fn load_dir_overrides_one_profile() {
-        let dir = std::env::temp_dir().join(format!("pw-profiles-{}", std::process::id()));
-        std::fs::create_dir_all(dir.join("profiles")).unwrap();
-        std::fs::write(
-            dir.join("profiles/cis-v8.toml"),
-            "id = \"cis-v8\"\nname = \"CIS mini\"\n[[requirement]]\nid = \"4.8\"\ntitle_en = \"a\"\ntitle_zh = \"b\"\nchecks = [\"port-cap\"]\n",
-        )
-        .unwrap();
-        let p = Profiles::load_dir(&dir).unwrap();
-        std::fs::remove_dir_all(&dir).unwrap();
-        assert_eq!(p.get("cis-v8").unwrap().name, "CIS mini");
-        assert_eq!(p.get("cis-v8").unwrap().requirements.len(), 1);
-        assert_eq!(p.ids(), BUILTIN_PROFILES.to_vec());
-    }
-}
+#[path = "profiles_tests.rs"]
+mod tests;

@@ -28,8 +28,8 @@
 use std::collections::VecDeque;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::atomic::Ordering;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
@@ -136,12 +136,16 @@ pub async fn scan_pairs_with(
     let total = naddr
         .checked_mul(nports)
         .ok_or_else(|| ScanError::Config("too many (address, port) pairs".into()))?;
-    let mut limit = cfg
+    let limit = cfg
         .concurrency
         .unwrap_or_else(|| default_concurrency(raise_nofile_limit()))
         .clamp(1, MAX_CONCURRENCY);
     let perm = Permutation::new(total, cfg.seed);
-    let rtt = Arc::new(Mutex::new(RttEstimator::new(cfg.timeout)));
+    let mut rtt = RttEstimator::new(cfg.timeout);
+    let clock = TimeoutClock {
+        current_us: Arc::new(AtomicU64::new(rtt.timeout().as_micros() as u64)),
+        min: cfg.timeout.min,
+    };
     let mut pacer = cfg.rate.map(Pacer::new);
 
     // A shard takes the permutation positions p with p % n == i.
@@ -154,17 +158,17 @@ pub async fn scan_pairs_with(
     let mut delayed: Vec<(Instant, Job)> = Vec::new();
     let mut inflight: JoinSet<(Job, Outcome)> = JoinSet::new();
     let mut summary = ScanSummary::default();
-    let mut last_progress = Instant::now();
-    let mut last_sent = 0u64;
-    // Bumped at each lowering: a shortage of a probe started before the
-    // last lowering says nothing new and lowers nothing more.
-    let mut epoch = 0u32;
+    let mut ticker = ProgressTicker {
+        last: Instant::now(),
+        last_sent: 0,
+    };
+    let mut window = Window { limit, epoch: 0 };
     let mut attempts = 0u32;
 
     loop {
         // Fill the window.
         // Once stopped, nothing new is sent; probes in flight still conclude.
-        while !stopped() && inflight.len() < limit {
+        while !stopped() && inflight.len() < window.limit {
             let now = Instant::now();
             let job = if let Some(i) = delayed.iter().position(|(t, _)| *t <= now) {
                 delayed.swap_remove(i).1
@@ -177,12 +181,7 @@ pub async fn scan_pairs_with(
                         let Some(ip) = addr_at(idx % naddr) else {
                             continue;
                         };
-                        Job {
-                            addr: SocketAddr::new(ip, ports[(idx / naddr) as usize]),
-                            tries: 0,
-                            local_tries: 0,
-                            epoch,
-                        }
+                        Job::new(SocketAddr::new(ip, ports[(idx / naddr) as usize]))
                     }
                     None => break,
                 }
@@ -190,38 +189,23 @@ pub async fn scan_pairs_with(
             if let Some(p) = pacer.as_mut() {
                 p.wait().await;
             }
-            let timeout = rtt.lock().map(|r| r.timeout()).unwrap_or(cfg.timeout.max);
             summary.sent += 1;
             attempts = attempts.wrapping_add(1);
-            let job = Job { epoch, ..job };
+            let job = Job {
+                epoch: window.epoch,
+                ..job
+            };
             let injected = faults
                 .as_ref()
                 .and_then(|f| f.error_for(job.addr, attempts));
-            inflight.spawn(probe(job, timeout, injected));
+            inflight.spawn(probe(job, clock.clone(), injected));
         }
 
-        let joined = if inflight.is_empty() {
-            // Nothing in flight: wait for the next delayed pair, or finish.
-            match delayed.iter().map(|(t, _)| *t).min() {
-                Some(t) if !stopped() => {
-                    tokio::time::sleep_until(t.into()).await;
-                    continue;
-                }
-                _ => break,
-            }
-        } else {
-            match delayed.iter().map(|(t, _)| *t).min() {
-                Some(t) if inflight.len() < limit && !stopped() => {
-                    tokio::select! {
-                        j = inflight.join_next() => j,
-                        _ = tokio::time::sleep_until(t.into()) => continue,
-                    }
-                }
-                _ => inflight.join_next().await,
-            }
-        };
-        let Some(joined) = joined else {
-            break;
+        let next_delayed = delayed.iter().map(|(t, _)| *t).min();
+        let joined = match next(&mut inflight, next_delayed, window.limit, stopped()).await {
+            Next::Joined(j) => j,
+            Next::Woke => continue,
+            Next::Done => break,
         };
         let (mut job, outcome) = match joined {
             Ok(v) => v,
@@ -229,26 +213,12 @@ pub async fn scan_pairs_with(
         };
         job.tries += 1;
 
-        if last_progress.elapsed() >= PROGRESS_EVERY {
-            let secs = last_progress.elapsed().as_secs_f64();
-            // A local error takes its probe back out of `sent`, so `sent`
-            // can be below the last sample: no underflow, a rate of 0.
-            let rate = summary.sent.saturating_sub(last_sent) as f64 / secs;
-            last_sent = summary.sent;
-            last_progress = Instant::now();
-            let p = Progress {
-                done: summary.probed,
-                total: planned,
-                open: summary.open,
-                rate,
-            };
-            let _ = events.send(ScanEvent::Progress(p)).await;
-        }
+        ticker.tick(&summary, planned, &events).await;
         let reason = match outcome {
             Outcome::Answered { reason, rtt: t } => {
-                if let Ok(mut r) = rtt.lock() {
-                    r.sample(t);
-                }
+                rtt.sample(t);
+                let us = rtt.timeout().as_micros() as u64;
+                clock.current_us.store(us, Ordering::Relaxed);
                 finish(&mut summary, &events, job, reason, Some(t), None).await?;
                 continue;
             }
@@ -279,23 +249,9 @@ pub async fn scan_pairs_with(
                 }
                 // Out of descriptors, buffers or ports: shrink the window
                 // (once per lowering), pause this pair, try it again.
-                let crowded = error.raw_os_error() != Some(libc::EADDRNOTAVAIL)
-                    || inflight.len() >= EADDRNOTAVAIL_CROWD;
-                if crowded && job.epoch == epoch {
-                    let new_limit = (inflight.len() * 3 / 4).max(1);
-                    if new_limit < limit {
-                        limit = new_limit;
-                        epoch += 1;
-                        notice(
-                            &events,
-                            format!(
-                                "local resource shortage ({}); concurrency lowered to {limit}",
-                                errno_name(&error)
-                            ),
-                        )
-                        .await;
-                    }
-                }
+                window
+                    .shortage(job.epoch, &error, inflight.len(), &events)
+                    .await;
                 let pause = BACKOFF_FIRST
                     .saturating_mul(1 << (job.local_tries - 1).min(8))
                     .min(BACKOFF_MAX);
@@ -316,6 +272,124 @@ pub async fn scan_pairs_with(
     Ok(summary)
 }
 
+/// The window of probes in flight, lowered on local shortages.
+struct Window {
+    limit: usize,
+    /// Bumped at each lowering: a shortage of a probe started before the
+    /// last lowering says nothing new and lowers nothing more.
+    epoch: u32,
+}
+
+impl Window {
+    /// A local shortage met by a probe started in `epoch`: lowers the
+    /// window (once per lowering) and says so.
+    async fn shortage(
+        &mut self,
+        epoch: u32,
+        error: &io::Error,
+        inflight: usize,
+        events: &mpsc::Sender<ScanEvent>,
+    ) {
+        if epoch != self.epoch {
+            return;
+        }
+        if let Some(new_limit) = lowered(error, inflight, self.limit) {
+            self.limit = new_limit;
+            self.epoch += 1;
+            notice(
+                events,
+                format!(
+                    "local resource shortage ({}); concurrency lowered to {new_limit}",
+                    errno_name(error)
+                ),
+            )
+            .await;
+        }
+    }
+}
+
+/// A local shortage with `inflight` probes in flight under `limit`: the
+/// lower window, when this shortage calls for one. Out of ephemeral ports
+/// (EADDRNOTAVAIL) with few probes in flight is not crowding.
+fn lowered(error: &io::Error, inflight: usize, limit: usize) -> Option<usize> {
+    let crowded =
+        error.raw_os_error() != Some(libc::EADDRNOTAVAIL) || inflight >= EADDRNOTAVAIL_CROWD;
+    let new_limit = (inflight * 3 / 4).max(1);
+    (crowded && new_limit < limit).then_some(new_limit)
+}
+
+/// What the scan loop does next.
+enum Next {
+    /// A probe concluded (or the join failed).
+    Joined(Result<(Job, Outcome), tokio::task::JoinError>),
+    /// A delayed pair is due: fill the window again.
+    Woke,
+    /// Nothing in flight and nothing delayed (or stopped): the scan ends.
+    Done,
+}
+
+/// Waits for the next probe to conclude, or for the next delayed pair
+/// (`due`) when the window has room for it.
+async fn next(
+    inflight: &mut JoinSet<(Job, Outcome)>,
+    due: Option<Instant>,
+    limit: usize,
+    stopped: bool,
+) -> Next {
+    if inflight.is_empty() {
+        // Nothing in flight: wait for the next delayed pair, or finish.
+        return match due {
+            Some(t) if !stopped => {
+                tokio::time::sleep_until(t.into()).await;
+                Next::Woke
+            }
+            _ => Next::Done,
+        };
+    }
+    let joined = match due {
+        Some(t) if inflight.len() < limit && !stopped => {
+            tokio::select! {
+                j = inflight.join_next() => j,
+                _ = tokio::time::sleep_until(t.into()) => return Next::Woke,
+            }
+        }
+        _ => inflight.join_next().await,
+    };
+    joined.map_or(Next::Done, Next::Joined)
+}
+
+/// Progress events, one per [`PROGRESS_EVERY`] at most.
+struct ProgressTicker {
+    last: Instant,
+    last_sent: u64,
+}
+
+impl ProgressTicker {
+    async fn tick(
+        &mut self,
+        summary: &ScanSummary,
+        planned: u64,
+        events: &mpsc::Sender<ScanEvent>,
+    ) {
+        if self.last.elapsed() < PROGRESS_EVERY {
+            return;
+        }
+        let secs = self.last.elapsed().as_secs_f64();
+        // A local error takes its probe back out of `sent`, so `sent`
+        // can be below the last sample: no underflow, a rate of 0.
+        let rate = summary.sent.saturating_sub(self.last_sent) as f64 / secs;
+        self.last_sent = summary.sent;
+        self.last = Instant::now();
+        let p = Progress {
+            done: summary.probed,
+            total: planned,
+            open: summary.open,
+            rate,
+        };
+        let _ = events.send(ScanEvent::Progress(p)).await;
+    }
+}
+
 #[derive(Debug, Clone, Copy)]
 struct Job {
     addr: SocketAddr,
@@ -327,9 +401,21 @@ struct Job {
     epoch: u32,
 }
 
+impl Job {
+    /// A pair not probed yet (its epoch is set when it is started).
+    fn new(addr: SocketAddr) -> Job {
+        Job {
+            addr,
+            tries: 0,
+            local_tries: 0,
+            epoch: 0,
+        }
+    }
+}
+
 mod probe;
 
-use probe::{Outcome, probe};
+use probe::{Outcome, TimeoutClock, probe};
 #[cfg(test)]
 use probe::{classify_error, local};
 

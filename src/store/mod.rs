@@ -23,6 +23,7 @@
 //! the chain stays linear. The schema is versioned with `PRAGMA
 //! user_version` and migrated forward on open.
 
+mod calendar;
 pub mod drift;
 pub mod metrics;
 mod open;

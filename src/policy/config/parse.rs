@@ -120,7 +120,7 @@ impl Policy {
             }
         })?;
         let known = profiles.ids();
-        let (groups, group_spans) = groups(&src, raw.groups, &known)?;
+        let (groups, group_spans) = groups(&src, raw.groups, profiles)?;
         check_overlaps(&src, &groups, &group_spans)?;
         let exceptions = exceptions(&src, &groups, raw.exceptions)?;
         let changes = parse_changes(&src, &groups, raw.changes)?;
@@ -150,13 +150,13 @@ type TargetSpans = Vec<std::ops::Range<usize>>;
 fn groups(
     src: &Src,
     raw: Vec<Spanned<RawGroup>>,
-    known: &[&str],
+    profiles: &Profiles,
 ) -> Result<(Vec<Group>, Vec<TargetSpans>), PolicyError> {
     let mut groups: Vec<Group> = Vec::new();
     let mut names: std::collections::HashSet<String> = std::collections::HashSet::new();
     let mut group_spans = Vec::new();
     for sg in raw {
-        let (g, spans) = group(src, sg, known, &mut names)?;
+        let (g, spans) = group(src, sg, profiles, &mut names)?;
         groups.push(g);
         group_spans.push(spans);
     }
@@ -167,7 +167,7 @@ fn groups(
 fn group(
     src: &Src,
     sg: Spanned<RawGroup>,
-    known: &[&str],
+    profiles: &Profiles,
     names: &mut std::collections::HashSet<String>,
 ) -> Result<(Group, TargetSpans), PolicyError> {
     let gspan = sg.span();
@@ -207,7 +207,7 @@ fn group(
         ranges.push(r);
         spans.push(t.span());
     }
-    let gprofiles = group_profiles(src, &g.profiles, known)?;
+    let gprofiles = group_profiles(src, &g.profiles, profiles)?;
     let max_open_ports = match &g.max_open_ports {
         None => None,
         Some(m) => Some(usize::try_from(*m.get_ref()).map_err(|_| {
@@ -242,12 +242,14 @@ fn group(
     Ok((group, spans))
 }
 
-/// A group's `profiles`: known ids, each once.
+/// A group's `profiles`: known ids, each once; an extension (等保 cloud,
+/// industrial) only beside one of the levels it extends.
 fn group_profiles(
     src: &Src,
     raw: &[Spanned<String>],
-    known: &[&str],
+    profiles: &Profiles,
 ) -> Result<Vec<String>, PolicyError> {
+    let known = profiles.ids();
     let mut gprofiles = Vec::new();
     for p in raw {
         let n = p.get_ref();
@@ -265,6 +267,12 @@ fn group_profiles(
         if !gprofiles.contains(n) {
             gprofiles.push(n.clone());
         }
+    }
+    let ids: Vec<&str> = gprofiles.iter().map(String::as_str).collect();
+    if let Some((i, message, hint)) = profiles.extension_without_level(&ids)
+        && let Some(at) = raw.iter().find(|p| p.get_ref() == ids[i])
+    {
+        return Err(src.invalid(at.span(), message, &hint));
     }
     Ok(gprofiles)
 }
@@ -492,10 +500,14 @@ fn baseline_profiles(
             for p in list {
                 let n = p.get_ref();
                 if !known.contains(&n.as_str()) {
+                    let hint = match closest(n, known.iter().copied()) {
+                        Some(c) => format!("did you mean '{c}'? known: {}", known.join(", ")),
+                        None => format!("known profiles: {}", known.join(", ")),
+                    };
                     return Err(PolicyError::UnknownProfile {
                         at: src.at(p.span()),
                         name: n.clone(),
-                        hint: format!("known profiles: {}", known.join(", ")),
+                        hint,
                     });
                 }
                 out.push(n.clone());

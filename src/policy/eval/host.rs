@@ -4,6 +4,7 @@
 use std::collections::BTreeSet;
 use std::net::IpAddr;
 
+use super::super::cadence::CadenceGate;
 use super::super::config::{AllowRule, DEFAULT_BASELINE_PROFILES, Expect, Group, Policy, Vantage};
 use super::super::evidence::{HostEvidence, ScopeTable};
 use super::super::vantage::{HostInternet, VantageScan};
@@ -64,6 +65,8 @@ pub(in crate::policy) struct HostCtx<'a> {
     /// The port scope each of its profiles asks for (index in the audit's
     /// [`ScopeTable`]).
     pub(in crate::policy) scopes: Vec<(&'a str, usize)>,
+    /// What the audit history lets the calendar checks judge.
+    pub(in crate::policy) cadence: CadenceGate,
 }
 
 impl<'a> HostCtx<'a> {
@@ -92,6 +95,7 @@ impl<'a> HostCtx<'a> {
             exceptions: 0,
             ev: HostEvidence::default(),
             scopes: Vec::new(),
+            cadence: CadenceGate::default(),
         };
         if groups.is_empty() {
             let baseline: Vec<&str> = match &policy.baseline_profiles {
@@ -276,6 +280,11 @@ impl<'a> HostCtx<'a> {
                 }
             }
             CheckKind::SegmentationBreach => self.segmentation_ran(),
+            CheckKind::ScanCadence
+            | CheckKind::RescanAfterChange
+            | CheckKind::SegmentationCadence => {
+                super::super::cadence::ran(check, &self.cadence, self)
+            }
         }
     }
 

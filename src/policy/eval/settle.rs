@@ -49,6 +49,13 @@ pub(in crate::policy) fn controls(
             continue;
         }
         for r in &p.requirements {
+            // An extension's requirement counts only beside its level.
+            if r.level
+                .as_ref()
+                .is_some_and(|l| !ctx.profiles.contains(&l.as_str()))
+            {
+                continue;
+            }
             if let Assessment::Checks(refs) = &r.assessment
                 && refs.iter().any(|c| {
                     c.check == check

@@ -393,3 +393,60 @@ fn first_screen_has_the_verdict_fix_first_and_the_limits_box_before_the_findings
         }
     }
 }
+
+/// The framework badges show the evaluator's counts, which leave out the
+/// mappings awaiting confirmation (as the verdict sentence does); those
+/// have a badge of their own. Every requirement is in exactly one badge.
+#[test]
+fn framework_badges_count_unconfirmed_mappings_apart() {
+    let (html, m) = page(Lang::En);
+    let mut unconfirmed_seen = 0;
+    for f in &m.compliance {
+        let count = |s: &str| {
+            f.requirements
+                .iter()
+                .filter(|r| r.confirmed && r.status.as_str() == s)
+                .count()
+        };
+        assert_eq!(
+            (f.passed, f.failed, f.partial, f.not_assessed, f.accepted),
+            (
+                count("pass"),
+                count("fail"),
+                count("partial"),
+                count("not-assessed"),
+                count("accepted")
+            ),
+            "{}",
+            f.id
+        );
+        let unconfirmed = f.requirements.iter().filter(|r| !r.confirmed).count();
+        assert_eq!(f.unconfirmed, unconfirmed, "{}", f.id);
+        assert_eq!(
+            f.passed + f.failed + f.partial + f.not_assessed + f.accepted + f.unconfirmed,
+            f.requirements.len()
+        );
+        let article = &html[html.find(&format!("id=\"fw-{}\"", f.id)).unwrap()..];
+        let counts = &article[..article.find("</p>").unwrap()];
+        assert!(
+            counts.contains(&format!(
+                "<span class=\"badge fail\">Failed {}</span>",
+                f.failed
+            )),
+            "{counts}"
+        );
+        if unconfirmed > 0 {
+            assert!(
+                counts.contains(&format!(
+                    "<span class=\"badge unconfirmed\">mapping awaiting confirmation {unconfirmed}</span>"
+                )),
+                "{counts}"
+            );
+            unconfirmed_seen += 1;
+        } else {
+            assert!(!counts.contains("badge unconfirmed"), "{counts}");
+        }
+    }
+    // PCI DSS has unconfirmed mappings: the case is exercised.
+    assert!(unconfirmed_seen > 0);
+}

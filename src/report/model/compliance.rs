@@ -53,6 +53,8 @@ pub(super) fn build_compliance(
                 failed: pv.failed,
                 partial: pv.partial,
                 not_assessed: pv.not_assessed,
+                accepted: pv.accepted,
+                unconfirmed: pv.unconfirmed,
                 requirements,
             }
         })

@@ -308,20 +308,10 @@ pub(super) fn first_screen(
 }
 
 /// "PCI DSS v4.0: 3 requirements fail, 17 could not be assessed by this
-/// scan", counting the statuses the evaluator gave to confirmed mappings
-/// (an unconfirmed one is marked on its row, never counted; any status the
-/// evaluator adds is left out of the sentence, never miscounted).
+/// scan", from the evaluator's counts, which are over confirmed mappings
+/// only (an unconfirmed one is marked on its row and counted apart).
 fn framework_clause(f: &FrameworkReport, labels: &Labels) -> String {
-    let count = |s: &str| {
-        f.requirements
-            .iter()
-            .filter(|r| r.confirmed && r.status.as_str() == s)
-            .count()
-    };
-    let fail = count("fail");
-    let na = count("not-assessed");
-    let partial = count("partial");
-    let accepted = count("accepted");
+    let (fail, na, partial, accepted) = (f.failed, f.not_assessed, f.partial, f.accepted);
     let mut parts = vec![plural(
         labels,
         "first.req_fail",
@@ -337,7 +327,7 @@ fn framework_clause(f: &FrameworkReport, labels: &Labels) -> String {
     if na > 0 {
         parts.push(labels.fmt("first.req_not_assessed", &[("n", &na.to_string())]));
     }
-    let unconfirmed = f.requirements.iter().filter(|r| !r.confirmed).count();
+    let unconfirmed = f.unconfirmed;
     if unconfirmed > 0 {
         parts.push(labels.fmt("first.req_unconfirmed", &[("n", &unconfirmed.to_string())]));
     }

@@ -135,8 +135,18 @@ fn build_group(
             .and_then(|e| e.systemd_unit.clone()),
         _ => None,
     };
-    let (policy_file, policy_line, policy_snippet) =
-        policy_edit(&gk.key, gk.entry, fs[0], &hosts, policy);
+    let edit = |hosts: &[IpAddr]| {
+        let x = EditInput {
+            key: &gk.key,
+            first: fs[0],
+            hosts,
+            policy,
+            catalog,
+            lang,
+        };
+        policy_edit(&x, gk.entry)
+    };
+    let (policy_file, policy_line, policy_snippet) = edit(&hosts);
     let id: String = {
         use sha2::{Digest, Sha256};
         let digest = Sha256::digest(format!("{gk:?}").as_bytes());
@@ -170,18 +180,7 @@ fn build_group(
             Lang::ZhCn => fix.title_zh.clone(),
             Lang::En => fix.title_en.clone(),
         },
-        about: match (lang, absorbed) {
-            (Lang::ZhCn, false) => fix.about_zh.clone(),
-            (Lang::En, false) => fix.about_en.clone(),
-            (Lang::ZhCn, true) => format!(
-                "{} 同一端口的“仅允许声明的源地址”问题也由本修复处理：关闭端口是更强的措施。",
-                fix.about_zh
-            ),
-            (Lang::En, true) => format!(
-                "{} It also settles the restrict-source findings on the same ports: closing the port is the stronger fix.",
-                fix.about_en
-            ),
-        },
+        about: about(fix, fs, absorbed, catalog, lang),
         severity: fs
             .iter()
             .map(|f| f.severity)
@@ -192,8 +191,7 @@ fn build_group(
         service: gk.service.clone(),
         page_platforms: if hosts.len() > PAGE_HOSTS {
             let shown = &hosts[..PAGE_HOSTS];
-            let (policy_file, policy_line, policy_snippet) =
-                policy_edit(&gk.key, gk.entry, fs[0], shown, policy);
+            let (policy_file, policy_line, policy_snippet) = edit(shown);
             let page = FixContext {
                 hosts: shown.to_vec(),
                 policy_file,
@@ -213,6 +211,47 @@ fn build_group(
             .count(),
         platforms,
     }
+}
+
+/// The fix's about text for its hosts: hosts in no asset group have no
+/// allow list (they are never told "not allowed"); a mixed fix says how
+/// many are in none. `absorbed`: it also settles restrict-source findings.
+fn about(
+    fix: &Fix,
+    fs: &[&Finding],
+    absorbed: bool,
+    catalog: &RemediationCatalog,
+    lang: Lang,
+) -> String {
+    let mut unmanaged: Vec<IpAddr> = fs
+        .iter()
+        .filter(|f| f.group.is_none())
+        .map(|f| f.ip)
+        .collect();
+    unmanaged.sort();
+    unmanaged.dedup();
+    let all = unmanaged.len() == fs.iter().map(|f| f.ip).collect::<HashSet<_>>().len();
+    let (about, about_unmanaged) = match lang {
+        Lang::ZhCn => (&fix.about_zh, &fix.about_unmanaged_zh),
+        Lang::En => (&fix.about_en, &fix.about_unmanaged_en),
+    };
+    let mut text = match about_unmanaged {
+        Some(u) if all => u.clone(),
+        _ => about.clone(),
+    };
+    if !all && !unmanaged.is_empty() && about_unmanaged.is_some() {
+        text.push(' ');
+        text.push_str(&catalog.policy_text(
+            lang,
+            "some_unmanaged",
+            &[("n", &unmanaged.len().to_string())],
+        ));
+    }
+    if absorbed {
+        text.push(' ');
+        text.push_str(&catalog.policy_text(lang, "absorbed", &[]));
+    }
+    text
 }
 
 /// The policy entry a finding's fix edits, for the keys that edit one.

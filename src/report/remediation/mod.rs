@@ -201,6 +201,10 @@ pub struct Fix {
     pub title_zh: String,
     pub about_en: String,
     pub about_zh: String,
+    /// The about text when every host of the fix is in no asset group (no
+    /// allow list, no admin sources); `None` when `about_*` fits them too.
+    pub about_unmanaged_en: Option<String>,
+    pub about_unmanaged_zh: Option<String>,
     pub platforms: Vec<String>,
 }
 
@@ -211,6 +215,8 @@ pub struct RemediationCatalog {
     fixes: Vec<Fix>,
     registry: Handlebars<'static>,
     firewalld: FirewalldServices,
+    /// The policy-edit comments (`fix_policy.*`) per language.
+    policy_texts: Vec<(Lang, BTreeMap<String, String>)>,
 }
 
 /// True when a policy's platform name selects the platform `id`: the id
@@ -336,6 +342,7 @@ impl FixGroup {
 
 mod fixes_file;
 mod group;
+mod messages;
 mod parse;
 mod policy_edit;
 mod quote;
@@ -343,15 +350,23 @@ mod render;
 
 pub use fixes_file::{FIXES_JSONL, fix_for, read_fixes, write_fixes_jsonl};
 pub use group::fix_groups;
+pub use messages::FixMessages;
 pub use parse::FirewalldServices;
 pub use quote::{comment_str, hcl_str, ps_str, quote_for, sh_str, toml_str, yaml_str};
 
 use fixes_file::*;
 use group::*;
+use messages::*;
 use parse::*;
 use policy_edit::*;
 use render::*;
 
+#[cfg(test)]
+#[path = "../remediation_cloud_tests.rs"]
+mod cloud_tests;
+#[cfg(test)]
+#[path = "../remediation_i18n_tests.rs"]
+mod i18n_tests;
 #[cfg(test)]
 #[path = "../remediation_tests.rs"]
 mod tests;

@@ -104,6 +104,10 @@ pub(super) struct RawFix {
     title_zh: String,
     about_en: String,
     about_zh: String,
+    #[serde(default)]
+    about_unmanaged_en: Option<String>,
+    #[serde(default)]
+    about_unmanaged_zh: Option<String>,
     platforms: Vec<String>,
 }
 
@@ -142,17 +146,20 @@ impl RemediationCatalog {
         let firewalld =
             FirewalldServices::parse(EMBEDDED_FIREWALLD, "rules/firewalld-services.txt")
                 .unwrap_or_else(|e| panic!("embedded firewalld service list is invalid: {e}"));
-        RemediationCatalog::parse(EMBEDDED, EMBEDDED_NAME, firewalld)
+        let messages = FixMessages::embedded()
+            .unwrap_or_else(|e| panic!("embedded fix comments are invalid: {e}"));
+        RemediationCatalog::parse_with(EMBEDDED, EMBEDDED_NAME, firewalld, &messages)
             .unwrap_or_else(|e| panic!("embedded remediation templates are invalid: {e}"))
     }
 
     /// The catalogue from the rulebook's texts (read and hashed once there).
     pub fn from_rules(rules: &crate::rules::Rules) -> Result<RemediationCatalog, RemediationError> {
         let firewalld = FirewalldServices::parse(&rules.firewalld.text, &rules.firewalld.origin)?;
-        RemediationCatalog::parse(
+        RemediationCatalog::parse_with(
             &rules.remediation.text,
             &rules.remediation.origin,
             firewalld,
+            &FixMessages::from_rules(&rules.i18n)?,
         )
     }
 
@@ -171,18 +178,36 @@ impl RemediationCatalog {
         } else {
             FirewalldServices::parse(EMBEDDED_FIREWALLD, "rules/firewalld-services.txt")?
         };
+        let messages = FixMessages::load_dir(dir)?;
         let path = dir.join(FILE_NAME);
         if !path.exists() {
-            return RemediationCatalog::parse(EMBEDDED, EMBEDDED_NAME, firewalld);
+            return RemediationCatalog::parse_with(EMBEDDED, EMBEDDED_NAME, firewalld, &messages);
         }
-        RemediationCatalog::parse(&read(&path)?, &path.display().to_string(), firewalld)
+        RemediationCatalog::parse_with(
+            &read(&path)?,
+            &path.display().to_string(),
+            firewalld,
+            &messages,
+        )
     }
 
-    /// Parses and validates a remediation file; `file` is the name errors give.
+    /// Parses and validates a remediation file with the embedded fix
+    /// comments; `file` is the name errors give.
     pub fn parse(
         text: &str,
         file: &str,
         firewalld: FirewalldServices,
+    ) -> Result<RemediationCatalog, RemediationError> {
+        RemediationCatalog::parse_with(text, file, firewalld, &FixMessages::embedded()?)
+    }
+
+    /// Parses and validates a remediation file whose comments are the
+    /// given messages (`{{t "key"}}`).
+    pub fn parse_with(
+        text: &str,
+        file: &str,
+        firewalld: FirewalldServices,
+        messages: &FixMessages,
     ) -> Result<RemediationCatalog, RemediationError> {
         let raw: RawFile = toml::from_str(text).map_err(|e| {
             let (line, column) = e.span().map(|s| line_col(text, s.start)).unwrap_or((1, 1));
@@ -199,6 +224,9 @@ impl RemediationCatalog {
         // The output is shell, PowerShell, YAML, HCL or TOML, not HTML: the
         // report renderers escape for their own format.
         registry.register_escape_fn(handlebars::no_escape);
+        registry.register_helper("t", Box::new(MessageHelper));
+        messages.register(&mut registry)?;
+        let message_keys = messages.keys();
 
         let partial_names: HashSet<&str> = raw.partials.keys().map(String::as_str).collect();
         for (name, src) in &raw.partials {
@@ -215,7 +243,7 @@ impl RemediationCatalog {
                 });
             }
             // A partial may not include partials: that rules out recursion.
-            compile(text, file, &place, src, None)?;
+            compile(text, file, &place, src, None, Some(&message_keys))?;
             registry
                 .register_partial(name, src.get_ref().as_str())
                 .map_err(|e| {
@@ -263,7 +291,14 @@ impl RemediationCatalog {
             for field in FIELDS {
                 let Some(src) = p.field(field) else { continue };
                 let place = format!("platform '{id}', {field}");
-                let tpl = compile(text, file, &place, src, Some(&partial_names))?;
+                let tpl = compile(
+                    text,
+                    file,
+                    &place,
+                    src,
+                    Some(&partial_names),
+                    Some(&message_keys),
+                )?;
                 registry.register_template(&template_name(id, field), tpl);
             }
             platforms.push(Platform {
@@ -287,21 +322,41 @@ impl RemediationCatalog {
             fixes,
             registry,
             firewalld,
+            policy_texts: messages.policy_texts(),
         };
-        catalog.check_samples(text, file, &raw)?;
+        catalog.check_samples(text, file, &raw, messages)?;
         Ok(catalog)
     }
 
     /// Strict rendering of every platform for every key, both protocols,
     /// both address families, with and without admin sources: walks the
     /// branches the templates take and catches what the syntax walk cannot.
-    fn check_samples(&self, text: &str, file: &str, raw: &RawFile) -> Result<(), RemediationError> {
+    fn check_samples(
+        &self,
+        text: &str,
+        file: &str,
+        raw: &RawFile,
+        messages: &FixMessages,
+    ) -> Result<(), RemediationError> {
         let catalog = self;
         let mut keys: Vec<String> = catalog.fixes.iter().map(|f| f.key.clone()).collect();
         keys.push("unknown-key".into());
         for key in &keys {
-            for sample in samples(key) {
-                let data = catalog.context(&sample);
+            for (sample, zh) in samples(key)
+                .into_iter()
+                .flat_map(|s| [(s.clone(), false), (s, true)])
+            {
+                let mut data = catalog.context(&sample);
+                data["zh"] = json!(zh);
+                // Each message on its own first, so an error names its label.
+                for set in &messages.sets {
+                    for (k, src) in &set.entries {
+                        if let Err(e) = catalog.registry.render(&message_name(set.lang, k), &data) {
+                            let place = format!("{}.{k}", messages::TABLE);
+                            return Err(render_error(&set.text, &set.file, &place, src, &e));
+                        }
+                    }
+                }
                 for (entry, platform) in raw.platform.iter().zip(&catalog.platforms) {
                     let p = entry.get_ref();
                     for field in FIELDS {
@@ -352,6 +407,12 @@ fn parse_fixes(
         if f.platforms.is_empty() {
             return Err(invalid(format!("fix '{}' names no platform", f.key)));
         }
+        if f.about_unmanaged_en.is_some() != f.about_unmanaged_zh.is_some() {
+            return Err(invalid(format!(
+                "fix '{}': give about_unmanaged_en and about_unmanaged_zh together",
+                f.key
+            )));
+        }
         for id in &f.platforms {
             if !seen.contains(id) {
                 let known: Vec<&str> = platforms.iter().map(|p| p.id.as_str()).collect();
@@ -371,6 +432,8 @@ fn parse_fixes(
             title_zh: f.title_zh.trim().to_owned(),
             about_en: f.about_en.trim().to_owned(),
             about_zh: f.about_zh.trim().to_owned(),
+            about_unmanaged_en: f.about_unmanaged_en.as_deref().map(|s| s.trim().to_owned()),
+            about_unmanaged_zh: f.about_unmanaged_zh.as_deref().map(|s| s.trim().to_owned()),
             platforms: f.platforms.clone(),
         });
     }
@@ -435,6 +498,7 @@ pub(super) fn compile(
     place: &str,
     src: &Spanned<String>,
     partials: Option<&HashSet<&str>>,
+    messages: Option<&HashSet<&str>>,
 ) -> Result<Template, RemediationError> {
     let tpl = Template::compile(src.get_ref())
         .map_err(|e| template_error(text, file, place, src, e.pos().map(|p| p.0), e.reason()))?;
@@ -455,6 +519,18 @@ pub(super) fn compile(
                     hint,
                 });
             }
+            Ref::Message(key) if messages.is_some_and(|m| m.contains(key.as_str())) => None,
+            Ref::Message(key) if messages.is_none() => Some((
+                key.clone(),
+                format!("'{{{{t \"{key}\"}}}}': a message cannot include another message"),
+            )),
+            Ref::Message(key) => Some((
+                key.clone(),
+                format!(
+                    "unknown message '{key}': add {}.{key} to both label files (i18n/en.toml, i18n/zh-CN.toml)",
+                    messages::TABLE
+                ),
+            )),
             Ref::Helper(name) if HELPERS.contains(&name.as_str()) => None,
             Ref::Helper(name) => Some((
                 name.clone(),
@@ -500,6 +576,8 @@ pub(super) fn compile(
 /// A name a template refers to.
 pub(super) enum Ref {
     Var(String),
+    /// `{{t "key"}}`: a comment from the label files.
+    Message(String),
     Helper(String),
     Partial(String),
     Unsupported(&'static str),
@@ -515,7 +593,14 @@ pub(super) fn collect_element(element: &TemplateElement, out: &mut Vec<Ref>) {
     match element {
         TemplateElement::RawString(_) | TemplateElement::Comment(_) => {}
         TemplateElement::Expression(h) | TemplateElement::HtmlExpression(h) => {
-            if h.params.is_empty() && h.hash.is_empty() {
+            if matches!(&h.name, Parameter::Name(n) if n == "t") {
+                match (&h.params[..], h.hash.is_empty()) {
+                    ([Parameter::Literal(Value::String(key))], true) => {
+                        out.push(Ref::Message(key.clone()))
+                    }
+                    _ => out.push(Ref::Unsupported("'t' helpers other than {{t \"key\"}}")),
+                }
+            } else if h.params.is_empty() && h.hash.is_empty() {
                 // `{{name}}`: a value.
                 collect_param(&h.name, out);
             } else {

@@ -1,13 +1,21 @@
 use super::*;
 
-/// The policy file, the entry's line and the TOML to add or edit.
-pub(super) fn policy_edit(
-    key: &str,
-    entry: PolicyRef,
-    first: &Finding,
-    hosts: &[IpAddr],
-    policy: &Policy,
-) -> (String, Option<usize>, String) {
+/// What a policy edit is computed from, besides the entry.
+pub(super) struct EditInput<'a> {
+    pub key: &'a str,
+    pub first: &'a Finding,
+    pub hosts: &'a [IpAddr],
+    pub policy: &'a Policy,
+    pub catalog: &'a RemediationCatalog,
+    pub lang: Lang,
+}
+
+/// The policy file, the entry's line and the TOML to add or edit; its
+/// comments in the report's language (`fix_policy.*` labels).
+pub(super) fn policy_edit(x: &EditInput<'_>, entry: PolicyRef) -> (String, Option<usize>, String) {
+    let (key, first, hosts, policy) = (x.key, x.first, x.hosts, x.policy);
+    let say = |k: &str, params: &[(&str, &str)]| x.catalog.policy_comment(x.lang, k, params);
+    let date = x.catalog.policy_text(x.lang, "date_format", &[]);
     // Without a policy file the audit judged against the built-in baseline.
     let baseline = !policy.given;
     let file = if baseline {
@@ -19,9 +27,7 @@ pub(super) fn policy_edit(
     let shown = comment_str(&file);
     let mut s = String::new();
     if baseline {
-        s.push_str(
-            "# No policy file was given: start one with `portwarden policy init -o policy.toml`.\n",
-        );
+        s.push_str(&say("no_policy", &[]));
     }
     let port_line = |s: &mut String| {
         if let (Some(p), Some(proto)) = (first.port, first.proto) {
@@ -29,14 +35,20 @@ pub(super) fn policy_edit(
         }
     };
     let line = match entry {
-        PolicyRef::Allow(gi, ai) => Some(allow_edit(&mut s, key, gi, ai, first, policy, &shown)),
+        PolicyRef::Allow(gi, ai) => Some(allow_edit(&mut s, x, gi, ai, &shown, &date)),
         PolicyRef::Exception(ei) => {
             let e = &policy.exceptions[ei];
+            s.push_str(&say(
+                "exception_expired",
+                &[
+                    ("file", &shown),
+                    ("line", &e.line.to_string()),
+                    ("id", &toml_str(&e.id)),
+                    ("date", &e.expires.to_string()),
+                ],
+            ));
             s.push_str(&format!(
-                "# {shown}:{}: exception {} expired on {}. Renew it with a new approval, or delete the\n# entry and fix the finding itself.\n[[exception]]\nid = {}\ntarget = {}\n",
-                e.line,
-                toml_str(&e.id),
-                e.expires,
+                "[[exception]]\nid = {}\ntarget = {}\n",
                 toml_str(&e.id),
                 toml_str(&e.target_spec)
             ));
@@ -52,19 +64,26 @@ pub(super) fn policy_edit(
                 s.push_str(&format!("check = \"{}\"\n", c.as_str()));
             }
             s.push_str(&format!(
-                "reason = {}\napprover = \"<APPROVER>\"\nticket = \"<TICKET>\"\nexpires = <NEW_EXPIRY_DATE>  # YYYY-MM-DD\n",
+                "reason = {}\napprover = \"<APPROVER>\"\nticket = \"<TICKET>\"\nexpires = <NEW_EXPIRY_DATE>  # {date}\n",
                 toml_str(&e.reason)
             ));
             Some(e.line)
         }
         PolicyRef::Group(gi) => {
             let g = &policy.groups[gi];
-            s.push_str(&format!(
-                "# {shown}:{}: group {} allows at most {} open ports a host. Close the ports nothing needs\n# (each has its own fix); raise the cap only with a documented reason.\nmax_open_ports = <NEW_CAP>\n",
-                g.line,
-                toml_str(&g.name),
-                g.max_open_ports.map_or("?".to_owned(), |m| m.to_string())
+            s.push_str(&say(
+                "group_cap",
+                &[
+                    ("file", &shown),
+                    ("line", &g.line.to_string()),
+                    ("group", &toml_str(&g.name)),
+                    (
+                        "max",
+                        &g.max_open_ports.map_or("?".to_owned(), |m| m.to_string()),
+                    ),
+                ],
             ));
+            s.push_str("max_open_ports = <NEW_CAP>\n");
             Some(g.line)
         }
         PolicyRef::None => {
@@ -78,27 +97,30 @@ pub(super) fn policy_edit(
                     let names: Vec<String> = policy
                         .groups
                         .iter()
-                        .map(|g| format!("{} (line {})", toml_str(&g.name), g.line))
+                        .map(|g| {
+                            x.catalog.policy_text(
+                                x.lang,
+                                "group_ref",
+                                &[("group", &toml_str(&g.name)), ("line", &g.line.to_string())],
+                            )
+                        })
                         .collect();
                     if !names.is_empty() {
-                        s.push_str(&format!(
-                            "# Add the hosts to the `targets` of the group they belong to: {}.\n# Or declare a group for them:\n",
-                            names.join(", ")
-                        ));
+                        s.push_str(&say("add_to_group", &[("groups", &names.join(", "))]));
                     }
                     s.push_str(&format!(
                         "[[group]]\nname = \"<GROUP_NAME>\"\ntargets = [{targets}]\n"
                     ));
                 }
                 "approve-or-revert-change" => {
-                    s.push_str("# Record the approved change (PCI DSS 6.5.1), or revert it (the firewall tabs).\n");
+                    s.push_str(&say("record_change", &[]));
                     let specs: Vec<String> = match &first.group {
                         Some(g) => vec![toml_str(g)],
                         None => hosts.iter().map(|h| format!("\"{h}\"")).collect(),
                     };
                     for spec in specs {
                         s.push_str(&format!(
-                            "[[change]]\nticket = \"<TICKET>\"\napprover = \"<APPROVER>\"\napproved = <APPROVAL_DATE>  # YYYY-MM-DD\ntarget = {spec}\n"
+                            "[[change]]\nticket = \"<TICKET>\"\napprover = \"<APPROVER>\"\napproved = <APPROVAL_DATE>  # {date}\ntarget = {spec}\n"
                         ));
                         if let Some(p) = first.port {
                             s.push_str(&format!("opens = [{p}]\n"));
@@ -110,7 +132,7 @@ pub(super) fn policy_edit(
                     }
                 }
                 _ => {
-                    s.push_str("# The policy entry behind this finding was not found; the finding's message names it.\n");
+                    s.push_str(&say("entry_not_found", &[]));
                     port_line(&mut s);
                 }
             }
@@ -123,31 +145,33 @@ pub(super) fn policy_edit(
 /// The `[[group.allow]]` entry to complete; returns its line.
 fn allow_edit(
     s: &mut String,
-    key: &str,
+    x: &EditInput<'_>,
     gi: usize,
     ai: usize,
-    first: &Finding,
-    policy: &Policy,
     shown: &str,
+    date: &str,
 ) -> usize {
-    let g = &policy.groups[gi];
+    let (key, first) = (x.key, x.first);
+    let g = &x.policy.groups[gi];
     let a = &g.allow[ai];
     let what = match key {
-        "review-rule" => {
-            "review it with its approver, then set the next review date (at most six months ahead, PCI DSS 1.2.7); or delete the entry and close the port"
-        }
-        "fix-service-or-policy" => {
-            "if the service found is the intended one, declare it; else stop it (next tab) and keep the entry"
-        }
-        _ => "give the business need and who approved it (PCI DSS 1.2.5)",
+        "review-rule" => "what_review",
+        "fix-service-or-policy" => "what_service",
+        _ => "what_justify",
     };
-    s.push_str(&format!(
-        "# {shown}:{}: the [[group.allow]] entry for {}/{} in group {}: {what}.\n[[group.allow]]\n",
-        a.line,
-        a.ports,
-        a.proto,
-        toml_str(&g.name)
+    s.push_str(&x.catalog.policy_comment(
+        x.lang,
+        "allow_entry",
+        &[
+            ("file", shown),
+            ("line", &a.line.to_string()),
+            ("ports", &a.ports.to_string()),
+            ("proto", a.proto.as_str()),
+            ("group", &toml_str(&g.name)),
+            ("what", &x.catalog.policy_text(x.lang, what, &[])),
+        ],
     ));
+    s.push_str("[[group.allow]]\n");
     if a.ports.lo == a.ports.hi {
         s.push_str(&format!("port = {}\n", a.ports.lo));
     } else {
@@ -176,7 +200,7 @@ fn allow_edit(
     field(s, "ticket", &a.ticket, "<TICKET>");
     match (key, a.review_by) {
         ("review-rule", _) | (_, None) => {
-            s.push_str("review_by = <NEXT_REVIEW_DATE>  # YYYY-MM-DD\n")
+            s.push_str(&format!("review_by = <NEXT_REVIEW_DATE>  # {date}\n"))
         }
         (_, Some(d)) => s.push_str(&format!("review_by = {d}\n")),
     }

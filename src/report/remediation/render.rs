@@ -60,14 +60,16 @@ impl RemediationCatalog {
         }
         let mut data = self.context(ctx);
         data["zh"] = json!(lang == Lang::ZhCn);
+        let service = ctx.service.as_deref().and_then(safe_name);
+        data["finding"] = json!(finding_line(ctx, service, lang));
         order
             .into_iter()
             .filter_map(|id| {
                 let p = self.platforms.iter().find(|p| p.id == id)?;
                 localize(&mut data, ctx, &p.language);
-                let shell = |lang: &str, text: String| {
-                    if lang == "sh" && p.id != "service" {
-                        fail_closed(&text)
+                let shell = |language: &str, text: String| {
+                    if language == "sh" && p.id != "service" {
+                        fail_closed_in(&text, lang)
                     } else {
                         text
                     }
@@ -134,7 +136,7 @@ impl RemediationCatalog {
         let mut data = json!({
             "key": c.key,
             "id": c.id,
-            "finding": finding_line(c, service),
+            "finding": finding_line(c, service, Lang::En),
             "port": port,
             "proto": proto.as_str(),
             "proto_upper": if udp { "UDP" } else { "TCP" },
@@ -191,7 +193,13 @@ impl RemediationCatalog {
 /// variable set empty at the top of the block (after its leading
 /// comments), checked with `: "${NAME:?set NAME}" && {` before anything
 /// runs; the commands use `"${NAME}"`. Comment lines keep `<NAME>`.
+#[cfg(test)]
 pub(super) fn fail_closed(text: &str) -> String {
+    fail_closed_in(text, Lang::En)
+}
+
+/// [`fail_closed`] with the `SET THIS` comments in `lang`.
+pub(super) fn fail_closed_in(text: &str, lang: Lang) -> String {
     let mut names: Vec<String> = Vec::new();
     let mut body = String::with_capacity(text.len());
     for line in text.lines() {
@@ -211,8 +219,12 @@ pub(super) fn fail_closed(text: &str) -> String {
         out.push_str(l);
         out.push('\n');
     }
+    let set_this = match lang {
+        Lang::En => "SET THIS: ",
+        Lang::ZhCn => "请设置：",
+    };
     for n in &names {
-        out.push_str(&format!("{n}=''  # SET THIS: <{n}>\n"));
+        out.push_str(&format!("{n}=''  # {set_this}<{n}>\n"));
     }
     let checks: Vec<String> = names
         .iter()
@@ -279,8 +291,9 @@ fn placeholders_to_vars(line: &str, names: &mut Vec<String>) -> String {
     out
 }
 
-/// One line naming the group: key, port/proto (service) and the first hosts.
-fn finding_line(c: &FixContext, service: Option<&str>) -> String {
+/// One line naming the group: key, port/proto (service) and the first
+/// hosts, in the report's language.
+fn finding_line(c: &FixContext, service: Option<&str>, lang: Lang) -> String {
     let on = match (c.port, c.proto) {
         (Some(p), proto) => {
             let proto = proto.unwrap_or(Proto::Tcp);
@@ -292,11 +305,14 @@ fn finding_line(c: &FixContext, service: Option<&str>) -> String {
         (None, _) => String::new(),
     };
     let total = c.host_total.max(c.hosts.len());
-    let mut shown: Vec<String> = c.hosts.iter().take(6).map(|h| h.to_string()).collect();
-    if total > 6 {
-        shown.push(format!("and {} more", total - 6.min(c.hosts.len())));
-    }
-    comment_str(&format!("{}{on} on {}", c.key, shown.join(", ")))
+    let shown: Vec<String> = c.hosts.iter().take(6).map(|h| h.to_string()).collect();
+    let more = total - 6.min(c.hosts.len());
+    comment_str(&match (lang, total > 6) {
+        (Lang::En, false) => format!("{}{on} on {}", c.key, shown.join(", ")),
+        (Lang::En, true) => format!("{}{on} on {}, and {more} more", c.key, shown.join(", ")),
+        (Lang::ZhCn, false) => format!("{}{on}，主机：{}", c.key, shown.join("、")),
+        (Lang::ZhCn, true) => format!("{}{on}，主机：{} 等另 {more} 台", c.key, shown.join("、")),
+    })
 }
 
 /// Sets the values that come from outside (paths, names) or are lists,
