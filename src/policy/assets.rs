@@ -117,7 +117,7 @@ fn cell(
         .copied()
         .filter(|f| f.status.is_failing())
         .collect();
-    let refs: Vec<_> = refs.iter().filter(|x| c.satisfies(&x.when)).collect();
+    let refs: Vec<_> = refs.iter().filter(|x| c.satisfies(&x.when, None)).collect();
     if refs.is_empty() && failing.is_empty() {
         let why = "its checks concern only hosts of another tag or vantage";
         return at(AssetStatus::NotApplicable, r, Some(why.into()));

@@ -243,7 +243,7 @@ fn finding(
         evidence: None,
         status: FindingStatus::Fail,
         exception: None,
-        controls: controls(profiles, at, check, false),
+        controls: controls(profiles, at, check, false, None),
         remediation: p.remediation.clone(),
         message,
         msg,
