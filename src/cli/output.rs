@@ -486,6 +486,9 @@ fn write_framework_lines(
                     ("partial", &p.partial.to_string()),
                     ("accepted", &p.accepted.to_string()),
                     ("na", &p.not_assessed.to_string()),
+                    // Unconfirmed mappings are in no status count: shown
+                    // apart, so the counts add up to the total.
+                    ("unconfirmed", &p.unconfirmed.to_string()),
                 ]
             )
         )?;
