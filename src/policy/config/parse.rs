@@ -143,6 +143,14 @@ impl Policy {
     }
 }
 
+/// A date field's value, or an error at its span with `hint`.
+fn date(src: &Src, d: &Spanned<DateField>, hint: &str) -> Result<NaiveDate, PolicyError> {
+    d.get_ref()
+        .0
+        .clone()
+        .map_err(|m| src.invalid(d.span(), m, hint))
+}
+
 /// Spans of each group's targets, for errors about overlaps.
 type TargetSpans = Vec<std::ops::Range<usize>>;
 
@@ -289,15 +297,11 @@ fn allowances(src: &Src, raw: Vec<Spanned<RawAllow>>) -> Result<Vec<AllowRule>, 
             .0
             .clone()
             .map_err(|m| src.invalid(a.port.span(), m, "port = 443 or port = \"8000-8010\""))?;
-        let review_by = match &a.review_by {
-            None => None,
-            Some(d) => Some(
-                d.get_ref()
-                    .0
-                    .clone()
-                    .map_err(|m| src.invalid(d.span(), m, "review_by = 2027-06-30"))?,
-            ),
-        };
+        let review_by = a
+            .review_by
+            .as_ref()
+            .map(|d| date(src, d, "review_by = 2027-06-30"))
+            .transpose()?;
         allow.push(AllowRule {
             ports,
             proto: a.proto.unwrap_or(Proto::Tcp),
@@ -430,21 +434,12 @@ fn exception(
             ));
         }
     }
-    let expires = e
-        .expires
-        .get_ref()
-        .0
-        .clone()
-        .map_err(|m| src.invalid(e.expires.span(), m, "expires = 2027-01-31"))?;
-    let review_by = match &e.review_by {
-        None => None,
-        Some(d) => Some(
-            d.get_ref()
-                .0
-                .clone()
-                .map_err(|m| src.invalid(d.span(), m, "review_by = 2027-06-30"))?,
-        ),
-    };
+    let expires = date(src, &e.expires, "expires = 2027-01-31")?;
+    let review_by = e
+        .review_by
+        .as_ref()
+        .map(|d| date(src, d, "review_by = 2027-06-30"))
+        .transpose()?;
     let window = match &e.window {
         None => None,
         Some(w) => Some(Window::from_raw(w.get_ref()).map_err(|m| {
@@ -602,13 +597,7 @@ fn parse_changes(
                 "merge the two [[change]] records, or give the second its own ticket",
             ));
         }
-        let date = |d: &Spanned<DateField>, hint: &str| {
-            d.get_ref()
-                .0
-                .clone()
-                .map_err(|m| src.invalid(d.span(), m, hint))
-        };
-        let approved = date(&c.approved, "approved = 2026-11-20")?;
+        let approved = date(src, &c.approved, "approved = 2026-11-20")?;
         let spec = c.target.get_ref().trim().to_string();
         let target = match AddrRange::parse(&spec) {
             Ok(r) => ExceptionTarget::Addr(r),
@@ -649,12 +638,14 @@ fn parse_changes(
             let raw = w.get_ref();
             if let Some(f) = &raw.from {
                 from = Some(date(
+                    src,
                     f,
                     "window = { from = 2026-11-21, until = 2026-11-28 }",
                 )?);
             }
             if let Some(u) = &raw.until {
                 until = Some(date(
+                    src,
                     u,
                     "window = { from = 2026-11-21, until = 2026-11-28 }",
                 )?);
