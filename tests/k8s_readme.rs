@@ -37,21 +37,44 @@ pub(crate) fn have(tool: &str, pkg: &str) -> bool {
     found
 }
 
-/// The README's lines of the Kubernetes section that start with `prefix`
-/// (its indented code), without the indentation.
-fn readme_lines(prefix: &str) -> Vec<String> {
+/// The README's Kubernetes section, up to the next `## ` heading.
+fn section() -> String {
     let readme = std::fs::read_to_string(Path::new(ROOT).join("README.md")).unwrap();
     let start = readme
         .find("\n## Kubernetes\n")
         .expect("a Kubernetes section");
     let section = &readme[start + 1..];
     let end = section[3..].find("\n## ").map_or(section.len(), |i| i + 3);
-    section[..end]
+    section[..end].to_string()
+}
+
+/// The README's lines of the Kubernetes section that start with `prefix`
+/// (its indented code), without the indentation.
+fn readme_lines(prefix: &str) -> Vec<String> {
+    section()
         .lines()
         .map(str::trim)
         .filter(|l| l.starts_with(prefix))
         .map(String::from)
         .collect()
+}
+
+/// The README's indented code block of the Kubernetes section whose first
+/// line is `first`, without the indentation, up to the next prose line.
+pub(crate) fn readme_block(first: &str) -> String {
+    let section = section();
+    let at = section
+        .find(&format!("\n    {first}\n"))
+        .unwrap_or_else(|| panic!("no code block `{first}` in the README's Kubernetes section"));
+    let mut out = String::new();
+    for line in section[at + 1..].lines() {
+        if !line.is_empty() && !line.starts_with("    ") {
+            break;
+        }
+        out.push_str(line.strip_prefix("    ").unwrap_or(line));
+        out.push('\n');
+    }
+    out
 }
 
 /// Every `name` a manifest's volumes take from `kind` (`secretName` of a
@@ -105,12 +128,10 @@ fn readme_kubectl_lines_make_what_the_manifests_mount() {
     let (_, internet_pub) = keygen(&dir.join("keys/internet"));
     std::fs::copy(&internal_pub, dir.join("internal.pub")).unwrap();
     std::fs::copy(&internet_pub, dir.join("internet.pub")).unwrap();
-    std::fs::write(
-        dir.join("policy.toml"),
-        "[[scanner]]\nname = \"k8s-internal\"\nvantage = \"internal\"\npubkey = \"internal.pub\"\n\n\
-         [[scanner]]\nname = \"k8s-internet\"\nvantage = \"internet\"\npubkey = \"internet.pub\"\n",
-    )
-    .unwrap();
+    // The README's [[scanner]] entries, as written.
+    let scanners = readme_block("[[scanner]]");
+    assert_eq!(scanners.matches("[[scanner]]").count(), 2, "{scanners}");
+    std::fs::write(dir.join("policy.toml"), scanners).unwrap();
     let o = Command::new(Lab::bin())
         .args(["policy", "check"])
         .arg(dir.join("policy.toml"))
