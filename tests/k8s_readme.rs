@@ -19,7 +19,7 @@ use std::process::{Child, Command, Output, Stdio};
 
 use serde_json::Value;
 
-use crate::k8s::{code, keygen, tempdir, text};
+use crate::k8s::{code, containers, keygen, manifest, object, tempdir, text};
 use crate::lab::Lab;
 use crate::prereq;
 
@@ -82,14 +82,66 @@ pub(crate) fn readme_block(first: &str) -> String {
 fn mounted(kind: &str) -> BTreeSet<String> {
     let mut out = BTreeSet::new();
     for file in ["indexed-job.yaml", "cronjob.yaml"] {
-        let t =
-            std::fs::read_to_string(Path::new(ROOT).join("deploy/kubernetes").join(file)).unwrap();
-        for d in serde_norway::Deserializer::from_str(&t) {
-            let v: Value = serde::Deserialize::deserialize(d).unwrap();
+        for v in manifest(file) {
             collect(&v, kind, &mut out);
         }
     }
     out
+}
+
+/// The `portwarden …` command of a shell script, its continuation lines
+/// joined, white space folded.
+fn command_in(script: &str, start: &str) -> Option<String> {
+    let mut out = String::new();
+    let mut lines = script.lines().map(str::trim);
+    let first = lines.by_ref().find(|l| l.starts_with(start))?;
+    let mut line = first;
+    loop {
+        let more = line.ends_with('\\');
+        out.push_str(line.trim_end_matches('\\'));
+        out.push(' ');
+        match (more, lines.next()) {
+            (true, Some(l)) => line = l,
+            _ => break,
+        }
+    }
+    Some(out.split_whitespace().collect::<Vec<_>>().join(" "))
+}
+
+/// The README's shard and audit commands are the ones the Indexed Job's
+/// containers run (and the podman test runs those, from the YAML).
+#[test]
+fn readme_commands_are_the_manifests() {
+    let docs = manifest("indexed-job.yaml");
+    let script = |job: &str| -> String {
+        let pod = &object(&docs, "Job", job)["spec"]["template"]["spec"];
+        containers(pod)
+            .iter()
+            .flat_map(|c| c["args"].as_array().into_iter().flatten())
+            .filter_map(Value::as_str)
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    let readme = readme_block(
+        "portwarden scan \"$SCOPE\" -p \"$PORTS\" --shard \"$JOB_COMPLETION_INDEX/$SHARDS\" --seed \"$SEED\" \\",
+    );
+    for (job, start) in [
+        ("portwarden-scan-shards", "portwarden scan"),
+        ("portwarden-audit-merged", "portwarden audit"),
+    ] {
+        let want =
+            command_in(&script(job), start).unwrap_or_else(|| panic!("no `{start}` in Job {job}"));
+        let said = command_in(&readme, start)
+            .unwrap_or_else(|| panic!("no `{start}` in the README's block"));
+        assert_eq!(said, want, "the README's {start} differs from Job {job}");
+    }
+    // `kubectl apply` needs an API server (none here): its line must at
+    // least name the manifest the tests validate and run.
+    let applies = readme_lines("kubectl apply -f ");
+    assert_eq!(
+        applies,
+        ["kubectl apply -f deploy/kubernetes/indexed-job.yaml"]
+    );
 }
 
 fn collect(v: &Value, kind: &str, out: &mut BTreeSet<String>) {
