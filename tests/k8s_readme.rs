@@ -135,6 +135,19 @@ fn readme_commands_are_the_manifests() {
             .unwrap_or_else(|| panic!("no `{start}` in the README's block"));
         assert_eq!(said, want, "the README's {start} differs from Job {job}");
     }
+    // The image lines k8s.rs `build_image` runs (with the archive in its
+    // work directory).
+    assert_eq!(
+        readme_lines("deploy/container/build.sh")
+            .iter()
+            .chain(&readme_lines("podman load"))
+            .map(|l| l.split(" #").next().unwrap().trim())
+            .collect::<Vec<_>>(),
+        [
+            "deploy/container/build.sh --oci-archive portwarden.tar",
+            "podman load -i portwarden.tar"
+        ]
+    );
     // `kubectl apply` needs an API server (none here): its line must at
     // least name the manifest the tests validate and run.
     let applies = readme_lines("kubectl apply -f ");
