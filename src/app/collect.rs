@@ -64,17 +64,14 @@ pub async fn prepare(scope: &Scope) -> Result<Prepared> {
 /// Resolves targets and ports with rules loaded once by the caller.
 pub async fn prepare_with(scope: &Scope, rules: &Rules) -> Result<Prepared> {
     let catalogue = rules.ports.clone();
-    let probes = ProbeSet::parse(&rules.probes.text, &rules.probes.origin)?;
+    let probes = rules.probes.clone();
     let ports = PortSet::parse(&scope.ports, &catalogue)?;
     let opts = TargetOptions {
         allow_large: scope.allow_large,
     };
     let targets = Targets::resolve(&scope.targets, &scope.excludes, &opts).await?;
     let udp = scan::udp::UdpOptions {
-        payloads: scan::udp::payloads::Payloads::parse(
-            &rules.udp_payloads.text,
-            &rules.udp_payloads.origin,
-        )?,
+        payloads: rules.udp_payloads.clone(),
         priority: catalogue
             .entries()
             .iter()

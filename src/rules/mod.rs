@@ -6,9 +6,13 @@
 //! validated at start; errors name the file and line, because a rules file
 //! is something the operator edits by hand and must be able to fix.
 
+pub mod firewalld;
+pub mod i18n;
 pub(crate) mod ports;
+pub mod probes;
 pub mod profiles;
 pub mod top_udp;
+pub mod udp_payloads;
 
 use std::path::{Path, PathBuf};
 
@@ -134,16 +138,21 @@ use embedded::{
 pub struct Rules {
     pub ports: Catalogue,
     pub profiles: profiles::Profiles,
-    /// `probes.toml`, parsed by the identify layer.
-    pub probes: RuleText,
-    /// `remediation.toml`, parsed by the report layer.
+    /// `probes.toml`: the identification probes, compiled.
+    pub probes: probes::ProbeSet,
+    /// `remediation.toml`: its templates are compiled by the report layer
+    /// (they are handlebars, rendered there), from this text.
     pub remediation: RuleText,
-    /// `firewalld-services.txt` (firewalld's own service names), used by
-    /// the report layer to check firewalld remediation.
-    pub firewalld: RuleText,
-    /// `udp-payloads.toml`, parsed by the UDP scan engine.
-    pub udp_payloads: RuleText,
-    /// Report labels per language (`en`, `zh-CN`), embedded.
+    /// `firewalld-services.txt`: firewalld's own service names and ports,
+    /// for the firewalld fixes.
+    pub firewalld: firewalld::FirewalldServices,
+    /// `udp-payloads.toml`: the UDP probe payloads.
+    pub udp_payloads: udp_payloads::Payloads,
+    /// `i18n/en.toml` and `i18n/zh-CN.toml`: the report's labels, parsed
+    /// and checked to have the same keys.
+    pub labels: i18n::LabelSet,
+    /// The same files' texts, whose `[fix_comment]` and `[fix_policy]`
+    /// messages the report layer compiles with the remediation templates.
     pub i18n: Vec<(String, RuleText)>,
     /// Relative name (`ports.toml`, `profiles/cis-v8.toml`, `i18n/en.toml`)
     /// → SHA-256 (hex) of every file in effect.
@@ -152,7 +161,7 @@ pub struct Rules {
     pub dir: Option<PathBuf>,
 }
 
-fn sha256_hex(bytes: &[u8]) -> String {
+pub(crate) fn sha256_hex(bytes: &[u8]) -> String {
     use sha2::Digest;
     hex::encode(sha2::Sha256::digest(bytes))
 }
@@ -164,6 +173,12 @@ pub enum RulebookError {
     Rules(#[from] RulesError),
     #[error(transparent)]
     Profiles(#[from] profiles::ProfileError),
+    #[error(transparent)]
+    Probes(#[from] probes::ProbeError),
+    #[error(transparent)]
+    Payloads(#[from] udp_payloads::PayloadError),
+    #[error(transparent)]
+    Labels(#[from] i18n::LabelError),
 }
 
 impl Rules {
@@ -221,17 +236,21 @@ impl Rules {
         let top_tcp = read(top_udp::TCP_FILE_NAME, top_udp::TCP_EMBEDDED_TEXT)?;
         let ports = ports.with_top_tcp(top_udp::parse_tcp(&top_tcp.text, &top_tcp.origin)?);
         let probes = read("probes.toml", EMBEDDED_PROBES)?;
+        let probes = probes::ProbeSet::parse(&probes.text, &probes.origin)?;
         let remediation = read("remediation.toml", EMBEDDED_REMEDIATION)?;
         let firewalld = read("firewalld-services.txt", EMBEDDED_FIREWALLD)?;
+        let firewalld = firewalld::FirewalldServices::parse(&firewalld.text, &firewalld.origin)?;
         let udp_payloads = read("udp-payloads.toml", EMBEDDED_UDP_PAYLOADS)?;
+        let udp_payloads = udp_payloads::Payloads::parse(&udp_payloads.text, &udp_payloads.origin)?;
         for (id, text) in profiles::EMBEDDED {
             read(&format!("profiles/{id}.toml"), text)?;
         }
         read("profiles/checks.toml", profiles::EMBEDDED_CHECKS)?;
-        let mut i18n = Vec::with_capacity(EMBEDDED_I18N.len());
-        for (lang, text) in EMBEDDED_I18N {
-            i18n.push((lang.to_string(), read(&format!("i18n/{lang}.toml"), text)?));
-        }
+        let [(en_lang, en), (zh_lang, zh)] = EMBEDDED_I18N;
+        let en = read(&format!("i18n/{en_lang}.toml"), en)?;
+        let zh = read(&format!("i18n/{zh_lang}.toml"), zh)?;
+        let labels = i18n::LabelSet::from_texts((&en.text, &en.origin), (&zh.text, &zh.origin))?;
+        let i18n = vec![(en_lang.to_string(), en), (zh_lang.to_string(), zh)];
         // Profiles a rules directory adds (or replaces), read once.
         let mut own_profiles = Vec::new();
         if let Some(pdir) = dir.map(|d| d.join("profiles")).filter(|p| p.is_dir()) {
@@ -268,6 +287,7 @@ impl Rules {
             remediation,
             firewalld,
             udp_payloads,
+            labels,
             i18n,
             files,
             dir: dir.map(Path::to_path_buf),
@@ -383,7 +403,8 @@ mod tests {
             )],
         );
         let r = Rules::load(Some(&d.0)).unwrap();
-        assert!(r.probes.origin.ends_with("probes.toml"));
+        assert_eq!(r.probes.http.len(), 1);
+        assert!(r.probes.probes.is_empty());
         let d = dir("top-udp", &[("top-udp.txt", "161 snmp\n53\n161\n")]);
         let e = Rules::load(Some(&d.0)).unwrap_err().to_string();
         assert!(
@@ -395,6 +416,9 @@ mod tests {
         assert_eq!(r.ports.top_udp(), &[161, 53]);
         assert_eq!(r.files["top-udp.txt"], sha256_hex(b"# mine\n161\n53 dns\n"));
         assert_eq!(Rules::embedded().ports.top_udp().len(), 1000);
-        assert_eq!(r.files["probes.toml"], sha256_hex(r.probes.text.as_bytes()));
+        assert_eq!(
+            r.files["probes.toml"],
+            sha256_hex(EMBEDDED_PROBES.as_bytes())
+        );
     }
 }

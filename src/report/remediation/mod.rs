@@ -40,19 +40,6 @@ use crate::model::{Finding, Proto, Severity};
 use crate::policy::Policy;
 use crate::rules::Catalogue;
 
-/// The embedded default, `rules/remediation.toml`.
-const EMBEDDED: &str = crate::rules::embedded::REMEDIATION;
-/// The embedded list of firewalld's own services.
-const EMBEDDED_FIREWALLD: &str = crate::rules::embedded::FIREWALLD;
-
-/// The file name looked for in a rules directory.
-pub const FILE_NAME: &str = "remediation.toml";
-/// The firewalld service list's file name in a rules directory.
-pub const FIREWALLD_FILE_NAME: &str = "firewalld-services.txt";
-
-/// What an embedded-file error names as its file.
-const EMBEDDED_NAME: &str = "rules/remediation.toml (embedded)";
-
 /// The placeholders a template may use, all filled for every fix (see the
 /// head of `rules/remediation.toml` for what each holds).
 pub const VARIABLES: &[&str] = &[
@@ -348,10 +335,10 @@ mod policy_edit;
 mod quote;
 mod render;
 
+pub use crate::rules::firewalld::FirewalldServices;
 pub use fixes_file::{FIXES_JSONL, fix_for, read_fixes, write_fixes_jsonl};
 pub use group::fix_groups;
 pub use messages::FixMessages;
-pub use parse::FirewalldServices;
 pub use quote::{comment_str, hcl_str, ps_str, quote_for, sh_str, toml_str, yaml_str};
 
 use fixes_file::*;

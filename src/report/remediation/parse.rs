@@ -1,90 +1,5 @@
 use super::*;
 
-/// firewalld's own service names and the ports each opens
-/// (`rules/firewalld-services.txt`), with our names mapped to theirs.
-#[derive(Debug, Clone, Default)]
-pub struct FirewalldServices {
-    services: HashMap<String, Vec<(u16, u16, Proto)>>,
-    aliases: HashMap<String, String>,
-}
-
-impl FirewalldServices {
-    /// Parses the list; `file` names it in errors. An alias must name a
-    /// listed service: that is the load-time check the fixes rely on.
-    pub fn parse(text: &str, file: &str) -> Result<FirewalldServices, RemediationError> {
-        let mut out = FirewalldServices::default();
-        let mut aliases = Vec::new();
-        for (n, raw) in text.lines().enumerate() {
-            let line = raw.trim();
-            let invalid = |message: String| RemediationError::Invalid {
-                file: file.to_owned(),
-                line: n + 1,
-                message,
-            };
-            if line.is_empty() || line.starts_with('#') {
-                continue;
-            }
-            if let Some(rest) = line.strip_prefix("alias ") {
-                let (ours, theirs) = rest
-                    .split_once('=')
-                    .ok_or_else(|| invalid("write 'alias OURS = FIREWALLD'".into()))?;
-                aliases.push((n + 1, ours.trim().to_owned(), theirs.trim().to_owned()));
-                continue;
-            }
-            let mut words = line.split_whitespace();
-            let name = words.next().unwrap_or_default().to_owned();
-            if safe_name(&name) != Some(name.as_str()) {
-                return Err(invalid(format!("'{name}' is not a service name")));
-            }
-            let mut ports = Vec::new();
-            for w in words {
-                let parsed = w.split_once('/').and_then(|(range, proto)| {
-                    let (lo, hi) = range.split_once('-').unwrap_or((range, range));
-                    let proto = match proto {
-                        "tcp" => Proto::Tcp,
-                        "udp" => Proto::Udp,
-                        _ => return None,
-                    };
-                    Some((lo.parse().ok()?, hi.parse().ok()?, proto))
-                });
-                // sctp/dccp entries exist in firewalld; we only judge TCP/UDP.
-                match parsed {
-                    Some(p) => ports.push(p),
-                    None if w.ends_with("/sctp") || w.ends_with("/dccp") => {}
-                    None => return Err(invalid(format!("'{w}' is not PORT/tcp or PORT/udp"))),
-                }
-            }
-            out.services.insert(name, ports);
-        }
-        for (line, ours, theirs) in aliases {
-            if !out.services.contains_key(&theirs) {
-                return Err(RemediationError::Invalid {
-                    file: file.to_owned(),
-                    line,
-                    message: format!("alias '{ours}': firewalld has no service '{theirs}'"),
-                });
-            }
-            out.aliases.insert(ours, theirs);
-        }
-        Ok(out)
-    }
-
-    /// firewalld's service for our service name, if it exists and opens
-    /// exactly this port; else `None` (the fix uses `--remove-port`).
-    pub fn lookup(&self, service: &str, port: u16, proto: Proto) -> Option<&str> {
-        let name = self
-            .aliases
-            .get(service)
-            .map(String::as_str)
-            .unwrap_or(service);
-        let (name, ports) = self.services.get_key_value(name)?;
-        ports
-            .iter()
-            .any(|&(lo, hi, p)| p == proto && lo <= port && port <= hi)
-            .then_some(name.as_str())
-    }
-}
-
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawFile {
@@ -143,51 +58,19 @@ impl RemediationCatalog {
     pub fn embedded() -> RemediationCatalog {
         // The embedded files are checked by this module's tests, so a
         // failure here is a build that skipped them, not a user error.
-        let firewalld =
-            FirewalldServices::parse(EMBEDDED_FIREWALLD, "rules/firewalld-services.txt")
-                .unwrap_or_else(|e| panic!("embedded firewalld service list is invalid: {e}"));
-        let messages = FixMessages::embedded()
-            .unwrap_or_else(|e| panic!("embedded fix comments are invalid: {e}"));
-        RemediationCatalog::parse_with(EMBEDDED, EMBEDDED_NAME, firewalld, &messages)
+        RemediationCatalog::from_rules(&crate::rules::Rules::embedded())
             .unwrap_or_else(|e| panic!("embedded remediation templates are invalid: {e}"))
     }
 
-    /// The catalogue from the rulebook's texts (read and hashed once there).
+    /// The catalogue from the rulebook: its templates compiled from the
+    /// text read and hashed there, with its firewalld services and fix
+    /// comments.
     pub fn from_rules(rules: &crate::rules::Rules) -> Result<RemediationCatalog, RemediationError> {
-        let firewalld = FirewalldServices::parse(&rules.firewalld.text, &rules.firewalld.origin)?;
         RemediationCatalog::parse_with(
             &rules.remediation.text,
             &rules.remediation.origin,
-            firewalld,
+            rules.firewalld.clone(),
             &FixMessages::from_rules(&rules.i18n)?,
-        )
-    }
-
-    /// `DIR/remediation.toml` and `DIR/firewalld-services.txt` when they
-    /// exist (each replaces the embedded file as a whole), else the embedded ones.
-    pub fn load_dir(dir: &Path) -> Result<RemediationCatalog, RemediationError> {
-        let read = |path: &Path| {
-            std::fs::read_to_string(path).map_err(|source| RemediationError::Io {
-                path: path.to_path_buf(),
-                source,
-            })
-        };
-        let fw_path = dir.join(FIREWALLD_FILE_NAME);
-        let firewalld = if fw_path.exists() {
-            FirewalldServices::parse(&read(&fw_path)?, &fw_path.display().to_string())?
-        } else {
-            FirewalldServices::parse(EMBEDDED_FIREWALLD, "rules/firewalld-services.txt")?
-        };
-        let messages = FixMessages::load_dir(dir)?;
-        let path = dir.join(FILE_NAME);
-        if !path.exists() {
-            return RemediationCatalog::parse_with(EMBEDDED, EMBEDDED_NAME, firewalld, &messages);
-        }
-        RemediationCatalog::parse_with(
-            &read(&path)?,
-            &path.display().to_string(),
-            firewalld,
-            &messages,
         )
     }
 
