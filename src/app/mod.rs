@@ -44,7 +44,7 @@ pub use imports::vantages;
 pub use outdir::{PendingReport, write_report_dir};
 pub use recording::MetricsUnwritten;
 pub use request::{AuditOutcome, AuditRequest};
-pub use rulebook::{check_platforms, load_policy, load_profiles, load_remediation};
+pub use rulebook::{check_platforms, load_policy};
 
 use crate::model::ScanEvent;
 use crate::store::Store;

@@ -44,18 +44,6 @@ impl Rulebook {
     }
 }
 
-/// Loads the compliance profiles (embedded, or overridden from a rules dir).
-pub fn load_profiles(rules_dir: Option<&Path>) -> Result<Profiles> {
-    Ok(Rules::load(rules_dir)?.profiles)
-}
-
-/// Loads the remediation templates (embedded, or overridden from a rules dir).
-pub fn load_remediation(rules_dir: Option<&Path>) -> Result<report::RemediationCatalog> {
-    Ok(report::RemediationCatalog::from_rules(&Rules::load(
-        rules_dir,
-    )?)?)
-}
-
 /// Every group's `platforms` must name remediation platforms (or families
 /// such as `windows`): a typo would silently reorder nothing.
 pub fn check_platforms(policy: &Policy, remediation: &report::RemediationCatalog) -> Result<()> {

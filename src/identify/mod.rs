@@ -34,7 +34,7 @@ use tokio::time::Instant;
 use crate::model::{AuthStatus, Observation, PortState, Proto, ServiceInfo};
 
 use crate::rules::probes;
-pub use crate::rules::probes::{ProbeError, ProbeSet};
+use crate::rules::{ProbeError, ProbeSet};
 
 /// Longest banner excerpt kept in [`ServiceInfo::banner`], in output chars.
 pub const BANNER_MAX: usize = 256;

@@ -41,7 +41,7 @@ pub use evidence::{EvalContext, UdpEvidence};
 pub use vantage::VantageScan;
 pub use window::Window;
 
-const STARTER: &str = include_str!("../../rules/policy-starter.toml");
+const STARTER: &str = crate::rules::embedded::POLICY_STARTER;
 
 /// A commented starter policy (`portwarden policy init`): it parses as is,
 /// and shows every field so it can be edited rather than written from zero.

@@ -1,22 +1,31 @@
-//! Rules layer: the data of `rules/` (port catalogue and named port sets,
-//! compliance profiles and checks, identification probes, remediation
-//! templates, UDP payloads, report labels), embedded once in the binary
-//! ([`embedded`]) and overridable with `--rules DIR`; [`Rules::load`] reads
-//! and hashes every file once per command. Loaded and
-//! validated at start; errors name the file and line, because a rules file
-//! is something the operator edits by hand and must be able to fix.
+//! Rules layer: the data of `rules/` and the report's label files,
+//! embedded once in the binary ([`embedded`]) and overridable with
+//! `--rules DIR`. [`Rules::load`] reads, hashes, parses and checks every
+//! file once per command and offers typed values: the port catalogue with
+//! its named sets and top-UDP/TCP lists ([`Catalogue`]), the compliance
+//! profiles and their checks ([`profiles::Profiles`]), the identification
+//! probes ([`ProbeSet`]), the UDP payloads ([`Payloads`]), firewalld's
+//! services ([`FirewalldServices`]) and both languages' labels
+//! ([`LabelSet`]). The remediation templates are handlebars, compiled by
+//! the report layer from the text read here ([`RuleText`]). Errors name
+//! the file and line, because a rules file is something the operator edits
+//! by hand and must be able to fix.
 
-pub mod firewalld;
-pub mod i18n;
+pub(crate) mod firewalld;
+pub(crate) mod i18n;
 pub(crate) mod ports;
-pub mod probes;
+pub(crate) mod probes;
 pub mod profiles;
-pub mod top_udp;
-pub mod udp_payloads;
+pub(crate) mod top_udp;
+pub(crate) mod udp_payloads;
 
 use std::path::{Path, PathBuf};
 
+pub use firewalld::FirewalldServices;
+pub use i18n::{LabelError, LabelSet, Labels, Lang};
 pub use ports::{Catalogue, NamedSet, PortEntry};
+pub use probes::{ProbeError, ProbeSet};
+pub use udp_payloads::{Payload, PayloadError, Payloads};
 
 /// Errors in rule files. Each names the file (or `<embedded>/…` for the
 /// built-in copy) and, when the problem is inside the file, its line and
@@ -117,6 +126,9 @@ pub mod embedded {
     pub const REMEDIATION: &str = include_str!("../../rules/remediation.toml");
     pub const FIREWALLD: &str = include_str!("../../rules/firewalld-services.txt");
     pub const UDP_PAYLOADS: &str = include_str!("../../rules/udp-payloads.toml");
+    /// The commented starter policy `policy init` writes (not a rule the
+    /// audit reads: it is never overridden by `--rules`).
+    pub const POLICY_STARTER: &str = include_str!("../../rules/policy-starter.toml");
     pub const I18N: [(&str, &str); 2] = [
         ("en", include_str!("../../report-templates/i18n/en.toml")),
         (
@@ -218,7 +230,7 @@ impl Rules {
             files.insert(name.to_string(), sha256_hex(t.text.as_bytes()));
             Ok(t)
         };
-        let ports_text = read("ports.toml", ports::EMBEDDED_TEXT)?;
+        let ports_text = read(ports::FILE_NAME, ports::EMBEDDED_TEXT)?;
         let ports = Catalogue::from_toml_str(&ports_text.text, &ports_text.origin)?;
         if ports.is_empty() {
             // An empty catalogue would make every port unknown and every
