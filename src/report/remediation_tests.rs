@@ -6,6 +6,7 @@
 use super::*;
 use crate::model::FindingStatus;
 use crate::policy::Profiles;
+use crate::rules::RemediationRulesError;
 
 const POLICY: &str = r#"
 [[group]]
@@ -778,20 +779,20 @@ fn unsupported_helpers_and_syntax_errors_are_reported_with_the_line() {
 fn toml_errors_and_bad_fields_name_file_and_line() {
     let err = parse_err("[[platform]]\nid = \"demo\"\ntitle_en = \n");
     assert!(
-        matches!(&err, RemediationError::Toml { file, line: 3, .. } if file == "test.toml"),
+        matches!(&err, RemediationError::Rules(RemediationRulesError::Toml { file, line: 3, .. }) if file == "test.toml"),
         "{err:?}"
     );
     let err = parse_err(&format!(
         "{HEAD}commands = \"a\"\nundo = \"u\"\nverify = \"b\"\ncolour = \"red\"\n"
     ));
     assert!(
-        matches!(&err, RemediationError::Toml { line: 9, message, .. } if message.contains("colour")),
+        matches!(&err, RemediationError::Rules(RemediationRulesError::Toml { line: 9, message, .. }) if message.contains("colour")),
         "{err:?}"
     );
     // Every platform needs its undo.
     let err = parse_err(&format!("{HEAD}commands = \"a\"\nverify = \"b\"\n"));
     assert!(
-        matches!(&err, RemediationError::Toml { message, .. } if message.contains("undo")),
+        matches!(&err, RemediationError::Rules(RemediationRulesError::Toml { message, .. }) if message.contains("undo")),
         "{err:?}"
     );
     let one = format!("{HEAD}commands = \"a\"\nundo = \"u\"\nverify = \"b\"\n");

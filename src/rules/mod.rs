@@ -6,8 +6,9 @@
 //! profiles and their checks ([`profiles::Profiles`]), the identification
 //! probes ([`ProbeSet`]), the UDP payloads ([`Payloads`]), firewalld's
 //! services ([`FirewalldServices`]) and both languages' labels
-//! ([`LabelSet`]). The remediation templates are handlebars, compiled by
-//! the report layer from the text read here ([`RuleText`]). Errors name
+//! ([`LabelSet`]), the remediation platforms and fixes
+//! ([`RemediationRules`], whose handlebars templates the report layer
+//! compiles). Errors name
 //! the file and line, because a rules file is something the operator edits
 //! by hand and must be able to fix.
 
@@ -16,6 +17,7 @@ pub(crate) mod i18n;
 pub(crate) mod ports;
 pub(crate) mod probes;
 pub mod profiles;
+pub(crate) mod remediation;
 pub(crate) mod top_udp;
 pub(crate) mod udp_payloads;
 
@@ -25,6 +27,7 @@ pub use firewalld::FirewalldServices;
 pub use i18n::{LabelError, LabelSet, Labels, Lang};
 pub use ports::{Catalogue, NamedSet, PortEntry};
 pub use probes::{ProbeError, ProbeSet};
+pub use remediation::{RemediationRules, RemediationRulesError};
 pub use udp_payloads::{Payload, PayloadError, Payloads};
 
 /// Errors in rule files. Each names the file (or `<embedded>/…` for the
@@ -152,9 +155,9 @@ pub struct Rules {
     pub profiles: profiles::Profiles,
     /// `probes.toml`: the identification probes, compiled.
     pub probes: probes::ProbeSet,
-    /// `remediation.toml`: its templates are compiled by the report layer
-    /// (they are handlebars, rendered there), from this text.
-    pub remediation: RuleText,
+    /// `remediation.toml`: platforms, fixes and partials, checked; their
+    /// handlebars templates are compiled by the report layer.
+    pub remediation: RemediationRules,
     /// `firewalld-services.txt`: firewalld's own service names and ports,
     /// for the firewalld fixes.
     pub firewalld: firewalld::FirewalldServices,
@@ -191,6 +194,8 @@ pub enum RulebookError {
     Payloads(#[from] udp_payloads::PayloadError),
     #[error(transparent)]
     Labels(#[from] i18n::LabelError),
+    #[error(transparent)]
+    Remediation(#[from] RemediationRulesError),
 }
 
 impl Rules {
@@ -250,6 +255,7 @@ impl Rules {
         let probes = read("probes.toml", EMBEDDED_PROBES)?;
         let probes = probes::ProbeSet::parse(&probes.text, &probes.origin)?;
         let remediation = read("remediation.toml", EMBEDDED_REMEDIATION)?;
+        let remediation = RemediationRules::parse(&remediation.text, &remediation.origin)?;
         let firewalld = read("firewalld-services.txt", EMBEDDED_FIREWALLD)?;
         let firewalld = firewalld::FirewalldServices::parse(&firewalld.text, &firewalld.origin)?;
         let udp_payloads = read("udp-payloads.toml", EMBEDDED_UDP_PAYLOADS)?;

@@ -38,7 +38,9 @@ use toml::Spanned;
 use super::i18n::Lang;
 use crate::model::{Finding, Proto, Severity};
 use crate::policy::Policy;
-use crate::rules::Catalogue;
+use crate::rules::remediation::did_you_mean;
+pub use crate::rules::remediation::{Fix, Platform};
+use crate::rules::{Catalogue, RemediationRules, line_col};
 
 /// The placeholders a template may use, all filled for every fix (see the
 /// head of `rules/remediation.toml` for what each holds).
@@ -94,9 +96,6 @@ pub const VARIABLES: &[&str] = &[
     "group",
 ];
 
-/// The template fields of a platform; `warning` may be absent.
-const FIELDS: &[&str] = &["commands", "undo", "verify", "warning"];
-
 /// Block and expression helpers a template may call: the logic ones that
 /// ship with handlebars. Iteration and lookups have nothing to work on here.
 const HELPERS: &[&str] = &["if", "unless", "eq", "ne", "and", "or", "not"];
@@ -151,6 +150,9 @@ pub enum RemediationError {
         place: String,
         message: String,
     },
+    /// The remediation file itself is malformed (checked by the rulebook).
+    #[error(transparent)]
+    Rules(#[from] crate::rules::RemediationRulesError),
     /// A field is missing, empty or malformed, or an id is used twice.
     #[error("{file}:{line}: {message}")]
     Invalid {
@@ -168,31 +170,6 @@ pub enum RemediationError {
         hint: String,
         known: String,
     },
-}
-
-/// One platform's metadata; its templates live in the catalogue's registry.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Platform {
-    pub id: String,
-    pub title_en: String,
-    pub title_zh: String,
-    pub language: String,
-    pub verify_language: String,
-}
-
-/// A remediation key and the platforms that fix it, in display order.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Fix {
-    pub key: String,
-    pub title_en: String,
-    pub title_zh: String,
-    pub about_en: String,
-    pub about_zh: String,
-    /// The about text when every host of the fix is in no asset group (no
-    /// allow list, no admin sources); `None` when `about_*` fits them too.
-    pub about_unmanaged_en: Option<String>,
-    pub about_unmanaged_zh: Option<String>,
-    pub platforms: Vec<String>,
 }
 
 /// The validated remediation templates, in file order.
