@@ -8,10 +8,10 @@
 //! pure — files in, values out — so the CLI decides what to print and which
 //! exit code a tripped gate means.
 //!
-//! * [`config`]: the policy file, strictly parsed, errors at `file:line:col`
-//! * [`window`]: recurring windows of exceptions
-//! * [`eval`]: [`evaluate`] and [`gate`]
-//! * [`catalogue`]: the [`PortCatalogue`] view of the port catalogue
+//! * `config`: the policy file, strictly parsed, errors at `file:line:col`
+//! * `window`: recurring windows of exceptions
+//! * `eval`: [`evaluate`] and [`gate`]
+//! * `catalogue`: the [`PortCatalogue`] view of the port catalogue
 
 pub(crate) mod addr;
 mod assets;

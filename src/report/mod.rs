@@ -10,7 +10,7 @@
 //! * `assets`: `assets.csv` and the HTML section of the results per asset
 //!   (测评对象)
 //! * [`evidence`]: `manifest.json` and [`verify`]
-//! * [`i18n`]: languages and their labels
+//! * [`Labels`] / [`Lang`]: the labels of each language (typed by the rules layer)
 //! * [`remediation`]: the commands that close a port, per platform
 
 mod assets;

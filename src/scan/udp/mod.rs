@@ -4,7 +4,7 @@
 //! It is the UDP layer on the raw core ([`crate::scan::raw`]: the seeded
 //! permutation, sharding and resume state, the keyed-hash source ports,
 //! the raw sockets and the checked IP parser). What is its own is the probe (a
-//! protocol payload per port, [`payloads`]), the states (open on a UDP
+//! protocol payload per port, [`crate::rules::Payloads`], from the rulebook), the states (open on a UDP
 //! answer, closed on the target's ICMP port unreachable, filtered on any
 //! other unreachable, open|filtered on silence) and the pacing, which
 //! follows each target's ICMP limiter ([`engine`]). Answers are read by
