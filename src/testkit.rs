@@ -266,8 +266,70 @@ impl PolicyToml {
         }
         self
     }
+    /// `port_scope = { tcp, udp, justification }` of the group.
+    pub(crate) fn port_scope(self, tcp: &str, udp: &str, justification: &str) -> Self {
+        self.line(&format!(
+            "port_scope = {{ tcp = \"{tcp}\", udp = \"{udp}\", justification = \"{justification}\" }}"
+        ))
+    }
+    /// One `[[group.allow]]` a row, each after a blank line.
+    pub(crate) fn allowances(self, rows: &[AllowRow]) -> Self {
+        rows.iter().fold(self, |t, &(port, service, justification, approver, review_by)| {
+            let lines = [
+                keyed("service", service, true),
+                keyed("justification", justification, true),
+                keyed("approver", approver, true),
+                keyed("review_by", review_by, false),
+            ];
+            let lines: Vec<&str> = lines.iter().flatten().map(String::as_str).collect();
+            t.line("").allow_only(port, &lines)
+        })
+    }
+    /// One `[[exception]]` a row, each after a blank line.
+    pub(crate) fn exceptions(self, rows: &[ExceptionRow]) -> Self {
+        rows.iter().fold(self, |t, &(id, target, port, reason, approver, expires)| {
+            t.line("").exception(
+                Some(id),
+                target,
+                port,
+                &[
+                    &format!("reason = \"{reason}\""),
+                    &format!("approver = \"{approver}\""),
+                    &format!("expires = {expires}"),
+                ],
+            )
+        })
+    }
+    /// One `[[change]]` a row, each after a blank line; `opens` as written.
+    pub(crate) fn changes(mut self, rows: &[ChangeRow]) -> Self {
+        for &(ticket, approver, approved, target, opens) in rows {
+            self = self.line(&format!(
+                "\n[[change]]\nticket = \"{ticket}\"\napprover = \"{approver}\"\napproved = {approved}\ntarget = \"{target}\"\nopens = {opens}"
+            ));
+        }
+        self
+    }
     pub(crate) fn toml(&self) -> &str {
         &self.0
+    }
+}
+
+/// (port, service, justification, approver, review_by) of an allowance;
+/// an empty field is left out.
+pub(crate) type AllowRow<'a> = (u16, &'a str, &'a str, &'a str, &'a str);
+
+/// (id, target, port, reason, approver, expires) of an exception.
+pub(crate) type ExceptionRow<'a> = (&'a str, &'a str, u16, &'a str, &'a str, &'a str);
+
+/// (ticket, approver, approved, target, opens) of a change record.
+pub(crate) type ChangeRow<'a> = (&'a str, &'a str, &'a str, &'a str, &'a str);
+
+/// `key = value` (quoted as a string or not), or nothing for an empty value.
+fn keyed(key: &str, value: &str, quoted: bool) -> Option<String> {
+    match (value.is_empty(), quoted) {
+        (true, _) => None,
+        (false, true) => Some(format!("{key} = \"{value}\"")),
+        (false, false) => Some(format!("{key} = {value}")),
     }
 }
 

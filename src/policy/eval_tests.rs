@@ -92,9 +92,56 @@ expires = 2027-12-31
 window = { every = "month", days = "25-31" }
 "#;
 
-/// The three groups of [`POLICY`] as `policy.toml`.
+/// Three groups (a cardholder segment, a DMZ seen from the internet, an OT
+/// cell) and three exceptions: expired, valid, and one in a monthly window.
+/// Its line numbers are in the messages the tests compare.
+#[rustfmt::skip]
+fn policy_text() -> String {
+    PolicyToml::default()
+        .line("")
+        .group("cardholder", "198.18.0.0/28")
+        .line("tags = [\"cardholder\"]")
+        .profiles(&["pci-dss-4.0", "mlps2-level3"])
+        .line("max_open_ports = 3")
+        .allowances(&[
+            (443, "https", "payment API", "ciso", "2027-01-31"),
+            (22, "", "admin from the jump host", "", "2026-06-30"),
+            (5432, "postgresql", "card vault", "ciso", ""),
+        ])
+        .line("")
+        .group("dmz", "198.18.0.16/28")
+        .line("vantage = \"internet\"")
+        .profiles(&["pci-dss-4.0", "iso27001-2022", "cis-v8", "nist-800-53r5"])
+        .allowances(&[
+            (443, "https", "web site", "lead", ""),
+            (22, "ssh", "admin", "lead", ""),
+            (80, "", "redirect to HTTPS", "lead", ""),
+        ])
+        .line("")
+        .group("ot", "198.18.0.32/28")
+        .profiles(&["mlps2-level3"])
+        .line("max_open_ports = 2")
+        .allowances(&[(502, "", "SCADA polling", "ot-sec", "")])
+        .exceptions(&[
+            ("RISK-1", "198.18.0.33", 23, "legacy PLC", "ot-sec", "2027-06-30"),
+            ("RISK-2", "198.18.0.2", 3389, "vendor support", "ciso", "2026-10-31"),
+        ])
+        .line("")
+        .exception(Some("RISK-3"), "dmz", 6379, &[
+            "check = \"database-internet\"",
+            "reason = \"month-end batch\"",
+            "approver = \"ciso\"",
+            "expires = 2027-12-31",
+            "window = { every = \"month\", days = \"25-31\" }",
+        ])
+        .toml()
+        .to_string()
+}
+
+/// The three groups of [`policy_text`] as `policy.toml`.
 fn three_groups() -> Audit {
-    Audit::named(POLICY, "policy.toml")
+    assert_eq!(policy_text(), POLICY);
+    Audit::named(&policy_text(), "policy.toml")
 }
 
 fn observations() -> Vec<Observation> {
@@ -208,40 +255,19 @@ fn every_check_kind_with_exact_statuses() {
 
 #[test]
 fn unapproved_change_needs_a_baseline_and_no_change_record() {
-    let text = r#"
-[[group]]
-name = "web"
-targets = ["198.18.0.0/28"]
-profiles = ["pci-dss-4.0", "mlps2-level3", "iso27001-2022"]
-
-[[group.allow]]
-port = 443
-justification = "web"
-approver = "ciso"
-
-[[change]]
-ticket = "CHG-1"
-approver = "cab"
-approved = 2026-11-20
-target = "198.18.0.5"
-opens = [8443]
-
-[[change]]
-ticket = "CHG-2"
-approver = "cab"
-approved = 2026-11-01
-target = "web"
-opens = ["9000-9001"]
-window = { from = 2026-11-02, until = 2026-11-10 }
-
-[[change]]
-ticket = "CHG-3"
-approver = "cab"
-approved = 2026-12-01
-target = "198.18.0.5"
-opens = [7000]
-"#;
-    let a = Audit::new(text);
+    let text = PolicyToml::default()
+        .line("")
+        .group("web", "198.18.0.0/28")
+        .profiles(&["pci-dss-4.0", "mlps2-level3", "iso27001-2022"])
+        .allowances(&[(443, "", "web", "ciso", "")])
+        .changes(&[
+            ("CHG-1", "cab", "2026-11-20", "198.18.0.5", "[8443]"),
+            ("CHG-2", "cab", "2026-11-01", "web", "[\"9000-9001\"]"),
+        ])
+        .line("window = { from = 2026-11-02, until = 2026-11-10 }")
+        .changes(&[("CHG-3", "cab", "2026-12-01", "198.18.0.5", "[7000]")]);
+    assert_eq!(text.toml(), OLD_CHANGES);
+    let a = Audit::new(text.toml());
     let o: Vec<Observation> = [443, 8443, 9000, 7000, 8080]
         .into_iter()
         .map(|p| obs("198.18.0.5", p).reason(Reason::Connected))
@@ -935,9 +961,13 @@ fn identification_never_lowers_risk() {
 
 #[test]
 fn segmentation_test_groups() {
-    let a = Audit::new(
-        "[[group]]\nname = \"cde\"\ntargets = [\"198.18.0.1-2\"]\ntags = [\"cardholder\"]\nexpect = \"unreachable\"\nprofiles = [\"pci-dss-4.0\", \"nist-800-53r5\"]\nport_scope = { tcp = \"22,443,3306\", udp = \"\", justification = \"the CDE listens on these only (firewall export FW-7)\" }\n",
-    );
+    let cde = group("cde", "198.18.0.1-2")
+        .line("tags = [\"cardholder\"]")
+        .line("expect = \"unreachable\"")
+        .profiles(&["pci-dss-4.0", "nist-800-53r5"])
+        .port_scope("22,443,3306", "", "the CDE listens on these only (firewall export FW-7)");
+    assert_eq!(cde.toml(), OLD_SEG);
+    let a = Audit::new(cde.toml());
     let pci = |e: &Evaluation, id: &str| req(e, "pci-dss-4.0", id).clone();
     // All filtered, and a control host outside the segment answered from
     // the same vantage: a segmentation pass, with the probes as evidence.
@@ -1066,9 +1096,12 @@ fn segmentation_test_groups() {
     assert_eq!(f.msg.key, "msg.segmentation_breach");
     assert_eq!(pci(&e, "11.4.5").status, RequirementStatus::Fail);
     // A breach is never waived, even by an exception that names it.
-    let waiving = Audit::new(
-        "[[group]]\nname = \"cde\"\ntargets = [\"198.18.0.1-2\"]\nexpect = \"unreachable\"\nprofiles = [\"pci-dss-4.0\"]\n[[exception]]\ntarget = \"cde\"\nport = 25\nreason = \"r\"\napprover = \"a\"\nexpires = 2026-12-24\n",
-    );
+    let waiving = group("cde", "198.18.0.1-2")
+        .line("expect = \"unreachable\"")
+        .profiles(&["pci-dss-4.0"])
+        .exception(None, "cde", 25, &["reason = \"r\"", "approver = \"a\"", "expires = 2026-12-24"]);
+    assert_eq!(waiving.toml(), OLD_WAIVE);
+    let waiving = Audit::new(waiving.toml());
     let e = waiving.eval_in(&leaky, &scanned(DAY));
     assert_eq!(
         find(&e, "198.18.0.2", Some(25), "segmentation-breach").status,
@@ -1100,9 +1133,13 @@ fn baseline_profiles_judge_hosts_in_no_group() {
 #[test]
 fn review_dates_within_six_months() {
     let text = |review: &str| {
-        format!(
-            "[[group]]\nname = \"a\"\ntargets = [\"198.18.0.1\"]\nprofiles = [\"pci-dss-4.0\"]\nport_scope = {{ tcp = \"common\", udp = \"high-risk-udp\", justification = \"test\" }}\n[[group.allow]]\nport = 443\njustification = \"web\"\napprover = \"lead\"\n{review}"
-        )
+        let t = group("a", "198.18.0.1")
+            .profiles(&["pci-dss-4.0"])
+            .port_scope("common", "high-risk-udp", "test")
+            .allow_only(443, &["justification = \"web\"", "approver = \"lead\""]);
+        let t = if review.is_empty() { t } else { t.line(review) };
+        assert_eq!(t.toml(), old_review(review));
+        t.toml().to_string()
     };
     let o = covered("198.18.0.1", &[obs("198.18.0.1", 443)]);
     let run = |t: &str| Audit::new(t).eval_in(&o, &scanned(DAY));
@@ -1114,12 +1151,12 @@ fn review_dates_within_six_months() {
         "group 'a' allows 443/tcp (p.toml:6) without review_by: every rule needs a business need, an approver and a review date"
     );
     assert_eq!(f.msg.key, "msg.allowed_review_missing.none");
-    let e = run(&text("review_by = 2027-06-01\n"));
+    let e = run(&text("review_by = 2027-06-01"));
     assert_eq!(
         find(&e, "198.18.0.1", Some(443), "allowed-review-missing").message,
         "the allowance of 443/tcp (https) (policy line 6) is next reviewed on 2027-06-01, more than six months ahead"
     );
-    let e = run(&text("review_by = 2027-05-24\n"));
+    let e = run(&text("review_by = 2027-05-24"));
     assert!(e.findings.is_empty(), "{:?}", e.findings);
     // A group that narrows the scope says so; the pass stands on it.
     let r = e.profiles[0]
@@ -1263,4 +1300,46 @@ fn nmap_imports_never_lower_risk_nor_pass_on_guesses() {
     let r = cis_req(&e, "4.7");
     assert_eq!(r.status, RequirementStatus::Partial);
     assert_eq!(r.coverage.checks[0].hosts, 1);
+}
+
+const OLD_CHANGES: &str = r#"
+[[group]]
+name = "web"
+targets = ["198.18.0.0/28"]
+profiles = ["pci-dss-4.0", "mlps2-level3", "iso27001-2022"]
+
+[[group.allow]]
+port = 443
+justification = "web"
+approver = "ciso"
+
+[[change]]
+ticket = "CHG-1"
+approver = "cab"
+approved = 2026-11-20
+target = "198.18.0.5"
+opens = [8443]
+
+[[change]]
+ticket = "CHG-2"
+approver = "cab"
+approved = 2026-11-01
+target = "web"
+opens = ["9000-9001"]
+window = { from = 2026-11-02, until = 2026-11-10 }
+
+[[change]]
+ticket = "CHG-3"
+approver = "cab"
+approved = 2026-12-01
+target = "198.18.0.5"
+opens = [7000]
+"#;
+const OLD_SEG: &str = "[[group]]\nname = \"cde\"\ntargets = [\"198.18.0.1-2\"]\ntags = [\"cardholder\"]\nexpect = \"unreachable\"\nprofiles = [\"pci-dss-4.0\", \"nist-800-53r5\"]\nport_scope = { tcp = \"22,443,3306\", udp = \"\", justification = \"the CDE listens on these only (firewall export FW-7)\" }\n";
+const OLD_WAIVE: &str = "[[group]]\nname = \"cde\"\ntargets = [\"198.18.0.1-2\"]\nexpect = \"unreachable\"\nprofiles = [\"pci-dss-4.0\"]\n[[exception]]\ntarget = \"cde\"\nport = 25\nreason = \"r\"\napprover = \"a\"\nexpires = 2026-12-24\n";
+fn old_review(review: &str) -> String {
+    let review = if review.is_empty() { String::new() } else { format!("{review}\n") };
+        format!(
+            "[[group]]\nname = \"a\"\ntargets = [\"198.18.0.1\"]\nprofiles = [\"pci-dss-4.0\"]\nport_scope = {{ tcp = \"common\", udp = \"high-risk-udp\", justification = \"test\" }}\n[[group.allow]]\nport = 443\njustification = \"web\"\napprover = \"lead\"\n{review}"
+        )
 }
