@@ -217,8 +217,16 @@ impl PolicyToml {
     }
     /// `profiles = [..]` of the group.
     pub(crate) fn profiles(self, ids: &[&str]) -> Self {
-        let ids: Vec<String> = ids.iter().map(|i| format!("\"{i}\"")).collect();
-        self.line(&format!("profiles = [{}]", ids.join(", ")))
+        self.list("profiles", ids)
+    }
+    /// `tags = [..]` of the group.
+    pub(crate) fn tags(self, tags: &[&str]) -> Self {
+        self.list("tags", tags)
+    }
+    /// `key = [..]`, a list of strings.
+    fn list(self, key: &str, items: &[&str]) -> Self {
+        let items: Vec<String> = items.iter().map(|i| format!("\"{i}\"")).collect();
+        self.line(&format!("{key} = [{}]", items.join(", ")))
     }
     /// Any line, as written.
     pub(crate) fn line(mut self, line: &str) -> Self {
@@ -273,8 +281,8 @@ impl PolicyToml {
         ))
     }
     /// One `[[group.allow]]` a row, each after a blank line.
-    pub(crate) fn allowances(self, rows: &[AllowRow]) -> Self {
-        rows.iter().fold(self, |t, &(port, service, justification, approver, review_by)| {
+    pub(crate) fn allowances(mut self, rows: &[AllowRow]) -> Self {
+        for &(port, service, justification, approver, review_by) in rows {
             let lines = [
                 keyed("service", service, true),
                 keyed("justification", justification, true),
@@ -282,23 +290,22 @@ impl PolicyToml {
                 keyed("review_by", review_by, false),
             ];
             let lines: Vec<&str> = lines.iter().flatten().map(String::as_str).collect();
-            t.line("").allow_only(port, &lines)
-        })
+            self = self.line("").allow_only(port, &lines);
+        }
+        self
     }
     /// One `[[exception]]` a row, each after a blank line.
-    pub(crate) fn exceptions(self, rows: &[ExceptionRow]) -> Self {
-        rows.iter().fold(self, |t, &(id, target, port, reason, approver, expires)| {
-            t.line("").exception(
-                Some(id),
-                target,
-                port,
-                &[
-                    &format!("reason = \"{reason}\""),
-                    &format!("approver = \"{approver}\""),
-                    &format!("expires = {expires}"),
-                ],
-            )
-        })
+    pub(crate) fn exceptions(mut self, rows: &[ExceptionRow]) -> Self {
+        for &(id, target, port, reason, approver, expires) in rows {
+            let lines = [
+                format!("reason = \"{reason}\""),
+                format!("approver = \"{approver}\""),
+                format!("expires = {expires}"),
+            ];
+            let lines: Vec<&str> = lines.iter().map(String::as_str).collect();
+            self = self.line("").exception(Some(id), target, port, &lines);
+        }
+        self
     }
     /// One `[[change]]` a row, each after a blank line; `opens` as written.
     pub(crate) fn changes(mut self, rows: &[ChangeRow]) -> Self {

@@ -5,93 +5,6 @@ use crate::model::{
 };
 use crate::testkit::*;
 
-const POLICY: &str = r#"
-[[group]]
-name = "cardholder"
-targets = ["198.18.0.0/28"]
-tags = ["cardholder"]
-profiles = ["pci-dss-4.0", "mlps2-level3"]
-max_open_ports = 3
-
-[[group.allow]]
-port = 443
-service = "https"
-justification = "payment API"
-approver = "ciso"
-review_by = 2027-01-31
-
-[[group.allow]]
-port = 22
-justification = "admin from the jump host"
-review_by = 2026-06-30
-
-[[group.allow]]
-port = 5432
-service = "postgresql"
-justification = "card vault"
-approver = "ciso"
-
-[[group]]
-name = "dmz"
-targets = ["198.18.0.16/28"]
-vantage = "internet"
-profiles = ["pci-dss-4.0", "iso27001-2022", "cis-v8", "nist-800-53r5"]
-
-[[group.allow]]
-port = 443
-service = "https"
-justification = "web site"
-approver = "lead"
-
-[[group.allow]]
-port = 22
-service = "ssh"
-justification = "admin"
-approver = "lead"
-
-[[group.allow]]
-port = 80
-justification = "redirect to HTTPS"
-approver = "lead"
-
-[[group]]
-name = "ot"
-targets = ["198.18.0.32/28"]
-profiles = ["mlps2-level3"]
-max_open_ports = 2
-
-[[group.allow]]
-port = 502
-justification = "SCADA polling"
-approver = "ot-sec"
-
-[[exception]]
-id = "RISK-1"
-target = "198.18.0.33"
-port = 23
-reason = "legacy PLC"
-approver = "ot-sec"
-expires = 2027-06-30
-
-[[exception]]
-id = "RISK-2"
-target = "198.18.0.2"
-port = 3389
-reason = "vendor support"
-approver = "ciso"
-expires = 2026-10-31
-
-[[exception]]
-id = "RISK-3"
-target = "dmz"
-port = 6379
-check = "database-internet"
-reason = "month-end batch"
-approver = "ciso"
-expires = 2027-12-31
-window = { every = "month", days = "25-31" }
-"#;
-
 /// Three groups (a cardholder segment, a DMZ seen from the internet, an OT
 /// cell) and three exceptions: expired, valid, and one in a monthly window.
 /// Its line numbers are in the messages the tests compare.
@@ -100,7 +13,7 @@ fn policy_text() -> String {
     PolicyToml::default()
         .line("")
         .group("cardholder", "198.18.0.0/28")
-        .line("tags = [\"cardholder\"]")
+        .tags(&["cardholder"])
         .profiles(&["pci-dss-4.0", "mlps2-level3"])
         .line("max_open_ports = 3")
         .allowances(&[
@@ -140,7 +53,6 @@ fn policy_text() -> String {
 
 /// The three groups of [`policy_text`] as `policy.toml`.
 fn three_groups() -> Audit {
-    assert_eq!(policy_text(), POLICY);
     Audit::named(&policy_text(), "policy.toml")
 }
 
@@ -266,7 +178,6 @@ fn unapproved_change_needs_a_baseline_and_no_change_record() {
         ])
         .line("window = { from = 2026-11-02, until = 2026-11-10 }")
         .changes(&[("CHG-3", "cab", "2026-12-01", "198.18.0.5", "[7000]")]);
-    assert_eq!(text.toml(), OLD_CHANGES);
     let a = Audit::new(text.toml());
     let o: Vec<Observation> = [443, 8443, 9000, 7000, 8080]
         .into_iter()
@@ -962,11 +873,14 @@ fn identification_never_lowers_risk() {
 #[test]
 fn segmentation_test_groups() {
     let cde = group("cde", "198.18.0.1-2")
-        .line("tags = [\"cardholder\"]")
+        .tags(&["cardholder"])
         .line("expect = \"unreachable\"")
         .profiles(&["pci-dss-4.0", "nist-800-53r5"])
-        .port_scope("22,443,3306", "", "the CDE listens on these only (firewall export FW-7)");
-    assert_eq!(cde.toml(), OLD_SEG);
+        .port_scope(
+            "22,443,3306",
+            "",
+            "the CDE listens on these only (firewall export FW-7)",
+        );
     let a = Audit::new(cde.toml());
     let pci = |e: &Evaluation, id: &str| req(e, "pci-dss-4.0", id).clone();
     // All filtered, and a control host outside the segment answered from
@@ -1099,8 +1013,12 @@ fn segmentation_test_groups() {
     let waiving = group("cde", "198.18.0.1-2")
         .line("expect = \"unreachable\"")
         .profiles(&["pci-dss-4.0"])
-        .exception(None, "cde", 25, &["reason = \"r\"", "approver = \"a\"", "expires = 2026-12-24"]);
-    assert_eq!(waiving.toml(), OLD_WAIVE);
+        .exception(
+            None,
+            "cde",
+            25,
+            &["reason = \"r\"", "approver = \"a\"", "expires = 2026-12-24"],
+        );
     let waiving = Audit::new(waiving.toml());
     let e = waiving.eval_in(&leaky, &scanned(DAY));
     assert_eq!(
@@ -1138,7 +1056,6 @@ fn review_dates_within_six_months() {
             .port_scope("common", "high-risk-udp", "test")
             .allow_only(443, &["justification = \"web\"", "approver = \"lead\""]);
         let t = if review.is_empty() { t } else { t.line(review) };
-        assert_eq!(t.toml(), old_review(review));
         t.toml().to_string()
     };
     let o = covered("198.18.0.1", &[obs("198.18.0.1", 443)]);
@@ -1300,46 +1217,4 @@ fn nmap_imports_never_lower_risk_nor_pass_on_guesses() {
     let r = cis_req(&e, "4.7");
     assert_eq!(r.status, RequirementStatus::Partial);
     assert_eq!(r.coverage.checks[0].hosts, 1);
-}
-
-const OLD_CHANGES: &str = r#"
-[[group]]
-name = "web"
-targets = ["198.18.0.0/28"]
-profiles = ["pci-dss-4.0", "mlps2-level3", "iso27001-2022"]
-
-[[group.allow]]
-port = 443
-justification = "web"
-approver = "ciso"
-
-[[change]]
-ticket = "CHG-1"
-approver = "cab"
-approved = 2026-11-20
-target = "198.18.0.5"
-opens = [8443]
-
-[[change]]
-ticket = "CHG-2"
-approver = "cab"
-approved = 2026-11-01
-target = "web"
-opens = ["9000-9001"]
-window = { from = 2026-11-02, until = 2026-11-10 }
-
-[[change]]
-ticket = "CHG-3"
-approver = "cab"
-approved = 2026-12-01
-target = "198.18.0.5"
-opens = [7000]
-"#;
-const OLD_SEG: &str = "[[group]]\nname = \"cde\"\ntargets = [\"198.18.0.1-2\"]\ntags = [\"cardholder\"]\nexpect = \"unreachable\"\nprofiles = [\"pci-dss-4.0\", \"nist-800-53r5\"]\nport_scope = { tcp = \"22,443,3306\", udp = \"\", justification = \"the CDE listens on these only (firewall export FW-7)\" }\n";
-const OLD_WAIVE: &str = "[[group]]\nname = \"cde\"\ntargets = [\"198.18.0.1-2\"]\nexpect = \"unreachable\"\nprofiles = [\"pci-dss-4.0\"]\n[[exception]]\ntarget = \"cde\"\nport = 25\nreason = \"r\"\napprover = \"a\"\nexpires = 2026-12-24\n";
-fn old_review(review: &str) -> String {
-    let review = if review.is_empty() { String::new() } else { format!("{review}\n") };
-        format!(
-            "[[group]]\nname = \"a\"\ntargets = [\"198.18.0.1\"]\nprofiles = [\"pci-dss-4.0\"]\nport_scope = {{ tcp = \"common\", udp = \"high-risk-udp\", justification = \"test\" }}\n[[group.allow]]\nport = 443\njustification = \"web\"\napprover = \"lead\"\n{review}"
-        )
 }
