@@ -394,30 +394,23 @@ fn messages_evidence_and_remediation() {
     assert_eq!(f.group.as_deref(), Some("cardholder"));
     let ev = f.evidence.as_ref().unwrap();
     assert_eq!((ev.state, ev.reason), (PortState::Open, Reason::SynAck));
-    assert_eq!(
-        find(&e, "198.18.0.2", Some(3389), "exception-expired").message,
-        "exception RISK-2 (policy line 69) expired on 2026-10-31: renew it with a fresh approval, or fix the exposure and remove it"
-    );
-    assert_eq!(
-        find(&e, "198.18.0.17", Some(6379), "database-internet").message,
-        "database/cache 6379/tcp (redis) is reachable from the internet — exception RISK-3 applies only in its window (days 25-31 of each month); 2026-11-24 is outside it"
-    );
-    assert_eq!(
-        find(&e, "198.18.0.2", None, "port-cap").message,
-        "4 open ports, above the cap of 3 for group 'cardholder': 22/tcp, 443/tcp, 3389/tcp, 5432/tcp"
-    );
-    assert_eq!(
-        find(&e, "198.18.0.3", Some(443), "unexpected-service").message,
-        "443/tcp is allowed for 'https' but 'ssh' answers"
-    );
-    assert_eq!(
-        find(&e, "198.18.0.17", Some(443), "tls-cert").message,
-        "the certificate of 443/tcp (https) is self-signed"
-    );
-    assert_eq!(
-        find(&e, "198.18.0.2", Some(22), "allowed-review-overdue").message,
-        "the allowance of 22/tcp (ssh) (policy line 16) was due for review on 2026-06-30"
-    );
+    // (address, port, check, message) of one finding each.
+    #[rustfmt::skip]
+    let messages = [
+        ("198.18.0.2", Some(3389), "exception-expired", "exception RISK-2 (policy line 69) expired on 2026-10-31: renew it with a fresh approval, or fix the exposure and remove it"),
+        ("198.18.0.17", Some(6379), "database-internet", "database/cache 6379/tcp (redis) is reachable from the internet — exception RISK-3 applies only in its window (days 25-31 of each month); 2026-11-24 is outside it"),
+        ("198.18.0.2", None, "port-cap", "4 open ports, above the cap of 3 for group 'cardholder': 22/tcp, 443/tcp, 3389/tcp, 5432/tcp"),
+        ("198.18.0.3", Some(443), "unexpected-service", "443/tcp is allowed for 'https' but 'ssh' answers"),
+        ("198.18.0.17", Some(443), "tls-cert", "the certificate of 443/tcp (https) is self-signed"),
+        ("198.18.0.2", Some(22), "allowed-review-overdue", "the allowance of 22/tcp (ssh) (policy line 16) was due for review on 2026-06-30"),
+    ];
+    for (ip, port, check, message) in messages {
+        assert_eq!(
+            find(&e, ip, port, check).message,
+            message,
+            "{check} on {ip}"
+        );
+    }
     assert!(
         find(&e, "198.18.0.33", Some(23), "cleartext-admin")
             .message
