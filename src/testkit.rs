@@ -217,8 +217,16 @@ impl PolicyToml {
     }
     /// `profiles = [..]` of the group.
     pub(crate) fn profiles(self, ids: &[&str]) -> Self {
-        let ids: Vec<String> = ids.iter().map(|i| format!("\"{i}\"")).collect();
-        self.line(&format!("profiles = [{}]", ids.join(", ")))
+        self.list("profiles", ids)
+    }
+    /// `tags = [..]` of the group.
+    pub(crate) fn tags(self, tags: &[&str]) -> Self {
+        self.list("tags", tags)
+    }
+    /// `key = [..]`, a list of strings.
+    fn list(self, key: &str, items: &[&str]) -> Self {
+        let items: Vec<String> = items.iter().map(|i| format!("\"{i}\"")).collect();
+        self.line(&format!("{key} = [{}]", items.join(", ")))
     }
     /// Any line, as written.
     pub(crate) fn line(mut self, line: &str) -> Self {
@@ -266,8 +274,69 @@ impl PolicyToml {
         }
         self
     }
+    /// `port_scope = { tcp, udp, justification }` of the group.
+    pub(crate) fn port_scope(self, tcp: &str, udp: &str, justification: &str) -> Self {
+        self.line(&format!(
+            "port_scope = {{ tcp = \"{tcp}\", udp = \"{udp}\", justification = \"{justification}\" }}"
+        ))
+    }
+    /// One `[[group.allow]]` a row, each after a blank line.
+    pub(crate) fn allowances(mut self, rows: &[AllowRow]) -> Self {
+        for &(port, service, justification, approver, review_by) in rows {
+            let lines = [
+                keyed("service", service, true),
+                keyed("justification", justification, true),
+                keyed("approver", approver, true),
+                keyed("review_by", review_by, false),
+            ];
+            let lines: Vec<&str> = lines.iter().flatten().map(String::as_str).collect();
+            self = self.line("").allow_only(port, &lines);
+        }
+        self
+    }
+    /// One `[[exception]]` a row, each after a blank line.
+    pub(crate) fn exceptions(mut self, rows: &[ExceptionRow]) -> Self {
+        for &(id, target, port, reason, approver, expires) in rows {
+            let lines = [
+                format!("reason = \"{reason}\""),
+                format!("approver = \"{approver}\""),
+                format!("expires = {expires}"),
+            ];
+            let lines: Vec<&str> = lines.iter().map(String::as_str).collect();
+            self = self.line("").exception(Some(id), target, port, &lines);
+        }
+        self
+    }
+    /// One `[[change]]` a row, each after a blank line; `opens` as written.
+    pub(crate) fn changes(mut self, rows: &[ChangeRow]) -> Self {
+        for &(ticket, approver, approved, target, opens) in rows {
+            self = self.line(&format!(
+                "\n[[change]]\nticket = \"{ticket}\"\napprover = \"{approver}\"\napproved = {approved}\ntarget = \"{target}\"\nopens = {opens}"
+            ));
+        }
+        self
+    }
     pub(crate) fn toml(&self) -> &str {
         &self.0
+    }
+}
+
+/// (port, service, justification, approver, review_by) of an allowance;
+/// an empty field is left out.
+pub(crate) type AllowRow<'a> = (u16, &'a str, &'a str, &'a str, &'a str);
+
+/// (id, target, port, reason, approver, expires) of an exception.
+pub(crate) type ExceptionRow<'a> = (&'a str, &'a str, u16, &'a str, &'a str, &'a str);
+
+/// (ticket, approver, approved, target, opens) of a change record.
+pub(crate) type ChangeRow<'a> = (&'a str, &'a str, &'a str, &'a str, &'a str);
+
+/// `key = value` (quoted as a string or not), or nothing for an empty value.
+fn keyed(key: &str, value: &str, quoted: bool) -> Option<String> {
+    match (value.is_empty(), quoted) {
+        (true, _) => None,
+        (false, true) => Some(format!("{key} = \"{value}\"")),
+        (false, false) => Some(format!("{key} = {value}")),
     }
 }
 
