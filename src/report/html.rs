@@ -52,7 +52,7 @@ pub const MESSAGES_UP_TO: usize = 5_000;
 /// in [`TABLE_BYTES`]; the findings pages are written only by
 /// [`render_parts`] with a folder.
 pub fn render(model: &ReportModel, evaluation: Option<&Evaluation>) -> Result<String, ReportError> {
-    let (page, table) = render_parts(model, evaluation, None)?;
+    let (page, table) = render_parts(model, evaluation, None, TABLE_BYTES)?;
     Ok(page.replacen(TABLE_SLOT, &table, 1))
 }
 
@@ -66,20 +66,22 @@ pub(crate) const TABLE_SLOT: &str = "\u{1}portwarden-table-json\u{1}";
 /// The page with [`TABLE_SLOT`] where the table's JSON goes, and that JSON.
 /// With `dir`, when the rows do not all fit in the page, every row is
 /// also written to the findings pages under `dir` ([`pages`]), which the
-/// page links.
+/// page links. `budget`: the bytes of table JSON a page holds
+/// ([`TABLE_BYTES`]).
 pub(crate) fn render_parts(
     model: &ReportModel,
     evaluation: Option<&Evaluation>,
     dir: Option<&std::path::Path>,
+    budget: usize,
 ) -> Result<(String, String), ReportError> {
     let labels = &model.text;
     let rows: Vec<&PortRow> = model.ports.iter().collect();
-    let (table, shown) = table_json(model, evaluation, &rows, "", TABLE_BYTES);
+    let (table, shown) = table_json(model, evaluation, &rows, "", budget);
     drop(rows);
     let hb = registry("index", INDEX)?;
     let mut data = context(model, labels)?;
     if let Some(dir) = dir.filter(|_| shown < model.ports.len()) {
-        let written = pages::write_pages_into(dir, model, evaluation)?;
+        let written = pages::write_pages_into(dir, model, evaluation, budget)?;
         data["finding_pages"] = pages::index_view(model, &written, shown);
     }
     let page = hb.render("index", &data).map_err(|e| ReportError::Render {

@@ -210,7 +210,7 @@ fn write_html(
         source,
     };
     let dir = path.parent().unwrap_or(Path::new("."));
-    let (page, table) = html::render_parts(model, Some(evaluation), Some(dir))?;
+    let (page, table) = html::render_parts(model, Some(evaluation), Some(dir), html::TABLE_BYTES)?;
     let (head, tail) = page.split_once(html::TABLE_SLOT).unwrap_or((&page, ""));
     let mut w = BufWriter::new(File::create(path).map_err(io)?);
     w.write_all(head.as_bytes()).map_err(io)?;

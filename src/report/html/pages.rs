@@ -1,5 +1,5 @@
 //! The findings pages: when the table's rows do not fit in index.html
-//! ([`TABLE_BYTES`]), every row is also written to a page of its asset
+//! ([`super::TABLE_BYTES`]), every row is also written to a page of its asset
 //! group and severity, `findings/g{N}-{severity}-{part}.html`, each bounded
 //! the same way and carrying its own table JSON, so the filters and the
 //! search work on it with no server. index.html keeps the most severe rows
@@ -12,7 +12,7 @@ use std::path::Path;
 
 use serde_json::{Value, json};
 
-use super::{CSS, JS, TABLE_BYTES, TIME_FORMAT, csp_hash, registry, strip_controls, table_json};
+use super::{CSS, JS, TIME_FORMAT, csp_hash, registry, strip_controls, table_json};
 use crate::model::Severity;
 use crate::policy::Evaluation;
 use crate::report::ReportError;
@@ -37,11 +37,12 @@ pub struct FindingPage {
 /// Writes the pages of every row of `model` into `dir/findings/`, by
 /// asset group (in first-seen order over the rows, most severe first) and
 /// severity (most severe first), splitting a bucket into parts of at most
-/// [`TABLE_BYTES`] of table JSON. `write` gets each page's path relative
+/// `budget` bytes ([`super::TABLE_BYTES`]) of table JSON. `write` gets each page's path relative
 /// to `dir` and its text.
 pub fn write_pages(
     model: &ReportModel,
     evaluation: Option<&Evaluation>,
+    budget: usize,
     mut write: impl FnMut(&str, &str) -> Result<(), ReportError>,
 ) -> Result<Vec<FindingPage>, ReportError> {
     let mut groups: Vec<Option<&str>> = Vec::new();
@@ -70,8 +71,7 @@ pub fn write_pages(
         let mut parts: Vec<(usize, usize, String)> = Vec::new();
         let mut at = 0;
         while at < rows.len() {
-            let (json, taken) =
-                table_json(model, evaluation, &rows[at..], "../index.html", TABLE_BYTES);
+            let (json, taken) = table_json(model, evaluation, &rows[at..], "../index.html", budget);
             parts.push((at, taken, json));
             at += taken;
         }
@@ -175,6 +175,7 @@ pub fn write_pages_into(
     dir: &Path,
     model: &ReportModel,
     evaluation: Option<&Evaluation>,
+    budget: usize,
 ) -> Result<Vec<FindingPage>, ReportError> {
     let io = |path: &Path| {
         let path = path.to_path_buf();
@@ -182,7 +183,7 @@ pub fn write_pages_into(
     };
     let sub = dir.join(FINDINGS_DIR);
     std::fs::create_dir(&sub).map_err(io(&sub))?;
-    write_pages(model, evaluation, |href, page| {
+    write_pages(model, evaluation, budget, |href, page| {
         let path = dir.join(href);
         std::fs::write(&path, page).map_err(io(&path))
     })
