@@ -1532,3 +1532,90 @@ fn page_perf_on_a_large_report() {
         search.as_f64().unwrap_or(0.0)
     );
 }
+
+/// `--compress`: every data file is `NAME.zst` and decodes to the bytes the
+/// plain audit writes; the manifest lists and `verify` checks the files as
+/// written; `portwarden fix` reads the compressed fixes; a flipped byte
+/// fails `verify`, even with the manifest re-hashed to match (the frame's
+/// checksum). report.json is schema 5 without per-row lists.
+#[test]
+fn compressed_report_verifies_reads_back_and_names_tampering() {
+    let plain = Scratch::new("plain");
+    let packed = Scratch::new("packed");
+    let a = synthetic_audit(&plain.0, "en");
+    let b = synthetic_audit_with(&packed.0, "en", &["--compress"]);
+    let manifest: Value =
+        serde_json::from_slice(&std::fs::read(b.join("manifest.json")).unwrap()).unwrap();
+    let mut data = 0;
+    for e in std::fs::read_dir(&a).unwrap() {
+        let name = e.unwrap().file_name().into_string().unwrap();
+        if !(name.ends_with(".csv") || name.ends_with(".jsonl") || name == "findings.json") {
+            assert!(b.join(&name).exists(), "{name} missing");
+            continue;
+        }
+        data += 1;
+        let zst = format!("{name}.zst");
+        assert!(!b.join(&name).exists(), "{name} left plain");
+        assert!(
+            manifest["files"][&zst].is_string(),
+            "{zst} not in the manifest"
+        );
+        let back = zstd::decode_all(std::fs::File::open(b.join(&zst)).unwrap()).unwrap();
+        let want = std::fs::read(a.join(&name)).unwrap();
+        if name == "findings.json" {
+            continue; // names the policy file, in another directory
+        }
+        assert!(back == want, "{name} differs once decompressed");
+    }
+    assert!(data >= 7, "{data}");
+    let report: Value =
+        serde_json::from_slice(&std::fs::read(b.join("report.json")).unwrap()).unwrap();
+    assert_eq!(report["schema_version"], 5);
+    assert!(report.get("ports").is_none() && report.get("inventory").is_none());
+    let verify = |dir: &Path| Command::new(EXE).arg("verify").arg(dir).output().unwrap();
+    let ok = verify(&b);
+    assert_eq!(ok.status.code(), Some(0), "{}", text(&ok.stdout));
+    // `portwarden fix` reads fixes.jsonl.zst.
+    let id = report["fix_groups"][0]["finding_ids"][0].as_str().unwrap();
+    let fix = Command::new(EXE)
+        .args(["fix", "--report"])
+        .arg(&b)
+        .arg(id)
+        .output()
+        .unwrap();
+    assert_eq!(fix.status.code(), Some(0), "{}", text(&fix.stderr));
+    assert!(!fix.stdout.is_empty());
+    // Tamper inside the frame, then re-hash the manifest to match.
+    let path = b.join("findings.jsonl.zst");
+    let mut bytes = std::fs::read(&path).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0x20;
+    std::fs::write(&path, &bytes).unwrap();
+    let bad = verify(&b);
+    assert_ne!(bad.status.code(), Some(0));
+    assert!(
+        text(&bad.stdout).contains("findings.jsonl.zst"),
+        "{}",
+        text(&bad.stdout)
+    );
+    let mut m = manifest.clone();
+    m["files"]["findings.jsonl.zst"] = json!(portwarden::report::evidence::sha256_hex(&bytes));
+    m["sizes"]["findings.jsonl.zst"] = json!(bytes.len());
+    std::fs::write(
+        b.join("manifest.json"),
+        serde_json::to_vec_pretty(&m).unwrap(),
+    )
+    .unwrap();
+    let rehashed = verify(&b);
+    assert_ne!(
+        rehashed.status.code(),
+        Some(0),
+        "{}",
+        text(&rehashed.stdout)
+    );
+    assert!(
+        text(&rehashed.stdout).contains("ALTERED  findings.jsonl.zst"),
+        "{}",
+        text(&rehashed.stdout)
+    );
+}
