@@ -308,7 +308,7 @@ pub(crate) fn context(model: &ReportModel, labels: &Labels) -> Result<Value, Rep
             },
         },
         "frameworks": frameworks_view(model),
-        "assets_view": super::assets::html_view(model),
+        "assets_view": model.assets_view.clone(),
         "fix_names": model.fix_groups.iter().map(|g| (g.anchor.clone(), g.name.clone())).collect::<HashMap<_, _>>(),
         "top": top,
         "top_hint": labels.fmt("ui.top_hint", &[("n", &top_len(model).to_string()), ("total", &total_rows.to_string())]),

@@ -164,7 +164,12 @@ pub fn write_bundle_with(
     tables::write_findings_jsonl(&dir.join("findings.jsonl"), &input.evaluation.findings, &cx)?;
     tables::write_inventory(&dir.join("inventory.csv"), &model, labels, bom)?;
     tables::write_compliance(&dir.join("compliance.csv"), &model, bom)?;
-    assets::write_assets(&dir.join("assets.csv"), &model, bom)?;
+    assets::write_assets(
+        &dir.join("assets.csv"),
+        labels,
+        &input.evaluation.assets,
+        bom,
+    )?;
     if let Some(chromium) = &options.pdf_with {
         let paper = options
             .paper

@@ -223,11 +223,12 @@ pub struct ReportModel {
     /// report.json since schema 5: inventory.csv lists them.
     #[serde(skip_serializing, default)]
     pub inventory: Vec<InventoryRow>,
-    /// Per reported profile: each asset (测评对象) × each requirement, as
-    /// the policy decided it (schema 4). Not in report.json since schema
-    /// 5: assets.csv lists them.
-    #[serde(skip_serializing, default)]
-    pub assets: Vec<crate::model::ProfileAssets>,
+    /// The page's section of results per asset (测评对象, the 等保
+    /// profiles, bounded): built from `Evaluation.assets`, which is not
+    /// copied (all of it is in assets.csv; report.json has none since
+    /// schema 5).
+    #[serde(skip)]
+    pub assets_view: serde_json::Value,
     /// The labels of check ids, severities and statuses in the report's language.
     pub labels: BTreeMap<String, String>,
     /// Every label of the report's language, for the renderers.
@@ -653,6 +654,7 @@ impl ReportModel {
         );
         let exceptions = build_exceptions(input, labels);
         let inventory = build_inventory(input, &names);
+        let assets_view = super::assets::html_view(labels, &compliance, &input.evaluation.assets);
         let mut label_map = BTreeMap::new();
         for prefix in [
             "check.",
@@ -678,7 +680,7 @@ impl ReportModel {
             first,
             exceptions,
             inventory,
-            assets: input.evaluation.assets.clone(),
+            assets_view,
             labels: label_map,
             text: labels.clone(),
         })
