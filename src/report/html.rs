@@ -125,7 +125,8 @@ pub fn platform_href(platform: &str, anchor: &str) -> String {
 pub const PLATFORM_DIR: &str = "fixes";
 
 /// One page per platform: every fix group's commands for that platform,
-/// naming every host, most severe group first. Calls `write` with the
+/// naming its first [`PAGE_HOSTS`] hosts as index.html does (the full
+/// texts are in fixes.jsonl, once), most severe group first. Calls `write` with the
 /// platform id and the page, one page at a time (at a /16 a page is a few
 /// MB; all of them together are tens).
 pub fn render_platform_pages(
@@ -152,8 +153,19 @@ pub fn render_platform_pages(
             .fix_groups
             .iter()
             .filter_map(|g| {
-                let p = g.fix.platforms.iter().find(|p| p.platform == id)?;
+                // Cut to PAGE_HOSTS hosts like the cards: the full texts
+                // are written once, in fixes.jsonl (`portwarden fix`).
+                let p = g.fix.page_fixes().iter().find(|p| p.platform == id)?;
                 let more = g.fix.hosts.len().saturating_sub(FIX_HOSTS_SHOWN);
+                let cut = g.fix.page_is_cut().then(|| {
+                    labels.fmt(
+                        "ui.page_hosts_cut",
+                        &[
+                            ("shown", &PAGE_HOSTS.to_string()),
+                            ("n", &g.fix.hosts.len().to_string()),
+                        ],
+                    )
+                });
                 Some(json!({
                     "key": g.anchor,
                     "name": g.name,
@@ -167,6 +179,7 @@ pub fn render_platform_pages(
                     "hosts_label": hosts_label(labels, g.fix.hosts.len()),
                     "more": if more > 0 { labels.fmt("ui.and_more_hosts_here", &[("n", &more.to_string())]) } else { String::new() },
                     "panel": to(p),
+                    "cut": cut,
                 }))
             })
             .collect();
