@@ -12,10 +12,11 @@ use super::DEFAULT_AUDIT_PORTS;
 use super::imports::{self, imported_ports, imported_targets};
 use super::rulebook::Rulebook;
 use super::{AuditRequest, Cancelled, off_thread};
-use crate::identify::{Identifier, IdentifyConfig, ProbeSet};
+use crate::identify::{Identifier, IdentifyConfig};
 use crate::model::{Observation, Proto, ScanEvent, ScanKind, Severity};
 use crate::policy::Policy;
 use crate::report;
+use crate::rules::ProbeSet;
 use crate::rules::{Catalogue, Rules};
 use crate::scan::{self, ScanConfig, ScanSummary};
 use crate::target::{PortSet, TargetOptions, Targets};
@@ -64,17 +65,14 @@ pub async fn prepare(scope: &Scope) -> Result<Prepared> {
 /// Resolves targets and ports with rules loaded once by the caller.
 pub async fn prepare_with(scope: &Scope, rules: &Rules) -> Result<Prepared> {
     let catalogue = rules.ports.clone();
-    let probes = ProbeSet::parse(&rules.probes.text, &rules.probes.origin)?;
+    let probes = rules.probes.clone();
     let ports = PortSet::parse(&scope.ports, &catalogue)?;
     let opts = TargetOptions {
         allow_large: scope.allow_large,
     };
     let targets = Targets::resolve(&scope.targets, &scope.excludes, &opts).await?;
     let udp = scan::udp::UdpOptions {
-        payloads: scan::udp::payloads::Payloads::parse(
-            &rules.udp_payloads.text,
-            &rules.udp_payloads.origin,
-        )?,
+        payloads: rules.udp_payloads.clone(),
         priority: catalogue
             .entries()
             .iter()
@@ -275,10 +273,11 @@ pub(super) async fn import_step(
         let req = Arc::clone(req);
         let rules = rulebook.rules.clone();
         let trusted = imports::trusted(&rulebook.policy);
+        let segments = crate::policy::Segments::of(&rulebook.policy);
         off_thread(&req.cancel.clone(), move || {
             let bundles = imports::check(&req, &trusted)?;
             let mut collected = import_audit(&req, &rules)?;
-            imports::by_vantage(&bundles, &req, &mut collected)?;
+            imports::by_vantage(&bundles, &req, &segments, &mut collected)?;
             Ok((collected, bundles))
         })
         .await?

@@ -25,7 +25,7 @@
 
 mod calendar;
 pub mod drift;
-pub mod metrics;
+pub(crate) mod metrics;
 mod open;
 mod verify;
 
