@@ -342,7 +342,7 @@ fn mlps2_extensions_sit_beside_their_level_with_results_per_asset() {
     let cell = |id: &str| {
         let prefix = "soc2-2017,198.18.7.1,";
         csv.lines()
-            .find(|l| l.starts_with(&prefix) && l[prefix.len()..].split(',').nth(1) == Some(id))
+            .find(|l| l.starts_with(prefix) && l[prefix.len()..].split(',').nth(1) == Some(id))
             .unwrap_or_else(|| panic!("soc2-2017 198.18.7.1 {id}"))
             .split(',')
             .nth(4)
