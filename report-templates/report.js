@@ -191,7 +191,7 @@
       var fx = cell(tr, 6);
       if (r[10] >= 0) {
         var a = el("a", "fixlink", D.fn[r[10]] || D.fx[r[10]]);
-        a.href = "#" + D.fx[r[10]];
+        a.href = (D.base || "") + "#" + D.fx[r[10]];
         fx.appendChild(a);
       }
       frag.appendChild(tr);

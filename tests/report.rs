@@ -66,7 +66,6 @@ const FILES: &[&str] = &[
     "index.html",
     "report.json",
     "findings.csv",
-    "finding_controls.csv",
     "findings.jsonl",
     "fixes.jsonl",
     "inventory.csv",
@@ -158,10 +157,19 @@ fn audit_writes_a_verifiable_bundle_and_verify_names_tampering() {
         assert!(out.join(f).is_file(), "{f} missing");
     }
 
-    let report: Value =
+    let report: Value = report_with_rows(&out);
+    // 5: no per-row lists (`ports`, `inventory`, `assets`: findings.jsonl,
+    // inventory.csv and assets.csv hold them; issue 21).
+    assert_eq!(report["schema_version"], 5);
+    let raw: Value =
         serde_json::from_slice(&std::fs::read(out.join("report.json")).unwrap()).unwrap();
-    // 4: the results per asset (`assets`, issue 19).
-    assert_eq!(report["schema_version"], 4);
+    for k in ["ports", "inventory", "assets"] {
+        assert!(raw.get(k).is_none(), "report.json still has {k}");
+    }
+    for k in ["summary", "compliance", "fix_groups", "charts", "first"] {
+        assert!(raw.get(k).is_some(), "report.json lost {k}");
+    }
+    assert!(!out.join("finding_controls.csv").exists());
     assert_eq!(report["scope"]["operator"], "<b>auditor</b>");
     assert_eq!(report["scope"]["tool_version"], env!("CARGO_PKG_VERSION"));
     assert_eq!(report["summary"]["open_ports"], 2);
@@ -621,6 +629,71 @@ fn synthetic_audit_with(dir: &Path, lang: &str, extra: &[&str]) -> PathBuf {
 const VISIBLE_ROWS: &str = "return document.querySelectorAll('#findings-table tbody tr').length";
 const FILTER_COUNT: &str = "return document.getElementById('f-count').textContent";
 
+/// report.json with the lists schema 5 leaves to other files put back for
+/// the checks below: `ports` from the page's table JSON (each check's
+/// exception from findings.jsonl), `inventory` from inventory.csv.
+fn report_with_rows(out: &Path) -> Value {
+    let mut report: Value =
+        serde_json::from_slice(&std::fs::read(out.join("report.json")).unwrap()).unwrap();
+    let html = std::fs::read_to_string(out.join("index.html")).unwrap();
+    let tag = "id=\"table-data\">";
+    let start = html.find(tag).unwrap() + tag.len();
+    let end = start + html[start..].find("</script>").unwrap();
+    let t: Value = serde_json::from_str(&html[start..end]).unwrap();
+    let mut exceptions = std::collections::HashMap::new();
+    for l in std::fs::read_to_string(out.join("findings.jsonl"))
+        .unwrap()
+        .lines()
+    {
+        let f: Value = serde_json::from_str(l).unwrap();
+        exceptions.insert(
+            f["id"].as_str().unwrap().to_string(),
+            f["exception"].clone(),
+        );
+    }
+    let at = |dict: &str, i: &Value| match i.as_i64() {
+        Some(i) if i >= 0 => t[dict][i as usize].clone(),
+        _ => Value::Null,
+    };
+    let rows: Vec<Value> = t["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            let checks: Vec<Value> = r[8]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|c| json!({"check": t["ck"][c[0].as_u64().unwrap() as usize][0], "exception": exceptions[c[3].as_str().unwrap()]}))
+                .collect();
+            json!({"ip": r[0], "service": r[4], "group": at("gr", &r[5]), "controls": r[9], "fix": at("fx", &r[10]), "checks": checks})
+        })
+        .collect();
+    report["ports"] = Value::Array(rows);
+    let mut inv = csv::Reader::from_path(out.join("inventory.csv")).unwrap();
+    let header: Vec<String> = inv
+        .headers()
+        .unwrap()
+        .iter()
+        .map(|h| h.replace("host", "ip"))
+        .collect();
+    let inventory: Vec<Value> = inv
+        .records()
+        .map(|r| {
+            let r = r.unwrap();
+            Value::Object(
+                header
+                    .iter()
+                    .cloned()
+                    .zip(r.iter().map(|c| json!(c)))
+                    .collect(),
+            )
+        })
+        .collect();
+    report["inventory"] = Value::Array(inventory);
+    report
+}
+
 /// Rows (host:port) of report.json whose checks map to `control`.
 fn rows_with_control(report: &Value, control: &str) -> Vec<Value> {
     let sets = report["control_sets"].as_array().unwrap();
@@ -647,8 +720,7 @@ fn browser_check(lang: &str) {
     };
     let scratch = Scratch::new(&format!("browser-{lang}"));
     let out = synthetic_audit(&scratch.0, lang);
-    let report: Value =
-        serde_json::from_slice(&std::fs::read(out.join("report.json")).unwrap()).unwrap();
+    let report: Value = report_with_rows(&out);
     let rows = report["ports"].as_array().unwrap();
     let total = rows.len();
     assert!(total > 100, "{total}");
@@ -859,8 +931,7 @@ fn report_page_reads_with_javascript_off_in_chromium() {
     };
     let scratch = Scratch::new("browser-nojs");
     let (out, _) = audit(&scratch.0, "en");
-    let report: Value =
-        serde_json::from_slice(&std::fs::read(out.join("report.json")).unwrap()).unwrap();
+    let report: Value = report_with_rows(&out);
     let total = report["ports"].as_array().unwrap().len();
     driver.go(&format!("file://{}", out.join("index.html").display()));
     let displayed = |css: &str| -> Vec<bool> {
@@ -1379,8 +1450,7 @@ expires = 2020-01-31
     let stdout = text(&run.stdout);
     assert!(stdout.starts_with("严重程度"), "{stdout}");
     assert!(stdout.contains("报告："), "{stdout}");
-    let report: Value =
-        serde_json::from_slice(&std::fs::read(out.join("report.json")).unwrap()).unwrap();
+    let report: Value = report_with_rows(&out);
     let html = std::fs::read_to_string(out.join("index.html")).unwrap();
     let allowed = identifiers(&report);
     let words = english_words(&visible_text(&html), &allowed);
@@ -1460,5 +1530,108 @@ fn page_perf_on_a_large_report() {
         nav[1].as_f64().unwrap_or(0.0),
         filter.as_f64().unwrap_or(0.0),
         search.as_f64().unwrap_or(0.0)
+    );
+}
+
+/// `--compress`: every data file is `NAME.zst` and decodes to the bytes the
+/// plain audit writes; the manifest lists and `verify` checks the files as
+/// written; `portwarden fix` reads the compressed fixes; a flipped byte
+/// fails `verify`, even with the manifest re-hashed to match (the frame's
+/// checksum). report.json is schema 5 without per-row lists.
+#[test]
+fn compressed_report_verifies_reads_back_and_names_tampering() {
+    let scratch = Scratch::new("packed");
+    let a = synthetic_audit(&scratch.0, "en");
+    // The same input, policy and day (messages name the policy file).
+    let b = scratch.0.join("packed");
+    let run = Command::new(EXE)
+        .args([
+            "audit",
+            "--no-store",
+            "--as-of",
+            "2026-11-24",
+            "--lang",
+            "en",
+        ])
+        .arg("--from-jsonl")
+        .arg(scratch.0.join("observations.jsonl"))
+        .arg("--policy")
+        .arg(scratch.0.join("policy.toml"))
+        .arg("--out")
+        .arg(&b)
+        .arg("--compress")
+        .output()
+        .unwrap();
+    assert_eq!(run.status.code(), Some(1), "{}", text(&run.stderr));
+    let manifest: Value =
+        serde_json::from_slice(&std::fs::read(b.join("manifest.json")).unwrap()).unwrap();
+    let mut data = 0;
+    for e in std::fs::read_dir(&a).unwrap() {
+        let name = e.unwrap().file_name().into_string().unwrap();
+        if !(name.ends_with(".csv") || name.ends_with(".jsonl") || name == "findings.json") {
+            assert!(b.join(&name).exists(), "{name} missing");
+            continue;
+        }
+        data += 1;
+        let zst = format!("{name}.zst");
+        assert!(!b.join(&name).exists(), "{name} left plain");
+        assert!(
+            manifest["files"][&zst].is_string(),
+            "{zst} not in the manifest"
+        );
+        let back = zstd::decode_all(std::fs::File::open(b.join(&zst)).unwrap()).unwrap();
+        let want = std::fs::read(a.join(&name)).unwrap();
+        assert!(back == want, "{name} differs once decompressed");
+    }
+    assert!(data >= 7, "{data}");
+    let report: Value =
+        serde_json::from_slice(&std::fs::read(b.join("report.json")).unwrap()).unwrap();
+    assert_eq!(report["schema_version"], 5);
+    assert!(report.get("ports").is_none() && report.get("inventory").is_none());
+    let verify = |dir: &Path| Command::new(EXE).arg("verify").arg(dir).output().unwrap();
+    let ok = verify(&b);
+    assert_eq!(ok.status.code(), Some(0), "{}", text(&ok.stdout));
+    // `portwarden fix` reads fixes.jsonl.zst.
+    let id = report["fix_groups"][0]["finding_ids"][0].as_str().unwrap();
+    let fix = Command::new(EXE)
+        .args(["fix", "--report"])
+        .arg(&b)
+        .arg(id)
+        .output()
+        .unwrap();
+    assert_eq!(fix.status.code(), Some(0), "{}", text(&fix.stderr));
+    assert!(!fix.stdout.is_empty());
+    // Tamper inside the frame, then re-hash the manifest to match.
+    let path = b.join("findings.jsonl.zst");
+    let mut bytes = std::fs::read(&path).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0x20;
+    std::fs::write(&path, &bytes).unwrap();
+    let bad = verify(&b);
+    assert_ne!(bad.status.code(), Some(0));
+    assert!(
+        text(&bad.stdout).contains("findings.jsonl.zst"),
+        "{}",
+        text(&bad.stdout)
+    );
+    let mut m = manifest.clone();
+    m["files"]["findings.jsonl.zst"] = json!(portwarden::report::evidence::sha256_hex(&bytes));
+    m["sizes"]["findings.jsonl.zst"] = json!(bytes.len());
+    std::fs::write(
+        b.join("manifest.json"),
+        serde_json::to_vec_pretty(&m).unwrap(),
+    )
+    .unwrap();
+    let rehashed = verify(&b);
+    assert_ne!(
+        rehashed.status.code(),
+        Some(0),
+        "{}",
+        text(&rehashed.stdout)
+    );
+    assert!(
+        text(&rehashed.stdout).contains("ALTERED  findings.jsonl.zst"),
+        "{}",
+        text(&rehashed.stdout)
     );
 }

@@ -113,6 +113,14 @@ pub fn generate(dir: &Path, s: &Scale) -> usize {
         }
     }
     std::fs::write(dir.join("observations.jsonl"), out).unwrap();
+    write_policy(dir, &format!("/{}", s.prefix), base, hosts);
+    open
+}
+
+/// The three-group policy over `hosts` addresses from `base`: a PCI
+/// cardholder segment (the first quarter), an internet DMZ (the second),
+/// an office (the third); the rest unmanaged.
+fn write_policy(dir: &Path, name: &str, base: u32, hosts: u32) {
     // Groups: a PCI cardholder segment (the first /4 of the range), an
     // internet DMZ (the next /4), an office (the next /4); the rest unmanaged.
     let quarter = |q: u32| {
@@ -122,7 +130,7 @@ pub fn generate(dir: &Path, s: &Scale) -> usize {
         format!("{lo}-{hi}")
     };
     let policy = format!(
-        r#"name = "bench /{p}"
+        r#"name = "bench {p}"
 
 [[group]]
 name = "cardholder"
@@ -175,13 +183,68 @@ reason = "vendor support"
 approver = "ciso"
 expires = 2026-12-31
 "#,
-        p = s.prefix,
+        p = name,
         cde = quarter(0),
         dmz = quarter(1),
         office = quarter(2),
         cde_first = std::net::Ipv4Addr::from(base + 1),
     );
     std::fs::write(dir.join("policy.toml"), policy).unwrap();
+}
+
+/// A large scale: `hosts` live hosts from 10.0.0.1 (an import only:
+/// nothing is sent to them), each with exactly `ports` open ports of
+/// [`PORTS`] (every one, in order, then the first again: at most 20).
+pub struct Big {
+    pub name: &'static str,
+    pub hosts: u32,
+    pub ports: usize,
+}
+
+/// The issue's scales: 1.2 and 4 million open ports (opt-in in the bench).
+pub const BIG: [Big; 2] = [
+    Big {
+        name: "120k",
+        hosts: 120_000,
+        ports: 10,
+    },
+    Big {
+        name: "400k",
+        hosts: 400_000,
+        ports: 10,
+    },
+];
+
+/// Writes a [`Big`] scale's `observations.jsonl` (streamed: 4 million
+/// lines are half a GB) and its policy; returns the open pairs written.
+pub fn generate_big(dir: &Path, b: &Big) -> usize {
+    use std::io::Write as _;
+    let base = u32::from(std::net::Ipv4Addr::new(10, 0, 0, 0));
+    let file = std::fs::File::create(dir.join("observations.jsonl")).unwrap();
+    let mut w = std::io::BufWriter::new(file);
+    let mut rng = Rng(0x9E37_79B9_7F4A_7C15 ^ u64::from(b.hosts));
+    let mut open = 0;
+    for h in 1..=b.hosts {
+        let ip = std::net::Ipv4Addr::from(base + h);
+        let first = rng.below(PORTS.len() as u64) as usize;
+        let mut chosen: Vec<u16> = (0..b.ports.min(PORTS.len()))
+            .map(|i| PORTS[(first + i) % PORTS.len()].0)
+            .collect();
+        chosen.sort_unstable();
+        for port in chosen {
+            writeln!(
+                w,
+                r#"{{"ip":"{ip}","port":{port},"proto":"tcp","state":"open","reason":"syn-ack","rtt_ms":0.4,"time":"2026-11-24T21:40:00.000Z","tries":1}}"#
+            )
+            .unwrap();
+            open += 1;
+        }
+    }
+    w.flush().unwrap();
+    // The range the hosts span, rounded up to a power of two (with the
+    // network and broadcast addresses, as `generate` counts them).
+    let span = (b.hosts + 2).next_power_of_two();
+    write_policy(dir, b.name, base, span - 2);
     open
 }
 

@@ -67,6 +67,7 @@ pub(super) fn render(
                 csv_bom: req.csv_bom,
                 pdf_with: req.pdf_with.clone(),
                 paper: req.paper,
+                compress: req.compress,
             },
         )?;
         Ok(())

@@ -57,6 +57,8 @@ pub struct AuditRequest {
     pub cancel: Cancel,
     /// Start the report's CSV files with a UTF-8 BOM (always for zh-CN).
     pub csv_bom: bool,
+    /// `--compress`: the report's data files as zstd.
+    pub compress: bool,
     /// Also print `report.pdf` with this Chromium.
     pub pdf_with: Option<PathBuf>,
     /// The PDF's paper (`None`: A4 for zh-CN, Letter otherwise).

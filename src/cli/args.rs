@@ -346,6 +346,9 @@ pub struct AuditCmd {
     /// Start the report's CSV files with a UTF-8 byte-order mark, for Excel (always on with --lang zh-CN).
     #[arg(long)]
     pub csv_bom: bool,
+    /// Write the report's data files (every .jsonl and .csv, and findings.json) zstd-compressed as NAME.zst; the manifest lists and signs them as written, and `portwarden verify` checks each decodes whole.
+    #[arg(long)]
+    pub compress: bool,
     /// Also write report.pdf, the printed executive report, with headless Chromium (PORTWARDEN_CHROMIUM, or chromium / google-chrome on PATH); without one the audit stops before scanning.
     #[arg(long)]
     pub pdf: bool,

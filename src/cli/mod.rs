@@ -338,6 +338,7 @@ fn audit_request(cmd: &AuditCmd) -> Result<AuditRequest> {
         sign_key: cmd.sign_key.clone(),
         cancel: Cancel::new(),
         csv_bom: cmd.csv_bom,
+        compress: cmd.compress,
         vantage: cmd.vantage.clone(),
         udp_monlist: cmd.udp_monlist,
         lab_vantage: lab_vantage()?,

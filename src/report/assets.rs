@@ -8,8 +8,21 @@ use std::path::Path;
 use serde_json::{Value, json};
 
 use super::ReportError;
-use super::model::ReportModel;
+use super::i18n::Labels;
+use super::model::FrameworkReport;
 use super::tables::Sheet;
+use crate::model::{AssetStatus, ProfileAssets};
+
+/// Every status, for their labels.
+const STATUSES: [AssetStatus; 7] = [
+    AssetStatus::Met,
+    AssetStatus::PartlyMet,
+    AssetStatus::NotMet,
+    AssetStatus::NotApplicable,
+    AssetStatus::NotAssessed,
+    AssetStatus::Incomplete,
+    AssetStatus::Accepted,
+];
 
 /// The header of `assets.csv`.
 pub(super) const ASSETS_HEADER: &[&str] = &[
@@ -28,9 +41,23 @@ pub(super) const ASSETS_HEADER: &[&str] = &[
 pub const HTML_ASSETS: usize = 500;
 
 /// `assets.csv`: one row per profile × asset × requirement.
-pub(super) fn write_assets(path: &Path, m: &ReportModel, bom: bool) -> Result<(), ReportError> {
+pub(super) fn write_assets(
+    path: &Path,
+    labels: &Labels,
+    assets: &[ProfileAssets],
+    bom: bool,
+) -> Result<(), ReportError> {
     let mut sheet = Sheet::create(path, bom, ASSETS_HEADER)?;
-    for pa in &m.assets {
+    let status: std::collections::HashMap<&str, String> = STATUSES
+        .iter()
+        .map(|s| {
+            (
+                s.as_str(),
+                labels.get(&format!("asset_status.{}", s.as_str())),
+            )
+        })
+        .collect();
+    for pa in assets {
         for a in &pa.assets {
             let ip = a.ip.to_string();
             let group = a.group.clone().unwrap_or_default();
@@ -41,7 +68,7 @@ pub(super) fn write_assets(path: &Path, m: &ReportModel, bom: bool) -> Result<()
                     &group,
                     &c.requirement,
                     c.status.as_str(),
-                    &m.text.get(&format!("asset_status.{}", c.status.as_str())),
+                    status.get(c.status.as_str()).map_or("", String::as_str),
                     &c.findings.join(" "),
                     c.reason.as_deref().unwrap_or(""),
                 ])?;
@@ -53,14 +80,16 @@ pub(super) fn write_assets(path: &Path, m: &ReportModel, bom: bool) -> Result<()
 
 /// The HTML section's data: the 等保 profiles (whose 测评 results are
 /// given per object), each a table of assets × requirements.
-pub(super) fn html_view(m: &ReportModel) -> Value {
-    let views: Vec<Value> = m
-        .assets
+pub(super) fn html_view(
+    labels: &Labels,
+    compliance: &[FrameworkReport],
+    assets: &[ProfileAssets],
+) -> Value {
+    let views: Vec<Value> = assets
         .iter()
         .filter(|pa| pa.profile.starts_with("mlps2-") && !pa.assets.is_empty())
         .map(|pa| {
-            let name = m
-                .compliance
+            let name = compliance
                 .iter()
                 .find(|f| f.id == pa.profile)
                 .map_or(pa.profile.clone(), |f| f.name.clone());
@@ -80,7 +109,7 @@ pub(super) fn html_view(m: &ReportModel) -> Value {
                         .map(|c| {
                             json!({
                                 "status": c.status.as_str(),
-                                "label": m.text.get(&format!("asset_status.{}", c.status.as_str())),
+                                "label": labels.get(&format!("asset_status.{}", c.status.as_str())),
                                 "findings": c.findings.join(" "),
                                 "why": c.reason.clone().unwrap_or_default(),
                             })
@@ -90,7 +119,7 @@ pub(super) fn html_view(m: &ReportModel) -> Value {
                 })
                 .collect();
             let more = (pa.assets.len() > HTML_ASSETS).then(|| {
-                m.text.fmt(
+                labels.fmt(
                     "label.assets_more",
                     &[
                         ("shown", &HTML_ASSETS.to_string()),

@@ -35,8 +35,9 @@ const CSS: &str = include_str!("../../report-templates/report.css");
 const JS: &str = include_str!("../../report-templates/report.js");
 const FIXES: &str = include_str!("../../report-templates/fixes.hbs");
 /// Partials of the page (and of the print layout).
-pub(crate) const PARTIALS: [(&str, &str); 2] = [
+pub(crate) const PARTIALS: [(&str, &str); 3] = [
     ("limits", include_str!("../../report-templates/limits.hbs")),
+    ("live", include_str!("../../report-templates/live.hbs")),
     ("req", include_str!("../../report-templates/req.hbs")),
 ];
 
@@ -47,9 +48,11 @@ const TIME_FORMAT: &str = "%Y-%m-%d %H:%M:%S UTC";
 pub const MESSAGES_UP_TO: usize = 5_000;
 
 /// Renders `index.html` for a model. `evaluation`, when given, supplies the
-/// finding messages for small audits.
+/// finding messages for small audits. The table holds the rows that fit
+/// in [`TABLE_BYTES`]; the findings pages are written only by
+/// [`render_parts`] with a folder.
 pub fn render(model: &ReportModel, evaluation: Option<&Evaluation>) -> Result<String, ReportError> {
-    let (page, table) = render_parts(model, evaluation)?;
+    let (page, table) = render_parts(model, evaluation, None, TABLE_BYTES)?;
     Ok(page.replacen(TABLE_SLOT, &table, 1))
 }
 
@@ -61,18 +64,31 @@ pub fn render(model: &ReportModel, evaluation: Option<&Evaluation>) -> Result<St
 pub(crate) const TABLE_SLOT: &str = "\u{1}portwarden-table-json\u{1}";
 
 /// The page with [`TABLE_SLOT`] where the table's JSON goes, and that JSON.
+/// With `dir`, when the rows do not all fit in the page, every row is
+/// also written to the findings pages under `dir` ([`pages`]), which the
+/// page links. `budget`: the bytes of table JSON a page holds
+/// ([`TABLE_BYTES`]).
 pub(crate) fn render_parts(
     model: &ReportModel,
     evaluation: Option<&Evaluation>,
+    dir: Option<&std::path::Path>,
+    budget: usize,
 ) -> Result<(String, String), ReportError> {
     let labels = &model.text;
+    let rows: Vec<&PortRow> = model.ports.iter().collect();
+    let (table, shown) = table_json(model, evaluation, &rows, "", budget);
+    drop(rows);
     let hb = registry("index", INDEX)?;
-    let data = context(model, labels)?;
+    let mut data = context(model, labels)?;
+    if let Some(dir) = dir.filter(|_| shown < model.ports.len()) {
+        let written = pages::write_pages_into(dir, model, evaluation, budget)?;
+        data["finding_pages"] = pages::index_view(model, &written, shown);
+    }
     let page = hb.render("index", &data).map_err(|e| ReportError::Render {
         file: "index.html".into(),
         message: e.to_string(),
     })?;
-    Ok((page, table_json(model, labels, evaluation)))
+    Ok((page, table))
 }
 
 /// A handlebars registry that escapes as [`esc`] does: `& < > " '` (every
@@ -109,7 +125,8 @@ pub fn platform_href(platform: &str, anchor: &str) -> String {
 pub const PLATFORM_DIR: &str = "fixes";
 
 /// One page per platform: every fix group's commands for that platform,
-/// naming every host, most severe group first. Calls `write` with the
+/// naming its first [`PAGE_HOSTS`] hosts as index.html does (the full
+/// texts are in fixes.jsonl, once), most severe group first. Calls `write` with the
 /// platform id and the page, one page at a time (at a /16 a page is a few
 /// MB; all of them together are tens).
 pub fn render_platform_pages(
@@ -136,8 +153,19 @@ pub fn render_platform_pages(
             .fix_groups
             .iter()
             .filter_map(|g| {
-                let p = g.fix.platforms.iter().find(|p| p.platform == id)?;
+                // Cut to PAGE_HOSTS hosts like the cards: the full texts
+                // are written once, in fixes.jsonl (`portwarden fix`).
+                let p = g.fix.page_fixes().iter().find(|p| p.platform == id)?;
                 let more = g.fix.hosts.len().saturating_sub(FIX_HOSTS_SHOWN);
+                let cut = g.fix.page_is_cut().then(|| {
+                    labels.fmt(
+                        "ui.page_hosts_cut",
+                        &[
+                            ("shown", &PAGE_HOSTS.to_string()),
+                            ("n", &g.fix.hosts.len().to_string()),
+                        ],
+                    )
+                });
                 Some(json!({
                     "key": g.anchor,
                     "name": g.name,
@@ -151,6 +179,7 @@ pub fn render_platform_pages(
                     "hosts_label": hosts_label(labels, g.fix.hosts.len()),
                     "more": if more > 0 { labels.fmt("ui.and_more_hosts_here", &[("n", &more.to_string())]) } else { String::new() },
                     "panel": to(p),
+                    "cut": cut,
                 }))
             })
             .collect();
@@ -292,7 +321,7 @@ pub(crate) fn context(model: &ReportModel, labels: &Labels) -> Result<Value, Rep
             },
         },
         "frameworks": frameworks_view(model),
-        "assets_view": super::assets::html_view(model),
+        "assets_view": model.assets_view.clone(),
         "fix_names": model.fix_groups.iter().map(|g| (g.anchor.clone(), g.name.clone())).collect::<HashMap<_, _>>(),
         "top": top,
         "top_hint": labels.fmt("ui.top_hint", &[("n", &top_len(model).to_string()), ("total", &total_rows.to_string())]),
@@ -515,13 +544,26 @@ fn frameworks_of(controls: &[String]) -> Vec<String> {
     out
 }
 
-/// The whole table as one compact JSON document: dictionaries (checks,
-/// statuses, groups, control sets, fix keys) and one array per row.
-fn table_json(model: &ReportModel, labels: &Labels, evaluation: Option<&Evaluation>) -> String {
-    let mut checks: Vec<&str> = Vec::new();
-    let mut check_ix: HashMap<&str, usize> = HashMap::new();
-    let mut groups: Vec<&str> = Vec::new();
-    let mut group_ix: HashMap<&str, usize> = HashMap::new();
+/// Bytes of table JSON one page holds (index.html or a findings page):
+/// with the rest of the page, which is bounded on its own, index.html
+/// stays under 20 MB at any scale. Rows beyond go to the findings pages
+/// ([`pages`]).
+pub const TABLE_BYTES: usize = 12_000_000;
+
+/// The table of `rows` as one compact JSON document: dictionaries (checks,
+/// statuses, groups, control sets, fix keys) and one array per row. Takes
+/// rows in order while their JSON fits in `budget` bytes (at least one);
+/// returns the document and how many rows it took. `base` is where fix
+/// anchors are (`""`: this page; `../index.html` from a findings page).
+pub(crate) fn table_json(
+    model: &ReportModel,
+    evaluation: Option<&Evaluation>,
+    rows: &[&PortRow],
+    base: &str,
+    budget: usize,
+) -> (String, usize) {
+    let labels = &model.text;
+    let mut dict = TableDict::default();
     let fixes: HashMap<&str, usize> = model
         .fix_groups
         .iter()
@@ -539,60 +581,156 @@ fn table_json(model: &ReportModel, labels: &Labels, evaluation: Option<&Evaluati
                 })
                 .collect()
         });
-    let statuses = [
-        FindingStatus::Fail,
-        FindingStatus::Waived,
-        FindingStatus::ExpiredWaiver,
-    ];
+    let mut body = String::new();
+    let mut taken = 0;
+    for r in rows {
+        let json = dict.row_json(r, &fixes, messages.as_ref());
+        if taken > 0 && body.len() + json.len() + 1 > budget {
+            break;
+        }
+        if taken > 0 {
+            body.push(',');
+        }
+        body.push_str(&json);
+        taken += 1;
+    }
+    #[derive(serde::Serialize)]
+    struct Doc<'a> {
+        ck: Vec<(&'a str, String)>,
+        st: Vec<(&'a str, String)>,
+        sv: Vec<(&'a str, String)>,
+        gr: Vec<String>,
+        cs: &'a [Vec<String>],
+        fx: Vec<&'a str>,
+        #[serde(rename = "fn")]
+        fn_: Vec<String>,
+        fw: Vec<(&'a str, &'a str)>,
+        #[serde(skip_serializing_if = "str::is_empty")]
+        base: &'a str,
+        rows: [(); 0],
+    }
+    let doc = Doc {
+        ck: dict
+            .checks
+            .iter()
+            .map(|c| (c.as_str(), labels.get(&format!("check.{c}"))))
+            .collect(),
+        st: STATUSES
+            .iter()
+            .map(|s| (s.as_str(), labels.get(&status_key(*s))))
+            .collect(),
+        sv: Severity::ALL
+            .iter()
+            .map(|s| (s.as_str(), labels.get(&format!("severity.{s}"))))
+            .collect(),
+        gr: dict.groups.iter().map(|g| super::display_safe(g)).collect(),
+        cs: &model.control_sets,
+        fx: model.fix_groups.iter().map(|g| g.anchor.as_str()).collect(),
+        fn_: model
+            .fix_groups
+            .iter()
+            .map(|g| super::display_safe(&g.name))
+            .collect(),
+        fw: model
+            .compliance
+            .iter()
+            .map(|f| (f.id.as_str(), f.name.as_str()))
+            .collect(),
+        base,
+        rows: [],
+    };
+    let head = serde_json::to_string(&doc).unwrap_or_else(|_| "{\"rows\":[]}".into());
+    // `rows` is the last field: its `[]}` takes the rows written above.
+    let head = head.strip_suffix("[]}").unwrap_or(&head);
+    let mut out = String::with_capacity(head.len() + body.len() + 2);
+    out.push_str(head);
+    out.push('[');
+    out.push_str(&body);
+    out.push_str("]}");
+    (script_safe(&out), taken)
+}
+
+/// The statuses a chip indexes into (`st`).
+const STATUSES: [FindingStatus; 3] = [
+    FindingStatus::Fail,
+    FindingStatus::Waived,
+    FindingStatus::ExpiredWaiver,
+];
+
+/// The check and group dictionaries of a table, filled as rows are written.
+#[derive(Default)]
+struct TableDict {
+    checks: Vec<String>,
+    check_ix: HashMap<String, usize>,
+    groups: Vec<String>,
+    group_ix: HashMap<String, usize>,
+}
+
+impl TableDict {
+    fn check(&mut self, c: &str) -> usize {
+        if let Some(i) = self.check_ix.get(c) {
+            return *i;
+        }
+        self.checks.push(c.to_string());
+        self.check_ix.insert(c.to_string(), self.checks.len() - 1);
+        self.checks.len() - 1
+    }
+
+    fn group(&mut self, g: &str) -> usize {
+        if let Some(i) = self.group_ix.get(g) {
+            return *i;
+        }
+        self.groups.push(g.to_string());
+        self.group_ix.insert(g.to_string(), self.groups.len() - 1);
+        self.groups.len() - 1
+    }
+
     /// One row, serialised without building a JSON tree.
-    #[derive(serde::Serialize)]
-    struct Row<'a>(
-        std::net::IpAddr,
-        Option<String>,
-        Option<u16>,
-        Option<crate::model::Proto>,
-        Option<String>,
-        i64,
-        u8,
-        u8,
-        Vec<Chip<'a>>,
-        usize,
-        i64,
-    );
-    #[derive(serde::Serialize)]
-    struct Chip<'a>(
-        usize,
-        usize,
-        u8,
-        &'a str,
-        #[serde(skip_serializing_if = "Option::is_none")] Option<String>,
-    );
-    let mut rows: Vec<Row<'_>> = Vec::with_capacity(model.ports.len());
-    for r in &model.ports {
-        let g = match &r.group {
-            Some(name) => *group_ix.entry(name.as_str()).or_insert_with(|| {
-                groups.push(name.as_str());
-                groups.len() - 1
-            }) as i64,
-            None => -1,
-        };
+    fn row_json(
+        &mut self,
+        r: &PortRow,
+        fixes: &HashMap<&str, usize>,
+        messages: Option<&HashMap<&str, String>>,
+    ) -> String {
+        #[derive(serde::Serialize)]
+        struct Row<'a>(
+            std::net::IpAddr,
+            Option<String>,
+            Option<u16>,
+            Option<crate::model::Proto>,
+            Option<String>,
+            i64,
+            u8,
+            u8,
+            Vec<Chip<'a>>,
+            usize,
+            i64,
+        );
+        #[derive(serde::Serialize)]
+        struct Chip<'a>(
+            usize,
+            usize,
+            u8,
+            &'a str,
+            #[serde(skip_serializing_if = "Option::is_none")] Option<String>,
+        );
+        let g = r
+            .group
+            .as_deref()
+            .map_or(-1, |name| self.group(name) as i64);
         let chips: Vec<Chip<'_>> = r
             .checks
             .iter()
             .map(|c| {
-                let ci = *check_ix.entry(c.check.as_str()).or_insert_with(|| {
-                    checks.push(c.check.as_str());
-                    checks.len() - 1
-                });
-                let si = statuses.iter().position(|s| *s == c.status).unwrap_or(0);
+                let ci = self.check(&c.check);
+                let si = STATUSES.iter().position(|s| *s == c.status).unwrap_or(0);
                 let msg = messages
-                    .as_ref()
                     .and_then(|m| m.get(c.finding.as_str()))
                     .map(|m| super::display_safe(m));
                 Chip(ci, si, severity_rank(c.severity), c.finding.as_str(), msg)
             })
             .collect();
-        rows.push(Row(
+        let row = Row(
             r.ip,
             r.hostnames.first().map(|h| super::display_safe(h)),
             r.port,
@@ -608,50 +746,9 @@ fn table_json(model: &ReportModel, labels: &Labels, evaluation: Option<&Evaluati
                 .and_then(|k| fixes.get(k))
                 .map(|i| *i as i64)
                 .unwrap_or(-1),
-        ));
+        );
+        serde_json::to_string(&row).unwrap_or_else(|_| "null".into())
     }
-    #[derive(serde::Serialize)]
-    struct Doc<'a> {
-        ck: Vec<(&'a str, String)>,
-        st: Vec<(&'a str, String)>,
-        sv: Vec<(&'a str, String)>,
-        gr: Vec<String>,
-        cs: &'a [Vec<String>],
-        fx: Vec<&'a str>,
-        #[serde(rename = "fn")]
-        fn_: Vec<String>,
-        fw: Vec<(&'a str, &'a str)>,
-        rows: Vec<Row<'a>>,
-    }
-    let doc = Doc {
-        ck: checks
-            .iter()
-            .map(|c| (*c, labels.get(&format!("check.{c}"))))
-            .collect(),
-        st: statuses
-            .iter()
-            .map(|s| (s.as_str(), labels.get(&status_key(*s))))
-            .collect(),
-        sv: Severity::ALL
-            .iter()
-            .map(|s| (s.as_str(), labels.get(&format!("severity.{s}"))))
-            .collect(),
-        gr: groups.iter().map(|g| super::display_safe(g)).collect(),
-        cs: &model.control_sets,
-        fx: model.fix_groups.iter().map(|g| g.anchor.as_str()).collect(),
-        fn_: model
-            .fix_groups
-            .iter()
-            .map(|g| super::display_safe(&g.name))
-            .collect(),
-        fw: model
-            .compliance
-            .iter()
-            .map(|f| (f.id.as_str(), f.name.as_str()))
-            .collect(),
-        rows,
-    };
-    script_safe(&serde_json::to_string(&doc).unwrap_or_else(|_| "{}".into()))
 }
 
 /// JSON that cannot end its `<script>` element or open a comment. One
@@ -723,6 +820,8 @@ mod base64_lite {
         assert_eq!(encode(b"foobar"), "Zm9vYmFy");
     }
 }
+
+pub mod pages;
 
 #[cfg(test)]
 mod tests;

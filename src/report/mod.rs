@@ -15,6 +15,7 @@
 
 mod assets;
 mod charts;
+pub mod compress;
 pub mod evidence;
 mod folder;
 pub mod html;
@@ -49,7 +50,6 @@ pub const REPORT_FILES: &[&str] = &[
     "index.html",
     "report.json",
     "findings.csv",
-    "finding_controls.csv",
     "findings.jsonl",
     "fixes.jsonl",
     "inventory.csv",
@@ -67,6 +67,8 @@ pub struct BundleOptions {
     pub pdf_with: Option<PathBuf>,
     /// The PDF's paper; `None`: A4 for zh-CN, Letter otherwise.
     pub paper: Option<print::Paper>,
+    /// `--compress`: the data files as zstd (see [`compress`]).
+    pub compress: bool,
 }
 
 /// Building or checking a report failed.
@@ -157,12 +159,20 @@ pub fn write_bundle_with(
     tables::write_findings_jsonl(&dir.join("findings.jsonl"), &input.evaluation.findings, &cx)?;
     tables::write_inventory(&dir.join("inventory.csv"), &model, labels, bom)?;
     tables::write_compliance(&dir.join("compliance.csv"), &model, bom)?;
-    assets::write_assets(&dir.join("assets.csv"), &model, bom)?;
+    assets::write_assets(
+        &dir.join("assets.csv"),
+        labels,
+        &input.evaluation.assets,
+        bom,
+    )?;
     if let Some(chromium) = &options.pdf_with {
         let paper = options
             .paper
             .unwrap_or_else(|| print::Paper::default_for(labels.lang()));
         pdf::print(chromium, dir, &model, paper)?;
+    }
+    if options.compress {
+        compress::compress_folder(dir)?;
     }
     let s = &model.scope;
     let manifest = evidence::write_manifest(
@@ -199,7 +209,8 @@ fn write_html(
         path: path.to_path_buf(),
         source,
     };
-    let (page, table) = html::render_parts(model, Some(evaluation))?;
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let (page, table) = html::render_parts(model, Some(evaluation), Some(dir), html::TABLE_BYTES)?;
     let (head, tail) = page.split_once(html::TABLE_SLOT).unwrap_or((&page, ""));
     let mut w = BufWriter::new(File::create(path).map_err(io)?);
     w.write_all(head.as_bytes()).map_err(io)?;

@@ -44,7 +44,7 @@ pub use limits::{Limits, SCOPE_LINES, covering_networks};
 /// 2: one row per host:port (`ports`), fix groups, interned control sets.
 /// 3: `first` (verdict, trend, fix first), `scope.limits`, requirement
 /// evidence, ports and hosts counted apart in the summary.
-pub const SCHEMA_VERSION: u32 = 4;
+pub const SCHEMA_VERSION: u32 = 5;
 
 /// Longest banner excerpt kept, in characters.
 const BANNER_EXCERPT: usize = 120;
@@ -210,19 +210,25 @@ pub struct ReportModel {
     /// The distinct control lists rows refer to (`PortRow::controls`).
     pub control_sets: Vec<Vec<String>>,
     /// One row per host:port with findings (and one per host for
-    /// host-level findings), most severe first.
+    /// host-level findings), most severe first. Not in report.json since
+    /// schema 5: findings.jsonl lists every finding.
+    #[serde(skip_serializing, default)]
     pub ports: Vec<PortRow>,
     pub fix_groups: Vec<FixGroup>,
     /// The verdict sentence, the trend and the fixes to do first.
     #[serde(default)]
     pub first: FirstScreen,
     pub exceptions: Vec<ExceptionRow>,
-    /// Every open port with its allowance (PCI DSS 1.2.5.a).
+    /// Every open port with its allowance (PCI DSS 1.2.5.a). Not in
+    /// report.json since schema 5: inventory.csv lists them.
+    #[serde(skip_serializing, default)]
     pub inventory: Vec<InventoryRow>,
-    /// Per reported profile: each asset (测评对象) × each requirement, as
-    /// the policy decided it (schema 4).
-    #[serde(default)]
-    pub assets: Vec<crate::model::ProfileAssets>,
+    /// The page's section of results per asset (测评对象, the 等保
+    /// profiles, bounded): built from `Evaluation.assets`, which is not
+    /// copied (all of it is in assets.csv; report.json has none since
+    /// schema 5).
+    #[serde(skip)]
+    pub assets_view: serde_json::Value,
     /// The labels of check ids, severities and statuses in the report's language.
     pub labels: BTreeMap<String, String>,
     /// Every label of the report's language, for the renderers.
@@ -648,6 +654,7 @@ impl ReportModel {
         );
         let exceptions = build_exceptions(input, labels);
         let inventory = build_inventory(input, &names);
+        let assets_view = super::assets::html_view(labels, &compliance, &input.evaluation.assets);
         let mut label_map = BTreeMap::new();
         for prefix in [
             "check.",
@@ -673,7 +680,7 @@ impl ReportModel {
             first,
             exceptions,
             inventory,
-            assets: input.evaluation.assets.clone(),
+            assets_view,
             labels: label_map,
             text: labels.clone(),
         })

@@ -1,5 +1,5 @@
-//! Report layer: the machine outputs of a report — `findings.csv`,
-//! `finding_controls.csv` (one control per row), `findings.jsonl` (one
+//! Report layer: the machine outputs of a report — `findings.csv`
+//! (controls `;`-joined: the control mapping, written once), `findings.jsonl` (one
 //! finding per line, for SIEMs), `inventory.csv` (the port inventory PCI
 //! DSS 1.2.5.a asks for) and `compliance.csv`. They are written row by row
 //! from the evaluation, so their size never sits in memory twice.
@@ -150,8 +150,9 @@ pub(super) const FINDINGS_HEADER: &[&str] = &[
     "message",
 ];
 
-/// `findings.csv` (controls `;`-joined: ids contain spaces) and
-/// `finding_controls.csv` (one control per row).
+/// `findings.csv` (controls `;`-joined: ids contain spaces). The control
+/// mapping is written once per format: this column, and `controls` in
+/// findings.jsonl (report schema 5 dropped `finding_controls.csv`).
 pub(super) fn write_findings(
     dir: &Path,
     findings: &[Finding],
@@ -160,11 +161,6 @@ pub(super) fn write_findings(
 ) -> Result<(), ReportError> {
     let t = cx.labels;
     let mut sheet = Sheet::create(&dir.join("findings.csv"), bom, FINDINGS_HEADER)?;
-    let mut controls = Sheet::create(
-        &dir.join("finding_controls.csv"),
-        bom,
-        &["finding_id", "framework", "requirement", "control"],
-    )?;
     for f in findings {
         sheet.row([
             f.id.clone(),
@@ -185,13 +181,8 @@ pub(super) fn write_findings(
             cx.fix(f).unwrap_or_default().to_string(),
             cx.message(f),
         ])?;
-        for c in f.controls.iter() {
-            let (fw, req) = c.split_once(':').unwrap_or(("", c.as_str()));
-            controls.row([f.id.as_str(), fw, req, c.as_str()])?;
-        }
     }
-    sheet.finish()?;
-    controls.finish()
+    sheet.finish()
 }
 
 /// One line of `findings.jsonl`.
@@ -392,7 +383,6 @@ mod tests {
     fn every_cell_is_inert_and_controls_split() {
         let (dir, m) = write_all(Lang::En, false);
         let f = parse(&dir.join("findings.csv"));
-        let fc = parse(&dir.join("finding_controls.csv"));
         let i = parse(&dir.join("inventory.csv"));
         let c = parse(&dir.join("compliance.csv"));
         let jsonl = std::fs::read_to_string(dir.join("findings.jsonl")).unwrap();
@@ -400,7 +390,7 @@ mod tests {
         std::fs::remove_dir_all(&dir).unwrap();
         assert!(!bytes.starts_with(BOM));
 
-        for row in f.iter().chain(&i).chain(&c).chain(&fc) {
+        for row in f.iter().chain(&i).chain(&c) {
             for cell in row {
                 assert!(
                     !cell.starts_with(['=', '+', '-', '@', '\t', '\r']),
@@ -423,18 +413,12 @@ mod tests {
         assert_eq!(redis[7], "no");
         assert_eq!(f[0], FINDINGS_HEADER);
         assert_eq!(f.len(), m.summary.findings + 1);
-        // Controls: `;`-joined in findings.csv, one per row in finding_controls.csv.
+        // Controls: `;`-joined in findings.csv (no finding_controls.csv).
         let mlps = f
             .iter()
             .find(|r| r[13].contains("mlps2-level3:8.1.4.4 b)"))
             .unwrap();
         assert!(mlps[13].split(';').any(|c| c == "mlps2-level3:8.1.4.4 b)"));
-        let rows_for = fc.iter().filter(|r| r[0] == mlps[0]).count();
-        assert_eq!(rows_for, mlps[13].split(';').count());
-        assert!(fc.iter().any(|r| r[0] == mlps[0]
-            && r[1] == "mlps2-level3"
-            && r[2] == "8.1.4.4 b)"
-            && r[3] == "mlps2-level3:8.1.4.4 b)"));
         // Failing ports name their fix group.
         assert!(f.iter().skip(1).any(|r| r[15].starts_with("fx")));
         // JSONL: one finding per line, parseable, same ids as the CSV.

@@ -450,3 +450,80 @@ fn framework_badges_count_unconfirmed_mappings_apart() {
     // PCI DSS has unconfirmed mappings: the case is exercised.
     assert!(unconfirmed_seen > 0);
 }
+
+/// Beyond what the page holds, every row is on a findings page of its
+/// group and severity, linked from the page; each page carries its own
+/// table JSON (filters and search work without a server), escapes the
+/// hostile text and links fixes back to index.html.
+#[test]
+fn rows_beyond_the_page_go_to_linked_pages_by_group_and_severity() {
+    let (m, ev, _) = fixture::parts(Lang::En);
+    assert!(m.ports.len() >= 3, "{}", m.ports.len());
+    let dir = std::env::temp_dir().join(format!("pw-pages-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    // A budget of one row: index.html holds the most severe row only.
+    let (page, json) = render_parts(&m, Some(&ev), Some(&dir), 1).unwrap();
+    let html = page.replacen(TABLE_SLOT, &json, 1);
+    let t = table(&html);
+    assert_eq!(t["rows"].as_array().unwrap().len(), 1);
+    assert!(html.contains("id=\"finding-pages\""), "no list of pages");
+    assert!(
+        html.contains("href=\"#finding-pages\""),
+        "the summary links the pages"
+    );
+    // The summary and the requirement tables still count the whole audit.
+    assert!(html.contains(&format!(
+        "id=\"tile-findings\"><span class=\"n\">{}</span>",
+        m.summary.failing
+    )));
+    let mut seen: Vec<String> = Vec::new();
+    let mut files: Vec<_> = std::fs::read_dir(dir.join(pages::FINDINGS_DIR))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    files.sort();
+    assert!(files.len() >= 2, "{files:?}");
+    for f in &files {
+        let name = f.file_name().unwrap().to_str().unwrap();
+        assert!(
+            name.starts_with('g') && name.ends_with(".html") && name.is_ascii(),
+            "{name}"
+        );
+        assert!(
+            html.contains(&format!("href=\"findings/{name}\"")),
+            "{name} not linked"
+        );
+        let p = std::fs::read_to_string(f).unwrap();
+        assert!(!p.contains("<script>alert"), "{name}");
+        assert!(p.contains("href=\"../index.html#finding-pages\""));
+        assert!(p.contains("<div id=\"live\" hidden>"));
+        let t = table(&p);
+        assert_eq!(t["base"], "../index.html");
+        let rows = t["rows"].as_array().unwrap();
+        assert_eq!(rows.len(), 1, "{name}: one row a page at this budget");
+        // One group and one severity a page.
+        for r in rows {
+            let sev = r[6].as_u64().unwrap();
+            let chips = r[8].as_array().unwrap();
+            seen.push(format!("{}:{}:{sev}", r[0], r[2]));
+            assert!(!chips.is_empty());
+        }
+    }
+    // Every row of the audit is on exactly one page.
+    let mut want: Vec<String> = m
+        .ports
+        .iter()
+        .map(|r| {
+            let port = r.port.map_or("null".to_string(), |p| p.to_string());
+            format!("\"{}\":{port}:{}", r.ip, severity_rank(r.severity))
+        })
+        .collect();
+    want.sort();
+    seen.sort();
+    assert_eq!(seen, want);
+    std::fs::remove_dir_all(&dir).unwrap();
+    // With the default budget nothing is paged at this size.
+    let (page, _) = render_parts(&m, Some(&ev), None, TABLE_BYTES).unwrap();
+    assert!(!page.contains("finding-pages"));
+}

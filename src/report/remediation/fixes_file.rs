@@ -86,16 +86,18 @@ pub fn read_fixes(dir: &Path) -> Result<Vec<FixGroup>, RemediationError> {
     })?;
     drop(text);
     if doc.fix_groups.iter().all(|g| g.platforms.is_empty()) && !doc.fix_groups.is_empty() {
-        read_fix_lines(&dir.join(FIXES_JSONL), &mut doc.fix_groups)?;
+        read_fix_lines(dir, &mut doc.fix_groups)?;
     }
     Ok(doc.fix_groups)
 }
 
-/// Puts `fixes.jsonl`'s texts back into their groups, streaming the file
-/// through the evidence layer's guarded open (a regular file, never a link,
-/// FIFO or device) with every line bounded.
-pub(super) fn read_fix_lines(path: &Path, groups: &mut [FixGroup]) -> Result<(), RemediationError> {
+/// Puts `fixes.jsonl`'s texts (or `fixes.jsonl.zst`'s, in a `--compress`
+/// folder) back into their groups, streaming the file through the evidence
+/// layer's guarded open (a regular file, never a link, FIFO or device) with
+/// every line bounded.
+pub(super) fn read_fix_lines(dir: &Path, groups: &mut [FixGroup]) -> Result<(), RemediationError> {
     use std::io::BufRead;
+    let path = &dir.join(FIXES_JSONL);
     let bad = |line: usize, message: String| RemediationError::Report {
         path: path.to_path_buf(),
         message: if line == 0 {
@@ -104,7 +106,9 @@ pub(super) fn read_fix_lines(path: &Path, groups: &mut [FixGroup]) -> Result<(),
             format!("line {line}: {message}")
         },
     };
-    let file = crate::report::evidence::open_regular(path).map_err(|e| bad(0, e.to_string()))?;
+    let file = crate::report::compress::open_data(dir, FIXES_JSONL)
+        .map_err(|e| bad(0, e.to_string()))?
+        .ok_or_else(|| bad(0, "not found".into()))?;
     let by_id: HashMap<String, usize> = groups
         .iter()
         .enumerate()
