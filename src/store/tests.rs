@@ -158,7 +158,7 @@ fn verify_names_an_edited_run() {
     let s = three_runs(&path);
     s.conn
         .execute(
-            "UPDATE findings SET json = replace(json, '\"high\"', '\"low\"') WHERE run_id = 2",
+            "UPDATE run_findings SET severity = 1 WHERE run_id = 2",
             [],
         )
         .unwrap();
@@ -180,12 +180,7 @@ fn verify_names_an_edited_run_whose_hash_was_rewritten() {
         .unwrap();
     // The forger recomputes run 2's own hash …
     let r = s.rows("WHERE id = 2", &[]).unwrap().remove(0);
-    let h = content_hash(
-        &r,
-        &s.texts("observations", 2).unwrap(),
-        &s.texts("findings", 2).unwrap(),
-        None,
-    );
+    let h = hash::scan(&s.conn, &r, None).unwrap().hash;
     s.conn
         .execute("UPDATE runs SET content_hash = ?1 WHERE id = 2", [h])
         .unwrap();
@@ -204,7 +199,7 @@ fn verify_names_an_edited_run_whose_hash_was_rewritten() {
 fn verify_names_deleted_runs() {
     let path = tmp("delete");
     let s = three_runs(&path);
-    for t in ["observations", "findings"] {
+    for t in ["observations", "findings", "run_ports", "run_findings"] {
         s.conn
             .execute(&format!("DELETE FROM {t} WHERE run_id = 2"), [])
             .unwrap();
@@ -220,7 +215,7 @@ fn verify_names_deleted_runs() {
 
     let path = tmp("delete-last");
     let s = three_runs(&path);
-    for t in ["observations", "findings"] {
+    for t in ["observations", "findings", "run_ports", "run_findings"] {
         s.conn
             .execute(&format!("DELETE FROM {t} WHERE run_id = 3"), [])
             .unwrap();
@@ -461,7 +456,7 @@ fn three_anchored(path: &Path, k: Option<HistoryKey>) -> (Store, Vec<(HistoryAnc
 }
 
 fn delete_run(s: &Store, id: i64) {
-    for t in ["observations", "findings"] {
+    for t in ["observations", "findings", "run_ports", "run_findings"] {
         s.conn
             .execute(&format!("DELETE FROM {t} WHERE run_id = ?1"), [id])
             .unwrap();
@@ -611,12 +606,7 @@ fn recomputing_a_keyed_chain_without_the_key_is_detected() {
             )
             .unwrap();
         let r = s.rows("WHERE id = ?1", &[&id]).unwrap().remove(0);
-        let h = content_hash(
-            &r,
-            &s.texts("observations", id).unwrap(),
-            &s.texts("findings", id).unwrap(),
-            None,
-        );
+        let h = hash::scan(&s.conn, &r, None).unwrap().hash;
         s.conn
             .execute(
                 "UPDATE runs SET content_hash = ?1 WHERE id = ?2",
@@ -695,7 +685,8 @@ fn an_unreadable_run_is_named_by_verification_not_as_tampering() {
     );
     // What older versions let through from an import: stored as null.
     o.service.as_mut().unwrap().confidence = f32::NAN;
-    s.record(&run("2026-11-01", vec![o], vec![])).unwrap();
+    s.record_as_schema_2(&run("2026-11-01", vec![o], vec![]))
+        .unwrap();
     s.record(&run("2026-11-08", vec![], vec![])).unwrap();
     let v = s.verification().unwrap();
     assert!(v.problems.is_empty(), "the chain holds: {:?}", v.problems);
