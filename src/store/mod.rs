@@ -575,6 +575,8 @@ fn bad_time(store: &Store, id: i64) -> StoreError {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_v3;
 
 /// What an audit knows when it builds its run record.
 #[derive(Debug)]

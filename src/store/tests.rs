@@ -1,18 +1,18 @@
 use super::*;
 use crate::model::{FindingStatus, Proto, Reason, ServiceInfo};
 
-fn tmp(name: &str) -> PathBuf {
+pub(super) fn tmp(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("pw-store-{}-{name}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     dir.join("history.db")
 }
 
-fn at(s: &str) -> DateTime<Utc> {
+pub(super) fn at(s: &str) -> DateTime<Utc> {
     s.parse().unwrap()
 }
 
-fn obs(ip: &str, port: u16, reason: Reason, service: Option<&str>, time: &str) -> Observation {
+pub(super) fn obs(ip: &str, port: u16, reason: Reason, service: Option<&str>, time: &str) -> Observation {
     let mut o = Observation::new(ip.parse().unwrap(), port, Proto::Tcp, reason, None);
     o.time = at(time);
     o.service = service.map(|n| ServiceInfo {
@@ -23,7 +23,7 @@ fn obs(ip: &str, port: u16, reason: Reason, service: Option<&str>, time: &str) -
     o
 }
 
-fn finding(id: &str, ip: &str, port: u16, check: &str, severity: Severity) -> Finding {
+pub(super) fn finding(id: &str, ip: &str, port: u16, check: &str, severity: Severity) -> Finding {
     Finding {
         id: id.into(),
         check: check.into(),
@@ -44,7 +44,7 @@ fn finding(id: &str, ip: &str, port: u16, check: &str, severity: Severity) -> Fi
     }
 }
 
-fn run(day: &str, observations: Vec<Observation>, findings: Vec<Finding>) -> NewRun {
+pub(super) fn run(day: &str, observations: Vec<Observation>, findings: Vec<Finding>) -> NewRun {
     NewRun {
         started: at(&format!("{day}T10:00:00Z")),
         finished: at(&format!("{day}T10:05:00Z")),
@@ -62,7 +62,7 @@ fn run(day: &str, observations: Vec<Observation>, findings: Vec<Finding>) -> New
     }
 }
 
-fn three_runs(path: &Path) -> Store {
+pub(super) fn three_runs(path: &Path) -> Store {
     let mut s = Store::open(path).unwrap();
     for day in ["2026-11-01", "2026-11-08", "2026-11-15"] {
         let r = run(
@@ -257,7 +257,7 @@ fn concurrent_audits_both_land_in_one_chain() {
 
 /// Two runs of one scope, a fortnight apart: 8443 and 9000 opened, 23 and
 /// 25 closed, 80 changed service, one exception added.
-fn two_runs() -> (NewRun, NewRun) {
+pub(super) fn two_runs() -> (NewRun, NewRun) {
     let a = run(
         "2026-11-01",
         vec![
