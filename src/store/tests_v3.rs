@@ -177,6 +177,14 @@ fn editing_compact_rows_or_shared_texts_is_detected() {
         "run 2 cannot be read back: a port row has an invalid protocol"
     );
     assert!(matches!(s.diff(1, 2), Err(StoreError::Corrupt { id: 2, .. })));
+    // Run 2 deleted without its rows and its id handed out again: the next
+    // run would inherit them, so it is refused.
+    s.conn.execute("DELETE FROM runs WHERE id = 2", []).unwrap();
+    s.conn
+        .execute("UPDATE sqlite_sequence SET seq = 1 WHERE name = 'runs'", [])
+        .unwrap();
+    let e = s.record(&b).unwrap_err();
+    assert!(matches!(e, StoreError::Broken { run: 2, .. }), "{e}");
     for p in [p, p2] {
         let _ = std::fs::remove_dir_all(p.parent().unwrap());
     }

@@ -82,6 +82,25 @@ impl Store {
                 |x| x.get(0),
             )
             .map_err(sql)?;
+        // Rows left by a deleted run whose id is handed out again would
+        // become this run's: refuse instead.
+        let orphans: bool = tx
+            .query_row(
+                "SELECT EXISTS (SELECT 1 FROM run_ports WHERE run_id = ?1) \
+                 OR EXISTS (SELECT 1 FROM run_findings WHERE run_id = ?1)",
+                [next],
+                |x| x.get(0),
+            )
+            .map_err(sql)?;
+        if orphans {
+            return Err(StoreError::Broken {
+                path,
+                run: next,
+                problem: format!(
+                    "rows of run {next} are in the history without the run (it was deleted and its id is being handed out again)"
+                ),
+            });
+        }
         let anchor = HistoryAnchor {
             store: path.display().to_string(),
             run: next,
