@@ -30,6 +30,11 @@ fn drift_from_the_history_is_the_drift_of_the_records() {
     // The previous run read one row at a time, the current one in memory.
     let expected = pure(&a, &b, (Some(1), None));
     assert_eq!(s.drift_to(1, &b).unwrap(), expected);
+    // What the audit loads of its previous run gives the same drift and
+    // baseline.
+    let compared = s.load_compared(1).unwrap();
+    assert_eq!(pure(&compared.record, &b, (Some(1), None)), expected);
+    assert_eq!(baseline(&compared), baseline(&s.load(1).unwrap()));
     assert!(!expected.opened.is_empty() && !expected.findings_new.is_empty());
     // The run being recorded, from its rows in the open transaction (added
     // in batches of two, the record left empty).
