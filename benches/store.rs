@@ -83,13 +83,13 @@ fn synth(hosts: u32, n: u32) -> NewRun {
                 ..Default::default()
             });
             observations.push(o);
-            let checks: &[&str] = if k % 4 == 0 {
+            let checks: &[&str] = if k.is_multiple_of(4) {
                 &["not-allowed", "cleartext-admin"]
             } else {
                 &["not-allowed"]
             };
             for check in checks {
-                let waived = k % 5 == 0 && !(n == 2 && k % 1000 == 15);
+                let waived = k.is_multiple_of(5) && !(n == 2 && k % 1000 == 15);
                 findings.push(Finding {
                     id: id(addr, port, check),
                     check: (*check).into(),
@@ -212,7 +212,9 @@ fn main() {
             .and_then(|i| args.get(i + 1))
             .cloned()
     };
-    let hosts: u32 = arg("--hosts").and_then(|v| v.parse().ok()).unwrap_or(120_000);
+    let hosts: u32 = arg("--hosts")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(120_000);
     if let (Some(p), Some(db)) = (arg("--phase"), arg("--db")) {
         phase(&p, Path::new(&db), hosts);
         return;

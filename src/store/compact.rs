@@ -88,7 +88,9 @@ pub(super) fn proto_code(p: Proto) -> i64 {
 }
 
 fn code_proto(c: i64) -> Option<Proto> {
-    [Proto::Tcp, Proto::Udp].get(usize::try_from(c).ok()?).copied()
+    [Proto::Tcp, Proto::Udp]
+        .get(usize::try_from(c).ok()?)
+        .copied()
 }
 
 const STATES: [PortState; 4] = [

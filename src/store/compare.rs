@@ -11,8 +11,8 @@ use rusqlite::{Connection, Statement, params};
 use super::compact::{self, FINDINGS_SQL, FORMAT_COMPACT, FindingRow, PORTS_SQL};
 use super::drift::{self, Drift, Key, OpenPort, Sides};
 use super::{NewRun, PendingRecord, Row, Store, StoreError, legacy};
-use crate::model::{Finding, FindingStatus, Observation, PortState};
 use crate::model::drift::FindingChange;
+use crate::model::{Finding, FindingStatus, Observation, PortState};
 
 type Next<'s, T> = Box<dyn FnMut() -> Result<Option<T>, StoreError> + 's>;
 
@@ -69,16 +69,24 @@ impl<'c> Reader<'c> {
                 ..empty_run()
             };
             let mut p = drift::open_in_memory(&run);
-            let mut f: std::vec::IntoIter<FindingChange> =
-                drift::failing_in_memory(&run).collect::<Vec<_>>().into_iter();
-            return Ok((Box::new(move || Ok(p.next())), Box::new(move || Ok(f.next()))));
+            let mut f: std::vec::IntoIter<FindingChange> = drift::failing_in_memory(&run)
+                .collect::<Vec<_>>()
+                .into_iter();
+            return Ok((
+                Box::new(move || Ok(p.next())),
+                Box::new(move || Ok(f.next())),
+            ));
         }
-        let (sql, bad_port, bad_finding) = (self.sql(), self.bad(id, "ports"), self.bad(id, "findings"));
+        let (sql, bad_port, bad_finding) =
+            (self.sql(), self.bad(id, "ports"), self.bad(id, "findings"));
         let mut prows = ports.query([id]).map_err(self.sql())?;
         let sql2 = self.sql();
         let port: Next<'s, OpenPort> = Box::new(move || {
             while let Some(r) = prows.next().map_err(&sql)? {
-                let p = compact::raw_port(r).map_err(&sql)?.decode().map_err(&bad_port)?;
+                let p = compact::raw_port(r)
+                    .map_err(&sql)?
+                    .decode()
+                    .map_err(&bad_port)?;
                 if p.state == PortState::Open {
                     return Ok(Some(((p.ip, p.port, p.proto), p.service)));
                 }
@@ -90,7 +98,10 @@ impl<'c> Reader<'c> {
             let Some(r) = frows.next().map_err(&sql2)? else {
                 return Ok(None);
             };
-            let f = compact::raw_finding(r).map_err(&sql2)?.decode().map_err(&bad_finding)?;
+            let f = compact::raw_finding(r)
+                .map_err(&sql2)?
+                .decode()
+                .map_err(&bad_finding)?;
             Ok(Some(FindingChange {
                 id: f.id,
                 check: f.check,
@@ -368,7 +379,10 @@ impl PendingRecord<'_> {
         let ha = {
             let mut st = self
                 .tx
-                .prepare(&format!("SELECT {} FROM runs WHERE id = ?1", super::ROW_COLUMNS))
+                .prepare(&format!(
+                    "SELECT {} FROM runs WHERE id = ?1",
+                    super::ROW_COLUMNS
+                ))
                 .map_err(rd.sql())?;
             st.query_row([a], super::row).map_err(rd.sql())?
         };

@@ -170,7 +170,9 @@ pub(super) fn compare<E>(
 }
 
 /// The open ports of a run held in memory, in key order.
-pub(super) fn open_in_memory(r: &NewRun) -> std::collections::btree_map::IntoIter<Key, Option<String>> {
+pub(super) fn open_in_memory(
+    r: &NewRun,
+) -> std::collections::btree_map::IntoIter<Key, Option<String>> {
     open_ports(&r.observations).into_iter()
 }
 

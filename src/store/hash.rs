@@ -114,11 +114,7 @@ pub(super) fn scan(
     }
 }
 
-fn scan_compact(
-    conn: &Connection,
-    r: &Row,
-    key: Option<&HistoryKey>,
-) -> rusqlite::Result<Scanned> {
+fn scan_compact(conn: &Connection, r: &Row, key: Option<&HistoryKey>) -> rusqlite::Result<Scanned> {
     let mut h = header(r, key);
     h.put(format!("format:{FORMAT_COMPACT}").as_bytes());
     let mut bad: Option<String> = None;
@@ -160,10 +156,7 @@ fn scan_compact(
 fn scan_json(conn: &Connection, r: &Row, key: Option<&HistoryKey>) -> rusqlite::Result<Scanned> {
     let mut h = header(r, key);
     let mut bad: Option<String> = None;
-    for (table, what) in [
-        ("observations", "observations"),
-        ("findings", "findings"),
-    ] {
+    for (table, what) in [("observations", "observations"), ("findings", "findings")] {
         let n: i64 = conn.query_row(
             &format!("SELECT count(*) FROM {table} WHERE run_id = ?1"),
             [r.id],

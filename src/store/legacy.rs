@@ -53,7 +53,10 @@ pub(super) fn json_rows(
 
 impl Store {
     /// The observations and findings of a schema-2 run.
-    pub(super) fn json_rows(&self, id: i64) -> Result<(Vec<Observation>, Vec<Finding>), StoreError> {
+    pub(super) fn json_rows(
+        &self,
+        id: i64,
+    ) -> Result<(Vec<Observation>, Vec<Finding>), StoreError> {
         json_rows(&self.conn, &self.path, id)
     }
 

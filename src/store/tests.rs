@@ -12,7 +12,13 @@ pub(super) fn at(s: &str) -> DateTime<Utc> {
     s.parse().unwrap()
 }
 
-pub(super) fn obs(ip: &str, port: u16, reason: Reason, service: Option<&str>, time: &str) -> Observation {
+pub(super) fn obs(
+    ip: &str,
+    port: u16,
+    reason: Reason,
+    service: Option<&str>,
+    time: &str,
+) -> Observation {
     let mut o = Observation::new(ip.parse().unwrap(), port, Proto::Tcp, reason, None);
     o.time = at(time);
     o.service = service.map(|n| ServiceInfo {
@@ -157,10 +163,7 @@ fn verify_names_an_edited_run() {
     let path = tmp("edit");
     let s = three_runs(&path);
     s.conn
-        .execute(
-            "UPDATE run_findings SET severity = 1 WHERE run_id = 2",
-            [],
-        )
+        .execute("UPDATE run_findings SET severity = 1 WHERE run_id = 2", [])
         .unwrap();
     let t = s.verify().unwrap();
     assert_eq!(t.len(), 1, "{t:?}");

@@ -69,7 +69,11 @@ fn drift_from_the_history_is_the_drift_of_the_records() {
     // The baseline is the open ports, newest observation first.
     let base = s.baseline(2).unwrap();
     assert_eq!(base, baseline(&s.load(2).unwrap()));
-    assert!(!base.open.contains(&("198.18.0.5".parse().unwrap(), 23, Proto::Tcp)));
+    assert!(
+        !base
+            .open
+            .contains(&("198.18.0.5".parse().unwrap(), 23, Proto::Tcp))
+    );
     let _ = std::fs::remove_dir_all(p.parent().unwrap());
 }
 
@@ -103,7 +107,9 @@ fn a_schema_2_history_is_migrated_and_keeps_its_runs_and_hashes() {
     let texts = |t: &str| -> Vec<String> {
         let mut st = s
             .conn
-            .prepare(&format!("SELECT json FROM {t} WHERE run_id = 2 ORDER BY seq"))
+            .prepare(&format!(
+                "SELECT json FROM {t} WHERE run_id = 2 ORDER BY seq"
+            ))
             .unwrap();
         st.query_map([], |r| r.get(0))
             .unwrap()
@@ -152,7 +158,9 @@ fn editing_compact_rows_or_shared_texts_is_detected() {
         .unwrap();
     assert!(s.verify().unwrap().is_empty());
     // A port deleted, a finding waived, a row added.
-    let sp = s.conn.execute("DELETE FROM run_ports WHERE run_id = 2 AND port = 9000", []);
+    let sp = s
+        .conn
+        .execute("DELETE FROM run_ports WHERE run_id = 2 AND port = 9000", []);
     assert_eq!(sp.unwrap(), 1);
     assert_eq!(edited(&s), [2]);
     let p2 = tmp("v3-tamper2");
@@ -173,7 +181,10 @@ fn editing_compact_rows_or_shared_texts_is_detected() {
     assert_eq!(edited(&s), [1, 2]);
     // A row that no longer decodes is named as unreadable, besides.
     s.conn
-        .execute("UPDATE run_ports SET proto = 7 WHERE run_id = 2 AND port = 23", [])
+        .execute(
+            "UPDATE run_ports SET proto = 7 WHERE run_id = 2 AND port = 23",
+            [],
+        )
         .unwrap();
     let v = s.verification().unwrap();
     assert_eq!(v.unreadable.len(), 1, "{v:?}");
@@ -181,7 +192,10 @@ fn editing_compact_rows_or_shared_texts_is_detected() {
         v.unreadable[0].problem,
         "run 2 cannot be read back: a port row has an invalid protocol"
     );
-    assert!(matches!(s.diff(1, 2), Err(StoreError::Corrupt { id: 2, .. })));
+    assert!(matches!(
+        s.diff(1, 2),
+        Err(StoreError::Corrupt { id: 2, .. })
+    ));
     // Run 2 deleted without its rows and its id handed out again: the next
     // run would inherit them, so it is refused.
     s.conn.execute("DELETE FROM runs WHERE id = 2", []).unwrap();
@@ -215,8 +229,14 @@ fn database_growth_per_observation_is_bounded() {
             .enumerate()
         {
             let k = h as usize * 10 + i;
-            observations.push(obs(&ip, port, Reason::SynAck, Some("http"), "2026-11-08T10:01:00Z"));
-            let checks: &[&str] = if k % 4 == 0 {
+            observations.push(obs(
+                &ip,
+                port,
+                Reason::SynAck,
+                Some("http"),
+                "2026-11-08T10:01:00Z",
+            ));
+            let checks: &[&str] = if k.is_multiple_of(4) {
                 &["not-allowed", "cleartext-admin"]
             } else {
                 &["not-allowed"]
@@ -230,7 +250,7 @@ fn database_growth_per_observation_is_bounded() {
                     Severity::High,
                 );
                 f.message = format!("{port}/tcp (http) is open but not allowed for group 'office'");
-                if k % 5 == 0 {
+                if k.is_multiple_of(5) {
                     f.status = FindingStatus::Waived;
                 }
                 findings.push(f);
@@ -238,7 +258,8 @@ fn database_growth_per_observation_is_bounded() {
         }
     }
     let n = observations.len() as u64;
-    s.record(&run("2026-11-08", observations, findings)).unwrap();
+    s.record(&run("2026-11-08", observations, findings))
+        .unwrap();
     s.conn
         .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
         .unwrap();
