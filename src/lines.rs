@@ -1,6 +1,7 @@
 //! Bounded line reading for untrusted text files, shared by the target
 //! layer (`@file` lists) and the import layer (JSONL, masscan JSON), and
-//! which characters of untrusted text are never shown as they are.
+//! which characters of untrusted text are never shown as they are, and
+//! how untrusted bytes are escaped to printable ASCII ([`escape_bytes`]).
 //!
 //! `BufRead::lines` grows its buffer until it finds a newline, so a file
 //! without one (`@/dev/zero`, a binary blob) takes all memory before the
@@ -130,6 +131,28 @@ pub fn inert(s: &str, max: usize) -> String {
             break;
         }
         out.push(c);
+    }
+    out
+}
+
+/// Escapes bytes to printable ASCII: `\\`, `\r`, `\n`, `\t` and `\xNN` for
+/// everything outside 0x20–0x7e. Stops before the output would exceed
+/// `max_chars`, never in the middle of an escape.
+pub fn escape_bytes(b: &[u8], max_chars: usize) -> String {
+    let mut out = String::with_capacity(max_chars.min(b.len() * 2));
+    for &c in b {
+        let piece: std::borrow::Cow<'static, str> = match c {
+            b'\\' => "\\\\".into(),
+            b'\r' => "\\r".into(),
+            b'\n' => "\\n".into(),
+            b'\t' => "\\t".into(),
+            0x20..=0x7e => (c as char).to_string().into(),
+            _ => format!("\\x{c:02x}").into(),
+        };
+        if out.len() + piece.len() > max_chars {
+            break;
+        }
+        out.push_str(&piece);
     }
     out
 }

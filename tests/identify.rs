@@ -15,8 +15,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use portwarden::identify::{Identifier, IdentifyConfig, ProbeSet};
+use portwarden::identify::{Identifier, IdentifyConfig};
 use portwarden::model::{AuthStatus, ServiceInfo};
+use portwarden::rules::ProbeSet;
 
 /// A scratch directory removed on drop.
 struct Scratch(PathBuf);

@@ -499,7 +499,7 @@ fn mixed_scan_sigint_then_resume_covers_every_pair_once() {
 #[test]
 fn udp_many_ports_per_host_all_closed_ports_found_closed() {
     use crate::lab::udp::{UdpLabSpec, udp_lab_with};
-    let ports = portwarden::rules::top_udp::embedded()[..40].to_vec();
+    let ports = portwarden::rules::Rules::embedded().ports.top_udp()[..40].to_vec();
     let Some(ul) = udp_lab_with(&UdpLabSpec {
         live: [DNS, SNMP].into(),
         scanned: DNS..=SNMP,

@@ -12,10 +12,11 @@ use super::DEFAULT_AUDIT_PORTS;
 use super::imports::{self, imported_ports, imported_targets};
 use super::rulebook::Rulebook;
 use super::{AuditRequest, Cancelled, off_thread};
-use crate::identify::{Identifier, IdentifyConfig, ProbeSet};
+use crate::identify::{Identifier, IdentifyConfig};
 use crate::model::{Observation, Proto, ScanEvent, ScanKind, Severity};
 use crate::policy::Policy;
 use crate::report;
+use crate::rules::ProbeSet;
 use crate::rules::{Catalogue, Rules};
 use crate::scan::{self, ScanConfig, ScanSummary};
 use crate::target::{PortSet, TargetOptions, Targets};
@@ -64,17 +65,14 @@ pub async fn prepare(scope: &Scope) -> Result<Prepared> {
 /// Resolves targets and ports with rules loaded once by the caller.
 pub async fn prepare_with(scope: &Scope, rules: &Rules) -> Result<Prepared> {
     let catalogue = rules.ports.clone();
-    let probes = ProbeSet::parse(&rules.probes.text, &rules.probes.origin)?;
+    let probes = rules.probes.clone();
     let ports = PortSet::parse(&scope.ports, &catalogue)?;
     let opts = TargetOptions {
         allow_large: scope.allow_large,
     };
     let targets = Targets::resolve(&scope.targets, &scope.excludes, &opts).await?;
     let udp = scan::udp::UdpOptions {
-        payloads: scan::udp::payloads::Payloads::parse(
-            &rules.udp_payloads.text,
-            &rules.udp_payloads.origin,
-        )?,
+        payloads: rules.udp_payloads.clone(),
         priority: catalogue
             .entries()
             .iter()

@@ -2,15 +2,15 @@
 //! the layers below. The CLI calls it; it never prints.
 //!
 //! [`audit`] runs, in order:
-//! 1. [`rulebook`]: rules, labels and policy, loaded and checked once;
+//! 1. `rulebook`: rules, labels and policy, loaded and checked once;
 //!    the `--sign-key` and the history are opened too (a typo there must
 //!    not cost a scan);
-//! 2. [`collect::resolve_scope`]: targets as asked, else the policy's;
-//! 3. [`collect`]: scan (with identification) or import the observations;
-//! 4. [`judge`]: evaluate against the policy, the measured vantage and the
+//! 2. `collect::resolve_scope`: targets as asked, else the policy's;
+//! 3. `collect`: scan (with identification) or import the observations;
+//! 4. `judge`: evaluate against the policy, the measured vantage and the
 //!    previous run; the drift since that run; the gate;
-//! 5. [`render`]: the report folder, in a temporary directory ([`outdir`]);
-//! 6. sign its manifest; 7. [`commit`]: put it in place and record the run
+//! 5. `render`: the report folder, in a temporary directory (`outdir`);
+//! 6. sign its manifest; 7. `commit`: put it in place and record the run
 //!    together, or neither; 8. the metrics.
 //!
 //! It validates nothing the layers validate themselves and owns only the
@@ -44,7 +44,7 @@ pub use imports::vantages;
 pub use outdir::{PendingReport, write_report_dir};
 pub use recording::MetricsUnwritten;
 pub use request::{AuditOutcome, AuditRequest};
-pub use rulebook::{check_platforms, load_policy, load_profiles, load_remediation};
+pub use rulebook::{check_platforms, load_policy};
 
 use crate::model::ScanEvent;
 use crate::store::Store;

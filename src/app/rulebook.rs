@@ -30,8 +30,7 @@ impl Rulebook {
         let rules = Rules::load(req.scope.rules_dir.as_deref())?;
         let profiles = rules.profiles.clone();
         let remediation = report::RemediationCatalog::from_rules(&rules)?;
-        // The report's labels, checked before anything is scanned.
-        let labels = report::Labels::from_rules(req.lang, &rules.i18n)?;
+        let labels = rules.labels.of(req.lang);
         let policy = load_policy(req.policy.as_deref(), &profiles)?;
         check_platforms(&policy, &remediation)?;
         policy.check_port_scopes(&rules.ports)?;
@@ -43,18 +42,6 @@ impl Rulebook {
             rules,
         })
     }
-}
-
-/// Loads the compliance profiles (embedded, or overridden from a rules dir).
-pub fn load_profiles(rules_dir: Option<&Path>) -> Result<Profiles> {
-    Ok(Rules::load(rules_dir)?.profiles)
-}
-
-/// Loads the remediation templates (embedded, or overridden from a rules dir).
-pub fn load_remediation(rules_dir: Option<&Path>) -> Result<report::RemediationCatalog> {
-    Ok(report::RemediationCatalog::from_rules(&Rules::load(
-        rules_dir,
-    )?)?)
 }
 
 /// Every group's `platforms` must name remediation platforms (or families

@@ -150,7 +150,7 @@ fn service_typos(
     rules: &Rules,
 ) -> Result<Vec<String>> {
     let catalogue = &rules.ports;
-    let probes = portwarden::identify::ProbeSet::parse(&rules.probes.text, &rules.probes.origin)?;
+    let probes = &rules.probes;
     // Names identification can give beyond the catalogue's.
     let mut known: Vec<&str> = probes.banners.iter().map(|r| r.service.as_str()).collect();
     known.extend(

@@ -13,7 +13,6 @@
 //! read, and a deadline per port, so tarpits, endless banners and servers
 //! that never close cannot stall or bloat a scan.
 
-pub(crate) mod probes;
 pub(crate) mod udp;
 
 mod http;
@@ -34,7 +33,8 @@ use tokio::time::Instant;
 
 use crate::model::{AuthStatus, Observation, PortState, Proto, ServiceInfo};
 
-pub use probes::{ProbeError, ProbeSet};
+use crate::rules::probes;
+use crate::rules::{ProbeError, ProbeSet};
 
 /// Longest banner excerpt kept in [`ServiceInfo::banner`], in output chars.
 pub const BANNER_MAX: usize = 256;
@@ -380,27 +380,7 @@ pub fn same_service(registered: &str, identified: &str) -> bool {
     norm(registered) == norm(identified)
 }
 
-/// Escapes bytes to printable ASCII: `\\`, `\r`, `\n`, `\t` and `\xNN` for
-/// everything outside 0x20–0x7e. Stops before the output would exceed
-/// `max_chars`, never in the middle of an escape.
-pub fn escape_bytes(b: &[u8], max_chars: usize) -> String {
-    let mut out = String::with_capacity(max_chars.min(b.len() * 2));
-    for &c in b {
-        let piece: std::borrow::Cow<'static, str> = match c {
-            b'\\' => "\\\\".into(),
-            b'\r' => "\\r".into(),
-            b'\n' => "\\n".into(),
-            b'\t' => "\\t".into(),
-            0x20..=0x7e => (c as char).to_string().into(),
-            _ => format!("\\x{c:02x}").into(),
-        };
-        if out.len() + piece.len() > max_chars {
-            break;
-        }
-        out.push_str(&piece);
-    }
-    out
-}
+pub use crate::lines::escape_bytes;
 
 /// A byte stream we can identify over: plain TCP or TLS.
 pub(crate) trait Io: AsyncRead + AsyncWrite + Unpin + Send {}

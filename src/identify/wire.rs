@@ -6,9 +6,9 @@
 
 use tokio::net::TcpStream;
 
-use super::probes::{Parser, Probe};
 use super::{Ctx, Found, ProbeOutcome, ServiceInfo, Until, escape_bytes};
 use crate::model::AuthStatus;
+use crate::rules::probes::{Parser, Probe};
 
 /// Runs a code-backed probe on `stream`.
 pub(super) async fn probe(

@@ -6,7 +6,7 @@
 //! later audits read them, so they stay stable once released.
 
 mod assets;
-pub mod drift;
+pub(crate) mod drift;
 mod vantage;
 pub use assets::{AssetCell, AssetRow, AssetStatus, ProfileAssets};
 use std::fmt;

@@ -8,10 +8,10 @@
 //! pure — files in, values out — so the CLI decides what to print and which
 //! exit code a tripped gate means.
 //!
-//! * [`config`]: the policy file, strictly parsed, errors at `file:line:col`
-//! * [`window`]: recurring windows of exceptions
-//! * [`eval`]: [`evaluate`] and [`gate`]
-//! * [`catalogue`]: the [`PortCatalogue`] view of the port catalogue
+//! * `config`: the policy file, strictly parsed, errors at `file:line:col`
+//! * `window`: recurring windows of exceptions
+//! * `eval`: [`evaluate`] and [`gate`]
+//! * `catalogue`: the [`PortCatalogue`] view of the port catalogue
 
 pub(crate) mod addr;
 mod assets;
@@ -41,7 +41,7 @@ pub use evidence::{EvalContext, UdpEvidence};
 pub use vantage::VantageScan;
 pub use window::Window;
 
-const STARTER: &str = include_str!("../../rules/policy-starter.toml");
+const STARTER: &str = crate::rules::embedded::POLICY_STARTER;
 
 /// A commented starter policy (`portwarden policy init`): it parses as is,
 /// and shows every field so it can be edited rather than written from zero.

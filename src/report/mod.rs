@@ -10,7 +10,7 @@
 //! * `assets`: `assets.csv` and the HTML section of the results per asset
 //!   (测评对象)
 //! * [`evidence`]: `manifest.json` and [`verify`]
-//! * [`i18n`]: languages and their labels
+//! * [`Labels`] / [`Lang`]: the labels of each language (typed by the rules layer)
 //! * [`remediation`]: the commands that close a port, per platform
 
 mod assets;
@@ -18,7 +18,7 @@ mod charts;
 pub mod evidence;
 mod folder;
 pub mod html;
-pub mod i18n;
+use crate::rules::i18n;
 pub mod model;
 pub mod pdf;
 mod pdf_pages;
@@ -31,9 +31,9 @@ use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
+pub use crate::rules::i18n::{Labels, Lang};
 pub use evidence::{MANIFEST, Manifest, VerifyReport, verify};
 pub use folder::{AuditFiles, NotAReport, OutDir, check_out_dir, write_audit_files, write_jsonl};
-pub use i18n::{Labels, Lang};
 pub use model::{
     InputFile, ProtocolCoverage, ReportInput, ReportModel, RunFacts, ScanCoverage, StateCounts,
     Trend,
@@ -86,16 +86,11 @@ pub enum ReportError {
     },
     #[error("cannot serialise the report: {0}")]
     Json(#[source] serde_json::Error),
-    /// A report template or label file is malformed.
+    /// A report template is malformed.
     #[error("{file}: {message}")]
     Template { file: String, message: String },
-    #[error(
-        "report labels differ between languages: missing in en.toml: {missing_en}; missing in zh-CN.toml: {missing_zh}"
-    )]
-    Labels {
-        missing_en: String,
-        missing_zh: String,
-    },
+    #[error(transparent)]
+    Labels(#[from] crate::rules::i18n::LabelError),
     #[error("cannot render {file}: {message}")]
     Render { file: String, message: String },
     #[error(

@@ -186,7 +186,7 @@ pub struct Trend {
 /// Everything a report is built from.
 pub struct ReportInput<'a> {
     /// The report's language and its labels, from the rulebook
-    /// ([`Labels::from_rules`]).
+    /// (`Rules::labels`).
     pub labels: &'a Labels,
     pub facts: RunFacts,
     pub observations: &'a [Observation],

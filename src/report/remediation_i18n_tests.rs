@@ -378,30 +378,22 @@ fn prose_words(line: &str) -> Vec<String> {
 #[test]
 fn a_message_missing_in_one_language_or_unknown_is_named() {
     let with = |en: &str, zh: &str| {
-        FixMessages::load_dir(&{
-            let dir = std::env::temp_dir().join(format!(
-                "pw-msg-{}-{}",
-                std::process::id(),
-                en.len() + zh.len()
-            ));
-            let _ = std::fs::remove_dir_all(&dir);
-            std::fs::create_dir_all(dir.join("i18n")).unwrap();
-            let policy: String = super::messages::POLICY_KEYS
-                .iter()
-                .map(|k| format!("{k} = \"{k}\"\n"))
-                .collect();
-            std::fs::write(
-                dir.join("i18n/en.toml"),
+        let policy: String = super::messages::POLICY_KEYS
+            .iter()
+            .map(|k| format!("{k} = \"{k}\"\n"))
+            .collect();
+        FixMessages::from_texts([
+            (
+                Lang::En,
                 format!("{en}[fix_policy]\n{policy}"),
-            )
-            .unwrap();
-            std::fs::write(
-                dir.join("i18n/zh-CN.toml"),
+                "rules/i18n/en.toml".to_string(),
+            ),
+            (
+                Lang::ZhCn,
                 format!("{zh}[fix_policy]\n{policy}"),
-            )
-            .unwrap();
-            dir
-        })
+                "rules/i18n/zh-CN.toml".to_string(),
+            ),
+        ])
     };
     let e = with(
         "[fix_comment]\na = \"A\"\nb = \"B\"\n",

@@ -6,6 +6,7 @@
 use super::*;
 use crate::model::FindingStatus;
 use crate::policy::Profiles;
+use crate::rules::RemediationRulesError;
 
 const POLICY: &str = r#"
 [[group]]
@@ -472,7 +473,7 @@ fn firewalld_service_names_come_from_firewalld_list() {
     let bad = FirewalldServices::parse("ssh 22/tcp\nalias smb = sambaa\n", "fw.txt").unwrap_err();
     assert_eq!(
         bad.to_string(),
-        "fw.txt:2: alias 'smb': firewalld has no service 'sambaa'"
+        "fw.txt:2:1: alias 'smb': firewalld has no service 'sambaa'"
     );
 }
 
@@ -778,20 +779,20 @@ fn unsupported_helpers_and_syntax_errors_are_reported_with_the_line() {
 fn toml_errors_and_bad_fields_name_file_and_line() {
     let err = parse_err("[[platform]]\nid = \"demo\"\ntitle_en = \n");
     assert!(
-        matches!(&err, RemediationError::Toml { file, line: 3, .. } if file == "test.toml"),
+        matches!(&err, RemediationError::Rules(RemediationRulesError::Toml { file, line: 3, .. }) if file == "test.toml"),
         "{err:?}"
     );
     let err = parse_err(&format!(
         "{HEAD}commands = \"a\"\nundo = \"u\"\nverify = \"b\"\ncolour = \"red\"\n"
     ));
     assert!(
-        matches!(&err, RemediationError::Toml { line: 9, message, .. } if message.contains("colour")),
+        matches!(&err, RemediationError::Rules(RemediationRulesError::Toml { line: 9, message, .. }) if message.contains("colour")),
         "{err:?}"
     );
     // Every platform needs its undo.
     let err = parse_err(&format!("{HEAD}commands = \"a\"\nverify = \"b\"\n"));
     assert!(
-        matches!(&err, RemediationError::Toml { message, .. } if message.contains("undo")),
+        matches!(&err, RemediationError::Rules(RemediationRulesError::Toml { message, .. }) if message.contains("undo")),
         "{err:?}"
     );
     let one = format!("{HEAD}commands = \"a\"\nundo = \"u\"\nverify = \"b\"\n");
@@ -820,14 +821,18 @@ fn templates_render_without_html_escaping_and_load_dir_overrides() {
     );
     let dir = std::env::temp_dir().join(format!("portwarden-remed-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(dir.join(FILE_NAME), &toml).unwrap();
-    std::fs::write(dir.join(FIREWALLD_FILE_NAME), "ssh 22/tcp\n").unwrap();
-    let c = RemediationCatalog::load_dir(&dir);
-    std::fs::write(dir.join(FIREWALLD_FILE_NAME), "alias a = b\n").unwrap();
-    let bad = RemediationCatalog::load_dir(&dir).unwrap_err().to_string();
+    std::fs::write(dir.join("remediation.toml"), &toml).unwrap();
+    std::fs::write(dir.join("firewalld-services.txt"), "ssh 22/tcp\n").unwrap();
+    let load = || {
+        let rules = crate::rules::Rules::load(Some(&dir)).map_err(|e| e.to_string())?;
+        RemediationCatalog::from_rules(&rules).map_err(|e| e.to_string())
+    };
+    let c = load();
+    std::fs::write(dir.join("firewalld-services.txt"), "alias a = b\n").unwrap();
+    let bad = load().unwrap_err();
     let _ = std::fs::remove_dir_all(&dir);
     assert!(
-        bad.ends_with("firewalld-services.txt:1: alias 'a': firewalld has no service 'b'"),
+        bad.ends_with("firewalld-services.txt:1:1: alias 'a': firewalld has no service 'b'"),
         "{bad}"
     );
     let c = c.unwrap();

@@ -1,18 +1,34 @@
-//! Rules layer: the data of `rules/` (port catalogue and named port sets,
-//! compliance profiles and checks, identification probes, remediation
-//! templates, UDP payloads, report labels), embedded once in the binary
-//! ([`embedded`]) and overridable with `--rules DIR`; [`Rules::load`] reads
-//! and hashes every file once per command. Loaded and
-//! validated at start; errors name the file and line, because a rules file
-//! is something the operator edits by hand and must be able to fix.
+//! Rules layer: the data of `rules/` and the report's label files,
+//! embedded once in the binary ([`embedded`]) and overridable with
+//! `--rules DIR`. [`Rules::load`] reads, hashes, parses and checks every
+//! file once per command and offers typed values: the port catalogue with
+//! its named sets and top-UDP/TCP lists ([`Catalogue`]), the compliance
+//! profiles and their checks ([`profiles::Profiles`]), the identification
+//! probes ([`ProbeSet`]), the UDP payloads ([`Payloads`]), firewalld's
+//! services ([`FirewalldServices`]) and both languages' labels
+//! ([`LabelSet`]), the remediation platforms and fixes
+//! ([`RemediationRules`], whose handlebars templates the report layer
+//! compiles). Errors name
+//! the file and line, because a rules file is something the operator edits
+//! by hand and must be able to fix.
 
+pub(crate) mod firewalld;
+pub(crate) mod i18n;
 pub(crate) mod ports;
+pub(crate) mod probes;
 pub mod profiles;
-pub mod top_udp;
+pub(crate) mod remediation;
+pub(crate) mod top_udp;
+pub(crate) mod udp_payloads;
 
 use std::path::{Path, PathBuf};
 
+pub use firewalld::FirewalldServices;
+pub use i18n::{LabelError, LabelSet, Labels, Lang};
 pub use ports::{Catalogue, NamedSet, PortEntry};
+pub use probes::{ProbeError, ProbeSet};
+pub use remediation::{RemediationRules, RemediationRulesError};
+pub use udp_payloads::{Payload, PayloadError, Payloads};
 
 /// Errors in rule files. Each names the file (or `<embedded>/…` for the
 /// built-in copy) and, when the problem is inside the file, its line and
@@ -113,6 +129,9 @@ pub mod embedded {
     pub const REMEDIATION: &str = include_str!("../../rules/remediation.toml");
     pub const FIREWALLD: &str = include_str!("../../rules/firewalld-services.txt");
     pub const UDP_PAYLOADS: &str = include_str!("../../rules/udp-payloads.toml");
+    /// The commented starter policy `policy init` writes (not a rule the
+    /// audit reads: it is never overridden by `--rules`).
+    pub const POLICY_STARTER: &str = include_str!("../../rules/policy-starter.toml");
     pub const I18N: [(&str, &str); 2] = [
         ("en", include_str!("../../report-templates/i18n/en.toml")),
         (
@@ -134,16 +153,21 @@ use embedded::{
 pub struct Rules {
     pub ports: Catalogue,
     pub profiles: profiles::Profiles,
-    /// `probes.toml`, parsed by the identify layer.
-    pub probes: RuleText,
-    /// `remediation.toml`, parsed by the report layer.
-    pub remediation: RuleText,
-    /// `firewalld-services.txt` (firewalld's own service names), used by
-    /// the report layer to check firewalld remediation.
-    pub firewalld: RuleText,
-    /// `udp-payloads.toml`, parsed by the UDP scan engine.
-    pub udp_payloads: RuleText,
-    /// Report labels per language (`en`, `zh-CN`), embedded.
+    /// `probes.toml`: the identification probes, compiled.
+    pub probes: probes::ProbeSet,
+    /// `remediation.toml`: platforms, fixes and partials, checked; their
+    /// handlebars templates are compiled by the report layer.
+    pub remediation: RemediationRules,
+    /// `firewalld-services.txt`: firewalld's own service names and ports,
+    /// for the firewalld fixes.
+    pub firewalld: firewalld::FirewalldServices,
+    /// `udp-payloads.toml`: the UDP probe payloads.
+    pub udp_payloads: udp_payloads::Payloads,
+    /// `i18n/en.toml` and `i18n/zh-CN.toml`: the report's labels, parsed
+    /// and checked to have the same keys.
+    pub labels: i18n::LabelSet,
+    /// The same files' texts, whose `[fix_comment]` and `[fix_policy]`
+    /// messages the report layer compiles with the remediation templates.
     pub i18n: Vec<(String, RuleText)>,
     /// Relative name (`ports.toml`, `profiles/cis-v8.toml`, `i18n/en.toml`)
     /// → SHA-256 (hex) of every file in effect.
@@ -152,7 +176,7 @@ pub struct Rules {
     pub dir: Option<PathBuf>,
 }
 
-fn sha256_hex(bytes: &[u8]) -> String {
+pub(crate) fn sha256_hex(bytes: &[u8]) -> String {
     use sha2::Digest;
     hex::encode(sha2::Sha256::digest(bytes))
 }
@@ -164,6 +188,14 @@ pub enum RulebookError {
     Rules(#[from] RulesError),
     #[error(transparent)]
     Profiles(#[from] profiles::ProfileError),
+    #[error(transparent)]
+    Probes(#[from] probes::ProbeError),
+    #[error(transparent)]
+    Payloads(#[from] udp_payloads::PayloadError),
+    #[error(transparent)]
+    Labels(#[from] i18n::LabelError),
+    #[error(transparent)]
+    Remediation(#[from] RemediationRulesError),
 }
 
 impl Rules {
@@ -203,7 +235,7 @@ impl Rules {
             files.insert(name.to_string(), sha256_hex(t.text.as_bytes()));
             Ok(t)
         };
-        let ports_text = read("ports.toml", ports::EMBEDDED_TEXT)?;
+        let ports_text = read(ports::FILE_NAME, ports::EMBEDDED_TEXT)?;
         let ports = Catalogue::from_toml_str(&ports_text.text, &ports_text.origin)?;
         if ports.is_empty() {
             // An empty catalogue would make every port unknown and every
@@ -221,17 +253,22 @@ impl Rules {
         let top_tcp = read(top_udp::TCP_FILE_NAME, top_udp::TCP_EMBEDDED_TEXT)?;
         let ports = ports.with_top_tcp(top_udp::parse_tcp(&top_tcp.text, &top_tcp.origin)?);
         let probes = read("probes.toml", EMBEDDED_PROBES)?;
+        let probes = probes::ProbeSet::parse(&probes.text, &probes.origin)?;
         let remediation = read("remediation.toml", EMBEDDED_REMEDIATION)?;
+        let remediation = RemediationRules::parse(&remediation.text, &remediation.origin)?;
         let firewalld = read("firewalld-services.txt", EMBEDDED_FIREWALLD)?;
+        let firewalld = firewalld::FirewalldServices::parse(&firewalld.text, &firewalld.origin)?;
         let udp_payloads = read("udp-payloads.toml", EMBEDDED_UDP_PAYLOADS)?;
+        let udp_payloads = udp_payloads::Payloads::parse(&udp_payloads.text, &udp_payloads.origin)?;
         for (id, text) in profiles::EMBEDDED {
             read(&format!("profiles/{id}.toml"), text)?;
         }
         read("profiles/checks.toml", profiles::EMBEDDED_CHECKS)?;
-        let mut i18n = Vec::with_capacity(EMBEDDED_I18N.len());
-        for (lang, text) in EMBEDDED_I18N {
-            i18n.push((lang.to_string(), read(&format!("i18n/{lang}.toml"), text)?));
-        }
+        let [(en_lang, en), (zh_lang, zh)] = EMBEDDED_I18N;
+        let en = read(&format!("i18n/{en_lang}.toml"), en)?;
+        let zh = read(&format!("i18n/{zh_lang}.toml"), zh)?;
+        let labels = i18n::LabelSet::from_texts((&en.text, &en.origin), (&zh.text, &zh.origin))?;
+        let i18n = vec![(en_lang.to_string(), en), (zh_lang.to_string(), zh)];
         // Profiles a rules directory adds (or replaces), read once.
         let mut own_profiles = Vec::new();
         if let Some(pdir) = dir.map(|d| d.join("profiles")).filter(|p| p.is_dir()) {
@@ -268,6 +305,7 @@ impl Rules {
             remediation,
             firewalld,
             udp_payloads,
+            labels,
             i18n,
             files,
             dir: dir.map(Path::to_path_buf),
@@ -383,7 +421,8 @@ mod tests {
             )],
         );
         let r = Rules::load(Some(&d.0)).unwrap();
-        assert!(r.probes.origin.ends_with("probes.toml"));
+        assert_eq!(r.probes.http.len(), 1);
+        assert!(r.probes.probes.is_empty());
         let d = dir("top-udp", &[("top-udp.txt", "161 snmp\n53\n161\n")]);
         let e = Rules::load(Some(&d.0)).unwrap_err().to_string();
         assert!(
@@ -395,6 +434,9 @@ mod tests {
         assert_eq!(r.ports.top_udp(), &[161, 53]);
         assert_eq!(r.files["top-udp.txt"], sha256_hex(b"# mine\n161\n53 dns\n"));
         assert_eq!(Rules::embedded().ports.top_udp().len(), 1000);
-        assert_eq!(r.files["probes.toml"], sha256_hex(r.probes.text.as_bytes()));
+        assert_eq!(
+            r.files["probes.toml"],
+            sha256_hex(EMBEDDED_PROBES.as_bytes())
+        );
     }
 }

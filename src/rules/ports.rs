@@ -8,7 +8,6 @@
 //! the file, line and column the operator has to fix.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::path::Path;
 use std::sync::OnceLock;
 
 use serde::{Deserialize, Serialize};
@@ -156,26 +155,6 @@ impl Catalogue {
                 .with_top_udp(super::top_udp::embedded().to_vec())
                 .with_top_tcp(super::top_udp::embedded_tcp().to_vec())
         })
-    }
-
-    /// `DIR/ports.toml` when present (it replaces the built-in catalogue
-    /// entirely), the built-in catalogue otherwise. A missing `dir` is an
-    /// error: a mistyped `--rules` must not silently fall back.
-    pub fn load_dir(dir: &Path) -> Result<Catalogue, RulesError> {
-        if !dir.is_dir() {
-            return Err(RulesError::NotADirectory {
-                path: dir.to_path_buf(),
-            });
-        }
-        let path = dir.join(FILE_NAME);
-        if !path.exists() {
-            return Ok(Catalogue::embedded());
-        }
-        let text = std::fs::read_to_string(&path).map_err(|source| RulesError::Read {
-            path: path.clone(),
-            source,
-        })?;
-        Catalogue::from_toml_str(&text, &path.display().to_string())
     }
 
     /// Parses and validates catalogue text; `origin` names it in errors.
@@ -785,19 +764,18 @@ aliases = ["SFTP-x"]
     }
 
     #[test]
-    fn load_dir_overrides_or_falls_back() {
+    fn a_rules_directory_catalogue_error_names_its_file_line_and_column() {
         let dir = std::env::temp_dir().join(format!("pw-rules-test-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
-        let fallback = Catalogue::load_dir(&dir).unwrap();
-        assert_eq!(fallback.len(), cat().len());
-        std::fs::write(dir.join(FILE_NAME), ONE.replace("SFTP-x", "sftp")).unwrap();
-        let own = Catalogue::load_dir(&dir).unwrap();
-        assert_eq!(own.len(), 1);
-        assert!(own.origin().ends_with("ports.toml"));
         std::fs::write(dir.join(FILE_NAME), "[[port]]\nport = \"x\"\n").unwrap();
-        let err = Catalogue::load_dir(&dir).unwrap_err().to_string();
-        assert!(err.contains("ports.toml:2:8: "), "{err}");
+        let err = crate::rules::Rules::load(Some(&dir))
+            .unwrap_err()
+            .to_string();
         std::fs::remove_dir_all(&dir).unwrap();
+        assert!(
+            err.starts_with(&format!("{}:2:8: ", dir.join(FILE_NAME).display())),
+            "{err}"
+        );
     }
 
     #[test]

@@ -10,7 +10,7 @@
 
 use std::collections::BTreeSet;
 use std::fmt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::str::FromStr;
 
 use serde::Deserialize;
@@ -504,11 +504,6 @@ pub struct Profiles {
 /// where the TOML parser knows it, the line and column.
 #[derive(Debug, thiserror::Error)]
 pub enum ProfileError {
-    #[error("{file}: cannot read: {source}")]
-    Read {
-        file: PathBuf,
-        source: std::io::Error,
-    },
     #[error("{file}:{line}:{col}: {message}")]
     Parse {
         file: String,
@@ -798,36 +793,6 @@ impl Profiles {
         };
         set.validate_extends()?;
         Ok(set)
-    }
-
-    /// The embedded profiles, with every `<rules_dir>/profiles/*.toml`
-    /// replacing the embedded file of the same name (or adding a profile).
-    /// `checks.toml` there replaces the check parameters. A missing
-    /// `profiles` folder leaves the embedded set as it is.
-    pub fn load_dir(rules_dir: &Path) -> Result<Profiles, ProfileError> {
-        let set = Profiles::embedded()?;
-        let dir = rules_dir.join("profiles");
-        if !dir.is_dir() {
-            return Ok(set);
-        }
-        let read_dir = std::fs::read_dir(&dir).map_err(|source| ProfileError::Read {
-            file: dir.clone(),
-            source,
-        })?;
-        let mut files: Vec<PathBuf> = read_dir
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| p.extension().is_some_and(|x| x == "toml"))
-            .collect();
-        files.sort();
-        let mut texts = Vec::with_capacity(files.len());
-        for path in files {
-            let text = std::fs::read_to_string(&path).map_err(|source| ProfileError::Read {
-                file: path.clone(),
-                source,
-            })?;
-            texts.push((path, text));
-        }
-        Profiles::with_files(set, &texts)
     }
 
     /// The embedded set with each `(path, text)` of a rules directory's

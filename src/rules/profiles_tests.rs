@@ -279,7 +279,7 @@ fn load_dir_overrides_one_profile() {
         "id = \"cis-v8\"\nname = \"CIS mini\"\n[[requirement]]\nid = \"4.8\"\ntitle_en = \"a\"\ntitle_zh = \"b\"\nchecks = [\"port-cap\"]\n",
     )
     .unwrap();
-    let p = Profiles::load_dir(&dir).unwrap();
+    let p = crate::rules::Rules::load(Some(&dir)).unwrap().profiles;
     std::fs::remove_dir_all(&dir).unwrap();
     assert_eq!(p.get("cis-v8").unwrap().name, "CIS mini");
     assert_eq!(p.get("cis-v8").unwrap().requirements.len(), 1);

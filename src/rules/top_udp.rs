@@ -200,7 +200,7 @@ mod tests {
             );
         }
         // Every port with a default payload is in the top 100 too.
-        let payloads = crate::scan::udp::payloads::Payloads::embedded();
+        let payloads = crate::rules::udp_payloads::Payloads::embedded();
         for p in payloads.all().iter().filter(|p| !p.opt_in) {
             for port in &p.ports {
                 assert!(

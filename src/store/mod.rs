@@ -29,7 +29,7 @@ mod compare;
 pub mod drift;
 mod hash;
 mod legacy;
-pub mod metrics;
+pub(crate) mod metrics;
 mod open;
 mod verify;
 mod write;

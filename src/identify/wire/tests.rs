@@ -238,7 +238,7 @@ fn ldap_rootdse_entry_and_refusal() {
 
 #[test]
 fn ldap_request_in_probe_file_is_well_formed() {
-    let set = crate::identify::ProbeSet::embedded().unwrap();
+    let set = crate::rules::ProbeSet::embedded().unwrap();
     let p = set.probes.iter().find(|p| p.name == "ldap").unwrap();
     let (tag, content, used) = ber(&p.payload).unwrap();
     assert_eq!((tag, used), (0x30, p.payload.len()));
@@ -315,7 +315,7 @@ fn kafka_api_versions() {
 
 #[test]
 fn kafka_request_in_probe_file_matches_the_correlation_id() {
-    let set = crate::identify::ProbeSet::embedded().unwrap();
+    let set = crate::rules::ProbeSet::embedded().unwrap();
     let p = set.probes.iter().find(|p| p.name == "kafka").unwrap();
     assert_eq!(be32(&p.payload, 0), Some(p.payload.len() as u32 - 4));
     assert_eq!(be16(&p.payload, 4), Some(18));

@@ -90,11 +90,7 @@ struct LabelFile {
 impl FixMessages {
     /// The messages of the embedded label files.
     pub fn embedded() -> Result<FixMessages, RemediationError> {
-        FixMessages::from_texts(
-            super::super::i18n::embedded_texts()
-                .iter()
-                .map(|(l, t, f)| (*l, t.to_string(), f.to_string())),
-        )
+        FixMessages::from_rules(&crate::rules::Rules::embedded().i18n)
     }
 
     /// The messages of the rulebook's label files (language name → text).
@@ -115,25 +111,7 @@ impl FixMessages {
         FixMessages::from_texts(texts)
     }
 
-    /// `DIR/i18n/<lang>.toml` where it exists, else the embedded file.
-    pub fn load_dir(dir: &Path) -> Result<FixMessages, RemediationError> {
-        let mut texts = Vec::new();
-        for (lang, text, file) in super::super::i18n::embedded_texts() {
-            let path = dir.join("i18n").join(format!("{}.toml", lang.as_str()));
-            if path.exists() {
-                let t = std::fs::read_to_string(&path).map_err(|source| RemediationError::Io {
-                    path: path.clone(),
-                    source,
-                })?;
-                texts.push((lang, t, path.display().to_string()));
-            } else {
-                texts.push((lang, text.to_owned(), file.to_owned()));
-            }
-        }
-        FixMessages::from_texts(texts)
-    }
-
-    fn from_texts(
+    pub(super) fn from_texts(
         texts: impl IntoIterator<Item = (Lang, String, String)>,
     ) -> Result<FixMessages, RemediationError> {
         let mut sets = Vec::new();

@@ -38,20 +38,9 @@ use toml::Spanned;
 use super::i18n::Lang;
 use crate::model::{Finding, Proto, Severity};
 use crate::policy::Policy;
-use crate::rules::Catalogue;
-
-/// The embedded default, `rules/remediation.toml`.
-const EMBEDDED: &str = crate::rules::embedded::REMEDIATION;
-/// The embedded list of firewalld's own services.
-const EMBEDDED_FIREWALLD: &str = crate::rules::embedded::FIREWALLD;
-
-/// The file name looked for in a rules directory.
-pub const FILE_NAME: &str = "remediation.toml";
-/// The firewalld service list's file name in a rules directory.
-pub const FIREWALLD_FILE_NAME: &str = "firewalld-services.txt";
-
-/// What an embedded-file error names as its file.
-const EMBEDDED_NAME: &str = "rules/remediation.toml (embedded)";
+use crate::rules::remediation::did_you_mean;
+pub use crate::rules::remediation::{Fix, Platform};
+use crate::rules::{Catalogue, RemediationRules, line_col};
 
 /// The placeholders a template may use, all filled for every fix (see the
 /// head of `rules/remediation.toml` for what each holds).
@@ -107,9 +96,6 @@ pub const VARIABLES: &[&str] = &[
     "group",
 ];
 
-/// The template fields of a platform; `warning` may be absent.
-const FIELDS: &[&str] = &["commands", "undo", "verify", "warning"];
-
 /// Block and expression helpers a template may call: the logic ones that
 /// ship with handlebars. Iteration and lookups have nothing to work on here.
 const HELPERS: &[&str] = &["if", "unless", "eq", "ne", "and", "or", "not"];
@@ -164,6 +150,9 @@ pub enum RemediationError {
         place: String,
         message: String,
     },
+    /// The remediation file itself is malformed (checked by the rulebook).
+    #[error(transparent)]
+    Rules(#[from] crate::rules::RemediationRulesError),
     /// A field is missing, empty or malformed, or an id is used twice.
     #[error("{file}:{line}: {message}")]
     Invalid {
@@ -181,31 +170,6 @@ pub enum RemediationError {
         hint: String,
         known: String,
     },
-}
-
-/// One platform's metadata; its templates live in the catalogue's registry.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Platform {
-    pub id: String,
-    pub title_en: String,
-    pub title_zh: String,
-    pub language: String,
-    pub verify_language: String,
-}
-
-/// A remediation key and the platforms that fix it, in display order.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Fix {
-    pub key: String,
-    pub title_en: String,
-    pub title_zh: String,
-    pub about_en: String,
-    pub about_zh: String,
-    /// The about text when every host of the fix is in no asset group (no
-    /// allow list, no admin sources); `None` when `about_*` fits them too.
-    pub about_unmanaged_en: Option<String>,
-    pub about_unmanaged_zh: Option<String>,
-    pub platforms: Vec<String>,
 }
 
 /// The validated remediation templates, in file order.
@@ -348,10 +312,10 @@ mod policy_edit;
 mod quote;
 mod render;
 
+pub use crate::rules::firewalld::FirewalldServices;
 pub use fixes_file::{FIXES_JSONL, fix_for, read_fixes, write_fixes_jsonl};
 pub use group::fix_groups;
 pub use messages::FixMessages;
-pub use parse::FirewalldServices;
 pub use quote::{comment_str, hcl_str, ps_str, quote_for, sh_str, toml_str, yaml_str};
 
 use fixes_file::*;

@@ -1,193 +1,22 @@
 use super::*;
 
-/// firewalld's own service names and the ports each opens
-/// (`rules/firewalld-services.txt`), with our names mapped to theirs.
-#[derive(Debug, Clone, Default)]
-pub struct FirewalldServices {
-    services: HashMap<String, Vec<(u16, u16, Proto)>>,
-    aliases: HashMap<String, String>,
-}
-
-impl FirewalldServices {
-    /// Parses the list; `file` names it in errors. An alias must name a
-    /// listed service: that is the load-time check the fixes rely on.
-    pub fn parse(text: &str, file: &str) -> Result<FirewalldServices, RemediationError> {
-        let mut out = FirewalldServices::default();
-        let mut aliases = Vec::new();
-        for (n, raw) in text.lines().enumerate() {
-            let line = raw.trim();
-            let invalid = |message: String| RemediationError::Invalid {
-                file: file.to_owned(),
-                line: n + 1,
-                message,
-            };
-            if line.is_empty() || line.starts_with('#') {
-                continue;
-            }
-            if let Some(rest) = line.strip_prefix("alias ") {
-                let (ours, theirs) = rest
-                    .split_once('=')
-                    .ok_or_else(|| invalid("write 'alias OURS = FIREWALLD'".into()))?;
-                aliases.push((n + 1, ours.trim().to_owned(), theirs.trim().to_owned()));
-                continue;
-            }
-            let mut words = line.split_whitespace();
-            let name = words.next().unwrap_or_default().to_owned();
-            if safe_name(&name) != Some(name.as_str()) {
-                return Err(invalid(format!("'{name}' is not a service name")));
-            }
-            let mut ports = Vec::new();
-            for w in words {
-                let parsed = w.split_once('/').and_then(|(range, proto)| {
-                    let (lo, hi) = range.split_once('-').unwrap_or((range, range));
-                    let proto = match proto {
-                        "tcp" => Proto::Tcp,
-                        "udp" => Proto::Udp,
-                        _ => return None,
-                    };
-                    Some((lo.parse().ok()?, hi.parse().ok()?, proto))
-                });
-                // sctp/dccp entries exist in firewalld; we only judge TCP/UDP.
-                match parsed {
-                    Some(p) => ports.push(p),
-                    None if w.ends_with("/sctp") || w.ends_with("/dccp") => {}
-                    None => return Err(invalid(format!("'{w}' is not PORT/tcp or PORT/udp"))),
-                }
-            }
-            out.services.insert(name, ports);
-        }
-        for (line, ours, theirs) in aliases {
-            if !out.services.contains_key(&theirs) {
-                return Err(RemediationError::Invalid {
-                    file: file.to_owned(),
-                    line,
-                    message: format!("alias '{ours}': firewalld has no service '{theirs}'"),
-                });
-            }
-            out.aliases.insert(ours, theirs);
-        }
-        Ok(out)
-    }
-
-    /// firewalld's service for our service name, if it exists and opens
-    /// exactly this port; else `None` (the fix uses `--remove-port`).
-    pub fn lookup(&self, service: &str, port: u16, proto: Proto) -> Option<&str> {
-        let name = self
-            .aliases
-            .get(service)
-            .map(String::as_str)
-            .unwrap_or(service);
-        let (name, ports) = self.services.get_key_value(name)?;
-        ports
-            .iter()
-            .any(|&(lo, hi, p)| p == proto && lo <= port && port <= hi)
-            .then_some(name.as_str())
-    }
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(super) struct RawFile {
-    #[serde(default)]
-    partials: BTreeMap<String, Spanned<String>>,
-    #[serde(default)]
-    fix: Vec<Spanned<RawFix>>,
-    #[serde(default)]
-    platform: Vec<Spanned<RawPlatform>>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(super) struct RawFix {
-    key: String,
-    title_en: String,
-    title_zh: String,
-    about_en: String,
-    about_zh: String,
-    #[serde(default)]
-    about_unmanaged_en: Option<String>,
-    #[serde(default)]
-    about_unmanaged_zh: Option<String>,
-    platforms: Vec<String>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(super) struct RawPlatform {
-    id: Spanned<String>,
-    title_en: String,
-    title_zh: String,
-    language: String,
-    verify_language: Option<String>,
-    commands: Spanned<String>,
-    undo: Spanned<String>,
-    verify: Spanned<String>,
-    #[serde(default)]
-    warning: Option<Spanned<String>>,
-}
-
-impl RawPlatform {
-    fn field(&self, name: &str) -> Option<&Spanned<String>> {
-        match name {
-            "commands" => Some(&self.commands),
-            "undo" => Some(&self.undo),
-            "verify" => Some(&self.verify),
-            "warning" => self.warning.as_ref(),
-            _ => None,
-        }
-    }
-}
-
 impl RemediationCatalog {
     /// The catalogue built into the binary (`rules/remediation.toml`).
     pub fn embedded() -> RemediationCatalog {
         // The embedded files are checked by this module's tests, so a
         // failure here is a build that skipped them, not a user error.
-        let firewalld =
-            FirewalldServices::parse(EMBEDDED_FIREWALLD, "rules/firewalld-services.txt")
-                .unwrap_or_else(|e| panic!("embedded firewalld service list is invalid: {e}"));
-        let messages = FixMessages::embedded()
-            .unwrap_or_else(|e| panic!("embedded fix comments are invalid: {e}"));
-        RemediationCatalog::parse_with(EMBEDDED, EMBEDDED_NAME, firewalld, &messages)
+        RemediationCatalog::from_rules(&crate::rules::Rules::embedded())
             .unwrap_or_else(|e| panic!("embedded remediation templates are invalid: {e}"))
     }
 
-    /// The catalogue from the rulebook's texts (read and hashed once there).
+    /// The catalogue from the rulebook: its templates compiled from the
+    /// typed remediation file read there, with its firewalld services and
+    /// fix comments.
     pub fn from_rules(rules: &crate::rules::Rules) -> Result<RemediationCatalog, RemediationError> {
-        let firewalld = FirewalldServices::parse(&rules.firewalld.text, &rules.firewalld.origin)?;
-        RemediationCatalog::parse_with(
-            &rules.remediation.text,
-            &rules.remediation.origin,
-            firewalld,
+        RemediationCatalog::compile(
+            &rules.remediation,
+            rules.firewalld.clone(),
             &FixMessages::from_rules(&rules.i18n)?,
-        )
-    }
-
-    /// `DIR/remediation.toml` and `DIR/firewalld-services.txt` when they
-    /// exist (each replaces the embedded file as a whole), else the embedded ones.
-    pub fn load_dir(dir: &Path) -> Result<RemediationCatalog, RemediationError> {
-        let read = |path: &Path| {
-            std::fs::read_to_string(path).map_err(|source| RemediationError::Io {
-                path: path.to_path_buf(),
-                source,
-            })
-        };
-        let fw_path = dir.join(FIREWALLD_FILE_NAME);
-        let firewalld = if fw_path.exists() {
-            FirewalldServices::parse(&read(&fw_path)?, &fw_path.display().to_string())?
-        } else {
-            FirewalldServices::parse(EMBEDDED_FIREWALLD, "rules/firewalld-services.txt")?
-        };
-        let messages = FixMessages::load_dir(dir)?;
-        let path = dir.join(FILE_NAME);
-        if !path.exists() {
-            return RemediationCatalog::parse_with(EMBEDDED, EMBEDDED_NAME, firewalld, &messages);
-        }
-        RemediationCatalog::parse_with(
-            &read(&path)?,
-            &path.display().to_string(),
-            firewalld,
-            &messages,
         )
     }
 
@@ -209,16 +38,19 @@ impl RemediationCatalog {
         firewalld: FirewalldServices,
         messages: &FixMessages,
     ) -> Result<RemediationCatalog, RemediationError> {
-        let raw: RawFile = toml::from_str(text).map_err(|e| {
-            let (line, column) = e.span().map(|s| line_col(text, s.start)).unwrap_or((1, 1));
-            RemediationError::Toml {
-                file: file.to_owned(),
-                line,
-                column,
-                message: e.message().trim().to_owned(),
-            }
-        })?;
+        let rules = RemediationRules::parse(text, file)?;
+        RemediationCatalog::compile(&rules, firewalld, messages)
+    }
 
+    /// Compiles every template of a checked remediation file (names in
+    /// them must be known placeholders, messages, helpers and partials),
+    /// then renders each with sample values in strict mode.
+    fn compile(
+        rules: &RemediationRules,
+        firewalld: FirewalldServices,
+        messages: &FixMessages,
+    ) -> Result<RemediationCatalog, RemediationError> {
+        let (text, file) = (rules.text.as_str(), rules.origin.as_str());
         let mut registry = Handlebars::new();
         registry.set_strict_mode(true);
         // The output is shell, PowerShell, YAML, HCL or TOML, not HTML: the
@@ -228,20 +60,9 @@ impl RemediationCatalog {
         messages.register(&mut registry)?;
         let message_keys = messages.keys();
 
-        let partial_names: HashSet<&str> = raw.partials.keys().map(String::as_str).collect();
-        for (name, src) in &raw.partials {
+        let partial_names: HashSet<&str> = rules.partials.iter().map(|(n, _)| n.as_str()).collect();
+        for (name, src) in &rules.partials {
             let place = format!("partial '{name}'");
-            if !is_name(name, |c| {
-                c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_'
-            }) {
-                return Err(RemediationError::Invalid {
-                    file: file.to_owned(),
-                    line: line_col(text, src.span().start).0,
-                    message: format!(
-                        "partial name '{name}': use lower-case letters, digits and '_'"
-                    ),
-                });
-            }
             // A partial may not include partials: that rules out recursion.
             compile(text, file, &place, src, None, Some(&message_keys))?;
             registry
@@ -250,46 +71,9 @@ impl RemediationCatalog {
                     template_error(text, file, &place, src, e.pos().map(|p| p.0), e.reason())
                 })?;
         }
-
-        if raw.platform.is_empty() {
-            return Err(RemediationError::Invalid {
-                file: file.to_owned(),
-                line: 1,
-                message: "no [[platform]] entries: a remediation file needs at least one".into(),
-            });
-        }
-        let mut platforms = Vec::with_capacity(raw.platform.len());
-        let mut seen: HashSet<String> = HashSet::new();
-        for entry in &raw.platform {
-            let line = line_col(text, entry.span().start).0;
-            let p = entry.get_ref();
-            let id = p.id.get_ref();
-            let invalid = |message: String| RemediationError::Invalid {
-                file: file.to_owned(),
-                line,
-                message,
-            };
-            if !is_name(id, |c| {
-                c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-'
-            }) {
-                return Err(invalid(format!(
-                    "platform id '{id}': use lower-case letters, digits and '-'"
-                )));
-            }
-            if !seen.insert(id.clone()) {
-                return Err(invalid(format!("platform id '{id}' is used twice")));
-            }
-            for (field, value) in [
-                ("title_en", &p.title_en),
-                ("title_zh", &p.title_zh),
-                ("language", &p.language),
-            ] {
-                if value.trim().is_empty() {
-                    return Err(invalid(format!("platform '{id}': {field} is empty")));
-                }
-            }
-            for field in FIELDS {
-                let Some(src) = p.field(field) else { continue };
+        for p in &rules.platforms {
+            let id = &p.platform.id;
+            for (field, src) in &p.templates {
                 let place = format!("platform '{id}', {field}");
                 let tpl = compile(
                     text,
@@ -301,30 +85,15 @@ impl RemediationCatalog {
                 )?;
                 registry.register_template(&template_name(id, field), tpl);
             }
-            platforms.push(Platform {
-                id: id.clone(),
-                title_en: p.title_en.trim().to_owned(),
-                title_zh: p.title_zh.trim().to_owned(),
-                language: p.language.trim().to_owned(),
-                verify_language: p
-                    .verify_language
-                    .as_deref()
-                    .map(str::trim)
-                    .filter(|l| !l.is_empty())
-                    .unwrap_or(p.language.trim())
-                    .to_owned(),
-            });
         }
-
-        let fixes = parse_fixes(text, file, &raw, &platforms, &seen)?;
         let catalog = RemediationCatalog {
-            platforms,
-            fixes,
+            platforms: rules.platforms.iter().map(|p| p.platform.clone()).collect(),
+            fixes: rules.fixes.clone(),
             registry,
             firewalld,
             policy_texts: messages.policy_texts(),
         };
-        catalog.check_samples(text, file, &raw, messages)?;
+        catalog.check_samples(rules, messages)?;
         Ok(catalog)
     }
 
@@ -333,11 +102,10 @@ impl RemediationCatalog {
     /// branches the templates take and catches what the syntax walk cannot.
     fn check_samples(
         &self,
-        text: &str,
-        file: &str,
-        raw: &RawFile,
+        rules: &RemediationRules,
         messages: &FixMessages,
     ) -> Result<(), RemediationError> {
+        let (text, file) = (rules.text.as_str(), rules.origin.as_str());
         let catalog = self;
         let mut keys: Vec<String> = catalog.fixes.iter().map(|f| f.key.clone()).collect();
         keys.push("unknown-key".into());
@@ -357,15 +125,11 @@ impl RemediationCatalog {
                         }
                     }
                 }
-                for (entry, platform) in raw.platform.iter().zip(&catalog.platforms) {
-                    let p = entry.get_ref();
-                    for field in FIELDS {
-                        let Some(src) = p.field(field) else { continue };
-                        if let Err(e) = catalog
-                            .registry
-                            .render(&template_name(&platform.id, field), &data)
-                        {
-                            let place = format!("platform '{}', {field}", platform.id);
+                for p in &rules.platforms {
+                    let id = &p.platform.id;
+                    for (field, src) in &p.templates {
+                        if let Err(e) = catalog.registry.render(&template_name(id, field), &data) {
+                            let place = format!("platform '{id}', {field}");
                             return Err(render_error(text, file, &place, src, &e));
                         }
                     }
@@ -374,71 +138,6 @@ impl RemediationCatalog {
         }
         Ok(())
     }
-}
-
-/// The `[[fix]]` entries, each naming known platforms only.
-fn parse_fixes(
-    text: &str,
-    file: &str,
-    raw: &RawFile,
-    platforms: &[Platform],
-    seen: &HashSet<String>,
-) -> Result<Vec<Fix>, RemediationError> {
-    let mut fixes: Vec<Fix> = Vec::with_capacity(raw.fix.len());
-    for entry in &raw.fix {
-        let line = line_col(text, entry.span().start).0;
-        let f = entry.get_ref();
-        let invalid = |message: String| RemediationError::Invalid {
-            file: file.to_owned(),
-            line,
-            message,
-        };
-        if !is_name(&f.key, |c| {
-            c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-'
-        }) {
-            return Err(invalid(format!(
-                "fix key '{}': use lower-case letters, digits and '-'",
-                f.key
-            )));
-        }
-        if fixes.iter().any(|o| o.key == f.key) {
-            return Err(invalid(format!("fix key '{}' is used twice", f.key)));
-        }
-        if f.platforms.is_empty() {
-            return Err(invalid(format!("fix '{}' names no platform", f.key)));
-        }
-        if f.about_unmanaged_en.is_some() != f.about_unmanaged_zh.is_some() {
-            return Err(invalid(format!(
-                "fix '{}': give about_unmanaged_en and about_unmanaged_zh together",
-                f.key
-            )));
-        }
-        for id in &f.platforms {
-            if !seen.contains(id) {
-                let known: Vec<&str> = platforms.iter().map(|p| p.id.as_str()).collect();
-                return Err(invalid(format!(
-                    "fix '{}': unknown platform '{id}'{}; known: {}",
-                    f.key,
-                    did_you_mean(id, &known)
-                        .map(|s| format!(" (did you mean '{s}'?)"))
-                        .unwrap_or_default(),
-                    known.join(", ")
-                )));
-            }
-        }
-        fixes.push(Fix {
-            key: f.key.clone(),
-            title_en: f.title_en.trim().to_owned(),
-            title_zh: f.title_zh.trim().to_owned(),
-            about_en: f.about_en.trim().to_owned(),
-            about_zh: f.about_zh.trim().to_owned(),
-            about_unmanaged_en: f.about_unmanaged_en.as_deref().map(|s| s.trim().to_owned()),
-            about_unmanaged_zh: f.about_unmanaged_zh.as_deref().map(|s| s.trim().to_owned()),
-            platforms: f.platforms.clone(),
-        });
-    }
-
-    Ok(fixes)
 }
 
 /// The contexts every template is rendered for at load time, for one key:
@@ -485,10 +184,6 @@ pub(super) fn samples(key: &str) -> [FixContext; 3] {
             ..base
         },
     ]
-}
-
-pub(super) fn is_name(s: &str, allowed: impl Fn(char) -> bool) -> bool {
-    s.starts_with(|c: char| c.is_ascii_alphanumeric()) && s.chars().all(allowed)
 }
 
 /// Compiles one template and checks every name it uses.
@@ -713,21 +408,4 @@ pub(super) fn line_of_name(text: &str, src: &Spanned<String>, name: &str) -> usi
         .position(|l| l.contains("{{") && l.contains(name))
         .map_or(1, |i| i + 1);
     file_line(text, src, template_line)
-}
-
-/// 1-based line and column of a byte offset.
-pub(super) fn line_col(text: &str, offset: usize) -> (usize, usize) {
-    let before = text.get(..offset.min(text.len())).unwrap_or("");
-    let line = before.matches('\n').count() + 1;
-    let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
-    (line, column)
-}
-
-pub(super) fn did_you_mean<'a>(name: &str, known: &[&'a str]) -> Option<&'a str> {
-    known
-        .iter()
-        .map(|k| (strsim::levenshtein(name, k), *k))
-        .filter(|(d, _)| *d <= 2)
-        .min_by_key(|(d, _)| *d)
-        .map(|(_, k)| k)
 }

@@ -4,7 +4,7 @@
 //! It is the UDP layer on the raw core ([`crate::scan::raw`]: the seeded
 //! permutation, sharding and resume state, the keyed-hash source ports,
 //! the raw sockets and the checked IP parser). What is its own is the probe (a
-//! protocol payload per port, [`payloads`]), the states (open on a UDP
+//! protocol payload per port, [`crate::rules::Payloads`], from the rulebook), the states (open on a UDP
 //! answer, closed on the target's ICMP port unreachable, filtered on any
 //! other unreachable, open|filtered on silence) and the pacing, which
 //! follows each target's ICMP limiter ([`engine`]). Answers are read by
@@ -13,38 +13,30 @@
 pub mod engine;
 pub mod io;
 pub mod packet;
-pub mod payloads;
 
 use tokio::sync::mpsc;
 
 use super::{ScanConfig, ScanError, ScanSummary};
 use crate::model::{ScanEvent, ServiceInfo};
+use crate::rules::udp_payloads::Payloads;
 use crate::scan::raw::schedule::{ResumeState, ScheduleConfig, rate_cap};
 use crate::scan::raw::{EngineThread, Outcome, run_on_thread};
 use crate::target::Targets;
 use engine::{UdpEngineConfig, UdpSpace};
-use payloads::Payloads;
 
 /// Default global rate (probes/s). UDP answers are bounded by the targets'
 /// ICMP limiters, not by our send path, so there is nothing to gain from
 /// the SYN engine's adaptive climb; `--rate`/`--max-rate` cap it.
 const DEFAULT_RATE: u64 = 20_000;
 
-/// What a UDP scan needs besides the shared [`ScanConfig`].
-#[derive(Debug, Clone)]
+/// What a UDP scan needs besides the shared [`ScanConfig`]. The default
+/// has no payloads at all (every probe an empty datagram): the payloads
+/// come from the rulebook, never from a fallback here.
+#[derive(Debug, Clone, Default)]
 pub struct UdpOptions {
     pub payloads: Payloads,
     /// Ports whose silent pairs get one limiter-paced try more (sorted).
     pub priority: Vec<u16>,
-}
-
-impl Default for UdpOptions {
-    fn default() -> Self {
-        UdpOptions {
-            payloads: Payloads::embedded(),
-            priority: Vec::new(),
-        }
-    }
 }
 
 impl Outcome for engine::UdpOutcome {

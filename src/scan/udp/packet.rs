@@ -17,8 +17,9 @@ use crate::scan::raw::wire::{
 use crate::scan::raw::{io::FromWire, unreachable_reason};
 
 pub const UDP_LEN: usize = 8;
-/// Largest payload a probe carries (well under any path MTU).
-pub const MAX_PAYLOAD: usize = 1200;
+/// Largest payload a probe carries (well under any path MTU), as the
+/// rulebook checks it.
+pub use crate::rules::udp_payloads::MAX_PAYLOAD;
 /// Room for the largest probe.
 pub const MAX_PROBE_LEN: usize = IPV6_LEN + UDP_LEN + MAX_PAYLOAD;
 /// Bytes of a reply's payload kept for identification.

@@ -1,4 +1,4 @@
-//! Scan layer, the UDP probe payloads (`rules/udp-payloads.toml`).
+//! The UDP probe payloads (`rules/udp-payloads.toml`), for the scan layer.
 //!
 //! A UDP service answers only a request it understands, so the payload per
 //! port is what finds it. The table is data, embedded in the binary and
@@ -9,9 +9,9 @@ use std::collections::{BTreeMap, HashSet};
 
 use serde::Deserialize;
 
-use super::packet::MAX_PAYLOAD;
-
-const EMBEDDED: &str = crate::rules::embedded::UDP_PAYLOADS;
+/// The largest payload one UDP probe carries (the scan layer's packet
+/// builder sizes its buffers from it).
+pub const MAX_PAYLOAD: usize = 1200;
 
 #[derive(Debug, thiserror::Error)]
 pub enum PayloadError {
@@ -62,8 +62,11 @@ pub struct Payloads {
 impl Payloads {
     /// The embedded table.
     pub fn embedded() -> Payloads {
-        Payloads::parse(EMBEDDED, "rules/udp-payloads.toml (embedded)")
-            .expect("the embedded udp-payloads.toml is valid (checked by tests)")
+        Payloads::parse(
+            super::embedded::UDP_PAYLOADS,
+            "rules/udp-payloads.toml (embedded)",
+        )
+        .expect("the embedded udp-payloads.toml is valid (checked by tests)")
     }
 
     pub fn parse(text: &str, origin: &str) -> Result<Payloads, PayloadError> {

@@ -1,17 +1,13 @@
-//! Identify layer, data half: the probe definitions of `rules/probes.toml`
-//! (payloads, banner rules, match patterns) loaded, unescaped and compiled
-//! once, so the engine never re-parses text per port and a bad pattern is
-//! reported at start with its file and entry rather than mid-scan.
-
-use std::path::Path;
+//! The identification probes of `rules/probes.toml` (payloads, banner
+//! rules, match patterns), loaded, unescaped and compiled once by
+//! [`super::Rules::load`], so the identify layer never re-parses text per
+//! port and a bad pattern is reported at start with its file and entry
+//! rather than mid-scan.
 
 use regex::bytes::Regex;
 use serde::Deserialize;
 
 use crate::model::AuthStatus;
-
-/// The probe file shipped in the binary.
-pub const EMBEDDED_PROBES: &str = crate::rules::embedded::PROBES;
 
 /// Protocol logic that lives in code because data cannot express it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -58,12 +54,6 @@ impl Parser {
 /// Errors while loading a probe file.
 #[derive(Debug, thiserror::Error)]
 pub enum ProbeError {
-    #[error("{file}: cannot read the probe file: {source}")]
-    Read {
-        file: String,
-        #[source]
-        source: std::io::Error,
-    },
     #[error("{file}: not a valid probe file: {message}")]
     Toml { file: String, message: String },
     #[error("{file}: {entry}: {message}")]
@@ -104,7 +94,7 @@ impl MatchRule {
             let tpl = tpl.as_ref()?;
             let mut out = Vec::new();
             caps.expand(tpl.as_bytes(), &mut out);
-            let s = super::escape_bytes(&out, 80);
+            let s = crate::lines::escape_bytes(&out, 80);
             let s = s.trim().to_string();
             (!s.is_empty()).then_some(s)
         };
@@ -251,17 +241,7 @@ struct ProbeDef {
 impl ProbeSet {
     /// The probes shipped in the binary.
     pub fn embedded() -> Result<ProbeSet, ProbeError> {
-        ProbeSet::parse(EMBEDDED_PROBES, "rules/probes.toml (embedded)")
-    }
-
-    /// Loads a user's probe file (e.g. from `--rules DIR`).
-    pub fn load(path: &Path) -> Result<ProbeSet, ProbeError> {
-        let file = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|source| ProbeError::Read {
-            file: file.clone(),
-            source,
-        })?;
-        ProbeSet::parse(&text, &file)
+        ProbeSet::parse(super::embedded::PROBES, "rules/probes.toml (embedded)")
     }
 
     /// Parses and validates probe definitions; `file` names the source in

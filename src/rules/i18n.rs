@@ -1,4 +1,5 @@
-//! Report layer: the languages a report is written in and their labels.
+//! The languages a report is written in and their labels, for the report
+//! layer and the terminal.
 //!
 //! Labels are data (`report-templates/i18n/*.toml`, embedded, and part of
 //! the rulebook: a rules directory's `i18n/en.toml` and `i18n/zh-CN.toml`
@@ -13,19 +14,21 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::ReportError;
+const EN: &str = super::embedded::I18N[0].1;
+const ZH_CN: &str = super::embedded::I18N[1].1;
 
-const EN: &str = crate::rules::embedded::I18N[0].1;
-const ZH_CN: &str = crate::rules::embedded::I18N[1].1;
-
-/// The embedded label files as (language, text, file name): the
-/// remediation catalogue reads its fix-comment messages (`[fix_comment]`)
-/// from them.
-pub fn embedded_texts() -> [(Lang, &'static str, &'static str); 2] {
-    [
-        (Lang::En, EN, "report-templates/i18n/en.toml"),
-        (Lang::ZhCn, ZH_CN, "report-templates/i18n/zh-CN.toml"),
-    ]
+/// A label file is malformed, or the two languages differ.
+#[derive(Debug, thiserror::Error)]
+pub enum LabelError {
+    #[error("{file}: {message}")]
+    Invalid { file: String, message: String },
+    #[error(
+        "report labels differ between languages: missing in en.toml: {missing_en}; missing in zh-CN.toml: {missing_zh}"
+    )]
+    Differ {
+        missing_en: String,
+        missing_zh: String,
+    },
 }
 
 /// The language of a report.
@@ -86,49 +89,22 @@ pub struct Labels {
     flat: BTreeMap<String, String>,
 }
 
-impl Labels {
-    /// The embedded labels of `lang`, after checking that both embedded
-    /// files parse and have the same keys.
-    pub fn embedded(lang: Lang) -> Result<Labels, ReportError> {
-        Labels::from_pair(lang, EN, ZH_CN)
-    }
+/// The labels of both languages, parsed together and checked to have
+/// exactly the same keys: the rulebook's typed `i18n/*.toml`.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct LabelSet {
+    en: Labels,
+    zh: Labels,
+}
 
-    /// The labels of `lang` from the rulebook's `i18n` texts (language →
-    /// text and where it came from), after checking that both parse and
-    /// have the same keys. Errors name the file.
-    pub fn from_rules(
-        lang: Lang,
-        i18n: &[(String, crate::rules::RuleText)],
-    ) -> Result<Labels, ReportError> {
-        let text = |l: Lang| -> Result<(&str, &str), ReportError> {
-            i18n.iter()
-                .find(|(name, _)| name == l.as_str())
-                .map(|(_, t)| (t.text.as_str(), t.origin.as_str()))
-                .ok_or_else(|| ReportError::Template {
-                    file: format!("i18n/{}.toml", l.as_str()),
-                    message: "the rulebook has no such label file".into(),
-                })
-        };
-        Labels::from_texts(lang, text(Lang::En)?, text(Lang::ZhCn)?)
-    }
-
-    /// Parses both label files (`en`, `zh`) and returns the one of `lang`.
-    pub fn from_pair(lang: Lang, en: &str, zh: &str) -> Result<Labels, ReportError> {
-        Labels::from_texts(
-            lang,
-            (en, "report-templates/i18n/en.toml"),
-            (zh, "report-templates/i18n/zh-CN.toml"),
-        )
-    }
-
+impl LabelSet {
     /// Both label files as (text, file name for errors).
-    fn from_texts(
-        lang: Lang,
+    pub fn from_texts(
         (en, en_file): (&str, &str),
         (zh, zh_file): (&str, &str),
-    ) -> Result<Labels, ReportError> {
+    ) -> Result<LabelSet, LabelError> {
         let en = parse(en, en_file)?;
-        let zh = parse(zh, zh_file)?;
+        let mut zh = parse(zh, zh_file)?;
         let only = |a: &Labels, b: &Labels| -> Vec<String> {
             a.flat
                 .keys()
@@ -139,14 +115,38 @@ impl Labels {
         let missing_zh = only(&en, &zh);
         let missing_en = only(&zh, &en);
         if !missing_zh.is_empty() || !missing_en.is_empty() {
-            return Err(ReportError::Labels {
+            return Err(LabelError::Differ {
                 missing_en: missing_en.join(", "),
                 missing_zh: missing_zh.join(", "),
             });
         }
-        let mut chosen = if lang == Lang::En { en } else { zh };
-        chosen.lang = lang;
-        Ok(chosen)
+        zh.lang = Lang::ZhCn;
+        Ok(LabelSet { en, zh })
+    }
+
+    /// The labels of `lang`.
+    pub fn of(&self, lang: Lang) -> Labels {
+        match lang {
+            Lang::En => self.en.clone(),
+            Lang::ZhCn => self.zh.clone(),
+        }
+    }
+}
+
+impl Labels {
+    /// The embedded labels of `lang`, after checking that both embedded
+    /// files parse and have the same keys.
+    pub fn embedded(lang: Lang) -> Result<Labels, LabelError> {
+        Labels::from_pair(lang, EN, ZH_CN)
+    }
+
+    /// Parses both label files (`en`, `zh`) and returns the one of `lang`.
+    pub fn from_pair(lang: Lang, en: &str, zh: &str) -> Result<Labels, LabelError> {
+        Ok(LabelSet::from_texts(
+            (en, "report-templates/i18n/en.toml"),
+            (zh, "report-templates/i18n/zh-CN.toml"),
+        )?
+        .of(lang))
     }
 
     pub fn lang(&self) -> Lang {
@@ -263,14 +263,14 @@ pub(crate) fn fill(text: &str, params: &[(&str, &str)]) -> String {
     out
 }
 
-fn parse(text: &str, file: &str) -> Result<Labels, ReportError> {
-    let table: toml::Table = toml::from_str(text).map_err(|e| ReportError::Template {
+fn parse(text: &str, file: &str) -> Result<Labels, LabelError> {
+    let table: toml::Table = toml::from_str(text).map_err(|e| LabelError::Invalid {
         file: file.to_string(),
         message: e.message().trim().to_string(),
     })?;
     let mut flat = BTreeMap::new();
     flatten("", &toml::Value::Table(table.clone()), &mut flat, file)?;
-    let tree = serde_json::to_value(&table).map_err(|e| ReportError::Template {
+    let tree = serde_json::to_value(&table).map_err(|e| LabelError::Invalid {
         file: file.to_string(),
         message: e.to_string(),
     })?;
@@ -286,7 +286,7 @@ fn flatten(
     v: &toml::Value,
     out: &mut BTreeMap<String, String>,
     file: &str,
-) -> Result<(), ReportError> {
+) -> Result<(), LabelError> {
     match v {
         toml::Value::Table(t) => {
             for (k, v) in t {
@@ -306,7 +306,7 @@ fn flatten(
                 .chars()
                 .find(|&c| crate::lines::unsafe_to_show(c) && c != '\n' && c != '\t')
             {
-                return Err(ReportError::Template {
+                return Err(LabelError::Invalid {
                     file: file.to_string(),
                     message: format!(
                         "label '{prefix}' holds the control character U+{:04X}: labels are shown in terminals",
@@ -315,7 +315,7 @@ fn flatten(
                 });
             }
             if let Some(c) = s.chars().next().filter(|c| matches!(c, '=' | '+' | '@')) {
-                return Err(ReportError::Template {
+                return Err(LabelError::Invalid {
                     file: file.to_string(),
                     message: format!(
                         "label '{prefix}' starts with '{c}': a spreadsheet would evaluate it in the CSV files"
@@ -325,7 +325,7 @@ fn flatten(
             out.insert(prefix.to_string(), s.clone());
             Ok(())
         }
-        _ => Err(ReportError::Template {
+        _ => Err(LabelError::Invalid {
             file: file.to_string(),
             message: format!("label '{prefix}' must be a string"),
         }),
@@ -384,25 +384,23 @@ mod tests {
         assert_ne!(zh, ZH_CN);
         std::fs::write(dir.join("i18n/zh-CN.toml"), &zh).unwrap();
         let rules = crate::rules::Rules::load(Some(&dir)).unwrap();
-        let labels = Labels::from_rules(Lang::ZhCn, &rules.i18n).unwrap();
+        let labels = rules.labels.of(Lang::ZhCn);
         assert_eq!(labels.tree()["heading"]["compliance"], "等保测评结论");
         assert_eq!(
             rules.files["i18n/zh-CN.toml"],
-            crate::report::evidence::sha256_hex(zh.as_bytes())
+            crate::rules::sha256_hex(zh.as_bytes())
         );
         // English is still the embedded file, and both must keep one key set.
-        let en = Labels::from_rules(Lang::En, &rules.i18n).unwrap();
+        let en = rules.labels.of(Lang::En);
         assert_eq!(en.tree()["heading"]["compliance"], "Compliance");
         let cut = zh.replace("show_hosts = \"显示主机\"\n", "");
         std::fs::write(dir.join("i18n/zh-CN.toml"), &cut).unwrap();
-        let rules = crate::rules::Rules::load(Some(&dir)).unwrap();
-        let e = Labels::from_rules(Lang::En, &rules.i18n)
+        let e = crate::rules::Rules::load(Some(&dir))
             .unwrap_err()
             .to_string();
         assert!(e.contains("missing in zh-CN.toml: ui.show_hosts"), "{e}");
         std::fs::write(dir.join("i18n/zh-CN.toml"), "[heading\n").unwrap();
-        let rules = crate::rules::Rules::load(Some(&dir)).unwrap();
-        let e = Labels::from_rules(Lang::ZhCn, &rules.i18n)
+        let e = crate::rules::Rules::load(Some(&dir))
             .unwrap_err()
             .to_string();
         assert!(
