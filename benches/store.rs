@@ -151,6 +151,7 @@ fn phase(name: &str, db: &Path, hosts: u32) {
         "record1" | "record2" => {
             let n = if name == "record1" { 1 } else { 2 };
             let run = synth(hosts, n);
+            let held = peak_rss_kb() / 1024;
             let before = db_bytes(db);
             let mut s = Store::open(db).unwrap();
             let t = Instant::now();
@@ -159,7 +160,7 @@ fn phase(name: &str, db: &Path, hosts: u32) {
             drop(s);
             let growth = db_bytes(db) - before;
             println!(
-                "{name}: run {id}: {} observations, {} findings; commit {secs:.2} s; growth {:.1} MB ({:.0} B/observation); peak RSS {} MB",
+                "{name}: run {id}: {} observations, {} findings; commit {secs:.2} s; growth {:.1} MB ({:.0} B/observation); peak RSS {} MB ({held} MB with the run built, before recording)",
                 run.observations.len(),
                 run.findings.len(),
                 growth as f64 / 1e6,

@@ -176,15 +176,18 @@ impl PendingRecord<'_> {
     /// port seen open and later closed is not open.
     pub fn add_observations(&mut self, batch: &[Observation]) -> Result<(), StoreError> {
         let run = self.anchor.run;
+        let mut services = Vec::with_capacity(batch.len());
         for o in batch {
-            let service = match &o.service {
+            services.push(match &o.service {
                 Some(s) => Some(self.text(&s.name)?),
                 None => None,
-            };
+            });
             if o.state == PortState::Open {
                 self.open_ports += 1;
             }
-            let mut st = self.tx.prepare_cached(PORT_SQL).map_err(self.sql())?;
+        }
+        let mut st = self.tx.prepare_cached(PORT_SQL).map_err(self.sql())?;
+        for (o, service) in batch.iter().zip(services) {
             st.execute(params![
                 run,
                 compact::ip_blob(o.ip),
@@ -202,13 +205,15 @@ impl PendingRecord<'_> {
     /// Adds findings to the run (any number of calls, any batch size).
     pub fn add_findings(&mut self, batch: &[Finding]) -> Result<(), StoreError> {
         let run = self.anchor.run;
+        let mut texts = Vec::with_capacity(batch.len());
         for f in batch {
-            let check = self.text(&f.check)?;
-            let message = self.text(&f.message)?;
+            texts.push((self.text(&f.check)?, self.text(&f.message)?));
             if f.status.is_failing() {
                 *self.severities.entry(f.severity).or_default() += 1;
             }
-            let mut st = self.tx.prepare_cached(FINDING_SQL).map_err(self.sql())?;
+        }
+        let mut st = self.tx.prepare_cached(FINDING_SQL).map_err(self.sql())?;
+        for (f, (check, message)) in batch.iter().zip(texts) {
             st.execute(params![
                 run,
                 f.id,
