@@ -15,6 +15,13 @@
 //! in its own process, so its peak RSS (`VmHWM`) is its own: the database
 //! growth and commit wall time of each run, the drift between them, and
 //! `history verify`. The temporary store is removed at the end.
+//!
+//! Measured on the 2-core build machine (loaded by other builds), 120,000
+//! hosts: schema 3 adds 101.5 MB per run (85 B/observation), commits in
+//! 12–18 s with about 57 MB above the run held in memory, diffs in 11 s at
+//! 43 MB peak and verifies in 7.7 s at 37 MB. Schema 2 (at 24,000 hosts,
+//! disk being short): 803 B/observation, drift 12.8 s at 921 MB, verify
+//! 6.5 s at 389 MB; the issue measured 1.1 GB per 1.2-million-port run.
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::{Path, PathBuf};
