@@ -13,6 +13,10 @@
 //! cargo bench --bench lab -- --udp-top    # UDP: 16 hosts × top-udp (1,000 ports), vs nmap -sU (~1 h)
 //! cargo bench --bench lab -- --udp-top --only portwarden   # one tool: portwarden | nmap | nmap-min-rate | nmap-t3
 //! cargo bench --bench lab -- --no-nmap --bin target/release/portwarden
+//! cargo bench --bench lab -- --syn --no-connect --no-nmap --case full --vs /tmp/old/portwarden --repeat 3
+//!                                         # A/B: each portwarden case run with --bin and every --vs
+//!                                         # binary in turn, 3 times (cases: connect, syn, lossy,
+//!                                         # limiter, full; --case is repeatable, default all)
 //! ```
 //!
 //! The lab is 198.19.1.0/24 (hosts .1–.254, 60 % up) scanned over the
@@ -64,6 +68,14 @@ struct Opts {
     nmap: bool,
     quick: bool,
     bin: PathBuf,
+    /// `--vs BIN` (repeatable): more binaries each portwarden case runs
+    /// with, in turn with `bin` (A/B comparisons in one run, same load).
+    vs: Vec<PathBuf>,
+    /// `--repeat N`: runs of each portwarden case per binary.
+    repeat: usize,
+    /// `--case NAME` (repeatable): only these TCP cases (connect, syn,
+    /// lossy, limiter, full).
+    cases: Vec<String>,
     timeout: Duration,
     syn_loss: u32,
 }
@@ -97,6 +109,22 @@ fn opts() -> Opts {
         nmap: !has("--no-nmap") && which("nmap").is_some(),
         quick: has("--quick"),
         bin,
+        vs: args
+            .windows(2)
+            .filter(|w| w[0] == "--vs")
+            .map(|w| PathBuf::from(&w[1]))
+            .collect(),
+        repeat: args
+            .iter()
+            .position(|a| a == "--repeat")
+            .and_then(|i| args.get(i + 1)?.parse().ok())
+            .unwrap_or(1usize)
+            .max(1),
+        cases: args
+            .windows(2)
+            .filter(|w| w[0] == "--case")
+            .map(|w| w[1].clone())
+            .collect(),
         timeout: Duration::from_secs(env_u64("PW_BENCH_TIMEOUT", 900)),
         syn_loss: env_u64("PW_BENCH_SYN_LOSS", 0) as u32,
     }
@@ -148,6 +176,8 @@ struct Measured {
     wall: Duration,
     max_rss_kb: i64,
     cpu: Duration,
+    /// The part of `cpu` spent in the kernel.
+    sys: Duration,
     status: String,
     found: BTreeSet<(IpAddr, u16)>,
 }
@@ -155,7 +185,7 @@ struct Measured {
 /// Runs `cmd` (already wrapped in `ip netns exec`, which execs in place, so
 /// the child's rusage is the tool's) and waits with `wait4` for its rusage.
 fn measure(tool: &str, cmd: Command, limit: Duration) -> (Duration, i64, Duration, String) {
-    let (wall, rss, cpu, status, _) = measure_full(tool, cmd, limit);
+    let (wall, rss, (cpu, _), status, _) = measure_full(tool, cmd, limit);
     (wall, rss, cpu, status)
 }
 
@@ -167,7 +197,7 @@ fn measure_full(
     tool: &str,
     mut cmd: Command,
     limit: Duration,
-) -> (Duration, i64, Duration, String, String) {
+) -> (Duration, i64, (Duration, Duration), String, String) {
     cmd.stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped());
@@ -225,28 +255,57 @@ fn measure_full(
     } else {
         "killed by signal".to_string()
     };
-    (wall, ru.ru_maxrss, cpu, st, err)
+    (wall, ru.ru_maxrss, (cpu, tv(ru.ru_stime)), st, err)
 }
 
+/// Runs a portwarden scan with `bin` and measures it; prints the lines of
+/// its summary and notices.
 fn run_portwarden(
     lab: &Lab,
-    o: &Opts,
+    (o, bin): (&Opts, &Path),
     kind: &str,
     (target, ports): (&str, &str),
     tmp: &Path,
 ) -> Measured {
     let out = tmp.join(format!("portwarden-{kind}.jsonl"));
-    let mut cmd = lab.command(&o.bin);
+    let mut cmd = lab.command(bin);
+    cmd.env("PORTWARDEN_SCAN_STATS", "1");
     cmd.args([
         "scan", target, "-p", ports, "--scan", kind, "--open", "--format", "jsonl", "--seed", "1",
         "-o",
     ])
     .arg(&out);
-    println!("  $ {} {}", o.bin.display(), args_of(&cmd));
-    let tool = format!("portwarden --scan {kind}");
-    let (load, tx) = (load1(), tx_packets(lab));
-    let (wall, rss, cpu, status) = measure(&tool, cmd, o.timeout);
+    println!("  $ {} {}", bin.display(), args_of(&cmd));
+    let mut tool = format!("portwarden --scan {kind}");
+    if !o.vs.is_empty() {
+        let name = bin.file_name().unwrap_or_default().to_string_lossy();
+        tool = format!("{tool} [{name}]");
+    }
+    let (load, tx, backlog) = (load1(), tx_packets(lab), backlog_drops());
+    let (wall, rss, (cpu, sys), status, err) = measure_full(&tool, cmd, o.timeout);
     let packets = tx_packets(lab).saturating_sub(tx);
+    let backlog = backlog_drops().saturating_sub(backlog);
+    if backlog > 0 {
+        // Packets the kernel dropped on a full per-CPU backlog (the veth
+        // pair's receive queue): a loaded machine, not the scanner.
+        println!("    kernel backlog drops during the run: {backlog}");
+    }
+    // The summary and the engine's figures, and the first notes.
+    let key = |l: &&str| l.contains("scanned ") || l.contains("note: engine:");
+    let notes: Vec<&str> = err
+        .lines()
+        .filter(|l| (l.contains("note:") || l.contains("warning")) && !key(l))
+        .collect();
+    for line in notes
+        .iter()
+        .take(4)
+        .chain(err.lines().filter(key).collect::<Vec<_>>().iter())
+    {
+        println!("    {}", line.chars().take(240).collect::<String>());
+    }
+    if notes.len() > 4 {
+        println!("    … {} more notes", notes.len() - 4);
+    }
     let text = std::fs::read_to_string(&out).unwrap_or_default();
     let found = text
         .lines()
@@ -261,6 +320,7 @@ fn run_portwarden(
         wall,
         max_rss_kb: rss,
         cpu,
+        sys,
         status,
         found,
     }
@@ -275,7 +335,7 @@ fn run_nmap(lab: &Lab, o: &Opts, label: &str, extra: &[&str], ports: &str, tmp: 
         .arg(&out);
     println!("  $ nmap {}", args_of(&cmd));
     let (load, tx) = (load1(), tx_packets(lab));
-    let (wall, rss, cpu, status) = measure(label, cmd, o.timeout);
+    let (wall, rss, (cpu, sys), status, _) = measure_full(label, cmd, o.timeout);
     let packets = tx_packets(lab).saturating_sub(tx);
     let xml = std::fs::read_to_string(&out).unwrap_or_default();
     Measured {
@@ -285,6 +345,7 @@ fn run_nmap(lab: &Lab, o: &Opts, label: &str, extra: &[&str], ports: &str, tmp: 
         wall,
         max_rss_kb: rss,
         cpu,
+        sys,
         status,
         found: nmap_open(&xml),
     }
@@ -353,6 +414,16 @@ fn load1() -> f64 {
         .ok()
         .and_then(|s| s.split_whitespace().next()?.parse().ok())
         .unwrap_or(f64::NAN)
+}
+
+/// Packets dropped on full per-CPU backlog queues so far (every CPU, every
+/// namespace: /proc/net/softnet_stat, second column).
+fn backlog_drops() -> u64 {
+    std::fs::read_to_string("/proc/net/softnet_stat")
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| u64::from_str_radix(l.split_whitespace().nth(1)?, 16).ok())
+        .sum()
 }
 
 /// Packets the scanner namespace's link has sent so far.
@@ -433,7 +504,7 @@ fn run_udp(o: &Opts, limit: Option<f64>) {
     if run("portwarden") {
         println!("  $ {} {}", o.bin.display(), args_of(&cmd));
         let (load, tx) = (load1(), tx_packets(&ul.lab));
-        let (wall, rss, cpu, status, err) = measure_full("portwarden", cmd, timeout);
+        let (wall, rss, (cpu, _), status, err) = measure_full("portwarden", cmd, timeout);
         let packets = tx_packets(&ul.lab).saturating_sub(tx);
         for line in err
             .lines()

@@ -13,8 +13,8 @@ use std::net::IpAddr;
 use chrono::{DateTime, Utc};
 
 use crate::model::{
-    AuditVantage, AuthStatus, Finding, Observation, Proto, Reason, RequirementVerdict, ServiceInfo,
-    Severity, TlsInfo,
+    AuditVantage, AuthStatus, Finding, FindingStatus, Observation, Proto, Reason,
+    RequirementVerdict, RuleRef, ServiceInfo, Severity, TlsInfo,
 };
 use crate::policy::{
     EvalContext, Evaluation, Policy, PortCatalogue, Profiles, StaticCatalogue, UdpEvidence,
@@ -203,16 +203,30 @@ pub(crate) fn group(name: &str, targets: &str) -> PolicyToml {
 
 impl PolicyToml {
     /// Opens another `[[group]]`.
-    pub(crate) fn group(mut self, name: &str, targets: &str) -> Self {
+    pub(crate) fn group(self, name: &str, targets: &str) -> Self {
+        self.group_over(name, &[targets])
+    }
+    /// Opens another `[[group]]` over several target specs.
+    pub(crate) fn group_over(mut self, name: &str, targets: &[&str]) -> Self {
+        let targets: Vec<String> = targets.iter().map(|t| format!("\"{t}\"")).collect();
         self.0.push_str(&format!(
-            "[[group]]\nname = \"{name}\"\ntargets = [\"{targets}\"]\n"
+            "[[group]]\nname = \"{name}\"\ntargets = [{}]\n",
+            targets.join(", ")
         ));
         self
     }
     /// `profiles = [..]` of the group.
     pub(crate) fn profiles(self, ids: &[&str]) -> Self {
-        let ids: Vec<String> = ids.iter().map(|i| format!("\"{i}\"")).collect();
-        self.line(&format!("profiles = [{}]", ids.join(", ")))
+        self.list("profiles", ids)
+    }
+    /// `tags = [..]` of the group.
+    pub(crate) fn tags(self, tags: &[&str]) -> Self {
+        self.list("tags", tags)
+    }
+    /// `key = [..]`, a list of strings.
+    fn list(self, key: &str, items: &[&str]) -> Self {
+        let items: Vec<String> = items.iter().map(|i| format!("\"{i}\"")).collect();
+        self.line(&format!("{key} = [{}]", items.join(", ")))
     }
     /// Any line, as written.
     pub(crate) fn line(mut self, line: &str) -> Self {
@@ -225,18 +239,104 @@ impl PolicyToml {
         self.allow_with(port, &[], justification)
     }
     /// [`Self::allow`] with more lines (e.g. `service = "https"`) after the port.
-    pub(crate) fn allow_with(mut self, port: u16, lines: &[&str], justification: &str) -> Self {
+    pub(crate) fn allow_with(self, port: u16, lines: &[&str], justification: &str) -> Self {
+        self.allow_only(port, lines).line(&format!(
+            "justification = \"{justification}\"\napprover = \"lead\"\nreview_by = 2027-01-31"
+        ))
+    }
+    /// An allowance of `port` with just `lines` (no approver, no review):
+    /// an incomplete one.
+    pub(crate) fn allow_only(mut self, port: u16, lines: &[&str]) -> Self {
         self.0
             .push_str(&format!("[[group.allow]]\nport = {port}\n"));
         for l in lines {
             self = self.line(l);
         }
+        self
+    }
+    /// An `[[exception]]` (`id`, if any) of `port` on `target`, with
+    /// `lines` after it (reason, approver, expires, …).
+    pub(crate) fn exception(
+        mut self,
+        id: Option<&str>,
+        target: &str,
+        port: u16,
+        lines: &[&str],
+    ) -> Self {
+        self.0.push_str("[[exception]]\n");
+        if let Some(id) = id {
+            self = self.line(&format!("id = \"{id}\""));
+        }
+        self.0
+            .push_str(&format!("target = \"{target}\"\nport = {port}\n"));
+        for l in lines {
+            self = self.line(l);
+        }
+        self
+    }
+    /// `port_scope = { tcp, udp, justification }` of the group.
+    pub(crate) fn port_scope(self, tcp: &str, udp: &str, justification: &str) -> Self {
         self.line(&format!(
-            "justification = \"{justification}\"\napprover = \"lead\"\nreview_by = 2027-01-31"
+            "port_scope = {{ tcp = \"{tcp}\", udp = \"{udp}\", justification = \"{justification}\" }}"
         ))
+    }
+    /// One `[[group.allow]]` a row, each after a blank line.
+    pub(crate) fn allowances(mut self, rows: &[AllowRow]) -> Self {
+        for &(port, service, justification, approver, review_by) in rows {
+            let lines = [
+                keyed("service", service, true),
+                keyed("justification", justification, true),
+                keyed("approver", approver, true),
+                keyed("review_by", review_by, false),
+            ];
+            let lines: Vec<&str> = lines.iter().flatten().map(String::as_str).collect();
+            self = self.line("").allow_only(port, &lines);
+        }
+        self
+    }
+    /// One `[[exception]]` a row, each after a blank line.
+    pub(crate) fn exceptions(mut self, rows: &[ExceptionRow]) -> Self {
+        for &(id, target, port, reason, approver, expires) in rows {
+            let lines = [
+                format!("reason = \"{reason}\""),
+                format!("approver = \"{approver}\""),
+                format!("expires = {expires}"),
+            ];
+            let lines: Vec<&str> = lines.iter().map(String::as_str).collect();
+            self = self.line("").exception(Some(id), target, port, &lines);
+        }
+        self
+    }
+    /// One `[[change]]` a row, each after a blank line; `opens` as written.
+    pub(crate) fn changes(mut self, rows: &[ChangeRow]) -> Self {
+        for &(ticket, approver, approved, target, opens) in rows {
+            self = self.line(&format!(
+                "\n[[change]]\nticket = \"{ticket}\"\napprover = \"{approver}\"\napproved = {approved}\ntarget = \"{target}\"\nopens = {opens}"
+            ));
+        }
+        self
     }
     pub(crate) fn toml(&self) -> &str {
         &self.0
+    }
+}
+
+/// (port, service, justification, approver, review_by) of an allowance;
+/// an empty field is left out.
+pub(crate) type AllowRow<'a> = (u16, &'a str, &'a str, &'a str, &'a str);
+
+/// (id, target, port, reason, approver, expires) of an exception.
+pub(crate) type ExceptionRow<'a> = (&'a str, &'a str, u16, &'a str, &'a str, &'a str);
+
+/// (ticket, approver, approved, target, opens) of a change record.
+pub(crate) type ChangeRow<'a> = (&'a str, &'a str, &'a str, &'a str, &'a str);
+
+/// `key = value` (quoted as a string or not), or nothing for an empty value.
+fn keyed(key: &str, value: &str, quoted: bool) -> Option<String> {
+    match (value.is_empty(), quoted) {
+        (true, _) => None,
+        (false, true) => Some(format!("{key} = \"{value}\"")),
+        (false, false) => Some(format!("{key} = {value}")),
     }
 }
 
@@ -297,6 +397,52 @@ impl Audit {
             Lang::En,
         )
     }
+}
+
+/// (check, remediation key, address, port, service) of one finding.
+pub(crate) type FixRow<'a> = (&'a str, &'a str, &'a str, Option<u16>, Option<&'a str>);
+
+/// The failing finding of `row`, high, as the evaluator records it against
+/// `policy`: the host's first group, and the allowance over every group of
+/// the host that admits the port (UDP for 161, TCP otherwise).
+pub(crate) fn finding_in(policy: &Policy, row: FixRow) -> Finding {
+    let (check, key, ip, port, service) = row;
+    let ip: IpAddr = ip.parse().unwrap();
+    let groups = policy.groups_of(ip);
+    let proto = port.map(|p| if p == 161 { Proto::Udp } else { Proto::Tcp });
+    let allowed_by = port.zip(proto).and_then(|(p, pr)| {
+        groups
+            .iter()
+            .flat_map(|g| g.allow.iter())
+            .find(|a| a.matches(p, pr))
+            .map(|a| RuleRef {
+                file: policy.file.clone(),
+                line: a.line,
+            })
+    });
+    Finding {
+        id: format!("{check}-{ip}-{}", port.unwrap_or(0)),
+        check: check.into(),
+        severity: Severity::High,
+        ip,
+        port,
+        proto,
+        service: service.map(str::to_owned),
+        group: groups.first().map(|g| g.name.clone()),
+        evidence: None,
+        status: FindingStatus::Fail,
+        exception: None,
+        controls: Default::default(),
+        remediation: key.into(),
+        message: String::new(),
+        msg: Default::default(),
+        allowed_by,
+    }
+}
+
+/// [`finding_in`] of each row.
+pub(crate) fn findings_in(policy: &Policy, rows: &[FixRow]) -> Vec<Finding> {
+    rows.iter().map(|&r| finding_in(policy, r)).collect()
 }
 
 /// `ip port check status severity` of a finding.

@@ -50,7 +50,7 @@ fn have(tool: &str) -> bool {
 }
 
 /// Every document of a manifest, as JSON values.
-fn manifest(file: &str) -> Vec<Value> {
+pub(crate) fn manifest(file: &str) -> Vec<Value> {
     let path = Path::new(DEPLOY).join(file);
     let t = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     serde_norway::Deserializer::from_str(&t)
@@ -58,13 +58,13 @@ fn manifest(file: &str) -> Vec<Value> {
         .collect()
 }
 
-fn object<'a>(docs: &'a [Value], kind: &str, name: &str) -> &'a Value {
+pub(crate) fn object<'a>(docs: &'a [Value], kind: &str, name: &str) -> &'a Value {
     docs.iter()
         .find(|d| d["kind"] == kind && d["metadata"]["name"] == name)
         .unwrap_or_else(|| panic!("no {kind} {name} in the manifest"))
 }
 
-fn containers(pod: &Value) -> Vec<&Value> {
+pub(crate) fn containers(pod: &Value) -> Vec<&Value> {
     let mut v: Vec<&Value> = pod["initContainers"]
         .as_array()
         .into_iter()

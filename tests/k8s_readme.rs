@@ -19,7 +19,7 @@ use std::process::{Child, Command, Output, Stdio};
 
 use serde_json::Value;
 
-use crate::k8s::{code, keygen, tempdir, text};
+use crate::k8s::{code, containers, keygen, manifest, object, tempdir, text};
 use crate::lab::Lab;
 use crate::prereq;
 
@@ -37,16 +37,21 @@ pub(crate) fn have(tool: &str, pkg: &str) -> bool {
     found
 }
 
-/// The README's lines of the Kubernetes section that start with `prefix`
-/// (its indented code), without the indentation.
-fn readme_lines(prefix: &str) -> Vec<String> {
+/// The README's Kubernetes section, up to the next `## ` heading.
+fn section() -> String {
     let readme = std::fs::read_to_string(Path::new(ROOT).join("README.md")).unwrap();
     let start = readme
         .find("\n## Kubernetes\n")
         .expect("a Kubernetes section");
     let section = &readme[start + 1..];
     let end = section[3..].find("\n## ").map_or(section.len(), |i| i + 3);
-    section[..end]
+    section[..end].to_string()
+}
+
+/// The README's lines of the Kubernetes section that start with `prefix`
+/// (its indented code), without the indentation.
+fn readme_lines(prefix: &str) -> Vec<String> {
+    section()
         .lines()
         .map(str::trim)
         .filter(|l| l.starts_with(prefix))
@@ -54,19 +59,102 @@ fn readme_lines(prefix: &str) -> Vec<String> {
         .collect()
 }
 
+/// The README's indented code block of the Kubernetes section whose first
+/// line is `first`, without the indentation, up to the next prose line.
+pub(crate) fn readme_block(first: &str) -> String {
+    let section = section();
+    let at = section
+        .find(&format!("\n    {first}\n"))
+        .unwrap_or_else(|| panic!("no code block `{first}` in the README's Kubernetes section"));
+    let mut out = String::new();
+    for line in section[at + 1..].lines() {
+        if !line.is_empty() && !line.starts_with("    ") {
+            break;
+        }
+        out.push_str(line.strip_prefix("    ").unwrap_or(line));
+        out.push('\n');
+    }
+    out
+}
+
 /// Every `name` a manifest's volumes take from `kind` (`secretName` of a
 /// Secret volume, `name` of a ConfigMap volume).
 fn mounted(kind: &str) -> BTreeSet<String> {
     let mut out = BTreeSet::new();
     for file in ["indexed-job.yaml", "cronjob.yaml"] {
-        let t =
-            std::fs::read_to_string(Path::new(ROOT).join("deploy/kubernetes").join(file)).unwrap();
-        for d in serde_norway::Deserializer::from_str(&t) {
-            let v: Value = serde::Deserialize::deserialize(d).unwrap();
+        for v in manifest(file) {
             collect(&v, kind, &mut out);
         }
     }
     out
+}
+
+/// The `portwarden …` command of a shell script, its continuation lines
+/// joined, white space folded.
+fn command_in(script: &str, start: &str) -> Option<String> {
+    let mut out = String::new();
+    let mut lines = script.lines().map(str::trim);
+    let first = lines.by_ref().find(|l| l.starts_with(start))?;
+    let mut line = first;
+    loop {
+        let more = line.ends_with('\\');
+        out.push_str(line.trim_end_matches('\\'));
+        out.push(' ');
+        match (more, lines.next()) {
+            (true, Some(l)) => line = l,
+            _ => break,
+        }
+    }
+    Some(out.split_whitespace().collect::<Vec<_>>().join(" "))
+}
+
+/// The README's shard and audit commands are the ones the Indexed Job's
+/// containers run (and the podman test runs those, from the YAML).
+#[test]
+fn readme_commands_are_the_manifests() {
+    let docs = manifest("indexed-job.yaml");
+    let script = |job: &str| -> String {
+        let pod = &object(&docs, "Job", job)["spec"]["template"]["spec"];
+        containers(pod)
+            .iter()
+            .flat_map(|c| c["args"].as_array().into_iter().flatten())
+            .filter_map(Value::as_str)
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    let readme = readme_block(
+        "portwarden scan \"$SCOPE\" -p \"$PORTS\" --shard \"$JOB_COMPLETION_INDEX/$SHARDS\" --seed \"$SEED\" \\",
+    );
+    for (job, start) in [
+        ("portwarden-scan-shards", "portwarden scan"),
+        ("portwarden-audit-merged", "portwarden audit"),
+    ] {
+        let want =
+            command_in(&script(job), start).unwrap_or_else(|| panic!("no `{start}` in Job {job}"));
+        let said = command_in(&readme, start)
+            .unwrap_or_else(|| panic!("no `{start}` in the README's block"));
+        assert_eq!(said, want, "the README's {start} differs from Job {job}");
+    }
+    // The image lines k8s.rs `build_image` runs (with the archive in its
+    // work directory).
+    assert_eq!(
+        readme_lines("deploy/container/build.sh")
+            .iter()
+            .chain(&readme_lines("podman load"))
+            .map(|l| l.split(" #").next().unwrap().trim())
+            .collect::<Vec<_>>(),
+        [
+            "deploy/container/build.sh --oci-archive portwarden.tar",
+            "podman load -i portwarden.tar"
+        ]
+    );
+    // `kubectl apply` needs an API server (none here): its line must at
+    // least name the manifest the tests validate and run.
+    let applies = readme_lines("kubectl apply -f ");
+    assert_eq!(
+        applies,
+        ["kubectl apply -f deploy/kubernetes/indexed-job.yaml"]
+    );
 }
 
 fn collect(v: &Value, kind: &str, out: &mut BTreeSet<String>) {
@@ -105,12 +193,10 @@ fn readme_kubectl_lines_make_what_the_manifests_mount() {
     let (_, internet_pub) = keygen(&dir.join("keys/internet"));
     std::fs::copy(&internal_pub, dir.join("internal.pub")).unwrap();
     std::fs::copy(&internet_pub, dir.join("internet.pub")).unwrap();
-    std::fs::write(
-        dir.join("policy.toml"),
-        "[[scanner]]\nname = \"k8s-internal\"\nvantage = \"internal\"\npubkey = \"internal.pub\"\n\n\
-         [[scanner]]\nname = \"k8s-internet\"\nvantage = \"internet\"\npubkey = \"internet.pub\"\n",
-    )
-    .unwrap();
+    // The README's [[scanner]] entries, as written.
+    let scanners = readme_block("[[scanner]]");
+    assert_eq!(scanners.matches("[[scanner]]").count(), 2, "{scanners}");
+    std::fs::write(dir.join("policy.toml"), scanners).unwrap();
     let o = Command::new(Lab::bin())
         .args(["policy", "check"])
         .arg(dir.join("policy.toml"))

@@ -185,13 +185,15 @@ pub fn run_tcp(o: &Opts) -> Option<f64> {
     };
     let live = *lab.live_hosts().iter().next().expect("a live host");
     let limit = trafgen_limit(&lab, live, &tmp);
-    if o.connect {
-        let m = run_portwarden(&lab, o, "connect", (&target, &spec), &tmp);
-        push(&case24, m, &expected);
+    if o.connect && case(o, "connect") {
+        for m in run_each(&lab, o, "connect", (&target, &spec), &tmp) {
+            push(&case24, m, &expected);
+        }
     }
-    if o.syn {
-        let m = run_portwarden(&lab, o, "syn", (&target, &spec), &tmp);
-        push(&case24, m, &expected);
+    if o.syn && case(o, "syn") {
+        for m in run_each(&lab, o, "syn", (&target, &spec), &tmp) {
+            push(&case24, m, &expected);
+        }
     }
     if o.nmap {
         if o.connect {
@@ -217,6 +219,7 @@ pub fn run_tcp(o: &Opts) -> Option<f64> {
     if o.syn && !o.quick {
         let faulty = [
             (
+                "lossy",
                 "lossy 2 % each way",
                 Faults {
                     syn_loss_permille: 20,
@@ -225,6 +228,7 @@ pub fn run_tcp(o: &Opts) -> Option<f64> {
                 },
             ),
             (
+                "limiter",
                 "5,000/s SYN limiter",
                 Faults {
                     syn_rate_limit: Some(5000),
@@ -232,14 +236,22 @@ pub fn run_tcp(o: &Opts) -> Option<f64> {
                 },
             ),
         ];
-        for (what, faults) in faulty {
+        for (name, what, faults) in faulty {
+            if !case(o, name) {
+                continue;
+            }
             lab.set_faults(faults);
-            let m = run_portwarden(&lab, o, "syn", (&target, &spec), &tmp);
-            push(&format!("{case24}, {what}"), m, &expected);
+            for m in run_each(&lab, o, "syn", (&target, &spec), &tmp) {
+                push(&format!("{case24}, {what}"), m, &expected);
+            }
         }
         drop(lab);
-        let (lab16, m) = full_range(o, &tmp);
-        push("16 × 65535", m, &lab16.open_pairs());
+        if case(o, "full") {
+            let (lab16, ms) = full_range(o, &tmp);
+            for m in ms {
+                push("16 × 65535", m, &lab16.open_pairs());
+            }
+        }
     }
     if std::env::var_os("PW_BENCH_KEEP").is_none() {
         let _ = std::fs::remove_dir_all(&tmp);
@@ -252,7 +264,7 @@ pub fn run_tcp(o: &Opts) -> Option<f64> {
 
 /// 16 live hosts × every port (200 open, 100 dropped, 100 rejected pairs)
 /// scanned with the SYN engine.
-fn full_range(o: &Opts, tmp: &Path) -> (Lab, Measured) {
+fn full_range(o: &Opts, tmp: &Path) -> (Lab, Vec<Measured>) {
     let ports: Vec<u16> = (1..=65535).collect();
     let layout = Layout {
         prefix: "198.19.2.0/27".into(),
@@ -266,8 +278,28 @@ fn full_range(o: &Opts, tmp: &Path) -> (Lab, Measured) {
         seed: 0xbe7c_0003,
     };
     let lab = Lab::generated(LabBuilder::new(), &layout).build();
-    let m = run_portwarden(&lab, o, "syn", ("198.19.2.1-16", "1-65535"), tmp);
+    let m = run_each(&lab, o, "syn", ("198.19.2.1-16", "1-65535"), tmp);
     (lab, m)
+}
+
+/// Whether the TCP case `name` runs (`--case`, default every case).
+fn case(o: &Opts, name: &str) -> bool {
+    o.cases.is_empty() || o.cases.iter().any(|c| c == name)
+}
+
+/// One case with `--bin` and every `--vs` binary in turn, `--repeat`
+/// times: A B A B…, so each sees the same load.
+fn run_each(lab: &Lab, o: &Opts, kind: &str, args: (&str, &str), tmp: &Path) -> Vec<Measured> {
+    let bins: Vec<&Path> = std::iter::once(o.bin.as_path())
+        .chain(o.vs.iter().map(|b| b.as_path()))
+        .collect();
+    let mut out = Vec::new();
+    for _ in 0..o.repeat {
+        for bin in &bins {
+            out.push(run_portwarden(lab, (o, bin), kind, args, tmp));
+        }
+    }
+    out
 }
 
 fn print_table(rows: &[Row], limit: Option<(f64, f64)>) {
@@ -279,7 +311,7 @@ fn print_table(rows: &[Row], limit: Option<(f64, f64)>) {
         None => println!("limit: trafgen unavailable (apt-get install netsniff-ng)"),
     }
     println!(
-        "| case | tool | load | wall s | pps (of limit) | max RSS MB | cpu s | found/expected | FP | status |"
+        "| case | tool | load | wall s | pps (of limit) | max RSS MB | cpu s (sys) | found/expected | FP | status |"
     );
     println!("|---|---|---|---|---|---|---|---|---|---|");
     for r in rows {
@@ -287,7 +319,7 @@ fn print_table(rows: &[Row], limit: Option<(f64, f64)>) {
         let hit = m.found.intersection(&r.expected).count();
         let fp = m.found.difference(&r.expected).count();
         println!(
-            "| {} | {} | {:.1} | {:.2} | {} | {:.1} | {:.2} | {hit}/{} | {fp} | {} |",
+            "| {} | {} | {:.1} | {:.2} | {} | {:.1} | {:.2} ({:.2}) | {hit}/{} | {fp} | {} |",
             r.case,
             m.tool,
             m.load,
@@ -295,6 +327,7 @@ fn print_table(rows: &[Row], limit: Option<(f64, f64)>) {
             pps_cell(m.packets, m.wall, limit.map(|l| l.0)),
             m.max_rss_kb as f64 / 1024.0,
             m.cpu.as_secs_f64(),
+            m.sys.as_secs_f64(),
             r.expected.len(),
             m.status
         );

@@ -273,10 +273,11 @@ pub(super) async fn import_step(
         let req = Arc::clone(req);
         let rules = rulebook.rules.clone();
         let trusted = imports::trusted(&rulebook.policy);
+        let segments = crate::policy::Segments::of(&rulebook.policy);
         off_thread(&req.cancel.clone(), move || {
             let bundles = imports::check(&req, &trusted)?;
             let mut collected = import_audit(&req, &rules)?;
-            imports::by_vantage(&bundles, &req, &mut collected)?;
+            imports::by_vantage(&bundles, &req, &segments, &mut collected)?;
             Ok((collected, bundles))
         })
         .await?

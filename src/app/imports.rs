@@ -13,7 +13,7 @@ use crate::import::Source;
 use crate::import::bundle::{self, Bundle, Trusted};
 use crate::model::{AuditVantage, Observation, PortState, Proto};
 use crate::policy::Policy;
-use crate::policy::VantageScan;
+use crate::policy::{Segments, VantageScan};
 
 /// The addresses of imported observations as the fewest CIDRs that cover
 /// exactly them.
@@ -105,7 +105,9 @@ pub fn vantages(bundles: &[Bundle]) -> Vec<AuditVantage> {
 
 /// With verified bundles of several vantages: what each vantage probed
 /// and saw open, so the policy judges each host from the vantages that
-/// scanned it (its internet checks from a proven internet vantage only).
+/// scanned it (its internet checks from a proven internet vantage only;
+/// the segmentation test of a host of `segments` from the vantages its
+/// group names, whose probes of it are kept).
 /// The import merged the bundles, the newest answer winning; here each is
 /// read again, its bytes checked against the hash the import took, and an
 /// open answer from any vantage wins over a closed or silent one from
@@ -113,6 +115,7 @@ pub fn vantages(bundles: &[Bundle]) -> Vec<AuditVantage> {
 pub(super) fn by_vantage(
     bundles: &[Bundle],
     req: &AuditRequest,
+    segments: &Segments,
     collected: &mut Collected,
 ) -> Result<()> {
     let names = vantages(bundles);
@@ -153,11 +156,10 @@ pub(super) fn by_vantage(
             continue;
         };
         for o in read.observations {
-            scan.hosts.insert(o.ip);
+            scan.record(&o, segments);
             if o.state != PortState::Open {
                 continue;
             }
-            scan.open.insert((o.ip, o.port, o.proto));
             let merged = &mut collected.observations;
             if let Ok(i) =
                 merged.binary_search_by_key(&(o.ip, o.port, o.proto), |m| (m.ip, m.port, m.proto))

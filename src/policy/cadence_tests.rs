@@ -5,10 +5,7 @@ use super::*;
 use crate::model::{Observation, Proto, Reason, RequirementStatus, Severity};
 use crate::policy::evidence::EvalContext;
 use crate::policy::{StaticCatalogue, evaluate_in};
-
-fn at(day: &str) -> DateTime<Utc> {
-    format!("{day}T12:00:00Z").parse().unwrap()
-}
+use crate::testkit::{Audit, ObsExt, PolicyToml, at, obs, req};
 
 fn d(s: &str) -> NaiveDate {
     s.parse().unwrap()
@@ -16,67 +13,43 @@ fn d(s: &str) -> NaiveDate {
 
 const TODAY: &str = "2026-11-24";
 
-const POLICY: &str = r#"
-[[group]]
-name = "web"
-targets = ["198.18.0.1"]
-profiles = ["nist-800-53r5", "mlps2-level3"]
-
-[[group.allow]]
-port = 443
-justification = "web site"
-approver = "ciso"
-review_by = 2027-01-31
-
-[[group]]
-name = "cde"
-targets = ["198.18.0.2"]
-tags = ["cardholder"]
-expect = "unreachable"
-profiles = ["pci-dss-4.0"]
-port_scope = { tcp = "443", udp = "", justification = "the segment's firewall passes 443 only" }
-
-[[group]]
-name = "sp-cde"
-targets = ["198.18.0.3"]
-tags = ["cardholder", "service-provider"]
-expect = "unreachable"
-profiles = ["pci-dss-4.0"]
-port_scope = { tcp = "443", udp = "", justification = "the segment's firewall passes 443 only" }
-
-[[change]]
-ticket = "CHG-9"
-approver = "ciso"
-approved = 2026-10-01
-target = "cde"
-opens = [443]
-"#;
-
-fn policy(profiles: &Profiles) -> Policy {
-    Policy::parse(POLICY, "p.toml", profiles).unwrap()
+/// A web group, a cardholder segment and a service provider's segment
+/// (both tested from outside), and a change to the first segment. Its line
+/// numbers are in the messages the tests compare.
+fn policy_text() -> String {
+    let segment = |t: PolicyToml, name: &str, target: &str, tags: &[&str]| {
+        t.line("")
+            .group(name, target)
+            .tags(tags)
+            .line("expect = \"unreachable\"")
+            .profiles(&["pci-dss-4.0"])
+            .port_scope("443", "", "the segment's firewall passes 443 only")
+    };
+    let t = PolicyToml::default()
+        .line("")
+        .group("web", "198.18.0.1")
+        .profiles(&["nist-800-53r5", "mlps2-level3"])
+        .allowances(&[(443, "", "web site", "ciso", "2027-01-31")]);
+    let t = segment(t, "cde", "198.18.0.2", &["cardholder"]);
+    let t = segment(
+        t,
+        "sp-cde",
+        "198.18.0.3",
+        &["cardholder", "service-provider"],
+    );
+    t.changes(&[("CHG-9", "ciso", "2026-10-01", "cde", "[443]")])
+        .toml()
+        .to_string()
 }
 
+/// Today's audit: the web port open, both segments silent.
 fn observations() -> Vec<Observation> {
-    let mut o = vec![Observation::new(
-        "198.18.0.1".parse().unwrap(),
-        443,
-        Proto::Tcp,
-        Reason::SynAck,
-        Some(1.0),
-    )];
-    for ip in ["198.18.0.2", "198.18.0.3"] {
-        o.push(Observation::new(
-            ip.parse().unwrap(),
-            443,
-            Proto::Tcp,
-            Reason::NoResponse,
-            Some(1.0),
-        ));
-    }
-    for x in &mut o {
-        x.time = at(TODAY);
-    }
-    o
+    let noon = &at(TODAY).to_rfc3339();
+    vec![
+        obs("198.18.0.1", 443).at(noon),
+        obs("198.18.0.2", 443).reason(Reason::NoResponse).at(noon),
+        obs("198.18.0.3", 443).reason(Reason::NoResponse).at(noon),
+    ]
 }
 
 fn history(days: &[&str]) -> AuditHistory {
@@ -87,11 +60,11 @@ fn history(days: &[&str]) -> AuditHistory {
 
 /// The evaluation of today's audit with this history (`None`: --no-store).
 fn run(h: Option<&AuditHistory>) -> crate::policy::Evaluation {
-    let profiles = Profiles::embedded().unwrap();
+    let a = Audit::new(&policy_text());
     let cat = StaticCatalogue::new().with(443, Proto::Tcp, "https", Severity::Low, &[]);
     evaluate_in(
-        &policy(&profiles),
-        &profiles,
+        &a.policy,
+        &a.profiles,
         &cat,
         &observations(),
         &EvalContext {
@@ -101,16 +74,9 @@ fn run(h: Option<&AuditHistory>) -> crate::policy::Evaluation {
     )
 }
 
+/// The status and reason of requirement `id` of `profile`.
 fn status(e: &crate::policy::Evaluation, profile: &str, id: &str) -> (RequirementStatus, String) {
-    let r = e
-        .profiles
-        .iter()
-        .find(|p| p.profile == profile)
-        .unwrap()
-        .requirements
-        .iter()
-        .find(|r| r.id == id)
-        .unwrap_or_else(|| panic!("{profile}:{id}"));
+    let r = req(e, profile, id);
     (r.status, r.reason.clone().unwrap_or_default())
 }
 

@@ -19,6 +19,8 @@
 //! profiles = ["pci-dss-4.0"]
 //! max_open_ports = 15
 //! expect = "reachable"              # or "unreachable": a segmentation test
+//! unreachable_from = ["office"]     # with "unreachable": the vantages it is
+//!                                   # judged from (default: the audit's one)
 //!
 //! [[group.allow]]
 //! port = 443                        # or "8000-8010"
@@ -252,6 +254,10 @@ pub struct Group {
     pub line: usize,
     /// `unreachable`: a segmentation test group.
     pub expect: Expect,
+    /// The vantages (`--vantage NAME`, a `[[scanner]]`'s vantage) the
+    /// segment must be unreachable from: its segmentation test is judged
+    /// only from their probes. Empty: from the audit's one vantage.
+    pub unreachable_from: Vec<String>,
     /// The group narrows its profiles' port scope (with a justification).
     pub port_scope: Option<GroupPortScope>,
 }

@@ -192,10 +192,13 @@ pub fn evaluate_in(
     let mut ctxs = Vec::new();
     let cadence = CadenceGate::new(cx.audits, policy, now);
     for (&ip, all) in &probed {
-        let mut ctx = HostCtx::new(policy, profiles, ip, &table, &audit_internet, &cx.scans);
+        let audit = (&cx.vantage, &audit_internet);
+        let mut ctx = HostCtx::new(policy, profiles, ip, &table, audit, &cx.scans);
         let scopes: Vec<usize> = ctx.scopes.iter().map(|(_, i)| *i).collect();
         ctx.ev = HostEvidence::of(all, &cx.udp, &table, &scopes, ctx.unreachable);
-        ctx.control = control;
+        // The segmentation evidence: the audit's, or its segment's vantages'.
+        (ctx.ev.seg_conclusive, ctx.control) =
+            ctx.segment.evidence((ctx.ev.seg_conclusive, control));
         ctx.cadence = cadence;
         ctx.probes = all.len() as u64;
         if !ctx.in_scope() {
@@ -218,7 +221,7 @@ pub fn evaluate_in(
             })
             .count();
         let mut drafts = Vec::new();
-        for o in all {
+        for o in ctx.segment.answers(all) {
             ev.segmentation_check(&ctx, o, &mut drafts);
         }
         for o in &open {

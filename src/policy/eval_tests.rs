@@ -5,96 +5,55 @@ use crate::model::{
 };
 use crate::testkit::*;
 
-const POLICY: &str = r#"
-[[group]]
-name = "cardholder"
-targets = ["198.18.0.0/28"]
-tags = ["cardholder"]
-profiles = ["pci-dss-4.0", "mlps2-level3"]
-max_open_ports = 3
+/// Three groups (a cardholder segment, a DMZ seen from the internet, an OT
+/// cell) and three exceptions: expired, valid, and one in a monthly window.
+/// Its line numbers are in the messages the tests compare.
+#[rustfmt::skip]
+fn policy_text() -> String {
+    PolicyToml::default()
+        .line("")
+        .group("cardholder", "198.18.0.0/28")
+        .tags(&["cardholder"])
+        .profiles(&["pci-dss-4.0", "mlps2-level3"])
+        .line("max_open_ports = 3")
+        .allowances(&[
+            (443, "https", "payment API", "ciso", "2027-01-31"),
+            (22, "", "admin from the jump host", "", "2026-06-30"),
+            (5432, "postgresql", "card vault", "ciso", ""),
+        ])
+        .line("")
+        .group("dmz", "198.18.0.16/28")
+        .line("vantage = \"internet\"")
+        .profiles(&["pci-dss-4.0", "iso27001-2022", "cis-v8", "nist-800-53r5"])
+        .allowances(&[
+            (443, "https", "web site", "lead", ""),
+            (22, "ssh", "admin", "lead", ""),
+            (80, "", "redirect to HTTPS", "lead", ""),
+        ])
+        .line("")
+        .group("ot", "198.18.0.32/28")
+        .profiles(&["mlps2-level3"])
+        .line("max_open_ports = 2")
+        .allowances(&[(502, "", "SCADA polling", "ot-sec", "")])
+        .exceptions(&[
+            ("RISK-1", "198.18.0.33", 23, "legacy PLC", "ot-sec", "2027-06-30"),
+            ("RISK-2", "198.18.0.2", 3389, "vendor support", "ciso", "2026-10-31"),
+        ])
+        .line("")
+        .exception(Some("RISK-3"), "dmz", 6379, &[
+            "check = \"database-internet\"",
+            "reason = \"month-end batch\"",
+            "approver = \"ciso\"",
+            "expires = 2027-12-31",
+            "window = { every = \"month\", days = \"25-31\" }",
+        ])
+        .toml()
+        .to_string()
+}
 
-[[group.allow]]
-port = 443
-service = "https"
-justification = "payment API"
-approver = "ciso"
-review_by = 2027-01-31
-
-[[group.allow]]
-port = 22
-justification = "admin from the jump host"
-review_by = 2026-06-30
-
-[[group.allow]]
-port = 5432
-service = "postgresql"
-justification = "card vault"
-approver = "ciso"
-
-[[group]]
-name = "dmz"
-targets = ["198.18.0.16/28"]
-vantage = "internet"
-profiles = ["pci-dss-4.0", "iso27001-2022", "cis-v8", "nist-800-53r5"]
-
-[[group.allow]]
-port = 443
-service = "https"
-justification = "web site"
-approver = "lead"
-
-[[group.allow]]
-port = 22
-service = "ssh"
-justification = "admin"
-approver = "lead"
-
-[[group.allow]]
-port = 80
-justification = "redirect to HTTPS"
-approver = "lead"
-
-[[group]]
-name = "ot"
-targets = ["198.18.0.32/28"]
-profiles = ["mlps2-level3"]
-max_open_ports = 2
-
-[[group.allow]]
-port = 502
-justification = "SCADA polling"
-approver = "ot-sec"
-
-[[exception]]
-id = "RISK-1"
-target = "198.18.0.33"
-port = 23
-reason = "legacy PLC"
-approver = "ot-sec"
-expires = 2027-06-30
-
-[[exception]]
-id = "RISK-2"
-target = "198.18.0.2"
-port = 3389
-reason = "vendor support"
-approver = "ciso"
-expires = 2026-10-31
-
-[[exception]]
-id = "RISK-3"
-target = "dmz"
-port = 6379
-check = "database-internet"
-reason = "month-end batch"
-approver = "ciso"
-expires = 2027-12-31
-window = { every = "month", days = "25-31" }
-"#;
-
-/// The three groups of [`POLICY`] as `policy.toml`.
+/// The three groups of [`policy_text`] as `policy.toml`.
 fn three_groups() -> Audit {
-    Audit::named(POLICY, "policy.toml")
+    Audit::named(&policy_text(), "policy.toml")
 }
 
 fn observations() -> Vec<Observation> {
@@ -208,40 +167,18 @@ fn every_check_kind_with_exact_statuses() {
 
 #[test]
 fn unapproved_change_needs_a_baseline_and_no_change_record() {
-    let text = r#"
-[[group]]
-name = "web"
-targets = ["198.18.0.0/28"]
-profiles = ["pci-dss-4.0", "mlps2-level3", "iso27001-2022"]
-
-[[group.allow]]
-port = 443
-justification = "web"
-approver = "ciso"
-
-[[change]]
-ticket = "CHG-1"
-approver = "cab"
-approved = 2026-11-20
-target = "198.18.0.5"
-opens = [8443]
-
-[[change]]
-ticket = "CHG-2"
-approver = "cab"
-approved = 2026-11-01
-target = "web"
-opens = ["9000-9001"]
-window = { from = 2026-11-02, until = 2026-11-10 }
-
-[[change]]
-ticket = "CHG-3"
-approver = "cab"
-approved = 2026-12-01
-target = "198.18.0.5"
-opens = [7000]
-"#;
-    let a = Audit::new(text);
+    let text = PolicyToml::default()
+        .line("")
+        .group("web", "198.18.0.0/28")
+        .profiles(&["pci-dss-4.0", "mlps2-level3", "iso27001-2022"])
+        .allowances(&[(443, "", "web", "ciso", "")])
+        .changes(&[
+            ("CHG-1", "cab", "2026-11-20", "198.18.0.5", "[8443]"),
+            ("CHG-2", "cab", "2026-11-01", "web", "[\"9000-9001\"]"),
+        ])
+        .line("window = { from = 2026-11-02, until = 2026-11-10 }")
+        .changes(&[("CHG-3", "cab", "2026-12-01", "198.18.0.5", "[7000]")]);
+    let a = Audit::new(text.toml());
     let o: Vec<Observation> = [443, 8443, 9000, 7000, 8080]
         .into_iter()
         .map(|p| obs("198.18.0.5", p).reason(Reason::Connected))
@@ -457,30 +394,23 @@ fn messages_evidence_and_remediation() {
     assert_eq!(f.group.as_deref(), Some("cardholder"));
     let ev = f.evidence.as_ref().unwrap();
     assert_eq!((ev.state, ev.reason), (PortState::Open, Reason::SynAck));
-    assert_eq!(
-        find(&e, "198.18.0.2", Some(3389), "exception-expired").message,
-        "exception RISK-2 (policy line 69) expired on 2026-10-31: renew it with a fresh approval, or fix the exposure and remove it"
-    );
-    assert_eq!(
-        find(&e, "198.18.0.17", Some(6379), "database-internet").message,
-        "database/cache 6379/tcp (redis) is reachable from the internet — exception RISK-3 applies only in its window (days 25-31 of each month); 2026-11-24 is outside it"
-    );
-    assert_eq!(
-        find(&e, "198.18.0.2", None, "port-cap").message,
-        "4 open ports, above the cap of 3 for group 'cardholder': 22/tcp, 443/tcp, 3389/tcp, 5432/tcp"
-    );
-    assert_eq!(
-        find(&e, "198.18.0.3", Some(443), "unexpected-service").message,
-        "443/tcp is allowed for 'https' but 'ssh' answers"
-    );
-    assert_eq!(
-        find(&e, "198.18.0.17", Some(443), "tls-cert").message,
-        "the certificate of 443/tcp (https) is self-signed"
-    );
-    assert_eq!(
-        find(&e, "198.18.0.2", Some(22), "allowed-review-overdue").message,
-        "the allowance of 22/tcp (ssh) (policy line 16) was due for review on 2026-06-30"
-    );
+    // (address, port, check, message) of one finding each.
+    #[rustfmt::skip]
+    let messages = [
+        ("198.18.0.2", Some(3389), "exception-expired", "exception RISK-2 (policy line 69) expired on 2026-10-31: renew it with a fresh approval, or fix the exposure and remove it"),
+        ("198.18.0.17", Some(6379), "database-internet", "database/cache 6379/tcp (redis) is reachable from the internet — exception RISK-3 applies only in its window (days 25-31 of each month); 2026-11-24 is outside it"),
+        ("198.18.0.2", None, "port-cap", "4 open ports, above the cap of 3 for group 'cardholder': 22/tcp, 443/tcp, 3389/tcp, 5432/tcp"),
+        ("198.18.0.3", Some(443), "unexpected-service", "443/tcp is allowed for 'https' but 'ssh' answers"),
+        ("198.18.0.17", Some(443), "tls-cert", "the certificate of 443/tcp (https) is self-signed"),
+        ("198.18.0.2", Some(22), "allowed-review-overdue", "the allowance of 22/tcp (ssh) (policy line 16) was due for review on 2026-06-30"),
+    ];
+    for (ip, port, check, message) in messages {
+        assert_eq!(
+            find(&e, ip, port, check).message,
+            message,
+            "{check} on {ip}"
+        );
+    }
     assert!(
         find(&e, "198.18.0.33", Some(23), "cleartext-admin")
             .message
@@ -935,9 +865,16 @@ fn identification_never_lowers_risk() {
 
 #[test]
 fn segmentation_test_groups() {
-    let a = Audit::new(
-        "[[group]]\nname = \"cde\"\ntargets = [\"198.18.0.1-2\"]\ntags = [\"cardholder\"]\nexpect = \"unreachable\"\nprofiles = [\"pci-dss-4.0\", \"nist-800-53r5\"]\nport_scope = { tcp = \"22,443,3306\", udp = \"\", justification = \"the CDE listens on these only (firewall export FW-7)\" }\n",
-    );
+    let cde = group("cde", "198.18.0.1-2")
+        .tags(&["cardholder"])
+        .line("expect = \"unreachable\"")
+        .profiles(&["pci-dss-4.0", "nist-800-53r5"])
+        .port_scope(
+            "22,443,3306",
+            "",
+            "the CDE listens on these only (firewall export FW-7)",
+        );
+    let a = Audit::new(cde.toml());
     let pci = |e: &Evaluation, id: &str| req(e, "pci-dss-4.0", id).clone();
     // All filtered, and a control host outside the segment answered from
     // the same vantage: a segmentation pass, with the probes as evidence.
@@ -1066,9 +1003,16 @@ fn segmentation_test_groups() {
     assert_eq!(f.msg.key, "msg.segmentation_breach");
     assert_eq!(pci(&e, "11.4.5").status, RequirementStatus::Fail);
     // A breach is never waived, even by an exception that names it.
-    let waiving = Audit::new(
-        "[[group]]\nname = \"cde\"\ntargets = [\"198.18.0.1-2\"]\nexpect = \"unreachable\"\nprofiles = [\"pci-dss-4.0\"]\n[[exception]]\ntarget = \"cde\"\nport = 25\nreason = \"r\"\napprover = \"a\"\nexpires = 2026-12-24\n",
-    );
+    let waiving = group("cde", "198.18.0.1-2")
+        .line("expect = \"unreachable\"")
+        .profiles(&["pci-dss-4.0"])
+        .exception(
+            None,
+            "cde",
+            25,
+            &["reason = \"r\"", "approver = \"a\"", "expires = 2026-12-24"],
+        );
+    let waiving = Audit::new(waiving.toml());
     let e = waiving.eval_in(&leaky, &scanned(DAY));
     assert_eq!(
         find(&e, "198.18.0.2", Some(25), "segmentation-breach").status,
@@ -1100,9 +1044,12 @@ fn baseline_profiles_judge_hosts_in_no_group() {
 #[test]
 fn review_dates_within_six_months() {
     let text = |review: &str| {
-        format!(
-            "[[group]]\nname = \"a\"\ntargets = [\"198.18.0.1\"]\nprofiles = [\"pci-dss-4.0\"]\nport_scope = {{ tcp = \"common\", udp = \"high-risk-udp\", justification = \"test\" }}\n[[group.allow]]\nport = 443\njustification = \"web\"\napprover = \"lead\"\n{review}"
-        )
+        let t = group("a", "198.18.0.1")
+            .profiles(&["pci-dss-4.0"])
+            .port_scope("common", "high-risk-udp", "test")
+            .allow_only(443, &["justification = \"web\"", "approver = \"lead\""]);
+        let t = if review.is_empty() { t } else { t.line(review) };
+        t.toml().to_string()
     };
     let o = covered("198.18.0.1", &[obs("198.18.0.1", 443)]);
     let run = |t: &str| Audit::new(t).eval_in(&o, &scanned(DAY));
@@ -1114,12 +1061,12 @@ fn review_dates_within_six_months() {
         "group 'a' allows 443/tcp (p.toml:6) without review_by: every rule needs a business need, an approver and a review date"
     );
     assert_eq!(f.msg.key, "msg.allowed_review_missing.none");
-    let e = run(&text("review_by = 2027-06-01\n"));
+    let e = run(&text("review_by = 2027-06-01"));
     assert_eq!(
         find(&e, "198.18.0.1", Some(443), "allowed-review-missing").message,
         "the allowance of 443/tcp (https) (policy line 6) is next reviewed on 2027-06-01, more than six months ahead"
     );
-    let e = run(&text("review_by = 2027-05-24\n"));
+    let e = run(&text("review_by = 2027-05-24"));
     assert!(e.findings.is_empty(), "{:?}", e.findings);
     // A group that narrows the scope says so; the pass stands on it.
     let r = e.profiles[0]

@@ -10,7 +10,8 @@
 //! * the UDP evidence: which UDP answers carry enough to judge an amplifier
 //!   (our own payload, or an import that names the service);
 //! * the segmentation evidence: conclusive probes (a reject, or silence
-//!   after the retries) and a control probe that reached a live host.
+//!   after the retries) and a control probe that reached a live host, from
+//!   the segment's own vantage in a merged audit (see [`super::vantage`]).
 //!
 //! Pure: the caller passes what it measured in an [`EvalContext`].
 
@@ -174,8 +175,9 @@ pub struct HostEvidence {
 }
 
 /// A probe that was sent and concluded (for an unreachable group: one that
-/// is also conclusive about isolation).
-fn counts(o: &Observation, isolation: bool) -> bool {
+/// is also conclusive about isolation: a reject, or silence after the
+/// retries; UDP `open|filtered` proves nothing).
+pub(super) fn conclusive(o: &Observation, isolation: bool) -> bool {
     if o.reason == Reason::LocalError {
         return false;
     }
@@ -202,7 +204,7 @@ impl HostEvidence {
                 continue;
             }
             e.sent += 1;
-            if isolation && o.state != PortState::OpenFiltered {
+            if isolation && conclusive(o, true) {
                 e.seg_conclusive += 1;
             }
             if o.proto == Proto::Udp {
@@ -234,7 +236,7 @@ impl HostEvidence {
             let s = &table.scopes[i];
             let (mut t, mut u) = (0u32, 0u32);
             for o in all {
-                if !counts(o, isolation) {
+                if !conclusive(o, isolation) {
                     continue;
                 }
                 match o.proto {

@@ -38,7 +38,7 @@ pub use config::{
 };
 pub use eval::{Baseline, Evaluation, evaluate, evaluate_in, finding_id, gate};
 pub use evidence::{EvalContext, UdpEvidence};
-pub use vantage::VantageScan;
+pub use vantage::{Segments, VantageScan};
 pub use window::Window;
 
 const STARTER: &str = crate::rules::embedded::POLICY_STARTER;

@@ -1,23 +1,34 @@
-//! Policy layer: how each host is seen from the internet, from the
-//! vantages that scanned it.
+//! Policy layer: how each host is seen from the vantages that scanned it.
 //!
 //! One audit, one vantage (a scan, or bundles of one vantage): every host
 //! is judged from it. An audit that merges signed bundles of several
-//! vantages judges each host from the bundles that scanned it: its internet
-//! checks only from a vantage proven to be the internet (named `internet`,
-//! every source public), and only the ports that vantage saw open. A host
-//! that no such vantage scanned is not assessed for them, and the reason
-//! names the vantages that did scan it.
+//! vantages judges each host from the bundles that scanned it:
+//! * its internet checks only from a vantage proven to be the internet
+//!   (named `internet`, every source public), and only the ports that
+//!   vantage saw open. A host that no such vantage scanned is not assessed
+//!   for them, and the reason names the vantages that did scan it;
+//! * the segmentation test of a segment group (`expect = "unreachable"`)
+//!   only from the vantages it names in `unreachable_from` (each a
+//!   `[[scanner]]`'s vantage): their probes are its evidence, their
+//!   answers its breaches, their reach of a live host its control. Never
+//!   from another segment's bundle or the internet's: a segment no such
+//!   bundle probed is not assessed, and says which vantages did probe it.
+//!
+//! A vantage is one thing throughout: the name a scan declared with
+//! `--vantage` (signed into its bundle, matched to its `[[scanner]]`),
+//! with the source addresses its probes left from.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 
-use super::config::Vantage;
+use super::addr::AddrRange;
+use super::config::{Group, Policy, Vantage};
 use super::eval::NotRun;
-use crate::model::{AuditVantage, Message, Proto};
+use super::evidence::conclusive;
+use crate::model::{AuditVantage, Message, Observation, PortState, Proto};
 
 /// One vantage of a merged audit: what its bundles probed and saw open.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct VantageScan {
     /// Its name and the source addresses its bundles recorded.
     pub vantage: AuditVantage,
@@ -25,6 +36,245 @@ pub struct VantageScan {
     pub hosts: BTreeSet<IpAddr>,
     /// Every (host, port, protocol) its bundles saw open.
     pub open: BTreeSet<(IpAddr, u16, Proto)>,
+    /// Some probe reached a live host (open or closed): the control of a
+    /// segmentation test judged from this vantage.
+    pub reached: bool,
+    /// Every probe of the hosts of segment groups that name a vantage
+    /// ([`Segments`]), the newest per (port, protocol): the evidence of
+    /// their segmentation tests.
+    pub segment: BTreeMap<IpAddr, BTreeMap<(u16, Proto), Observation>>,
+}
+
+impl VantageScan {
+    /// Takes one probe of this vantage's bundles; the probes of `segments`
+    /// hosts are kept whole.
+    pub fn record(&mut self, o: &Observation, segments: &Segments) {
+        self.hosts.insert(o.ip);
+        if matches!(o.state, PortState::Open | PortState::Closed) {
+            self.reached = true;
+        }
+        if o.state == PortState::Open {
+            self.open.insert((o.ip, o.port, o.proto));
+        }
+        if segments.contains(o.ip) {
+            let kept = self.segment.entry(o.ip).or_default();
+            match kept.get(&(o.port, o.proto)) {
+                Some(k) if k.time > o.time => {}
+                _ => {
+                    kept.insert((o.port, o.proto), o.clone());
+                }
+            }
+        }
+    }
+}
+
+/// The hosts of the policy's segment groups that name the vantages they
+/// must be unreachable from: the hosts whose probes a merged audit keeps
+/// per vantage.
+#[derive(Debug, Clone, Default)]
+pub struct Segments(Vec<AddrRange>);
+
+impl Segments {
+    pub fn of(policy: &Policy) -> Segments {
+        Segments(
+            policy
+                .groups
+                .iter()
+                .filter(|g| !g.unreachable_from.is_empty())
+                .flat_map(|g| g.ranges.iter().cloned())
+                .collect(),
+        )
+    }
+
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        self.0.iter().any(|r| r.contains(ip))
+    }
+}
+
+/// Where the segmentation test of a host of a segment group is judged from.
+#[derive(Debug, Default)]
+pub(super) enum HostSegment<'s> {
+    /// From the audit's probes: one vantage, and the group names none, or
+    /// names the audit's (or the host is in no segment group).
+    #[default]
+    Audit,
+    /// From the bundles of the vantages the group names.
+    Bundles {
+        /// Their answers (open or closed) on the host: each a breach.
+        answers: Vec<&'s Observation>,
+        /// Their conclusive probes of the host.
+        conclusive: u64,
+        /// The named vantages whose probes reached no live host.
+        blind: Vec<String>,
+        /// The named vantages whose bundles did not probe the host.
+        missing: Option<(String, Message)>,
+    },
+    /// No probe can judge it; why.
+    Unjudged((String, Message)),
+}
+
+impl<'s> HostSegment<'s> {
+    /// The host `ip` in `groups`: the audit's one vantage is `audit`, the
+    /// bundles of a merged audit `scans`.
+    pub(super) fn of(
+        ip: IpAddr,
+        groups: &[&Group],
+        audit: &AuditVantage,
+        scans: &'s [VantageScan],
+    ) -> HostSegment<'s> {
+        let from: Vec<&str> = groups
+            .iter()
+            .flat_map(|g| g.unreachable_from.iter().map(String::as_str))
+            .collect();
+        let named = |list: &[&str]| list.join(", ");
+        if scans.is_empty() {
+            return match audit.name.as_deref() {
+                _ if from.is_empty() => HostSegment::Audit,
+                Some(n) if from.contains(&n) => HostSegment::Audit,
+                Some(n) => HostSegment::Unjudged((
+                    format!(
+                        "the segment must be unreachable from vantage {}, and the audit ran from vantage {n}",
+                        named(&from)
+                    ),
+                    Message::new("msg.cov.segment.other_vantage")
+                        .arg("from", named(&from))
+                        .arg("name", n),
+                )),
+                None => HostSegment::Unjudged((
+                    format!(
+                        "the segment must be unreachable from vantage {}, and the audit ran with no --vantage",
+                        named(&from)
+                    ),
+                    Message::new("msg.cov.segment.no_vantage").arg("from", named(&from)),
+                )),
+            };
+        }
+        let probed: Vec<&VantageScan> = scans.iter().filter(|s| s.hosts.contains(&ip)).collect();
+        if from.is_empty() {
+            let list = scans.iter().map(|s| name(&s.vantage)).collect::<Vec<_>>();
+            return HostSegment::Unjudged((
+                format!(
+                    "the audit merges the vantages {}, and the group names none it must be unreachable from (unreachable_from)",
+                    named(&list)
+                ),
+                Message::new("msg.cov.segment.unnamed").arg("vantages", named(&list)),
+            ));
+        }
+        let judging: Vec<&VantageScan> = probed
+            .iter()
+            .copied()
+            .filter(|s| s.vantage.name.as_deref().is_some_and(|n| from.contains(&n)))
+            .collect();
+        let absent: Vec<&str> = from
+            .iter()
+            .copied()
+            .filter(|n| !judging.iter().any(|s| s.vantage.name.as_deref() == Some(n)))
+            .collect();
+        if judging.is_empty() {
+            return HostSegment::Unjudged(unsegmented(&absent, &probed));
+        }
+        let missing = (!absent.is_empty()).then(|| unsegmented(&absent, &probed));
+        let probes = || {
+            judging
+                .iter()
+                .filter_map(|s| s.segment.get(&ip))
+                .flat_map(|m| m.values())
+        };
+        HostSegment::Bundles {
+            answers: probes()
+                .filter(|o| matches!(o.state, PortState::Open | PortState::Closed))
+                .collect(),
+            conclusive: probes().filter(|o| conclusive(o, true)).count() as u64,
+            blind: judging
+                .iter()
+                .filter(|s| !s.reached)
+                .map(|s| name(&s.vantage).to_string())
+                .collect(),
+            missing,
+        }
+    }
+
+    /// The probes that breach the segment if they answered: the audit's
+    /// (`all`), or the named vantages' own.
+    pub(super) fn answers<'o>(&self, all: &[&'o Observation]) -> Vec<&'o Observation>
+    where
+        's: 'o,
+    {
+        match self {
+            HostSegment::Audit => all.to_vec(),
+            HostSegment::Bundles { answers, .. } => answers.clone(),
+            HostSegment::Unjudged(_) => Vec::new(),
+        }
+    }
+
+    /// The conclusive probes and the control of the test: the audit's
+    /// (`audit`), or the named vantages' (each must reach a live host).
+    pub(super) fn evidence(&self, audit: (u64, bool)) -> (u64, bool) {
+        match self {
+            HostSegment::Bundles {
+                conclusive, blind, ..
+            } => (*conclusive, blind.is_empty()),
+            HostSegment::Audit => audit,
+            HostSegment::Unjudged(_) => (0, false),
+        }
+    }
+
+    /// Whether the named vantages could judge the host (before its probes
+    /// are weighed).
+    pub(super) fn ran(&self) -> Result<(), NotRun> {
+        let gap = match self {
+            HostSegment::Unjudged(why) => why,
+            HostSegment::Bundles {
+                missing: Some(why), ..
+            } => why,
+            _ => return Ok(()),
+        };
+        Err(NotRun {
+            msg: gap.1.clone(),
+            text: gap.0.clone(),
+            nothing_to_judge: false,
+        })
+    }
+
+    /// Why the control is missing: no probe of the audit, or of a named
+    /// vantage, reached a live host.
+    pub(super) fn no_control(&self) -> Option<(String, Message)> {
+        let HostSegment::Bundles { blind, .. } = self else {
+            return None;
+        };
+        let list = blind.join(", ");
+        Some((
+            format!(
+                "no probe from vantage {list} reached a live host (open or closed): the path to the segment is unproven (scan a control host that answers)"
+            ),
+            Message::new("msg.cov.segment.no_control").arg("vantages", list),
+        ))
+    }
+}
+
+/// Why the named vantages `absent` cannot judge a host that `probed`
+/// scanned.
+fn unsegmented(absent: &[&str], probed: &[&VantageScan]) -> (String, Message) {
+    let want = absent.join(", ");
+    if probed.is_empty() {
+        return (
+            format!("probed by no bundle of vantage {want}, the segment's, nor by any other"),
+            Message::new("msg.cov.segment.unprobed").arg("from", want),
+        );
+    }
+    let list = probed
+        .iter()
+        .map(|s| format!("{} ({})", name(&s.vantage), s.vantage.sources_text()))
+        .collect::<Vec<_>>()
+        .join(", ");
+    (
+        format!(
+            "probed by no bundle of vantage {want}, the segment's: scanned only from vantage {list}"
+        ),
+        Message::new("msg.cov.segment.no_bundle")
+            .arg("from", want)
+            .arg("vantages", list),
+    )
 }
 
 /// How one host is seen from the internet.
@@ -171,6 +421,7 @@ mod tests {
                 .iter()
                 .map(|(h, p)| (h.parse().unwrap(), *p, Proto::Tcp))
                 .collect(),
+            ..VantageScan::default()
         }
     }
 
@@ -226,5 +477,39 @@ mod tests {
         assert!(one.ran().unwrap_err().nothing_to_judge);
         let ok = Ok("internet (20.1.1.1)".to_string());
         assert!(HostInternet::of(ip("10.0.1.2"), Vantage::Internal, &ok, &[]).sees(22, Proto::Tcp));
+    }
+
+    #[test]
+    fn a_segment_is_judged_from_each_vantage_it_names() {
+        use crate::model::{Observation, Reason};
+        let a = crate::testkit::Audit::new(
+            "[[group]]\nname = \"cde\"\ntargets = [\"10.0.9.8/29\"]\nexpect = \"unreachable\"\nunreachable_from = [\"office\", \"guest\"]\n",
+        );
+        let host: IpAddr = "10.0.9.9".parse().unwrap();
+        let segments = Segments::of(&a.policy);
+        let probe = |reason: Reason| Observation::new(host, 22, Proto::Tcp, reason, Some(1.0));
+        let mut office = scan("office", "10.0.0.5", &[], &[]);
+        office.record(&probe(Reason::NoResponse), &segments);
+        let mut internal = scan("internal", "10.0.9.2", &[], &[]);
+        internal.record(&probe(Reason::ConnRefused), &segments);
+        let groups = a.policy.groups_of(host);
+        let audit = AuditVantage::default();
+        // The office probed it (silence, no control); the guest network did
+        // not; the internal answer breaches nothing.
+        let scans = [office, internal];
+        let seg = HostSegment::of(host, &groups, &audit, &scans);
+        assert!(seg.answers(&[]).is_empty());
+        assert_eq!(seg.evidence((9, true)), (1, false));
+        assert_eq!(
+            seg.ran().unwrap_err().text,
+            "probed by no bundle of vantage guest, the segment's: scanned only from vantage office (10.0.0.5), internal (10.0.9.2)"
+        );
+        assert_eq!(
+            seg.no_control().unwrap().0,
+            "no probe from vantage office reached a live host (open or closed): the path to the segment is unproven (scan a control host that answers)"
+        );
+        // A host outside every segment group keeps no probe.
+        assert!(!segments.contains("10.0.9.2".parse().unwrap()));
+        assert!(scans[1].segment.contains_key(&host) && scans[1].reached);
     }
 }

@@ -2,24 +2,15 @@
 //! a message key (`fix_comment.*` in the label files), so a zh-CN report
 //! has Chinese comments; the commands are the same in both languages.
 
-use super::tests::{finding, policy};
+use super::tests::{finding, fixes, policy, ssh};
 use super::*;
 
 /// One finding of every remediation key that renders shell, PowerShell,
 /// YAML, HCL, TOML or batch, over both families, TCP and UDP, admin ports
 /// with and without declared sources, and the service-specific branches.
-/// (check, remediation key, address, port, service) of one finding.
-type Row = (
-    &'static str,
-    &'static str,
-    &'static str,
-    Option<u16>,
-    Option<&'static str>,
-);
-
 #[rustfmt::skip]
 fn every_kind() -> Vec<Finding> {
-    let rows: &[Row] = &[
+    fixes(&[
         ("remote-admin-internet", "restrict-source", "198.18.0.5", Some(22), Some("ssh")),
         ("remote-admin-internet", "restrict-source", "2001:2::5", Some(3389), Some("rdp")),
         ("not-allowed", "close-port", "198.18.1.2", Some(22), Some("ssh")),
@@ -42,10 +33,7 @@ fn every_kind() -> Vec<Finding> {
         ("unauth-service", "enable-auth", "198.18.1.8", Some(2379), Some("etcd")),
         ("unauth-service", "enable-auth", "198.18.1.8", Some(10250), Some("kubelet")),
         ("unauth-service", "enable-auth", "198.18.1.8", Some(5984), Some("couchdb")),
-    ];
-    rows.iter()
-        .map(|&(check, key, ip, port, service)| finding(check, key, ip, port, service))
-        .collect()
+    ])
 }
 
 fn groups_in(fs: &[Finding], lang: Lang) -> Vec<FixGroup> {
@@ -477,13 +465,7 @@ fn unmanaged_hosts_are_not_told_the_port_is_not_allowed() {
         "其中 2 台主机不属于任何资产组：没有放行清单覆盖它们（策略修复可将其纳入资产组）。"
     ));
     // restrict-source for unmanaged hosts: no "the group's admin_sources".
-    let ssh = [finding(
-        "remote-admin-internet",
-        "restrict-source",
-        "198.18.7.3",
-        Some(22),
-        Some("ssh"),
-    )];
+    let ssh = [ssh("198.18.7.3")];
     let text = about(&ssh, Lang::En);
     assert!(
         text.starts_with(

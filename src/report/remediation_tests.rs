@@ -5,38 +5,43 @@
 
 use super::*;
 use crate::model::FindingStatus;
-use crate::policy::Profiles;
 use crate::rules::RemediationRulesError;
+use crate::testkit::{FixRow, PolicyToml, finding_in, findings_in, profiles};
 
-const POLICY: &str = r#"
-[[group]]
-name = "dmz"
-targets = ["198.18.0.0/28", "2001:2::/120"]
-vantage = "internet"
-admin_sources = ["198.18.5.0/24", "2001:2:5::/64"]
-
-[[group.allow]]
-port = 22
-service = "ssh"
-justification = "bastion"
-
-[[group]]
-name = "db"
-targets = ["198.18.1.0/28"]
-
-[[exception]]
-id = "telnet-legacy"
-target = "198.18.1.2"
-port = 23
-reason = "legacy switch"
-approver = "ops"
-expires = 2026-01-31
-"#;
-
-pub(super) fn policy() -> Policy {
-    Policy::parse(POLICY, "policy.toml", &Profiles::embedded().unwrap()).unwrap()
+/// The remediation tests' policy: an internet-facing group with declared
+/// admin sources and one incomplete allowance, an internal group, and an
+/// expired exception. Its line numbers are in the golden files.
+pub(super) fn policy_text() -> String {
+    PolicyToml::default()
+        .line("")
+        .group_over("dmz", &["198.18.0.0/28", "2001:2::/120"])
+        .line("vantage = \"internet\"")
+        .line("admin_sources = [\"198.18.5.0/24\", \"2001:2:5::/64\"]")
+        .line("")
+        .allow_only(22, &["service = \"ssh\"", "justification = \"bastion\""])
+        .line("")
+        .group("db", "198.18.1.0/28")
+        .line("")
+        .exception(
+            Some("telnet-legacy"),
+            "198.18.1.2",
+            23,
+            &[
+                "reason = \"legacy switch\"",
+                "approver = \"ops\"",
+                "expires = 2026-01-31",
+            ],
+        )
+        .toml()
+        .to_string()
 }
 
+pub(super) fn policy() -> Policy {
+    Policy::parse(&policy_text(), "policy.toml", &profiles()).unwrap()
+}
+
+/// The failing finding of `check` on `ip:port` with remediation `key`
+/// against [`policy`].
 pub(super) fn finding(
     check: &str,
     key: &str,
@@ -44,40 +49,21 @@ pub(super) fn finding(
     port: Option<u16>,
     service: Option<&str>,
 ) -> Finding {
-    let ip: IpAddr = ip.parse().unwrap();
-    let policy = policy();
-    let group = policy.groups_of(ip).first().map(|g| g.name.clone());
-    // As the evaluator records it: the allowance over every group of the host.
-    let proto = port.map(|p| if p == 161 { Proto::Udp } else { Proto::Tcp });
-    let allowed_by = port.zip(proto).and_then(|(p, pr)| {
-        policy
-            .groups_of(ip)
-            .iter()
-            .flat_map(|g| g.allow.iter())
-            .find(|a| a.matches(p, pr))
-            .map(|a| crate::model::RuleRef {
-                file: policy.file.clone(),
-                line: a.line,
-            })
-    });
-    Finding {
-        id: format!("{check}-{ip}-{}", port.unwrap_or(0)),
-        check: check.into(),
-        severity: Severity::High,
-        ip,
-        port,
-        proto: port.map(|p| if p == 161 { Proto::Udp } else { Proto::Tcp }),
-        service: service.map(str::to_owned),
-        group,
-        evidence: None,
-        status: FindingStatus::Fail,
-        exception: None,
-        controls: Default::default(),
-        remediation: key.into(),
-        message: String::new(),
-        msg: Default::default(),
-        allowed_by,
-    }
+    finding_in(&policy(), (check, key, ip, port, service))
+}
+
+/// The fixtures of the firewall snippets' syntax checks: SSH restricted to
+/// the admin sources, and ports closed over both families and protocols.
+#[rustfmt::skip]
+const FIREWALL_SNIPPETS: [FixRow<'static>; 3] = [
+    ("remote-admin-internet", "restrict-source", "198.18.0.5", Some(22), Some("ssh")),
+    ("not-allowed", "close-port", "2001:2::9", Some(161), Some("snmp")),
+    ("not-allowed", "close-port", "198.18.1.3", Some(6379), Some("redis")),
+];
+
+/// [`finding`] of each row.
+pub(super) fn fixes(rows: &[FixRow]) -> Vec<Finding> {
+    findings_in(&policy(), rows)
 }
 
 pub(super) fn groups(findings: &[Finding]) -> Vec<FixGroup> {
@@ -144,7 +130,7 @@ fn golden(name: &str, actual: &str) {
 #[test]
 fn embedded_catalogue_loads_and_every_check_key_has_a_fix() {
     let cat = RemediationCatalog::embedded();
-    for c in Profiles::embedded().unwrap().checks() {
+    for c in profiles().checks() {
         assert!(
             cat.fix(&c.remediation).is_some(),
             "check {} uses key {} with no [[fix]]",
@@ -167,22 +153,11 @@ fn embedded_catalogue_loads_and_every_check_key_has_a_fix() {
 
 #[test]
 fn ssh_restrict_source_keeps_admin_sources_and_has_rollback_golden() {
-    let fs = [
-        finding(
-            "remote-admin-internet",
-            "restrict-source",
-            "198.18.0.5",
-            Some(22),
-            Some("ssh"),
-        ),
-        finding(
-            "remote-admin-internet",
-            "restrict-source",
-            "198.18.0.6",
-            Some(22),
-            Some("ssh"),
-        ),
-    ];
+    #[rustfmt::skip]
+    let fs = fixes(&[
+        ("remote-admin-internet", "restrict-source", "198.18.0.5", Some(22), Some("ssh")),
+        ("remote-admin-internet", "restrict-source", "198.18.0.6", Some(22), Some("ssh")),
+    ]);
     let gs = groups(&fs);
     assert_eq!(gs.len(), 1, "two hosts, one fix");
     let g = &gs[0];
@@ -231,13 +206,7 @@ fn ssh_restrict_source_keeps_admin_sources_and_has_rollback_golden() {
 
 #[test]
 fn close_port_of_an_admin_port_is_never_a_bare_deny() {
-    let fs = [finding(
-        "not-allowed",
-        "close-port",
-        "198.18.1.2",
-        Some(22),
-        Some("ssh"),
-    )];
+    let fs = [close("198.18.1.2", 22, "ssh")];
     let g = &groups(&fs)[0];
     // No admin_sources in group "db": a placeholder, never a deny-all.
     for p in &g.platforms {
@@ -258,13 +227,10 @@ fn close_port_of_an_admin_port_is_never_a_bare_deny() {
     let w = platform(g, "iptables").warning.as_deref().unwrap();
     assert!(w.contains("declares no admin_sources"), "{w}");
     // A database restricted without admin sources warns too, without the lock-out text.
-    let fs = [finding(
-        "database-internet",
-        "restrict-source",
-        "198.18.1.3",
-        Some(6379),
-        Some("redis"),
-    )];
+    #[rustfmt::skip]
+    let fs = fixes(&[
+        ("database-internet", "restrict-source", "198.18.1.3", Some(6379), Some("redis")),
+    ]);
     let g = &groups(&fs)[0];
     let w = platform(g, "nftables").warning.as_deref().unwrap();
     assert!(w.starts_with("The group declares no admin_sources"), "{w}");
@@ -272,29 +238,12 @@ fn close_port_of_an_admin_port_is_never_a_bare_deny() {
 
 #[test]
 fn close_port_golden_for_tcp_v4_and_udp_v6() {
-    let fs = [
-        finding(
-            "not-allowed",
-            "close-port",
-            "198.18.1.3",
-            Some(6379),
-            Some("redis"),
-        ),
-        finding(
-            "not-allowed",
-            "close-port",
-            "198.18.1.4",
-            Some(6379),
-            Some("redis"),
-        ),
-        finding(
-            "not-allowed",
-            "close-port",
-            "2001:2::9",
-            Some(161),
-            Some("snmp"),
-        ),
-    ];
+    #[rustfmt::skip]
+    let fs = fixes(&[
+        ("not-allowed", "close-port", "198.18.1.3", Some(6379), Some("redis")),
+        ("not-allowed", "close-port", "198.18.1.4", Some(6379), Some("redis")),
+        ("not-allowed", "close-port", "2001:2::9", Some(161), Some("snmp")),
+    ]);
     let gs = groups(&fs);
     assert_eq!(gs.len(), 2);
     let redis = gs.iter().find(|g| g.port == Some(6379)).unwrap();
@@ -350,31 +299,13 @@ fn close_port_golden_for_tcp_v4_and_udp_v6() {
 
 #[test]
 fn policy_fixes_edit_the_entry_and_touch_no_firewall() {
-    let mut expired = finding(
-        "exception-expired",
-        "renew-or-remove-exception",
-        "198.18.1.2",
-        Some(23),
-        Some("telnet"),
-    );
-    expired.exception = Some("telnet-legacy".into());
-    let fs = [
-        finding(
-            "allowed-unjustified",
-            "document-justification",
-            "198.18.0.5",
-            Some(22),
-            Some("ssh"),
-        ),
-        expired,
-        finding(
-            "unmanaged-host",
-            "add-host-to-policy",
-            "198.18.9.9",
-            None,
-            None,
-        ),
-    ];
+    #[rustfmt::skip]
+    let mut fs = fixes(&[
+        ("allowed-unjustified", "document-justification", "198.18.0.5", Some(22), Some("ssh")),
+        ("exception-expired", "renew-or-remove-exception", "198.18.1.2", Some(23), Some("telnet")),
+        ("unmanaged-host", "add-host-to-policy", "198.18.9.9", None, None),
+    ]);
+    fs[1].exception = Some("telnet-legacy".into());
     let gs = groups(&fs);
     assert_eq!(gs.len(), 3);
     for g in &gs {
@@ -408,36 +339,13 @@ fn policy_fixes_edit_the_entry_and_touch_no_firewall() {
 
 #[test]
 fn enable_auth_and_replace_cleartext_are_per_service() {
-    let fs = [
-        finding(
-            "unauth-service",
-            "enable-auth",
-            "198.18.1.3",
-            Some(6379),
-            Some("redis"),
-        ),
-        finding(
-            "unauth-service",
-            "enable-auth",
-            "198.18.1.3",
-            Some(27017),
-            Some("mongodb"),
-        ),
-        finding(
-            "unauth-service",
-            "enable-auth",
-            "198.18.1.3",
-            Some(10250),
-            Some("kubelet"),
-        ),
-        finding(
-            "cleartext-admin",
-            "replace-cleartext",
-            "198.18.1.3",
-            Some(23),
-            Some("telnet"),
-        ),
-    ];
+    #[rustfmt::skip]
+    let fs = fixes(&[
+        ("unauth-service", "enable-auth", "198.18.1.3", Some(6379), Some("redis")),
+        ("unauth-service", "enable-auth", "198.18.1.3", Some(27017), Some("mongodb")),
+        ("unauth-service", "enable-auth", "198.18.1.3", Some(10250), Some("kubelet")),
+        ("cleartext-admin", "replace-cleartext", "198.18.1.3", Some(23), Some("telnet")),
+    ]);
     let gs = groups(&fs);
     let by = |port| &gs.iter().find(|g| g.port == Some(port)).unwrap().platforms[0].commands;
     assert!(by(6379).contains("requirepass") && by(6379).contains("protected-mode yes"));
@@ -456,13 +364,7 @@ fn firewalld_service_names_come_from_firewalld_list() {
     // firewalld has no service for 8080, nor "ssh" on another port.
     assert_eq!(fw.lookup("http-proxy", 8080, Proto::Tcp), None);
     assert_eq!(fw.lookup("ssh", 2222, Proto::Tcp), None);
-    let fs = [finding(
-        "not-allowed",
-        "close-port",
-        "198.18.1.3",
-        Some(8080),
-        Some("http-proxy"),
-    )];
+    let fs = [close("198.18.1.3", 8080, "http-proxy")];
     let gs = groups(&fs);
     let cmds = &platform(&gs[0], "firewalld").commands;
     assert!(!cmds.contains("--remove-service"), "{cmds}");
@@ -479,29 +381,12 @@ fn firewalld_service_names_come_from_firewalld_list() {
 
 #[test]
 fn fix_ids_are_stable_and_families_and_sources_split_groups() {
-    let fs = [
-        finding(
-            "not-allowed",
-            "close-port",
-            "198.18.0.5",
-            Some(3306),
-            Some("mysql"),
-        ),
-        finding(
-            "not-allowed",
-            "close-port",
-            "198.18.1.5",
-            Some(3306),
-            Some("mysql"),
-        ),
-        finding(
-            "not-allowed",
-            "close-port",
-            "2001:2::5",
-            Some(3306),
-            Some("mysql"),
-        ),
-    ];
+    #[rustfmt::skip]
+    let fs = fixes(&[
+        ("not-allowed", "close-port", "198.18.0.5", Some(3306), Some("mysql")),
+        ("not-allowed", "close-port", "198.18.1.5", Some(3306), Some("mysql")),
+        ("not-allowed", "close-port", "2001:2::5", Some(3306), Some("mysql")),
+    ]);
     let a = groups(&fs);
     assert_eq!(a.len(), 3, "dmz v4, db v4 (other sources), dmz v6");
     let b = groups(&fs[..1]);
@@ -543,29 +428,7 @@ fn nftables_rules_pass_nft_check() {
         assert!(std::env::var("CI").is_err(), "nft missing under CI");
         return;
     }
-    let fs = [
-        finding(
-            "remote-admin-internet",
-            "restrict-source",
-            "198.18.0.5",
-            Some(22),
-            Some("ssh"),
-        ),
-        finding(
-            "not-allowed",
-            "close-port",
-            "2001:2::9",
-            Some(161),
-            Some("snmp"),
-        ),
-        finding(
-            "not-allowed",
-            "close-port",
-            "198.18.1.3",
-            Some(6379),
-            Some("redis"),
-        ),
-    ];
+    let fs = fixes(&FIREWALL_SNIPPETS);
     let mut script = String::from(
         "table inet filter {\n chain input {\n  type filter hook input priority 0;\n  ct state established,related accept\n }\n}\n",
     );
@@ -605,29 +468,7 @@ fn nftables_rules_pass_nft_check() {
 
 #[test]
 fn terraform_snippets_parse_as_hcl() {
-    let fs = [
-        finding(
-            "remote-admin-internet",
-            "restrict-source",
-            "198.18.0.5",
-            Some(22),
-            Some("ssh"),
-        ),
-        finding(
-            "not-allowed",
-            "close-port",
-            "2001:2::9",
-            Some(161),
-            Some("snmp"),
-        ),
-        finding(
-            "not-allowed",
-            "close-port",
-            "198.18.1.3",
-            Some(6379),
-            Some("redis"),
-        ),
-    ];
+    let fs = fixes(&FIREWALL_SNIPPETS);
     let mut seen = 0;
     for g in groups(&fs) {
         for p in g.platforms.iter().filter(|p| p.language == "hcl") {
@@ -660,7 +501,7 @@ fn admin_sources_are_parsed_per_group_and_checked() {
     );
     assert!(p.groups[1].admin_sources.is_empty());
     let bad = "[[group]]\nname = \"a\"\ntargets = [\"198.18.0.1\"]\nadmin_sources = [\"198.18.5.0/33\"]\n";
-    let e = Policy::parse(bad, "p.toml", &Profiles::embedded().unwrap()).unwrap_err();
+    let e = Policy::parse(bad, "p.toml", &profiles()).unwrap_err();
     assert!(
         e.to_string().contains("p.toml:4:18") && e.to_string().contains("not an address or a CIDR"),
         "{e}"
@@ -669,13 +510,10 @@ fn admin_sources_are_parsed_per_group_and_checked() {
 
 #[test]
 fn unapproved_change_offers_the_change_record_or_the_revert() {
-    let fs = [finding(
-        "unapproved-change",
-        "approve-or-revert-change",
-        "198.18.1.3",
-        Some(8080),
-        Some("http-proxy"),
-    )];
+    #[rustfmt::skip]
+    let fs = fixes(&[
+        ("unapproved-change", "approve-or-revert-change", "198.18.1.3", Some(8080), Some("http-proxy")),
+    ]);
     let g = &groups(&fs)[0];
     let ids: Vec<&str> = g.platforms.iter().map(|p| p.platform.as_str()).collect();
     assert_eq!(ids[..3], ["policy", "ufw", "iptables"]);
@@ -1167,23 +1005,12 @@ fn udp_verify_probes_udp() {
 
 #[test]
 fn close_port_takes_the_restrict_source_finding_of_the_same_port() {
-    let fs = [
-        close("198.18.1.3", 6379, "redis"),
-        finding(
-            "database-internet",
-            "restrict-source",
-            "198.18.1.3",
-            Some(6379),
-            Some("redis"),
-        ),
-        finding(
-            "database-internet",
-            "restrict-source",
-            "198.18.1.4",
-            Some(6379),
-            Some("redis"),
-        ),
-    ];
+    #[rustfmt::skip]
+    let fs = fixes(&[
+        ("not-allowed", "close-port", "198.18.1.3", Some(6379), Some("redis")),
+        ("database-internet", "restrict-source", "198.18.1.3", Some(6379), Some("redis")),
+        ("database-internet", "restrict-source", "198.18.1.4", Some(6379), Some("redis")),
+    ]);
     let gs = groups(&fs);
     let close = gs.iter().find(|g| g.key == "close-port").unwrap();
     assert_eq!(close.hosts, vec![IpAddr::from([198, 18, 1, 3])]);
@@ -1231,7 +1058,7 @@ fn hostile_names_and_paths_stay_inert_in_every_language() {
         toml_str(evil)
     );
     let file = "p/$(touch PWNED)/x;id;'q'\n.toml";
-    let policy = Policy::parse(&text, file, &Profiles::embedded().unwrap()).unwrap();
+    let policy = Policy::parse(&text, file, &profiles()).unwrap();
     let mut fs = vec![];
     for (check, key, port) in [
         ("allow-undocumented", "document-justification", 23),

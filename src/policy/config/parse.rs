@@ -120,12 +120,12 @@ impl Policy {
             }
         })?;
         let known = profiles.ids();
-        let (groups, group_spans) = groups(&src, raw.groups, profiles)?;
+        let scanners = scanner::scanners(raw.scanners, &src)?;
+        let (groups, group_spans) = groups(&src, raw.groups, profiles, &scanners)?;
         check_overlaps(&src, &groups, &group_spans)?;
         let exceptions = exceptions(&src, &groups, raw.exceptions)?;
         let changes = parse_changes(&src, &groups, raw.changes)?;
         let baseline_profiles = baseline_profiles(&src, raw.baseline_profiles, &known)?;
-        let scanners = scanner::scanners(raw.scanners, &src)?;
         let max_exception_months = max_exception_months(&src, raw.max_exception_months.as_ref())?;
         Ok(Policy {
             scanners,
@@ -159,12 +159,13 @@ fn groups(
     src: &Src,
     raw: Vec<Spanned<RawGroup>>,
     profiles: &Profiles,
+    scanners: &[super::Scanner],
 ) -> Result<(Vec<Group>, Vec<TargetSpans>), PolicyError> {
     let mut groups: Vec<Group> = Vec::new();
     let mut names: std::collections::HashSet<String> = std::collections::HashSet::new();
     let mut group_spans = Vec::new();
     for sg in raw {
-        let (g, spans) = group(src, sg, profiles, &mut names)?;
+        let (g, spans) = group(src, sg, profiles, scanners, &mut names)?;
         groups.push(g);
         group_spans.push(spans);
     }
@@ -176,6 +177,7 @@ fn group(
     src: &Src,
     sg: Spanned<RawGroup>,
     profiles: &Profiles,
+    scanners: &[super::Scanner],
     names: &mut std::collections::HashSet<String>,
 ) -> Result<(Group, TargetSpans), PolicyError> {
     let gspan = sg.span();
@@ -232,7 +234,15 @@ fn group(
         None => None,
         Some(ps) => Some(group_port_scope(src, &name, ps)?),
     };
+    let expect = g.expect.unwrap_or_default();
+    let unreachable_from = scanner::unreachable_from(
+        g.unreachable_from,
+        expect == Expect::Unreachable,
+        scanners,
+        src,
+    )?;
     let group = Group {
+        unreachable_from,
         port_scope,
         name,
         targets: g.targets.iter().map(|t| t.get_ref().clone()).collect(),
@@ -245,7 +255,7 @@ fn group(
         admin_sources,
         allow,
         line: src.at(gspan).line,
-        expect: g.expect.unwrap_or_default(),
+        expect,
     };
     Ok((group, spans))
 }

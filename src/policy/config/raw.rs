@@ -151,6 +151,8 @@ pub(super) struct RawGroup {
     #[serde(default)]
     pub(super) expect: Option<Expect>,
     #[serde(default)]
+    pub(super) unreachable_from: Option<Spanned<Vec<Spanned<String>>>>,
+    #[serde(default)]
     pub(super) port_scope: Option<Spanned<RawGroupScope>>,
 }
 

@@ -53,7 +53,7 @@ pub(super) fn scanners(
             (&name, s.name.span(), "name"),
             (&vantage, s.vantage.span(), "vantage"),
         ] {
-            if v.is_empty() || v.len() > 64 || v.chars().any(char::is_control) {
+            if !printable_name(v) {
                 return Err(src.invalid(
                     span,
                     format!("a scanner's {what} must be 1 to 64 printable characters"),
@@ -83,6 +83,56 @@ pub(super) fn scanners(
             ));
         }
         out.push(Scanner { name, vantage, key });
+    }
+    Ok(out)
+}
+
+/// A scanner's name or a vantage: 1 to 64 printable characters.
+fn printable_name(v: &str) -> bool {
+    !v.is_empty() && v.len() <= 64 && !v.chars().any(char::is_control)
+}
+
+/// A segment group's `unreachable_from`: vantage names, each once, only
+/// beside `expect = "unreachable"`, and each a declared scanner's vantage
+/// when the policy declares scanners (else a typo would leave the segment
+/// judged from no bundle).
+pub(super) fn unreachable_from(
+    raw: Option<Spanned<Vec<Spanned<String>>>>,
+    unreachable: bool,
+    scanners: &[Scanner],
+    src: &Src<'_>,
+) -> Result<Vec<String>, PolicyError> {
+    let Some(raw) = raw else {
+        return Ok(Vec::new());
+    };
+    let hint = "unreachable_from = [\"office\"] beside expect = \"unreachable\"";
+    if !unreachable {
+        return Err(src.invalid(
+            raw.span(),
+            "unreachable_from is only for a segment group (expect = \"unreachable\")".into(),
+            hint,
+        ));
+    }
+    let mut out: Vec<String> = Vec::new();
+    for v in raw.into_inner() {
+        let name = v.get_ref().trim().to_string();
+        let bad = if !printable_name(&name) {
+            Some("a vantage must be 1 to 64 printable characters".to_string())
+        } else if out.contains(&name) {
+            Some(format!("vantage '{name}' is named twice"))
+        } else if !scanners.is_empty() && !scanners.iter().any(|s| s.vantage == name) {
+            let known: Vec<&str> = scanners.iter().map(|s| s.vantage.as_str()).collect();
+            Some(format!(
+                "no [[scanner]] has vantage '{name}' (declared: {})",
+                known.join(", ")
+            ))
+        } else {
+            None
+        };
+        if let Some(m) = bad {
+            return Err(src.invalid(v.span(), m, hint));
+        }
+        out.push(name);
     }
     Ok(out)
 }
@@ -160,5 +210,49 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(e.starts_with("p.toml:3:11: a scanner's vantage"), "{e}");
+    }
+
+    #[test]
+    fn a_segment_names_declared_vantages_it_must_be_unreachable_from() {
+        let profiles = Profiles::embedded().unwrap();
+        let scanner = format!(
+            "[[scanner]]\nname = \"desk\"\nvantage = \"office\"\npubkey = '''\n{}'''\n",
+            pem()
+        );
+        let group = |lines: &str| {
+            format!("[[group]]\nname = \"cde\"\ntargets = [\"198.18.0.8/29\"]\n{lines}\n{scanner}")
+        };
+        let parse = |text: &str| Policy::parse(text, "p.toml", &profiles);
+        let p = parse(&group(
+            "expect = \"unreachable\"\nunreachable_from = [\"office\"]",
+        ))
+        .unwrap();
+        assert_eq!(p.groups[0].unreachable_from, ["office"]);
+        for (lines, at, says) in [
+            (
+                "unreachable_from = [\"office\"]",
+                "p.toml:4:20:",
+                "unreachable_from is only for a segment group",
+            ),
+            (
+                "expect = \"unreachable\"\nunreachable_from = [\"ofice\"]",
+                "p.toml:5:21:",
+                "no [[scanner]] has vantage 'ofice' (declared: office)",
+            ),
+            (
+                "expect = \"unreachable\"\nunreachable_from = [\"office\", \"office\"]",
+                "p.toml:5:31:",
+                "vantage 'office' is named twice",
+            ),
+        ] {
+            let e = parse(&group(lines)).unwrap_err().to_string();
+            assert!(e.starts_with(at) && e.contains(says), "{e}");
+        }
+        // Without [[scanner]]: any name (an audit run with --vantage NAME).
+        let text = "[[group]]\nname = \"cde\"\ntargets = [\"198.18.0.8/29\"]\nexpect = \"unreachable\"\nunreachable_from = [\"lab-office\"]\n";
+        assert_eq!(
+            parse(text).unwrap().groups[0].unreachable_from,
+            ["lab-office"]
+        );
     }
 }

@@ -7,8 +7,8 @@ use std::net::IpAddr;
 use super::super::cadence::CadenceGate;
 use super::super::config::{AllowRule, DEFAULT_BASELINE_PROFILES, Expect, Group, Policy, Vantage};
 use super::super::evidence::{HostEvidence, ScopeTable};
-use super::super::vantage::{HostInternet, VantageScan};
-use crate::model::{Message, Proto};
+use super::super::vantage::{HostInternet, HostSegment, VantageScan};
+use crate::model::{AuditVantage, Message, Proto};
 use crate::rules::profiles::{CheckCondition, CheckKind, Profiles};
 
 /// Why a check could not run: English text and its translation key.
@@ -53,6 +53,9 @@ pub(in crate::policy) struct HostCtx<'a> {
     /// Some probe of this audit reached a live host from this vantage: the
     /// control a segmentation test needs.
     pub(in crate::policy) control: bool,
+    /// Where its segmentation test is judged from (a merged audit: the
+    /// vantages its group names).
+    pub(in crate::policy) segment: HostSegment<'a>,
     /// Open ports, and those identification named with confidence.
     pub(in crate::policy) open: usize,
     pub(in crate::policy) identified: usize,
@@ -75,9 +78,10 @@ impl<'a> HostCtx<'a> {
         profiles: &'a Profiles,
         ip: IpAddr,
         table: &ScopeTable,
-        audit_internet: &Result<String, (String, Message)>,
-        scans: &[VantageScan],
+        audit: (&AuditVantage, &Result<String, (String, Message)>),
+        scans: &'a [VantageScan],
     ) -> HostCtx<'a> {
+        let (audit_vantage, audit_internet) = audit;
         let groups = policy.groups_of(ip);
         let mut ctx = HostCtx {
             ip,
@@ -89,6 +93,7 @@ impl<'a> HostCtx<'a> {
             tags: Vec::new(),
             unreachable: false,
             control: false,
+            segment: HostSegment::Audit,
             open: 0,
             identified: 0,
             probes: 0,
@@ -128,6 +133,9 @@ impl<'a> HostCtx<'a> {
             ctx.groups = groups;
         }
         ctx.internet = HostInternet::of(ip, ctx.vantage, audit_internet, scans);
+        if ctx.unreachable {
+            ctx.segment = HostSegment::of(ip, &ctx.groups, audit_vantage, scans);
+        }
         ctx.scopes = ctx
             .profiles
             .iter()
@@ -314,6 +322,7 @@ impl<'a> HostCtx<'a> {
                 "no group in scope declares expect = \"unreachable\" (no segmentation test)",
             ));
         }
+        self.segment.ran()?;
         if self.ev.seg_conclusive == 0 {
             let text = format!(
                 "no conclusive probe: {} never sent (local errors), {} UDP probes open|filtered (silence does not prove isolation for UDP)",
@@ -332,6 +341,13 @@ impl<'a> HostCtx<'a> {
             });
         }
         if !self.control {
+            if let Some((text, msg)) = self.segment.no_control() {
+                return Err(NotRun {
+                    msg,
+                    text,
+                    nothing_to_judge: false,
+                });
+            }
             return Err(not_run(
                 "msg.cov.seg_no_control",
                 "no probe of this audit reached a live host (open or closed): the path to the segment is unproven (scan a control host that answers)",

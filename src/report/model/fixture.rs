@@ -2,7 +2,7 @@
 //! can put it, for the renderers' tests.
 
 use super::*;
-use crate::testkit::{Audit, ObsExt, obs};
+use crate::testkit::{Audit, ObsExt, PolicyToml, obs};
 
 pub const SCRIPT: &str = "<script>alert(1)</script>";
 pub const IMG: &str = "\"><img src=x onerror=alert(1)>";
@@ -23,28 +23,31 @@ pub fn parts_with(
     lang: Lang,
     edit: impl FnOnce(&mut RunFacts),
 ) -> (ReportModel, Evaluation, Vec<Observation>) {
-    let policy_text = format!(
-        r#"name = '{IMG}'
-[[group]]
-name = "lab"
-targets = ["198.18.0.0/28"]
-profiles = ["pci-dss-4.0", "mlps2-level3"]
-
-[[group.allow]]
-port = 443
-justification = '{FORMULA}'
-approver = "{CMD}"
-ticket = "@SUM(A1)"
-
-[[exception]]
-target = "198.18.0.5"
-port = 23
-reason = "{SCRIPT}"
-approver = "-2+3"
-expires = 2026-01-31
-"#
-    );
-    let a = Audit::named(&policy_text, "hostile.toml");
+    let policy_text = PolicyToml::default()
+        .line(&format!("name = '{IMG}'"))
+        .group("lab", "198.18.0.0/28")
+        .profiles(&["pci-dss-4.0", "mlps2-level3"])
+        .line("")
+        .allow_only(
+            443,
+            &[
+                &format!("justification = '{FORMULA}'"),
+                &format!("approver = \"{CMD}\""),
+                "ticket = \"@SUM(A1)\"",
+            ],
+        )
+        .line("")
+        .exception(
+            None,
+            "198.18.0.5",
+            23,
+            &[
+                &format!("reason = \"{SCRIPT}\""),
+                "approver = \"-2+3\"",
+                "expires = 2026-01-31",
+            ],
+        );
+    let a = Audit::named(policy_text.toml(), "hostile.toml");
     let catalogue = Catalogue::embedded();
     let seen = "2026-06-01T12:00:00Z";
     let time: DateTime<Utc> = seen.parse().unwrap();

@@ -157,6 +157,8 @@ pub struct Core<'a, R> {
     progress_sent: u64,
     progress_at: Duration,
     bufs: Vec<u8>,
+    /// When the last new pair's first probe went out (diagnostics).
+    pub walked_at: Option<Duration>,
 }
 
 /// Where a run ended.
@@ -211,6 +213,7 @@ impl<'a, R> Core<'a, R> {
             progress_sent: 0,
             progress_at: now,
             bufs: vec![0; pacing.batch_max * max_probe],
+            walked_at: None,
         })
     }
 
@@ -711,6 +714,9 @@ fn send_batch<P: Protocol>(
             tries: p.tries,
         });
         core.summary.sent += 1;
+    }
+    if core.walked_at.is_none() && !core.has_work() {
+        core.walked_at = Some(now);
     }
     // The socket pushed back: try again after the next wait.
     Ok(sent == n || had_refusal)

@@ -26,7 +26,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use super::io::{FromWire, OutPacket, PacketIo, Received};
-use super::ring::{RxRing, attach_filter, reply_filter};
+use super::ring::{BLOCKS_V4, BLOCKS_V6, RxRing, attach_filter, reply_filter};
 
 /// True when this process may open the raw sockets a SYN or UDP scan needs
 /// (root, or CAP_NET_RAW).
@@ -136,7 +136,12 @@ fn open_receiver(ethertype: u16, sports: (u16, u16)) -> io::Result<(Rx, Option<S
     let why = if std::env::var(RINGS_ENV).is_ok_and(|v| v == "0") {
         format!("{RINGS_ENV}=0")
     } else {
-        match RxRing::new(open_packet_socket(ethertype, sports)?) {
+        let blocks = if ethertype == libc::ETH_P_IP as u16 {
+            BLOCKS_V4
+        } else {
+            BLOCKS_V6
+        };
+        match RxRing::new(open_packet_socket(ethertype, sports)?, blocks) {
             Ok(ring) => return Ok((Rx::Ring(ring), None)),
             Err(e) => e.to_string(),
         }
@@ -182,6 +187,11 @@ impl<R: FromWire> RawIo<R> {
             notice,
             parse: std::marker::PhantomData,
         })
+    }
+
+    /// Replies the kernel dropped (full ring or buffer) since the last call.
+    pub fn drops(&self) -> u64 {
+        self.recv.iter().map(|r| super::ring::drops(r.fd())).sum()
     }
 
     /// Reads everything queued on the packet sockets without blocking.

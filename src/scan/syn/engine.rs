@@ -80,6 +80,10 @@ pub struct EngineOutcome {
     pub duplicates: u64,
     /// Final rate the controller settled on (probes/s).
     pub final_rate: f64,
+    /// Times the controller cut the rate.
+    pub cuts: u32,
+    /// When the last new pair was first probed (from the start).
+    pub walked_at: Option<Duration>,
 }
 
 #[derive(Default)]
@@ -134,6 +138,7 @@ struct Tcp<'c> {
     next_control: Duration,
     highest_try: u8,
     silent_hosts: u64,
+    cuts: u32,
 }
 
 /// Runs a SYN scan over `io` and emits one observation per concluded pair.
@@ -177,6 +182,7 @@ pub fn run(
         next_control: now + CONTROL_EVERY,
         highest_try: 0,
         silent_hosts: 0,
+        cuts: 0,
     };
     let end = core_engine::run(&mut core, &mut tcp)?;
     Ok(EngineOutcome {
@@ -186,6 +192,8 @@ pub fn run(
         invalid: core.invalid,
         duplicates: core.duplicates,
         final_rate: core.rate,
+        cuts: tcp.cuts,
+        walked_at: core.walked_at.map(|t| t.saturating_sub(now)),
     })
 }
 
@@ -440,6 +448,7 @@ impl Tcp<'_> {
         let loss_by_ratio = self.low_windows >= 2;
         if (loss_by_retries || loss_by_ratio) && now >= self.freeze_until {
             core.rate = (core.rate * 0.6).max(MIN_RATE);
+            self.cuts += 1;
             self.slow_start = false;
             self.clean_windows = 0;
             self.low_windows = 0;

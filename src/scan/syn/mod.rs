@@ -71,7 +71,14 @@ pub async fn run(
         if let Some(n) = io.notice.take() {
             emit(ScanEvent::Notice(n));
         }
-        engine::run(&mut io, space, &ecfg, emit)
+        let outcome = engine::run(&mut io, space, &ecfg, emit)?;
+        if std::env::var_os(STATS_ENV).is_some() {
+            emit(ScanEvent::Notice(stats_line(
+                &outcome,
+                (io.received, io.drops()),
+            )));
+        }
+        Ok(outcome)
     })
     .await?;
     let mut summary = outcome.summary;
@@ -85,6 +92,26 @@ pub async fn run(
         }
     }
     Ok(summary)
+}
+
+/// Set (to anything) for one line of engine figures at the end of a SYN
+/// scan: for benchmarks and bug reports.
+const STATS_ENV: &str = "PORTWARDEN_SCAN_STATS";
+
+fn stats_line(o: &engine::EngineOutcome, (received, drops): (u64, u64)) -> String {
+    let s = &o.summary;
+    format!(
+        "engine: {} probes for {} pairs in {:.2} s (last new pair at {}), {received} replies parsed, {drops} dropped by the kernel, {} invalid, {} duplicates, {} rate cuts, final rate {:.0}/s",
+        s.sent,
+        s.probed,
+        s.elapsed.as_secs_f64(),
+        o.walked_at
+            .map_or("-".into(), |t| format!("{:.2} s", t.as_secs_f64())),
+        o.invalid,
+        o.duplicates,
+        o.cuts,
+        o.final_rate
+    )
 }
 
 /// Maps the shared [`ScanConfig`] onto the engine's settings.
