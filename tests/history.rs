@@ -376,7 +376,7 @@ fn drift_unapproved_change_and_approval() {
     );
     let db = rusqlite::Connection::open(&store).unwrap();
     db.execute(
-        "UPDATE findings SET json = replace(json, '\"fail\"', '\"waived\"') WHERE run_id = 2",
+        "UPDATE run_findings SET status = 1 WHERE run_id = 2 AND status = 0",
         [],
     )
     .unwrap();
@@ -395,10 +395,10 @@ fn drift_unapproved_change_and_approval() {
         text(&o.stderr)
     );
     assert!(o.stdout.is_empty());
-    db.execute("DELETE FROM findings WHERE run_id = 3", [])
-        .unwrap();
-    db.execute("DELETE FROM observations WHERE run_id = 3", [])
-        .unwrap();
+    for t in ["run_findings", "run_ports"] {
+        db.execute(&format!("DELETE FROM {t} WHERE run_id = 3"), [])
+            .unwrap();
+    }
     db.execute("DELETE FROM runs WHERE id = 3", []).unwrap();
     let o = offline(&["history", "verify", "--store", store.to_str().unwrap()]);
     assert_eq!(code(&o), 1);
@@ -824,7 +824,7 @@ fn history_tamper_cases_through_the_cli() {
     // 1. The newest run deleted, the sequence adjusted: the chain alone
     // looks whole, the report's anchor does not.
     let db = rusqlite::Connection::open(&store).unwrap();
-    for t in ["observations", "findings"] {
+    for t in ["run_ports", "run_findings"] {
         db.execute(&format!("DELETE FROM {t} WHERE run_id = 3"), [])
             .unwrap();
     }
@@ -849,7 +849,7 @@ fn history_tamper_cases_through_the_cli() {
     );
 
     // 2. Every run deleted (and the sequence row): not "intact".
-    for t in ["observations", "findings", "runs", "sqlite_sequence"] {
+    for t in ["run_ports", "run_findings", "runs", "sqlite_sequence"] {
         db.execute(&format!("DELETE FROM {t}"), []).unwrap();
     }
     let o = verify_cmd(&store, &[], None);

@@ -140,7 +140,8 @@ fn non_finite_numbers_are_refused_and_an_unreadable_run_blocks_nothing() {
             ..Default::default()
         };
         r.observations[1].service = Some(svc);
-        assert_eq!(s.record(&r).unwrap(), 2);
+        // Written as schema 2 did (JSON rows): schema 3 keeps no confidence.
+        assert_eq!(s.record_as_schema_2(&r).unwrap(), 2);
     }
     let o = run(&["history", "verify", "--store", store.to_str().unwrap()]);
     assert_eq!(code(&o), 1, "{}", text(&o.stderr));

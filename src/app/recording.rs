@@ -27,7 +27,8 @@ pub(super) fn previous_run(h: &Store, scope: &str) -> Result<(Option<store::Run>
         return Ok((None, None));
     };
     h.verify_segment(id, h.latest()?.unwrap_or(id))?;
-    match h.load(id) {
+    // Only what drift and the change checks read of it.
+    match h.load_compared(id) {
         Ok(run) => Ok((Some(run), None)),
         Err(e @ store::StoreError::Corrupt { .. }) => Ok((
             None,

@@ -13,7 +13,7 @@ use super::{ExceptionNote, NewRun};
 pub use crate::model::drift::{Drift, FindingChange, PortChange, RunRef, ServiceChange};
 use crate::model::{Finding, Observation, PortState, Proto};
 
-type Key = (IpAddr, u16, Proto);
+pub(super) type Key = (IpAddr, u16, Proto);
 
 /// The open ports of a run (newest observation per port wins) with their
 /// service names.
@@ -32,7 +32,7 @@ pub fn open_ports(observations: &[Observation]) -> BTreeMap<Key, Option<String>>
         .collect()
 }
 
-fn finding_change(f: &Finding) -> FindingChange {
+pub(super) fn finding_change(f: &Finding) -> FindingChange {
     FindingChange {
         id: f.id.clone(),
         check: f.check.clone(),
@@ -43,59 +43,102 @@ fn finding_change(f: &Finding) -> FindingChange {
     }
 }
 
-/// Compares two runs. `from_id`/`to_id` name them (`None`: not recorded).
-pub fn drift(from: (&NewRun, Option<i64>), to: (&NewRun, Option<i64>)) -> Drift {
-    let (a, b) = (from.0, to.0);
-    let pa = open_ports(&a.observations);
-    let pb = open_ports(&b.observations);
-    let change = |k: &Key, service: &Option<String>, approval: Option<String>| PortChange {
+/// A run's open ports in key order, with their service names.
+pub(super) type OpenPort = (Key, Option<String>);
+
+/// The ports and findings compared, each side read one item at a time in
+/// key order (open ports by address, port, protocol; failing findings by
+/// id, one per id).
+pub(super) struct Sides<'a, E> {
+    pub ports: [&'a mut dyn FnMut() -> Result<Option<OpenPort>, E>; 2],
+    pub findings: [&'a mut dyn FnMut() -> Result<Option<FindingChange>, E>; 2],
+}
+
+/// What changed in the ports: walks both sides together, holding one port
+/// of each.
+#[allow(clippy::type_complexity)]
+fn merge_ports<E>(
+    [a, b]: [&mut dyn FnMut() -> Result<Option<OpenPort>, E>; 2],
+) -> Result<(Vec<PortChange>, Vec<PortChange>, Vec<ServiceChange>), E> {
+    let change = |k: &Key, service: &Option<String>| PortChange {
         ip: k.0,
         port: k.1,
         proto: k.2,
         service: service.clone(),
-        approval,
+        approval: None,
     };
-    let opened = pb
-        .iter()
-        .filter(|(k, _)| !pa.contains_key(k))
-        .map(|(k, s)| change(k, s, None))
-        .collect();
-    let closed = pa
-        .iter()
-        .filter(|(k, _)| !pb.contains_key(k))
-        .map(|(k, s)| change(k, s, None))
-        .collect();
-    let services_changed = pb
-        .iter()
-        .filter_map(|(k, after)| {
-            let before = pa.get(k)?;
-            (before != after).then(|| ServiceChange {
-                ip: k.0,
-                port: k.1,
-                proto: k.2,
-                before: before.clone(),
-                after: after.clone(),
-            })
-        })
-        .collect();
-    let failing = |r: &NewRun| -> BTreeMap<String, Finding> {
-        r.findings
-            .iter()
-            .filter(|f| f.status.is_failing())
-            .map(|f| (f.id.clone(), f.clone()))
-            .collect()
-    };
-    let (fa, fb) = (failing(a), failing(b));
-    let findings_new = fb
-        .values()
-        .filter(|f| !fa.contains_key(&f.id))
-        .map(finding_change)
-        .collect();
-    let findings_resolved = fa
-        .values()
-        .filter(|f| !fb.contains_key(&f.id))
-        .map(finding_change)
-        .collect();
+    let (mut opened, mut closed, mut services) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut x, mut y) = (a()?, b()?);
+    loop {
+        match (&x, &y) {
+            (None, None) => break,
+            (Some((ka, sa)), Some((kb, _))) if ka < kb => {
+                closed.push(change(ka, sa));
+                x = a()?;
+            }
+            (Some((ka, sa)), None) => {
+                closed.push(change(ka, sa));
+                x = a()?;
+            }
+            (Some((ka, sa)), Some((kb, sb))) if ka == kb => {
+                if sa != sb {
+                    services.push(ServiceChange {
+                        ip: kb.0,
+                        port: kb.1,
+                        proto: kb.2,
+                        before: sa.clone(),
+                        after: sb.clone(),
+                    });
+                }
+                x = a()?;
+                y = b()?;
+            }
+            (_, Some((kb, sb))) => {
+                opened.push(change(kb, sb));
+                y = b()?;
+            }
+        }
+    }
+    Ok((opened, closed, services))
+}
+
+/// The failing findings new in `b` and resolved since `a`.
+#[allow(clippy::type_complexity)]
+fn merge_findings<E>(
+    [a, b]: [&mut dyn FnMut() -> Result<Option<FindingChange>, E>; 2],
+) -> Result<(Vec<FindingChange>, Vec<FindingChange>), E> {
+    let (mut new, mut resolved) = (Vec::new(), Vec::new());
+    let (mut x, mut y) = (a()?, b()?);
+    loop {
+        match (x.take(), y.take()) {
+            (None, None) => break,
+            (Some(fa), Some(fb)) if fa.id == fb.id => {
+                (x, y) = (a()?, b()?);
+            }
+            (Some(fa), fb) if fb.as_ref().is_none_or(|fb| fa.id < fb.id) => {
+                resolved.push(fa);
+                (x, y) = (a()?, fb);
+            }
+            (fa, Some(fb)) => {
+                new.push(fb);
+                (x, y) = (fa, b()?);
+            }
+            (Some(_), None) => unreachable!("handled above"),
+        }
+    }
+    Ok((new, resolved))
+}
+
+/// The drift between run `a` (`from`) and run `b` (`to`) from their
+/// headers and their sides, approval not judged yet.
+pub(super) fn compare<E>(
+    from: (&NewRun, Option<i64>),
+    to: (&NewRun, Option<i64>),
+    sides: Sides<'_, E>,
+) -> Result<Drift, E> {
+    let (a, b) = (from.0, to.0);
+    let (opened, closed, services_changed) = merge_ports(sides.ports)?;
+    let (findings_new, findings_resolved) = merge_findings(sides.findings)?;
     let (da, db): (NaiveDate, NaiveDate) = (a.started.date_naive(), b.started.date_naive());
     let mut exceptions_expired: Vec<ExceptionNote> = Vec::new();
     for e in a.exceptions.iter().chain(&b.exceptions) {
@@ -105,7 +148,7 @@ pub fn drift(from: (&NewRun, Option<i64>), to: (&NewRun, Option<i64>)) -> Drift 
         }
     }
     exceptions_expired.sort_by(|x, y| (x.expires, &x.id).cmp(&(y.expires, &y.id)));
-    let mut d = Drift {
+    Ok(Drift {
         schema_version: 1,
         from: RunRef {
             id: from.1,
@@ -123,8 +166,38 @@ pub fn drift(from: (&NewRun, Option<i64>), to: (&NewRun, Option<i64>)) -> Drift 
         findings_new,
         findings_resolved,
         exceptions_expired,
+    })
+}
+
+/// The open ports of a run held in memory, in key order.
+pub(super) fn open_in_memory(
+    r: &NewRun,
+) -> std::collections::btree_map::IntoIter<Key, Option<String>> {
+    open_ports(&r.observations).into_iter()
+}
+
+/// The failing findings of a run held in memory, by id (the last of an id
+/// wins).
+pub(super) fn failing_in_memory(r: &NewRun) -> impl Iterator<Item = FindingChange> + '_ {
+    let failing: BTreeMap<&str, &Finding> = r
+        .findings
+        .iter()
+        .filter(|f| f.status.is_failing())
+        .map(|f| (f.id.as_str(), f))
+        .collect();
+    failing.into_values().map(finding_change)
+}
+
+/// Compares two runs. `from_id`/`to_id` name them (`None`: not recorded).
+pub fn drift(from: (&NewRun, Option<i64>), to: (&NewRun, Option<i64>)) -> Drift {
+    let (mut pa, mut pb) = (open_in_memory(from.0), open_in_memory(to.0));
+    let (mut fa, mut fb) = (failing_in_memory(from.0), failing_in_memory(to.0));
+    let sides = Sides::<std::convert::Infallible> {
+        ports: [&mut || Ok(pa.next()), &mut || Ok(pb.next())],
+        findings: [&mut || Ok(fa.next()), &mut || Ok(fb.next())],
     };
-    judge_approval(&mut d, &[b]);
+    let Ok(mut d) = compare(from, to, sides);
+    judge_approval(&mut d, &[to.0]);
     d
 }
 
@@ -148,6 +221,11 @@ pub fn judge_approval(d: &mut Drift, runs: &[&NewRun]) {
             }
         }
     }
+    approve(d, &failing, &waived);
+}
+
+/// Labels the opened ports from the `unapproved-change` findings' ports.
+pub(super) fn approve(d: &mut Drift, failing: &BTreeSet<Key>, waived: &BTreeSet<Key>) {
     for c in &mut d.opened {
         let k = (c.ip, c.port, c.proto);
         let label = if failing.contains(&k) {

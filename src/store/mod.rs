@@ -24,17 +24,22 @@
 //! user_version` and migrated forward on open.
 
 mod calendar;
+mod compact;
+mod compare;
 pub mod drift;
+mod hash;
+mod legacy;
 pub(crate) mod metrics;
 mod open;
 mod verify;
+mod write;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, Utc};
 use hmac::{Hmac, KeyInit, Mac};
-use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
+use rusqlite::{Connection, OptionalExtension, params};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -45,7 +50,7 @@ pub use drift::{Drift, PortChange, ServiceChange, drift};
 pub use verify::{Tamper, Verification};
 
 /// The schema version this build writes; older databases are migrated.
-pub const SCHEMA_VERSION: i64 = 2;
+pub const SCHEMA_VERSION: i64 = 3;
 
 /// A run hashed with plain SHA-256 (no key).
 pub const CHAIN_SHA256: &str = "sha256";
@@ -56,7 +61,7 @@ pub const CHAIN_HMAC: &str = "hmac-sha256";
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
 /// Each entry migrates from version `index` to `index + 1`.
-const MIGRATIONS: [&str; 2] = [
+const MIGRATIONS: [&str; 3] = [
     r#"
 CREATE TABLE runs (
     id            INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -97,6 +102,7 @@ CREATE TABLE findings (
 ALTER TABLE runs ADD COLUMN chain TEXT NOT NULL DEFAULT 'sha256';
 ALTER TABLE runs ADD COLUMN key_id TEXT;
 "#,
+    compact::MIGRATION,
 ];
 
 /// Errors of the history store; each says which file and what to do.
@@ -227,37 +233,6 @@ impl HistoryKey {
     }
 }
 
-/// The hash of a run's content: plain SHA-256, or HMAC-SHA256 under a key.
-enum ChainHasher {
-    Plain(Sha256),
-    Keyed(Box<Hmac<Sha256>>),
-}
-
-impl ChainHasher {
-    fn new(key: Option<&HistoryKey>) -> ChainHasher {
-        match key {
-            None => ChainHasher::Plain(Sha256::new()),
-            Some(k) => ChainHasher::Keyed(Box::new(
-                <Hmac<Sha256> as KeyInit>::new_from_slice(&k.0).expect("any key length"),
-            )),
-        }
-    }
-
-    fn update(&mut self, b: &[u8]) {
-        match self {
-            ChainHasher::Plain(h) => Digest::update(h, b),
-            ChainHasher::Keyed(m) => m.update(b),
-        }
-    }
-
-    fn finish(self) -> String {
-        match self {
-            ChainHasher::Plain(h) => hex::encode(h.finalize()),
-            ChainHasher::Keyed(m) => hex::encode(m.finalize().into_bytes()),
-        }
-    }
-}
-
 /// Where the history lives unless `--store` says otherwise:
 /// `$XDG_DATA_HOME/portwarden/history.db`, else
 /// `~/.local/share/portwarden/history.db`.
@@ -359,10 +334,13 @@ struct Row {
     /// [`CHAIN_SHA256`] or [`CHAIN_HMAC`].
     chain: String,
     key_id: Option<String>,
+    /// How its rows are stored: `compact::FORMAT_JSON` or `FORMAT_COMPACT`.
+    format: i64,
 }
 
 const ROW_COLUMNS: &str = "id, started, finished, scope_key, scope, params, policy_hash, \
-     manifest_hash, exceptions, open_ports, severities, prev_hash, content_hash, chain, key_id";
+     manifest_hash, exceptions, open_ports, severities, prev_hash, content_hash, chain, key_id, \
+     format";
 
 fn row(r: &rusqlite::Row) -> rusqlite::Result<Row> {
     Ok(Row {
@@ -381,44 +359,8 @@ fn row(r: &rusqlite::Row) -> rusqlite::Result<Row> {
         content_hash: r.get(12)?,
         chain: r.get(13)?,
         key_id: r.get(14)?,
+        format: r.get(15)?,
     })
-}
-
-/// The canonical content of a run: every stored text, in a fixed order,
-/// each length-prefixed so no two different runs share an encoding.
-/// Keyed (HMAC) when the row says so; `key` must then be the history key.
-fn content_hash(
-    r: &Row,
-    observations: &[String],
-    findings: &[String],
-    key: Option<&HistoryKey>,
-) -> String {
-    let mut h = ChainHasher::new(if r.chain == CHAIN_HMAC { key } else { None });
-    let mut put = |s: &str| {
-        h.update(&(s.len() as u64).to_be_bytes());
-        h.update(s.as_bytes());
-    };
-    put(&r.id.to_string());
-    put(&r.started);
-    put(&r.finished);
-    put(&r.scope_key);
-    put(&r.scope);
-    put(&r.params);
-    put(r.policy_hash.as_deref().unwrap_or("-"));
-    put(r.manifest_hash.as_deref().unwrap_or("-"));
-    put(&r.exceptions);
-    put(&r.open_ports.to_string());
-    put(&r.severities);
-    put(&r.prev_hash);
-    put(&format!("observations:{}", observations.len()));
-    for o in observations {
-        put(o);
-    }
-    put(&format!("findings:{}", findings.len()));
-    for f in findings {
-        put(f);
-    }
-    h.finish()
 }
 
 fn time_text(t: DateTime<Utc>) -> String {
@@ -445,6 +387,12 @@ pub struct PendingRecord<'a> {
     path: PathBuf,
     key: Option<HistoryKey>,
     anchor: HistoryAnchor,
+    /// Ids of the texts this run has used (service names, checks, messages).
+    texts: std::collections::HashMap<String, i64>,
+    /// Open observations added.
+    open_ports: i64,
+    /// Failing findings added, by severity.
+    severities: BTreeMap<Severity, i64>,
 }
 
 impl Store {
@@ -480,92 +428,6 @@ impl Store {
         }
     }
 
-    /// Records a run in one transaction and returns its id.
-    pub fn record(&mut self, run: &NewRun) -> Result<i64, StoreError> {
-        self.begin_record()?.commit(run)
-    }
-
-    /// Takes the write lock and says where the next run will sit: its id
-    /// and the chain head it will link to. A report writes that anchor into
-    /// its manifest before the run (which records the manifest's hash) is
-    /// committed.
-    pub fn begin_record(&mut self) -> Result<PendingRecord<'_>, StoreError> {
-        let path = self.path.clone();
-        let sql = |source| StoreError::Sql {
-            path: path.clone(),
-            source,
-        };
-        let key = self.key.clone();
-        // Immediate: the read of the chain head and the insert are one
-        // step, so two audits finishing together still form a chain.
-        let stopped = self.stopped();
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(|e| match stopped() {
-                true => StoreError::Interrupted { path: path.clone() },
-                false => sql(e),
-            })?;
-        let head: Option<(i64, String, String, Option<String>)> = tx
-            .query_row(
-                "SELECT id, content_hash, chain, key_id FROM runs ORDER BY id DESC LIMIT 1",
-                [],
-                |x| Ok((x.get(0)?, x.get(1)?, x.get(2)?, x.get(3)?)),
-            )
-            .optional()
-            .map_err(sql)?;
-        if let Some((run, _, chain, key_id)) = &head
-            && chain == CHAIN_HMAC
-        {
-            let key_id = key_id.clone().unwrap_or_default();
-            match &key {
-                None => {
-                    return Err(StoreError::KeyNeeded {
-                        path,
-                        run: *run,
-                        key_id,
-                    });
-                }
-                Some(k) if k.id() != key_id => {
-                    return Err(StoreError::WrongKey {
-                        path,
-                        run: *run,
-                        key_id,
-                        given: k.id(),
-                    });
-                }
-                Some(_) => {}
-            }
-        }
-        // AUTOINCREMENT hands out max(highest ever, highest now) + 1.
-        let next: i64 = tx
-            .query_row(
-                "SELECT max(coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'runs'), 0), \
-                 coalesce((SELECT max(id) FROM runs), 0)) + 1",
-                [],
-                |x| x.get(0),
-            )
-            .map_err(sql)?;
-        let anchor = HistoryAnchor {
-            store: path.display().to_string(),
-            run: next,
-            prev_hash: head.map_or_else(|| GENESIS.to_string(), |h| h.1),
-            chain: if key.is_some() {
-                CHAIN_HMAC
-            } else {
-                CHAIN_SHA256
-            }
-            .to_string(),
-            key_id: key.as_ref().map(HistoryKey::id),
-        };
-        Ok(PendingRecord {
-            tx,
-            path,
-            key,
-            anchor,
-        })
-    }
-
     fn rows(&self, filter: &str, args: &[&dyn rusqlite::ToSql]) -> Result<Vec<Row>, StoreError> {
         let mut st = self
             .conn
@@ -577,21 +439,6 @@ impl Store {
             .collect::<Result<Vec<_>, _>>()
             .map_err(self.sql())?;
         Ok(rows)
-    }
-
-    fn texts(&self, table: &str, id: i64) -> Result<Vec<String>, StoreError> {
-        let mut st = self
-            .conn
-            .prepare(&format!(
-                "SELECT json FROM {table} WHERE run_id = ?1 ORDER BY seq"
-            ))
-            .map_err(self.sql())?;
-        let v = st
-            .query_map([id], |r| r.get(0))
-            .map_err(self.sql())?
-            .collect::<Result<Vec<String>, _>>()
-            .map_err(self.sql())?;
-        Ok(v)
     }
 
     fn summary(&self, r: &Row) -> Result<RunSummary, StoreError> {
@@ -619,8 +466,9 @@ impl Store {
         rows.iter().map(|r| self.summary(r)).collect()
     }
 
-    /// Loads a whole run.
-    pub fn load(&self, id: i64) -> Result<Run, StoreError> {
+    /// Run `id`'s stored header row and the run it describes, its
+    /// observations and findings left empty.
+    fn head(&self, id: i64) -> Result<(Row, Run), StoreError> {
         let r = self
             .rows("WHERE id = ?1", &[&id])?
             .into_iter()
@@ -629,36 +477,48 @@ impl Store {
                 path: self.path.clone(),
                 id,
             })?;
-        let observations = self
-            .texts("observations", id)?
-            .iter()
-            .map(|t| serde_json::from_str(t))
-            .collect::<Result<Vec<Observation>, _>>()
-            .map_err(self.corrupt(id, "observations"))?;
-        let findings = self
-            .texts("findings", id)?
-            .iter()
-            .map(|t| serde_json::from_str(t))
-            .collect::<Result<Vec<Finding>, _>>()
-            .map_err(self.corrupt(id, "findings"))?;
         let s = self.summary(&r)?;
-        Ok(Run {
+        let run = Run {
             id,
             record: NewRun {
                 started: s.started,
                 finished: s.finished,
                 scope: serde_json::from_str(&r.scope).map_err(self.corrupt(id, "scope"))?,
                 params: serde_json::from_str(&r.params).map_err(self.corrupt(id, "params"))?,
-                policy_hash: r.policy_hash,
-                manifest_hash: r.manifest_hash,
+                policy_hash: r.policy_hash.clone(),
+                manifest_hash: r.manifest_hash.clone(),
                 exceptions: serde_json::from_str(&r.exceptions)
                     .map_err(self.corrupt(id, "exceptions"))?,
-                observations,
-                findings,
+                observations: Vec::new(),
+                findings: Vec::new(),
             },
-            prev_hash: r.prev_hash,
-            content_hash: r.content_hash,
-        })
+            prev_hash: r.prev_hash.clone(),
+            content_hash: r.content_hash.clone(),
+        };
+        Ok((r, run))
+    }
+
+    /// Run `id` without its observations and findings: what `diff`, the
+    /// drift of an audit and its change checks need besides the rows they
+    /// read one at a time ([`Store::diff`], [`Store::baseline`]).
+    pub fn header(&self, id: i64) -> Result<Run, StoreError> {
+        Ok(self.head(id)?.1)
+    }
+
+    /// Loads a whole run. A run recorded by this version keeps, per
+    /// observation, its address, port, protocol, state, service name and
+    /// time, and per finding its id, check, severity, status, port and
+    /// message: the rest of each comes back empty (the report has it).
+    pub fn load(&self, id: i64) -> Result<Run, StoreError> {
+        let (r, mut run) = self.head(id)?;
+        let (observations, findings) = if r.format == compact::FORMAT_COMPACT {
+            self.compact_rows(id)?
+        } else {
+            self.json_rows(id)?
+        };
+        run.record.observations = observations;
+        run.record.findings = findings;
+        Ok(run)
     }
 
     /// The newest run of `scope_key` recorded before run `before` (or at
@@ -693,150 +553,6 @@ impl Store {
     }
 }
 
-impl PendingRecord<'_> {
-    /// Where the run will sit once committed.
-    pub fn anchor(&self) -> &HistoryAnchor {
-        &self.anchor
-    }
-
-    /// Writes the run and commits; its id is the anchor's.
-    pub fn commit(self, run: &NewRun) -> Result<i64, StoreError> {
-        let PendingRecord {
-            tx,
-            path,
-            key,
-            anchor,
-        } = self;
-        let sql = |source| StoreError::Sql {
-            path: path.clone(),
-            source,
-        };
-        let corrupt = |what: &'static str| {
-            let path = path.clone();
-            move |source| StoreError::Corrupt {
-                path: path.clone(),
-                id: 0,
-                what,
-                source,
-            }
-        };
-        let observations: Vec<String> = run
-            .observations
-            .iter()
-            .map(serde_json::to_string)
-            .collect::<Result<_, _>>()
-            .map_err(corrupt("observations"))?;
-        let findings: Vec<String> = run
-            .findings
-            .iter()
-            .map(serde_json::to_string)
-            .collect::<Result<_, _>>()
-            .map_err(corrupt("findings"))?;
-        let mut severities: BTreeMap<Severity, i64> = BTreeMap::new();
-        for f in run.findings.iter().filter(|f| f.status.is_failing()) {
-            *severities.entry(f.severity).or_default() += 1;
-        }
-        let open_ports = run
-            .observations
-            .iter()
-            .filter(|o| o.state == PortState::Open)
-            .count() as i64;
-        let mut r = Row {
-            id: 0,
-            started: time_text(run.started),
-            finished: time_text(run.finished),
-            scope_key: run.scope.key.clone(),
-            scope: serde_json::to_string(&run.scope).map_err(corrupt("scope"))?,
-            params: serde_json::to_string(&run.params).map_err(corrupt("params"))?,
-            policy_hash: run.policy_hash.clone(),
-            manifest_hash: run.manifest_hash.clone(),
-            exceptions: serde_json::to_string(&run.exceptions).map_err(corrupt("exceptions"))?,
-            open_ports,
-            severities: serde_json::to_string(&severities).map_err(corrupt("severities"))?,
-            prev_hash: anchor.prev_hash.clone(),
-            content_hash: String::new(),
-            chain: anchor.chain.clone(),
-            key_id: anchor.key_id.clone(),
-        };
-        tx.execute(
-            "INSERT INTO runs (started, finished, scope_key, scope, params, policy_hash, \
-             manifest_hash, exceptions, open_ports, severities, prev_hash, content_hash, chain, key_id) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, '', ?12, ?13)",
-            params![
-                r.started,
-                r.finished,
-                r.scope_key,
-                r.scope,
-                r.params,
-                r.policy_hash,
-                r.manifest_hash,
-                r.exceptions,
-                r.open_ports,
-                r.severities,
-                r.prev_hash,
-                r.chain,
-                r.key_id
-            ],
-        )
-        .map_err(sql)?;
-        r.id = tx.last_insert_rowid();
-        if r.id != anchor.run {
-            // Cannot happen under the write lock; never record a run whose
-            // report names another id.
-            return Err(StoreError::Broken {
-                path: path.clone(),
-                run: r.id,
-                problem: format!(
-                    "run {} was expected, the database gave {}",
-                    anchor.run, r.id
-                ),
-            });
-        }
-        {
-            let mut ins = tx
-                .prepare(
-                    "INSERT INTO observations (run_id, seq, ip, port, state, json) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                )
-                .map_err(sql)?;
-            for (i, (o, j)) in run.observations.iter().zip(&observations).enumerate() {
-                ins.execute(params![
-                    r.id,
-                    i as i64,
-                    o.ip.to_string(),
-                    o.port,
-                    o.state.as_str(),
-                    j
-                ])
-                .map_err(sql)?;
-            }
-            let mut ins = tx
-                .prepare(
-                    "INSERT INTO findings (run_id, seq, fid, severity, status, json) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                )
-                .map_err(sql)?;
-            for (i, (f, j)) in run.findings.iter().zip(&findings).enumerate() {
-                ins.execute(params![
-                    r.id,
-                    i as i64,
-                    f.id,
-                    f.severity.as_str(),
-                    f.status.as_str(),
-                    j
-                ])
-                .map_err(sql)?;
-            }
-        }
-        r.content_hash = content_hash(&r, &observations, &findings, key.as_ref());
-        tx.execute(
-            "UPDATE runs SET content_hash = ?1 WHERE id = ?2",
-            params![r.content_hash, r.id],
-        )
-        .map_err(sql)?;
-        tx.commit().map_err(sql)?;
-        Ok(r.id)
-    }
-}
-
 /// The first 12 hex digits of a hash, for messages.
 fn short(h: &str) -> &str {
     &h[..h.len().min(12)]
@@ -859,6 +575,8 @@ fn bad_time(store: &Store, id: i64) -> StoreError {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_v3;
 
 /// What an audit knows when it builds its run record.
 #[derive(Debug)]

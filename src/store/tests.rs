@@ -1,18 +1,24 @@
 use super::*;
 use crate::model::{FindingStatus, Proto, Reason, ServiceInfo};
 
-fn tmp(name: &str) -> PathBuf {
+pub(super) fn tmp(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("pw-store-{}-{name}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     dir.join("history.db")
 }
 
-fn at(s: &str) -> DateTime<Utc> {
+pub(super) fn at(s: &str) -> DateTime<Utc> {
     s.parse().unwrap()
 }
 
-fn obs(ip: &str, port: u16, reason: Reason, service: Option<&str>, time: &str) -> Observation {
+pub(super) fn obs(
+    ip: &str,
+    port: u16,
+    reason: Reason,
+    service: Option<&str>,
+    time: &str,
+) -> Observation {
     let mut o = Observation::new(ip.parse().unwrap(), port, Proto::Tcp, reason, None);
     o.time = at(time);
     o.service = service.map(|n| ServiceInfo {
@@ -23,7 +29,7 @@ fn obs(ip: &str, port: u16, reason: Reason, service: Option<&str>, time: &str) -
     o
 }
 
-fn finding(id: &str, ip: &str, port: u16, check: &str, severity: Severity) -> Finding {
+pub(super) fn finding(id: &str, ip: &str, port: u16, check: &str, severity: Severity) -> Finding {
     Finding {
         id: id.into(),
         check: check.into(),
@@ -44,7 +50,7 @@ fn finding(id: &str, ip: &str, port: u16, check: &str, severity: Severity) -> Fi
     }
 }
 
-fn run(day: &str, observations: Vec<Observation>, findings: Vec<Finding>) -> NewRun {
+pub(super) fn run(day: &str, observations: Vec<Observation>, findings: Vec<Finding>) -> NewRun {
     NewRun {
         started: at(&format!("{day}T10:00:00Z")),
         finished: at(&format!("{day}T10:05:00Z")),
@@ -62,7 +68,7 @@ fn run(day: &str, observations: Vec<Observation>, findings: Vec<Finding>) -> New
     }
 }
 
-fn three_runs(path: &Path) -> Store {
+pub(super) fn three_runs(path: &Path) -> Store {
     let mut s = Store::open(path).unwrap();
     for day in ["2026-11-01", "2026-11-08", "2026-11-15"] {
         let r = run(
@@ -157,10 +163,7 @@ fn verify_names_an_edited_run() {
     let path = tmp("edit");
     let s = three_runs(&path);
     s.conn
-        .execute(
-            "UPDATE findings SET json = replace(json, '\"high\"', '\"low\"') WHERE run_id = 2",
-            [],
-        )
+        .execute("UPDATE run_findings SET severity = 1 WHERE run_id = 2", [])
         .unwrap();
     let t = s.verify().unwrap();
     assert_eq!(t.len(), 1, "{t:?}");
@@ -180,12 +183,7 @@ fn verify_names_an_edited_run_whose_hash_was_rewritten() {
         .unwrap();
     // The forger recomputes run 2's own hash …
     let r = s.rows("WHERE id = 2", &[]).unwrap().remove(0);
-    let h = content_hash(
-        &r,
-        &s.texts("observations", 2).unwrap(),
-        &s.texts("findings", 2).unwrap(),
-        None,
-    );
+    let h = hash::scan(&s.conn, &r, None).unwrap().hash;
     s.conn
         .execute("UPDATE runs SET content_hash = ?1 WHERE id = 2", [h])
         .unwrap();
@@ -204,7 +202,7 @@ fn verify_names_an_edited_run_whose_hash_was_rewritten() {
 fn verify_names_deleted_runs() {
     let path = tmp("delete");
     let s = three_runs(&path);
-    for t in ["observations", "findings"] {
+    for t in ["observations", "findings", "run_ports", "run_findings"] {
         s.conn
             .execute(&format!("DELETE FROM {t} WHERE run_id = 2"), [])
             .unwrap();
@@ -220,7 +218,7 @@ fn verify_names_deleted_runs() {
 
     let path = tmp("delete-last");
     let s = three_runs(&path);
-    for t in ["observations", "findings"] {
+    for t in ["observations", "findings", "run_ports", "run_findings"] {
         s.conn
             .execute(&format!("DELETE FROM {t} WHERE run_id = 3"), [])
             .unwrap();
@@ -262,7 +260,7 @@ fn concurrent_audits_both_land_in_one_chain() {
 
 /// Two runs of one scope, a fortnight apart: 8443 and 9000 opened, 23 and
 /// 25 closed, 80 changed service, one exception added.
-fn two_runs() -> (NewRun, NewRun) {
+pub(super) fn two_runs() -> (NewRun, NewRun) {
     let a = run(
         "2026-11-01",
         vec![
@@ -461,7 +459,7 @@ fn three_anchored(path: &Path, k: Option<HistoryKey>) -> (Store, Vec<(HistoryAnc
 }
 
 fn delete_run(s: &Store, id: i64) {
-    for t in ["observations", "findings"] {
+    for t in ["observations", "findings", "run_ports", "run_findings"] {
         s.conn
             .execute(&format!("DELETE FROM {t} WHERE run_id = ?1"), [id])
             .unwrap();
@@ -611,12 +609,7 @@ fn recomputing_a_keyed_chain_without_the_key_is_detected() {
             )
             .unwrap();
         let r = s.rows("WHERE id = ?1", &[&id]).unwrap().remove(0);
-        let h = content_hash(
-            &r,
-            &s.texts("observations", id).unwrap(),
-            &s.texts("findings", id).unwrap(),
-            None,
-        );
+        let h = hash::scan(&s.conn, &r, None).unwrap().hash;
         s.conn
             .execute(
                 "UPDATE runs SET content_hash = ?1 WHERE id = ?2",
@@ -695,7 +688,8 @@ fn an_unreadable_run_is_named_by_verification_not_as_tampering() {
     );
     // What older versions let through from an import: stored as null.
     o.service.as_mut().unwrap().confidence = f32::NAN;
-    s.record(&run("2026-11-01", vec![o], vec![])).unwrap();
+    s.record_as_schema_2(&run("2026-11-01", vec![o], vec![]))
+        .unwrap();
     s.record(&run("2026-11-08", vec![], vec![])).unwrap();
     let v = s.verification().unwrap();
     assert!(v.problems.is_empty(), "the chain holds: {:?}", v.problems);

@@ -5,7 +5,7 @@
 use rusqlite::OptionalExtension;
 use serde::Serialize;
 
-use super::{CHAIN_HMAC, GENESIS, Row, Store, StoreError, content_hash, short};
+use super::{CHAIN_HMAC, GENESIS, Row, Store, StoreError, hash, short};
 use crate::model::HistoryAnchor;
 
 /// Something `verify` found wrong, with the run it concerns.
@@ -30,6 +30,13 @@ pub struct Verification {
     pub unreadable: Vec<Tamper>,
 }
 
+/// What [`Store::check_rows`] found.
+struct Checked {
+    problems: Vec<Tamper>,
+    unproven: Vec<i64>,
+    unreadable: Vec<Tamper>,
+}
+
 impl Store {
     /// Checks the hash chain. Every edited run (its content no longer
     /// matches its hash, or its successor's link), every deleted run (a gap
@@ -45,7 +52,11 @@ impl Store {
     /// without the key, and how many runs there are.
     pub fn verification(&self) -> Result<Verification, StoreError> {
         let rows = self.rows("ORDER BY id", &[])?;
-        let (mut problems, unproven) = self.check_rows(&rows, None)?;
+        let Checked {
+            mut problems,
+            unproven,
+            mut unreadable,
+        } = self.check_rows(&rows, None)?;
         // AUTOINCREMENT remembers the highest id ever handed out.
         let seq: Option<i64> = self
             .conn
@@ -67,15 +78,16 @@ impl Store {
                 },
             });
         }
-        let mut unreadable = Vec::new();
         for r in &rows {
-            if let Some(why) = self.unreadable(r.id)? {
+            if let Some(why) = self.unreadable_header(r.id)? {
                 unreadable.push(Tamper {
                     run: r.id,
                     problem: why,
                 });
             }
         }
+        unreadable.sort_by_key(|t| t.run);
+        unreadable.dedup_by_key(|t| t.run);
         Ok(Verification {
             runs: rows.len() as i64,
             problems,
@@ -85,8 +97,21 @@ impl Store {
     }
 
     /// Why run `id` cannot be loaded, if it cannot (`None`: it reads back).
+    /// Reads the run one row at a time.
     pub fn unreadable(&self, id: i64) -> Result<Option<String>, StoreError> {
-        match self.load(id) {
+        if let Some(why) = self.unreadable_header(id)? {
+            return Ok(Some(why));
+        }
+        let (r, _) = self.head(id)?;
+        Ok(hash::scan(&self.conn, &r, self.key.as_ref())
+            .map_err(self.sql())?
+            .unreadable)
+    }
+
+    /// Why run `id`'s header (times, scope, parameters, exceptions) cannot
+    /// be read back, if it cannot.
+    fn unreadable_header(&self, id: i64) -> Result<Option<String>, StoreError> {
+        match self.head(id) {
             Ok(_) => Ok(None),
             Err(StoreError::Corrupt { what, source, .. }) => Ok(Some(format!(
                 "run {id} cannot be read back: its stored {what}: {source}"
@@ -121,7 +146,9 @@ impl Store {
         if rows.last().map(|r| r.id) != Some(to) {
             return Err(broken(to, format!("run {to} is not in the history")));
         }
-        let (problems, unproven) = self.check_rows(&rows, before.as_ref())?;
+        let Checked {
+            problems, unproven, ..
+        } = self.check_rows(&rows, before.as_ref())?;
         if let Some(t) = problems.first() {
             return Err(broken(t.run, t.problem.clone()));
         }
@@ -139,17 +166,23 @@ impl Store {
     /// Checks consecutive rows: content, links and gaps. `before` is the
     /// row preceding the first (its link is checked, its content is not);
     /// without it the first row must be run 1 or follow a gap of deletions.
-    fn check_rows(
-        &self,
-        rows: &[Row],
-        before: Option<&Row>,
-    ) -> Result<(Vec<Tamper>, Vec<i64>), StoreError> {
+    fn check_rows(&self, rows: &[Row], before: Option<&Row>) -> Result<Checked, StoreError> {
         let mut out = Vec::new();
         let mut unproven = Vec::new();
+        let mut unreadable = Vec::new();
         let key = self.key.as_ref();
         let mut prev: Option<&Row> = before;
         for r in rows {
             let keyed = r.chain == CHAIN_HMAC;
+            // One pass over the run's rows: its hash, and whether each row
+            // reads back.
+            let scanned = hash::scan(&self.conn, r, key).map_err(self.sql())?;
+            if let Some(why) = scanned.unreadable {
+                unreadable.push(Tamper {
+                    run: r.id,
+                    problem: why,
+                });
+            }
             match (keyed, key) {
                 (true, None) => unproven.push(r.id),
                 (true, Some(k)) if r.key_id.as_deref() != Some(k.id().as_str()) => {
@@ -171,9 +204,7 @@ impl Store {
                     ),
                 }),
                 _ => {
-                    let obs = self.texts("observations", r.id)?;
-                    let fnd = self.texts("findings", r.id)?;
-                    if content_hash(r, &obs, &fnd, key) != r.content_hash {
+                    if scanned.hash != r.content_hash {
                         out.push(Tamper {
                             run: r.id,
                             problem: format!(
@@ -212,7 +243,11 @@ impl Store {
             }
             prev = Some(r);
         }
-        Ok((out, unproven))
+        Ok(Checked {
+            problems: out,
+            unproven,
+            unreadable,
+        })
     }
 
     /// Checks a report's anchor against the history: the run it names must
