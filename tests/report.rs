@@ -666,7 +666,8 @@ fn report_with_rows(out: &Path) -> Value {
                 .iter()
                 .map(|c| json!({"check": t["ck"][c[0].as_u64().unwrap() as usize][0], "exception": exceptions[c[3].as_str().unwrap()]}))
                 .collect();
-            json!({"ip": r[0], "service": r[4], "group": at("gr", &r[5]), "controls": r[9], "fix": at("fx", &r[10]), "checks": checks})
+            let severity = ["info", "low", "medium", "high", "critical"][r[6].as_u64().unwrap() as usize];
+            json!({"ip": r[0], "service": r[4], "group": at("gr", &r[5]), "severity": severity, "controls": r[9], "fix": at("fx", &r[10]), "checks": checks})
         })
         .collect();
     report["ports"] = Value::Array(rows);
