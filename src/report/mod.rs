@@ -4,9 +4,13 @@
 //! never touches the network; nothing here prints.
 //!
 //! * [`model`]: [`ReportModel`], built once, rendered by everything else
-//! * [`html`]: the self-contained `index.html`, bounded at any scale
-//! * `tables`: `findings.csv`, `finding_controls.csv`, `findings.jsonl`,
-//!   `inventory.csv`, `compliance.csv`, written row by row
+//! * [`html`]: the self-contained `index.html`, bounded at any scale, and
+//!   the findings pages by group and severity beyond what it holds
+//! * `tables`: `findings.csv`, `findings.jsonl`, `inventory.csv`,
+//!   `compliance.csv`, written row by row (the control mapping once per
+//!   format, in their `controls` fields)
+//! * `compress`: `--compress`, the data files as zstd, read back by
+//!   `verify` and `fix`
 //! * `assets`: `assets.csv` and the HTML section of the results per asset
 //!   (测评对象)
 //! * [`evidence`]: `manifest.json` and [`verify`]
