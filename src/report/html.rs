@@ -51,6 +51,7 @@ pub const MESSAGES_UP_TO: usize = 5_000;
 /// finding messages for small audits. The table holds the rows that fit
 /// in [`TABLE_BYTES`]; the findings pages are written only by
 /// [`render_parts`] with a folder.
+#[cfg(test)]
 pub fn render(model: &ReportModel, evaluation: Option<&Evaluation>) -> Result<String, ReportError> {
     let (page, table) = render_parts(model, evaluation, None, TABLE_BYTES)?;
     Ok(page.replacen(TABLE_SLOT, &table, 1))

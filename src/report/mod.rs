@@ -3,8 +3,8 @@
 //! that close an exposed port. It reads the model and the rules data and
 //! never touches the network; nothing here prints.
 //!
-//! * [`model`]: [`ReportModel`], built once, rendered by everything else
-//! * [`html`]: the self-contained `index.html`, bounded at any scale, and
+//! * `model`: [`ReportModel`], built once, rendered by everything else
+//! * `html`: the self-contained `index.html`, bounded at any scale, and
 //!   the findings pages by group and severity beyond what it holds
 //! * `tables`: `findings.csv`, `findings.jsonl`, `inventory.csv`,
 //!   `compliance.csv`, written row by row (the control mapping once per
@@ -22,9 +22,9 @@ mod charts;
 pub mod compress;
 pub mod evidence;
 mod folder;
-pub mod html;
+pub(crate) mod html;
 use crate::rules::i18n;
-pub mod model;
+pub(crate) mod model;
 pub mod pdf;
 mod pdf_pages;
 pub mod print;

@@ -29,7 +29,6 @@ mod limits;
 mod tables;
 
 use charts::build_charts;
-pub use charts::canonical_service;
 use compliance::build_compliance;
 use tables::{build_exceptions, build_inventory};
 
@@ -38,11 +37,11 @@ use crate::model::{
 };
 use crate::policy::{Evaluation, Policy, Profiles};
 use crate::rules::Catalogue;
-pub use first::{FIX_FIRST, FirstScreen};
+pub use first::FirstScreen;
 pub use input::{
     InputFile, ProtocolCoverage, ReportInput, RunFacts, ScanCoverage, StateCounts, Trend,
 };
-pub use limits::{Limits, SCOPE_LINES, covering_networks};
+pub use limits::Limits;
 
 /// Version of the `report.json` layout; bumped when a field changes meaning.
 /// 2: one row per host:port (`ports`), fix groups, interned control sets.
