@@ -600,7 +600,18 @@ fn synthetic_audit_with(dir: &Path, lang: &str, extra: &[&str]) -> PathBuf {
     let open = synth::generate(dir, &synth::SCALES[0]);
     assert!(open > 250, "{open}");
     let out = dir.join("report");
-    let run = Command::new(EXE)
+    let run = audit_generated(dir, &out, lang, extra);
+    assert!(
+        matches!(run.status.code(), Some(0 | 1)),
+        "{}",
+        text(&run.stderr)
+    );
+    out
+}
+
+/// The audit of the observations and policy generated in `dir`, into `out`.
+fn audit_generated(dir: &Path, out: &Path, lang: &str, extra: &[&str]) -> std::process::Output {
+    Command::new(EXE)
         .args([
             "audit",
             "--no-store",
@@ -614,16 +625,10 @@ fn synthetic_audit_with(dir: &Path, lang: &str, extra: &[&str]) -> PathBuf {
         .arg("--policy")
         .arg(dir.join("policy.toml"))
         .arg("--out")
-        .arg(&out)
+        .arg(out)
         .args(extra)
         .output()
-        .unwrap();
-    assert!(
-        matches!(run.status.code(), Some(0 | 1)),
-        "{}",
-        text(&run.stderr)
-    );
-    out
+        .unwrap()
 }
 
 const VISIBLE_ROWS: &str = "return document.querySelectorAll('#findings-table tbody tr').length";
@@ -1545,24 +1550,7 @@ fn compressed_report_verifies_reads_back_and_names_tampering() {
     let a = synthetic_audit(&scratch.0, "en");
     // The same input, policy and day (messages name the policy file).
     let b = scratch.0.join("packed");
-    let run = Command::new(EXE)
-        .args([
-            "audit",
-            "--no-store",
-            "--as-of",
-            "2026-11-24",
-            "--lang",
-            "en",
-        ])
-        .arg("--from-jsonl")
-        .arg(scratch.0.join("observations.jsonl"))
-        .arg("--policy")
-        .arg(scratch.0.join("policy.toml"))
-        .arg("--out")
-        .arg(&b)
-        .arg("--compress")
-        .output()
-        .unwrap();
+    let run = audit_generated(&scratch.0, &b, "en", &["--compress"]);
     assert_eq!(run.status.code(), Some(1), "{}", text(&run.stderr));
     let manifest: Value =
         serde_json::from_slice(&std::fs::read(b.join("manifest.json")).unwrap()).unwrap();
