@@ -10,8 +10,7 @@ use std::time::Instant;
 use serde_json::Value;
 
 use portwarden::model::{Reason, ScanEvent};
-use portwarden::scan::syn::engine::{self, EngineConfig, ScheduleConfig, Space};
-use portwarden::scan::syn::raw::RawIo;
+use portwarden::scan::syn::{EngineConfig, RateMode, RawIo, ScheduleConfig, Space, run_engine};
 
 use crate::lab::{Lab, Layout, Truth};
 
@@ -283,9 +282,9 @@ fn perf(layout: Layout) {
         let t0 = Instant::now();
         let mut cfg = EngineConfig::default();
         if let Some(r) = std::env::var("PW_FIXED").ok().and_then(|s| s.parse().ok()) {
-            cfg.rate = engine::RateMode::Fixed(r);
+            cfg.rate = RateMode::Fixed(r);
         }
-        let out = engine::run(&mut io, &space, &cfg, &mut |e| match e {
+        let out = run_engine(&mut io, &space, &cfg, &mut |e| match e {
             ScanEvent::Observation(o) if o.reason == Reason::SynAck => {
                 open.insert((o.ip, o.port));
             }
@@ -341,7 +340,7 @@ fn interrupted_syn_scan_resumes_exactly() {
             let mut io = RawIo::open(false).expect("raw sockets");
             let stop = cfg.schedule.stop.clone();
             let mut rows = Vec::new();
-            let out = engine::run(&mut io, &space, &cfg, &mut |e| {
+            let out = run_engine(&mut io, &space, &cfg, &mut |e| {
                 if let ScanEvent::Observation(o) = e {
                     rows.push(o);
                     if rows.len() >= stop_after
@@ -434,7 +433,7 @@ fn syn_scan_of_loopback() {
         };
         let mut io = RawIo::open(false).expect("raw sockets");
         let mut rows = BTreeMap::new();
-        engine::run(&mut io, &space, &EngineConfig::default(), &mut |e| {
+        run_engine(&mut io, &space, &EngineConfig::default(), &mut |e| {
             if let ScanEvent::Observation(o) = e {
                 rows.insert(o.port, o.reason);
             }

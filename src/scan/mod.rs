@@ -1,20 +1,28 @@
 //! Scan layer: probes (address, port) pairs and concludes open / closed /
 //! filtered for each, emitting [`ScanEvent`]s as it goes.
 //!
-//! Two TCP probe engines share one contract: [`connect`] (full handshakes
+//! Two TCP probe engines share one contract: `connect` (full handshakes
 //! through the kernel, no privilege) and [`syn`] (stateless half-open
-//! scanning over raw sockets). UDP ports go to [`udp`], which runs beside
-//! the TCP engine; both are protocol layers on one raw-packet core, [`raw`]. All walk a seeded
-//! permutation of the (address × port) index space so no host receives its
-//! ports back to back.
+//! scanning over raw sockets). UDP ports go to `udp`, which runs beside
+//! the TCP engine; both are protocol layers on one raw-packet core, `raw`.
+//! All walk a seeded permutation of the (address × port) index space so no
+//! host receives its ports back to back.
+//!
+//! What it offers outside the crate: [`run`] with its [`ScanConfig`],
+//! [`TimeoutConfig`] and [`ScanSummary`], and from [`syn`] the shard
+//! syntax, the raw-socket check and the SYN engine driven directly (the lab
+//! tests pin its rate with it). Inside the crate the app also takes the UDP
+//! options and the local source-address choice. Everything else, the fake
+//! network and fault injector of the unit tests included, is private to the
+//! layer.
 
-pub mod connect;
-pub mod local;
-pub mod permute;
-pub mod raw;
-pub mod resume;
+pub(crate) mod connect;
+pub(crate) mod local;
+pub(crate) mod permute;
+pub(crate) mod raw;
+pub(crate) mod resume;
 pub mod syn;
-pub mod udp;
+pub(crate) mod udp;
 
 use std::path::PathBuf;
 use std::sync::Arc;

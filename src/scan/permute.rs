@@ -38,14 +38,6 @@ impl Permutation {
         }
     }
 
-    pub fn len(&self) -> u64 {
-        self.n
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.n == 0
-    }
-
     /// The index at position `i` (`i < n`).
     pub fn nth(&self, i: u64) -> u64 {
         debug_assert!(i < self.n);

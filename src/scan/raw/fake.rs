@@ -6,7 +6,7 @@
 //! [`Responder`] plays the targets of one protocol: it reads each probe the
 //! scanner sent and says what comes back, from a ground-truth table and
 //! with the rate limiters real targets and firewalls have
-//! ([`TokenBucket`]). Wrapped in [`super::io::Faulty`] it also loses,
+//! ([`TokenBucket`]). Wrapped in [`super::faulty::Faulty`] it also loses,
 //! duplicates, delays and refuses packets, for every engine alike.
 
 use std::cmp::Reverse;
@@ -17,6 +17,7 @@ use std::ops::{Deref, DerefMut};
 use std::time::Duration;
 
 use super::io::{FromWire, OutPacket, PacketIo, Received};
+pub use super::pacing::TokenBucket;
 
 /// The targets of a fake network, for one protocol.
 pub trait Responder {
@@ -24,58 +25,6 @@ pub trait Responder {
     /// Takes one packet the scanner sent at `now`; returns the packet
     /// that comes back (from its IP header on), if any.
     fn answer(&mut self, now: Duration, pkt: &[u8]) -> Option<Vec<u8>>;
-}
-
-/// A token bucket: `rate` per second, at most `burst`. It models a
-/// target's ICMP limiter, a firewall's SYN limit, or (in the engines) what
-/// a host is believed to let through.
-#[derive(Debug, Clone, Copy)]
-pub struct TokenBucket {
-    pub rate: f64,
-    pub burst: f64,
-    pub tokens: f64,
-    pub last: Duration,
-}
-
-impl TokenBucket {
-    /// A full bucket, last refilled at `now`.
-    pub fn new(rate: f64, burst: f64, now: Duration) -> TokenBucket {
-        TokenBucket {
-            rate,
-            burst,
-            tokens: burst,
-            last: now,
-        }
-    }
-
-    /// Adds what `scale` × `rate` refilled since the last refill.
-    pub fn refill(&mut self, now: Duration, scale: f64) {
-        let dt = now.saturating_sub(self.last).as_secs_f64();
-        self.tokens = (self.tokens + dt * self.rate * scale).min(self.burst);
-        self.last = now;
-    }
-
-    /// Takes a token if one is there.
-    pub fn take(&mut self, now: Duration) -> bool {
-        self.refill(now, 1.0);
-        if self.tokens >= 1.0 {
-            self.tokens -= 1.0;
-            true
-        } else {
-            false
-        }
-    }
-
-    /// When the bucket (refilled at `scale` × `rate`) holds a whole token
-    /// again: never "now" for a fractional token, or a waiter would spin.
-    pub fn next_token(&self, now: Duration, scale: f64) -> Duration {
-        if self.tokens >= 1.0 {
-            now
-        } else {
-            let wait = (1.0 - self.tokens) / (self.rate * scale).max(1e-3);
-            now + Duration::from_secs_f64(wait).max(Duration::from_micros(100))
-        }
-    }
 }
 
 /// Packets on their way back on a fake network, delivered in arrival

@@ -2,14 +2,14 @@
 //! engines (SYN, UDP).
 //!
 //! - [`wire`]: IPv4 / IPv6 / ICMP building, parsing and checksums;
-//! - [`io`]: the packet-I/O seam ([`io::PacketIo`]) and the seeded fault
-//!   injector ([`io::Faulty`]); [`socket`] is the real implementation over
-//!   raw and packet sockets (receiving on [`ring`]s), [`fake`] the
-//!   in-memory network for tests;
+//! - [`io`]: the packet-I/O seam ([`io::PacketIo`]); [`socket`] is the
+//!   real implementation over raw and packet sockets (receiving on
+//!   [`ring`]s). In tests, `fake` is the in-memory network and
+//!   `faulty::Faulty` the seeded fault injector both engines wrap it in;
 //! - [`schedule`] and [`engine`]: the walk over the seeded permutation,
 //!   sharding and resume, the global pacing, retry timers and the control
 //!   loop, with the protocol's part behind [`engine::Protocol`];
-//! - [`fake::TokenBucket`]: the per-host pacing models (and the limiters
+//! - [`pacing::TokenBucket`]: the per-host pacing models (and the limiters
 //!   of the fake targets);
 //! - [`cookie`]: the keyed hash that makes replies verifiable without
 //!   per-probe state.
@@ -17,14 +17,18 @@
 //! The SYN and UDP engines are thin layers on top: they build their probe,
 //! validate and read the reply, and map it to a state.
 
-pub mod cookie;
-pub mod engine;
-pub mod fake;
-pub mod io;
-pub mod ring;
-pub mod schedule;
-pub mod socket;
-pub mod wire;
+pub(crate) mod cookie;
+pub(crate) mod engine;
+#[cfg(test)]
+pub(crate) mod fake;
+#[cfg(test)]
+pub(crate) mod faulty;
+pub(crate) mod io;
+pub(crate) mod pacing;
+pub(crate) mod ring;
+pub(crate) mod schedule;
+pub(crate) mod socket;
+pub(crate) mod wire;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -39,6 +43,15 @@ use engine::Space;
 use schedule::ResumeState;
 
 pub use socket::raw_sockets_available;
+
+/// Set (to anything) for one line of engine figures at the end of a SYN
+/// or UDP scan: for benchmarks and bug reports.
+const STATS_ENV: &str = "PORTWARDEN_SCAN_STATS";
+
+/// Whether [`STATS_ENV`] asks for the engine figures.
+pub(crate) fn stats_wanted() -> bool {
+    std::env::var_os(STATS_ENV).is_some()
+}
 
 /// The reason an ICMP (`v6` false) or ICMPv6 destination unreachable of
 /// `code` gives, in nmap's vocabulary.

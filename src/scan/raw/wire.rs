@@ -220,6 +220,7 @@ pub fn parse_unreachable<'a>(ip: &IpView<'a>, proto: u8) -> Option<Unreachable<'
     })
 }
 
+#[cfg(test)]
 /// Writes the destination unreachable of `code` that `from` sends to `to`
 /// quoting `quote` (for fake networks and tests); returns its length.
 pub fn build_unreachable(

@@ -22,7 +22,7 @@ use crate::scan::raw::engine::{self as core_engine, Core, Pacing, ProbeArgs, Pro
 pub use crate::scan::raw::engine::{Space, is_transient};
 use crate::scan::raw::io::{OutPacket, PacketIo, Received};
 use crate::scan::raw::schedule::Key;
-pub use crate::scan::raw::schedule::{ResumeState, ScheduleConfig, Shard};
+pub use crate::scan::raw::schedule::{ResumeState, ScheduleConfig};
 use crate::scan::{ScanError, ScanSummary};
 
 /// How fast to send.

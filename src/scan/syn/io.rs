@@ -11,11 +11,9 @@ use std::net::IpAddr;
 use std::time::Duration;
 
 use super::packet::{self, Answer, Reply};
-pub use crate::scan::raw::fake::{Arrivals, Responder, TokenBucket};
-pub use crate::scan::raw::io::{Faulty, OutPacket, PacketIo, SplitMix};
-
-/// A parsed SYN-engine reply and when it was received.
-pub type Received = crate::scan::raw::io::Received<Reply>;
+pub use crate::scan::raw::fake::{Responder, TokenBucket};
+pub use crate::scan::raw::faulty::Faulty;
+pub use crate::scan::raw::io::PacketIo;
 
 /// Ground truth of the fake network: how a target answers a SYN to a port
 /// (`None`: silently dropped).

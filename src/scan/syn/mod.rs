@@ -12,10 +12,11 @@
 //! contract and re-checks hosts that look like SYN proxies with full
 //! connects before calling their ports open.
 
-pub mod engine;
-pub mod io;
-pub mod packet;
-pub mod raw;
+pub(crate) mod engine;
+#[cfg(test)]
+pub(crate) mod io;
+pub(crate) mod packet;
+pub(crate) mod raw;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -27,10 +28,15 @@ use super::{ScanConfig, ScanError, ScanSummary};
 use crate::model::{Observation, Reason, ScanEvent};
 use crate::scan::raw::{EngineThread, Outcome, run_on_thread};
 use crate::target::{PortSet, Targets};
-use engine::{EngineConfig, RateMode, ResumeState};
+use engine::ResumeState;
 
 pub use crate::scan::raw::schedule::parse_shard;
+/// The engine driven directly, below [`ScanConfig`] (the lab tests pin its
+/// rate and schedule with these).
+pub use crate::scan::raw::{engine::Space, schedule::ScheduleConfig};
 pub use crate::scan::resume::{read_single as read_resume, write_single as write_resume};
+pub use engine::{EngineConfig, EngineOutcome, RateMode, run as run_engine};
+pub use raw::RawIo;
 pub use raw::raw_sockets_available;
 
 /// Default first rate of the adaptive controller (probes/s).
@@ -72,7 +78,7 @@ pub async fn run(
             emit(ScanEvent::Notice(n));
         }
         let outcome = engine::run(&mut io, space, &ecfg, emit)?;
-        if std::env::var_os(STATS_ENV).is_some() {
+        if crate::scan::raw::stats_wanted() {
             emit(ScanEvent::Notice(stats_line(
                 &outcome,
                 (io.received, io.drops()),
@@ -93,10 +99,6 @@ pub async fn run(
     }
     Ok(summary)
 }
-
-/// Set (to anything) for one line of engine figures at the end of a SYN
-/// scan: for benchmarks and bug reports.
-const STATS_ENV: &str = "PORTWARDEN_SCAN_STATS";
 
 fn stats_line(o: &engine::EngineOutcome, (received, drops): (u64, u64)) -> String {
     let s = &o.summary;
@@ -172,7 +174,7 @@ mod tests;
 #[cfg(test)]
 mod config_tests {
     use super::*;
-    use engine::Shard;
+    use crate::scan::raw::schedule::Shard;
 
     #[test]
     fn rate_and_max_rate_are_caps_and_the_lower_wins() {

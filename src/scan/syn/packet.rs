@@ -13,15 +13,18 @@
 use std::net::IpAddr;
 
 use crate::model::Reason;
-pub use crate::scan::raw::wire::{IPV4_LEN, IPV6_LEN};
+pub use crate::scan::raw::wire::IPV6_LEN;
+#[cfg(test)]
+use crate::scan::raw::wire::{IPV4_LEN, build_unreachable};
 use crate::scan::raw::wire::{
-    PROTO_TCP, be16, be32, build_unreachable, fold, ip_header_len, parse_ip, parse_unreachable,
-    pseudo_sum, sum, write_ip_header,
+    PROTO_TCP, be16, be32, fold, ip_header_len, parse_ip, parse_unreachable, pseudo_sum, sum,
+    write_ip_header,
 };
 use crate::scan::raw::{io::FromWire, unreachable_reason};
 
 /// TCP header with options: 20 bytes fixed + 20 bytes options.
 pub const TCP_LEN: usize = 40;
+#[cfg(test)]
 /// Length of an IPv4 SYN probe.
 pub const SYN4_LEN: usize = IPV4_LEN + TCP_LEN;
 /// Length of an IPv6 SYN probe.
@@ -201,6 +204,7 @@ impl FromWire for Reply {
     }
 }
 
+#[cfg(test)]
 /// A SYN as the target sees it (used by the fake network and by tests).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Syn {
@@ -211,17 +215,20 @@ pub struct Syn {
     pub seq: u32,
 }
 
+#[cfg(test)]
 /// Parses a SYN probe (flags exactly SYN).
 pub fn parse_syn(pkt: &[u8]) -> Option<Syn> {
     parse_segment(pkt, |flags| flags == TCP_SYN)
 }
 
+#[cfg(test)]
 /// Parses a RST (flags RST, optionally with ACK); `src`/`sport` are the
 /// sender's. Used by the fake network.
 pub fn parse_rst(pkt: &[u8]) -> Option<Syn> {
     parse_segment(pkt, |flags| flags & !TCP_ACK == TCP_RST)
 }
 
+#[cfg(test)]
 /// A TCP segment whose flags pass `flags_ok`.
 fn parse_segment(pkt: &[u8], flags_ok: impl Fn(u8) -> bool) -> Option<Syn> {
     let ip = parse_ip(pkt, false)?;
@@ -237,6 +244,7 @@ fn parse_segment(pkt: &[u8], flags_ok: impl Fn(u8) -> bool) -> Option<Syn> {
     })
 }
 
+#[cfg(test)]
 /// Builds the answer a target would send to `syn` (fake network, tests).
 /// `icmp` is an unreachable code sent from `syn.dst` quoting the probe.
 pub fn build_answer(buf: &mut [u8], syn_pkt: &[u8], answer: Answer) -> Option<usize> {
@@ -272,6 +280,7 @@ pub fn build_answer(buf: &mut [u8], syn_pkt: &[u8], answer: Answer) -> Option<us
     }
 }
 
+#[cfg(test)]
 /// How the fake network answers a SYN.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Answer {

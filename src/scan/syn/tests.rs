@@ -7,11 +7,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use super::engine::{
-    self, EngineConfig, EngineOutcome, RateMode, ResumeState, ScheduleConfig, Shard, Space,
+    self, EngineConfig, EngineOutcome, RateMode, ResumeState, ScheduleConfig, Space,
 };
 use super::io::{FakeNet, Faulty, PacketIo, Truth};
 use super::packet::{Answer, Reply};
 use crate::model::{Observation, Reason, ScanEvent};
+use crate::scan::raw::schedule::Shard;
 
 fn v4(i: u32) -> IpAddr {
     IpAddr::V4((0xc612_0100u32 + i).into()) // 198.18.1.x

@@ -36,8 +36,8 @@ use super::packet::{self, MAX_PROBE_LEN, UdpProbe, UdpReply, UdpReplyKind};
 use crate::model::{Observation, Proto, Reason, ScanEvent, ServiceInfo};
 use crate::scan::raw::cookie::MAX_TRIES;
 use crate::scan::raw::engine::{self as core_engine, Core, Pacing, ProbeArgs, Protocol, Space};
-use crate::scan::raw::fake::TokenBucket;
 use crate::scan::raw::io::{PacketIo, Received};
+use crate::scan::raw::pacing::TokenBucket;
 use crate::scan::raw::schedule::{Key, ResumeState, ScheduleConfig};
 use crate::scan::{ScanError, ScanSummary};
 

@@ -1,5 +1,5 @@
-//! Scan layer, the UDP engine's I/O: the raw core's sockets reading UDP
-//! and ICMP replies, and the UDP targets of the fake network.
+//! Scan layer, tests of the UDP engine: the UDP targets of the fake
+//! network.
 //!
 //! The seam, the fault injector and the fake network are the raw core's
 //! ([`crate::scan::raw`]). The targets here answer from a ground-truth
@@ -13,15 +13,12 @@ use std::time::Duration;
 
 use super::packet::{self, FakeAnswer, UdpReply};
 use crate::scan::raw::fake::{Responder, TokenBucket};
-use crate::scan::raw::io::SplitMix;
+use crate::scan::raw::faulty::SplitMix;
 pub use crate::scan::raw::io::{OutPacket, PacketIo as UdpIo};
 use crate::scan::raw::wire::{PROTO_UDP, be16, parse_ip};
 
 /// A parsed reply and when it arrived.
 pub type UdpReceived = crate::scan::raw::io::Received<UdpReply>;
-
-/// Raw sockets reading UDP and ICMP replies.
-pub type RawUdpIo = crate::scan::raw::socket::RawIo<UdpReply>;
 
 /// Ground truth of the fake network: how a target answers a UDP probe to a
 /// port with a payload (`None`: silently dropped).

@@ -10,9 +10,10 @@
 //! follows each target's ICMP limiter ([`engine`]). Answers are read by
 //! [`crate::identify::udp`] so an open port comes out already named.
 
-pub mod engine;
-pub mod io;
-pub mod packet;
+pub(crate) mod engine;
+#[cfg(test)]
+pub(crate) mod io;
+pub(crate) mod packet;
 
 use tokio::sync::mpsc;
 
@@ -23,6 +24,24 @@ use crate::scan::raw::schedule::{ResumeState, ScheduleConfig, rate_cap};
 use crate::scan::raw::{EngineThread, Outcome, run_on_thread};
 use crate::target::Targets;
 use engine::{UdpEngineConfig, UdpSpace};
+
+/// The UDP engine's figures (`PORTWARDEN_SCAN_STATS`).
+fn stats_line(o: &engine::UdpOutcome, received: u64) -> String {
+    let s = &o.summary;
+    format!(
+        "UDP engine: {} probes for {} pairs in {:.2} s, {received} replies parsed, {} invalid, {} duplicates, {} paced retries, {} hosts cut short",
+        s.sent,
+        s.probed,
+        s.elapsed.as_secs_f64(),
+        o.invalid,
+        o.duplicates,
+        o.paced_retries,
+        o.hosts_cut_short
+    )
+}
+
+/// Raw sockets reading UDP and ICMP replies.
+type RawUdpIo = crate::scan::raw::socket::RawIo<packet::UdpReply>;
 
 /// Default global rate (probes/s). UDP answers are bounded by the targets'
 /// ICMP limiters, not by our send path, so there is nothing to gain from
@@ -73,7 +92,7 @@ pub async fn run(
     let outcome = run_on_thread(thread, &events, move |pairs, emit| {
         // UDP rates are bounded by the targets' ICMP limiters, not by the
         // kernel's send path: one sending thread is plenty.
-        let mut io = io::RawUdpIo::open_for(false, ecfg.schedule.sports)?;
+        let mut io = RawUdpIo::open_for(false, ecfg.schedule.sports)?;
         if let Some(n) = io.notice.take() {
             emit(ScanEvent::Notice(n));
         }
@@ -87,7 +106,11 @@ pub async fn run(
             payload: &payload,
             describe: &describe,
         };
-        engine::run(&mut io, &space, &ecfg, emit)
+        let outcome = engine::run(&mut io, &space, &ecfg, emit)?;
+        if crate::scan::raw::stats_wanted() {
+            emit(ScanEvent::Notice(stats_line(&outcome, io.received)));
+        }
+        Ok(outcome)
     })
     .await?;
     Ok(outcome.summary)

@@ -10,9 +10,11 @@
 use std::net::IpAddr;
 
 use crate::model::Reason;
+#[cfg(test)]
+use crate::scan::raw::wire::{IPV4_LEN, build_unreachable};
 use crate::scan::raw::wire::{
-    IPV4_LEN, IPV6_LEN, PROTO_UDP, be16, build_unreachable, fold, ip_header_len, parse_ip,
-    parse_unreachable, pseudo_sum, sum, write_ip_header,
+    IPV6_LEN, PROTO_UDP, be16, fold, ip_header_len, parse_ip, parse_unreachable, pseudo_sum, sum,
+    write_ip_header,
 };
 use crate::scan::raw::{io::FromWire, unreachable_reason};
 
@@ -126,6 +128,7 @@ impl FromWire for UdpReply {
     }
 }
 
+#[cfg(test)]
 /// Builds the reply a target would send (for the fake network and tests):
 /// a UDP datagram with `data`, or an ICMP unreachable of `code` quoting
 /// the probe. IPv4 only needs to be exact here; IPv6 answers are built the
@@ -166,6 +169,7 @@ pub fn build_answer(buf: &mut Vec<u8>, probe: &[u8], answer: &FakeAnswer) -> Opt
     Some(())
 }
 
+#[cfg(test)]
 /// How the fake network answers a probe.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum FakeAnswer {
@@ -280,7 +284,7 @@ mod tests {
         for n in 0..a.len() {
             let _ = parse_udp_reply(&a[..n]);
         }
-        let mut rng = crate::scan::raw::io::SplitMix::new(7);
+        let mut rng = crate::scan::raw::faulty::SplitMix::new(7);
         for _ in 0..20_000 {
             let len = (rng.next_u64() % 120) as usize;
             let mut b: Vec<u8> = (0..len).map(|_| rng.next_u64() as u8).collect();

@@ -502,7 +502,7 @@ fn a_host_that_stops_answering_paced_tries_is_not_paced_for_long() {
 /// but, rarely, silence a pair whose every try was lost.
 #[test]
 fn loss_duplicates_and_reordering_do_not_change_the_result() {
-    use crate::scan::raw::io::Faulty;
+    use crate::scan::raw::faulty::Faulty;
     let hosts = 40;
     for seed in [3u64, 7, 11] {
         let mut io = Faulty::lossy(fake(hosts), seed, 0.05);
@@ -551,7 +551,7 @@ fn loss_duplicates_and_reordering_do_not_change_the_result() {
 /// ones as `local-error` naming the errno, the rest as the network says.
 #[test]
 fn injected_local_send_errors_still_cover_the_scope_exactly_once() {
-    use crate::scan::raw::io::Faulty;
+    use crate::scan::raw::faulty::Faulty;
     let hosts = 40;
     let errnos = [libc::EPERM, libc::ENETUNREACH, libc::EADDRNOTAVAIL];
     // One host per /24: routes are looked up (and cached) per /24.
