@@ -270,18 +270,7 @@ fn group_profiles(
     let known = profiles.ids();
     let mut gprofiles = Vec::new();
     for p in raw {
-        let n = p.get_ref();
-        if !known.contains(&n.as_str()) {
-            let hint = match closest(n, known.iter().copied()) {
-                Some(c) => format!("did you mean '{c}'? known: {}", known.join(", ")),
-                None => format!("known profiles: {}", known.join(", ")),
-            };
-            return Err(PolicyError::UnknownProfile {
-                at: src.at(p.span()),
-                name: n.clone(),
-                hint,
-            });
-        }
+        let n = known_profile(src, p, &known)?;
         if !gprofiles.contains(n) {
             gprofiles.push(n.clone());
         }
@@ -498,29 +487,34 @@ fn baseline_profiles(
     raw: Option<Vec<Spanned<String>>>,
     known: &[&str],
 ) -> Result<Option<Vec<String>>, PolicyError> {
-    let baseline_profiles = match raw {
-        None => None,
-        Some(list) => {
-            let mut out = Vec::new();
-            for p in list {
-                let n = p.get_ref();
-                if !known.contains(&n.as_str()) {
-                    let hint = match closest(n, known.iter().copied()) {
-                        Some(c) => format!("did you mean '{c}'? known: {}", known.join(", ")),
-                        None => format!("known profiles: {}", known.join(", ")),
-                    };
-                    return Err(PolicyError::UnknownProfile {
-                        at: src.at(p.span()),
-                        name: n.clone(),
-                        hint,
-                    });
-                }
-                out.push(n.clone());
-            }
-            Some(out)
-        }
+    raw.map(|list| {
+        list.iter()
+            .map(|p| known_profile(src, p, known).cloned())
+            .collect()
+    })
+    .transpose()
+}
+
+/// A profile id the rulebook knows, or an error at its place naming the
+/// closest known one.
+fn known_profile<'a>(
+    src: &Src,
+    p: &'a Spanned<String>,
+    known: &[&str],
+) -> Result<&'a String, PolicyError> {
+    let n = p.get_ref();
+    if known.contains(&n.as_str()) {
+        return Ok(n);
+    }
+    let hint = match closest(n, known.iter().copied()) {
+        Some(c) => format!("did you mean '{c}'? known: {}", known.join(", ")),
+        None => format!("known profiles: {}", known.join(", ")),
     };
-    Ok(baseline_profiles)
+    Err(PolicyError::UnknownProfile {
+        at: src.at(p.span()),
+        name: n.clone(),
+        hint,
+    })
 }
 
 /// `max_exception_months`: 1 to 120, default 12.
